@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hmac
-from typing import Final
+from typing import Any, Final
+
+from pydantic import GetCoreSchemaHandler
+from pydantic_core import core_schema
 
 _REDACTED: Final = "Secret('**********')"
 
@@ -34,3 +37,23 @@ class Secret:
 
     def __bool__(self) -> bool:
         return bool(self._value)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        """Let settings declare ``Secret`` fields: a plain string in, a ``Secret`` out."""
+        from_str = core_schema.no_info_plain_validator_function(_coerce_secret)
+        return core_schema.json_or_python_schema(
+            json_schema=from_str,
+            python_schema=from_str,
+            serialization=core_schema.plain_serializer_function_ser_schema(lambda s: repr(s)),
+        )
+
+
+def _coerce_secret(value: object) -> Secret:
+    if isinstance(value, Secret):
+        return value
+    if isinstance(value, str):
+        return Secret(value)
+    raise TypeError("expected a string")

@@ -1,0 +1,160 @@
+"""Settings: defaults, layering, and failing at start-up with the key's name."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from lychgate.config import load_settings
+from lychgate.config.paths import default_data_dir
+from lychgate.config.settings import parse_hostport
+from lychgate.errors import ConfigError
+
+
+def write_toml(data_dir: Path, text: str) -> None:
+    (data_dir / "lychgate.toml").write_text(text)
+
+
+def test_defaults_work_on_an_empty_directory(data_dir: Path) -> None:
+    s = load_settings(data_dir, {})
+    assert s.data_dir == data_dir.resolve()
+    assert s.public_url == "http://localhost:8080"
+    assert s.routing == "single-host"
+    assert s.trusted_proxies == ()
+    assert s.effective_database_url.reveal() == f"sqlite:///{data_dir.resolve() / 'lychgate.db'}"
+    assert s.effective_authz_listen.startswith("unix:")
+
+
+def test_settings_are_frozen(data_dir: Path) -> None:
+    s = load_settings(data_dir, {})
+    with pytest.raises(ValueError, match="frozen"):
+        s.public_url = "http://evil.example"  # type: ignore[misc]
+
+
+def test_env_overrides_file_and_flags_override_env(data_dir: Path) -> None:
+    write_toml(data_dir, 'public_url = "http://a.localhost:1"\nsession_ttl = 7200\n')
+    env = {"LYCHGATE_PUBLIC_URL": "http://b.localhost:2"}
+    s = load_settings(data_dir, env)
+    assert s.public_url == "http://b.localhost:2"
+    assert s.session_ttl == 7200
+    s = load_settings(data_dir, env, public_url="http://c.localhost:3")
+    assert s.public_url == "http://c.localhost:3"
+
+
+def test_nested_limits_from_file_and_env(data_dir: Path) -> None:
+    write_toml(data_dir, "[limits]\nmax_headers = 50\n")
+    s = load_settings(data_dir, {"LYCHGATE_LIMITS__HEADER_TIMEOUT": "2.5"})
+    assert s.limits.max_headers == 50
+    assert s.limits.header_timeout == 2.5
+
+
+def test_unknown_key_in_file_names_the_key(data_dir: Path) -> None:
+    write_toml(data_dir, 'pubic_url = "http://localhost"\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(data_dir, {})
+    assert err.value.field == "pubic_url"
+    assert "lychgate.toml" in str(err.value)
+
+
+def test_unknown_nested_key_names_the_key(data_dir: Path) -> None:
+    write_toml(data_dir, "[limits]\nmax_hedaers = 5\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(data_dir, {})
+    assert err.value.field == "limits.max_hedaers"
+
+
+def test_unknown_env_variable_names_the_variable(data_dir: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(data_dir, {"LYCHGATE_PUBLICURL": "x"})
+    assert err.value.field == "LYCHGATE_PUBLICURL"
+
+
+def test_test_harness_variables_are_not_settings(data_dir: Path) -> None:
+    load_settings(data_dir, {"LYCHGATE_TEST_PG_URL": "postgresql://x"})
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("public_url", '"ftp://localhost"'),
+        ("public_url", '"https://example.com/path"'),
+        ("public_url", '"https://user@example.com"'),
+        ("routing", '"wildcards"'),
+        ("session_ttl", "-1"),
+        ("workers", "0"),
+        ("listen", '"8080"'),
+        ("trusted_proxies", '["not-an-ip"]'),
+    ],
+)
+def test_bad_values_fail_with_the_key(data_dir: Path, key: str, value: str) -> None:
+    write_toml(data_dir, f"{key} = {value}\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(data_dir, {})
+    assert err.value.field is not None
+    assert err.value.field.split(".")[0] == key
+
+
+def test_bad_env_value_says_it_came_from_the_environment(data_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="LYCHGATE_WORKERS"):
+        load_settings(data_dir, {"LYCHGATE_WORKERS": "many"})
+
+
+def test_invalid_toml_is_a_config_error(data_dir: Path) -> None:
+    write_toml(data_dir, "public_url = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(data_dir, {})
+
+
+def test_tls_cert_needs_key(data_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="together"):
+        load_settings(data_dir, {}, tls_cert=data_dir / "c.pem")
+
+
+def test_app_token_cannot_outlive_session(data_dir: Path) -> None:
+    with pytest.raises(ConfigError, match="app_token_ttl"):
+        load_settings(data_dir, {}, session_ttl=60, app_token_ttl=120)
+
+
+def test_database_url_never_prints(data_dir: Path) -> None:
+    url = "postgresql://lychgate:hunter2@db/lychgate"
+    s = load_settings(data_dir, {"LYCHGATE_DATABASE_URL": url})
+    assert s.effective_database_url.reveal() == url
+    assert "hunter2" not in repr(s)
+    assert "hunter2" not in str(s)
+    assert "hunter2" not in s.model_dump_json()
+
+
+def test_trusted_proxies_from_env_list(data_dir: Path) -> None:
+    s = load_settings(data_dir, {"LYCHGATE_TRUSTED_PROXIES": "10.0.0.0/8, ::1"})
+    assert s.trusted_proxies == (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
+
+
+def test_public_url_is_normalized(data_dir: Path) -> None:
+    s = load_settings(data_dir, {}, public_url="HTTPS://Auth.Example.COM/")
+    assert s.public_url == "https://auth.example.com"
+    assert s.public_host == "auth.example.com"
+    assert s.app_domain == "example.com"
+    assert s.is_https
+
+
+def test_default_data_dir_order(tmp_path: Path) -> None:
+    assert default_data_dir({"LYCHGATE_DATA_DIR": "/srv/lg"}) == Path("/srv/lg")
+    assert default_data_dir({"XDG_DATA_HOME": "/x"}) == Path("/x/lychgate")
+    assert default_data_dir({"HOME": str(tmp_path)}) == tmp_path / ".local/share/lychgate"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("127.0.0.1:80", ("127.0.0.1", 80)), ("[::1]:8080", ("::1", 8080)), (":0", None)],
+)
+def test_parse_hostport(value: str, expected: tuple[str, int] | None) -> None:
+    if expected is None:
+        with pytest.raises(ValueError, match="HOST:PORT"):
+            parse_hostport(value)
+    else:
+        assert parse_hostport(value) == expected
