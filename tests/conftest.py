@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
 
+# Reusable fixtures live in tests/fixtures/, one module per concept.
+pytest_plugins = ["fixtures.keys", "fixtures.store"]
+
 
 @pytest.fixture(autouse=True)
 def blockbuster() -> Iterator[BlockBuster]:

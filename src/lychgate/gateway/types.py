@@ -1,0 +1,102 @@
+"""The seam between the HTTP/1.1 engine and the admission decision.
+
+The engine parses a request head into a :class:`RequestHead`, asks a :class:`Handler` for a
+:class:`Decision`, and carries the decision out. The decision is made without I/O (STYLE.md
+item 1); the engine owns sockets, framing, streaming and timeouts.
+
+Header names in :class:`RequestHead` are lower-cased ASCII ``str``; values are ``str`` decoded
+as latin-1 (RFC 9110 section 5.5: field values are octets, historically ISO-8859-1), so they
+round-trip to the wire byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from lychgate.ids import AppSlug, SessionId
+
+Headers = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestHead:
+    """A parsed HTTP/1.1 request head, as the client sent it."""
+
+    method: str  # upper-case, as on the wire
+    target: str  # the raw request-target (origin-form, or absolute-form if the client sent it)
+    path: str  # the path part of the target, still percent-encoded
+    query: str  # without the leading "?"; "" when absent
+    headers: Headers  # in order, duplicates kept; names lower-cased
+    http_version: str  # "1.0" or "1.1"
+    client_ip: str  # the TCP peer (never a forwarded header)
+    scheme: str  # "http" or "https": what the gateway's own listener speaks
+    sni: str | None = None  # TLS server name, when TLS
+
+    def header(self, name: str) -> str | None:
+        """The single value of ``name``; None when absent. Callers decide what duplicates mean."""
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return None
+
+    def header_all(self, name: str) -> list[str]:
+        return [v for k, v in self.headers if k == name]
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where a forwarded request goes. ``url`` is ``http://``, ``https://`` or ``unix:/path``."""
+
+    url: str
+    verify_tls: bool = True
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Proxy the request to ``upstream``.
+
+    ``headers`` are the end-to-end request headers to send, already rewritten by the forwarding
+    rules (identity added, client identity headers and the gateway's cookies stripped). The
+    engine adds framing and hop-by-hop headers itself.
+    """
+
+    upstream: Upstream
+    target: str  # the origin-form target to send upstream (normalized, what was decided on)
+    headers: Headers
+    app: AppSlug | None  # for logs and metrics; None for the authz control plane
+    session_id: SessionId | None = None  # to close tunnels when the session is revoked
+    allow_upgrade: bool = False
+    max_body_bytes: int | None = None  # None: the listener's default
+
+
+@dataclass(frozen=True, slots=True)
+class Respond:
+    """Answer from the gateway itself, without reaching an upstream."""
+
+    status: int
+    headers: Headers = ()
+    body: bytes = b""
+
+
+LocalEndpoint = Callable[[RequestHead], Awaitable[Respond]]
+
+
+@dataclass(frozen=True, slots=True)
+class Local:
+    """Answer from a gateway endpoint that needs I/O (callback, logout): run ``endpoint``."""
+
+    endpoint: LocalEndpoint = field(repr=False)
+    name: str = ""
+
+
+Decision = Forward | Respond | Local
+
+
+class Handler(Protocol):
+    """Decides what to do with a request head. Must not do I/O and must not raise."""
+
+    def __call__(self, head: RequestHead) -> Decision: ...
