@@ -1,0 +1,1 @@
+"""A deployment: its directory, secrets, store and keys, and the operations the CLI runs."""

@@ -1,0 +1,107 @@
+"""Validating an app's definition before it reaches the store.
+
+An app is a route from the gateway to an upstream. A definition is checked once, here, and the
+gateway trusts what the store holds: every rule that protects routing lives in this module.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from lychgate.domain import App, AppPolicy
+from lychgate.errors import ClientError
+from lychgate.ids import AppId, AppSlug, new_id
+
+_SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# Slugs the product itself uses, or that would be confusing as app hosts.
+RESERVED_SLUGS = frozenset({"admin", "auth", "lychgate", "portal", "www"})
+
+
+@dataclass(frozen=True, slots=True)
+class AppSpec:
+    """What an operator asks for; :func:`build_app` checks it and makes an :class:`App`."""
+
+    slug: str
+    name: str
+    upstream: str
+    host: str | None = None
+    policy: str = AppPolicy.ANY_USER.value
+    websockets: bool = False
+    description: str = ""
+    icon: str = ""
+    verify_tls: bool = True
+
+
+def build_app(spec: AppSpec, *, app_id: AppId | None = None) -> App:
+    """Validate ``spec``; raise :class:`ClientError` naming the bad field."""
+    return App(
+        id=app_id or AppId(new_id("app_")),
+        slug=AppSlug(check_slug(spec.slug)),
+        name=_check_name(spec.name),
+        upstream=check_upstream(spec.upstream),
+        host=check_host(spec.host) if spec.host else None,
+        policy=_check_policy(spec.policy),
+        websockets=spec.websockets,
+        description=spec.description.strip()[:500],
+        icon=spec.icon.strip()[:200],
+        verify_tls=spec.verify_tls,
+    )
+
+
+def check_slug(slug: str) -> str:
+    if not _SLUG.fullmatch(slug):
+        raise ClientError(
+            "use 1-40 lower-case letters, digits and inner hyphens (it becomes a host label)",
+            field="slug",
+        )
+    if slug in RESERVED_SLUGS:
+        raise ClientError(f"{slug!r} is reserved", field="slug")
+    return slug
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 100 or any(ord(c) < 32 for c in name):
+        raise ClientError("give a display name of 1-100 printable characters", field="name")
+    return name
+
+
+def _check_policy(policy: str) -> AppPolicy:
+    try:
+        return AppPolicy(policy)
+    except ValueError:
+        choices = ", ".join(p.value for p in AppPolicy)
+        raise ClientError(f"must be one of: {choices}", field="policy") from None
+
+
+def check_upstream(url: str) -> str:
+    """``http://host[:port][/prefix]``, ``https://...`` or ``unix:/absolute/path.sock``."""
+    if url.startswith("unix:"):
+        path = url.removeprefix("unix:")
+        if not path.startswith("/") or "\x00" in path or ".." in path.split("/"):
+            raise ClientError(
+                "unix upstreams need an absolute path: unix:/run/app.sock", field="upstream"
+            )
+        return url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ClientError("must be http://HOST[:PORT], https://... or unix:/PATH", field="upstream")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ClientError("must not hold credentials, a query or a fragment", field="upstream")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ClientError("has an invalid port", field="upstream") from None
+    return url.rstrip("/") if parts.path in ("", "/") else url
+
+
+def check_host(host: str) -> str:
+    """A bare DNS name, normalized: lower case, no port, no trailing dot."""
+    normalized = host.strip().lower().rstrip(".")
+    labels = normalized.split(".")
+    if len(normalized) > 253 or len(labels) < 2 or not all(_LABEL.fullmatch(x) for x in labels):
+        raise ClientError("must be a DNS name such as app.example.com (no port)", field="host")
+    return normalized
