@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from lychgate.deployment.files import write_private
+from lychgate.files import PRIVATE_MODE, write_atomic
 from lychgate.errors import ConfigError
 from lychgate.secret import Secret
 
@@ -61,5 +61,7 @@ def ensure_secrets(path: Path) -> tuple[DeploymentSecrets, bool]:
         return load_secrets(path), False
     fresh = generate_secrets()
     body = {"internal_token": fresh.internal_token.reveal(), "seal_key": fresh.seal_key.reveal()}
-    write_private(path, json.dumps(body, indent=2).encode() + b"\n")
+    write_atomic(
+        path, json.dumps(body, indent=2).encode() + b"\n", mode=PRIVATE_MODE, overwrite=False
+    )
     return fresh, True
