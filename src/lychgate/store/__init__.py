@@ -1,0 +1,41 @@
+"""The store: users, devices, apps, sessions and the rest, over SQLite or PostgreSQL.
+
+Open it with :func:`open_store`; reach it only through the repository ports in
+:mod:`lychgate.store.ports` (the attributes of :class:`Store`)::
+
+    async with await open_store("sqlite:///lychgate.db") as store:
+        user = await store.users.get(user_id)
+"""
+
+from lychgate.store.facade import Store, open_store
+from lychgate.store.ports import (
+    UNSET,
+    ApiKeyRepository,
+    AppRepository,
+    AuditLog,
+    DeviceRepository,
+    LoginRequestRepository,
+    OneTimeCodeRepository,
+    RegistrationRepository,
+    SessionRepository,
+    SigningKeyRepository,
+    Unset,
+    UserRepository,
+)
+
+__all__ = [
+    "UNSET",
+    "ApiKeyRepository",
+    "AppRepository",
+    "AuditLog",
+    "DeviceRepository",
+    "LoginRequestRepository",
+    "OneTimeCodeRepository",
+    "RegistrationRepository",
+    "SessionRepository",
+    "SigningKeyRepository",
+    "Store",
+    "Unset",
+    "UserRepository",
+    "open_store",
+]

@@ -1,0 +1,1 @@
+"""SQLAlchemy implementations of the repositories in :mod:`lychgate.store.ports`."""

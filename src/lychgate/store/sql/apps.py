@@ -1,0 +1,91 @@
+"""Apps over SQL: the upstreams the gateway serves, and their policies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, delete, insert, select, update
+
+from lychgate.domain import App, AppPolicy
+from lychgate.errors import NotFound
+from lychgate.ids import AppId, AppSlug
+from lychgate.store.schema import apps
+from lychgate.store.sql.base import SqlRepository
+
+
+def _app(row: Row[Any]) -> App:
+    return App(
+        id=AppId(row.id),
+        slug=AppSlug(row.slug),
+        name=row.name,
+        upstream=row.upstream,
+        host=row.host,
+        policy=AppPolicy(row.policy),
+        websockets=bool(row.websockets),
+        description=row.description,
+        icon=row.icon,
+        verify_tls=bool(row.verify_tls),
+        connect_timeout=row.connect_timeout,
+        read_timeout=row.read_timeout,
+        max_body_bytes=row.max_body_bytes,
+        enabled=bool(row.enabled),
+    )
+
+
+def _values(app: App) -> dict[str, object]:
+    return {
+        "id": app.id,
+        "slug": app.slug,
+        "name": app.name,
+        "upstream": app.upstream,
+        "host": app.host,
+        "policy": app.policy.value,
+        "websockets": app.websockets,
+        "description": app.description,
+        "icon": app.icon,
+        "verify_tls": app.verify_tls,
+        "connect_timeout": app.connect_timeout,
+        "read_timeout": app.read_timeout,
+        "max_body_bytes": app.max_body_bytes,
+        "enabled": app.enabled,
+    }
+
+
+class SqlAppRepository(SqlRepository):
+    __slots__ = ()
+    TABLE = "apps"
+    FIELDS = ("id", "slug", "host")
+
+    async def add(self, app: App) -> None:
+        await self._write(insert(apps).values(_values(app)))
+
+    async def get(self, app_id: AppId) -> App:
+        row = await self._one(select(apps).where(apps.c.id == app_id))
+        if row is None:
+            raise NotFound("no such app", field="app_id")
+        return _app(row)
+
+    async def get_by_slug(self, slug: AppSlug) -> App | None:
+        row = await self._one(select(apps).where(apps.c.slug == slug))
+        return None if row is None else _app(row)
+
+    async def get_by_host(self, host: str) -> App | None:
+        row = await self._one(select(apps).where(apps.c.host == host))
+        return None if row is None else _app(row)
+
+    async def list(self) -> Sequence[App]:
+        rows = await self._all(select(apps).order_by(apps.c.slug))
+        return [_app(row) for row in rows]
+
+    async def update(self, app: App) -> None:
+        values = _values(app)
+        del values["id"]
+        changed = await self._write(update(apps).where(apps.c.id == app.id).values(values))
+        if not changed:
+            raise NotFound("no such app", field="app_id")
+
+    async def remove(self, slug: AppSlug) -> None:
+        changed = await self._write(delete(apps).where(apps.c.slug == slug))
+        if not changed:
+            raise NotFound("no such app", field="slug")

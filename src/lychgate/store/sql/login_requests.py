@@ -1,0 +1,145 @@
+"""Login requests over SQL: the QR login's state machine, with compare-and-set transitions.
+
+Theory of operation (DESIGN.md, flow 3)::
+
+    pending --approve(device, user)--> approved --finish(session)--> finished
+       |  \\--deny--> denied
+       \\--(expires_at passes)--> expired
+
+Every arrow is a single ``UPDATE ... WHERE status = <from> AND expires_at > :now``. The
+database applies it to the row atomically, so of two concurrent approvals (two phones, or a
+replayed request) exactly one matches the row and wins; the other sees ``False``. Nothing is
+read first and written later.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, insert, select, update
+
+from lychgate.domain import LoginRequest, LoginStatus
+from lychgate.errors import NotFound
+from lychgate.ids import AppSlug, DeviceId, LoginRequestId, SessionId, UserId
+from lychgate.store.schema import devices, login_requests, users
+from lychgate.store.sql.base import SqlRepository
+
+_t = login_requests
+
+
+def _request(row: Row[Any]) -> LoginRequest:
+    return LoginRequest(
+        id=LoginRequestId(row.id),
+        secret_hash=bytes(row.secret_hash),
+        number=row.number,
+        rd=row.rd,
+        app_slug=None if row.app_slug is None else AppSlug(row.app_slug),
+        status=LoginStatus(row.status),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        user_agent=row.user_agent,
+        ip=row.ip,
+        user_id=None if row.user_id is None else UserId(row.user_id),
+        device_id=None if row.device_id is None else DeviceId(row.device_id),
+        session_id=None if row.session_id is None else SessionId(row.session_id),
+    )
+
+
+class SqlLoginRequestRepository(SqlRepository):
+    __slots__ = ()
+    TABLE = "login_requests"
+
+    async def create(self, request: LoginRequest) -> None:
+        await self._write(
+            insert(_t).values(
+                id=request.id,
+                secret_hash=request.secret_hash,
+                number=request.number,
+                rd=request.rd,
+                app_slug=request.app_slug,
+                status=request.status.value,
+                created_at=request.created_at,
+                expires_at=request.expires_at,
+                user_agent=request.user_agent,
+                ip=request.ip,
+                user_id=request.user_id,
+                device_id=request.device_id,
+                session_id=request.session_id,
+            )
+        )
+
+    async def get(self, request_id: LoginRequestId) -> LoginRequest:
+        row = await self._one(select(_t).where(_t.c.id == request_id))
+        if row is None:
+            raise NotFound("no such login request", field="login_request_id")
+        return _request(row)
+
+    async def approve(
+        self,
+        request_id: LoginRequestId,
+        *,
+        user_id: UserId,
+        device_id: DeviceId,
+        now: datetime,
+    ) -> bool:
+        # SECURITY.md item 7: the approval is bound to a device *and* its user. Checking it in
+        # the same statement closes the race with a concurrent revocation or user disable.
+        device_of_user = (
+            select(devices.c.id)
+            .join(users, users.c.id == devices.c.user_id)
+            .where(
+                devices.c.id == device_id,
+                devices.c.user_id == user_id,
+                devices.c.revoked.is_(False),
+                users.c.disabled.is_(False),
+            )
+            .exists()
+        )
+        return await self._transition(
+            request_id,
+            LoginStatus.PENDING,
+            LoginStatus.APPROVED,
+            now,
+            device_of_user,
+            user_id=user_id,
+            device_id=device_id,
+        )
+
+    async def deny(self, request_id: LoginRequestId, *, now: datetime) -> bool:
+        return await self._transition(request_id, LoginStatus.PENDING, LoginStatus.DENIED, now)
+
+    async def finish(
+        self, request_id: LoginRequestId, *, session_id: SessionId, now: datetime
+    ) -> bool:
+        return await self._transition(
+            request_id, LoginStatus.APPROVED, LoginStatus.FINISHED, now, session_id=session_id
+        )
+
+    async def expire(self, now: datetime) -> int:
+        return await self._write(
+            update(_t)
+            .where(_t.c.status == LoginStatus.PENDING.value, _t.c.expires_at <= now)
+            .values(status=LoginStatus.EXPIRED.value)
+        )
+
+    async def _transition(
+        self,
+        request_id: LoginRequestId,
+        old: LoginStatus,
+        new: LoginStatus,
+        now: datetime,
+        *conditions: Any,
+        **values: object,
+    ) -> bool:
+        changed = await self._write(
+            update(_t)
+            .where(
+                _t.c.id == request_id,
+                _t.c.status == old.value,
+                _t.c.expires_at > now,
+                *conditions,
+            )
+            .values(status=new.value, **values)
+        )
+        return changed > 0

@@ -1,0 +1,106 @@
+"""Users over SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, func, insert, select, update
+
+from lychgate.domain import User
+from lychgate.errors import NotFound
+from lychgate.ids import UserId
+from lychgate.store.ports import UNSET, Unset
+from lychgate.store.schema import users
+from lychgate.store.sql.base import SqlRepository
+
+
+def _user(row: Row[Any]) -> User:
+    return User(
+        id=UserId(row.id),
+        name=row.name,
+        email=row.email,
+        external_id=row.external_id,
+        is_admin=bool(row.is_admin),
+        disabled=bool(row.disabled),
+        created_at=row.created_at,
+    )
+
+
+class SqlUserRepository(SqlRepository):
+    __slots__ = ()
+    TABLE = "users"
+    FIELDS = ("id", "external_id")
+
+    async def add(self, user: User) -> None:
+        await self._write(
+            insert(users).values(
+                id=user.id,
+                name=user.name,
+                email=user.email,
+                external_id=user.external_id,
+                is_admin=user.is_admin,
+                disabled=user.disabled,
+                created_at=user.created_at,
+            )
+        )
+
+    async def get(self, user_id: UserId) -> User:
+        row = await self._one(select(users).where(users.c.id == user_id))
+        if row is None:
+            raise NotFound("no such user", field="user_id")
+        return _user(row)
+
+    async def get_by_external_id(self, external_id: str) -> User | None:
+        row = await self._one(select(users).where(users.c.external_id == external_id))
+        return None if row is None else _user(row)
+
+    async def get_by_email(self, email: str) -> User | None:
+        row = await self._one(
+            select(users)
+            .where(users.c.email == email)
+            .order_by(users.c.created_at, users.c.id)
+            .limit(1)
+        )
+        return None if row is None else _user(row)
+
+    async def list(self, *, limit: int = 1000, offset: int = 0) -> Sequence[User]:
+        rows = await self._all(
+            select(users).order_by(users.c.created_at, users.c.id).limit(limit).offset(offset)
+        )
+        return [_user(row) for row in rows]
+
+    async def update(
+        self,
+        user_id: UserId,
+        *,
+        name: str | Unset = UNSET,
+        email: str | Unset | None = UNSET,
+        is_admin: bool | Unset = UNSET,
+        disabled: bool | Unset = UNSET,
+    ) -> User:
+        changes: dict[str, object] = {}
+        if name is not UNSET:
+            changes["name"] = name
+        if email is not UNSET:
+            changes["email"] = email
+        if is_admin is not UNSET:
+            changes["is_admin"] = is_admin
+        if disabled is not UNSET:
+            changes["disabled"] = disabled
+        if not changes:
+            return await self.get(user_id)
+        rows = await self._write_returning(
+            update(users).where(users.c.id == user_id).values(changes).returning(*users.c)
+        )
+        if not rows:
+            raise NotFound("no such user", field="user_id")
+        return _user(rows[0])
+
+    async def count_admins(self) -> int:
+        count = await self._scalar(
+            select(func.count())
+            .select_from(users)
+            .where(users.c.is_admin.is_(True), users.c.disabled.is_(False))
+        )
+        return int(count or 0)
