@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlsplit
 
-from lychgate.domain import App, AppPolicy
-from lychgate.errors import ClientError
+from lychgate.domain import App, AppPolicy, AuditEvent
+from lychgate.errors import ClientError, Conflict, NotFound
 from lychgate.ids import AppId, AppSlug, new_id
+from lychgate.store import Store
 
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -105,3 +107,30 @@ def check_host(host: str) -> str:
     if len(normalized) > 253 or len(labels) < 2 or not all(_LABEL.fullmatch(x) for x in labels):
         raise ClientError("must be a DNS name such as app.example.com (no port)", field="host")
     return normalized
+
+
+async def add_app(store: Store, spec: AppSpec, now: datetime) -> App:
+    """Validate and store a new app, and record it in the audit log."""
+    app = build_app(spec)
+    try:
+        await store.apps.add(app)
+    except Conflict as exc:
+        what = app.host if exc.field == "host" else app.slug
+        raise Conflict(f"an app with {exc.field} {what!r} exists", field=exc.field) from None
+    await store.audit.append(_audit("app.added", app, now))
+    return app
+
+
+async def remove_app(store: Store, slug: str, now: datetime) -> App:
+    """Remove an app by slug (NotFound if absent), and record it in the audit log."""
+    app = await store.apps.get_by_slug(AppSlug(slug))
+    if app is None:
+        raise NotFound(f"no app {slug!r}", field="slug")
+    await store.apps.remove(app.slug)
+    await store.audit.append(_audit("app.removed", app, now))
+    return app
+
+
+def _audit(action: str, app: App, now: datetime) -> AuditEvent:
+    details = {"slug": app.slug, "upstream": app.upstream}
+    return AuditEvent(None, now, action, None, None, None, details)

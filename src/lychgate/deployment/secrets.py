@@ -15,8 +15,8 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from lychgate.files import PRIVATE_MODE, write_atomic
 from lychgate.errors import ConfigError
+from lychgate.files import PRIVATE_MODE, write_atomic
 from lychgate.secret import Secret
 
 

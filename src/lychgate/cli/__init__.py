@@ -1,0 +1,1 @@
+"""The ``lychgate`` command line: thin commands over the programmatic API."""

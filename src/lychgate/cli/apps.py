@@ -1,0 +1,114 @@
+"""``lychgate app add|list|remove``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from lychgate.cli.common import DirOption, out_console, reported_errors, settings_for
+from lychgate.cli.common_store import now, with_store
+from lychgate.deployment.apps import AppSpec, add_app, remove_app
+from lychgate.domain import App
+from lychgate.store import Store
+
+app = typer.Typer(help="Manage the apps behind the gateway.", no_args_is_help=True)
+
+
+@app.command("add")
+def add(
+    slug: Annotated[
+        str, typer.Option("--slug", help="Short name; the host label in subdomains mode.")
+    ],
+    name: Annotated[str, typer.Option("--name", help="Display name.")],
+    upstream: Annotated[
+        str, typer.Option("--upstream", help="http://HOST:PORT, https://... or unix:/PATH")
+    ],
+    host: Annotated[
+        str | None, typer.Option("--host", help="Exact host this app answers on (subdomains).")
+    ] = None,
+    policy: Annotated[str, typer.Option("--policy", help="any-user or admins.")] = "any-user",
+    websockets: Annotated[
+        bool, typer.Option("--websockets", help="Allow WebSocket and other upgrades.")
+    ] = False,
+    description: Annotated[str, typer.Option("--description")] = "",
+    insecure_upstream_tls: Annotated[
+        bool,
+        typer.Option("--insecure-upstream-tls", help="Do not verify an https upstream's cert."),
+    ] = False,
+    data_dir: DirOption = None,
+) -> None:
+    """Add an app."""
+    spec = AppSpec(
+        slug=slug,
+        name=name,
+        upstream=upstream,
+        host=host,
+        policy=policy,
+        websockets=websockets,
+        description=description,
+        verify_tls=not insecure_upstream_tls,
+    )
+    with reported_errors():
+        settings = settings_for(data_dir)
+        added = with_store(settings, lambda store: add_app(store, spec, now()))
+    out_console.print(f"added [bold]{added.slug}[/] -> {added.upstream}", highlight=False)
+
+
+@app.command("list")
+def list_(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    data_dir: DirOption = None,
+) -> None:
+    """List the apps."""
+    with reported_errors():
+        settings = settings_for(data_dir)
+        apps = with_store(settings, _list)
+    if as_json:
+        typer.echo(json.dumps([_as_dict(a) for a in apps], indent=2))
+        return
+    if not apps:
+        out_console.print("no apps yet: lychgate app add --slug ... --name ... --upstream ...")
+        return
+    table = Table("slug", "name", "upstream", "host", "policy", "websockets")
+    for a in apps:
+        table.add_row(
+            a.slug,
+            a.name,
+            a.upstream,
+            a.host or "",
+            a.policy.value,
+            "yes" if a.websockets else "no",
+        )
+    out_console.print(table)
+
+
+@app.command("remove")
+def remove(
+    slug: Annotated[str, typer.Argument(help="The app's slug.")],
+    data_dir: DirOption = None,
+) -> None:
+    """Remove an app."""
+    with reported_errors():
+        settings = settings_for(data_dir)
+        removed = with_store(settings, lambda store: remove_app(store, slug, now()))
+    out_console.print(f"removed [bold]{removed.slug}[/]", highlight=False)
+
+
+async def _list(store: Store) -> list[App]:
+    return list(await store.apps.list())
+
+
+def _as_dict(a: App) -> dict[str, object]:
+    return {
+        "slug": a.slug,
+        "name": a.name,
+        "upstream": a.upstream,
+        "host": a.host,
+        "policy": a.policy.value,
+        "websockets": a.websockets,
+        "description": a.description,
+        "verify_tls": a.verify_tls,
+    }

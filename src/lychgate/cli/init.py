@@ -1,0 +1,61 @@
+"""``lychgate init``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Annotated
+
+import typer
+
+from lychgate.cli.common import DirOption, out_console, reported_errors
+from lychgate.cli.common_store import now
+from lychgate.deployment.init import prepare_files, prepare_store
+
+RoutingOption = Annotated[
+    str | None,
+    typer.Option("--routing", help="single-host (default) or subdomains.", show_default=False),
+]
+
+
+def init(
+    data_dir: DirOption = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url", help="Where browsers reach the gateway (default http://localhost:8080)."
+        ),
+    ] = None,
+    routing: RoutingOption = None,
+    domain: Annotated[
+        str | None, typer.Option("--domain", help="Subdomains mode: apps live at SLUG.DOMAIN.")
+    ] = None,
+) -> None:
+    """Create a deployment, or complete one. Never destroys existing keys or data."""
+    with reported_errors():
+        at = now()
+        files = prepare_files(
+            data_dir, os.environ, public_url=public_url, routing=routing, domain=domain, now=at
+        )
+        settings = files.settings
+        new_kid = asyncio.run(prepare_store(settings, at))
+    say = out_console.print
+    say(f"[bold]Deployment[/] {settings.data_dir}")
+    say(f"  config     {'created' if files.config_created else 'kept'}  lychgate.toml")
+    say(f"  secrets    {'created' if files.secrets_created else 'kept'}  secrets.json")
+    say(f"  store      ready    {_store_kind(settings.effective_database_url.reveal())}")
+    say(f"  keys       {'created ' + new_kid if new_kid else 'kept'}")
+    if files.tls is not None:
+        tls = files.tls
+        say(
+            f"  tls        CA {'created' if tls.ca_created else 'kept'}, server certificate "
+            f"{'issued' if tls.server_cert_issued else 'kept'}"
+        )
+        if tls.ca_created:
+            say("  Trust the internal CA on your devices: lychgate ca export > lychgate-ca.pem")
+    say(f"Public URL: {settings.public_url} ({settings.routing})")
+    say("Next: lychgate app add --slug SLUG --name NAME --upstream http://127.0.0.1:PORT")
+
+
+def _store_kind(url: str) -> str:
+    return "SQLite" if url.startswith("sqlite") else "PostgreSQL"

@@ -1,0 +1,130 @@
+"""``lychgate init``: create or complete a deployment, never destroying what exists.
+
+Two halves, because one is blocking file work and the other talks to the store:
+
+1. :func:`prepare_files` (synchronous; call it outside an event loop): the directory, a
+   commented ``lychgate.toml``, ``secrets.json`` and, for https deployments without their own
+   certificate, the internal CA and a server certificate.
+2. :func:`prepare_store` (async): migrations, and a signing key if there is none.
+
+Running init again is safe: every step creates only what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from lychgate.config import Settings, load_settings
+from lychgate.config.paths import default_data_dir
+from lychgate.deployment.keys import ensure_signing_key
+from lychgate.deployment.layout import Layout
+from lychgate.deployment.secrets import ensure_secrets
+from lychgate.errors import ConfigError
+from lychgate.files import DIR_MODE, PRIVATE_MODE, PUBLIC_MODE, restrict_mode, write_atomic
+from lychgate.ids import KeyId
+from lychgate.store import open_store
+from lychgate.tls.files import TlsPaths, ensure_tls_material
+from lychgate.tls.hosts import hostnames_for, is_plain_http_allowed
+
+
+@dataclass(frozen=True, slots=True)
+class FilesReport:
+    settings: Settings
+    config_created: bool
+    secrets_created: bool
+    tls: TlsPaths | None
+
+
+def prepare_files(
+    data_dir: Path | None,
+    env: Mapping[str, str],
+    *,
+    public_url: str | None = None,
+    routing: str | None = None,
+    domain: str | None = None,
+    now: datetime,
+) -> FilesReport:
+    """Create what is missing in the deployment directory and return its settings."""
+    root = (data_dir or default_data_dir(env)).expanduser().resolve()
+    root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    layout = Layout(root)
+    # Validate the requested values before writing anything, so a typo leaves no file behind.
+    check_transport(load_settings(root, env, public_url=public_url, routing=routing, domain=domain))
+    config_created = False
+    if not layout.config_file.exists():
+        text = config_template(public_url=public_url, routing=routing, domain=domain)
+        write_atomic(layout.config_file, text.encode(), mode=PUBLIC_MODE, overwrite=False)
+        config_created = True
+    settings = load_settings(root, env)
+    check_transport(settings)
+    _, secrets_created = ensure_secrets(layout.secrets_file)
+    _create_private_sqlite_file(settings)
+    tls = None
+    if settings.is_https and settings.tls_cert is None:
+        names = hostnames_for(settings.public_url, settings.routing, domain=settings.domain)
+        tls = ensure_tls_material(layout.tls_dir, names, now=now)
+    return FilesReport(settings, config_created, secrets_created, tls)
+
+
+async def prepare_store(settings: Settings, now: datetime) -> KeyId | None:
+    """Migrate the store and create the first signing key. Returns a new kid, if any."""
+    async with await open_store(settings.effective_database_url.reveal()) as store:
+        return await ensure_signing_key(store.signing_keys, now)
+
+
+def _create_private_sqlite_file(settings: Settings) -> None:
+    """The SQLite file holds signing keys: create it 0600 (its -wal/-shm inherit the mode)."""
+    url = settings.effective_database_url.reveal()
+    for prefix in ("sqlite:///", "sqlite+aiosqlite:///"):
+        if url.startswith(prefix):
+            path = Path(url.removeprefix(prefix))
+            if path.name and not path.exists():
+                path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE))
+            elif path.exists():
+                restrict_mode(path, PRIVATE_MODE)
+
+
+def check_transport(settings: Settings) -> None:
+    """Plain HTTP only on loopback or ``*.localhost``, unless explicitly forced."""
+    if settings.is_https or settings.allow_insecure_http:
+        return
+    if not is_plain_http_allowed(settings.public_url):
+        raise ConfigError(
+            f"{settings.public_url} is plain HTTP on a non-loopback host; use https:// "
+            "(lychgate makes an internal CA) or set allow_insecure_http = true",
+            field="public_url",
+        )
+
+
+def config_template(*, public_url: str | None, routing: str | None, domain: str | None) -> str:
+    """A commented lychgate.toml naming the most useful settings."""
+    lines = [
+        "# Lychgate settings. LYCHGATE_<NAME> environment variables override these;",
+        "# nested keys use a double underscore, e.g. LYCHGATE_LIMITS__MAX_BODY_BYTES.",
+        "",
+        f'public_url = "{public_url or "http://localhost:8080"}"',
+        f'routing = "{routing or "single-host"}"  # or "subdomains"',
+    ]
+    if domain:
+        lines.append(f'domain = "{domain}"')
+    lines += [
+        '# listen = "127.0.0.1:8080"',
+        '# database_url = "postgresql://lychgate@db/lychgate"  # default: SQLite here',
+        "# session_ttl = 43200        # seconds",
+        "# session_idle_ttl = 7200",
+        "# app_token_ttl = 3600",
+        '# trusted_proxies = []       # e.g. ["10.0.0.0/8"]: trust their X-Forwarded-*',
+        "# access_log = false",
+        '# metrics_listen = "127.0.0.1:9090"',
+        "",
+        "# [limits]",
+        "# max_body_bytes = 1073741824",
+        "# header_timeout = 10.0",
+        "",
+    ]
+    return "\n".join(lines)

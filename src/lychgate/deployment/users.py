@@ -1,0 +1,58 @@
+"""Adding users from the command line or an admin API."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from lychgate.domain import AuditEvent, User
+from lychgate.errors import ClientError, Conflict
+from lychgate.ids import UserId, new_id
+from lychgate.store import Store
+
+# Deliberately loose (RFC 5322 is not a validation grammar): one @, a dot in the domain.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def check_email(email: str) -> str:
+    email = email.strip()
+    if len(email) > 254 or not _EMAIL.fullmatch(email):
+        raise ClientError("is not an e-mail address", field="email")
+    local, _, domain = email.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 100 or any(ord(c) < 32 for c in name):
+        raise ClientError("give a name of 1-100 printable characters", field="name")
+    return name
+
+
+async def add_user(
+    store: Store,
+    *,
+    name: str,
+    email: str | None,
+    now: datetime,
+    is_admin: bool = False,
+    external_id: str | None = None,
+) -> User:
+    """Create a user (Conflict if the e-mail address is taken) and audit it."""
+    clean_email = check_email(email) if email else None
+    if clean_email and await store.users.get_by_email(clean_email) is not None:
+        raise Conflict("a user with this e-mail address exists", field="email")
+    user = User(
+        id=UserId(new_id("usr_")),
+        name=check_name(name),
+        email=clean_email,
+        external_id=external_id,
+        is_admin=is_admin,
+        disabled=False,
+        created_at=now,
+    )
+    await store.users.add(user)
+    await store.audit.append(
+        AuditEvent(None, now, "user.added", None, None, None, {"user": user.id})
+    )
+    return user

@@ -1,0 +1,241 @@
+"""The CLI end to end over a real deployment directory (SQLite, and PostgreSQL when set)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from lychgate import __version__
+from lychgate.cli.main import app
+
+runner = CliRunner()
+
+
+def lychgate(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    result = runner.invoke(app, list(args), env=env)
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def deployment(data_dir: Path) -> Path:
+    code, out = lychgate("init", "--dir", str(data_dir))
+    assert code == 0, out
+    return data_dir
+
+
+def test_version() -> None:
+    assert lychgate("--version") == (0, f"lychgate {__version__}\n")
+
+
+def test_no_arguments_shows_help() -> None:
+    _, out = lychgate()
+    assert "init" in out
+    assert "app" in out
+
+
+def test_init_creates_private_material(deployment: Path) -> None:
+    assert (deployment / "lychgate.toml").exists()
+    for private in ("secrets.json", "lychgate.db"):
+        mode = stat.S_IMODE((deployment / private).stat().st_mode)
+        assert mode == 0o600, private
+
+
+def test_init_is_idempotent(deployment: Path) -> None:
+    secrets_before = (deployment / "secrets.json").read_bytes()
+    (deployment / "lychgate.toml").write_text('public_url = "http://app.localhost:9000"\n')
+    lychgate(
+        "app",
+        "add",
+        "--dir",
+        str(deployment),
+        "--slug",
+        "a",
+        "--name",
+        "A",
+        "--upstream",
+        "http://127.0.0.1:1",
+    )
+    code, out = lychgate("init", "--dir", str(deployment))
+    assert code == 0, out
+    assert "kept" in out
+    assert (deployment / "secrets.json").read_bytes() == secrets_before
+    assert "app.localhost:9000" in (deployment / "lychgate.toml").read_text()
+    _, listing = lychgate("app", "list", "--dir", str(deployment), "--json")
+    assert [a["slug"] for a in json.loads(listing)] == ["a"]
+    _, keys = lychgate("keys", "list", "--dir", str(deployment))
+    assert keys.count("signing") == 1
+
+
+def test_app_add_list_remove(deployment: Path) -> None:
+    d = str(deployment)
+    code, out = lychgate(
+        "app",
+        "add",
+        "--dir",
+        d,
+        "--slug",
+        "wiki",
+        "--name",
+        "Wiki",
+        "--upstream",
+        "http://127.0.0.1:3000",
+        "--websockets",
+        "--policy",
+        "admins",
+    )
+    assert code == 0, out
+    code, out = lychgate("app", "list", "--dir", d, "--json")
+    (wiki,) = json.loads(out)
+    assert wiki["upstream"] == "http://127.0.0.1:3000"
+    assert wiki["websockets"] is True
+    assert wiki["policy"] == "admins"
+    code, out = lychgate(
+        "app",
+        "add",
+        "--dir",
+        d,
+        "--slug",
+        "wiki",
+        "--name",
+        "Again",
+        "--upstream",
+        "http://127.0.0.1:3001",
+    )
+    assert code == 1
+    assert "slug 'wiki' exists" in out
+    assert lychgate("app", "remove", "wiki", "--dir", d)[0] == 0
+    code, out = lychgate("app", "remove", "wiki", "--dir", d)
+    assert code == 1
+    assert "no app 'wiki'" in out
+
+
+def test_bad_app_names_the_field(deployment: Path) -> None:
+    code, out = lychgate(
+        "app",
+        "add",
+        "--dir",
+        str(deployment),
+        "--slug",
+        "Bad Slug",
+        "--name",
+        "x",
+        "--upstream",
+        "http://127.0.0.1:1",
+    )
+    assert code == 1
+    assert "slug:" in out
+
+
+def test_dir_defaults_to_the_environment(deployment: Path) -> None:
+    code, out = lychgate("app", "list", env={"LYCHGATE_DATA_DIR": str(deployment)})
+    assert code == 0, out
+    assert "no apps yet" in out
+
+
+def test_a_config_error_names_the_key_and_exits_2(deployment: Path) -> None:
+    (deployment / "lychgate.toml").write_text("sesion_ttl = 5\n")
+    code, out = lychgate("app", "list", "--dir", str(deployment))
+    assert code == 2
+    assert "sesion_ttl" in out
+
+
+def test_plain_http_on_a_public_host_is_refused(data_dir: Path) -> None:
+    code, out = lychgate("init", "--dir", str(data_dir), "--public-url", "http://example.com")
+    assert code == 2
+    assert "plain HTTP" in out
+    assert not (data_dir / "lychgate.toml").exists()
+
+
+def test_https_init_makes_a_ca_that_exports(data_dir: Path) -> None:
+    code, out = lychgate(
+        "init",
+        "--dir",
+        str(data_dir),
+        "--public-url",
+        "https://auth.example.com",
+        "--routing",
+        "subdomains",
+    )
+    assert code == 0, out
+    code, pem = lychgate("ca", "export", "--dir", str(data_dir))
+    assert code == 0
+    assert pem.startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_ca_export_without_a_ca_is_an_error(deployment: Path) -> None:
+    code, out = lychgate("ca", "export", "--dir", str(deployment))
+    assert code == 2
+    assert "CA" in out or "ca" in out
+
+
+def test_users_and_minted_tokens(deployment: Path) -> None:
+    d = str(deployment)
+    lychgate(
+        "app",
+        "add",
+        "--dir",
+        d,
+        "--slug",
+        "wiki",
+        "--name",
+        "Wiki",
+        "--upstream",
+        "http://127.0.0.1:3000",
+    )
+    code, out = lychgate("user", "add", "Alice", "--email", "alice@Example.com", "--dir", d)
+    assert code == 0, out
+    code, out = lychgate("user", "list", "--dir", d, "--json")
+    (alice,) = json.loads(out)
+    assert alice["email"] == "alice@example.com"
+    assert alice["is_admin"] is False
+    code, out = lychgate(
+        "token", "mint", "--dir", d, "--app", "wiki", "--user", "alice@example.com"
+    )
+    assert code == 0, out
+    assert out.startswith("lychgate=ey")
+    code, out = lychgate(
+        "token", "mint", "--dir", d, "--app", "nope", "--user", "alice@example.com"
+    )
+    assert code == 1
+    assert "no app 'nope'" in out
+
+
+def test_keys_rotate_keeps_the_old_key_verifying(deployment: Path) -> None:
+    d = str(deployment)
+    code, out = lychgate("keys", "rotate", "--dir", d)
+    assert code == 0, out
+    assert "retired" in out
+    _, listing = lychgate("keys", "list", "--dir", d)
+    assert listing.count("signing") == 1
+    assert "verifies until" in listing
+
+
+@pytest.mark.postgres
+def test_app_commands_on_postgres(data_dir: Path, pg_url: str) -> None:
+    env = {"LYCHGATE_DATABASE_URL": pg_url}
+    d = str(data_dir)
+    code, out = lychgate("init", "--dir", d, env=env)
+    assert code == 0, out
+    assert "PostgreSQL" in out
+    code, out = lychgate(
+        "app",
+        "add",
+        "--dir",
+        d,
+        "--slug",
+        "pgwiki",
+        "--name",
+        "Wiki",
+        "--upstream",
+        "http://127.0.0.1:3000",
+        env=env,
+    )
+    assert code == 0, out
+    code, out = lychgate("app", "list", "--dir", d, "--json", env=env)
+    assert "pgwiki" in [a["slug"] for a in json.loads(out)]
+    assert os.environ.get("LYCHGATE_DATABASE_URL") is None
