@@ -42,7 +42,7 @@ def init(
     say = out_console.print
     say(f"[bold]Deployment[/] {settings.data_dir}")
     say(f"  config     {'created' if files.config_created else 'kept'}  lychgate.toml")
-    say(f"  secrets    {'created' if files.secrets_created else 'kept'}  secrets.json")
+    say(f"  secrets    {'written' if files.secrets_created else 'kept'}  secrets.json")
     say(f"  store      ready    {_store_kind(settings.effective_database_url.reveal())}")
     say(f"  keys       {'created ' + new_kid if new_kid else 'kept'}")
     if files.tls is not None:

@@ -61,7 +61,7 @@ def prepare_files(
         config_created = True
     settings = load_settings(root, env)
     check_transport(settings)
-    _, secrets_created = ensure_secrets(layout.secrets_file)
+    _, secrets_created = ensure_secrets(layout.secrets_file, now)
     _create_private_sqlite_file(settings)
     tls = None
     if settings.is_https and settings.tls_cert is None:
