@@ -1,0 +1,238 @@
+"""The gateway's :class:`~lychgate.gateway.types.Handler`: admission, then the engine's Decision.
+
+:func:`~lychgate.gateway.admission.admit` decides; this module only carries the decision into
+the engine's terms: a :class:`Forward` with the rewritten headers (:mod:`.forwarding`) and a
+signed identity assertion, a :class:`Local` endpoint, or a small :class:`Respond`. It keeps the
+per-worker caches that must follow the snapshot: the token verification cache (emptied when the
+key set changes), the assertion signer (replaced when the assertion key or issuer changes) and
+the upstream of each app.
+
+A snapshot the feed has not confirmed for ``stale_after`` seconds is *stale*. Requests are still
+decided on it (DESIGN.md: keep serving on the last config; see the bound this puts on
+revocation in :mod:`.admission`), but the handler logs the change into and out of that state
+and exposes it as :attr:`GatewayHandler.stale` for health and metrics.
+
+Fail closed: an exception anywhere here is logged and answered with a 500; an app request
+without an assertion key in the snapshot is refused with a 503 (SECURITY.md item 9: a missing
+key denies), since the upstream's only trustworthy identity would be missing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from lychgate.config.settings import IpNetwork, Settings
+from lychgate.domain import App
+from lychgate.errors import ClientError
+from lychgate.gateway import admit_responses as responses
+from lychgate.gateway.admission import (
+    Admission,
+    Redirect,
+    ToApp,
+    ToAuthz,
+    ToEndpoint,
+    admit,
+)
+from lychgate.gateway.admit_assertions import CachedAssertions
+from lychgate.gateway.endpoints import Endpoints, utc_now
+from lychgate.gateway.feed_http import authz_base
+from lychgate.gateway.forwarding import forward_headers, identity_headers
+from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
+from lychgate.gateway.types import Decision, Forward, RequestHead, Upstream
+from lychgate.ids import AppSlug
+from lychgate.tokens import CachedVerifier, VerifiedJWS
+from lychgate.tokens.errors import Reason, fail
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayOptions:
+    """What the handler needs from the gateway's own settings (not from the feed)."""
+
+    authz: Upstream
+    trusted_proxies: tuple[IpNetwork, ...] = ()
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    stale_after: float = 30.0  # six missed heartbeats
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GatewayOptions:
+        limits = settings.limits
+        authz = Upstream(
+            authz_base(settings.effective_authz_listen),
+            connect_timeout=limits.upstream_connect_timeout,
+            read_timeout=limits.upstream_read_timeout,
+        )
+        return cls(
+            authz=authz,
+            trusted_proxies=settings.trusted_proxies,
+            connect_timeout=limits.upstream_connect_timeout,
+            read_timeout=limits.upstream_read_timeout,
+        )
+
+    def upstream(self, app: App) -> Upstream:
+        """Where ``app``'s requests go, with its own timeouts where it sets them."""
+        return Upstream(
+            app.upstream,
+            verify_tls=app.verify_tls,
+            connect_timeout=app.connect_timeout or self.connect_timeout,
+            read_timeout=app.read_timeout or self.read_timeout,
+        )
+
+
+class GatewayHandler:
+    """A :class:`~lychgate.gateway.types.Handler` over a :class:`SnapshotHolder`. One per worker."""
+
+    __slots__ = (
+        "_assertions",
+        "_clock",
+        "_endpoints",
+        "_holder",
+        "_options",
+        "_seen",
+        "_stale",
+        "_upstreams",
+        "_verifier",
+    )
+
+    def __init__(
+        self,
+        holder: SnapshotHolder,
+        options: GatewayOptions,
+        endpoints: Endpoints,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._holder = holder
+        self._options = options
+        self._endpoints = endpoints
+        self._clock = clock
+        self._seen: ConfigSnapshot | None = None
+        self._verifier: CachedVerifier | None = None
+        self._assertions: CachedAssertions | None = None
+        self._upstreams: Mapping[AppSlug, Upstream] = {}
+        self._stale = False
+
+    @property
+    def stale(self) -> bool:
+        """True while serving on a snapshot the feed has not confirmed for ``stale_after`` s."""
+        return self._stale
+
+    def __call__(self, head: RequestHead) -> Decision:
+        try:
+            snapshot = self._holder.current
+            if snapshot is not None:
+                if snapshot is not self._seen:
+                    self._follow(snapshot)
+                self._note_staleness()
+            verifier = self._verifier
+            now = self._clock()
+            admission = admit(
+                head,
+                now=now,
+                snapshot=snapshot,
+                verifier=verifier if verifier is not None else _NO_KEYS,
+            )
+            return self._carry_out(head, admission, now)
+        except Exception:
+            log.exception("request handling failed")
+            return responses.deny(500, "internal_error", None)
+
+    def _note_staleness(self) -> None:
+        stale = self._holder.is_stale(self._options.stale_after)
+        if stale != self._stale:
+            self._stale = stale
+            if stale:
+                log.warning("config feed silent: serving on the last snapshot")
+            else:
+                log.info("config feed confirmed the snapshot again")
+
+    def _follow(self, snapshot: ConfigSnapshot) -> None:
+        """Bring the per-snapshot caches up to date (once per new snapshot, not per request)."""
+        if self._verifier is None:
+            self._verifier = CachedVerifier(snapshot.keyring)
+        else:
+            self._verifier.update_keys(snapshot.keyring)
+        keyring = snapshot.assertion_keyring
+        current = self._assertions
+        if keyring is None:
+            self._assertions = None
+        elif current is None or (current.kid, current.issuer) != (
+            keyring.signer.kid,
+            snapshot.issuer,
+        ):
+            self._assertions = CachedAssertions(keyring, snapshot.issuer)
+        self._upstreams = {
+            slug: self._options.upstream(app) for slug, app in snapshot.apps_by_slug.items()
+        }
+        self._seen = snapshot
+
+    def _carry_out(self, head: RequestHead, admission: Admission, now: datetime) -> Decision:
+        if isinstance(admission, ToApp):
+            return self._to_app(head, admission, now)
+        if isinstance(admission, ToAuthz):
+            try:
+                headers = forward_headers(
+                    head,
+                    admission.host,
+                    trusted_proxies=self._options.trusted_proxies,
+                    strip_cookies=False,  # authz owns the lychgate cookies
+                )
+            except ClientError:
+                return responses.deny(400, "bad_request", head)
+            return Forward(
+                self._options.authz,
+                admission.target.origin_form,
+                headers,
+                app=None,
+                allow_upgrade=True,
+            )
+        if isinstance(admission, ToEndpoint):
+            return self._endpoints.local(admission)
+        if isinstance(admission, Redirect):
+            return responses.redirect(admission.location)
+        if admission.status >= 500:
+            log.warning("denied with %d: %s", admission.status, admission.reason)
+        return responses.deny(
+            admission.status, admission.error, head, login_url=admission.login_url
+        )
+
+    def _to_app(self, head: RequestHead, admitted: ToApp, now: datetime) -> Decision:
+        assertions = self._assertions
+        upstream = self._upstreams.get(admitted.app.slug)
+        if assertions is None or upstream is None:
+            log.warning("no assertion key in the snapshot: refusing app requests")
+            return responses.deny(503, "unavailable", head)
+        identity = admitted.identity
+        try:
+            headers = forward_headers(
+                head,
+                admitted.host,
+                trusted_proxies=self._options.trusted_proxies,
+                identity=identity_headers(identity, assertions.assertion(identity, now)),
+            )
+        except ClientError:
+            return responses.deny(400, "bad_request", head)
+        return Forward(
+            upstream,
+            admitted.target.origin_form,
+            headers,
+            app=admitted.app.slug,
+            session_id=identity.session_id,
+            allow_upgrade=admitted.app.websockets,
+            max_body_bytes=admitted.app.max_body_bytes,
+        )
+
+
+class _NoKeys:
+    """The verifier before any snapshot: nothing verifies (admit answers 503 first anyway)."""
+
+    def verify(self, token: str, typ: str) -> VerifiedJWS:
+        fail(Reason.UNKNOWN_KID, "no verification keys yet")
+
+
+_NO_KEYS = _NoKeys()

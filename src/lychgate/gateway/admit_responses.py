@@ -1,0 +1,96 @@
+"""The gateway's own small responses: denials, redirects and plain pages.
+
+Bodies are fixed strings chosen by status and a public error code: no exception text, no
+internal address, no reason (SECURITY.md item 9). Every one is ``no-store`` and ``nosniff``;
+HTML pages additionally forbid every subresource and script (``default-src 'none'``).
+"""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Final
+
+from lychgate.gateway.types import Headers, RequestHead, Respond
+
+_COMMON: Final = (
+    ("cache-control", "no-store"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+)
+_HTML_CSP: Final = ("content-security-policy", "default-src 'none'; frame-ancestors 'none'")
+
+
+def reason_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def text(status: int, body: str, *, headers: Headers = ()) -> Respond:
+    """A ``text/plain`` response."""
+    return Respond(
+        status,
+        (("content-type", "text/plain; charset=utf-8"), *_COMMON, *headers),
+        body.encode(),
+    )
+
+
+def json_body(status: int, value: dict[str, str], *, headers: Headers = ()) -> Respond:
+    """An ``application/json`` response."""
+    body = json.dumps(value, separators=(",", ":")).encode()
+    return Respond(status, (("content-type", "application/json"), *_COMMON, *headers), body)
+
+
+def html_page(status: int, message: str, *, headers: Headers = ()) -> Respond:
+    """A minimal HTML page. ``message`` must be a fixed string of ours (it is not escaped)."""
+    phrase = reason_phrase(status)
+    body = (
+        '<!doctype html><html lang="en"><meta charset="utf-8">'
+        f"<title>{status} {phrase}</title><h1>{phrase}</h1><p>{message}</p></html>"
+    )
+    return Respond(
+        status,
+        (("content-type", "text/html; charset=utf-8"), *_COMMON, _HTML_CSP, *headers),
+        body.encode(),
+    )
+
+
+def redirect(location: str, *, headers: Headers = ()) -> Respond:
+    """A 302 to ``location``, which the caller has already validated."""
+    return Respond(302, (("location", location), *_COMMON, *headers), b"")
+
+
+_MESSAGES: Final = {
+    "bad_request": "The request could not be understood.",
+    "misdirected_request": "This connection cannot serve that host.",
+    "forbidden": "You are signed in, but this app is not open to you.",
+    "not_found": "There is nothing here.",
+    "setup_required": "Lychgate is not set up yet.",
+    "unavailable": "The gateway is starting up. Try again shortly.",
+    "internal_error": "Something went wrong.",
+}
+
+
+def deny(
+    status: int, error: str, head: RequestHead | None, *, login_url: str | None = None
+) -> Respond:
+    """A denial: JSON for scripts and API clients, a small page for browsers.
+
+    401 always answers JSON with ``login_url`` (a script follows it; a browser navigation was
+    redirected instead) and a ``WWW-Authenticate`` challenge (RFC 9110 section 15.5.2).
+    """
+    if status == 401:
+        body = {"error": error}
+        if login_url is not None:
+            body["login_url"] = login_url
+        return json_body(status, body, headers=(("www-authenticate", 'Lychgate realm="lychgate"'),))
+    if head is not None and _prefers_html(head):
+        return html_page(status, _MESSAGES.get(error, "The request was refused."))
+    return json_body(status, {"error": error})
+
+
+def _prefers_html(head: RequestHead) -> bool:
+    accept = ",".join(head.header_all("accept")).lower()
+    return "text/html" in accept

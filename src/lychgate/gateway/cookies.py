@@ -1,0 +1,116 @@
+"""Reading ``Cookie`` headers, and the gateway's own ``Set-Cookie`` lines.
+
+Reading follows a server's view of RFC 6265 section 5.4 / section 4.2: pairs separated by
+``;``, split at the first ``=``, with surrounding blanks dropped. It never raises: garbage
+gives odd pairs, which simply match no name we look for. Several ``Cookie`` header lines
+(allowed since RFC 9113 section 8.2.3 for HTTP/2, and sent by some HTTP/1.1 clients) are read as
+one list.
+
+Names
+-----
+The app token travels in ``__Host-lychgate`` when the public URL is https. The ``__Host-``
+prefix (RFC 6265bis section 4.1.3.2) makes the browser refuse the cookie unless it is Secure,
+has ``Path=/`` and no ``Domain``: a sibling subdomain cannot toss one onto our host. On a plain
+http loopback URL (``http://localhost:8080``) a prefixed cookie cannot be set, so it is
+``lychgate``.
+
+Every cookie whose name, ignoring case and a ``__Host-``/``__Secure-`` prefix, starts with
+``lychgate`` belongs to Lychgate (authz names its cookies that way too). None of them is ever
+forwarded to an app (SECURITY.md item 5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+from lychgate.errors import UsageError
+
+SECURE_NAME: Final = "__Host-lychgate"
+PLAIN_NAME: Final = "lychgate"
+_NAMESPACE: Final = "lychgate"
+_PREFIXES: Final = ("__host-", "__secure-")
+_BLANKS: Final = " \t"
+# RFC 6265 section 4.1.1: cookie-octet.
+_COOKIE_OCTETS: Final = frozenset(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '",;\\')
+_EPOCH: Final = "Thu, 01 Jan 1970 00:00:00 GMT"
+
+
+def app_cookie_name(secure: bool) -> str:
+    """The app token cookie's name: ``__Host-lychgate`` on https, ``lychgate`` on plain http."""
+    return SECURE_NAME if secure else PLAIN_NAME
+
+
+def parse_cookies(header_values: Iterable[str]) -> list[tuple[str, str]]:
+    """All ``(name, value)`` pairs from one or more ``Cookie`` header values, in order.
+
+    A pair without ``=`` gets the empty name (browsers send a nameless cookie that way).
+    """
+    pairs: list[tuple[str, str]] = []
+    for header in header_values:
+        for item in header.split(";"):
+            name, sep, value = item.partition("=")
+            if not sep:
+                name, value = "", name
+            name, value = name.strip(_BLANKS), value.strip(_BLANKS)
+            if name or value:
+                pairs.append((name, value))
+    return pairs
+
+
+def cookie_values(header_values: Iterable[str], name: str) -> list[str]:
+    """Every value of the cookie named exactly ``name`` (duplicates kept, in order)."""
+    return [v for n, v in parse_cookies(header_values) if n == name]
+
+
+def is_lychgate_cookie(name: str) -> bool:
+    """True if ``name`` is in Lychgate's cookie namespace (see the module docstring)."""
+    lowered = name.strip(_BLANKS).lower()
+    for prefix in _PREFIXES:
+        if lowered.startswith(prefix):
+            lowered = lowered[len(prefix) :]
+            break
+    return lowered.startswith(_NAMESPACE)
+
+
+def strip_lychgate_cookies(header_values: Iterable[str]) -> str | None:
+    """One ``Cookie`` value with every Lychgate cookie removed; None if nothing is left.
+
+    The other cookies are kept byte for byte (only blanks around ``;`` are normalized).
+    """
+    kept: list[str] = []
+    for header in header_values:
+        for item in header.split(";"):
+            item = item.strip(_BLANKS)
+            if not item:
+                continue
+            name, sep, _ = item.partition("=")
+            if sep and is_lychgate_cookie(name):
+                continue
+            kept.append(item)
+    return "; ".join(kept) if kept else None
+
+
+def set_app_cookie(token: str, *, secure: bool, max_age: int) -> str:
+    """The ``Set-Cookie`` value that stores the app token for ``max_age`` seconds.
+
+    HttpOnly (no script reads it), SameSite=Lax (sent on top-level navigations, not on
+    cross-site subrequests), Path=/ and no Domain (host-only); Secure with the ``__Host-``
+    prefix on https.
+    """
+    if not token or not set(token) <= _COOKIE_OCTETS:
+        raise UsageError("a cookie value must be non-empty cookie-octets", field="token")
+    return _cookie(app_cookie_name(secure), token, secure=secure, max_age=max(0, max_age))
+
+
+def clear_app_cookie(*, secure: bool) -> str:
+    """The ``Set-Cookie`` value that deletes the app token cookie (RFC 6265 section 3.1)."""
+    name = app_cookie_name(secure)
+    return _cookie(name, "", secure=secure, max_age=0) + f"; Expires={_EPOCH}"
+
+
+def _cookie(name: str, value: str, *, secure: bool, max_age: int) -> str:
+    attributes = [f"{name}={value}", "Path=/", f"Max-Age={max_age}", "HttpOnly", "SameSite=Lax"]
+    if secure:
+        attributes.insert(3, "Secure")
+    return "; ".join(attributes)

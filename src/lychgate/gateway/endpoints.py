@@ -1,0 +1,248 @@
+"""The endpoints the gateway answers itself: callback, logout and health.
+
+* ``GET /.lychgate/callback?code=...&rd=...`` finishes the one-time code handoff (DESIGN.md flow
+  4). ``rd`` is checked *first* with :func:`~lychgate.gateway.admit_redirect.safe_redirect`
+  (same-origin paths only, SECURITY.md item 1): a refused ``rd`` redirects to ``/`` without
+  redeeming the code or setting a cookie. Otherwise the code is redeemed at authz over the back
+  channel, the returned app token is verified here as admission would (signature, expiry, app
+  of this host, not revoked) and only then stored in the cookie.
+* ``/.lychgate/logout`` clears the app cookie and asks authz to revoke the session named by a
+  token that verifies, then redirects to ``/``. A cross-site request (``Sec-Fetch-Site:
+  cross-site``) is refused, so another site cannot sign the user out. If authz cannot be
+  reached the cookie is still cleared, but the answer is a 502: the user must not believe the
+  session is gone when it is not.
+* ``/.lychgate/healthz``: 200 ``ok`` once a snapshot is loaded, 503 before. Nothing else.
+
+Errors answer fixed texts (400, 502, 503): never an exception message or an address.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Final, Protocol
+from urllib.parse import parse_qsl
+
+import httpx
+
+from lychgate.errors import ClientError, LychgateError
+from lychgate.gateway import admit_responses as responses
+from lychgate.gateway.admission import ToEndpoint, check_app_token
+from lychgate.gateway.admit_redirect import safe_redirect
+from lychgate.gateway.cookies import (
+    app_cookie_name,
+    clear_app_cookie,
+    cookie_values,
+    set_app_cookie,
+)
+from lychgate.gateway.feed_http import REDEEM_PATH, REVOKE_PATH, authz_client
+from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
+from lychgate.gateway.types import Local, RequestHead, Respond
+from lychgate.ids import SessionId
+from lychgate.secret import Secret
+
+log = logging.getLogger(__name__)
+
+_CODE: Final = re.compile(r"[A-Za-z0-9_-]{16,256}")
+_MAX_QUERY_FIELDS: Final = 8
+_CROSS_SITE_OK: Final = frozenset({"same-origin", "same-site", "none"})
+
+
+class AuthzUnavailable(LychgateError):
+    """authz could not be reached or failed (5xx): the gateway answers 502."""
+
+    status = 502
+
+
+class AuthzClient(Protocol):
+    """The gateway's back channel to authz."""
+
+    async def redeem_code(self, code: str) -> str:
+        """Redeem a one-time handoff code; return the app token.
+
+        Raises :class:`~lychgate.errors.ClientError` when authz refuses the code, and
+        :class:`AuthzUnavailable` when authz cannot answer.
+        """
+        ...
+
+    async def revoke_session(self, session_id: SessionId) -> None:
+        """Revoke a session. Raises :class:`AuthzUnavailable` on failure."""
+        ...
+
+
+class HttpAuthzClient:
+    """:class:`AuthzClient` over authz's internal HTTP API (unix socket or TCP).
+
+    ``POST /.lychgate/internal/handoff`` ``{"code": ...}`` -> ``{"token": ...}`` (4xx: refused);
+    ``POST /.lychgate/internal/revoke`` ``{"session_id": ...}`` -> 2xx.
+    """
+
+    def __init__(self, base: str, secret: Secret, *, timeout: float = 5.0) -> None:
+        self._client = authz_client(base, secret, timeout=timeout)
+
+    async def redeem_code(self, code: str) -> str:
+        response = await self._post(REDEEM_PATH, {"code": code})
+        if 400 <= response.status_code < 500:
+            raise ClientError("authz refused the code", field="code")
+        try:
+            token = response.json()["token"]
+        except (ValueError, KeyError, TypeError):
+            token = None
+        if not isinstance(token, str) or not token:
+            raise AuthzUnavailable("authz answered the redemption without a token")
+        return token
+
+    async def revoke_session(self, session_id: SessionId) -> None:
+        response = await self._post(REVOKE_PATH, {"session_id": session_id})
+        if response.status_code >= 300:
+            raise AuthzUnavailable(f"authz answered {response.status_code} to a revocation")
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _post(self, path: str, body: dict[str, str]) -> httpx.Response:
+        try:
+            response = await self._client.post(path, json=body)
+        except httpx.HTTPError as exc:
+            raise AuthzUnavailable(f"authz unreachable ({type(exc).__name__})") from None
+        if response.status_code >= 500 or response.status_code in (401, 403):
+            # 401/403: our secret is wrong; that is our failure, not the client's.
+            raise AuthzUnavailable(f"authz answered {response.status_code}")
+        return response
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Endpoints:
+    """The gateway's own endpoints, bound to a snapshot holder and an authz client."""
+
+    __slots__ = ("_authz", "_clock", "_holder")
+
+    def __init__(
+        self,
+        holder: SnapshotHolder,
+        authz: AuthzClient,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._holder = holder
+        self._authz = authz
+        self._clock = clock
+
+    def local(self, admission: ToEndpoint) -> Local:
+        """The engine's :class:`~lychgate.gateway.types.Local` for an admitted endpoint."""
+
+        async def run(head: RequestHead) -> Respond:
+            try:
+                if admission.name == "callback":
+                    return await self.callback(head, admission)
+                if admission.name == "logout":
+                    return await self.logout(head, admission)
+                return await self.healthz(head)
+            except Exception:  # fail closed, and say nothing about why
+                log.exception("gateway endpoint %s failed", admission.name)
+                return responses.text(500, "internal error\n")
+
+        return Local(run, admission.name)
+
+    async def healthz(self, head: RequestHead) -> Respond:
+        """200 once a snapshot is loaded, 503 before. Reveals nothing else."""
+        if self._holder.current is None:
+            return responses.text(503, "unavailable\n")
+        return responses.text(200, "ok\n")
+
+    async def callback(self, head: RequestHead, admission: ToEndpoint) -> Respond:
+        """Redeem ``code``, set the app cookie, redirect to the same-origin ``rd``."""
+        if head.method != "GET":
+            return responses.text(405, "method not allowed\n", headers=(("allow", "GET"),))
+        snapshot = self._holder.current
+        if snapshot is None:
+            return responses.text(503, "unavailable\n")
+        params = _query(admission.target.query)
+        if params is None:
+            return responses.text(400, "bad request\n")
+        codes, rds = params.get("code", []), params.get("rd", ["/"])
+        if len(codes) != 1 or len(rds) != 1 or not _CODE.fullmatch(codes[0]):
+            return responses.text(400, "bad request\n")
+        target = safe_redirect(rds[0])
+        if target is None:
+            return responses.redirect("/")  # SECURITY.md item 1: no code spent, no cookie
+        try:
+            token = await self._authz.redeem_code(codes[0])
+        except ClientError:
+            return responses.text(400, "the sign-in link is invalid or has expired\n")
+        except Exception as exc:
+            log.warning("code redemption failed: %s", type(exc).__name__)
+            return responses.text(502, "sign-in is unavailable, try again\n")
+        return self._store_token(snapshot, admission, token, target)
+
+    def _store_token(
+        self, snapshot: ConfigSnapshot, admission: ToEndpoint, token: str, target: str
+    ) -> Respond:
+        now = self._clock()
+        checked = check_app_token(token, now, snapshot, snapshot.keyring, admission.app)
+        if isinstance(checked, str):
+            log.warning("authz handed over an app token that does not verify here: %s", checked)
+            return responses.text(400, "the sign-in link is invalid or has expired\n")
+        _, identity = checked
+        max_age = int((identity.expires_at - now).total_seconds())
+        cookie = set_app_cookie(token, secure=snapshot.secure_cookies, max_age=max_age)
+        return responses.redirect(target, headers=(("set-cookie", cookie),))
+
+    async def logout(self, head: RequestHead, admission: ToEndpoint) -> Respond:
+        """Clear the cookie, revoke the session at authz, redirect to ``/``."""
+        if head.method not in ("GET", "POST"):
+            return responses.text(405, "method not allowed\n", headers=(("allow", "GET, POST"),))
+        sites = head.header_all("sec-fetch-site")
+        if sites and (len(sites) != 1 or sites[0].strip().lower() not in _CROSS_SITE_OK):
+            return responses.text(403, "forbidden\n")
+        snapshot = self._holder.current
+        secure = snapshot.secure_cookies if snapshot is not None else head.scheme == "https"
+        clear = (("set-cookie", clear_app_cookie(secure=secure)),)
+        sessions = [] if snapshot is None else self._sessions(head, snapshot, admission)
+        try:
+            for session_id in sessions:
+                await self._authz.revoke_session(session_id)
+        except Exception as exc:
+            log.warning("session revocation failed: %s", type(exc).__name__)
+            return responses.text(
+                502, "sign-out could not be completed, try again\n", headers=clear
+            )
+        return responses.redirect("/", headers=clear)
+
+    def _sessions(
+        self, head: RequestHead, snapshot: ConfigSnapshot, admission: ToEndpoint
+    ) -> list[SessionId]:
+        """Session ids named by the valid app tokens in the request's cookie."""
+        name = app_cookie_name(snapshot.secure_cookies)
+        now = self._clock()
+        found: dict[SessionId, None] = {}
+        for value in cookie_values(head.header_all("cookie"), name)[:4]:
+            checked = check_app_token(value, now, snapshot, snapshot.keyring, admission.app)
+            if not isinstance(checked, str):
+                found[checked[1].session_id] = None
+        return list(found)
+
+
+def _query(query: str | None) -> dict[str, list[str]] | None:
+    """Decode a query strictly (UTF-8, few fields); None if it does not decode."""
+    if not query:
+        return {}
+    try:
+        pairs = parse_qsl(
+            query,
+            keep_blank_values=True,
+            strict_parsing=True,
+            errors="strict",
+            max_num_fields=_MAX_QUERY_FIELDS,
+        )
+    except ValueError:  # UnicodeDecodeError is a ValueError
+        return None
+    params: dict[str, list[str]] = {}
+    for key, value in pairs:
+        params.setdefault(key, []).append(value)
+    return params

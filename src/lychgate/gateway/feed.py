@@ -1,0 +1,187 @@
+"""The gateway's config feed client: stream snapshots from authz into a SnapshotHolder.
+
+Theory of operation
+-------------------
+::
+
+    idle ──connect──► streaming ──line──► apply (snapshot: replace; heartbeat: confirm)
+      ▲                   │
+      └──backoff+jitter───┘  (refused, unreachable, closed, silent too long, line too long)
+
+:meth:`FeedClient.run` connects to ``GET /.lychgate/internal/feed`` with the internal bearer
+secret, over authz's unix socket or TCP, and reads newline-delimited JSON (the format is in
+:mod:`lychgate.gateway.feed_wire`). Each line is applied as soon as it arrives, so a change
+reaches the gateway within a second of authz sending it. A line that does not parse is logged
+and skipped: it never replaces the good snapshot. When the connection ends for any reason the
+holder keeps the last snapshot (DESIGN.md: keep serving on the last config) and the client
+reconnects after an exponential backoff with jitter, reset by the next snapshot applied. A
+refusal (401 for a wrong secret) is retried the same way and logged, so fixing the secret on the
+authz side heals the gateway without a restart.
+
+The read timeout is a few heartbeat intervals: a feed that stays silent that long is treated as
+dead, even if TCP has not noticed. :meth:`FeedClient.stop` ends :meth:`run` cleanly; cancelling
+the task running it works too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from typing import Final
+
+import httpx
+
+from lychgate.errors import ConfigError
+from lychgate.gateway.feed_http import FEED_PATH, authz_client
+from lychgate.gateway.feed_json import MAX_LINE_BYTES
+from lychgate.gateway.feed_wire import MEDIA_TYPE, Heartbeat, feed_lines, parse_line
+from lychgate.gateway.snapshot import SnapshotHolder
+from lychgate.secret import Secret
+
+__all__ = ["FeedClient", "FeedError", "backoff_delay", "feed_lines", "split_lines"]
+
+log = logging.getLogger(__name__)
+
+INITIAL_BACKOFF: Final = 0.5
+MAX_BACKOFF: Final = 30.0
+READ_TIMEOUT: Final = 15.0  # three heartbeat intervals
+CONNECT_TIMEOUT: Final = 5.0
+
+
+class FeedError(Exception):
+    """The feed connection cannot go on (refused, or a line too long); reconnect."""
+
+
+def backoff_delay(base: float) -> float:
+    """``base`` with "equal jitter": uniformly in ``[base/2, base]``, from :mod:`secrets`.
+
+    Jitter spreads the reconnections of many gateways after an authz restart.
+    """
+    half_ms = max(1, int(base * 500))
+    return (half_ms + secrets.randbelow(half_ms + 1)) / 1000
+
+
+async def split_lines(
+    chunks: AsyncIterator[bytes], *, limit: int = MAX_LINE_BYTES
+) -> AsyncIterator[bytes]:
+    """Split a byte stream into ``\\n``-terminated lines (without the ``\\n``), each ``<= limit``.
+
+    Raises :class:`FeedError` for a line longer than ``limit``; a final unterminated fragment is
+    dropped (the connection broke mid-line).
+    """
+    buffer = bytearray()
+    async for chunk in chunks:
+        buffer += chunk
+        start = 0
+        while (end := buffer.find(b"\n", start)) >= 0:
+            if end - start > limit:
+                raise FeedError("feed line too long")
+            yield bytes(buffer[start:end])
+            start = end + 1
+        del buffer[:start]
+        if len(buffer) > limit:
+            raise FeedError("feed line too long")
+
+
+class FeedClient:
+    """Keeps a :class:`SnapshotHolder` in step with authz's config feed."""
+
+    __slots__ = (
+        "_base",
+        "_connection",
+        "_delay",
+        "_holder",
+        "_initial",
+        "_maximum",
+        "_read_timeout",
+        "_secret",
+        "_stopping",
+        "failures",
+        "snapshots_applied",
+    )
+
+    def __init__(
+        self,
+        base: str,
+        secret: Secret,
+        holder: SnapshotHolder,
+        *,
+        initial_backoff: float = INITIAL_BACKOFF,
+        max_backoff: float = MAX_BACKOFF,
+        read_timeout: float = READ_TIMEOUT,
+    ) -> None:
+        """``base`` is ``unix:/path`` or ``http://host:port`` (see ``feed_http.authz_base``)."""
+        self._base = base
+        self._secret = secret
+        self._holder = holder
+        self._initial = initial_backoff
+        self._maximum = max_backoff
+        self._read_timeout = read_timeout
+        self._stopping = asyncio.Event()
+        self._connection: asyncio.Task[None] | None = None
+        self._delay = initial_backoff
+        self.failures = 0  # connections that ended since the last snapshot applied
+        self.snapshots_applied = 0
+
+    def stop(self) -> None:
+        """Make :meth:`run` return: the open connection is closed, no reconnection is made."""
+        self._stopping.set()
+        if self._connection is not None:
+            self._connection.cancel()
+
+    async def run(self) -> None:
+        """Follow the feed until :meth:`stop` (or cancellation)."""
+        timeout = httpx.Timeout(CONNECT_TIMEOUT, read=self._read_timeout)
+        async with authz_client(self._base, self._secret, timeout=timeout) as client:
+            while not self._stopping.is_set():
+                self._connection = asyncio.create_task(self._follow(client), name="feed")
+                try:
+                    await self._connection
+                except asyncio.CancelledError:
+                    if self._stopping.is_set():
+                        return
+                    raise
+                finally:
+                    self._connection = None
+                self.failures += 1  # reset by the next snapshot applied
+                wait = backoff_delay(self._delay)
+                log.info("config feed: reconnecting in %.1f s", wait)
+                self._delay = min(self._delay * 2, self._maximum)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), wait)
+
+    async def _follow(self, client: httpx.AsyncClient) -> None:
+        """One connection: apply lines until it ends."""
+        try:
+            async with client.stream("GET", FEED_PATH, headers={"accept": MEDIA_TYPE}) as response:
+                if response.status_code != 200:
+                    raise FeedError(f"authz refused the feed with {response.status_code}")
+                async for line in split_lines(response.aiter_bytes()):
+                    self._apply(line)
+            log.warning("config feed: authz closed the stream")
+        except FeedError as exc:
+            log.warning("config feed: %s", exc)
+        except httpx.HTTPError as exc:
+            log.warning("config feed: connection failed (%s)", type(exc).__name__)
+
+    def _apply(self, line: bytes) -> None:
+        """Apply one line: a snapshot replaces, a heartbeat confirms, anything else is logged."""
+        if not line.strip():
+            return
+        try:
+            message = parse_line(line)
+        except ConfigError as exc:
+            # The message names the failing member, never its value (it may be key material).
+            log.error("config feed: refused a message: %s", exc)
+            return
+        if isinstance(message, Heartbeat):
+            if not self._holder.confirm(message.serial):
+                log.debug("config feed: heartbeat for serial %d is not ours", message.serial)
+            return
+        self._holder.replace(message)
+        self.snapshots_applied += 1
+        self.failures, self._delay = 0, self._initial  # a good feed resets the backoff
+        log.info("config feed: applied snapshot %d", message.serial)

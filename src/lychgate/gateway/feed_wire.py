@@ -1,0 +1,121 @@
+"""The config feed's wire format, and the generator authz serves it from.
+
+``GET /.lychgate/internal/feed`` answers ``200`` with ``Content-Type: application/x-ndjson``:
+one JSON object per line (``\\n``-terminated), for as long as the connection lasts.
+
+* ``{"type": "snapshot", "snapshot": {...}}``: a full :class:`ConfigSnapshot` (its ``to_json``
+  form). Sent on connect and on every change.
+* ``{"type": "heartbeat", "serial": N}``: "my latest is still ``N``", every few seconds when
+  nothing changes. It keeps idle connections alive and lets the gateway tell a quiet feed
+  from a dead one (:meth:`SnapshotHolder.confirm`).
+* An empty line is a keep-alive before the first snapshot, and is ignored.
+
+:func:`feed_lines` turns any async stream of snapshots (authz builds it from its event bus) into
+these lines. It coalesces: if several snapshots arrive while the client is slow to read, only
+the newest is sent, since each one is complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+from typing import Final
+
+from lychgate.gateway.feed_json import Members, dumps, fail, loads
+from lychgate.gateway.snapshot import ConfigSnapshot, check_snapshot
+
+MEDIA_TYPE: Final = "application/x-ndjson"
+HEARTBEAT_INTERVAL: Final = 5.0
+KEEPALIVE: Final = b"\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """The feed's latest snapshot is still ``serial``."""
+
+    serial: int
+
+
+FeedMessage = ConfigSnapshot | Heartbeat
+
+
+def snapshot_line(snapshot: ConfigSnapshot) -> bytes:
+    """One feed line carrying ``snapshot`` (holds the assertion key: never log it)."""
+    return dumps({"type": "snapshot", "snapshot": snapshot.to_json()}) + b"\n"
+
+
+def heartbeat_line(serial: int) -> bytes:
+    return dumps({"type": "heartbeat", "serial": serial}) + b"\n"
+
+
+def parse_line(line: bytes) -> FeedMessage:
+    """Read one non-empty feed line strictly. Raises :class:`~lychgate.errors.ConfigError`."""
+    message = Members(loads(line), "")
+    kind = message.text("type")
+    if kind == "snapshot":
+        parsed: FeedMessage = check_snapshot(message.raw("snapshot"))
+    elif kind == "heartbeat":
+        parsed = Heartbeat(message.integer("serial"))
+    else:
+        fail("is not a known message type", "type")
+    message.done()
+    return parsed
+
+
+class _End:
+    """The source stream ended (or failed with ``error``)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+async def feed_lines(
+    snapshots: AsyncIterator[ConfigSnapshot], *, heartbeat_interval: float = HEARTBEAT_INTERVAL
+) -> AsyncGenerator[bytes, None]:
+    """The feed's response body: a line per snapshot, a heartbeat when idle.
+
+    Ends when ``snapshots`` ends; re-raises what ``snapshots`` raises. Closing the generator
+    (the client went away) stops reading ``snapshots``.
+    """
+    mailbox: asyncio.Queue[ConfigSnapshot | _End] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for snapshot in snapshots:
+                mailbox.put_nowait(snapshot)
+        except Exception as exc:
+            mailbox.put_nowait(_End(exc))
+        else:
+            mailbox.put_nowait(_End())
+
+    pumping = asyncio.create_task(pump(), name="feed-pump")  # awaited in the finally below
+    serial: int | None = None
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(mailbox.get(), heartbeat_interval)
+            except TimeoutError:
+                yield KEEPALIVE if serial is None else heartbeat_line(serial)
+                continue
+            latest = None if isinstance(item, _End) else item
+            end = item if isinstance(item, _End) else None
+            while end is None and not mailbox.empty():
+                queued = mailbox.get_nowait()  # coalesce: only the newest snapshot matters
+                if isinstance(queued, _End):
+                    end = queued
+                else:
+                    latest = queued
+            if latest is not None:
+                serial = latest.serial
+                yield snapshot_line(latest)
+            if end is not None:
+                if end.error is not None:
+                    raise end.error
+                return
+    finally:
+        pumping.cancel()
+        # Waits for the pump to finish; our own cancellation still propagates.
+        await asyncio.gather(pumping, return_exceptions=True)

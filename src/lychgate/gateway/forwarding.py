@@ -1,0 +1,222 @@
+"""The request headers an upstream receives (SECURITY.md item 3).
+
+Theory of operation
+-------------------
+An upstream behind Lychgate believes what the gateway tells it about the user and the client,
+so nothing the *client* says on those subjects may get through:
+
+* **Identity headers are always stripped**: every ``X-Lychgate-*``, ``Remote-User`` and the
+  other names in :data:`IDENTITY_HEADERS`. Names are compared after lower-casing and mapping
+  ``_`` to ``-``, because several servers (CGI/WSGI environ, PHP, some frameworks) fold both
+  into ``HTTP_X_LYCHGATE_USER``: ``x_lychgate_user`` must not survive as a spoofed identity.
+  Then the gateway adds its own: ``X-Lychgate-User``, ``X-Lychgate-Email`` and the signed
+  ``X-Lychgate-Assertion`` (the only one an app should trust; it verifies it against the JWKS).
+* **Forwarding headers** (``Forwarded``, ``X-Forwarded-*``) are stripped unless the TCP peer is
+  one of ``trusted_proxies`` (none by default: STYLE.md item 6). From a trusted proxy they are
+  kept and appended to, but only after they parse; an unparsable ``X-Forwarded-For``,
+  ``X-Forwarded-Proto`` or ``Forwarded`` from a trusted proxy is a 400, never skipped.
+  ``X-Forwarded-Host`` is always the Host the gateway routed on.
+* **The gateway's cookies** (the whole ``lychgate`` namespace, see
+  :mod:`lychgate.gateway.cookies`) are removed from ``Cookie``; the header is dropped if
+  nothing is left. authz, which owns those cookies, gets them unchanged.
+
+Hop-by-hop headers (``Connection`` and the names it lists) are the engine's business.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from lychgate.config.settings import IpNetwork
+from lychgate.errors import ClientError
+from lychgate.gateway.cookies import strip_lychgate_cookies
+from lychgate.gateway.routing import RequestHost
+from lychgate.gateway.snapshot import UserProfile
+from lychgate.gateway.types import Headers, RequestHead
+from lychgate.ids import AppSlug, SessionId, UserId
+
+#: Client headers that claim an identity or rewrite the target; stripped for every upstream.
+IDENTITY_HEADERS: Final = frozenset(
+    {
+        "remote-user",
+        "x-remote-user",
+        "x-real-ip",
+        "x-client-ip",
+        "true-client-ip",
+        "x-original-url",  # IIS/Symfony read the path from these: a path-rule bypass
+        "x-rewrite-url",
+        "x-original-uri",
+    }
+)
+IDENTITY_PREFIXES: Final = ("x-lychgate-", "x-auth-request-")
+FORWARDING_PREFIX: Final = "x-forwarded-"
+
+USER_HEADER: Final = "x-lychgate-user"
+EMAIL_HEADER: Final = "x-lychgate-email"
+ASSERTION_HEADER: Final = "x-lychgate-assertion"
+
+_TCHARS: Final = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_QUOTED: Final = r'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\x09\x20-\x7e])*"'
+_FORWARDED_PAIR: Final = re.compile(rf"[ \t]*({_TCHARS})=({_TCHARS}|{_QUOTED})[ \t]*")
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a forwarded request is from, as admission established it."""
+
+    session_id: SessionId
+    user_id: UserId
+    app: AppSlug
+    admin: bool
+    profile: UserProfile
+    expires_at: datetime  # the app token's exp
+
+
+def canonical_name(name: str) -> str:
+    """A header name as servers that fold ``_`` into ``-`` see it."""
+    return name.lower().replace("_", "-")
+
+
+def is_trusted(client_ip: str, trusted_proxies: Sequence[IpNetwork]) -> bool:
+    """True if the TCP peer ``client_ip`` is inside one of ``trusted_proxies``."""
+    if not trusted_proxies:
+        return False
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return False  # a unix-socket peer or anything odd is never a trusted proxy
+    return any(address in network for network in trusted_proxies)
+
+
+def forward_headers(
+    head: RequestHead,
+    host: RequestHost,
+    *,
+    trusted_proxies: Sequence[IpNetwork] = (),
+    strip_cookies: bool = True,
+    identity: Headers = (),
+) -> Headers:
+    """The end-to-end headers to send upstream for ``head``, routed on ``host``.
+
+    ``identity`` (from :func:`identity_headers`) is appended last. Raises
+    :class:`~lychgate.errors.ClientError` (400) for unparsable forwarding headers from a trusted
+    proxy.
+    """
+    trusted = is_trusted(head.client_ip, trusted_proxies)
+    kept: list[tuple[str, str]] = [("host", host.authority)]
+    cookies: list[str] = []
+    xff: list[str] = []
+    proto: list[str] = []
+    forwarded: list[str] = []
+    for name, value in head.headers:
+        canonical = canonical_name(name)
+        if canonical == "host":
+            continue  # replaced by the normalized host we routed on
+        if canonical == "cookie":
+            cookies.append(value)
+        elif canonical in IDENTITY_HEADERS or canonical.startswith(IDENTITY_PREFIXES):
+            continue
+        elif canonical == "forwarded" or canonical.startswith(FORWARDING_PREFIX):
+            if not trusted:
+                continue
+            if canonical == "x-forwarded-for":
+                xff.append(value)
+            elif canonical == "x-forwarded-proto":
+                proto.append(value)
+            elif canonical == "forwarded":
+                forwarded.append(value)
+            elif canonical != "x-forwarded-host":
+                kept.append((name, value))  # X-Forwarded-Prefix, -Port ... from a trusted proxy
+        else:
+            kept.append((name, value))
+    if cookies:
+        cookie = strip_lychgate_cookies(cookies) if strip_cookies else "; ".join(cookies)
+        if cookie is not None:
+            kept.append(("cookie", cookie))
+    scheme = _proto(proto) if proto else head.scheme
+    kept.append(("x-forwarded-for", ", ".join([*_forwarded_for(xff), head.client_ip])))
+    kept.append(("x-forwarded-proto", scheme))
+    kept.append(("x-forwarded-host", host.authority))
+    if forwarded:
+        elements = [*_check_forwarded(forwarded), _forwarded_element(head.client_ip, scheme, host)]
+        kept.append(("forwarded", ", ".join(elements)))
+    kept.extend(identity)
+    return tuple(kept)
+
+
+def identity_headers(identity: Identity, assertion: str) -> Headers:
+    """``X-Lychgate-User``, ``X-Lychgate-Email`` (only if printable ASCII) and the assertion.
+
+    A non-ASCII e-mail address cannot be put in a header without an encoding every app would
+    have to guess; it is left to the assertion, which carries it as JSON.
+    """
+    headers: list[tuple[str, str]] = [(USER_HEADER, identity.user_id)]
+    email = identity.profile.email
+    if email is not None and email.isascii() and email.isprintable():
+        headers.append((EMAIL_HEADER, email))
+    headers.append((ASSERTION_HEADER, assertion))
+    return tuple(headers)
+
+
+def _bad(message: str, field: str) -> ClientError:
+    return ClientError(message, field=field, status=400)
+
+
+def _forwarded_for(values: list[str]) -> list[str]:
+    """The addresses in trusted ``X-Forwarded-For`` values; each must be an IP address."""
+    hops: list[str] = []
+    for value in values:
+        for item in value.split(","):
+            item = item.strip(" \t")
+            try:
+                hops.append(str(ipaddress.ip_address(item)))
+            except ValueError:
+                raise _bad("unparsable X-Forwarded-For", "x-forwarded-for") from None
+    return hops
+
+
+def _proto(values: list[str]) -> str:
+    if len(values) != 1 or values[0].strip().lower() not in ("http", "https"):
+        raise _bad("unparsable X-Forwarded-Proto", "x-forwarded-proto")
+    return values[0].strip().lower()
+
+
+def _check_forwarded(values: list[str]) -> list[str]:
+    """Split trusted ``Forwarded`` values into elements, checking RFC 7239 section 4 syntax."""
+    return [element for value in values for element in _split_elements(value)]
+
+
+def _split_elements(value: str) -> list[str]:
+    elements: list[str] = []
+    current: list[str] = []
+    pos, end = 0, len(value)
+    while True:
+        match = _FORWARDED_PAIR.match(value, pos)
+        if match is None:
+            raise _bad("unparsable Forwarded", "forwarded")
+        current.append(f"{match.group(1)}={match.group(2)}")
+        pos = match.end()
+        if pos == end:
+            break
+        separator = value[pos]
+        if separator == ",":
+            elements.append(";".join(current))
+            current = []
+        elif separator != ";":
+            raise _bad("unparsable Forwarded", "forwarded")
+        pos += 1
+    elements.append(";".join(current))
+    return elements
+
+
+def _forwarded_element(client_ip: str, scheme: str, host: RequestHost) -> str:
+    """Our own ``Forwarded`` element (RFC 7239 section 4; IPv6 and ports must be quoted)."""
+    node = f'"[{client_ip}]"' if ":" in client_ip else client_ip
+    authority = host.authority
+    quoted = authority if re.fullmatch(_TCHARS, authority) else f'"{authority}"'
+    return f"for={node};proto={scheme};host={quoted}"

@@ -1,0 +1,186 @@
+"""Request-target normalization: one canonical path, decided on and forwarded as is.
+
+Theory of operation
+-------------------
+Path bugs in proxies are parser differentials: the gateway reads ``/a/..%2f.lychgate`` one way
+and the upstream another (SECURITY.md item 2). So the gateway parses the request-target exactly
+once, here, into a canonical form; routing and admission look only at that form, and
+:attr:`RequestTarget.origin_form` is byte for byte what goes upstream. Nothing downstream ever
+looks at the raw target again.
+
+The canonical path is built in this order:
+
+1. **Form** (RFC 9112 section 3.2). Origin-form (``/path?query``) is the normal case. Absolute-
+   form (``http://host/path``) is accepted only for ``http``/``https`` without userinfo, and its
+   authority is handed to routing, which refuses it unless it names the same host as ``Host``
+   (:mod:`lychgate.gateway.routing`). Asterisk- and authority-form (``OPTIONS *``, ``CONNECT``)
+   are refused: the gateway is not a forward proxy.
+2. **Characters.** Raw control characters, space, DEL, non-ASCII octets, ``\\`` and ``#`` are
+   refused (a client never sends a fragment, RFC 9112 section 3.2.1; a backslash is a path
+   separator to WHATWG URL parsers and to Windows). Printable characters outside RFC 3986
+   ``pchar`` (``|``, ``^``, ``{`` ...) are percent-encoded, which is an equivalent spelling.
+3. **Percent-encoding** (RFC 3986 section 6.2.2). An escape of an unreserved character is
+   decoded (``%2e`` is ``.``, ``%7E`` is ``~``), every other escape keeps its encoding with
+   upper-case hex. A malformed escape, an escaped control character (``%00``, ``%0a`` ...), an
+   escaped backslash (``%5c``) and octets that do not decode as UTF-8 (``%c0%ae``, ``%ff``) are
+   refused. ``%2F`` stays encoded and is *not* a separator: real apps put it in paths (GitLab's
+   ``group%2Fproject``).
+4. **Empty segments** are collapsed (``//`` is ``/``), so a path can never start with ``//``,
+   which many upstreams would echo into a ``Location`` as a scheme-relative URL.
+5. **Dot segments** are removed as in RFC 3986 section 5.2.4; ``..`` at the root stays at the
+   root. Because step 3 decoded ``%2e``, ``%2e%2e`` is removed too.
+6. **Dot look-alikes are refused**: a segment that is not ``.`` or ``..`` but would become one in
+   some upstream -- Tomcat's path parameters (``..;/``, ``.;x``) or a decoded ``%2F`` (``..%2F``,
+   ``a%2F..``) -- is a 400, not a guess.
+
+The query is not normalized (no decision looks at it) but must be printable ASCII without
+``#``. Case is kept: paths are case-sensitive (RFC 3986 section 6.2.2.1 only folds hex digits).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+from typing import Final
+
+from lychgate.errors import ClientError
+
+# RFC 3986 section 2.3 and 3.3.
+_UNRESERVED: Final = frozenset(string.ascii_letters + string.digits + "-._~")
+_SUB_DELIMS: Final = frozenset("!$&'()*+,;=")
+_PATH_RAW: Final = _UNRESERVED | _SUB_DELIMS | frozenset(":@/")
+# Printable ASCII that is not allowed raw in a path; re-spelled as %XX (step 2).
+_PATH_ENCODE: Final = frozenset(chr(c) for c in range(0x21, 0x7F)) - _PATH_RAW - set("%\\#?")
+_HEX: Final = frozenset("0123456789abcdefABCDEF")
+_ABSOLUTE_FORM: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)(.*)", re.DOTALL)
+# Separators some upstream may see inside one of our segments (step 6).
+_HIDDEN_SEPARATORS: Final = re.compile(r";|%2F|%3B")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestTarget:
+    """A normalized request-target.
+
+    ``path`` is canonical (see the module docstring); ``query`` is None when the target had no
+    ``?``. ``authority`` is the ``host[:port]`` of an absolute-form target, for routing to check
+    against ``Host``; None for origin-form.
+    """
+
+    path: str
+    query: str | None = None
+    authority: str | None = None
+
+    @property
+    def origin_form(self) -> str:
+        """What is sent upstream: the decided-on path plus the original query."""
+        return self.path if self.query is None else f"{self.path}?{self.query}"
+
+
+def bad_target(message: str) -> ClientError:
+    """The error for a refused request-target (400)."""
+    return ClientError(message, field="target", status=400)
+
+
+def parse_request_target(raw: str) -> RequestTarget:
+    """Parse and normalize a raw request-target (RFC 9112 section 3.2).
+
+    Raises :class:`~lychgate.errors.ClientError` (400, field ``target``) for anything refused.
+    """
+    authority: str | None = None
+    if not raw.startswith("/"):
+        match = _ABSOLUTE_FORM.fullmatch(raw)
+        if match is None:
+            raise bad_target("request-target must be origin-form or absolute-form")
+        scheme, authority, rest = match.groups()
+        if scheme.lower() not in ("http", "https"):
+            raise bad_target("absolute-form target must be http or https")
+        if not authority or "@" in authority:
+            raise bad_target("absolute-form target needs a host and no userinfo")
+        raw = rest if rest.startswith("/") else "/" + rest
+    path, sep, query = raw.partition("?")
+    check_query(query)
+    return RequestTarget(normalize_path(path), query if sep else None, authority)
+
+
+def check_query(query: str) -> None:
+    """A query must be printable ASCII without ``#`` (it is forwarded untouched)."""
+    for ch in query:
+        if not "\x21" <= ch <= "\x7e" or ch == "#":
+            raise bad_target("query holds a character that is not allowed")
+
+
+def normalize_path(path: str) -> str:
+    """Normalize an absolute path (steps 2-6 of the module docstring). Idempotent.
+
+    Raises :class:`~lychgate.errors.ClientError` (400) for a path that is refused.
+    """
+    if not path.startswith("/"):
+        raise bad_target("path must start with '/'")
+    spelled = _respell(path)
+    segments = spelled.split("/")[1:]
+    trailing_slash = segments[-1] == ""
+    out: list[str] = []
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment in ("", "."):
+            # Step 4 and RFC 3986 section 5.2.4 rule B: a final "." still means a directory.
+            trailing_slash = trailing_slash or (last and segment == ".")
+            continue
+        if segment == "..":
+            if out:
+                out.pop()  # rule C; ".." at the root stays at the root
+            trailing_slash = trailing_slash or last
+            continue
+        _refuse_dot_lookalike(segment)
+        out.append(segment)
+    if not out:
+        return "/"
+    return "/" + "/".join(out) + ("/" if trailing_slash else "")
+
+
+def _respell(path: str) -> str:
+    """Steps 2 and 3: check characters, decode unreserved escapes, upper-case the rest."""
+    chunks: list[str] = []
+    octets = bytearray()  # the fully decoded path, to check that it is UTF-8
+    i, n = 0, len(path)
+    while i < n:
+        ch = path[i]
+        if ch == "%":
+            hex_digits = path[i + 1 : i + 3]
+            if len(hex_digits) != 2 or not set(hex_digits) <= _HEX:
+                raise bad_target("path holds a malformed percent-escape")
+            value = int(hex_digits, 16)
+            if value < 0x20 or value == 0x7F:
+                raise bad_target("path holds an escaped control character")
+            if value == 0x5C:
+                raise bad_target("path holds an escaped backslash")
+            decoded = chr(value)
+            chunks.append(decoded if decoded in _UNRESERVED else "%" + hex_digits.upper())
+            octets.append(value)
+            i += 3
+            continue
+        if ch in _PATH_RAW:
+            chunks.append(ch)
+        elif ch in _PATH_ENCODE:
+            chunks.append(f"%{ord(ch):02X}")
+        elif ch == "\\":
+            raise bad_target("path holds a backslash")
+        else:
+            raise bad_target("path holds a character that is not allowed")
+        octets.append(ord(ch))
+        i += 1
+    try:
+        octets.decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad_target("path is not UTF-8 once decoded") from None
+    return "".join(chunks)
+
+
+def _refuse_dot_lookalike(segment: str) -> None:
+    """Step 6: refuse a segment some upstream would read as ``.`` or ``..``."""
+    if "." not in segment:
+        return
+    for piece in _HIDDEN_SEPARATORS.split(segment):
+        if piece in (".", ".."):
+            raise bad_target("path holds a disguised dot-segment")

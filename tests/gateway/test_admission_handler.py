@@ -1,0 +1,285 @@
+"""The Handler: admission carried into the engine's Decision (Forward, Respond, Local)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from gateway.world import APPS, FETCH, NAVIGATE, NOW, World
+from lychgate.config.settings import Settings
+from lychgate.gateway.admit_handler import GatewayHandler, GatewayOptions
+from lychgate.gateway.endpoints import Endpoints
+from lychgate.gateway.snapshot import SnapshotHolder
+from lychgate.gateway.types import Forward, Local, Respond, Upstream
+from lychgate.ids import AppSlug, SessionId
+from lychgate.tokens import verify_assertion
+
+AUTHZ = Upstream("unix:/run/lychgate/authz.sock")
+
+
+class Clock:
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class NoAuthz:
+    async def redeem_code(self, code: str) -> str:
+        raise AssertionError("not used here")
+
+    async def revoke_session(self, session_id: SessionId) -> None:
+        raise AssertionError("not used here")
+
+
+def handler_for(
+    world: World, *, options: GatewayOptions | None = None, clock: Clock | None = None
+) -> tuple[GatewayHandler, SnapshotHolder]:
+    holder = SnapshotHolder()
+    holder.replace(world.snapshot)
+    endpoints = Endpoints(holder, NoAuthz())
+    handler = GatewayHandler(
+        holder, options or GatewayOptions(AUTHZ), endpoints, clock=clock or Clock()
+    )
+    return handler, holder
+
+
+def header(decision: Forward | Respond, name: str) -> list[str]:
+    return [v for n, v in decision.headers if n == name]
+
+
+SINGLE = World("single-host")
+
+
+def test_admitted_request_is_forwarded_with_a_signed_assertion() -> None:
+    handler, _ = handler_for(SINGLE)
+    request = SINGLE.head(
+        "/x/../page?q=1",
+        cookies=[SINGLE.token()],
+        headers=(("x-lychgate-user", "admin"), ("cookie", "theme=dark")),
+    )
+    decision = handler(request)
+    assert isinstance(decision, Forward)
+    assert decision.upstream == Upstream("http://127.0.0.1:9/wiki")
+    assert decision.target == "/page?q=1"
+    assert decision.app == "wiki"
+    assert decision.session_id == "sess-1"
+    assert not decision.allow_upgrade
+    assert header(decision, "x-lychgate-user") == ["user-1"]
+    assert header(decision, "x-lychgate-email") == ["ann@example.com"]
+    assert header(decision, "cookie") == ["theme=dark"]
+    assert header(decision, "x-forwarded-for") == ["203.0.113.9"]
+    [assertion] = header(decision, "x-lychgate-assertion")
+    keyring = SINGLE.snapshot.assertion_keyring
+    assert keyring is not None
+    claims = verify_assertion(
+        keyring.public, assertion, now=NOW, issuer=SINGLE.snapshot.issuer, audience=AppSlug("wiki")
+    )
+    assert (claims.sub, claims.email, claims.name, claims.groups, claims.adm) == (
+        "user-1",
+        "ann@example.com",
+        "Ann",
+        ("staff",),
+        False,
+    )
+
+
+def test_app_settings_reach_the_forward() -> None:
+    world = World("subdomains")
+    handler, _ = handler_for(world)
+    request = world.head("/", host="metrics.corp.example", cookies=[world.token(app="grafana")])
+    decision = handler(request)
+    assert isinstance(decision, Forward)
+    assert decision.upstream == Upstream("http://127.0.0.1:9/grafana", read_timeout=3.0)
+    assert decision.max_body_bytes == 1024
+    admin = handler(
+        world.head(
+            "/",
+            host="admin.example.com",
+            cookies=[world.token(app="admin", sub="user-2", adm=True)],
+        )
+    )
+    assert isinstance(admin, Forward)
+    assert admin.allow_upgrade
+
+
+def test_assertions_are_cached_until_shortly_before_expiry() -> None:
+    clock = Clock()
+    handler, _ = handler_for(SINGLE, clock=clock)
+    request = SINGLE.head("/", cookies=[SINGLE.token()])
+
+    def assertion() -> str:
+        decision = handler(request)
+        assert isinstance(decision, Forward)
+        return header(decision, "x-lychgate-assertion")[0]
+
+    first = assertion()
+    clock.now += timedelta(seconds=45)
+    assert assertion() == first
+    clock.now += timedelta(seconds=6)  # 51 s old: less than 10 s left
+    assert assertion() != first
+
+
+def test_authz_gets_the_request_with_its_cookies_but_no_spoofed_identity() -> None:
+    handler, _ = handler_for(SINGLE)
+    request = SINGLE.head(
+        "/.lychgate/login?rd=/x",
+        headers=(("cookie", "lychgate_session=abc"), ("x-lychgate-user", "admin")),
+    )
+    decision = handler(request)
+    assert isinstance(decision, Forward)
+    assert decision.upstream == AUTHZ
+    assert decision.app is None
+    assert decision.allow_upgrade
+    assert decision.target == "/.lychgate/login?rd=/x"
+    assert header(decision, "cookie") == ["lychgate_session=abc"]
+    assert header(decision, "x-lychgate-user") == []
+
+
+def test_navigation_without_a_token_is_a_302() -> None:
+    handler, _ = handler_for(SINGLE)
+    decision = handler(SINGLE.head("/docs", headers=NAVIGATE))
+    assert isinstance(decision, Respond)
+    assert decision.status == 302
+    assert header(decision, "location") == ["/.lychgate/login?rd=/docs"]
+    assert header(decision, "cache-control") == ["no-store"]
+
+
+def test_script_without_a_token_is_a_401_json() -> None:
+    handler, _ = handler_for(SINGLE)
+    decision = handler(SINGLE.head("/api", headers=FETCH))
+    assert isinstance(decision, Respond)
+    assert decision.status == 401
+    assert header(decision, "content-type") == ["application/json"]
+    assert header(decision, "www-authenticate")
+    assert json.loads(decision.body) == {
+        "error": "login_required",
+        "login_url": "/.lychgate/login?rd=/api",
+    }
+
+
+def test_denials_say_nothing_about_why() -> None:
+    handler, _ = handler_for(SINGLE)
+    expired = SINGLE.token(issued=NOW - timedelta(hours=3))
+    decision = handler(SINGLE.head("/api", cookies=[expired], headers=FETCH))
+    assert isinstance(decision, Respond)
+    assert b"expired" not in decision.body
+    page = handler(SINGLE.head("/", host="evil.example", headers=NAVIGATE))
+    assert isinstance(page, Respond)
+    assert page.status == 404
+    assert header(page, "content-type") == ["text/html; charset=utf-8"]
+    assert header(page, "content-security-policy")
+    api = handler(SINGLE.head("/", host="evil.example", headers=FETCH))
+    assert isinstance(api, Respond)
+    assert json.loads(api.body) == {"error": "not_found"}
+
+
+def test_endpoints_become_local() -> None:
+    handler, _ = handler_for(SINGLE)
+    decision = handler(SINGLE.head("/.lychgate/healthz"))
+    assert isinstance(decision, Local)
+    assert decision.name == "healthz"
+
+
+def test_no_snapshot_is_503() -> None:
+    handler = GatewayHandler(
+        SnapshotHolder(), GatewayOptions(AUTHZ), Endpoints(SnapshotHolder(), NoAuthz())
+    )
+    decision = handler(SINGLE.head("/", cookies=[SINGLE.token()]))
+    assert isinstance(decision, Respond)
+    assert decision.status == 503
+
+
+def test_without_an_assertion_key_apps_are_refused_but_authz_works() -> None:
+    world = World("single-host", assertion_key=None)
+    handler, _ = handler_for(world)
+    decision = handler(world.head("/", cookies=[world.token()]))
+    assert isinstance(decision, Respond)
+    assert decision.status == 503
+    assert isinstance(handler(world.head("/.lychgate/login")), Forward)
+
+
+def test_a_stale_snapshot_still_serves(caplog: pytest.LogCaptureFixture) -> None:
+    ticks = [0.0]
+    holder = SnapshotHolder(clock=lambda: ticks[0])
+    holder.replace(SINGLE.snapshot)
+    ticks[0] = 3600.0  # an hour without a word from the feed
+    assert holder.is_stale(30.0)
+    handler = GatewayHandler(
+        holder, GatewayOptions(AUTHZ, stale_after=30.0), Endpoints(holder, NoAuthz()), clock=Clock()
+    )
+    assert isinstance(handler(SINGLE.head("/", cookies=[SINGLE.token()])), Forward)
+    assert handler.stale
+    assert "serving on the last snapshot" in caplog.text
+    holder.confirm(SINGLE.snapshot.serial)  # a heartbeat arrives
+    assert isinstance(handler(SINGLE.head("/", cookies=[SINGLE.token()])), Forward)
+    assert not handler.stale
+
+
+def test_a_new_key_set_drops_cached_verifications() -> None:
+    handler, holder = handler_for(SINGLE)
+    request = SINGLE.head("/", cookies=[SINGLE.token()], headers=FETCH)
+    assert isinstance(handler(request), Forward)
+    rotated = World("single-host")  # fresh keys: the old ones are gone from the JWKS
+    holder.replace(rotated.snapshot)
+    refused = handler(request)
+    assert isinstance(refused, Respond)
+    assert refused.status == 401
+
+
+def test_revocation_applies_to_the_next_request() -> None:
+    handler, holder = handler_for(SINGLE)
+    request = SINGLE.head("/", cookies=[SINGLE.token(sid="s9")], headers=FETCH)
+    assert isinstance(handler(request), Forward)
+    holder.replace(SINGLE.changed(serial=2, revoked_sessions=frozenset({SessionId("s9")})))
+    refused = handler(request)
+    assert isinstance(refused, Respond)
+    assert refused.status == 401
+
+
+def test_unparsable_forwarding_from_a_trusted_proxy_is_400() -> None:
+    options = GatewayOptions(AUTHZ, trusted_proxies=(ipaddress.ip_network("10.0.0.0/8"),))
+    handler, _ = handler_for(SINGLE, options=options)
+    request = SINGLE.head(
+        "/", cookies=[SINGLE.token()], headers=(("x-forwarded-for", "nope"),), client_ip="10.0.0.2"
+    )
+    decision = handler(request)
+    assert isinstance(decision, Respond)
+    assert decision.status == 400
+
+
+class ExplodingHolder:
+    @property
+    def current(self) -> None:
+        raise RuntimeError("boom")
+
+
+def test_any_exception_is_a_500(caplog: pytest.LogCaptureFixture) -> None:
+    handler = GatewayHandler(
+        cast(SnapshotHolder, ExplodingHolder()),
+        GatewayOptions(AUTHZ),
+        Endpoints(SnapshotHolder(), NoAuthz()),
+    )
+    decision = handler(SINGLE.head("/", cookies=[SINGLE.token()]))
+    assert isinstance(decision, Respond)
+    assert decision.status == 500
+    assert b"boom" not in decision.body
+    assert "request handling failed" in caplog.text
+
+
+def test_options_from_settings(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, trusted_proxies=("10.0.0.0/8",))
+    options = GatewayOptions.from_settings(settings)
+    assert options.authz.url == f"unix:{tmp_path}/run/authz.sock"
+    assert options.trusted_proxies == (ipaddress.ip_network("10.0.0.0/8"),)
+    tcp = Settings(data_dir=tmp_path, authz_listen="127.0.0.1:9100")
+    assert GatewayOptions.from_settings(tcp).authz.url == "http://127.0.0.1:9100"
+    app = APPS[2]
+    assert options.upstream(app).read_timeout == 3.0
+    assert options.upstream(app).connect_timeout == settings.limits.upstream_connect_timeout

@@ -1,0 +1,114 @@
+"""Cookie parsing never raises, and the gateway's cookies never reach an app."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lychgate.errors import UsageError
+from lychgate.gateway.cookies import (
+    app_cookie_name,
+    clear_app_cookie,
+    cookie_values,
+    is_lychgate_cookie,
+    parse_cookies,
+    set_app_cookie,
+    strip_lychgate_cookies,
+)
+
+
+def test_parses_pairs_across_headers() -> None:
+    headers = ["a=1; b = 2 ;c=", "__Host-lychgate=tok.en.sig;d=x=y", "nameless"]
+    assert parse_cookies(headers) == [
+        ("a", "1"),
+        ("b", "2"),
+        ("c", ""),
+        ("__Host-lychgate", "tok.en.sig"),
+        ("d", "x=y"),
+        ("", "nameless"),
+    ]
+
+
+@pytest.mark.parametrize("garbage", ["", ";;;", "=", "==;=", "\x00\x01", ";a", '"q"=1', "é=ü"])
+def test_garbage_does_not_raise(garbage: str) -> None:
+    parse_cookies([garbage])
+    strip_lychgate_cookies([garbage])
+
+
+@given(st.lists(st.text(max_size=40), max_size=3))
+def test_parse_never_raises(headers: list[str]) -> None:
+    for name, value in parse_cookies(headers):
+        assert ";" not in name
+        assert ";" not in value
+
+
+def test_values_keep_duplicates_and_exact_names() -> None:
+    headers = ["__Host-lychgate=a; lychgate=b; __host-lychgate=c", "__Host-lychgate=d"]
+    assert cookie_values(headers, "__Host-lychgate") == ["a", "d"]
+    assert cookie_values(headers, "lychgate") == ["b"]
+
+
+@pytest.mark.parametrize(
+    ("name", "ours"),
+    [
+        ("__Host-lychgate", True),
+        ("lychgate", True),
+        ("LychGate", True),
+        ("__HOST-lychgate", True),
+        ("__Secure-lychgate", True),
+        ("lychgate_session", True),
+        (" lychgate-login ", True),
+        ("session", False),
+        ("my-lychgate", False),
+        ("__Host-other", False),
+    ],
+)
+def test_namespace(name: str, ours: bool) -> None:
+    assert is_lychgate_cookie(name) is ours
+
+
+def test_strip_keeps_other_cookies_byte_for_byte() -> None:
+    headers = ['theme=dark; __Host-lychgate=tok; lychgate_session=s; csrf="a b"', "x=1;lychgate=t"]
+    assert strip_lychgate_cookies(headers) == 'theme=dark; csrf="a b"; x=1'
+
+
+def test_strip_drops_the_header_when_nothing_is_left() -> None:
+    assert strip_lychgate_cookies(["__Host-lychgate=a; lychgate=b"]) is None
+    assert strip_lychgate_cookies([""]) is None
+
+
+def test_names() -> None:
+    assert app_cookie_name(True) == "__Host-lychgate"
+    assert app_cookie_name(False) == "lychgate"
+
+
+def test_secure_set_cookie() -> None:
+    value = set_app_cookie("aaa.bbb.ccc", secure=True, max_age=3600)
+    assert value == (
+        "__Host-lychgate=aaa.bbb.ccc; Path=/; Max-Age=3600; Secure; HttpOnly; SameSite=Lax"
+    )
+    assert "Domain" not in value
+
+
+def test_plain_http_set_cookie() -> None:
+    value = set_app_cookie("aaa.bbb.ccc", secure=False, max_age=10)
+    assert value == "lychgate=aaa.bbb.ccc; Path=/; Max-Age=10; HttpOnly; SameSite=Lax"
+
+
+def test_negative_max_age_is_clamped() -> None:
+    assert "Max-Age=0;" in set_app_cookie("t", secure=True, max_age=-5)
+
+
+@pytest.mark.parametrize("bad", ["", "a;b", "a b", 'a"b', "a,b", "a\\b", "é"])
+def test_refuses_values_that_are_not_cookie_octets(bad: str) -> None:
+    with pytest.raises(UsageError):
+        set_app_cookie(bad, secure=True, max_age=1)
+
+
+@pytest.mark.parametrize("secure", [True, False])
+def test_clearing_cookie(secure: bool) -> None:
+    value = clear_app_cookie(secure=secure)
+    assert value.startswith(f"{app_cookie_name(secure)}=; Path=/; Max-Age=0")
+    assert "Expires=Thu, 01 Jan 1970 00:00:00 GMT" in value
+    assert ("Secure" in value) is secure

@@ -1,0 +1,364 @@
+"""The gateway's own endpoints: callback, logout, healthz; and the HTTP authz client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from gateway.fake_authz import FakeAuthz
+from gateway.world import NAVIGATE, NOW, World
+from lychgate.errors import ClientError
+from lychgate.gateway.admission import ToEndpoint, admit
+from lychgate.gateway.endpoints import AuthzUnavailable, Endpoints, HttpAuthzClient
+from lychgate.gateway.snapshot import SnapshotHolder
+from lychgate.gateway.types import Local, RequestHead, Respond
+from lychgate.ids import SessionId
+from lychgate.secret import Secret
+
+CODE = "c0de-" + "x" * 38
+
+
+@dataclass
+class FakeAuthzClient:
+    """The AuthzClient port, in memory."""
+
+    codes: dict[str, str] = field(default_factory=dict)
+    fail: Exception | None = None
+    redeemed: list[str] = field(default_factory=list)
+    revoked: list[SessionId] = field(default_factory=list)
+
+    async def redeem_code(self, code: str) -> str:
+        self.redeemed.append(code)
+        if self.fail is not None:
+            raise self.fail
+        token = self.codes.pop(code, None)
+        if token is None:
+            raise ClientError("refused", field="code")
+        return token
+
+    async def revoke_session(self, session_id: SessionId) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.revoked.append(session_id)
+
+
+def setup(world: World, **authz_kw: object) -> tuple[Endpoints, FakeAuthzClient, SnapshotHolder]:
+    holder = SnapshotHolder()
+    holder.replace(world.snapshot)
+    authz = FakeAuthzClient(**authz_kw)  # type: ignore[arg-type]
+    return Endpoints(holder, authz, clock=lambda: NOW), authz, holder
+
+
+async def run(endpoints: Endpoints, world: World, request: RequestHead) -> Respond:
+    admission = admit(request, now=NOW, snapshot=world.snapshot, verifier=world.keyring.public)
+    assert isinstance(admission, ToEndpoint), admission
+    local = endpoints.local(admission)
+    assert isinstance(local, Local)
+    return await local.endpoint(request)
+
+
+def header(response: Respond, name: str) -> list[str]:
+    return [v for n, v in response.headers if n == name]
+
+
+SINGLE = World("single-host")
+SUBS = World("subdomains")
+
+
+# -- healthz ------------------------------------------------------------------------------------
+
+
+async def test_healthz() -> None:
+    endpoints, _, _ = setup(SINGLE)
+    response = await run(endpoints, SINGLE, SINGLE.head("/.lychgate/healthz"))
+    assert (response.status, response.body) == (200, b"ok\n")
+    empty = Endpoints(SnapshotHolder(), FakeAuthzClient())
+    response = await empty.healthz(SINGLE.head("/.lychgate/healthz"))
+    assert (response.status, response.body) == (503, b"unavailable\n")
+
+
+# -- callback -----------------------------------------------------------------------------------
+
+
+def callback(world: World, query: str, **kw: object) -> RequestHead:
+    return world.head(f"/.lychgate/callback?{query}", headers=NAVIGATE, **kw)  # type: ignore[arg-type]
+
+
+async def test_callback_sets_the_cookie_and_redirects() -> None:
+    token = SINGLE.token()
+    endpoints, authz, _ = setup(SINGLE, codes={CODE: token})
+    response = await run(
+        endpoints, SINGLE, callback(SINGLE, f"code={CODE}&rd=/wiki/a/../Page%3Fx%3D1")
+    )
+    assert response.status == 302
+    assert header(response, "location") == ["/wiki/Page?x=1"]
+    assert header(response, "set-cookie") == [
+        f"lychgate={token}; Path=/; Max-Age=3540; HttpOnly; SameSite=Lax"
+    ]
+    assert header(response, "cache-control") == ["no-store"]
+    assert header(response, "referrer-policy") == ["no-referrer"]
+    assert authz.redeemed == [CODE]
+
+
+async def test_callback_on_an_app_host_sets_the_host_cookie() -> None:
+    token = SUBS.token(app="grafana")
+    endpoints, _, _ = setup(SUBS, codes={CODE: token})
+    request = callback(SUBS, f"code={CODE}", host="metrics.corp.example")
+    response = await run(endpoints, SUBS, request)
+    assert header(response, "location") == ["/"]
+    [cookie] = header(response, "set-cookie")
+    assert cookie.startswith(f"__Host-lychgate={token}; Path=/;")
+    assert "; Secure" in cookie
+
+
+async def test_a_token_for_another_app_is_not_stored() -> None:
+    endpoints, _, _ = setup(SUBS, codes={CODE: SUBS.token(app="wiki")})
+    request = callback(SUBS, f"code={CODE}", host="metrics.corp.example")
+    response = await run(endpoints, SUBS, request)
+    assert response.status == 400
+    assert header(response, "set-cookie") == []
+
+
+@pytest.mark.parametrize(
+    "token_kw",
+    [
+        {"issued": NOW - timedelta(hours=2)},
+        {"sid": "revoked-sess"},
+        {"app": "old"},
+        {"sub": "ghost"},
+    ],
+)
+async def test_a_token_that_would_not_be_admitted_is_not_stored(
+    token_kw: dict[str, object],
+) -> None:
+    endpoints, _, _ = setup(SINGLE, codes={CODE: SINGLE.token(**token_kw)})  # type: ignore[arg-type]
+    response = await run(endpoints, SINGLE, callback(SINGLE, f"code={CODE}"))
+    assert response.status == 400
+    assert header(response, "set-cookie") == []
+
+
+REDIRECT_TRICKS = [
+    "https://evil.example",
+    "//evil.example",
+    "/\\evil.example",
+    "/%09/evil.example",
+    "https:evil.example",
+    "http://localhost:8080/",
+    "https://localhost:8080.evil.example/",
+    "https://localhost:8080@evil.example/",
+    "javascript:alert(1)",
+    "JaVaScRiPt:alert(1)",
+    "data:text/html,x",
+    "/%0d%0aSet-Cookie:x=1",
+    "%2F%2Fevil.example",
+    "https://xn--lcalhost-9za/",
+    "http://localhost:8081/",
+]
+
+
+@pytest.mark.parametrize("rd", REDIRECT_TRICKS)
+async def test_a_refused_rd_spends_no_code_and_sets_no_cookie(rd: str) -> None:
+    endpoints, authz, _ = setup(SINGLE, codes={CODE: SINGLE.token()})
+    query = f"code={CODE}&rd={_quote(rd)}"
+    response = await run(endpoints, SINGLE, callback(SINGLE, query))
+    assert response.status == 302
+    assert header(response, "location") == ["/"]
+    assert header(response, "set-cookie") == []
+    assert authz.redeemed == []
+
+
+def _quote(value: str) -> str:
+    return "".join(
+        c if c.isalnum() or c in "-._~" else f"%{b:02X}" for c in value for b in c.encode()
+    )
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "rd=/",
+        "code=",
+        "code=short",
+        f"code={CODE}&code={CODE}",
+        f"code={CODE}&rd=/a&rd=/b",
+        f"code={CODE}!",
+        f"code={CODE}%00",
+        f"code={CODE}&rd=%ff",
+        "&".join(f"k{i}=v" for i in range(20)),
+        "code=" + "a" * 300,
+    ],
+)
+async def test_malformed_callbacks_are_400(query: str) -> None:
+    endpoints, authz, _ = setup(SINGLE, codes={CODE: SINGLE.token()})
+    response = await run(endpoints, SINGLE, callback(SINGLE, query))
+    assert response.status == 400
+    assert header(response, "set-cookie") == []
+    assert authz.redeemed == []
+
+
+async def test_a_refused_code_is_400() -> None:
+    endpoints, authz, _ = setup(SINGLE)
+    response = await run(endpoints, SINGLE, callback(SINGLE, f"code={CODE}"))
+    assert response.status == 400
+    assert header(response, "set-cookie") == []
+    assert authz.redeemed == [CODE]
+
+
+async def test_authz_down_is_502_without_details() -> None:
+    endpoints, _, _ = setup(SINGLE, fail=AuthzUnavailable("connect to /run/authz.sock failed"))
+    response = await run(endpoints, SINGLE, callback(SINGLE, f"code={CODE}"))
+    assert response.status == 502
+    assert b"authz.sock" not in response.body
+    assert header(response, "set-cookie") == []
+
+
+async def test_callback_only_answers_get() -> None:
+    endpoints, authz, _ = setup(SINGLE, codes={CODE: SINGLE.token()})
+    response = await run(endpoints, SINGLE, callback(SINGLE, f"code={CODE}", method="POST"))
+    assert response.status == 405
+    assert authz.redeemed == []
+
+
+async def test_callback_without_a_snapshot_is_503() -> None:
+    endpoints = Endpoints(SnapshotHolder(), FakeAuthzClient(), clock=lambda: NOW)
+    request = callback(SINGLE, f"code={CODE}")
+    admission = admit(request, now=NOW, snapshot=SINGLE.snapshot, verifier=SINGLE.keyring.public)
+    assert isinstance(admission, ToEndpoint)
+    response = await endpoints.callback(request, admission)
+    assert response.status == 503
+
+
+# -- logout -------------------------------------------------------------------------------------
+
+
+async def test_logout_revokes_clears_and_redirects() -> None:
+    endpoints, authz, _ = setup(SINGLE)
+    request = SINGLE.head("/.lychgate/logout", cookies=[SINGLE.token(sid="s1"), "junk"])
+    response = await run(endpoints, SINGLE, request)
+    assert response.status == 302
+    assert header(response, "location") == ["/"]
+    [cookie] = header(response, "set-cookie")
+    assert cookie.startswith("lychgate=; Path=/; Max-Age=0")
+    assert authz.revoked == ["s1"]
+
+
+async def test_logout_on_https_clears_the_host_cookie() -> None:
+    endpoints, authz, _ = setup(SUBS)
+    request = SUBS.head("/.lychgate/logout", method="POST", cookies=[SUBS.token(sid="s2")])
+    response = await run(endpoints, SUBS, request)
+    [cookie] = header(response, "set-cookie")
+    assert cookie.startswith("__Host-lychgate=; Path=/; Max-Age=0")
+    assert "Secure" in cookie
+    assert authz.revoked == ["s2"]
+
+
+async def test_logout_with_garbage_only_clears() -> None:
+    endpoints, authz, _ = setup(SINGLE)
+    response = await run(endpoints, SINGLE, SINGLE.head("/.lychgate/logout", cookies=["x.y.z"]))
+    assert response.status == 302
+    assert authz.revoked == []
+
+
+async def test_cross_site_logout_is_refused() -> None:
+    endpoints, authz, _ = setup(SINGLE)
+    request = SINGLE.head(
+        "/.lychgate/logout",
+        cookies=[SINGLE.token()],
+        headers=(("sec-fetch-site", "cross-site"),),
+    )
+    response = await run(endpoints, SINGLE, request)
+    assert response.status == 403
+    assert header(response, "set-cookie") == []
+    assert authz.revoked == []
+
+
+async def test_logout_when_authz_is_down_still_clears_but_says_so() -> None:
+    endpoints, _, _ = setup(SINGLE, fail=AuthzUnavailable("down"))
+    response = await run(
+        endpoints, SINGLE, SINGLE.head("/.lychgate/logout", cookies=[SINGLE.token()])
+    )
+    assert response.status == 502
+    assert header(response, "set-cookie")[0].startswith("lychgate=; ")
+
+
+async def test_logout_methods() -> None:
+    endpoints, _, _ = setup(SINGLE)
+    response = await run(endpoints, SINGLE, SINGLE.head("/.lychgate/logout", method="PUT"))
+    assert response.status == 405
+
+
+class ExplodingHolder:
+    @property
+    def current(self) -> None:
+        raise RuntimeError("secret internals")
+
+
+async def test_an_endpoint_crash_is_a_quiet_500() -> None:
+    endpoints = Endpoints(cast(SnapshotHolder, ExplodingHolder()), FakeAuthzClient())
+    request = SINGLE.head("/.lychgate/healthz")
+    admission = admit(request, now=NOW, snapshot=SINGLE.snapshot, verifier=SINGLE.keyring.public)
+    assert isinstance(admission, ToEndpoint)
+    response = await endpoints.local(admission).endpoint(request)
+    assert response.status == 500
+    assert b"secret" not in response.body
+
+
+# -- the HTTP client, over a real unix socket ---------------------------------------------------
+
+
+@pytest.fixture
+async def fake_authz(tmp_path: Path) -> AsyncIterator[tuple[FakeAuthz, str]]:
+    server = FakeAuthz()
+    base = await server.start_unix(tmp_path / "authz.sock")
+    yield server, base
+    await server.stop()
+
+
+@pytest.mark.loopback
+async def test_http_client_redeems_and_revokes(fake_authz: tuple[FakeAuthz, str]) -> None:
+    server, base = fake_authz
+    server.codes[CODE] = "tok.en.sig"
+    client = HttpAuthzClient(base, Secret(server.secret))
+    try:
+        assert await client.redeem_code(CODE) == "tok.en.sig"
+        with pytest.raises(ClientError):
+            await client.redeem_code(CODE)  # once only
+        await client.revoke_session(SessionId("s1"))
+        assert server.revoked == ["s1"]
+        assert set(server.auth_headers) == {f"Bearer {server.secret}"}
+        server.status_override = 503
+        with pytest.raises(AuthzUnavailable):
+            await client.redeem_code(CODE)
+        with pytest.raises(AuthzUnavailable):
+            await client.revoke_session(SessionId("s1"))
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.loopback
+async def test_http_client_with_a_wrong_secret_is_unavailable_not_a_client_error(
+    fake_authz: tuple[FakeAuthz, str],
+) -> None:
+    _, base = fake_authz
+    client = HttpAuthzClient(base, Secret("wrong"))
+    try:
+        with pytest.raises(AuthzUnavailable):
+            await client.redeem_code(CODE)
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.loopback
+async def test_http_client_when_nothing_listens(tmp_path: Path) -> None:
+    client = HttpAuthzClient(f"unix:{tmp_path}/missing.sock", Secret("s"), timeout=1.0)
+    try:
+        with pytest.raises(AuthzUnavailable):
+            await client.redeem_code(CODE)
+    finally:
+        await client.aclose()

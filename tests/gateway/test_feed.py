@@ -1,0 +1,398 @@
+"""The config feed: wire format, the server-side generator, and the client over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from gateway.fake_authz import FakeAuthz
+from gateway.world import World
+from lychgate.errors import ConfigError
+from lychgate.gateway.feed import FeedClient, FeedError, backoff_delay, feed_lines, split_lines
+from lychgate.gateway.feed_wire import (
+    KEEPALIVE,
+    Heartbeat,
+    heartbeat_line,
+    parse_line,
+    snapshot_line,
+)
+from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
+from lychgate.ids import SessionId
+from lychgate.secret import Secret
+
+WORLD = World("single-host")
+
+
+def version(serial: int, *revoked: str) -> ConfigSnapshot:
+    return WORLD.changed(serial=serial, revoked_sessions=frozenset(map(SessionId, revoked)))
+
+
+# -- wire format --------------------------------------------------------------------------------
+
+
+def test_snapshot_line_round_trips() -> None:
+    line = snapshot_line(version(3, "a"))
+    assert line.endswith(b"\n")
+    assert line.count(b"\n") == 1
+    parsed = parse_line(line[:-1])
+    assert isinstance(parsed, ConfigSnapshot)
+    assert parsed.serial == 3
+    assert parsed.revoked_sessions == {"a"}
+
+
+def test_heartbeat_line() -> None:
+    assert parse_line(heartbeat_line(9).rstrip(b"\n")) == Heartbeat(9)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"garbage",
+        b"[]",
+        b'{"type":"snapshot"}',
+        b'{"type":"snapshot","snapshot":{}}',
+        b'{"type":"heartbeat"}',
+        b'{"type":"heartbeat","serial":-1}',
+        b'{"type":"heartbeat","serial":1,"extra":true}',
+        b'{"type":"reboot"}',
+        b'{"type":"heartbeat","serial":1,"type":"heartbeat"}',
+        b"\xff\xfe",
+    ],
+)
+def test_bad_lines_are_refused(line: bytes) -> None:
+    with pytest.raises(ConfigError):
+        parse_line(line)
+
+
+def test_a_snapshot_with_an_unknown_member_is_refused() -> None:
+    doc = json.loads(snapshot_line(version(1)))
+    doc["snapshot"]["future_feature"] = True
+    with pytest.raises(ConfigError):
+        parse_line(json.dumps(doc).encode())
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def test_split_lines_across_chunks() -> None:
+    lines = [line async for line in split_lines(_chunks(b"ab", b"c\nd", b"\n\nef\n", b"tail"))]
+    assert lines == [b"abc", b"d", b"", b"ef"]
+
+
+async def test_split_lines_refuses_a_line_that_is_too_long() -> None:
+    with pytest.raises(FeedError):
+        async for _ in split_lines(_chunks(b"x" * 10, b"x" * 10), limit=15):
+            pass
+    with pytest.raises(FeedError):
+        async for _ in split_lines(_chunks(b"x" * 20 + b"\n"), limit=15):
+            pass
+
+
+def test_backoff_has_jitter_within_bounds() -> None:
+    delays = {backoff_delay(2.0) for _ in range(200)}
+    assert all(1.0 <= d <= 2.0 for d in delays)
+    assert len(delays) > 1
+    assert 0 < backoff_delay(0.0) <= 0.002
+
+
+# -- the server-side generator ------------------------------------------------------------------
+
+
+async def test_feed_lines_sends_each_snapshot_and_ends_with_the_source() -> None:
+    async def source() -> AsyncIterator[ConfigSnapshot]:
+        yield version(1)
+        await asyncio.sleep(0.01)
+        yield version(2)
+
+    lines = [line async for line in feed_lines(source(), heartbeat_interval=5)]
+    assert [parse_line(line.rstrip(b"\n")).serial for line in lines] == [1, 2]
+
+
+async def test_feed_lines_sends_heartbeats_when_idle() -> None:
+    release = asyncio.Event()
+
+    async def source() -> AsyncIterator[ConfigSnapshot]:
+        await asyncio.sleep(0.05)
+        yield version(4)
+        await release.wait()
+
+    stream = feed_lines(source(), heartbeat_interval=0.02)
+    first = await anext(stream)
+    assert first == KEEPALIVE  # nothing to vouch for yet
+    while (line := await anext(stream)) == KEEPALIVE:
+        pass
+    assert parse_line(line.rstrip(b"\n")).serial == 4
+    assert await anext(stream) == heartbeat_line(4)
+    await stream.aclose()  # the client went away: the pump stops
+
+
+async def test_feed_lines_coalesces_to_the_newest() -> None:
+    async def source() -> AsyncIterator[ConfigSnapshot]:
+        for serial in range(1, 6):
+            yield version(serial)
+
+    stream = feed_lines(source(), heartbeat_interval=5)
+    await asyncio.sleep(0.01)  # let the pump queue everything before we read
+    serials = [parse_line(line.rstrip(b"\n")).serial async for line in stream]
+    assert serials == [5]
+
+
+async def test_feed_lines_re_raises_a_failing_source() -> None:
+    async def source() -> AsyncIterator[ConfigSnapshot]:
+        yield version(1)
+        raise RuntimeError("event bus lost")
+
+    stream = feed_lines(source(), heartbeat_interval=5)
+    with pytest.raises(RuntimeError, match="event bus lost"):
+        async for _ in stream:
+            pass
+
+
+async def test_closing_feed_lines_stops_reading_the_source() -> None:
+    closed = asyncio.Event()
+
+    async def source() -> AsyncIterator[ConfigSnapshot]:
+        try:
+            yield version(1)
+            await asyncio.Event().wait()
+            yield version(2)  # pragma: no cover - never reached
+        finally:
+            closed.set()
+
+    stream = feed_lines(source(), heartbeat_interval=5)
+    await anext(stream)
+    await stream.aclose()
+    await asyncio.wait_for(closed.wait(), 1)
+
+
+# -- the client over loopback -------------------------------------------------------------------
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 1.0) -> None:
+    """Wait until ``check()`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.005)
+
+
+def serial_of(holder: SnapshotHolder) -> int | None:
+    return None if holder.current is None else holder.current.serial
+
+
+class Running:
+    """A FeedClient running in a task, stopped and awaited at the end."""
+
+    def __init__(self, client: FeedClient) -> None:
+        self.client = client
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> FeedClient:
+        self.task = asyncio.create_task(self.client.run())
+        return self.client
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.client.stop()
+        assert self.task is not None
+        await asyncio.wait_for(self.task, 2)
+
+
+@pytest.fixture
+async def authz(tmp_path: Path) -> AsyncIterator[tuple[FakeAuthz, str]]:
+    server = FakeAuthz(greeting=[snapshot_line(version(1))])
+    base = await server.start_unix(tmp_path / "authz.sock")
+    yield server, base
+    await server.stop()
+
+
+def client_for(server: FakeAuthz, base: str, holder: SnapshotHolder, **kw: float) -> FeedClient:
+    options = {"initial_backoff": 0.02, "max_backoff": 0.1} | kw
+    return FeedClient(base, Secret(server.secret), holder, **options)
+
+
+@pytest.mark.loopback
+async def test_a_change_is_applied_within_a_second(authz: tuple[FakeAuthz, str]) -> None:
+    server, base = authz
+    holder = SnapshotHolder()
+    revoked: list[frozenset[SessionId]] = []
+    holder.add_listener(lambda old, new: revoked.append(new.revoked_sessions))
+    async with Running(client_for(server, base, holder)) as client:
+        await eventually(lambda: serial_of(holder) == 1)
+        started = time.monotonic()
+        server.push(snapshot_line(version(2, "s-logged-out")))
+        await eventually(lambda: serial_of(holder) == 2)
+        assert time.monotonic() - started < 1.0
+        assert revoked[-1] == {"s-logged-out"}
+        assert client.snapshots_applied == 2
+
+
+@pytest.mark.loopback
+async def test_heartbeats_keep_the_snapshot_fresh(authz: tuple[FakeAuthz, str]) -> None:
+    server, base = authz
+    holder = SnapshotHolder()
+    async with Running(client_for(server, base, holder)):
+        await eventually(lambda: serial_of(holder) == 1)
+        first = holder.last_updated
+        await asyncio.sleep(0.01)
+        server.push(heartbeat_line(1))
+        await eventually(lambda: holder.last_updated != first)
+        stamp = holder.last_updated
+        server.push(heartbeat_line(99))  # not our serial: does not vouch for ours
+        server.push(heartbeat_line(1))
+        await eventually(lambda: holder.last_updated != stamp)
+        assert serial_of(holder) == 1
+
+
+@pytest.mark.loopback
+async def test_authz_going_away_keeps_the_last_snapshot_and_reconnects(
+    authz: tuple[FakeAuthz, str],
+) -> None:
+    server, base = authz
+    holder = SnapshotHolder()
+    async with Running(client_for(server, base, holder)):
+        await eventually(lambda: serial_of(holder) == 1)
+        server.greeting = [snapshot_line(version(2))]
+        server.drop_feeds()
+        assert serial_of(holder) == 1  # kept while disconnected
+        await eventually(lambda: serial_of(holder) == 2)
+        assert server.feed_requests >= 2
+
+
+@pytest.mark.loopback
+async def test_a_dead_server_then_a_new_one(tmp_path: Path) -> None:
+    path = tmp_path / "authz.sock"
+    first = FakeAuthz(greeting=[snapshot_line(version(1))])
+    base = await first.start_unix(path)
+    holder = SnapshotHolder()
+    async with Running(client_for(first, base, holder)) as client:
+        await eventually(lambda: serial_of(holder) == 1)
+        await first.stop()
+        path.unlink(missing_ok=True)
+        await eventually(lambda: client.failures >= 2)  # refused connections, backing off
+        assert serial_of(holder) == 1
+        second = FakeAuthz(greeting=[snapshot_line(version(7))])
+        await second.start_unix(path)
+        try:
+            await eventually(lambda: serial_of(holder) == 7, timeout=2.0)
+        finally:
+            await second.stop()
+
+
+@pytest.mark.loopback
+async def test_garbage_never_replaces_the_good_snapshot(
+    authz: tuple[FakeAuthz, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    server, base = authz
+    holder = SnapshotHolder()
+    async with Running(client_for(server, base, holder)):
+        await eventually(lambda: serial_of(holder) == 1)
+        good = holder.current
+        bad = json.loads(snapshot_line(version(2)))
+        bad["snapshot"]["routing"] = "everything"
+        for line in (b"not json\n", b'{"type":"x"}\n', json.dumps(bad).encode() + b"\n", b"\n"):
+            server.push(line)
+        server.push(snapshot_line(version(3)))
+        await eventually(lambda: serial_of(holder) == 3)
+        assert good is not None
+    assert "refused a message" in caplog.text
+    assert caplog.text.count("refused a message") == 3
+
+
+@pytest.mark.loopback
+async def test_a_line_too_long_drops_the_connection_not_the_snapshot(
+    authz: tuple[FakeAuthz, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, base = authz
+    holder = SnapshotHolder()
+    async with Running(client_for(server, base, holder)):
+        await eventually(lambda: serial_of(holder) == 1)
+        server.greeting = [snapshot_line(version(2))]
+        server.push(b"x" * (17 * 1024 * 1024))
+        await eventually(lambda: serial_of(holder) == 2, timeout=3.0)
+        assert server.feed_requests >= 2
+
+
+@pytest.mark.loopback
+async def test_wrong_secret_is_retried_with_backoff(
+    authz: tuple[FakeAuthz, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    server, base = authz
+    holder = SnapshotHolder()
+    client = FeedClient(base, Secret("wrong"), holder, initial_backoff=0.02, max_backoff=0.08)
+    async with Running(client):
+        await eventually(lambda: client.failures >= 3)
+        assert server.refused >= 3
+        assert holder.current is None
+        server.secret = "wrong"  # the operator fixes the secret on the authz side
+        await eventually(lambda: serial_of(holder) == 1)
+        assert client.failures == 0
+    assert "refused the feed with 401" in caplog.text
+
+
+@pytest.mark.loopback
+async def test_backoff_grows_until_its_ceiling(authz: tuple[FakeAuthz, str]) -> None:
+    server, base = authz
+    server.feed_status = 503
+    holder = SnapshotHolder()
+    client = FeedClient(base, Secret(server.secret), holder, initial_backoff=0.05, max_backoff=0.2)
+    async with Running(client):
+        await asyncio.sleep(0.5)
+    # 0.05 + 0.1 + 0.2 + 0.2 ... with jitter in [d/2, d]: at most ~8 attempts in 0.5 s, at least 3.
+    assert 3 <= server.feed_requests <= 9
+
+
+@pytest.mark.loopback
+async def test_a_silent_feed_is_treated_as_dead(authz: tuple[FakeAuthz, str]) -> None:
+    server, base = authz
+    holder = SnapshotHolder()
+    async with Running(client_for(server, base, holder, read_timeout=0.1)):
+        await eventually(lambda: serial_of(holder) == 1)
+        await eventually(lambda: server.feed_requests >= 2)  # no heartbeat: reconnected
+
+
+@pytest.mark.loopback
+async def test_over_tcp() -> None:
+    server = FakeAuthz(greeting=[snapshot_line(version(5))])
+    base = await server.start_tcp()
+    holder = SnapshotHolder()
+    try:
+        async with Running(client_for(server, base, holder)):
+            await eventually(lambda: serial_of(holder) == 5)
+    finally:
+        await server.stop()
+
+
+@pytest.mark.loopback
+async def test_stop_while_connected_and_while_backing_off(authz: tuple[FakeAuthz, str]) -> None:
+    server, base = authz
+    holder = SnapshotHolder()
+    client = client_for(server, base, holder)
+    task = asyncio.create_task(client.run())
+    await eventually(lambda: server.open_feeds == 1)
+    client.stop()
+    await asyncio.wait_for(task, 1)
+    server.feed_status = 503
+    waiting = client_for(server, base, holder, initial_backoff=30.0, max_backoff=30.0)
+    task = asyncio.create_task(waiting.run())
+    await eventually(lambda: waiting.failures == 1)
+    waiting.stop()
+    await asyncio.wait_for(task, 1)
+
+
+@pytest.mark.loopback
+async def test_cancelling_run_is_clean(authz: tuple[FakeAuthz, str]) -> None:
+    server, base = authz
+    holder = SnapshotHolder()
+    task = asyncio.create_task(client_for(server, base, holder).run())
+    await eventually(lambda: serial_of(holder) == 1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

@@ -1,0 +1,238 @@
+"""Headers sent upstream (SECURITY.md item 3): client identity never gets through."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime
+
+import pytest
+
+from lychgate.config.settings import IpNetwork
+from lychgate.errors import ClientError
+from lychgate.gateway.forwarding import (
+    Identity,
+    canonical_name,
+    forward_headers,
+    identity_headers,
+    is_trusted,
+)
+from lychgate.gateway.routing import RequestHost
+from lychgate.gateway.snapshot import UserProfile
+from lychgate.gateway.types import Headers, RequestHead
+from lychgate.ids import AppSlug, SessionId, UserId
+
+HOST = RequestHost("wiki.example.com")
+PROXY = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))
+
+
+def head(*headers: tuple[str, str], client_ip: str = "203.0.113.9") -> RequestHead:
+    return RequestHead(
+        method="GET",
+        target="/",
+        path="/",
+        query="",
+        headers=(("host", "WIKI.example.com."), *headers),
+        http_version="1.1",
+        client_ip=client_ip,
+        scheme="https",
+    )
+
+
+def fwd(
+    request: RequestHead,
+    *,
+    trusted_proxies: tuple[IpNetwork, ...] = (),
+    strip_cookies: bool = True,
+    identity: Headers = (),
+) -> Headers:
+    return forward_headers(
+        request,
+        HOST,
+        trusted_proxies=trusted_proxies,
+        strip_cookies=strip_cookies,
+        identity=identity,
+    )
+
+
+def names(headers: Headers) -> list[str]:
+    return [name for name, _ in headers]
+
+
+def values(headers: Headers, name: str) -> list[str]:
+    return [v for n, v in headers if n.lower() == name]
+
+
+SPOOFED = [
+    ("x-lychgate-user", "admin"),
+    ("X-Lychgate-Email", "admin@example.com"),
+    ("x-lychgate-assertion", "forged.jws.token"),
+    ("x_lychgate_user", "admin"),
+    ("X_LYCHGATE_ADMIN", "true"),
+    ("x-lychgate_user", "admin"),
+    ("remote-user", "admin"),
+    ("Remote_User", "admin"),
+    ("x-remote-user", "admin"),
+    ("x-forwarded-for", "127.0.0.1"),
+    ("x_forwarded_for", "127.0.0.1"),
+    ("X-Forwarded-Host", "evil.example"),
+    ("x-forwarded-proto", "http"),
+    ("x-forwarded-prefix", "/admin"),
+    ("forwarded", "for=127.0.0.1;host=evil.example"),
+    ("x-real-ip", "127.0.0.1"),
+    ("true-client-ip", "127.0.0.1"),
+    ("x-original-url", "/admin"),
+    ("x-rewrite-url", "/admin"),
+    ("x-auth-request-user", "admin"),
+]
+
+
+def test_untrusted_client_headers_are_stripped_and_replaced() -> None:
+    out = fwd(head(*SPOOFED, ("accept", "text/html")))
+    assert out == (
+        ("host", "wiki.example.com"),
+        ("accept", "text/html"),
+        ("x-forwarded-for", "203.0.113.9"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "wiki.example.com"),
+    )
+
+
+def test_other_headers_keep_order_and_duplicates() -> None:
+    out = fwd(
+        head(("accept", "a"), ("x-custom", "1"), ("authorization", "Bearer app"), ("x-custom", "2"))
+    )
+    assert names(out)[:5] == ["host", "accept", "x-custom", "authorization", "x-custom"]
+    assert values(out, "x-custom") == ["1", "2"]
+    assert values(out, "authorization") == ["Bearer app"]
+
+
+def test_the_routed_host_replaces_the_client_spelling() -> None:
+    out = fwd(head())
+    assert values(out, "host") == ["wiki.example.com"]
+
+
+@pytest.mark.parametrize(
+    ("cookies", "expected"),
+    [
+        (["a=1; __Host-lychgate=tok; b=2"], ["a=1; b=2"]),
+        (["__Host-lychgate=tok", "lychgate_session=s; c=3"], ["c=3"]),
+        (["__Host-lychgate=tok; lychgate=x"], []),
+        (["__host-LYCHGATE=tossed; theme=dark"], ["theme=dark"]),
+    ],
+)
+def test_gateway_cookies_never_reach_the_app(cookies: list[str], expected: list[str]) -> None:
+    out = fwd(head(*(("cookie", c) for c in cookies)))
+    assert values(out, "cookie") == expected
+
+
+def test_authz_gets_its_cookies() -> None:
+    out = fwd(head(("cookie", "lychgate_session=s; a=1")), strip_cookies=False)
+    assert values(out, "cookie") == ["lychgate_session=s; a=1"]
+
+
+def test_unconfigured_proxies_are_not_trusted() -> None:
+    out = fwd(head(("x-forwarded-for", "1.2.3.4"), client_ip="10.1.2.3"))
+    assert values(out, "x-forwarded-for") == ["10.1.2.3"]
+
+
+def test_trusted_proxy_chain_is_appended() -> None:
+    request = head(
+        ("x-forwarded-for", "198.51.100.7, 2001:db8::1"),
+        ("X-Forwarded-For", "192.0.2.1"),
+        ("x-forwarded-proto", "HTTPS"),
+        ("x-forwarded-host", "evil.example"),
+        ("x-forwarded-prefix", "/app"),
+        ("forwarded", 'for=198.51.100.7;proto=https, for="[2001:db8::1]"'),
+        client_ip="10.1.2.3",
+    )
+    out = fwd(request, trusted_proxies=PROXY)
+    assert values(out, "x-forwarded-for") == ["198.51.100.7, 2001:db8::1, 192.0.2.1, 10.1.2.3"]
+    assert values(out, "x-forwarded-proto") == ["https"]
+    assert values(out, "x-forwarded-host") == ["wiki.example.com"]
+    assert values(out, "x-forwarded-prefix") == ["/app"]
+    assert values(out, "forwarded") == [
+        'for=198.51.100.7;proto=https, for="[2001:db8::1]", '
+        "for=10.1.2.3;proto=https;host=wiki.example.com"
+    ]
+
+
+def test_trusted_ipv6_proxy_is_quoted_in_forwarded() -> None:
+    request = head(("forwarded", "for=192.0.2.1"), client_ip="fd00::5")
+    out = fwd(request, trusted_proxies=PROXY)
+    assert values(out, "forwarded") == [
+        'for=192.0.2.1, for="[fd00::5]";proto=https;host=wiki.example.com'
+    ]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ("x-forwarded-for", "not-an-ip"),
+        ("x-forwarded-for", "1.2.3.4, "),
+        ("x-forwarded-for", "1.2.3.4:5678"),
+        ("x-forwarded-for", ""),
+        ("x-forwarded-proto", "ftp"),
+        ("x-forwarded-proto", "http, https"),
+        ("forwarded", "for"),
+        ("forwarded", "for=1.2.3.4;"),
+        ("forwarded", 'for="unterminated'),
+        ("forwarded", "for=a b"),
+        ("forwarded", "=x"),
+    ],
+)
+def test_unparsable_forwarding_from_a_trusted_proxy_is_an_error(bad: tuple[str, str]) -> None:
+    with pytest.raises(ClientError) as err:
+        fwd(head(bad, client_ip="10.0.0.1"), trusted_proxies=PROXY)
+    assert err.value.status == 400
+
+
+def test_two_proto_headers_from_a_trusted_proxy_are_an_error() -> None:
+    request = head(
+        ("x-forwarded-proto", "https"), ("x-forwarded-proto", "http"), client_ip="10.0.0.1"
+    )
+    with pytest.raises(ClientError):
+        fwd(request, trusted_proxies=PROXY)
+
+
+@pytest.mark.parametrize(
+    ("ip", "trusted"),
+    [("10.9.9.9", True), ("fd00::1", True), ("11.0.0.1", False), ("", False), ("unix", False)],
+)
+def test_is_trusted(ip: str, trusted: bool) -> None:
+    assert is_trusted(ip, PROXY) is trusted
+    assert not is_trusted(ip, ())
+
+
+def identity(email: str | None = "ann@example.com") -> Identity:
+    return Identity(
+        session_id=SessionId("s1"),
+        user_id=UserId("user-1"),
+        app=AppSlug("wiki"),
+        admin=False,
+        profile=UserProfile("Ann", email),
+        expires_at=datetime(2030, 1, 1, tzinfo=UTC),
+    )
+
+
+def test_identity_headers_are_ours_and_appear_once() -> None:
+    ours = identity_headers(identity(), "a.b.c")
+    out = fwd(head(*SPOOFED), identity=ours)
+    assert out[-3:] == (
+        ("x-lychgate-user", "user-1"),
+        ("x-lychgate-email", "ann@example.com"),
+        ("x-lychgate-assertion", "a.b.c"),
+    )
+    lychgate = [n for n, _ in out if canonical_name(n).startswith("x-lychgate-")]
+    assert lychgate == ["x-lychgate-user", "x-lychgate-email", "x-lychgate-assertion"]
+
+
+@pytest.mark.parametrize("email", [None, "ännchen@example.com", "a@b\r\nx-evil: 1"])
+def test_email_header_only_when_plain_ascii(email: str | None) -> None:
+    assert names(identity_headers(identity(email), "a.b.c")) == [
+        "x-lychgate-user",
+        "x-lychgate-assertion",
+    ]
+
+
+def test_canonical_name() -> None:
+    assert canonical_name("X_Lychgate_User") == "x-lychgate-user"
