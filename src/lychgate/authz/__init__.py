@@ -1,0 +1,1 @@
+"""The authorization server (control plane): sign-in, sessions, keys and the config feed."""

@@ -1,0 +1,81 @@
+"""authz's internal API for gateways: the config feed, handoff redemption and revocation.
+
+Every route needs ``Authorization: Bearer <internal token>`` (compared in constant time). The
+gateway refuses to forward client requests under ``/.lychgate/internal/``, so in the default
+topology only gateways reach these routes, over authz's unix socket.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from lychgate.authz.context import AuthzContext
+from lychgate.authz.handoff import redeem_handoff
+from lychgate.authz.sessions import revoke_session
+from lychgate.authz.snapshots import SnapshotPublisher
+from lychgate.errors import NotFound, TokenError
+from lychgate.gateway.feed_http import FEED_PATH, REDEEM_PATH, REVOKE_PATH
+from lychgate.gateway.feed_wire import MEDIA_TYPE, feed_lines
+from lychgate.ids import SessionId
+
+log = logging.getLogger(__name__)
+
+
+def context(request: Request) -> AuthzContext:
+    ctx: AuthzContext = request.app.state.ctx
+    return ctx
+
+
+def publisher(request: Request) -> SnapshotPublisher:
+    pub: SnapshotPublisher = request.app.state.publisher
+    return pub
+
+
+def require_internal(
+    ctx: Annotated[AuthzContext, Depends(context)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> None:
+    expected = f"Bearer {ctx.secrets.internal_token.reveal()}".encode()
+    if authorization is None or not hmac.compare_digest(authorization.encode(), expected):
+        raise HTTPException(status_code=401, detail="internal API: bad or missing secret")
+
+
+router = APIRouter(dependencies=[Depends(require_internal)], include_in_schema=False)
+
+
+class HandoffIn(BaseModel):
+    code: str = Field(min_length=1, max_length=256)
+
+
+class HandoffOut(BaseModel):
+    token: str
+
+
+class RevokeIn(BaseModel):
+    session_id: str = Field(min_length=1, max_length=128)
+
+
+@router.get(FEED_PATH)
+async def feed(pub: Annotated[SnapshotPublisher, Depends(publisher)]) -> StreamingResponse:
+    """NDJSON: the current snapshot, each change, and heartbeats (see gateway.feed_wire)."""
+    return StreamingResponse(feed_lines(pub.subscribe()), media_type=MEDIA_TYPE)
+
+
+@router.post(REDEEM_PATH)
+async def handoff(body: HandoffIn, ctx: Annotated[AuthzContext, Depends(context)]) -> HandoffOut:
+    try:
+        return HandoffOut(token=await redeem_handoff(ctx, body.code))
+    except (TokenError, NotFound) as exc:
+        log.info("handoff refused: %s", getattr(exc, "reason", "not found"))
+        raise HTTPException(status_code=400, detail="code refused") from None
+
+
+@router.post(REVOKE_PATH, status_code=204)
+async def revoke(body: RevokeIn, ctx: Annotated[AuthzContext, Depends(context)]) -> None:
+    await revoke_session(ctx, SessionId(body.session_id))

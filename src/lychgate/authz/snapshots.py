@@ -1,0 +1,135 @@
+"""Building the gateways' config snapshot from the store, and publishing it on change.
+
+Theory of operation
+-------------------
+One :class:`SnapshotPublisher` per authz process builds a :class:`ConfigSnapshot` from the
+store, and every feed connection reads from it, so N gateways cost one set of queries. It
+rebuilds when the event bus says something changed (a revocation, an app edit made through
+authz) and, as a safety net, every ``poll_interval`` seconds: edits made by the CLI in another
+process, or by another authz replica on SQLite, reach gateways within that interval. A new
+snapshot is published only when its content differs from the last one.
+
+Serials are milliseconds since the epoch, kept strictly increasing, so a gateway can tell newer
+from older even across authz restarts and replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator
+from datetime import datetime
+
+from lychgate.authz.context import AuthzContext
+from lychgate.events import LoginApproved, LoginDenied, OpenApp
+from lychgate.gateway.snapshot import ConfigSnapshot, UserProfile
+from lychgate.ids import UserId
+from lychgate.tokens import Keyring, PublicKeyring
+
+log = logging.getLogger(__name__)
+_PAGE = 1000
+
+
+async def build_snapshot(ctx: AuthzContext, *, serial: int, now: datetime) -> ConfigSnapshot:
+    """Read apps, enabled users, live revocations and keys into one snapshot."""
+    store, settings = ctx.store, ctx.settings
+    apps = tuple(await store.apps.list())
+    users: dict[UserId, UserProfile] = {}
+    offset = 0
+    while True:
+        page = await store.users.list(limit=_PAGE, offset=offset)
+        for u in page:
+            if not u.disabled:
+                groups = ("admins",) if u.is_admin else ()
+                users[u.id] = UserProfile(name=u.name, email=u.email, groups=groups)
+        if len(page) < _PAGE:
+            break
+        offset += _PAGE
+    revoked = frozenset(await store.sessions.revoked_ids(now))
+    keyring = Keyring(await store.signing_keys.list(), now)
+    return ConfigSnapshot(
+        serial=serial,
+        issued_at=now,
+        issuer=settings.public_url,
+        routing=settings.routing,
+        public_url=settings.public_url,
+        app_domain=settings.app_domain,
+        setup_done=await store.users.count_admins() > 0,
+        apps=apps,
+        users=users,
+        revoked_sessions=revoked,
+        keyring=PublicKeyring.from_jwks(keyring.jwks()),
+        assertion_key=ctx.secrets.assertion_key,
+    )
+
+
+def _content(snapshot: ConfigSnapshot) -> dict[str, object]:
+    body = snapshot.to_json()
+    body.pop("serial")
+    body.pop("issued_at")
+    return body
+
+
+class SnapshotPublisher:
+    """Keeps the latest snapshot and wakes feed connections when it changes."""
+
+    def __init__(self, ctx: AuthzContext, *, poll_interval: float = 1.0) -> None:
+        self._ctx = ctx
+        self._poll = poll_interval
+        self._latest: ConfigSnapshot | None = None
+        self._changed = asyncio.Condition()
+        self._wake = asyncio.Event()
+        self._serial = 0
+
+    @property
+    def latest(self) -> ConfigSnapshot | None:
+        return self._latest
+
+    def poke(self) -> None:
+        """Rebuild soon (something changed)."""
+        self._wake.set()
+
+    async def refresh(self) -> bool:
+        """Rebuild now; publish and return True if the content changed."""
+        now = self._ctx.clock()
+        serial = max(self._serial + 1, int(now.timestamp() * 1000))
+        fresh = await build_snapshot(self._ctx, serial=serial, now=now)
+        if self._latest is not None and _content(fresh) == _content(self._latest):
+            return False
+        self._serial = serial
+        self._latest = fresh
+        async with self._changed:
+            self._changed.notify_all()
+        return True
+
+    async def run(self) -> None:
+        """Rebuild on bus events and every poll interval, until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._listen())
+            while True:
+                try:
+                    await self.refresh()
+                except Exception:
+                    log.exception("could not rebuild the config snapshot; keeping the last one")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll)
+                self._wake.clear()
+
+    async def _listen(self) -> None:
+        async with self._ctx.bus.subscribe() as events:
+            async for event in events:
+                # Revocations, config changes, and Lagged markers (we may have missed one).
+                if not isinstance(event, LoginApproved | LoginDenied | OpenApp):
+                    self.poke()
+
+    async def subscribe(self) -> AsyncGenerator[ConfigSnapshot, None]:
+        """The current snapshot, then each new one, for as long as the caller iterates."""
+        seen: ConfigSnapshot | None = None
+        while True:
+            async with self._changed:
+                while self._latest is seen:
+                    await self._changed.wait()
+                seen = self._latest
+            if seen is not None:
+                yield seen

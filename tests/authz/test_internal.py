@@ -1,0 +1,159 @@
+"""authz's internal API for gateways, in process (ASGI), over both store backends."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from authz.conftest import Clock
+from fixtures.store import T0, make_app, make_session, make_user
+from lychgate.authz.context import AuthzContext
+from lychgate.authz.handoff import issue_handoff
+from lychgate.authz.snapshots import SnapshotPublisher
+from lychgate.domain import App, AppPolicy, Session, User
+from lychgate.gateway.feed_http import REDEEM_PATH, REVOKE_PATH
+from lychgate.ids import AppSlug
+from lychgate.tokens import PublicKeyring, verify_app_token
+
+
+async def signed_in(
+    ctx: AuthzContext, *, admin: bool = False, policy: AppPolicy = AppPolicy.ANY_USER
+) -> tuple[User, App, Session]:
+    user = make_user(is_admin=admin)
+    await ctx.store.users.add(user)
+    app = make_app(policy=policy)
+    await ctx.store.apps.add(app)
+    session = make_session(user.id)
+    await ctx.store.sessions.create(session)
+    return user, app, session
+
+
+@pytest.mark.parametrize("auth", [None, "Bearer wrong", "Basic x", "bearer "])
+async def test_internal_routes_need_the_secret(authz: FastAPI, auth: str | None) -> None:
+    headers = {"authorization": auth} if auth else {}
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=authz), base_url="http://a", headers=headers
+    ) as c:
+        for method, path in (("POST", REDEEM_PATH), ("POST", REVOKE_PATH)):
+            r = await c.request(method, path, json={"code": "x", "session_id": "x"})
+            assert r.status_code == 401
+
+
+async def test_handoff_redeems_once_into_an_app_token(
+    ctx: AuthzContext, client: httpx.AsyncClient
+) -> None:
+    user, app, session = await signed_in(ctx)
+    code = await issue_handoff(ctx, session.id, app.slug)
+    r = await client.post(REDEEM_PATH, json={"code": code})
+    assert r.status_code == 200
+    token = r.json()["token"]
+    jwks = (await client.get("/.lychgate/jwks.json")).json()
+    claims = verify_app_token(
+        PublicKeyring.from_jwks(jwks), token, now=T0, issuer=ctx.settings.public_url, app=app.slug
+    )
+    assert (claims.sid, claims.sub, claims.adm) == (session.id, user.id, False)
+    replay = await client.post(REDEEM_PATH, json={"code": code})
+    assert replay.status_code == 400
+
+
+async def test_handoff_expires(ctx: AuthzContext, client: httpx.AsyncClient, clock: Clock) -> None:
+    _, app, session = await signed_in(ctx)
+    code = await issue_handoff(ctx, session.id, app.slug)
+    clock.now = T0 + timedelta(seconds=61)
+    assert (await client.post(REDEEM_PATH, json={"code": code})).status_code == 400
+
+
+@pytest.mark.parametrize("code", ["", "x" * 300, "not-a-code"])
+async def test_garbage_codes_are_refused(client: httpx.AsyncClient, code: str) -> None:
+    r = await client.post(REDEEM_PATH, json={"code": code})
+    assert r.status_code in (400, 422)
+
+
+async def test_a_revoked_session_gets_no_token(
+    ctx: AuthzContext, client: httpx.AsyncClient
+) -> None:
+    _, app, session = await signed_in(ctx)
+    code = await issue_handoff(ctx, session.id, app.slug)
+    assert (await client.post(REVOKE_PATH, json={"session_id": session.id})).status_code == 204
+    assert (await client.post(REDEEM_PATH, json={"code": code})).status_code == 400
+    events = await ctx.store.audit.list(action_prefix="session.")
+    assert [e.action for e in events] == ["session.revoked"]
+
+
+async def test_admin_apps_need_an_admin(ctx: AuthzContext, client: httpx.AsyncClient) -> None:
+    _, app, session = await signed_in(ctx, policy=AppPolicy.ADMINS)
+    code = await issue_handoff(ctx, session.id, app.slug)
+    assert (await client.post(REDEEM_PATH, json={"code": code})).status_code == 400
+
+
+async def test_admin_token_carries_the_flag(ctx: AuthzContext, client: httpx.AsyncClient) -> None:
+    _, app, session = await signed_in(ctx, admin=True, policy=AppPolicy.ADMINS)
+    code = await issue_handoff(ctx, session.id, app.slug)
+    r = await client.post(REDEEM_PATH, json={"code": code})
+    assert r.status_code == 200
+
+
+async def test_app_token_never_outlives_its_session(
+    ctx: AuthzContext, client: httpx.AsyncClient
+) -> None:
+    user = make_user()
+    await ctx.store.users.add(user)
+    app = make_app()
+    await ctx.store.apps.add(app)
+    session = make_session(user.id, expires_at=T0 + timedelta(minutes=5))
+    await ctx.store.sessions.create(session)
+    code = await issue_handoff(ctx, session.id, AppSlug(app.slug))
+    token = (await client.post(REDEEM_PATH, json={"code": code})).json()["token"]
+    jwks = (await client.get("/.lychgate/jwks.json")).json()
+    claims = verify_app_token(
+        PublicKeyring.from_jwks(jwks), token, now=T0, issuer=ctx.settings.public_url
+    )
+    assert claims.exp <= session.expires_at
+
+
+async def test_jwks_has_signing_and_assertion_keys_and_no_private_parts(
+    ctx: AuthzContext, client: httpx.AsyncClient
+) -> None:
+    keys = (await client.get("/.lychgate/jwks.json")).json()["keys"]
+    kids = {k["kid"] for k in keys}
+    assert ctx.secrets.assertion_key.kid in kids
+    assert len(kids) == 2
+    assert all("d" not in k for k in keys)
+
+
+async def test_revocation_reaches_the_snapshot(
+    ctx: AuthzContext, authz: FastAPI, client: httpx.AsyncClient
+) -> None:
+    _, _, session = await signed_in(ctx)
+    publisher: SnapshotPublisher = authz.state.publisher
+    snapshots = publisher.subscribe()
+    first = await anext(snapshots)
+    assert session.id not in first.revoked_sessions
+    await client.post(REVOKE_PATH, json={"session_id": session.id})
+    async with asyncio.timeout(1):
+        while True:
+            latest = await anext(snapshots)
+            if session.id in latest.revoked_sessions:
+                break
+    assert latest.serial > first.serial
+    await snapshots.aclose()
+
+
+async def test_snapshot_lists_enabled_users_and_apps(ctx: AuthzContext, authz: FastAPI) -> None:
+    user, app, _ = await signed_in(ctx)
+    off = make_user(disabled=True, email="off@example.test")
+    await ctx.store.users.add(off)
+    publisher: SnapshotPublisher = authz.state.publisher
+    await publisher.refresh()
+    snap = publisher.latest
+    assert snap is not None
+    assert user.id in snap.users
+    assert off.id not in snap.users
+    assert app.slug in snap.apps_by_slug
+    assert snap.assertion_key is not None
+    assert snap.assertion_key.kid not in snap.keyring.kids
+    assert not snap.setup_done
