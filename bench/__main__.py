@@ -1,0 +1,178 @@
+"""``python -m bench``: install the tools, run the benchmarks, print and save the tables.
+
+Examples::
+
+    python -m bench                      # everything, ~5 minutes
+    python -m bench --quick              # short durations and fewer connections
+    python -m bench --only small_get --configs nginx-auth,lychgate-1 --duration 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import uvloop
+
+from bench.install import ensure_installed, tool_versions
+from bench.procs import raise_nofile
+from bench.report import BASELINE, Row, scenario_table
+from bench.runner import REPO_ROOT, Config, all_configs, cores, install_sigterm_cancel, run_all
+from bench.scenarios import SCENARIOS
+from bench.scenarios.base import MIB, RunSettings, Scenario
+
+DEFAULT_OUTPUT = REPO_ROOT / "bench" / "results" / "latest.md"
+QUICK = RunSettings(
+    duration_s=3.0,
+    upload_repeats=1,
+    idle_connections=2_000,
+    idle_hold_s=1.0,
+    ws_connections=200,
+)
+
+
+def _names(values: Sequence[str] | None) -> list[str]:
+    """``--only a,b --only c`` -> [a, b, c]."""
+    return [n.strip() for v in values or () for n in v.split(",") if n.strip()]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; see the module docstring."""
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="short run: 3 s tests, fewer conns")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="SCENARIOS",
+        help=f"comma-separated, from: {', '.join(s.key for s in SCENARIOS)}",
+    )
+    p.add_argument(
+        "--configs",
+        action="append",
+        metavar="CONFIGS",
+        help="comma-separated config keys (direct, nginx, nginx-auth, caddy, "
+        "caddy-auth, lychgate-1, lychgate-N)",
+    )
+    p.add_argument("--duration", type=float, help="seconds per timed test (wrk, WebSocket)")
+    p.add_argument("--idle-connections", type=int)
+    p.add_argument("--ws-connections", type=int)
+    p.add_argument("--upload-mb", type=int, help="upload size in MiB")
+    p.add_argument("--no-install", action="store_true", help="do not apt-get install tools")
+    p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    p.add_argument("--keep-workdir", action="store_true", help="keep configs and logs")
+    return p.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace) -> RunSettings:
+    """RunSettings from the defaults or --quick, with explicit flags on top."""
+    s = QUICK if args.quick else RunSettings()
+    if args.duration is not None:
+        s = dataclasses.replace(s, duration_s=max(1.0, args.duration))
+    if args.idle_connections is not None:
+        s = dataclasses.replace(s, idle_connections=max(1, args.idle_connections))
+    if args.ws_connections is not None:
+        s = dataclasses.replace(s, ws_connections=max(1, args.ws_connections))
+    if args.upload_mb is not None:
+        s = dataclasses.replace(s, upload_bytes=max(1, args.upload_mb) * MIB)
+    return s
+
+
+def select(
+    scenario_keys: list[str], config_keys: list[str], configs: Sequence[Config]
+) -> tuple[list[Scenario], list[Config]]:
+    """The scenarios and configs named on the command line (all when none are named)."""
+    by_key = {s.key: s for s in SCENARIOS}
+    if unknown := [k for k in scenario_keys if k not in by_key]:
+        raise SystemExit(f"unknown scenario {', '.join(unknown)}; choose from {', '.join(by_key)}")
+    known = {c.key: c for c in configs}
+    if unknown := [k for k in config_keys if k not in known]:
+        raise SystemExit(f"unknown config {', '.join(unknown)}; choose from {', '.join(known)}")
+    scenarios = [s for s in SCENARIOS if not scenario_keys or s.key in scenario_keys]
+    chosen = [c for c in configs if not config_keys or c.key in config_keys]
+    return scenarios, chosen
+
+
+def render(
+    scenarios: Sequence[Scenario],
+    settings: RunSettings,
+    rows: dict[str, list[Row]],
+    header: str,
+) -> str:
+    """The whole Markdown report."""
+    tables = "\n".join(scenario_table(s, s.heading(settings), rows[s.key]) for s in scenarios)
+    return f"{header}\n{tables}"
+
+
+def report_header(versions: dict[str, str], n: int, took_s: float) -> str:
+    """Title and context lines of the report."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    tools = ", ".join(f"{k} {v}" for k, v in versions.items())
+    return (
+        f"## Lychgate benchmark, {stamp}\n\n"
+        f"{n} cores, loopback only; {tools}; the whole run took {took_s:.0f} s. One sample per "
+        "cell: on a shared two-core machine, expect a few tens of percent between runs.\n\n"
+        "Each proxy gets one worker (nginx `worker_processes 1`, Caddy `GOMAXPROCS=1`) except "
+        f"Lychgate with {n} workers, and is started afresh for each scenario. Ratios divide each "
+        f"config's figure by {BASELINE}'s; for RSS growth lower is better. RSS growth is the peak "
+        "of VmRSS summed over the proxy's processes, minus its value before the load.\n"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m bench``."""
+    args = parse_args(argv)
+    settings = settings_from(args)
+    started = time.monotonic()
+    if not args.no_install:
+        try:
+            installed = ensure_installed()
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            print(f"bench: cannot install the tools: {exc}", file=sys.stderr)
+            return 1
+        if installed:
+            print(f"installed: {', '.join(installed)}", file=sys.stderr)
+    nofile = raise_nofile()
+    print(f"open-file limit: {nofile}", file=sys.stderr)
+    n = cores()
+    workdir = Path(tempfile.mkdtemp(prefix="lychgate-bench-"))
+    try:
+        scenarios, configs = select(
+            _names(args.only), _names(args.configs), all_configs(workdir, n)
+        )
+
+        async def go() -> dict[str, list[Row]]:
+            install_sigterm_cancel()
+            return await run_all(configs, scenarios, settings, workdir)
+
+        rows = uvloop.run(go())
+    except Exception as exc:  # the upstreams did not start: nothing can be measured
+        print(f"bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, asyncio.CancelledError):  # SIGINT, or SIGTERM (see runner)
+        print("bench interrupted; every server it started has been stopped", file=sys.stderr)
+        return 130
+    finally:
+        if args.keep_workdir:
+            print(f"work directory kept: {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    header = report_header(tool_versions(), n, time.monotonic() - started)
+    text = render(scenarios, settings, rows, header)
+    print(text)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    print(f"written to {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

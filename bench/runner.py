@@ -1,0 +1,201 @@
+"""Run every selected scenario against every selected config, one at a time.
+
+The upstreams start once for the whole run. Each (config, scenario) pair gets a freshly started
+proxy, so memory figures start from a clean process, and nothing ever runs alongside it: on two
+cores a second proxy would steal the CPU being measured. A config that fails gets a row with its
+error and the run goes on; a config whose tool is missing is skipped for the other scenarios.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.fmt import format_number
+from bench.procs import free_port, start_process, wait_ready
+from bench.report import BASELINE, Row
+from bench.scenarios.base import Measurement, RunSettings, Scenario, Upstream
+from bench.targets import StartTarget, Target, TargetUnavailable, caddy, nginx, placeholder_cookie
+from bench.targets.lychgate import lychgate_config
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# On top of the scenario's own duration: start-up, opening 10k connections, shutting down.
+SCENARIO_SLACK_S = 240.0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """A proxy set-up to compare. ``start`` is None for the upstream measured directly."""
+
+    key: str
+    name: str
+    tool: str
+    start: StartTarget | None
+
+
+def all_configs(workdir: Path, cores: int) -> tuple[Config, ...]:
+    """Every config, in report order; the Lychgate ones share deployments under ``workdir``."""
+    lychgate_root = workdir / "lychgate"
+    return (
+        Config("direct", "upstream direct (no proxy)", "upstream", None),
+        Config("nginx", "nginx proxy_pass", "nginx", nginx.start_proxy),
+        Config("nginx-auth", BASELINE, "nginx", nginx.start_auth_request),
+        Config("caddy", "Caddy reverse_proxy", "caddy", caddy.start_proxy),
+        Config("caddy-auth", "Caddy + forward_auth", "caddy", caddy.start_forward_auth),
+        Config("lychgate-1", "Lychgate, 1 worker", "lychgate", lychgate_config(lychgate_root, 1)),
+        Config(
+            "lychgate-N",
+            f"Lychgate, {cores} workers",
+            "lychgate",
+            lychgate_config(lychgate_root, cores),
+        ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Upstreams:
+    """The running upstreams: nginx for GETs, the Python process for uploads and WebSockets."""
+
+    http: Target
+    python: Target
+    ws_port: int
+
+    def port_for(self, upstream: Upstream) -> int:
+        """The port a proxy forwards to in a scenario that needs ``upstream``."""
+        if upstream is Upstream.HTTP:
+            return self.http.port
+        if upstream is Upstream.SINK:
+            return self.python.port
+        return self.ws_port
+
+    def direct(self, upstream: Upstream) -> Target:
+        """The upstream itself as a target (no proxy), for reference."""
+        serving = self.http if upstream is Upstream.HTTP else self.python
+        return Target(
+            port=self.port_for(upstream),
+            cookie=placeholder_cookie(),
+            measured_roots=serving.rss_roots,
+        )
+
+    async def stop(self) -> None:
+        """Stop both upstreams."""
+        await asyncio.gather(self.http.stop(), self.python.stop())
+
+
+async def start_upstreams(workdir: Path) -> Upstreams:
+    """Start the nginx upstream and the Python sink + echo process."""
+    http = await nginx.start_upstream(workdir / "nginx-upstream")
+    try:
+        sink_port, ws_port = free_port(), free_port()
+        while ws_port == sink_port:
+            ws_port = free_port()
+        pydir = workdir / "python-upstream"
+        await asyncio.to_thread(pydir.mkdir, parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "bench.upstream"]
+        argv += ["--sink-port", str(sink_port), "--ws-port", str(ws_port)]
+        proc = await start_process("python-upstream", argv, pydir / "out.log", cwd=REPO_ROOT)
+        python = Target(port=sink_port, cookie="", processes=(proc,))
+        try:
+            await wait_ready(proc, sink_port)
+            await wait_ready(proc, ws_port)  # answers plain HTTP with 426 Upgrade Required
+        except BaseException:
+            await python.stop()
+            raise
+    except BaseException:
+        await http.stop()
+        raise
+    return Upstreams(http=http, python=python, ws_port=ws_port)
+
+
+def summary(m: Measurement) -> str:
+    """One progress line's worth of a measurement."""
+    parts = []
+    if m.rate is not None:
+        parts.append(f"rate {format_number(m.rate)}")
+    if m.mib_per_s is not None:
+        parts.append(f"{format_number(m.mib_per_s)} MiB/s")
+    if m.p99_ms is not None:
+        parts.append(f"p99 {m.p99_ms:.2f} ms")
+    if m.rss_growth_kib is not None:
+        parts.append(f"RSS +{m.rss_growth_kib / 1024:.1f} MiB")
+    return ", ".join(parts + list(m.notes))
+
+
+def budget(settings: RunSettings) -> float:
+    """Seconds one (config, scenario) pair may take before it is abandoned."""
+    return settings.duration_s + SCENARIO_SLACK_S
+
+
+async def run_one(
+    config: Config,
+    scenario: Scenario,
+    upstreams: Upstreams,
+    workdir: Path,
+    settings: RunSettings,
+) -> Measurement:
+    """Start the config's proxy, run the scenario through it, stop the proxy."""
+    upstream_port = upstreams.port_for(scenario.upstream)
+    async with asyncio.timeout(budget(settings)):
+        if config.start is None:
+            return await scenario.run(upstreams.direct(scenario.upstream), settings)
+        target = await config.start(workdir / config.key / scenario.key, upstream_port)
+        try:
+            return await scenario.run(target, settings)
+        finally:
+            await target.stop()
+
+
+async def run_all(
+    configs: Sequence[Config],
+    scenarios: Sequence[Scenario],
+    settings: RunSettings,
+    workdir: Path,
+) -> dict[str, list[Row]]:
+    """Run everything one after the other; rows per scenario key, in config order."""
+    rows: dict[str, list[Row]] = {s.key: [] for s in scenarios}
+    total = len(configs) * len(scenarios)
+    done = 0
+    upstreams = await start_upstreams(workdir / "upstreams")
+    try:
+        for config in configs:
+            unavailable: str | None = None
+            for scenario in scenarios:
+                done += 1
+                outcome: Measurement | str
+                if unavailable is not None:
+                    outcome = unavailable
+                else:
+                    try:
+                        outcome = await run_one(config, scenario, upstreams, workdir, settings)
+                    except TargetUnavailable as exc:
+                        unavailable = outcome = f"{config.tool} target unavailable: {exc}"
+                    except TimeoutError:
+                        outcome = f"error: no result within {budget(settings):.0f} s"
+                    except Exception as exc:  # one config failing must not end the run
+                        outcome = f"error: {type(exc).__name__}: {exc}".strip()
+                text = outcome if isinstance(outcome, str) else summary(outcome)
+                print(f"[{done}/{total}] {config.name} / {scenario.key}: {text}", file=sys.stderr)
+                rows[scenario.key].append(Row(config.name, outcome))
+    finally:
+        await upstreams.stop()
+    return rows
+
+
+def install_sigterm_cancel() -> None:
+    """Turn SIGTERM into cancellation of the running task, so ``finally`` blocks stop servers."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    if task is not None:
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+
+
+def cores() -> int:
+    """CPUs this process may run on."""
+    return len(os.sched_getaffinity(0))
