@@ -1,0 +1,585 @@
+"""The client side of the engine: one asyncio Protocol per accepted connection.
+
+Theory of operation
+-------------------
+Bytes from the client go through llhttp (``HttpRequestParser``), strictly: no lenient flag is
+ever set (DESIGN.md, known traps). Each complete head becomes a :class:`.Request` at the end of
+a queue. Exactly one request is *active*: the handler decides it, and it is answered. The next
+is dispatched only when the active response has been handed to the transport, so responses go
+out strictly in request order however far the client pipelines (RFC 9112 section 9.3.2).
+Dispatch happens after ``feed_data`` returns, never inside a parser callback.
+
+Content follows the request being parsed: to the active request's sink (the forwarding
+exchange, which streams it upstream), or buffered on a queued request, or counted and dropped
+after a local answer. Reading stops (``pause_reading``) for any of the reasons in
+:mod:`.request`: the upstream is full, too much is parsed ahead, or HTTP is over.
+
+Errors are answered in turn: a parse error is queued as an error "request", so earlier
+pipelined requests are answered first, then the error page, then the connection closes. After
+an error or an unread body the connection *lingers*: it half-closes, reads and drops what the
+client still sends for ``linger_timeout``, then closes, so that the client reads the error
+instead of a reset.
+
+One :class:`.Deadline` runs the timers: while nothing is active, a partial head must complete
+within ``header_timeout`` of its first byte (408, slowloris) and a keep-alive connection may
+stay idle for ``idle_timeout`` (a new connection gets ``header_timeout`` for its first
+request). While a request is active, the upstream's read timeout governs instead.
+
+An Upgrade request stops the parser (``HttpParserUpgrade``): the bytes after the head are held
+for the tunnel, and on the upstream's 101 the transport is handed to :mod:`.tunnel`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Protocol, cast
+
+from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
+
+from lychgate.errors import UsageError
+from lychgate.gateway.http.context import ServerContext
+from lychgate.gateway.http.errors import error_page
+from lychgate.gateway.http.headers import local_head
+from lychgate.gateway.http.parse import make_request
+from lychgate.gateway.http.proxy import Exchange
+from lychgate.gateway.http.request import PAUSE_BUFFER, PAUSE_HOLD, Request
+from lychgate.gateway.http.timer import Deadline
+from lychgate.gateway.http.tls import sni_of
+from lychgate.gateway.http.tunnel import Tunnel
+from lychgate.gateway.http.writer import Writer
+from lychgate.gateway.types import Forward, Local, Respond
+from lychgate.ids import AppSlug, SessionId
+
+log = logging.getLogger(__name__)
+
+_NO_CONTENT = frozenset({204, 304})
+_MAX_TUNNEL_EARLY = 64 * 1024  # client bytes held while an upgrade is being answered
+_LINGER_MAX = 1024 * 1024  # bytes dropped while lingering before we just close
+# Decoded, lower-cased field names as seen on the wire: a memo (bounded), not configuration.
+_NAMES: dict[bytes, str] = {}
+_NAMES_MAX = 1024
+
+
+class _Stop(Exception):
+    """Raised from a parser callback to stop llhttp; the reason is already recorded."""
+
+
+class Responder(Protocol):
+    def client_write_paused(self) -> None: ...
+
+    def client_write_resumed(self) -> None: ...
+
+    def client_lost(self) -> None: ...
+
+
+class ClientConnection(asyncio.Protocol):
+    """One client connection; see the module docstring."""
+
+    def __init__(self, ctx: ServerContext) -> None:
+        self._ctx = ctx
+        self._limits = ctx.limits
+        self._max_head = ctx.limits.max_header_bytes
+        self._max_fields = ctx.limits.max_headers
+        self._scheme = ctx.scheme
+        self._batch = ctx.batch
+        self._loop = ctx.loop
+        self._parser: HttpRequestParser | None = HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self.out: Writer
+        self._client_ip = ""
+        self._sni: str | None = None
+        # the head being parsed
+        self._url = b""
+        self._headers: list[tuple[str, str]] = []
+        self._head_size = 0
+        self._head_raw = 0
+        self._in_head = False
+        self._head_timed = False
+        self._trailer_size = 0
+        self._error: int | None = None  # status recorded by a callback before _Stop
+        # requests
+        self._parsing: Request | None = None
+        self._queue: deque[Request] = deque()
+        self._active: Request | None = None
+        self._responder: Responder | None = None
+        self._task: asyncio.Future[Respond] | None = None
+        self._dispatching = False
+        # connection state
+        self._paused = 0
+        self._write_paused = False
+        self._closing = False  # answer nothing more after the active request
+        self._eof = False  # the client half-closed: answer what is queued, then close
+        self._lingering = False
+        self._lingered = 0
+        self._unread = False  # we stopped parsing with client bytes possibly still coming
+        self._tail: bytes | None = None  # client bytes after an Upgrade head
+        self._idle_delay = self._limits.header_timeout
+        self._deadline = Deadline(self._loop, self._on_timeout)
+
+    # -- transport callbacks --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        ctx = self._ctx
+        self._transport = transport
+        self.out = Writer(transport, ctx.batch)
+        transport.set_write_buffer_limits(high=self._limits.write_buffer_high)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self._client_ip = peer[0]
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self._sni = sni_of(ssl_object)
+        ctx.connections.add(self)
+        ctx.stats.connections_total += 1
+        if ctx.draining:
+            transport.close()
+            return
+        self._deadline.set(self._idle_delay)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        ctx = self._ctx
+        self._transport = None
+        self._parser = None
+        self._deadline.cancel()
+        ctx.connections.discard(self)
+        if not ctx.connections:
+            ctx.idle.set()
+        responder = self._responder
+        self._responder = None
+        if responder is not None:
+            responder.client_lost()
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        if self._active is not None:
+            self._active = None
+            ctx.stats.requests_active -= 1
+        self._queue.clear()
+
+    def data_received(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None:
+            self._unparsed(data)
+            return
+        if self._in_head or self._parsing is None:
+            self._head_raw += len(data)
+        batch = self._batch
+        batch.depth += 1
+        try:
+            try:
+                parser.feed_data(data)
+            except HttpParserUpgrade as exc:
+                self._tail = data[exc.args[0] :]
+                self._halt()
+            except HttpParserError:
+                if self._parser is not None:  # not stopped on purpose
+                    self._reject(self._error or 400)
+            else:
+                if self._in_head and self._head_raw > self._limits.max_header_bytes:
+                    self._reject(431)  # bounded by one read beyond the limit
+            if self._active is None:
+                self._start_next()  # also times a partial head (see _wait_for_client)
+        finally:
+            batch.depth -= 1
+            if not batch.depth and batch.dirty:
+                batch.flush_all()
+
+    def eof_received(self) -> bool:
+        if self._parsing is not None:
+            self.abort()  # the client gave up in the middle of a request's content
+            return False
+        if self._lingering or self._in_head:
+            self._close_now()
+            return False
+        self._eof = True
+        self._halt()
+        if self._active is None and not self._queue:
+            self._close_now()
+            return False
+        return self._transport is not None and self._transport.get_extra_info("sslcontext") is None
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._deadline.set(self._limits.send_timeout)  # slow-read: the client must keep reading
+        if self._responder is not None:
+            self._responder.client_write_paused()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._active is not None:
+            self._deadline.clear()
+        elif not self._lingering:
+            self._wait_for_client()
+        if self._responder is not None:
+            self._responder.client_write_resumed()
+
+    # -- llhttp callbacks -----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._parser is None:
+            raise _Stop
+        self._url = b""
+        self._headers = []
+        self._head_size = 0
+        self._in_head = True
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._head_size += len(url)
+        if len(self._url) > self._max_head:
+            self._error = 414
+            raise _Stop
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        size = len(name) + len(value) + 4
+        if not self._in_head:  # a trailer field of chunked content: counted, then dropped
+            self._trailer_size += size
+            if self._trailer_size > self._limits.max_header_bytes:
+                self._error = 431
+                raise _Stop
+            return
+        self._head_size += size
+        headers = self._headers
+        if self._head_size > self._max_head or len(headers) >= self._max_fields:
+            self._error = 431
+            raise _Stop
+        key = _NAMES.get(name)
+        if key is None:
+            key = name.decode("latin-1").lower()
+            if len(_NAMES) < _NAMES_MAX:
+                _NAMES[name] = key
+        headers.append((key, value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        if parser is None:
+            raise _Stop
+        self._in_head = False
+        self._head_raw = 0
+        self._head_timed = False
+        self._trailer_size = 0
+        req = make_request(
+            parser, self._url, self._headers, self._client_ip, self._scheme, self._sni
+        )
+        self._queue.append(req)
+        if req.error is not None:
+            req.body_done = True  # its content, if any, is never read
+            self._halt()
+            raise _Stop
+        self._parsing = req
+        if len(self._queue) > self._limits.max_pipelined:
+            self.pause_reading(PAUSE_BUFFER)
+
+    def on_body(self, body: bytes) -> None:
+        req = self._parsing
+        if req is None or self._parser is None:
+            raise _Stop
+        req.received += len(body)
+        sink = req.sink
+        if sink is not None:
+            sink.request_body(body)
+        elif req.discard:
+            if req.received > self._limits.max_drain_bytes:
+                self._halt()
+                self._unread = True
+                self._closing = True
+                if self._active is None:
+                    self._close_after(req)
+                raise _Stop
+        else:
+            req.buffer.append(body)
+            req.buffered += len(body)
+            if req.buffered > self._limits.write_buffer_high:
+                self.pause_reading(PAUSE_BUFFER)
+
+    def on_message_complete(self) -> None:
+        req = self._parsing
+        if req is None:
+            return
+        self._parsing = None
+        req.body_done = True
+        if req.sink is not None:
+            req.sink.request_end()
+
+    # -- the queue ------------------------------------------------------------------------
+
+    def _start_next(self) -> None:
+        if self._dispatching or self._transport is None:
+            return
+        self._dispatching = True
+        try:
+            while self._active is None and self._queue and not self._closing:
+                self._dispatch(self._queue.popleft())
+            if self._active is None and not self._lingering:
+                if self._closing or (self._eof and not self._queue):
+                    self._close_now()
+                elif not self._queue:
+                    self._wait_for_client()
+            if self._paused & PAUSE_BUFFER:
+                parsing = self._parsing
+                if len(self._queue) <= self._limits.max_pipelined and (
+                    parsing is None or parsing.buffered <= self._limits.write_buffer_high
+                ):
+                    self.resume_reading(PAUSE_BUFFER)
+        finally:
+            self._dispatching = False
+
+    def _dispatch(self, req: Request) -> None:
+        ctx = self._ctx
+        self._active = req
+        ctx.stats.requests_total += 1
+        ctx.stats.requests_active += 1
+        req.started = self._loop.time()
+        if not self._write_paused:
+            self._deadline.clear()
+        self._head_timed = False
+        if req.error is not None or req.head is None:
+            self.fail(req, req.error or 400, None, True)
+            return
+        try:
+            decision: object = ctx.handler(req.head)  # checked below: a bug must not crash us
+        except Exception:
+            log.exception("the request handler raised; answering 500")
+            self.fail(req, 500, None, self.must_close(req))
+            return
+        if isinstance(decision, Forward):
+            exchange = Exchange(ctx, self, req, decision)
+            self._responder = exchange
+            exchange.start()
+        elif isinstance(decision, Respond):
+            self._respond(req, decision)
+        elif isinstance(decision, Local):
+            req.discard = True
+            req.take_buffer()
+            task = asyncio.ensure_future(decision.endpoint(req.head), loop=self._loop)
+            self._task = task
+            task.add_done_callback(self._local_done)
+        else:
+            log.error("the request handler returned %r; answering 500", type(decision))
+            self.fail(req, 500, None, self.must_close(req))
+
+    def _local_done(self, task: asyncio.Future[Respond]) -> None:
+        if self._task is not task:
+            return
+        self._task = None
+        req = self._active
+        if task.cancelled() or req is None or self._transport is None:
+            return
+        exc = task.exception()
+        result = None if exc is not None else task.result()
+        if not isinstance(result, Respond):
+            log.error("a local endpoint failed; answering 500", exc_info=exc)
+            self.fail(req, 500, None, self.must_close(req))
+            return
+        self._respond(req, result)
+
+    def _respond(self, req: Request, answer: Respond) -> None:
+        assert req.head is not None
+        req.discard = True
+        req.take_buffer()
+        close = self.must_close(req)
+        status = answer.status
+        body = answer.body
+        tail = b"" if status in _NO_CONTENT else b"content-length: %d\r\n" % len(body)
+        if close:
+            tail += b"connection: close\r\n"
+        elif req.head.http_version == "1.0":
+            tail += b"connection: keep-alive\r\n"
+        try:
+            head = local_head(status, answer.headers, tail)
+        except UsageError:
+            log.exception("refusing to send a malformed local answer")
+            self.fail(req, 500, None, close)
+            return
+        if body and req.head.method != "HEAD" and status not in _NO_CONTENT:
+            head += body
+        self.out.write(head)
+        self.finish(req, status, None, close)
+
+    # -- used by the exchange -------------------------------------------------------------
+
+    @property
+    def write_paused(self) -> bool:
+        return self._write_paused
+
+    def must_close(self, req: Request) -> bool:
+        """Whether the response to ``req`` must end the connection (decided before its head)."""
+        if not req.keep_alive or req.upgrade or self._closing or self._ctx.draining:
+            return True
+        if req.body_done:
+            return False
+        if req.chunked or (req.expect_continue and not req.continue_sent):
+            return True  # we cannot tell how much would follow, or whether it will
+        remaining = (req.content_length or 0) - req.received
+        return remaining > self._limits.max_drain_bytes
+
+    def finish(self, req: Request, status: int, app: AppSlug | None, close: bool) -> None:
+        """The response to the active request has been written in full."""
+        ctx = self._ctx
+        self._active = None
+        self._responder = None
+        ctx.stats.requests_active -= 1
+        hook = ctx.on_response
+        if hook is not None:
+            hook(app, status, self._loop.time() - req.started)
+        self._idle_delay = self._limits.idle_timeout
+        req.sink = None  # also breaks the request <-> exchange cycle: freed without the GC
+        if self._parsing is req:
+            req.discard = True
+            req.take_buffer()
+        if close or self._closing:
+            self._close_after(req)
+            return
+        if self._queue or self._eof or self._paused & PAUSE_BUFFER:
+            self._start_next()
+        elif not self._dispatching:
+            self._wait_for_client()
+
+    def fail(self, req: Request, status: int, app: AppSlug | None, close: bool) -> None:
+        """Answer the active request with an error page."""
+        self.out.write(error_page(status, close=close))
+        self.finish(req, status, app, close)
+
+    def pause_reading(self, reason: int) -> None:
+        transport = self._transport
+        if not self._paused and transport is not None and not transport.is_closing():
+            transport.pause_reading()
+        self._paused |= reason
+
+    def resume_reading(self, reason: int) -> None:
+        if self._paused & reason:
+            self._paused &= ~reason
+            transport = self._transport
+            if not self._paused and transport is not None and not transport.is_closing():
+                transport.resume_reading()
+
+    def abort(self) -> None:
+        """Cut the connection: what was sent must not look like a complete message."""
+        if self._transport is not None:
+            self.out.abort()
+
+    def into_tunnel(
+        self,
+        req: Request,
+        app: AppSlug | None,
+        upstream: asyncio.Transport,
+        to_client: bytes,
+        session_id: SessionId | None,
+    ) -> None:
+        """The upstream answered 101: hand both transports to a tunnel."""
+        transport = self._transport
+        assert transport is not None
+        self.out.flush()  # the 101 head goes before any tunnel byte
+        to_upstream = self._tail or b""
+        self._tail = None
+        self.finish_for_tunnel(req, app)
+        Tunnel(self._ctx.tunnels, session_id, transport, upstream).start(to_upstream, to_client)
+
+    def finish_for_tunnel(self, req: Request, app: AppSlug | None) -> None:
+        ctx = self._ctx
+        self._active = None
+        self._responder = None
+        ctx.stats.requests_active -= 1
+        if ctx.on_response is not None:
+            ctx.on_response(app, 101, self._loop.time() - req.started)
+        self._deadline.cancel()
+        self._transport = None  # the tunnel owns it now; this object is done
+        self._parser = None
+        ctx.connections.discard(self)
+        if not ctx.connections:
+            ctx.idle.set()
+
+    # -- closing --------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Graceful shutdown: finish the active response, then close; close idle ones now."""
+        self._closing = True
+        self._halt()
+        if self._active is None:
+            self._close_now()
+
+    def _halt(self) -> None:
+        """HTTP is over on this connection: parse nothing more."""
+        self._parser = None
+        self._in_head = False
+        self.pause_reading(PAUSE_HOLD)
+
+    def _reject(self, status: int) -> None:
+        """A parse error or limit: answer ``status`` in turn, then close."""
+        self._halt()
+        self._unread = True
+        req = self._parsing
+        self._parsing = None
+        if req is None:
+            self._queue.append(Request(None, error=status))
+        elif req.sink is not None:
+            req.sink.request_failed(status)
+        elif req is self._active or req.discard:
+            self._closing = True  # its answer is under way or sent: close after it
+            if self._active is None:
+                self._close_after(req)
+        else:
+            req.error = status  # still queued: it will be answered with the error page
+
+    def _close_after(self, req: Request) -> None:
+        """Close after the last response: at once, or lingering when the client may still send."""
+        self._closing = True
+        transport = self._transport
+        if transport is None:
+            return
+        if req.body_done and req.error is None and not self._unread and not self._tail:
+            self._close_now()
+            return
+        self._halt()
+        self._lingering = True
+        self.out.flush()
+        if transport.can_write_eof():
+            transport.write_eof()  # RFC 9112 section 9.6: half-close, then read until EOF
+        self._paused = 0
+        transport.resume_reading()
+        self._deadline.set(self._limits.linger_timeout)
+
+    def _close_now(self) -> None:
+        self._closing = True
+        self._parser = None
+        if self._transport is not None:
+            self.out.close()
+
+    def _unparsed(self, data: bytes) -> None:
+        """Bytes after HTTP ended: for a pending tunnel, or dropped while lingering."""
+        if self._tail is not None:
+            self._tail += data
+            if len(self._tail) > _MAX_TUNNEL_EARLY:
+                self.abort()
+        elif self._lingering:
+            self._lingered += len(data)
+            if self._lingered > _LINGER_MAX:
+                self._close_now()
+
+    def _wait_for_client(self) -> None:
+        """Nothing to answer: time the partial head, or the idle keep-alive wait."""
+        if self._in_head:
+            if not self._head_timed:
+                self._head_timed = True
+                self._deadline.set(self._limits.header_timeout)
+        else:
+            self._deadline.set(self._idle_delay)
+
+    def _on_timeout(self) -> None:
+        if self._transport is None:
+            return
+        if self._write_paused:
+            self.abort()  # the client stopped reading (send_timeout)
+            return
+        if self._active is not None:
+            return
+        if self._lingering:
+            self._close_now()
+        elif self._in_head and not self._queue:
+            self._reject(408)  # RFC 9110 section 15.5.9
+            self._start_next()
+        elif not self._queue:
+            self._close_now()  # idle keep-alive: closed silently (RFC 9112 section 9.8)

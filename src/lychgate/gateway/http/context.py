@@ -1,0 +1,48 @@
+"""What every connection of one listener shares: the handler, limits, pool and counters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from lychgate.gateway.http.limits import Limits
+from lychgate.gateway.http.pool import UpstreamPool
+from lychgate.gateway.http.tunnel import TunnelRegistry
+from lychgate.gateway.http.writer import Batch
+from lychgate.gateway.types import Handler
+from lychgate.ids import AppSlug
+
+if TYPE_CHECKING:
+    from lychgate.gateway.http.connection import ClientConnection
+
+# Called once per finished response: the app (None when no app was involved), the status sent,
+# and the seconds from the end of the request head to the end of the response. It runs on the
+# hot path: keep it to a counter increment and a log call.
+ResponseHook = Callable[[AppSlug | None, int, float], None]
+
+
+@dataclass(slots=True)
+class ServerStats:
+    """Counters for metrics; read them, never write them from outside the engine."""
+
+    connections_total: int = 0
+    requests_total: int = 0
+    requests_active: int = 0
+
+
+@dataclass(slots=True)
+class ServerContext:
+    loop: asyncio.AbstractEventLoop
+    handler: Handler
+    limits: Limits
+    pool: UpstreamPool
+    tunnels: TunnelRegistry
+    scheme: str  # "http" or "https", what this listener speaks
+    on_response: ResponseHook | None = None
+    batch: Batch = field(default_factory=Batch)
+    stats: ServerStats = field(default_factory=ServerStats)
+    connections: set[ClientConnection] = field(default_factory=set)
+    draining: bool = False  # graceful shutdown: finish what is in flight, accept nothing new
+    idle: asyncio.Event = field(default_factory=asyncio.Event)  # set when no connection is left

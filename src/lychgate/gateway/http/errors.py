@@ -1,0 +1,50 @@
+"""The engine's own error pages: small, plain text, and leaking nothing.
+
+An error page names the status and nothing else: no exception text, no upstream address, no
+server banner (SECURITY.md item 9). Pages are built once per status and reused, so an error
+costs one ``transport.write`` and no allocation.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Final
+
+CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"  # RFC 9110 section 15.2.1
+
+_REASONS: Final[dict[int, bytes]] = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
+
+
+def reason(status: int) -> bytes:
+    """The standard reason phrase; empty for unknown codes (RFC 9112 section 4 allows it)."""
+    return _REASONS.get(status, b"")
+
+
+def status_line(status: int) -> bytes:
+    return b"HTTP/1.1 %d %s\r\n" % (status, reason(status))
+
+
+def _page(status: int, close: bool) -> bytes:
+    body = b"%d %s\n" % (status, reason(status))
+    head = [
+        status_line(status),
+        b"content-type: text/plain; charset=utf-8\r\n",
+        b"content-length: %d\r\n" % len(body),
+        b"cache-control: no-store\r\n",
+        b"x-content-type-options: nosniff\r\n",
+    ]
+    if close:
+        head.append(b"connection: close\r\n")
+    return b"".join(head) + b"\r\n" + body
+
+
+_PAGES: dict[tuple[int, bool], bytes] = {}
+
+
+def error_page(status: int, *, close: bool = True) -> bytes:
+    """The whole response (head and body) for ``status``; ``close`` adds ``Connection: close``."""
+    key = (status, close)
+    page = _PAGES.get(key)
+    if page is None:
+        page = _PAGES[key] = _page(status, close)
+    return page

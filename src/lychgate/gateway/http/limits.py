@@ -1,0 +1,38 @@
+"""Per-listener limits and timeouts of the HTTP/1.1 engine.
+
+The field names match :class:`lychgate.config.settings.Limits`, so the edge can build one from
+the other. Every limit turns into a small error page (see :mod:`.errors`), never into a stack
+trace: 400 for bad framing, 408 for a slow head, 413 for a big body, 431 for big headers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from lychgate.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one client connection may cost us."""
+
+    max_header_bytes: int = 16 * 1024  # request line + header fields (431 beyond)
+    max_headers: int = 100  # header fields per request (431 beyond)
+    max_body_bytes: int = 1024**3  # request content; Forward.max_body_bytes overrides (413)
+    max_drain_bytes: int = 64 * 1024  # content read and discarded after a local answer
+    header_timeout: float = 10.0  # the whole head must arrive within this (slowloris, 408)
+    idle_timeout: float = 60.0  # keep-alive wait between requests (closed silently)
+    send_timeout: float = 60.0  # a client that reads nothing of our response for this long is cut
+    linger_timeout: float = 2.0  # read-and-discard after an error, so the client sees it
+    write_buffer_high: int = 256 * 1024  # transport high-water mark: pause the other side
+    max_pipelined: int = 16  # parsed-ahead requests queued before we stop reading
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value <= 0 and f.name != "max_body_bytes":
+                raise ConfigError("must be positive", field=f"limits.{f.name}")
+        if self.max_body_bytes < 0:
+            raise ConfigError("must not be negative", field="limits.max_body_bytes")
+        if self.max_header_bytes < 1024:
+            raise ConfigError("must be at least 1024", field="limits.max_header_bytes")

@@ -1,0 +1,105 @@
+"""From a parsed request head to a :class:`.Request`: the engine's own request rules.
+
+llhttp already refuses bad framing (DESIGN.md, known traps). What it accepts, these rules
+narrow further, before any handler sees the request; each refusal is an error page and the
+end of the connection:
+
+* HTTP versions other than 1.0 and 1.1: 505.
+* ``CONNECT``: 405. The gateway is not a forward proxy.
+* An HTTP/1.1 request without exactly one ``Host``, or any request with two: 400
+  (RFC 9112 section 3.2; SECURITY.md item 4).
+* A fragment (``#``) in the request-target, or a target that is not origin-, absolute- or
+  asterisk-form: 400 (RFC 9112 section 3.2).
+* An ``Expect`` other than ``100-continue``: 417 (RFC 9110 section 10.1.1).
+* An Upgrade request with content: 400. llhttp treats what follows the head as tunnel bytes,
+  so the content's framing would be ignored: refused rather than guessed.
+"""
+
+from __future__ import annotations
+
+from httptools import HttpParserError, HttpRequestParser, parse_url
+
+from lychgate.gateway.http.request import Request
+from lychgate.gateway.types import RequestHead
+
+_METHODS: dict[bytes, str] = {
+    m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
+}
+
+
+def split_target(target: str) -> tuple[str, str]:
+    """The path and query of a request-target (RFC 9112 section 3.2); ValueError if unusable."""
+    if target[:1] == "/":  # origin-form, the usual case
+        path, _, query = target.partition("?")
+        return path, query
+    if target == "*":
+        return "*", ""
+    try:
+        url = parse_url(target.encode("latin-1"))  # absolute-form
+    except HttpParserError:
+        raise ValueError("not a request-target") from None
+    if not url.schema or not url.host:
+        raise ValueError("not a request-target")
+    return (url.path or b"/").decode("latin-1"), (url.query or b"").decode("latin-1")
+
+
+def make_request(
+    parser: HttpRequestParser,
+    url: bytes,
+    fields: list[tuple[str, str]],
+    client_ip: str,
+    scheme: str,
+    sni: str | None,
+) -> Request:
+    """The :class:`.Request` for a complete head; ``error`` is set when a rule refuses it."""
+    raw_method = parser.get_method()
+    method = _METHODS.get(raw_method) or raw_method.decode("ascii")
+    version = parser.get_http_version()
+    target = url.decode("latin-1")
+    headers = tuple(fields)
+    bad_target = False
+    try:
+        path, query = split_target(target)
+    except ValueError:
+        path, query, bad_target = "", "", True
+    head = RequestHead(method, target, path, query, headers, version, client_ip, scheme, sni)
+    req = Request(head)
+    req.keep_alive = parser.should_keep_alive()
+    req.upgrade = parser.should_upgrade()
+    hosts = 0
+    expect: str | None = None
+    for name, value in headers:
+        if name == "host":
+            hosts += 1
+        elif name == "content-length":
+            req.content_length = int(value)  # llhttp checked: digits, no duplicate
+        elif name == "transfer-encoding":
+            req.chunked = True  # llhttp checked: chunked is last, no Content-Length
+        elif name == "expect":
+            expect = value
+    error = _refusal(req, method, version, target, hosts, expect)
+    if error is None and bad_target:
+        error = 400
+    if error is None and expect is not None and version == "1.1" and req.has_body:
+        req.expect_continue = True  # an HTTP/1.0 expectation is ignored (RFC 9110 10.1.1)
+    req.error = error
+    return req
+
+
+def _refusal(
+    req: Request, method: str, version: str, target: str, hosts: int, expect: str | None
+) -> int | None:
+    """The error status for a head the rules in the module docstring refuse, else None."""
+    if version not in ("1.1", "1.0"):
+        return 505
+    if method == "CONNECT":
+        return 405
+    if hosts > 1 or (hosts == 0 and version == "1.1"):
+        return 400
+    if "#" in target:
+        return 400
+    if expect is not None and expect.lower() != "100-continue":
+        return 417
+    if req.upgrade and req.has_body:
+        return 400
+    return None

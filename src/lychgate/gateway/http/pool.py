@@ -1,0 +1,262 @@
+"""Keep-alive connections to upstreams, bounded per upstream.
+
+Idle connections are kept per (url, verify_tls) and reused last-in first-out: the most recently
+used connection is the least likely to have been closed by the upstream's own idle timeout.
+Reuse is synchronous (:meth:`UpstreamPool.acquire`), so a request on a warm pool costs no task.
+A new connection is made by :meth:`UpstreamPool.connect` under the upstream's connect timeout.
+
+At most ``max_connections`` are open per upstream. A request beyond that waits for a released
+connection (or for a slot when one closes) within the same connect timeout, then gets 504.
+Connections that become tunnels leave the pool and stop counting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from lychgate.errors import ConfigError, LychgateError
+from lychgate.gateway.http.upstream import UpstreamConnection
+from lychgate.gateway.http.writer import Batch
+from lychgate.gateway.types import Upstream
+
+
+class UpstreamError(LychgateError):
+    """The upstream could not be reached: 502, or 504 for a timeout."""
+
+    status = 502
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where an upstream URL points."""
+
+    host: str  # for TCP; "" for a unix socket
+    port: int
+    path: str | None  # the unix socket's path
+    tls: bool
+
+
+def parse_upstream_url(url: str) -> Endpoint:
+    """Parse ``http://host[:port]``, ``https://host[:port]`` or ``unix:/path``."""
+    if url.startswith("unix:"):
+        path = url[5:]
+        if not path.startswith("/"):
+            raise ConfigError("a unix upstream needs an absolute path", field="upstream.url")
+        return Endpoint("", 0, path, False)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError("expected http://, https:// or unix:", field="upstream.url")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ConfigError("no credentials, query or fragment allowed", field="upstream.url")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError("bad port", field="upstream.url") from None
+    tls = parts.scheme == "https"
+    return Endpoint(parts.hostname, port or (443 if tls else 80), None, tls)
+
+
+def unverified_client_context() -> ssl.SSLContext:
+    """A client context that checks neither the chain nor the name (``verify_tls=False``)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+_Key = tuple[str, bool]
+
+
+class UpstreamPool:
+    """Connections to every upstream of one server (one event loop)."""
+
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext,
+        batch: Batch | None = None,
+        max_idle: int = 64,
+        max_connections: int = 512,
+        idle_timeout: float = 4.0,
+        write_buffer_high: int = 256 * 1024,
+    ) -> None:
+        """``ssl_context`` verifies https upstreams (system CAs, see :mod:`.tls`)."""
+        self._verified = ssl_context
+        self._unverified = unverified_client_context()
+        self.batch = batch or Batch()
+        self._max_idle = max_idle
+        self._max_connections = max_connections
+        self._idle_timeout = idle_timeout
+        self._write_buffer_high = write_buffer_high
+        self._endpoints: dict[_Key, Endpoint] = {}
+        self._idle: dict[_Key, list[UpstreamConnection]] = {}
+        self._open: dict[_Key, int] = {}
+        self._waiters: dict[_Key, deque[asyncio.Future[UpstreamConnection | None]]] = {}
+        self._all: set[UpstreamConnection] = set()
+        self._closed = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _time(self) -> float:
+        # asyncio.get_running_loop() makes a getpid() system call: look it up once.
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop.time()
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._all)
+
+    def acquire(self, upstream: Upstream) -> UpstreamConnection | None:
+        """An idle, healthy connection to ``upstream``, or None."""
+        idle = self._idle.get((upstream.url, upstream.verify_tls))
+        if not idle:
+            return None
+        now = self._time()
+        while idle:
+            conn = idle.pop()
+            if not conn.usable:
+                continue
+            if now - conn.idle_since > self._idle_timeout:
+                # The top is the freshest: if it is stale, every one below it is too.
+                conn.close()
+                for old in idle:
+                    old.close()
+                idle.clear()
+                return None
+            return conn
+        return None
+
+    async def connect(self, upstream: Upstream) -> UpstreamConnection:
+        """A new connection (or one released while we waited). Raises :class:`UpstreamError`."""
+        if self._closed:
+            raise UpstreamError("pool closed")
+        key = (upstream.url, upstream.verify_tls)
+        endpoint = self._endpoints.get(key)
+        if endpoint is None:
+            try:
+                endpoint = self._endpoints[key] = parse_upstream_url(upstream.url)
+            except ConfigError:
+                raise UpstreamError("bad upstream url") from None
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(upstream.connect_timeout):
+                if self._open.get(key, 0) >= self._max_connections:
+                    handed = await self._wait_turn(loop, key)
+                    if handed is not None:
+                        return handed
+                else:
+                    self._open[key] = self._open.get(key, 0) + 1
+                try:
+                    return await self._open_connection(loop, key, endpoint, upstream)
+                except BaseException:
+                    self._slot_freed(key)
+                    raise
+        except TimeoutError:
+            raise UpstreamError("connect timeout", status=504) from None
+        except (OSError, ssl.SSLError):
+            raise UpstreamError("connect failed") from None
+
+    async def _wait_turn(
+        self, loop: asyncio.AbstractEventLoop, key: _Key
+    ) -> UpstreamConnection | None:
+        """Wait for a released connection (returned) or a free slot (None, slot taken)."""
+        fut: asyncio.Future[UpstreamConnection | None] = loop.create_future()
+        waiters = self._waiters.setdefault(key, deque())
+        waiters.append(fut)
+        try:
+            return await fut
+        except BaseException:
+            if fut.done() and not fut.cancelled():
+                # Handed something just as we gave up: pass it on.
+                conn = fut.result()
+                if conn is None:
+                    self._slot_freed(key)
+                else:
+                    self.release(conn)
+            raise
+        finally:
+            if fut in waiters:
+                waiters.remove(fut)
+
+    async def _open_connection(
+        self, loop: asyncio.AbstractEventLoop, key: _Key, endpoint: Endpoint, upstream: Upstream
+    ) -> UpstreamConnection:
+        def factory() -> UpstreamConnection:
+            return UpstreamConnection(key, self.batch, self._write_buffer_high)
+
+        if endpoint.path is not None:
+            _, conn = await loop.create_unix_connection(factory, endpoint.path)
+        elif endpoint.tls:
+            ctx = self._verified if upstream.verify_tls else self._unverified
+            _, conn = await loop.create_connection(
+                factory,
+                endpoint.host,
+                endpoint.port,
+                ssl=ctx,
+                server_hostname=endpoint.host,  # SNI and the name checked (RFC 6066 section 3)
+                ssl_handshake_timeout=upstream.connect_timeout,
+            )
+        else:
+            _, conn = await loop.create_connection(factory, endpoint.host, endpoint.port)
+        if self._closed:
+            conn.close()
+            raise UpstreamError("pool closed")
+        self._all.add(conn)
+        conn.bind_pool(self._lost)
+        return conn
+
+    def release(self, conn: UpstreamConnection) -> None:
+        """Return a healthy connection after a complete exchange."""
+        key = conn.key
+        waiters = self._waiters.get(key)
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(conn)
+                return
+        if self._closed or not conn.usable:
+            conn.close()
+            return
+        idle = self._idle.setdefault(key, [])
+        if len(idle) >= self._max_idle:
+            conn.close()
+            return
+        conn.idle_since = self._time()
+        idle.append(conn)
+
+    def detach(self, conn: UpstreamConnection) -> None:
+        """``conn`` became a tunnel: it no longer counts against the pool."""
+        if conn in self._all:
+            self._all.discard(conn)
+            conn.unbind_pool()
+            self._slot_freed(conn.key)
+
+    def _lost(self, conn: UpstreamConnection) -> None:
+        self._all.discard(conn)
+        key = conn.key
+        idle = self._idle.get(key)
+        if idle and conn in idle:
+            idle.remove(conn)
+        self._slot_freed(key)
+
+    def _slot_freed(self, key: _Key) -> None:
+        waiters = self._waiters.get(key)
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)  # the slot passes to the waiter, the count stays
+                return
+        self._open[key] = self._open.get(key, 1) - 1
+
+    def close(self) -> None:
+        """Close every connection; busy ones are cut (their exchanges see a broken upstream)."""
+        self._closed = True
+        for conn in list(self._all):
+            conn.abort()
+        self._idle.clear()

@@ -1,0 +1,431 @@
+"""Carrying out a :class:`~lychgate.gateway.types.Forward`: one request through one upstream.
+
+Theory of operation
+-------------------
+An :class:`Exchange` lives from the dispatch of a forwarded request to the end of its response::
+
+    WAITING ──acquire/connect──► SENT ──upstream head──► RESPONDING ──upstream done──► DONE
+       │                          │                          │
+       └── connect failed: 502/504 ┴── lost/timeout: 502/504 ┴── lost/timeout: cut the client
+
+* WAITING: no upstream connection yet. An idle pooled one is taken synchronously; otherwise a
+  task connects (the only task a forwarded request can cost). Content that arrives meanwhile is
+  held here, and the client stops being read once that passes the high-water mark.
+* SENT: the head is written upstream (``Expect: 100-continue`` is answered with our own
+  ``100 Continue`` now, RFC 9110 section 10.1.1, and not forwarded). Content streams upstream
+  as the client's parser yields it: ``Content-Length`` passes through, chunked content is
+  re-chunked. When the upstream's write buffer is full the client is not read.
+* RESPONDING: the head went to the client (hop-by-hop fields stripped, our framing added).
+  Content streams down; a chunked or close-delimited upstream body is re-chunked for an
+  HTTP/1.1 client and close-delimited for HTTP/1.0. When the client's write buffer is full the
+  upstream is not read.
+* DONE: the connection goes back to the pool if both messages completed cleanly.
+
+A reused connection that dies before answering (the upstream closed it while idle) is retried
+once on a new connection, for idempotent requests without content only (RFC 9110 section
+9.2.2). Before RESPONDING, failures become error pages; after, the client connection is cut,
+since a truncated message must not look complete. A 101 to an allowed Upgrade turns both
+connections into a tunnel (see :mod:`.tunnel`).
+
+Choices, each tested:
+
+* 1xx: ``100 Continue`` from the upstream is dropped (we sent our own, or none was wanted);
+  ``103 Early Hints`` is relayed to HTTP/1.1 clients, dropped for HTTP/1.0; others dropped.
+* An Upgrade the decision does not allow (``Forward.allow_upgrade`` false) gets 403 and the
+  connection closes; it is not downgraded to a plain request, because the bytes after the
+  head were already taken as tunnel bytes by the parser.
+* Trailer fields are dropped both ways (RFC 9110 section 6.5.1 permits it).
+* A transfer coding other than chunked (``gzip, chunked``) is passed through as declared and
+  the content re-chunked; an upstream response whose last coding is not chunked is a 502.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Final, Protocol
+
+from lychgate.errors import UsageError
+from lychgate.gateway.http.context import ServerContext
+from lychgate.gateway.http.errors import CONTINUE
+from lychgate.gateway.http.headers import request_head, response_head
+from lychgate.gateway.http.pool import UpstreamError
+from lychgate.gateway.http.request import PAUSE_UPSTREAM, Request
+from lychgate.gateway.http.upstream import Failure, Framing, UpstreamConnection
+from lychgate.gateway.http.writer import Writer
+from lychgate.gateway.types import Forward
+from lychgate.ids import AppSlug, SessionId
+
+log = logging.getLogger(__name__)
+
+_WAITING, _SENT, _RESPONDING, _DONE = range(4)
+_IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+
+
+class Downstream(Protocol):
+    """What an exchange needs from the client connection."""
+
+    out: Writer
+
+    @property
+    def write_paused(self) -> bool: ...
+
+    def pause_reading(self, reason: int) -> None: ...
+
+    def resume_reading(self, reason: int) -> None: ...
+
+    def must_close(self, req: Request) -> bool: ...
+
+    def finish(self, req: Request, status: int, app: AppSlug | None, close: bool) -> None: ...
+
+    def fail(self, req: Request, status: int, app: AppSlug | None, close: bool) -> None: ...
+
+    def abort(self) -> None: ...
+
+    def into_tunnel(
+        self,
+        req: Request,
+        app: AppSlug | None,
+        upstream: asyncio.Transport,
+        to_client: bytes,
+        session_id: SessionId | None,
+    ) -> None: ...
+
+
+class Exchange:
+    """One forwarded request; see the module docstring."""
+
+    __slots__ = (
+        "_chunk_down",
+        "_chunked_up",
+        "_close",
+        "_ctx",
+        "_down",
+        "_fwd",
+        "_head",
+        "_max_body",
+        "_pending",
+        "_pending_bytes",
+        "_req",
+        "_retried",
+        "_reused",
+        "_sent_all",
+        "_state",
+        "_status",
+        "_task",
+        "_up",
+    )
+
+    def __init__(self, ctx: ServerContext, down: Downstream, req: Request, fwd: Forward) -> None:
+        self._ctx = ctx
+        self._down = down
+        self._req = req
+        self._fwd = fwd
+        self._up: UpstreamConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._state = _WAITING
+        self._head = b""
+        limit = fwd.max_body_bytes
+        self._max_body = ctx.limits.max_body_bytes if limit is None else limit
+        self._chunked_up = req.chunked
+        self._chunk_down = False
+        self._close = False
+        self._status = 0
+        self._reused = False
+        self._sent_all = False
+        self._retried = False
+
+    # -- start ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        req, fwd, down = self._req, self._fwd, self._down
+        if req.upgrade and not fwd.allow_upgrade:
+            # The client's bytes after the head belong to a protocol we will not relay; no
+            # downgrade to plain HTTP is attempted (documented choice: 403, then close).
+            self._finish_early(403, close=True)
+            return
+        if (req.content_length or 0) > self._max_body or req.received > self._max_body:
+            # Refused before any 100 Continue, so the content is never sent (RFC 9110 15.5.14).
+            self._finish_early(413, close=True)
+            return
+        try:
+            self._head = self._build_head()
+        except UsageError:
+            log.exception("refusing to forward a malformed head")
+            self._finish_early(500, close=down.must_close(req))
+            return
+        req.sink = self
+        pending = req.take_buffer()
+        if pending:
+            self._pending = pending
+            self._pending_bytes = sum(map(len, pending))
+        up = self._ctx.pool.acquire(fwd.upstream)
+        if up is not None:
+            self._attach(up, reused=True)
+        else:
+            self._connect()
+
+    def _build_head(self) -> bytes:
+        req, fwd = self._req, self._fwd
+        head = req.head
+        assert head is not None
+        if req.upgrade:
+            tail = f"connection: upgrade\r\nupgrade: {', '.join(head.header_all('upgrade'))}\r\n"
+        else:
+            tail = "connection: keep-alive\r\n"
+        if req.chunked:
+            coding = ", ".join(head.header_all("transfer-encoding"))
+            tail = f"transfer-encoding: {coding}\r\n{tail}"
+        elif req.content_length is not None:
+            tail = f"content-length: {req.content_length}\r\n{tail}"
+        return request_head(head.method, fwd.target, fwd.headers, tail)
+
+    def _connect(self) -> None:
+        self._state = _WAITING
+        self._task = self._ctx.loop.create_task(self._connect_then_attach())
+
+    async def _connect_then_attach(self) -> None:
+        try:
+            up = await self._ctx.pool.connect(self._fwd.upstream)
+        except UpstreamError as exc:
+            self._task = None
+            if self._state != _DONE:
+                self._fail(exc.status)
+            return
+        except Exception:
+            log.exception("connecting to an upstream failed unexpectedly")
+            self._task = None
+            if self._state != _DONE:
+                self._fail(502)
+            return
+        self._task = None
+        if self._state == _DONE:  # the client went away while we connected
+            self._ctx.pool.release(up)
+            return
+        batch = self._ctx.batch
+        batch.begin()
+        try:
+            self._attach(up, reused=False)
+        finally:
+            batch.end()
+
+    def _attach(self, up: UpstreamConnection, *, reused: bool) -> None:
+        req = self._req
+        assert req.head is not None
+        self._up = up
+        self._reused = reused
+        self._state = _SENT
+        if req.expect_continue and not (req.continue_sent or req.received or req.body_done):
+            req.continue_sent = True
+            self._down.out.write(CONTINUE)
+        up.send(
+            self,
+            self._head,
+            head_request=req.head.method == "HEAD",
+            read_timeout=self._fwd.upstream.read_timeout,
+        )
+        if self._pending:
+            pending = self._pending
+            self._pending = []
+            self._pending_bytes = 0
+            for chunk in pending:
+                self._send_body(chunk)
+            self._down.resume_reading(PAUSE_UPSTREAM)
+        if req.body_done:
+            self._send_end()
+        if self._down.write_paused:
+            up.pause_reading()
+
+    # -- request content (from the client's parser) ------------------------------------
+
+    def request_body(self, data: bytes) -> None:
+        if self._req.received > self._max_body:
+            self.request_failed(413)
+            return
+        state = self._state
+        if state in (_SENT, _RESPONDING):
+            self._send_body(data)
+        elif state == _WAITING:
+            self._pending.append(data)
+            self._pending_bytes += len(data)
+            if self._pending_bytes > self._ctx.limits.write_buffer_high:
+                self._down.pause_reading(PAUSE_UPSTREAM)
+
+    def request_end(self) -> None:
+        if self._state in (_SENT, _RESPONDING):
+            self._send_end()
+
+    def request_failed(self, status: int) -> None:
+        """The client's content broke a rule (413) or the framing (400)."""
+        if self._state == _DONE:
+            return
+        responding = self._state == _RESPONDING
+        self._state = _DONE
+        self._drop_upstream()
+        if responding:
+            self._down.abort()
+        else:
+            self._down.fail(self._req, status, self._fwd.app, True)
+
+    def _send_body(self, data: bytes) -> None:
+        up = self._up
+        assert up is not None
+        out = up.out
+        assert out is not None
+        if self._chunked_up:
+            out.write(b"%x\r\n" % len(data))
+            out.write(data)
+            out.write(b"\r\n")
+        else:
+            out.write(data)
+
+    def _send_end(self) -> None:
+        if self._chunked_up:
+            up = self._up
+            assert up is not None
+            assert up.out is not None
+            up.out.write(b"0\r\n\r\n")  # no trailer fields: they were dropped
+        self._sent_all = True
+
+    # -- the response (from the upstream connection) ------------------------------------
+
+    def upstream_interim(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        # 100 is ours to send (see _attach); 103 Early Hints is relayed to HTTP/1.1 clients
+        # (RFC 8297 section 2); other 1xx are dropped.
+        head = self._req.head
+        if status == 103 and head is not None and head.http_version == "1.1":
+            self._down.out.write(response_head(103, headers, b""))
+
+    def upstream_head(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        framing: Framing,
+        length: int | None,
+        coding: bytes | None,
+    ) -> None:
+        req, down = self._req, self._down
+        assert req.head is not None
+        self._state = _RESPONDING
+        self._status = status
+        close = down.must_close(req)
+        http10 = req.head.http_version == "1.0"
+        if framing is Framing.LENGTH:
+            tail = b"content-length: %d\r\n" % (length or 0)
+        elif framing is Framing.NONE:
+            # HEAD and 304 may state the length of the representation (RFC 9110 8.6).
+            tail = b""
+            if length is not None and status != 204:
+                tail = b"content-length: %d\r\n" % length
+        elif http10:
+            tail = b""  # HTTP/1.0 knows no chunked: the close delimits the content
+            close = True
+        else:
+            self._chunk_down = True
+            tail = b"transfer-encoding: " + (coding or b"chunked") + b"\r\n"
+        if close:
+            tail += b"connection: close\r\n"
+        elif http10:
+            tail += b"connection: keep-alive\r\n"
+        self._close = close
+        down.out.write(response_head(status, headers, tail))
+
+    def upstream_body(self, data: bytes) -> None:
+        out = self._down.out
+        if self._chunk_down:
+            out.write(b"%x\r\n" % len(data))
+            out.write(data)
+            out.write(b"\r\n")
+        else:
+            out.write(data)
+
+    def upstream_done(self, conn: UpstreamConnection, reusable: bool) -> None:
+        self._up = None
+        if self._chunk_down:
+            self._down.out.write(b"0\r\n\r\n")
+        if reusable and self._sent_all:
+            self._ctx.pool.release(conn)  # which closes it instead if it is closing
+        else:
+            conn.close()
+        self._state = _DONE
+        self._down.finish(self._req, self._status, self._fwd.app, self._close)
+
+    def upstream_failed(self, failure: Failure, got_bytes: bool) -> None:
+        self._up = None
+        state = self._state
+        if state == _DONE:
+            return
+        if state == _RESPONDING:
+            self._state = _DONE
+            self._down.abort()  # a cut message must not look complete
+            return
+        if failure is Failure.BROKEN and not got_bytes and self._reused and self._retryable():
+            self._retried = True
+            self._connect()
+            return
+        self._fail(504 if failure is Failure.TIMEOUT else 502)
+
+    def upstream_upgraded(
+        self, conn: UpstreamConnection, headers: list[tuple[bytes, bytes]], tail: bytes
+    ) -> None:
+        req, fwd = self._req, self._fwd
+        if not (req.upgrade and fwd.allow_upgrade):
+            conn.abort()
+            self._up = None
+            self._fail(502)  # a 101 we did not ask for
+            return
+        self._state = _DONE
+        self._up = None
+        self._ctx.pool.detach(conn)
+        transport = conn.detach()
+        self._down.out.write(
+            response_head(101, headers, b"connection: upgrade\r\n", keep_upgrade=True)
+        )
+        self._down.into_tunnel(req, fwd.app, transport, tail, fwd.session_id)
+
+    def upstream_write_paused(self) -> None:
+        self._down.pause_reading(PAUSE_UPSTREAM)
+
+    def upstream_write_resumed(self) -> None:
+        self._down.resume_reading(PAUSE_UPSTREAM)
+
+    # -- the client connection's events ---------------------------------------------------
+
+    def client_write_paused(self) -> None:
+        if self._up is not None:
+            self._up.pause_reading()
+
+    def client_write_resumed(self) -> None:
+        if self._up is not None:
+            self._up.resume_reading()
+
+    def client_lost(self) -> None:
+        self._state = _DONE
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self._drop_upstream()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _retryable(self) -> bool:
+        req = self._req
+        assert req.head is not None
+        return not self._retried and not req.has_body and req.head.method in _IDEMPOTENT
+
+    def _drop_upstream(self) -> None:
+        up = self._up
+        self._up = None
+        if up is not None:
+            up.abort()  # mid-message: the connection's framing state is unknown
+
+    def _fail(self, status: int) -> None:
+        self._state = _DONE
+        self._drop_upstream()
+        self._down.fail(self._req, status, self._fwd.app, self._down.must_close(self._req))
+
+    def _finish_early(self, status: int, *, close: bool) -> None:
+        self._state = _DONE
+        self._down.fail(self._req, status, self._fwd.app, close)

@@ -1,0 +1,76 @@
+"""One request as the connection tracks it: head, framing, and where its content goes."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from lychgate.gateway.types import RequestHead
+
+# Why a client connection is not reading (bit flags; it reads again when none is left).
+PAUSE_UPSTREAM = 1  # the upstream cannot take the content as fast as it comes
+PAUSE_BUFFER = 2  # parsed ahead: pipelined requests, or content waiting for its upstream
+PAUSE_HOLD = 4  # HTTP is over on this connection: an upgrade is pending, or it is closing
+
+
+class BodySink(Protocol):
+    """Takes a request's content as it is parsed (the forwarding exchange)."""
+
+    def request_body(self, data: bytes) -> None: ...
+
+    def request_end(self) -> None: ...
+
+    def request_failed(self, status: int) -> None: ...
+
+
+class Request:
+    """A parsed request head plus the state of its content.
+
+    Content goes to ``sink`` once the request is being forwarded; before that (it is queued
+    behind a pipelined request) it is buffered here, bounded by pausing reads; after a local
+    answer it is read and discarded (``discard``), up to ``Limits.max_drain_bytes``.
+    """
+
+    __slots__ = (
+        "body_done",
+        "buffer",
+        "buffered",
+        "chunked",
+        "content_length",
+        "continue_sent",
+        "discard",
+        "error",
+        "expect_continue",
+        "head",
+        "keep_alive",
+        "received",
+        "sink",
+        "started",
+        "upgrade",
+    )
+
+    def __init__(self, head: RequestHead | None, *, error: int | None = None) -> None:
+        self.head = head
+        self.error = error  # answer with this error page and close (set while parsing)
+        self.keep_alive = False
+        self.upgrade = False
+        self.content_length: int | None = None
+        self.chunked = False
+        self.expect_continue = False
+        self.continue_sent = False
+        self.received = 0
+        self.body_done = head is None
+        self.buffer: list[bytes] = []
+        self.buffered = 0
+        self.sink: BodySink | None = None
+        self.discard = False
+        self.started = 0.0
+
+    @property
+    def has_body(self) -> bool:
+        return self.chunked or bool(self.content_length)
+
+    def take_buffer(self) -> list[bytes]:
+        chunks = self.buffer
+        self.buffer = []
+        self.buffered = 0
+        return chunks

@@ -1,0 +1,155 @@
+"""Starting, observing and gracefully stopping a listener of the HTTP/1.1 engine.
+
+:func:`start_server` binds a listener whose connections carry out what ``handler`` decides.
+``reuse_port`` sets SO_REUSEPORT so that several worker processes can each bind the same port
+and let the kernel spread connections among them (see :mod:`.workers`).
+
+:meth:`GatewayServer.close` shuts down gracefully: stop accepting, close tunnels and idle
+keep-alive connections at once, let in-flight requests finish (their responses say
+``Connection: close``) for up to ``drain_timeout``, then cut what is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl as ssl_module
+
+from lychgate.gateway.http.connection import ClientConnection
+from lychgate.gateway.http.context import ResponseHook, ServerContext, ServerStats
+from lychgate.gateway.http.limits import Limits
+from lychgate.gateway.http.pool import UpstreamPool
+from lychgate.gateway.http.tls import client_context
+from lychgate.gateway.http.tunnel import TunnelRegistry
+from lychgate.gateway.http.writer import Batch
+from lychgate.gateway.types import Handler
+from lychgate.ids import SessionId
+
+
+class GatewayServer:
+    """A running listener. Made by :func:`start_server`."""
+
+    def __init__(self, server: asyncio.Server, ctx: ServerContext, own_pool: bool) -> None:
+        self._server = server
+        self._ctx = ctx
+        self._own_pool = own_pool
+        self._closed = False
+        self._port = 0
+        for sock in server.sockets:
+            name = sock.getsockname()
+            if isinstance(name, tuple):
+                self._port = int(name[1])
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (useful after binding port 0); 0 for a unix socket."""
+        return self._port
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        return tuple(self._server.sockets)
+
+    @property
+    def stats(self) -> ServerStats:
+        return self._ctx.stats
+
+    @property
+    def open_connections(self) -> int:
+        """HTTP connections open now (tunnels not included)."""
+        return len(self._ctx.connections)
+
+    @property
+    def open_tunnels(self) -> int:
+        return self._ctx.tunnels.count
+
+    @property
+    def pool(self) -> UpstreamPool:
+        return self._ctx.pool
+
+    def close_session(self, session_id: SessionId) -> int:
+        """Close the tunnels (WebSockets) of a revoked session; returns how many."""
+        return self._ctx.tunnels.close_session(session_id)
+
+    async def serve_forever(self) -> None:
+        await self._server.serve_forever()
+
+    async def close(self, drain_timeout: float = 10.0) -> None:
+        """Stop accepting, drain in-flight requests for up to ``drain_timeout``, then close."""
+        if self._closed:
+            return
+        self._closed = True
+        ctx = self._ctx
+        ctx.draining = True
+        self._server.close()
+        ctx.tunnels.close_all()
+        ctx.idle.clear()
+        for conn in list(ctx.connections):
+            conn.shutdown()
+        if ctx.connections:
+            try:
+                async with asyncio.timeout(drain_timeout):
+                    await ctx.idle.wait()
+            except TimeoutError:
+                for conn in list(ctx.connections):
+                    conn.abort()
+        if self._own_pool:
+            ctx.pool.close()
+        await self._server.wait_closed()
+
+
+async def start_server(
+    handler: Handler,
+    *,
+    host: str | None = "127.0.0.1",
+    port: int = 0,
+    limits: Limits | None = None,
+    ssl: ssl_module.SSLContext | None = None,
+    reuse_port: bool = False,
+    sock: socket.socket | None = None,
+    backlog: int = 1024,
+    on_response: ResponseHook | None = None,
+    upstream_ssl: ssl_module.SSLContext | None = None,
+    pool: UpstreamPool | None = None,
+) -> GatewayServer:
+    """Listen on ``host:port`` (or ``sock``) and serve what ``handler`` decides.
+
+    ``ssl`` makes it an HTTPS listener (see :func:`.tls.server_context`). ``upstream_ssl``
+    verifies https upstreams (default: the system CAs). ``on_response`` is called after every
+    response with ``(app, status, seconds)``.
+    """
+    loop = asyncio.get_running_loop()
+    limits = limits or Limits()
+    own_pool = pool is None
+    if pool is None:
+        if upstream_ssl is None:
+            upstream_ssl = await asyncio.to_thread(client_context)  # reads the CA bundle
+        pool = UpstreamPool(
+            ssl_context=upstream_ssl, batch=Batch(), write_buffer_high=limits.write_buffer_high
+        )
+    ctx = ServerContext(
+        loop=loop,
+        handler=handler,
+        limits=limits,
+        pool=pool,
+        tunnels=TunnelRegistry(),
+        scheme="https" if ssl is not None else "http",
+        on_response=on_response,
+        batch=pool.batch,
+    )
+
+    def factory() -> ClientConnection:
+        return ClientConnection(ctx)
+
+    if sock is not None:
+        server = await loop.create_server(factory, sock=sock, ssl=ssl, backlog=backlog)
+    else:
+        server = await loop.create_server(
+            factory,
+            host,
+            port,
+            ssl=ssl,
+            backlog=backlog,
+            reuse_port=reuse_port or None,
+            reuse_address=True,
+        )
+    return GatewayServer(server, ctx, own_pool)

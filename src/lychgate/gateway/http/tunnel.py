@@ -1,0 +1,141 @@
+"""Raw byte tunnels after ``101 Switching Protocols`` (WebSocket and other Upgrades).
+
+Theory of operation
+-------------------
+Once the upstream answers an Upgrade with 101 (RFC 9110 section 7.8), HTTP is over on both
+connections. The engine relays the 101 to the client, then gives both transports to a
+:class:`Tunnel`: each gets a :class:`TunnelEnd` as its protocol (``transport.set_protocol``),
+and each end writes what it reads into the other. Bytes that arrived behind either head (the
+parser's upgrade offset) are written first.
+
+Backpressure is symmetric: when one transport's write buffer passes its high-water mark, the
+other transport stops reading until it drains. An end-of-file or a close on either side closes
+both (after flushing what is buffered).
+
+Tunnels are registered by session id, so that revoking a session closes its WebSockets
+(DESIGN.md, flow 6), and counted for metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from lychgate.ids import SessionId
+
+
+class TunnelEnd(asyncio.Protocol):
+    """One side of a tunnel: what it reads, its peer writes."""
+
+    __slots__ = ("peer", "transport", "tunnel")
+
+    def __init__(self, tunnel: Tunnel, transport: asyncio.Transport) -> None:
+        self.tunnel = tunnel
+        self.transport = transport
+        self.peer: TunnelEnd | None = None
+
+    def data_received(self, data: bytes) -> None:
+        peer = self.peer
+        if peer is not None and not peer.transport.is_closing():
+            peer.transport.write(data)
+
+    def eof_received(self) -> bool | None:
+        self.tunnel.close()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.tunnel.close()
+
+    def pause_writing(self) -> None:
+        if self.peer is not None and not self.peer.transport.is_closing():
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and not self.peer.transport.is_closing():
+            self.peer.transport.resume_reading()
+
+
+class Tunnel:
+    """A client connection and an upstream connection joined byte for byte."""
+
+    __slots__ = ("_closed", "_registry", "client", "session_id", "upstream")
+
+    def __init__(
+        self,
+        registry: TunnelRegistry,
+        session_id: SessionId | None,
+        client: asyncio.Transport,
+        upstream: asyncio.Transport,
+    ) -> None:
+        self._registry = registry
+        self.session_id = session_id
+        self.client = client
+        self.upstream = upstream
+        self._closed = False
+
+    def start(self, to_upstream: bytes, to_client: bytes) -> None:
+        """Switch both transports to tunnel ends; write bytes that came behind the heads."""
+        a = TunnelEnd(self, self.client)
+        b = TunnelEnd(self, self.upstream)
+        a.peer, b.peer = b, a
+        self.client.set_protocol(a)
+        self.upstream.set_protocol(b)
+        self._registry._add(self)
+        if to_upstream:
+            self.upstream.write(to_upstream)
+        if to_client:
+            self.client.write(to_client)
+        self.client.resume_reading()
+        self.upstream.resume_reading()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Close both sides, after each has flushed what it holds."""
+        if self._closed:
+            return
+        self._closed = True
+        self._registry._remove(self)
+        self.client.close()
+        self.upstream.close()
+
+
+class TunnelRegistry:
+    """Open tunnels by session, to close them on revocation and count them."""
+
+    __slots__ = ("_by_session", "_count")
+
+    def __init__(self) -> None:
+        self._by_session: dict[SessionId | None, set[Tunnel]] = {}
+        self._count = 0
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def close_session(self, session_id: SessionId) -> int:
+        """Close every tunnel opened for ``session_id``; returns how many."""
+        tunnels = self._by_session.pop(session_id, set())
+        for tunnel in list(tunnels):
+            tunnel.close()
+        return len(tunnels)
+
+    def close_all(self) -> int:
+        """Close every tunnel (shutdown); returns how many."""
+        tunnels = [t for group in self._by_session.values() for t in group]
+        for tunnel in tunnels:
+            tunnel.close()
+        return len(tunnels)
+
+    def _add(self, tunnel: Tunnel) -> None:
+        self._by_session.setdefault(tunnel.session_id, set()).add(tunnel)
+        self._count += 1
+
+    def _remove(self, tunnel: Tunnel) -> None:
+        group = self._by_session.get(tunnel.session_id)
+        if group is not None and tunnel in group:
+            group.discard(tunnel)
+            if not group:
+                del self._by_session[tunnel.session_id]
+        self._count -= 1

@@ -1,0 +1,356 @@
+"""One keep-alive connection to an upstream, and the parsing of its responses.
+
+Theory of operation
+-------------------
+An :class:`UpstreamConnection` is *idle* (in the pool, no exchange) or *busy* (bound to one
+:class:`ResponseSink`, the exchange that sent a request on it). :meth:`send` binds it and
+writes the request head; the response is parsed with llhttp (``HttpResponseParser``) and handed
+to the sink as it arrives: ``upstream_interim`` for 1xx, ``upstream_head``, ``upstream_body``
+for each piece of content, ``upstream_done`` at the end. The connection unbinds itself *after*
+``feed_data`` returns, so that the sink may hand it straight to the next request.
+
+Framing (RFC 9112 section 6.3) is classified once, at the end of the head:
+
+* a response to HEAD, and 1xx, 204 and 304, have no content. llhttp knows the statuses but not
+  that the request was HEAD (DESIGN.md, known traps): we end the response at the end of its
+  head and start a fresh parser for the next one. Bytes after it mean the upstream is broken:
+  the connection is not reused.
+* ``Transfer-Encoding`` ending in ``chunked``: chunked; any other transfer coding: refused (502).
+* ``Content-Length``: that many bytes.
+* neither: the content runs to the end of the connection, which llhttp cannot see; the sink
+  gets ``upstream_done`` from :meth:`connection_lost`.
+
+A 101 ends HTTP on this connection: llhttp raises ``HttpParserUpgrade`` with the offset where
+the tunnel's bytes begin, and the sink takes over the transport. Trailer fields are dropped.
+
+The read timeout is a gap timeout (like nginx's ``proxy_read_timeout``): it runs while a
+request is outstanding and restarts on every read. It is stopped while we ourselves stop
+reading because the client is slow, so a slow client never becomes a "slow upstream".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Callable
+from typing import Protocol, cast
+
+from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
+
+from lychgate.gateway.http.timer import Deadline
+from lychgate.gateway.http.writer import Batch, Writer
+
+MAX_RESPONSE_HEAD = 64 * 1024  # bytes of fields in an upstream's response head
+MAX_RESPONSE_FIELDS = 256
+
+
+class Framing(enum.Enum):
+    NONE = 0  # no content
+    LENGTH = 1  # Content-Length
+    CHUNKED = 2  # Transfer-Encoding: ..., chunked
+    EOF = 3  # until the upstream closes
+
+
+class Failure(enum.Enum):
+    BROKEN = 0  # bad response or connection lost (502)
+    TIMEOUT = 1  # read timeout (504)
+
+
+class ResponseSink(Protocol):
+    """The exchange that a busy connection reports to."""
+
+    def upstream_interim(self, status: int, headers: list[tuple[bytes, bytes]]) -> None: ...
+
+    def upstream_head(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        framing: Framing,
+        length: int | None,
+        coding: bytes | None,
+    ) -> None: ...
+
+    def upstream_body(self, data: bytes) -> None: ...
+
+    def upstream_done(self, conn: UpstreamConnection, reusable: bool) -> None: ...
+
+    def upstream_failed(self, failure: Failure, got_bytes: bool) -> None: ...
+
+    def upstream_upgraded(
+        self, conn: UpstreamConnection, headers: list[tuple[bytes, bytes]], tail: bytes
+    ) -> None: ...
+
+    def upstream_write_paused(self) -> None: ...
+
+    def upstream_write_resumed(self) -> None: ...
+
+
+class _Refused(Exception):
+    """Raised from a parser callback: the response is one we will not relay (502)."""
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """A connection to one upstream, reused across requests while it stays healthy."""
+
+    def __init__(self, key: tuple[str, bool], batch: Batch, write_buffer_high: int) -> None:
+        self.key = key  # the pool's key for this upstream
+        self.batch = batch
+        self.write_buffer_high = write_buffer_high
+        self.transport: asyncio.Transport | None = None
+        self.out: Writer | None = None
+        self.idle_since = 0.0
+        self._sink: ResponseSink | None = None
+        self._parser = HttpResponseParser(self)
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_size = 0  # bytes of field names and values in this head
+        self._head_bytes = 0  # bytes read while no final head was complete
+        self._status = 0
+        self._framing = Framing.NONE
+        self._head_request = False
+        self._in_body = False  # past the final head: further fields are trailers
+        self._interim = False
+        self._complete = False
+        self._reusable = True
+        self._keep_alive = True
+        self._got_bytes = False
+        self._read_timeout = 60.0
+        self._deadline: Deadline | None = None
+        self._reading_paused = False
+        self._forget: Callable[[UpstreamConnection], None] | None = None
+
+    # -- transport side -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.transport = transport
+        self.out = Writer(transport, self.batch)
+        transport.set_write_buffer_limits(high=self.write_buffer_high)
+        self._deadline = Deadline(asyncio.get_running_loop(), self._on_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+        forget = self._forget
+        self._forget = None
+        if forget is not None:
+            forget(self)
+        sink = self._sink
+        self._sink = None
+        if sink is None:
+            return
+        if self._in_body and self._framing is Framing.EOF and not self._complete:
+            sink.upstream_done(self, False)  # RFC 9112 section 6.3, item 8: close ends it
+        else:
+            sink.upstream_failed(Failure.BROKEN, self._got_bytes)
+
+    def data_received(self, data: bytes) -> None:
+        sink = self._sink
+        if sink is None:
+            # Bytes on an idle connection answer nothing we asked: never trust it again.
+            self._reusable = False
+            self.close()
+            return
+        self._got_bytes = True
+        if not self._in_body:
+            self._head_bytes += len(data)
+        batch = self.batch
+        batch.depth += 1
+        try:
+            try:
+                self._parser.feed_data(data)
+            except HttpParserUpgrade as exc:
+                self._upgraded(sink, data[exc.args[0] :])
+                return
+            except HttpParserError:
+                self._fail(Failure.BROKEN)
+                return
+            if self._complete:
+                self._finish()
+            elif not self._in_body and self._head_bytes > 2 * MAX_RESPONSE_HEAD:
+                self._fail(Failure.BROKEN)  # a head (or a run of 1xx heads) that never ends
+            elif self._deadline is not None and not self._reading_paused:
+                self._deadline.set(self._read_timeout)  # the gap timer restarts on each read
+        finally:
+            batch.depth -= 1
+            if not batch.depth and batch.dirty:
+                batch.flush_all()
+
+    def pause_writing(self) -> None:
+        if self._sink is not None:
+            self._sink.upstream_write_paused()
+
+    def resume_writing(self) -> None:
+        if self._sink is not None:
+            self._sink.upstream_write_resumed()
+
+    # -- used by the exchange -------------------------------------------------------------
+
+    def bind_pool(self, forget: Callable[[UpstreamConnection], None]) -> None:
+        """Tell the pool when this connection is gone (``forget(self)`` on close)."""
+        self._forget = forget
+
+    def unbind_pool(self) -> None:
+        self._forget = None
+
+    @property
+    def usable(self) -> bool:
+        transport = self.transport
+        return transport is not None and not transport.is_closing()
+
+    def send(
+        self, sink: ResponseSink, head: bytes, *, head_request: bool, read_timeout: float
+    ) -> None:
+        """Bind to ``sink`` and write a request head; the content follows through :attr:`out`."""
+        assert self.out is not None
+        self._sink = sink
+        self._head_request = head_request
+        self._read_timeout = read_timeout
+        self._complete = False
+        self._got_bytes = False
+        self._reading_paused = False
+        self.out.write(head)
+        if self._deadline is not None:
+            self._deadline.set(read_timeout)
+
+    def pause_reading(self) -> None:
+        """The client is slow: stop reading, and stop the read timeout with it."""
+        if self.transport is not None and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()
+            if self._deadline is not None:
+                self._deadline.clear()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and self._reading_paused:
+            self._reading_paused = False
+            self.transport.resume_reading()
+            if self._deadline is not None and self._sink is not None:
+                self._deadline.set(self._read_timeout)
+
+    def close(self) -> None:
+        """Close (never reuse) this connection; its sink is not told."""
+        self._sink = None
+        if self.out is not None:
+            self.out.close()
+
+    def abort(self) -> None:
+        self._sink = None
+        if self.transport is not None:
+            self.transport.abort()
+
+    def detach(self) -> asyncio.Transport:
+        """Give the transport away (to a tunnel); this object is done."""
+        assert self.transport is not None
+        self._sink = None
+        self._forget = None
+        if self._deadline is not None:
+            self._deadline.cancel()
+        if self.out is not None:
+            self.out.flush()
+        return self.transport
+
+    # -- llhttp callbacks -----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._complete or self._sink is None:
+            self._reusable = False  # a second response to one request: response splitting
+        self._headers = []
+        self._head_size = 0
+        self._in_body = False
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._in_body:
+            return  # trailer fields: dropped (RFC 9110 section 6.5.1 lets a proxy discard them)
+        headers = self._headers
+        self._head_size += len(name) + len(value)
+        if self._head_size > MAX_RESPONSE_HEAD or len(headers) >= MAX_RESPONSE_FIELDS:
+            raise _Refused
+        headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        sink = self._sink
+        if sink is None or self._complete:
+            return
+        parser = self._parser
+        status = parser.get_status_code()
+        headers = self._headers
+        if status < 200 and status != 101:
+            self._interim = True  # 100 or 103: llhttp completes it as a message of its own
+            sink.upstream_interim(status, headers)
+            return
+        self._status = status
+        if status == 101:
+            return  # HttpParserUpgrade follows; a 101 without Upgrade fails the parse instead
+        self._keep_alive = parser.should_keep_alive()
+        self._in_body = True
+        length: int | None = None
+        coding: bytes | None = None
+        for name, value in headers:
+            if name == b"content-length":
+                length = int(value)  # llhttp accepted it: digits only, no duplicates
+            elif name == b"transfer-encoding":
+                coding = value if coding is None else coding + b", " + value
+        if self._head_request or status in (204, 304):
+            framing = Framing.NONE
+            self._complete = True  # llhttp would wait for content a HEAD response never has
+        elif coding is not None:
+            last = coding.rsplit(b",", 1)[-1].strip().lower()
+            if last != b"chunked":
+                raise _Refused  # read-until-close with a coding we would have to undo
+            framing = Framing.CHUNKED
+        elif length is not None:
+            framing = Framing.LENGTH
+        else:
+            framing = Framing.EOF
+            self._keep_alive = False
+        self._framing = framing
+        sink.upstream_head(status, headers, framing, length, coding)
+
+    def on_body(self, body: bytes) -> None:
+        sink = self._sink
+        if self._complete or sink is None:
+            self._reusable = False  # content after a HEAD response's head
+            return
+        sink.upstream_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
+        if self._status != 101:
+            self._complete = True
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        sink = self._sink
+        self._sink = None
+        self._complete = False
+        self._in_body = False
+        self._head_bytes = 0
+        if self._deadline is not None:
+            self._deadline.clear()
+        reusable = self._reusable and self._keep_alive
+        if self._head_request or not reusable:
+            self._parser = HttpResponseParser(self)
+        if sink is not None:
+            sink.upstream_done(self, reusable)
+
+    def _fail(self, failure: Failure) -> None:
+        sink = self._sink
+        self._sink = None
+        self._reusable = False
+        if self.transport is not None:
+            self.transport.abort()
+        if sink is not None:
+            sink.upstream_failed(failure, self._got_bytes)
+
+    def _upgraded(self, sink: ResponseSink, tail: bytes) -> None:
+        if self._status != 101:
+            self._fail(Failure.BROKEN)
+            return
+        sink.upstream_upgraded(self, self._headers, tail)
+
+    def _on_timeout(self) -> None:
+        if self._sink is not None:
+            self._fail(Failure.TIMEOUT)

@@ -1,0 +1,105 @@
+"""Worker processes sharing one port through SO_REUSEPORT.
+
+Theory of operation
+-------------------
+:func:`run_workers` forks ``n`` workers and supervises them. Each worker runs ``main(stop)`` on
+its own uvloop; ``main`` binds its listener with ``reuse_port=True`` (the kernel then spreads
+new connections over the workers), waits for ``stop``, and shuts down gracefully. The
+supervisor holds no sockets and runs no event loop: it forwards SIGTERM and SIGINT to the
+workers (which set ``stop``), replaces a worker that dies unexpectedly, and returns once all
+have exited.
+
+A worker that dies within :data:`MIN_UPTIME` seconds of starting is not replaced: it is
+broken (a port in use, a bad config), and replacing it would only spin. The supervisor then
+stops the others and returns that worker's exit code.
+
+Call it from plain synchronous code, before any event loop runs in the process: forking a
+process with a running loop copies the loop's state into every child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+import types
+from collections.abc import Awaitable, Callable
+
+import uvloop
+
+log = logging.getLogger(__name__)
+
+MIN_UPTIME = 1.0
+WorkerMain = Callable[[asyncio.Event], Awaitable[None]]
+
+
+async def _worker(main: WorkerMain) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await main(stop)
+
+
+def _spawn(main: WorkerMain) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    for signum in (signal.SIGTERM, signal.SIGINT):  # not the supervisor's handler
+        signal.signal(signum, signal.SIG_DFL)
+    code = 0
+    try:
+        uvloop.run(_worker(main))
+    except BaseException:
+        log.exception("gateway worker %d failed", os.getpid())
+        code = 1
+    finally:
+        os._exit(code)  # never return into the supervisor's code
+
+
+def run_workers(n: int, main: WorkerMain) -> int:
+    """Run ``main`` in ``n`` forked workers until they exit; returns the worst exit code."""
+    if n < 1:
+        raise ValueError("at least one worker")
+    workers: dict[int, float] = {}  # pid -> start time
+    stopping = False
+    worst = 0
+
+    def stop_all(signum: int, frame: types.FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    previous = {s: signal.signal(s, stop_all) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for _ in range(n):
+            workers[_spawn(main)] = time.monotonic()
+        while workers:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            started = workers.pop(pid, None)
+            if started is None:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            if code != 0:
+                worst = worst or code
+            if stopping:
+                continue
+            if time.monotonic() - started < MIN_UPTIME:
+                log.error("gateway worker %d exited at start (%d); stopping", pid, code)
+                worst = worst or code or 1
+                stop_all(signal.SIGTERM, None)
+                continue
+            log.warning("gateway worker %d exited (%d); starting another", pid, code)
+            workers[_spawn(main)] = time.monotonic()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return worst

@@ -1,0 +1,71 @@
+"""Gateway engine tests run on uvloop, the loop the gateway runs on in production."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import pytest
+import uvloop
+
+from gateway.client import RawClient
+from lychgate.gateway.http import GatewayServer, Limits, start_server
+from lychgate.gateway.http.tls import client_context
+from lychgate.gateway.types import Decision, Forward, Handler, RequestHead, Upstream
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, Any]:
+    return {"uvloop": uvloop.new_event_loop}
+
+
+def forward_to(url: str, **upstream: Any) -> Handler:
+    """A handler that forwards everything to ``url`` with the client's headers."""
+    up = Upstream(url, **upstream)
+
+    def handler(head: RequestHead) -> Decision:
+        return Forward(up, head.target, head.headers, app=None)
+
+    return handler
+
+
+Start = Callable[..., Awaitable[GatewayServer]]
+Connect = Callable[..., Awaitable[RawClient]]
+
+
+@pytest.fixture
+async def connect() -> AsyncIterator[Connect]:
+    """Open raw clients (closed after the test): ``await connect(port)``."""
+    clients: list[RawClient] = []
+
+    async def open_client(port: int, **kwargs: Any) -> RawClient:
+        client = await RawClient.connect(port, **kwargs)
+        clients.append(client)
+        return client
+
+    yield open_client
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture(scope="session")
+def system_ssl() -> ssl.SSLContext:
+    """The default upstream-verifying context, built once, outside any event loop."""
+    return client_context()
+
+
+@pytest.fixture
+async def gateway(system_ssl: ssl.SSLContext) -> AsyncIterator[Start]:
+    """Start gateways (closed after the test): ``await gateway(handler, limits=..., ...)``."""
+    servers: list[GatewayServer] = []
+
+    async def start(handler: Handler, **kwargs: Any) -> GatewayServer:
+        kwargs.setdefault("limits", Limits())
+        kwargs.setdefault("upstream_ssl", system_ssl)
+        server = await start_server(handler, **kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.close(drain_timeout=1.0)

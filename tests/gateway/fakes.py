@@ -1,0 +1,72 @@
+"""A fake transport, for driving protocols without sockets (fuzzing, exact byte checks)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+
+class FakeTransport(asyncio.Transport):
+    """Records what is written; reports a fixed peer."""
+
+    def __init__(self, protocol: asyncio.BaseProtocol | None = None) -> None:
+        super().__init__()
+        self.protocol = protocol
+        self.written = bytearray()
+        self.writes = 0
+        self.closed = False
+        self.aborted = False
+        self.eof_written = False
+        self.reading = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("192.0.2.9", 5555)}.get(name, default)
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        assert not self.closed
+        self.written += data
+        self.writes += 1
+
+    def writelines(self, list_of_data: Any) -> None:
+        assert not self.closed
+        for data in list_of_data:
+            self.written += data
+        self.writes += 1
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+        self.aborted = True
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof_written = True
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_reading(self) -> bool:
+        return self.reading
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        assert self.protocol is not None
+        return self.protocol

@@ -1,0 +1,559 @@
+"""Forwarding through the engine against real upstreams (lychgate.gateway.http.proxy)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import httpx
+import pytest
+
+from gateway.client import get
+from gateway.conftest import Connect, Start, forward_to
+from gateway.upstreams import Reply, Seen, http_upstream, raw_upstream, read_head
+from lychgate.gateway.http import Limits
+from lychgate.gateway.types import Decision, Forward, RequestHead, Respond, Upstream
+
+pytestmark = pytest.mark.loopback
+
+
+async def test_get_is_forwarded_with_host_and_keep_alive(gateway: Start) -> None:
+    async with http_upstream() as up:
+        gw = await gateway(forward_to(up.url))
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gw.port}") as client:
+            for i in range(3):
+                r = await client.get(f"/a/{i}?q=1", headers={"host": "app.localhost"})
+                assert r.status_code == 200
+                assert r.text == f"GET /a/{i}?q=1 0"
+                assert r.headers["x-upstream"] == "echo"
+        assert [s.header("host") for s in up.seen] == ["app.localhost"] * 3
+        assert up.connections == 1  # the pool reused one upstream connection
+        assert gw.stats.requests_total == 3
+
+
+async def test_forward_target_and_headers_are_what_is_sent(gateway: Start) -> None:
+    async with http_upstream() as up:
+
+        def handler(head: RequestHead) -> Decision:
+            headers = (("host", "internal"), ("x-lychgate-user", "alice"))
+            return Forward(Upstream(up.url), "/normalized?x=1", headers, app=None)
+
+        gw = await gateway(handler)
+        async with httpx.AsyncClient() as client:
+            await client.get(f"http://127.0.0.1:{gw.port}/raw/../path", headers={"x-evil": "1"})
+        seen = up.seen[0]
+        assert seen.target == "/normalized?x=1"
+        assert seen.header("host") == "internal"
+        assert seen.header("x-lychgate-user") == "alice"
+        assert seen.header("x-evil") is None
+        assert seen.header("connection") == "keep-alive"
+
+
+async def test_hop_by_hop_request_headers_are_not_forwarded(
+    gateway: Start, connect: Connect
+) -> None:
+    async with http_upstream() as up:
+        gw = await gateway(forward_to(up.url))
+        c = await connect(gw.port)
+        await c.send(
+            get(
+                "/",
+                extra="Connection: x-private, keep-alive\r\nX-Private: 1\r\nKeep-Alive: 5\r\n"
+                "TE: trailers\r\nTrailer: x\r\nProxy-Connection: keep-alive\r\nX-End: 1\r\n",
+            )
+        )
+        assert (await c.read_response()).status == 200
+        names = {k for k, _ in up.seen[0].headers}
+        assert names.isdisjoint({"x-private", "keep-alive", "te", "trailer", "proxy-connection"})
+        assert "x-end" in names
+
+
+async def test_hop_by_hop_response_headers_are_stripped(gateway: Start, connect: Connect) -> None:
+    async def app(seen: Seen, reply: Reply) -> None:
+        await reply.send(
+            200,
+            b"ok",
+            [
+                ("connection", "x-secret"),
+                ("x-secret", "internal"),
+                ("keep-alive", "timeout=5"),
+                ("proxy-connection", "keep-alive"),
+                ("upgrade", "h2c"),
+                ("trailer", "x-t"),
+                ("x-kept", "1"),
+            ],
+        )
+
+    async with http_upstream(app) as up:
+        gw = await gateway(forward_to(up.url))
+        c = await connect(gw.port)
+        await c.send(get())
+        r = await c.read_response()
+        names = {k for k, _ in r.headers}
+        assert names.isdisjoint(
+            {"x-secret", "keep-alive", "proxy-connection", "upgrade", "trailer"}
+        )
+        assert r.header("x-kept") == "1"
+        assert r.header("connection") is None
+        assert r.body == b"ok"
+
+
+async def test_chunked_request_and_response_pass_through(gateway: Start, connect: Connect) -> None:
+    async def app(seen: Seen, reply: Reply) -> None:
+        await reply.head(200, [("content-type", "text/plain")])  # no length: h11 chunks it
+        for part in (b"alpha-", b"beta-", seen.body):
+            await reply.body(part)
+        await reply.end()
+
+    async with http_upstream(app) as up:
+        gw = await gateway(forward_to(up.url))
+        c = await connect(gw.port)
+        await c.send(
+            b"POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n4;ext=1\r\ndefg\r\n0\r\nX-Trailer: t\r\n\r\n"
+        )
+        r = await c.read_response()
+        assert r.header("transfer-encoding") == "chunked"
+        assert r.body == b"alpha-beta-abcdefg"
+        assert up.seen[0].header("transfer-encoding") == "chunked"
+        assert up.seen[0].body == b"abcdefg"
+        assert up.seen[0].header("x-trailer") is None  # trailers are dropped
+        await c.send(get("/after"))  # the connection is still in step
+        assert (await c.read_response()).status == 200
+
+
+async def test_content_length_body_is_passed_through(gateway: Start) -> None:
+    async def app(seen: Seen, reply: Reply) -> None:
+        await reply.send(201, seen.body[::-1])
+
+    async with http_upstream(app) as up:
+        gw = await gateway(forward_to(up.url))
+        async with httpx.AsyncClient() as client:
+            r = await client.put(f"http://127.0.0.1:{gw.port}/", content=b"0123456789" * 1000)
+        assert r.status_code == 201
+        assert r.content == (b"0123456789" * 1000)[::-1]
+        assert up.seen[0].header("content-length") == "10000"
+
+
+async def test_head_response_ends_at_its_head(gateway: Start, connect: Connect) -> None:
+    async def app(seen: Seen, reply: Reply) -> None:
+        if seen.method == "HEAD":
+            await reply.head(200, [("content-length", "1234")])
+            await reply.end()
+        else:
+            await reply.send(200, b"x" * 1234)
+
+    async with http_upstream(app) as up:
+        gw = await gateway(forward_to(up.url))
+        c = await connect(gw.port)
+        for _ in range(2):  # a HEAD, then a GET on the same upstream connection
+            await c.send(b"HEAD /h HTTP/1.1\r\nHost: h\r\n\r\n")
+            r = await c.read_response(head_request=True)
+            assert (r.status, r.header("content-length")) == (200, "1234")
+            await c.send(get("/g"))
+            r = await c.read_response()
+            assert len(r.body) == 1234
+        assert up.connections == 1
+
+
+async def test_head_after_chunked_upstream_head(gateway: Start, connect: Connect) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head = await read_head(reader)
+            if head.startswith(b"HEAD"):
+                writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            else:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    async with raw_upstream(serve) as up:
+        gw = await gateway(forward_to(up.url))
+        c = await connect(gw.port)
+        await c.send(b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert (await c.read_response(head_request=True)).status == 200
+        await c.send(get())
+        assert (await c.read_response()).body == b"ok"
+        assert up.connections == 1
+
+
+@pytest.mark.parametrize("status", [204, 304])
+async def test_no_content_responses(gateway: Start, connect: Connect, status: int) -> None:
+    async def app(seen: Seen, reply: Reply) -> None:
+        await reply.head(status, [("etag", '"v1"')])
+        await reply.end()
+
+    async with http_upstream(app) as up:
+        gw = await gateway(forward_to(up.url))
+        c = await connect(gw.port)
+        await c.send(get() + get())
+        for _ in range(2):
+            r = await c.read_response()
+            assert (r.status, r.header("etag")) == (status, '"v1"')
+            assert r.header("transfer-encoding") is None
+        assert up.connections == 1
+
+
+async def test_interim_responses_100_dropped_103_relayed(gateway: Start, connect: Connect) -> None:
+    async def app(seen: Seen, reply: Reply) -> None:
+        await reply.info(100)
+        await reply.info(103, [("link", "</style.css>; rel=preload")])
+        await reply.send(200, b"final")
+
+    async with http_upstream(app) as up:
+        gw = await gateway(forward_to(up.url))
+        c = await connect(gw.port)
+        await c.send(get())
+        first = await c.read_response()
+        assert (first.status, first.header("link")) == (103, "</style.css>; rel=preload")
+        final = await c.read_response()
+        assert (final.status, final.body) == (200, b"final")
+
+
+async def test_expect_100_continue_is_answered_before_the_body(
+    gateway: Start, connect: Connect
+) -> None:
+    async def app(seen: Seen, reply: Reply) -> None:
+        await reply.send(200, seen.body)
+
+    async with http_upstream(app) as up:
+        gw = await gateway(forward_to(up.url))
+        c = await connect(gw.port)
+        await c.send(
+            b"PUT /u HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+        )
+        interim = await c.read_response()
+        assert interim.status == 100
+        await c.send(b"hello")
+        r = await c.read_response()
+        assert (r.status, r.body) == (200, b"hello")
+        assert up.seen[0].header("expect") is None  # answered here, not forwarded
+
+
+async def test_expect_100_continue_too_large_is_413_without_reading(
+    gateway: Start, connect: Connect
+) -> None:
+    async with http_upstream() as up:
+        gw = await gateway(forward_to(up.url), limits=Limits(max_body_bytes=1000))
+        c = await connect(gw.port)
+        await c.send(
+            b"PUT /u HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n"
+        )
+        r = await c.read_response()
+        assert (r.status, r.header("connection")) == (413, "close")
+        assert not up.seen
+
+
+async def test_oversize_content_length_is_413(gateway: Start, connect: Connect) -> None:
+    async with http_upstream() as up:
+        gw = await gateway(forward_to(up.url), limits=Limits(max_body_bytes=1000))
+        c = await connect(gw.port)
+        await c.send(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1001\r\n\r\n" + b"x" * 1001)
+        assert (await c.read_response()).status == 413
+        assert not up.seen
+
+
+async def test_forward_max_body_overrides_the_listener(gateway: Start, connect: Connect) -> None:
+    async with http_upstream() as up:
+
+        def handler(head: RequestHead) -> Decision:
+            return Forward(Upstream(up.url), head.target, head.headers, None, max_body_bytes=10)
+
+        gw = await gateway(handler)
+        c = await connect(gw.port)
+        await c.send(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n" + b"x" * 11)
+        assert (await c.read_response()).status == 413
+
+
+async def test_oversize_chunked_body_is_413(gateway: Start, connect: Connect) -> None:
+    async def app(seen: Seen, reply: Reply) -> None:
+        await reply.send(200, b"unexpected")
+
+    async with raw_upstream(_swallow) as up:
+        gw = await gateway(forward_to(up.url), limits=Limits(max_body_bytes=1000))
+        c = await connect(gw.port)
+        await c.send(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(3):
+            await c.send(b"200\r\n" + b"x" * 512 + b"\r\n")
+        r = await c.read_response()
+        assert (r.status, r.header("connection")) == (413, "close")
+
+
+async def _swallow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while await reader.read(65536):
+        pass
+
+
+async def test_upstream_down_is_502(gateway: Start, connect: Connect) -> None:
+    async with http_upstream() as up:
+        url = up.url
+    gw = await gateway(forward_to(url))  # nothing listens there any more
+    c = await connect(gw.port)
+    await c.send(get())
+    r = await c.read_response()
+    assert r.status == 502
+    assert r.body == b"502 Bad Gateway\n"  # no address, no exception text
+    await c.send(get())  # the client connection survives an upstream failure
+    assert (await c.read_response()).status == 502
+
+
+async def test_bad_upstream_url_is_502(gateway: Start, connect: Connect) -> None:
+    gw = await gateway(forward_to("ftp://nope"))
+    c = await connect(gw.port)
+    await c.send(get())
+    assert (await c.read_response()).status == 502
+
+
+async def test_connect_timeout_is_504(gateway: Start, connect: Connect) -> None:
+    # A listener that never accepts, with its backlog full: new handshakes never complete.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        _, filler = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            gw = await gateway(forward_to(f"http://127.0.0.1:{port}", connect_timeout=0.2))
+            c = await connect(gw.port)
+            await c.send(get())
+            r = await c.read_response(timeout=2.0)
+            assert (r.status, r.body) == (504, b"504 Gateway Timeout\n")
+        finally:
+            filler.close()
+
+
+async def test_expect_100_continue_with_a_local_answer_closes(
+    gateway: Start, connect: Connect
+) -> None:
+    gw = await gateway(lambda head: Respond(401, (), b"sign in first"))
+    c = await connect(gw.port)
+    await c.send(b"PUT /u HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+    r = await c.read_response()  # no 100 Continue first: the content is not wanted
+    assert (r.status, r.header("connection")) == (401, "close")
+
+
+async def test_slow_upstream_is_504(gateway: Start, connect: Connect) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        await asyncio.sleep(5)
+
+    async with raw_upstream(serve) as up:
+        gw = await gateway(forward_to(up.url, read_timeout=0.2))
+        c = await connect(gw.port)
+        await c.send(get())
+        r = await c.read_response(timeout=2.0)
+        assert (r.status, r.body) == (504, b"504 Gateway Timeout\n")
+
+
+async def test_read_timeout_is_between_reads_not_total(gateway: Start, connect: Connect) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+        for b in b"abcde":  # 0.5 s in all, 0.1 s apart, read_timeout 0.3 s
+            await asyncio.sleep(0.1)
+            writer.write(bytes([b]))
+        await asyncio.sleep(1)
+
+    async with raw_upstream(serve) as up:
+        gw = await gateway(forward_to(up.url, read_timeout=0.3))
+        c = await connect(gw.port)
+        await c.send(get())
+        assert (await c.read_response()).body == b"abcde"
+
+
+async def test_upstream_stalls_mid_body_cuts_the_client(gateway: Start, connect: Connect) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+        await asyncio.sleep(5)
+
+    async with raw_upstream(serve) as up:
+        gw = await gateway(forward_to(up.url, read_timeout=0.2))
+        c = await connect(gw.port)
+        await c.send(get())
+        data = await c.read_until_closed(timeout=2.0)
+        assert data.startswith(b"HTTP/1.1 200 OK")
+        assert data.endswith(b"partial")  # cut short, never padded or completed
+
+
+async def test_upstream_closes_mid_body_cuts_the_client(gateway: Start, connect: Connect) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        await writer.drain()
+
+    async with raw_upstream(serve) as up:
+        gw = await gateway(forward_to(up.url))
+        c = await connect(gw.port)
+        await c.send(get())
+        data = await c.read_until_closed()
+        assert b"hello" in data
+        assert not data.endswith(b"0\r\n\r\n")  # no terminating chunk: the client sees the cut
+
+
+async def test_garbage_from_upstream_is_502(gateway: Start, connect: Connect) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab")
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    async with raw_upstream(serve) as up:
+        gw = await gateway(forward_to(up.url))
+        c = await connect(gw.port)
+        await c.send(get())
+        assert (await c.read_response()).status == 502
+
+
+async def test_close_delimited_upstream_body_is_rechunked(gateway: Start, connect: Connect) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end")
+        await writer.drain()
+
+    async with raw_upstream(serve) as up:
+        gw = await gateway(forward_to(up.url))
+        c = await connect(gw.port)
+        await c.send(get())
+        r = await c.read_response()
+        assert (r.header("transfer-encoding"), r.body) == ("chunked", b"until the end")
+        await c.send(get())  # the client's connection stays usable
+        assert (await c.read_response()).body == b"until the end"
+        assert up.connections == 2
+
+
+async def test_http10_client_gets_close_delimited_body(gateway: Start, connect: Connect) -> None:
+    async def app(seen: Seen, reply: Reply) -> None:
+        await reply.head(200)
+        await reply.body(b"streamed")
+        await reply.end()
+
+    async with http_upstream(app) as up:
+        gw = await gateway(forward_to(up.url))
+        c = await connect(gw.port)
+        await c.send(b"GET / HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n")
+        raw = await c.read_until_closed()
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert b"chunked" not in head.lower()
+        assert b"connection: close" in head.lower()
+        assert body == b"streamed"
+
+
+async def test_reused_connection_dying_unanswered_is_retried(
+    gateway: Start, connect: Connect
+) -> None:
+    served = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal served
+        await read_head(reader)
+        served += 1
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        await read_head(reader)  # the next request on this connection: closed unanswered,
+        # as when an upstream's keep-alive timeout races our reuse
+
+    async with raw_upstream(serve) as up:
+        gw = await gateway(forward_to(up.url))
+        c = await connect(gw.port)
+        for _ in range(3):
+            await c.send(get())
+            assert (await c.read_response()).body == b"ok"
+        assert served == 3
+        assert up.connections == 3
+
+
+async def test_non_idempotent_request_is_not_retried(gateway: Start, connect: Connect) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        await read_head(reader)
+
+    async with raw_upstream(serve) as up:
+        gw = await gateway(forward_to(up.url))
+        c = await connect(gw.port)
+        await c.send(get())
+        assert (await c.read_response()).body == b"ok"
+        await c.send(b"POST / HTTP/1.1\r\nHost: h\r\n\r\n")
+        assert (await c.read_response()).status == 502
+
+
+async def test_header_injection_via_forward_headers_is_refused(
+    gateway: Start, connect: Connect
+) -> None:
+    async with http_upstream() as up:
+
+        def handler(head: RequestHead) -> Decision:
+            bad = (("host", "h"), ("x-lychgate-name", "eve\r\nx-lychgate-admin: 1"))
+            return Forward(Upstream(up.url), "/", bad, app=None)
+
+        gw = await gateway(handler)
+        c = await connect(gw.port)
+        await c.send(get())
+        assert (await c.read_response()).status == 500
+        assert not up.seen
+
+
+async def test_sse_events_arrive_as_they_are_produced(gateway: Start, connect: Connect) -> None:
+    second = asyncio.Event()
+
+    async def app(seen: Seen, reply: Reply) -> None:
+        await reply.head(
+            200, [("content-type", "text/event-stream"), ("cache-control", "no-cache")]
+        )
+        await reply.body(b"data: one\n\n")
+        await second.wait()
+        await reply.body(b"data: two\n\n")
+        await reply.end()
+
+    async with http_upstream(app) as up:
+        gw = await gateway(forward_to(up.url))
+        c = await connect(gw.port)
+        await c.send(get("/events", extra="Accept: text/event-stream\r\n"))
+        head = await c.reader.readuntil(b"\r\n\r\n")
+        assert b"text/event-stream" in head
+        async with asyncio.timeout(2):
+            first = await c.reader.readuntil(b"\n\n\r\n")
+        assert b"data: one" in first  # arrived while the upstream still holds the second
+        second.set()
+        async with asyncio.timeout(2):
+            rest = await c.reader.readuntil(b"0\r\n\r\n")
+        assert b"data: two" in rest
+
+
+async def test_unix_socket_upstream(gateway: Start, connect: Connect, tmp_path: object) -> None:
+    import pathlib
+
+    path = pathlib.Path(str(tmp_path)) / "up.sock"
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nunix")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_unix_server(handle, str(path))
+    try:
+        gw = await gateway(forward_to(f"unix:{path}"))
+        c = await connect(gw.port)
+        await c.send(get())
+        assert (await c.read_response()).body == b"unix"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_on_response_hook_sees_app_status_and_duration(gateway: Start) -> None:
+    calls: list[tuple[object, int, float]] = []
+    async with http_upstream() as up:
+
+        def handler(head: RequestHead) -> Decision:
+            return Forward(Upstream(up.url), head.target, head.headers, app="wiki")  # type: ignore[arg-type]
+
+        gw = await gateway(
+            handler, on_response=lambda app, status, d: calls.append((app, status, d))
+        )
+        async with httpx.AsyncClient() as client:
+            await client.get(f"http://127.0.0.1:{gw.port}/")
+        assert len(calls) == 1
+        app, status, duration = calls[0]
+        assert (app, status) == ("wiki", 200)
+        assert 0 <= duration < 1

@@ -1,0 +1,172 @@
+"""TLS on both sides (lychgate.gateway.http.tls), with trustme certificates."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from pathlib import Path
+
+import httpx
+import pytest
+import trustme
+
+from gateway.conftest import Start, forward_to
+from gateway.upstreams import Reply, Seen, http_upstream
+from lychgate.gateway.http.tls import CertPair, client_context, server_context
+from lychgate.gateway.types import Decision, Forward, RequestHead, Upstream
+
+pytestmark = pytest.mark.loopback
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def _pair(ca: trustme.CA, tmp_path: Path, *names: str) -> CertPair:
+    cert = ca.issue_cert(*names)
+    stem = names[0].replace("*", "star")
+    cert_file, key_file = tmp_path / f"{stem}.crt", tmp_path / f"{stem}.key"
+    cert.private_key_pem.write_to_path(str(key_file))
+    with cert_file.open("wb") as f:
+        for pem in cert.cert_chain_pems:
+            f.write(pem.bytes())
+    return CertPair(cert_file, key_file)
+
+
+def _trusting(ca: trustme.CA) -> ssl.SSLContext:
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    return ctx
+
+
+@pytest.fixture
+def listener_ctx(ca: trustme.CA, tmp_path: Path) -> ssl.SSLContext:
+    return server_context(
+        _pair(ca, tmp_path, "default.example"),
+        {
+            "app.example": _pair(ca, tmp_path, "app.example"),
+            "*.apps.example": _pair(ca, tmp_path, "*.apps.example"),
+        },
+    )
+
+
+async def _peer_names(port: int, ca: trustme.CA, server_name: str) -> list[str]:
+    ctx = _trusting(ca)
+    ctx.check_hostname = False  # the chain is checked; we look at the names ourselves
+    _, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=ctx, server_hostname=server_name
+    )
+    cert = writer.get_extra_info("peercert")
+    writer.close()
+    await writer.wait_closed()
+    return [v for k, v in cert["subjectAltName"] if k == "DNS"]
+
+
+async def test_https_listener_forwards_and_reports_sni(
+    gateway: Start, ca: trustme.CA, listener_ctx: ssl.SSLContext
+) -> None:
+    seen: list[RequestHead] = []
+    async with http_upstream() as up:
+
+        def handler(head: RequestHead) -> Decision:
+            seen.append(head)
+            return Forward(Upstream(up.url), head.target, head.headers, app=None)
+
+        gw = await gateway(handler, ssl=listener_ctx)
+        async with httpx.AsyncClient(verify=_trusting(ca)) as client:
+            r = await _get_via_ip(client, gw.port, "App.Example")
+        assert r.status_code == 200
+        assert r.text == "GET /x 0"
+        assert (seen[0].scheme, seen[0].sni) == ("https", "app.example")
+
+
+async def _get_via_ip(client: httpx.AsyncClient, port: int, name: str) -> httpx.Response:
+    # Connect to 127.0.0.1 while presenting ``name`` as SNI and Host.
+    return await client.get(
+        f"https://127.0.0.1:{port}/x",
+        headers={"host": name},
+        extensions={"sni_hostname": name},
+    )
+
+
+@pytest.mark.parametrize(
+    ("server_name", "expected"),
+    [
+        ("app.example", "app.example"),
+        ("APP.example.", "app.example"),
+        ("wiki.apps.example", "*.apps.example"),
+        ("unknown.example", "default.example"),
+    ],
+)
+async def test_sni_chooses_the_certificate(
+    gateway: Start,
+    ca: trustme.CA,
+    listener_ctx: ssl.SSLContext,
+    server_name: str,
+    expected: str,
+) -> None:
+    gw = await gateway(forward_to("http://127.0.0.1:9"), ssl=listener_ctx)
+    assert await _peer_names(gw.port, ca, server_name) == [expected]
+
+
+@pytest.fixture
+async def https_upstream(ca: trustme.CA) -> object:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(ctx)
+
+    async def app(seen: Seen, reply: Reply) -> None:
+        await reply.send(200, b"secure")
+
+    async with http_upstream(app, ssl=ctx) as up:
+        yield up
+
+
+async def test_https_upstream_verified_against_the_ca(
+    gateway: Start, ca: trustme.CA, https_upstream: object
+) -> None:
+    url = https_upstream.url  # type: ignore[attr-defined]
+    gw = await gateway(forward_to(url), upstream_ssl=_trusting(ca))
+    async with httpx.AsyncClient() as client:
+        for _ in range(2):
+            r = await client.get(f"http://127.0.0.1:{gw.port}/")
+            assert (r.status_code, r.content) == (200, b"secure")
+    assert https_upstream.connections == 1  # type: ignore[attr-defined]
+
+
+async def test_untrusted_https_upstream_is_refused(
+    gateway: Start, https_upstream: object, system_ssl: ssl.SSLContext
+) -> None:
+    url = https_upstream.url  # type: ignore[attr-defined]
+    gw = await gateway(forward_to(url), upstream_ssl=system_ssl)
+    async with httpx.AsyncClient() as client:
+        r = await client.get(f"http://127.0.0.1:{gw.port}/")
+    assert r.status_code == 502
+    assert r.content == b"502 Bad Gateway\n"
+
+
+async def test_wrong_name_on_upstream_certificate_is_refused(
+    gateway: Start, ca: trustme.CA, https_upstream: object
+) -> None:
+    port = https_upstream.port  # type: ignore[attr-defined]
+    # Reach the same server under a name its certificate does not carry.
+    gw = await gateway(forward_to(f"https://127.0.0.2:{port}"), upstream_ssl=_trusting(ca))
+    async with httpx.AsyncClient() as client:
+        r = await client.get(f"http://127.0.0.1:{gw.port}/")
+    assert r.status_code == 502
+
+
+async def test_verify_tls_opt_out(
+    gateway: Start, https_upstream: object, system_ssl: ssl.SSLContext
+) -> None:
+    url = https_upstream.url  # type: ignore[attr-defined]
+    gw = await gateway(forward_to(url, verify_tls=False), upstream_ssl=system_ssl)
+    async with httpx.AsyncClient() as client:
+        r = await client.get(f"http://127.0.0.1:{gw.port}/")
+    assert (r.status_code, r.content) == (200, b"secure")
+
+
+def test_client_context_verifies_by_default() -> None:
+    ctx = client_context()
+    assert ctx.verify_mode is ssl.CERT_REQUIRED
+    assert ctx.check_hostname

@@ -1,0 +1,145 @@
+"""Upgrades and tunnels (lychgate.gateway.http.tunnel), with a real WebSocket upstream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from websockets.asyncio.client import connect as ws_connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from gateway.client import get
+from gateway.conftest import Connect, Start
+from gateway.upstreams import raw_upstream, read_head
+from lychgate.gateway.types import Decision, Forward, Handler, RequestHead, Upstream
+from lychgate.ids import SessionId
+
+pytestmark = pytest.mark.loopback
+
+SID = SessionId("sess-1")
+
+
+def upgrade_to(url: str, *, allow: bool = True) -> Handler:
+    def handler(head: RequestHead) -> Decision:
+        return Forward(
+            Upstream(url), head.target, head.headers, app=None, session_id=SID, allow_upgrade=allow
+        )
+
+    return handler
+
+
+async def _echo(ws: ServerConnection) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+@pytest.fixture
+async def ws_upstream() -> AsyncIterator[str]:
+    async with serve(_echo, "127.0.0.1", 0, max_size=None) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+
+
+async def test_websocket_echo_through_the_gateway(gateway: Start, ws_upstream: str) -> None:
+    gw = await gateway(upgrade_to(ws_upstream))
+    async with ws_connect(f"ws://127.0.0.1:{gw.port}/ws", max_size=None) as ws:
+        await ws.send("hello")
+        assert await ws.recv() == "hello"
+        big = b"x" * (4 * 1024 * 1024)  # larger than every buffer on the way
+        await ws.send(big)
+        assert await ws.recv() == big
+        assert gw.open_tunnels == 1
+        assert gw.open_connections == 0  # tunnels are counted apart from HTTP connections
+    for _ in range(50):
+        if gw.open_tunnels == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert gw.open_tunnels == 0
+
+
+async def test_upgrade_not_allowed_is_403(gateway: Start, ws_upstream: str) -> None:
+    gw = await gateway(upgrade_to(ws_upstream, allow=False))
+    with pytest.raises(InvalidStatus) as info:
+        async with ws_connect(f"ws://127.0.0.1:{gw.port}/ws"):
+            pass
+    assert info.value.response.status_code == 403
+
+
+async def test_close_session_closes_its_tunnels(gateway: Start, ws_upstream: str) -> None:
+    gw = await gateway(upgrade_to(ws_upstream))
+    async with ws_connect(f"ws://127.0.0.1:{gw.port}/ws") as ws:
+        await ws.send("a")
+        assert await ws.recv() == "a"
+        assert gw.close_session(SessionId("someone-else")) == 0
+        assert gw.close_session(SID) == 1
+        with pytest.raises(ConnectionClosed):
+            async with asyncio.timeout(2):
+                await ws.recv()
+    assert gw.open_tunnels == 0
+
+
+async def test_refused_upgrade_is_relayed_and_closes(gateway: Start, connect: Connect) -> None:
+    async def serve_(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 2\r\n\r\nno")
+        await writer.drain()
+
+    async with raw_upstream(serve_) as up:
+        gw = await gateway(upgrade_to(up.url))
+        c = await connect(gw.port)
+        await c.send(get(extra="Connection: Upgrade\r\nUpgrade: websocket\r\n") + get("/next"))
+        r = await c.read_response()
+        assert (r.status, r.body, r.header("connection")) == (400, b"no", "close")
+        assert await c.read_until_closed() == b""  # "/next" was tunnel bytes: never parsed
+
+
+async def test_bytes_behind_both_heads_reach_the_other_side(
+    gateway: Start, connect: Connect
+) -> None:
+    upstream_got = bytearray()
+
+    async def serve_(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await read_head(reader)
+        assert b"upgrade: raw-proto" in head.lower()
+        assert b"connection: upgrade" in head.lower()
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: raw-proto\r\n"
+            b"\r\nfrom-upstream"
+        )
+        await writer.drain()
+        upstream_got.extend(await reader.readexactly(len(b"early-client-bytes+later")))
+        writer.write(b"|bye")
+        await writer.drain()
+
+    async with raw_upstream(serve_) as up:
+        gw = await gateway(upgrade_to(up.url))
+        c = await connect(gw.port)
+        await c.send(
+            get(extra="Connection: Upgrade\r\nUpgrade: raw-proto\r\n") + b"early-client-bytes"
+        )
+        head = await c.reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101 ")
+        assert b"upgrade: raw-proto" in head.lower()
+        assert b"connection: upgrade" in head.lower()
+        assert await c.reader.readexactly(len(b"from-upstream")) == b"from-upstream"
+        await c.send(b"+later")
+        assert await c.read_until_closed() == b"|bye"
+        assert bytes(upstream_got) == b"early-client-bytes+later"
+
+
+async def test_101_to_a_plain_request_is_502(gateway: Start, connect: Connect) -> None:
+    async def serve_(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n"
+        )
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    async with raw_upstream(serve_) as up:
+        gw = await gateway(upgrade_to(up.url))
+        c = await connect(gw.port)
+        await c.send(get())
+        assert (await c.read_response()).status == 502

@@ -1,0 +1,56 @@
+"""Write coalescing (lychgate.gateway.http.writer)."""
+
+from __future__ import annotations
+
+from gateway.fakes import FakeTransport
+from lychgate.gateway.http.writer import Batch, Writer
+
+
+def test_writes_outside_a_batch_go_straight_through() -> None:
+    t = FakeTransport()
+    w = Writer(t, Batch())
+    w.write(b"a")
+    w.write(b"b")
+    assert (bytes(t.written), t.writes) == (b"ab", 2)
+
+
+def test_a_batch_coalesces_per_transport_and_flushes_at_the_end() -> None:
+    batch = Batch()
+    t1, t2 = FakeTransport(), FakeTransport()
+    w1, w2 = Writer(t1, batch), Writer(t2, batch)
+    batch.begin()
+    batch.begin()  # nested
+    w1.write(b"head")
+    w2.write(b"x")
+    w1.write(b"body")
+    batch.end()
+    assert t1.writes == 0
+    batch.end()
+    assert (bytes(t1.written), t1.writes) == (b"headbody", 1)
+    assert (bytes(t2.written), t2.writes) == (b"x", 1)
+
+
+def test_close_flushes_first_and_abort_drops() -> None:
+    batch = Batch()
+    t = FakeTransport()
+    w = Writer(t, batch)
+    batch.begin()
+    w.write(b"last words")
+    w.close()
+    batch.end()
+    assert (bytes(t.written), t.closed) == (b"last words", True)
+    t2 = FakeTransport()
+    w2 = Writer(t2, batch)
+    batch.begin()
+    w2.write(b"lost")
+    w2.abort()
+    batch.end()
+    assert (bytes(t2.written), t2.aborted) == (b"", True)
+
+
+def test_writes_to_a_closing_transport_are_dropped() -> None:
+    t = FakeTransport()
+    w = Writer(t, Batch())
+    t.close()
+    w.write(b"late")
+    assert t.written == b""
