@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from lychgate.tls.context import client_ssl_context, server_ssl_context
+
 _SNI_ATTR = "lychgate_sni"
 
 
@@ -27,18 +29,9 @@ class CertPair:
     key_file: Path
 
 
-def _base_server_context() -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.set_alpn_protocols(["http/1.1"])  # the engine speaks HTTP/1.1 only
-    ctx.options |= ssl.OP_NO_COMPRESSION  # CRIME
-    return ctx
-
-
 def _pair_context(pair: CertPair) -> ssl.SSLContext:
-    ctx = _base_server_context()
-    ctx.load_cert_chain(str(pair.cert_file), str(pair.key_file))
-    return ctx
+    # One hardened server context per pair (lychgate.tls.context: TLS >= 1.2, AEAD, ALPN).
+    return server_ssl_context(pair.cert_file, pair.key_file)
 
 
 def normalize_server_name(name: str) -> str:
@@ -79,6 +72,4 @@ def sni_of(ssl_object: object) -> str | None:
 
 def client_context(cafile: Path | None = None) -> ssl.SSLContext:
     """A context that verifies upstream certificates: system CAs, or ``cafile``. Blocks."""
-    ctx = ssl.create_default_context(cafile=str(cafile) if cafile is not None else None)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    return ctx
+    return client_ssl_context(cafile)
