@@ -78,9 +78,10 @@ class SnapshotPublisher:
         self._ctx = ctx
         self._poll = poll_interval
         self._latest: ConfigSnapshot | None = None
-        self._changed = asyncio.Condition()
+        self._tick = asyncio.Event()  # set (and replaced) on every publish and on close
         self._wake = asyncio.Event()
         self._serial = 0
+        self._closed = False
 
     @property
     def latest(self) -> ConfigSnapshot | None:
@@ -99,8 +100,8 @@ class SnapshotPublisher:
             return False
         self._serial = serial
         self._latest = fresh
-        async with self._changed:
-            self._changed.notify_all()
+        tick, self._tick = self._tick, asyncio.Event()
+        tick.set()
         return True
 
     async def run(self) -> None:
@@ -123,13 +124,18 @@ class SnapshotPublisher:
                 if not isinstance(event, LoginApproved | LoginDenied | OpenApp):
                     self.poke()
 
+    def close(self) -> None:
+        """End every subscription (shutting down: feed responses finish, uvicorn can stop)."""
+        self._closed = True
+        self._tick.set()
+
     async def subscribe(self) -> AsyncGenerator[ConfigSnapshot, None]:
-        """The current snapshot, then each new one, for as long as the caller iterates."""
+        """The current snapshot, then each new one, until the caller stops or we close."""
         seen: ConfigSnapshot | None = None
-        while True:
-            async with self._changed:
-                while self._latest is seen:
-                    await self._changed.wait()
-                seen = self._latest
+        while not self._closed:
+            if self._latest is seen:
+                await self._tick.wait()
+                continue
+            seen = self._latest
             if seen is not None:
                 yield seen

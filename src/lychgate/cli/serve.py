@@ -2,24 +2,66 @@
 
 from __future__ import annotations
 
+import os
+from typing import Annotated
+
 import typer
 
-from lychgate.cli.common import DirOption, err_console
+from lychgate.cli.common import DirOption, err_console, reported_errors, settings_for
+from lychgate.cli.common_store import now
+from lychgate.cli.logs import setup_logging
+from lychgate.deployment.init import prepare_files
+from lychgate.gateway.runner import prepare, run_gateway
+from lychgate.supervise import run_authz, serve_all
+
+ListenOption = Annotated[
+    str | None,
+    typer.Option("--listen", help="HOST:PORT to listen on (default: the `listen` setting)."),
+]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option("--workers", "-w", min=1, max=64, help="Gateway worker processes."),
+]
 
 
-def serve(data_dir: DirOption = None) -> None:
-    """Run everything: authz on a unix socket and the gateway in front of it."""
-    err_console.print("serve: not available in this build yet")
-    raise typer.Exit(1)
+def serve(
+    data_dir: DirOption = None, listen: ListenOption = None, workers: WorkersOption = None
+) -> None:
+    """Run everything: authz on a unix socket and the gateway in front of it.
+
+    Creates the deployment first if it does not exist (like `lychgate init`).
+    """
+    with reported_errors():
+        files = prepare_files(data_dir, os.environ, now=now())
+        settings = settings_for(files.settings.data_dir, listen=listen, workers=workers)
+        setup_logging(settings.log_level)
+        code = serve_all(settings)
+    raise typer.Exit(code)
 
 
-def gateway(data_dir: DirOption = None) -> None:
-    """Run the gateway (data plane) alone."""
-    err_console.print("gateway: not available in this build yet")
-    raise typer.Exit(1)
+def gateway(
+    data_dir: DirOption = None, listen: ListenOption = None, workers: WorkersOption = None
+) -> None:
+    """Run the gateway (data plane) alone; it follows authz's config feed."""
+    with reported_errors():
+        settings = settings_for(data_dir, listen=listen, workers=workers)
+        setup_logging(settings.log_level)
+        code = run_gateway(prepare(settings), workers=settings.workers)
+    raise typer.Exit(code)
 
 
-def authz(data_dir: DirOption = None) -> None:
+def authz(
+    data_dir: DirOption = None,
+    listen: Annotated[
+        str | None,
+        typer.Option("--listen", help="unix:/PATH or HOST:PORT (default: `authz_listen`)."),
+    ] = None,
+) -> None:
     """Run the authorization server alone."""
-    err_console.print("authz: not available in this build yet")
-    raise typer.Exit(1)
+    with reported_errors():
+        settings = settings_for(data_dir, authz_listen=listen)
+        setup_logging(settings.log_level)
+        code = run_authz(settings)
+    if code:
+        err_console.print("authz stopped with an error")
+    raise typer.Exit(code)

@@ -424,7 +424,7 @@ class ClientConnection(asyncio.Protocol):
         ctx.stats.requests_active -= 1
         hook = ctx.on_response
         if hook is not None:
-            hook(app, status, self._loop.time() - req.started)
+            hook(req.head, app, status, self._loop.time() - req.started)
         self._idle_delay = self._limits.idle_timeout
         req.sink = None  # also breaks the request <-> exchange cycle: freed without the GC
         if self._parsing is req:
@@ -484,7 +484,7 @@ class ClientConnection(asyncio.Protocol):
         self._responder = None
         ctx.stats.requests_active -= 1
         if ctx.on_response is not None:
-            ctx.on_response(app, 101, self._loop.time() - req.started)
+            ctx.on_response(req.head, app, 101, self._loop.time() - req.started)
         self._deadline.cancel()
         self._transport = None  # the tunnel owns it now; this object is done
         self._parser = None

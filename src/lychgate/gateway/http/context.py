@@ -11,16 +11,17 @@ from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.pool import UpstreamPool
 from lychgate.gateway.http.tunnel import TunnelRegistry
 from lychgate.gateway.http.writer import Batch
-from lychgate.gateway.types import Handler
+from lychgate.gateway.types import Handler, RequestHead
 from lychgate.ids import AppSlug
 
 if TYPE_CHECKING:
     from lychgate.gateway.http.connection import ClientConnection
 
-# Called once per finished response: the app (None when no app was involved), the status sent,
-# and the seconds from the end of the request head to the end of the response. It runs on the
-# hot path: keep it to a counter increment and a log call.
-ResponseHook = Callable[[AppSlug | None, int, float], None]
+# Called once per finished response: the request head (None when the head itself was refused),
+# the app (None when no app was involved), the status sent, and the seconds from the end of the
+# request head to the end of the response. It runs on the hot path: keep it to a counter
+# increment and, when the access log is on, one log call.
+ResponseHook = Callable[[RequestHead | None, AppSlug | None, int, float], None]
 
 
 @dataclass(slots=True)

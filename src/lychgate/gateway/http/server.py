@@ -115,7 +115,7 @@ async def start_server(
 
     ``ssl`` makes it an HTTPS listener (see :func:`.tls.server_context`). ``upstream_ssl``
     verifies https upstreams (default: the system CAs). ``on_response`` is called after every
-    response with ``(app, status, seconds)``.
+    response with ``(head, app, status, seconds)``.
     """
     loop = asyncio.get_running_loop()
     limits = limits or Limits()

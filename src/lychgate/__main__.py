@@ -1,0 +1,5 @@
+"""``python -m lychgate`` is the ``lychgate`` command."""
+
+from lychgate.cli.main import main
+
+main()

@@ -1,0 +1,127 @@
+"""Running authz: open the store and the bus, then serve the ASGI app with uvicorn.
+
+authz listens on a unix socket in ``<data dir>/run/`` by default (``authz_listen``): only
+processes of the same user reach it, because the run directory is 0700. Gateways connect there
+for the feed and for handoff redemption and forward ``/.lychgate/*`` browser traffic to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+
+from lychgate.authz.app import create_app
+from lychgate.authz.context import AuthzContext
+from lychgate.config import Settings
+from lychgate.config.settings import parse_hostport
+from lychgate.deployment.layout import Layout
+from lychgate.deployment.secrets import load_secrets
+from lychgate.events import open_bus
+from lychgate.files import DIR_MODE
+from lychgate.store import open_store
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def authz_context(settings: Settings) -> AsyncIterator[AuthzContext]:
+    """Open what authz owns (store, bus, secrets) and close it on exit."""
+    layout = Layout(settings.data_dir)
+    secrets = await asyncio.to_thread(load_secrets, layout.secrets_file)
+    url = settings.effective_database_url.reveal()
+    store = await open_store(url)
+    try:
+        bus = await open_bus(url)
+        try:
+            yield AuthzContext(settings=settings, store=store, bus=bus, secrets=secrets)
+        finally:
+            await bus.close()
+    finally:
+        await store.close()
+
+
+def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
+    """uvicorn settings for authz: our own logging, no server header, no proxy headers
+    (the gateway in front of authz is the only client and sets what authz needs)."""
+    listen = settings.effective_authz_listen
+    common: dict[str, object] = {
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "date_header": True,
+        "proxy_headers": False,
+        "lifespan": "on",
+        "timeout_graceful_shutdown": 5,
+    }
+    if listen.startswith("unix:"):
+        return uvicorn.Config(app, uds=listen.removeprefix("unix:"), **common)  # type: ignore[arg-type]
+    host, port = parse_hostport(listen)
+    return uvicorn.Config(app, host=host, port=port, **common)  # type: ignore[arg-type]
+
+
+def prepare_socket_dir(settings: Settings) -> None:
+    """Create the 0700 run directory and remove a stale socket (blocking; before the loop)."""
+    listen = settings.effective_authz_listen
+    if not listen.startswith("unix:"):
+        return
+    path = Path(listen.removeprefix("unix:"))
+    path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    os.chmod(path.parent, DIR_MODE)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn that also ends authz's long-lived streams when asked to exit.
+
+    uvicorn waits for open responses before it shuts down; the feed and other streams would
+    hold it for the whole graceful timeout. Ending them first makes Ctrl-C prompt.
+    """
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._on_exit()
+
+
+class AuthzServer:
+    """authz under uvicorn, stoppable from the outside (``serve`` supervises it)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._server: uvicorn.Server | None = None
+        self._end_streams: Callable[[], None] = lambda: None
+
+    @property
+    def started(self) -> bool:
+        return self._server is not None and self._server.started
+
+    async def run(self) -> None:
+        async with authz_context(self.settings) as ctx:
+            app = create_app(ctx)
+            loop = asyncio.get_running_loop()
+            publisher = app.state.publisher
+
+            def end_streams() -> None:
+                # Called from a signal handler: hand the work to the loop.
+                loop.call_soon_threadsafe(publisher.close)
+
+            self._end_streams = end_streams
+            server = _Server(uvicorn_config(self.settings, app), end_streams)
+            self._server = server
+            await server.serve()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            self._end_streams()

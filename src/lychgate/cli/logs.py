@@ -1,0 +1,25 @@
+"""Logging set-up for the long-running commands: plain lines on stderr."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from lychgate.gateway.accesslog import LOGGER_NAME
+
+
+def setup_logging(level: str) -> None:
+    """Human-readable logs on stderr; the access log (JSON lines) alone on stdout."""
+    root = logging.getLogger()
+    root.handlers.clear()
+    errors = logging.StreamHandler(sys.stderr)
+    errors.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(errors)
+    root.setLevel(level.upper())
+    access = logging.getLogger(LOGGER_NAME)
+    access.handlers.clear()
+    access.propagate = False
+    lines = logging.StreamHandler(sys.stdout)
+    lines.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(lines)
+    access.setLevel(logging.INFO)

@@ -1,0 +1,233 @@
+"""Running the gateway: assemble the engine, the handler, the feed and the side listeners.
+
+Theory of operation
+-------------------
+:func:`prepare` does every blocking thing (reading secrets and certificates) before any event
+loop runs, and returns a :class:`GatewayPlan`. :func:`serve_worker` runs one worker on it: a
+snapshot holder fed by the config feed from authz, a handler deciding on that snapshot, the
+HTTP/1.1 engine carrying the decisions out, and optionally a metrics listener and a plain-HTTP
+listener that redirects to HTTPS. When the feed brings a snapshot that revokes sessions, their
+tunnels are closed at once. :func:`run_gateway` runs one worker in this process, or forks N
+that share the port through SO_REUSEPORT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import uvloop
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from lychgate.config import Settings
+from lychgate.config.settings import parse_hostport
+from lychgate.deployment.layout import Layout
+from lychgate.deployment.secrets import load_secrets
+from lychgate.gateway.accesslog import AccessLog
+from lychgate.gateway.admit_handler import GatewayHandler, GatewayOptions
+from lychgate.gateway.endpoints import Endpoints, HttpAuthzClient
+from lychgate.gateway.feed import FeedClient
+from lychgate.gateway.feed_http import authz_base
+from lychgate.gateway.http.limits import Limits
+from lychgate.gateway.http.server import GatewayServer, start_server
+from lychgate.gateway.http.tls import CertPair, client_context, server_context
+from lychgate.gateway.http.workers import run_workers
+from lychgate.gateway.metrics import GatewayMetrics
+from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder, newly_revoked
+from lychgate.gateway.types import Decision, RequestHead, Respond
+from lychgate.ids import AppSlug
+from lychgate.secret import Secret
+
+log = logging.getLogger(__name__)
+DRAIN_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayPlan:
+    """Everything a worker needs, resolved before the loop starts."""
+
+    settings: Settings
+    internal_token: Secret
+    host: str
+    port: int
+    limits: Limits
+    tls: ssl.SSLContext | None
+    upstream_ssl: ssl.SSLContext
+    metrics: tuple[str, int] | None
+    redirect: tuple[str, int] | None
+
+
+def engine_limits(settings: Settings) -> Limits:
+    """The engine's limits from the configured ones (the field names match)."""
+    c = settings.limits
+    return Limits(
+        max_header_bytes=c.max_header_bytes,
+        max_headers=c.max_headers,
+        max_body_bytes=c.max_body_bytes,
+        header_timeout=c.header_timeout,
+        idle_timeout=c.idle_timeout,
+    )
+
+
+def prepare(settings: Settings, *, listen: str | None = None) -> GatewayPlan:
+    """Read secrets and TLS material (blocking: call before the loop)."""
+    layout = Layout(settings.data_dir)
+    host, port = parse_hostport(listen or settings.listen)
+    tls: ssl.SSLContext | None = None
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        tls = server_context(CertPair(settings.tls_cert, settings.tls_key))
+    elif settings.is_https:
+        pair = CertPair(layout.tls_dir / "server.pem", layout.tls_dir / "server.key")
+        tls = server_context(pair)
+    return GatewayPlan(
+        settings=settings,
+        internal_token=load_secrets(layout.secrets_file).internal_token,
+        host=host,
+        port=port,
+        limits=engine_limits(settings),
+        tls=tls,
+        upstream_ssl=client_context(),
+        metrics=parse_hostport(settings.metrics_listen) if settings.metrics_listen else None,
+        redirect=parse_hostport(settings.http_redirect_listen)
+        if settings.http_redirect_listen
+        else None,
+    )
+
+
+def response_hook(
+    metrics: GatewayMetrics, access: AccessLog | None
+) -> Callable[[RequestHead | None, AppSlug | None, int, float], None]:
+    observe = metrics.observe
+    if access is None:
+
+        def count(head: RequestHead | None, app: AppSlug | None, s: int, t: float) -> None:
+            observe(app, s, t)
+
+        return count
+    record = access.record
+
+    def count_and_log(head: RequestHead | None, app: AppSlug | None, s: int, t: float) -> None:
+        observe(app, s, t)
+        record(head, app, s, t)
+
+    return count_and_log
+
+
+def metrics_handler(metrics: GatewayMetrics) -> Callable[[RequestHead], Decision]:
+    """``GET /metrics`` in Prometheus text format; 404 for anything else."""
+
+    def handle(head: RequestHead) -> Decision:
+        if head.method == "GET" and head.path == "/metrics":
+            body = generate_latest(metrics.registry)
+            return Respond(200, (("content-type", CONTENT_TYPE_LATEST),), body)
+        return Respond(404, (("content-type", "text/plain"),), b"not found\n")
+
+    return handle
+
+
+def redirect_handler(holder: SnapshotHolder) -> Callable[[RequestHead], Decision]:
+    """Plain HTTP to HTTPS, only for hosts this deployment serves (never an open redirect)."""
+
+    def handle(head: RequestHead) -> Decision:
+        snapshot = holder.current
+        host = (head.header("host") or "").lower().rstrip(".").split(":")[0]
+        if snapshot is not None and _serves(snapshot, host):
+            location = snapshot.origin_for(host) + (head.path or "/")
+            if head.query:
+                location += "?" + head.query
+            return Respond(308, (("location", location), ("content-type", "text/plain")), b"")
+        return Respond(404, (("content-type", "text/plain"),), b"not found\n")
+
+    return handle
+
+
+def _serves(snapshot: ConfigSnapshot, host: str) -> bool:
+    return host == snapshot.public_host or host in snapshot.apps_by_host
+
+
+async def serve_worker(
+    plan: GatewayPlan,
+    stop: asyncio.Event,
+    *,
+    worker: int = 0,
+    reuse_port: bool = False,
+    ready: Callable[[GatewayServer], None] | None = None,
+) -> None:
+    """Run one gateway worker until ``stop`` is set, then drain and close."""
+    settings = plan.settings
+    base = authz_base(settings.effective_authz_listen)
+    holder = SnapshotHolder()
+    authz = HttpAuthzClient(base, plan.internal_token)
+    handler = GatewayHandler(
+        holder, GatewayOptions.from_settings(settings), Endpoints(holder, authz)
+    )
+    metrics = GatewayMetrics(worker=worker)
+    access = AccessLog() if settings.access_log else None
+    server = await start_server(
+        handler,
+        host=plan.host,
+        port=plan.port,
+        limits=plan.limits,
+        ssl=plan.tls,
+        reuse_port=reuse_port,
+        on_response=response_hook(metrics, access),
+        upstream_ssl=plan.upstream_ssl,
+    )
+
+    def close_revoked(old: ConfigSnapshot | None, new: ConfigSnapshot) -> None:
+        closed = sum(server.close_session(sid) for sid in newly_revoked(old, new))
+        if closed:
+            log.info("closed %d tunnel(s) of revoked sessions", closed)
+
+    holder.add_listener(close_revoked)
+    metrics.track(
+        connections=lambda: server.open_connections,
+        tunnels=lambda: server.open_tunnels,
+        feed_age=holder.age,
+    )
+    side: list[GatewayServer] = []
+    if plan.metrics is not None:
+        host, port = plan.metrics
+        side.append(await start_server(metrics_handler(metrics), host=host, port=port + worker))
+    if plan.redirect is not None:
+        host, port = plan.redirect
+        side.append(
+            await start_server(
+                redirect_handler(holder), host=host, port=port, reuse_port=reuse_port
+            )
+        )
+    feed = FeedClient(base, plan.internal_token, holder)
+    log.info("gateway worker %d listening on %s:%d", worker, plan.host, server.port)
+    if ready is not None:
+        ready(server)
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(feed.run(), name="config-feed")
+            await stop.wait()
+            feed.stop()
+    finally:
+        for extra in side:
+            await extra.close(drain_timeout=1.0)
+        await server.close(drain_timeout=DRAIN_TIMEOUT)
+        await authz.aclose()
+
+
+def run_gateway(plan: GatewayPlan, *, workers: int) -> int:
+    """Run the gateway in the foreground; returns the exit code. SIGINT/SIGTERM stop it."""
+    if workers > 1:
+        return run_workers(workers, lambda stop: serve_worker(plan, stop, reuse_port=True))
+
+    async def single() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await serve_worker(plan, stop)
+
+    uvloop.run(single())
+    return 0

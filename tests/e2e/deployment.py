@@ -1,0 +1,91 @@
+"""A real ``lychgate serve`` in a temporary deployment, driven over loopback.
+
+Setup goes through the CLI (in process, before the event loop); the server runs as a child
+process exactly as a user would start it, and the tests talk to it with httpx and websockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from typer.testing import CliRunner
+
+from lychgate.cli.main import app as cli_app
+
+_runner = CliRunner()
+
+
+def lychgate(*args: str) -> str:
+    """Run a CLI command in process; fail the test with its output if it fails."""
+    result = _runner.invoke(cli_app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Served:
+    data_dir: Path
+    port: int
+    process: asyncio.subprocess.Process
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextlib.asynccontextmanager
+async def serve(data_dir: Path, port: int, *, timeout: float = 20.0) -> AsyncIterator[Served]:
+    """Start ``lychgate serve`` and wait until the gateway has a snapshot (healthz 200)."""
+    log = data_dir / "serve.log"
+    out = await asyncio.to_thread(log.open, "wb")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LYCHGATE_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "lychgate",
+        "serve",
+        "--dir",
+        str(data_dir),
+        "--listen",
+        f"127.0.0.1:{port}",
+        stdout=out,
+        stderr=out,
+        env=env,
+    )
+    served = Served(data_dir, port, process, log)
+    try:
+        async with httpx.AsyncClient() as client, asyncio.timeout(timeout):
+            while True:
+                if process.returncode is not None:
+                    raise AssertionError(await asyncio.to_thread(log.read_text))
+                with contextlib.suppress(httpx.TransportError):
+                    r = await client.get(f"{served.url}/.lychgate/healthz")
+                    if r.status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+        yield served
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                async with asyncio.timeout(15):
+                    await process.wait()
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        out.close()
