@@ -12,8 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	touch $(STAMP)
 
+# The embedded default: SQLite and keys in ./.lychgate-data, the gateway on localhost:8080.
+DATA_DIR ?= $(CURDIR)/.lychgate-data
+
 run: $(STAMP)
-	$(BIN)/lychgate serve --demo
+	$(BIN)/lychgate serve --dir $(DATA_DIR)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

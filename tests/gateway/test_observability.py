@@ -1,0 +1,139 @@
+"""Metrics, the access log, and the small handlers of the gateway runner."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from gateway.world import World
+from lychgate.config import load_settings
+from lychgate.gateway.accesslog import AccessLog, access_line
+from lychgate.gateway.metrics import GatewayMetrics
+from lychgate.gateway.runner import (
+    engine_limits,
+    metrics_handler,
+    redirect_handler,
+    response_hook,
+)
+from lychgate.gateway.snapshot import SnapshotHolder
+from lychgate.gateway.types import RequestHead, Respond
+from lychgate.ids import AppSlug
+
+
+def head(path: str = "/x", query: str = "", host: str = "app.example.com") -> RequestHead:
+    return RequestHead(
+        method="GET",
+        target=path + ("?" + query if query else ""),
+        path=path,
+        query=query,
+        headers=(
+            ("host", host),
+            ("user-agent", "test"),
+            ("cookie", "lychgate=secret-token"),
+            ("authorization", "Bearer secret"),
+        ),
+        http_version="1.1",
+        client_ip="192.0.2.7",
+        scheme="http",
+    )
+
+
+def test_access_line_has_the_fields_and_no_secrets() -> None:
+    line = access_line(
+        head("/.lychgate/callback", "code=one-time-secret"),
+        AppSlug("wiki"),
+        302,
+        0.0123,
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    record = json.loads(line)
+    assert record == {
+        "ts": "2026-01-01T00:00:00.000+00:00",
+        "status": 302,
+        "ms": 12.3,
+        "app": "wiki",
+        "client": "192.0.2.7",
+        "method": "GET",
+        "host": "app.example.com",
+        "path": "/.lychgate/callback",
+        "ua": "test",
+    }
+    assert "secret" not in line
+
+
+def test_access_line_for_a_refused_head() -> None:
+    record = json.loads(access_line(None, None, 400, 0.0, now=datetime(2026, 1, 1, tzinfo=UTC)))
+    assert record["status"] == 400
+    assert "path" not in record
+
+
+def test_response_hook_counts_and_logs(caplog: pytest.LogCaptureFixture) -> None:
+    metrics = GatewayMetrics()
+    hook = response_hook(metrics, AccessLog())
+    with caplog.at_level(logging.INFO, logger="lychgate.access"):
+        hook(head(), AppSlug("wiki"), 200, 0.01)
+        hook(head(), AppSlug("wiki"), 200, 0.02)
+        hook(head(), None, 404, 0.001)
+    assert len(caplog.records) == 3
+    body = metrics_handler(metrics)(head("/metrics"))
+    assert isinstance(body, Respond)
+    text = body.body.decode()
+    assert 'lychgate_gateway_requests_total{app="wiki",status="200",worker="0"} 2.0' in text
+    assert 'lychgate_gateway_requests_total{app="-",status="404",worker="0"} 1.0' in text
+    assert "lychgate_gateway_request_duration_seconds_bucket" in text
+
+
+def test_hook_without_access_log_does_not_log(caplog: pytest.LogCaptureFixture) -> None:
+    hook = response_hook(GatewayMetrics(), None)
+    with caplog.at_level(logging.INFO, logger="lychgate.access"):
+        hook(head(), AppSlug("wiki"), 200, 0.01)
+    assert caplog.records == []
+
+
+def test_gauges_are_read_at_scrape_time() -> None:
+    metrics = GatewayMetrics(worker=3)
+    state = {"conns": 5, "tunnels": 2}
+    metrics.track(
+        connections=lambda: state["conns"], tunnels=lambda: state["tunnels"], feed_age=lambda: None
+    )
+    state["conns"] = 7
+    text = metrics_handler(metrics)(head("/metrics"))
+    assert isinstance(text, Respond)
+    body = text.body.decode()
+    assert 'lychgate_gateway_open_connections{worker="3"} 7.0' in body
+    assert 'lychgate_gateway_open_tunnels{worker="3"} 2.0' in body
+    assert 'lychgate_gateway_feed_age_seconds{worker="3"} -1.0' in body
+
+
+def test_metrics_listener_answers_only_metrics() -> None:
+    handle = metrics_handler(GatewayMetrics())
+    other = handle(head("/admin"))
+    assert isinstance(other, Respond)
+    assert other.status == 404
+
+
+def test_redirect_listener_only_redirects_served_hosts() -> None:
+    holder = SnapshotHolder()
+    handle = redirect_handler(holder)
+    no_snapshot = handle(head(host="auth.example.com"))
+    assert isinstance(no_snapshot, Respond)
+    assert no_snapshot.status == 404
+    snap = World("subdomains").snapshot
+    holder.replace(snap)
+    ok = handle(head("/a/b", "q=1", host=snap.public_host.upper() + "."))
+    assert isinstance(ok, Respond)
+    assert ok.status == 308
+    assert dict(ok.headers)["location"] == snap.public_origin + "/a/b?q=1"
+    evil = handle(head(host="evil.example"))
+    assert isinstance(evil, Respond)
+    assert evil.status == 404
+
+
+def test_engine_limits_follow_the_settings(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path, {"LYCHGATE_LIMITS__HEADER_TIMEOUT": "2.5"})
+    assert engine_limits(settings).header_timeout == 2.5
+    assert engine_limits(settings).max_headers == settings.limits.max_headers
