@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -49,7 +50,14 @@ class Served:
 
 
 @contextlib.asynccontextmanager
-async def serve(data_dir: Path, port: int, *, timeout: float = 20.0) -> AsyncIterator[Served]:
+async def serve(
+    data_dir: Path,
+    port: int,
+    *,
+    timeout: float = 20.0,
+    health_url: str | None = None,
+    verify: ssl.SSLContext | bool = True,
+) -> AsyncIterator[Served]:
     """Start ``lychgate serve`` and wait until the gateway has a snapshot (healthz 200)."""
     log = data_dir / "serve.log"
     out = await asyncio.to_thread(log.open, "wb")
@@ -69,12 +77,13 @@ async def serve(data_dir: Path, port: int, *, timeout: float = 20.0) -> AsyncIte
     )
     served = Served(data_dir, port, process, log)
     try:
-        async with httpx.AsyncClient() as client, asyncio.timeout(timeout):
+        base = health_url or served.url
+        async with httpx.AsyncClient(verify=verify) as client, asyncio.timeout(timeout):
             while True:
                 if process.returncode is not None:
                     raise AssertionError(await asyncio.to_thread(log.read_text))
                 with contextlib.suppress(httpx.TransportError):
-                    r = await client.get(f"{served.url}/.lychgate/healthz")
+                    r = await client.get(f"{base}/.lychgate/healthz")
                     if r.status_code == 200:
                         break
                 await asyncio.sleep(0.1)

@@ -10,7 +10,7 @@ import typer
 from lychgate.cli.common import DirOption, err_console, reported_errors, settings_for
 from lychgate.cli.common_store import now
 from lychgate.cli.logs import setup_logging
-from lychgate.deployment.init import prepare_files
+from lychgate.deployment.init import check_transport, prepare_files
 from lychgate.gateway.runner import prepare, run_gateway
 from lychgate.supervise import run_authz, serve_all
 
@@ -45,6 +45,7 @@ def gateway(
     """Run the gateway (data plane) alone; it follows authz's config feed."""
     with reported_errors():
         settings = settings_for(data_dir, listen=listen, workers=workers)
+        check_transport(settings)
         setup_logging(settings.log_level)
         code = run_gateway(prepare(settings), workers=settings.workers)
     raise typer.Exit(code)
