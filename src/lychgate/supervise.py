@@ -59,8 +59,10 @@ def serve_all(settings: Settings) -> int:
             await asyncio.sleep(CHILD_POLL)
             done, status = os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 - WNOHANG never blocks
             if done:
-                gateway_code.append(os.waitstatus_to_exitcode(status))
-                log.error("the gateway exited; stopping authz")
+                code = os.waitstatus_to_exitcode(status)
+                gateway_code.append(code)
+                if not server.stopping:
+                    log.error("the gateway exited (code %d); stopping authz", code)
                 server.stop()
                 return
 

@@ -121,6 +121,10 @@ class AuthzServer:
             self._server = server
             await server.serve()
 
+    @property
+    def stopping(self) -> bool:
+        return self._server is not None and self._server.should_exit
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
