@@ -55,9 +55,17 @@ def test_upstream_forms(upstream: str) -> None:
         ("host", "bad_host.example.com"),
         ("host", "*.example.com"),
         ("policy", "everyone"),
+        ("connect_timeout", 0),
+        ("read_timeout", 7200),
+        ("max_body_bytes", -1),
     ],
 )
-def test_bad_fields_are_named(field: str, value: str) -> None:
+def test_bad_fields_are_named(field: str, value: object) -> None:
     with pytest.raises(ClientError) as err:
         build_app(spec(**{field: value}))
     assert err.value.field == field
+
+
+def test_per_app_limits() -> None:
+    app = build_app(spec(connect_timeout=1.5, read_timeout=300, max_body_bytes=0))
+    assert (app.connect_timeout, app.read_timeout, app.max_body_bytes) == (1.5, 300, 0)

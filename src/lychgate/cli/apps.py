@@ -38,6 +38,15 @@ def add(
         bool,
         typer.Option("--insecure-upstream-tls", help="Do not verify an https upstream's cert."),
     ] = False,
+    connect_timeout: Annotated[
+        float | None, typer.Option("--connect-timeout", help="Seconds (default: limits).")
+    ] = None,
+    read_timeout: Annotated[
+        float | None, typer.Option("--read-timeout", help="Seconds between upstream reads.")
+    ] = None,
+    max_body: Annotated[
+        int | None, typer.Option("--max-body", help="Largest request body in bytes.")
+    ] = None,
     data_dir: DirOption = None,
 ) -> None:
     """Add an app."""
@@ -50,6 +59,9 @@ def add(
         websockets=websockets,
         description=description,
         verify_tls=not insecure_upstream_tls,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        max_body_bytes=max_body,
     )
     with reported_errors():
         settings = settings_for(data_dir)
@@ -111,4 +123,7 @@ def _as_dict(a: App) -> dict[str, object]:
         "websockets": a.websockets,
         "description": a.description,
         "verify_tls": a.verify_tls,
+        "connect_timeout": a.connect_timeout,
+        "read_timeout": a.read_timeout,
+        "max_body_bytes": a.max_body_bytes,
     }

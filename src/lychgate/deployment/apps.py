@@ -35,6 +35,9 @@ class AppSpec:
     description: str = ""
     icon: str = ""
     verify_tls: bool = True
+    connect_timeout: float | None = None  # None: the gateway's default
+    read_timeout: float | None = None
+    max_body_bytes: int | None = None
 
 
 def build_app(spec: AppSpec, *, app_id: AppId | None = None) -> App:
@@ -50,7 +53,22 @@ def build_app(spec: AppSpec, *, app_id: AppId | None = None) -> App:
         description=spec.description.strip()[:500],
         icon=spec.icon.strip()[:200],
         verify_tls=spec.verify_tls,
+        connect_timeout=_positive(spec.connect_timeout, "connect_timeout"),
+        read_timeout=_positive(spec.read_timeout, "read_timeout"),
+        max_body_bytes=_non_negative(spec.max_body_bytes, "max_body_bytes"),
     )
+
+
+def _positive(value: float | None, field: str) -> float | None:
+    if value is not None and not 0 < value <= 3600:
+        raise ClientError("must be between 0 and 3600 seconds", field=field)
+    return value
+
+
+def _non_negative(value: int | None, field: str) -> int | None:
+    if value is not None and value < 0:
+        raise ClientError("must not be negative", field=field)
+    return value
 
 
 def check_slug(slug: str) -> str:
