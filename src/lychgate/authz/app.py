@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
 from lychgate import __version__
-from lychgate.authz import internal, public
+from lychgate.authz import device, enroll, internal, login, portal, public
 from lychgate.authz.context import AuthzContext
+from lychgate.authz.ratelimit import RateLimiter
 from lychgate.authz.snapshots import SnapshotPublisher
 
 
@@ -38,6 +40,18 @@ def create_app(ctx: AuthzContext, *, poll_interval: float = 1.0) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.publisher = publisher
+    # Abuse control (docs/sign-in-protocol.md): login requests per client IP, approvals per
+    # device. Read by the login and device routes through request.app.state.
+    app.state.login_limiter = RateLimiter(
+        limit=20, window=60, clock=time.monotonic, what="login requests"
+    )
+    app.state.approve_limiter = RateLimiter(
+        limit=10, window=60, clock=time.monotonic, what="approvals"
+    )
     app.include_router(internal.router)
     app.include_router(public.router)
+    app.include_router(login.routes.router)
+    app.include_router(portal.routes.router)
+    app.include_router(device.routes.router)
+    app.include_router(enroll.routes.router)
     return app

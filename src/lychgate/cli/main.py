@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from lychgate import __version__
-from lychgate.cli import apps, ca, init, keys, serve, tokens, users
+from lychgate.cli import apps, ca, device, init, keys, serve, tokens, users
 
 app = typer.Typer(
     name="lychgate",
@@ -22,6 +22,7 @@ app.add_typer(users.app, name="user")
 app.add_typer(keys.app, name="keys")
 app.add_typer(ca.app, name="ca")
 app.add_typer(tokens.app, name="token")
+app.add_typer(device.app, name="device")
 app.command("serve")(serve.serve)
 app.command("gateway")(serve.gateway)
 app.command("authz")(serve.authz)

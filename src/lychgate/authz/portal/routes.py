@@ -1,0 +1,7 @@
+"""Routes of the portal slice."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
