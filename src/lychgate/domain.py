@@ -181,3 +181,23 @@ class AuditEvent:
     actor_device_id: DeviceId | None
     ip: str | None
     details: dict[str, str] = field(default_factory=dict)
+
+
+def app_to_dict(app: App) -> dict[str, object]:
+    """An app as plain JSON-able values (the feed, the store and the CLI share this form)."""
+    return {
+        "id": app.id,
+        "slug": app.slug,
+        "name": app.name,
+        "upstream": app.upstream,
+        "host": app.host,
+        "policy": app.policy.value,
+        "websockets": app.websockets,
+        "description": app.description,
+        "icon": app.icon,
+        "verify_tls": app.verify_tls,
+        "connect_timeout": app.connect_timeout,
+        "read_timeout": app.read_timeout,
+        "max_body_bytes": app.max_body_bytes,
+        "enabled": app.enabled,
+    }

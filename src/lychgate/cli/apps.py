@@ -11,7 +11,7 @@ from rich.table import Table
 from lychgate.cli.common import DirOption, out_console, reported_errors, settings_for
 from lychgate.cli.common_store import now, with_store
 from lychgate.deployment.apps import AppSpec, add_app, remove_app
-from lychgate.domain import App
+from lychgate.domain import App, app_to_dict
 from lychgate.store import Store
 
 app = typer.Typer(help="Manage the apps behind the gateway.", no_args_is_help=True)
@@ -114,16 +114,6 @@ async def _list(store: Store) -> list[App]:
 
 
 def _as_dict(a: App) -> dict[str, object]:
-    return {
-        "slug": a.slug,
-        "name": a.name,
-        "upstream": a.upstream,
-        "host": a.host,
-        "policy": a.policy.value,
-        "websockets": a.websockets,
-        "description": a.description,
-        "verify_tls": a.verify_tls,
-        "connect_timeout": a.connect_timeout,
-        "read_timeout": a.read_timeout,
-        "max_body_bytes": a.max_body_bytes,
-    }
+    fields = app_to_dict(a)
+    del fields["id"]
+    return fields

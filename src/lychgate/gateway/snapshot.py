@@ -37,7 +37,7 @@ from typing import Final, cast
 from urllib.parse import urlsplit
 
 from lychgate.config.settings import RoutingMode
-from lychgate.domain import App, AppPolicy, SigningKey
+from lychgate.domain import App, AppPolicy, SigningKey, app_to_dict
 from lychgate.errors import ConfigError
 from lychgate.gateway.feed_json import Members, fail
 from lychgate.ids import AppId, AppSlug, KeyId, SessionId, UserId
@@ -234,22 +234,7 @@ def _instant(seconds: float, where: str) -> datetime:
 
 
 def _app_to_json(app: App) -> dict[str, object]:
-    return {
-        "id": app.id,
-        "slug": app.slug,
-        "name": app.name,
-        "upstream": app.upstream,
-        "host": app.host,
-        "policy": app.policy.value,
-        "websockets": app.websockets,
-        "description": app.description,
-        "icon": app.icon,
-        "verify_tls": app.verify_tls,
-        "connect_timeout": app.connect_timeout,
-        "read_timeout": app.read_timeout,
-        "max_body_bytes": app.max_body_bytes,
-        "enabled": app.enabled,
-    }
+    return app_to_dict(app)
 
 
 def _app_from_json(value: object, where: str) -> App:

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Row, delete, insert, select, update
 
-from lychgate.domain import App, AppPolicy
+from lychgate.domain import App, AppPolicy, app_to_dict
 from lychgate.errors import NotFound
 from lychgate.ids import AppId, AppSlug
 from lychgate.store.schema import apps
@@ -34,22 +34,7 @@ def _app(row: Row[Any]) -> App:
 
 
 def _values(app: App) -> dict[str, object]:
-    return {
-        "id": app.id,
-        "slug": app.slug,
-        "name": app.name,
-        "upstream": app.upstream,
-        "host": app.host,
-        "policy": app.policy.value,
-        "websockets": app.websockets,
-        "description": app.description,
-        "icon": app.icon,
-        "verify_tls": app.verify_tls,
-        "connect_timeout": app.connect_timeout,
-        "read_timeout": app.read_timeout,
-        "max_body_bytes": app.max_body_bytes,
-        "enabled": app.enabled,
-    }
+    return app_to_dict(app)
 
 
 class SqlAppRepository(SqlRepository):
