@@ -1,0 +1,297 @@
+"""The device's HTTP client: enrollment, and signed calls (docs/sign-in-protocol.md).
+
+Every call after enrollment is signed with :func:`lychgate.devicesig.sign_request` over the
+exact path and query httpx will put on the wire, so what we sign is what the server sees.
+Calls go only to the enrolled server's public URL; redirects are never followed (a signed
+request must not be bounced to another origin, and the protocol has no redirects).
+
+A :class:`Connector` says how to reach a server: the CLI uses real sockets, tests pass an
+in-process ``httpx.ASGITransport``. Build the TLS context (which reads files) before the event
+loop runs; everything in here is then free of blocking calls.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Final
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from lychgate import __version__
+from lychgate.device.keyfile import DeviceRecord, KeyFile
+from lychgate.device.urls import EnrollmentLink, parse_origin
+from lychgate.device.wire import (
+    AppEntry,
+    AppList,
+    BadAnswer,
+    Enrollment,
+    LoginContext,
+    LogoutResult,
+    SessionEntry,
+    SessionList,
+    check_choices,
+    parse,
+)
+from lychgate.devicesig import DeviceAuthError, b64url, sign_request
+from lychgate.errors import ClientError, Conflict, LychgateError, NotFound, RateLimited
+from lychgate.ids import LoginRequestId
+
+API: Final = "/.lychgate/api/v1/device"
+_SEGMENT_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# Server-sent text that ends up in an error message: no markup, escapes or control characters.
+_UNSAFE_DETAIL_RE: Final = re.compile(r"[^A-Za-z0-9 _.,:;'()/+=-]")
+
+_DEVICE_REFUSED: Final = (
+    "the server refused this device: it may have been revoked, its user disabled, or this key "
+    "file is not the one enrolled; also check this computer's clock (it must be within 60 s)"
+)
+
+TransportFactory = Callable[[ssl.SSLContext], httpx.AsyncBaseTransport]
+
+
+def network_transport(tls: ssl.SSLContext) -> httpx.AsyncBaseTransport:
+    """Real sockets, verifying the server with ``tls``; no retries (approvals are one-shot)."""
+    return httpx.AsyncHTTPTransport(verify=tls, retries=0)
+
+
+@dataclass(frozen=True, slots=True)
+class Connector:
+    """How to reach a server: a transport factory, a clock for timestamps, and a timeout."""
+
+    transport: TransportFactory = network_transport
+    clock: Callable[[], float] = time.time
+    timeout: float = 15.0
+
+    def http(self, base_url: str, tls: ssl.SSLContext) -> httpx.AsyncClient:
+        """An httpx client for ``base_url``. Ignores proxy, netrc and CA settings from the
+        environment: whom the device trusts is decided by its key file and ``--ca`` alone."""
+        return httpx.AsyncClient(
+            base_url=base_url,
+            transport=self.transport(tls),
+            trust_env=False,
+            follow_redirects=False,
+            timeout=self.timeout,
+            headers={"user-agent": f"lychgate-device/{__version__}"},
+        )
+
+
+async def enroll(
+    http: httpx.AsyncClient,
+    link: EnrollmentLink,
+    key: Ed25519PrivateKey,
+    *,
+    name: str,
+    user_name: str | None,
+    email: str | None,
+    now: datetime,
+    ca_file: str | None,
+) -> KeyFile:
+    """Redeem an enrollment link, binding ``key`` to the link's user.
+
+    Unsigned: the one-time code is the credential. ``user_name``/``email`` describe the new
+    admin when the link is an admin setup link. The server must report the origin we talked
+    to as its public URL, which becomes the only place this device ever calls.
+    """
+    public_raw = key.public_key().public_bytes_raw()
+    body: dict[str, Any] = {
+        "code": link.code.reveal(),
+        "public_key": b64url(public_raw),
+        "name": name,
+    }
+    if user_name is not None:
+        body["user_name"] = user_name
+    if email is not None:
+        body["email"] = email
+    response = await _send(http, http.build_request("POST", f"{API}/enroll", json=body))
+    refused = "the link is unknown, used or expired"
+    check_answer(response, what="enrollment", messages={401: refused, 404: refused, 409: refused})
+    enrollment = parse(Enrollment, response, what="enrollment")
+    claimed = parse_origin(enrollment.public_url, field="public_url")
+    if claimed != link.origin:
+        raise BadAnswer(
+            f"the server at {link.origin} calls itself {claimed}; use the link with the "
+            "server's public URL"
+        )
+    record = DeviceRecord(
+        device_id=enrollment.device_id,
+        device_name=name,
+        user_id=enrollment.user.id,
+        user_name=enrollment.user.name,
+        user_email=enrollment.user.email or None,
+        server=str(link.origin),
+        enrolled_at=now,
+        ca_file=ca_file,
+    )
+    return KeyFile(record, key)
+
+
+class DeviceClient:
+    """Signed calls on behalf of one enrolled device."""
+
+    def __init__(
+        self, http: httpx.AsyncClient, key_file: KeyFile, *, clock: Callable[[], float]
+    ) -> None:
+        self._http = http
+        self._key = key_file.private_key
+        self._device_id = key_file.record.device_id
+        self._clock = clock
+
+    async def login(self, login_id: LoginRequestId) -> LoginContext:
+        """What a pending sign-in request shows: browser, IP, app, time, number choices."""
+        response = await self._call("GET", f"/login/{_segment(login_id)}", what="sign-in")
+        context = parse(LoginContext, response, what="sign-in")
+        if context.id != login_id:
+            raise BadAnswer("the server answered about another sign-in request")
+        check_choices(context)
+        return context
+
+    async def approve(self, login_id: LoginRequestId, number: int) -> None:
+        """Approve with the number the browser shows. A wrong number denies the request."""
+        await self._call(
+            "POST",
+            f"/login/{_segment(login_id)}/approve",
+            {"number": number},
+            what="approval",
+            messages={409: "the sign-in request is no longer pending"},
+        )
+
+    async def deny(self, login_id: LoginRequestId) -> None:
+        await self._call("POST", f"/login/{_segment(login_id)}/deny", {}, what="denial")
+
+    async def apps(self) -> tuple[AppEntry, ...]:
+        response = await self._call("GET", "/apps", what="app list")
+        return parse(AppList, response, what="app list").apps
+
+    async def open_app(self, slug: str) -> None:
+        """Open ``slug`` in the browser session this device most recently approved."""
+        await self._call(
+            "POST",
+            "/open",
+            {"slug": slug},
+            what="open",
+            messages={404: "no such app, or no browser signed in by this device is open"},
+        )
+
+    async def sessions(self) -> tuple[SessionEntry, ...]:
+        response = await self._call("GET", "/sessions", what="session list")
+        return parse(SessionList, response, what="session list").sessions
+
+    async def revoke_session(self, session_id: str) -> None:
+        await self._call(
+            "DELETE",
+            f"/sessions/{_segment(session_id, field='session')}",
+            what="revocation",
+            messages={404: "no such live session"},
+        )
+
+    async def logout(self) -> int:
+        """Revoke every session this device approved; how many the server revoked."""
+        response = await self._call("POST", "/logout", {}, what="logout")
+        return parse(LogoutResult, response, what="logout").revoked
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        what: str,
+        messages: Mapping[int, str] | None = None,
+    ) -> httpx.Response:
+        content = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        headers = {"content-type": "application/json"} if body is not None else {}
+        request = self._http.build_request(
+            method, API + path, content=content or None, headers=headers
+        )
+        # Sign the target exactly as it goes on the wire (path and query, percent-encoded).
+        target = request.url.raw_path.decode("ascii")
+        signed = sign_request(
+            self._key, self._device_id, method, target, content, int(self._clock())
+        )
+        request.headers.update(signed.as_dict())
+        response = await _send(self._http, request)
+        check_answer(response, what=what, messages=messages)
+        return response
+
+
+def check_answer(
+    response: httpx.Response, *, what: str, messages: Mapping[int, str] | None = None
+) -> None:
+    """Turn a non-2xx answer into the matching :class:`LychgateError`, with a clear message."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    # The server's own message (sanitized) says best what went wrong; ours is the fallback.
+    detail = server_detail(response) or (messages or {}).get(status, "")
+    if status == 401:
+        # A refused signature is a bare {"error": "device_auth"}, whatever failed.
+        if messages and 401 in messages:
+            raise ClientError(f"{what}: {detail}", status=401)
+        raise DeviceAuthError(_DEVICE_REFUSED)
+    if status == 404:
+        raise NotFound(f"{what}: {detail or 'not found'}")
+    if status == 409:
+        raise Conflict(f"{what}: {detail or 'refused'}")
+    if status == 429:
+        wait = retry_after(response)
+        raise RateLimited(f"too many attempts; try again in {wait} s", retry_after=wait)
+    if 300 <= status < 400:
+        raise BadAnswer(f"{what}: the server answered with a redirect ({status}); not following")
+    if 400 <= status < 500:
+        raise ClientError(f"{what}: {detail or 'refused'} ({status})", status=status)
+    raise LychgateError(f"{what}: the server failed ({status})", status=502)
+
+
+def server_detail(response: httpx.Response) -> str:
+    """The ``message`` (else ``error`` or ``detail``) of a JSON error answer, made safe to
+    print, or ""."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    value = body.get("message") or body.get("error") or body.get("detail")
+    if not isinstance(value, str):
+        return ""
+    return _UNSAFE_DETAIL_RE.sub("?", value)[:200]
+
+
+def retry_after(response: httpx.Response) -> int:
+    """Seconds to wait from ``Retry-After`` (RFC 9110 §10.2.3: delay-seconds or an HTTP-date);
+    60 when it is missing or unreadable."""
+    value = response.headers.get("retry-after", "").strip()
+    if value.isascii() and value.isdigit():
+        return max(1, min(int(value), 86_400))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return 60
+    return max(1, min(int(when.timestamp() - time.time()) + 1, 86_400))
+
+
+async def _send(http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    try:
+        return await http.send(request)
+    except httpx.HTTPError as exc:
+        hint = ""
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            hint = "; if the server uses the internal CA, pass --ca (from `lychgate ca export`)"
+        raise LychgateError(
+            f"cannot reach {http.base_url}: {exc or type(exc).__name__}{hint}", status=502
+        ) from None
+
+
+def _segment(value: str, *, field: str = "id") -> str:
+    # Ids are base64url: reject anything that would need escaping in a path (or change it).
+    if not _SEGMENT_RE.fullmatch(value):
+        raise ClientError("not a valid id", field=field)
+    return value

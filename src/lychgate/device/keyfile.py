@@ -1,0 +1,210 @@
+"""The device key file: one JSON file, 0600, holding the Ed25519 key and the enrollment record.
+
+Synchronous, blocking file I/O: call it from the CLI, never from a running event loop.
+
+The file is written once at enrollment with :func:`lychgate.files.write_atomic`, which creates
+it 0600 from its first byte and renames it into place, so a crash leaves the old file or the
+new one. Like OpenSSH with its identity files, we refuse to *read* a key file that anyone but
+its owner may read or write: a key that others could read may already be theirs, and saying
+so is better than silently using it. The mode is checked on the open descriptor (``fstat``),
+so the file we check is the file we read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+
+from lychgate.devicesig import b64url, unb64url
+from lychgate.errors import ClientError, ConfigError, Conflict, NotFound
+from lychgate.files import DIR_MODE, PRIVATE_MODE, write_atomic
+from lychgate.ids import DeviceId, UserId
+
+KEY_ENV: Final = "LYCHGATE_DEVICE_KEY"
+FORMAT: Final = "lychgate-device-key/1"
+MAX_KEY_FILE_BYTES: Final = 64 * 1024  # ours are under 1 KiB; anything bigger is not ours
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    """What enrollment told us: who this device is and where its server lives. No secrets."""
+
+    device_id: DeviceId
+    device_name: str
+    user_id: UserId
+    user_name: str
+    user_email: str | None
+    server: str  # the server's public URL (an origin): every call goes there and only there
+    enrolled_at: datetime
+    ca_file: str | None = None  # the internal CA given at enrollment (``--ca``), if any
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class KeyFile:
+    """A device key and its record. ``repr`` never shows the key; equality is identity (keys
+    are not compared)."""
+
+    record: DeviceRecord
+    private_key: Ed25519PrivateKey = field(repr=False)
+
+    def public_key_raw(self) -> bytes:
+        """The raw 32-byte Ed25519 public key, as enrollment sends it."""
+        return self.private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def new_private_key() -> Ed25519PrivateKey:
+    """A fresh Ed25519 key (from the OS's CSPRNG, via OpenSSL)."""
+    return Ed25519PrivateKey.generate()
+
+
+def default_key_path(env: Mapping[str, str]) -> Path:
+    """``$LYCHGATE_DEVICE_KEY``, else ``$XDG_CONFIG_HOME/lychgate/device.json``, else
+    ``~/.config/lychgate/device.json``.
+
+    A relative ``XDG_CONFIG_HOME`` is ignored, as the XDG Base Directory spec requires.
+    """
+    if value := env.get(KEY_ENV):
+        return Path(value).expanduser()
+    xdg = env.get("XDG_CONFIG_HOME")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "lychgate" / "device.json"
+    home = env.get("HOME")
+    base = Path(home) if home else Path.home()
+    return base / ".config" / "lychgate" / "device.json"
+
+
+def ensure_absent(path: Path) -> None:
+    """Raise :class:`Conflict` if ``path`` exists: enrolling must not destroy a key by accident."""
+    if path.exists() or path.is_symlink():
+        raise Conflict(
+            f"{path} already holds a device key; pass --force to replace it (the old device "
+            "stays enrolled on its server until an admin revokes it)",
+            field="key",
+        )
+
+
+def save_key_file(path: Path, key_file: KeyFile, *, overwrite: bool) -> None:
+    """Write ``key_file`` to ``path``, 0600 and atomically; create the parent directory 0700."""
+    if not overwrite:
+        ensure_absent(path)
+    path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    write_atomic(path, _encode(key_file), mode=PRIVATE_MODE, overwrite=overwrite)
+
+
+def load_key_file(path: Path) -> KeyFile:
+    """Read a key file, refusing one that others may read or write.
+
+    Raises :class:`NotFound` when there is none, and :class:`ConfigError` (naming ``key``)
+    when it is not private, not a regular file, or not a key file.
+    """
+    try:
+        # O_NONBLOCK: a FIFO planted at the path must not hang us before the fstat check.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise NotFound(
+            f"no device key at {path}; enroll first with `lychgate device enroll URL`",
+            field="key",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot open {path}: {exc.strerror}", field="key") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{path} is not a regular file", field="key")
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077:
+            raise ConfigError(
+                f"{path} is accessible by other users (mode {mode:04o}); the key may be "
+                f"compromised. If it is yours, run `chmod 600 {path}`",
+                field="key",
+            )
+        data = _read_at_most(fd, MAX_KEY_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise ConfigError(f"{path} is too large to be a device key file", field="key")
+    try:
+        return _decode(data)
+    except (ValueError, KeyError, TypeError, ClientError) as exc:
+        # The message names what is wrong, never a value: the value may be the key.
+        raise ConfigError(
+            f"{path} is not a valid device key file ({type(exc).__name__})", field="key"
+        ) from None
+
+
+def _read_at_most(fd: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = os.read(fd, limit - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _encode(key_file: KeyFile) -> bytes:
+    r = key_file.record
+    raw = key_file.private_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    document = {
+        "format": FORMAT,
+        "device_id": r.device_id,
+        "device_name": r.device_name,
+        "user": {"id": r.user_id, "name": r.user_name, "email": r.user_email},
+        "server": r.server,
+        "enrolled_at": r.enrolled_at.astimezone(UTC).isoformat(),
+        "ca_file": r.ca_file,
+        "private_key": b64url(raw),
+    }
+    return json.dumps(document, indent=2).encode() + b"\n"
+
+
+def _decode(data: bytes) -> KeyFile:
+    doc = json.loads(data)
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ValueError("unknown format")
+    user = doc["user"]
+    if not isinstance(user, dict):
+        raise TypeError("user")
+    enrolled_at = datetime.fromisoformat(_str(doc["enrolled_at"]))
+    if enrolled_at.tzinfo is None:
+        raise ValueError("enrolled_at is naive")
+    record = DeviceRecord(
+        device_id=DeviceId(_str(doc["device_id"])),
+        device_name=_str(doc["device_name"]),
+        user_id=UserId(_str(user["id"])),
+        user_name=_str(user["name"]),
+        user_email=_optional_str(user.get("email")),
+        server=_str(doc["server"]),
+        enrolled_at=enrolled_at.astimezone(UTC),
+        ca_file=_optional_str(doc.get("ca_file")),
+    )
+    raw = unb64url(_str(doc["private_key"]), field="private_key")
+    if len(raw) != 32:
+        raise ValueError("private key is not 32 bytes")
+    return KeyFile(record, Ed25519PrivateKey.from_private_bytes(raw))
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError("expected a non-empty string")
+    return value
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else _str(value)
