@@ -12,11 +12,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
 	touch $(STAMP)
 
-# The embedded default: SQLite and keys in ./.lychgate-data, the gateway on localhost:8080.
+# The embedded default: SQLite and keys in ./.lychgate-data, the gateway on localhost:8080,
+# with the demo apps (whoami, chat) behind it. `make run SERVE_ARGS=` runs it without them.
 DATA_DIR ?= $(CURDIR)/.lychgate-data
+SERVE_ARGS ?= --demo
 
 run: $(STAMP)
-	$(BIN)/lychgate serve --dir $(DATA_DIR)
+	$(BIN)/lychgate serve --dir $(DATA_DIR) $(SERVE_ARGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

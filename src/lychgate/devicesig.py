@@ -5,6 +5,10 @@ with its query, a timestamp and the SHA-256 of the body. Binding the body and pa
 captured signature cannot be moved to another request; the ±60 s window bounds replay, and
 state-changing calls are single-use on the server (compare-and-set), so a replay inside the
 window changes nothing.
+
+The headers are ``Lychgate-Device``, ``Lychgate-Timestamp`` and ``Lychgate-Signature``, without
+the ``X-Lychgate-`` prefix on purpose: the gateway strips every ``X-Lychgate-*`` header a client
+sends (those carry identity to apps), and these must reach authz.
 """
 
 from __future__ import annotations
@@ -21,9 +25,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from lychgate.errors import ClientError
 
 VERSION: Final = "lychgate-device-v1"
-HEADER_DEVICE: Final = "x-lychgate-device"
-HEADER_TIMESTAMP: Final = "x-lychgate-timestamp"
-HEADER_SIGNATURE: Final = "x-lychgate-signature"
+HEADER_DEVICE: Final = "lychgate-device"
+HEADER_TIMESTAMP: Final = "lychgate-timestamp"
+HEADER_SIGNATURE: Final = "lychgate-signature"
 MAX_SKEW: Final = 60  # seconds
 
 

@@ -4,11 +4,13 @@ Theory of operation
 -------------------
 The gateway is forked first, before any event loop exists in this process (forking a running
 loop copies its state). The child runs the gateway (one worker, or a supervisor of N workers
-sharing the port). The parent runs authz on its unix socket under uvloop and watches the
-child: if the gateway dies, authz stops too, and serve exits with the gateway's code. On
-Ctrl-C the terminal sends SIGINT to the whole process group; authz and the gateway each drain
-and stop, and the parent reaps the child before it returns. SIGTERM to the parent alone is
-forwarded to the child.
+sharing the port). *Companions* (``serve --demo``'s demo apps) are forked the same way, each
+into a process of its own. The parent runs authz on its unix socket under uvloop and watches
+the children: if any of them dies, authz stops too, the others are stopped, and serve exits
+with the gateway's code (or, if that is 0, the first failing companion's). On Ctrl-C the
+terminal sends SIGINT to the whole process group; authz and every child drain and stop, and
+the parent reaps the children before it returns. SIGTERM to the parent alone is forwarded to
+the children.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from types import FrameType
 
 import uvloop
 
@@ -38,56 +43,131 @@ def run_authz(settings: Settings) -> int:
     return 0
 
 
-def serve_all(settings: Settings) -> int:
-    """authz and the gateway together. Returns the exit code."""
+@dataclass(frozen=True, slots=True)
+class Companion:
+    """A process ``serve`` runs next to the gateway (the demo apps, for one).
+
+    ``run`` is called in a forked child, before any loop exists there; it runs in the
+    foreground until SIGINT or SIGTERM and returns an exit code.
+    """
+
+    name: str
+    run: Callable[[], int]
+
+
+def serve_all(settings: Settings, *, companions: Sequence[Companion] = ()) -> int:
+    """authz, the gateway and ``companions`` together. Returns the exit code."""
     plan = prepare(settings)  # blocking reads before the fork and before any loop
     prepare_socket_dir(settings)
-    pid = os.fork()
-    if pid == 0:  # the gateway
-        code = 1
-        try:
-            code = run_gateway(plan, workers=settings.workers)
-        except BaseException:
-            log.exception("gateway failed")
-        finally:
-            os._exit(code)
+    gateway = Companion("gateway", lambda: run_gateway(plan, workers=settings.workers))
+    children: dict[int, str] = {}  # pid -> name, of the children still running
+    try:
+        for child in (gateway, *companions):
+            children[_fork(child)] = child.name
+    except BaseException:
+        _stop_children(children)
+        raise
     server = AuthzServer(settings)
-    gateway_code: list[int] = []
+    stopper = _Stopper(server)
+    codes: dict[str, int] = {}
 
-    async def watch_child() -> None:
+    async def watch_children() -> None:
         while True:
             await asyncio.sleep(CHILD_POLL)
-            done, status = os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 - WNOHANG never blocks
-            if done:
-                code = os.waitstatus_to_exitcode(status)
-                gateway_code.append(code)
-                if not server.stopping:
-                    log.error("the gateway exited (code %d); stopping authz", code)
-                server.stop()
-                return
+            if stopper.requested and not server.stopping:
+                server.stop()  # the signal came while authz was still opening its store
+            for pid, name in list(children.items()):
+                done, status = os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 - WNOHANG never blocks
+                if done:
+                    del children[pid]
+                    codes[name] = os.waitstatus_to_exitcode(status)
+                    if not server.stopping:
+                        log.error("the %s exited (code %d); stopping", name, codes[name])
+                    # authz may still be opening its store, with no server to stop yet.
+                    while not server.stopping:
+                        server.stop()
+                        await asyncio.sleep(CHILD_POLL)
+                    return
 
     async def main() -> None:
-        watcher = asyncio.create_task(watch_child())
+        watcher = asyncio.create_task(watch_children())
         try:
             await server.run()
         finally:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
 
-    log.info("serving %s (gateway pid %d)", settings.public_url, pid)
+    log.info("serving %s (%s)", settings.public_url, _describe(children))
     try:
-        uvloop.run(main())
+        with stopper.installed():
+            uvloop.run(main())
     except KeyboardInterrupt:
         pass
     finally:
-        if not gateway_code:
-            gateway_code.append(_stop_child(pid))
-    return gateway_code[0]
+        codes.update(_stop_children(children))
+    # The gateway's code first, as before companions existed; then any companion's failure.
+    ordered = [codes.get(child.name, 0) for child in (gateway, *companions)]
+    return next((code for code in ordered if code), 0)
 
 
-def _stop_child(pid: int) -> int:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+class _Stopper:
+    """The parent's SIGINT and SIGTERM handler around uvicorn's.
+
+    While authz serves, uvicorn has its own handlers. When it is done it restores the ones it
+    found and raises the signal it caught once more. With the default handlers that would be
+    fatal for SIGTERM (the parent dies without stopping its children) and a KeyboardInterrupt
+    for SIGINT (the loop stops before authz has closed its store). Found instead, this one asks
+    authz to stop and lets everything wind down; a second Ctrl-C still interrupts at once.
+    """
+
+    def __init__(self, server: AuthzServer) -> None:
+        self.server = server
+        self.requested = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.server.stop()
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def _fork(child: Companion) -> int:
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = child.run()
+        except BaseException:
+            log.exception("the %s failed", child.name)
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _describe(children: dict[int, str]) -> str:
+    return ", ".join(f"{name} pid {pid}" for pid, name in children.items())
+
+
+def _stop_children(children: dict[int, str]) -> dict[str, int]:
+    """SIGTERM every child still running and reap it; their exit codes by name."""
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    codes = {name: _reap(pid) for pid, name in children.items()}
+    children.clear()
+    return codes
+
+
+def _reap(pid: int) -> int:
     try:
         _, status = os.waitpid(pid, 0)
     except ChildProcessError:

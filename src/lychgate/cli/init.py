@@ -9,7 +9,9 @@ from typing import Annotated
 import typer
 
 from lychgate.cli.common import DirOption, out_console, reported_errors
-from lychgate.cli.common_store import now
+from lychgate.cli.common_store import now, with_store
+from lychgate.cli.users import print_enrollment_link
+from lychgate.deployment.enroll import issue_admin_setup_link
 from lychgate.deployment.init import prepare_files, prepare_store
 
 RoutingOption = Annotated[
@@ -39,6 +41,9 @@ def init(
         )
         settings = files.settings
         new_kid = asyncio.run(prepare_store(settings, at))
+        # A separate step, after the store is ready: a fresh link on every run until an admin
+        # exists (links from earlier runs stay valid, and all die with the first admin).
+        setup_url = with_store(settings, lambda s: issue_admin_setup_link(s, settings, at))
     say = out_console.print
     say(f"[bold]Deployment[/] {settings.data_dir}")
     say(f"  config     {'created' if files.config_created else 'kept'}  lychgate.toml")
@@ -54,6 +59,9 @@ def init(
         if tls.ca_created:
             say("  Trust the internal CA on your devices: lychgate ca export > lychgate-ca.pem")
     say(f"Public URL: {settings.public_url} ({settings.routing})")
+    if setup_url is not None:
+        say("[bold]Finish setup:[/] enroll the administrator's device with this link.")
+        print_enrollment_link(setup_url, what="Admin setup link")
     say("Next: lychgate app add --slug SLUG --name NAME --upstream http://127.0.0.1:PORT")
 
 

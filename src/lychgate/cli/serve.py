@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
+import sys
 from typing import Annotated
 
 import typer
@@ -10,9 +13,13 @@ import typer
 from lychgate.cli.common import DirOption, err_console, reported_errors, settings_for
 from lychgate.cli.common_store import now
 from lychgate.cli.logs import setup_logging
+from lychgate.config import Settings
+from lychgate.demo.banner import next_steps
+from lychgate.demo.bootstrap import bootstrap_demo
+from lychgate.demo.runner import prepare_demo, run_demo_apps
 from lychgate.deployment.init import check_transport, prepare_files
 from lychgate.gateway.runner import prepare, run_gateway
-from lychgate.supervise import run_authz, serve_all
+from lychgate.supervise import Companion, run_authz, serve_all
 
 ListenOption = Annotated[
     str | None,
@@ -24,8 +31,21 @@ WorkersOption = Annotated[
 ]
 
 
+DemoOption = Annotated[
+    bool,
+    typer.Option(
+        "--demo",
+        help="Also run the demo apps whoami and chat (registering them if needed) and print "
+        "how to sign in.",
+    ),
+]
+
+
 def serve(
-    data_dir: DirOption = None, listen: ListenOption = None, workers: WorkersOption = None
+    data_dir: DirOption = None,
+    listen: ListenOption = None,
+    workers: WorkersOption = None,
+    demo: DemoOption = False,
 ) -> None:
     """Run everything: authz on a unix socket and the gateway in front of it.
 
@@ -35,8 +55,19 @@ def serve(
         files = prepare_files(data_dir, os.environ, now=now())
         settings = settings_for(files.settings.data_dir, listen=listen, workers=workers)
         setup_logging(settings.log_level)
-        code = serve_all(settings)
+        companions = (_demo(settings),) if demo else ()
+        code = serve_all(settings, companions=companions)
     raise typer.Exit(code)
+
+
+def _demo(settings: Settings) -> Companion:
+    """Set the demo up (store first, on a loop closed before serve forks) and print the
+    next steps; return the process that runs the demo apps."""
+    start = asyncio.run(bootstrap_demo(settings, now()))
+    plan = prepare_demo(settings)
+    sys.stdout.write(next_steps(settings, start))
+    sys.stdout.flush()  # before the fork: a child must not inherit (and lose) buffered text
+    return Companion("demo apps", functools.partial(run_demo_apps, plan))
 
 
 def gateway(

@@ -1,4 +1,4 @@
-"""``lychgate user list|add``."""
+"""``lychgate user list|add|enroll-link``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from lychgate.cli.common import DirOption, out_console, reported_errors, settings_for
+from lychgate.cli.common import DirOption, is_tty, out_console, reported_errors, settings_for
 from lychgate.cli.common_store import now, with_store
+from lychgate.config import Settings
+from lychgate.deployment.enroll import find_user, issue_enrollment_link, terminal_qr
 from lychgate.deployment.users import add_user
 from lychgate.domain import User
 from lychgate.store import Store
@@ -51,13 +53,46 @@ def add(
     admin: Annotated[bool, typer.Option("--admin", help="Give the admin flag.")] = False,
     data_dir: DirOption = None,
 ) -> None:
-    """Add a user."""
+    """Add a user and print a one-time link that enrolls their device."""
     with reported_errors():
-        user = with_store(
-            settings_for(data_dir),
-            lambda store: add_user(store, name=name, email=email, is_admin=admin, now=now()),
-        )
+        settings = settings_for(data_dir)
+        user, url = with_store(settings, lambda store: _add(store, settings, name, email, admin))
     out_console.print(f"added user [bold]{user.name}[/] ({user.id})", highlight=False)
+    print_enrollment_link(url)
+
+
+@app.command("enroll-link")
+def enroll_link(
+    who: Annotated[str, typer.Argument(help="The user's e-mail address, id or name.")],
+    data_dir: DirOption = None,
+) -> None:
+    """Print a fresh one-time link that enrolls a device for an existing user."""
+    with reported_errors():
+        settings = settings_for(data_dir)
+        user, url = with_store(settings, lambda store: _link(store, settings, who))
+    out_console.print(f"user [bold]{user.name}[/] ({user.id})", highlight=False)
+    print_enrollment_link(url)
+
+
+def print_enrollment_link(url: str, *, what: str = "Enrollment link") -> None:
+    """The link on a line of its own (never wrapped), then a QR code when on a terminal."""
+    typer.echo(f"{what} (one use, valid 24 hours). On the device to enroll, run:")
+    typer.echo(f"  lychgate device enroll {url}")
+    if is_tty():
+        typer.echo(terminal_qr(url), nl=False)
+
+
+async def _add(
+    store: Store, settings: Settings, name: str, email: str | None, admin: bool
+) -> tuple[User, str]:
+    at = now()
+    user = await add_user(store, name=name, email=email, is_admin=admin, now=at)
+    return user, await issue_enrollment_link(store, settings, user.id, at)
+
+
+async def _link(store: Store, settings: Settings, who: str) -> tuple[User, str]:
+    user = await find_user(store, who)
+    return user, await issue_enrollment_link(store, settings, user.id, now())
 
 
 async def _list(store: Store) -> list[User]:

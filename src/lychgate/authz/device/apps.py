@@ -1,0 +1,95 @@
+"""The device's app list, and opening an app in the browser the device signed in.
+
+Theory of operation (DESIGN.md flow 4). The device never holds an app cookie. To open an app
+it asks authz, which finds the browser session this device approved most recently (sessions
+record the approving device), makes a 60 s one-time handoff code for (session, app), and
+pushes ``OpenApp(session_id, callback URL)`` on the bus; the portal page of that session,
+listening on SSE, navigates there and the gateway redeems the code. Admin-only apps are listed
+and opened only for admins; the policy is checked again when the code is redeemed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from urllib.parse import urlencode, urlsplit
+
+from lychgate.authz.context import AuthzContext
+from lychgate.authz.device.auth import DeviceCaller
+from lychgate.authz.handoff import issue_handoff
+from lychgate.authz.portal.session import is_live
+from lychgate.config import Settings
+from lychgate.domain import App, AppPolicy, Session, User
+from lychgate.errors import NotFound
+from lychgate.events import OpenApp
+from lychgate.ids import AppSlug
+
+CALLBACK_PATH = "/.lychgate/callback"
+
+
+def app_origin(settings: Settings, app: App) -> str:
+    """Where the browser reaches ``app``: the public origin in single-host mode, else the
+    app's host (its own, or ``<slug>.<app_domain>``) with the public URL's scheme and port.
+    Canonical as the gateway's snapshot writes origins: default port elided, IPv6 bracketed."""
+    parts = urlsplit(settings.public_url)
+    if settings.routing == "single-host":
+        host = parts.hostname or ""
+    else:
+        host = app.host or f"{app.slug}.{settings.app_domain}"
+    name = f"[{host}]" if ":" in host else host
+    default = 443 if parts.scheme == "https" else 80
+    port = f":{parts.port}" if parts.port not in (None, default) else ""
+    return f"{parts.scheme}://{name}{port}"
+
+
+def may_open(user: User, app: App) -> bool:
+    return app.enabled and (app.policy is not AppPolicy.ADMINS or user.is_admin)
+
+
+async def apps_for(ctx: AuthzContext, user: User) -> list[dict[str, str]]:
+    """The apps ``user`` may open, as the device API lists them."""
+    return [
+        {
+            "slug": app.slug,
+            "name": app.name,
+            "description": app.description,
+            "icon": app.icon,
+            "url": app_origin(ctx.settings, app),
+        }
+        for app in await ctx.store.apps.list()
+        if may_open(user, app)
+    ]
+
+
+def approved_by(sessions: Sequence[Session], caller: DeviceCaller) -> list[Session]:
+    """The caller's sessions among ``sessions`` (the store lists them newest first)."""
+    return [s for s in sessions if s.device_id == caller.device.id]
+
+
+async def sessions_of_device(
+    ctx: AuthzContext, caller: DeviceCaller, *, idle: bool = False
+) -> list[Session]:
+    """Unrevoked, unexpired sessions this device approved, newest first; with ``idle`` False,
+    also only those the portal still counts as live (seen within ``session_idle_ttl``)."""
+    now = ctx.clock()
+    sessions = await ctx.store.sessions.list_for_user(caller.user.id, live_at=now)
+    if not idle:
+        idle_ttl = timedelta(seconds=ctx.settings.session_idle_ttl)
+        sessions = [s for s in sessions if is_live(s, now, idle_ttl)]
+    return approved_by(sessions, caller)
+
+
+async def open_app(ctx: AuthzContext, caller: DeviceCaller, slug: str) -> Session:
+    """Push ``OpenApp`` for ``slug`` to the browser this device most recently signed in."""
+    app = await ctx.store.apps.get_by_slug(AppSlug(slug))
+    if app is None or not may_open(caller.user, app):
+        raise NotFound("no such app", field="slug")
+    sessions = await sessions_of_device(ctx, caller)
+    if not sessions:
+        raise NotFound("no live browser session was signed in by this device", field="session")
+    session = sessions[0]
+    code = await issue_handoff(ctx, session.id, app.slug)
+    query = urlencode({"code": code, "rd": "/"}, safe="/")
+    url = f"{app_origin(ctx.settings, app)}{CALLBACK_PATH}?{query}"
+    await ctx.bus.publish(OpenApp(session_id=session.id, url=url))
+    return session

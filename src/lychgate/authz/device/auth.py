@@ -1,0 +1,113 @@
+"""Authenticating device calls: who is calling, proven by an Ed25519 signature.
+
+Theory of operation (docs/sign-in-protocol.md, "Device calls"). Every device call carries
+``Lychgate-Device``, ``-Timestamp`` and ``-Signature``; the signature covers the method, the
+path with its query as sent, the timestamp and the SHA-256 of the body
+(:mod:`lychgate.devicesig`). :func:`device_caller` reads the body once, verifies it, and hands
+the route those same verified bytes (:attr:`DeviceCaller.body`), so what a route parses is
+exactly what was signed. The device must exist, be a device key (passkeys sign WebAuthn
+assertions instead), be unrevoked, and belong to an enabled user; the use is then recorded
+with ``record_use``, whose conditional UPDATE also refuses a device revoked a moment ago.
+Any failure is the same ``401 {"error": "device_auth"}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from lychgate.authz.context import AuthzContext
+from lychgate.authz.device.errors import ApiError
+from lychgate.authz.internal import context
+from lychgate.devicesig import (
+    HEADER_DEVICE,
+    HEADER_SIGNATURE,
+    HEADER_TIMESTAMP,
+    DeviceAuthError,
+    verify_request,
+)
+from lychgate.domain import Device, User
+from lychgate.errors import NotFound
+from lychgate.ids import DeviceId
+
+MAX_DEVICE_ID = 128
+#: Device calls carry small JSON bodies; anything bigger is refused before hashing it.
+MAX_BODY = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceCaller:
+    """A verified device call: the device, its user, and the signed body bytes."""
+
+    device: Device
+    user: User
+    body: bytes = b""
+
+
+def signed_path(request: Request) -> str:
+    """The path with its query exactly as the client sent it (what the device signed)."""
+    scope = request.scope
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else scope["path"]
+    query: bytes = scope.get("query_string", b"")
+    return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The whole body; 413 as soon as it is longer than ``limit`` bytes (before reading it all)."""
+    too_large = ApiError("too_large", f"body over {limit} bytes", status=413, field="body")
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def authenticate(ctx: AuthzContext, request: Request) -> DeviceCaller:
+    """Verify the signed device call in ``request``; :class:`DeviceAuthError` if it fails."""
+    device_id = request.headers.get(HEADER_DEVICE, "")
+    if not device_id or len(device_id) > MAX_DEVICE_ID:
+        raise DeviceAuthError("missing or malformed device id", field="device")
+    body = await read_body(request)
+    try:
+        device = await ctx.store.devices.get(DeviceId(device_id))
+    except NotFound:
+        raise DeviceAuthError("unknown device", field="device") from None
+    if device.kind != "device_key" or device.revoked:
+        raise DeviceAuthError("device is revoked or not a device key", field="device")
+    now = ctx.clock()
+    verify_request(
+        device.public_key,
+        method=request.method,
+        path=signed_path(request),
+        body=body,
+        timestamp=request.headers.get(HEADER_TIMESTAMP),
+        signature=request.headers.get(HEADER_SIGNATURE),
+        now=int(now.timestamp()),
+    )
+    user = await ctx.store.users.get(device.user_id)
+    if user.disabled:
+        raise DeviceAuthError("user is disabled", field="device")
+    # Device keys keep no counter: sign_count stays 0 (the store checks counters of passkeys).
+    if not await ctx.store.devices.record_use(device.id, sign_count=0, now=now):
+        raise DeviceAuthError("device was revoked", field="device")
+    return DeviceCaller(device, user, body)
+
+
+async def device_caller(
+    request: Request, ctx: Annotated[AuthzContext, Depends(context)]
+) -> DeviceCaller:
+    """FastAPI dependency: the verified :class:`DeviceCaller` of this request."""
+    return await authenticate(ctx, request)
+
+
+Caller = Annotated[DeviceCaller, Depends(device_caller)]
+Context = Annotated[AuthzContext, Depends(context)]

@@ -1,0 +1,57 @@
+"""What the login page and the login API share: one path to start a login request.
+
+The page and ``POST /.lychgate/api/v1/login`` both call :func:`begin_login`, so the rate limit,
+the ``rd`` check and the audit row are the same whichever way a request starts.
+"""
+
+from __future__ import annotations
+
+import math
+
+from fastapi import HTTPException, Request
+
+from lychgate.authz.context import AuthzContext
+from lychgate.authz.login.service import StartedLogin, start_login
+from lychgate.authz.login.target import Target, resolve_target
+from lychgate.authz.ratelimit import RateLimiter
+from lychgate.authz.snapshots import SnapshotPublisher
+from lychgate.authz.web import client_ip, user_agent
+from lychgate.errors import RateLimited, StoreError
+from lychgate.gateway.snapshot import ConfigSnapshot
+
+
+async def served_snapshot(request: Request) -> ConfigSnapshot:
+    """The config snapshot authz publishes to gateways: which origins and apps exist."""
+    publisher: SnapshotPublisher = request.app.state.publisher
+    if publisher.latest is None:
+        await publisher.refresh()
+    snapshot = publisher.latest
+    if snapshot is None:
+        raise StoreError("no configuration snapshot yet")
+    return snapshot
+
+
+async def target_of(request: Request, rd: str | None) -> Target:
+    return resolve_target(rd, await served_snapshot(request))
+
+
+def too_many(exc: RateLimited) -> HTTPException:
+    retry = str(max(1, math.ceil(exc.retry_after)))
+    return HTTPException(status_code=429, detail="rate_limited", headers={"retry-after": retry})
+
+
+async def begin_login(ctx: AuthzContext, request: Request, target: Target) -> StartedLogin:
+    """Count the attempt against the client's IP (429 when over), then start the request."""
+    ip = client_ip(request)
+    limiter: RateLimiter = request.app.state.login_limiter
+    try:
+        limiter.hit(ip)
+    except RateLimited as exc:
+        raise too_many(exc) from None
+    return await start_login(ctx, target, ip=ip, user_agent=user_agent(request))
+
+
+def single_rd(request: Request) -> str | None:
+    """The one ``rd`` query parameter; several of them are refused (treated as none)."""
+    values = request.query_params.getlist("rd")
+    return values[0] if len(values) == 1 else None

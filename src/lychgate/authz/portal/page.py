@@ -1,0 +1,146 @@
+"""The portal (``GET /.lychgate/``): the signed-in user's apps, and opening one.
+
+Every app link goes through ``GET /.lychgate/open/{slug}``, which answers 303 to the app host's
+``/.lychgate/callback`` with a fresh one-time code (DESIGN.md flow 4): codes are made when the
+user clicks, never ahead of time into the page. In single-host mode the portal may carry the
+path the user was going to (``?rd=``), and each link takes it along.
+
+The page's script (``static/portal.js``) listens for ``open`` events from the device, signs out,
+and revokes sessions, all through the JSON API in :mod:`.api`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Final, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import RedirectResponse
+
+from lychgate.authz.context import AuthzContext
+from lychgate.authz.internal import context
+from lychgate.authz.login.common import single_rd
+from lychgate.authz.login.pages import LOGIN_TEMPLATES, asset, render_page
+from lychgate.authz.login.target import (
+    LOGIN_PATH,
+    PORTAL_PATH,
+    app_path,
+    handoff_url,
+    may_open,
+)
+from lychgate.authz.portal.session import current_session, is_live, session_handle
+from lychgate.domain import App, AppPolicy, Session
+from lychgate.gateway.admit_redirect import safe_redirect
+from lychgate.ids import AppSlug
+
+PORTAL_TEMPLATES: Final = (Path(__file__).parent / "templates", LOGIN_TEMPLATES)
+PORTAL_STATIC: Final = Path(__file__).parent / "static"
+STATIC_FILES: Final = frozenset({"portal.js"})
+NO_STORE: Final = {"cache-control": "no-store"}
+
+router = APIRouter(include_in_schema=False)
+Ctx = Annotated[AuthzContext, Depends(context)]
+
+
+@dataclass(frozen=True, slots=True)
+class AppTile:
+    """An app as the portal shows it."""
+
+    name: str
+    description: str
+    href: str
+    icon_kind: Literal["image", "text", "letter"]
+    icon: str
+    admins_only: bool
+
+
+def app_tile(app: App, continue_to: str | None) -> AppTile:
+    href = f"/.lychgate/open/{quote(app.slug, safe='')}"
+    if continue_to:
+        href += f"?rd={quote(continue_to, safe='/')}"
+    icon = app.icon.strip()
+    kind: Literal["image", "text", "letter"]
+    if icon.startswith("/") and safe_redirect(icon) == icon:
+        kind = "image"  # same-origin only: the page's CSP allows no other images
+    elif 0 < len(icon) <= 4:
+        kind = "text"  # an emoji or a short mark
+    else:
+        kind, icon = "letter", (app.name[:1] or app.slug[:1]).upper()
+    return AppTile(app.name, app.description, href, kind, icon, app.policy is AppPolicy.ADMINS)
+
+
+def continue_path(request: Request) -> str | None:
+    """The single-host path the user was going to (``?rd=``), if it is a safe app path."""
+    path = app_path(single_rd(request) or "/")
+    return None if path == "/" else path
+
+
+def to_login(continue_to: str | None) -> RedirectResponse:
+    url = LOGIN_PATH if continue_to is None else f"{LOGIN_PATH}?rd={quote(continue_to, safe='/')}"
+    return RedirectResponse(url, status_code=303, headers=NO_STORE)
+
+
+@router.get("/.lychgate/")
+async def portal(request: Request, ctx: Ctx) -> Response:
+    continue_to = continue_path(request)
+    me = await current_session(ctx, request)
+    if me is None:
+        return to_login(continue_to)
+    now = ctx.clock()
+    apps = [app for app in await ctx.store.apps.list() if may_open(me.user, app)]
+    rows = await ctx.store.sessions.list_for_user(me.user.id, live_at=now)
+    idle = timedelta(seconds=ctx.settings.session_idle_ttl)
+    sessions = [s for s in rows if is_live(s, now, idle)]
+    return await render_page(
+        PORTAL_TEMPLATES,
+        "portal.html",
+        {
+            "user": me.user,
+            "apps": [app_tile(app, continue_to) for app in apps],
+            "continue_to": continue_to,
+            "sessions": [_session_row(s, me.session) for s in sessions],
+        },
+    )
+
+
+def _session_row(session: Session, current: Session) -> dict[str, object]:
+    return {
+        "handle": session_handle(session.id),
+        "created": session.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+        "last_seen": session.last_seen_at.strftime("%Y-%m-%d %H:%M UTC"),
+        "user_agent": session.user_agent or "unknown browser",
+        "ip": session.ip,
+        "current": session.id == current.id,
+    }
+
+
+@router.get("/.lychgate/open/{slug}")
+async def open_app(slug: str, request: Request, ctx: Ctx) -> Response:
+    """303 to the app's callback with a fresh handoff code; 404 for an app the user lacks."""
+    continue_to = continue_path(request)
+    me = await current_session(ctx, request)
+    if me is None:
+        return to_login(None)
+    app = await ctx.store.apps.get_by_slug(AppSlug(slug)) if len(slug) <= 64 else None
+    if app is None or not may_open(me.user, app):
+        return await render_page(
+            PORTAL_TEMPLATES,
+            "message.html",
+            {
+                "heading": "No such app",
+                "message": "There is no app here that you may open.",
+                "back_href": PORTAL_PATH,
+                "back_label": "Back to your apps",
+            },
+            status=404,
+        )
+    url = await handoff_url(ctx, me.session.id, app, continue_to or "/")
+    return RedirectResponse(url, status_code=303, headers=NO_STORE)
+
+
+@router.get("/.lychgate/static/portal/{name}")
+async def portal_asset(name: str) -> Response:
+    return asset(PORTAL_STATIC, name, STATIC_FILES)

@@ -1,0 +1,86 @@
+"""The next-steps text ``serve --demo`` prints: where to go, and how to sign in."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from lychgate.config import Settings
+from lychgate.config.settings import parse_hostport
+from lychgate.demo.apps import CHAT, WHOAMI
+from lychgate.demo.bootstrap import DemoStart
+from lychgate.deployment.enroll import terminal_qr
+
+
+def app_url(settings: Settings, slug: str) -> str:
+    """Where a browser opens an app: the public URL (single-host) or ``<slug>.<domain>``."""
+    if settings.routing == "single-host":
+        return settings.public_url
+    parts = urlsplit(settings.public_url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{slug}.{settings.app_domain}{port}"
+
+
+def listen_mismatch(settings: Settings) -> str | None:
+    """A warning when the gateway listens on another port than the public URL names."""
+    _, port = parse_hostport(settings.listen)
+    parts = urlsplit(settings.public_url)
+    public_port = parts.port or (443 if parts.scheme == "https" else 80)
+    if port == public_port:
+        return None
+    return (
+        f"note: the gateway listens on {settings.listen} but public_url is "
+        f"{settings.public_url}; browsers and the demo apps use the public URL "
+        "(set it with `lychgate init --public-url`)"
+    )
+
+
+def next_steps(
+    settings: Settings, start: DemoStart, *, qr: Callable[[str], str] = terminal_qr
+) -> str:
+    """The banner: the URL, the admin setup link (with a QR) while there is no admin, the
+    device commands, and a scripted request to whoami."""
+    data_dir = shlex.quote(str(settings.data_dir))
+    url = settings.public_url
+    whoami = app_url(settings, WHOAMI.slug)
+    lines = ["", f"Lychgate demo: {WHOAMI.slug} and {CHAT.slug} behind {url}"]
+    added = [app.slug for app in start.registration.added]
+    if added:
+        lines.append(f"  registered: {', '.join(added)} (upstreams in {data_dir}/run/)")
+    warning = listen_mismatch(settings)
+    if warning:
+        lines.append(f"  {warning}")
+    lines.append("")
+    step = 1
+    if start.setup_link is not None:
+        link = start.setup_link
+        lines += [
+            f"{step}. No admin yet. Enroll the first admin's device with this one-time link:",
+            "   scan it with your phone, or make this terminal the device:",
+            "",
+            qr(link).rstrip("\n"),
+            f"   {link}",
+            f"   lychgate device enroll {shlex.quote(link)} --user-name You",
+            "",
+        ]
+        step += 1
+    lines += [
+        f"{step}. Open {url} in a browser and sign in. The login page shows a link (and QR);",
+        "   approve it from the enrolled terminal with:",
+        "   lychgate device approve '<login url>'",
+        f"   The portal then lists {WHOAMI.slug} and {CHAT.slug}"
+        + (
+            "."
+            if settings.routing == "single-host"
+            else f" ({whoami}, {app_url(settings, CHAT.slug)})."
+        ),
+        "",
+        "From a script (no device needed):",
+        f"   COOKIE=$(lychgate token mint --dir {data_dir} --app {WHOAMI.slug} --user EMAIL-OR-ID)",
+        f'   curl -H "Cookie: $COOKIE" "{whoami}/?format=json"',
+        "",
+        "Ctrl-C stops everything.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,279 @@
+"""The browser's login API (docs/sign-in-protocol.md), in process, over both store backends."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from datetime import datetime, timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from authz.conftest import Clock
+from authz.login_fixtures import (
+    API,
+    JSON,
+    approve,
+    browser,
+    deny,
+    enrolled,
+    finish,
+    other_browser,
+    set_cookies,
+    start,
+)
+from fixtures.store import T0
+from lychgate.authz.context import AuthzContext
+from lychgate.domain import LoginStatus
+from lychgate.ids import LoginRequestId
+
+__all__ = ["browser", "other_browser"]  # fixtures used by name
+
+
+async def test_create_answers_the_contract_and_binds_the_browser(
+    ctx: AuthzContext, browser: httpx.AsyncClient
+) -> None:
+    r = await browser.post(API, json={"rd": "/"})
+    assert r.status_code == 201
+    body = r.json()
+    assert set(body) == {"id", "login_url", "number", "expires_at"}
+    assert 10 <= body["number"] <= 99
+    assert body["login_url"] == f"{ctx.settings.public_url}/.lychgate/d/login/{body['id']}"
+    assert datetime.fromisoformat(body["expires_at"]) == T0 + timedelta(seconds=120)
+    cookie = set_cookies(r)["lychgate_login"]
+    for attribute in ("HttpOnly", "Path=/.lychgate/", "Max-Age=120", "SameSite=lax"):
+        assert attribute in cookie
+    assert "Secure" not in cookie  # plain-http loopback public URL
+    secret = cookie.split(";")[0].split("=", 1)[1]
+    stored = await ctx.store.login_requests.get(LoginRequestId(body["id"]))
+    assert stored.secret_hash == hashlib.sha256(secret.encode()).digest()
+    assert stored.number == body["number"]
+    assert stored.status is LoginStatus.PENDING
+    assert [e.action for e in await ctx.store.audit.list()] == ["login.requested"]
+
+
+async def test_numbers_are_two_digits(browser: httpx.AsyncClient) -> None:
+    numbers = {(await start(browser))["number"] for _ in range(15)}
+    assert all(10 <= n <= 99 for n in numbers)
+    assert len(numbers) > 1
+
+
+async def test_status_needs_the_binding_cookie(
+    browser: httpx.AsyncClient, other_browser: httpx.AsyncClient
+) -> None:
+    created = await start(browser)
+    mine = await browser.get(f"{API}/{created['id']}")
+    assert mine.json() == {"status": "pending"}
+    theirs = await other_browser.get(f"{API}/{created['id']}")
+    await start(other_browser)  # a binding cookie of its own does not help either
+    theirs_bound = await other_browser.get(f"{API}/{created['id']}")
+    unknown = await browser.get(f"{API}/lr_doesnotexist")
+    too_long = await browser.get(f"{API}/{'x' * 300}")
+    for r in (theirs, theirs_bound, unknown, too_long):
+        assert r.status_code == 404
+        assert r.json() == {"detail": "not_found"}  # the same answer: no oracle
+
+
+async def test_an_expired_request_reads_as_expired(
+    browser: httpx.AsyncClient, clock: Clock
+) -> None:
+    created = await start(browser)
+    clock.now = T0 + timedelta(seconds=119)
+    assert (await browser.get(f"{API}/{created['id']}")).json() == {"status": "pending"}
+    clock.now = T0 + timedelta(seconds=120)
+    assert (await browser.get(f"{API}/{created['id']}")).json() == {"status": "expired"}
+
+
+async def test_finish_makes_a_session_and_sends_the_browser_to_the_portal(
+    ctx: AuthzContext, browser: httpx.AsyncClient
+) -> None:
+    person = await enrolled(ctx)
+    created = await start(browser)
+    await approve(ctx, created["id"], person)
+    assert (await browser.get(f"{API}/{created['id']}")).json() == {"status": "approved"}
+    r = await finish(browser, created["id"])
+    assert r.status_code == 200
+    assert r.json() == {"redirect": "/.lychgate/"}
+    cookies = set_cookies(r)
+    session_cookie = cookies["lychgate_session"]
+    for attribute in ("HttpOnly", "Path=/", "SameSite=lax", f"Max-Age={ctx.settings.session_ttl}"):
+        assert attribute in session_cookie
+    assert "Max-Age=0" in cookies["lychgate_login"]  # the binding cookie is cleared
+    sid = session_cookie.split(";")[0].split("=", 1)[1]
+    login = await ctx.store.login_requests.get(LoginRequestId(created["id"]))
+    assert login.status is LoginStatus.FINISHED
+    assert login.session_id == sid
+    session = await ctx.store.sessions.get(login.session_id)
+    assert (session.user_id, session.device_id) == (person.user.id, person.device.id)
+    assert session.expires_at == T0 + timedelta(seconds=ctx.settings.session_ttl)
+    assert session.ip == "127.0.0.1"
+    assert session.user_agent.startswith("python-httpx")
+    actions = [e.action for e in await ctx.store.audit.list(action_prefix="login.")]
+    assert actions == ["login.finished", "login.requested"]
+    finished = (await ctx.store.audit.list(action_prefix="login.finished"))[0]
+    assert (finished.actor_user_id, finished.actor_device_id) == (person.user.id, person.device.id)
+
+
+async def test_a_second_finish_fails(ctx: AuthzContext, browser: httpx.AsyncClient) -> None:
+    person = await enrolled(ctx)
+    created = await start(browser)
+    binding = browser.cookies["lychgate_login"]
+    await approve(ctx, created["id"], person)
+    assert (await finish(browser, created["id"])).status_code == 200
+    # Replay with the (now cleared) binding cookie, as a script holding it would.
+    replay = await browser.post(
+        f"{API}/{created['id']}/finish",
+        json={},
+        headers={"cookie": f"lychgate_login={binding}"},
+    )
+    assert replay.status_code == 409
+    sessions = await ctx.store.sessions.list_for_user(person.user.id, live_at=ctx.clock())
+    assert len(sessions) == 1
+
+
+async def test_concurrent_finishes_make_one_session(
+    ctx: AuthzContext, browser: httpx.AsyncClient
+) -> None:
+    person = await enrolled(ctx)
+    created = await start(browser)
+    await approve(ctx, created["id"], person)
+    results = await asyncio.gather(*(finish(browser, created["id"]) for _ in range(3)))
+    assert sorted(r.status_code for r in results) == [200, 409, 409]
+    live = await ctx.store.sessions.list_for_user(person.user.id, live_at=ctx.clock())
+    assert len(live) == 1
+
+
+async def test_another_browser_cannot_finish(
+    ctx: AuthzContext, browser: httpx.AsyncClient, other_browser: httpx.AsyncClient
+) -> None:
+    person = await enrolled(ctx)
+    created = await start(browser)
+    await approve(ctx, created["id"], person)
+    assert (await finish(other_browser, created["id"])).status_code == 404
+    await start(other_browser)
+    assert (await finish(other_browser, created["id"])).status_code == 404
+    assert "lychgate_session" not in other_browser.cookies
+    assert (await finish(browser, created["id"])).status_code == 200
+
+
+@pytest.mark.parametrize("state", ["pending", "denied", "expired", "approved-then-expired"])
+async def test_only_an_approved_live_request_finishes(
+    ctx: AuthzContext, browser: httpx.AsyncClient, clock: Clock, state: str
+) -> None:
+    person = await enrolled(ctx)
+    created = await start(browser)
+    if state == "denied":
+        await deny(ctx, created["id"])
+    elif state == "expired":
+        clock.now = T0 + timedelta(seconds=121)
+    elif state == "approved-then-expired":
+        await approve(ctx, created["id"], person)
+        clock.now = T0 + timedelta(seconds=121)
+    r = await finish(browser, created["id"])
+    assert r.status_code == 409
+    assert "lychgate_session" not in browser.cookies
+    assert await ctx.store.sessions.list_for_user(person.user.id) == []
+
+
+async def test_a_disabled_user_gets_no_session(
+    ctx: AuthzContext, browser: httpx.AsyncClient
+) -> None:
+    person = await enrolled(ctx)
+    created = await start(browser)
+    await approve(ctx, created["id"], person)
+    await ctx.store.users.update(person.user.id, disabled=True)
+    assert (await finish(browser, created["id"])).status_code == 409
+    assert await ctx.store.sessions.list_for_user(person.user.id) == []
+
+
+async def test_a_flood_is_rate_limited_per_client_ip(browser: httpx.AsyncClient) -> None:
+    for _ in range(20):
+        assert (await browser.post(API, json={})).status_code == 201
+    r = await browser.post(API, json={})
+    assert r.status_code == 429
+    assert int(r.headers["retry-after"]) >= 1
+    assert "lychgate_login" not in r.headers.get("set-cookie", "")
+    other = await browser.post(API, json={}, headers={"x-forwarded-for": "192.0.2.7"})
+    assert other.status_code == 201
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"origin": "https://evil.example"},
+        {"origin": "null"},
+        {"origin": "http://localhost:8081"},
+        {"sec-fetch-site": "cross-site"},
+        {"sec-fetch-site": "same-site"},
+    ],
+)
+async def test_cross_site_posts_are_refused(
+    ctx: AuthzContext, browser: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    person = await enrolled(ctx)
+    created = await start(browser)
+    await approve(ctx, created["id"], person)
+    assert (await browser.post(API, json={}, headers=headers)).status_code == 403
+    r = await browser.post(f"{API}/{created['id']}/finish", json={}, headers=headers)
+    assert r.status_code == 403
+    assert "lychgate_session" not in browser.cookies
+
+
+async def test_posts_need_json(ctx: AuthzContext, browser: httpx.AsyncClient) -> None:
+    person = await enrolled(ctx)
+    created = await start(browser)
+    await approve(ctx, created["id"], person)
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None):
+        headers = {} if content_type is None else {"content-type": content_type}
+        r = await browser.post(f"{API}/{created['id']}/finish", content=b"{}", headers=headers)
+        assert r.status_code == 415
+        assert (await browser.post(API, content=b"{}", headers=headers)).status_code == 415
+    same_origin = {"origin": ctx.settings.public_url, "sec-fetch-site": "same-origin", **JSON}
+    r = await browser.post(f"{API}/{created['id']}/finish", content=b"", headers=same_origin)
+    assert r.status_code == 200
+
+
+async def test_events_need_the_cookie_and_our_origin(
+    browser: httpx.AsyncClient, other_browser: httpx.AsyncClient
+) -> None:
+    created = await start(browser)
+    events = f"{API}/{created['id']}/events"
+    assert (await other_browser.get(events)).status_code == 404
+    foreign = await browser.get(events, headers={"origin": "https://evil.example"})
+    assert foreign.status_code == 403
+    cross = await browser.get(events, headers={"sec-fetch-site": "cross-site"})
+    assert cross.status_code == 403
+
+
+async def test_the_qr_code_of_a_request(
+    ctx: AuthzContext, browser: httpx.AsyncClient, other_browser: httpx.AsyncClient
+) -> None:
+    created = await start(browser)
+    r = await browser.get(f"{API}/{created['id']}/qr.svg")
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "image/svg+xml"
+    assert r.text.startswith('<svg xmlns="http://www.w3.org/2000/svg"')
+    assert (await other_browser.get(f"{API}/{created['id']}/qr.svg")).status_code == 404
+
+
+async def test_the_openapi_document_describes_the_api(authz: FastAPI) -> None:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=authz), base_url="http://localhost:8080"
+    ) as c:
+        doc = (await c.get("/.lychgate/openapi.json")).json()
+    paths = doc["paths"]
+    assert {"post"} <= set(paths[API])
+    assert {"get"} <= set(paths[API + "/{login_id}"])
+    assert (
+        "text/event-stream"
+        in paths[API + "/{login_id}/events"]["get"]["responses"]["200"]["content"]
+    )
+    assert "post" in paths[API + "/{login_id}/finish"]
+    assert {"get"} <= set(paths["/.lychgate/api/v1/sessions"])
+    assert "delete" in paths["/.lychgate/api/v1/sessions/{handle}"]
+    schemas = doc["components"]["schemas"]
+    for name in ("LoginIn", "LoginCreated", "LoginStatusOut", "RedirectOut", "SessionsOut"):
+        assert name in schemas
+    assert set(schemas["LoginCreated"]["properties"]) == {"id", "login_url", "number", "expires_at"}
+    assert "/.lychgate/login" not in paths  # HTML pages stay out of the API document

@@ -1,0 +1,140 @@
+"""Sign-in in subdomains mode over https: apps by host, secure cookies, origins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from authz.login_fixtures import (
+    API,
+    add_app,
+    approve,
+    browser,
+    enrolled,
+    finish,
+    set_cookies,
+    sign_in,
+    start,
+)
+from lychgate.authz.context import AuthzContext
+from lychgate.config import Settings, load_settings
+from lychgate.domain import App
+from lychgate.ids import LoginRequestId
+
+__all__ = ["browser"]
+
+PORTAL = "https://auth.example.test"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Overrides conftest's: an https portal host, apps on <slug>.example.test."""
+    return load_settings(tmp_path, {}, public_url=PORTAL, routing="subdomains")
+
+
+@pytest.fixture
+async def wiki(ctx: AuthzContext, authz: FastAPI) -> App:
+    return await add_app(authz, ctx, slug="wiki", name="Team wiki")
+
+
+async def test_an_app_host_rd_is_handed_off_on_that_host(
+    ctx: AuthzContext, browser: httpx.AsyncClient, wiki: App
+) -> None:
+    person = await enrolled(ctx)
+    redirect = await sign_in(ctx, browser, person, "https://wiki.example.test/page?a=1")
+    parts = urlsplit(redirect)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == (
+        "https://wiki.example.test/.lychgate/callback"
+    )
+    assert parse_qs(parts.query)["rd"] == ["/page?a=1"]
+
+
+async def test_an_explicit_app_host(
+    ctx: AuthzContext, authz: FastAPI, browser: httpx.AsyncClient
+) -> None:
+    await add_app(authz, ctx, slug="crm", host="crm.other.test")
+    person = await enrolled(ctx)
+    created = await start(browser, "https://CRM.other.test./x")
+    login = await ctx.store.login_requests.get(LoginRequestId(created["id"]))
+    assert login.app_slug == "crm"
+    redirect = await sign_in(ctx, browser, person, "https://crm.other.test/x")
+    assert redirect.startswith("https://crm.other.test/.lychgate/callback?code=")
+
+
+@pytest.mark.parametrize(
+    "rd",
+    [
+        "http://wiki.example.test/",  # a plain-http downgrade
+        "https://wiki.example.test:8443/",  # an unexpected port
+        "https://evil.example.test/",  # not a served host
+        "https://wiki.example.test.evil.example/",
+        "https://wiki.example.test@evil.example/",
+        "//wiki.example.test/",
+        "https://auth.example.test/somewhere",  # the portal host: no app
+        "/somewhere",
+    ],
+)
+async def test_other_targets_lead_to_the_portal(
+    ctx: AuthzContext, browser: httpx.AsyncClient, wiki: App, rd: str
+) -> None:
+    person = await enrolled(ctx)
+    assert await sign_in(ctx, browser, person, rd) == "/.lychgate/"
+
+
+async def test_cookies_are_secure_and_host_prefixed(
+    ctx: AuthzContext, browser: httpx.AsyncClient
+) -> None:
+    person = await enrolled(ctx)
+    r = await browser.post(API, json={})
+    assert "Secure" in set_cookies(r)["lychgate_login"]
+    login_id = r.json()["id"]
+    await approve(ctx, login_id, person)
+    done = await finish(browser, login_id)
+    cookie = set_cookies(done)["__Host-lychgate_session"]
+    for attribute in ("Secure", "HttpOnly", "Path=/", "SameSite=lax"):
+        assert attribute in cookie
+    assert "Domain" not in cookie
+
+
+async def test_the_page_shows_the_app_and_its_address(
+    browser: httpx.AsyncClient, wiki: App
+) -> None:
+    r = await browser.get("/.lychgate/login", params={"rd": "https://wiki.example.test/doc"})
+    assert "to <strong>Team wiki</strong>" in r.text
+    assert "https://wiki.example.test/doc" in r.text
+
+
+async def test_an_app_host_cannot_act_on_the_portal(
+    ctx: AuthzContext, browser: httpx.AsyncClient, wiki: App
+) -> None:
+    """The apps are same-site with the portal: their pages must not finish or sign out."""
+    person = await enrolled(ctx)
+    created = await start(browser)
+    await approve(ctx, created["id"], person)
+    for headers in (
+        {"origin": "https://wiki.example.test"},
+        {"sec-fetch-site": "same-site"},
+        {"origin": "http://auth.example.test"},
+    ):
+        r = await browser.post(f"{API}/{created['id']}/finish", json={}, headers=headers)
+        assert r.status_code == 403
+    ok = await browser.post(
+        f"{API}/{created['id']}/finish",
+        json={},
+        headers={"origin": PORTAL, "sec-fetch-site": "same-origin"},
+    )
+    assert ok.status_code == 200
+
+
+async def test_the_portal_opens_apps_on_their_hosts(
+    ctx: AuthzContext, browser: httpx.AsyncClient, wiki: App
+) -> None:
+    person = await enrolled(ctx)
+    await sign_in(ctx, browser, person)
+    r = await browser.get("/.lychgate/open/wiki")
+    assert r.status_code == 303
+    assert r.headers["location"].startswith("https://wiki.example.test/.lychgate/callback?code=")

@@ -1,0 +1,229 @@
+"""The portal page, opening apps, signing out, and the user's own sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from authz.login_fixtures import (
+    JSON,
+    Person,
+    add_app,
+    browser,
+    enrolled,
+    other_browser,
+    set_cookies,
+    sign_in,
+)
+from lychgate.authz.context import AuthzContext
+from lychgate.authz.portal.session import session_handle
+from lychgate.domain import AppPolicy
+from lychgate.events import SessionRevoked
+from lychgate.gateway.feed_http import REDEEM_PATH
+from lychgate.ids import SessionId
+
+__all__ = ["browser", "other_browser"]
+
+PORTAL = "/.lychgate/"
+SESSIONS = "/.lychgate/api/v1/sessions"
+LOGOUT = "/.lychgate/api/v1/session/logout"
+
+
+@pytest.fixture
+async def ada(ctx: AuthzContext, browser: httpx.AsyncClient) -> Person:
+    """Ada, signed in in ``browser``."""
+    person = await enrolled(ctx, name="Ada")
+    await sign_in(ctx, browser, person)
+    return person
+
+
+def sid_of(client: httpx.AsyncClient) -> SessionId:
+    return SessionId(client.cookies["lychgate_session"])
+
+
+async def test_without_a_session_the_portal_sends_to_the_login(
+    browser: httpx.AsyncClient,
+) -> None:
+    r = await browser.get(PORTAL)
+    assert r.status_code == 303
+    assert r.headers["location"] == "/.lychgate/login"
+    carried = await browser.get(PORTAL, params={"rd": "/wiki/x"})
+    assert carried.headers["location"] == "/.lychgate/login?rd=/wiki/x"
+
+
+async def test_the_portal_lists_the_apps_a_user_may_open(
+    ctx: AuthzContext, authz: FastAPI, browser: httpx.AsyncClient, ada: Person
+) -> None:
+    await add_app(authz, ctx, slug="wiki", name="Wiki", description="Team notes", icon="📚")
+    await add_app(authz, ctx, slug="files", name="files", icon="/static/files.png")
+    await add_app(authz, ctx, slug="admin", name="Admin", policy=AppPolicy.ADMINS)
+    await add_app(authz, ctx, slug="old", name="Retired", enabled=False)
+    r = await browser.get(PORTAL)
+    assert r.status_code == 200
+    assert "Signed in as <strong>Ada</strong>" in r.text
+    assert 'href="/.lychgate/open/wiki"' in r.text
+    assert "Team notes" in r.text
+    assert "📚" in r.text
+    assert '<img src="/static/files.png" alt="">' in r.text
+    assert "/.lychgate/open/admin" not in r.text
+    assert "Retired" not in r.text
+    assert r.headers["content-security-policy"].startswith("default-src 'none'")
+
+
+async def test_admins_also_see_admin_apps(
+    ctx: AuthzContext, authz: FastAPI, browser: httpx.AsyncClient
+) -> None:
+    await add_app(authz, ctx, slug="admin", name="Admin panel", policy=AppPolicy.ADMINS)
+    boss = await enrolled(ctx, is_admin=True)
+    await sign_in(ctx, browser, boss)
+    r = await browser.get(PORTAL)
+    assert 'href="/.lychgate/open/admin"' in r.text
+    assert re.search(r"Admin panel<span class=\"badge\">admins</span>", r.text)
+
+
+async def test_opening_an_app_hands_off_a_fresh_code(
+    ctx: AuthzContext,
+    authz: FastAPI,
+    browser: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    ada: Person,
+) -> None:
+    await add_app(authz, ctx, slug="wiki")
+    first = await browser.get("/.lychgate/open/wiki")
+    second = await browser.get("/.lychgate/open/wiki", params={"rd": "/page/2"})
+    codes = []
+    for r, rd in ((first, "/"), (second, "/page/2")):
+        assert r.status_code == 303
+        location = urlsplit(r.headers["location"])
+        assert f"{location.scheme}://{location.netloc}{location.path}" == (
+            f"{ctx.settings.public_url}/.lychgate/callback"
+        )
+        query = parse_qs(location.query)
+        assert query["rd"] == [rd]
+        codes.append(query["code"][0])
+    assert codes[0] != codes[1]
+    assert (await client.post(REDEEM_PATH, json={"code": codes[0]})).status_code == 200
+
+
+@pytest.mark.parametrize("slug", ["nope", "admin", "x" * 100, "wiki%2F..", "%00"])
+async def test_apps_a_user_may_not_open_are_404(
+    ctx: AuthzContext, authz: FastAPI, browser: httpx.AsyncClient, ada: Person, slug: str
+) -> None:
+    await add_app(authz, ctx, slug="wiki")
+    await add_app(authz, ctx, slug="admin", policy=AppPolicy.ADMINS)
+    r = await browser.get(f"/.lychgate/open/{slug}")
+    assert r.status_code == 404
+    assert "location" not in r.headers
+
+
+async def test_opening_without_a_session_goes_to_the_login(
+    ctx: AuthzContext, authz: FastAPI, browser: httpx.AsyncClient
+) -> None:
+    await add_app(authz, ctx, slug="wiki")
+    r = await browser.get("/.lychgate/open/wiki")
+    assert (r.status_code, r.headers["location"]) == (303, "/.lychgate/login")
+
+
+@pytest.mark.parametrize("path", [LOGOUT, "/.lychgate/logout"])
+async def test_logout_revokes_the_session_and_clears_the_cookies(
+    ctx: AuthzContext, browser: httpx.AsyncClient, ada: Person, path: str
+) -> None:
+    sid = sid_of(browser)
+    async with ctx.bus.subscribe() as events:
+        r = await browser.post(path, json={})
+        assert r.status_code == 200
+        assert r.json() == {"redirect": "/.lychgate/login"}
+        event = await asyncio.wait_for(anext(events), 2)
+    assert event == SessionRevoked(session_id=sid, user_id=ada.user.id)
+    assert (await ctx.store.sessions.get(sid)).revoked
+    cookies = set_cookies(r)
+    assert "Max-Age=0" in cookies["lychgate_session"]
+    assert "Max-Age=0" in cookies["lychgate"]  # single-host: the app cookie is on this host
+    actions = {e.action for e in await ctx.store.audit.list()}
+    assert {"logout", "session.revoked"} <= actions
+    assert (await browser.get(PORTAL)).status_code == 303
+    again = await browser.post(path, json={}, headers={"cookie": f"lychgate_session={sid}"})
+    assert again.status_code == 200  # idempotent
+    assert len(await ctx.store.audit.list(action_prefix="logout")) == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"content-type": "text/plain"},
+        {"content-type": "application/x-www-form-urlencoded"},
+        {**JSON, "origin": "https://evil.example"},
+        {**JSON, "sec-fetch-site": "cross-site"},
+    ],
+)
+async def test_logout_refuses_cross_site_requests(
+    ctx: AuthzContext, browser: httpx.AsyncClient, ada: Person, headers: dict[str, str]
+) -> None:
+    r = await browser.post(LOGOUT, content=b"{}", headers=headers)
+    assert r.status_code in (403, 415)
+    assert not (await ctx.store.sessions.get(sid_of(browser))).revoked
+
+
+async def test_a_user_lists_their_sessions_by_handle(
+    ctx: AuthzContext, browser: httpx.AsyncClient, other_browser: httpx.AsyncClient, ada: Person
+) -> None:
+    await sign_in(ctx, other_browser, ada)
+    r = await browser.get(SESSIONS)
+    assert r.status_code == 200
+    sessions = r.json()["sessions"]
+    assert len(sessions) == 2
+    handles = {s["id"] for s in sessions}
+    assert handles == {session_handle(sid_of(browser)), session_handle(sid_of(other_browser))}
+    assert sid_of(browser) not in r.text  # the secret id itself is never shown
+    assert [s["current"] for s in sessions if s["id"] == session_handle(sid_of(browser))] == [True]
+
+
+async def test_a_user_revokes_their_other_session(
+    ctx: AuthzContext, browser: httpx.AsyncClient, other_browser: httpx.AsyncClient, ada: Person
+) -> None:
+    await sign_in(ctx, other_browser, ada)
+    handle = session_handle(sid_of(other_browser))
+    r = await browser.delete(f"{SESSIONS}/{handle}")
+    assert r.status_code == 204
+    assert (await ctx.store.sessions.get(sid_of(other_browser))).revoked
+    assert (await other_browser.get(PORTAL)).status_code == 303
+    assert (await browser.get(PORTAL)).status_code == 200
+    assert (await browser.delete(f"{SESSIONS}/{handle}")).status_code == 404
+
+
+async def test_revoking_the_current_session_clears_its_cookie(
+    ctx: AuthzContext, browser: httpx.AsyncClient, ada: Person
+) -> None:
+    r = await browser.delete(f"{SESSIONS}/{session_handle(sid_of(browser))}")
+    assert r.status_code == 204
+    assert "Max-Age=0" in set_cookies(r)["lychgate_session"]
+
+
+async def test_another_users_session_is_404(
+    ctx: AuthzContext, browser: httpx.AsyncClient, other_browser: httpx.AsyncClient, ada: Person
+) -> None:
+    eve = await enrolled(ctx, name="Eve")
+    await sign_in(ctx, other_browser, eve)
+    for target in (session_handle(sid_of(other_browser)), sid_of(other_browser), "x" * 500):
+        assert (await browser.delete(f"{SESSIONS}/{target}")).status_code == 404
+    assert not (await ctx.store.sessions.get(sid_of(other_browser))).revoked
+
+
+async def test_the_session_api_needs_a_session(browser: httpx.AsyncClient) -> None:
+    assert (await browser.get(SESSIONS)).status_code == 401
+    assert (await browser.delete(f"{SESSIONS}/abc")).status_code == 401
+    assert (await browser.get("/.lychgate/api/v1/session/events")).status_code == 401
+
+
+async def test_session_events_refuse_a_foreign_origin(
+    browser: httpx.AsyncClient, ada: Person
+) -> None:
+    r = await browser.get(
+        "/.lychgate/api/v1/session/events", headers={"origin": "https://evil.example"}
+    )
+    assert r.status_code == 403
