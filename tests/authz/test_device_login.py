@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 from datetime import timedelta
 
 import httpx
@@ -27,13 +28,18 @@ from lychgate.ids import AppSlug
 def test_choices_are_three_distinct_two_digit_numbers_with_the_right_one() -> None:
     positions = set()
     for number in (10, 42, 99):
-        for _ in range(200):
-            choices = choices_for(number)
+        for i in range(200):
+            choices = choices_for(number, secrets.token_bytes(32) + bytes([i]))
             assert len(set(choices)) == 3
             assert number in choices
             assert all(10 <= c <= 99 for c in choices)
             positions.add(choices.index(number))
     assert positions == {0, 1, 2}
+
+
+def test_choices_are_stable_for_one_request() -> None:
+    seed = secrets.token_bytes(32)
+    assert all(choices_for(42, seed) == choices_for(42, seed) for _ in range(20))
 
 
 async def test_the_device_sees_where_the_request_comes_from(

@@ -15,8 +15,8 @@ store's UPDATE (SECURITY.md item 7).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,18 +32,50 @@ from lychgate.ids import LoginRequestId
 NUMBER_MIN, NUMBER_MAX = 10, 99
 
 
-def choices_for(number: int) -> list[int]:
-    """Three distinct two-digit numbers, ``number`` among them, in an order from ``secrets``."""
+def choices_for(number: int, seed: bytes) -> list[int]:
+    """Three distinct two-digit numbers, ``number`` among them, fixed for one login request.
+
+    The decoys and the order come from ``seed`` (an HMAC of the request id under a server
+    secret), not from fresh randomness: if every look produced new decoys, a device could ask
+    a few times and keep the one number present in every answer, without seeing the browser.
+    The seed is secret to the server, so the right number's position is still unpredictable.
+    """
+    stream = _DigestStream(seed)
     picked = [number]
     while len(picked) < 3:
-        candidate = NUMBER_MIN + secrets.randbelow(NUMBER_MAX - NUMBER_MIN + 1)
+        candidate = NUMBER_MIN + stream.below(NUMBER_MAX - NUMBER_MIN + 1)
         if candidate not in picked:
             picked.append(candidate)
-    # Fisher-Yates with secrets.randbelow: the right number's position is unpredictable.
-    for i in range(len(picked) - 1, 0, -1):
-        j = secrets.randbelow(i + 1)
+    for i in range(len(picked) - 1, 0, -1):  # Fisher-Yates
+        j = stream.below(i + 1)
         picked[i], picked[j] = picked[j], picked[i]
     return picked
+
+
+def choice_seed(ctx: AuthzContext, request_id: str) -> bytes:
+    key = ctx.secrets.internal_token.reveal().encode()
+    return hmac.new(key, b"lychgate-choices\n" + request_id.encode(), hashlib.sha256).digest()
+
+
+class _DigestStream:
+    """Unbiased small integers from a SHA-256 chain (rejection sampling)."""
+
+    def __init__(self, seed: bytes) -> None:
+        self._block = seed
+        self._pool = bytearray()
+
+    def _byte(self) -> int:
+        if not self._pool:
+            self._block = hashlib.sha256(self._block).digest()
+            self._pool.extend(self._block)
+        return self._pool.pop()
+
+    def below(self, n: int) -> int:
+        limit = 256 - 256 % n
+        while True:
+            b = self._byte()
+            if b < limit:
+                return b % n
 
 
 def effective_status(request: LoginRequest, now: datetime) -> LoginStatus:
@@ -90,7 +122,7 @@ async def describe(ctx: AuthzContext, caller: DeviceCaller, request_id: str) -> 
     """What the device shows before the user decides."""
     request = await visible_request(ctx, caller, request_id)
     status = effective_status(request, ctx.clock())
-    return LoginView(request, status, choices_for(request.number))
+    return LoginView(request, status, choices_for(request.number, choice_seed(ctx, request.id)))
 
 
 def _not_pending(status: LoginStatus) -> Conflict:

@@ -1,0 +1,181 @@
+"""The seed's login and service-usage flows end to end, with real processes.
+
+A real ``lychgate serve`` in a temporary deployment, two real upstream apps, a CLI device
+enrolled through the admin setup link, and httpx as the browser (with its cookie jar):
+
+browser → 302 to login → login request → device approves with the right number → browser
+finishes into a session → portal → the device opens an app → the browser, told over SSE, goes
+through the one-time handoff into the app → the app sees a verifiable assertion → the device
+opens a second app → logout → the old cookie is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from e2e.deployment import Served, free_port, lychgate, serve
+from gateway.upstreams import Reply, Seen, Upstream, http_upstream
+from lychgate.device.client import Connector
+from lychgate.device.runner import open_enrolled
+from lychgate.ids import AppSlug
+from lychgate.tokens import PublicKeyring, verify_assertion
+
+pytestmark = [pytest.mark.loopback, pytest.mark.slow]
+NAV = {"accept": "text/html", "sec-fetch-mode": "navigate"}
+
+
+def echo_as(name: str):  # type: ignore[no-untyped-def]
+    async def app(seen: Seen, reply: Reply) -> None:
+        body = json.dumps({"app": name, "target": seen.target, "headers": seen.headers})
+        await reply.send(200, body.encode(), [("content-type", "application/json")])
+
+    return app
+
+
+def device(key: Path, *args: str) -> str:
+    return lychgate("device", *args, "--key", str(key))
+
+
+@pytest.fixture
+async def world(data_dir: Path, tmp_path: Path) -> AsyncIterator[tuple[Served, Path, str]]:
+    port = free_port()
+    d = str(data_dir)
+    out = await asyncio.to_thread(
+        lychgate, "init", "--dir", d, "--public-url", f"http://127.0.0.1:{port}"
+    )
+    setup = re.search(r"(http://\S+/\.lychgate/enroll/[A-Za-z0-9_-]+)", out)
+    assert setup, out
+    async with http_upstream(echo_as("wiki")) as wiki, http_upstream(echo_as("notes")) as notes:
+        for slug, up in (("wiki", wiki), ("notes", notes)):
+            await asyncio.to_thread(
+                lychgate, "app", "add", "--dir", d, "--slug", slug, "--name", slug.title(),
+                "--upstream", up.url,
+            )
+        async with serve(data_dir, port) as served:
+            key = tmp_path / "device.json"
+            await asyncio.to_thread(
+                device, key, "enroll", setup.group(1), "--user-name", "Root",
+                "--email", "root@example.test",
+            )
+            # The gateways learn that setup is finished from the next snapshot (≤ 1 s).
+            async with httpx.AsyncClient(base_url=served.url) as c, asyncio.timeout(5):
+                while "/setup" in (await c.get("/", headers=NAV)).headers.get("location", ""):
+                    await asyncio.sleep(0.1)
+            yield served, key, setup.group(1)
+
+
+async def next_open(events: AsyncIterator[str]) -> str:
+    async for line in events:
+        if line.startswith("data:"):
+            message = json.loads(line.removeprefix("data:").strip())
+            if message.get("type") == "open":
+                return str(message["url"])
+    raise AssertionError("the portal's event stream ended")
+
+
+async def test_login_open_apps_and_logout(world: tuple[Served, Path, str]) -> None:
+    served, key, setup_link = world
+    async with httpx.AsyncClient(base_url=served.url) as browser:
+        first = await browser.get("/", headers=NAV)
+        assert first.status_code == 302
+        assert first.headers["location"].startswith("/.lychgate/login")
+
+        page = await browser.get(first.headers["location"], headers=NAV)
+        assert page.status_code == 200
+        assert "<svg" in page.text or "qr" in page.text.lower()
+
+        created = await browser.post("/.lychgate/api/v1/login", json={"rd": "/"})
+        assert created.status_code == 201, created.text
+        login = created.json()
+        assert 10 <= login["number"] <= 99
+
+        # Another browser (no binding cookie) can neither read nor finish it.
+        async with httpx.AsyncClient(base_url=served.url) as stranger:
+            assert (await stranger.get(f"/.lychgate/api/v1/login/{login['id']}")).status_code == 404
+
+        out = await asyncio.to_thread(
+            device, key, "approve", login["login_url"], "--number", str(login["number"]), "--yes"
+        )
+        assert "approved" in out.lower()
+        status = await browser.get(f"/.lychgate/api/v1/login/{login['id']}")
+        assert status.json()["status"] == "approved"
+
+        done = await browser.post(f"/.lychgate/api/v1/login/{login['id']}/finish", json={})
+        assert done.status_code == 200, done.text
+        portal = await browser.get(done.json()["redirect"], headers=NAV)
+        assert portal.status_code == 200
+        assert "Wiki" in portal.text and "Notes" in portal.text
+        again = await browser.post(f"/.lychgate/api/v1/login/{login['id']}/finish", json={})
+        assert again.status_code in (404, 409)
+
+        apps = await asyncio.to_thread(device, key, "apps")
+        assert "wiki" in apps and "notes" in apps
+
+        async with browser.stream("GET", "/.lychgate/api/v1/session/events") as stream:
+            lines = stream.aiter_lines()
+            for slug in ("wiki", "notes"):
+                pushed = asyncio.ensure_future(next_open(lines))
+                await asyncio.sleep(0.2)
+                await asyncio.to_thread(device, key, "open", slug)
+                async with asyncio.timeout(5):
+                    url = await pushed
+                callback = await browser.get(url)
+                assert callback.status_code in (302, 303), callback.text
+                landed = await browser.get(callback.headers["location"])
+                assert landed.status_code == 200, landed.text
+                body = landed.json()
+                assert body["app"] == slug
+                seen = {k.lower(): v for k, v in body["headers"]}
+                jwks = (await browser.get("/.lychgate/jwks.json")).json()
+                claims = verify_assertion(
+                    PublicKeyring.from_jwks(jwks), seen["x-lychgate-assertion"],
+                    now=datetime.now(UTC), issuer=served.url, audience=AppSlug(slug),
+                )
+                assert claims.email == "root@example.test"
+                assert claims.adm
+                assert "lychgate" not in seen.get("cookie", "")
+
+        app_cookie = dict(browser.cookies)["lychgate"]
+        out = await browser.get("/.lychgate/logout")
+        assert out.status_code in (200, 302, 303)
+
+    async with httpx.AsyncClient(base_url=served.url) as replay:
+        async with asyncio.timeout(3):
+            while True:
+                r = await replay.get(
+                    "/", headers={"cookie": f"lychgate={app_cookie}", "accept": "application/json"}
+                )
+                if r.status_code == 401:
+                    break
+                await asyncio.sleep(0.1)
+
+    # The setup link is dead now that an admin exists.
+    with pytest.raises(AssertionError):
+        await asyncio.to_thread(
+            device, key.with_name("other.json"), "enroll", setup_link, "--user-name", "Eve"
+        )
+
+
+async def test_wrong_number_denies(world: tuple[Served, Path, str]) -> None:
+    served, key, _ = world
+    async with httpx.AsyncClient(base_url=served.url) as browser:
+        login = (await browser.post("/.lychgate/api/v1/login", json={"rd": "/"})).json()
+        enrolled = await asyncio.to_thread(open_enrolled, key, None, Connector())
+        context = await asyncio.to_thread(enrolled.run, lambda c: c.login(login["id"]))
+        wrong = next(n for n in context.choices if n != login["number"])
+        with pytest.raises(AssertionError, match="wrong|denied|409"):
+            await asyncio.to_thread(
+                device, key, "approve", login["login_url"], "--number", str(wrong), "--yes"
+            )
+        status = await browser.get(f"/.lychgate/api/v1/login/{login['id']}")
+        assert status.json()["status"] == "denied"
+        done = await browser.post(f"/.lychgate/api/v1/login/{login['id']}/finish", json={})
+        assert done.status_code == 409
