@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from e2e.deployment import Served, free_port, lychgate, serve
-from gateway.upstreams import Reply, Seen, Upstream, http_upstream
+from gateway.upstreams import Reply, Seen, http_upstream
 from lychgate.device.client import Connector
 from lychgate.device.runner import open_enrolled
 from lychgate.ids import AppSlug
@@ -56,14 +56,29 @@ async def world(data_dir: Path, tmp_path: Path) -> AsyncIterator[tuple[Served, P
     async with http_upstream(echo_as("wiki")) as wiki, http_upstream(echo_as("notes")) as notes:
         for slug, up in (("wiki", wiki), ("notes", notes)):
             await asyncio.to_thread(
-                lychgate, "app", "add", "--dir", d, "--slug", slug, "--name", slug.title(),
-                "--upstream", up.url,
+                lychgate,
+                "app",
+                "add",
+                "--dir",
+                d,
+                "--slug",
+                slug,
+                "--name",
+                slug.title(),
+                "--upstream",
+                up.url,
             )
         async with serve(data_dir, port) as served:
             key = tmp_path / "device.json"
             await asyncio.to_thread(
-                device, key, "enroll", setup.group(1), "--user-name", "Root",
-                "--email", "root@example.test",
+                device,
+                key,
+                "enroll",
+                setup.group(1),
+                "--user-name",
+                "Root",
+                "--email",
+                "root@example.test",
             )
             # The gateways learn that setup is finished from the next snapshot (≤ 1 s).
             async with httpx.AsyncClient(base_url=served.url) as c, asyncio.timeout(5):
@@ -112,12 +127,14 @@ async def test_login_open_apps_and_logout(world: tuple[Served, Path, str]) -> No
         assert done.status_code == 200, done.text
         portal = await browser.get(done.json()["redirect"], headers=NAV)
         assert portal.status_code == 200
-        assert "Wiki" in portal.text and "Notes" in portal.text
+        assert "Wiki" in portal.text
+        assert "Notes" in portal.text
         again = await browser.post(f"/.lychgate/api/v1/login/{login['id']}/finish", json={})
         assert again.status_code in (404, 409)
 
         apps = await asyncio.to_thread(device, key, "apps")
-        assert "wiki" in apps and "notes" in apps
+        assert "wiki" in apps
+        assert "notes" in apps
 
         async with browser.stream("GET", "/.lychgate/api/v1/session/events") as stream:
             lines = stream.aiter_lines()
@@ -136,16 +153,19 @@ async def test_login_open_apps_and_logout(world: tuple[Served, Path, str]) -> No
                 seen = {k.lower(): v for k, v in body["headers"]}
                 jwks = (await browser.get("/.lychgate/jwks.json")).json()
                 claims = verify_assertion(
-                    PublicKeyring.from_jwks(jwks), seen["x-lychgate-assertion"],
-                    now=datetime.now(UTC), issuer=served.url, audience=AppSlug(slug),
+                    PublicKeyring.from_jwks(jwks),
+                    seen["x-lychgate-assertion"],
+                    now=datetime.now(UTC),
+                    issuer=served.url,
+                    audience=AppSlug(slug),
                 )
                 assert claims.email == "root@example.test"
                 assert claims.adm
                 assert "lychgate" not in seen.get("cookie", "")
 
         app_cookie = dict(browser.cookies)["lychgate"]
-        out = await browser.get("/.lychgate/logout")
-        assert out.status_code in (200, 302, 303)
+        bye = await browser.get("/.lychgate/logout")
+        assert bye.status_code in (200, 302, 303)
 
     async with httpx.AsyncClient(base_url=served.url) as replay:
         async with asyncio.timeout(3):
@@ -171,7 +191,7 @@ async def test_wrong_number_denies(world: tuple[Served, Path, str]) -> None:
         enrolled = await asyncio.to_thread(open_enrolled, key, None, Connector())
         context = await asyncio.to_thread(enrolled.run, lambda c: c.login(login["id"]))
         wrong = next(n for n in context.choices if n != login["number"])
-        with pytest.raises(AssertionError, match="wrong|denied|409"):
+        with pytest.raises(AssertionError, match=r"wrong|denied|409"):
             await asyncio.to_thread(
                 device, key, "approve", login["login_url"], "--number", str(wrong), "--yes"
             )
