@@ -271,3 +271,14 @@ async def test_the_setup_page_until_an_admin_exists(
     await add_user(ctx, is_admin=True)
     r = await client.get("/.lychgate/setup", follow_redirects=False)
     assert (r.status_code, r.headers["location"]) == (303, "/.lychgate/")
+
+
+async def test_the_login_qr_link_explains_how_to_approve(client: httpx.AsyncClient) -> None:
+    r = await client.get("/.lychgate/d/login/abcDEF123_-")
+    assert r.status_code == 200
+    assert "lychgate device approve" in r.text
+    assert "/.lychgate/d/login/abcDEF123_-" in r.text
+    assert r.headers["cache-control"] == "no-store"
+    bad = await client.get("/.lychgate/d/login/%3Cscript%3E")
+    assert bad.status_code == 404
+    assert "<script>" not in bad.text

@@ -88,3 +88,16 @@ async def setup_page(ctx: Context) -> Response:
 
 
 router.include_router(api)
+
+
+@router.get("/.lychgate/d/login/{login_id}", include_in_schema=False)
+async def approve_page(login_id: str, ctx: Context) -> Response:
+    """What a phone or browser shows for a login QR code: how to approve it with a device.
+
+    It reveals nothing about the request (no browser, IP or number): only an enrolled device,
+    over its signed API, sees the context.
+    """
+    if not _CODE_SHAPE.fullmatch(login_id):
+        return await page("enroll_bad.html", status=404)
+    url = f"{ctx.settings.public_url}/.lychgate/d/login/{login_id}"
+    return await page("approve.html", url=url)
