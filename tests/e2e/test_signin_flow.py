@@ -15,6 +15,7 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,12 +45,55 @@ def device(key: Path, *args: str) -> str:
     return lychgate("device", *args, "--key", str(key))
 
 
-@pytest.fixture
-async def world(data_dir: Path, tmp_path: Path) -> AsyncIterator[tuple[Served, Path, str]]:
+class Loopback(httpx.AsyncBaseTransport):
+    """Sends every request to 127.0.0.1 while the client keeps the real URL: the Host header
+    and the cookie jar see ``wiki.localhost`` as a browser would, without any DNS."""
+
+    def __init__(self) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        routed = httpx.Request(
+            request.method,
+            request.url.copy_with(host="127.0.0.1"),
+            headers=request.headers,
+            stream=request.stream,
+        )
+        return await self._inner.handle_async_request(routed)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+@dataclass
+class World:
+    served: Served
+    key: Path
+    setup_link: str
+    portal: str  # the public URL: login, portal and JWKS live here
+    mode: str
+
+    def app_origin(self, slug: str) -> str:
+        if self.mode == "single-host":
+            return self.portal
+        return f"http://{slug}.localhost:{self.served.port}"
+
+    def browser(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.portal, transport=Loopback())
+
+
+@pytest.fixture(params=["single-host", "subdomains"])
+async def world(
+    request: pytest.FixtureRequest, data_dir: Path, tmp_path: Path
+) -> AsyncIterator[World]:
+    mode = str(request.param)
     port = free_port()
     d = str(data_dir)
+    portal = (
+        f"http://127.0.0.1:{port}" if mode == "single-host" else f"http://auth.localhost:{port}"
+    )
     out = await asyncio.to_thread(
-        lychgate, "init", "--dir", d, "--public-url", f"http://127.0.0.1:{port}"
+        lychgate, "init", "--dir", d, "--public-url", portal, "--routing", mode
     )
     setup = re.search(r"(http://\S+/\.lychgate/enroll/[A-Za-z0-9_-]+)", out)
     assert setup, out
@@ -69,22 +113,25 @@ async def world(data_dir: Path, tmp_path: Path) -> AsyncIterator[tuple[Served, P
                 up.url,
             )
         async with serve(data_dir, port) as served:
-            key = tmp_path / "device.json"
+            world = World(served, tmp_path / "device.json", setup.group(1), portal, mode)
             await asyncio.to_thread(
                 device,
-                key,
+                world.key,
                 "enroll",
-                setup.group(1),
+                world.setup_link,
                 "--user-name",
                 "Root",
                 "--email",
                 "root@example.test",
+                "--name",
+                "laptop",
             )
             # The gateways learn that setup is finished from the next snapshot (≤ 1 s).
-            async with httpx.AsyncClient(base_url=served.url) as c, asyncio.timeout(5):
-                while "/setup" in (await c.get("/", headers=NAV)).headers.get("location", ""):
+            async with world.browser() as c, asyncio.timeout(5):
+                home = world.app_origin("wiki") + "/"
+                while "/setup" in (await c.get(home, headers=NAV)).headers.get("location", ""):
                     await asyncio.sleep(0.1)
-            yield served, key, setup.group(1)
+            yield world
 
 
 async def next_open(events: AsyncIterator[str]) -> str:
@@ -96,14 +143,15 @@ async def next_open(events: AsyncIterator[str]) -> str:
     raise AssertionError("the portal's event stream ended")
 
 
-async def test_login_open_apps_and_logout(world: tuple[Served, Path, str]) -> None:
-    served, key, setup_link = world
-    async with httpx.AsyncClient(base_url=served.url) as browser:
-        first = await browser.get("/", headers=NAV)
+async def test_login_open_apps_and_logout(world: World) -> None:
+    _served, key, setup_link = world.served, world.key, world.setup_link
+    async with world.browser() as browser:
+        first = await browser.get(world.app_origin("wiki") + "/", headers=NAV)
         assert first.status_code == 302
-        assert first.headers["location"].startswith("/.lychgate/login")
+        login_page = first.url.join(first.headers["location"])
+        assert str(login_page).startswith(world.portal + "/.lychgate/login")
 
-        page = await browser.get(first.headers["location"], headers=NAV)
+        page = await browser.get(login_page, headers=NAV)
         assert page.status_code == 200
         assert "<svg" in page.text or "qr" in page.text.lower()
 
@@ -113,7 +161,7 @@ async def test_login_open_apps_and_logout(world: tuple[Served, Path, str]) -> No
         assert 10 <= login["number"] <= 99
 
         # Another browser (no binding cookie) can neither read nor finish it.
-        async with httpx.AsyncClient(base_url=served.url) as stranger:
+        async with world.browser() as stranger:
             assert (await stranger.get(f"/.lychgate/api/v1/login/{login['id']}")).status_code == 404
 
         out = await asyncio.to_thread(
@@ -144,9 +192,10 @@ async def test_login_open_apps_and_logout(world: tuple[Served, Path, str]) -> No
                 await asyncio.to_thread(device, key, "open", slug)
                 async with asyncio.timeout(5):
                     url = await pushed
+                assert url.startswith(world.app_origin(slug) + "/.lychgate/callback")
                 callback = await browser.get(url)
                 assert callback.status_code in (302, 303), callback.text
-                landed = await browser.get(callback.headers["location"])
+                landed = await browser.get(callback.url.join(callback.headers["location"]))
                 assert landed.status_code == 200, landed.text
                 body = landed.json()
                 assert body["app"] == slug
@@ -156,22 +205,24 @@ async def test_login_open_apps_and_logout(world: tuple[Served, Path, str]) -> No
                     PublicKeyring.from_jwks(jwks),
                     seen["x-lychgate-assertion"],
                     now=datetime.now(UTC),
-                    issuer=served.url,
+                    issuer=world.portal,
                     audience=AppSlug(slug),
                 )
                 assert claims.email == "root@example.test"
                 assert claims.adm
                 assert "lychgate" not in seen.get("cookie", "")
 
-        app_cookie = dict(browser.cookies)["lychgate"]
-        bye = await browser.get("/.lychgate/logout")
+        notes = world.app_origin("notes")
+        app_cookie = next(c.value for c in browser.cookies.jar if c.name == "lychgate")
+        bye = await browser.get(notes + "/.lychgate/logout")
         assert bye.status_code in (200, 302, 303)
 
-    async with httpx.AsyncClient(base_url=served.url) as replay:
+    async with world.browser() as replay:
         async with asyncio.timeout(3):
             while True:
                 r = await replay.get(
-                    "/", headers={"cookie": f"lychgate={app_cookie}", "accept": "application/json"}
+                    notes + "/",
+                    headers={"cookie": f"lychgate={app_cookie}", "accept": "application/json"},
                 )
                 if r.status_code == 401:
                     break
@@ -184,9 +235,9 @@ async def test_login_open_apps_and_logout(world: tuple[Served, Path, str]) -> No
         )
 
 
-async def test_wrong_number_denies(world: tuple[Served, Path, str]) -> None:
-    served, key, _ = world
-    async with httpx.AsyncClient(base_url=served.url) as browser:
+async def test_wrong_number_denies(world: World) -> None:
+    key = world.key
+    async with world.browser() as browser:
         login = (await browser.post("/.lychgate/api/v1/login", json={"rd": "/"})).json()
         enrolled = await asyncio.to_thread(open_enrolled, key, None, Connector())
         context = await asyncio.to_thread(enrolled.run, lambda c: c.login(login["id"]))

@@ -59,7 +59,35 @@ TransportFactory = Callable[[ssl.SSLContext], httpx.AsyncBaseTransport]
 
 def network_transport(tls: ssl.SSLContext) -> httpx.AsyncBaseTransport:
     """Real sockets, verifying the server with ``tls``; no retries (approvals are one-shot)."""
-    return httpx.AsyncHTTPTransport(verify=tls, retries=0)
+    return LocalhostTransport(httpx.AsyncHTTPTransport(verify=tls, retries=0))
+
+
+class LocalhostTransport(httpx.AsyncBaseTransport):
+    """Connects ``*.localhost`` names to 127.0.0.1 itself, as browsers do.
+
+    RFC 6761 section 6.3 reserves ``localhost`` and its subdomains for loopback, and browsers
+    resolve them so without asking DNS; many system resolvers do not. A deployment on
+    ``http://auth.localhost:8080`` (subdomains mode on a laptop) must work for the device as it
+    does for the browser. The Host header and the TLS server name stay the real name.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        if host.endswith(".localhost"):
+            request = httpx.Request(
+                request.method,
+                request.url.copy_with(host="127.0.0.1"),
+                headers=request.headers,
+                stream=request.stream,
+                extensions={**request.extensions, "sni_hostname": host},
+            )
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 @dataclass(frozen=True, slots=True)
