@@ -211,8 +211,13 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
-    """Whether ``port`` can be bound on loopback right now."""
+    """Whether a server could listen on ``port`` on loopback right now.
+
+    With SO_REUSEADDR, as servers bind: connections that a previous server on the port closed
+    linger in TIME-WAIT for a minute, and they do not stop a new listener.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((LOOPBACK, port))
         except OSError:

@@ -3,6 +3,12 @@
 Setting up (``init``, ``user add``, ``app add``, ``token mint``) is done once per upstream and
 shared by the one-worker and N-worker configs: the directory holds the keys, and the cookie is a
 real signed ES256 app token minted from them, so every request pays the full admission check.
+The deployment gets an admin user too: until one exists every app request is answered 503
+``setup_required``.
+
+It runs as ``lychgate serve``: authz on its unix socket plus the gateway workers, since a gateway
+alone has no config until it follows authz's feed. Memory figures therefore include authz's
+process, which sits idle during the load (it only sent the snapshot at start-up).
 
 Any failure of the CLI (a command that does not exist yet, a gateway that exits at start-up)
 raises TargetUnavailable; the runner prints "lychgate target unavailable: <reason>" and goes on.
@@ -15,11 +21,12 @@ import json
 import shutil
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.procs import LOOPBACK, free_port, port_is_free, start_process, wait_ready
+from bench.procs import LOOPBACK, Proc, free_port, port_is_free, start_process, wait_ready
 from bench.targets import ADMITTED, StartTarget, Target, TargetUnavailable, write_files
 
 CLI_TIMEOUT_S = 60.0
@@ -27,6 +34,9 @@ READY_TIMEOUT_S = 30.0
 SETUP_FILE = "bench-setup.json"
 # RFC 6761 section 6.2: .test is reserved, so this address can never reach anybody.
 BENCH_EMAIL = "bench@bench.test"
+ADMIN_EMAIL = "admin@bench.test"
+ADMITTED_STREAK = 10  # admitted answers in a row per worker before the target counts as ready
+SETTLE_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +116,9 @@ async def prepare_lychgate(setup_dir: Path, upstream_port: int) -> LychgateSetup
     d = str(setup_dir)
     upstream = f"http://{LOOPBACK}:{upstream_port}"
     try:
+        # Plain http is allowed on loopback; the app cookie is then ``lychgate``.
         await _cli(["init", "--dir", d, "--public-url", f"http://{LOOPBACK}:{port}"])
+        await _cli(["user", "add", "--dir", d, "--email", ADMIN_EMAIL, "--admin", "Admin"])
         await _cli(["user", "add", "--dir", d, "--email", BENCH_EMAIL, "Bench"])
         app = ["--slug", "bench", "--name", "Bench", "--upstream", upstream, "--websockets"]
         await _cli(["app", "add", "--dir", d, *app])
@@ -121,26 +133,54 @@ async def prepare_lychgate(setup_dir: Path, upstream_port: int) -> LychgateSetup
     return LychgateSetup(port=port, cookie=cookie)
 
 
+async def wait_admitted(
+    proc: Proc, port: int, headers: dict[str, str], *, workers: int, within: float
+) -> int:
+    """Wait until requests with the cookie are admitted; return the last status seen.
+
+    Each worker answers 503 until its config feed has delivered the first snapshot, and each new
+    connection may land on any worker (SO_REUSEPORT), so readiness is ``ADMITTED_STREAK *
+    workers`` admitted answers in a row, each on a fresh connection; with several workers the
+    streak is asked for twice, a moment apart, so that a late worker has caught up.
+    """
+    deadline = time.monotonic() + within
+    rounds = 1 if workers == 1 else 2
+    status = 0
+    for round_ in range(rounds):
+        if round_:
+            await asyncio.sleep(SETTLE_S)
+        streak = 0
+        while streak < ADMITTED_STREAK * workers:
+            if time.monotonic() > deadline:
+                return status
+            if streak == 0 and status:
+                await asyncio.sleep(0.05)
+            status = await wait_ready(proc, port, path="/small", headers=headers, within=within)
+            streak = streak + 1 if status in ADMITTED else 0
+    return status
+
+
 async def start_lychgate(workdir: Path, upstream_port: int, workers: int) -> Target:
-    """Start ``lychgate gateway`` with ``workers`` workers on the deployment in ``workdir``
-    (set up on first use) and wait until it admits a request carrying the minted cookie."""
+    """Start ``lychgate serve`` with ``workers`` gateway workers on the deployment in
+    ``workdir`` (set up on first use) and wait until it admits a request carrying the minted
+    cookie."""
     setup = await prepare_lychgate(workdir, upstream_port)
     if not port_is_free(setup.port):
         raise RuntimeError(f"port {setup.port} of the lychgate deployment is taken")
-    argv = [str(lychgate_bin()), "gateway", "--dir", str(workdir)]
+    argv = [str(lychgate_bin()), "serve", "--dir", str(workdir)]
     argv += ["--listen", f"{LOOPBACK}:{setup.port}", "--workers", str(workers)]
-    proc = await start_process(f"lychgate-{workers}w", argv, workdir / f"gateway-{workers}w.log")
+    proc = await start_process(f"lychgate-{workers}w", argv, workdir / f"serve-{workers}w.log")
     target = Target(port=setup.port, cookie=setup.cookie, processes=(proc,))
     try:
-        status = await wait_ready(
-            proc, setup.port, path="/small", headers=target.headers, within=READY_TIMEOUT_S
+        status = await wait_admitted(
+            proc, setup.port, target.headers, workers=workers, within=READY_TIMEOUT_S
         )
     except RuntimeError as exc:
         await target.stop()
         code = proc.process.returncode
         if code is not None and code != -signal.SIGTERM:  # it exited on its own at start-up
             why = _last_line(await asyncio.to_thread(proc.log_tail, 2000))
-            raise TargetUnavailable(f"`lychgate gateway` exited {code}: {why}") from exc
+            raise TargetUnavailable(f"`lychgate serve` exited {code}: {why}") from exc
         raise
     except BaseException:
         await target.stop()

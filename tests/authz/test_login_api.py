@@ -70,7 +70,8 @@ async def test_status_needs_the_binding_cookie(
     theirs_bound = await other_browser.get(f"{API}/{created['id']}")
     unknown = await browser.get(f"{API}/lr_doesnotexist")
     too_long = await browser.get(f"{API}/{'x' * 300}")
-    for r in (theirs, theirs_bound, unknown, too_long):
+    nul = await browser.get(f"{API}/lr_%00")
+    for r in (theirs, theirs_bound, unknown, too_long, nul):
         assert r.status_code == 404
         assert r.json() == {"detail": "not_found"}  # the same answer: no oracle
 

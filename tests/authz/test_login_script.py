@@ -154,7 +154,13 @@ def test_login_gets_a_new_code_when_one_expires() -> None:
         [{"status": 201, "body": created}],
         [{"sse": {"type": "status", "data": {"status": "expired"}}}],
     )
-    assert ["fetch", "POST", API, json.dumps({"rd": "/wiki"}, separators=(",", ":")), "application/json"] in log
+    assert [
+        "fetch",
+        "POST",
+        API,
+        json.dumps({"rd": "/wiki"}, separators=(",", ":")),
+        "application/json",
+    ] in log
     assert ["qr", f"{API}/lr_2/qr.svg"] in log
     assert log[-1] == ["sse", f"{API}/lr_2/events"]
 

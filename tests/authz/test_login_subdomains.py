@@ -138,3 +138,16 @@ async def test_the_portal_opens_apps_on_their_hosts(
     r = await browser.get("/.lychgate/open/wiki")
     assert r.status_code == 303
     assert r.headers["location"].startswith("https://wiki.example.test/.lychgate/callback?code=")
+
+
+@pytest.mark.parametrize(
+    "path", ["/.lychgate/login?rd=https%3A%2F%2Fwiki.example.test%2F", "/.lychgate/"]
+)
+async def test_pages_on_an_app_host_move_to_the_portal_host(
+    browser: httpx.AsyncClient, wiki: App, path: str
+) -> None:
+    forwarded = {"x-forwarded-host": "wiki.example.test", "x-forwarded-proto": "https"}
+    r = await browser.get(path, headers=forwarded)
+    assert r.status_code == 303
+    assert r.headers["location"] == PORTAL + path
+    assert "set-cookie" not in r.headers

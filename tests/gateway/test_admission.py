@@ -27,6 +27,7 @@ from lychgate.gateway.admission import (
     admit,
     is_navigation,
 )
+from lychgate.gateway.admit_memo import AdmissionMemo
 from lychgate.gateway.snapshot import ConfigSnapshot
 from lychgate.gateway.types import RequestHead
 from lychgate.tokens import (
@@ -42,9 +43,17 @@ SUBS = World("subdomains")
 
 
 def decide(world: World, request: RequestHead, **kw: Any) -> Admission:
+    """Admit ``request`` without a memo, and twice through a fresh one (filled, then hit):
+    every test here also checks that a remembered decision is the decision."""
     snapshot = kw.pop("snapshot", world.snapshot)
     verifier = kw.pop("verifier", CachedVerifier(world.keyring.public))
-    return admit(request, now=kw.pop("now", NOW), snapshot=snapshot, verifier=verifier)
+    now = kw.pop("now", NOW)
+    plain = admit(request, now=now, snapshot=snapshot, verifier=verifier)
+    memo = AdmissionMemo()
+    for _ in range(2):
+        remembered = admit(request, now=now, snapshot=snapshot, verifier=verifier, memo=memo)
+        assert remembered == plain
+    return plain
 
 
 def assert_refused(result: Admission, *, reason: str | None = None) -> None:

@@ -12,12 +12,15 @@ import pytest
 
 from gateway.world import APPS, FETCH, NAVIGATE, NOW, World
 from lychgate.config.settings import Settings
+from lychgate.gateway.admission import ToApp, admit
+from lychgate.gateway.admit_assertions import CachedAssertions
 from lychgate.gateway.admit_handler import GatewayHandler, GatewayOptions
 from lychgate.gateway.endpoints import Endpoints
+from lychgate.gateway.forwarding import identity_headers
 from lychgate.gateway.snapshot import SnapshotHolder
 from lychgate.gateway.types import Forward, Local, Respond, Upstream
 from lychgate.ids import AppSlug, SessionId
-from lychgate.tokens import verify_assertion
+from lychgate.tokens import CachedVerifier, verify_assertion
 
 AUTHZ = Upstream("unix:/run/lychgate/authz.sock")
 
@@ -283,3 +286,21 @@ def test_options_from_settings(tmp_path: Path) -> None:
     app = APPS[2]
     assert options.upstream(app).read_timeout == 3.0
     assert options.upstream(app).connect_timeout == settings.limits.upstream_connect_timeout
+
+
+def test_cached_identity_headers_carry_the_cached_assertion() -> None:
+    keyring = SINGLE.snapshot.assertion_keyring
+    assert keyring is not None
+    signer = CachedAssertions(keyring, SINGLE.snapshot.issuer)
+    admitted = admit(
+        SINGLE.head("/", cookies=[SINGLE.token()]),
+        now=NOW,
+        snapshot=SINGLE.snapshot,
+        verifier=CachedVerifier(SINGLE.keyring.public),
+    )
+    assert isinstance(admitted, ToApp)
+    headers = signer.headers(admitted.identity, NOW)
+    assert headers == identity_headers(admitted.identity, signer.assertion(admitted.identity, NOW))
+    assert signer.headers(admitted.identity, NOW + timedelta(seconds=30)) is headers
+    later = signer.headers(admitted.identity, NOW + timedelta(seconds=55))  # < 10 s left: new
+    assert later != headers

@@ -236,3 +236,23 @@ def test_email_header_only_when_plain_ascii(email: str | None) -> None:
 
 def test_canonical_name() -> None:
     assert canonical_name("X_Lychgate_User") == "x-lychgate-user"
+
+
+def test_trust_is_decided_per_request_not_per_header_name() -> None:
+    # Header names are classified once and memoized; whether forwarding headers are kept
+    # depends on each request's peer.
+    sent = (("x-forwarded-for", "198.51.100.7"), ("x-forwarded-prefix", "/app"))
+    for _ in range(2):
+        untrusted = fwd(head(*sent, client_ip="203.0.113.9"), trusted_proxies=PROXY)
+        assert dict(untrusted)["x-forwarded-for"] == "203.0.113.9"
+        assert "x-forwarded-prefix" not in names(untrusted)
+        trusted = fwd(head(*sent, client_ip="10.1.2.3"), trusted_proxies=PROXY)
+        assert dict(trusted)["x-forwarded-for"] == "198.51.100.7, 10.1.2.3"
+        assert ("x-forwarded-prefix", "/app") in trusted
+
+
+def test_odd_spellings_are_stripped_however_often_they_come() -> None:
+    for _ in range(2):
+        out = fwd(head(("X_Lychgate_User", "admin"), ("x_forwarded_for", "1.2.3.4")))
+        assert "X_Lychgate_User" not in names(out)
+        assert "x_forwarded_for" not in names(out)

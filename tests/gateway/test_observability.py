@@ -137,3 +137,21 @@ def test_engine_limits_follow_the_settings(tmp_path: Path) -> None:
     settings = load_settings(tmp_path, {"LYCHGATE_LIMITS__HEADER_TIMEOUT": "2.5"})
     assert engine_limits(settings).header_timeout == 2.5
     assert engine_limits(settings).max_headers == settings.limits.max_headers
+
+
+def test_latency_histogram_counts_each_response_in_its_bucket() -> None:
+    metrics = GatewayMetrics(worker=1)
+    for seconds in (0.0001, 0.001, 0.001, 0.02, 45.0):  # 0.001 is a bound: counted in "le 0.001"
+        metrics.observe(AppSlug("wiki"), 200, seconds)
+    metrics.observe(AppSlug("wiki"), 502, 0.3)
+    reply = metrics_handler(metrics)(head("/metrics"))
+    assert isinstance(reply, Respond)
+    text = reply.body.decode()
+    bucket = 'lychgate_gateway_request_duration_seconds_bucket{app="wiki",le="%s",worker="1"} %s'
+    for le, count in [("0.0005", "1.0"), ("0.001", "3.0"), ("0.025", "4.0"), ("0.5", "5.0")]:
+        assert bucket % (le, count) in text
+    assert bucket % ("30.0", "5.0") in text
+    assert bucket % ("+Inf", "6.0") in text
+    assert 'lychgate_gateway_request_duration_seconds_count{app="wiki",worker="1"} 6.0' in text
+    assert 'lychgate_gateway_requests_total{app="wiki",status="502",worker="1"} 1.0' in text
+    assert 'lychgate_gateway_requests_total{app="wiki",status="200",worker="1"} 5.0' in text

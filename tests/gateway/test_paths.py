@@ -155,3 +155,32 @@ def test_never_raises_anything_but_a_client_error(raw: str) -> None:
         return
     assert target.path.startswith("/")
     assert parse_request_target(target.origin_form).origin_form == target.origin_form
+
+
+# -- the memo and the query check ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", ["/a/..;/b", "/%00", "/a b", "/x?q=#frag"])
+def test_a_refused_target_is_refused_every_time(raw: str) -> None:
+    # Parsing is memoized; refusals are not, so the second try raises too.
+    for _ in range(2):
+        with pytest.raises(ClientError):
+            parse_request_target(raw)
+
+
+def test_a_long_target_is_parsed_like_a_short_one() -> None:
+    segment = "a" * 600
+    raw = f"/{segment}/../{segment}/./x?{'q' * 600}"
+    assert parse_request_target(raw) == RequestTarget(f"/{segment}/x", "q" * 600)
+    assert parse_request_target(raw) is not parse_request_target(raw)  # not memoized
+    assert parse_request_target("/a/../b") is parse_request_target("/a/../b")  # memoized
+
+
+@pytest.mark.parametrize("code", range(0x100))
+def test_query_allows_exactly_visible_ascii_without_hash(code: int) -> None:
+    query = f"a={chr(code)}"
+    if 0x21 <= code <= 0x7E and chr(code) != "#":
+        assert parse_request_target(f"/p?{query}").query == query
+    else:
+        with pytest.raises(ClientError):
+            parse_request_target(f"/p?{query}")

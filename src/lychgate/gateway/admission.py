@@ -37,6 +37,12 @@ one** distinct value is fully valid for this route. A planted garbage value ther
 lock the user out, and a planted *valid* token for someone else's session cannot silently take
 over a request that also carries the user's own: two valid tokens are ambiguous and refused.
 
+Memo
+----
+A successful token check may be remembered in an :class:`~lychgate.gateway.admit_memo.AdmissionMemo`
+passed by the caller (the handler keeps one per worker); see that module for why a remembered
+check decides exactly as the full one would. Without a memo, :func:`admit` keeps no state.
+
 Fail closed
 -----------
 Any unexpected exception while deciding becomes a 500 deny, never a forward, and an unexpected
@@ -52,6 +58,7 @@ from urllib.parse import quote
 
 from lychgate.domain import App, AppPolicy
 from lychgate.errors import ClientError, TokenError
+from lychgate.gateway.admit_memo import AdmissionMemo, MemoKey
 from lychgate.gateway.cookies import app_cookie_name, cookie_values
 from lychgate.gateway.forwarding import Identity
 from lychgate.gateway.paths import RequestTarget, parse_request_target
@@ -125,11 +132,19 @@ Admission = ToApp | ToAuthz | ToEndpoint | Redirect | Deny
 
 
 def admit(
-    head: RequestHead, *, now: datetime, snapshot: ConfigSnapshot | None, verifier: Verifier
+    head: RequestHead,
+    *,
+    now: datetime,
+    snapshot: ConfigSnapshot | None,
+    verifier: Verifier,
+    memo: AdmissionMemo | None = None,
 ) -> Admission:
-    """Decide what happens to ``head`` (see the module docstring). Never raises."""
+    """Decide what happens to ``head`` (see the module docstring). Never raises.
+
+    ``memo`` remembers successful token checks between calls (see the module docstring).
+    """
     try:
-        return _admit(head, now, snapshot, verifier)
+        return _admit(head, now, snapshot, verifier, memo)
     except ClientError as exc:
         error = "misdirected_request" if exc.status == 421 else "bad_request"
         return Deny(exc.status, error, reason=str(exc))
@@ -138,7 +153,11 @@ def admit(
 
 
 def _admit(
-    head: RequestHead, now: datetime, snapshot: ConfigSnapshot | None, verifier: Verifier
+    head: RequestHead,
+    now: datetime,
+    snapshot: ConfigSnapshot | None,
+    verifier: Verifier,
+    memo: AdmissionMemo | None,
 ) -> Admission:
     target = parse_request_target(head.target)
     host = request_host(head, target)
@@ -158,7 +177,7 @@ def _admit(
         if is_navigation(head):
             return Redirect(_control_url(snapshot, SETUP_PATH), "setup")
         return Deny(503, "setup_required", reason="no admin yet")
-    admitted = _find_token(head, now, snapshot, verifier, where.app)
+    admitted = _find_token(head, now, snapshot, verifier, where.app, memo)
     if isinstance(admitted, str):
         return login_required(head, snapshot, host, target, reason=admitted)
     app, identity = admitted
@@ -173,10 +192,22 @@ def _find_token(
     snapshot: ConfigSnapshot,
     verifier: Verifier,
     routed: App | None,
+    memo: AdmissionMemo | None,
 ) -> tuple[App, Identity] | str:
     """The one valid (app, identity) among our cookie's values, or why there is none."""
+    headers = tuple([v for k, v in head.headers if k == "cookie"])
+    if not headers:
+        return "no_cookie"
+    key: MemoKey | None = None
+    moment = 0.0
+    if memo is not None:
+        key = (headers, None if routed is None else routed.slug)
+        moment = now.timestamp()
+        remembered = memo.lookup(snapshot, key, moment)
+        if remembered is not None:
+            return remembered
     name = app_cookie_name(snapshot.secure_cookies)
-    values = list(dict.fromkeys(cookie_values(head.header_all("cookie"), name)))
+    values = list(dict.fromkeys(cookie_values(headers, name)))
     if not values:
         return "no_cookie"
     if len(values) > MAX_COOKIE_VALUES:
@@ -191,7 +222,11 @@ def _find_token(
             found.append(result)
     if len(found) > 1:
         return "ambiguous_cookies"
-    return found[0] if found else reason
+    if not found:
+        return reason
+    if key is not None and memo is not None and len(values) == 1:
+        memo.store(snapshot, key, moment, *found[0])
+    return found[0]
 
 
 def check_app_token(

@@ -5,7 +5,9 @@ key** over the config feed (``assertion_key`` in the snapshot); its public half 
 that apps fetch from ``/.lychgate/jwks.json``. A signature costs about 43 µs, and an assertion
 lives 60 s (DESIGN.md, token table), so :class:`CachedAssertions` keeps one per (session, app,
 identity) and mints a new one when the cached one has less than ``refresh_before`` left, so an
-upstream never receives an assertion about to expire in transit. The cache is a bounded LRU.
+upstream never receives an assertion about to expire in transit. The cache is a bounded LRU, and
+it keeps the identity headers built around each assertion (:meth:`CachedAssertions.headers`),
+so a request reuses them instead of building them again.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from datetime import datetime, timedelta
 from typing import Final, Protocol
 
 from lychgate.errors import UsageError
-from lychgate.gateway.forwarding import Identity
+from lychgate.gateway.forwarding import Identity, identity_headers
+from lychgate.gateway.types import Headers
 from lychgate.tokens import ASSERTION_TTL, IdentityAssertion, Keyring, encode_assertion
 
 DEFAULT_MAX_ENTRIES: Final = 10_000
@@ -54,7 +57,7 @@ class CachedAssertions:
         self._max_entries = max_entries
         self._refresh_before = refresh_before
         self._ttl = ttl
-        self._entries: OrderedDict[_CacheKey, tuple[str, datetime]] = OrderedDict()
+        self._entries: OrderedDict[_CacheKey, tuple[str, datetime, Headers]] = OrderedDict()
 
     @property
     def kid(self) -> str:
@@ -66,6 +69,13 @@ class CachedAssertions:
         return self._issuer
 
     def assertion(self, identity: Identity, now: datetime) -> str:
+        return self._entry(identity, now)[0]
+
+    def headers(self, identity: Identity, now: datetime) -> Headers:
+        """:func:`~lychgate.gateway.forwarding.identity_headers` around :meth:`assertion`."""
+        return self._entry(identity, now)[2]
+
+    def _entry(self, identity: Identity, now: datetime) -> tuple[str, datetime, Headers]:
         # The whole identity is in the key: a changed profile or admin flag gets a new assertion.
         key: _CacheKey = (
             identity.session_id,
@@ -74,12 +84,11 @@ class CachedAssertions:
             identity.admin,
             identity.profile,
         )
-        cached = self._entries.get(key)
-        if cached is not None:
-            token, expires = cached
-            if now < expires - self._refresh_before:
-                self._entries.move_to_end(key)
-                return token
+        entries = self._entries
+        cached = entries.get(key)
+        if cached is not None and now < cached[1] - self._refresh_before:
+            entries.move_to_end(key)
+            return cached
         claims = IdentityAssertion.issue(
             issuer=self._issuer,
             app=identity.app,
@@ -92,11 +101,12 @@ class CachedAssertions:
             ttl=self._ttl,
         )
         token = encode_assertion(self._keyring, claims)
-        self._entries[key] = (token, claims.exp)
-        self._entries.move_to_end(key)
-        if len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)
-        return token
+        entry = (token, claims.exp, identity_headers(identity, token))
+        entries[key] = entry
+        entries.move_to_end(key)
+        if len(entries) > self._max_entries:
+            entries.popitem(last=False)
+        return entry
 
     def __len__(self) -> int:
         return len(self._entries)

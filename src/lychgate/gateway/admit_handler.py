@@ -4,13 +4,15 @@
 the engine's terms: a :class:`Forward` with the rewritten headers (:mod:`.forwarding`) and a
 signed identity assertion, a :class:`Local` endpoint, or a small :class:`Respond`. It keeps the
 per-worker caches that must follow the snapshot: the token verification cache (emptied when the
-key set changes), the assertion signer (replaced when the assertion key or issuer changes) and
-the upstream of each app.
+key set changes), the memo of admitted cookies (emptied on every new snapshot, see
+:mod:`.admit_memo`), the assertion signer (replaced when the assertion key or issuer changes)
+and the upstream of each app.
 
 A snapshot the feed has not confirmed for ``stale_after`` seconds is *stale*. Requests are still
 decided on it (DESIGN.md: keep serving on the last config; see the bound this puts on
 revocation in :mod:`.admission`), but the handler logs the change into and out of that state
-and exposes it as :attr:`GatewayHandler.stale` for health and metrics.
+(looking at most once a second, not on every request) and exposes it as
+:attr:`GatewayHandler.stale` for health and metrics.
 
 Fail closed: an exception anywhere here is logged and answered with a 500; an app request
 without an assertion key in the snapshot is refused with a 503 (SECURITY.md item 9: a missing
@@ -22,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from lychgate.config.settings import IpNetwork, Settings
 from lychgate.domain import App
@@ -37,9 +39,10 @@ from lychgate.gateway.admission import (
     admit,
 )
 from lychgate.gateway.admit_assertions import CachedAssertions
+from lychgate.gateway.admit_memo import AdmissionMemo
 from lychgate.gateway.endpoints import Endpoints, utc_now
 from lychgate.gateway.feed_http import authz_base
-from lychgate.gateway.forwarding import forward_headers, identity_headers
+from lychgate.gateway.forwarding import forward_headers
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
 from lychgate.gateway.types import Decision, Forward, RequestHead, Upstream
 from lychgate.ids import AppSlug
@@ -47,6 +50,7 @@ from lychgate.tokens import CachedVerifier, VerifiedJWS
 from lychgate.tokens.errors import Reason, fail
 
 log = logging.getLogger(__name__)
+_STALE_CHECK_EVERY = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,9 +96,11 @@ class GatewayHandler:
         "_clock",
         "_endpoints",
         "_holder",
+        "_memo",
         "_options",
         "_seen",
         "_stale",
+        "_stale_check_at",
         "_upstreams",
         "_verifier",
     )
@@ -113,29 +119,35 @@ class GatewayHandler:
         self._clock = clock
         self._seen: ConfigSnapshot | None = None
         self._verifier: CachedVerifier | None = None
+        self._memo = AdmissionMemo()
         self._assertions: CachedAssertions | None = None
         self._upstreams: Mapping[AppSlug, Upstream] = {}
         self._stale = False
+        self._stale_check_at = datetime.min.replace(tzinfo=UTC)
 
     @property
     def stale(self) -> bool:
         """True while serving on a snapshot the feed has not confirmed for ``stale_after`` s."""
-        return self._stale
+        holder = self._holder
+        return holder.current is not None and holder.is_stale(self._options.stale_after)
 
     def __call__(self, head: RequestHead) -> Decision:
         try:
             snapshot = self._holder.current
+            now = self._clock()
             if snapshot is not None:
                 if snapshot is not self._seen:
                     self._follow(snapshot)
-                self._note_staleness()
+                if now >= self._stale_check_at:
+                    self._stale_check_at = now + _STALE_CHECK_EVERY
+                    self._note_staleness()
             verifier = self._verifier
-            now = self._clock()
             admission = admit(
                 head,
                 now=now,
                 snapshot=snapshot,
                 verifier=verifier if verifier is not None else _NO_KEYS,
+                memo=self._memo,
             )
             return self._carry_out(head, admission, now)
         except Exception:
@@ -153,6 +165,7 @@ class GatewayHandler:
 
     def _follow(self, snapshot: ConfigSnapshot) -> None:
         """Bring the per-snapshot caches up to date (once per new snapshot, not per request)."""
+        self._memo.clear()  # it would on its own at the next lookup; this frees it now
         if self._verifier is None:
             self._verifier = CachedVerifier(snapshot.keyring)
         else:
@@ -213,7 +226,7 @@ class GatewayHandler:
                 head,
                 admitted.host,
                 trusted_proxies=self._options.trusted_proxies,
-                identity=identity_headers(identity, assertions.assertion(identity, now)),
+                identity=assertions.headers(identity, now),
             )
         except ClientError:
             return responses.deny(400, "bad_request", head)

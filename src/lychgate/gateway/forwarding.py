@@ -25,6 +25,7 @@ Hop-by-hop headers (``Connection`` and the names it lists) are the engine's busi
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Sequence
@@ -93,6 +94,43 @@ def is_trusted(client_ip: str, trusted_proxies: Sequence[IpNetwork]) -> bool:
     return any(address in network for network in trusted_proxies)
 
 
+# What forward_headers does with a header, by its lower-cased name.
+_KEEP, _HOST, _COOKIE, _DROP, _XFF, _PROTO, _FORWARDED, _XF_HOST, _XF_OTHER = range(9)
+# A memo of _kind() per name as the engine hands it over (bounded, not configuration).
+_KINDS: dict[str, int] = {}
+_KINDS_MAX: Final = 1024
+
+
+# A browser sends the same Cookie header again and again: strip it once (a bounded LRU).
+_MEMO_COOKIE_CHARS: Final = 4096
+
+
+@functools.lru_cache(maxsize=256)
+def _stripped(value: str) -> str | None:
+    return strip_lychgate_cookies((value,))
+
+
+def _kind(name: str) -> int:
+    canonical = canonical_name(name)
+    if canonical == "host":
+        return _HOST  # replaced by the normalized host we routed on
+    if canonical == "cookie":
+        return _COOKIE
+    if canonical in IDENTITY_HEADERS or canonical.startswith(IDENTITY_PREFIXES):
+        return _DROP
+    if canonical == "x-forwarded-for":
+        return _XFF
+    if canonical == "x-forwarded-proto":
+        return _PROTO
+    if canonical == "forwarded":
+        return _FORWARDED
+    if canonical == "x-forwarded-host":
+        return _XF_HOST
+    if canonical.startswith(FORWARDING_PREFIX):
+        return _XF_OTHER  # X-Forwarded-Prefix, -Port ...: kept from a trusted proxy only
+    return _KEEP
+
+
 def forward_headers(
     head: RequestHead,
     host: RequestHost,
@@ -108,42 +146,52 @@ def forward_headers(
     proxy.
     """
     trusted = is_trusted(head.client_ip, trusted_proxies)
-    kept: list[tuple[str, str]] = [("host", host.authority)]
+    authority = host.authority
+    kept: list[tuple[str, str]] = [("host", authority)]
     cookies: list[str] = []
     xff: list[str] = []
     proto: list[str] = []
     forwarded: list[str] = []
-    for name, value in head.headers:
-        canonical = canonical_name(name)
-        if canonical == "host":
-            continue  # replaced by the normalized host we routed on
-        if canonical == "cookie":
-            cookies.append(value)
-        elif canonical in IDENTITY_HEADERS or canonical.startswith(IDENTITY_PREFIXES):
-            continue
-        elif canonical == "forwarded" or canonical.startswith(FORWARDING_PREFIX):
-            if not trusted:
-                continue
-            if canonical == "x-forwarded-for":
-                xff.append(value)
-            elif canonical == "x-forwarded-proto":
-                proto.append(value)
-            elif canonical == "forwarded":
-                forwarded.append(value)
-            elif canonical != "x-forwarded-host":
-                kept.append((name, value))  # X-Forwarded-Prefix, -Port ... from a trusted proxy
-        else:
-            kept.append((name, value))
+    kinds = _KINDS
+    for pair in head.headers:
+        name = pair[0]
+        kind = kinds.get(name)
+        if kind is None:
+            kind = _kind(name)
+            if len(kinds) < _KINDS_MAX:
+                kinds[name] = kind
+        if kind == _KEEP:
+            kept.append(pair)
+        elif kind == _COOKIE:
+            cookies.append(pair[1])
+        elif kind <= _DROP or not trusted:
+            continue  # Host, identity headers; forwarding headers from an untrusted peer
+        elif kind == _XFF:
+            xff.append(pair[1])
+        elif kind == _PROTO:
+            proto.append(pair[1])
+        elif kind == _FORWARDED:
+            forwarded.append(pair[1])
+        elif kind == _XF_OTHER:
+            kept.append(pair)
     if cookies:
-        cookie = strip_lychgate_cookies(cookies) if strip_cookies else "; ".join(cookies)
+        if not strip_cookies:
+            cookie: str | None = "; ".join(cookies)
+        elif len(cookies) == 1 and len(cookies[0]) <= _MEMO_COOKIE_CHARS:
+            cookie = _stripped(cookies[0])
+        else:
+            cookie = strip_lychgate_cookies(cookies)
         if cookie is not None:
             kept.append(("cookie", cookie))
     scheme = _proto(proto) if proto else head.scheme
-    kept.append(("x-forwarded-for", ", ".join([*_forwarded_for(xff), head.client_ip])))
+    client_ip = head.client_ip
+    kept.append(
+        ("x-forwarded-for", ", ".join([*_forwarded_for(xff), client_ip]) if xff else client_ip)
+    )
     kept.append(("x-forwarded-proto", scheme))
-    kept.append(("x-forwarded-host", host.authority))
+    kept.append(("x-forwarded-host", authority))
     if forwarded:
-        elements = [*_check_forwarded(forwarded), _forwarded_element(head.client_ip, scheme, host)]
+        elements = [*_check_forwarded(forwarded), _forwarded_element(client_ip, scheme, host)]
         kept.append(("forwarded", ", ".join(elements)))
     kept.extend(identity)
     return tuple(kept)

@@ -27,13 +27,17 @@ Routes (DESIGN.md, "URL namespace")
 
 The reserved prefix is matched without regard to case, so no spelling of ``/.LychGate/`` ever
 reaches an app; authz answers 404 to the spellings it does not serve.
+
+Normalizing a Host value is a pure function, memoized for short values (a bounded LRU): a
+gateway serves a handful of hosts. Refusals raise every time.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from lychgate.domain import App
@@ -57,6 +61,8 @@ DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 # such a host simply matches no app.
 _NAME: Final = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*")
 _MAX_NAME: Final = 253  # RFC 1035 section 2.3.4
+_MEMO_CHARS: Final = 300  # a name, a colon and a port, or a bracketed IPv6 literal and port
+_MEMO_ENTRIES: Final = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,12 +71,14 @@ class RequestHost:
 
     name: str
     port: int | None = None
+    #: ``host[:port]`` as it would appear in a URL (IPv6 in brackets). Made once: parsed hosts
+    #: are memoized, and every forwarded request reads it twice.
+    authority: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def authority(self) -> str:
-        """``host[:port]`` as it would appear in a URL (IPv6 in brackets)."""
+    def __post_init__(self) -> None:
         host = f"[{self.name}]" if ":" in self.name else self.name
-        return host if self.port is None else f"{host}:{self.port}"
+        authority = host if self.port is None else f"{host}:{self.port}"
+        object.__setattr__(self, "authority", authority)
 
     def effective_port(self, scheme: str) -> int | None:
         return self.port if self.port is not None else DEFAULT_PORTS.get(scheme)
@@ -112,6 +120,12 @@ def parse_host(value: str) -> RequestHost:
 
     Raises :class:`~lychgate.errors.ClientError` (400, field ``host``).
     """
+    if len(value) <= _MEMO_CHARS:
+        return _memoized(value)
+    return _parse_host(value)
+
+
+def _parse_host(value: str) -> RequestHost:
     if value.startswith("["):
         literal, sep, rest = value[1:].partition("]")
         if not sep or "%" in literal:  # no zone ids in a URL host
@@ -130,6 +144,10 @@ def parse_host(value: str) -> RequestHost:
     if not name or len(name) > _MAX_NAME or not _NAME.fullmatch(name):
         raise bad_host("Host is not a valid host name")
     return RequestHost(name, _port(port) if sep else None)
+
+
+# An exception is never cached by lru_cache: a refused Host raises on every request.
+_memoized = functools.lru_cache(maxsize=_MEMO_ENTRIES)(_parse_host)
 
 
 def _port(text: str) -> int | None:
@@ -176,23 +194,32 @@ def is_internal(path: str) -> bool:
 
 def route(snapshot: ConfigSnapshot, host: RequestHost, path: str) -> Route:
     """Where a request for ``host`` and normalized ``path`` goes (see the module docstring)."""
-    endpoint = ENDPOINTS.get(path)
+    # Every reserved path starts with "/." (in any letter case): most paths skip those checks.
+    dotted = path[1:2] == "."
+    endpoint = ENDPOINTS.get(path) if dotted else None
     if endpoint == "healthz":
-        return EndpointRoute("healthz")
-    if is_internal(path):
-        return NoRoute()
+        return _HEALTHZ
+    if dotted and is_internal(path):
+        return _NO_ROUTE
     if snapshot.routing == "single-host":
         if host.name != snapshot.public_host:
-            return NoRoute()
+            return _NO_ROUTE
         app: App | None = None
     else:
         if host.name == snapshot.public_host:
-            return AuthzRoute()
+            return _AUTHZ
         app = snapshot.apps_by_host.get(host.name)
         if app is None:
-            return NoRoute()
+            return _NO_ROUTE
     if endpoint is not None:
         return EndpointRoute(endpoint)
-    if is_reserved(path):
-        return AuthzRoute()
-    return AppRoute(app)
+    if dotted and is_reserved(path):
+        return _AUTHZ
+    return _TOKEN_NAMES_APP if app is None else AppRoute(app)
+
+
+# The routes that carry nothing of the request: made once (they are immutable values).
+_HEALTHZ: Final = EndpointRoute("healthz")
+_NO_ROUTE: Final = NoRoute()
+_AUTHZ: Final = AuthzRoute()
+_TOKEN_NAMES_APP: Final = AppRoute(None)

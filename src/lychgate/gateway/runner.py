@@ -14,6 +14,7 @@ that share the port through SO_REUSEPORT.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import ssl
@@ -219,6 +220,11 @@ async def serve_worker(
 
 def run_gateway(plan: GatewayPlan, *, workers: int) -> int:
     """Run the gateway in the foreground; returns the exit code. SIGINT/SIGTERM stop it."""
+    # Everything imported and prepared so far lives as long as the process: keep it out of the
+    # cyclic collector's full passes, which would walk it again and again under load (and,
+    # before a fork, would touch and so copy every page the workers share).
+    gc.collect()
+    gc.freeze()
     if workers > 1:
         return run_workers(workers, lambda stop: serve_worker(plan, stop, reuse_port=True))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from typing import Final
 
@@ -25,7 +26,9 @@ from lychgate.ids import LoginRequestId
 
 COOKIE_PATH: Final = "/.lychgate/"
 SECRET_BYTES: Final = 32
-MAX_ID_CHARS: Final = 64
+#: What our ids look like (``ids.new_id``); anything else is not looked up at all, so bytes a
+#: database refuses (NUL in PostgreSQL text) become a 404 like any unknown id.
+_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: More values than this under the cookie's name are not even looked at.
 MAX_VALUES: Final = 4
 
@@ -58,7 +61,7 @@ def is_bound(login: LoginRequest, presented: list[str]) -> bool:
 async def bound_login(ctx: AuthzContext, request: Request, login_id: str) -> LoginRequest:
     """The login request ``login_id`` if this browser started it; NotFound otherwise."""
     presented = presented_secrets(request)
-    if not presented or len(login_id) > MAX_ID_CHARS:
+    if not presented or not _ID.fullmatch(login_id):
         raise NotFound("no such login request", field="login_id")
     login = await ctx.store.login_requests.get(LoginRequestId(login_id))
     if not is_bound(login, presented):

@@ -9,14 +9,16 @@ from __future__ import annotations
 import math
 
 from fastapi import HTTPException, Request
+from fastapi.responses import RedirectResponse
 
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.login.service import StartedLogin, start_login
-from lychgate.authz.login.target import Target, resolve_target
+from lychgate.authz.login.target import Target, public_origin, resolve_target
 from lychgate.authz.ratelimit import RateLimiter
 from lychgate.authz.snapshots import SnapshotPublisher
-from lychgate.authz.web import client_ip, user_agent
+from lychgate.authz.web import client_ip, request_origin, user_agent
 from lychgate.errors import RateLimited, StoreError
+from lychgate.gateway.admit_redirect import origin_of
 from lychgate.gateway.snapshot import ConfigSnapshot
 
 
@@ -55,3 +57,14 @@ def single_rd(request: Request) -> str | None:
     """The one ``rd`` query parameter; several of them are refused (treated as none)."""
     values = request.query_params.getlist("rd")
     return values[0] if len(values) == 1 else None
+
+
+def to_portal_host(request: Request, ctx: AuthzContext) -> RedirectResponse | None:
+    """Subdomains mode: a page asked for on an app host moves to the portal host, so that the
+    binding and session cookies only ever live there. None when already on the right host."""
+    home = public_origin(ctx.settings)
+    if ctx.settings.routing != "subdomains" or origin_of(request_origin(request, ctx)) == home:
+        return None
+    query = f"?{request.url.query}" if request.url.query else ""
+    location = f"{home}{request.url.path}{query}"
+    return RedirectResponse(location, status_code=303, headers={"cache-control": "no-store"})

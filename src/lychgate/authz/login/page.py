@@ -20,14 +20,13 @@ from markupsafe import Markup
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.internal import context
 from lychgate.authz.login.binding import set_binding_cookie
-from lychgate.authz.login.common import begin_login, single_rd, target_of
+from lychgate.authz.login.common import begin_login, single_rd, target_of, to_portal_host
 from lychgate.authz.login.pages import LOGIN_STATIC, LOGIN_TEMPLATES, asset, render_page
 from lychgate.authz.login.qr import qr_svg
 from lychgate.authz.login.service import StartedLogin
-from lychgate.authz.login.target import PORTAL_PATH, Target, redirect_after_sign_in
+from lychgate.authz.login.target import LOGIN_PATH, PORTAL_PATH, Target, redirect_after_sign_in
 from lychgate.authz.portal.session import current_session
 
-LOGIN_PAGE = "/.lychgate/login"
 API = "/.lychgate/api/v1/login"
 STATIC_FILES = frozenset({"login.js", "lychgate.css"})
 TEMPLATES = (LOGIN_TEMPLATES,)
@@ -35,8 +34,11 @@ TEMPLATES = (LOGIN_TEMPLATES,)
 router = APIRouter(include_in_schema=False)
 
 
-@router.get(LOGIN_PAGE)
+@router.get(LOGIN_PATH)
 async def login_page(request: Request, ctx: Annotated[AuthzContext, Depends(context)]) -> Response:
+    moved = to_portal_host(request, ctx)
+    if moved is not None:
+        return moved
     target = await target_of(request, single_rd(request))
     signed_in = await current_session(ctx, request)
     if signed_in is not None:

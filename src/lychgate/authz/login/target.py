@@ -57,10 +57,6 @@ class Target:
     path: str
     app: App | None
 
-    @property
-    def is_portal(self) -> bool:
-        return self.app is None
-
 
 def public_origin(settings: Settings) -> str:
     """The canonical origin of the public (portal) URL."""
@@ -87,16 +83,14 @@ def resolve_target(rd: str | None, snapshot: ConfigSnapshot) -> Target:
     origin, path = split_origin(value, snapshot.public_origin)
     if is_reserved(urlsplit(path).path):
         return portal  # ours (the portal itself, an admin page ...): no app to hand off to
-    if origin == snapshot.public_origin:
-        app = _single_app(snapshot) if snapshot.routing == "single-host" else None
-    else:
+    if origin != snapshot.public_origin:
         by_origin = {snapshot.origin_for(h): a for h, a in snapshot.apps_by_host.items()}
         app = by_origin.get(origin)
-        if app is None:  # cannot happen after safe_redirect; refuse rather than guess
-            return portal
-    if app is None and snapshot.routing == "subdomains":
-        return portal
-    return Target(value, origin, path, app)
+        # None cannot happen after safe_redirect; refuse rather than guess.
+        return portal if app is None else Target(value, origin, path, app)
+    if snapshot.routing == "subdomains":
+        return portal  # the portal host serves no app
+    return Target(value, origin, path, _single_app(snapshot))
 
 
 def split_origin(value: str, default_origin: str) -> tuple[str, str]:

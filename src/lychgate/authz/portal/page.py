@@ -11,6 +11,7 @@ and revokes sessions, all through the JSON API in :mod:`.api`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +23,7 @@ from fastapi.responses import RedirectResponse
 
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.internal import context
-from lychgate.authz.login.common import single_rd
+from lychgate.authz.login.common import single_rd, to_portal_host
 from lychgate.authz.login.pages import LOGIN_TEMPLATES, asset, render_page
 from lychgate.authz.login.target import (
     LOGIN_PATH,
@@ -40,6 +41,7 @@ PORTAL_TEMPLATES: Final = (Path(__file__).parent / "templates", LOGIN_TEMPLATES)
 PORTAL_STATIC: Final = Path(__file__).parent / "static"
 STATIC_FILES: Final = frozenset({"portal.js"})
 NO_STORE: Final = {"cache-control": "no-store"}
+_SLUG: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")  # looser than the CLI's rule; no odd bytes
 
 router = APIRouter(include_in_schema=False)
 Ctx = Annotated[AuthzContext, Depends(context)]
@@ -85,6 +87,9 @@ def to_login(continue_to: str | None) -> RedirectResponse:
 
 @router.get("/.lychgate/")
 async def portal(request: Request, ctx: Ctx) -> Response:
+    moved = to_portal_host(request, ctx)
+    if moved is not None:
+        return moved
     continue_to = continue_path(request)
     me = await current_session(ctx, request)
     if me is None:
@@ -124,7 +129,7 @@ async def open_app(slug: str, request: Request, ctx: Ctx) -> Response:
     me = await current_session(ctx, request)
     if me is None:
         return to_login(None)
-    app = await ctx.store.apps.get_by_slug(AppSlug(slug)) if len(slug) <= 64 else None
+    app = await ctx.store.apps.get_by_slug(AppSlug(slug)) if _SLUG.fullmatch(slug) else None
     if app is None or not may_open(me.user, app):
         return await render_page(
             PORTAL_TEMPLATES,

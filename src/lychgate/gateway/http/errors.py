@@ -21,7 +21,16 @@ def reason(status: int) -> bytes:
 
 
 def status_line(status: int) -> bytes:
-    return b"HTTP/1.1 %d %s\r\n" % (status, reason(status))
+    """``HTTP/1.1 <status> <reason>`` and CRLF (RFC 9112 section 4)."""
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = b"HTTP/1.1 %d %s\r\n" % (status, reason(status))
+        if 100 <= status <= 999:  # a memo of at most 900 short lines
+            _STATUS_LINES[status] = line
+    return line
+
+
+_STATUS_LINES: dict[int, bytes] = {}
 
 
 def _page(status: int, close: bool) -> bytes:

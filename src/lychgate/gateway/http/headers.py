@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from email.utils import formatdate
-from typing import Final
+from typing import ClassVar, Final
 
 from lychgate.errors import UsageError
 from lychgate.gateway.http.errors import status_line
@@ -150,8 +150,8 @@ def local_head(status: int, headers: Headers, tail: bytes) -> bytes:
 class _DateCache:
     """The formatted ``Date`` of the current second (a memo, not configuration)."""
 
-    second = -1
-    value = b""
+    second: ClassVar[int] = -1
+    value: ClassVar[bytes] = b""
 
 
 def http_date() -> bytes:

@@ -71,6 +71,7 @@ class Request:
 
     def take_buffer(self) -> list[bytes]:
         chunks = self.buffer
-        self.buffer = []
-        self.buffered = 0
+        if chunks:  # most requests buffer nothing: keep their (empty) list
+            self.buffer = []
+            self.buffered = 0
         return chunks

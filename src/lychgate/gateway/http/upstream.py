@@ -42,6 +42,9 @@ from lychgate.gateway.http.writer import Batch, Writer
 
 MAX_RESPONSE_HEAD = 64 * 1024  # bytes of fields in an upstream's response head
 MAX_RESPONSE_FIELDS = 256
+# Lower-cased field names as seen from upstreams: a memo (bounded), not configuration.
+_NAMES: dict[bytes, bytes] = {}
+_NAMES_MAX = 1024
 
 
 class Framing(enum.Enum):
@@ -91,6 +94,33 @@ class _Refused(Exception):
 
 class UpstreamConnection(asyncio.Protocol):
     """A connection to one upstream, reused across requests while it stays healthy."""
+
+    __slots__ = (
+        "_complete",
+        "_deadline",
+        "_forget",
+        "_framing",
+        "_got_bytes",
+        "_head_bytes",
+        "_head_request",
+        "_head_size",
+        "_headers",
+        "_in_body",
+        "_interim",
+        "_keep_alive",
+        "_parser",
+        "_read_timeout",
+        "_reading_paused",
+        "_reusable",
+        "_sink",
+        "_status",
+        "batch",
+        "idle_since",
+        "key",
+        "out",
+        "transport",
+        "write_buffer_high",
+    )
 
     def __init__(self, key: tuple[str, bool], batch: Batch, write_buffer_high: int) -> None:
         self.key = key  # the pool's key for this upstream
@@ -265,7 +295,12 @@ class UpstreamConnection(asyncio.Protocol):
         self._head_size += len(name) + len(value)
         if self._head_size > MAX_RESPONSE_HEAD or len(headers) >= MAX_RESPONSE_FIELDS:
             raise _Refused
-        headers.append((name.lower(), value))
+        lowered = _NAMES.get(name)
+        if lowered is None:
+            lowered = name.lower()
+            if len(_NAMES) < _NAMES_MAX:
+                _NAMES[name] = lowered
+        headers.append((lowered, value))
 
     def on_headers_complete(self) -> None:
         sink = self._sink
