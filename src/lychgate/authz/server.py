@@ -101,6 +101,7 @@ class AuthzServer:
         self.settings = settings
         self._server: uvicorn.Server | None = None
         self._end_streams: Callable[[], None] = lambda: None
+        self._closing: set[asyncio.Task[None]] = set()
 
     @property
     def started(self) -> bool:
@@ -112,9 +113,16 @@ class AuthzServer:
             loop = asyncio.get_running_loop()
             publisher = app.state.publisher
 
+            def close_streams() -> None:
+                publisher.close()  # the gateways' feed
+                # Login and portal event streams follow the bus: closing it ends them.
+                task = loop.create_task(ctx.bus.close(), name="close-bus")
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+
             def end_streams() -> None:
                 # Called from a signal handler: hand the work to the loop.
-                loop.call_soon_threadsafe(publisher.close)
+                loop.call_soon_threadsafe(close_streams)
 
             self._end_streams = end_streams
             server = _Server(uvicorn_config(self.settings, app), end_streams)
