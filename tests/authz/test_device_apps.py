@@ -14,7 +14,7 @@ from authz.conftest import Clock
 from authz.device_fixtures import SignedClient, browser_session, enroll_key, next_event
 from fixtures.store import T0, make_app
 from lychgate.authz.context import AuthzContext
-from lychgate.authz.device.apps import app_origin
+from lychgate.authz.login.target import app_origin
 from lychgate.config import load_settings
 from lychgate.domain import App, AppPolicy
 from lychgate.events import OpenApp

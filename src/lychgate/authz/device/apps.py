@@ -12,38 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.device.auth import DeviceCaller
 from lychgate.authz.handoff import issue_handoff
+from lychgate.authz.login.target import app_origin, may_open
 from lychgate.authz.portal.session import is_live
-from lychgate.config import Settings
-from lychgate.domain import App, AppPolicy, Session, User
+from lychgate.domain import Session, User
 from lychgate.errors import NotFound
 from lychgate.events import OpenApp
 from lychgate.ids import AppSlug
 
 CALLBACK_PATH = "/.lychgate/callback"
-
-
-def app_origin(settings: Settings, app: App) -> str:
-    """Where the browser reaches ``app``: the public origin in single-host mode, else the
-    app's host (its own, or ``<slug>.<app_domain>``) with the public URL's scheme and port.
-    Canonical as the gateway's snapshot writes origins: default port elided, IPv6 bracketed."""
-    parts = urlsplit(settings.public_url)
-    if settings.routing == "single-host":
-        host = parts.hostname or ""
-    else:
-        host = app.host or f"{app.slug}.{settings.app_domain}"
-    name = f"[{host}]" if ":" in host else host
-    default = 443 if parts.scheme == "https" else 80
-    port = f":{parts.port}" if parts.port not in (None, default) else ""
-    return f"{parts.scheme}://{name}{port}"
-
-
-def may_open(user: User, app: App) -> bool:
-    return app.enabled and (app.policy is not AppPolicy.ADMINS or user.is_admin)
 
 
 async def apps_for(ctx: AuthzContext, user: User) -> list[dict[str, str]]:
