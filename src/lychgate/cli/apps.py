@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from lychgate.cli.common import DirOption, out_console, reported_errors, settings_for
+from lychgate.cli.common import (
+    DirOption,
+    out_console,
+    print_listing,
+    reported_errors,
+    settings_for,
+)
 from lychgate.cli.common_store import now, with_store
 from lychgate.deployment.apps import AppSpec, add_app, remove_app
 from lychgate.domain import App, app_to_dict
@@ -78,23 +82,21 @@ def list_(
     with reported_errors():
         settings = settings_for(data_dir)
         apps = with_store(settings, _list)
-    if as_json:
-        typer.echo(json.dumps([_as_dict(a) for a in apps], indent=2))
-        return
-    if not apps:
-        out_console.print("no apps yet: lychgate app add --slug ... --name ... --upstream ...")
-        return
-    table = Table("slug", "name", "upstream", "host", "policy", "websockets")
-    for a in apps:
-        table.add_row(
+    print_listing(
+        apps,
+        as_json=as_json,
+        to_dict=_as_dict,
+        columns=("slug", "name", "upstream", "host", "policy", "websockets"),
+        cells=lambda a: (
             a.slug,
             a.name,
             a.upstream,
             a.host or "",
             a.policy.value,
             "yes" if a.websockets else "no",
-        )
-    out_console.print(table)
+        ),
+        empty="no apps yet: lychgate app add --slug ... --name ... --upstream ...",
+    )
 
 
 @app.command("remove")

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from lychgate.config import Settings, load_settings
 from lychgate.errors import ConfigError, LychgateError
 
+T = TypeVar("T")
 err_console = Console(stderr=True)
 out_console = Console()
 
@@ -56,3 +59,25 @@ def reported_errors() -> Iterator[None]:
 
 def is_tty() -> bool:
     return sys.stdout.isatty()
+
+
+def print_listing(
+    rows: Sequence[T],
+    *,
+    as_json: bool,
+    to_dict: Callable[[T], dict[str, object]],
+    columns: Sequence[str],
+    cells: Callable[[T], Sequence[str]],
+    empty: str,
+) -> None:
+    """Print ``rows`` as JSON (``--json``) or as a table; ``empty`` when there are none."""
+    if as_json:
+        typer.echo(json.dumps([to_dict(r) for r in rows], indent=2))
+        return
+    if not rows:
+        out_console.print(empty, highlight=False)
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*cells(row))
+    out_console.print(table)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from lychgate.cli.common import DirOption, is_tty, out_console, reported_errors, settings_for
+from lychgate.cli.common import (
+    DirOption,
+    is_tty,
+    out_console,
+    print_listing,
+    reported_errors,
+    settings_for,
+)
 from lychgate.cli.common_store import now, with_store
 from lychgate.config import Settings
 from lychgate.deployment.enroll import find_user, issue_enrollment_link, terminal_qr
@@ -27,23 +32,21 @@ def list_(
     """List users."""
     with reported_errors():
         users = with_store(settings_for(data_dir), _list)
-    if as_json:
-        typer.echo(json.dumps([_as_dict(u) for u in users], indent=2))
-        return
-    if not users:
-        out_console.print("no users yet")
-        return
-    table = Table("id", "name", "email", "admin", "disabled", "external id")
-    for u in users:
-        table.add_row(
+    print_listing(
+        users,
+        as_json=as_json,
+        to_dict=_as_dict,
+        columns=("id", "name", "email", "admin", "disabled", "external id"),
+        cells=lambda u: (
             u.id,
             u.name,
             u.email or "",
             "yes" if u.is_admin else "",
             "yes" if u.disabled else "",
             u.external_id or "",
-        )
-    out_console.print(table)
+        ),
+        empty="no users yet",
+    )
 
 
 @app.command("add")
