@@ -243,18 +243,37 @@ async def test_logout_revokes_clears_and_redirects() -> None:
     response = await run(endpoints, SINGLE, request)
     assert response.status == 302
     assert header(response, "location") == ["/"]
-    [cookie] = header(response, "set-cookie")
+    cookie, session = header(response, "set-cookie")
     assert cookie.startswith("lychgate=; Path=/; Max-Age=0")
+    assert session.startswith("lychgate_session=; Path=/; Max-Age=0")
     assert authz.revoked == ["s1"]
+
+
+async def test_logout_also_ends_the_portal_session() -> None:
+    """Signed in but no app opened yet: only authz's session cookie names the session."""
+    endpoints, authz, _ = setup(SINGLE)
+    for value in ("lychgate_session=bad\\value", "lychgate_session=x"):
+        bad = SINGLE.head("/.lychgate/logout", headers=(("cookie", value),))
+        assert (await run(endpoints, SINGLE, bad)).status == 302
+    assert authz.revoked == []
+    request = SINGLE.head(
+        "/.lychgate/logout",
+        cookies=[SINGLE.token(sid="s1")],
+        headers=(("cookie", "lychgate_session=" + "S" * 22),),
+    )
+    response = await run(endpoints, SINGLE, request)
+    assert response.status == 302
+    assert sorted(authz.revoked) == sorted(["s1", "S" * 22])
 
 
 async def test_logout_on_https_clears_the_host_cookie() -> None:
     endpoints, authz, _ = setup(SUBS)
     request = SUBS.head("/.lychgate/logout", method="POST", cookies=[SUBS.token(sid="s2")])
     response = await run(endpoints, SUBS, request)
-    [cookie] = header(response, "set-cookie")
+    cookie, session = header(response, "set-cookie")
     assert cookie.startswith("__Host-lychgate=; Path=/; Max-Age=0")
     assert "Secure" in cookie
+    assert session.startswith("__Host-lychgate_session=; Path=/; Max-Age=0")
     assert authz.revoked == ["s2"]
 
 

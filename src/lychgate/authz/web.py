@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from lychgate.authz.context import AuthzContext
+from lychgate.gateway import cookies
 
 
 def client_ip(request: Request) -> str:
@@ -38,8 +39,9 @@ def secure_cookies(ctx: AuthzContext) -> bool:
 
 
 def session_cookie_name(ctx: AuthzContext) -> str:
-    """The auth-session cookie on the portal host (``__Host-`` prefixed on https)."""
-    return "__Host-lychgate_session" if ctx.settings.is_https else "lychgate_session"
+    """The auth-session cookie on the portal host (``__Host-`` prefixed on https); the
+    gateway's logout clears it too, so both take the name from one place."""
+    return cookies.session_cookie_name(ctx.settings.is_https)
 
 
 LOGIN_COOKIE = "lychgate_login"

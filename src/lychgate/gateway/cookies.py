@@ -105,7 +105,16 @@ def set_app_cookie(token: str, *, secure: bool, max_age: int) -> str:
 
 def clear_app_cookie(*, secure: bool) -> str:
     """The ``Set-Cookie`` value that deletes the app token cookie (RFC 6265 section 3.1)."""
-    name = app_cookie_name(secure)
+    return clear_cookie(app_cookie_name(secure), secure=secure)
+
+
+def session_cookie_name(secure: bool) -> str:
+    """authz's auth-session cookie on the portal host (its value is the session id)."""
+    return "__Host-lychgate_session" if secure else "lychgate_session"
+
+
+def clear_cookie(name: str, *, secure: bool) -> str:
+    """The ``Set-Cookie`` value that deletes cookie ``name`` (Path=/)."""
     return _cookie(name, "", secure=secure, max_age=0) + f"; Expires={_EPOCH}"
 
 

@@ -34,7 +34,9 @@ from lychgate.gateway.admit_redirect import safe_redirect
 from lychgate.gateway.cookies import (
     app_cookie_name,
     clear_app_cookie,
+    clear_cookie,
     cookie_values,
+    session_cookie_name,
     set_app_cookie,
 )
 from lychgate.gateway.feed_http import REDEEM_PATH, REVOKE_PATH, authz_client
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 
 _CODE: Final = re.compile(r"[A-Za-z0-9_-]{16,256}")
 _MAX_QUERY_FIELDS: Final = 8
+_SESSION_ID: Final = re.compile(r"[A-Za-z0-9_-]{8,128}")
 _CROSS_SITE_OK: Final = frozenset({"same-origin", "same-site", "none"})
 
 
@@ -202,7 +205,10 @@ class Endpoints:
             return responses.text(403, "forbidden\n")
         snapshot = self._holder.current
         secure = snapshot.secure_cookies if snapshot is not None else head.scheme == "https"
-        clear = (("set-cookie", clear_app_cookie(secure=secure)),)
+        clear = (
+            ("set-cookie", clear_app_cookie(secure=secure)),
+            ("set-cookie", clear_cookie(session_cookie_name(secure), secure=secure)),
+        )
         sessions = [] if snapshot is None else self._sessions(head, snapshot, admission)
         try:
             for session_id in sessions:
@@ -217,14 +223,20 @@ class Endpoints:
     def _sessions(
         self, head: RequestHead, snapshot: ConfigSnapshot, admission: ToEndpoint
     ) -> list[SessionId]:
-        """Session ids named by the valid app tokens in the request's cookie."""
-        name = app_cookie_name(snapshot.secure_cookies)
+        """Session ids named by the valid app tokens in the request's cookie, and, on the
+        portal's host (single-host mode), by authz's auth-session cookie: a user who signed in
+        but never opened an app holds only the latter, and logout must end it too. Its value
+        is the session id itself; authz ignores ids it does not know."""
+        cookies = head.header_all("cookie")
         now = self._clock()
         found: dict[SessionId, None] = {}
-        for value in cookie_values(head.header_all("cookie"), name)[:4]:
+        for value in cookie_values(cookies, app_cookie_name(snapshot.secure_cookies))[:4]:
             checked = check_app_token(value, now, snapshot, snapshot.keyring, admission.app)
             if not isinstance(checked, str):
                 found[checked[1].session_id] = None
+        for value in cookie_values(cookies, session_cookie_name(snapshot.secure_cookies))[:4]:
+            if _SESSION_ID.fullmatch(value):
+                found[SessionId(value)] = None
         return list(found)
 
 
