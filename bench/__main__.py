@@ -60,12 +60,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="append",
         metavar="CONFIGS",
         help="comma-separated config keys (direct, nginx, nginx-auth, caddy, "
-        "caddy-auth, lychgate-1, lychgate-N)",
+        "caddy-auth, relay, lychgate-1, lychgate-N)",
     )
     p.add_argument("--duration", type=float, help="seconds per timed test (wrk, WebSocket)")
     p.add_argument("--idle-connections", type=int)
     p.add_argument("--ws-connections", type=int)
-    p.add_argument("--upload-mb", type=int, help="upload size in MiB")
+    p.add_argument(
+        "--upload-mb", type=int, help="upload size in MiB (the download is always 100 MiB)"
+    )
     p.add_argument("--no-install", action="store_true", help="do not apt-get install tools")
     p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     p.add_argument("--keep-workdir", action="store_true", help="keep configs and logs")

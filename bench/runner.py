@@ -21,7 +21,15 @@ from bench.fmt import format_number
 from bench.procs import free_port, start_process, wait_ready
 from bench.report import BASELINE, Row
 from bench.scenarios.base import Measurement, RunSettings, Scenario, Upstream
-from bench.targets import StartTarget, Target, TargetUnavailable, caddy, nginx, placeholder_cookie
+from bench.targets import (
+    StartTarget,
+    Target,
+    TargetUnavailable,
+    caddy,
+    nginx,
+    placeholder_cookie,
+    relay,
+)
 from bench.targets.lychgate import lychgate_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +56,8 @@ def all_configs(workdir: Path, cores: int) -> tuple[Config, ...]:
         Config("nginx-auth", BASELINE, "nginx", nginx.start_auth_request),
         Config("caddy", "Caddy reverse_proxy", "caddy", caddy.start_proxy),
         Config("caddy-auth", "Caddy + forward_auth", "caddy", caddy.start_forward_auth),
+        # The gateway's architecture with nothing of the gateway: its per-request floor.
+        Config("relay", "bare Python relay (no features)", "relay", relay.start_relay),
         Config("lychgate-1", "Lychgate, 1 worker", "lychgate", lychgate_config(lychgate_root, 1)),
         Config(
             "lychgate-N",

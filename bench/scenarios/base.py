@@ -16,7 +16,7 @@ MIB = 1 << 20
 class Upstream(enum.Enum):
     """Which upstream a scenario's proxy forwards to."""
 
-    HTTP = "http"  # nginx: /small and /1mb
+    HTTP = "http"  # nginx: /small, /1mb and /100mb
     SINK = "sink"  # Python: reads and counts request bodies
     WS = "ws"  # Python: WebSocket echo
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 
 from bench.fmt import format_kib, format_number
 from bench.procs import LOOPBACK, RssSampler
@@ -16,7 +17,7 @@ from bench.scenarios.base import MIB, Column, Measurement, RunSettings, Scenario
 from bench.targets import Target
 
 CHUNK = 256 * 1024
-UPLOAD_TIMEOUT_S = 120.0
+TRANSFER_TIMEOUT_S = 120.0  # one upload or download
 
 
 async def upload_once(target: Target, size: int) -> float:
@@ -52,25 +53,44 @@ async def upload_once(target: Target, size: int) -> float:
     return elapsed
 
 
-async def run_upload(target: Target, settings: RunSettings) -> Measurement:
-    """Upload ``upload_repeats`` times in a row; median throughput, peak RSS growth."""
+async def repeat_transfer(
+    target: Target,
+    settings: RunSettings,
+    size: int,
+    once: Callable[[Target, int], Awaitable[float]],
+) -> Measurement:
+    """Run ``once(target, size)`` ``upload_repeats`` times in a row while sampling the proxy's
+    RSS; median throughput, peak RSS growth. Shared by the upload and the download."""
     times = []
     with RssSampler(target.rss_roots, interval=0.01) as rss:
         for _ in range(settings.upload_repeats):
-            times.append(
-                await asyncio.wait_for(upload_once(target, settings.upload_bytes), UPLOAD_TIMEOUT_S)
-            )
+            times.append(await asyncio.wait_for(once(target, size), TRANSFER_TIMEOUT_S))
     median = statistics.median(times)
     return Measurement(
-        mib_per_s=settings.upload_bytes / MIB / median,
+        mib_per_s=size / MIB / median,
         seconds=median,
         rss_growth_kib=rss.growth_kib,
         notes=(f"median of {settings.upload_repeats}",),
     )
 
 
-def _mib_s(m: Measurement) -> float | None:
+def transfer_columns(per: str) -> tuple[Column, ...]:
+    """Throughput, seconds per transfer (headed ``s/<per>``) and peak RSS growth."""
+    return (
+        Column("MiB/s", lambda m: format_number(m.mib_per_s)),
+        Column(f"s/{per}", lambda m: format_number(m.seconds)),
+        Column("peak RSS growth", lambda m: format_kib(m.rss_growth_kib)),
+    )
+
+
+def mib_s(m: Measurement) -> float | None:
+    """The figure a transfer is compared on."""
     return m.mib_per_s
+
+
+async def run_upload(target: Target, settings: RunSettings) -> Measurement:
+    """Upload ``upload_repeats`` times in a row; median throughput, peak RSS growth."""
+    return await repeat_transfer(target, settings, settings.upload_bytes, upload_once)
 
 
 UPLOAD = Scenario(
@@ -78,11 +98,7 @@ UPLOAD = Scenario(
     title="{upload_mib} MiB upload, streamed to a sink that counts the bytes",
     upstream=Upstream.SINK,
     run=run_upload,
-    columns=(
-        Column("MiB/s", lambda m: format_number(m.mib_per_s)),
-        Column("s/upload", lambda m: format_number(m.seconds)),
-        Column("peak RSS growth", lambda m: format_kib(m.rss_growth_kib)),
-    ),
-    ratio_of=_mib_s,
+    columns=transfer_columns("upload"),
+    ratio_of=mib_s,
     ratio_label="MiB/s",
 )

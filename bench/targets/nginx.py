@@ -17,6 +17,9 @@ from bench.targets import ADMITTED, Target, TargetUnavailable, placeholder_cooki
 
 SMALL_BODY = "lychgate bench: small fixed body\n"
 LARGE_SIZE = 1 << 20  # the "1 MB" response
+# The download: fixed, because the upstream starts once per run, before any scenario's settings.
+DOWNLOAD_SIZE = 100 << 20
+DOWNLOAD_PATH = f"/{DOWNLOAD_SIZE >> 20}mb"
 # Enough for the 10k idle connections plus the upstream side of the busy ones.
 WORKER_CONNECTIONS = 16384
 
@@ -54,7 +57,7 @@ http {{
 
 
 def upstream_conf(workdir: Path, port: int) -> str:
-    """The upstream: a small fixed body at /small, a 1 MiB file at /1mb."""
+    """The upstream: a small fixed body at /small, a 1 MiB file at /1mb, the download file."""
     return (
         _common(workdir)
         + f"""\
@@ -62,6 +65,9 @@ def upstream_conf(workdir: Path, port: int) -> str:
         listen {LOOPBACK}:{port} backlog=4096;
         location = /1mb {{
             alias {workdir}/1mb.bin;
+        }}
+        location = {DOWNLOAD_PATH} {{
+            alias {workdir}/download.bin;
         }}
         location / {{
             return 200 "{SMALL_BODY.strip()}\\n";
@@ -140,9 +146,16 @@ async def _start_nginx(name: str, workdir: Path, conf: str, port: int, cookie: s
     return target
 
 
+def _sparse_file(path: Path, size: int) -> None:
+    """A file of ``size`` zero bytes that takes no disk or memory to write (a hole)."""
+    with path.open("wb") as f:
+        f.truncate(size)
+
+
 async def start_upstream(workdir: Path) -> Target:
     """Start the nginx upstream on a free port."""
     await asyncio.to_thread(write_files, workdir, {"1mb.bin": b"x" * LARGE_SIZE})
+    await asyncio.to_thread(_sparse_file, workdir / "download.bin", DOWNLOAD_SIZE)
     port = free_port()
     return await _start_nginx(
         "nginx-upstream", workdir, upstream_conf(workdir, port), port, placeholder_cookie()

@@ -1,0 +1,117 @@
+"""``python -m bench.relay``: the floor of the gateway's architecture, as a benchmark target.
+
+A relay with no features: uvloop, one upstream connection per client connection, and llhttp
+(httptools) run over both directions with no callbacks, so each byte is parsed as the gateway
+parses it, then forwarded unchanged. No admission, no header rewriting, no pool, no timeouts,
+no limits. It is what DESIGN.md calls "a bare asyncio + httptools + uvloop relay": whatever
+this process costs per request, the gateway cannot cost less, so the bench prints it beside
+the gateway to show how much of the gap to nginx is the architecture and how much is ours.
+
+It is not a proxy anybody should run: it trusts both sides and never closes an idle
+connection. After an Upgrade (or any parse error) it stops parsing and pipes raw bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+from typing import cast
+
+import uvloop
+from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser, HttpResponseParser
+
+
+class _Nothing:
+    """Parser callbacks: none. llhttp still validates and frames every message."""
+
+
+class _Side(asyncio.Protocol):
+    """One end of a relayed pair: what it reads is parsed, then written to the peer."""
+
+    def __init__(self, parser: HttpRequestParser | HttpResponseParser | None) -> None:
+        self.parser = parser
+        self.transport: asyncio.Transport | None = None
+        self.peer: _Side | None = None
+        self.pending: list[bytes] = []  # read before the peer was connected
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+
+    def data_received(self, data: bytes) -> None:
+        parser = self.parser
+        if parser is not None:
+            try:
+                parser.feed_data(data)
+            except (HttpParserUpgrade, HttpParserError):
+                self.parser = None  # from here on a tunnel (or garbage): raw bytes
+        peer = self.peer
+        if peer is not None and peer.transport is not None:
+            peer.transport.write(data)
+        else:
+            self.pending.append(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        peer = self.peer
+        if peer is not None and peer.transport is not None:
+            peer.transport.close()
+
+    # Backpressure: a peer that cannot take more stops our reading.
+    def pause_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.resume_reading()
+
+
+class _Client(_Side):
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        super().__init__(HttpRequestParser(_Nothing()))
+        self.upstream = upstream
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        asyncio.get_running_loop().create_task(self._connect())
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            _, side = await loop.create_connection(
+                lambda: _Side(HttpResponseParser(_Nothing())), *self.upstream
+            )
+        except OSError:
+            if self.transport is not None:
+                self.transport.close()
+            return
+        if self.transport is None:
+            if side.transport is not None:
+                side.transport.close()
+            return
+        side.peer, self.peer = self, side
+        assert side.transport is not None
+        if self.pending:
+            side.transport.writelines(self.pending)
+            self.pending = []
+
+
+async def serve(listen: tuple[str, int], upstream: tuple[str, int]) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _Client(upstream), *listen, backlog=4096)
+    async with server:
+        await server.serve_forever()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.relay", description=__doc__.splitlines()[0])
+    p.add_argument("--listen", type=int, required=True, help="port on 127.0.0.1")
+    p.add_argument("--upstream", type=int, required=True, help="port on 127.0.0.1")
+    args = p.parse_args(argv)
+    uvloop.run(serve(("127.0.0.1", args.listen), ("127.0.0.1", args.upstream)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
