@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import socket
 import ssl
 import sys
@@ -31,10 +32,35 @@ def lychgate(*args: str) -> str:
     return result.output
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+_EPHEMERAL_LOW = _ephemeral_low()  # read at import, not inside a test's event loop
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port that is free now, chosen *below* the kernel's ephemeral range.
+
+    A port from ``bind(0)`` is an ephemeral one: between our check and the server's own bind,
+    any outgoing connection on the machine (another test's client, say) may take it, and the
+    server then fails with "address already in use". Ports below the range are never handed
+    out that way, and a random pick keeps concurrent test runs from choosing the same one.
+    """
+    high = max(_EPHEMERAL_LOW, 2048)
+    for _ in range(200):
+        low = max(1024, high - 16384)
+        port = low + secrets.randbelow(high - low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 @dataclass

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from e2e.deployment import free_port
 from gateway.client import RawClient, get
 
 pytestmark = [pytest.mark.loopback, pytest.mark.slow]
@@ -32,12 +33,6 @@ sys.exit(run_workers(int(sys.argv[2]), main))
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _ask(port: int) -> bytes:
     c = await RawClient.connect(port)
     try:
@@ -50,7 +45,7 @@ async def _ask(port: int) -> bytes:
 async def test_workers_share_the_port_and_stop_on_sigterm(tmp_path: Path) -> None:
     script = tmp_path / "workers.py"
     script.write_text(SCRIPT)
-    port = _free_port()
+    port = free_port()
     proc = await asyncio.create_subprocess_exec(sys.executable, str(script), str(port), "2")
     try:
         pids: set[bytes] = set()
