@@ -32,6 +32,13 @@ def lychgate(*args: str) -> str:
     return result.output
 
 
+def add_app(data_dir: str, slug: str, name: str, upstream: str) -> None:
+    """``lychgate app add`` with the usual four options."""
+    lychgate(
+        "app", "add", "--dir", data_dir, "--slug", slug, "--name", name, "--upstream", upstream
+    )
+
+
 def _ephemeral_low() -> int:
     try:
         return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])

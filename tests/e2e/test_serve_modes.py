@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from e2e.deployment import Served, free_port, lychgate, serve
+from e2e.deployment import Served, add_app, free_port, lychgate, serve
 from gateway.upstreams import Upstream, echo, http_upstream
 
 pytestmark = [pytest.mark.loopback, pytest.mark.slow]
@@ -40,19 +40,7 @@ async def subdomains(data_dir: Path) -> AsyncIterator[tuple[Served, Upstream, in
     )
     async with http_upstream(echo) as up:
         for slug in ("wiki", "chat"):
-            await asyncio.to_thread(
-                lychgate,
-                "app",
-                "add",
-                "--dir",
-                d,
-                "--slug",
-                slug,
-                "--name",
-                slug,
-                "--upstream",
-                up.url,
-            )
+            await asyncio.to_thread(add_app, d, slug, slug, up.url)
         async with serve(data_dir, port) as served:
             yield served, up, port
 

@@ -13,125 +13,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 
-from e2e.deployment import Served, free_port, lychgate, serve
-from gateway.upstreams import Reply, Seen, http_upstream
+from e2e.signin import NAV, World, device, enrolled_world
 from lychgate.device.client import Connector
 from lychgate.device.runner import open_enrolled
 from lychgate.ids import AppSlug
 from lychgate.tokens import PublicKeyring, verify_assertion
 
 pytestmark = [pytest.mark.loopback, pytest.mark.slow]
-NAV = {"accept": "text/html", "sec-fetch-mode": "navigate"}
-
-
-def echo_as(name: str):  # type: ignore[no-untyped-def]
-    async def app(seen: Seen, reply: Reply) -> None:
-        body = json.dumps({"app": name, "target": seen.target, "headers": seen.headers})
-        await reply.send(200, body.encode(), [("content-type", "application/json")])
-
-    return app
-
-
-def device(key: Path, *args: str) -> str:
-    return lychgate("device", *args, "--key", str(key))
-
-
-class Loopback(httpx.AsyncBaseTransport):
-    """Sends every request to 127.0.0.1 while the client keeps the real URL: the Host header
-    and the cookie jar see ``wiki.localhost`` as a browser would, without any DNS."""
-
-    def __init__(self) -> None:
-        self._inner = httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        routed = httpx.Request(
-            request.method,
-            request.url.copy_with(host="127.0.0.1"),
-            headers=request.headers,
-            stream=request.stream,
-        )
-        return await self._inner.handle_async_request(routed)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-@dataclass
-class World:
-    served: Served
-    key: Path
-    setup_link: str
-    portal: str  # the public URL: login, portal and JWKS live here
-    mode: str
-
-    def app_origin(self, slug: str) -> str:
-        if self.mode == "single-host":
-            return self.portal
-        return f"http://{slug}.localhost:{self.served.port}"
-
-    def browser(self) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.portal, transport=Loopback())
 
 
 @pytest.fixture(params=["single-host", "subdomains"])
 async def world(
     request: pytest.FixtureRequest, data_dir: Path, tmp_path: Path
 ) -> AsyncIterator[World]:
-    mode = str(request.param)
-    port = free_port()
-    d = str(data_dir)
-    portal = (
-        f"http://127.0.0.1:{port}" if mode == "single-host" else f"http://auth.localhost:{port}"
-    )
-    out = await asyncio.to_thread(
-        lychgate, "init", "--dir", d, "--public-url", portal, "--routing", mode
-    )
-    setup = re.search(r"(http://\S+/\.lychgate/enroll/[A-Za-z0-9_-]+)", out)
-    assert setup, out
-    async with http_upstream(echo_as("wiki")) as wiki, http_upstream(echo_as("notes")) as notes:
-        for slug, up in (("wiki", wiki), ("notes", notes)):
-            await asyncio.to_thread(
-                lychgate,
-                "app",
-                "add",
-                "--dir",
-                d,
-                "--slug",
-                slug,
-                "--name",
-                slug.title(),
-                "--upstream",
-                up.url,
-            )
-        async with serve(data_dir, port) as served:
-            world = World(served, tmp_path / "device.json", setup.group(1), portal, mode)
-            await asyncio.to_thread(
-                device,
-                world.key,
-                "enroll",
-                world.setup_link,
-                "--user-name",
-                "Root",
-                "--email",
-                "root@example.test",
-                "--name",
-                "laptop",
-            )
-            # The gateways learn that setup is finished from the next snapshot (≤ 1 s).
-            async with world.browser() as c, asyncio.timeout(5):
-                home = world.app_origin("wiki") + "/"
-                while "/setup" in (await c.get(home, headers=NAV)).headers.get("location", ""):
-                    await asyncio.sleep(0.1)
-            yield world
+    async with enrolled_world(data_dir, tmp_path / "device.json", str(request.param)) as world:
+        yield world
 
 
 async def next_open(events: AsyncIterator[str]) -> str:
