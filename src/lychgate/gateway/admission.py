@@ -51,7 +51,6 @@ exception while verifying one cookie value makes that value invalid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 from urllib.parse import quote
@@ -74,6 +73,7 @@ from lychgate.gateway.routing import (
 from lychgate.gateway.snapshot import ConfigSnapshot
 from lychgate.gateway.types import RequestHead
 from lychgate.tokens import Verifier, verify_app_token
+from lychgate.valuetype import value_type
 
 #: More values than this under our cookie name is refused without verifying any.
 MAX_COOKIE_VALUES: Final = 4
@@ -82,7 +82,7 @@ SETUP_PATH: Final = "/.lychgate/setup"
 HEALTHZ_PATH: Final = "/.lychgate/healthz"
 
 
-@dataclass(frozen=True, slots=True)
+@value_type  # built per request: see lychgate.valuetype
 class ToApp:
     """Admitted: forward to ``app`` as ``identity``."""
 
@@ -92,7 +92,7 @@ class ToApp:
     host: RequestHost
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class ToAuthz:
     """Forward to authz (control plane), which authenticates on its own."""
 
@@ -100,7 +100,7 @@ class ToAuthz:
     host: RequestHost
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class ToEndpoint:
     """Run one of the gateway's own endpoints. ``app`` is the host's app in subdomains mode."""
 
@@ -110,7 +110,7 @@ class ToEndpoint:
     app: App | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class Redirect:
     """A 302 to ``location``: to the login page, or to setup before an admin exists."""
 
@@ -118,7 +118,7 @@ class Redirect:
     reason: str  # "login" or "setup", for logs
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class Deny:
     """Refused. ``error`` is the public code; ``reason`` is for logs and never sent."""
 

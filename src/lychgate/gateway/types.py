@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from lychgate.ids import AppSlug, SessionId
+from lychgate.valuetype import value_type
 
 Headers = tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True, slots=True)
+@value_type  # built per request: see lychgate.valuetype
 class RequestHead:
     """A parsed HTTP/1.1 request head, as the client sent it."""
 
@@ -55,7 +56,7 @@ class Upstream:
     read_timeout: float = 60.0
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class Forward:
     """Proxy the request to ``upstream``.
 
@@ -73,7 +74,7 @@ class Forward:
     max_body_bytes: int | None = None  # None: the listener's default
 
 
-@dataclass(frozen=True, slots=True)
+@value_type
 class Respond:
     """Answer from the gateway itself, without reaching an upstream."""
 
