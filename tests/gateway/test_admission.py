@@ -10,7 +10,7 @@ import base64
 import json
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import pytest
 
@@ -28,6 +28,8 @@ from lychgate.gateway.admission import (
     is_navigation,
 )
 from lychgate.gateway.admit_memo import AdmissionMemo
+from lychgate.gateway.paths import RequestTarget
+from lychgate.gateway.routing import RequestHost
 from lychgate.gateway.snapshot import ConfigSnapshot
 from lychgate.gateway.types import RequestHead
 from lychgate.tokens import (
@@ -329,24 +331,109 @@ def test_unknown_hosts_and_internal_paths_are_404_even_with_a_token(
 
 
 @pytest.mark.parametrize(
-    ("target", "extra", "status"),
+    "target",
     [
-        ("/..%2f..%2fetc/passwd", (), 400),
-        ("/a/..;/admin", (), 400),
-        ("/%00", (), 400),
-        ("/a\\b", (), 400),
-        ("/%c0%ae%c0%ae/", (), 400),
-        ("/a#b", (), 400),
-        ("http://other.example/", (), 400),
-        ("*", (), 400),
+        "/..%2f..%2fetc/passwd",
+        "/a/..;/admin",
+        "/%00",
+        "/a\\b",
+        "/%c0%ae%c0%ae/",
+        "/a#b",
+        "http://other.example/",
+        "*",
+        "/.lychgate/internal%2Ffeed",
     ],
 )
-def test_bad_targets_are_400_before_anything_else(
-    target: str, extra: tuple[tuple[str, str], ...], status: int
+def test_bad_targets_are_400_before_anything_else(target: str) -> None:
+    # Before the token and before navigation is considered: a valid token does not make a bad
+    # target acceptable, and a browser navigation is not redirected to login.
+    for cookies in ([SINGLE.token()], None):
+        for headers in (NAVIGATE, FETCH, ()):
+            result = decide(SINGLE, SINGLE.head(target, cookies=cookies, headers=headers))
+            assert isinstance(result, Deny)
+            assert (result.status, result.error) == (400, "bad_request")
+            assert result.login_url is None
+
+
+# -- the reserved namespace cannot be reached by spelling (SECURITY.md item 2, THREAT_MODEL T17) --
+
+ESCAPED = Deny(400, "bad_request", reason="target: path under /.lychgate holds a percent-escape")
+NO_ROUTE = Deny(404, "not_found", reason="no route: unknown host or internal path")
+
+#: Every kind of host: single-host, a subdomains app host, and the subdomains portal host
+#: (which sends everything but the internal API to authz).
+EVERY_HOST = [
+    pytest.param(SINGLE, "localhost:8080", id="single-host"),
+    pytest.param(SUBS, "wiki.example.com", id="app-host"),
+    pytest.param(SUBS, "auth.example.com", id="portal-host"),
+]
+
+INTERNAL_SPELLINGS = [
+    # An encoded "/" (any case), anywhere in or before the prefix: uvicorn would decode it into
+    # /.lychgate/internal/... after the gateway had decided on "an authz page". Refused (400).
+    ("/.lychgate/internal%2Ffeed", ESCAPED),
+    ("/.lychgate/internal%2fhandoff", ESCAPED),
+    ("/.lychgate%2Finternal%2Fhandoff", ESCAPED),
+    ("/%2F.lychgate/internal/feed", ESCAPED),
+    ("/.lychgate/internal%252Ffeed", ESCAPED),  # double encoding
+    # An encoded "?" or "#" next to a reserved segment.
+    ("/.lychgate/internal%3F", ESCAPED),
+    ("/.lychgate/internal%3F/feed", ESCAPED),
+    ("/.lychgate%23/internal/feed", ESCAPED),
+    # Backslashes, raw or encoded, are refused on any path.
+    (
+        "/.lychgate/internal%5Cfeed",
+        Deny(400, "bad_request", reason="target: path holds an escaped backslash"),
+    ),
+    (
+        "/.lychgate/internal\\feed",
+        Deny(400, "bad_request", reason="target: path holds a backslash"),
+    ),
+    # The prefix with unreserved escapes or in another case is the prefix: routing's 404.
+    ("/%2Elychgate/internal/feed", NO_ROUTE),
+    ("/.lychgat%65/internal/feed", NO_ROUTE),
+    ("/.LYCHGATE/internal/feed", NO_ROUTE),
+    ("/.LychGate/Internal/Handoff", NO_ROUTE),
+    ("/.lychgate/internal", NO_ROUTE),
+]
+
+
+@pytest.mark.parametrize(("world", "host"), EVERY_HOST)
+@pytest.mark.parametrize(
+    ("target", "denial"), INTERNAL_SPELLINGS, ids=[t for t, _ in INTERNAL_SPELLINGS]
+)
+def test_no_spelling_of_the_internal_api_is_forwarded(
+    world: World, host: str, target: str, denial: Deny
 ) -> None:
-    result = decide(SINGLE, SINGLE.head(target, cookies=[SINGLE.token()], headers=extra))
-    assert isinstance(result, Deny)
-    assert (result.status, result.error) == (status, "bad_request")
+    for cookies, headers in ((None, ()), ([world.token()], NAVIGATE), ([world.token()], FETCH)):
+        request = world.head(target, host=host, cookies=cookies, headers=headers)
+        assert decide(world, request) == denial
+
+
+@pytest.mark.parametrize(("world", "host"), EVERY_HOST)
+def test_a_query_cannot_widen_the_health_check(world: World, host: str) -> None:
+    result = decide(world, world.head("/.lychgate/healthz?/../internal/feed", host=host))
+    assert isinstance(result, ToEndpoint)
+    assert result.name == "healthz"
+    assert result.target == RequestTarget("/.lychgate/healthz", "/../internal/feed")
+
+
+@pytest.mark.parametrize(
+    ("world", "host"), [(SINGLE, "localhost:8080"), (SUBS, "wiki.example.com")]
+)
+def test_a_query_cannot_widen_an_app_route(world: World, host: str) -> None:
+    request = world.head("/x?/.lychgate/internal/feed", host=host, cookies=[world.token()])
+    result = decide(world, request)
+    assert isinstance(result, ToApp)
+    assert result.app.slug == "wiki"
+    assert result.target == RequestTarget("/x", "/.lychgate/internal/feed")
+
+
+def test_a_query_on_the_portal_goes_to_authz_as_the_path_it_follows() -> None:
+    result = decide(SUBS, SUBS.head("/x?/.lychgate/internal/feed", host="auth.example.com"))
+    assert result == ToAuthz(
+        RequestTarget("/x", "/.lychgate/internal/feed"), RequestHost("auth.example.com")
+    )
 
 
 def test_absolute_form_naming_the_host_is_fine() -> None:
@@ -421,6 +508,68 @@ def test_before_setup_navigations_go_to_setup() -> None:
 def test_before_setup_on_subdomains_setup_is_on_the_portal() -> None:
     result = decide(SUBS, SUBS.head("/", headers=NAVIGATE), snapshot=SUBS.changed(setup_done=False))
     assert result == Redirect("https://auth.example.com/.lychgate/setup", "setup")
+
+
+LOGIN_RD: Final = "https://auth.example.com/.lychgate/login?rd=https://wiki.example.com"
+APP_HOST: Final = RequestHost("wiki.example.com")
+
+
+@pytest.mark.parametrize(
+    ("user_agent", "headers", "expected"),
+    [
+        # Probes and crawlers as they really send: no Fetch Metadata, so a 401, not a redirect...
+        (
+            "kube-probe/1.29",
+            (("accept", "*/*"),),
+            Deny(401, "login_required", login_url=LOGIN_RD + "/", reason="no_cookie"),
+        ),
+        (
+            "ELB-HealthChecker/2.0",
+            (),
+            Deny(401, "login_required", login_url=LOGIN_RD + "/", reason="no_cookie"),
+        ),
+        (
+            "GoogleHC/1.0",
+            (),
+            Deny(401, "login_required", login_url=LOGIN_RD + "/", reason="no_cookie"),
+        ),
+        # ... except one that asks for HTML, which is sent to log in like a browser.
+        ("Googlebot/2.1", (("accept", "text/html,*/*;q=0.8"),), Redirect(LOGIN_RD + "/", "login")),
+    ],
+)
+def test_no_user_agent_is_let_through(
+    user_agent: str, headers: tuple[tuple[str, str], ...], expected: Admission
+) -> None:
+    # SECURITY.md item 9: no special case for health checkers or crawlers.
+    request = SUBS.head("/", headers=(("user-agent", user_agent), *headers))
+    assert decide(SUBS, request) == expected
+
+
+def _no_cookie(path: str) -> Deny:
+    return Deny(401, "login_required", login_url=LOGIN_RD + path, reason="no_cookie")
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        # Well-known and health-looking paths are the app's paths: they need a session too.
+        ("/favicon.ico", _no_cookie("/favicon.ico")),
+        ("/robots.txt", _no_cookie("/robots.txt")),
+        ("/.well-known/security.txt", _no_cookie("/.well-known/security.txt")),
+        ("/health", _no_cookie("/health")),
+        ("/healthz", _no_cookie("/healthz")),
+        # Only /.lychgate/healthz exactly is the gateway's health check; below or beside it is
+        # authz's namespace (authz answers 404), never the app.
+        ("/.lychgate/healthz/x", ToAuthz(RequestTarget("/.lychgate/healthz/x"), APP_HOST)),
+        ("/.lychgate/healthz/../x", ToAuthz(RequestTarget("/.lychgate/x"), APP_HOST)),
+    ],
+)
+def test_no_path_is_let_through(target: str, expected: Admission) -> None:
+    assert decide(SUBS, SUBS.head(target, headers=FETCH)) == expected
+    for user_agent in ("kube-probe/1.29", "ELB-HealthChecker/2.0", "GoogleHC/1.0", "Googlebot/2.1"):
+        for headers in ((), NAVIGATE, FETCH):
+            request = SUBS.head(target, headers=(("user-agent", user_agent), *headers))
+            assert not isinstance(decide(SUBS, request), ToApp)
 
 
 def test_no_snapshot_is_503_except_health() -> None:

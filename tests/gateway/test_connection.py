@@ -213,6 +213,9 @@ BAD_FRAMING = {
     "cl_and_te": b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n"
     b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     "duplicate_cl": b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+    # RFC 9112 section 6.3: differing Content-Length values are unrecoverable framing.
+    "conflicting_cl": b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 6\r\n"
+    b"\r\nabcdef",
     "invalid_cl": b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5x\r\n\r\n",
     "negative_cl": b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -1\r\n\r\n",
     "obs_fold": b"GET / HTTP/1.1\r\nHost: h\r\nX-A: a\r\n b\r\n\r\n",
@@ -222,6 +225,12 @@ BAD_FRAMING = {
     "te_not_chunked_last": b"POST / HTTP/1.1\r\nHost: h\r\n"
     b"Transfer-Encoding: chunked, gzip\r\n\r\n",
     "bad_chunk_size": b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    # A bad chunk is seen only after a valid head. Sent in one packet, as here, the parser
+    # fails before the head is dispatched: the handler never sees it. When the head was
+    # already forwarded, the answer is still 400 and close (test_proxy.py,
+    # test_bad_chunk_after_the_head_was_forwarded_is_400).
+    "chunk_size_bare_lf": b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"3\nabc\r\n0\r\n\r\n",
     "nul_in_header": b"GET / HTTP/1.1\r\nHost: h\x00x\r\n\r\n",
     "garbage": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
     "no_host": b"GET / HTTP/1.1\r\n\r\n",

@@ -30,10 +30,30 @@ def test_parses_pairs_across_headers() -> None:
     ]
 
 
-@pytest.mark.parametrize("garbage", ["", ";;;", "=", "==;=", "\x00\x01", ";a", '"q"=1', "é=ü"])
-def test_garbage_does_not_raise(garbage: str) -> None:
-    parse_cookies([garbage])
-    strip_lychgate_cookies([garbage])
+@pytest.mark.parametrize(
+    ("garbage", "pairs", "stripped"),
+    [
+        ("", [], None),
+        (";;;", [], None),
+        ("=", [], "="),  # nothing to parse; kept byte for byte, it is no cookie of ours
+        ("==;=", [("", "=")], "==; ="),
+        ("\x00\x01", [("", "\x00\x01")], "\x00\x01"),
+        (";a", [("", "a")], "a"),
+        ('"q"=1', [('"q"', "1")], '"q"=1'),
+        ("é=ü", [("é", "ü")], "é=ü"),
+        # garbage around our own name: only a "lychgate=" pair is ours (and stripped)
+        ("lychgate", [("", "lychgate")], "lychgate"),  # a nameless value
+        ("=lychgate=x", [("", "lychgate=x")], "=lychgate=x"),  # a nameless value
+        ("lychgate=", [("lychgate", "")], None),
+        (" lychgate = x ;;", [("lychgate", "x")], None),
+    ],
+)
+def test_garbage_parses_to_odd_pairs_that_match_nothing(
+    garbage: str, pairs: list[tuple[str, str]], stripped: str | None
+) -> None:
+    assert parse_cookies([garbage]) == pairs
+    assert strip_lychgate_cookies([garbage]) == stripped
+    assert cookie_values([garbage], "__Host-lychgate") == []
 
 
 @given(st.lists(st.text(max_size=40), max_size=3))

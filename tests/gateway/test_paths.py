@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import unquote
+
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from lychgate.errors import ClientError
 from lychgate.gateway.paths import RequestTarget, normalize_path, parse_request_target
+from lychgate.gateway.routing import is_reserved
 
 
 @pytest.mark.parametrize(
@@ -45,6 +49,20 @@ from lychgate.gateway.paths import RequestTarget, normalize_path, parse_request_
         # sub-delims and ":" "@" are fine
         ("/a;b=c/@x:y!$&'()*+,", "/a;b=c/@x:y!$&'()*+,", None),
         ("/file.tar.gz/...", "/file.tar.gz/...", None),
+        # the reserved prefix spelled with unreserved escapes is the reserved prefix (routing
+        # then sees /.lychgate/internal/ and refuses it)
+        ("/%2Elychgate/internal/feed", "/.lychgate/internal/feed", None),
+        ("/.lychgat%65/internal/feed", "/.lychgate/internal/feed", None),
+        ("/%2e%4C%59chgate/%69nternal", "/.LYchgate/internal", None),
+        # a "?" ends the path: what follows is query, not route
+        ("/.lychgate/healthz?/../internal/feed", "/.lychgate/healthz", "/../internal/feed"),
+        ("/x?/.lychgate/internal/feed", "/x", "/.lychgate/internal/feed"),
+        ("/.lychgate/login?rd=/a%2Fb%3F%23", "/.lychgate/login", "rd=/a%2Fb%3F%23"),
+        # escapes outside /.lychgate are the app's business, even next to the prefix
+        ("/.lychgatex%2Fy", "/.lychgatex%2Fy", None),
+        ("/a%2F.lychgate/internal%2Ffeed", "/a%2F.lychgate/internal%2Ffeed", None),
+        ("/x%3F/.lychgate/internal/feed", "/x%3F/.lychgate/internal/feed", None),
+        ("/x/.lychgate%2Finternal", "/x/.lychgate%2Finternal", None),
     ],
 )
 def test_normalizes(raw: str, path: str, query: str | None) -> None:
@@ -104,6 +122,61 @@ def test_refuses(raw: str) -> None:
     assert err.value.field == "target"
 
 
+RESERVED_ESCAPE = "path under /.lychgate holds a percent-escape"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # an encoded "/" that uvicorn would decode into /.lychgate/internal/...
+        "/.lychgate/internal%2Ffeed",
+        "/.lychgate/internal%2fhandoff",
+        "/.lychgate%2Finternal%2Fhandoff",
+        "/.LychGate%2fInternal%2fFeed",
+        "/%2F.lychgate/internal/feed",
+        "/%2f%2F/.lychgate/internal/feed",
+        "/%2Elychgate/internal%2Ffeed",
+        "/.lychgate%2F",
+        # an encoded "?" or "#" next to a reserved segment
+        "/.lychgate/internal%3F",
+        "/.lychgate/internal%3f/feed",
+        "/.lychgate%23/internal/feed",
+        "/.lychgate%3F/internal/feed",
+        "/.lychgate%3F",
+        # anything else still escaped: double encoding, non-ASCII, a space
+        "/.lychgate/internal%252Ffeed",
+        "/.lychgate/%E2%82%AC",
+        "/.lychgate/a%20b",
+        "/.lychgate/a|b",  # step 2 spells it %7C
+    ],
+)
+def test_the_reserved_namespace_holds_no_escapes(raw: str) -> None:
+    # Step 7: authz decodes paths before routing them; under /.lychgate nothing may be decoded
+    # into something else than what the gateway routed. Refused however it is spelled.
+    for _ in range(2):  # and every time (refusals are not memoized)
+        with pytest.raises(ClientError) as err:
+            parse_request_target(raw)
+        assert (err.value.status, err.value.field) == (400, "target")
+        assert str(err.value) == f"target: {RESERVED_ESCAPE}"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("/.lychgate/internal%5Cfeed", "path holds an escaped backslash"),
+        ("/.lychgate/internal%5cfeed", "path holds an escaped backslash"),
+        ("/.lychgate\\internal\\feed", "path holds a backslash"),
+        ("/.lychgate/internal#/feed", "path holds a character that is not allowed"),
+        ("/.lychgate/x/..%2Finternal/feed", "path holds a disguised dot-segment"),
+    ],
+)
+def test_earlier_steps_refuse_these_first(raw: str, message: str) -> None:
+    # Refused anywhere, not only under /.lychgate (steps 2, 3 and 6).
+    with pytest.raises(ClientError) as err:
+        parse_request_target(raw)
+    assert str(err.value) == f"target: {message}"
+
+
 @pytest.mark.parametrize(
     ("raw", "authority", "origin_form"),
     [
@@ -145,6 +218,32 @@ def test_normalization_is_idempotent_and_stays_under_root(raw: str) -> None:
     assert ".." not in segments
     assert once.isascii()
     assert "\\" not in once
+
+
+_RESERVED_PIECES = st.sampled_from(
+    [
+        *(".lychgate", ".LychGate", "%2Elychgate", "internal", "feed", "x", "", "..", "."),
+        *("%2F", "%2f", "%3F", "%23", "%25", "%252F", "%5C", ";", "%2E%2E", "%41", "/"),
+    ]
+)
+reserved_ish = st.lists(_RESERVED_PIECES, min_size=1, max_size=8).map(lambda p: "/" + "".join(p))
+
+
+@given(reserved_ish)
+@example("/.lychgate/internal%2Ffeed")
+@example("/%2F.lychgate%2finternal")
+@example("/.lychgate%23/internal")
+def test_what_a_decoding_upstream_reads_under_lychgate_is_what_was_routed(raw: str) -> None:
+    # THREAT_MODEL.md T17: uvicorn percent-decodes the path it is sent. If that decoded path is
+    # under /.lychgate, the gateway must have routed exactly it: no escape left to decode.
+    try:
+        path = normalize_path(raw)
+    except ClientError:
+        return
+    decoded = re.sub("/+", "/", unquote(path)).lower()
+    if decoded == "/.lychgate" or decoded.startswith("/.lychgate/"):
+        assert "%" not in path
+        assert is_reserved(path)
 
 
 @given(st.text(max_size=60))

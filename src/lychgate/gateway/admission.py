@@ -9,7 +9,9 @@ handler (:mod:`lychgate.gateway.admit_handler`) turns its :data:`Admission` into
 
 1. **Target and host.** The request-target is normalized once (:mod:`~lychgate.gateway.paths`)
    and the host checked (:mod:`~lychgate.gateway.routing`); either failing is a 400 (421 for an
-   SNI mismatch). Everything after this looks only at the normalized forms.
+   SNI mismatch). Everything after this looks only at the normalized forms; under
+   ``/.lychgate`` those hold no percent-escape (paths.py step 7), so what authz decodes is
+   exactly what was routed here.
 2. **Snapshot.** With no snapshot at all the gateway cannot tell apps from strangers: 503
    (only ``/.lychgate/healthz`` still answers, with its own 503). A *stale* snapshot still
    decides (DESIGN.md: keep serving on the last config); the revoked set it carries is then
@@ -172,7 +174,7 @@ def _admit(
     if isinstance(where, AuthzRoute):
         return ToAuthz(target, host)
     if not isinstance(where, AppRoute):
-        return Deny(404, "not_found", reason="unknown host")
+        return Deny(404, "not_found", reason="no route: unknown host or internal path")
     if not snapshot.setup_done:
         if is_navigation(head):
             return Redirect(_control_url(snapshot, SETUP_PATH), "setup")

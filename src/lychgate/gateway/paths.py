@@ -24,7 +24,7 @@ The canonical path is built in this order:
    upper-case hex. A malformed escape, an escaped control character (``%00``, ``%0a`` ...), an
    escaped backslash (``%5c``) and octets that do not decode as UTF-8 (``%c0%ae``, ``%ff``) are
    refused. ``%2F`` stays encoded and is *not* a separator: real apps put it in paths (GitLab's
-   ``group%2Fproject``).
+   ``group%2Fproject``) -- outside the reserved namespace (step 7).
 4. **Empty segments** are collapsed (``//`` is ``/``), so a path can never start with ``//``,
    which many upstreams would echo into a ``Location`` as a scheme-relative URL.
 5. **Dot segments** are removed as in RFC 3986 section 5.2.4; ``..`` at the root stays at the
@@ -32,9 +32,26 @@ The canonical path is built in this order:
 6. **Dot look-alikes are refused**: a segment that is not ``.`` or ``..`` but would become one in
    some upstream -- Tomcat's path parameters (``..;/``, ``.;x``) or a decoded ``%2F`` (``..%2F``,
    ``a%2F..``) -- is a 400, not a guess.
+7. **No escapes in the reserved namespace.** Under ``/.lychgate`` (any letter case, as routing
+   compares it) the gateway decides by path: its own endpoints, authz, or never
+   (``/.lychgate/internal/``, THREAT_MODEL.md T17). authz's server percent-decodes a path before
+   routing it, so ``/.lychgate/internal%2Ffeed`` would be decided on as an authz page and served
+   as the internal feed. Every path authz serves is spelled without escapes, so a path in the
+   reserved namespace that still holds one after step 3 -- ``%2F``, ``%3F``, ``%23``, ``%25``
+   (double encoding), a non-ASCII octet -- is refused (400); what is left can only be decoded
+   into itself. The namespace is tested as a decoding upstream would read the path: cut at an
+   encoded ``?`` or ``#`` (``%3F``, ``%23``), every ``%2F`` a ``/``, empty segments collapsed;
+   so ``/.lychgate%2Finternal%2Ffeed``, ``/%2F.lychgate/internal/feed`` and
+   ``/.lychgate%23/internal/feed`` are in it, ``/group%2Fproject`` is not. The prefix spelled
+   with escapes of unreserved characters (``/%2Elychgate``, ``/.lychgat%65``) is the plain
+   prefix after step 3, and ``\\`` and ``%5C`` never get this far (steps 2 and 3). Outside
+   the namespace escapes are kept.
 
 The query is not normalized (no decision looks at it) but must be printable ASCII without
-``#``. Case is kept: paths are case-sensitive (RFC 3986 section 6.2.2.1 only folds hex digits).
+``#``. The path ends at the first raw ``?``, so a query cannot widen a route
+(``/.lychgate/healthz?/../internal/feed`` is the health check); an encoded ``%3F`` is not a
+``?`` here, and under ``/.lychgate`` step 7 refuses it. Case is kept: paths are
+case-sensitive (RFC 3986 section 6.2.2.1 only folds hex digits).
 
 Parsing is a pure function of the raw target, so the results for short targets are memoized
 (a bounded LRU): a browser asks for the same few URLs over and over. Refusals are not
@@ -61,6 +78,10 @@ _HEX: Final = frozenset("0123456789abcdefABCDEF")
 _ABSOLUTE_FORM: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)(.*)", re.DOTALL)
 # Separators some upstream may see inside one of our segments (step 6).
 _HIDDEN_SEPARATORS: Final = re.compile(r";|%2F|%3B")
+#: The reserved namespace (step 7; :mod:`lychgate.gateway.routing` routes it).
+RESERVED_PREFIX: Final = "/.lychgate"
+_SLASHES: Final = re.compile(r"/{2,}")
+_ENCODED_QUERY_OR_FRAGMENT: Final = re.compile(r"%3F|%23")
 # Targets up to this long are memoized, at most _MEMO_ENTRIES of them (about 1 MB at worst).
 _MEMO_CHARS: Final = 1024
 _MEMO_ENTRIES: Final = 1024
@@ -129,7 +150,7 @@ def check_query(query: str) -> None:
 
 
 def normalize_path(path: str) -> str:
-    """Normalize an absolute path (steps 2-6 of the module docstring). Idempotent.
+    """Normalize an absolute path (steps 2-7 of the module docstring). Idempotent.
 
     Raises :class:`~lychgate.errors.ClientError` (400) for a path that is refused.
     """
@@ -154,7 +175,9 @@ def normalize_path(path: str) -> str:
         out.append(segment)
     if not out:
         return "/"
-    return "/" + "/".join(out) + ("/" if trailing_slash else "")
+    normalized = "/" + "/".join(out) + ("/" if trailing_slash else "")
+    _refuse_reserved_escape(normalized)
+    return normalized
 
 
 def _respell(path: str) -> str:
@@ -202,3 +225,14 @@ def _refuse_dot_lookalike(segment: str) -> None:
     for piece in _HIDDEN_SEPARATORS.split(segment):
         if piece in (".", ".."):
             raise bad_target("path holds a disguised dot-segment")
+
+
+def _refuse_reserved_escape(path: str) -> None:
+    """Step 7: refuse a percent-escape in a path some upstream reads as under ``/.lychgate``."""
+    if "%" not in path:
+        return
+    # Step 3 upper-cased every escape: "%2F", "%3F" and "%23" are the only spellings here.
+    decoded = _ENCODED_QUERY_OR_FRAGMENT.split(path, maxsplit=1)[0].replace("%2F", "/")
+    decoded = _SLASHES.sub("/", decoded).lower()
+    if decoded == RESERVED_PREFIX or decoded.startswith(RESERVED_PREFIX + "/"):
+        raise bad_target("path under /.lychgate holds a percent-escape")

@@ -26,7 +26,10 @@ Routes (DESIGN.md, "URL namespace")
   default app.
 
 The reserved prefix is matched without regard to case, so no spelling of ``/.LychGate/`` ever
-reaches an app; authz answers 404 to the spellings it does not serve.
+reaches an app; authz answers 404 to the spellings it does not serve. Routing sees only paths
+that passed :func:`~lychgate.gateway.paths.normalize_path`, which refuses any percent-escape in
+a path that a decoding upstream would read as under ``/.lychgate`` (its step 7): so an encoded
+``/``, ``?`` or ``#`` cannot carry ``/.lychgate/internal/`` past :func:`is_internal` to authz.
 
 Normalizing a Host value is a pure function, memoized for short values (a bounded LRU): a
 gateway serves a handful of hosts. Refusals raise every time.
@@ -42,13 +45,12 @@ from typing import Final, Literal
 
 from lychgate.domain import App
 from lychgate.errors import ClientError
-from lychgate.gateway.paths import RequestTarget
+from lychgate.gateway.paths import RESERVED_PREFIX, RequestTarget
 from lychgate.gateway.snapshot import ConfigSnapshot
 from lychgate.gateway.types import RequestHead
 
 EndpointName = Literal["callback", "logout", "healthz"]
 
-RESERVED_PREFIX: Final = "/.lychgate"
 INTERNAL_PREFIX: Final = "/.lychgate/internal"
 ENDPOINTS: Final[dict[str, EndpointName]] = {
     "/.lychgate/callback": "callback",
