@@ -212,7 +212,7 @@ def test_a_stale_snapshot_still_serves(caplog: pytest.LogCaptureFixture) -> None
     ticks = [0.0]
     holder = SnapshotHolder(clock=lambda: ticks[0])
     holder.replace(SINGLE.snapshot)
-    ticks[0] = 3600.0  # an hour without a word from the feed
+    ticks[0] = 60.0  # a minute without a word from the feed (feed_max_stale: 5 minutes)
     assert holder.is_stale(30.0)
     handler = GatewayHandler(
         holder, GatewayOptions(AUTHZ, stale_after=30.0), Endpoints(holder, NoAuthz()), clock=Clock()
@@ -223,6 +223,53 @@ def test_a_stale_snapshot_still_serves(caplog: pytest.LogCaptureFixture) -> None
     holder.confirm(SINGLE.snapshot.serial)  # a heartbeat arrives
     assert isinstance(handler(SINGLE.head("/", cookies=[SINGLE.token()])), Forward)
     assert not handler.stale
+
+
+def _silent_for(seconds: float) -> tuple[GatewayHandler, Endpoints, SnapshotHolder, Clock]:
+    """A handler whose feed last confirmed its snapshot ``seconds`` ago (max_stale: 300 s)."""
+    ticks = [0.0]
+    holder = SnapshotHolder(clock=lambda: ticks[0])
+    holder.replace(SINGLE.snapshot)
+    ticks[0] = seconds
+    options = GatewayOptions(AUTHZ, stale_after=30.0, max_stale=300.0)
+    endpoints = Endpoints(holder, NoAuthz(), max_stale=options.max_stale)
+    clock = Clock()
+    return GatewayHandler(holder, options, endpoints, clock=clock), endpoints, holder, clock
+
+
+async def test_a_feed_silent_past_max_stale_denies_until_it_is_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SECURITY.md item 9: past feed_max_stale the last snapshot no longer admits anybody."""
+    handler, endpoints, holder, clock = _silent_for(301.0)
+    request = SINGLE.head("/", cookies=[SINGLE.token()], headers=FETCH)
+    refused = handler(request)
+    assert isinstance(refused, Respond)
+    assert refused.status == 503
+    assert handler.expired
+    assert "refusing requests until it is back" in caplog.text
+    health = handler(SINGLE.head("/.lychgate/healthz"))
+    assert isinstance(health, Local)
+    assert (await health.endpoint(SINGLE.head("/.lychgate/healthz"))).status == 503
+    # A heartbeat confirms the snapshot: within the next second's check, requests pass again.
+    assert holder.confirm(SINGLE.snapshot.serial)
+    clock.now += timedelta(seconds=1)
+    assert isinstance(handler(request), Forward)
+    assert (await endpoints.healthz(SINGLE.head("/.lychgate/healthz"))).status == 200
+
+
+def test_a_feed_silent_within_max_stale_still_serves() -> None:
+    """Below the bound the gateway keeps serving: an authz restart does not sign anybody out."""
+    handler, _endpoints, _holder, _clock = _silent_for(299.0)
+    assert isinstance(handler(SINGLE.head("/", cookies=[SINGLE.token()])), Forward)
+    assert handler.stale
+    assert not handler.expired
+
+
+def test_feed_max_stale_comes_from_the_settings(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, feed_max_stale=60)
+    assert GatewayOptions.from_settings(settings).max_stale == 60.0
+    assert GatewayOptions.from_settings(Settings(data_dir=tmp_path)).max_stale == 300.0
 
 
 def test_a_new_key_set_drops_cached_verifications() -> None:

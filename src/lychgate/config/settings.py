@@ -61,7 +61,17 @@ class Settings(BaseSettings):
     session_idle_ttl: int = Field(default=2 * 3600, gt=0)
     app_token_ttl: int = Field(default=3600, gt=0)
     login_request_ttl: int = Field(default=120, gt=0, le=600)
+    # A gateway keeps serving on its last snapshot while the feed is silent, for at most this
+    # many seconds; after that it denies (503) until the feed is back. At least three
+    # heartbeats (5 s apart), so that one late heartbeat never denies.
+    feed_max_stale: int = Field(default=300, ge=15, le=86400)
     trusted_proxies: Annotated[tuple[IpNetwork, ...], NoDecode] = ()
+    # Peers whose X-Forwarded-* authz believes when it listens on TCP (its gateways). Over the
+    # unix socket the gateway is the only peer and is always believed.
+    authz_trusted_gateways: Annotated[tuple[IpNetwork, ...], NoDecode] = (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
     tls_cert: Path | None = None
     tls_key: Path | None = None
     allow_insecure_http: bool = False  # serve plain HTTP on a non-loopback public URL
@@ -80,7 +90,7 @@ class Settings(BaseSettings):
             raise ValueError("must be an origin only (no path, query or credentials)")
         return f"{parts.scheme}://{parts.netloc.lower()}"
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "authz_trusted_gateways", mode="before")
     @classmethod
     def _parse_proxies(cls, value: Any) -> Any:
         if isinstance(value, str):  # from the environment: a comma-separated list

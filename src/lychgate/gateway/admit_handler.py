@@ -12,7 +12,11 @@ A snapshot the feed has not confirmed for ``stale_after`` seconds is *stale*. Re
 decided on it (DESIGN.md: keep serving on the last config; see the bound this puts on
 revocation in :mod:`.admission`), but the handler logs the change into and out of that state
 (looking at most once a second, not on every request) and exposes it as
-:attr:`GatewayHandler.stale` for health and metrics.
+:attr:`GatewayHandler.stale` for health and metrics. Past ``max_stale`` seconds
+(``feed_max_stale``, 5 minutes by default) the snapshot is *expired*: requests are decided as if
+there were none, so everything but the health check is refused with a 503 until the feed
+confirms a snapshot again (SECURITY.md item 9: a stale feed denies). The bound is what a
+revocation that never reached this gateway can cost.
 
 Fail closed: an exception anywhere here is logged and answered with a 500; an app request
 without an assertion key in the snapshot is refused with a 503 (SECURITY.md item 9: a missing
@@ -51,6 +55,7 @@ from lychgate.tokens.errors import Reason, fail
 
 log = logging.getLogger(__name__)
 _STALE_CHECK_EVERY = timedelta(seconds=1)
+_NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,7 @@ class GatewayOptions:
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
     stale_after: float = 30.0  # six missed heartbeats
+    max_stale: float = 300.0  # then deny: see the module docstring
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayOptions:
@@ -76,6 +82,7 @@ class GatewayOptions:
             trusted_proxies=settings.trusted_proxies,
             connect_timeout=limits.upstream_connect_timeout,
             read_timeout=limits.upstream_read_timeout,
+            max_stale=float(settings.feed_max_stale),
         )
 
     def upstream(self, app: App) -> Upstream:
@@ -95,6 +102,7 @@ class GatewayHandler:
         "_assertions",
         "_clock",
         "_endpoints",
+        "_expired",
         "_holder",
         "_memo",
         "_options",
@@ -123,7 +131,8 @@ class GatewayHandler:
         self._assertions: CachedAssertions | None = None
         self._upstreams: Mapping[AppSlug, Upstream] = {}
         self._stale = False
-        self._stale_check_at = datetime.min.replace(tzinfo=UTC)
+        self._expired = False
+        self._stale_check_at = _NEVER
 
     @property
     def stale(self) -> bool:
@@ -141,6 +150,8 @@ class GatewayHandler:
                 if now >= self._stale_check_at:
                     self._stale_check_at = now + _STALE_CHECK_EVERY
                     self._note_staleness()
+                if self._expired:
+                    snapshot = None  # older than max_stale: as good as none
             verifier = self._verifier
             admission = admit(
                 head,
@@ -154,14 +165,30 @@ class GatewayHandler:
             log.exception("request handling failed")
             return responses.deny(500, "internal_error", None)
 
+    @property
+    def expired(self) -> bool:
+        """True while requests are refused because the feed has been silent past max_stale."""
+        return self._expired
+
     def _note_staleness(self) -> None:
-        stale = self._holder.is_stale(self._options.stale_after)
+        holder, options = self._holder, self._options
+        stale = holder.is_stale(options.stale_after)
         if stale != self._stale:
             self._stale = stale
             if stale:
                 log.warning("config feed silent: serving on the last snapshot")
             else:
                 log.info("config feed confirmed the snapshot again")
+        expired = holder.is_stale(options.max_stale)
+        if expired != self._expired:
+            self._expired = expired
+            if expired:
+                log.error(
+                    "config feed silent for over %.0f s: refusing requests until it is back",
+                    options.max_stale,
+                )
+            else:
+                log.info("config feed is back: serving again")
 
     def _follow(self, snapshot: ConfigSnapshot) -> None:
         """Bring the per-snapshot caches up to date (once per new snapshot, not per request)."""
@@ -183,6 +210,7 @@ class GatewayHandler:
             slug: self._options.upstream(app) for slug, app in snapshot.apps_by_slug.items()
         }
         self._seen = snapshot
+        self._stale_check_at = _NEVER  # a new snapshot: look at the feed's age again now
 
     def _carry_out(self, head: RequestHead, admission: Admission, now: datetime) -> Decision:
         if isinstance(admission, ToApp):
@@ -208,7 +236,7 @@ class GatewayHandler:
             return self._endpoints.local(admission)
         if isinstance(admission, Redirect):
             return responses.redirect(admission.location)
-        if admission.status >= 500:
+        if admission.status >= 500 and not self._expired:  # expiry is logged once, not per request
             log.warning("denied with %d: %s", admission.status, admission.reason)
         return responses.deny(
             admission.status, admission.error, head, login_url=admission.login_url

@@ -11,7 +11,9 @@
   cross-site``) is refused, so another site cannot sign the user out. If authz cannot be
   reached the cookie is still cleared, but the answer is a 502: the user must not believe the
   session is gone when it is not.
-* ``/.lychgate/healthz``: 200 ``ok`` once a snapshot is loaded, 503 before. Nothing else.
+* ``/.lychgate/healthz``: 200 ``ok`` while a snapshot is loaded and the feed has confirmed it
+  within ``max_stale`` seconds, 503 otherwise (a load balancer then stops sending us traffic
+  that would be refused anyway). Nothing else.
 
 Errors answer fixed texts (400, 502, 503): never an exception message or an address.
 """
@@ -19,6 +21,7 @@ Errors answer fixed texts (400, 502, 503): never an exception message or an addr
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -123,7 +126,7 @@ def utc_now() -> datetime:
 class Endpoints:
     """The gateway's own endpoints, bound to a snapshot holder and an authz client."""
 
-    __slots__ = ("_authz", "_clock", "_holder")
+    __slots__ = ("_authz", "_clock", "_holder", "_max_stale")
 
     def __init__(
         self,
@@ -131,10 +134,17 @@ class Endpoints:
         authz: AuthzClient,
         *,
         clock: Callable[[], datetime] = utc_now,
+        max_stale: float = math.inf,
     ) -> None:
         self._holder = holder
         self._authz = authz
         self._clock = clock
+        self._max_stale = max_stale
+
+    def _snapshot(self) -> ConfigSnapshot | None:
+        """The current snapshot, unless the feed has not confirmed it within ``max_stale``."""
+        holder = self._holder
+        return None if holder.is_stale(self._max_stale) else holder.current
 
     def local(self, admission: ToEndpoint) -> Local:
         """The engine's :class:`~lychgate.gateway.types.Local` for an admitted endpoint."""
@@ -153,8 +163,8 @@ class Endpoints:
         return Local(run, admission.name)
 
     async def healthz(self, head: RequestHead) -> Respond:
-        """200 once a snapshot is loaded, 503 before. Reveals nothing else."""
-        if self._holder.current is None:
+        """200 while a confirmed snapshot is loaded, 503 otherwise. Reveals nothing else."""
+        if self._snapshot() is None:
             return responses.text(503, "unavailable\n")
         return responses.text(200, "ok\n")
 
@@ -162,7 +172,7 @@ class Endpoints:
         """Redeem ``code``, set the app cookie, redirect to the same-origin ``rd``."""
         if head.method != "GET":
             return responses.text(405, "method not allowed\n", headers=(("allow", "GET"),))
-        snapshot = self._holder.current
+        snapshot = self._snapshot()
         if snapshot is None:
             return responses.text(503, "unavailable\n")
         params = _query(admission.target.query)

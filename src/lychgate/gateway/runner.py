@@ -164,9 +164,9 @@ async def serve_worker(
     base = authz_base(settings.effective_authz_listen)
     holder = SnapshotHolder()
     authz = HttpAuthzClient(base, plan.internal_token)
-    handler = GatewayHandler(
-        holder, GatewayOptions.from_settings(settings), Endpoints(holder, authz)
-    )
+    options = GatewayOptions.from_settings(settings)
+    endpoints = Endpoints(holder, authz, max_stale=options.max_stale)
+    handler = GatewayHandler(holder, options, endpoints)
     metrics = GatewayMetrics(worker=worker)
     access = AccessLog() if settings.access_log else None
     server = await start_server(
