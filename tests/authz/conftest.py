@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
@@ -9,14 +10,17 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
-from fixtures.store import T0
+from fixtures.store import T0, make_app, make_session, make_user
 from lychgate.authz.app import create_app
 from lychgate.authz.context import AuthzContext
 from lychgate.config import Settings, load_settings
 from lychgate.deployment.keys import ensure_signing_key
 from lychgate.deployment.secrets import DeploymentSecrets, ensure_secrets
+from lychgate.domain import Session
 from lychgate.events import InProcessBus
+from lychgate.ids import AppSlug
 from lychgate.store import Store
 
 
@@ -65,13 +69,31 @@ async def authz(ctx: AuthzContext) -> AsyncIterator[FastAPI]:
         yield app
 
 
-@pytest.fixture
-async def client(authz: FastAPI, ctx: AuthzContext) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client that presents the internal secret."""
+@contextlib.asynccontextmanager
+async def internal_client(app: ASGIApp, ctx: AuthzContext) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client of ``app`` that presents the internal secret, as a gateway does."""
     secret = ctx.secrets.internal_token.reveal()
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=authz),
+        transport=httpx.ASGITransport(app=app),
         base_url="http://authz.internal",
         headers={"authorization": f"Bearer {secret}"},
     ) as c:
         yield c
+
+
+@pytest.fixture
+async def client(authz: FastAPI, ctx: AuthzContext) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client that presents the internal secret."""
+    async with internal_client(authz, ctx) as c:
+        yield c
+
+
+async def live_session(ctx: AuthzContext) -> tuple[AppSlug, Session]:
+    """A live session and an app its user may open; returns (app slug, session)."""
+    user = make_user()
+    await ctx.store.users.add(user)
+    app = make_app()
+    await ctx.store.apps.add(app)
+    session = make_session(user.id)
+    await ctx.store.sessions.create(session)
+    return app.slug, session

@@ -1,7 +1,8 @@
 """Enrollment links and the first admin's setup link (DESIGN.md flows 1 and 3).
 
 SECURITY.md items 6 and 7: a link enrolls one device, once, within 24 hours; a setup link is
-dead once an admin exists; nothing that merely looks at a link uses it up.
+dead once an admin exists; nothing that merely looks at a link uses it up; a client IP that
+fails too often is refused for a while.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from typing import Any
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
 
 from authz.conftest import Clock
 from authz.device_fixtures import DeviceKey, SignedClient, add_user, raw_public
 from fixtures.store import T0
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.handoff import issue_handoff
+from lychgate.authz.ratelimit import RateLimiter
 from lychgate.deployment.enroll import issue_admin_setup_link, issue_enrollment_link
 from lychgate.devicesig import b64url
 from lychgate.errors import Conflict
@@ -153,6 +156,57 @@ async def test_a_user_name_does_not_change_whom_an_enroll_code_binds(
     assert r.status_code == 201
     assert r.json()["user"]["id"] == user.id
     assert await ctx.store.users.count_admins() == 0
+
+
+# -- guessing (SECURITY.md item 7) ------------------------------------------------------------
+
+
+def device_at(authz: FastAPI, ip: str) -> httpx.AsyncClient:
+    """A device whose calls reach authz from TCP peer ``ip`` (no gateway: the peer is the IP)."""
+    transport = httpx.ASGITransport(app=authz, client=(ip, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://localhost:8080")
+
+
+async def test_guessing_codes_is_rate_limited_per_client_ip(
+    ctx: AuthzContext, authz: FastAPI
+) -> None:
+    code, user = await enroll_link(ctx)
+    now = [0.0]
+    authz.state.enroll_limiter = RateLimiter(limit=10, window=60, clock=lambda: now[0])
+    async with device_at(authz, "203.0.113.9") as guesser, device_at(authz, "192.0.2.1") as other:
+        for i in range(10):
+            assert (await guesser.post(ENROLL, json=body_for(f"guess{i}"))).status_code == 409
+        r = await guesser.post(ENROLL, json=body_for(code))  # over the limit: not even tried
+        assert r.status_code == 429
+        assert r.json()["error"] == "rate_limited"
+        assert int(r.headers["retry-after"]) == 60
+        assert (await other.post(ENROLL, json=body_for("guess"))).status_code == 409
+        assert (await other.post(ENROLL, json=body_for(code))).status_code == 201
+        assert len(await ctx.store.devices.list_for_user(user.id)) == 1
+        now[0] = 60.0  # the window has passed
+        assert (await guesser.post(ENROLL, json=body_for("guess"))).status_code == 409
+
+
+async def test_only_failed_redemptions_count(ctx: AuthzContext, authz: FastAPI) -> None:
+    async with device_at(authz, "203.0.113.9") as device:
+        for _ in range(12):
+            code, _ = await enroll_link(ctx)
+            assert (await device.post(ENROLL, json=body_for(code))).status_code == 201
+            bad_key = {**body_for(code), "public_key": "AAAA"}
+            assert (await device.post(ENROLL, json=bad_key)).status_code in (400, 422)
+        for _ in range(10):
+            assert (await device.post(ENROLL, json=body_for("guess"))).status_code == 409
+        assert (await device.post(ENROLL, json=body_for("guess"))).status_code == 429
+
+
+async def test_concurrent_guesses_do_not_overshoot_the_limit(
+    ctx: AuthzContext, authz: FastAPI
+) -> None:
+    async with device_at(authz, "203.0.113.9") as guesser:
+        results = await asyncio.gather(
+            *(guesser.post(ENROLL, json=body_for(f"guess{i}")) for i in range(15))
+        )
+    assert sorted(r.status_code for r in results) == [409] * 10 + [429] * 5
 
 
 # -- the first admin --------------------------------------------------------------------------

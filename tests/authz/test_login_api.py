@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
+import ipaddress
 from datetime import datetime, timedelta
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from authz.conftest import Clock
 from authz.login_fixtures import (
@@ -24,7 +27,9 @@ from authz.login_fixtures import (
     start,
 )
 from fixtures.store import T0
+from lychgate.authz.app import create_app
 from lychgate.authz.context import AuthzContext
+from lychgate.authz.web import chain_client
 from lychgate.domain import LoginStatus
 from lychgate.ids import LoginRequestId
 
@@ -188,15 +193,122 @@ async def test_a_disabled_user_gets_no_session(
     assert await ctx.store.sessions.list_for_user(person.user.id) == []
 
 
-async def test_a_flood_is_rate_limited_per_client_ip(browser: httpx.AsyncClient) -> None:
-    for _ in range(20):
-        assert (await browser.post(API, json={})).status_code == 201
-    r = await browser.post(API, json={})
-    assert r.status_code == 429
-    assert int(r.headers["retry-after"]) >= 1
-    assert "lychgate_login" not in r.headers.get("set-cookie", "")
-    other = await browser.post(API, json={}, headers={"x-forwarded-for": "192.0.2.7"})
-    assert other.status_code == 201
+# -- rate limits and whose forwarding headers count (SECURITY.md items 3 and 7) -------------
+
+GATEWAY = "127.0.0.1"  # a gateway on the same host: trusted by default
+STRANGER = "203.0.113.9"  # a TCP peer that is no gateway
+CLIENT = "198.51.100.7"  # the browser, as a gateway reports it
+ALT = "http://alt.localhost:8080"  # the origin the browser used, as a gateway reports it
+VIA_ALT = {"x-forwarded-host": "alt.localhost:8080", "x-forwarded-proto": "http"}
+
+
+def over_unix_socket(app: ASGIApp) -> ASGIApp:
+    """``app`` as uvicorn runs it on a unix socket: the ASGI scope's ``client`` is None."""
+
+    async def unix_peer(scope: Scope, receive: Receive, send: Send) -> None:
+        await app({**scope, "client": None}, receive, send)
+
+    return unix_peer
+
+
+def from_peer(authz: FastAPI, ctx: AuthzContext, peer: str | None) -> httpx.AsyncClient:
+    """A client whose requests reach authz from TCP peer ``peer``, or over the unix socket."""
+    transport = (
+        httpx.ASGITransport(app=over_unix_socket(authz))
+        if peer is None
+        else httpx.ASGITransport(app=authz, client=(peer, 40000))
+    )
+    return httpx.AsyncClient(transport=transport, base_url=ctx.settings.public_url)
+
+
+async def seen_by_authz(authz: FastAPI, ctx: AuthzContext, peer: str | None) -> tuple[str, int]:
+    """What authz makes of forwarding headers from ``peer``: the client IP it records for a
+    login sent with ``X-Forwarded-For: CLIENT``, and the status of a POST whose ``Origin`` is
+    ours only if ``X-Forwarded-Host``/``-Proto`` are believed (403 when they are not)."""
+    async with from_peer(authz, ctx, peer) as c:
+        assert (await c.post(API, json={}, headers={"x-forwarded-for": CLIENT})).status_code == 201
+        latest = (await ctx.store.audit.list(action_prefix="login.requested"))[0]
+        assert latest.ip is not None
+        r = await c.post(API, json={}, headers={**VIA_ALT, "origin": ALT})
+    return latest.ip, r.status_code
+
+
+async def test_a_flood_is_rate_limited_per_client_ip(authz: FastAPI, ctx: AuthzContext) -> None:
+    async with from_peer(authz, ctx, GATEWAY) as gateway:
+        for _ in range(20):
+            r = await gateway.post(API, json={}, headers={"x-forwarded-for": CLIENT})
+            assert r.status_code == 201
+        r = await gateway.post(API, json={}, headers={"x-forwarded-for": CLIENT})
+        assert r.status_code == 429
+        assert int(r.headers["retry-after"]) >= 1
+        assert "lychgate_login" not in r.headers.get("set-cookie", "")
+        other = await gateway.post(API, json={}, headers={"x-forwarded-for": "192.0.2.7"})
+        assert other.status_code == 201
+
+
+async def test_a_peer_that_is_no_gateway_cannot_pick_its_rate_limit_key(
+    authz: FastAPI, ctx: AuthzContext
+) -> None:
+    async with from_peer(authz, ctx, STRANGER) as stranger:
+        for i in range(20):
+            r = await stranger.post(API, json={}, headers={"x-forwarded-for": f"192.0.2.{i}"})
+            assert r.status_code == 201
+        r = await stranger.post(API, json={}, headers={"x-forwarded-for": "192.0.2.99"})
+        assert r.status_code == 429
+    assert {e.ip for e in await ctx.store.audit.list(action_prefix="login.")} == {STRANGER}
+    async with from_peer(authz, ctx, "203.0.113.10") as neighbour:
+        assert (await neighbour.post(API, json={})).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("peer", "trusted"),
+    [
+        (None, True),  # the unix socket: only the gateway can connect
+        (GATEWAY, True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("::ffff:127.0.0.1", True),  # a dual-stack listener's view of 127.0.0.1
+        (STRANGER, False),
+        ("10.1.2.3", False),
+        ("::ffff:203.0.113.9", False),
+        ("2001:db8::1", False),
+    ],
+)
+async def test_forwarding_headers_count_only_from_a_gateway(
+    authz: FastAPI, ctx: AuthzContext, peer: str | None, trusted: bool
+) -> None:
+    ip, alt_origin_status = await seen_by_authz(authz, ctx, peer)
+    if trusted:
+        assert (ip, alt_origin_status) == (CLIENT, 201)
+    else:
+        assert (ip, alt_origin_status) == (peer, 403)  # the peer; the public URL's origin
+
+
+@pytest.mark.parametrize(
+    ("chain", "client"),
+    [
+        ("192.0.2.7", "192.0.2.7"),  # no proxy: the gateway's peer
+        ("6.6.6.6, 192.0.2.7", "192.0.2.7"),  # a client-written entry is never believed
+        ("6.6.6.6, 192.0.2.7, 10.0.0.5", "192.0.2.7"),  # behind a trusted proxy
+        ("6.6.6.6, 192.0.2.7, 10.0.0.5, 10.0.0.6", "192.0.2.7"),  # two of them
+        ("not-an-ip, 10.0.0.5", "not-an-ip"),
+        ("10.0.0.9, 10.0.0.5", "10.0.0.9"),  # all trusted: the left-most
+    ],
+)
+def test_the_client_is_the_right_most_untrusted_entry(chain: str, client: str) -> None:
+    """SECURITY.md item 3: behind trusted proxies that append to what the client sent, the
+    client cannot choose its own rate-limit key by writing X-Forwarded-For itself."""
+    assert chain_client(chain, (ipaddress.ip_network("10.0.0.0/8"),)) == client
+
+
+async def test_configured_gateways_replace_the_loopback_default(ctx: AuthzContext) -> None:
+    gateways = (ipaddress.ip_network("10.0.0.0/8"),)
+    settings = ctx.settings.model_copy(update={"authz_trusted_gateways": gateways})
+    authz = create_app(dataclasses.replace(ctx, settings=settings))
+    async with authz.router.lifespan_context(authz):
+        assert await seen_by_authz(authz, ctx, "10.1.2.3") == (CLIENT, 201)
+        assert await seen_by_authz(authz, ctx, GATEWAY) == (GATEWAY, 403)
+        assert await seen_by_authz(authz, ctx, None) == (CLIENT, 201)
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,10 @@ def test_defaults_work_on_an_empty_directory(data_dir: Path) -> None:
     assert s.public_url == "http://localhost:8080"
     assert s.routing == "single-host"
     assert s.trusted_proxies == ()
+    assert s.authz_trusted_gateways == (
+        ipaddress.ip_network("127.0.0.0/8"),
+        ipaddress.ip_network("::1/128"),
+    )
     assert s.effective_database_url.reveal() == f"sqlite:///{data_dir.resolve() / 'lychgate.db'}"
     assert s.effective_authz_listen.startswith("unix:")
 
@@ -86,6 +90,8 @@ def test_test_harness_variables_are_not_settings(data_dir: Path) -> None:
         ("workers", "0"),
         ("listen", '"8080"'),
         ("trusted_proxies", '["not-an-ip"]'),
+        ("authz_trusted_gateways", '["not-an-ip"]'),
+        ("authz_trusted_gateways", '["10.0.0.0/33"]'),
     ],
 )
 def test_bad_values_fail_with_the_key(data_dir: Path, key: str, value: str) -> None:
@@ -132,6 +138,19 @@ def test_trusted_proxies_from_env_list(data_dir: Path) -> None:
         ipaddress.ip_network("10.0.0.0/8"),
         ipaddress.ip_network("::1/128"),
     )
+
+
+def test_authz_trusted_gateways_from_file_and_env(data_dir: Path) -> None:
+    write_toml(data_dir, 'authz_trusted_gateways = ["10.1.0.0/16", "fd00::1"]\n')
+    s = load_settings(data_dir, {})
+    assert s.authz_trusted_gateways == (
+        ipaddress.ip_network("10.1.0.0/16"),
+        ipaddress.ip_network("fd00::1/128"),
+    )
+    s = load_settings(data_dir, {"LYCHGATE_AUTHZ_TRUSTED_GATEWAYS": "10.2.0.0/16"})
+    assert s.authz_trusted_gateways == (ipaddress.ip_network("10.2.0.0/16"),)
+    none = load_settings(data_dir, {"LYCHGATE_AUTHZ_TRUSTED_GATEWAYS": ""})
+    assert none.authz_trusted_gateways == ()  # no TCP peer is a gateway
 
 
 def test_public_url_is_normalized(data_dir: Path) -> None:

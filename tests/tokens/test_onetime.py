@@ -171,18 +171,27 @@ def test_check_redeemable_calls_compare_digest_in_its_source() -> None:
     )
 
 
-_SECRETISH = re.compile(r"hash|digest|code|secret|signature|\btag\b|mac\b", re.IGNORECASE)
+#: Names that look like a code, hash, tag, signature or bearer secret. Not a "code": an HTTP
+#: ``status_code`` (authz compares it with 429) and ``encode``/``decode`` (authz compares the
+#: raw path with the encoded path; ``code.encode()`` still matches on ``code``). ``token``,
+#: ``authorization`` and ``bearer`` name the internal API's secret and its header.
+_SECRETISH = re.compile(
+    r"hash|digest|(?<!status_)(?<!en)(?<!de)code|secret|signature|\btag\b|mac\b"
+    r"|token|authorization|bearer",
+    re.IGNORECASE,
+)
+_SRC = Path(lychgate.__file__).parent
 
 
 def _is_len_call(node: ast.expr) -> bool:
     return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "len"
 
 
-def test_no_secret_is_compared_with_equality_anywhere_in_tokens() -> None:
-    """No ``==``/``!=`` on anything that looks like a code, hash, tag or signature."""
-    package = Path(lychgate.tokens.__file__).parent
+def secrets_compared_with_equality(root: Path, paths: list[Path]) -> list[str]:
+    """``file:line: comparison`` (file relative to ``root``) for every ``==``/``!=`` with an
+    operand that looks like a secret."""
     offenders = []
-    for path in sorted(package.glob("*.py")):
+    for path in paths:
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.Compare):
                 continue
@@ -193,5 +202,37 @@ def test_no_secret_is_compared_with_equality_anywhere_in_tokens() -> None:
                 continue  # comparing lengths leaks nothing secret
             text = " ".join(ast.unparse(o) for o in operands)
             if _SECRETISH.search(text):
-                offenders.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
-    assert offenders == []
+                where = path.relative_to(root).as_posix()
+                offenders.append(f"{where}:{node.lineno}: {ast.unparse(node)}")
+    return offenders
+
+
+def test_no_secret_is_compared_with_equality_anywhere_in_tokens() -> None:
+    """No ``==``/``!=`` on anything that looks like a code, hash, tag or signature."""
+    package = Path(lychgate.tokens.__file__).parent
+    assert secrets_compared_with_equality(package, sorted(package.glob("*.py"))) == []
+
+
+def test_no_secret_is_compared_with_equality_in_authz_or_devicesig() -> None:
+    """The same rule (SECURITY.md item 6) for authz (the internal bearer secret, binding
+    secrets, one-time codes) and for device signatures."""
+    paths = [*sorted((_SRC / "authz").rglob("*.py")), _SRC / "devicesig.py"]
+    assert len(paths) > 20  # the glob found the package
+    assert secrets_compared_with_equality(_SRC, paths) == []
+
+
+def test_the_equality_scan_finds_what_it_is_meant_to_find(tmp_path: Path) -> None:
+    """Not vacuous: a bearer check, a hash or a code compared with ``==`` is flagged; an HTTP
+    status code, a length and an encoded path are not."""
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "ok = status_code != 429 or len(code) == 43 or raw == path.encode()\n"
+        "bad = authorization == expected\n"
+        "worse = secret_hash(value) != login.secret_hash\n"
+        "also = code.encode() == stored\n"
+    )
+    assert secrets_compared_with_equality(tmp_path, [sample]) == [
+        "sample.py:2: authorization == expected",
+        "sample.py:3: secret_hash(value) != login.secret_hash",
+        "sample.py:4: code.encode() == stored",
+    ]

@@ -1,19 +1,55 @@
-"""The authz ASGI application."""
+"""The authz ASGI application.
+
+Failing closed (SECURITY.md item 9): when the store fails (:class:`StoreError`) or the signing
+keys are missing or unusable (:class:`ConfigError`, raised by the keyring at request time),
+every route answers ``503`` and does nothing more: no cookie, no code, no token. The answer is
+``{"error": "unavailable"}`` (the device API's own 503 body), or a plain page for a browser
+that asked for HTML; the exception is logged, never shown. Any other exception is a bug and
+gets Starlette's bare ``500 Internal Server Error`` (``debug`` stays off), also without detail.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Final
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from lychgate import __version__
 from lychgate.authz import device, enroll, internal, login, portal, public
 from lychgate.authz.context import AuthzContext
+from lychgate.authz.login.pages import PAGE_HEADERS
 from lychgate.authz.ratelimit import RateLimiter
 from lychgate.authz.snapshots import SnapshotPublisher
+from lychgate.errors import ConfigError, StoreError
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE_PAGE: Final = (
+    '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+    "<title>Unavailable</title></head><body><h1>Sign-in is unavailable</h1>"
+    "<p>Please try again in a minute.</p></body></html>\n"
+)
+
+
+async def unavailable(request: Request, exc: Exception) -> Response:
+    """503 for a failed store or missing keys (see the module docstring)."""
+    log.error(
+        "%s %r failed closed: %s",
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        exc_info=exc,
+    )
+    headers = {"cache-control": "no-store", "retry-after": "30"}
+    if "text/html" in request.headers.get("accept", ""):
+        return HTMLResponse(UNAVAILABLE_PAGE, 503, headers={**PAGE_HEADERS, **headers})
+    return JSONResponse({"error": "unavailable"}, 503, headers=headers)
 
 
 def create_app(ctx: AuthzContext, *, poll_interval: float = 1.0) -> FastAPI:
@@ -38,6 +74,8 @@ def create_app(ctx: AuthzContext, *, poll_interval: float = 1.0) -> FastAPI:
         redoc_url=None,
         openapi_url="/.lychgate/openapi.json",
     )
+    app.add_exception_handler(StoreError, unavailable)
+    app.add_exception_handler(ConfigError, unavailable)
     app.state.ctx = ctx
     app.state.publisher = publisher
     # Abuse control (docs/sign-in-protocol.md): login requests per client IP, approvals per
@@ -47,6 +85,10 @@ def create_app(ctx: AuthzContext, *, poll_interval: float = 1.0) -> FastAPI:
     )
     app.state.approve_limiter = RateLimiter(
         limit=10, window=60, clock=time.monotonic, what="approvals"
+    )
+    # Failed enrollment attempts (guessed links) per client IP; read by the enroll routes.
+    app.state.enroll_limiter = RateLimiter(
+        limit=10, window=60, clock=time.monotonic, what="failed enrollment attempts"
     )
     app.include_router(internal.router)
     app.include_router(public.router)

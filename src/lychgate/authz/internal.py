@@ -3,6 +3,14 @@
 Every route needs ``Authorization: Bearer <internal token>`` (compared in constant time). The
 gateway refuses to forward client requests under ``/.lychgate/internal/``, so in the default
 topology only gateways reach these routes, over authz's unix socket.
+
+Defense in depth (THREAT_MODEL.md T17): a route here matches only when the path the client sent
+(ASGI ``raw_path``) is literally its path. uvicorn percent-decodes the path before routing, so
+``/.lychgate/internal%2Ffeed`` or ``/.lychgate%2Finternal%2Fhandoff`` would otherwise be served
+as the feed and the redemption; a gateway that decides on the raw form and forwards it could be
+led past its own rule. Such a request is not even matched (:class:`LiteralPathRoute`): it gets
+the same 404 as any unknown path, before the secret is checked, the body is read or a method
+mismatch (405) or a slash redirect (307) could show that the route exists.
 """
 
 from __future__ import annotations
@@ -13,7 +21,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import StreamingResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
+from starlette.routing import Match
+from starlette.types import Scope
 
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.handoff import redeem_handoff
@@ -46,7 +57,34 @@ def require_internal(
         raise HTTPException(status_code=401, detail="internal API: bad or missing secret")
 
 
-router = APIRouter(dependencies=[Depends(require_internal)], include_in_schema=False)
+def sent_literally(scope: Scope) -> bool:
+    """True if the request's raw path (as sent, query excluded) is exactly its decoded path.
+
+    Internal paths are plain ASCII, so their encoded form is the path itself: any
+    percent-escape, a missing ``raw_path`` (fail closed) or a path that is not ASCII is False.
+    """
+    raw = scope.get("raw_path")
+    if not isinstance(raw, bytes):
+        return False
+    path: str = scope.get("path", "")
+    return path.isascii() and raw.partition(b"?")[0] == path.encode("ascii")
+
+
+class LiteralPathRoute(APIRoute):
+    """An APIRoute that does not match a request whose raw path differs from its decoded path
+    (see the module docstring): such a request falls through to the router's plain 404."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope.get("type") == "http" and not sent_literally(scope):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+router = APIRouter(
+    dependencies=[Depends(require_internal)],
+    include_in_schema=False,
+    route_class=LiteralPathRoute,
+)
 
 
 class HandoffIn(BaseModel):

@@ -1,4 +1,5 @@
-"""In-memory rate limits for authz (login creation per IP, approvals per device).
+"""In-memory rate limits for authz (login creation per IP, approvals per device, failed
+enrollment attempts per IP).
 
 A sliding-window counter per key: at most ``limit`` events in any ``window`` seconds. Keys
 are bounded (oldest evicted), so a flood of distinct keys cannot exhaust memory. Limits are
@@ -49,3 +50,11 @@ class RateLimiter:
             retry = max(1, math.ceil(hits[0] + self._window - now))
             raise RateLimited(f"too many {self._what}; try again in {retry} s", retry_after=retry)
         hits.append(now)
+
+    def refund(self, key: str) -> None:
+        """Take back the newest event counted for ``key``: for limits on failures, count an
+        attempt with :meth:`hit` before trying it (so concurrent tries cannot overshoot), and
+        refund it when it succeeds."""
+        hits = self._hits.get(key)
+        if hits:
+            hits.pop()

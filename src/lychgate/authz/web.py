@@ -1,24 +1,68 @@
 """Request helpers shared by authz's browser and device routes.
 
 authz sits behind the gateway, which strips whatever the client sent in ``X-Forwarded-*`` (it
-keeps those headers only from configured trusted proxies) and sets them itself. So the first
-``X-Forwarded-For`` entry is the client, and ``X-Forwarded-Host``/``-Proto`` name the origin
-the browser used.
+keeps those headers only from configured trusted proxies) and sets them itself, appending the
+peer it saw to the chain. The client is the right-most ``X-Forwarded-For`` entry that is not one
+of the ``trusted_proxies``: entries further left were written by whoever reached the first
+trusted proxy, that is by the client itself, so they never choose a rate-limit key.
+``X-Forwarded-Host``/``-Proto`` name the origin the browser used.
+
+authz believes those headers only from a gateway (:func:`from_gateway`):
+
+* over its unix socket (the default ``authz_listen``) always: only the gateway can connect
+  there. uvicorn reports a unix-socket peer as ``client = None``; a peer that is not an IP
+  address counts as a unix-socket peer too, since a TCP peer always has one;
+* over TCP only from a peer inside ``authz_trusted_gateways`` (loopback by default);
+* from anyone else never: the client is the TCP peer itself and the origin is ``public_url``.
+  Otherwise whoever reaches authz's port could pick the IP that rate limits count against.
 """
 
 from __future__ import annotations
 
+import ipaddress
+
 from fastapi import Request
 
 from lychgate.authz.context import AuthzContext
+from lychgate.config.settings import IpNetwork
 from lychgate.gateway import cookies
 
 
+def from_gateway(request: Request, ctx: AuthzContext) -> bool:
+    """True if this request's ``X-Forwarded-*`` headers are to be believed (module docstring):
+    it came over the unix socket, or from a TCP peer inside ``authz_trusted_gateways``."""
+    peer = request.client.host if request.client else ""
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return True  # a unix-socket peer: only the gateway can connect there
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # a dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d
+    return any(address in network for network in ctx.settings.authz_trusted_gateways)
+
+
 def client_ip(request: Request) -> str:
+    """The client's IP: from a gateway's ``X-Forwarded-For`` (module docstring), else the peer."""
+    ctx: AuthzContext = request.app.state.ctx
     forwarded = request.headers.get("x-forwarded-for")
-    if forwarded:
-        return forwarded.split(",")[0].strip()
+    if forwarded and from_gateway(request, ctx):
+        return chain_client(forwarded, ctx.settings.trusted_proxies)
     return request.client.host if request.client else ""
+
+
+def chain_client(chain: str, trusted: tuple[IpNetwork, ...]) -> str:
+    """The right-most entry of an ``X-Forwarded-For`` chain that no trusted proxy accounts for
+    (the left-most when every entry is trusted). An entry that is no IP address is nobody we
+    trust, so it is the answer when it is reached."""
+    entries = [entry.strip() for entry in chain.split(",") if entry.strip()]
+    for entry in reversed(entries):
+        try:
+            address = ipaddress.ip_address(entry)
+        except ValueError:
+            return entry
+        if not any(address in network for network in trusted):
+            return entry
+    return entries[0] if entries else ""
 
 
 def user_agent(request: Request) -> str:
@@ -26,10 +70,10 @@ def user_agent(request: Request) -> str:
 
 
 def request_origin(request: Request, ctx: AuthzContext) -> str:
-    """The origin the browser used (as the gateway saw it), else the public URL."""
+    """The origin the browser used (as a gateway reports it), else the public URL."""
     host = request.headers.get("x-forwarded-host")
     proto = request.headers.get("x-forwarded-proto")
-    if host and proto in ("http", "https"):
+    if host and proto in ("http", "https") and from_gateway(request, ctx):
         return f"{proto}://{host}"
     return ctx.settings.public_url
 

@@ -1,7 +1,10 @@
 """Routes of the enroll slice: redeeming enrollment links, the link page, the setup page.
 
 * ``POST /.lychgate/api/v1/device/enroll``: the one unsigned device call; the code in the body
-  is the credential (docs/sign-in-protocol.md, "Device calls").
+  is the credential (docs/sign-in-protocol.md, "Device calls"). So that nobody can guess codes
+  at speed, failed redemptions are rate limited per client IP (SECURITY.md item 7): over the
+  limit, 429 with ``Retry-After``, and the code is not even tried. A request that does not
+  validate tests no code and does not count; one that enrolls gives its count back.
 * ``GET /.lychgate/enroll/<code>``: what a browser sees when it opens an enrollment link. It
   never redeems the code: GET is side-effect free, and chat apps and mail scanners fetch links
   to preview them.
@@ -24,6 +27,7 @@ from lychgate.authz.device.errors import JsonErrorRoute, parse_body
 from lychgate.authz.enroll import service
 from lychgate.authz.enroll.pages import page, qr_svg
 from lychgate.authz.internal import context
+from lychgate.authz.ratelimit import RateLimiter
 from lychgate.authz.web import client_ip
 from lychgate.deployment.enroll import enrollment_url
 from lychgate.tokens.onetime import MAX_CODE_CHARS
@@ -48,7 +52,8 @@ class EnrollIn(BaseModel):
 
 @api.post("/.lychgate/api/v1/device/enroll", status_code=201, summary="Enroll a device key")
 async def enroll(request: Request, ctx: Context) -> JSONResponse:
-    """Redeem an enrollment code for a new device key (201), or refuse it (409)."""
+    """Redeem an enrollment code for a new device key (201), or refuse it (409); 429 when
+    this client IP failed too often lately (module docstring)."""
     body = parse_body(EnrollIn, await read_body(request))
     checked = service.check_request(
         code=body.code,
@@ -57,7 +62,11 @@ async def enroll(request: Request, ctx: Context) -> JSONResponse:
         user_name=body.user_name,
         email=body.email,
     )
-    done = await service.enroll(ctx, checked, ip=client_ip(request))
+    ip = client_ip(request)
+    limiter: RateLimiter = request.app.state.enroll_limiter
+    limiter.hit(ip)  # RateLimited: 429 + Retry-After (JsonErrorRoute)
+    done = await service.enroll(ctx, checked, ip=ip)
+    limiter.refund(ip)  # only failures count
     user = done.user
     return JSONResponse(
         {

@@ -1,0 +1,158 @@
+"""When the store fails, authz denies (SECURITY.md item 9): a 503 and nothing else.
+
+Each test breaks one store call of one flow (:mod:`authz.outage`) and checks that the answer
+is the fail-closed 503, with no cookie, no session, no code and no token, and that nothing of
+the error (its data directory and socket path, a traceback, a module path) reaches the client.
+"""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from authz.conftest import Clock
+from authz.device_fixtures import SignedClient, enroll_key, pending_login
+from authz.login_fixtures import API, add_app, approve, browser, enrolled, finish, start
+from authz.outage import (
+    FlakyStore,
+    assert_leaks_nothing,
+    authz,
+    count_rows,
+    flaky,
+    leaky_message,
+)
+from fixtures.store import make_session
+from lychgate.authz.context import AuthzContext
+from lychgate.authz.handoff import issue_handoff
+from lychgate.domain import LoginStatus
+from lychgate.errors import StoreError
+from lychgate.gateway.feed_http import REDEEM_PATH
+from lychgate.store.schema import one_time_codes, sessions
+
+__all__ = ["authz", "browser", "flaky"]  # fixtures used by name
+
+UNAVAILABLE = {"error": "unavailable"}
+
+
+def break_store(ctx: AuthzContext, flaky: FlakyStore, repository: str, method: str) -> None:
+    flaky.fail(repository, method, lambda: StoreError(leaky_message(ctx)))
+
+
+def assert_denied(ctx: AuthzContext, r: httpx.Response) -> None:
+    """The JSON 503, no cookie of any kind, nothing leaked."""
+    assert (r.status_code, r.json()) == (503, UNAVAILABLE)
+    assert r.headers.get_list("set-cookie") == []
+    assert_leaks_nothing(ctx, r.text)
+
+
+@pytest.mark.parametrize("call", ["login_requests.create", "audit.append"])
+async def test_starting_a_login_fails_closed(
+    ctx: AuthzContext, flaky: FlakyStore, browser: httpx.AsyncClient, call: str
+) -> None:
+    """No binding cookie, so no browser can follow a request that may half exist."""
+    break_store(ctx, flaky, *call.split("."))
+    r = await browser.post(API, json={})
+    assert_denied(ctx, r)
+    assert r.headers["cache-control"] == "no-store"
+
+
+async def test_the_login_page_fails_closed_with_a_plain_page(
+    ctx: AuthzContext, flaky: FlakyStore, browser: httpx.AsyncClient
+) -> None:
+    break_store(ctx, flaky, "login_requests", "create")
+    r = await browser.get("/.lychgate/login", headers={"accept": "text/html,*/*;q=0.8"})
+    assert r.status_code == 503
+    assert r.headers["content-type"].startswith("text/html")
+    assert r.headers["cache-control"] == "no-store"
+    assert "unavailable" in r.text
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    assert r.headers.get_list("set-cookie") == []
+    assert_leaks_nothing(ctx, r.text)
+
+
+@pytest.mark.parametrize(
+    "call",
+    ["devices.get", "devices.record_use", "login_requests.get", "login_requests.approve"],
+)
+async def test_approving_from_a_device_fails_closed(
+    ctx: AuthzContext,
+    flaky: FlakyStore,
+    client: httpx.AsyncClient,
+    clock: Clock,
+    call: str,
+) -> None:
+    """The request stays pending and no approval is recorded."""
+    who = await enroll_key(ctx)
+    login = await pending_login(ctx, number=42)
+    break_store(ctx, flaky, *call.split("."))
+    r = await SignedClient(client, clock, who).post(f"/login/{login.id}/approve", {"number": 42})
+    assert_denied(ctx, r)
+    assert (await ctx.store.login_requests.get(login.id)).status is LoginStatus.PENDING
+    assert await ctx.store.audit.list(action_prefix="login.approved") == []
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "login_requests.get",
+        "users.get",
+        "sessions.create",
+        "login_requests.finish",
+        "audit.append",
+        "one_time_codes.add",
+    ],
+)
+async def test_finishing_a_login_fails_closed(
+    ctx: AuthzContext,
+    authz: FastAPI,
+    flaky: FlakyStore,
+    browser: httpx.AsyncClient,
+    call: str,
+) -> None:
+    """No session cookie and no handoff code, though the target app would have got one."""
+    await add_app(authz, ctx)  # the one app: a good finish is handed off to it with a code
+    person = await enrolled(ctx)
+    created = await start(browser, "/wiki")
+    await approve(ctx, created["id"], person)
+    break_store(ctx, flaky, *call.split("."))
+    assert_denied(ctx, await finish(browser, created["id"]))
+    assert "lychgate_session" not in browser.cookies
+    assert await count_rows(ctx.store, one_time_codes) == 0
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        "one_time_codes.redeem",
+        "sessions.get",
+        "users.get",
+        "apps.get_by_slug",
+        "signing_keys.list",
+    ],
+)
+async def test_redeeming_a_handoff_code_fails_closed(
+    ctx: AuthzContext, authz: FastAPI, flaky: FlakyStore, client: httpx.AsyncClient, call: str
+) -> None:
+    """No app token for the gateway."""
+    app = await add_app(authz, ctx)
+    person = await enrolled(ctx)
+    session = make_session(person.user.id)
+    await ctx.store.sessions.create(session)
+    code = await issue_handoff(ctx, session.id, app.slug)
+    break_store(ctx, flaky, *call.split("."))
+    r = await client.post(REDEEM_PATH, json={"code": code})
+    assert_denied(ctx, r)
+    assert "token" not in r.text
+
+
+async def test_a_failed_session_insert_leaves_no_session(
+    ctx: AuthzContext, flaky: FlakyStore, browser: httpx.AsyncClient
+) -> None:
+    """The outage really was where the test put it: nothing reached the sessions table."""
+    person = await enrolled(ctx)
+    created = await start(browser)
+    await approve(ctx, created["id"], person)
+    break_store(ctx, flaky, "sessions", "create")
+    assert (await finish(browser, created["id"])).status_code == 503
+    assert await count_rows(ctx.store, sessions) == 0
