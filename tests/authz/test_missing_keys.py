@@ -59,6 +59,19 @@ async def test_without_a_signing_key_a_handoff_mints_no_token(
     assert "token" not in r.text
 
 
+async def test_a_key_outage_does_not_spend_the_code(
+    ctx: AuthzContext, client: httpx.AsyncClient
+) -> None:
+    """The keyring is loaded before the code is redeemed: once a key is back, the same code
+    still works, so nobody has to sign in again because of the outage."""
+    code = await handoff_code(ctx)
+    assert_unavailable(await client.post(REDEEM_PATH, json={"code": code}))
+    await ctx.store.signing_keys.add(generate_signing_key(T0))
+    r = await client.post(REDEEM_PATH, json={"code": code})
+    assert r.status_code == 200, r.text
+    assert r.json()["token"]
+
+
 async def test_without_a_signing_key_the_jwks_is_503_not_half_a_set(
     client: httpx.AsyncClient,
 ) -> None:

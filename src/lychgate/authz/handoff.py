@@ -43,15 +43,26 @@ def _refuse(message: str) -> TokenError:
 async def redeem_handoff(ctx: AuthzContext, code: str) -> str:
     """Redeem ``code`` once and return the app token (TokenError when refused)."""
     now = ctx.clock()
+    # The keyring first: without a usable signing key (ConfigError, answered 503) the code must
+    # not be spent, or every sign-in during a key outage would have to start over.
+    keyring = Keyring(await ctx.store.signing_keys.list(), now)
+    _ = keyring.signer  # raises ConfigError now, before the code is spent
     record = await ctx.store.one_time_codes.redeem(code_hash(code), Purpose.HANDOFF, now)
     if record is None:
         raise _refuse("unknown, used or expired code")
     payload = read_payload(record)
     sid, slug = SessionId(str(payload["sid"])), AppSlug(str(payload["app"]))
-    return await app_token_for(ctx, sid, slug, now)
+    return await app_token_for(ctx, sid, slug, now, keyring=keyring)
 
 
-async def app_token_for(ctx: AuthzContext, sid: SessionId, slug: AppSlug, now: datetime) -> str:
+async def app_token_for(
+    ctx: AuthzContext,
+    sid: SessionId,
+    slug: AppSlug,
+    now: datetime,
+    *,
+    keyring: Keyring | None = None,
+) -> str:
     """Sign an app token for a live session and an app its user may open."""
     store = ctx.store
     session = await store.sessions.get(sid)
@@ -74,7 +85,8 @@ async def app_token_for(ctx: AuthzContext, sid: SessionId, slug: AppSlug, now: d
         iat=now,
         exp=exp,
     )
-    keyring = Keyring(await store.signing_keys.list(), now)
+    if keyring is None:
+        keyring = Keyring(await store.signing_keys.list(), now)
     return encode_app_token(keyring, claims)
 
 
