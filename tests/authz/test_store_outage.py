@@ -156,3 +156,18 @@ async def test_a_failed_session_insert_leaves_no_session(
     break_store(ctx, flaky, "sessions", "create")
     assert (await finish(browser, created["id"])).status_code == 503
     assert await count_rows(ctx.store, sessions) == 0
+
+
+async def test_a_failed_finish_leaves_no_live_session(
+    ctx: AuthzContext, flaky: FlakyStore, browser: httpx.AsyncClient
+) -> None:
+    """The session row is written before the request is marked finished; when that second
+    write fails, the row is revoked, so no live session outlives the failed finish."""
+    person = await enrolled(ctx)
+    created = await start(browser)
+    await approve(ctx, created["id"], person)
+    break_store(ctx, flaky, "login_requests", "finish")
+    assert (await finish(browser, created["id"])).status_code == 503
+    sessions_now = await ctx.store.sessions.list_for_user(person.user.id)
+    assert len(sessions_now) == 1  # the row was written ...
+    assert sessions_now[0].revoked  # ... and revoked when the finish failed

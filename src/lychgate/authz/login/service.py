@@ -15,6 +15,7 @@ if another finish won meanwhile, the new session is revoked before anyone has se
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -115,7 +116,16 @@ async def finish_login(
         ip=ip[:_MAX_IP_CHARS],
     )
     await ctx.store.sessions.create(session)
-    if not await ctx.store.login_requests.finish(login.id, session_id=session.id, now=now):
+    try:
+        finished = await ctx.store.login_requests.finish(login.id, session_id=session.id, now=now)
+    except BaseException:
+        # The session row is already there; nobody will ever hold its id, but revoke it so no
+        # live row outlives a failed finish. If the store is down this fails too: then it stays
+        # unusable (its id never left the server) until it expires.
+        with contextlib.suppress(Exception):
+            await ctx.store.sessions.revoke(session.id, now)
+        raise
+    if not finished:
         await ctx.store.sessions.revoke(session.id, now)
         raise Conflict("the login request was already finished", field="status")
     details = {"login": login.id, "app": login.app_slug or ""}
