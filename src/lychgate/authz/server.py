@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
@@ -63,7 +64,32 @@ def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
     if listen.startswith("unix:"):
         return uvicorn.Config(app, uds=listen.removeprefix("unix:"), **common)  # type: ignore[arg-type]
     host, port = parse_hostport(listen)
+    warn_about_gateway_trust(settings, host)
     return uvicorn.Config(app, host=host, port=port, **common)  # type: ignore[arg-type]
+
+
+def warn_about_gateway_trust(settings: Settings, host: str) -> bool:
+    """Warn when authz listens on TCP beyond loopback but believes only loopback gateways.
+
+    Remote gateways would then not be believed: every browser would share its gateway's IP as
+    the rate-limit key and subdomain pages would get the public URL's origin. Returns whether
+    it warned (for tests).
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        reachable = host != "localhost"  # a name: assume it resolves beyond loopback
+    else:
+        reachable = not address.is_loopback
+    trusted = settings.authz_trusted_gateways
+    if not reachable or any(not network.is_loopback for network in trusted):
+        return False
+    log.warning(
+        "authz listens on %s but authz_trusted_gateways names only loopback: set it to the "
+        "networks of your gateways, or their X-Forwarded-* headers are ignored",
+        settings.effective_authz_listen,
+    )
+    return True
 
 
 def prepare_socket_dir(settings: Settings) -> None:
