@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import cast
 
 import pytest
 
-from gateway.world import APPS, FETCH, NAVIGATE, NOW, World
+from gateway.world import APPS, FETCH, NAVIGATE, NOW, Clock, NoAuthz, World
 from lychgate.config.settings import Settings
 from lychgate.gateway.admission import ToApp, admit
 from lychgate.gateway.admit_assertions import CachedAssertions
@@ -23,22 +23,6 @@ from lychgate.ids import AppSlug, SessionId
 from lychgate.tokens import CachedVerifier, verify_assertion
 
 AUTHZ = Upstream("unix:/run/lychgate/authz.sock")
-
-
-class Clock:
-    def __init__(self, now: datetime = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class NoAuthz:
-    async def redeem_code(self, code: str) -> str:
-        raise AssertionError("not used here")
-
-    async def revoke_session(self, session_id: SessionId) -> None:
-        raise AssertionError("not used here")
 
 
 def handler_for(

@@ -6,11 +6,11 @@ through :func:`admit` and through the handler that keeps the memo across request
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from gateway.world import FETCH, NOW, World
+from gateway.world import FETCH, NOW, Clock, NoAuthz, World
 from lychgate.errors import UsageError
 from lychgate.gateway.admission import Deny, ToApp, admit
 from lychgate.gateway.admit_handler import GatewayHandler, GatewayOptions
@@ -23,22 +23,6 @@ from lychgate.tokens import CachedVerifier
 
 SINGLE = World("single-host")
 SUBS = World("subdomains")
-
-
-class Clock:
-    def __init__(self, now: datetime = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class NoAuthz:
-    async def redeem_code(self, code: str) -> str:
-        raise AssertionError("not used here")
-
-    async def revoke_session(self, session_id: SessionId) -> None:
-        raise AssertionError("not used here")
 
 
 def handler_for(world: World, clock: Clock) -> tuple[GatewayHandler, SnapshotHolder]:

@@ -22,6 +22,26 @@ from lychgate.tokens import Keyring, encode_app_token, generate_signing_key
 NOW: Final = KEY_NOW + timedelta(minutes=1)
 
 
+class Clock:
+    """A settable clock for the handler: tests move ``now`` explicitly."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class NoAuthz:
+    """An authz client for tests whose requests never reach authz."""
+
+    async def redeem_code(self, code: str) -> str:
+        raise AssertionError("not used here")
+
+    async def revoke_session(self, session_id: SessionId) -> None:
+        raise AssertionError("not used here")
+
+
 def make_app(slug: str, **kw: Any) -> App:
     fields: dict[str, Any] = {
         "id": AppId(f"app_{slug}"),

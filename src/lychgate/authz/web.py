@@ -26,6 +26,7 @@ from fastapi import Request
 from lychgate.authz.context import AuthzContext
 from lychgate.config.settings import IpNetwork
 from lychgate.gateway import cookies
+from lychgate.gateway.forwarding import is_trusted
 
 
 def from_gateway(request: Request, ctx: AuthzContext) -> bool:
@@ -56,11 +57,7 @@ def chain_client(chain: str, trusted: tuple[IpNetwork, ...]) -> str:
     trust, so it is the answer when it is reached."""
     entries = [entry.strip() for entry in chain.split(",") if entry.strip()]
     for entry in reversed(entries):
-        try:
-            address = ipaddress.ip_address(entry)
-        except ValueError:
-            return entry
-        if not any(address in network for network in trusted):
+        if not is_trusted(entry, trusted):
             return entry
     return entries[0] if entries else ""
 

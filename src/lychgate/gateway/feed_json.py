@@ -12,6 +12,7 @@ import json
 from typing import Final, NoReturn
 
 from lychgate.errors import ConfigError
+from lychgate.strictjson import NotAnObject, parse_object
 
 #: Longest feed line we parse. A snapshot with thousands of apps and users is far smaller.
 MAX_LINE_BYTES: Final = 16 * 1024 * 1024
@@ -21,30 +22,14 @@ def fail(message: str, where: str) -> NoReturn:
     raise ConfigError(message, field=where)
 
 
-def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        raise ValueError("duplicate member name")
-    return out
-
-
-def _no_constants(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
-
-
 def loads(data: bytes, where: str = "message") -> dict[str, object]:
     """Parse one JSON object: UTF-8, no duplicate names, no NaN/Infinity (RFC 8259)."""
     if len(data) > MAX_LINE_BYTES:
         fail("is too large", where)
     try:
-        value = json.loads(
-            data.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constants
-        )
-    except (ValueError, RecursionError):
-        fail("is not valid JSON", where)
-    if not isinstance(value, dict):
-        fail("is not a JSON object", where)
-    return value
+        return parse_object(data)
+    except NotAnObject as exc:
+        fail(str(exc), where)
 
 
 def dumps(value: object) -> bytes:

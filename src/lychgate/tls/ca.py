@@ -50,20 +50,6 @@ _MAX_CN: Final = 64  # RFC 5280 Appendix A, ub-common-name
 
 
 @dataclass(frozen=True, slots=True)
-class CaMaterial:
-    """The CA certificate and its private key. The key never appears in a repr."""
-
-    certificate: x509.Certificate
-    private_key: ec.EllipticCurvePrivateKey = field(repr=False)
-
-    def certificate_pem(self) -> bytes:
-        return self.certificate.public_bytes(serialization.Encoding.PEM)
-
-    def private_key_pem(self) -> Secret:
-        return private_key_pem(self.private_key)
-
-
-@dataclass(frozen=True, slots=True)
 class CertMaterial:
     """A server certificate and its private key. The key never appears in a repr."""
 
@@ -75,6 +61,13 @@ class CertMaterial:
 
     def private_key_pem(self) -> Secret:
         return private_key_pem(self.private_key)
+
+
+class CaMaterial(CertMaterial):
+    """The CA certificate and its private key: the same pair, its own type so that only a CA
+    is accepted where a certificate is to be signed."""
+
+    __slots__ = ()
 
 
 def new_private_key() -> ec.EllipticCurvePrivateKey:

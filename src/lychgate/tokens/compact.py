@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
+from lychgate.strictjson import NotAnObject, parse_object
 from lychgate.tokens.errors import Reason, fail
 
 #: Longest token we look at. Ours are a few hundred characters; browsers cap a cookie at 4 KiB.
@@ -75,30 +76,12 @@ def b64encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        raise ValueError("duplicate member name")
-    return out
-
-
-def _no_constants(name: str) -> object:
-    raise ValueError(f"{name} is not JSON")
-
-
-# Built once: json.loads with hooks would construct a decoder on every call.
-_DECODER: Final = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
-
-
 def json_object(data: bytes, what: str) -> dict[str, object]:
     """Parse strict JSON that must be an object. Any failure is :attr:`Reason.MALFORMED`."""
     try:
-        value = _DECODER.decode(data.decode("utf-8"))
-    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        fail(Reason.MALFORMED, f"{what} is not valid JSON")
-    if not isinstance(value, dict):
-        fail(Reason.MALFORMED, f"{what} is not a JSON object")
-    return value
+        return parse_object(data)
+    except NotAnObject as exc:
+        fail(Reason.MALFORMED, f"{what} {exc}")
 
 
 def decode_header(segment: str, what: str) -> dict[str, object]:
