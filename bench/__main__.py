@@ -59,8 +59,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--configs",
         action="append",
         metavar="CONFIGS",
-        help="comma-separated config keys (direct, nginx, nginx-auth, caddy, "
-        "caddy-auth, relay, lychgate-1, lychgate-N)",
+        help="comma-separated config keys (direct, nginx, nginx-auth, nginx-auth-hop, caddy, "
+        "caddy-auth, relay, relay-headers, engine, lychgate-1, lychgate-N)",
     )
     p.add_argument("--duration", type=float, help="seconds per timed test (wrk, WebSocket)")
     p.add_argument("--idle-connections", type=int)

@@ -28,6 +28,30 @@ class _Nothing:
     """Parser callbacks: none. llhttp still validates and frames every message."""
 
 
+class _Reading(_Nothing):
+    """Parser callbacks that read the head as the gateway does: URL, then decoded fields.
+
+    With ``--read-headers``: the cost of merely looking at each head from Python, which any
+    gateway that decides on headers pays, before deciding anything.
+    """
+
+    __slots__ = ("fields", "url")
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.fields: list[tuple[str, str]] = []
+
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.fields = []
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.fields.append((name.decode("latin-1").lower(), value.decode("latin-1")))
+
+
 class _Side(asyncio.Protocol):
     """One end of a relayed pair: what it reads is parsed, then written to the peer."""
 
@@ -70,9 +94,10 @@ class _Side(asyncio.Protocol):
 
 
 class _Client(_Side):
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        super().__init__(HttpRequestParser(_Nothing()))
+    def __init__(self, upstream: tuple[str, int], callbacks: type[_Nothing]) -> None:
+        super().__init__(HttpRequestParser(callbacks()))
         self.upstream = upstream
+        self.callbacks = callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -82,7 +107,7 @@ class _Client(_Side):
         loop = asyncio.get_running_loop()
         try:
             _, side = await loop.create_connection(
-                lambda: _Side(HttpResponseParser(_Nothing())), *self.upstream
+                lambda: _Side(HttpResponseParser(self.callbacks())), *self.upstream
             )
         except OSError:
             if self.transport is not None:
@@ -99,9 +124,12 @@ class _Client(_Side):
             self.pending = []
 
 
-async def serve(listen: tuple[str, int], upstream: tuple[str, int]) -> None:
+async def serve(
+    listen: tuple[str, int], upstream: tuple[str, int], *, read_headers: bool = False
+) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: _Client(upstream), *listen, backlog=4096)
+    callbacks = _Reading if read_headers else _Nothing
+    server = await loop.create_server(lambda: _Client(upstream, callbacks), *listen, backlog=4096)
     async with server:
         await server.serve_forever()
 
@@ -110,8 +138,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.relay", description=__doc__.splitlines()[0])
     p.add_argument("--listen", type=int, required=True, help="port on 127.0.0.1")
     p.add_argument("--upstream", type=int, required=True, help="port on 127.0.0.1")
+    p.add_argument(
+        "--read-headers",
+        action="store_true",
+        help="decode every URL and header field into Python objects, as the gateway does",
+    )
     args = p.parse_args(argv)
-    uvloop.run(serve(("127.0.0.1", args.listen), ("127.0.0.1", args.upstream)))
+    listen, upstream = ("127.0.0.1", args.listen), ("127.0.0.1", args.upstream)
+    uvloop.run(serve(listen, upstream, read_headers=args.read_headers))
     return 0
 
 

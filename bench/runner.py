@@ -54,10 +54,24 @@ def all_configs(workdir: Path, cores: int) -> tuple[Config, ...]:
         Config("direct", "upstream direct (no proxy)", "upstream", None),
         Config("nginx", "nginx proxy_pass", "nginx", nginx.start_proxy),
         Config("nginx-auth", BASELINE, "nginx", nginx.start_auth_request),
+        Config(
+            "nginx-auth-hop",
+            "nginx + auth_request over a loopback hop",
+            "nginx",
+            nginx.start_auth_request_hop,
+        ),
         Config("caddy", "Caddy reverse_proxy", "caddy", caddy.start_proxy),
         Config("caddy-auth", "Caddy + forward_auth", "caddy", caddy.start_forward_auth),
         # The gateway's architecture with nothing of the gateway: its per-request floor.
         Config("relay", "bare Python relay (no features)", "relay", relay.start_relay),
+        Config(
+            "relay-headers",
+            "bare relay that reads each head",
+            "relay",
+            relay.start_reading_relay,
+        ),
+        # The gateway's engine forwarding everything: the gateway minus admission.
+        Config("engine", "Lychgate engine alone (no admission)", "relay", relay.start_engine),
         Config("lychgate-1", "Lychgate, 1 worker", "lychgate", lychgate_config(lychgate_root, 1)),
         Config(
             "lychgate-N",

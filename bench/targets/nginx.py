@@ -78,14 +78,49 @@ def upstream_conf(workdir: Path, port: int) -> str:
     )
 
 
-def proxy_conf(workdir: Path, port: int, upstream_port: int, *, auth_request: bool) -> str:
+def proxy_conf(
+    workdir: Path,
+    port: int,
+    upstream_port: int,
+    *,
+    auth_request: bool,
+    auth_port: int | None = None,
+) -> str:
     """The proxy: keep-alive to the upstream, streaming both ways, WebSocket upgrade passed on.
 
     With ``auth_request``, the optimistic version of a forward-auth deployment: the auth
-    subrequest is answered by nginx itself after checking that the cookie is present, so it
-    costs a subrequest but no network hop.
+    subrequest is answered by nginx itself after checking that the cookie is present. Without
+    ``auth_port`` it is answered in the same location, so it costs a subrequest but no network
+    hop. With ``auth_port`` it goes over a pooled loopback connection to a second server of the
+    same nginx (``auth_server``), as it would to a real auth service: the hop, not the check.
     """
     auth = "auth_request /_lychgate_auth;" if auth_request else ""
+    if auth_port is None:
+        answer = """if ($cookie_lychgate = "") {
+                return 401;
+            }
+            return 204;"""
+        auth_upstream = ""
+    else:
+        answer = """proxy_pass http://auth_backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";"""
+        auth_upstream = f"""    upstream auth_backend {{
+        server {LOOPBACK}:{auth_port};
+        keepalive 64;
+    }}
+    server {{
+        listen {LOOPBACK}:{auth_port} backlog=4096;
+        location / {{
+            if ($cookie_lychgate = "") {{
+                return 401;
+            }}
+            return 204;
+        }}
+    }}
+"""
     return (
         _common(workdir)
         + f"""\
@@ -116,13 +151,10 @@ def proxy_conf(workdir: Path, port: int, upstream_port: int, *, auth_request: bo
         }}
         location = /_lychgate_auth {{
             internal;
-            if ($cookie_lychgate = "") {{
-                return 401;
-            }}
-            return 204;
+            {answer}
         }}
     }}
-}}
+{auth_upstream}}}
 """
     )
 
@@ -174,3 +206,10 @@ async def start_auth_request(workdir: Path, upstream_port: int) -> Target:
     port = free_port()
     conf = proxy_conf(workdir, port, upstream_port, auth_request=True)
     return await _start_nginx("nginx-auth", workdir, conf, port, placeholder_cookie())
+
+
+async def start_auth_request_hop(workdir: Path, upstream_port: int) -> Target:
+    """nginx + auth_request whose subrequest crosses a loopback hop to nginx itself."""
+    port, auth_port = free_port(), free_port()
+    conf = proxy_conf(workdir, port, upstream_port, auth_request=True, auth_port=auth_port)
+    return await _start_nginx("nginx-auth-hop", workdir, conf, port, placeholder_cookie())
