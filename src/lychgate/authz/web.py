@@ -34,12 +34,11 @@ def from_gateway(request: Request, ctx: AuthzContext) -> bool:
     it came over the unix socket, or from a TCP peer inside ``authz_trusted_gateways``."""
     peer = request.client.host if request.client else ""
     try:
-        address = ipaddress.ip_address(peer)
+        ipaddress.ip_address(peer)
     except ValueError:
         return True  # a unix-socket peer: only the gateway can connect there
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # a dual-stack listener sees IPv4 peers as ::ffff:a.b.c.d
-    return any(address in network for network in ctx.settings.authz_trusted_gateways)
+    # is_trusted also unmaps a dual-stack listener's ::ffff:a.b.c.d view of an IPv4 peer.
+    return is_trusted(peer, ctx.settings.authz_trusted_gateways)
 
 
 def client_ip(request: Request) -> str:

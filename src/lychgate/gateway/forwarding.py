@@ -83,15 +83,38 @@ def canonical_name(name: str) -> str:
     return name.lower().replace("_", "-")
 
 
+#: The IPv4-mapped IPv6 addresses (RFC 4291 section 2.5.5.2).
+_IPV4_MAPPED: Final = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
 def is_trusted(client_ip: str, trusted_proxies: Sequence[IpNetwork]) -> bool:
-    """True if the TCP peer ``client_ip`` is inside one of ``trusted_proxies``."""
+    """True if the TCP peer ``client_ip`` is inside one of ``trusted_proxies``.
+
+    A dual-stack listener reports an IPv4 peer as the IPv4-mapped ``::ffff:a.b.c.d`` (RFC 4291
+    section 2.5.5.2). Such a peer *is* the IPv4 peer ``a.b.c.d``: it is trusted if ``a.b.c.d``
+    is inside an IPv4 network, or inside an IPv6 network written in mapped form (one within
+    ``::ffff:0:0/96``, such as ``::ffff:10.0.0.0/104``). A wider IPv6 network that merely
+    contains the mapped range (``::/0``) names IPv6 peers, not IPv4 ones, so it does not trust
+    them. No other embedding of an IPv4 address (IPv4-compatible ``::a.b.c.d``, 6to4, Teredo,
+    NAT64) is unmapped: those are other hosts. A plain IPv4 peer is compared with the IPv4
+    networks only. So a peer is never trusted beyond what a configured network names.
+    """
     if not trusted_proxies:
-        return False
+        return False  # the default, and the common case: first and cheapest
     try:
         address = ipaddress.ip_address(client_ip)
     except ValueError:
         return False  # a unix-socket peer or anything odd is never a trusted proxy
-    return any(address in network for network in trusted_proxies)
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    if mapped is None:
+        return any(address in network for network in trusted_proxies)  # "in" is per family
+    for network in trusted_proxies:
+        if isinstance(network, ipaddress.IPv4Network):
+            if mapped in network:
+                return True
+        elif address in network and network.subnet_of(_IPV4_MAPPED):
+            return True
+    return False
 
 
 # What forward_headers does with a header, by its lower-cased name.

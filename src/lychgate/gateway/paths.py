@@ -32,20 +32,36 @@ The canonical path is built in this order:
 6. **Dot look-alikes are refused**: a segment that is not ``.`` or ``..`` but would become one in
    some upstream -- Tomcat's path parameters (``..;/``, ``.;x``) or a decoded ``%2F`` (``..%2F``,
    ``a%2F..``) -- is a 400, not a guess.
-7. **No escapes in the reserved namespace.** Under ``/.lychgate`` (any letter case, as routing
-   compares it) the gateway decides by path: its own endpoints, authz, or never
-   (``/.lychgate/internal/``, THREAT_MODEL.md T17). authz's server percent-decodes a path before
-   routing it, so ``/.lychgate/internal%2Ffeed`` would be decided on as an authz page and served
-   as the internal feed. Every path authz serves is spelled without escapes, so a path in the
-   reserved namespace that still holds one after step 3 -- ``%2F``, ``%3F``, ``%23``, ``%25``
-   (double encoding), a non-ASCII octet -- is refused (400); what is left can only be decoded
-   into itself. The namespace is tested as a decoding upstream would read the path: cut at an
-   encoded ``?`` or ``#`` (``%3F``, ``%23``), every ``%2F`` a ``/``, empty segments collapsed;
-   so ``/.lychgate%2Finternal%2Ffeed``, ``/%2F.lychgate/internal/feed`` and
-   ``/.lychgate%23/internal/feed`` are in it, ``/group%2Fproject`` is not. The prefix spelled
-   with escapes of unreserved characters (``/%2Elychgate``, ``/.lychgat%65``) is the plain
-   prefix after step 3, and ``\\`` and ``%5C`` never get this far (steps 2 and 3). Outside
-   the namespace escapes are kept.
+7. **The reserved namespace is spelled plainly.** Under ``/.lychgate`` (any letter case, as
+   routing compares it) the gateway decides by path: its own endpoints, authz, or never
+   (``/.lychgate/internal/``, THREAT_MODEL.md T17). Routing decides the namespace on the first
+   segment alone (:func:`~lychgate.gateway.routing.is_reserved`), so a path that some upstream
+   reads as under ``/.lychgate`` must be one routing sent there, spelled so that it reads as
+   nothing else. The namespace is tested as an upstream might read the path: an encoded ``?``
+   or ``#`` (``%3F``, ``%23``) may end it, every ``%2F`` may be a ``/``, empty segments
+   collapse, and path parameters may be removed -- from a ``;`` or ``%3B`` to the next ``/``
+   (Tomcat strips them before decoding) or to the next ``%2F`` (servers that decode first).
+   If in any such reading the first segment is ``.lychgate``:
+
+   a. **No escapes.** authz's server percent-decodes a path before routing it, so
+      ``/.lychgate/internal%2Ffeed`` would be decided on as an authz page and served as the
+      internal feed. Every path authz serves is spelled without escapes, so a path that still
+      holds one after step 3 -- ``%2F``, ``%3F``, ``%23``, ``%3B``, ``%25`` (double encoding),
+      a non-ASCII octet -- is refused (400); what is left can only be decoded into itself. So
+      ``/.lychgate%2Finternal%2Ffeed``, ``/%2F.lychgate/internal/feed``,
+      ``/.lychgate%23/internal/feed`` and ``/.lychgate%3Bx/callback`` are refused;
+      ``/group%2Fproject`` is not (no reading of it starts with ``.lychgate``).
+   b. **No path parameters before the namespace.** The path must then be in the namespace as
+      routing sees it: first segment exactly ``.lychgate``. ``/.lychgate;x/callback``,
+      ``/.LYCHGATE;jsessionid=1/internal/feed`` and ``/;x/.lychgate/internal/feed`` would be
+      routed to the app while a Java upstream reads ``/.lychgate/...``: refused (400).
+      Parameters further down (``/.lychgate/login;x``, which routing sends to authz anyway)
+      or after another first segment (``/app;v=1/x``, ``/app;x/.lychgate``,
+      ``/a/.lychgate;x``) are kept: they cannot change what routing decided.
+
+   The prefix spelled with escapes of unreserved characters (``/%2Elychgate``,
+   ``/.lychgat%65``) is the plain prefix after step 3, and ``\\`` and ``%5C`` never get this
+   far (steps 2 and 3). Outside the namespace escapes are kept.
 
 The query is not normalized (no decision looks at it) but must be printable ASCII without
 ``#``. The path ends at the first raw ``?``, so a query cannot widen a route
@@ -80,8 +96,6 @@ _ABSOLUTE_FORM: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)(.*)",
 _HIDDEN_SEPARATORS: Final = re.compile(r";|%2F|%3B")
 #: The reserved namespace (step 7; :mod:`lychgate.gateway.routing` routes it).
 RESERVED_PREFIX: Final = "/.lychgate"
-_SLASHES: Final = re.compile(r"/{2,}")
-_ENCODED_QUERY_OR_FRAGMENT: Final = re.compile(r"%3F|%23")
 # Targets up to this long are memoized, at most _MEMO_ENTRIES of them (about 1 MB at worst).
 _MEMO_CHARS: Final = 1024
 _MEMO_ENTRIES: Final = 1024
@@ -176,7 +190,7 @@ def normalize_path(path: str) -> str:
     if not out:
         return "/"
     normalized = "/" + "/".join(out) + ("/" if trailing_slash else "")
-    _refuse_reserved_escape(normalized)
+    _refuse_reserved_spelling(normalized)
     return normalized
 
 
@@ -227,12 +241,55 @@ def _refuse_dot_lookalike(segment: str) -> None:
             raise bad_target("path holds a disguised dot-segment")
 
 
-def _refuse_reserved_escape(path: str) -> None:
-    """Step 7: refuse a percent-escape in a path some upstream reads as under ``/.lychgate``."""
-    if "%" not in path:
+def _refuse_reserved_spelling(path: str) -> None:
+    """Step 7: refuse a path some upstream may read as under ``/.lychgate`` unless it is
+    spelled plainly: no percent-escape (7a), first segment exactly ``.lychgate`` (7b)."""
+    if "%" not in path and ";" not in path:
+        return  # nothing to decode or strip: upstreams read the path routing decided on
+    if not _may_read_as_reserved(path):
         return
-    # Step 3 upper-cased every escape: "%2F", "%3F" and "%23" are the only spellings here.
-    decoded = _ENCODED_QUERY_OR_FRAGMENT.split(path, maxsplit=1)[0].replace("%2F", "/")
-    decoded = _SLASHES.sub("/", decoded).lower()
-    if decoded == RESERVED_PREFIX or decoded.startswith(RESERVED_PREFIX + "/"):
+    if "%" in path:
         raise bad_target("path under /.lychgate holds a percent-escape")
+    head = path[:11].lower()  # as routing.is_reserved compares
+    if head != RESERVED_PREFIX + "/" and not (head == RESERVED_PREFIX and len(path) == 10):
+        raise bad_target("path under /.lychgate holds a path parameter")
+
+
+# Step 3 upper-cased every escape, so these are the only spellings of the encoded characters.
+_PREFIX_LOWER: Final = RESERVED_PREFIX[1:]  # ".lychgate"
+_AFTER_PREFIX: Final = ("/", "%2F", ";", "%3B", "%3F", "%23")
+
+
+def _may_read_as_reserved(path: str) -> bool:
+    """True if, in some upstream's reading (step 7), the first segment is ``.lychgate``.
+
+    One left-to-right pass over the path, tracking two possibilities at once: ``at_start``,
+    a segment starts here and every segment before it vanished (it was empty, or only path
+    parameters); ``in_param``, we are inside path parameters that began at such a start and
+    that a Tomcat-style reading strips up to the next raw ``/``. A ``%2F`` is a separator to
+    a decoding reading (which also ends parameters there) but not to Tomcat's, so both stay
+    possible. Anything else that starts a segment keeps it, and nothing after can be first.
+    Linear in the path. It over-approximates: it may say True for a mix of the step 7
+    readings that no single server makes, but never False when one of them starts with
+    ``.lychgate``.
+    """
+    lower = path.lower()
+    n = len(lower)
+    i, at_start, in_param = 1, True, False
+    while i < n and (at_start or in_param):
+        if at_start and lower.startswith(_PREFIX_LOWER, i):
+            end = i + len(_PREFIX_LOWER)
+            if end == n or path.startswith(_AFTER_PREFIX, end):
+                return True
+        if lower[i] == "/":
+            at_start, in_param = True, False
+            i += 1
+        elif path.startswith("%2F", i):
+            at_start = True  # an empty segment, or the end of parameters once decoded
+            i += 3
+        else:
+            if at_start and (lower[i] == ";" or path.startswith("%3B", i)):
+                in_param = True
+            at_start = False
+            i += 3 if lower[i] == "%" else 1
+    return False
