@@ -25,7 +25,7 @@ async def serve(port: int, upstream_port: int) -> None:
     upstream = Upstream(f"http://127.0.0.1:{upstream_port}")
 
     def forward(head: RequestHead) -> Decision:
-        return Forward(upstream, head.target, head.headers, app=None)
+        return Forward(upstream, head.target, head.headers, app=None, allow_upgrade=True)
 
     # The upstream is plain HTTP: no CA bundle to read.
     server = await start_server(
