@@ -256,3 +256,51 @@ def test_odd_spellings_are_stripped_however_often_they_come() -> None:
         out = fwd(head(("X_Lychgate_User", "admin"), ("x_forwarded_for", "1.2.3.4")))
         assert "X_Lychgate_User" not in names(out)
         assert "x_forwarded_for" not in names(out)
+
+
+@pytest.mark.parametrize(
+    "listed",
+    ["x-forwarded-for", "host", "x-lychgate-user", "x-lychgate-assertion", "x-forwarded-host"],
+)
+def test_connection_removes_only_what_the_client_sent(listed: str) -> None:
+    # RFC 9110 section 7.6.1 lets the client name its own hop-by-hop fields; it must never
+    # remove a field the gateway sets (the Traefik CVE-2024-45410 class).
+    request = head(
+        ("connection", f"keep-alive, {listed}, x-private"),
+        ("x-private", "hop"),
+        ("accept", "text/html"),
+    )
+    ours = (("x-lychgate-user", "usr_1"), ("x-lychgate-assertion", "jws"))
+    out = fwd(request, identity=ours)
+    assert "connection" not in names(out)
+    assert "x-private" not in names(out)
+    assert dict(out)["accept"] == "text/html"
+    assert [v for n, v in out if n == "host"] == ["wiki.example.com"]
+    assert [v for n, v in out if n == "x-forwarded-for"] == ["203.0.113.9"]
+    assert [v for n, v in out if n == "x-forwarded-host"] == ["wiki.example.com"]
+    assert [v for n, v in out if n == "x-lychgate-user"] == ["usr_1"]
+    assert [v for n, v in out if n == "x-lychgate-assertion"] == ["jws"]
+
+
+def test_a_plain_connection_header_is_simply_dropped() -> None:
+    out = fwd(head(("connection", "keep-alive"), ("accept", "*/*"), ("upgrade", "websocket")))
+    # Upgrade is a fixed hop-by-hop name: the engine drops it, or re-makes it for a tunnel.
+    assert names(out) == [
+        "host",
+        "accept",
+        "upgrade",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+    ]
+
+
+def test_a_trusted_proxys_connection_header_cannot_hide_its_chain() -> None:
+    request = head(
+        ("connection", "x-forwarded-for"),
+        ("x-forwarded-for", "198.51.100.1"),
+        client_ip="10.1.2.3",
+    )
+    out = fwd(request, trusted_proxies=PROXY)
+    # The proxy declared its X-Forwarded-For hop-by-hop: it is dropped, ours still names the peer.
+    assert [v for n, v in out if n == "x-forwarded-for"] == ["10.1.2.3"]

@@ -72,8 +72,24 @@ def test_expect_continue_only_with_content_on_http11() -> None:
             b"Transfer-Encoding: chunked\r\n\r\n",
             400,
         ),
+        (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        (
+            b"POST / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+        ),
     ],
-    ids=["no_host", "two_hosts", "fragment", "http09", "connect", "expect", "upg"],
+    ids=[
+        "no_host",
+        "two_hosts",
+        "fragment",
+        "http09",
+        "connect",
+        "expect",
+        "upg",
+        "http10_chunked",
+        "http10_keepalive_chunked",
+    ],
 )
 def test_refusals(raw: bytes, status: int) -> None:
     assert _request(raw).error == status

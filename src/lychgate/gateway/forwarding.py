@@ -20,7 +20,11 @@ so nothing the *client* says on those subjects may get through:
   :mod:`lychgate.gateway.cookies`) are removed from ``Cookie``; the header is dropped if
   nothing is left. authz, which owns those cookies, gets them unchanged.
 
-Hop-by-hop headers (``Connection`` and the names it lists) are the engine's business.
+* **The client's hop-by-hop fields go first** (RFC 9110 section 7.6.1): when the client sends
+  ``Connection``, it and every field it names are removed *before* the gateway adds its own,
+  so ``Connection: x-forwarded-for`` (or ``host``, or ``x-lychgate-assertion``) removes only
+  what the client sent, never what the gateway says (the Traefik CVE-2024-45410 class). The
+  engine then drops the fixed hop-by-hop names and re-makes the framing for the upstream hop.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from typing import Final
 from lychgate.config.settings import IpNetwork
 from lychgate.errors import ClientError
 from lychgate.gateway.cookies import strip_lychgate_cookies
+from lychgate.gateway.http.headers import HOP_BY_HOP, connection_tokens, strip_hop_by_hop
 from lychgate.gateway.routing import RequestHost
 from lychgate.gateway.snapshot import UserProfile
 from lychgate.gateway.types import Headers, RequestHead
@@ -118,7 +123,9 @@ def is_trusted(client_ip: str, trusted_proxies: Sequence[IpNetwork]) -> bool:
 
 
 # What forward_headers does with a header, by its lower-cased name.
-_KEEP, _HOST, _COOKIE, _DROP, _XFF, _PROTO, _FORWARDED, _XF_HOST, _XF_OTHER = range(9)
+_KEEP, _HOST, _COOKIE, _DROP, _XFF, _PROTO, _FORWARDED, _XF_HOST, _XF_OTHER, _CONN = range(10)
+# Connection options that name no field beyond those the engine always drops.
+_PLAIN_OPTIONS: Final = HOP_BY_HOP | {"close"}
 # A memo of _kind() per name as the engine hands it over (bounded, not configuration).
 _KINDS: dict[str, int] = {}
 _KINDS_MAX: Final = 1024
@@ -135,6 +142,8 @@ def _stripped(value: str) -> str | None:
 
 def _kind(name: str) -> int:
     canonical = canonical_name(name)
+    if name == "connection":
+        return _CONN  # it and what it names are removed first (see the module docstring)
     if canonical == "host":
         return _HOST  # replaced by the normalized host we routed on
     if canonical == "cookie":
@@ -168,6 +177,17 @@ def forward_headers(
     :class:`~lychgate.errors.ClientError` (400) for unparsable forwarding headers from a trusted
     proxy.
     """
+    return _forward(head, head.headers, host, trusted_proxies, strip_cookies, identity)
+
+
+def _forward(
+    head: RequestHead,
+    fields: Headers,
+    host: RequestHost,
+    trusted_proxies: Sequence[IpNetwork],
+    strip_cookies: bool,
+    identity: Headers,
+) -> Headers:
     trusted = is_trusted(head.client_ip, trusted_proxies)
     authority = host.authority
     kept: list[tuple[str, str]] = [("host", authority)]
@@ -176,7 +196,7 @@ def forward_headers(
     proto: list[str] = []
     forwarded: list[str] = []
     kinds = _KINDS
-    for pair in head.headers:
+    for pair in fields:
         name = pair[0]
         kind = kinds.get(name)
         if kind is None:
@@ -185,6 +205,12 @@ def forward_headers(
                 kinds[name] = kind
         if kind == _KEEP:
             kept.append(pair)
+        elif kind == _CONN:
+            if connection_tokens(fields) <= _PLAIN_OPTIONS:
+                continue  # "keep-alive", "close", "upgrade": the engine's own business
+            # Start again without the client's hop-by-hop fields (never loops: none is left).
+            own = strip_hop_by_hop(fields)
+            return _forward(head, own, host, trusted_proxies, strip_cookies, identity)
         elif kind == _COOKIE:
             cookies.append(pair[1])
         elif kind <= _DROP or not trusted:

@@ -8,6 +8,9 @@ end of the connection:
 * ``CONNECT``: 405. The gateway is not a forward proxy.
 * An HTTP/1.1 request without exactly one ``Host``, or any request with two: 400
   (RFC 9112 section 3.2; SECURITY.md item 4).
+* ``Transfer-Encoding`` in an HTTP/1.0 request: 400. RFC 9112 section 6.1 calls that framing
+  faulty; a keep-alive HTTP/1.0 peer could otherwise frame what follows differently from us
+  (request smuggling), so it is refused like any other faulty framing, as nginx does.
 * A fragment (``#``) in the request-target, or a target that is not origin-, absolute- or
   asterisk-form: 400 (RFC 9112 section 3.2).
 * An ``Expect`` other than ``100-continue``: 417 (RFC 9110 section 10.1.1).
@@ -95,6 +98,8 @@ def _refusal(
     if method == "CONNECT":
         return 405
     if hosts > 1 or (hosts == 0 and version == "1.1"):
+        return 400
+    if req.chunked and version == "1.0":
         return 400
     if "#" in target:
         return 400
