@@ -15,6 +15,7 @@ from lychgate.config.settings import Settings
 from lychgate.gateway.admission import ToApp, admit
 from lychgate.gateway.admit_assertions import CachedAssertions
 from lychgate.gateway.admit_handler import GatewayHandler, GatewayOptions
+from lychgate.gateway.cookies import drop_lychgate_set_cookies
 from lychgate.gateway.endpoints import Endpoints
 from lychgate.gateway.forwarding import identity_headers
 from lychgate.gateway.snapshot import SnapshotHolder
@@ -58,6 +59,7 @@ def test_admitted_request_is_forwarded_with_a_signed_assertion() -> None:
     assert decision.app == "wiki"
     assert decision.session_id == "sess-1"
     assert not decision.allow_upgrade
+    assert decision.response_fields is drop_lychgate_set_cookies  # no app sets our cookies
     assert header(decision, "x-lychgate-user") == ["user-1"]
     assert header(decision, "x-lychgate-email") == ["ann@example.com"]
     assert header(decision, "cookie") == ["theme=dark"]
@@ -124,6 +126,7 @@ def test_authz_gets_the_request_with_its_cookies_but_no_spoofed_identity() -> No
     assert decision.upstream == AUTHZ
     assert decision.app is None
     assert decision.allow_upgrade
+    assert decision.response_fields is None  # authz owns the lychgate cookies
     assert decision.target == "/.lychgate/login?rd=/x"
     assert header(decision, "cookie") == ["lychgate_session=abc"]
     assert header(decision, "x-lychgate-user") == []

@@ -44,6 +44,7 @@ from lychgate.gateway.admission import (
 )
 from lychgate.gateway.admit_assertions import CachedAssertions
 from lychgate.gateway.admit_memo import AdmissionMemo
+from lychgate.gateway.cookies import drop_lychgate_set_cookies
 from lychgate.gateway.endpoints import Endpoints, utc_now
 from lychgate.gateway.feed_http import authz_base
 from lychgate.gateway.forwarding import forward_headers
@@ -266,6 +267,7 @@ class GatewayHandler:
             session_id=identity.session_id,
             allow_upgrade=admitted.app.websockets,
             max_body_bytes=admitted.app.max_body_bytes,
+            response_fields=drop_lychgate_set_cookies,  # no app sets our cookies
         )
 
 

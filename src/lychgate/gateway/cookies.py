@@ -16,15 +16,21 @@ http loopback URL (``http://localhost:8080``) a prefixed cookie cannot be set, s
 
 Every cookie whose name, ignoring case and a ``__Host-``/``__Secure-`` prefix, starts with
 ``lychgate`` belongs to Lychgate (authz names its cookies that way too). None of them is ever
-forwarded to an app (SECURITY.md item 5).
+forwarded to an app (SECURITY.md item 5), and no app may set one: in single-host mode every
+app shares the gateway's origin, so an app's ``Set-Cookie: lychgate=...`` would toss its own
+operator's token onto the user (login fixation into another app) or sign the user out. Such
+``Set-Cookie`` lines are dropped from app responses (:func:`drop_lychgate_set_cookies`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Final
 
 from lychgate.errors import UsageError
+
+log = logging.getLogger(__name__)
 
 SECURE_NAME: Final = "__Host-lychgate"
 PLAIN_NAME: Final = "lychgate"
@@ -71,6 +77,29 @@ def is_lychgate_cookie(name: str) -> bool:
             lowered = lowered[len(prefix) :]
             break
     return lowered.startswith(_NAMESPACE)
+
+
+def drop_lychgate_set_cookies(fields: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """An app's response fields without the ``Set-Cookie`` lines that set a Lychgate cookie.
+
+    The name is read as a browser reads it (RFC 6265 section 5.2): up to the first ``;``, then
+    up to the first ``=``, blanks trimmed; a line without ``=`` names no cookie of ours.
+    """
+    for name, _ in fields:
+        if name == b"set-cookie":
+            break
+    else:
+        return fields  # the usual case: nothing to look at
+    kept = [(n, v) for n, v in fields if n != b"set-cookie" or not _sets_ours(v)]
+    if len(kept) != len(fields):
+        log.warning("dropped an app's Set-Cookie for a cookie in Lychgate's namespace")
+    return kept
+
+
+def _sets_ours(value: bytes) -> bool:
+    pair = value.split(b";", 1)[0]
+    name, sep, _ = pair.partition(b"=")
+    return bool(sep) and is_lychgate_cookie(name.decode("latin-1"))
 
 
 def strip_lychgate_cookies(header_values: Iterable[str]) -> str | None:

@@ -72,6 +72,9 @@ class Forward:
     session_id: SessionId | None = None  # to close tunnels when the session is revoked
     allow_upgrade: bool = False
     max_body_bytes: int | None = None  # None: the listener's default
+    # Applied to the upstream's response fields (lower-cased names, as parsed) before they go
+    # to the client, for every response to this request: final, 1xx and 101.
+    response_fields: ResponseFields | None = None
 
 
 @value_type
@@ -84,6 +87,7 @@ class Respond:
 
 
 LocalEndpoint = Callable[[RequestHead], Awaitable[Respond]]
+ResponseFields = Callable[[list[tuple[bytes, bytes]]], list[tuple[bytes, bytes]]]
 
 
 @dataclass(frozen=True, slots=True)

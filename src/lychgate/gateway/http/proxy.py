@@ -296,7 +296,7 @@ class Exchange:
         # (RFC 8297 section 2); other 1xx are dropped.
         head = self._req.head
         if status == 103 and head is not None and head.http_version == "1.1":
-            self._down.out.write(response_head(103, headers, b""))
+            self._down.out.write(response_head(103, self._fields(headers), b""))
 
     def upstream_head(
         self,
@@ -330,7 +330,7 @@ class Exchange:
         elif http10:
             tail += b"connection: keep-alive\r\n"
         self._close = close
-        down.out.write(response_head(status, headers, tail))
+        down.out.write(response_head(status, self._fields(headers), tail))
 
     def upstream_body(self, data: bytes) -> None:
         out = self._down.out
@@ -381,7 +381,7 @@ class Exchange:
         self._ctx.pool.detach(conn)
         transport = conn.detach()
         self._down.out.write(
-            response_head(101, headers, b"connection: upgrade\r\n", keep_upgrade=True)
+            response_head(101, self._fields(headers), b"connection: upgrade\r\n", keep_upgrade=True)
         )
         self._down.into_tunnel(req, fwd.app, transport, tail, fwd.session_id)
 
@@ -409,6 +409,11 @@ class Exchange:
         self._drop_upstream()
 
     # -- internals ------------------------------------------------------------------------
+
+    def _fields(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """The upstream's response fields as the decision wants them passed on."""
+        rewrite = self._fwd.response_fields
+        return headers if rewrite is None else rewrite(headers)
 
     def _retryable(self) -> bool:
         req = self._req
