@@ -125,7 +125,7 @@ def test_authz_gets_the_request_with_its_cookies_but_no_spoofed_identity() -> No
     assert isinstance(decision, Forward)
     assert decision.upstream == AUTHZ
     assert decision.app is None
-    assert decision.allow_upgrade
+    assert not decision.allow_upgrade  # authz serves no WebSocket: upgrades to it are 403
     assert decision.response_fields is None  # authz owns the lychgate cookies
     assert decision.target == "/.lychgate/login?rd=/x"
     assert header(decision, "cookie") == ["lychgate_session=abc"]

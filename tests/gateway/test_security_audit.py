@@ -286,3 +286,26 @@ async def test_transfer_encoding_on_http10_ends_the_connection(
         assert first.status == 400 or first.header("connection") == "close"
         await c.read_until_closed()
         assert "/smuggled" not in [s.target for s in d.app.seen]
+
+
+# -- SECURITY.md item 10: WebSockets -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("origin", [b"Origin: https://evil.example\r\n", b""])
+async def test_no_websocket_reaches_authz(gateway: Start, connect: Connect, origin: bytes) -> None:
+    # authz serves no WebSocket, so a page on another site (or anyone) cannot open a socket on
+    # the control plane: the gateway refuses the Upgrade itself and never forwards it.
+    async with deployment(gateway) as d:
+        c = await connect(d.port)
+        await c.send(
+            b"GET /.lychgate/login HTTP/1.1\r\nHost: "
+            + HOST.encode()
+            + b"\r\n"
+            + origin
+            + b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        r = await c.read_response()
+        assert (r.status, r.header("connection")) == (403, "close")
+        assert await c.read_until_closed() == b""
+        assert d.authz.seen == []

@@ -231,7 +231,9 @@ class GatewayHandler:
                 admission.target.origin_form,
                 headers,
                 app=None,
-                allow_upgrade=True,
+                # authz serves no WebSocket: an Upgrade to it is refused here (403), so no
+                # cross-site page can open a socket on the control plane (SECURITY.md item 10).
+                allow_upgrade=False,
             )
         if isinstance(admission, ToEndpoint):
             return self._endpoints.local(admission)
