@@ -309,3 +309,21 @@ async def test_no_websocket_reaches_authz(gateway: Start, connect: Connect, orig
         assert (r.status, r.header("connection")) == (403, "close")
         assert await c.read_until_closed() == b""
         assert d.authz.seen == []
+
+
+async def test_a_socket_from_another_origin_never_reaches_an_app(
+    gateway: Start, connect: Connect
+) -> None:
+    # Admission step 7 through the engine: the handshake is refused before any upstream.
+    async with deployment(gateway) as d:
+        token = d.world.token(app="admin", adm=True).encode()
+        c = await connect(d.port)
+        await c.send(
+            b"GET /socket HTTP/1.1\r\nHost: " + HOST.encode() + b"\r\n"
+            b"Cookie: lychgate=" + token + b"\r\nOrigin: http://evil.example\r\n"
+            b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        r = await c.read_response()
+        assert (r.status, r.header("connection")) == (403, "close")
+        assert await c.read_until_closed() == b""
