@@ -91,6 +91,16 @@ def test_request_head_refuses_injection(target: str, headers: tuple[tuple[str, s
         request_head("GET", target, headers, "")
 
 
+@pytest.mark.parametrize(
+    "tail",
+    ["upgrade: a\rb\r\n", "upgrade: a\nx: 1\r\n", "upgrade: a\0\r\n", "a: 1\r\r\n"],
+)
+def test_request_head_refuses_a_broken_tail(tail: str) -> None:
+    # The tail carries client values too (Upgrade, Transfer-Encoding): CR LF only as line ends.
+    with pytest.raises(UsageError):
+        request_head("GET", "/", (("x", "1"),), tail)
+
+
 def test_request_head_keeps_latin1_bytes() -> None:
     value = b"caf\xe9".decode("latin-1")
     assert b"x: caf\xe9\r\n" in request_head("GET", "/", (("x", value),), "")

@@ -91,19 +91,26 @@ def request_head(method: str, target: str, headers: Headers, tail: str) -> bytes
             drop = drop | connection_tokens(headers)
             break
     parts = [method, " ", target, " HTTP/1.1\r\n"]
-    lines = 1
     for name, value in headers:
         if name not in drop:
             parts += (name, ": ", value, "\r\n")
-            lines += 1
-    parts += (tail, "\r\n")
-    text = "".join(parts)
-    lines += tail.count("\r\n") + 1
-    # One CR and one LF per line, and no NUL: anything else smuggles a field or a request.
-    if text.count("\n") != lines or text.count("\r") != lines or "\0" in text:
+    # No CR, LF or NUL in what we did not write ourselves, and CR LF only as the tail's line
+    # ends: anything else smuggles a field or a request. (Checked on the words alone, as three
+    # membership tests: counting line ends over the whole head cost ten times as much.)
+    words = "".join(parts[::2])  # method, target, then each name and value
+    lines = tail.replace("\r\n", "")
+    if (
+        "\r" in words
+        or "\n" in words
+        or "\0" in words
+        or "\r" in lines
+        or "\n" in lines
+        or "\0" in lines
+    ):
         raise UsageError("forbidden character in a forwarded header or target", field="headers")
+    parts += (tail, "\r\n")
     try:
-        return text.encode("latin-1")
+        return "".join(parts).encode("latin-1")
     except UnicodeEncodeError:
         raise UsageError("forwarded header is not latin-1", field="headers") from None
 
