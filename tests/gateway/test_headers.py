@@ -115,6 +115,19 @@ def test_response_head_strips_and_adds_tail() -> None:
     assert head == b"HTTP/1.1 200 OK\r\nset-cookie: a\r\ntransfer-encoding: chunked\r\n\r\n"
 
 
+def test_response_head_drops_what_connection_names_before_it_too() -> None:
+    fields = [(b"x-a", b"1"), (b"x-b", b"2"), (b"connection", b"close, X-A"), (b"x-c", b"3")]
+    assert response_head(200, fields, b"") == b"HTTP/1.1 200 OK\r\nx-b: 2\r\nx-c: 3\r\n\r\n"
+
+
+def test_response_head_for_101_keeps_upgrade_even_when_connection_names_it() -> None:
+    fields = [(b"upgrade", b"websocket"), (b"connection", b"Upgrade, x-a"), (b"x-a", b"1")]
+    head = response_head(101, fields, b"connection: upgrade\r\n", keep_upgrade=True)
+    assert head == (
+        b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n"
+    )
+
+
 def test_response_head_for_101_keeps_upgrade() -> None:
     head = response_head(
         101, [(b"upgrade", b"websocket")], b"connection: upgrade\r\n", keep_upgrade=True

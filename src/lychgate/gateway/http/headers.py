@@ -38,6 +38,7 @@ _HOP_BY_HOP_RAW: Final = frozenset(n.encode() for n in HOP_BY_HOP)
 # answers ``Expect: 100-continue`` itself (RFC 9110 section 10.1.1).
 _REQUEST_DROP: Final = HOP_BY_HOP | {"content-length", "expect"}
 _RESPONSE_DROP_RAW: Final = _HOP_BY_HOP_RAW | {b"content-length"}
+_RESPONSE_DROP_UPGRADE_RAW: Final = _RESPONSE_DROP_RAW - {b"upgrade"}  # a 101 keeps Upgrade
 _PLAIN_CONNECTION: Final = frozenset({b"keep-alive", b"close"})
 
 
@@ -124,18 +125,19 @@ def response_head(
     ``keep_upgrade`` keeps ``Upgrade`` (a 101). The upstream's fields were validated by the
     strict parser, so they carry no CR or LF.
     """
-    drop: frozenset[bytes] = _RESPONSE_DROP_RAW
-    for name, value in headers:
-        # "keep-alive" and "close" name nothing beyond the hop-by-hop set: the common case.
-        if name == b"connection" and value.lower() not in _PLAIN_CONNECTION:
-            drop = drop | _connection_tokens_raw(headers)
-            break
-    if keep_upgrade:
-        drop = drop - {b"upgrade"}
+    drop: frozenset[bytes] = _RESPONSE_DROP_UPGRADE_RAW if keep_upgrade else _RESPONSE_DROP_RAW
     parts = [status_line(status)]
     for name, value in headers:
         if name not in drop:
             parts += (name, b": ", value, b"\r\n")
+        elif name == b"connection" and value.lower() not in _PLAIN_CONNECTION:
+            # It names more fields to drop (rare: "keep-alive" and "close" name none). Start
+            # again without them and without Connection, so this happens at most once.
+            named = _connection_tokens_raw(headers) | {b"connection"}
+            if keep_upgrade:
+                named = named - {b"upgrade"}
+            kept = [f for f in headers if f[0] not in named]
+            return response_head(status, kept, tail, keep_upgrade=keep_upgrade)
     parts += (tail, b"\r\n")
     return b"".join(parts)
 
