@@ -304,3 +304,52 @@ def test_a_trusted_proxys_connection_header_cannot_hide_its_chain() -> None:
     out = fwd(request, trusted_proxies=PROXY)
     # The proxy declared its X-Forwarded-For hop-by-hop: it is dropped, ours still names the peer.
     assert [v for n, v in out if n == "x-forwarded-for"] == ["10.1.2.3"]
+
+
+def test_a_trusted_proxys_port_and_prefix_are_kept_once_they_parse() -> None:
+    request = head(
+        ("x-forwarded-port", " 443 "),
+        ("x-forwarded-prefix", "/wiki/"),
+        ("x-forwarded-server", "edge-1"),
+        client_ip="10.1.2.3",
+    )
+    out = fwd(request, trusted_proxies=PROXY)
+    assert values(out, "x-forwarded-port") == [" 443 "]
+    assert values(out, "x-forwarded-prefix") == ["/wiki/"]
+    assert values(out, "x-forwarded-server") == ["edge-1"]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        (("x-forwarded-port", "https"),),
+        (("x-forwarded-port", "0"),),
+        (("x-forwarded-port", "65536"),),
+        (("x-forwarded-port", "443, 80"),),
+        (("x-forwarded-port", "+443"),),
+        (("x-forwarded-port", "٤٤٣"),),  # Arabic-Indic digits: isdigit() says yes, ASCII no
+        (("x-forwarded-port", "443"), ("x_forwarded_port", "443")),
+        (("x-forwarded-prefix", "//evil.example"),),
+        (("x-forwarded-prefix", "wiki"),),
+        (("x-forwarded-prefix", "/a\\b"),),
+        (("x-forwarded-prefix", "/a b"),),
+        (("x-forwarded-prefix", "/a?b"),),
+        (("x-forwarded-prefix", "/a#b"),),
+        (("x-forwarded-prefix", "/caf\xe9"),),
+        (("x-forwarded-prefix", "/a"), ("x-forwarded-prefix", "/b")),
+        (("x-forwarded-server", "caf\xe9"),),
+    ],
+)
+def test_an_unparsable_forwarding_field_from_a_trusted_proxy_is_an_error(
+    fields: tuple[tuple[str, str], ...],
+) -> None:
+    with pytest.raises(ClientError) as caught:
+        fwd(head(*fields, client_ip="10.1.2.3"), trusted_proxies=PROXY)
+    assert caught.value.status == 400
+
+
+def test_the_same_fields_from_anybody_else_are_just_dropped() -> None:
+    request = head(("x-forwarded-port", "https"), ("x-forwarded-prefix", "//evil.example"))
+    out = fwd(request, trusted_proxies=PROXY)
+    assert "x-forwarded-port" not in names(out)
+    assert "x-forwarded-prefix" not in names(out)

@@ -14,7 +14,9 @@ so nothing the *client* says on those subjects may get through:
 * **Forwarding headers** (``Forwarded``, ``X-Forwarded-*``) are stripped unless the TCP peer is
   one of ``trusted_proxies`` (none by default: STYLE.md item 6). From a trusted proxy they are
   kept and appended to, but only after they parse; an unparsable ``X-Forwarded-For``,
-  ``X-Forwarded-Proto`` or ``Forwarded`` from a trusted proxy is a 400, never skipped.
+  ``X-Forwarded-Proto``, ``Forwarded``, ``X-Forwarded-Port`` or ``X-Forwarded-Prefix`` (or
+  any other ``X-Forwarded-*`` that is not printable ASCII) from a trusted proxy is a 400,
+  never skipped.
   ``X-Forwarded-Host`` is always the Host the gateway routed on.
 * **The gateway's cookies** (the whole ``lychgate`` namespace, see
   :mod:`lychgate.gateway.cookies`) are removed from ``Cookie``; the header is dropped if
@@ -195,6 +197,7 @@ def _forward(
     xff: list[str] = []
     proto: list[str] = []
     forwarded: list[str] = []
+    others: list[tuple[str, str]] = []
     kinds = _KINDS
     for pair in fields:
         name = pair[0]
@@ -222,7 +225,9 @@ def _forward(
         elif kind == _FORWARDED:
             forwarded.append(pair[1])
         elif kind == _XF_OTHER:
-            kept.append(pair)
+            others.append(pair)
+    if others:
+        kept.extend(_check_others(others))
     if cookies:
         if not strip_cookies:
             cookie: str | None = "; ".join(cookies)
@@ -275,6 +280,42 @@ def _forwarded_for(values: list[str]) -> list[str]:
             except ValueError:
                 raise _bad("unparsable X-Forwarded-For", "x-forwarded-for") from None
     return hops
+
+
+# Other X-Forwarded-* fields a trusted proxy may send, that name one thing each.
+_SINGLE_VALUED: Final = frozenset({"x-forwarded-port", "x-forwarded-prefix"})
+
+
+def _check_others(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The other ``X-Forwarded-*`` fields of a trusted proxy, kept as sent once they parse.
+
+    ``-Port`` is one port number and ``-Prefix`` one absolute path (apps build URLs from it,
+    so ``//evil.example`` or a ``\\`` would make them point elsewhere); each at most once.
+    Fields we do not know must be printable ASCII. Anything else is a 400, not a skip.
+    """
+    seen: set[str] = set()
+    for name, value in pairs:
+        canonical = canonical_name(name)
+        text = value.strip(" \t")
+        if canonical in _SINGLE_VALUED:
+            if canonical in seen:
+                raise _bad(f"more than one {canonical}", canonical)
+            seen.add(canonical)
+        if canonical == "x-forwarded-port":
+            ok = 0 < len(text) <= 5 and text.isascii() and text.isdigit() and 0 < int(text) < 65536
+        elif canonical == "x-forwarded-prefix":
+            ok = (
+                text.startswith("/")
+                and not text.startswith("//")
+                and text.isascii()
+                and text.isprintable()
+                and not any(c in text for c in " \\?#")
+            )
+        else:
+            ok = value.isascii() and value.isprintable()
+        if not ok:
+            raise _bad(f"unparsable {canonical}", canonical)
+    return pairs
 
 
 def _proto(values: list[str]) -> str:
