@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from bench.fmt import format_number
 from bench.procs import free_port, start_process, wait_ready
@@ -45,6 +46,14 @@ class Config:
     name: str
     tool: str
     start: StartTarget | None
+    # The scenario keys it runs; None: all. The diagnostic configs only split the small GET.
+    only: frozenset[str] | None = None
+
+    def runs(self, scenario: Scenario) -> bool:
+        return self.only is None or scenario.key in self.only
+
+
+_SMALL_GET: Final = frozenset({"small_get"})
 
 
 def all_configs(workdir: Path, cores: int) -> tuple[Config, ...]:
@@ -69,9 +78,16 @@ def all_configs(workdir: Path, cores: int) -> tuple[Config, ...]:
             "bare relay that reads each head",
             "relay",
             relay.start_reading_relay,
+            only=_SMALL_GET,
         ),
         # The gateway's engine forwarding everything: the gateway minus admission.
-        Config("engine", "Lychgate engine alone (no admission)", "relay", relay.start_engine),
+        Config(
+            "engine",
+            "Lychgate engine alone (no admission)",
+            "relay",
+            relay.start_engine,
+            only=_SMALL_GET,
+        ),
         Config("lychgate-1", "Lychgate, 1 worker", "lychgate", lychgate_config(lychgate_root, 1)),
         Config(
             "lychgate-N",
@@ -183,13 +199,13 @@ async def run_all(
 ) -> dict[str, list[Row]]:
     """Run everything one after the other; rows per scenario key, in config order."""
     rows: dict[str, list[Row]] = {s.key: [] for s in scenarios}
-    total = len(configs) * len(scenarios)
+    total = sum(config.runs(s) for config in configs for s in scenarios)
     done = 0
     upstreams = await start_upstreams(workdir / "upstreams")
     try:
         for config in configs:
             unavailable: str | None = None
-            for scenario in scenarios:
+            for scenario in (s for s in scenarios if config.runs(s)):
                 done += 1
                 outcome: Measurement | str
                 if unavailable is not None:
