@@ -353,3 +353,16 @@ def test_the_same_fields_from_anybody_else_are_just_dropped() -> None:
     out = fwd(request, trusted_proxies=PROXY)
     assert "x-forwarded-port" not in names(out)
     assert "x-forwarded-prefix" not in names(out)
+
+
+def test_a_second_connection_header_is_read_too() -> None:
+    request = head(
+        ("connection", "keep-alive"),
+        ("x-private", "hop"),
+        ("connection", "x-private"),
+        ("accept", "*/*"),
+    )
+    out = fwd(request)
+    assert "x-private" not in names(out)
+    assert "connection" not in names(out)
+    assert values(out, "accept") == ["*/*"]

@@ -209,8 +209,12 @@ def _forward(
         if kind == _KEEP:
             kept.append(pair)
         elif kind == _CONN:
-            if connection_tokens(fields) <= _PLAIN_OPTIONS:
-                continue  # "keep-alive", "close", "upgrade": the engine's own business
+            # "keep-alive", "close", "upgrade": the engine's own business. A browser sends one
+            # of them alone on every request, so that is looked at first.
+            if pair[1].strip().lower() in _PLAIN_OPTIONS or connection_tokens(fields) <= (
+                _PLAIN_OPTIONS
+            ):
+                continue
             # Start again without the client's hop-by-hop fields (never loops: none is left).
             own = strip_hop_by_hop(fields)
             return _forward(head, own, host, trusted_proxies, strip_cookies, identity)

@@ -286,16 +286,17 @@ class ClientConnection(asyncio.Protocol):
                 raise _Stop
             return
         self._head_size += size
-        headers = self._headers
-        if self._head_size > self._max_head or len(headers) >= self._max_fields:
+        if self._head_size > self._max_head:
             self._error = 431
             raise _Stop
+        # The field count is checked once, in on_headers_complete: the size check above
+        # already bounds the list (every field counts at least four bytes).
         key = _NAMES.get(name)
         if key is None:
             key = name.decode("latin-1").lower()
             if len(_NAMES) < _NAMES_MAX:
                 _NAMES[name] = key
-        headers.append((key, value.decode("latin-1")))
+        self._headers.append((key, value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -305,6 +306,9 @@ class ClientConnection(asyncio.Protocol):
         self._head_raw = 0
         self._head_timed = False
         self._trailer_size = 0
+        if len(self._headers) > self._max_fields:
+            self._error = 431
+            raise _Stop
         req = make_request(
             parser, self._url, self._headers, self._client_ip, self._scheme, self._sni
         )
