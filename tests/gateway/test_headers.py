@@ -73,6 +73,11 @@ def test_request_head_layout() -> None:
 def test_request_head_drops_fields_named_in_connection() -> None:
     head = request_head("GET", "/", (("connection", "x-a"), ("x-a", "1"), ("h", "2")), "")
     assert head == b"GET / HTTP/1.1\r\nh: 2\r\n\r\n"
+    # Named before or after it, and by a second Connection field.
+    fields = (("x-a", "1"), ("h", "2"), ("connection", "close"), ("connection", "X-A, x-b"))
+    assert request_head("GET", "/", (*fields, ("x-b", "3")), "") == (
+        b"GET / HTTP/1.1\r\nh: 2\r\n\r\n"
+    )
 
 
 @pytest.mark.parametrize(

@@ -86,15 +86,16 @@ def request_head(method: str, target: str, headers: Headers, tail: str) -> bytes
     ``tail`` holds the fields this hop adds (framing, ``Connection``), each ending in CRLF.
     Raises :class:`UsageError` when a value or the target would break the framing.
     """
-    drop: frozenset[str] = _REQUEST_DROP
-    for name, _ in headers:
-        if name == "connection":
-            drop = drop | connection_tokens(headers)
-            break
     parts = [method, " ", target, " HTTP/1.1\r\n"]
     for name, value in headers:
-        if name not in drop:
+        if name not in _REQUEST_DROP:
             parts += (name, ": ", value, "\r\n")
+        elif name == "connection":
+            # It may name more fields to drop: start again without them and without it (at
+            # most once). The gateway's own headers never hold one (forward_headers).
+            named = connection_tokens(headers) | {"connection"}
+            kept = tuple(f for f in headers if f[0] not in named)
+            return request_head(method, target, kept, tail)
     # No CR, LF or NUL in what we did not write ourselves, and CR LF only as the tail's line
     # ends: anything else smuggles a field or a request. (Checked on the words alone, as three
     # membership tests: counting line ends over the whole head cost ten times as much.)

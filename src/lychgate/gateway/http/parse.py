@@ -20,6 +20,8 @@ end of the connection:
 
 from __future__ import annotations
 
+from typing import Final
+
 from httptools import HttpParserError, HttpRequestParser, parse_url
 
 from lychgate.gateway.http.request import Request
@@ -27,6 +29,16 @@ from lychgate.gateway.types import RequestHead
 
 _METHODS: dict[bytes, str] = {
     m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
+}
+
+
+# The fields these rules read.
+_HOST, _LENGTH, _CHUNKED, _EXPECT = range(4)
+_FRAMING: Final[dict[str, int]] = {
+    "host": _HOST,
+    "content-length": _LENGTH,
+    "transfer-encoding": _CHUNKED,
+    "expect": _EXPECT,
 }
 
 
@@ -72,13 +84,16 @@ def make_request(
     hosts = 0
     expect: str | None = None
     for name, value in headers:
-        if name == "host":
+        kind = _FRAMING.get(name)
+        if kind is None:
+            continue  # most fields: one dict lookup, not four comparisons
+        if kind == _HOST:
             hosts += 1
-        elif name == "content-length":
+        elif kind == _LENGTH:
             req.content_length = int(value)  # llhttp checked: digits, no duplicate
-        elif name == "transfer-encoding":
+        elif kind == _CHUNKED:
             req.chunked = True  # llhttp checked: chunked is last, no Content-Length
-        elif name == "expect":
+        else:
             expect = value
     error = _refusal(req, method, version, target, hosts, expect)
     if error is None and bad_target:
