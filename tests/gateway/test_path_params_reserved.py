@@ -19,8 +19,7 @@ from lychgate.errors import ClientError
 from lychgate.gateway.admission import Admission, Deny, ToApp, ToAuthz, admit
 from lychgate.gateway.admit_handler import GatewayHandler, GatewayOptions
 from lychgate.gateway.endpoints import Endpoints
-from lychgate.gateway.paths import RequestTarget, normalize_path, parse_request_target
-from lychgate.gateway.routing import is_reserved
+from lychgate.gateway.paths import RequestTarget, is_reserved, normalize_path, parse_request_target
 from lychgate.gateway.snapshot import SnapshotHolder
 from lychgate.gateway.types import RequestHead, Respond, Upstream
 from lychgate.tokens import CachedVerifier

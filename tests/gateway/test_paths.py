@@ -10,8 +10,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from lychgate.errors import ClientError
-from lychgate.gateway.paths import RequestTarget, normalize_path, parse_request_target
-from lychgate.gateway.routing import is_reserved
+from lychgate.gateway.paths import RequestTarget, is_reserved, normalize_path, parse_request_target
 
 
 @pytest.mark.parametrize(

@@ -10,14 +10,13 @@ import pytest
 from fixtures.keys import ISSUER, make_keyring
 from lychgate.domain import App
 from lychgate.errors import ClientError
-from lychgate.gateway.paths import parse_request_target
+from lychgate.gateway.paths import is_reserved, parse_request_target
 from lychgate.gateway.routing import (
     AppRoute,
     AuthzRoute,
     EndpointRoute,
     NoRoute,
     RequestHost,
-    is_reserved,
     parse_host,
     request_host,
     route,

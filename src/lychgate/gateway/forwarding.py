@@ -143,9 +143,9 @@ def _stripped(value: str) -> str | None:
 
 
 def _kind(name: str) -> int:
-    canonical = canonical_name(name)
     if name == "connection":
         return _CONN  # it and what it names are removed first (see the module docstring)
+    canonical = canonical_name(name)
     if canonical == "host":
         return _HOST  # replaced by the normalized host we routed on
     if canonical == "cookie":

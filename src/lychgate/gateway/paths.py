@@ -35,7 +35,7 @@ The canonical path is built in this order:
 7. **The reserved namespace is spelled plainly.** Under ``/.lychgate`` (any letter case, as
    routing compares it) the gateway decides by path: its own endpoints, authz, or never
    (``/.lychgate/internal/``, THREAT_MODEL.md T17). Routing decides the namespace on the first
-   segment alone (:func:`~lychgate.gateway.routing.is_reserved`), so a path that some upstream
+   segment alone (:func:`is_reserved`), so a path that some upstream
    reads as under ``/.lychgate`` must be one routing sent there, spelled so that it reads as
    nothing else. The namespace is tested as an upstream might read the path: an encoded ``?``
    or ``#`` (``%3F``, ``%23``) may end it, every ``%2F`` may be a ``/``, empty segments
@@ -250,9 +250,15 @@ def _refuse_reserved_spelling(path: str) -> None:
         return
     if "%" in path:
         raise bad_target("path under /.lychgate holds a percent-escape")
-    head = path[:11].lower()  # as routing.is_reserved compares
-    if head != RESERVED_PREFIX + "/" and not (head == RESERVED_PREFIX and len(path) == 10):
+    if not is_reserved(path):
         raise bad_target("path under /.lychgate holds a path parameter")
+
+
+def is_reserved(path: str) -> bool:
+    """True for ``/.lychgate`` and everything under it, in any letter case (how routing and
+    step 7 decide the namespace: by the first segment alone)."""
+    head = path[:11].lower()
+    return head == RESERVED_PREFIX + "/" or (head == RESERVED_PREFIX and len(path) == 10)
 
 
 # Step 3 upper-cased every escape, so these are the only spellings of the encoded characters.

@@ -45,7 +45,7 @@ from typing import Final, Literal
 
 from lychgate.domain import App
 from lychgate.errors import ClientError
-from lychgate.gateway.paths import RESERVED_PREFIX, RequestTarget
+from lychgate.gateway.paths import RequestTarget, is_reserved
 from lychgate.gateway.snapshot import ConfigSnapshot
 from lychgate.gateway.types import RequestHead
 
@@ -180,12 +180,6 @@ def request_host(head: RequestHead, target: RequestTarget) -> RequestHost:
         if sni.removesuffix(".") != host.name:
             raise bad_host("TLS server name does not match Host", status=421)
     return host
-
-
-def is_reserved(path: str) -> bool:
-    """True for ``/.lychgate`` and everything under it, in any letter case."""
-    head = path[:11].lower()
-    return head == "/.lychgate/" or (head == RESERVED_PREFIX and len(path) == 10)
 
 
 def is_internal(path: str) -> bool:

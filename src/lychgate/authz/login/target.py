@@ -34,7 +34,7 @@ from lychgate.authz.handoff import issue_handoff
 from lychgate.config import Settings
 from lychgate.domain import App, AppPolicy, User
 from lychgate.gateway.admit_redirect import origin_of, safe_redirect
-from lychgate.gateway.routing import is_reserved
+from lychgate.gateway.paths import is_reserved
 from lychgate.gateway.snapshot import ConfigSnapshot
 from lychgate.ids import AppSlug, SessionId
 

@@ -91,11 +91,9 @@ def request_head(method: str, target: str, headers: Headers, tail: str) -> bytes
         if name not in _REQUEST_DROP:
             parts += (name, ": ", value, "\r\n")
         elif name == "connection":
-            # It may name more fields to drop: start again without them and without it (at
-            # most once). The gateway's own headers never hold one (forward_headers).
-            named = connection_tokens(headers) | {"connection"}
-            kept = tuple(f for f in headers if f[0] not in named)
-            return request_head(method, target, kept, tail)
+            # It may name more fields to drop: start again without the hop-by-hop fields (at
+            # most once: none is left). The gateway's own headers never hold one.
+            return request_head(method, target, strip_hop_by_hop(headers), tail)
     # No CR, LF or NUL in what we did not write ourselves, and CR LF only as the tail's line
     # ends: anything else smuggles a field or a request. (Checked on the words alone, as three
     # membership tests: counting line ends over the whole head cost ten times as much.)
@@ -133,11 +131,8 @@ def response_head(
             parts += (name, b": ", value, b"\r\n")
         elif name == b"connection" and value.lower() not in _PLAIN_CONNECTION:
             # It names more fields to drop (rare: "keep-alive" and "close" name none). Start
-            # again without them and without Connection, so this happens at most once.
-            named = _connection_tokens_raw(headers) | {b"connection"}
-            if keep_upgrade:
-                named = named - {b"upgrade"}
-            kept = [f for f in headers if f[0] not in named]
+            # again without the hop-by-hop fields, so this happens at most once.
+            kept = strip_hop_by_hop_raw(headers, keep_upgrade=keep_upgrade)
             return response_head(status, kept, tail, keep_upgrade=keep_upgrade)
     parts += (tail, b"\r\n")
     return b"".join(parts)
