@@ -78,6 +78,14 @@ def test_expect_continue_only_with_content_on_http11() -> None:
             b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             400,
         ),
+        # RFC 9112 section 6.1: a coding the gateway does not implement is 501 (as nginx).
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n", 501),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
+        (
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n",
+            501,
+        ),
     ],
     ids=[
         "no_host",
@@ -89,10 +97,20 @@ def test_expect_continue_only_with_content_on_http11() -> None:
         "upg",
         "http10_chunked",
         "http10_keepalive_chunked",
+        "identity_chunked",
+        "gzip_chunked",
+        "two_te_fields",
     ],
 )
 def test_refusals(raw: bytes, status: int) -> None:
     assert _request(raw).error == status
+
+
+@pytest.mark.parametrize("coding", [b"chunked", b"Chunked", b"CHUNKED", b"\tchunked", b"chunked  "])
+def test_chunked_alone_is_accepted_in_any_case_and_whitespace(coding: bytes) -> None:
+    raw = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: %s\r\n\r\n" % coding
+    req = _request(raw)
+    assert (req.error, req.chunked) == (None, True)
 
 
 def test_http10_needs_no_host() -> None:

@@ -8,6 +8,11 @@ end of the connection:
 * ``CONNECT``: 405. The gateway is not a forward proxy.
 * An HTTP/1.1 request without exactly one ``Host``, or any request with two: 400
   (RFC 9112 section 3.2; SECURITY.md item 4).
+* ``Transfer-Encoding`` other than one field that says ``chunked``: 501, as in nginx
+  (RFC 9112 section 6.1). llhttp checks only that ``chunked`` comes last; a coding before it
+  (``identity, chunked``, ``gzip, chunked``, or a second field) would be passed on to an app
+  that may not know it, and an app that reads ``identity`` as "no coding" would take the
+  chunked content for the next request (request smuggling).
 * ``Transfer-Encoding`` in an HTTP/1.0 request: 400. RFC 9112 section 6.1 calls that framing
   faulty; a keep-alive HTTP/1.0 peer could otherwise frame what follows differently from us
   (request smuggling), so it is refused like any other faulty framing, as nginx does.
@@ -81,7 +86,7 @@ def make_request(
     req = Request(head)
     req.keep_alive = parser.should_keep_alive()
     req.upgrade = parser.should_upgrade()
-    hosts = 0
+    hosts = codings = 0
     expect: str | None = None
     for name, value in headers:
         kind = _FRAMING.get(name)
@@ -93,9 +98,12 @@ def make_request(
             req.content_length = int(value)  # llhttp checked: digits, no duplicate
         elif kind == _CHUNKED:
             req.chunked = True  # llhttp checked: chunked is last, no Content-Length
+            codings += 1 if value.strip(" \t").lower() == "chunked" else 2
         else:
             expect = value
     error = _refusal(req, method, version, target, hosts, expect)
+    if error is None and codings > 1:
+        error = 501
     if error is None and bad_target:
         error = 400
     if error is None and expect is not None and version == "1.1" and req.has_body:

@@ -35,8 +35,10 @@ Choices, each tested:
   connection closes; it is not downgraded to a plain request, because the bytes after the
   head were already taken as tunnel bytes by the parser.
 * Trailer fields are dropped both ways (RFC 9110 section 6.5.1 permits it).
-* A transfer coding other than chunked (``gzip, chunked``) is passed through as declared and
-  the content re-chunked; an upstream response whose last coding is not chunked is a 502.
+* A request's only transfer coding is ``chunked`` (the parser refuses others with 501), and
+  its content is re-chunked. A response's codings before ``chunked`` (``gzip, chunked``) are
+  passed through as declared and the content re-chunked; an upstream response whose last
+  coding is not chunked is a 502.
 """
 
 from __future__ import annotations
@@ -176,8 +178,7 @@ class Exchange:
         else:
             tail = "connection: keep-alive\r\n"
         if req.chunked:
-            coding = ", ".join(head.header_all("transfer-encoding"))
-            tail = f"transfer-encoding: {coding}\r\n{tail}"
+            tail = f"transfer-encoding: chunked\r\n{tail}"
         elif req.content_length is not None:
             tail = f"content-length: {req.content_length}\r\n{tail}"
         return request_head(head.method, fwd.target, fwd.headers, tail)
