@@ -24,6 +24,15 @@ def test_error_page_without_close_and_cached() -> None:
     assert error_page(502, close=False) is error_page(502, close=False)
 
 
+def test_error_page_for_head_is_its_head_alone() -> None:
+    page = error_page(502, close=False, head_only=True)
+    full = error_page(502, close=False)
+    assert full.startswith(page)
+    assert page.endswith(b"\r\n\r\n")
+    assert b"content-length: 16\r\n" in page  # the length the page would have (RFC 9110 9.3.2)
+    assert error_page(502, close=False, head_only=True) is page
+
+
 def test_reason_and_status_line() -> None:
     assert reason(404) == b"Not Found"
     assert reason(599) == b""

@@ -350,6 +350,20 @@ async def test_upstream_down_is_502(gateway: Start, connect: Connect) -> None:
     assert (await c.read_response()).status == 502
 
 
+async def test_an_error_page_for_head_has_no_content(gateway: Start, connect: Connect) -> None:
+    # Content after the head of an answer to HEAD would be read by a keep-alive client as the
+    # start of its next response (response desync): the page's head goes alone.
+    async with http_upstream() as up:
+        url = up.url
+    gw = await gateway(forward_to(url))
+    c = await connect(gw.port)
+    await c.send(b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n" + get())
+    r = await c.read_response(head_request=True)
+    assert (r.status, r.header("content-length")) == (502, "16")
+    r = await c.read_response()  # the next response starts right after that head
+    assert (r.status, r.body) == (502, b"502 Bad Gateway\n")
+
+
 async def test_bad_upstream_url_is_502(gateway: Start, connect: Connect) -> None:
     gw = await gateway(forward_to("ftp://nope"))
     c = await connect(gw.port)

@@ -489,8 +489,9 @@ class ClientConnection(asyncio.Protocol):
             self._wait_for_client()
 
     def fail(self, req: Request, status: int, app: AppSlug | None, close: bool) -> None:
-        """Answer the active request with an error page."""
-        self.out.write(error_page(status, close=close))
+        """Answer the active request with an error page (its head alone for a HEAD)."""
+        head_only = req.head is not None and req.head.method == "HEAD"
+        self.out.write(error_page(status, close=close, head_only=head_only))
         self.finish(req, status, app, close)
 
     def pause_reading(self, reason: int) -> None:

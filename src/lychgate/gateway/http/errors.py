@@ -33,7 +33,7 @@ def status_line(status: int) -> bytes:
 _STATUS_LINES: dict[int, bytes] = {}
 
 
-def _page(status: int, close: bool) -> bytes:
+def _page(status: int, close: bool, head_only: bool) -> bytes:
     body = b"%d %s\n" % (status, reason(status))
     head = [
         status_line(status),
@@ -44,16 +44,21 @@ def _page(status: int, close: bool) -> bytes:
     ]
     if close:
         head.append(b"connection: close\r\n")
-    return b"".join(head) + b"\r\n" + body
+    return b"".join(head) + b"\r\n" + (b"" if head_only else body)
 
 
-_PAGES: dict[tuple[int, bool], bytes] = {}
+_PAGES: dict[tuple[int, bool, bool], bytes] = {}
 
 
-def error_page(status: int, *, close: bool = True) -> bytes:
-    """The whole response (head and body) for ``status``; ``close`` adds ``Connection: close``."""
-    key = (status, close)
+def error_page(status: int, *, close: bool = True, head_only: bool = False) -> bytes:
+    """The whole response for ``status``; ``close`` adds ``Connection: close``.
+
+    ``head_only`` is for an answer to HEAD: the same head, with the length the page would
+    have, and no content (RFC 9110 section 9.3.2). Content there would be read by a
+    keep-alive client as the start of the next response.
+    """
+    key = (status, close, head_only)
     page = _PAGES.get(key)
     if page is None:
-        page = _PAGES[key] = _page(status, close)
+        page = _PAGES[key] = _page(status, close, head_only)
     return page
