@@ -5,7 +5,9 @@ lengths, odd codings, obs-fold, bare LF, bodies that hold a whole request, any s
 reads), the upstream must see exactly the requests that the handler decided to forward, in
 order, and nothing else. The handler refuses every target under ``/deny``, and the bodies carry
 requests for ``/deny``: if the engine's framing upstream ever differed from what llhttp parsed
-on the client side, the upstream would read one of them as a request of its own.
+on the client side, the upstream would read one of them as a request of its own. Upgrade
+requests are mixed in, to an app that allows them (``/ws``) and to one that does not: the bytes
+after an Upgrade head belong to the tunnel, and must never be parsed as requests either.
 
 The upstream is h11, an independent parser, behind a fake transport: the engine's client
 connection, exchange, pool connection and response parser are the real ones, and no socket is
@@ -157,7 +159,8 @@ def _handler(decided: Decided) -> Handler:
         decided.append((head.method, head.target, forward))
         if not forward:
             return Respond(403)
-        return Forward(UPSTREAM, head.target, (("host", "app"),), app=None)
+        upgrade = head.path.startswith("/ws")  # the app allows upgrades; /ok does not
+        return Forward(UPSTREAM, head.target, (("host", "app"),), app=None, allow_upgrade=upgrade)
 
     return handle
 
@@ -311,7 +314,7 @@ TRICKS = [
 @st.composite
 def requests(draw: st.DrawFn, index: int) -> bytes:
     method = draw(st.sampled_from([b"GET", b"POST", b"PUT", b"HEAD", b"DELETE"]))
-    path = draw(st.sampled_from([b"/ok", b"/ok", b"/deny"])) + b"/%d" % index
+    path = draw(st.sampled_from([b"/ok", b"/ok", b"/deny", b"/ws"])) + b"/%d" % index
     version = draw(st.sampled_from([b"HTTP/1.1", b"HTTP/1.1", b"HTTP/1.0"]))
     framing = draw(st.sampled_from(FRAMINGS) | st.sampled_from(TRICKS))
     fields, content = _framing(framing, draw(st.sampled_from(BODIES)))
@@ -324,6 +327,7 @@ def requests(draw: st.DrawFn, index: int) -> bytes:
                     b"Connection: keep-alive",
                     b"Expect: 100-continue",
                     b"X-Fold: a\r\n b",
+                    b"Connection: upgrade\r\nUpgrade: websocket",
                     b"X-Empty:",
                 ]
             ),
