@@ -90,16 +90,18 @@ async def serve(
     timeout: float = 20.0,
     health_url: str | None = None,
     verify: ssl.SSLContext | bool = True,
+    command: str = "serve",
 ) -> AsyncIterator[Served]:
-    """Start ``lychgate serve`` and wait until the gateway has a snapshot (healthz 200)."""
-    log = data_dir / "serve.log"
+    """Start ``lychgate serve`` (or ``command``: ``gateway``, with authz running apart) and
+    wait until the gateway has a snapshot (healthz 200)."""
+    log = data_dir / f"{command}.log"
     out = await asyncio.to_thread(log.open, "wb")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LYCHGATE_")}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "lychgate",
-        "serve",
+        command,
         "--dir",
         str(data_dir),
         "--listen",

@@ -11,6 +11,8 @@ import contextlib
 import ssl
 from dataclasses import dataclass
 
+import trustme
+
 
 @dataclass
 class Response:
@@ -105,3 +107,17 @@ class RawClient:
 
 def get(target: str = "/", host: str = "test.localhost", extra: str = "") -> bytes:
     return f"GET {target} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode()
+
+
+async def peer_names(port: int, ca: trustme.CA, server_name: str = "any.example") -> list[str]:
+    """The DNS names of the certificate a TLS listener presents for ``server_name``."""
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    ctx.check_hostname = False  # the chain is checked; the caller looks at the names
+    _, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=ctx, server_hostname=server_name
+    )
+    cert = writer.get_extra_info("peercert")
+    writer.close()
+    await writer.wait_closed()
+    return [v for k, v in cert["subjectAltName"] if k == "DNS"]

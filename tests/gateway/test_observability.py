@@ -107,6 +107,24 @@ def test_gauges_are_read_at_scrape_time() -> None:
     assert 'lychgate_gateway_open_connections{worker="3"} 7.0' in body
     assert 'lychgate_gateway_open_tunnels{worker="3"} 2.0' in body
     assert 'lychgate_gateway_feed_age_seconds{worker="3"} -1.0' in body
+    assert "tls_not_after" not in body  # plain HTTP: no certificate, no expiry sample
+
+
+def test_certificate_expiry_is_read_at_scrape_time() -> None:
+    metrics = GatewayMetrics(worker=0)
+    expiry = {"at": 1_900_000_000.0}
+    metrics.track(
+        connections=lambda: 0,
+        tunnels=lambda: 0,
+        feed_age=lambda: 1.0,
+        tls_not_after=lambda: expiry["at"],
+    )
+    expiry["at"] = 1_950_000_000.0  # a renewal
+    text = metrics_handler(metrics)(head("/metrics"))
+    assert isinstance(text, Respond)
+    assert 'lychgate_gateway_tls_not_after_timestamp_seconds{worker="0"} 1.95e+09' in (
+        text.body.decode()
+    )
 
 
 def test_metrics_listener_answers_only_metrics() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import httpx
 import pytest
 import trustme
 
+from gateway.client import peer_names
 from gateway.conftest import Start, forward_to
 from gateway.upstreams import Reply, Seen, http_upstream
 from lychgate.gateway.http.tls import CertPair, client_context, server_context
@@ -49,18 +49,6 @@ def listener_ctx(ca: trustme.CA, tmp_path: Path) -> ssl.SSLContext:
             "*.apps.example": _pair(ca, tmp_path, "*.apps.example"),
         },
     )
-
-
-async def _peer_names(port: int, ca: trustme.CA, server_name: str) -> list[str]:
-    ctx = _trusting(ca)
-    ctx.check_hostname = False  # the chain is checked; we look at the names ourselves
-    _, writer = await asyncio.open_connection(
-        "127.0.0.1", port, ssl=ctx, server_hostname=server_name
-    )
-    cert = writer.get_extra_info("peercert")
-    writer.close()
-    await writer.wait_closed()
-    return [v for k, v in cert["subjectAltName"] if k == "DNS"]
 
 
 async def test_https_listener_forwards_and_reports_sni(
@@ -107,7 +95,7 @@ async def test_sni_chooses_the_certificate(
     expected: str,
 ) -> None:
     gw = await gateway(forward_to("http://127.0.0.1:9"), ssl=listener_ctx)
-    assert await _peer_names(gw.port, ca, server_name) == [expected]
+    assert await peer_names(gw.port, ca, server_name) == [expected]
 
 
 @pytest.fixture

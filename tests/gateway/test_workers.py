@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -42,12 +44,26 @@ async def _ask(port: int) -> bytes:
         await c.close()
 
 
+@contextlib.asynccontextmanager
+async def _running(script: Path, *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Run ``script``; on leaving, SIGTERM must stop it cleanly (exit code 0)."""
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(script), *args)
+    try:
+        yield proc
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(10):
+            assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
 async def test_workers_share_the_port_and_stop_on_sigterm(tmp_path: Path) -> None:
     script = tmp_path / "workers.py"
     script.write_text(SCRIPT)
     port = free_port()
-    proc = await asyncio.create_subprocess_exec(sys.executable, str(script), str(port), "2")
-    try:
+    async with _running(script, str(port), "2"):
         pids: set[bytes] = set()
         async with asyncio.timeout(10):
             while len(pids) < 2:
@@ -56,13 +72,6 @@ async def test_workers_share_the_port_and_stop_on_sigterm(tmp_path: Path) -> Non
                 except OSError:
                     await asyncio.sleep(0.05)
         assert len(pids) == 2  # two processes answered on one port
-        proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(10):
-            assert await proc.wait() == 0
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
 
 
 async def test_a_worker_that_cannot_start_stops_the_rest(tmp_path: Path) -> None:
@@ -81,3 +90,46 @@ async def test_a_worker_that_cannot_start_stops_the_rest(tmp_path: Path) -> None
         )
         async with asyncio.timeout(10):
             assert await proc.wait() != 0
+
+
+RELAY_SCRIPT = """
+import asyncio, os, signal, sys
+from lychgate.gateway.http import start_server
+from lychgate.gateway.http.workers import run_workers
+from lychgate.gateway.types import Respond
+
+PORT = int(sys.argv[1])
+
+async def main(stop: asyncio.Event) -> None:
+    hups = []
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hups.append, 1)
+    answer = lambda head: Respond(200, (), b"%d:%d" % (os.getpid(), len(hups)))
+    gw = await start_server(answer, port=PORT, reuse_port=True)
+    await stop.wait()
+    await gw.close(drain_timeout=1)
+
+sys.exit(run_workers(2, main, relay=(signal.SIGHUP,)))
+"""
+
+
+async def test_the_supervisor_passes_sighup_on_to_every_worker(tmp_path: Path) -> None:
+    # What `lychgate gateway --workers N` relies on for `systemctl reload` (certificates).
+    script = tmp_path / "relay.py"
+    script.write_text(RELAY_SCRIPT)
+    port = free_port()
+    async with _running(script, str(port)) as proc:
+        seen: dict[bytes, bytes] = {}  # pid -> SIGHUPs that worker has handled
+        async with asyncio.timeout(10):
+            while len(seen) < 2:
+                try:
+                    pid, _, hups = (await _ask(port)).partition(b":")
+                    seen[pid] = hups
+                except OSError:
+                    await asyncio.sleep(0.05)
+        assert set(seen.values()) == {b"0"}
+        proc.send_signal(signal.SIGHUP)
+        async with asyncio.timeout(10):
+            while set(seen.values()) != {b"1"}:
+                pid, _, hups = (await _ask(port)).partition(b":")
+                seen[pid] = hups
+        assert proc.returncode is None  # the supervisor itself lives on

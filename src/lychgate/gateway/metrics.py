@@ -4,8 +4,8 @@ The engine calls :meth:`GatewayMetrics.observe` once per response. The request c
 latency histogram are plain integers per app, turned into metric families only when scraped
 (a custom collector), so a request costs two dictionary look-ups, a bisection and three
 additions, without prometheus_client's per-sample locks. Gauges (open connections, open
-tunnels, feed age) are read at scrape time from the objects that already count them, so the
-hot path never updates them.
+tunnels, feed age, and for HTTPS the certificate expiry) are read at scrape time from the
+objects that already count them, so the hot path never updates them.
 
 With several workers, each one serves its own ``/metrics`` on consecutive ports starting at
 ``metrics_listen`` (worker 0 on the port given, worker 1 on the next, ...), labelled
@@ -97,6 +97,7 @@ class GatewayMetrics:
             ["worker"],
             registry=self.registry,
         ).labels(w)
+        self._worker = w
 
     def observe(self, app: AppSlug | None, status: int, seconds: float) -> None:
         """Count one response."""
@@ -115,8 +116,9 @@ class GatewayMetrics:
         connections: Callable[[], int],
         tunnels: Callable[[], int],
         feed_age: Callable[[], float | None],
+        tls_not_after: Callable[[], float] | None = None,
     ) -> None:
-        """Read these gauges from live objects at scrape time."""
+        """Read these gauges from live objects at scrape time (no TLS: no expiry sample)."""
         self._connections.set_function(lambda: float(connections()))
         self._tunnels.set_function(lambda: float(tunnels()))
 
@@ -125,3 +127,10 @@ class GatewayMetrics:
             return -1.0 if value is None else value
 
         self._feed_age.set_function(age)
+        if tls_not_after is not None:
+            Gauge(
+                "lychgate_gateway_tls_not_after_timestamp_seconds",
+                "When the first of the listener's certificates in use expires (Unix time).",
+                ["worker"],
+                registry=self.registry,
+            ).labels(self._worker).set_function(tls_not_after)

@@ -7,8 +7,9 @@ loop runs, and returns a :class:`GatewayPlan`. :func:`serve_worker` runs one wor
 snapshot holder fed by the config feed from authz, a handler deciding on that snapshot, the
 HTTP/1.1 engine carrying the decisions out, and optionally a metrics listener and a plain-HTTP
 listener that redirects to HTTPS. When the feed brings a snapshot that revokes sessions, their
-tunnels are closed at once. :func:`run_gateway` runs one worker in this process, or forks N
-that share the port through SO_REUSEPORT.
+tunnels are closed at once. An HTTPS worker checks its certificate files every minute and uses
+renewed ones for new connections (:mod:`.cert_reload`). :func:`run_gateway` runs one worker in
+this process, or forks N that share the port through SO_REUSEPORT.
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ from lychgate.deployment.layout import Layout
 from lychgate.deployment.secrets import load_secrets
 from lychgate.gateway.accesslog import AccessLog
 from lychgate.gateway.admit_handler import GatewayHandler, GatewayOptions
+from lychgate.gateway.cert_reload import CertificateReloader
 from lychgate.gateway.endpoints import Endpoints, HttpAuthzClient
 from lychgate.gateway.feed import FeedClient
 from lychgate.gateway.feed_http import authz_base
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.server import GatewayServer, start_server
-from lychgate.gateway.http.tls import CertPair, client_context, server_context
+from lychgate.gateway.http.tls import CertPair, ServerCertificates, client_context
 from lychgate.gateway.http.workers import run_workers
 from lychgate.gateway.metrics import GatewayMetrics
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder, newly_revoked
@@ -57,7 +59,7 @@ class GatewayPlan:
     host: str
     port: int
     limits: Limits
-    tls: ssl.SSLContext | None
+    tls: ServerCertificates | None
     upstream_ssl: ssl.SSLContext
     metrics: tuple[str, int] | None
     redirect: tuple[str, int] | None
@@ -79,12 +81,12 @@ def prepare(settings: Settings, *, listen: str | None = None) -> GatewayPlan:
     """Read secrets and TLS material (blocking: call before the loop)."""
     layout = Layout(settings.data_dir)
     host, port = parse_hostport(listen or settings.listen)
-    tls: ssl.SSLContext | None = None
+    tls: ServerCertificates | None = None
     if settings.tls_cert is not None and settings.tls_key is not None:
-        tls = server_context(CertPair(settings.tls_cert, settings.tls_key))
+        tls = ServerCertificates(CertPair(settings.tls_cert, settings.tls_key))
     elif settings.is_https:
         pair = CertPair(layout.tls_dir / "server.pem", layout.tls_dir / "server.key")
-        tls = server_context(pair)
+        tls = ServerCertificates(pair)
     return GatewayPlan(
         settings=settings,
         internal_token=load_secrets(layout.secrets_file).internal_token,
@@ -158,8 +160,13 @@ async def serve_worker(
     worker: int = 0,
     reuse_port: bool = False,
     ready: Callable[[GatewayServer], None] | None = None,
+    reload_on_sighup: bool = False,
 ) -> None:
-    """Run one gateway worker until ``stop`` is set, then drain and close."""
+    """Run one gateway worker until ``stop`` is set, then drain and close.
+
+    ``reload_on_sighup`` checks the certificate files at once on SIGHUP (the worker's loop
+    must run in the main thread).
+    """
     settings = plan.settings
     base = authz_base(settings.effective_authz_listen)
     holder = SnapshotHolder()
@@ -174,7 +181,7 @@ async def serve_worker(
         host=plan.host,
         port=plan.port,
         limits=plan.limits,
-        ssl=plan.tls,
+        ssl=plan.tls.context if plan.tls is not None else None,
         reuse_port=reuse_port,
         on_response=response_hook(metrics, access),
         upstream_ssl=plan.upstream_ssl,
@@ -186,10 +193,12 @@ async def serve_worker(
             log.info("closed %d tunnel(s) of revoked sessions", closed)
 
     holder.add_listener(close_revoked)
+    certs = plan.tls
     metrics.track(
         connections=lambda: server.open_connections,
         tunnels=lambda: server.open_tunnels,
         feed_age=holder.age,
+        tls_not_after=None if certs is None else (lambda: certs.not_after.timestamp()),
     )
     side: list[GatewayServer] = []
     if plan.metrics is not None:
@@ -209,31 +218,65 @@ async def serve_worker(
     try:
         async with asyncio.TaskGroup() as group:
             group.create_task(feed.run(), name="config-feed")
+            reloading = _watch_certificates(plan.tls, group, reload_on_sighup)
             await stop.wait()
             feed.stop()
+            if reloading is not None:
+                reloading.cancel()
     finally:
+        if reload_on_sighup:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         for extra in side:
             await extra.close(drain_timeout=1.0)
         await server.close(drain_timeout=DRAIN_TIMEOUT)
         await authz.aclose()
 
 
-def run_gateway(plan: GatewayPlan, *, workers: int) -> int:
-    """Run the gateway in the foreground; returns the exit code. SIGINT/SIGTERM stop it."""
+def _watch_certificates(
+    certs: ServerCertificates | None, group: asyncio.TaskGroup, on_sighup: bool
+) -> asyncio.Task[None] | None:
+    """Start checking the certificate files (and on SIGHUP); the task, to cancel at the end."""
+    loop = asyncio.get_running_loop()
+    if certs is None:
+        if on_sighup:
+            loop.add_signal_handler(
+                signal.SIGHUP, log.info, "SIGHUP: plain HTTP, no certificates to reload"
+            )
+        return None
+    reloader = CertificateReloader(certs)
+    if on_sighup:
+        loop.add_signal_handler(signal.SIGHUP, reloader.request)
+    return group.create_task(reloader.run(), name="certificate-reload")
+
+
+def run_gateway(plan: GatewayPlan, *, workers: int, reload_on_sighup: bool = False) -> int:
+    """Run the gateway in the foreground; returns the exit code. SIGINT/SIGTERM stop it.
+
+    With ``reload_on_sighup`` (``lychgate gateway``, never ``serve``, whose terminal's hangup
+    must still stop everything), SIGHUP checks the certificate files at once.
+    """
     # Everything imported and prepared so far lives as long as the process: keep it out of the
     # cyclic collector's full passes, which would walk it again and again under load (and,
     # before a fork, would touch and so copy every page the workers share).
     gc.collect()
     gc.freeze()
+    if reload_on_sighup:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the worker's loop handles it
     if workers > 1:
-        return run_workers(workers, lambda stop: serve_worker(plan, stop, reuse_port=True))
+        return run_workers(
+            workers,
+            lambda stop: serve_worker(
+                plan, stop, reuse_port=True, reload_on_sighup=reload_on_sighup
+            ),
+            relay=(signal.SIGHUP,) if reload_on_sighup else (),
+        )
 
     async def single() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await serve_worker(plan, stop)
+        await serve_worker(plan, stop, reload_on_sighup=reload_on_sighup)
 
     uvloop.run(single())
     return 0

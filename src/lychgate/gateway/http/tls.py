@@ -1,4 +1,4 @@
-"""TLS contexts: the listener's (with SNI) and the one that verifies https upstreams.
+"""TLS contexts: the listener's (with SNI, reloadable) and the one that verifies upstreams.
 
 Building a context reads certificate files, which blocks: do it at start-up, before the loop
 runs, or in a thread (``asyncio.to_thread``).
@@ -7,18 +7,36 @@ The listener picks a certificate by the client's server name (RFC 6066 section 3
 name first, then a one-label wildcard (``*.example.com``), else the default pair. The name the
 client sent is recorded on the TLS object and exposed as ``RequestHead.sni``, so that routing
 can refuse a Host that disagrees with it (SECURITY.md item 4).
+
+Certificates are renewed while the gateway runs (certbot, or ``lychgate init`` within 30 days
+of the internal certificate's expiry). :class:`ServerCertificates` loads the files again when
+:meth:`~ServerCertificates.reload` finds that they changed. The listener keeps its own context;
+OpenSSL calls the SNI callback on every handshake, with or without a server name, and the
+callback hands the handshake the newest context. New connections get the new certificate, and
+open ones keep the one they were made with. Files caught half-written, or a key that does not
+match its certificate, are refused with a warning: the previous certificates stay in use, and
+the next check tries again.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+from cryptography import x509
+
+from lychgate.errors import ConfigError
 from lychgate.tls.context import client_ssl_context, server_ssl_context
 
+log = logging.getLogger(__name__)
+
 _SNI_ATTR = "lychgate_sni"
+_MISSING = (-1, -1, -1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,39 +47,121 @@ class CertPair:
     key_file: Path
 
 
-def _pair_context(pair: CertPair) -> ssl.SSLContext:
-    # One hardened server context per pair (lychgate.tls.context: TLS >= 1.2, AEAD, ALPN).
-    return server_ssl_context(pair.cert_file, pair.key_file)
-
-
 def normalize_server_name(name: str) -> str:
     """Lower-case, without a trailing dot: how names are compared."""
     return name.lower().rstrip(".")
 
 
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """One generation of contexts, and what the files were when it was read."""
+
+    default: ssl.SSLContext
+    by_name: dict[str, ssl.SSLContext]
+    stamp: tuple[tuple[int, int, int], ...]
+    not_after: datetime  # the earliest expiry among the leaf certificates
+
+
+class ServerCertificates:
+    """The listener's certificates by server name, reloaded when their files change.
+
+    ``by_name`` keys are host names or ``*.domain`` wildcards. :attr:`context` is the one to
+    give the listener. Construction blocks (reads files) and raises :class:`ConfigError` when a
+    pair cannot be loaded.
+    """
+
+    def __init__(self, default: CertPair, by_name: Mapping[str, CertPair] | None = None) -> None:
+        self._default = default
+        self._by_name = {normalize_server_name(n): p for n, p in (by_name or {}).items()}
+        self._loaded = self._load(self._stamp())
+        self._refused: tuple[tuple[int, int, int], ...] | None = None
+        self.context = self._loaded.default
+        self.context.sni_callback = self._choose
+
+    @property
+    def not_after(self) -> datetime:
+        """When the first of the certificates in use expires."""
+        return self._loaded.not_after
+
+    def reload(self) -> bool:
+        """Load the files again if they changed since the last load. Blocks.
+
+        True when new certificates are now in use; False when nothing changed, or when the
+        changed files could not be loaded (logged once per change; the old ones stay).
+        """
+        stamp = self._stamp()
+        if stamp in (self._loaded.stamp, self._refused):
+            return False
+        try:
+            loaded = self._load(stamp)
+        except ConfigError as exc:
+            self._refused = stamp
+            log.warning(
+                "TLS certificates changed but were not loaded, still serving the old: %s", exc
+            )
+            return False
+        self._loaded = loaded
+        self._refused = None
+        log.info("TLS certificates reloaded; the first expires %s", loaded.not_after.isoformat())
+        return True
+
+    def _pairs(self) -> list[CertPair]:
+        return [self._default, *self._by_name.values()]
+
+    def _stamp(self) -> tuple[tuple[int, int, int], ...]:
+        """Modification time, size and inode of every file: a change in any is a change."""
+        stamps = []
+        for pair in self._pairs():
+            for path in (pair.cert_file, pair.key_file):
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    stamps.append(_MISSING)
+                else:
+                    stamps.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        return tuple(stamps)
+
+    def _load(self, stamp: tuple[tuple[int, int, int], ...]) -> _Loaded:
+        # One hardened server context per pair (lychgate.tls.context: TLS >= 1.2, AEAD, ALPN).
+        default = server_ssl_context(self._default.cert_file, self._default.key_file)
+        by_name = {
+            name: server_ssl_context(pair.cert_file, pair.key_file)
+            for name, pair in self._by_name.items()
+        }
+        not_after = min(_leaf_not_after(pair.cert_file) for pair in self._pairs())
+        return _Loaded(default, by_name, stamp, not_after)
+
+    def _choose(
+        self, ssl_object: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext
+    ) -> None:
+        loaded = self._loaded
+        chosen: ssl.SSLContext | None = None
+        if server_name is not None:
+            name = normalize_server_name(server_name)
+            setattr(ssl_object, _SNI_ATTR, name)
+            chosen = loaded.by_name.get(name)
+            if chosen is None and "." in name:
+                chosen = loaded.by_name.get("*." + name.split(".", 1)[1])
+        if chosen is None:
+            chosen = loaded.default
+        if chosen is not self.context:
+            ssl_object.context = chosen
+
+
+def _leaf_not_after(cert_file: Path) -> datetime:
+    try:
+        leaf = x509.load_pem_x509_certificates(cert_file.read_bytes())[0]
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read TLS certificate {cert_file}: {exc}", field="tls") from exc
+    return leaf.not_valid_after_utc
+
+
 def server_context(
     default: CertPair, by_name: Mapping[str, CertPair] | None = None
 ) -> ssl.SSLContext:
-    """A listener context serving ``default``, or the pair in ``by_name`` matching the SNI.
-
-    ``by_name`` keys are host names or ``*.domain`` wildcards. Blocks (reads files).
-    """
-    ctx = _pair_context(default)
-    contexts = {normalize_server_name(n): _pair_context(p) for n, p in (by_name or {}).items()}
-
-    def choose(ssl_object: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext) -> None:
-        if server_name is None:
-            return
-        name = normalize_server_name(server_name)
-        setattr(ssl_object, _SNI_ATTR, name)
-        chosen = contexts.get(name)
-        if chosen is None and "." in name:
-            chosen = contexts.get("*." + name.split(".", 1)[1])
-        if chosen is not None:
-            ssl_object.context = chosen
-
-    ctx.sni_callback = choose
-    return ctx
+    """A listener context serving ``default``, or the pair in ``by_name`` matching the SNI,
+    never reloaded. Blocks (reads files)."""
+    return ServerCertificates(default, by_name).context
 
 
 def sni_of(ssl_object: object) -> str | None:

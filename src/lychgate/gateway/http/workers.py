@@ -6,8 +6,9 @@ Theory of operation
 its own uvloop; ``main`` binds its listener with ``reuse_port=True`` (the kernel then spreads
 new connections over the workers), waits for ``stop``, and shuts down gracefully. The
 supervisor holds no sockets and runs no event loop: it forwards SIGTERM and SIGINT to the
-workers (which set ``stop``), replaces a worker that dies unexpectedly, and returns once all
-have exited.
+workers (which set ``stop``), passes on the signals named in ``relay`` (SIGHUP, for a
+certificate check), replaces a worker that dies unexpectedly, and returns once all have
+exited.
 
 A worker that dies within :data:`MIN_UPTIME` seconds of starting is not replaced: it is
 broken (a port in use, a bad config), and replacing it would only spin. The supervisor then
@@ -50,6 +51,8 @@ def _spawn(main: WorkerMain) -> int:
         return pid
     for signum in (signal.SIGTERM, signal.SIGINT):  # not the supervisor's handler
         signal.signal(signum, signal.SIG_DFL)
+    if signal.getsignal(signal.SIGHUP) not in (signal.SIG_DFL, signal.SIG_IGN):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # relayed: the worker's loop handles it
     code = 0
     try:
         uvloop.run(_worker(main))
@@ -60,8 +63,12 @@ def _spawn(main: WorkerMain) -> int:
         os._exit(code)  # never return into the supervisor's code
 
 
-def run_workers(n: int, main: WorkerMain) -> int:
-    """Run ``main`` in ``n`` forked workers until they exit; returns the worst exit code."""
+def run_workers(n: int, main: WorkerMain, *, relay: tuple[signal.Signals, ...] = ()) -> int:
+    """Run ``main`` in ``n`` forked workers until they exit; returns the worst exit code.
+
+    Signals in ``relay`` are sent on to every worker; a worker must handle them (or ignore
+    them, as it inherits the supervisor's "ignore" until its own loop installs a handler).
+    """
     if n < 1:
         raise ValueError("at least one worker")
     workers: dict[int, float] = {}  # pid -> start time
@@ -75,7 +82,13 @@ def run_workers(n: int, main: WorkerMain) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
+    def pass_on(signum: int, frame: types.FrameType | None) -> None:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
     previous = {s: signal.signal(s, stop_all) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous.update({s: signal.signal(s, pass_on) for s in relay})
     try:
         for _ in range(n):
             workers[_spawn(main)] = time.monotonic()

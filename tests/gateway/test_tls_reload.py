@@ -1,0 +1,163 @@
+"""Renewed certificates reach a running listener (lychgate.gateway.http.tls, .cert_reload).
+
+Loading and checking files blocks, so the async tests do it in a thread, as the gateway does.
+
+Each test serves real TLS handshakes on loopback and looks at the certificate presented: the
+first generation is issued for ``one.example``, a renewal for ``two.example``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+import pytest
+import trustme
+
+from gateway.client import peer_names
+from gateway.conftest import Start, forward_to
+from lychgate.errors import ConfigError
+from lychgate.gateway.cert_reload import CertificateReloader
+from lychgate.gateway.http.tls import CertPair, ServerCertificates
+
+pytestmark = pytest.mark.loopback
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Replace ``path`` atomically, as certbot and most tools do (a new inode)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _issue(ca: trustme.CA, pair: CertPair, name: str, *, key: bool = True) -> None:
+    cert = ca.issue_cert(name)
+    _write(pair.cert_file, b"".join(pem.bytes() for pem in cert.cert_chain_pems))
+    if key:
+        _write(pair.key_file, cert.private_key_pem.bytes())
+
+
+@pytest.fixture
+def pair(ca: trustme.CA, tmp_path: Path) -> CertPair:
+    pair = CertPair(tmp_path / "server.pem", tmp_path / "server.key")
+    _issue(ca, pair, "one.example")
+    return pair
+
+
+async def test_a_renewed_certificate_is_served_to_new_connections(
+    gateway: Start, ca: trustme.CA, pair: CertPair
+) -> None:
+    certs = await asyncio.to_thread(ServerCertificates, pair)
+    gw = await gateway(forward_to("http://127.0.0.1:9"), ssl=certs.context)
+    assert await peer_names(gw.port, ca) == ["one.example"]
+    assert await asyncio.to_thread(certs.reload) is False  # nothing changed
+    first_expiry = certs.not_after
+
+    await asyncio.to_thread(_issue, ca, pair, "two.example")
+    assert await peer_names(gw.port, ca) == ["one.example"]  # not before the check
+    assert await asyncio.to_thread(certs.reload) is True
+    assert await peer_names(gw.port, ca) == ["two.example"]
+    assert await peer_names(gw.port, ca, "one.example") == ["two.example"]
+    assert await asyncio.to_thread(certs.reload) is False
+    assert certs.not_after >= first_expiry
+
+
+async def test_files_caught_half_written_keep_the_old_certificate(
+    gateway: Start, ca: trustme.CA, pair: CertPair, caplog: pytest.LogCaptureFixture
+) -> None:
+    certs = await asyncio.to_thread(ServerCertificates, pair)
+    gw = await gateway(forward_to("http://127.0.0.1:9"), ssl=certs.context)
+    await asyncio.to_thread(
+        _issue, ca, pair, "two.example", key=False
+    )  # the new certificate, still the old key
+    with caplog.at_level(logging.WARNING, logger="lychgate.gateway.http.tls"):
+        assert await asyncio.to_thread(certs.reload) is False
+        assert (
+            await asyncio.to_thread(certs.reload) is False
+        )  # the same files: refused once, not logged again
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "still serving the old" in warnings[0].getMessage()
+    assert await peer_names(gw.port, ca) == ["one.example"]
+
+    await asyncio.to_thread(
+        _issue, ca, pair, "two.example"
+    )  # the writer finishes: a pair that matches
+    assert await asyncio.to_thread(certs.reload) is True
+    assert await peer_names(gw.port, ca) == ["two.example"]
+
+
+async def test_a_missing_file_keeps_the_old_certificate(
+    gateway: Start, ca: trustme.CA, pair: CertPair
+) -> None:
+    certs = await asyncio.to_thread(ServerCertificates, pair)
+    gw = await gateway(forward_to("http://127.0.0.1:9"), ssl=certs.context)
+    await asyncio.to_thread(pair.key_file.unlink)
+    assert await asyncio.to_thread(certs.reload) is False
+    assert await peer_names(gw.port, ca) == ["one.example"]
+
+
+def test_a_change_in_place_is_seen(ca: trustme.CA, pair: CertPair) -> None:
+    # Rewritten in place (same inode, maybe the same size): the modification time tells.
+    certs = ServerCertificates(pair)
+    cert = ca.issue_cert("two.example")
+    pair.cert_file.write_bytes(b"".join(pem.bytes() for pem in cert.cert_chain_pems))
+    pair.key_file.write_bytes(cert.private_key_pem.bytes())
+    later = pair.cert_file.stat().st_mtime_ns + 1_000_000_000
+    os.utime(pair.cert_file, ns=(later, later))
+    assert certs.reload() is True
+
+
+async def test_certificates_chosen_by_name_are_renewed_too(
+    gateway: Start, ca: trustme.CA, pair: CertPair, tmp_path: Path
+) -> None:
+    app = CertPair(tmp_path / "app.pem", tmp_path / "app.key")
+    await asyncio.to_thread(_issue, ca, app, "app.example")
+    certs = await asyncio.to_thread(ServerCertificates, pair, {"app.example": app})
+    gw = await gateway(forward_to("http://127.0.0.1:9"), ssl=certs.context)
+    assert await peer_names(gw.port, ca, "app.example") == ["app.example"]
+    await asyncio.to_thread(_issue, ca, app, "app2.example")
+    assert await asyncio.to_thread(certs.reload) is True
+    assert await peer_names(gw.port, ca, "app.example") == ["app2.example"]
+    assert await peer_names(gw.port, ca) == ["one.example"]  # the default pair did not change
+
+
+def test_a_bad_pair_at_start_up_is_a_config_error(pair: CertPair, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot load TLS certificate"):
+        ServerCertificates(CertPair(pair.cert_file, tmp_path / "nothing.key"))
+
+
+async def test_the_reloader_checks_on_its_own_and_on_request(
+    gateway: Start, ca: trustme.CA, pair: CertPair
+) -> None:
+    certs = await asyncio.to_thread(ServerCertificates, pair)
+    gw = await gateway(forward_to("http://127.0.0.1:9"), ssl=certs.context)
+    reloader = CertificateReloader(certs, interval=0.05)
+    task = asyncio.create_task(reloader.run())
+    try:
+        await asyncio.to_thread(_issue, ca, pair, "two.example")
+        async with asyncio.timeout(5):  # the timed check picks it up
+            while await peer_names(gw.port, ca) != ["two.example"]:
+                await asyncio.sleep(0.02)
+
+        slow = CertificateReloader(certs, interval=3600)
+        slow_task = asyncio.create_task(slow.run())
+        try:
+            await asyncio.to_thread(_issue, ca, pair, "three.example")
+            slow.request()  # what SIGHUP does
+            async with asyncio.timeout(5):
+                while slow.checks < 1:
+                    await asyncio.sleep(0.01)
+            assert await peer_names(gw.port, ca) == ["three.example"]
+        finally:
+            slow_task.cancel()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
