@@ -89,6 +89,9 @@ class App:
     read_timeout: float | None = None
     max_body_bytes: int | None = None
     enabled: bool = True
+    # Let pages of other origins send state-changing requests; off, the gateway refuses them
+    # (admission step 8), and the app need not check Origin or CSRF tokens against them.
+    allow_cross_origin: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,4 +203,5 @@ def app_to_dict(app: App) -> dict[str, object]:
         "read_timeout": app.read_timeout,
         "max_body_bytes": app.max_body_bytes,
         "enabled": app.enabled,
+        "allow_cross_origin": app.allow_cross_origin,
     }

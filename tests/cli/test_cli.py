@@ -114,6 +114,71 @@ def test_app_add_list_remove(deployment: Path) -> None:
     assert "no app 'wiki'" in out
 
 
+def _add_wiki(d: str, *extra: str) -> None:
+    code, out = lychgate(
+        "app", "add", "--dir", d, "--slug", "wiki", "--name", "Wiki", "--upstream",
+        "http://127.0.0.1:3000", *extra,
+    )  # fmt: skip
+    assert code == 0, out
+
+
+def _wiki(d: str) -> dict[str, object]:
+    code, out = lychgate("app", "list", "--dir", d, "--json")
+    assert code == 0, out
+    (wiki,) = json.loads(out)
+    assert isinstance(wiki, dict)
+    return wiki
+
+
+def test_cross_origin_writes_are_off_unless_asked_for(deployment: Path) -> None:
+    d = str(deployment)
+    _add_wiki(d)
+    assert _wiki(d)["allow_cross_origin"] is False
+    lychgate("app", "remove", "wiki", "--dir", d)
+    _add_wiki(d, "--allow-cross-origin")
+    assert _wiki(d)["allow_cross_origin"] is True
+    _, out = lychgate("app", "list", "--dir", d)
+    assert "cross-origin" in out
+
+
+def test_app_update_changes_only_what_is_given(deployment: Path) -> None:
+    d = str(deployment)
+    _add_wiki(d, "--websockets", "--policy", "admins")
+    code, out = lychgate(
+        "app", "update", "wiki", "--dir", d, "--allow-cross-origin", "--upstream",
+        "http://127.0.0.1:3001", "--read-timeout", "5",
+    )  # fmt: skip
+    assert code == 0, out
+    assert "updated wiki: allow_cross_origin, read_timeout, upstream" in out
+    wiki = _wiki(d)
+    assert (wiki["allow_cross_origin"], wiki["upstream"], wiki["read_timeout"]) == (
+        True,
+        "http://127.0.0.1:3001",
+        5.0,
+    )
+    assert (wiki["websockets"], wiki["policy"], wiki["name"]) == (True, "admins", "Wiki")
+    code, out = lychgate(
+        "app", "update", "wiki", "--dir", d, "--no-cross-origin", "--no-websockets"
+    )
+    assert code == 0, out
+    assert (_wiki(d)["allow_cross_origin"], _wiki(d)["websockets"]) == (False, False)
+
+
+def test_app_update_checks_like_add_and_names_the_field(deployment: Path) -> None:
+    d = str(deployment)
+    _add_wiki(d)
+    code, out = lychgate("app", "update", "wiki", "--dir", d, "--upstream", "ftp://x")
+    assert code == 1
+    assert "upstream" in out
+    code, out = lychgate("app", "update", "nope", "--dir", d, "--name", "X")
+    assert code == 1
+    assert "no app 'nope'" in out
+    code, out = lychgate("app", "update", "wiki", "--dir", d)
+    assert code == 2
+    assert "nothing to change" in out
+    assert _wiki(d)["upstream"] == "http://127.0.0.1:3000"
+
+
 def test_bad_app_names_the_field(deployment: Path) -> None:
     code, out = lychgate(
         "app",

@@ -8,12 +8,16 @@ import io
 import pytest
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import text
 
 from fixtures.store import make_user
 from lychgate.errors import StoreError
+from lychgate.ids import AppSlug
 from lychgate.store import open_store
+from lychgate.store.engine import make_engine
 from lychgate.store.migrate import alembic_config, load_scripts
 from lychgate.store.schema import metadata
+from lychgate.store.url import normalize_url
 
 
 def _config(url: str) -> tuple[Config, io.StringIO]:
@@ -23,8 +27,8 @@ def _config(url: str) -> tuple[Config, io.StringIO]:
     return config, output
 
 
-def test_there_is_one_head_and_it_is_the_initial_revision() -> None:
-    assert load_scripts().get_heads() == ["0001"]
+def test_there_is_one_head_and_it_is_the_newest_revision() -> None:
+    assert load_scripts().get_heads() == ["0002"]
 
 
 async def test_alembic_commands_upgrade_downgrade_and_upgrade_again(
@@ -58,3 +62,24 @@ async def test_offline_sql_creates_every_table(url: str) -> None:
     sql = output.getvalue()
     for table in metadata.sorted_tables:
         assert f"CREATE TABLE {table.name} " in sql
+
+
+async def test_apps_added_before_0002_refuse_cross_origin_writes(fresh_store_url: str) -> None:
+    # An app row written under 0001 gets allow_cross_origin = false: the safer default.
+    config, _ = _config(fresh_store_url)
+    await asyncio.to_thread(command.upgrade, config, "0001")
+    url = await asyncio.to_thread(normalize_url, fresh_store_url)
+    engine = await asyncio.to_thread(make_engine, url)  # both touch the file system
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO apps (id, slug, name, upstream, host, policy, websockets, "
+                "description, icon, verify_tls, enabled) VALUES ('app_1', 'wiki', 'Wiki', "
+                "'http://127.0.0.1:9', NULL, 'any-user', false, '', '', true, true)"
+            )
+        )
+    await engine.dispose()
+    async with await open_store(fresh_store_url) as store:  # migrates to the head
+        app = await store.apps.get_by_slug(AppSlug("wiki"))
+    assert app is not None
+    assert app.allow_cross_origin is False

@@ -1,4 +1,4 @@
-"""``lychgate app add|list|remove``."""
+"""``lychgate app add|update|list|remove``."""
 
 from __future__ import annotations
 
@@ -8,17 +8,33 @@ import typer
 
 from lychgate.cli.common import (
     DirOption,
+    err_console,
     out_console,
     print_listing,
     reported_errors,
     settings_for,
 )
 from lychgate.cli.common_store import now, with_store
-from lychgate.deployment.apps import AppSpec, add_app, remove_app
+from lychgate.deployment.apps import AppSpec, add_app, remove_app, update_app
 from lychgate.domain import App, app_to_dict
 from lychgate.store import Store
 
 app = typer.Typer(help="Manage the apps behind the gateway.", no_args_is_help=True)
+
+
+# The options ``add`` and ``update`` share; ``add`` requires some, ``update`` none.
+_NAME = typer.Option("--name", help="Display name.")
+_UPSTREAM = typer.Option("--upstream", help="http://HOST:PORT, https://... or unix:/PATH")
+_HOST = typer.Option("--host", help="Exact host this app answers on (subdomains).")
+_POLICY = typer.Option("--policy", help="any-user or admins.")
+_DESCRIPTION = typer.Option("--description")
+_CONNECT_TIMEOUT = typer.Option("--connect-timeout", help="Seconds (default: limits).")
+_READ_TIMEOUT = typer.Option("--read-timeout", help="Seconds between upstream reads.")
+_MAX_BODY = typer.Option("--max-body", help="Largest request body in bytes.")
+_CROSS_ORIGIN_HELP = (
+    "Let other origins (sibling apps, CORS callers) send POST, PUT, PATCH or DELETE; the app "
+    "must then check Origin or CSRF tokens itself."
+)
 
 
 @app.command("add")
@@ -26,31 +42,24 @@ def add(
     slug: Annotated[
         str, typer.Option("--slug", help="Short name; the host label in subdomains mode.")
     ],
-    name: Annotated[str, typer.Option("--name", help="Display name.")],
-    upstream: Annotated[
-        str, typer.Option("--upstream", help="http://HOST:PORT, https://... or unix:/PATH")
-    ],
-    host: Annotated[
-        str | None, typer.Option("--host", help="Exact host this app answers on (subdomains).")
-    ] = None,
-    policy: Annotated[str, typer.Option("--policy", help="any-user or admins.")] = "any-user",
+    name: Annotated[str, _NAME],
+    upstream: Annotated[str, _UPSTREAM],
+    host: Annotated[str | None, _HOST] = None,
+    policy: Annotated[str, _POLICY] = "any-user",
     websockets: Annotated[
         bool, typer.Option("--websockets", help="Allow WebSocket and other upgrades.")
     ] = False,
-    description: Annotated[str, typer.Option("--description")] = "",
+    description: Annotated[str, _DESCRIPTION] = "",
     insecure_upstream_tls: Annotated[
         bool,
         typer.Option("--insecure-upstream-tls", help="Do not verify an https upstream's cert."),
     ] = False,
-    connect_timeout: Annotated[
-        float | None, typer.Option("--connect-timeout", help="Seconds (default: limits).")
-    ] = None,
-    read_timeout: Annotated[
-        float | None, typer.Option("--read-timeout", help="Seconds between upstream reads.")
-    ] = None,
-    max_body: Annotated[
-        int | None, typer.Option("--max-body", help="Largest request body in bytes.")
-    ] = None,
+    connect_timeout: Annotated[float | None, _CONNECT_TIMEOUT] = None,
+    read_timeout: Annotated[float | None, _READ_TIMEOUT] = None,
+    max_body: Annotated[int | None, _MAX_BODY] = None,
+    allow_cross_origin: Annotated[
+        bool, typer.Option("--allow-cross-origin", help=_CROSS_ORIGIN_HELP)
+    ] = False,
     data_dir: DirOption = None,
 ) -> None:
     """Add an app."""
@@ -66,11 +75,66 @@ def add(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         max_body_bytes=max_body,
+        allow_cross_origin=allow_cross_origin,
     )
     with reported_errors():
         settings = settings_for(data_dir)
         added = with_store(settings, lambda store: add_app(store, spec, now()))
     out_console.print(f"added [bold]{added.slug}[/] -> {added.upstream}", highlight=False)
+
+
+@app.command("update")
+def update(
+    slug: Annotated[str, typer.Argument(help="The app's slug (it cannot change).")],
+    name: Annotated[str | None, _NAME] = None,
+    upstream: Annotated[str | None, _UPSTREAM] = None,
+    host: Annotated[str | None, _HOST] = None,
+    policy: Annotated[str | None, _POLICY] = None,
+    websockets: Annotated[
+        bool | None,
+        typer.Option("--websockets/--no-websockets", help="Allow WebSocket and other upgrades."),
+    ] = None,
+    allow_cross_origin: Annotated[
+        bool | None,
+        typer.Option("--allow-cross-origin/--no-cross-origin", help=_CROSS_ORIGIN_HELP),
+    ] = None,
+    description: Annotated[str | None, _DESCRIPTION] = None,
+    insecure_upstream_tls: Annotated[
+        bool | None,
+        typer.Option(
+            "--insecure-upstream-tls/--verify-upstream-tls",
+            help="Do not verify (or verify again) an https upstream's certificate.",
+        ),
+    ] = None,
+    connect_timeout: Annotated[float | None, _CONNECT_TIMEOUT] = None,
+    read_timeout: Annotated[float | None, _READ_TIMEOUT] = None,
+    max_body: Annotated[int | None, _MAX_BODY] = None,
+    data_dir: DirOption = None,
+) -> None:
+    """Change an app's settings; running gateways pick the change up within seconds."""
+    given = {
+        "name": name,
+        "upstream": upstream,
+        "host": host,
+        "policy": policy,
+        "websockets": websockets,
+        "allow_cross_origin": allow_cross_origin,
+        "description": description,
+        "verify_tls": None if insecure_upstream_tls is None else not insecure_upstream_tls,
+        "connect_timeout": connect_timeout,
+        "read_timeout": read_timeout,
+        "max_body_bytes": max_body,
+    }
+    changes = {field: value for field, value in given.items() if value is not None}
+    if not changes:
+        err_console.print("nothing to change: give at least one option (see --help)")
+        raise typer.Exit(2)
+    with reported_errors():
+        settings = settings_for(data_dir)
+        updated = with_store(settings, lambda store: update_app(store, slug, changes, now()))
+    out_console.print(
+        f"updated [bold]{updated.slug}[/]: {', '.join(sorted(changes))}", highlight=False
+    )
 
 
 @app.command("list")
@@ -86,7 +150,7 @@ def list_(
         apps,
         as_json=as_json,
         to_dict=_as_dict,
-        columns=("slug", "name", "upstream", "host", "policy", "websockets"),
+        columns=("slug", "name", "upstream", "host", "policy", "websockets", "cross-origin"),
         cells=lambda a: (
             a.slug,
             a.name,
@@ -94,6 +158,7 @@ def list_(
             a.host or "",
             a.policy.value,
             "yes" if a.websockets else "no",
+            "yes" if a.allow_cross_origin else "no",
         ),
         empty="no apps yet: lychgate app add --slug ... --name ... --upstream ...",
     )

@@ -7,8 +7,10 @@ gateway trusts what the store holds: every rule that protects routing lives in t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 from lychgate.domain import App, AppPolicy, AuditEvent
@@ -38,6 +40,7 @@ class AppSpec:
     connect_timeout: float | None = None  # None: the gateway's default
     read_timeout: float | None = None
     max_body_bytes: int | None = None
+    allow_cross_origin: bool = False
 
 
 def build_app(spec: AppSpec, *, app_id: AppId | None = None) -> App:
@@ -56,6 +59,7 @@ def build_app(spec: AppSpec, *, app_id: AppId | None = None) -> App:
         connect_timeout=_positive(spec.connect_timeout, "connect_timeout"),
         read_timeout=_positive(spec.read_timeout, "read_timeout"),
         max_body_bytes=_non_negative(spec.max_body_bytes, "max_body_bytes"),
+        allow_cross_origin=spec.allow_cross_origin,
     )
 
 
@@ -137,6 +141,48 @@ async def add_app(store: Store, spec: AppSpec, now: datetime) -> App:
         raise Conflict(f"an app with {exc.field} {what!r} exists", field=exc.field) from None
     await store.audit.append(_audit("app.added", app, now))
     return app
+
+
+def spec_of(app: App) -> AppSpec:
+    """The spec that :func:`build_app` would turn into ``app`` (to change a field and rebuild)."""
+    return AppSpec(
+        slug=app.slug,
+        name=app.name,
+        upstream=app.upstream,
+        host=app.host,
+        policy=app.policy.value,
+        websockets=app.websockets,
+        description=app.description,
+        icon=app.icon,
+        verify_tls=app.verify_tls,
+        connect_timeout=app.connect_timeout,
+        read_timeout=app.read_timeout,
+        max_body_bytes=app.max_body_bytes,
+        allow_cross_origin=app.allow_cross_origin,
+    )
+
+
+async def update_app(store: Store, slug: str, changes: Mapping[str, Any], now: datetime) -> App:
+    """Change some of an app's settings (``AppSpec`` field names), checked as when adding it.
+
+    The slug stays (tokens name it); gateways pick the change up with the next snapshot.
+    """
+    app = await store.apps.get_by_slug(AppSlug(slug))
+    if app is None:
+        raise NotFound(f"no app {slug!r}", field="slug")
+    if "slug" in changes:
+        raise ClientError("an app's slug cannot change; add a new app instead", field="slug")
+    updated = replace(
+        build_app(replace(spec_of(app), **changes), app_id=app.id), enabled=app.enabled
+    )
+    try:
+        await store.apps.update(updated)
+    except Conflict as exc:
+        raise Conflict(
+            f"an app with {exc.field} {updated.host!r} exists", field=exc.field
+        ) from None
+    await store.audit.append(_audit("app.updated", updated, now))
+    return updated
 
 
 async def remove_app(store: Store, slug: str, now: datetime) -> App:

@@ -26,14 +26,11 @@ handler (:mod:`lychgate.gateway.admit_handler`) turns its :data:`Admission` into
    names the routed app (subdomains) or an enabled app (single-host), whose session is not
    revoked and whose user is in the snapshot.
 6. **Policy.** An admins-only app needs ``adm`` in the token: 403 otherwise.
-7. **WebSocket origin.** A WebSocket handshake to an app must come from the app's own origin
-   when it names one: a browser always sends ``Origin``, and no CORS stands in front of a
-   socket. In subdomains mode every app is on one *site*, so the ``SameSite=Lax`` cookie of
-   app B rides along on a handshake that a page of app A (or any page on the site) makes;
-   without this check that page would talk to B as the user (cross-site WebSocket hijacking).
-   A foreign origin, ``null`` or several ``Origin`` fields: 403. No ``Origin`` (a CLI, a
-   script with the cookie) is left to the token. Other requests are not checked here: a
-   cross-origin ``fetch`` cannot read the answer without the app's CORS consent.
+7. **WebSocket origin** and 8. **cross-origin writes**: a handshake to an app, or a
+   state-changing request to an app that does not allow cross-origin ones, that a browser says
+   comes from another origin is a 403 (:mod:`~lychgate.gateway.admit_origin`). In subdomains
+   mode every app is on one *site*, and the ``SameSite=Lax`` cookie does not stop a sibling
+   app's page.
 
 Without a valid token a browser navigation is redirected to the login page; anything else
 (XHR, fetch, API clients, non-GET) gets a 401 JSON body naming the login URL.
@@ -68,7 +65,7 @@ from urllib.parse import quote
 from lychgate.domain import App, AppPolicy
 from lychgate.errors import ClientError, TokenError
 from lychgate.gateway.admit_memo import AdmissionMemo, MemoKey
-from lychgate.gateway.admit_redirect import origin_of
+from lychgate.gateway.admit_origin import SAFE_METHODS, foreign_origin
 from lychgate.gateway.cookies import app_cookie_name, cookie_values
 from lychgate.gateway.forwarding import Identity
 from lychgate.gateway.paths import RequestTarget, parse_request_target
@@ -194,21 +191,11 @@ def _admit(
     app, identity = admitted
     if app.policy is AppPolicy.ADMINS and not identity.admin:
         return Deny(403, "forbidden", reason="admins only")
-    if app.websockets and _foreign_handshake(head, snapshot, host):
-        return Deny(403, "forbidden", reason="WebSocket handshake from another origin")
+    if app.websockets or head.method not in SAFE_METHODS:  # a plain GET skips the call
+        foreign = foreign_origin(head, app, snapshot, host)
+        if foreign is not None:
+            return Deny(403, "forbidden", reason=foreign)
     return ToApp(app, identity, target, host)
-
-
-def _foreign_handshake(head: RequestHead, snapshot: ConfigSnapshot, host: RequestHost) -> bool:
-    """True for an Upgrade whose ``Origin`` is not the routed host's own origin (step 7)."""
-    if head.header("upgrade") is None:
-        return False  # the usual case: one scan of the fields
-    origins = head.header_all("origin")
-    if not origins:
-        return False
-    if len(origins) > 1:
-        return True
-    return origin_of(origins[0].strip()) != origin_of(snapshot.origin_for(host.name))
 
 
 def _find_token(

@@ -264,6 +264,7 @@ def _app_from_json(value: object, where: str) -> App:
         read_timeout=m.optional_positive("read_timeout"),
         max_body_bytes=m.optional_integer("max_body_bytes"),
         enabled=m.flag("enabled"),
+        allow_cross_origin=m.flag("allow_cross_origin"),
     )
     m.done()
     return app

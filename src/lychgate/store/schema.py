@@ -88,6 +88,7 @@ apps = Table(
     Column("read_timeout", Float, nullable=True),
     Column("max_body_bytes", BigInteger, nullable=True),
     Column("enabled", Boolean, nullable=False),
+    Column("allow_cross_origin", Boolean, nullable=False),
     CheckConstraint("policy IN ('any-user', 'admins')", name="policy"),
 )
 

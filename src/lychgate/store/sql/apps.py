@@ -30,6 +30,7 @@ def _app(row: Row[Any]) -> App:
         read_timeout=row.read_timeout,
         max_body_bytes=row.max_body_bytes,
         enabled=bool(row.enabled),
+        allow_cross_origin=bool(row.allow_cross_origin),
     )
 
 
