@@ -3,7 +3,8 @@
 In subdomains mode all apps share one site, so app B's ``SameSite=Lax`` cookie rides along on
 a handshake that a page of app A makes; no CORS stands in front of a socket. The gateway
 refuses a handshake whose ``Origin`` is not the routed host's origin (403), and leaves
-requests without ``Origin`` (a CLI with the cookie) and plain requests to the token.
+requests without ``Origin`` (a CLI with the cookie) and plain reads to the token (writes from
+another origin are step 8: test_cross_origin_writes.py).
 """
 
 from __future__ import annotations
