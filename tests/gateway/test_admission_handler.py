@@ -10,7 +10,7 @@ from typing import cast
 
 import pytest
 
-from gateway.world import APPS, FETCH, NAVIGATE, NOW, Clock, NoAuthz, World
+from gateway.world import APPS, AUTHZ, FETCH, NAVIGATE, NOW, Clock, NoAuthz, World, handler_for
 from lychgate.config.settings import Settings
 from lychgate.gateway.admission import ToApp, admit
 from lychgate.gateway.admit_assertions import CachedAssertions
@@ -22,20 +22,6 @@ from lychgate.gateway.snapshot import SnapshotHolder
 from lychgate.gateway.types import Forward, Local, Respond, Upstream
 from lychgate.ids import AppSlug, SessionId
 from lychgate.tokens import CachedVerifier, verify_assertion
-
-AUTHZ = Upstream("unix:/run/lychgate/authz.sock")
-
-
-def handler_for(
-    world: World, *, options: GatewayOptions | None = None, clock: Clock | None = None
-) -> tuple[GatewayHandler, SnapshotHolder]:
-    holder = SnapshotHolder()
-    holder.replace(world.snapshot)
-    endpoints = Endpoints(holder, NoAuthz())
-    handler = GatewayHandler(
-        holder, options or GatewayOptions(AUTHZ), endpoints, clock=clock or Clock()
-    )
-    return handler, holder
 
 
 def header(decision: Forward | Respond, name: str) -> list[str]:

@@ -8,10 +8,13 @@ says comes from elsewhere, and lets the app's own pages, reads and non-browser c
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
-from gateway.world import APPS, NOW, World, make_app
+from gateway.world import APPS, NOW, World, handler_for, make_app
 from lychgate.gateway.admission import Admission, Deny, ToApp, admit
+from lychgate.gateway.types import Respond
 from lychgate.tokens import CachedVerifier
 
 SUBS = World("subdomains")
@@ -131,3 +134,33 @@ def test_without_a_token_the_answer_is_still_login() -> None:
         head, now=NOW, snapshot=SUBS.snapshot, verifier=CachedVerifier(SUBS.keyring.public)
     )
     assert not refused(result)
+
+
+def test_the_refusal_says_why_and_how_to_allow_it() -> None:
+    result = request(SUBS, "POST", ("origin", "https://chat.example.com"))
+    assert isinstance(result, Deny)
+    assert "'https://chat.example.com'" in result.reason
+    assert "lychgate app update wiki --allow-cross-origin" in result.reason
+    result = request(SUBS, "DELETE", ("sec-fetch-site", "same-site"))
+    assert isinstance(result, Deny)
+    assert "Sec-Fetch-Site ['same-site']" in result.reason
+
+
+def test_the_operator_sees_the_refusal_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    # A 403 comes only after a valid token: a signed-in user, so the log line is bounded by
+    # real use; it names the fix for an app that expects cross-origin writes.
+    handler, _ = handler_for(SUBS)
+    head = SUBS.head(
+        "/save",
+        method="POST",
+        host="wiki.example.com",
+        cookies=[SUBS.token()],
+        headers=(("origin", "https://chat.example.com"),),
+    )
+    with caplog.at_level(logging.INFO, logger="lychgate.gateway.admit_handler"):
+        decision = handler(head)
+    assert isinstance(decision, Respond)
+    assert decision.status == 403
+    assert b"chat.example.com" not in decision.body  # the page itself says nothing more
+    (line,) = [r.getMessage() for r in caplog.records if "refused with 403" in r.getMessage()]
+    assert "--allow-cross-origin" in line

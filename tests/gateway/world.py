@@ -13,8 +13,10 @@ from typing import Any, Final
 
 from fixtures.keys import ISSUER, KEY_NOW, app_claims, make_keyring
 from lychgate.domain import App, AppPolicy
-from lychgate.gateway.snapshot import ConfigSnapshot, UserProfile
-from lychgate.gateway.types import RequestHead
+from lychgate.gateway.admit_handler import GatewayHandler, GatewayOptions
+from lychgate.gateway.endpoints import Endpoints
+from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder, UserProfile
+from lychgate.gateway.types import RequestHead, Upstream
 from lychgate.ids import AppId, AppSlug, SessionId, UserId
 from lychgate.tokens import Keyring, encode_app_token, generate_signing_key
 
@@ -162,3 +164,19 @@ class World:
 
 NAVIGATE: Final = (("sec-fetch-mode", "navigate"), ("accept", "text/html,*/*;q=0.8"))
 FETCH: Final = (("sec-fetch-mode", "cors"), ("accept", "application/json"))
+
+
+AUTHZ: Final = Upstream("unix:/run/lychgate/authz.sock")
+
+
+def handler_for(
+    world: World, *, options: GatewayOptions | None = None, clock: Clock | None = None
+) -> tuple[GatewayHandler, SnapshotHolder]:
+    """The real request handler on ``world``'s snapshot, and the holder to change it."""
+    holder = SnapshotHolder()
+    holder.replace(world.snapshot)
+    endpoints = Endpoints(holder, NoAuthz())
+    handler = GatewayHandler(
+        holder, options or GatewayOptions(AUTHZ), endpoints, clock=clock or Clock()
+    )
+    return handler, holder

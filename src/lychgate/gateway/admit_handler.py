@@ -241,6 +241,8 @@ class GatewayHandler:
             return responses.redirect(admission.location)
         if admission.status >= 500 and not self._expired:  # expiry is logged once, not per request
             log.warning("denied with %d: %s", admission.status, admission.reason)
+        elif admission.status == 403:  # a signed-in user refused: tell the operator why
+            log.info("refused with 403: %s", admission.reason)
         return responses.deny(
             admission.status, admission.error, head, login_url=admission.login_url
         )

@@ -50,10 +50,15 @@ def foreign_origin(
     if app.allow_cross_origin:
         return None
     if _names_another_origin(head, snapshot, host):
-        return "state-changing request from another origin"
-    if not head.header_all("origin") and _fetched_from_elsewhere(head):
-        return "state-changing request from another site's page"
-    return None
+        said = f"Origin {head.header_all('origin')!r}"
+    elif not head.header_all("origin") and _fetched_from_elsewhere(head):
+        said = f"Sec-Fetch-Site {head.header_all('sec-fetch-site')!r}"
+    else:
+        return None
+    return (
+        f"{head.method} to app {app.slug!r} from another origin ({said}); if the app expects "
+        f"that, run: lychgate app update {app.slug} --allow-cross-origin"
+    )
 
 
 def _names_another_origin(head: RequestHead, snapshot: ConfigSnapshot, host: RequestHost) -> bool:
