@@ -79,6 +79,32 @@ async def test_subdomains_route_by_host(
     assert [s.target for s in up.seen] == ["/page"]
 
 
+async def test_a_sibling_apps_page_cannot_post_as_the_user(
+    subdomains: tuple[Served, Upstream, int], data_dir: Path
+) -> None:
+    # The store, the feed and admission step 8 together: a write that chat's page makes to
+    # wiki is refused; wiki's own page may write; after `app update --allow-cross-origin`
+    # (reaching the gateway through the feed), the sibling's write passes too.
+    served, up, port = subdomains
+    wiki = await asyncio.to_thread(mint, data_dir, "wiki")
+    host = {"host": f"wiki.localhost:{port}", "cookie": wiki}
+
+    async def post(origin: str) -> int:
+        async with httpx.AsyncClient(base_url=served.url) as c:
+            r = await c.post("/save", content=b"x", headers={**host, "origin": origin})
+            return r.status_code
+
+    assert await post(f"http://chat.localhost:{port}") == 403
+    assert await post(f"http://wiki.localhost:{port}") == 200
+    await asyncio.to_thread(
+        lychgate, "app", "update", "wiki", "--dir", str(data_dir), "--allow-cross-origin"
+    )
+    async with asyncio.timeout(10):  # authz's next snapshot, then the feed
+        while await post(f"http://chat.localhost:{port}") != 200:
+            await asyncio.sleep(0.1)
+    assert [s.method for s in up.seen] == ["POST", "POST"]
+
+
 async def test_https_with_the_internal_ca(data_dir: Path) -> None:
     port = free_port()
     d = str(data_dir)
