@@ -28,6 +28,7 @@ import uvloop
 
 from lychgate.authz.server import AuthzServer, prepare_socket_dir
 from lychgate.config import Settings
+from lychgate.gateway.http.fdlimit import raise_open_file_limit
 from lychgate.gateway.runner import prepare, run_gateway
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ CHILD_POLL = 0.25
 
 def run_authz(settings: Settings) -> int:
     """authz alone, in the foreground (uvicorn handles SIGINT/SIGTERM)."""
+    raise_open_file_limit()  # a login page's event stream holds a connection while it waits
     prepare_socket_dir(settings)
     server = AuthzServer(settings)
     with contextlib.suppress(KeyboardInterrupt):
@@ -58,6 +60,7 @@ class Companion:
 def serve_all(settings: Settings, *, companions: Sequence[Companion] = ()) -> int:
     """authz, the gateway and ``companions`` together. Returns the exit code."""
     plan = prepare(settings)  # blocking reads before the fork and before any loop
+    raise_open_file_limit()  # for authz here, and inherited by every child
     prepare_socket_dir(settings)
     gateway = Companion("gateway", lambda: run_gateway(plan, workers=settings.workers))
     children: dict[int, str] = {}  # pid -> name, of the children still running

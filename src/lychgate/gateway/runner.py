@@ -36,6 +36,7 @@ from lychgate.gateway.cert_reload import CertificateReloader
 from lychgate.gateway.endpoints import Endpoints, HttpAuthzClient
 from lychgate.gateway.feed import FeedClient
 from lychgate.gateway.feed_http import authz_base
+from lychgate.gateway.http.fdlimit import raise_open_file_limit
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.server import GatewayServer, start_server
 from lychgate.gateway.http.tls import CertPair, ServerCertificates, client_context
@@ -260,6 +261,7 @@ def run_gateway(plan: GatewayPlan, *, workers: int, reload_on_sighup: bool = Fal
     # before a fork, would touch and so copy every page the workers share).
     gc.collect()
     gc.freeze()
+    raise_open_file_limit()  # before forking: workers inherit it
     if reload_on_sighup:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the worker's loop handles it
     if workers > 1:
