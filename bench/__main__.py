@@ -2,9 +2,13 @@
 
 Examples::
 
-    python -m bench                      # everything, ~5 minutes
-    python -m bench --quick              # short durations and fewer connections
+    python -m bench                      # everything, ~10 minutes
+    python -m bench --quick              # short durations, fewer connections, one round
     python -m bench --only small_get --configs nginx-auth,lychgate-1 --duration 5
+    python -m bench --only small_get --rounds 5   # the ratios, with more rounds
+
+The small GET runs in rounds (3 by default) that take every config in turn; each row is the
+config's median round, with the range in its notes.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ QUICK = RunSettings(
     idle_connections=2_000,
     idle_hold_s=1.0,
     ws_connections=200,
+    small_get_rounds=1,
 )
 
 
@@ -66,6 +71,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--idle-connections", type=int)
     p.add_argument("--ws-connections", type=int)
     p.add_argument(
+        "--rounds", type=int, help="small-GET rounds across all configs in turn (default 3)"
+    )
+    p.add_argument(
         "--upload-mb", type=int, help="upload size in MiB (the download is always 100 MiB)"
     )
     p.add_argument("--no-install", action="store_true", help="do not apt-get install tools")
@@ -83,6 +91,8 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
         s = dataclasses.replace(s, idle_connections=max(1, args.idle_connections))
     if args.ws_connections is not None:
         s = dataclasses.replace(s, ws_connections=max(1, args.ws_connections))
+    if args.rounds is not None:
+        s = dataclasses.replace(s, small_get_rounds=max(1, args.rounds))
     if args.upload_mb is not None:
         s = dataclasses.replace(s, upload_bytes=max(1, args.upload_mb) * MIB)
     return s

@@ -1,5 +1,10 @@
 """Run every selected scenario against every selected config, one at a time.
 
+The small GET comes first, in ``small_get_rounds`` rounds that take every config in turn, and
+each config's row is its median round (by rate): the machine's speed drifts by tens of percent
+over minutes, and interleaving spreads that drift over all configs instead of the ones that
+happened to run in a slow minute. The other scenarios follow, config by config.
+
 The upstreams start once for the whole run. Each (config, scenario) pair gets a freshly started
 proxy, so memory figures start from a clean process, and nothing ever runs alongside it: on two
 cores a second proxy would steal the CPU being measured. A config that fails gets a row with its
@@ -13,8 +18,8 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
@@ -191,39 +196,100 @@ async def run_one(
             await target.stop()
 
 
+class _Progress:
+    """The ``[n/total] config / scenario: result`` lines on stderr."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.done = 0
+
+    def report(self, config: Config, scenario: Scenario, outcome: Measurement | str) -> None:
+        self.done += 1
+        text = outcome if isinstance(outcome, str) else summary(outcome)
+        print(f"[{self.done}/{self.total}] {config.name} / {scenario.key}: {text}", file=sys.stderr)
+
+
+def median_round(rounds: Sequence[Measurement | str]) -> Measurement | str:
+    """The round with the median rate, noting how many there were and their range; with no
+    measured round, the first error."""
+    measured = sorted(
+        (r for r in rounds if isinstance(r, Measurement) and r.rate is not None),
+        key=lambda m: m.rate or 0.0,
+    )
+    if not measured:
+        return rounds[0]
+    if len(rounds) == 1:
+        return measured[0]
+    middle = measured[(len(measured) - 1) // 2]
+    low, high = format_number(measured[0].rate or 0), format_number(measured[-1].rate or 0)
+    note = f"median of {len(measured)} rounds ({low}-{high})"
+    if len(measured) < len(rounds):
+        note += f"; {len(rounds) - len(measured)} failed"
+    return replace(middle, notes=(*middle.notes, note))
+
+
+async def _measure(
+    config: Config, scenario: Scenario, upstreams: Upstreams, workdir: Path, settings: RunSettings
+) -> Measurement | str:
+    try:
+        return await run_one(config, scenario, upstreams, workdir, settings)
+    except TargetUnavailable as exc:
+        raise _Unavailable(f"{config.tool} target unavailable: {exc}") from exc
+    except TimeoutError:
+        return f"error: no result within {budget(settings):.0f} s"
+    except Exception as exc:  # one config failing must not end the run
+        return f"error: {type(exc).__name__}: {exc}".strip()
+
+
+class _Unavailable(Exception):
+    """A config's tool is missing: its other scenarios are skipped with this message."""
+
+
 async def run_all(
     configs: Sequence[Config],
     scenarios: Sequence[Scenario],
     settings: RunSettings,
     workdir: Path,
+    start: Callable[[Path], Awaitable[Upstreams]] = start_upstreams,
 ) -> dict[str, list[Row]]:
-    """Run everything one after the other; rows per scenario key, in config order."""
-    rows: dict[str, list[Row]] = {s.key: [] for s in scenarios}
-    total = sum(config.runs(s) for config in configs for s in scenarios)
-    done = 0
-    upstreams = await start_upstreams(workdir / "upstreams")
+    """Run everything one after the other; rows per scenario key, in config order.
+
+    ``start`` starts the upstreams (tests pass upstreams that are already there).
+    """
+    rounds = max(1, settings.small_get_rounds)
+    runs = [(c, s) for c in configs for s in scenarios if c.runs(s)]
+    progress = _Progress(sum(rounds if s.key == "small_get" else 1 for _, s in runs))
+    outcomes: dict[tuple[str, str], list[Measurement | str]] = {}
+    unavailable: dict[str, str] = {}  # config key -> why its tool cannot run
+
+    async def measure(config: Config, scenario: Scenario) -> None:
+        outcome: Measurement | str
+        if config.key in unavailable:
+            outcome = unavailable[config.key]
+        else:
+            try:
+                outcome = await _measure(config, scenario, upstreams, workdir, settings)
+            except _Unavailable as exc:
+                outcome = unavailable[config.key] = str(exc)
+        progress.report(config, scenario, outcome)
+        outcomes.setdefault((config.key, scenario.key), []).append(outcome)
+
+    upstreams = await start(workdir / "upstreams")
     try:
-        for config in configs:
-            unavailable: str | None = None
-            for scenario in (s for s in scenarios if config.runs(s)):
-                done += 1
-                outcome: Measurement | str
-                if unavailable is not None:
-                    outcome = unavailable
-                else:
-                    try:
-                        outcome = await run_one(config, scenario, upstreams, workdir, settings)
-                    except TargetUnavailable as exc:
-                        unavailable = outcome = f"{config.tool} target unavailable: {exc}"
-                    except TimeoutError:
-                        outcome = f"error: no result within {budget(settings):.0f} s"
-                    except Exception as exc:  # one config failing must not end the run
-                        outcome = f"error: {type(exc).__name__}: {exc}".strip()
-                text = outcome if isinstance(outcome, str) else summary(outcome)
-                print(f"[{done}/{total}] {config.name} / {scenario.key}: {text}", file=sys.stderr)
-                rows[scenario.key].append(Row(config.name, outcome))
+        first = [(c, s) for c, s in runs if s.key == "small_get"]
+        for _ in range(rounds if first else 0):
+            for config, scenario in first:
+                await measure(config, scenario)
+        for config, scenario in runs:
+            if scenario.key != "small_get":
+                await measure(config, scenario)
     finally:
         await upstreams.stop()
+    rows: dict[str, list[Row]] = {s.key: [] for s in scenarios}
+    for config, scenario in runs:
+        rows[scenario.key].append(
+            Row(config.name, median_round(outcomes[config.key, scenario.key]))
+        )
     return rows
 
 

@@ -34,6 +34,10 @@ class RunSettings:
     idle_hold_s: float = 3.0
     ws_connections: int = 1_000
     ws_payload_bytes: int = 64
+    # The small GET, where the ratios are read, runs this many rounds across all configs in
+    # turn (A B C, A B C, ...), so that a machine that slows down for a minute weighs on every
+    # config alike; each row is its config's median round.
+    small_get_rounds: int = 3
 
 
 @dataclass(frozen=True, slots=True)
