@@ -574,3 +574,40 @@ def test_no_answer_content_becomes_a_response_for_a_later_request(
     answers in any reads: stray bytes reach an idle connection, which is then never reused."""
     _, decided, out = _run(_requests(methods), _answers(kinds), cut)
     _check_answers(out, decided)
+
+
+# -- and what must pass -------------------------------------------------------------------
+
+
+@st.composite
+def valid_requests(draw: st.DrawFn, index: int) -> tuple[bytes, tuple[str, str, bytes]]:
+    """A well-formed request, and what the upstream must see of it."""
+    method = draw(st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]))
+    target = f"/ok/{index}" + draw(st.sampled_from(["", "?q=1", "?a=%20b&c"]))
+    body = draw(st.sampled_from(BODIES)) if method in ("POST", "PUT", "PATCH") else b""
+    framing = draw(st.sampled_from(["length", "chunked", "chunked-ext"])) if body else "none"
+    fields, content = _framing(framing, body)
+    names = draw(st.sampled_from([b"Host", b"host", b"HOST"]))
+    extra = draw(
+        st.lists(
+            st.sampled_from([b"Accept: */*", b"X-Empty:", b"X-Tab:\tv\t", b"Cookie: a=b"]),
+            max_size=3,
+        )
+    )
+    head = [f"{method} {target} HTTP/1.1".encode(), names + b": h", *fields, *extra]
+    return b"\r\n".join(head) + b"\r\n\r\n" + content, (method, target, body)
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(1, 4).flatmap(lambda n: st.tuples(*(valid_requests(i) for i in range(n)))), CUTS)
+def test_valid_requests_all_reach_the_upstream_intact(
+    requests: tuple[tuple[bytes, tuple[str, str, bytes]], ...], cut: int
+) -> None:
+    """The other side of strictness: nothing well-formed is refused, whatever the reads, and
+    each body arrives exactly as sent, re-framed or not."""
+    data = b"".join(raw for raw, _ in requests)
+    size = cut or len(data)
+    seen, decided, out = _run([data[i : i + size] for i in range(0, len(data), size)])
+    assert seen.requests == [expected for _, expected in requests]
+    assert [(m, t) for m, t, _ in decided] == [(m, t) for _, (m, t, _) in requests]
+    assert out.count(b"HTTP/1.1 200 ") == len(requests)
