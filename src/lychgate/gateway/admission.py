@@ -11,7 +11,8 @@ handler (:mod:`lychgate.gateway.admit_handler`) turns its :data:`Admission` into
    and the host checked (:mod:`~lychgate.gateway.routing`); either failing is a 400 (421 for an
    SNI mismatch). Everything after this looks only at the normalized forms; under
    ``/.lychgate`` those hold no percent-escape (paths.py step 7), so what authz decodes is
-   exactly what was routed here.
+   exactly what was routed here. The host carries the public URL's port from here on, never
+   the one the client wrote (routing.py: web cache poisoning).
 2. **Snapshot.** With no snapshot at all the gateway cannot tell apps from strangers: 503
    (only ``/.lychgate/healthz`` still answers, with its own 503). A *stale* snapshot still
    decides (DESIGN.md: keep serving on the last config); the revoked set it carries is then
@@ -75,6 +76,7 @@ from lychgate.gateway.routing import (
     EndpointName,
     EndpointRoute,
     RequestHost,
+    at_public_port,
     request_host,
     route,
 )
@@ -173,6 +175,7 @@ def _admit(
         if target.path == HEALTHZ_PATH:
             return ToEndpoint("healthz", target, host)
         return Deny(503, "unavailable", reason="no config snapshot yet")
+    host = at_public_port(host, snapshot.public_port)  # never the client's own port
     where = route(snapshot, host, target.path)
     if isinstance(where, EndpointRoute):
         app = snapshot.apps_by_host.get(host.name) if snapshot.routing == "subdomains" else None

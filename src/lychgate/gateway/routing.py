@@ -11,6 +11,14 @@ section 3.2.2 says the target wins; we refuse the disagreement instead of pickin
 TLS, the SNI name must equal the host: otherwise the client reused a connection for a host it
 was not made for, which is 421 Misdirected Request (RFC 9110 section 15.5.20).
 
+The port a client writes is not used for routing (hosts are routed by name, as nginx's
+``server_name`` does), and it is not passed on either: :func:`at_public_port` puts the public
+URL's port in its place before anything is forwarded or compared. An app builds its absolute
+links from ``Host`` or ``X-Forwarded-Host``; with the client's own port there, ``Host:
+wiki.example.com:1337`` would make it write links to port 1337, and a shared cache in front of
+the gateway could serve that page to everyone (web cache poisoning). nginx's ``$host`` drops
+the port for the same reason.
+
 Routes (DESIGN.md, "URL namespace")
 -----------------------------------
 * ``/.lychgate/healthz`` is the gateway's own, on any well-formed host: it reveals nothing
@@ -180,6 +188,19 @@ def request_host(head: RequestHead, target: RequestTarget) -> RequestHost:
         if sni.removesuffix(".") != host.name:
             raise bad_host("TLS server name does not match Host", status=421)
     return host
+
+
+def at_public_port(host: RequestHost, public_port: int | None) -> RequestHost:
+    """``host`` with the deployment's public port (None: the scheme's default), whatever port
+    the client wrote (see the module docstring)."""
+    if host.port == public_port:
+        return host  # the usual case: browsers write the port of the URL they were given
+    return _with_port(host.name, public_port)
+
+
+@functools.lru_cache(maxsize=_MEMO_ENTRIES)
+def _with_port(name: str, port: int | None) -> RequestHost:
+    return RequestHost(name, port)
 
 
 def is_internal(path: str) -> bool:
