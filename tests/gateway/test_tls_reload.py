@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,33 @@ async def test_the_reloader_checks_on_its_own_and_on_request(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+class _Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_an_expiry_near_is_warned_about_once_a_day(
+    pair: CertPair, caplog: pytest.LogCaptureFixture
+) -> None:
+    certs = ServerCertificates(pair)
+    clock = _Clock(certs.not_after - timedelta(days=30))
+    reloader = CertificateReloader(certs, clock=clock)
+    with caplog.at_level(logging.WARNING, logger="lychgate.gateway.cert_reload"):
+        reloader.watch_expiry()  # a month ahead: nothing to say
+        clock.now = certs.not_after - timedelta(days=10)
+        reloader.watch_expiry()
+        clock.now += timedelta(hours=3)
+        reloader.watch_expiry()  # said already today
+        clock.now += timedelta(days=1)
+        reloader.watch_expiry()
+        clock.now = certs.not_after + timedelta(minutes=1)
+        reloader.watch_expiry()
+    said = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in said] == [logging.WARNING, logging.WARNING, logging.ERROR]
+    assert "expires in 10.0 days" in said[0][1]
+    assert "expired at" in said[2][1]

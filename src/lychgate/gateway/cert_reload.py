@@ -4,6 +4,10 @@ Each worker checks its own :class:`~lychgate.gateway.http.tls.ServerCertificates
 is a few ``stat`` calls, run in a thread like the reload that follows a change, so the event
 loop never waits on the disk. ``lychgate gateway`` asks for a check at once on SIGHUP (its
 worker supervisor passes the signal on), which is what ``systemctl reload`` sends.
+
+It also watches the expiry of the certificates in use: said once at start, and warned about
+once a day from :data:`WARN_BEFORE` ahead (renewal is overdue by then: certbot renews 30 days
+ahead, and ``lychgate init`` too), and as an error once the certificate has expired.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from lychgate.gateway.http.tls import ServerCertificates
@@ -18,15 +24,25 @@ from lychgate.gateway.http.tls import ServerCertificates
 log = logging.getLogger(__name__)
 
 CHECK_INTERVAL: Final = 60.0  # seconds between checks of the certificate files
+WARN_BEFORE: Final = timedelta(days=14)  # warn about an expiry this close
+WARN_EVERY: Final = timedelta(days=1)  # and again this often while it lasts
 
 
 class CertificateReloader:
     """Runs :meth:`ServerCertificates.reload` every ``interval`` seconds and on request."""
 
-    def __init__(self, certs: ServerCertificates, *, interval: float = CHECK_INTERVAL) -> None:
+    def __init__(
+        self,
+        certs: ServerCertificates,
+        *,
+        interval: float = CHECK_INTERVAL,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self.certs = certs
         self.interval = interval
+        self._clock = clock
         self._wake = asyncio.Event()
+        self._warned: tuple[datetime, datetime] | None = None  # (expiry, when warned)
         self.checks = 0  # completed checks, for tests and logs
 
     def request(self) -> None:
@@ -34,8 +50,27 @@ class CertificateReloader:
         log.info("checking the TLS certificate files now")
         self._wake.set()
 
+    def watch_expiry(self) -> None:
+        """Warn (at most once a day) when the certificates in use expire soon or have expired."""
+        now, expiry = self._clock(), self.certs.not_after
+        if expiry - now > WARN_BEFORE:
+            return
+        warned = self._warned
+        if warned is not None and warned[0] == expiry and now - warned[1] < WARN_EVERY:
+            return
+        self._warned = (expiry, now)
+        if expiry <= now:
+            log.error("the TLS certificate expired at %s: renew it now", expiry.isoformat())
+        else:
+            days = (expiry - now) / timedelta(days=1)
+            log.warning(
+                "the TLS certificate expires in %.1f days (%s): renew it", days, expiry.isoformat()
+            )
+
     async def run(self) -> None:
         """Check until cancelled. A failed check is logged; the next one tries again."""
+        log.info("TLS certificate in use until %s", self.certs.not_after.isoformat())
+        self.watch_expiry()
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.interval):
@@ -45,4 +80,5 @@ class CertificateReloader:
                 await asyncio.to_thread(self.certs.reload)
             except Exception:
                 log.exception("checking the TLS certificate files failed")
+            self.watch_expiry()
             self.checks += 1
