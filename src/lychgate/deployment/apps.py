@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -145,21 +145,8 @@ async def add_app(store: Store, spec: AppSpec, now: datetime) -> App:
 
 def spec_of(app: App) -> AppSpec:
     """The spec that :func:`build_app` would turn into ``app`` (to change a field and rebuild)."""
-    return AppSpec(
-        slug=app.slug,
-        name=app.name,
-        upstream=app.upstream,
-        host=app.host,
-        policy=app.policy.value,
-        websockets=app.websockets,
-        description=app.description,
-        icon=app.icon,
-        verify_tls=app.verify_tls,
-        connect_timeout=app.connect_timeout,
-        read_timeout=app.read_timeout,
-        max_body_bytes=app.max_body_bytes,
-        allow_cross_origin=app.allow_cross_origin,
-    )
+    same = {f.name: getattr(app, f.name) for f in fields(AppSpec) if f.name != "policy"}
+    return AppSpec(**same, policy=app.policy.value)
 
 
 async def update_app(store: Store, slug: str, changes: Mapping[str, Any], now: datetime) -> App:

@@ -66,7 +66,7 @@ from urllib.parse import quote
 from lychgate.domain import App, AppPolicy
 from lychgate.errors import ClientError, TokenError
 from lychgate.gateway.admit_memo import AdmissionMemo, MemoKey
-from lychgate.gateway.admit_origin import SAFE_METHODS, foreign_origin
+from lychgate.gateway.admit_origin import SAFE_METHODS, foreign_handshake, foreign_write
 from lychgate.gateway.cookies import app_cookie_name, cookie_values
 from lychgate.gateway.forwarding import Identity
 from lychgate.gateway.paths import RequestTarget, parse_request_target
@@ -194,10 +194,13 @@ def _admit(
     app, identity = admitted
     if app.policy is AppPolicy.ADMINS and not identity.admin:
         return Deny(403, "forbidden", reason="admins only")
-    if app.websockets or head.method not in SAFE_METHODS:  # a plain GET skips the call
-        foreign = foreign_origin(head, app, snapshot, host)
-        if foreign is not None:
-            return Deny(403, "forbidden", reason=foreign)
+    if head.method in SAFE_METHODS:  # a plain GET: one set lookup, and for socket apps one scan
+        if app.websockets and foreign_handshake(head, snapshot, host):
+            return Deny(403, "forbidden", reason="WebSocket handshake from another origin")
+    elif not app.allow_cross_origin:
+        refused = foreign_write(head, app, snapshot, host)
+        if refused is not None:
+            return Deny(403, "forbidden", reason=refused)
     return ToApp(app, identity, target, host)
 
 

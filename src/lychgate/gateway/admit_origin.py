@@ -38,40 +38,37 @@ SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 _ELSEWHERE: Final = frozenset({"same-site", "cross-site"})  # Sec-Fetch-Site values
 
 
-def foreign_origin(
+def foreign_handshake(head: RequestHead, snapshot: ConfigSnapshot, host: RequestHost) -> bool:
+    """Step 7: an Upgrade whose ``Origin`` names another origin (absent ``Origin``: allowed)."""
+    if head.header("upgrade") is None:
+        return False
+    origins = head.header_all("origin")
+    return bool(origins) and _another_origin(origins, snapshot, host)
+
+
+def foreign_write(
     head: RequestHead, app: App, snapshot: ConfigSnapshot, host: RequestHost
 ) -> str | None:
-    """Why ``head`` is refused as a request from another origin (steps 7, 8); else None."""
-    if head.method in SAFE_METHODS:
-        upgrade = app.websockets and head.header("upgrade") is not None
-        if upgrade and _names_another_origin(head, snapshot, host):
-            return "WebSocket handshake from another origin"
-        return None  # the usual case: a method check, and a field scan only for socket apps
-    if app.allow_cross_origin:
-        return None
-    if _names_another_origin(head, snapshot, host):
-        said = f"Origin {head.header_all('origin')!r}"
-    elif not head.header_all("origin") and _fetched_from_elsewhere(head):
-        said = f"Sec-Fetch-Site {head.header_all('sec-fetch-site')!r}"
+    """Step 8, for a method outside :data:`SAFE_METHODS` to an app that does not allow
+    cross-origin writes: why it is refused, else None."""
+    origins = head.header_all("origin")
+    if origins:
+        if not _another_origin(origins, snapshot, host):
+            return None
+        said = f"Origin {origins!r}"
     else:
-        return None
+        sites = head.header_all("sec-fetch-site")
+        if not (len(sites) > 1 or any(site.strip().lower() in _ELSEWHERE for site in sites)):
+            return None
+        said = f"Sec-Fetch-Site {sites!r}"
     return (
         f"{head.method} to app {app.slug!r} from another origin ({said}); if the app expects "
         f"that, run: lychgate app update {app.slug} --allow-cross-origin"
     )
 
 
-def _names_another_origin(head: RequestHead, snapshot: ConfigSnapshot, host: RequestHost) -> bool:
-    """True when ``Origin`` is present and is not exactly the routed host's own origin."""
-    origins = head.header_all("origin")
-    if not origins:
-        return False
+def _another_origin(origins: list[str], snapshot: ConfigSnapshot, host: RequestHost) -> bool:
+    """True unless ``origins`` is exactly one value, the routed host's own origin."""
     if len(origins) > 1:
         return True
     return origin_of(origins[0].strip()) != origin_of(snapshot.origin_for(host.name))
-
-
-def _fetched_from_elsewhere(head: RequestHead) -> bool:
-    """True when ``Sec-Fetch-Site`` says another origin's page made the request."""
-    sites = head.header_all("sec-fetch-site")
-    return len(sites) > 1 or any(site.strip().lower() in _ELSEWHERE for site in sites)

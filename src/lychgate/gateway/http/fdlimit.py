@@ -23,8 +23,17 @@ UNLIMITED_TARGET: Final = 1 << 20
 WARN_BELOW: Final = 4096
 
 
+_raised: list[int] = []  # the limit this process (or the parent it was forked from) set
+
+
 def raise_open_file_limit() -> int:
-    """Raise the soft ``RLIMIT_NOFILE`` to the hard limit; the soft limit now in force."""
+    """Raise the soft ``RLIMIT_NOFILE`` to the hard limit; the soft limit now in force.
+
+    Once per process: ``serve`` raises it before forking, and the gateway it forks, which
+    calls this again, inherits the limit (and does not warn twice).
+    """
+    if _raised:
+        return _raised[0]
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = UNLIMITED_TARGET if hard == resource.RLIM_INFINITY else hard
     if soft != resource.RLIM_INFINITY and soft < target:
@@ -42,4 +51,5 @@ def raise_open_file_limit() -> int:
             soft,
             soft // 2,
         )
+    _raised.append(soft)
     return soft

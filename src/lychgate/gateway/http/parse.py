@@ -98,12 +98,10 @@ def make_request(
             req.content_length = int(value)  # llhttp checked: digits, no duplicate
         elif kind == _CHUNKED:
             req.chunked = True  # llhttp checked: chunked is last, no Content-Length
-            codings += 1 if value.strip(" \t").lower() == "chunked" else 2
+            codings += 1 if value.strip(" \t").lower() == "chunked" else 2  # > 1: refused
         else:
             expect = value
-    error = _refusal(req, method, version, target, hosts, expect)
-    if error is None and codings > 1:
-        error = 501
+    error = _refusal(req, method, version, target, hosts, codings, expect)
     if error is None and bad_target:
         error = 400
     if error is None and expect is not None and version == "1.1" and req.has_body:
@@ -113,7 +111,13 @@ def make_request(
 
 
 def _refusal(
-    req: Request, method: str, version: str, target: str, hosts: int, expect: str | None
+    req: Request,
+    method: str,
+    version: str,
+    target: str,
+    hosts: int,
+    codings: int,
+    expect: str | None,
 ) -> int | None:
     """The error status for a head the rules in the module docstring refuse, else None."""
     if version not in ("1.1", "1.0"):
@@ -124,6 +128,8 @@ def _refusal(
         return 400
     if req.chunked and version == "1.0":
         return 400
+    if codings > 1:  # a coding beside chunked, or a second Transfer-Encoding field
+        return 501
     if "#" in target:
         return 400
     if expect is not None and expect.lower() != "100-continue":
