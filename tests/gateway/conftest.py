@@ -13,6 +13,7 @@ from gateway.client import RawClient
 from lychgate.gateway.http import GatewayServer, Limits, start_server
 from lychgate.gateway.http.tls import client_context
 from lychgate.gateway.types import Decision, Forward, Handler, RequestHead, Upstream
+from lychgate.ids import AppSlug
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, Any]:
@@ -27,6 +28,18 @@ def forward_to(url: str, **upstream: Any) -> Handler:
         return Forward(up, head.target, head.headers, app=None)
 
     return handler
+
+
+class Answers:
+    """An ``on_response`` hook that keeps (status, reason) of every finished response."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, str]] = []
+
+    def __call__(
+        self, head: RequestHead | None, app: AppSlug | None, status: int, t: float, reason: str
+    ) -> None:
+        self.seen.append((status, reason))
 
 
 Start = Callable[..., Awaitable[GatewayServer]]

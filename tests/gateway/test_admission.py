@@ -130,7 +130,9 @@ def test_navigation_without_a_cookie_goes_to_login() -> None:
     result = decide(
         SINGLE, SINGLE.head("/wiki/Some Page?x=1&y=2".replace(" ", "%20"), headers=NAVIGATE)
     )
-    assert result == Redirect("/.lychgate/login?rd=/wiki/Some%2520Page%3Fx%3D1%26y%3D2", "login")
+    assert result == Redirect(
+        "/.lychgate/login?rd=/wiki/Some%2520Page%3Fx%3D1%26y%3D2", "login: no_cookie"
+    )
 
 
 def test_script_without_a_cookie_gets_a_401_naming_the_login_page() -> None:
@@ -145,7 +147,8 @@ def test_subdomains_login_is_on_the_portal_with_the_full_url() -> None:
     request = SUBS.head("/a?b=c", host="Wiki.Example.com.", headers=NAVIGATE)
     result = decide(SUBS, request)
     assert result == Redirect(
-        "https://auth.example.com/.lychgate/login?rd=https://wiki.example.com/a%3Fb%3Dc", "login"
+        "https://auth.example.com/.lychgate/login?rd=https://wiki.example.com/a%3Fb%3Dc",
+        "login: no_cookie",
     )
 
 
@@ -207,7 +210,7 @@ def test_bad_tokens_are_refused(token: str, reason: str) -> None:
     assert_refused(decide(SINGLE, SINGLE.head("/", cookies=[token], headers=FETCH)), reason=reason)
     navigation = decide(SINGLE, SINGLE.head("/", cookies=[token], headers=NAVIGATE))
     assert isinstance(navigation, Redirect)
-    assert navigation.reason == "login"
+    assert navigation.reason == f"login: {reason}"  # the access log says why
 
 
 def test_a_plain_jwt_signed_by_our_key_is_not_an_app_token() -> None:
@@ -534,7 +537,11 @@ APP_HOST: Final = RequestHost("wiki.example.com")
             Deny(401, "login_required", login_url=LOGIN_RD + "/", reason="no_cookie"),
         ),
         # ... except one that asks for HTML, which is sent to log in like a browser.
-        ("Googlebot/2.1", (("accept", "text/html,*/*;q=0.8"),), Redirect(LOGIN_RD + "/", "login")),
+        (
+            "Googlebot/2.1",
+            (("accept", "text/html,*/*;q=0.8"),),
+            Redirect(LOGIN_RD + "/", "login: no_cookie"),
+        ),
     ],
 )
 def test_no_user_agent_is_let_through(

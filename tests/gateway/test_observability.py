@@ -65,6 +65,18 @@ def test_access_line_has_the_fields_and_no_secrets() -> None:
     assert "secret" not in line
 
 
+def test_access_line_says_why_the_gateway_answered() -> None:
+    line = access_line(
+        head("/admin"),
+        AppSlug("admin"),
+        403,
+        0.001,
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+        reason="admins only",
+    )
+    assert json.loads(line)["reason"] == "admins only"
+
+
 def test_access_line_for_a_refused_head() -> None:
     record = json.loads(access_line(None, None, 400, 0.0, now=datetime(2026, 1, 1, tzinfo=UTC)))
     assert record["status"] == 400
@@ -75,10 +87,15 @@ def test_response_hook_counts_and_logs(caplog: pytest.LogCaptureFixture) -> None
     metrics = GatewayMetrics()
     hook = response_hook(metrics, AccessLog())
     with caplog.at_level(logging.INFO, logger="lychgate.access"):
-        hook(head(), AppSlug("wiki"), 200, 0.01)
-        hook(head(), AppSlug("wiki"), 200, 0.02)
-        hook(head(), None, 404, 0.001)
+        hook(head(), AppSlug("wiki"), 200, 0.01, "")
+        hook(head(), AppSlug("wiki"), 200, 0.02, "")
+        hook(head(), None, 404, 0.001, "no route")
     assert len(caplog.records) == 3
+    assert [json.loads(r.getMessage()).get("reason") for r in caplog.records] == [
+        None,
+        None,
+        "no route",
+    ]
     body = metrics_handler(metrics)(head("/metrics"))
     assert isinstance(body, Respond)
     text = body.body.decode()
@@ -90,7 +107,7 @@ def test_response_hook_counts_and_logs(caplog: pytest.LogCaptureFixture) -> None
 def test_hook_without_access_log_does_not_log(caplog: pytest.LogCaptureFixture) -> None:
     hook = response_hook(GatewayMetrics(), None)
     with caplog.at_level(logging.INFO, logger="lychgate.access"):
-        hook(head(), AppSlug("wiki"), 200, 0.01)
+        hook(head(), AppSlug("wiki"), 200, 0.01, "")
     assert caplog.records == []
 
 

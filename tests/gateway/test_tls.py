@@ -10,7 +10,7 @@ import pytest
 import trustme
 
 from gateway.client import peer_names
-from gateway.conftest import Start, forward_to
+from gateway.conftest import Answers, Start, forward_to
 from gateway.upstreams import Reply, Seen, http_upstream
 from lychgate.gateway.http.tls import CertPair, client_context, server_context
 from lychgate.gateway.types import Decision, Forward, RequestHead, Upstream
@@ -126,22 +126,33 @@ async def test_untrusted_https_upstream_is_refused(
     gateway: Start, https_upstream: object, system_ssl: ssl.SSLContext
 ) -> None:
     url = https_upstream.url  # type: ignore[attr-defined]
-    gw = await gateway(forward_to(url), upstream_ssl=system_ssl)
+    answers = Answers()
+    gw = await gateway(forward_to(url), upstream_ssl=system_ssl, on_response=answers)
     async with httpx.AsyncClient() as client:
         r = await client.get(f"http://127.0.0.1:{gw.port}/")
     assert r.status_code == 502
-    assert r.content == b"502 Bad Gateway\n"
+    assert r.content == b"502 Bad Gateway\n"  # the why is for the operator only:
+    [(_, reason)] = answers.seen
+    assert reason.startswith("upstream connect failed: TLS certificate not trusted: ")
 
 
 async def test_wrong_name_on_upstream_certificate_is_refused(
-    gateway: Start, ca: trustme.CA, https_upstream: object
+    gateway: Start, ca: trustme.CA
 ) -> None:
-    port = https_upstream.port  # type: ignore[attr-defined]
-    # Reach the same server under a name its certificate does not carry.
-    gw = await gateway(forward_to(f"https://127.0.0.2:{port}"), upstream_ssl=_trusting(ca))
-    async with httpx.AsyncClient() as client:
-        r = await client.get(f"http://127.0.0.1:{gw.port}/")
-    assert r.status_code == 502
+    # A certificate from the trusted CA, for another name than the one the URL reaches.
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("other.example").configure_cert(ctx)
+    async with http_upstream(ssl=ctx) as up:
+        answers = Answers()
+        gw = await gateway(forward_to(up.url), upstream_ssl=_trusting(ca), on_response=answers)
+        async with httpx.AsyncClient() as client:
+            r = await client.get(f"http://127.0.0.1:{gw.port}/")
+        assert r.status_code == 502
+    [(_, reason)] = answers.seen  # reached, and refused by the handshake:
+    assert reason == (
+        "upstream connect failed: TLS certificate not trusted: "
+        "IP address mismatch, certificate is not valid for '127.0.0.1'."
+    )
 
 
 async def test_verify_tls_opt_out(

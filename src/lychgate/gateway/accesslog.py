@@ -2,7 +2,11 @@
 
 Fields: ``ts`` (UTC, ISO 8601), ``client`` (the TCP peer), ``method``, ``host``, ``path``
 (without the query: queries carry one-time codes and other secrets), ``app``, ``status``,
-``ms`` and ``ua``. Cookies and Authorization headers are never logged.
+``ms`` and ``ua``, and ``reason`` when the gateway answered itself and has something to say
+why: the token check that sent a browser to log in (``login: expired``), a 401's
+(``no_cookie``, ``bad_signature``, ``revoked``...), a 403's (``admins only``), a 404's, an
+upstream's failure behind a 502 or 504 (``upstream connect failed: Connection refused``).
+Cookies and Authorization headers are never logged, nor is any token.
 """
 
 from __future__ import annotations
@@ -24,9 +28,15 @@ class AccessLog:
         self._log = logger or logging.getLogger(LOGGER_NAME)
 
     def record(
-        self, head: RequestHead | None, app: AppSlug | None, status: int, seconds: float
+        self,
+        head: RequestHead | None,
+        app: AppSlug | None,
+        status: int,
+        seconds: float,
+        reason: str = "",
     ) -> None:
-        self._log.info(access_line(head, app, status, seconds, now=datetime.now(UTC)))
+        now = datetime.now(UTC)
+        self._log.info(access_line(head, app, status, seconds, now=now, reason=reason))
 
 
 def access_line(
@@ -36,6 +46,7 @@ def access_line(
     seconds: float,
     *,
     now: datetime,
+    reason: str = "",
 ) -> str:
     """The JSON text of one access record."""
     record: dict[str, object] = {
@@ -52,4 +63,6 @@ def access_line(
             path=head.path,
             ua=head.header("user-agent"),
         )
+    if reason:
+        record["reason"] = reason
     return json.dumps(record, separators=(",", ":"), ensure_ascii=True)

@@ -125,7 +125,7 @@ class Redirect:
     """A 302 to ``location``: to the login page, or to setup before an admin exists."""
 
     location: str
-    reason: str  # "login" or "setup", for logs
+    reason: str  # for logs: "setup", or "login: " and why the token did not admit
 
 
 @value_type
@@ -328,7 +328,7 @@ def login_required(
     """A redirect to the login page for a navigation, a 401 for anything else."""
     url = login_url(snapshot, host, target)
     if is_navigation(head):
-        return Redirect(url, "login")
+        return Redirect(url, f"login: {reason}")
     return Deny(401, "login_required", login_url=url, reason=reason)
 
 

@@ -164,7 +164,7 @@ class GatewayHandler:
             return self._carry_out(head, admission, now)
         except Exception:
             log.exception("request handling failed")
-            return responses.deny(500, "internal_error", None)
+            return responses.deny(500, "internal_error", None, reason="request handling failed")
 
     @property
     def expired(self) -> bool:
@@ -224,8 +224,8 @@ class GatewayHandler:
                     trusted_proxies=self._options.trusted_proxies,
                     strip_cookies=False,  # authz owns the lychgate cookies
                 )
-            except ClientError:
-                return responses.deny(400, "bad_request", head)
+            except ClientError as exc:
+                return responses.deny(400, "bad_request", head, reason=str(exc))
             return Forward(
                 self._options.authz,
                 admission.target.origin_form,
@@ -238,13 +238,17 @@ class GatewayHandler:
         if isinstance(admission, ToEndpoint):
             return self._endpoints.local(admission)
         if isinstance(admission, Redirect):
-            return responses.redirect(admission.location)
+            return responses.redirect(admission.location, reason=admission.reason)
         if admission.status >= 500 and not self._expired:  # expiry is logged once, not per request
             log.warning("denied with %d: %s", admission.status, admission.reason)
         elif admission.status == 403:  # a signed-in user refused: tell the operator why
             log.info("refused with 403: %s", admission.reason)
         return responses.deny(
-            admission.status, admission.error, head, login_url=admission.login_url
+            admission.status,
+            admission.error,
+            head,
+            login_url=admission.login_url,
+            reason=admission.reason,
         )
 
     def _to_app(self, head: RequestHead, admitted: ToApp, now: datetime) -> Decision:
@@ -252,7 +256,7 @@ class GatewayHandler:
         upstream = self._upstreams.get(admitted.app.slug)
         if assertions is None or upstream is None:
             log.warning("no assertion key in the snapshot: refusing app requests")
-            return responses.deny(503, "unavailable", head)
+            return responses.deny(503, "unavailable", head, reason="no assertion key")
         identity = admitted.identity
         try:
             headers = forward_headers(
@@ -261,8 +265,8 @@ class GatewayHandler:
                 trusted_proxies=self._options.trusted_proxies,
                 identity=assertions.headers(identity, now),
             )
-        except ClientError:
-            return responses.deny(400, "bad_request", head)
+        except ClientError as exc:
+            return responses.deny(400, "bad_request", head, reason=str(exc))
         return Forward(
             upstream,
             admitted.target.origin_form,

@@ -28,22 +28,25 @@ def reason_phrase(status: int) -> str:
         return "Error"
 
 
-def text(status: int, body: str, *, headers: Headers = ()) -> Respond:
-    """A ``text/plain`` response."""
+def text(status: int, body: str, *, headers: Headers = (), reason: str = "") -> Respond:
+    """A ``text/plain`` response. ``reason`` goes to the access log, never to the client."""
     return Respond(
         status,
         (("content-type", "text/plain; charset=utf-8"), *_COMMON, *headers),
         body.encode(),
+        reason,
     )
 
 
-def json_body(status: int, value: dict[str, str], *, headers: Headers = ()) -> Respond:
+def json_body(
+    status: int, value: dict[str, str], *, headers: Headers = (), reason: str = ""
+) -> Respond:
     """An ``application/json`` response."""
     body = json.dumps(value, separators=(",", ":")).encode()
-    return Respond(status, (("content-type", "application/json"), *_COMMON, *headers), body)
+    return Respond(status, (("content-type", "application/json"), *_COMMON, *headers), body, reason)
 
 
-def html_page(status: int, message: str, *, headers: Headers = ()) -> Respond:
+def html_page(status: int, message: str, *, headers: Headers = (), reason: str = "") -> Respond:
     """A minimal HTML page. ``message`` must be a fixed string of ours (it is not escaped)."""
     phrase = reason_phrase(status)
     body = (
@@ -54,12 +57,13 @@ def html_page(status: int, message: str, *, headers: Headers = ()) -> Respond:
         status,
         (("content-type", "text/html; charset=utf-8"), *_COMMON, _HTML_CSP, *headers),
         body.encode(),
+        reason,
     )
 
 
-def redirect(location: str, *, headers: Headers = ()) -> Respond:
+def redirect(location: str, *, headers: Headers = (), reason: str = "") -> Respond:
     """A 302 to ``location``, which the caller has already validated."""
-    return Respond(302, (("location", location), *_COMMON, *headers), b"")
+    return Respond(302, (("location", location), *_COMMON, *headers), b"", reason)
 
 
 _MESSAGES: Final = {
@@ -74,7 +78,12 @@ _MESSAGES: Final = {
 
 
 def deny(
-    status: int, error: str, head: RequestHead | None, *, login_url: str | None = None
+    status: int,
+    error: str,
+    head: RequestHead | None,
+    *,
+    login_url: str | None = None,
+    reason: str = "",
 ) -> Respond:
     """A denial: JSON for scripts and API clients, a small page for browsers.
 
@@ -85,10 +94,12 @@ def deny(
         body = {"error": error}
         if login_url is not None:
             body["login_url"] = login_url
-        return json_body(status, body, headers=(("www-authenticate", 'Lychgate realm="lychgate"'),))
+        challenge = (("www-authenticate", 'Lychgate realm="lychgate"'),)
+        return json_body(status, body, headers=challenge, reason=reason)
     if head is not None and _prefers_html(head):
-        return html_page(status, _MESSAGES.get(error, "The request was refused."))
-    return json_body(status, {"error": error})
+        message = _MESSAGES.get(error, "The request was refused.")
+        return html_page(status, message, reason=reason)
+    return json_body(status, {"error": error}, reason=reason)
 
 
 def _prefers_html(head: RequestHead) -> bool:

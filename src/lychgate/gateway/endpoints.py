@@ -158,14 +158,14 @@ class Endpoints:
                 return await self.healthz(head)
             except Exception:  # fail closed, and say nothing about why
                 log.exception("gateway endpoint %s failed", admission.name)
-                return responses.text(500, "internal error\n")
+                return responses.text(500, "internal error\n", reason="endpoint failed")
 
         return Local(run, admission.name)
 
     async def healthz(self, head: RequestHead) -> Respond:
         """200 while a confirmed snapshot is loaded, 503 otherwise. Reveals nothing else."""
         if self._snapshot() is None:
-            return responses.text(503, "unavailable\n")
+            return responses.text(503, "unavailable\n", reason="no config snapshot")
         return responses.text(200, "ok\n")
 
     async def callback(self, head: RequestHead, admission: ToEndpoint) -> Respond:
@@ -174,23 +174,31 @@ class Endpoints:
             return responses.text(405, "method not allowed\n", headers=(("allow", "GET"),))
         snapshot = self._snapshot()
         if snapshot is None:
-            return responses.text(503, "unavailable\n")
+            return responses.text(503, "unavailable\n", reason="no config snapshot")
         params = _query(admission.target.query)
         if params is None:
-            return responses.text(400, "bad request\n")
+            return responses.text(400, "bad request\n", reason="callback: bad query")
         codes, rds = params.get("code", []), params.get("rd", ["/"])
         if len(codes) != 1 or len(rds) != 1 or not _CODE.fullmatch(codes[0]):
-            return responses.text(400, "bad request\n")
+            return responses.text(400, "bad request\n", reason="callback: bad code or rd")
         target = safe_redirect(rds[0])
-        if target is None:
-            return responses.redirect("/")  # SECURITY.md item 1: no code spent, no cookie
+        if target is None:  # SECURITY.md item 1: no code spent, no cookie
+            return responses.redirect("/", reason="callback: rd is not a same-origin path")
         try:
             token = await self._authz.redeem_code(codes[0])
         except ClientError:
-            return responses.text(400, "the sign-in link is invalid or has expired\n")
+            return responses.text(
+                400,
+                "the sign-in link is invalid or has expired\n",
+                reason="callback: authz refused the code",
+            )
         except Exception as exc:
             log.warning("code redemption failed: %s", type(exc).__name__)
-            return responses.text(502, "sign-in is unavailable, try again\n")
+            return responses.text(
+                502,
+                "sign-in is unavailable, try again\n",
+                reason=f"callback: code redemption failed: {type(exc).__name__}",
+            )
         return self._store_token(snapshot, admission, token, target)
 
     def _store_token(
@@ -200,7 +208,11 @@ class Endpoints:
         checked = check_app_token(token, now, snapshot, snapshot.keyring, admission.app)
         if isinstance(checked, str):
             log.warning("authz handed over an app token that does not verify here: %s", checked)
-            return responses.text(400, "the sign-in link is invalid or has expired\n")
+            return responses.text(
+                400,
+                "the sign-in link is invalid or has expired\n",
+                reason=f"callback: the app token does not verify: {checked}",
+            )
         _, identity = checked
         max_age = int((identity.expires_at - now).total_seconds())
         cookie = set_app_cookie(token, secure=snapshot.secure_cookies, max_age=max_age)
@@ -212,7 +224,7 @@ class Endpoints:
             return responses.text(405, "method not allowed\n", headers=(("allow", "GET, POST"),))
         sites = head.header_all("sec-fetch-site")
         if sites and (len(sites) != 1 or sites[0].strip().lower() not in _CROSS_SITE_OK):
-            return responses.text(403, "forbidden\n")
+            return responses.text(403, "forbidden\n", reason="logout: from another site")
         snapshot = self._holder.current
         secure = snapshot.secure_cookies if snapshot is not None else head.scheme == "https"
         clear = (
@@ -226,7 +238,10 @@ class Endpoints:
         except Exception as exc:
             log.warning("session revocation failed: %s", type(exc).__name__)
             return responses.text(
-                502, "sign-out could not be completed, try again\n", headers=clear
+                502,
+                "sign-out could not be completed, try again\n",
+                headers=clear,
+                reason=f"logout: session revocation failed: {type(exc).__name__}",
             )
         return responses.redirect("/", headers=clear)
 

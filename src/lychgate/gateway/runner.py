@@ -36,6 +36,7 @@ from lychgate.gateway.cert_reload import CertificateReloader
 from lychgate.gateway.endpoints import Endpoints, HttpAuthzClient
 from lychgate.gateway.feed import FeedClient
 from lychgate.gateway.feed_http import authz_base
+from lychgate.gateway.http.context import ResponseHook
 from lychgate.gateway.http.fdlimit import raise_open_file_limit
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.server import GatewayServer, start_server
@@ -103,21 +104,23 @@ def prepare(settings: Settings, *, listen: str | None = None) -> GatewayPlan:
     )
 
 
-def response_hook(
-    metrics: GatewayMetrics, access: AccessLog | None
-) -> Callable[[RequestHead | None, AppSlug | None, int, float], None]:
+def response_hook(metrics: GatewayMetrics, access: AccessLog | None) -> ResponseHook:
     observe = metrics.observe
     if access is None:
 
-        def count(head: RequestHead | None, app: AppSlug | None, s: int, t: float) -> None:
+        def count(
+            head: RequestHead | None, app: AppSlug | None, s: int, t: float, why: str
+        ) -> None:
             observe(app, s, t)
 
         return count
     record = access.record
 
-    def count_and_log(head: RequestHead | None, app: AppSlug | None, s: int, t: float) -> None:
+    def count_and_log(
+        head: RequestHead | None, app: AppSlug | None, s: int, t: float, why: str
+    ) -> None:
         observe(app, s, t)
-        record(head, app, s, t)
+        record(head, app, s, t, why)
 
     return count_and_log
 

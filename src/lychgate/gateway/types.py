@@ -84,6 +84,7 @@ class Respond:
     status: int
     headers: Headers = ()
     body: bytes = b""
+    reason: str = ""  # why, for the access log; never sent
 
 
 LocalEndpoint = Callable[[RequestHead], Awaitable[Respond]]

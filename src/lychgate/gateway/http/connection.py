@@ -393,7 +393,7 @@ class ClientConnection(asyncio.Protocol):
             decision: object = ctx.handler(req.head)  # checked below: a bug must not crash us
         except Exception:
             log.exception("the request handler raised; answering 500")
-            self.fail(req, 500, None, self.must_close(req))
+            self.fail(req, 500, None, self.must_close(req), "request handler raised")
             return
         if isinstance(decision, Forward):
             exchange = Exchange(ctx, self, req, decision)
@@ -409,7 +409,7 @@ class ClientConnection(asyncio.Protocol):
             task.add_done_callback(self._local_done)
         else:
             log.error("the request handler returned %r; answering 500", type(decision))
-            self.fail(req, 500, None, self.must_close(req))
+            self.fail(req, 500, None, self.must_close(req), "request handler answered nothing")
 
     def _local_done(self, task: asyncio.Future[Respond]) -> None:
         if self._task is not task:
@@ -422,7 +422,7 @@ class ClientConnection(asyncio.Protocol):
         result = None if exc is not None else task.result()
         if not isinstance(result, Respond):
             log.error("a local endpoint failed; answering 500", exc_info=exc)
-            self.fail(req, 500, None, self.must_close(req))
+            self.fail(req, 500, None, self.must_close(req), "gateway endpoint failed")
             return
         self._respond(req, result)
 
@@ -442,12 +442,12 @@ class ClientConnection(asyncio.Protocol):
             head = local_head(status, answer.headers, tail)
         except UsageError:
             log.exception("refusing to send a malformed local answer")
-            self.fail(req, 500, None, close)
+            self.fail(req, 500, None, close, "malformed local answer")
             return
         if body and req.head.method != "HEAD" and status not in _NO_CONTENT:
             head += body
         self.out.write(head)
-        self.finish(req, status, None, close)
+        self.finish(req, status, None, close, answer.reason)
 
     # -- used by the exchange -------------------------------------------------------------
 
@@ -466,7 +466,9 @@ class ClientConnection(asyncio.Protocol):
         remaining = (req.content_length or 0) - req.received
         return remaining > self._limits.max_drain_bytes
 
-    def finish(self, req: Request, status: int, app: AppSlug | None, close: bool) -> None:
+    def finish(
+        self, req: Request, status: int, app: AppSlug | None, close: bool, reason: str = ""
+    ) -> None:
         """The response to the active request has been written in full."""
         ctx = self._ctx
         self._active = None
@@ -474,7 +476,7 @@ class ClientConnection(asyncio.Protocol):
         ctx.stats.requests_active -= 1
         hook = ctx.on_response
         if hook is not None:
-            hook(req.head, app, status, self._loop.time() - req.started)
+            hook(req.head, app, status, self._loop.time() - req.started, reason)
         self._idle_delay = self._limits.idle_timeout
         req.sink = None  # also breaks the request <-> exchange cycle: freed without the GC
         if self._parsing is req:
@@ -488,11 +490,13 @@ class ClientConnection(asyncio.Protocol):
         elif not self._dispatching:
             self._wait_for_client()
 
-    def fail(self, req: Request, status: int, app: AppSlug | None, close: bool) -> None:
+    def fail(
+        self, req: Request, status: int, app: AppSlug | None, close: bool, reason: str = ""
+    ) -> None:
         """Answer the active request with an error page (its head alone for a HEAD)."""
         head_only = req.head is not None and req.head.method == "HEAD"
         self.out.write(error_page(status, close=close, head_only=head_only))
-        self.finish(req, status, app, close)
+        self.finish(req, status, app, close, reason)
 
     def pause_reading(self, reason: int) -> None:
         transport = self._transport
@@ -535,7 +539,7 @@ class ClientConnection(asyncio.Protocol):
         self._responder = None
         ctx.stats.requests_active -= 1
         if ctx.on_response is not None:
-            ctx.on_response(req.head, app, 101, self._loop.time() - req.started)
+            ctx.on_response(req.head, app, 101, self._loop.time() - req.started, "")
         self._deadline.cancel()
         self._transport = None  # the tunnel owns it now; this object is done
         self._parser = None

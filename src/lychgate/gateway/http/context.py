@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from lychgate.gateway.http.failures import UpstreamFailures
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.pool import UpstreamPool
 from lychgate.gateway.http.tunnel import TunnelRegistry
@@ -18,10 +20,11 @@ if TYPE_CHECKING:
     from lychgate.gateway.http.connection import ClientConnection
 
 # Called once per finished response: the request head (None when the head itself was refused),
-# the app (None when no app was involved), the status sent, and the seconds from the end of the
-# request head to the end of the response. It runs on the hot path: keep it to a counter
-# increment and, when the access log is on, one log call.
-ResponseHook = Callable[[RequestHead | None, AppSlug | None, int, float], None]
+# the app (None when no app was involved), the status sent, the seconds from the end of the
+# request head to the end of the response, and why the gateway answered as it did ("" for a
+# response that the upstream sent, and for refusals whose status says it all). It runs on the
+# hot path: keep it to a counter increment and, when the access log is on, one log call.
+ResponseHook = Callable[[RequestHead | None, AppSlug | None, int, float, str], None]
 
 
 @dataclass(slots=True)
@@ -43,6 +46,7 @@ class ServerContext:
     scheme: str  # "http" or "https", what this listener speaks
     on_response: ResponseHook | None = None
     batch: Batch = field(default_factory=Batch)
+    failures: UpstreamFailures = field(default_factory=lambda: UpstreamFailures(time.monotonic))
     stats: ServerStats = field(default_factory=ServerStats)
     connections: set[ClientConnection] = field(default_factory=set)
     draining: bool = False  # graceful shutdown: finish what is in flight, accept nothing new

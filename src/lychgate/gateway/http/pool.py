@@ -30,6 +30,15 @@ class UpstreamError(LychgateError):
     status = 502
 
 
+def connect_failure(exc: OSError) -> str:
+    """A short, log-safe description of why a connection could not be made."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate not trusted: {exc.verify_message or exc.reason}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed: {exc.reason or type(exc).__name__}"
+    return exc.strerror or type(exc).__name__
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     """Where an upstream URL points."""
@@ -135,7 +144,7 @@ class UpstreamPool:
     async def connect(self, upstream: Upstream) -> UpstreamConnection:
         """A new connection (or one released while we waited). Raises :class:`UpstreamError`."""
         if self._closed:
-            raise UpstreamError("pool closed")
+            raise UpstreamError("gateway shutting down")
         key = (upstream.url, upstream.verify_tls)
         endpoint = self._endpoints.get(key)
         if endpoint is None:
@@ -158,9 +167,9 @@ class UpstreamPool:
                     self._slot_freed(key)
                     raise
         except TimeoutError:
-            raise UpstreamError("connect timeout", status=504) from None
-        except (OSError, ssl.SSLError):
-            raise UpstreamError("connect failed") from None
+            raise UpstreamError("upstream connect timed out", status=504) from None
+        except (OSError, ssl.SSLError) as exc:
+            raise UpstreamError(f"upstream connect failed: {connect_failure(exc)}") from None
 
     async def _wait_turn(
         self, loop: asyncio.AbstractEventLoop, key: _Key
@@ -206,7 +215,7 @@ class UpstreamPool:
             _, conn = await loop.create_connection(factory, endpoint.host, endpoint.port)
         if self._closed:
             conn.close()
-            raise UpstreamError("pool closed")
+            raise UpstreamError("gateway shutting down")
         self._all.add(conn)
         conn.bind_pool(self._lost)
         return conn

@@ -78,9 +78,13 @@ class Downstream(Protocol):
 
     def must_close(self, req: Request) -> bool: ...
 
-    def finish(self, req: Request, status: int, app: AppSlug | None, close: bool) -> None: ...
+    def finish(
+        self, req: Request, status: int, app: AppSlug | None, close: bool, reason: str = ""
+    ) -> None: ...
 
-    def fail(self, req: Request, status: int, app: AppSlug | None, close: bool) -> None: ...
+    def fail(
+        self, req: Request, status: int, app: AppSlug | None, close: bool, reason: str = ""
+    ) -> None: ...
 
     def abort(self) -> None: ...
 
@@ -146,7 +150,7 @@ class Exchange:
         if req.upgrade and not fwd.allow_upgrade:
             # The client's bytes after the head belong to a protocol we will not relay; no
             # downgrade to plain HTTP is attempted (documented choice: 403, then close).
-            self._finish_early(403, close=True)
+            self._finish_early(403, close=True, reason="upgrade not allowed for this app")
             return
         if (req.content_length or 0) > self._max_body or req.received > self._max_body:
             # Refused before any 100 Continue, so the content is never sent (RFC 9110 15.5.14).
@@ -156,7 +160,7 @@ class Exchange:
             self._head = self._build_head()
         except UsageError:
             log.exception("refusing to forward a malformed head")
-            self._finish_early(500, close=down.must_close(req))
+            self._finish_early(500, close=down.must_close(req), reason="malformed forward head")
             return
         req.sink = self
         pending = req.take_buffer()
@@ -193,13 +197,13 @@ class Exchange:
         except UpstreamError as exc:
             self._task = None
             if self._state != _DONE:
-                self._fail(exc.status)
+                self._upstream_failed(exc.status, str(exc))
             return
-        except Exception:
+        except Exception as exc:
             log.exception("connecting to an upstream failed unexpectedly")
             self._task = None
             if self._state != _DONE:
-                self._fail(502)
+                self._upstream_failed(502, f"upstream connect failed: {type(exc).__name__}")
             return
         self._task = None
         if self._state == _DONE:  # the client went away while we connected
@@ -362,11 +366,11 @@ class Exchange:
             self._state = _DONE
             self._down.abort()  # a cut message must not look complete
             return
-        if failure is Failure.BROKEN and not got_bytes and self._reused and self._retryable():
+        if failure is Failure.CLOSED and not got_bytes and self._reused and self._retryable():
             self._retried = True
             self._connect()
             return
-        self._fail(504 if failure is Failure.TIMEOUT else 502)
+        self._upstream_failed(504 if failure is Failure.TIMEOUT else 502, failure.value)
 
     def upstream_upgraded(
         self, conn: UpstreamConnection, headers: list[tuple[bytes, bytes]], tail: bytes
@@ -375,7 +379,7 @@ class Exchange:
         if not (req.upgrade and fwd.allow_upgrade):
             conn.abort()
             self._up = None
-            self._fail(502)  # a 101 we did not ask for
+            self._upstream_failed(502, "upstream switched protocols unasked")
             return
         self._state = _DONE
         self._up = None
@@ -427,11 +431,14 @@ class Exchange:
         if up is not None:
             up.abort()  # mid-message: the connection's framing state is unknown
 
-    def _fail(self, status: int) -> None:
+    def _upstream_failed(self, status: int, reason: str) -> None:
+        """No usable response from the upstream: log it (throttled) and answer ``status``."""
+        fwd = self._fwd
+        self._ctx.failures.report(fwd.upstream.url, fwd.app, reason)
         self._state = _DONE
         self._drop_upstream()
-        self._down.fail(self._req, status, self._fwd.app, self._down.must_close(self._req))
+        self._down.fail(self._req, status, fwd.app, self._down.must_close(self._req), reason)
 
-    def _finish_early(self, status: int, *, close: bool) -> None:
+    def _finish_early(self, status: int, *, close: bool, reason: str = "") -> None:
         self._state = _DONE
-        self._down.fail(self._req, status, self._fwd.app, close)
+        self._down.fail(self._req, status, self._fwd.app, close, reason)

@@ -55,8 +55,16 @@ class Framing(enum.Enum):
 
 
 class Failure(enum.Enum):
-    BROKEN = 0  # bad response or connection lost (502)
-    TIMEOUT = 1  # read timeout (504)
+    """Why an upstream's response did not arrive whole; its value is what the logs say.
+
+    The client gets a 504 for ``TIMEOUT`` and a 502 for the others.
+    """
+
+    CLOSED = "upstream closed the connection before its response ended"
+    MALFORMED = "upstream sent a malformed response"
+    HEAD_TOO_LONG = "upstream response head too long"
+    UNFRAMED = "upstream response ends at close under a coding other than chunked"
+    TIMEOUT = "upstream read timed out"
 
 
 class ResponseSink(Protocol):
@@ -90,6 +98,10 @@ class ResponseSink(Protocol):
 
 class _Refused(Exception):
     """Raised from a parser callback: the response is one we will not relay (502)."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.value)
+        self.failure = failure
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -171,7 +183,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self._in_body and self._framing is Framing.EOF and not self._complete:
             sink.upstream_done(self, False)  # RFC 9112 section 6.3, item 8: close ends it
         else:
-            sink.upstream_failed(Failure.BROKEN, self._got_bytes)
+            sink.upstream_failed(Failure.CLOSED, self._got_bytes)
 
     def data_received(self, data: bytes) -> None:
         sink = self._sink
@@ -191,13 +203,14 @@ class UpstreamConnection(asyncio.Protocol):
             except HttpParserUpgrade as exc:
                 self._upgraded(sink, data[exc.args[0] :])
                 return
-            except HttpParserError:
-                self._fail(Failure.BROKEN)
+            except HttpParserError as exc:
+                refused = exc.__context__  # what a callback raised, if one did
+                self._fail(refused.failure if isinstance(refused, _Refused) else Failure.MALFORMED)
                 return
             if self._complete:
                 self._finish()
             elif not self._in_body and self._head_bytes > 2 * MAX_RESPONSE_HEAD:
-                self._fail(Failure.BROKEN)  # a head (or a run of 1xx heads) that never ends
+                self._fail(Failure.HEAD_TOO_LONG)  # a head (or a run of 1xx heads) unending
             elif self._deadline is not None and not self._reading_paused:
                 self._deadline.set(self._read_timeout)  # the gap timer restarts on each read
         finally:
@@ -294,7 +307,7 @@ class UpstreamConnection(asyncio.Protocol):
         headers = self._headers
         self._head_size += len(name) + len(value)
         if self._head_size > MAX_RESPONSE_HEAD or len(headers) >= MAX_RESPONSE_FIELDS:
-            raise _Refused
+            raise _Refused(Failure.HEAD_TOO_LONG)
         lowered = _NAMES.get(name)
         if lowered is None:
             lowered = name.lower()
@@ -331,7 +344,7 @@ class UpstreamConnection(asyncio.Protocol):
         elif coding is not None:
             last = coding.rsplit(b",", 1)[-1].strip().lower()
             if last != b"chunked":
-                raise _Refused  # read-until-close with a coding we would have to undo
+                raise _Refused(Failure.UNFRAMED)  # a coding we would have to undo
             framing = Framing.CHUNKED
         elif length is not None:
             framing = Framing.LENGTH
@@ -382,7 +395,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def _upgraded(self, sink: ResponseSink, tail: bytes) -> None:
         if self._status != 101:
-            self._fail(Failure.BROKEN)
+            self._fail(Failure.MALFORMED)
             return
         sink.upstream_upgraded(self, self._headers, tail)
 

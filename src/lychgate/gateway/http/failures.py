@@ -1,0 +1,55 @@
+"""Warnings about upstreams that fail: each (upstream, reason) at most once per window.
+
+A 502 or 504 tells the client only that something behind the gateway went wrong; the operator
+needs to know what (refused, timed out, an untrusted certificate) and where. An upstream that
+is down fails every request sent to it, so one line per failure would flood the log: the
+first failure of a kind is logged at once, the rest of its window are counted and the count is
+told with the next line of that kind. The access log (when on) still has every one, with the
+same reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Final
+
+from lychgate.ids import AppSlug
+
+log = logging.getLogger("lychgate.gateway.upstream")
+
+WINDOW: Final = 10.0  # seconds between two lines about the same upstream and reason
+_MAX_KINDS: Final = 1024  # a bound on what is remembered: upstreams and reasons are few
+
+
+class UpstreamFailures:
+    """Logs upstream failures at WARNING, throttled (see the module docstring)."""
+
+    __slots__ = ("_clock", "_log", "_seen", "_window")
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        *,
+        window: float = WINDOW,
+        logger: logging.Logger = log,
+    ) -> None:
+        self._clock = clock
+        self._window = window
+        self._log = logger
+        # (upstream, reason) -> [when last logged, failures not logged since]
+        self._seen: dict[tuple[str, str], list[float]] = {}
+
+    def report(self, upstream: str, app: AppSlug | None, reason: str) -> None:
+        now = self._clock()
+        key = (upstream, reason)
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self._window:
+            seen[1] += 1
+            return
+        held = int(seen[1]) if seen is not None else 0
+        if seen is None and len(self._seen) >= _MAX_KINDS:
+            self._seen.clear()
+        self._seen[key] = [now, 0]
+        more = f" ({held} more since the last report)" if held else ""
+        self._log.warning("app %s, upstream %s: %s%s", app or "-", upstream, reason, more)

@@ -1,0 +1,230 @@
+"""Why the gateway answered as it did: the reason beside each refusal and upstream failure.
+
+The client sees a fixed page (SECURITY.md item 9); the operator sees the reason in the access
+log, and upstream failures as a throttled warning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+import pytest
+
+from gateway.client import get
+from gateway.conftest import Answers, Connect, Start, forward_to
+from gateway.upstreams import Raw, raw_upstream, read_head
+from gateway.world import FETCH, NAVIGATE, World, handler_for
+from lychgate.gateway.http.failures import UpstreamFailures
+from lychgate.gateway.types import Decision, RequestHead, Respond
+from lychgate.ids import AppSlug
+
+WIKI = AppSlug("wiki")
+
+
+# -- the throttle, on a fake clock ------------------------------------------------------------
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "lychgate.gateway.upstream"]
+
+
+def test_one_warning_per_upstream_and_reason_per_window(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Ticks()
+    failures = UpstreamFailures(clock, window=10.0)
+    down = "upstream connect failed: Connection refused"
+    with caplog.at_level(logging.WARNING, logger="lychgate.gateway.upstream"):
+        for _ in range(5):
+            failures.report("http://10.0.0.5:80", WIKI, down)
+        failures.report("http://10.0.0.5:80", WIKI, "upstream read timed out")  # another kind
+        failures.report("http://10.0.0.6:80", None, down)  # another upstream
+        clock.now += 9.9
+        failures.report("http://10.0.0.5:80", WIKI, down)  # still in the window: counted
+        clock.now += 0.1
+        failures.report("http://10.0.0.5:80", WIKI, down)
+        clock.now += 60
+        failures.report("http://10.0.0.5:80", WIKI, down)
+    assert _messages(caplog) == [
+        f"app wiki, upstream http://10.0.0.5:80: {down}",
+        "app wiki, upstream http://10.0.0.5:80: upstream read timed out",
+        f"app -, upstream http://10.0.0.6:80: {down}",
+        f"app wiki, upstream http://10.0.0.5:80: {down} (5 more since the last report)",
+        f"app wiki, upstream http://10.0.0.5:80: {down}",
+    ]
+
+
+def test_what_is_remembered_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
+    failures = UpstreamFailures(Ticks())
+    with caplog.at_level(logging.WARNING, logger="lychgate.gateway.upstream"):
+        for n in range(3000):  # e.g. an upstream whose error text names a changing port
+            failures.report("http://up", None, f"failure {n}")
+        failures.report("http://up", None, "failure 0")  # forgotten long ago: told again
+    assert len(failures._seen) <= 1024
+    assert len(_messages(caplog)) == 3001
+
+
+# -- the engine: every failure carries its reason to the response hook -----------------------
+
+
+@pytest.mark.loopback
+async def test_upstream_down_is_told_once_and_logged_each_time(
+    gateway: Start, connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    answers = Answers()
+    gw = await gateway(forward_to(f"http://127.0.0.1:{port}"), on_response=answers)
+    c = await connect(gw.port)
+    with caplog.at_level(logging.WARNING, logger="lychgate.gateway.upstream"):
+        for _ in range(3):
+            await c.send(get())
+            r = await c.read_response()
+            assert (r.status, r.body) == (502, b"502 Bad Gateway\n")  # nothing more for clients
+    down = "upstream connect failed: Connection refused"
+    assert answers.seen == [(502, down)] * 3
+    assert _messages(caplog) == [f"app -, upstream http://127.0.0.1:{port}: {down}"]
+
+
+@pytest.mark.loopback
+async def test_connect_timeout_reason(gateway: Start, connect: Connect) -> None:
+    with socket.socket() as listener:  # never accepts, backlog full: handshakes hang
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        _, filler = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            answers = Answers()
+            handler = forward_to(f"http://127.0.0.1:{port}", connect_timeout=0.2)
+            gw = await gateway(handler, on_response=answers)
+            c = await connect(gw.port)
+            await c.send(get())
+            assert (await c.read_response(timeout=2.0)).status == 504
+        finally:
+            filler.close()
+    assert answers.seen == [(504, "upstream connect timed out")]
+
+
+def _serve_bytes(data: bytes, *, then_sleep: float = 0.0) -> Raw:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(data)
+        await writer.drain()
+        await asyncio.sleep(then_sleep)
+        writer.close()
+
+    return serve
+
+
+@pytest.mark.loopback
+@pytest.mark.parametrize(
+    ("sent", "linger", "status", "reason"),
+    [
+        (b"", 5.0, 504, "upstream read timed out"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0.0, None, None),  # cut: no answer
+        (b"", 0.0, 502, "upstream closed the connection before its response ended"),
+        (b"HTTP/1.1 2x0 OK\r\n\r\n", 1.0, 502, "upstream sent a malformed response"),
+        (
+            b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70000 + b"\r\n\r\n",
+            1.0,
+            502,
+            "upstream response head too long",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+            1.0,
+            502,
+            "upstream response ends at close under a coding other than chunked",
+        ),
+        (
+            b"HTTP/1.1 101 Switching\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n",
+            1.0,
+            502,
+            "upstream switched protocols unasked",
+        ),
+    ],
+    ids=[
+        "read timeout",
+        "cut mid-body",
+        "closed",
+        "malformed",
+        "head too long",
+        "gzip to close",
+        "unasked 101",
+    ],
+)
+async def test_upstream_response_failures_say_why(
+    gateway: Start,
+    connect: Connect,
+    sent: bytes,
+    linger: float,
+    status: int | None,
+    reason: str | None,
+) -> None:
+    async with raw_upstream(_serve_bytes(sent, then_sleep=linger)) as up:
+        answers = Answers()
+        gw = await gateway(forward_to(up.url, read_timeout=0.3), on_response=answers)
+        c = await connect(gw.port)
+        await c.send(get())
+        if status is None:  # the head went out: the client's connection is cut instead
+            assert (await c.read_until_closed(timeout=2.0)).endswith(b"abc")
+            assert answers.seen == []
+            return
+        r = await c.read_response(timeout=2.0)
+        assert r.status == status
+    assert answers.seen == [(status, reason)]
+
+
+@pytest.mark.loopback
+async def test_a_local_answer_carries_its_reason(gateway: Start, connect: Connect) -> None:
+    def handler(head: RequestHead) -> Decision:
+        if head.path == "/why":
+            return Respond(403, (), b"no\n", "admins only")
+        return Respond(204)
+
+    answers = Answers()
+    gw = await gateway(handler, on_response=answers)
+    c = await connect(gw.port)
+    await c.send(get("/why") + get("/fine"))
+    r = await c.read_response()
+    assert (r.status, r.body) == (403, b"no\n")  # the reason itself is never sent
+    assert (await c.read_response()).status == 204
+    assert answers.seen == [(403, "admins only"), (204, "")]
+
+
+# -- the handler: admission's reason reaches the Respond ---------------------------------------
+
+SINGLE = World("single-host")
+
+
+@pytest.mark.parametrize(
+    ("head", "status", "reason"),
+    [
+        (SINGLE.head("/", headers=NAVIGATE), 302, "login: no_cookie"),
+        (SINGLE.head("/", headers=FETCH), 401, "no_cookie"),
+        (SINGLE.head("/", cookies=["garbage"], headers=FETCH), 401, "malformed"),
+        (SINGLE.head("/", cookies=[SINGLE.token(sid="revoked-sess")]), 401, "revoked"),
+        (SINGLE.head("/", cookies=[SINGLE.token(app="admin")], headers=FETCH), 403, "admins only"),
+        (
+            SINGLE.head("/", host="elsewhere.example"),
+            404,
+            "no route: unknown host or internal path",
+        ),
+    ],
+    ids=["navigation", "script", "garbage", "revoked", "admins only", "unknown host"],
+)
+def test_admission_reasons_reach_the_answer(head: RequestHead, status: int, reason: str) -> None:
+    handler, _ = handler_for(SINGLE)
+    decision = handler(head)
+    assert isinstance(decision, Respond)
+    assert (decision.status, decision.reason) == (status, reason)
+    assert reason.encode() not in decision.body  # for the log only
