@@ -13,7 +13,7 @@ from authz.conftest import Clock
 from fixtures.store import T0, make_app, make_session, make_user
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.handoff import issue_handoff
-from lychgate.authz.snapshots import SnapshotPublisher
+from lychgate.authz.snapshots import ENDED_LISTED_FOR, SnapshotPublisher
 from lychgate.domain import App, AppPolicy, Session, User
 from lychgate.gateway.feed_http import REDEEM_PATH, REVOKE_PATH
 from lychgate.ids import AppSlug
@@ -141,6 +141,27 @@ async def test_revocation_reaches_the_snapshot(
                 break
     assert latest.serial > first.serial
     await snapshots.aclose()
+
+
+async def test_a_session_reaching_its_end_is_listed_for_a_while(
+    ctx: AuthzContext, authz: FastAPI, clock: Clock
+) -> None:
+    # Its tokens have expired with it; the listing is for the WebSockets it still holds open.
+    user, _, _ = await signed_in(ctx)
+    ending = make_session(user.id, expires_at=T0 + timedelta(hours=1))
+    await ctx.store.sessions.create(ending)
+    publisher: SnapshotPublisher = authz.state.publisher
+
+    async def listed_at(moment: timedelta) -> bool:
+        clock.now = T0 + moment
+        await publisher.refresh()
+        assert publisher.latest is not None
+        return ending.id in publisher.latest.revoked_sessions
+
+    assert not await listed_at(timedelta(minutes=59))
+    assert await listed_at(timedelta(hours=1))  # the instant it ends
+    assert await listed_at(timedelta(hours=1) + ENDED_LISTED_FOR - timedelta(seconds=1))
+    assert not await listed_at(timedelta(hours=1) + ENDED_LISTED_FOR)
 
 
 async def test_snapshot_lists_enabled_users_and_apps(ctx: AuthzContext, authz: FastAPI) -> None:

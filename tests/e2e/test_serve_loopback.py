@@ -67,11 +67,15 @@ def deployment(data_dir: Path, ports: tuple[int, int, int]) -> Path:
     return data_dir
 
 
-def mint(data_dir: Path, app: str, user: str = "ada@example.test") -> str:
-    """A cookie value NAME=TOKEN (setup happens off the event loop in a thread)."""
-    return lychgate("token", "mint", "--dir", str(data_dir), "--app", app, "--user", user).split(
-        "\n"
-    )[0]
+def mint(data_dir: Path, app: str, user: str = "ada@example.test", ttl: int | None = None) -> str:
+    """A cookie value NAME=TOKEN (setup happens off the event loop in a thread).
+
+    With ``ttl``, the session (and its token) ends that many seconds after minting.
+    """
+    args = ["token", "mint", "--dir", str(data_dir), "--app", app, "--user", user]
+    if ttl is not None:
+        args += ["--ttl", str(ttl)]
+    return lychgate(*args).split("\n")[0]
 
 
 @pytest.fixture
@@ -179,6 +183,24 @@ async def test_websocket_tunnel_closes_when_the_session_is_revoked(
     async with httpx.AsyncClient(base_url=served.url) as c:
         again = await c.get("/", headers={"cookie": cookie, "accept": "application/json"})
         assert again.status_code == 401
+
+
+async def test_websocket_tunnel_closes_when_its_session_ends(
+    running: tuple[Served, Upstream], deployment: Path
+) -> None:
+    served, _ = running
+    loop = asyncio.get_running_loop()
+    cookie = await asyncio.to_thread(mint, deployment, "chat", ttl=4)
+    minted = loop.time()  # the session ends at most 4 s from here
+    ws_url = f"ws://127.0.0.1:{served.port}/socket"
+    async with ws_connect(ws_url, additional_headers={"cookie": cookie}) as ws:
+        await ws.send("ping")
+        assert await ws.recv() == "ping"
+        with pytest.raises(ConnectionClosed):
+            async with asyncio.timeout(10):
+                await ws.recv()
+        # Its end, then within the feed's 1 s poll and the gateway's reaction, plus slack.
+        assert loop.time() - minted < 4 + 2.5
 
 
 async def test_websocket_without_a_session_is_refused(running: tuple[Served, Upstream]) -> None:

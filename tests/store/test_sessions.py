@@ -124,6 +124,24 @@ async def test_revoked_ids_since_gives_the_increment(store: Store) -> None:
     assert list(at_boundary) == [second.id]
 
 
+async def test_ended_ids_are_the_sessions_that_reached_their_end_in_the_window(
+    store: Store,
+) -> None:
+    user = await _user(store)
+    long_gone = await _session(store, user, expires_at=T0 + SECOND)
+    ended = await _session(store, user, expires_at=T0 + 3 * SECOND)
+    revoked_then_ended = await _session(store, user, expires_at=T0 + 4 * SECOND)
+    await store.sessions.revoke(revoked_then_ended.id, T0 + 2 * SECOND)
+    await _session(store, user, expires_at=T0 + 10 * SECOND)  # still live: not listed
+    got = await store.sessions.ended_ids(T0 + 2 * SECOND, T0 + 5 * SECOND)
+    assert sorted(got) == sorted([ended.id, revoked_then_ended.id])
+    # Bounds: after ``since``, up to and including ``now`` (the instant its tokens die).
+    assert list(await store.sessions.ended_ids(T0 + 3 * SECOND, T0 + 4 * SECOND)) == [
+        revoked_then_ended.id
+    ]
+    assert list(await store.sessions.ended_ids(T0, T0 + SECOND)) == [long_gone.id]
+
+
 async def test_delete_expired_removes_sessions_at_or_past_expiry(store: Store) -> None:
     user = await _user(store)
     gone = await _session(store, user, expires_at=T0 + SECOND)

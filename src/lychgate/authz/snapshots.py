@@ -19,7 +19,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Final
 
 from lychgate.authz.context import AuthzContext
 from lychgate.events import LoginApproved, LoginDenied, OpenApp
@@ -29,6 +30,10 @@ from lychgate.tokens import Keyring, PublicKeyring
 
 log = logging.getLogger(__name__)
 _PAGE = 1000
+# How long a session that reached its end stays in the snapshot's revoked set: a gateway that
+# was cut off from the feed when it ended still closes its sockets on reconnecting, if that is
+# within this time (after feed_max_stale, 5 minutes by default, it refuses every request).
+ENDED_LISTED_FOR: Final = timedelta(minutes=10)
 
 
 async def build_snapshot(ctx: AuthzContext, *, serial: int, now: datetime) -> ConfigSnapshot:
@@ -46,7 +51,11 @@ async def build_snapshot(ctx: AuthzContext, *, serial: int, now: datetime) -> Co
         if len(page) < _PAGE:
             break
         offset += _PAGE
-    revoked = frozenset(await store.sessions.revoked_ids(now))
+    # Sessions the gateways must end: revoked ones while their tokens could still be valid,
+    # and for a while, ones that reached their end, whose WebSockets would otherwise outlive
+    # them (their tokens have expired already: app tokens never outlive their session).
+    ended = await store.sessions.ended_ids(now - ENDED_LISTED_FOR, now)
+    revoked = frozenset(await store.sessions.revoked_ids(now)).union(ended)
     keyring = Keyring(await store.signing_keys.list(), now)
     return ConfigSnapshot(
         serial=serial,

@@ -194,7 +194,7 @@ async def serve_worker(
     def close_revoked(old: ConfigSnapshot | None, new: ConfigSnapshot) -> None:
         closed = sum(server.close_session(sid) for sid in newly_revoked(old, new))
         if closed:
-            log.info("closed %d tunnel(s) of revoked sessions", closed)
+            log.info("closed %d tunnel(s) of sessions revoked or ended", closed)
 
     holder.add_listener(close_revoked)
     certs = plan.tls

@@ -79,6 +79,8 @@ class ConfigSnapshot:
     setup_done: bool
     apps: tuple[App, ...]
     users: Mapping[UserId, UserProfile]
+    # Sessions to end: revoked ones whose tokens could still be valid, and ones that reached
+    # their end in the last few minutes (tokens refused; tunnels closed on first sight).
     revoked_sessions: frozenset[SessionId]
     keyring: PublicKeyring
     assertion_key: SigningKey | None = field(default=None, repr=False)

@@ -173,6 +173,10 @@ class SessionRepository(Protocol):
         With ``since``, only those revoked at or after it (an incremental feed update).
         """
 
+    async def ended_ids(self, since: datetime, now: datetime) -> Sequence[SessionId]:
+        """Sessions whose end (``expires_at``) fell after ``since`` and at or before ``now``,
+        revoked or not: the gateways close the WebSockets they still carry."""
+
     async def delete_expired(self, now: datetime) -> int:
         """Delete sessions that expired at or before ``now``; returns how many."""
 

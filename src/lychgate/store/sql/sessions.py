@@ -111,5 +111,12 @@ class SqlSessionRepository(SqlRepository):
         rows = await self._all(stmt.order_by(sessions.c.id))
         return [SessionId(row.id) for row in rows]
 
+    async def ended_ids(self, since: datetime, now: datetime) -> Sequence[SessionId]:
+        stmt = select(sessions.c.id).where(
+            sessions.c.expires_at > since, sessions.c.expires_at <= now
+        )  # a range of ix_sessions_expires_at
+        rows = await self._all(stmt.order_by(sessions.c.id))
+        return [SessionId(row.id) for row in rows]
+
     async def delete_expired(self, now: datetime) -> int:
         return await self._write(delete(sessions).where(sessions.c.expires_at <= now))
