@@ -14,8 +14,9 @@ import pytest
 
 from gateway.client import get
 from gateway.conftest import Answers, Connect, Start, forward_to
-from gateway.upstreams import Raw, raw_upstream, read_head
+from gateway.upstreams import Raw, http_upstream, raw_upstream, read_head
 from gateway.world import FETCH, NAVIGATE, World, handler_for
+from lychgate.gateway.http import Limits
 from lychgate.gateway.http.failures import UpstreamFailures
 from lychgate.gateway.types import Decision, RequestHead, Respond
 from lychgate.ids import AppSlug
@@ -228,3 +229,108 @@ def test_admission_reasons_reach_the_answer(head: RequestHead, status: int, reas
     assert isinstance(decision, Respond)
     assert (decision.status, decision.reason) == (status, reason)
     assert reason.encode() not in decision.body  # for the log only
+
+
+# -- refusals of the request itself: the rule that refused it ---------------------------------
+
+H = "Host: h\r\n"
+
+
+@pytest.mark.loopback
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "reason"),
+    [
+        (b"GET / HTTP/1.1\r\n\r\n", 400, "no Host field"),
+        (f"GET / HTTP/1.1\r\n{H}{H}\r\n".encode(), 400, "several Host fields"),
+        (b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", 405, "CONNECT not served"),
+        (f"GET /#top HTTP/1.1\r\n{H}\r\n".encode(), 400, "fragment in the request-target"),
+        (
+            f"POST / HTTP/1.1\r\n{H}Transfer-Encoding: gzip, chunked\r\n\r\n".encode(),
+            501,
+            "a transfer coding other than one chunked",
+        ),
+        (
+            f"POST / HTTP/1.0\r\n{H}Transfer-Encoding: chunked\r\n\r\n".encode(),
+            400,
+            "Transfer-Encoding in HTTP/1.0",
+        ),
+        (
+            f"PUT / HTTP/1.1\r\n{H}Expect: teapot\r\nContent-Length: 1\r\n\r\nx".encode(),
+            417,
+            "an expectation other than 100-continue",
+        ),
+        (b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\n\r\n", 414, "request-target too long"),
+        (f"GET / HTTP/1.1\r\n{H}X: {'a' * 20000}\r\n\r\n".encode(), 431, "request head too large"),
+        (
+            (
+                "GET / HTTP/1.1\r\n" + H + "".join(f"X{n}: a\r\n" for n in range(120)) + "\r\n"
+            ).encode(),
+            431,
+            "too many header fields",
+        ),
+    ],
+    ids=[
+        "no host",
+        "two hosts",
+        "connect",
+        "fragment",
+        "gzip coding",
+        "chunked on 1.0",
+        "expectation",
+        "long url",
+        "big head",
+        "many fields",
+    ],
+)
+async def test_a_refused_request_says_which_rule(
+    gateway: Start, connect: Connect, request_bytes: bytes, status: int, reason: str
+) -> None:
+    answers = Answers()
+    gw = await gateway(lambda head: Respond(204), on_response=answers)
+    c = await connect(gw.port)
+    await c.send(request_bytes)
+    r = await c.read_response()
+    assert r.status == status
+    assert reason.encode() not in r.body
+    assert answers.seen == [(status, reason)]
+
+
+@pytest.mark.loopback
+async def test_a_malformed_request_is_told_in_llhttps_words(
+    gateway: Start, connect: Connect
+) -> None:
+    answers = Answers()
+    gw = await gateway(lambda head: Respond(204), on_response=answers)
+    c = await connect(gw.port)
+    await c.send(
+        f"POST / HTTP/1.1\r\n{H}Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+    )
+    assert (await c.read_response()).status == 400
+    [(status, reason)] = answers.seen
+    assert status == 400
+    assert reason.startswith("malformed request: ")
+
+
+@pytest.mark.loopback
+async def test_content_over_the_limit_and_a_slow_head_say_why(
+    gateway: Start, connect: Connect
+) -> None:
+    async with http_upstream() as up:
+        answers = Answers()
+        limits = Limits(max_body_bytes=1024, header_timeout=0.3)
+        gw = await gateway(forward_to(up.url), on_response=answers, limits=limits)
+        c = await connect(gw.port)
+        await c.send(f"POST / HTTP/1.1\r\n{H}Transfer-Encoding: chunked\r\n\r\n".encode())
+        await c.send(b"800\r\n" + b"x" * 2048 + b"\r\n")
+        assert (await c.read_response()).status == 413
+        declared = await connect(gw.port)
+        await declared.send(f"POST / HTTP/1.1\r\n{H}Content-Length: 1025\r\n\r\n".encode())
+        assert (await declared.read_response()).status == 413
+        slow = await connect(gw.port)
+        await slow.send(b"GET / HTTP/1.1\r\n")  # and nothing more
+        assert (await slow.read_response(timeout=3.0)).status == 408
+    assert answers.seen == [
+        (413, "request content over the body size limit"),
+        (413, "Content-Length over the body size limit"),
+        (408, "request head not received in time"),
+    ]

@@ -115,6 +115,7 @@ class ClientConnection(asyncio.Protocol):
         "_transport",
         "_unread",
         "_url",
+        "_why",
         "_write_paused",
         "out",
     )
@@ -141,6 +142,7 @@ class ClientConnection(asyncio.Protocol):
         self._head_timed = False
         self._trailer_size = 0
         self._error: int | None = None  # status recorded by a callback before _Stop
+        self._why = ""  # and why, for the access log
         # requests
         self._parsing: Request | None = None
         # A list, not a deque: at most max_pipelined requests wait, and an empty deque costs a
@@ -218,12 +220,15 @@ class ClientConnection(asyncio.Protocol):
             except HttpParserUpgrade as exc:
                 self._tail = data[exc.args[0] :]
                 self._halt()
-            except HttpParserError:
+            except HttpParserError as exc:
                 if self._parser is not None:  # not stopped on purpose
-                    self._reject(self._error or 400)
+                    if self._error is None:
+                        self._reject(400, f"malformed request: {exc}")  # llhttp's own words
+                    else:
+                        self._reject(self._error, self._why)
             else:
                 if self._in_head and self._head_raw > self._limits.max_header_bytes:
-                    self._reject(431)  # bounded by one read beyond the limit
+                    self._reject(431, "request head too large")  # at most one read beyond
             if self._active is None:
                 self._start_next()  # also times a partial head (see _wait_for_client)
         finally:
@@ -274,7 +279,7 @@ class ClientConnection(asyncio.Protocol):
         self._url += url
         self._head_size += len(url)
         if len(self._url) > self._max_head:
-            self._error = 414
+            self._error, self._why = 414, "request-target too long"
             raise _Stop
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -282,12 +287,12 @@ class ClientConnection(asyncio.Protocol):
         if not self._in_head:  # a trailer field of chunked content: counted, then dropped
             self._trailer_size += size
             if self._trailer_size > self._limits.max_header_bytes:
-                self._error = 431
+                self._error, self._why = 431, "trailer fields too large"
                 raise _Stop
             return
         self._head_size += size
         if self._head_size > self._max_head:
-            self._error = 431
+            self._error, self._why = 431, "request head too large"
             raise _Stop
         # The field count is checked once, in on_headers_complete: the size check above
         # already bounds the list (every field counts at least four bytes).
@@ -307,7 +312,7 @@ class ClientConnection(asyncio.Protocol):
         self._head_timed = False
         self._trailer_size = 0
         if len(self._headers) > self._max_fields:
-            self._error = 431
+            self._error, self._why = 431, "too many header fields"
             raise _Stop
         req = make_request(
             parser, self._url, self._headers, self._client_ip, self._scheme, self._sni
@@ -387,7 +392,7 @@ class ClientConnection(asyncio.Protocol):
             self._deadline.clear()
         self._head_timed = False
         if req.error is not None or req.head is None:
-            self.fail(req, req.error or 400, None, True)
+            self.fail(req, req.error or 400, None, True, req.why)
             return
         try:
             decision: object = ctx.handler(req.head)  # checked below: a bug must not crash us
@@ -562,22 +567,22 @@ class ClientConnection(asyncio.Protocol):
         self._in_head = False
         self.pause_reading(PAUSE_HOLD)
 
-    def _reject(self, status: int) -> None:
+    def _reject(self, status: int, why: str) -> None:
         """A parse error or limit: answer ``status`` in turn, then close."""
         self._halt()
         self._unread = True
         req = self._parsing
         self._parsing = None
         if req is None:
-            self._queue.append(Request(None, error=status))
+            self._queue.append(Request(None, error=status, why=why))
         elif req.sink is not None:
-            req.sink.request_failed(status)
+            req.sink.request_failed(status, why)
         elif req is self._active or req.discard:
             self._closing = True  # its answer is under way or sent: close after it
             if self._active is None:
                 self._close_after(req)
         else:
-            req.error = status  # still queued: it will be answered with the error page
+            req.error, req.why = status, why  # still queued: answered with the error page
 
     def _close_after(self, req: Request) -> None:
         """Close after the last response: at once, or lingering when the client may still send."""
@@ -634,7 +639,7 @@ class ClientConnection(asyncio.Protocol):
         if self._lingering:
             self._close_now()
         elif self._in_head and not self._queue:
-            self._reject(408)  # RFC 9110 section 15.5.9
+            self._reject(408, "request head not received in time")  # RFC 9110 15.5.9
             self._start_next()
         elif not self._queue:
             self._close_now()  # idle keep-alive: closed silently (RFC 9112 section 9.8)

@@ -101,12 +101,13 @@ def make_request(
             codings += 1 if value.strip(" \t").lower() == "chunked" else 2  # > 1: refused
         else:
             expect = value
-    error = _refusal(req, method, version, target, hosts, codings, expect)
-    if error is None and bad_target:
-        error = 400
-    if error is None and expect is not None and version == "1.1" and req.has_body:
+    refusal = _refusal(req, method, version, target, hosts, codings, expect)
+    if refusal is None and bad_target:
+        refusal = 400, "request-target not understood"
+    if refusal is not None:
+        req.error, req.why = refusal
+    elif expect is not None and version == "1.1" and req.has_body:
         req.expect_continue = True  # an HTTP/1.0 expectation is ignored (RFC 9110 10.1.1)
-    req.error = error
     return req
 
 
@@ -118,22 +119,24 @@ def _refusal(
     hosts: int,
     codings: int,
     expect: str | None,
-) -> int | None:
-    """The error status for a head the rules in the module docstring refuse, else None."""
+) -> tuple[int, str] | None:
+    """The error status and why, for a head the rules in the module docstring refuse."""
     if version not in ("1.1", "1.0"):
-        return 505
+        return 505, f"HTTP/{version} not served"
     if method == "CONNECT":
-        return 405
-    if hosts > 1 or (hosts == 0 and version == "1.1"):
-        return 400
+        return 405, "CONNECT not served"
+    if hosts > 1:
+        return 400, "several Host fields"
+    if hosts == 0 and version == "1.1":
+        return 400, "no Host field"
     if req.chunked and version == "1.0":
-        return 400
+        return 400, "Transfer-Encoding in HTTP/1.0"
     if codings > 1:  # a coding beside chunked, or a second Transfer-Encoding field
-        return 501
+        return 501, "a transfer coding other than one chunked"
     if "#" in target:
-        return 400
+        return 400, "fragment in the request-target"
     if expect is not None and expect.lower() != "100-continue":
-        return 417
+        return 417, "an expectation other than 100-continue"
     if req.upgrade and req.has_body:
-        return 400
+        return 400, "Upgrade with content"
     return None

@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 _WAITING, _SENT, _RESPONDING, _DONE = range(4)
 _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_TOO_MUCH: Final = "request content over the body size limit"
 
 
 class Downstream(Protocol):
@@ -152,9 +153,12 @@ class Exchange:
             # downgrade to plain HTTP is attempted (documented choice: 403, then close).
             self._finish_early(403, close=True, reason="upgrade not allowed for this app")
             return
-        if (req.content_length or 0) > self._max_body or req.received > self._max_body:
+        if (req.content_length or 0) > self._max_body:
             # Refused before any 100 Continue, so the content is never sent (RFC 9110 15.5.14).
-            self._finish_early(413, close=True)
+            self._finish_early(413, close=True, reason="Content-Length over the body size limit")
+            return
+        if req.received > self._max_body:  # chunked content, parsed ahead of its turn
+            self._finish_early(413, close=True, reason=_TOO_MUCH)
             return
         try:
             self._head = self._build_head()
@@ -247,7 +251,7 @@ class Exchange:
 
     def request_body(self, data: bytes) -> None:
         if self._req.received > self._max_body:
-            self.request_failed(413)
+            self.request_failed(413, _TOO_MUCH)
             return
         state = self._state
         if state in (_SENT, _RESPONDING):
@@ -262,7 +266,7 @@ class Exchange:
         if self._state in (_SENT, _RESPONDING):
             self._send_end()
 
-    def request_failed(self, status: int) -> None:
+    def request_failed(self, status: int, why: str = "") -> None:
         """The client's content broke a rule (413) or the framing (400)."""
         if self._state == _DONE:
             return
@@ -272,7 +276,7 @@ class Exchange:
         if responding:
             self._down.abort()
         else:
-            self._down.fail(self._req, status, self._fwd.app, True)
+            self._down.fail(self._req, status, self._fwd.app, True, why)
 
     def _send_body(self, data: bytes) -> None:
         up = self._up

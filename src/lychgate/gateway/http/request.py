@@ -19,7 +19,7 @@ class BodySink(Protocol):
 
     def request_end(self) -> None: ...
 
-    def request_failed(self, status: int) -> None: ...
+    def request_failed(self, status: int, why: str = "") -> None: ...
 
 
 class Request:
@@ -46,11 +46,15 @@ class Request:
         "sink",
         "started",
         "upgrade",
+        "why",
     )
 
-    def __init__(self, head: RequestHead | None, *, error: int | None = None) -> None:
+    def __init__(
+        self, head: RequestHead | None, *, error: int | None = None, why: str = ""
+    ) -> None:
         self.head = head
         self.error = error  # answer with this error page and close (set while parsing)
+        self.why = why  # and this is why, for the access log
         self.keep_alive = False
         self.upgrade = False
         self.content_length: int | None = None
