@@ -1,0 +1,87 @@
+"""``access_log = true`` end to end: one JSON line per response on stdout, with the reason.
+
+What the operator reads when a user says "it does not let me in": the token check behind a
+redirect or a 401, the failure behind a 502, and never the token itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from e2e.deployment import free_port, lychgate, serve
+from gateway.upstreams import http_upstream
+
+pytestmark = [pytest.mark.loopback, pytest.mark.slow]
+NAV = {"accept": "text/html", "sec-fetch-mode": "navigate"}
+API = {"accept": "application/json"}
+
+
+def _deploy(data_dir: Path, port: int, up_url: str, down_url: str) -> str:
+    """Init with the access log on, two apps (one whose upstream is down); a cookie for Ada."""
+    d = str(data_dir)
+    lychgate("init", "--dir", d, "--public-url", f"http://127.0.0.1:{port}")
+    config = data_dir / "lychgate.toml"
+    config.write_text("access_log = true\n" + config.read_text())  # top-level keys go first
+    lychgate("app", "add", "--dir", d, "--slug", "echo", "--name", "Echo", "--upstream", up_url)
+    lychgate("app", "add", "--dir", d, "--slug", "gone", "--name", "Gone", "--upstream", down_url)
+    lychgate("user", "add", "Admin", "--email", "admin@example.test", "--admin", "--dir", d)
+    lychgate("user", "add", "Ada", "--email", "ada@example.test", "--dir", d)
+    minted = lychgate("token", "mint", "--dir", d, "--app", "echo", "--user", "ada@example.test")
+    return minted.split("\n")[0]
+
+
+def _records(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+
+
+async def test_the_access_log_says_why(data_dir: Path) -> None:
+    port = free_port()
+    with socket.socket() as s:  # a port nothing listens on: the "gone" app's upstream
+        s.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{s.getsockname()[1]}"
+    async with http_upstream() as up:
+        cookie = await asyncio.to_thread(_deploy, data_dir, port, up.url, down)
+        name, _, token = cookie.partition("=")
+        gone = await asyncio.to_thread(
+            lychgate,
+            "token",
+            "mint",
+            "--dir",
+            str(data_dir),
+            "--app",
+            "gone",
+            "--user",
+            "ada@example.test",
+        )
+        async with serve(data_dir, port) as served:
+            async with httpx.AsyncClient(base_url=served.url) as c:
+                assert (await c.get("/a", headers=NAV)).status_code == 302
+                assert (await c.get("/b", headers=API)).status_code == 401
+                forged = f"{name}={token[:-4]}AAAA"
+                assert (await c.get("/c", headers={**API, "cookie": forged})).status_code == 401
+                assert (await c.get("/d", headers={**API, "cookie": cookie})).status_code == 200
+                gone_cookie = gone.split("\n")[0]
+                r = await c.get("/e", headers={**API, "cookie": gone_cookie})
+                assert (r.status_code, r.text) == (502, "502 Bad Gateway\n")
+            await asyncio.sleep(0.3)  # the log lines are flushed per line; give them a moment
+        log = served.log
+    records = {r["path"]: r for r in await asyncio.to_thread(_records, log) if "path" in r}
+    assert records["/a"]["status"] == 302
+    assert records["/a"]["reason"] == "login: no_cookie"
+    assert records["/b"]["reason"] == "no_cookie"
+    assert records["/c"]["reason"] == "bad_signature"
+    assert records["/d"]["status"] == 200
+    assert records["/d"]["app"] == "echo"
+    assert "reason" not in records["/d"]
+    assert records["/e"]["reason"] == "upstream connect failed: Connection refused"
+    text = await asyncio.to_thread(log.read_text)
+    assert f"app gone, upstream {down}: upstream connect failed: Connection refused" in text
+    assert token not in text  # no token, ever
+    assert gone_cookie.partition("=")[2] not in text
