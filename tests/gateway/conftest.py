@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 import uvloop
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as ws_serve
 
 from gateway.client import RawClient
 from lychgate.gateway.http import GatewayServer, Limits, start_server
 from lychgate.gateway.http.tls import client_context
 from lychgate.gateway.types import Decision, Forward, Handler, RequestHead, Upstream
-from lychgate.ids import AppSlug
+from lychgate.ids import AppSlug, SessionId
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, Any]:
@@ -82,3 +84,28 @@ async def gateway(system_ssl: ssl.SSLContext) -> AsyncIterator[Start]:
     yield start
     for server in servers:
         await server.close(drain_timeout=1.0)
+
+
+SID = SessionId("sess-1")
+
+
+def upgrade_to(url: str, *, allow: bool = True) -> Handler:
+    def handler(head: RequestHead) -> Decision:
+        return Forward(
+            Upstream(url), head.target, head.headers, app=None, session_id=SID, allow_upgrade=allow
+        )
+
+    return handler
+
+
+async def _ws_echo(ws: ServerConnection) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+@pytest.fixture
+async def ws_upstream() -> AsyncIterator[str]:
+    """A WebSocket echo server (websockets): its http:// URL."""
+    async with ws_serve(_ws_echo, "127.0.0.1", 0, max_size=None) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        yield f"http://127.0.0.1:{port}"

@@ -3,43 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from websockets.asyncio.client import connect as ws_connect
-from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from gateway.client import get
-from gateway.conftest import Connect, Start
+from gateway.conftest import SID, Connect, Start, upgrade_to
 from gateway.upstreams import raw_upstream, read_head
-from lychgate.gateway.types import Decision, Forward, Handler, RequestHead, Upstream
 from lychgate.ids import SessionId
 
 pytestmark = pytest.mark.loopback
-
-SID = SessionId("sess-1")
-
-
-def upgrade_to(url: str, *, allow: bool = True) -> Handler:
-    def handler(head: RequestHead) -> Decision:
-        return Forward(
-            Upstream(url), head.target, head.headers, app=None, session_id=SID, allow_upgrade=allow
-        )
-
-    return handler
-
-
-async def _echo(ws: ServerConnection) -> None:
-    async for message in ws:
-        await ws.send(message)
-
-
-@pytest.fixture
-async def ws_upstream() -> AsyncIterator[str]:
-    async with serve(_echo, "127.0.0.1", 0, max_size=None) as server:
-        port = next(iter(server.sockets)).getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
 
 
 async def test_websocket_echo_through_the_gateway(gateway: Start, ws_upstream: str) -> None:

@@ -35,6 +35,7 @@ from lychgate.gateway.admit_handler import GatewayHandler, GatewayOptions
 from lychgate.gateway.cert_reload import CertificateReloader
 from lychgate.gateway.endpoints import Endpoints, HttpAuthzClient
 from lychgate.gateway.feed import FeedClient
+from lychgate.gateway.feed_guard import TunnelGuard
 from lychgate.gateway.feed_http import authz_base
 from lychgate.gateway.http.context import ResponseHook
 from lychgate.gateway.http.fdlimit import raise_open_file_limit
@@ -222,9 +223,12 @@ async def serve_worker(
     try:
         async with asyncio.TaskGroup() as group:
             group.create_task(feed.run(), name="config-feed")
+            guard = TunnelGuard(holder, server.close_tunnels, max_stale=options.max_stale)
+            guarding = group.create_task(guard.run(), name="tunnel-guard")
             reloading = _watch_certificates(plan.tls, group, reload_on_sighup)
             await stop.wait()
             feed.stop()
+            guarding.cancel()
             if reloading is not None:
                 reloading.cancel()
     finally:

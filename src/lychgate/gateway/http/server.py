@@ -70,6 +70,10 @@ class GatewayServer:
         """Close the tunnels (WebSockets) of a revoked session; returns how many."""
         return self._ctx.tunnels.close_session(session_id)
 
+    def close_tunnels(self) -> int:
+        """Close every tunnel (the config feed has been silent too long); returns how many."""
+        return self._ctx.tunnels.close_all()
+
     async def serve_forever(self) -> None:
         await self._server.serve_forever()
 
