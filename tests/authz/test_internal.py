@@ -8,6 +8,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import update
 
 from authz.conftest import Clock
 from fixtures.store import T0, make_app, make_session, make_user
@@ -17,6 +18,7 @@ from lychgate.authz.snapshots import ENDED_LISTED_FOR, SnapshotPublisher
 from lychgate.domain import App, AppPolicy, Session, User
 from lychgate.gateway.feed_http import REDEEM_PATH, REVOKE_PATH
 from lychgate.ids import AppSlug
+from lychgate.store.schema import users
 from lychgate.tokens import PublicKeyring, verify_app_token
 
 
@@ -162,6 +164,56 @@ async def test_a_session_reaching_its_end_is_listed_for_a_while(
     assert await listed_at(timedelta(hours=1))  # the instant it ends
     assert await listed_at(timedelta(hours=1) + ENDED_LISTED_FOR - timedelta(seconds=1))
     assert not await listed_at(timedelta(hours=1) + ENDED_LISTED_FOR)
+
+
+async def test_a_look_without_changes_reads_no_user(ctx: AuthzContext) -> None:
+    user, _, session = await signed_in(ctx)
+    publisher = SnapshotPublisher(ctx)
+    assert await publisher.refresh()  # the first look builds everything
+    assert publisher.full_builds == 1
+    for _ in range(3):
+        assert not await publisher.refresh()
+    assert publisher.full_builds == 1  # three looks, three small reads each, no user list
+    # A revocation (or a session's end) needs no full build either: the revoked set is read
+    # on every look.
+    await ctx.store.sessions.revoke(session.id, T0)
+    assert await publisher.refresh()
+    latest = publisher.latest
+    assert latest is not None
+    assert session.id in latest.revoked_sessions
+    assert user.id in latest.users  # carried over from the last full build
+    assert publisher.full_builds == 1
+
+
+async def test_an_edit_from_another_process_is_seen_at_the_next_look(ctx: AuthzContext) -> None:
+    # The CLI writes to the same database from its own process: no event reaches this one,
+    # but the change counter moves in the edit's own transaction.
+    user, _, _ = await signed_in(ctx)
+    publisher = SnapshotPublisher(ctx)
+    await publisher.refresh()
+    await ctx.store.users.update(user.id, name="Ada King")
+    assert await publisher.refresh()
+    assert publisher.full_builds == 2
+    latest = publisher.latest
+    assert latest is not None
+    assert latest.users[user.id].name == "Ada King"
+    await ctx.store.users.update(user.id, disabled=True)
+    assert await publisher.refresh()
+    assert user.id not in publisher.latest.users  # type: ignore[union-attr]
+
+
+async def test_a_writer_that_does_not_count_is_caught_by_the_full_rebuild(
+    ctx: AuthzContext,
+) -> None:
+    # An older replica during an upgrade writes without moving the counter.
+    user, _, _ = await signed_in(ctx)
+    publisher = SnapshotPublisher(ctx, full_every=0.0)
+    await publisher.refresh()
+    async with ctx.store.engine.begin() as conn:
+        await conn.execute(update(users).where(users.c.id == user.id).values(name="Silent"))
+    assert await publisher.refresh()
+    assert publisher.latest is not None
+    assert publisher.latest.users[user.id].name == "Silent"
 
 
 async def test_snapshot_lists_enabled_users_and_apps(ctx: AuthzContext, authz: FastAPI) -> None:

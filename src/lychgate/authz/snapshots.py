@@ -4,10 +4,17 @@ Theory of operation
 -------------------
 One :class:`SnapshotPublisher` per authz process builds a :class:`ConfigSnapshot` from the
 store, and every feed connection reads from it, so N gateways cost one set of queries. It
-rebuilds when the event bus says something changed (a revocation, an app edit made through
-authz) and, as a safety net, every ``poll_interval`` seconds: edits made by the CLI in another
-process, or by another authz replica on SQLite, reach gateways within that interval. A new
-snapshot is published only when its content differs from the last one.
+looks when the event bus says something changed (a revocation, an app edit made through
+authz) and every ``poll_interval`` seconds: edits made by the CLI in another process, or by
+another authz replica on SQLite, reach gateways within that interval. A new snapshot is
+published only when its content differs from the last one.
+
+A look costs three small reads, not a read of every user: the store's change counter (every
+write to users or apps bumps it, in the same transaction, whichever process makes it), the
+sessions to end (an index range) and the signing keys. Only when the counter moved is the
+snapshot rebuilt in full; otherwise the last one gets the new revoked set and keys, when they
+differ. As a safety net against a writer that does not bump (an older replica during an
+upgrade), a full rebuild also runs every ``full_every`` seconds (60).
 
 Serials are milliseconds since the epoch, kept strictly increasing, so a gateway can tell newer
 from older even across authz restarts and replicas.
@@ -18,14 +25,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 from collections.abc import AsyncGenerator
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Final
 
 from lychgate.authz.context import AuthzContext
 from lychgate.events import LoginApproved, LoginDenied, OpenApp
 from lychgate.gateway.snapshot import ConfigSnapshot, UserProfile
-from lychgate.ids import UserId
+from lychgate.ids import SessionId, UserId
 from lychgate.tokens import Keyring, PublicKeyring
 
 log = logging.getLogger(__name__)
@@ -34,6 +44,7 @@ _PAGE = 1000
 # was cut off from the feed when it ended still closes its sockets on reconnecting, if that is
 # within this time (after feed_max_stale, 5 minutes by default, it refuses every request).
 ENDED_LISTED_FOR: Final = timedelta(minutes=10)
+FULL_EVERY: Final = 60.0  # seconds between full rebuilds when the change counter is still
 
 
 async def build_snapshot(ctx: AuthzContext, *, serial: int, now: datetime) -> ConfigSnapshot:
@@ -51,12 +62,8 @@ async def build_snapshot(ctx: AuthzContext, *, serial: int, now: datetime) -> Co
         if len(page) < _PAGE:
             break
         offset += _PAGE
-    # Sessions the gateways must end: revoked ones while their tokens could still be valid,
-    # and for a while, ones that reached their end, whose WebSockets would otherwise outlive
-    # them (their tokens have expired already: app tokens never outlive their session).
-    ended = await store.sessions.ended_ids(now - ENDED_LISTED_FOR, now)
-    revoked = frozenset(await store.sessions.revoked_ids(now)).union(ended)
-    keyring = Keyring(await store.signing_keys.list(), now)
+    revoked = await sessions_to_end(ctx, now)
+    keyring = await public_keys(ctx, now)
     return ConfigSnapshot(
         serial=serial,
         issued_at=now,
@@ -68,9 +75,24 @@ async def build_snapshot(ctx: AuthzContext, *, serial: int, now: datetime) -> Co
         apps=apps,
         users=users,
         revoked_sessions=revoked,
-        keyring=PublicKeyring.from_jwks(keyring.jwks()),
+        keyring=keyring,
         assertion_key=ctx.secrets.assertion_key,
     )
+
+
+async def sessions_to_end(ctx: AuthzContext, now: datetime) -> frozenset[SessionId]:
+    """Sessions the gateways must end: revoked ones while their tokens could still be valid,
+    and for a while, ones that reached their end, whose WebSockets would otherwise outlive
+    them (their tokens have expired already: app tokens never outlive their session)."""
+    sessions = ctx.store.sessions
+    ended = await sessions.ended_ids(now - ENDED_LISTED_FOR, now)
+    return frozenset(await sessions.revoked_ids(now)).union(ended)
+
+
+async def public_keys(ctx: AuthzContext, now: datetime) -> PublicKeyring:
+    """The public half of the signing keys in use or still verifying at ``now``."""
+    keyring = Keyring(await ctx.store.signing_keys.list(), now)
+    return PublicKeyring.from_jwks(keyring.jwks())
 
 
 def _content(snapshot: ConfigSnapshot) -> dict[str, object]:
@@ -83,35 +105,77 @@ def _content(snapshot: ConfigSnapshot) -> dict[str, object]:
 class SnapshotPublisher:
     """Keeps the latest snapshot and wakes feed connections when it changes."""
 
-    def __init__(self, ctx: AuthzContext, *, poll_interval: float = 1.0) -> None:
+    def __init__(
+        self, ctx: AuthzContext, *, poll_interval: float = 1.0, full_every: float = FULL_EVERY
+    ) -> None:
         self._ctx = ctx
         self._poll = poll_interval
+        self._full_every = full_every
         self._latest: ConfigSnapshot | None = None
+        self._latest_content: dict[str, object] | None = None  # computed when needed
+        self._version: int | None = None  # the change counter the latest full build saw
+        self._full_at = -math.inf  # monotonic time of the latest full build
         self._tick = asyncio.Event()  # set (and replaced) on every publish and on close
         self._wake = asyncio.Event()
         self._serial = 0
         self._closed = False
+        self.full_builds = 0  # for tests and the curious: how many looks read every user
 
     @property
     def latest(self) -> ConfigSnapshot | None:
         return self._latest
 
     def poke(self) -> None:
-        """Rebuild soon (something changed)."""
+        """Look soon (something changed)."""
         self._wake.set()
 
     async def refresh(self) -> bool:
-        """Rebuild now; publish and return True if the content changed."""
-        now = self._ctx.clock()
-        serial = max(self._serial + 1, int(now.timestamp() * 1000))
-        fresh = await build_snapshot(self._ctx, serial=serial, now=now)
-        if self._latest is not None and _content(fresh) == _content(self._latest):
+        """Look now; publish and return True if the content changed (module docstring)."""
+        ctx = self._ctx
+        version = await ctx.store.config_changes.version()  # before reading what it guards
+        now = ctx.clock()
+        moment = time.monotonic()
+        latest = self._latest
+        if (
+            latest is None
+            or version is None
+            or version != self._version
+            or moment - self._full_at >= self._full_every
+        ):
+            fresh = await build_snapshot(ctx, serial=self._next_serial(now), now=now)
+            self.full_builds += 1
+            self._version, self._full_at = version, moment
+            content = _content(fresh)
+            if latest is not None:
+                if self._latest_content is None:
+                    self._latest_content = _content(latest)
+                if content == self._latest_content:
+                    return False
+            self._publish(fresh, content)
+            return True
+        revoked = await sessions_to_end(ctx, now)
+        keyring = await public_keys(ctx, now)
+        if revoked == latest.revoked_sessions and keyring.jwks() == latest.keyring.jwks():
             return False
-        self._serial = serial
+        fresh = replace(
+            latest,
+            serial=self._next_serial(now),
+            issued_at=now,
+            revoked_sessions=revoked,
+            keyring=keyring,
+        )
+        self._publish(fresh, None)
+        return True
+
+    def _next_serial(self, now: datetime) -> int:
+        return max(self._serial + 1, int(now.timestamp() * 1000))
+
+    def _publish(self, fresh: ConfigSnapshot, content: dict[str, object] | None) -> None:
+        self._serial = fresh.serial
         self._latest = fresh
+        self._latest_content = content
         tick, self._tick = self._tick, asyncio.Event()
         tick.set()
-        return True
 
     async def run(self) -> None:
         """Rebuild on bus events and every poll interval, until cancelled."""

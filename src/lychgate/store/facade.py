@@ -16,6 +16,7 @@ from lychgate.store.ports import (
     ApiKeyRepository,
     AppRepository,
     AuditLog,
+    ConfigChanges,
     DeviceRepository,
     LoginRequestRepository,
     OneTimeCodeRepository,
@@ -27,6 +28,7 @@ from lychgate.store.ports import (
 from lychgate.store.sql.api_keys import SqlApiKeyRepository
 from lychgate.store.sql.apps import SqlAppRepository
 from lychgate.store.sql.audit import SqlAuditLog
+from lychgate.store.sql.config_changes import SqlConfigChanges
 from lychgate.store.sql.devices import SqlDeviceRepository
 from lychgate.store.sql.login_requests import SqlLoginRequestRepository
 from lychgate.store.sql.one_time_codes import SqlOneTimeCodeRepository
@@ -50,6 +52,7 @@ class Store:
         "apps",
         "audit",
         "backend",
+        "config_changes",
         "devices",
         "engine",
         "login_requests",
@@ -74,6 +77,7 @@ class Store:
         self.signing_keys: SigningKeyRepository = SqlSigningKeyRepository(engine)
         self.one_time_codes: OneTimeCodeRepository = SqlOneTimeCodeRepository(engine)
         self.audit: AuditLog = SqlAuditLog(engine)
+        self.config_changes: ConfigChanges = SqlConfigChanges(engine)
 
     @property
     def url(self) -> str:

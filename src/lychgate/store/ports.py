@@ -181,6 +181,13 @@ class SessionRepository(Protocol):
         """Delete sessions that expired at or before ``now``; returns how many."""
 
 
+class ConfigChanges(Protocol):
+    """A counter that moves whenever users or apps change, by whichever process."""
+
+    async def version(self) -> int | None:
+        """The counter; None when it is missing (then every poll must rebuild in full)."""
+
+
 class LoginRequestRepository(Protocol):
     """Login requests move ``pending -> approved -> finished``, or ``pending -> denied``.
 

@@ -176,6 +176,16 @@ one_time_codes = Table(
     Column("used_at", UtcDateTime, nullable=True),
 )
 
+# One row (id 1): a counter that every write to what the gateways' snapshot is built from
+# (users, apps) bumps in the same transaction, so authz can tell in one read whether it must
+# rebuild the snapshot (lychgate.authz.snapshots), whichever process made the change.
+config_changes = Table(
+    "config_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
+)
+
 # No foreign keys: the audit trail outlives the users and devices it mentions.
 audit_log = Table(
     "audit_log",

@@ -44,7 +44,7 @@ class SqlAppRepository(SqlRepository):
     FIELDS = ("id", "slug", "host")
 
     async def add(self, app: App) -> None:
-        await self._write(insert(apps).values(_values(app)))
+        await self._write(insert(apps).values(_values(app)), config=True)
 
     async def get(self, app_id: AppId) -> App:
         row = await self._one(select(apps).where(apps.c.id == app_id))
@@ -67,11 +67,13 @@ class SqlAppRepository(SqlRepository):
     async def update(self, app: App) -> None:
         values = _values(app)
         del values["id"]
-        changed = await self._write(update(apps).where(apps.c.id == app.id).values(values))
+        changed = await self._write(
+            update(apps).where(apps.c.id == app.id).values(values), config=True
+        )
         if not changed:
             raise NotFound("no such app", field="app_id")
 
     async def remove(self, slug: AppSlug) -> None:
-        changed = await self._write(delete(apps).where(apps.c.slug == slug))
+        changed = await self._write(delete(apps).where(apps.c.slug == slug), config=True)
         if not changed:
             raise NotFound("no such app", field="slug")

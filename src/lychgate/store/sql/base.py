@@ -11,13 +11,20 @@ reader that later tries to write can fail at once with ``SQLITE_BUSY_SNAPSHOT``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import Row
+from sqlalchemy import Row, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
 
 from lychgate.store.errors import translating
+from lychgate.store.schema import config_changes
+
+BUMP: Final = (
+    update(config_changes)
+    .where(config_changes.c.id == 1)
+    .values(version=config_changes.c.version + 1)
+)
 
 
 class SqlRepository:
@@ -51,16 +58,26 @@ class SqlRepository:
             async with self._engine.connect() as conn:
                 return await conn.scalar(stmt)
 
-    async def _write(self, stmt: Executable) -> int:
-        """Run one write in its own transaction; returns the number of rows it matched."""
+    async def _write(self, stmt: Executable, *, config: bool = False) -> int:
+        """Run one write in its own transaction; returns the number of rows it matched.
+
+        ``config``: the write changes what the gateways' snapshot is built from (users, apps),
+        so the change counter is bumped in the same transaction when it matched a row.
+        """
         with translating(self.TABLE, self.FIELDS):
             async with self._engine.begin() as conn:
                 result = await conn.execute(stmt)
+                if config and result.rowcount:
+                    await conn.execute(BUMP)
                 return result.rowcount
 
-    async def _write_returning(self, stmt: Executable) -> Sequence[Row[Any]]:
+    async def _write_returning(
+        self, stmt: Executable, *, config: bool = False
+    ) -> Sequence[Row[Any]]:
         """Run one write with ``RETURNING`` in its own transaction; returns the rows."""
         with translating(self.TABLE, self.FIELDS):
             async with self._engine.begin() as conn:
-                result = await conn.execute(stmt)
-                return result.all()
+                rows = (await conn.execute(stmt)).all()
+                if config and rows:
+                    await conn.execute(BUMP)
+                return rows

@@ -42,7 +42,8 @@ class SqlUserRepository(SqlRepository):
                 is_admin=user.is_admin,
                 disabled=user.disabled,
                 created_at=user.created_at,
-            )
+            ),
+            config=True,
         )
 
     async def get(self, user_id: UserId) -> User:
@@ -91,7 +92,8 @@ class SqlUserRepository(SqlRepository):
         if not changes:
             return await self.get(user_id)
         rows = await self._write_returning(
-            update(users).where(users.c.id == user_id).values(changes).returning(*users.c)
+            update(users).where(users.c.id == user_id).values(changes).returning(*users.c),
+            config=True,
         )
         if not rows:
             raise NotFound("no such user", field="user_id")
