@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,9 @@ from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 
 from gateway.client import RawClient
+from gateway.fake_authz import FakeAuthz
+from gateway.feed_harness import version
+from lychgate.gateway.feed_wire import snapshot_line
 from lychgate.gateway.http import GatewayServer, Limits, start_server
 from lychgate.gateway.http.tls import client_context
 from lychgate.gateway.types import Decision, Forward, Handler, RequestHead, Upstream
@@ -109,3 +113,12 @@ async def ws_upstream() -> AsyncIterator[str]:
     async with ws_serve(_ws_echo, "127.0.0.1", 0, max_size=None) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def feed_authz(tmp_path: Path) -> AsyncIterator[tuple[FakeAuthz, str]]:
+    """A FakeAuthz on a unix socket greeting each feed with snapshot 1; (server, base URL)."""
+    server = FakeAuthz(greeting=[snapshot_line(version(1))])
+    base = await server.start_unix(tmp_path / "authz.sock")
+    yield server, base
+    await server.stop()

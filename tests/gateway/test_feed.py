@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from gateway.fake_authz import FakeAuthz
-from gateway.world import World
+from gateway.feed_harness import Running, client_for, eventually, serial_of, version
 from lychgate.errors import ConfigError
 from lychgate.gateway.feed import FeedClient, FeedError, backoff_delay, feed_lines, split_lines
 from lychgate.gateway.feed_wire import (
@@ -24,13 +24,6 @@ from lychgate.gateway.feed_wire import (
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
 from lychgate.ids import SessionId
 from lychgate.secret import Secret
-
-WORLD = World("single-host")
-
-
-def version(serial: int, *revoked: str) -> ConfigSnapshot:
-    return WORLD.changed(serial=serial, revoked_sessions=frozenset(map(SessionId, revoked)))
-
 
 # -- wire format --------------------------------------------------------------------------------
 
@@ -175,52 +168,9 @@ async def test_closing_feed_lines_stops_reading_the_source() -> None:
 # -- the client over loopback -------------------------------------------------------------------
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 1.0) -> None:
-    """Wait until ``check()`` holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.005)
-
-
-def serial_of(holder: SnapshotHolder) -> int | None:
-    return None if holder.current is None else holder.current.serial
-
-
-class Running:
-    """A FeedClient running in a task, stopped and awaited at the end."""
-
-    def __init__(self, client: FeedClient) -> None:
-        self.client = client
-        self.task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> FeedClient:
-        self.task = asyncio.create_task(self.client.run())
-        return self.client
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.client.stop()
-        assert self.task is not None
-        await asyncio.wait_for(self.task, 2)
-
-
-@pytest.fixture
-async def authz(tmp_path: Path) -> AsyncIterator[tuple[FakeAuthz, str]]:
-    server = FakeAuthz(greeting=[snapshot_line(version(1))])
-    base = await server.start_unix(tmp_path / "authz.sock")
-    yield server, base
-    await server.stop()
-
-
-def client_for(server: FakeAuthz, base: str, holder: SnapshotHolder, **kw: float) -> FeedClient:
-    options = {"initial_backoff": 0.02, "max_backoff": 0.1} | kw
-    return FeedClient(base, Secret(server.secret), holder, **options)
-
-
 @pytest.mark.loopback
-async def test_a_change_is_applied_within_a_second(authz: tuple[FakeAuthz, str]) -> None:
-    server, base = authz
+async def test_a_change_is_applied_within_a_second(feed_authz: tuple[FakeAuthz, str]) -> None:
+    server, base = feed_authz
     holder = SnapshotHolder()
     revoked: list[frozenset[SessionId]] = []
     holder.add_listener(lambda old, new: revoked.append(new.revoked_sessions))
@@ -235,8 +185,8 @@ async def test_a_change_is_applied_within_a_second(authz: tuple[FakeAuthz, str])
 
 
 @pytest.mark.loopback
-async def test_heartbeats_keep_the_snapshot_fresh(authz: tuple[FakeAuthz, str]) -> None:
-    server, base = authz
+async def test_heartbeats_keep_the_snapshot_fresh(feed_authz: tuple[FakeAuthz, str]) -> None:
+    server, base = feed_authz
     holder = SnapshotHolder()
     async with Running(client_for(server, base, holder)):
         await eventually(lambda: serial_of(holder) == 1)
@@ -253,9 +203,9 @@ async def test_heartbeats_keep_the_snapshot_fresh(authz: tuple[FakeAuthz, str]) 
 
 @pytest.mark.loopback
 async def test_authz_going_away_keeps_the_last_snapshot_and_reconnects(
-    authz: tuple[FakeAuthz, str],
+    feed_authz: tuple[FakeAuthz, str],
 ) -> None:
-    server, base = authz
+    server, base = feed_authz
     holder = SnapshotHolder()
     async with Running(client_for(server, base, holder)):
         await eventually(lambda: serial_of(holder) == 1)
@@ -288,9 +238,9 @@ async def test_a_dead_server_then_a_new_one(tmp_path: Path) -> None:
 
 @pytest.mark.loopback
 async def test_garbage_never_replaces_the_good_snapshot(
-    authz: tuple[FakeAuthz, str], caplog: pytest.LogCaptureFixture
+    feed_authz: tuple[FakeAuthz, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    server, base = authz
+    server, base = feed_authz
     holder = SnapshotHolder()
     async with Running(client_for(server, base, holder)):
         await eventually(lambda: serial_of(holder) == 1)
@@ -308,9 +258,9 @@ async def test_garbage_never_replaces_the_good_snapshot(
 
 @pytest.mark.loopback
 async def test_a_line_too_long_drops_the_connection_not_the_snapshot(
-    authz: tuple[FakeAuthz, str], monkeypatch: pytest.MonkeyPatch
+    feed_authz: tuple[FakeAuthz, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server, base = authz
+    server, base = feed_authz
     holder = SnapshotHolder()
     async with Running(client_for(server, base, holder)):
         await eventually(lambda: serial_of(holder) == 1)
@@ -322,9 +272,9 @@ async def test_a_line_too_long_drops_the_connection_not_the_snapshot(
 
 @pytest.mark.loopback
 async def test_wrong_secret_is_retried_with_backoff(
-    authz: tuple[FakeAuthz, str], caplog: pytest.LogCaptureFixture
+    feed_authz: tuple[FakeAuthz, str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    server, base = authz
+    server, base = feed_authz
     holder = SnapshotHolder()
     client = FeedClient(base, Secret("wrong"), holder, initial_backoff=0.02, max_backoff=0.08)
     async with Running(client):
@@ -338,8 +288,8 @@ async def test_wrong_secret_is_retried_with_backoff(
 
 
 @pytest.mark.loopback
-async def test_backoff_grows_until_its_ceiling(authz: tuple[FakeAuthz, str]) -> None:
-    server, base = authz
+async def test_backoff_grows_until_its_ceiling(feed_authz: tuple[FakeAuthz, str]) -> None:
+    server, base = feed_authz
     server.feed_status = 503
     holder = SnapshotHolder()
     client = FeedClient(base, Secret(server.secret), holder, initial_backoff=0.05, max_backoff=0.2)
@@ -350,8 +300,8 @@ async def test_backoff_grows_until_its_ceiling(authz: tuple[FakeAuthz, str]) -> 
 
 
 @pytest.mark.loopback
-async def test_a_silent_feed_is_treated_as_dead(authz: tuple[FakeAuthz, str]) -> None:
-    server, base = authz
+async def test_a_silent_feed_is_treated_as_dead(feed_authz: tuple[FakeAuthz, str]) -> None:
+    server, base = feed_authz
     holder = SnapshotHolder()
     async with Running(client_for(server, base, holder, read_timeout=0.1)):
         await eventually(lambda: serial_of(holder) == 1)
@@ -371,8 +321,10 @@ async def test_over_tcp() -> None:
 
 
 @pytest.mark.loopback
-async def test_stop_while_connected_and_while_backing_off(authz: tuple[FakeAuthz, str]) -> None:
-    server, base = authz
+async def test_stop_while_connected_and_while_backing_off(
+    feed_authz: tuple[FakeAuthz, str],
+) -> None:
+    server, base = feed_authz
     holder = SnapshotHolder()
     client = client_for(server, base, holder)
     task = asyncio.create_task(client.run())
@@ -388,8 +340,8 @@ async def test_stop_while_connected_and_while_backing_off(authz: tuple[FakeAuthz
 
 
 @pytest.mark.loopback
-async def test_cancelling_run_is_clean(authz: tuple[FakeAuthz, str]) -> None:
-    server, base = authz
+async def test_cancelling_run_is_clean(feed_authz: tuple[FakeAuthz, str]) -> None:
+    server, base = feed_authz
     holder = SnapshotHolder()
     task = asyncio.create_task(client_for(server, base, holder).run())
     await eventually(lambda: serial_of(holder) == 1)

@@ -37,7 +37,13 @@ import httpx
 from lychgate.errors import ConfigError
 from lychgate.gateway.feed_http import FEED_PATH, authz_client
 from lychgate.gateway.feed_json import MAX_LINE_BYTES
-from lychgate.gateway.feed_wire import MEDIA_TYPE, Heartbeat, feed_lines, parse_line
+from lychgate.gateway.feed_wire import (
+    MEDIA_TYPE,
+    Heartbeat,
+    SessionsUpdate,
+    feed_lines,
+    parse_line,
+)
 from lychgate.gateway.snapshot import SnapshotHolder
 from lychgate.secret import Secret
 
@@ -181,6 +187,12 @@ class FeedClient:
             if not self._holder.confirm(message.serial):
                 log.debug("config feed: heartbeat for serial %d is not ours", message.serial)
             return
+        if isinstance(message, SessionsUpdate):
+            current = self._holder.current
+            if current is None or current.serial != message.after:
+                # We refused the snapshot it builds on: only a full one can set us right.
+                raise FeedError(f"a sessions update for snapshot {message.after}, not ours")
+            message = message.apply(current)
         self._holder.replace(message)
         self.snapshots_applied += 1
         self.failures, self._delay = 0, self._initial  # a good feed resets the backoff

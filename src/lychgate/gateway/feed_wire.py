@@ -5,6 +5,12 @@ one JSON object per line (``\\n``-terminated), for as long as the connection las
 
 * ``{"type": "snapshot", "snapshot": {...}}``: a full :class:`ConfigSnapshot` (its ``to_json``
   form). Sent on connect and on every change.
+* ``{"type": "sessions", "after": M, "serial": N, "issued_at": T, "revoked_sessions": [...]}``:
+  snapshot ``N`` is snapshot ``M``, the last one sent on this connection, with another set of
+  sessions to end. Sent instead of a full snapshot when nothing else changed (a revocation, a
+  session that reached its end): its size follows the revoked set, not the number of users,
+  so a gateway with ten thousand users parses it in well under a millisecond rather than
+  fifty. A gateway whose current snapshot is not ``M`` reconnects for a full one.
 * ``{"type": "heartbeat", "serial": N}``: "my latest is still ``N``", every few seconds when
   nothing changes. It keeps idle connections alive and lets the gateway tell a quiet feed
   from a dead one (:meth:`SnapshotHolder.confirm`).
@@ -20,10 +26,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 from lychgate.gateway.feed_json import Members, dumps, fail, loads
-from lychgate.gateway.snapshot import ConfigSnapshot, check_snapshot
+from lychgate.gateway.snapshot import ConfigSnapshot, check_snapshot, instant
+from lychgate.ids import SessionId
 
 MEDIA_TYPE: Final = "application/x-ndjson"
 HEARTBEAT_INTERVAL: Final = 5.0
@@ -37,12 +45,43 @@ class Heartbeat:
     serial: int
 
 
-FeedMessage = ConfigSnapshot | Heartbeat
+@dataclass(frozen=True, slots=True)
+class SessionsUpdate:
+    """Snapshot ``serial`` is snapshot ``after`` with ``revoked_sessions`` instead."""
+
+    after: int
+    serial: int
+    issued_at: datetime
+    revoked_sessions: frozenset[SessionId]
+
+    def apply(self, current: ConfigSnapshot) -> ConfigSnapshot:
+        return current.with_sessions(
+            serial=self.serial, issued_at=self.issued_at, revoked_sessions=self.revoked_sessions
+        )
+
+
+FeedMessage = ConfigSnapshot | SessionsUpdate | Heartbeat
 
 
 def snapshot_line(snapshot: ConfigSnapshot) -> bytes:
     """One feed line carrying ``snapshot`` (holds the assertion key: never log it)."""
     return dumps({"type": "snapshot", "snapshot": snapshot.to_json()}) + b"\n"
+
+
+def sessions_line(after: int, snapshot: ConfigSnapshot) -> bytes:
+    """One feed line: ``snapshot`` as a sessions update of snapshot ``after``."""
+    return (
+        dumps(
+            {
+                "type": "sessions",
+                "after": after,
+                "serial": snapshot.serial,
+                "issued_at": snapshot.issued_at.timestamp(),
+                "revoked_sessions": sorted(snapshot.revoked_sessions),
+            }
+        )
+        + b"\n"
+    )
 
 
 def heartbeat_line(serial: int) -> bytes:
@@ -55,6 +94,13 @@ def parse_line(line: bytes) -> FeedMessage:
     kind = message.text("type")
     if kind == "snapshot":
         parsed: FeedMessage = check_snapshot(message.raw("snapshot"))
+    elif kind == "sessions":
+        parsed = SessionsUpdate(
+            after=message.integer("after"),
+            serial=message.integer("serial"),
+            issued_at=instant(message.number("issued_at"), "issued_at"),
+            revoked_sessions=frozenset(SessionId(s) for s in message.texts("revoked_sessions")),
+        )
     elif kind == "heartbeat":
         parsed = Heartbeat(message.integer("serial"))
     else:
@@ -93,6 +139,7 @@ async def feed_lines(
 
     pumping = asyncio.create_task(pump(), name="feed-pump")  # awaited in the finally below
     serial: int | None = None
+    sent: ConfigSnapshot | None = None  # the last snapshot this connection carried
     try:
         while True:
             try:
@@ -109,8 +156,11 @@ async def feed_lines(
                 else:
                     latest = queued
             if latest is not None:
-                serial = latest.serial
-                yield snapshot_line(latest)
+                if sent is not None and sent.differs_only_in_sessions(latest):
+                    yield sessions_line(sent.serial, latest)
+                else:
+                    yield snapshot_line(latest)
+                sent, serial = latest, latest.serial
             if end is not None:
                 if end.error is not None:
                     raise end.error

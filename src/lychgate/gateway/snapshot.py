@@ -30,7 +30,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Final, cast
@@ -168,6 +168,35 @@ class ConfigSnapshot:
         """True when cookies must be Secure (and the app cookie ``__Host-`` prefixed)."""
         return self.public_scheme == "https"
 
+    # -- the sessions alone -------------------------------------------------------------------
+
+    def with_sessions(
+        self, *, serial: int, issued_at: datetime, revoked_sessions: frozenset[SessionId]
+    ) -> ConfigSnapshot:
+        """This snapshot under a new serial, with another set of sessions to end."""
+        return replace(self, serial=serial, issued_at=issued_at, revoked_sessions=revoked_sessions)
+
+    def differs_only_in_sessions(self, other: ConfigSnapshot) -> bool:
+        """True when ``other`` is this snapshot but for serial, time and sessions to end.
+
+        Compares every other field (a field added later is compared too); keys by their
+        public form and the assertion key by its id and private form.
+        """
+        for f in fields(self):
+            name = f.name
+            if not f.init or name in _SESSION_FIELDS:
+                continue
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if name == "keyring":
+                same = mine.jwks() == theirs.jwks()
+            elif name == "assertion_key":
+                same = _same_key(mine, theirs)
+            else:
+                same = mine == theirs
+            if not same:
+                return False
+        return True
+
     # -- wire format --------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, object]:
@@ -212,7 +241,7 @@ class ConfigSnapshot:
             fail("must be an object", "jwks")
         snapshot = cls(
             serial=top.integer("serial"),
-            issued_at=_instant(top.number("issued_at"), "issued_at"),
+            issued_at=instant(top.number("issued_at"), "issued_at"),
             issuer=top.text("issuer"),
             routing=cast(RoutingMode, routing),
             public_url=top.text("public_url"),
@@ -228,7 +257,17 @@ class ConfigSnapshot:
         return snapshot
 
 
-def _instant(seconds: float, where: str) -> datetime:
+_SESSION_FIELDS: Final = frozenset({"serial", "issued_at", "revoked_sessions"})
+
+
+def _same_key(a: SigningKey | None, b: SigningKey | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a.kid == b.kid and a.private_jwk.reveal() == b.private_jwk.reveal()
+
+
+def instant(seconds: float, where: str) -> datetime:
+    """A feed timestamp (seconds since the epoch) as an aware datetime; ConfigError if absurd."""
     try:
         return datetime.fromtimestamp(seconds, UTC)
     except (OverflowError, OSError, ValueError):
@@ -298,7 +337,7 @@ def _key_from_json(value: object) -> SigningKey | None:
     jwk = m.raw("jwk")
     if not isinstance(jwk, dict):
         fail("must be an object", "assertion_key.jwk")
-    created_at = _instant(m.number("created_at"), "assertion_key.created_at")
+    created_at = instant(m.number("created_at"), "assertion_key.created_at")
     m.done()
     return SigningKey(kid=KeyId(kid), private_jwk=Secret(json.dumps(jwk)), created_at=created_at)
 

@@ -1,0 +1,69 @@
+"""The config feed's test harness: snapshots and a running FeedClient (FakeAuthz: conftest)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+
+from gateway.fake_authz import FakeAuthz
+from gateway.world import World
+from lychgate.gateway.feed import FeedClient
+from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
+from lychgate.ids import SessionId
+from lychgate.secret import Secret
+
+WORLD = World("single-host")
+
+
+def version(serial: int, *revoked: str) -> ConfigSnapshot:
+    return WORLD.changed(serial=serial, revoked_sessions=frozenset(map(SessionId, revoked)))
+
+
+async def eventually(check: Callable[[], bool], timeout: float = 1.0) -> None:
+    """Wait until ``check()`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.005)
+
+
+def serial_of(holder: SnapshotHolder) -> int | None:
+    return None if holder.current is None else holder.current.serial
+
+
+class Running:
+    """A FeedClient running in a task, stopped and awaited at the end."""
+
+    def __init__(self, client: FeedClient) -> None:
+        self.client = client
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> FeedClient:
+        self.task = asyncio.create_task(self.client.run())
+        return self.client
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.client.stop()
+        assert self.task is not None
+        await asyncio.wait_for(self.task, 2)
+
+
+def client_for(server: FakeAuthz, base: str, holder: SnapshotHolder, **kw: float) -> FeedClient:
+    options = {"initial_backoff": 0.02, "max_backoff": 0.1} | kw
+    return FeedClient(base, Secret(server.secret), holder, **options)
+
+
+@contextlib.asynccontextmanager
+async def following(
+    feed: tuple[FakeAuthz, str],
+) -> AsyncIterator[tuple[FakeAuthz, SnapshotHolder, FeedClient]]:
+    """A FeedClient running against ``feed`` (the ``feed_authz`` fixture), once it holds
+    the greeting's snapshot 1: (the server, the holder, the client)."""
+    server, base = feed
+    holder = SnapshotHolder()
+    async with Running(client_for(server, base, holder)) as client:
+        await eventually(lambda: serial_of(holder) == 1)
+        yield server, holder, client

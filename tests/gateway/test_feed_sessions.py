@@ -1,0 +1,149 @@
+"""Sessions updates: a revocation travels as the revoked set alone, not as every user again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from gateway.fake_authz import FakeAuthz
+from gateway.feed_harness import WORLD, eventually, following, serial_of, version
+from gateway.world import NOW, World
+from lychgate.errors import ConfigError
+from lychgate.gateway.feed_wire import (
+    SessionsUpdate,
+    feed_lines,
+    parse_line,
+    sessions_line,
+    snapshot_line,
+)
+from lychgate.gateway.snapshot import ConfigSnapshot, UserProfile
+from lychgate.ids import SessionId, UserId
+
+
+def _kinds(lines: list[bytes]) -> list[str]:
+    return [json.loads(line)["type"] for line in lines]
+
+
+# -- what differs only in sessions -------------------------------------------------------------
+
+
+def test_only_serial_time_and_sessions_may_differ() -> None:
+    base = WORLD.snapshot
+    revoked = frozenset({SessionId("s-1")})
+    later = base.with_sessions(serial=9, issued_at=NOW, revoked_sessions=revoked)
+    assert base.differs_only_in_sessions(later)
+    assert later.revoked_sessions == revoked
+    assert (later.users, later.apps) == (base.users, base.apps)
+    renamed = {**base.users, UserId("user-1"): UserProfile("Ann B", "ann@example.com")}
+    others: dict[str, Any] = {
+        "users": renamed,
+        "apps": base.apps[:1],
+        "setup_done": False,
+        "issuer": "https://other.example",
+        "keyring": World().snapshot.keyring,
+        "assertion_key": World().snapshot.assertion_key,
+    }
+    for name, value in others.items():
+        assert not base.differs_only_in_sessions(WORLD.changed(**{name: value})), name
+
+
+# -- the wire -----------------------------------------------------------------------------------
+
+
+def test_sessions_line_round_trips() -> None:
+    line = sessions_line(3, version(4, "b", "a"))
+    assert line.count(b"\n") == 1
+    parsed = parse_line(line.rstrip(b"\n"))
+    assert isinstance(parsed, SessionsUpdate)
+    both = frozenset({SessionId("a"), SessionId("b")})
+    assert (parsed.after, parsed.serial, parsed.revoked_sessions) == (3, 4, both)
+    applied = parsed.apply(version(3))
+    assert (applied.serial, applied.revoked_sessions) == (4, both)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"type":"sessions","after":1,"serial":2,"issued_at":0}',
+        b'{"type":"sessions","after":-1,"serial":2,"issued_at":0,"revoked_sessions":[]}',
+        b'{"type":"sessions","after":1,"serial":2,"issued_at":0,"revoked_sessions":[1]}',
+        b'{"type":"sessions","after":1,"serial":2,"issued_at":1e300,"revoked_sessions":[]}',
+        b'{"type":"sessions","after":1,"serial":2,"issued_at":0,"revoked_sessions":[],"x":1}',
+    ],
+    ids=["no sessions", "negative after", "not text", "absurd time", "unknown member"],
+)
+def test_bad_sessions_lines_are_refused(line: bytes) -> None:
+    with pytest.raises(ConfigError):
+        parse_line(line)
+
+
+async def test_feed_lines_sends_sessions_updates_between_full_snapshots() -> None:
+    renamed = {**WORLD.snapshot.users, UserId("user-1"): UserProfile("Ann B", None)}
+
+    async def source() -> AsyncIterator[ConfigSnapshot]:
+        yield version(1)
+        await asyncio.sleep(0.01)
+        yield version(2, "s-gone")  # a revocation
+        await asyncio.sleep(0.01)
+        yield WORLD.changed(
+            serial=3, revoked_sessions=frozenset({SessionId("s-gone")}), users=renamed
+        )
+        await asyncio.sleep(0.01)
+        yield WORLD.changed(serial=4, revoked_sessions=frozenset(), users=renamed)  # it left
+
+    lines = [line async for line in feed_lines(source(), heartbeat_interval=5)]
+    assert _kinds(lines) == ["snapshot", "sessions", "snapshot", "sessions"]
+    second = parse_line(lines[1].rstrip(b"\n"))
+    assert isinstance(second, SessionsUpdate)
+    assert (second.after, second.serial) == (1, 2)
+    fourth = parse_line(lines[3].rstrip(b"\n"))
+    assert isinstance(fourth, SessionsUpdate)
+    assert (fourth.after, fourth.revoked_sessions) == (3, frozenset())
+
+
+def test_a_sessions_update_is_a_fraction_of_a_snapshot_with_many_users() -> None:
+    many = {
+        UserId(f"u_{i:06d}"): UserProfile(f"User {i}", f"u{i}@example.test") for i in range(2000)
+    }
+    big = WORLD.changed(users=many)
+    update = big.with_sessions(
+        serial=big.serial + 1, issued_at=NOW, revoked_sessions=frozenset({SessionId("s")})
+    )
+    assert len(sessions_line(big.serial, update)) * 100 < len(snapshot_line(update))
+
+
+# -- the client --------------------------------------------------------------------------------
+
+
+@pytest.mark.loopback
+async def test_a_sessions_update_is_applied_within_a_second(
+    feed_authz: tuple[FakeAuthz, str],
+) -> None:
+    async with following(feed_authz) as (server, holder, _):
+        before = holder.current
+        started = time.monotonic()
+        server.push(sessions_line(1, version(2, "s-logged-out")))
+        await eventually(lambda: serial_of(holder) == 2)
+        assert time.monotonic() - started < 1.0
+        assert holder.current is not None
+        assert holder.current.revoked_sessions == {"s-logged-out"}
+        assert before is not None
+        assert before.differs_only_in_sessions(holder.current)
+
+
+@pytest.mark.loopback
+async def test_an_update_out_of_step_reconnects_for_a_full_snapshot(
+    feed_authz: tuple[FakeAuthz, str],
+) -> None:
+    async with following(feed_authz) as (server, holder, client):
+        server.push(sessions_line(7, version(8, "s-x")))  # builds on a snapshot we never had
+        await eventually(lambda: server.feed_requests >= 2)  # reconnected: greeted in full
+        assert client.snapshots_applied == 2
+        assert serial_of(holder) == 1  # never applied to the wrong base
+        assert holder.current is not None
+        assert holder.current.revoked_sessions == frozenset()
