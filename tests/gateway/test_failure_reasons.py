@@ -45,15 +45,17 @@ def test_one_warning_per_upstream_and_reason_per_window(caplog: pytest.LogCaptur
     down = "upstream connect failed: Connection refused"
     with caplog.at_level(logging.WARNING, logger="lychgate.gateway.upstream"):
         for _ in range(5):
-            failures.report("http://10.0.0.5:80", WIKI, down)
-        failures.report("http://10.0.0.5:80", WIKI, "upstream read timed out")  # another kind
-        failures.report("http://10.0.0.6:80", None, down)  # another upstream
+            failures.report("http://10.0.0.5:80", WIKI, "connect", down)
+        failures.report(
+            "http://10.0.0.5:80", WIKI, "read_timeout", "upstream read timed out"
+        )  # another kind
+        failures.report("http://10.0.0.6:80", None, "connect", down)  # another upstream
         clock.now += 9.9
-        failures.report("http://10.0.0.5:80", WIKI, down)  # still in the window: counted
+        failures.report("http://10.0.0.5:80", WIKI, "connect", down)  # still in the window: counted
         clock.now += 0.1
-        failures.report("http://10.0.0.5:80", WIKI, down)
+        failures.report("http://10.0.0.5:80", WIKI, "connect", down)
         clock.now += 60
-        failures.report("http://10.0.0.5:80", WIKI, down)
+        failures.report("http://10.0.0.5:80", WIKI, "connect", down)
     assert _messages(caplog) == [
         f"app wiki, upstream http://10.0.0.5:80: {down}",
         "app wiki, upstream http://10.0.0.5:80: upstream read timed out",
@@ -61,14 +63,20 @@ def test_one_warning_per_upstream_and_reason_per_window(caplog: pytest.LogCaptur
         f"app wiki, upstream http://10.0.0.5:80: {down} (5 more since the last report)",
         f"app wiki, upstream http://10.0.0.5:80: {down}",
     ]
+    # Every one is counted, logged or not, by app and kind (the metric's labels).
+    assert failures.counts == {
+        (WIKI, "connect"): 8,
+        (WIKI, "read_timeout"): 1,
+        (None, "connect"): 1,
+    }
 
 
 def test_what_is_remembered_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
     failures = UpstreamFailures(Ticks())
     with caplog.at_level(logging.WARNING, logger="lychgate.gateway.upstream"):
         for n in range(3000):  # e.g. an upstream whose error text names a changing port
-            failures.report("http://up", None, f"failure {n}")
-        failures.report("http://up", None, "failure 0")  # forgotten long ago: told again
+            failures.report("http://up", None, "connect", f"failure {n}")
+        failures.report("http://up", None, "connect", "failure 0")  # forgotten long ago: told again
     assert len(failures._seen) <= 1024
     assert len(_messages(caplog)) == 3001
 
@@ -93,6 +101,7 @@ async def test_upstream_down_is_told_once_and_logged_each_time(
             assert (r.status, r.body) == (502, b"502 Bad Gateway\n")  # nothing more for clients
     down = "upstream connect failed: Connection refused"
     assert answers.seen == [(502, down)] * 3
+    assert gw.upstream_failures == {(None, "connect"): 3}  # for the metric
     assert _messages(caplog) == [f"app -, upstream http://127.0.0.1:{port}: {down}"]
 
 
@@ -113,6 +122,7 @@ async def test_connect_timeout_reason(gateway: Start, connect: Connect) -> None:
         finally:
             filler.close()
     assert answers.seen == [(504, "upstream connect timed out")]
+    assert gw.upstream_failures == {(None, "connect_timeout"): 1}
 
 
 def _serve_bytes(data: bytes, *, then_sleep: float = 0.0) -> Raw:

@@ -144,6 +144,29 @@ def test_certificate_expiry_is_read_at_scrape_time() -> None:
     )
 
 
+def test_upstream_failures_are_read_at_scrape_time() -> None:
+    metrics = GatewayMetrics(worker=1)
+    counts: dict[tuple[AppSlug | None, str], int] = {}
+    metrics.track(
+        connections=lambda: 0,
+        tunnels=lambda: 0,
+        feed_age=lambda: 1.0,
+        upstream_failures=lambda: counts,
+    )
+    counts[(AppSlug("wiki"), "connect")] = 2
+    counts[(None, "read_timeout")] = 1
+    text = metrics_handler(metrics)(head("/metrics"))
+    assert isinstance(text, Respond)
+    body = text.body.decode()
+    assert (
+        'lychgate_gateway_upstream_failures_total{app="wiki",kind="connect",worker="1"} 2.0' in body
+    )
+    assert (
+        'lychgate_gateway_upstream_failures_total{app="-",kind="read_timeout",worker="1"} 1.0'
+        in (body)
+    )
+
+
 def test_metrics_listener_answers_only_metrics() -> None:
     handle = metrics_handler(GatewayMetrics())
     other = handle(head("/admin"))

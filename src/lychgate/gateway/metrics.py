@@ -4,8 +4,9 @@ The engine calls :meth:`GatewayMetrics.observe` once per response. The request c
 latency histogram are plain integers per app, turned into metric families only when scraped
 (a custom collector), so a request costs two dictionary look-ups, a bisection and three
 additions, without prometheus_client's per-sample locks. Gauges (open connections, open
-tunnels, feed age, and for HTTPS the certificate expiry) are read at scrape time from the
-objects that already count them, so the hot path never updates them.
+tunnels, feed age, and for HTTPS the certificate expiry) and the upstream failures by kind are
+read at scrape time from the objects that already count them, so the hot path never updates
+them.
 
 With several workers, each one serves its own ``/metrics`` on consecutive ports starting at
 ``metrics_listen`` (worker 0 on the port given, worker 1 on the next, ...), labelled
@@ -15,7 +16,7 @@ With several workers, each one serves its own ``/metrics`` on consecutive ports 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -28,6 +29,12 @@ _REQUESTS = "lychgate_gateway_requests"
 _REQUESTS_HELP = "Responses sent, by app and status."
 _LATENCY = "lychgate_gateway_request_duration_seconds"
 _LATENCY_HELP = "From the end of the request head to the end of the response."
+_FAILURES = "lychgate_gateway_upstream_failures"
+_FAILURES_HELP = (
+    "Requests an upstream did not answer (502/504), by app and kind: connect, tls, "
+    "connect_timeout, read_timeout, closed, malformed, head_too_long, unframed, "
+    "unasked_upgrade, bad_url, shutdown."
+)
 
 
 class _AppSeries:
@@ -69,6 +76,25 @@ class _Collector:
             latency.add_metric([self._worker, name], cumulative, series.sum)
         yield requests
         yield latency
+
+
+class _FailureCollector:
+    """Upstream failures by app and kind, read from the engine's counts at scrape time."""
+
+    def __init__(
+        self, worker: str, counts: Callable[[], Mapping[tuple[AppSlug | None, str], int]]
+    ) -> None:
+        self._worker = worker
+        self._counts = counts
+
+    def describe(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(_FAILURES, _FAILURES_HELP, labels=["worker", "app", "kind"])
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(_FAILURES, _FAILURES_HELP, labels=["worker", "app", "kind"])
+        for (app, kind), count in list(self._counts().items()):
+            family.add_metric([self._worker, app or _NO_APP, kind], count)
+        yield family
 
 
 class GatewayMetrics:
@@ -117,8 +143,9 @@ class GatewayMetrics:
         tunnels: Callable[[], int],
         feed_age: Callable[[], float | None],
         tls_not_after: Callable[[], float] | None = None,
+        upstream_failures: Callable[[], Mapping[tuple[AppSlug | None, str], int]] | None = None,
     ) -> None:
-        """Read these gauges from live objects at scrape time (no TLS: no expiry sample)."""
+        """Read these from live objects at scrape time (no TLS: no expiry sample)."""
         self._connections.set_function(lambda: float(connections()))
         self._tunnels.set_function(lambda: float(tunnels()))
 
@@ -127,6 +154,8 @@ class GatewayMetrics:
             return -1.0 if value is None else value
 
         self._feed_age.set_function(age)
+        if upstream_failures is not None:
+            self.registry.register(_FailureCollector(self._worker, upstream_failures))
         if tls_not_after is not None:
             Gauge(
                 "lychgate_gateway_tls_not_after_timestamp_seconds",

@@ -204,6 +204,7 @@ async def serve_worker(
         tunnels=lambda: server.open_tunnels,
         feed_age=holder.age,
         tls_not_after=None if certs is None else (lambda: certs.not_after.timestamp()),
+        upstream_failures=lambda: server.upstream_failures,
     )
     side: list[GatewayServer] = []
     if plan.metrics is not None:

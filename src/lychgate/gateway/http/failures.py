@@ -6,6 +6,11 @@ is down fails every request sent to it, so one line per failure would flood the 
 first failure of a kind is logged at once, the rest of its window are counted and the count is
 told with the next line of that kind. The access log (when on) still has every one, with the
 same reason.
+
+Every failure is also counted by app and *kind*, a short fixed word (``connect``, ``tls``,
+``connect_timeout``, ``read_timeout``, ``closed``, ``malformed``...), for the
+``lychgate_gateway_upstream_failures_total`` metric: reasons carry free text (an error
+message, a host name), kinds never do, so the metric's label values stay few.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ _MAX_KINDS: Final = 1024  # a bound on what is remembered: upstreams and reasons
 class UpstreamFailures:
     """Logs upstream failures at WARNING, throttled (see the module docstring)."""
 
-    __slots__ = ("_clock", "_log", "_seen", "_window")
+    __slots__ = ("_clock", "_log", "_seen", "_window", "counts")
 
     def __init__(
         self,
@@ -39,8 +44,11 @@ class UpstreamFailures:
         self._log = logger
         # (upstream, reason) -> [when last logged, failures not logged since]
         self._seen: dict[tuple[str, str], list[float]] = {}
+        self.counts: dict[tuple[AppSlug | None, str], int] = {}  # (app, kind) -> failures
 
-    def report(self, upstream: str, app: AppSlug | None, reason: str) -> None:
+    def report(self, upstream: str, app: AppSlug | None, kind: str, reason: str) -> None:
+        counted = (app, kind)
+        self.counts[counted] = self.counts.get(counted, 0) + 1
         now = self._clock()
         key = (upstream, reason)
         seen = self._seen.get(key)

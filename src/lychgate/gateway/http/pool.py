@@ -25,9 +25,14 @@ from lychgate.gateway.types import Upstream
 
 
 class UpstreamError(LychgateError):
-    """The upstream could not be reached: 502, or 504 for a timeout."""
+    """The upstream could not be reached: 502, or 504 for a timeout. ``kind`` is a fixed word
+    for metrics (:mod:`.failures`); the message says more, for logs."""
 
     status = 502
+
+    def __init__(self, message: str, *, kind: str, status: int = 502) -> None:
+        super().__init__(message, status=status)
+        self.kind = kind
 
 
 def connect_failure(exc: OSError) -> str:
@@ -144,14 +149,14 @@ class UpstreamPool:
     async def connect(self, upstream: Upstream) -> UpstreamConnection:
         """A new connection (or one released while we waited). Raises :class:`UpstreamError`."""
         if self._closed:
-            raise UpstreamError("gateway shutting down")
+            raise UpstreamError("gateway shutting down", kind="shutdown")
         key = (upstream.url, upstream.verify_tls)
         endpoint = self._endpoints.get(key)
         if endpoint is None:
             try:
                 endpoint = self._endpoints[key] = parse_upstream_url(upstream.url)
             except ConfigError:
-                raise UpstreamError("bad upstream url") from None
+                raise UpstreamError("bad upstream url", kind="bad_url") from None
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(upstream.connect_timeout):
@@ -167,9 +172,13 @@ class UpstreamPool:
                     self._slot_freed(key)
                     raise
         except TimeoutError:
-            raise UpstreamError("upstream connect timed out", status=504) from None
+            raise UpstreamError(
+                "upstream connect timed out", kind="connect_timeout", status=504
+            ) from None
         except (OSError, ssl.SSLError) as exc:
-            raise UpstreamError(f"upstream connect failed: {connect_failure(exc)}") from None
+            kind = "tls" if isinstance(exc, ssl.SSLError) else "connect"
+            why = f"upstream connect failed: {connect_failure(exc)}"
+            raise UpstreamError(why, kind=kind) from None
 
     async def _wait_turn(
         self, loop: asyncio.AbstractEventLoop, key: _Key
@@ -215,7 +224,7 @@ class UpstreamPool:
             _, conn = await loop.create_connection(factory, endpoint.host, endpoint.port)
         if self._closed:
             conn.close()
-            raise UpstreamError("gateway shutting down")
+            raise UpstreamError("gateway shutting down", kind="shutdown")
         self._all.add(conn)
         conn.bind_pool(self._lost)
         return conn

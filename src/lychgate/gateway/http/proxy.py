@@ -201,13 +201,14 @@ class Exchange:
         except UpstreamError as exc:
             self._task = None
             if self._state != _DONE:
-                self._upstream_failed(exc.status, str(exc))
+                self._upstream_failed(exc.status, exc.kind, str(exc))
             return
         except Exception as exc:
             log.exception("connecting to an upstream failed unexpectedly")
             self._task = None
             if self._state != _DONE:
-                self._upstream_failed(502, f"upstream connect failed: {type(exc).__name__}")
+                why = f"upstream connect failed: {type(exc).__name__}"
+                self._upstream_failed(502, "connect", why)
             return
         self._task = None
         if self._state == _DONE:  # the client went away while we connected
@@ -374,7 +375,8 @@ class Exchange:
             self._retried = True
             self._connect()
             return
-        self._upstream_failed(504 if failure is Failure.TIMEOUT else 502, failure.value)
+        status = 504 if failure is Failure.TIMEOUT else 502
+        self._upstream_failed(status, failure.name.lower(), failure.value)
 
     def upstream_upgraded(
         self, conn: UpstreamConnection, headers: list[tuple[bytes, bytes]], tail: bytes
@@ -383,7 +385,7 @@ class Exchange:
         if not (req.upgrade and fwd.allow_upgrade):
             conn.abort()
             self._up = None
-            self._upstream_failed(502, "upstream switched protocols unasked")
+            self._upstream_failed(502, "unasked_upgrade", "upstream switched protocols unasked")
             return
         self._state = _DONE
         self._up = None
@@ -435,10 +437,10 @@ class Exchange:
         if up is not None:
             up.abort()  # mid-message: the connection's framing state is unknown
 
-    def _upstream_failed(self, status: int, reason: str) -> None:
-        """No usable response from the upstream: log it (throttled) and answer ``status``."""
+    def _upstream_failed(self, status: int, kind: str, reason: str) -> None:
+        """No usable response from the upstream: count and log it (throttled), answer ``status``."""
         fwd = self._fwd
-        self._ctx.failures.report(fwd.upstream.url, fwd.app, reason)
+        self._ctx.failures.report(fwd.upstream.url, fwd.app, kind, reason)
         self._state = _DONE
         self._drop_upstream()
         self._down.fail(self._req, status, fwd.app, self._down.must_close(self._req), reason)

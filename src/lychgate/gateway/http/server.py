@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl as ssl_module
+from collections.abc import Mapping
 
 from lychgate.gateway.http.connection import ClientConnection
 from lychgate.gateway.http.context import ResponseHook, ServerContext, ServerStats
@@ -23,7 +24,7 @@ from lychgate.gateway.http.tls import client_context
 from lychgate.gateway.http.tunnel import TunnelRegistry
 from lychgate.gateway.http.writer import Batch
 from lychgate.gateway.types import Handler
-from lychgate.ids import SessionId
+from lychgate.ids import AppSlug, SessionId
 
 
 class GatewayServer:
@@ -69,6 +70,11 @@ class GatewayServer:
     def close_session(self, session_id: SessionId) -> int:
         """Close the tunnels (WebSockets) of a revoked session; returns how many."""
         return self._ctx.tunnels.close_session(session_id)
+
+    @property
+    def upstream_failures(self) -> Mapping[tuple[AppSlug | None, str], int]:
+        """Requests no upstream answered, by (app, kind) (:mod:`.failures`)."""
+        return self._ctx.failures.counts
 
     def close_tunnels(self) -> int:
         """Close every tunnel (the config feed has been silent too long); returns how many."""
