@@ -183,6 +183,8 @@ async def test_websocket_tunnel_closes_when_the_session_is_revoked(
     async with httpx.AsyncClient(base_url=served.url) as c:
         again = await c.get("/", headers={"cookie": cookie, "accept": "application/json"})
         assert again.status_code == 401
+    # The revocation travelled as the revoked set alone, not as a whole snapshot.
+    assert "config feed: applied sessions update" in await asyncio.to_thread(served.log.read_text)
 
 
 async def test_websocket_tunnel_closes_when_its_session_ends(

@@ -32,6 +32,7 @@ class FakeAuthz:
     feed_requests: int = 0
     refused: int = 0
     auth_headers: list[str] = field(default_factory=list)
+    feed_updates: list[str] = field(default_factory=list)  # each feed request's updates header
     _feeds: list[asyncio.Queue[bytes | None]] = field(default_factory=list)
     _server: asyncio.Server | None = None
     _handlers: set[asyncio.Task[None]] = field(default_factory=set)
@@ -107,6 +108,7 @@ class FakeAuthz:
             await _reply(writer, 401, b"")
             return
         if method == "GET" and target == "/.lychgate/internal/feed":
+            self.feed_updates.append(headers.get("lychgate-feed-updates", ""))
             await self._feed(writer)
         elif method == "POST" and target == "/.lychgate/internal/handoff":
             await self._handoff(writer, json.loads(body)["code"])

@@ -15,7 +15,9 @@ from gateway.feed_harness import WORLD, eventually, following, serial_of, versio
 from gateway.world import NOW, World
 from lychgate.errors import ConfigError
 from lychgate.gateway.feed_wire import (
+    SESSIONS,
     SessionsUpdate,
+    asks_for_sessions,
     feed_lines,
     parse_line,
     sessions_line,
@@ -106,6 +108,25 @@ async def test_feed_lines_sends_sessions_updates_between_full_snapshots() -> Non
     assert (fourth.after, fourth.revoked_sessions) == (3, frozenset())
 
 
+async def test_a_client_that_did_not_ask_gets_full_snapshots_only() -> None:
+    # A gateway older than sessions updates, during a rolling upgrade of authz.
+    async def source() -> AsyncIterator[ConfigSnapshot]:
+        yield version(1)
+        await asyncio.sleep(0.01)
+        yield version(2, "s-gone")
+
+    stream = feed_lines(source(), heartbeat_interval=5, sessions_updates=False)
+    assert _kinds([line async for line in stream]) == ["snapshot", "snapshot"]
+
+
+@pytest.mark.parametrize(
+    ("header", "asked"),
+    [(None, False), ("", False), ("sessions", True), ("users, sessions", True), ("session", False)],
+)
+def test_asking_for_sessions_updates(header: str | None, asked: bool) -> None:
+    assert asks_for_sessions(header) is asked
+
+
 def test_a_sessions_update_is_a_fraction_of_a_snapshot_with_many_users() -> None:
     many = {
         UserId(f"u_{i:06d}"): UserProfile(f"User {i}", f"u{i}@example.test") for i in range(2000)
@@ -134,6 +155,7 @@ async def test_a_sessions_update_is_applied_within_a_second(
         assert holder.current.revoked_sessions == {"s-logged-out"}
         assert before is not None
         assert before.differs_only_in_sessions(holder.current)
+    assert feed_authz[0].feed_updates == [SESSIONS]  # the client asked for them
 
 
 @pytest.mark.loopback

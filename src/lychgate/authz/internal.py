@@ -32,7 +32,12 @@ from lychgate.authz.sessions import revoke_session
 from lychgate.authz.snapshots import SnapshotPublisher
 from lychgate.errors import NotFound, TokenError
 from lychgate.gateway.feed_http import FEED_PATH, REDEEM_PATH, REVOKE_PATH
-from lychgate.gateway.feed_wire import MEDIA_TYPE, feed_lines
+from lychgate.gateway.feed_wire import (
+    MEDIA_TYPE,
+    UPDATES_HEADER,
+    asks_for_sessions,
+    feed_lines,
+)
 from lychgate.ids import SessionId
 
 log = logging.getLogger(__name__)
@@ -100,9 +105,13 @@ class RevokeIn(BaseModel):
 
 
 @router.get(FEED_PATH)
-async def feed(pub: Annotated[SnapshotPublisher, Depends(publisher)]) -> StreamingResponse:
+async def feed(
+    pub: Annotated[SnapshotPublisher, Depends(publisher)],
+    updates: Annotated[str | None, Header(alias=UPDATES_HEADER)] = None,
+) -> StreamingResponse:
     """NDJSON: the current snapshot, each change, and heartbeats (see gateway.feed_wire)."""
-    return StreamingResponse(feed_lines(pub.subscribe()), media_type=MEDIA_TYPE)
+    lines = feed_lines(pub.subscribe(), sessions_updates=asks_for_sessions(updates))
+    return StreamingResponse(lines, media_type=MEDIA_TYPE)
 
 
 @router.post(REDEEM_PATH)

@@ -39,6 +39,8 @@ from lychgate.gateway.feed_http import FEED_PATH, authz_client
 from lychgate.gateway.feed_json import MAX_LINE_BYTES
 from lychgate.gateway.feed_wire import (
     MEDIA_TYPE,
+    SESSIONS,
+    UPDATES_HEADER,
     Heartbeat,
     SessionsUpdate,
     feed_lines,
@@ -162,7 +164,8 @@ class FeedClient:
     async def _follow(self, client: httpx.AsyncClient) -> None:
         """One connection: apply lines until it ends."""
         try:
-            async with client.stream("GET", FEED_PATH, headers={"accept": MEDIA_TYPE}) as response:
+            headers = {"accept": MEDIA_TYPE, UPDATES_HEADER: SESSIONS}
+            async with client.stream("GET", FEED_PATH, headers=headers) as response:
                 if response.status_code != 200:
                     raise FeedError(f"authz refused the feed with {response.status_code}")
                 async for line in split_lines(response.aiter_bytes()):
@@ -187,13 +190,14 @@ class FeedClient:
             if not self._holder.confirm(message.serial):
                 log.debug("config feed: heartbeat for serial %d is not ours", message.serial)
             return
+        what = "snapshot"
         if isinstance(message, SessionsUpdate):
             current = self._holder.current
             if current is None or current.serial != message.after:
                 # We refused the snapshot it builds on: only a full one can set us right.
                 raise FeedError(f"a sessions update for snapshot {message.after}, not ours")
-            message = message.apply(current)
+            message, what = message.apply(current), "sessions update"
         self._holder.replace(message)
         self.snapshots_applied += 1
         self.failures, self._delay = 0, self._initial  # a good feed resets the backoff
-        log.info("config feed: applied snapshot %d", message.serial)
+        log.info("config feed: applied %s %d", what, message.serial)

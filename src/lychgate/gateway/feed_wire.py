@@ -10,7 +10,8 @@ one JSON object per line (``\\n``-terminated), for as long as the connection las
   sessions to end. Sent instead of a full snapshot when nothing else changed (a revocation, a
   session that reached its end): its size follows the revoked set, not the number of users,
   so a gateway with ten thousand users parses it in well under a millisecond rather than
-  fifty. A gateway whose current snapshot is not ``M`` reconnects for a full one.
+  fifty. A gateway whose current snapshot is not ``M`` reconnects for a full one. Sent only
+  to a gateway that asked with the request header ``Lychgate-Feed-Updates: sessions``.
 * ``{"type": "heartbeat", "serial": N}``: "my latest is still ``N``", every few seconds when
   nothing changes. It keeps idle connections alive and lets the gateway tell a quiet feed
   from a dead one (:meth:`SnapshotHolder.confirm`).
@@ -34,6 +35,10 @@ from lychgate.gateway.snapshot import ConfigSnapshot, check_snapshot, instant
 from lychgate.ids import SessionId
 
 MEDIA_TYPE: Final = "application/x-ndjson"
+# The request header a gateway sends to say it reads sessions updates; authz sends them only
+# then, so a gateway older than them keeps getting full snapshots during a rolling upgrade.
+UPDATES_HEADER: Final = "lychgate-feed-updates"
+SESSIONS: Final = "sessions"
 HEARTBEAT_INTERVAL: Final = 5.0
 KEEPALIVE: Final = b"\n"
 
@@ -61,6 +66,11 @@ class SessionsUpdate:
 
 
 FeedMessage = ConfigSnapshot | SessionsUpdate | Heartbeat
+
+
+def asks_for_sessions(header: str | None) -> bool:
+    """Whether a feed request's ``Lychgate-Feed-Updates`` header lists ``sessions``."""
+    return header is not None and SESSIONS in (part.strip() for part in header.split(","))
 
 
 def snapshot_line(snapshot: ConfigSnapshot) -> bytes:
@@ -119,9 +129,15 @@ class _End:
 
 
 async def feed_lines(
-    snapshots: AsyncIterator[ConfigSnapshot], *, heartbeat_interval: float = HEARTBEAT_INTERVAL
+    snapshots: AsyncIterator[ConfigSnapshot],
+    *,
+    heartbeat_interval: float = HEARTBEAT_INTERVAL,
+    sessions_updates: bool = True,
 ) -> AsyncGenerator[bytes, None]:
     """The feed's response body: a line per snapshot, a heartbeat when idle.
+
+    With ``sessions_updates`` off (a client that did not ask for them), every change is sent
+    as a full snapshot.
 
     Ends when ``snapshots`` ends; re-raises what ``snapshots`` raises. Closing the generator
     (the client went away) stops reading ``snapshots``.
@@ -156,7 +172,7 @@ async def feed_lines(
                 else:
                     latest = queued
             if latest is not None:
-                if sent is not None and sent.differs_only_in_sessions(latest):
+                if sessions_updates and sent is not None and sent.differs_only_in_sessions(latest):
                     yield sessions_line(sent.serial, latest)
                 else:
                     yield snapshot_line(latest)
