@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
 import httpx
@@ -14,7 +15,7 @@ from authz.conftest import Clock
 from fixtures.store import T0, make_app, make_session, make_user
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.handoff import issue_handoff
-from lychgate.authz.snapshots import ENDED_LISTED_FOR, SnapshotPublisher
+from lychgate.authz.snapshots import ENDED_LISTED_FOR, SnapshotPublisher, ended_listed_for
 from lychgate.domain import App, AppPolicy, Session, User
 from lychgate.gateway.feed_http import REDEEM_PATH, REVOKE_PATH
 from lychgate.ids import AppSlug
@@ -164,6 +165,14 @@ async def test_a_session_reaching_its_end_is_listed_for_a_while(
     assert await listed_at(timedelta(hours=1))  # the instant it ends
     assert await listed_at(timedelta(hours=1) + ENDED_LISTED_FOR - timedelta(seconds=1))
     assert not await listed_at(timedelta(hours=1) + ENDED_LISTED_FOR)
+
+
+def test_ended_sessions_are_listed_past_feed_max_stale(ctx: AuthzContext) -> None:
+    # Default feed_max_stale (5 min): ten minutes. A gateway allowed to serve an hour on its
+    # last snapshot must still learn of an end when it reconnects within that hour.
+    assert ended_listed_for(ctx) == ENDED_LISTED_FOR
+    patient = replace(ctx, settings=ctx.settings.model_copy(update={"feed_max_stale": 3600}))
+    assert ended_listed_for(patient) == timedelta(hours=1, minutes=1)
 
 
 async def test_a_look_without_changes_reads_no_user(ctx: AuthzContext) -> None:

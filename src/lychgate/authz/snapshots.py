@@ -40,10 +40,17 @@ from lychgate.tokens import Keyring, PublicKeyring
 
 log = logging.getLogger(__name__)
 _PAGE = 1000
-# How long a session that reached its end stays in the snapshot's revoked set: a gateway that
-# was cut off from the feed when it ended still closes its sockets on reconnecting, if that is
-# within this time (after feed_max_stale, 5 minutes by default, it refuses every request).
+# How long a session that reached its end stays in the snapshot's revoked set, at least: a
+# gateway that was cut off from the feed when it ended still closes its sockets on
+# reconnecting. It is listed for a minute longer than feed_max_stale too, since a gateway cut
+# off for longer has closed every socket already (lychgate.gateway.feed_guard).
 ENDED_LISTED_FOR: Final = timedelta(minutes=10)
+
+
+def ended_listed_for(ctx: AuthzContext) -> timedelta:
+    """How long an ended session is listed (see :data:`ENDED_LISTED_FOR`)."""
+    stale = timedelta(seconds=ctx.settings.feed_max_stale) + timedelta(minutes=1)
+    return max(ENDED_LISTED_FOR, stale)
 FULL_EVERY: Final = 60.0  # seconds between full rebuilds when the change counter is still
 
 
@@ -85,7 +92,7 @@ async def sessions_to_end(ctx: AuthzContext, now: datetime) -> frozenset[Session
     and for a while, ones that reached their end, whose WebSockets would otherwise outlive
     them (their tokens have expired already: app tokens never outlive their session)."""
     sessions = ctx.store.sessions
-    ended = await sessions.ended_ids(now - ENDED_LISTED_FOR, now)
+    ended = await sessions.ended_ids(now - ended_listed_for(ctx), now)
     return frozenset(await sessions.revoked_ids(now)).union(ended)
 
 
