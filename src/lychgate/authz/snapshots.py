@@ -51,6 +51,8 @@ def ended_listed_for(ctx: AuthzContext) -> timedelta:
     """How long an ended session is listed (see :data:`ENDED_LISTED_FOR`)."""
     stale = timedelta(seconds=ctx.settings.feed_max_stale) + timedelta(minutes=1)
     return max(ENDED_LISTED_FOR, stale)
+
+
 FULL_EVERY: Final = 60.0  # seconds between full rebuilds when the change counter is still
 
 
