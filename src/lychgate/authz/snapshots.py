@@ -104,7 +104,8 @@ async def public_keys(ctx: AuthzContext, now: datetime) -> PublicKeyring:
     return PublicKeyring.from_jwks(keyring.jwks())
 
 
-def _content(snapshot: ConfigSnapshot) -> dict[str, object]:
+def snapshot_content(snapshot: ConfigSnapshot) -> dict[str, object]:
+    """What two snapshots are compared by: everything but their serial and time."""
     body = snapshot.to_json()
     body.pop("serial")
     body.pop("issued_at")
@@ -154,10 +155,10 @@ class SnapshotPublisher:
             fresh = await build_snapshot(ctx, serial=self._next_serial(now), now=now)
             self.full_builds += 1
             self._version, self._full_at = version, moment
-            content = _content(fresh)
+            content = snapshot_content(fresh)
             if latest is not None:
                 if self._latest_content is None:
-                    self._latest_content = _content(latest)
+                    self._latest_content = snapshot_content(latest)
                 if content == self._latest_content:
                     return False
             self._publish(fresh, content)
