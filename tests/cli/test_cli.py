@@ -270,6 +270,29 @@ def test_users_and_minted_tokens(deployment: Path) -> None:
     assert "no app 'nope'" in out
 
 
+def test_user_disable_and_enable(deployment: Path) -> None:
+    d = str(deployment)
+    lychgate("user", "add", "Root", "--email", "root@example.test", "--admin", "--dir", d)
+    lychgate("user", "add", "Bob", "--email", "bob@example.test", "--dir", d)
+    code, out = lychgate("user", "disable", "bob@example.test", "--dir", d)
+    assert code == 0, out
+    assert "disabled user Bob" in out
+    assert "0 session(s) ended" in out
+    code, out = lychgate("user", "list", "--dir", d, "--json")
+    assert {u["name"]: u["disabled"] for u in json.loads(out)} == {"Root": False, "Bob": True}
+    code, out = lychgate("token", "mint", "--dir", d, "--app", "x", "--user", "bob@example.test")
+    assert code != 0  # a disabled user gets no token
+    code, out = lychgate("user", "disable", "Root", "--dir", d)
+    assert code == 1
+    assert "last admin" in out
+    code, out = lychgate("user", "enable", "Bob", "--dir", d)
+    assert code == 0, out
+    assert "enabled user Bob" in out
+    code, out = lychgate("user", "disable", "nobody", "--dir", d)
+    assert code == 1
+    assert "no user 'nobody'" in out
+
+
 def test_keys_rotate_keeps_the_old_key_verifying(deployment: Path) -> None:
     d = str(deployment)
     code, out = lychgate("keys", "rotate", "--dir", d)

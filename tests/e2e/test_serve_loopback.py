@@ -205,6 +205,39 @@ async def test_websocket_tunnel_closes_when_its_session_ends(
         assert loop.time() - minted < 4 + 2.5
 
 
+async def test_disabling_a_user_closes_their_websockets_and_refuses_them(
+    running: tuple[Served, Upstream], deployment: Path
+) -> None:
+    served, _ = running
+    await asyncio.to_thread(
+        lychgate, "user", "add", "Cleo", "--email", "cleo@example.test", "--dir", str(deployment)
+    )
+    cookie = await asyncio.to_thread(mint, deployment, "chat", "cleo@example.test")
+    async with httpx.AsyncClient(base_url=served.url) as c, asyncio.timeout(3):
+        while True:  # a user added while running reaches the gateway within a second
+            r = await c.get("/", headers={"cookie": cookie, "accept": "application/json"})
+            if r.status_code != 401:
+                break
+            await asyncio.sleep(0.1)
+    loop = asyncio.get_running_loop()
+    ws_url = f"ws://127.0.0.1:{served.port}/socket"
+    async with ws_connect(ws_url, additional_headers={"cookie": cookie}) as ws:
+        await ws.send("ping")
+        assert await ws.recv() == "ping"
+        out = await asyncio.to_thread(
+            lychgate, "user", "disable", "cleo@example.test", "--dir", str(deployment)
+        )
+        assert "1 session(s) ended" in out
+        started = loop.time()
+        with pytest.raises(ConnectionClosed):
+            async with asyncio.timeout(3):
+                await ws.recv()
+        assert loop.time() - started < 2.0  # the feed's 1 s look, and the gateway's reaction
+    async with httpx.AsyncClient(base_url=served.url) as c:
+        again = await c.get("/", headers={"cookie": cookie, "accept": "application/json"})
+        assert again.status_code == 401
+
+
 async def test_websocket_without_a_session_is_refused(running: tuple[Served, Upstream]) -> None:
     served, _ = running
     with pytest.raises(InvalidStatus) as refused:

@@ -1,4 +1,4 @@
-"""``lychgate user list|add|enroll-link``."""
+"""``lychgate user list|add|enroll-link|disable|enable``."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from lychgate.cli.common import (
 from lychgate.cli.common_store import now, with_store
 from lychgate.config import Settings
 from lychgate.deployment.enroll import find_user, issue_enrollment_link, terminal_qr
-from lychgate.deployment.users import add_user
+from lychgate.deployment.users import add_user, disable_user, enable_user
 from lychgate.domain import User
+from lychgate.ids import SessionId
 from lychgate.store import Store
 
 app = typer.Typer(help="Manage users.", no_args_is_help=True)
@@ -77,6 +78,35 @@ def enroll_link(
     print_enrollment_link(url)
 
 
+@app.command("disable")
+def disable(
+    who: Annotated[str, typer.Argument(help="The user's e-mail address, id or name.")],
+    data_dir: DirOption = None,
+) -> None:
+    """Cut a user off: refuse their sign-ins and devices, and end every session of theirs.
+
+    Gateways refuse the user's cookies and close their WebSockets within seconds. The last
+    admin cannot be disabled. Undo with `lychgate user enable`.
+    """
+    with reported_errors():
+        user, ended = with_store(settings_for(data_dir), lambda store: _disable(store, who))
+    out_console.print(
+        f"disabled user [bold]{user.name}[/] ({user.id}); {len(ended)} session(s) ended",
+        highlight=False,
+    )
+
+
+@app.command("enable")
+def enable(
+    who: Annotated[str, typer.Argument(help="The user's e-mail address, id or name.")],
+    data_dir: DirOption = None,
+) -> None:
+    """Let a disabled user sign in again (with their devices; old sessions stay ended)."""
+    with reported_errors():
+        user = with_store(settings_for(data_dir), lambda store: _enable(store, who))
+    out_console.print(f"enabled user [bold]{user.name}[/] ({user.id})", highlight=False)
+
+
 def print_enrollment_link(url: str, *, what: str = "Enrollment link") -> None:
     """The link on a line of its own (never wrapped), then a QR code when on a terminal."""
     typer.echo(f"{what} (one use, valid 24 hours). On the device to enroll, run:")
@@ -96,6 +126,17 @@ async def _add(
 async def _link(store: Store, settings: Settings, who: str) -> tuple[User, str]:
     user = await find_user(store, who)
     return user, await issue_enrollment_link(store, settings, user.id, now())
+
+
+async def _disable(store: Store, who: str) -> tuple[User, list[SessionId]]:
+    user = await find_user(store, who)
+    return user, await disable_user(store, user, now())
+
+
+async def _enable(store: Store, who: str) -> User:
+    user = await find_user(store, who)
+    await enable_user(store, user, now())
+    return user
 
 
 async def _list(store: Store) -> list[User]:

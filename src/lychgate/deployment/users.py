@@ -1,4 +1,4 @@
-"""Adding users from the command line or an admin API."""
+"""Adding, disabling and enabling users from the command line or an admin API."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import datetime
 
 from lychgate.domain import AuditEvent, User
 from lychgate.errors import ClientError, Conflict
-from lychgate.ids import UserId, new_id
+from lychgate.ids import SessionId, UserId, new_id
 from lychgate.store import Store
 
 # Deliberately loose (RFC 5322 is not a validation grammar): one @, a dot in the domain.
@@ -56,3 +56,30 @@ async def add_user(
         AuditEvent(None, now, "user.added", None, None, None, {"user": user.id})
     )
     return user
+
+
+async def disable_user(store: Store, user: User, now: datetime) -> list[SessionId]:
+    """Disable ``user`` and end every session of theirs; returns the sessions ended.
+
+    From then on authz refuses the user everywhere (sign-in, device API, portal, handoff,
+    enrollment), gateways drop them from their snapshot, and the revocations close the
+    WebSockets their sessions hold, all within seconds. The last enabled admin cannot be
+    disabled (Conflict): nobody could administer the deployment afterwards.
+    """
+    if user.is_admin and not user.disabled and await store.users.count_admins() <= 1:
+        raise Conflict("this is the last admin: make another user an admin first", field="user")
+    if not user.disabled:
+        await store.users.update(user.id, disabled=True)
+    ended = list(await store.sessions.revoke_all_for_user(user.id, now))
+    details = {"user": user.id, "sessions_ended": str(len(ended))}
+    await store.audit.append(AuditEvent(None, now, "user.disabled", None, None, None, details))
+    return ended
+
+
+async def enable_user(store: Store, user: User, now: datetime) -> None:
+    """Let ``user`` sign in again (their ended sessions stay ended)."""
+    if user.disabled:
+        await store.users.update(user.id, disabled=False)
+    await store.audit.append(
+        AuditEvent(None, now, "user.enabled", None, None, None, {"user": user.id})
+    )
