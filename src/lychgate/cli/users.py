@@ -85,8 +85,9 @@ def disable(
 ) -> None:
     """Cut a user off: refuse their sign-ins and devices, and end every session of theirs.
 
-    Gateways refuse the user's cookies and close their WebSockets within seconds. The last
-    admin cannot be disabled. Undo with `lychgate user enable`.
+    Gateways refuse the user's cookies and close their WebSockets within seconds.
+
+    The last admin cannot be disabled. Undo with `lychgate user enable`.
     """
     with reported_errors():
         user, ended = with_store(settings_for(data_dir), lambda store: _disable(store, who))
