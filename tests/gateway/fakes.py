@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from lychgate.gateway.http.connection import ClientConnection
+
+if TYPE_CHECKING:
+    from lychgate.gateway.http.context import ServerContext
 
 
 class FakeTransport(asyncio.Transport):
@@ -70,3 +76,27 @@ class FakeTransport(asyncio.Transport):
     def get_protocol(self) -> asyncio.BaseProtocol:
         assert self.protocol is not None
         return self.protocol
+
+
+async def feed_client(
+    ctx: ServerContext,
+    chunks: list[bytes],
+    settle: Callable[[], Awaitable[None]],
+    *,
+    settle_each: bool = False,
+) -> FakeTransport:
+    """One client connection on ``ctx`` over a fake transport: read ``chunks`` in turn (until
+    the engine closes it), ``settle`` (after each chunk too with ``settle_each``), then lose
+    the connection. Returns the transport, holding what the engine wrote."""
+    client = ClientConnection(ctx)
+    transport = FakeTransport(client)
+    client.connection_made(transport)
+    for chunk in chunks:
+        if transport.closed:
+            break
+        client.data_received(chunk)
+        if settle_each:
+            await settle()
+    await settle()
+    client.connection_lost(None)
+    return transport

@@ -20,9 +20,8 @@ from typing import Any, Final
 import h11
 import uvloop
 
-from gateway.fakes import FakeTransport
+from gateway.fakes import FakeTransport, feed_client
 from lychgate.gateway.http import Limits
-from lychgate.gateway.http.connection import ClientConnection
 from lychgate.gateway.http.context import ServerContext
 from lychgate.gateway.http.pool import UpstreamPool, unverified_client_context
 from lychgate.gateway.http.tunnel import TunnelRegistry
@@ -171,16 +170,7 @@ async def _drive(chunks: list[bytes], seen: Seen, decided: Decided) -> bytes:
         scheme="http",
         batch=pool.batch,
     )
-    client = ClientConnection(ctx)
-    transport = FakeTransport(client)
-    client.connection_made(transport)
-    for chunk in chunks:
-        if transport.closed:
-            break
-        client.data_received(chunk)
-        await _settle(seen)
-    await _settle(seen)
-    client.connection_lost(None)
+    transport = await feed_client(ctx, chunks, lambda: _settle(seen), settle_each=True)
     return bytes(transport.written)
 
 

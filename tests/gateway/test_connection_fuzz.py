@@ -12,9 +12,8 @@ import uvloop
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.fakes import FakeTransport
+from gateway.fakes import FakeTransport, feed_client
 from lychgate.gateway.http import Limits
-from lychgate.gateway.http.connection import ClientConnection
 from lychgate.gateway.http.context import ServerContext
 from lychgate.gateway.http.pool import UpstreamPool, unverified_client_context
 from lychgate.gateway.http.tunnel import TunnelRegistry
@@ -37,16 +36,7 @@ async def _drive(chunks: list[bytes], seen: list[RequestHead]) -> FakeTransport:
         tunnels=TunnelRegistry(),
         scheme="http",
     )
-    conn = ClientConnection(ctx)
-    transport = FakeTransport(conn)
-    conn.connection_made(transport)
-    for chunk in chunks:
-        if transport.closed:
-            break
-        conn.data_received(chunk)
-    await asyncio.sleep(0)
-    conn.connection_lost(None)
-    return transport
+    return await feed_client(ctx, chunks, lambda: asyncio.sleep(0))
 
 
 def _responses(out: bytes, seen: list[RequestHead]) -> list[int]:
