@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import update
 
 from fixtures.store import T0, make_app, make_session, make_user
 from lychgate.errors import NotFound
 from lychgate.ids import AppSlug, UserId
 from lychgate.store import Store
+from lychgate.store.schema import users
+from lychgate.store.sql.base import BUMP, CURRENT
 
 
 async def test_writes_to_users_and_apps_move_it_and_nothing_else_does(store: Store) -> None:
@@ -41,3 +45,53 @@ async def test_a_write_that_matches_nothing_does_not_move_it(store: Store) -> No
     with pytest.raises(NotFound):
         await store.apps.remove(AppSlug("nothing"))
     assert await store.config_changes.version() == 0
+
+
+async def test_each_user_write_records_the_value_it_moved_the_counter_to(store: Store) -> None:
+    ada, bob = make_user(), make_user(name="Bob")
+    await store.users.add(ada)  # 1
+    await store.users.add(bob)  # 2
+    await store.apps.add(make_app())  # 3: not a user
+    await store.users.update(ada.id, disabled=True)  # 4
+    changed = await store.users.changed_since(0)
+    assert [(c.version, c.user.id) for c in changed] == [(2, bob.id), (4, ada.id)]
+    assert changed[1].user.disabled
+    assert [c.user.id for c in await store.users.changed_since(2)] == [ada.id]
+    assert await store.users.changed_since(4) == []
+
+
+async def test_changed_since_pages_by_position_not_offset(store: Store) -> None:
+    people = [make_user(name=f"user {i}") for i in range(5)]
+    for person in people:
+        await store.users.add(person)
+    first = await store.users.changed_since(0, limit=2)
+    # A user of the first page changes between pages: it moves to the end, and no other
+    # user slips past the reader (an offset would now skip people[2]).
+    await store.users.update(people[0].id, name="renamed")
+    rest = await store.users.changed_since(0, limit=10, after=first[-1])
+    assert [c.user.id for c in first] == [people[0].id, people[1].id]
+    assert [c.user.id for c in rest] == [p.id for p in people[2:]] + [people[0].id]
+    assert rest[-1].user.name == "renamed"
+
+
+async def test_concurrent_user_writes_land_in_counter_order(store: Store) -> None:
+    # The reader's guarantee: once it sees the counter at v, every user write that set a
+    # value up to v is visible. A writer that has bumped holds the counter's row until it
+    # commits, so a second writer waits, takes the next value, and commits after it.
+    ada, bob = make_user(), make_user(name="Bob")
+    await store.users.add(ada)  # 1
+    await store.users.add(bob)  # 2
+    async with store.engine.begin() as first:  # bumped to 3, not committed yet
+        await first.execute(BUMP)
+        await first.execute(
+            update(users).where(users.c.id == ada.id).values(name="Ada 3", changed_in=CURRENT)
+        )
+        second = asyncio.create_task(store.users.update(bob.id, name="Bob 4"))
+        await asyncio.sleep(0.3)
+        assert not second.done()  # waiting for the counter's row
+        assert await store.config_changes.version() == 2  # a reader sees neither yet
+        assert await store.users.changed_since(2) == []
+    await asyncio.wait_for(second, 5)
+    assert await store.config_changes.version() == 4
+    changes = await store.users.changed_since(2)
+    assert [(c.version, c.user.name) for c in changes] == [(3, "Ada 3"), (4, "Bob 4")]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 from lychgate.domain import (
     ApiKey,
@@ -60,6 +60,13 @@ class Unset(enum.Enum):
 UNSET: Final = Unset.UNSET
 
 
+class ChangedUser(NamedTuple):
+    """A user as its latest write left it, and the change counter's value at that write."""
+
+    version: int
+    user: User
+
+
 class UserRepository(Protocol):
     async def add(self, user: User) -> None:
         """Store a new user. Conflict on a duplicate ``id`` or ``external_id``."""
@@ -75,6 +82,17 @@ class UserRepository(Protocol):
 
     async def list(self, *, limit: int = 1000, offset: int = 0) -> Sequence[User]:
         """Users, oldest first."""
+
+    async def changed_since(
+        self, version: int, *, limit: int = 1000, after: ChangedUser | None = None
+    ) -> Sequence[ChangedUser]:
+        """Users whose latest write set the change counter above ``version``, in the order
+        of that write, then id; ``after`` is the last one of the previous page.
+
+        Every write to a user records the counter's value (:meth:`ConfigChanges.version`)
+        its transaction set, and such writes commit in counter order, so a reader that saw
+        the counter at ``v`` finds every change up to ``v`` here (and perhaps a few later
+        ones, which it will read again)."""
 
     async def update(
         self,

@@ -53,6 +53,8 @@ users = Table(
     Column("is_admin", Boolean, nullable=False),
     Column("disabled", Boolean, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # The change counter's value at this row's latest write (see config_changes below).
+    Column("changed_in", BigInteger, nullable=False, index=True),
 )
 
 devices = Table(

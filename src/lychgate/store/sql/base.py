@@ -10,10 +10,11 @@ reader that later tries to write can fail at once with ``SQLITE_BUSY_SNAPSHOT``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from typing import Any, Final
 
-from sqlalchemy import Row, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
 
@@ -25,6 +26,13 @@ BUMP: Final = (
     .where(config_changes.c.id == 1)
     .values(version=config_changes.c.version + 1)
 )
+# The counter's value, as a column value: after BUMP, in the same transaction, it is the value
+# this transaction set (users.changed_in).
+CURRENT: Final = select(config_changes.c.version).where(config_changes.c.id == 1).scalar_subquery()
+
+
+class _Unmatched(Exception):
+    """A config write matched no row: leave the transaction, so its bump is rolled back."""
 
 
 class SqlRepository:
@@ -62,22 +70,31 @@ class SqlRepository:
         """Run one write in its own transaction; returns the number of rows it matched.
 
         ``config``: the write changes what the gateways' snapshot is built from (users, apps),
-        so the change counter is bumped in the same transaction when it matched a row.
+        so the change counter is bumped in the same transaction, first: the bump locks the
+        counter's row until commit, so such writes commit in counter order, and ``stmt`` can
+        record the new value (:data:`CURRENT`). A write that matched no row is rolled back,
+        bump and all.
         """
-        with translating(self.TABLE, self.FIELDS):
+        with translating(self.TABLE, self.FIELDS), contextlib.suppress(_Unmatched):
             async with self._engine.begin() as conn:
-                result = await conn.execute(stmt)
-                if config and result.rowcount:
+                if config:
                     await conn.execute(BUMP)
+                result = await conn.execute(stmt)
+                if config and not result.rowcount:
+                    raise _Unmatched  # rolls the bump back
                 return result.rowcount
+        return 0
 
     async def _write_returning(
         self, stmt: Executable, *, config: bool = False
     ) -> Sequence[Row[Any]]:
         """Run one write with ``RETURNING`` in its own transaction; returns the rows."""
-        with translating(self.TABLE, self.FIELDS):
+        with translating(self.TABLE, self.FIELDS), contextlib.suppress(_Unmatched):
             async with self._engine.begin() as conn:
-                rows = (await conn.execute(stmt)).all()
-                if config and rows:
+                if config:
                     await conn.execute(BUMP)
+                rows = (await conn.execute(stmt)).all()
+                if config and not rows:
+                    raise _Unmatched
                 return rows
+        return []

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, func, insert, select, update
+from sqlalchemy import Row, func, insert, select, tuple_, update
 
 from lychgate.domain import User
 from lychgate.errors import NotFound
 from lychgate.ids import UserId
-from lychgate.store.ports import UNSET, Unset
+from lychgate.store.ports import UNSET, ChangedUser, Unset
 from lychgate.store.schema import users
-from lychgate.store.sql.base import SqlRepository
+from lychgate.store.sql.base import CURRENT, SqlRepository
 
 
 def _user(row: Row[Any]) -> User:
@@ -42,6 +42,7 @@ class SqlUserRepository(SqlRepository):
                 is_admin=user.is_admin,
                 disabled=user.disabled,
                 created_at=user.created_at,
+                changed_in=CURRENT,
             ),
             config=True,
         )
@@ -71,6 +72,16 @@ class SqlUserRepository(SqlRepository):
         )
         return [_user(row) for row in rows]
 
+    async def changed_since(
+        self, version: int, *, limit: int = 1000, after: ChangedUser | None = None
+    ) -> Sequence[ChangedUser]:
+        stmt = select(users).where(users.c.changed_in > version)
+        if after is not None:
+            position = tuple_(users.c.changed_in, users.c.id)
+            stmt = stmt.where(position > tuple_(after.version, after.user.id))
+        rows = await self._all(stmt.order_by(users.c.changed_in, users.c.id).limit(limit))
+        return [ChangedUser(int(row.changed_in), _user(row)) for row in rows]
+
     async def update(
         self,
         user_id: UserId,
@@ -91,6 +102,7 @@ class SqlUserRepository(SqlRepository):
             changes["disabled"] = disabled
         if not changes:
             return await self.get(user_id)
+        changes["changed_in"] = CURRENT
         rows = await self._write_returning(
             update(users).where(users.c.id == user_id).values(changes).returning(*users.c),
             config=True,
