@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 
 import httpx
 import pytest
@@ -15,12 +16,25 @@ from authz.conftest import Clock
 from fixtures.store import T0, make_app, make_session, make_user
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.handoff import issue_handoff
-from lychgate.authz.snapshots import ENDED_LISTED_FOR, SnapshotPublisher, ended_listed_for
+from lychgate.authz.snapshots import (
+    ENDED_LISTED_FOR,
+    SnapshotPublisher,
+    build_snapshot,
+    ended_listed_for,
+)
 from lychgate.domain import App, AppPolicy, Session, User
+from lychgate.errors import TokenError
 from lychgate.gateway.feed_http import REDEEM_PATH, REVOKE_PATH
 from lychgate.ids import AppSlug
 from lychgate.store.schema import users
-from lychgate.tokens import PublicKeyring, verify_app_token
+from lychgate.tokens import (
+    AppTokenClaims,
+    Keyring,
+    PublicKeyring,
+    encode_app_token,
+    generate_signing_key,
+    verify_app_token,
+)
 
 
 async def signed_in(
@@ -196,19 +210,92 @@ async def test_a_look_without_changes_reads_no_user(ctx: AuthzContext) -> None:
 
 async def test_an_edit_from_another_process_is_seen_at_the_next_look(ctx: AuthzContext) -> None:
     # The CLI writes to the same database from its own process: no event reaches this one,
-    # but the change counter moves in the edit's own transaction.
+    # but the change counter moves in the edit's own transaction, and the edited row records
+    # the counter's new value, so the next look reads that user alone.
     user, _, _ = await signed_in(ctx)
+    crowd = [make_user(name=f"user {n}", email=None) for n in range(30)]
+    for person in crowd:
+        await ctx.store.users.add(person)
     publisher = SnapshotPublisher(ctx)
     await publisher.refresh()
+    assert publisher.users_read == 31
     await ctx.store.users.update(user.id, name="Ada King")
     assert await publisher.refresh()
-    assert publisher.full_builds == 2
+    assert (publisher.full_builds, publisher.users_read) == (1, 32)
     latest = publisher.latest
     assert latest is not None
     assert latest.users[user.id].name == "Ada King"
+    assert latest.users[crowd[0].id] is not None
     await ctx.store.users.update(user.id, disabled=True)
     assert await publisher.refresh()
     assert user.id not in publisher.latest.users  # type: ignore[union-attr]
+    assert (publisher.full_builds, publisher.users_read) == (1, 33)
+
+
+async def test_an_incremental_look_agrees_with_a_full_build(ctx: AuthzContext) -> None:
+    user, _, _ = await signed_in(ctx)
+    publisher = SnapshotPublisher(ctx)
+    await publisher.refresh()
+    assert publisher.latest is not None
+    assert not publisher.latest.setup_done
+    boss = make_user(name="Boss", is_admin=True)
+    await ctx.store.users.add(boss)  # setup is done once an admin exists
+    await ctx.store.users.update(user.id, email="ada@elsewhere.test")
+    renamed = make_app(slug=AppSlug("wiki"))
+    await ctx.store.apps.add(renamed)  # an app write moves the counter too
+    assert await publisher.refresh()
+    latest = publisher.latest
+    assert latest is not None
+    assert publisher.full_builds == 1
+    full = await build_snapshot(ctx, serial=latest.serial + 1, now=ctx.clock())
+    assert latest.same_content(full)
+    assert latest.setup_done
+    assert latest.users[boss.id].groups == ("admins",)
+    assert AppSlug("wiki") in latest.apps_by_slug
+    # Nothing moved since: the next look publishes nothing and reads no user.
+    read = publisher.users_read
+    assert not await publisher.refresh()
+    assert publisher.users_read == read
+
+
+async def test_a_retired_key_leaves_the_snapshot_when_it_stops_verifying(
+    ctx: AuthzContext, clock: Clock
+) -> None:
+    # SECURITY.md 5: a cookie signed by a retired key. The gateway verifies app tokens with
+    # the keys of the snapshot, so a key must leave the snapshot once it stops verifying.
+    user, app, session = await signed_in(ctx)
+    (old,) = await ctx.store.signing_keys.list()
+    token = encode_app_token(
+        Keyring([old], T0),
+        AppTokenClaims(
+            iss=ctx.settings.public_url,
+            sub=user.id,
+            sid=session.id,
+            app=app.slug,
+            adm=False,
+            iat=T0,
+            exp=T0 + timedelta(hours=2),
+        ),
+    )
+    publisher = SnapshotPublisher(ctx)
+    await publisher.refresh()
+    until = T0 + timedelta(hours=1)
+    await ctx.store.signing_keys.rotate(generate_signing_key(T0), retired_at=T0, verify_until=until)
+    clock.now = until - timedelta(seconds=1)
+    assert await publisher.refresh()  # the new key joins; the old one still verifies
+    latest = publisher.latest
+    assert latest is not None
+    assert old.kid in latest.keyring.kids
+    verify = partial(verify_app_token, issuer=ctx.settings.public_url, app=app.slug)
+    assert verify(latest.keyring, token, now=clock.now).sid == session.id
+    clock.now = until
+    assert await publisher.refresh()
+    latest = publisher.latest
+    assert latest is not None
+    assert old.kid not in latest.keyring.kids
+    with pytest.raises(TokenError) as refused:
+        verify(latest.keyring, token, now=clock.now)
+    assert refused.value.reason == "unknown_kid"
 
 
 async def test_a_writer_that_does_not_count_is_caught_by_the_full_rebuild(

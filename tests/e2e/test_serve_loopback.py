@@ -236,6 +236,8 @@ async def test_disabling_a_user_closes_their_websockets_and_refuses_them(
     async with httpx.AsyncClient(base_url=served.url) as c:
         again = await c.get("/", headers={"cookie": cookie, "accept": "application/json"})
         assert again.status_code == 401
+    # Adding and disabling her travelled as the users that changed, not as every user again.
+    assert "config feed: applied users update" in await asyncio.to_thread(served.log.read_text)
 
 
 async def test_websocket_without_a_session_is_refused(running: tuple[Served, Upstream]) -> None:

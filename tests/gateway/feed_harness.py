@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -32,6 +33,24 @@ async def eventually(check: Callable[[], bool], timeout: float = 1.0) -> None:
 
 def serial_of(holder: SnapshotHolder) -> int | None:
     return None if holder.current is None else holder.current.serial
+
+
+def kinds(lines: list[bytes]) -> list[str]:
+    """The ``type`` of each feed line."""
+    return [json.loads(line)["type"] for line in lines]
+
+
+async def push_and_apply(
+    server: FakeAuthz, holder: SnapshotHolder, line: bytes, serial: int
+) -> ConfigSnapshot:
+    """Send ``line`` on the open feed and wait until ``holder`` holds ``serial``, which must
+    take less than a second (the issue's bound for applying a change)."""
+    started = time.monotonic()
+    server.push(line)
+    await eventually(lambda: serial_of(holder) == serial)
+    assert time.monotonic() - started < 1.0
+    assert holder.current is not None
+    return holder.current
 
 
 class Running:

@@ -3,33 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from gateway.fake_authz import FakeAuthz
-from gateway.feed_harness import WORLD, eventually, following, serial_of, version
+from gateway.feed_harness import (
+    WORLD,
+    eventually,
+    following,
+    kinds,
+    push_and_apply,
+    serial_of,
+    version,
+)
 from gateway.world import NOW, World
 from lychgate.errors import ConfigError
 from lychgate.gateway.feed_wire import (
-    SESSIONS,
     SessionsUpdate,
-    asks_for_sessions,
+    asked_updates,
     feed_lines,
     parse_line,
     sessions_line,
     snapshot_line,
+    users_line,
 )
 from lychgate.gateway.snapshot import ConfigSnapshot, UserProfile
 from lychgate.ids import SessionId, UserId
-
-
-def _kinds(lines: list[bytes]) -> list[str]:
-    return [json.loads(line)["type"] for line in lines]
-
 
 # -- what differs only in sessions -------------------------------------------------------------
 
@@ -85,7 +86,7 @@ def test_bad_sessions_lines_are_refused(line: bytes) -> None:
 
 
 async def test_feed_lines_sends_sessions_updates_between_full_snapshots() -> None:
-    renamed = {**WORLD.snapshot.users, UserId("user-1"): UserProfile("Ann B", None)}
+    fewer_apps = WORLD.snapshot.apps[:1]  # an app change needs a full snapshot
 
     async def source() -> AsyncIterator[ConfigSnapshot]:
         yield version(1)
@@ -93,13 +94,13 @@ async def test_feed_lines_sends_sessions_updates_between_full_snapshots() -> Non
         yield version(2, "s-gone")  # a revocation
         await asyncio.sleep(0.01)
         yield WORLD.changed(
-            serial=3, revoked_sessions=frozenset({SessionId("s-gone")}), users=renamed
+            serial=3, revoked_sessions=frozenset({SessionId("s-gone")}), apps=fewer_apps
         )
         await asyncio.sleep(0.01)
-        yield WORLD.changed(serial=4, revoked_sessions=frozenset(), users=renamed)  # it left
+        yield WORLD.changed(serial=4, revoked_sessions=frozenset(), apps=fewer_apps)  # it left
 
     lines = [line async for line in feed_lines(source(), heartbeat_interval=5)]
-    assert _kinds(lines) == ["snapshot", "sessions", "snapshot", "sessions"]
+    assert kinds(lines) == ["snapshot", "sessions", "snapshot", "sessions"]
     second = parse_line(lines[1].rstrip(b"\n"))
     assert isinstance(second, SessionsUpdate)
     assert (second.after, second.serial) == (1, 2)
@@ -115,16 +116,22 @@ async def test_a_client_that_did_not_ask_gets_full_snapshots_only() -> None:
         await asyncio.sleep(0.01)
         yield version(2, "s-gone")
 
-    stream = feed_lines(source(), heartbeat_interval=5, sessions_updates=False)
-    assert _kinds([line async for line in stream]) == ["snapshot", "snapshot"]
+    stream = feed_lines(source(), heartbeat_interval=5, updates=frozenset())
+    assert kinds([line async for line in stream]) == ["snapshot", "snapshot"]
 
 
 @pytest.mark.parametrize(
     ("header", "asked"),
-    [(None, False), ("", False), ("sessions", True), ("users, sessions", True), ("session", False)],
+    [
+        (None, set()),
+        ("", set()),
+        ("sessions", {"sessions"}),
+        ("users, sessions", {"users", "sessions"}),
+        ("session,users,apps", {"users"}),  # unknown kinds are ignored
+    ],
 )
-def test_asking_for_sessions_updates(header: str | None, asked: bool) -> None:
-    assert asks_for_sessions(header) is asked
+def test_asking_for_updates(header: str | None, asked: set[str]) -> None:
+    assert asked_updates(header) == asked
 
 
 def test_a_sessions_update_is_a_fraction_of_a_snapshot_with_many_users() -> None:
@@ -147,25 +154,31 @@ async def test_a_sessions_update_is_applied_within_a_second(
 ) -> None:
     async with following(feed_authz) as (server, holder, _):
         before = holder.current
-        started = time.monotonic()
-        server.push(sessions_line(1, version(2, "s-logged-out")))
-        await eventually(lambda: serial_of(holder) == 2)
-        assert time.monotonic() - started < 1.0
-        assert holder.current is not None
-        assert holder.current.revoked_sessions == {"s-logged-out"}
+        line = sessions_line(1, version(2, "s-logged-out"))
+        after = await push_and_apply(server, holder, line, 2)
+        assert after.revoked_sessions == {"s-logged-out"}
         assert before is not None
-        assert before.differs_only_in_sessions(holder.current)
-    assert feed_authz[0].feed_updates == [SESSIONS]  # the client asked for them
+        assert before.differs_only_in_sessions(after)
+    assert feed_authz[0].feed_updates == ["sessions, users"]  # the client asked for them
 
 
 @pytest.mark.loopback
+@pytest.mark.parametrize(
+    "line",
+    [
+        sessions_line(7, version(8, "s-x")),
+        users_line(version(7), WORLD.changed(serial=8, users={}, revoked_sessions={"s-x"})),
+    ],
+    ids=["sessions", "users"],
+)
 async def test_an_update_out_of_step_reconnects_for_a_full_snapshot(
-    feed_authz: tuple[FakeAuthz, str],
+    feed_authz: tuple[FakeAuthz, str], line: bytes
 ) -> None:
     async with following(feed_authz) as (server, holder, client):
-        server.push(sessions_line(7, version(8, "s-x")))  # builds on a snapshot we never had
+        server.push(line)  # builds on a snapshot we never had
         await eventually(lambda: server.feed_requests >= 2)  # reconnected: greeted in full
         assert client.snapshots_applied == 2
         assert serial_of(holder) == 1  # never applied to the wrong base
         assert holder.current is not None
         assert holder.current.revoked_sessions == frozenset()
+        assert holder.current.users == WORLD.snapshot.users

@@ -35,7 +35,7 @@ from lychgate.gateway.feed_http import FEED_PATH, REDEEM_PATH, REVOKE_PATH
 from lychgate.gateway.feed_wire import (
     MEDIA_TYPE,
     UPDATES_HEADER,
-    asks_for_sessions,
+    asked_updates,
     feed_lines,
 )
 from lychgate.ids import SessionId
@@ -110,7 +110,7 @@ async def feed(
     updates: Annotated[str | None, Header(alias=UPDATES_HEADER)] = None,
 ) -> StreamingResponse:
     """NDJSON: the current snapshot, each change, and heartbeats (see gateway.feed_wire)."""
-    lines = feed_lines(pub.subscribe(), sessions_updates=asks_for_sessions(updates))
+    lines = feed_lines(pub.subscribe(), updates=asked_updates(updates))
     return StreamingResponse(lines, media_type=MEDIA_TYPE)
 
 

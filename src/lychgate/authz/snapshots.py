@@ -11,9 +11,12 @@ published only when its content differs from the last one.
 
 A look costs three small reads, not a read of every user: the store's change counter (every
 write to users or apps bumps it, in the same transaction, whichever process makes it), the
-sessions to end (an index range) and the signing keys. Only when the counter moved is the
-snapshot rebuilt in full; otherwise the last one gets the new revoked set and keys, when they
-differ. As a safety net against a writer that does not bump (an older replica during an
+sessions to end (an index range) and the signing keys. When the counter has not moved, the
+last snapshot gets the new revoked set and keys, if they differ. When it has, the look also
+reads the apps, and the users whose rows changed since the counter value it last saw (each
+user write records the value it moved the counter to, ``users.changed_in``), and applies
+those to the last snapshot's users: a user enrolled or disabled costs one row, not ten
+thousand. As a safety net against a writer that does not bump (an older replica during an
 upgrade), a full rebuild also runs every ``full_every`` seconds (60).
 
 Serials are milliseconds since the epoch, kept strictly increasing, so a gateway can tell newer
@@ -36,6 +39,7 @@ from lychgate.authz.context import AuthzContext
 from lychgate.events import LoginApproved, LoginDenied, OpenApp
 from lychgate.gateway.snapshot import ConfigSnapshot, UserProfile
 from lychgate.ids import SessionId, UserId
+from lychgate.store import ChangedUser
 from lychgate.tokens import Keyring, PublicKeyring
 
 log = logging.getLogger(__name__)
@@ -56,21 +60,22 @@ def ended_listed_for(ctx: AuthzContext) -> timedelta:
 FULL_EVERY: Final = 60.0  # seconds between full rebuilds when the change counter is still
 
 
-async def build_snapshot(ctx: AuthzContext, *, serial: int, now: datetime) -> ConfigSnapshot:
-    """Read apps, enabled users, live revocations and keys into one snapshot."""
+async def build_snapshot(
+    ctx: AuthzContext,
+    *,
+    serial: int,
+    now: datetime,
+    users: dict[UserId, UserProfile] | None = None,
+) -> ConfigSnapshot:
+    """Read apps, enabled users, live revocations and keys into one snapshot.
+
+    ``users`` skips reading the users: the caller has brought them up to date already
+    (:func:`read_user_changes`)."""
     store, settings = ctx.store, ctx.settings
     apps = tuple(await store.apps.list())
-    users: dict[UserId, UserProfile] = {}
-    offset = 0
-    while True:
-        page = await store.users.list(limit=_PAGE, offset=offset)
-        for u in page:
-            if not u.disabled:
-                groups = ("admins",) if u.is_admin else ()
-                users[u.id] = UserProfile(name=u.name, email=u.email, groups=groups)
-        if len(page) < _PAGE:
-            break
-        offset += _PAGE
+    if users is None:
+        users = {}
+        await read_user_changes(ctx, users, since=-1)
     revoked = await sessions_to_end(ctx, now)
     keyring = await public_keys(ctx, now)
     return ConfigSnapshot(
@@ -89,6 +94,29 @@ async def build_snapshot(ctx: AuthzContext, *, serial: int, now: datetime) -> Co
     )
 
 
+async def read_user_changes(
+    ctx: AuthzContext, users: dict[UserId, UserProfile], *, since: int
+) -> int:
+    """Apply to ``users`` every user write that set the change counter above ``since``: an
+    enabled user's profile goes in, a disabled one comes out. Returns how many were read;
+    ``since=-1`` reads every user."""
+    read = 0
+    after: ChangedUser | None = None
+    while True:
+        page = await ctx.store.users.changed_since(since, limit=_PAGE, after=after)
+        for change in page:
+            user = change.user
+            if user.disabled:
+                users.pop(user.id, None)
+            else:
+                groups = ("admins",) if user.is_admin else ()
+                users[user.id] = UserProfile(name=user.name, email=user.email, groups=groups)
+        read += len(page)
+        if len(page) < _PAGE:
+            return read
+        after = page[-1]
+
+
 async def sessions_to_end(ctx: AuthzContext, now: datetime) -> frozenset[SessionId]:
     """Sessions the gateways must end: revoked ones while their tokens could still be valid,
     and for a while, ones that reached their end, whose WebSockets would otherwise outlive
@@ -104,14 +132,6 @@ async def public_keys(ctx: AuthzContext, now: datetime) -> PublicKeyring:
     return PublicKeyring.from_jwks(keyring.jwks())
 
 
-def snapshot_content(snapshot: ConfigSnapshot) -> dict[str, object]:
-    """What two snapshots are compared by: everything but their serial and time."""
-    body = snapshot.to_json()
-    body.pop("serial")
-    body.pop("issued_at")
-    return body
-
-
 class SnapshotPublisher:
     """Keeps the latest snapshot and wakes feed connections when it changes."""
 
@@ -122,14 +142,16 @@ class SnapshotPublisher:
         self._poll = poll_interval
         self._full_every = full_every
         self._latest: ConfigSnapshot | None = None
-        self._latest_content: dict[str, object] | None = None  # computed when needed
-        self._version: int | None = None  # the change counter the latest full build saw
+        self._version: int | None = None  # the change counter the latest users read saw
         self._full_at = -math.inf  # monotonic time of the latest full build
         self._tick = asyncio.Event()  # set (and replaced) on every publish and on close
         self._wake = asyncio.Event()
         self._serial = 0
         self._closed = False
-        self.full_builds = 0  # for tests and the curious: how many looks read every user
+        # For tests and the curious: how many looks read every user, and how many user rows
+        # were read in all (the full builds' and the changes').
+        self.full_builds = 0
+        self.users_read = 0
 
     @property
     def latest(self) -> ConfigSnapshot | None:
@@ -145,45 +167,46 @@ class SnapshotPublisher:
         version = await ctx.store.config_changes.version()  # before reading what it guards
         now = ctx.clock()
         moment = time.monotonic()
-        latest = self._latest
-        if (
-            latest is None
-            or version is None
-            or version != self._version
-            or moment - self._full_at >= self._full_every
-        ):
-            fresh = await build_snapshot(ctx, serial=self._next_serial(now), now=now)
-            self.full_builds += 1
-            self._version, self._full_at = version, moment
-            content = snapshot_content(fresh)
-            if latest is not None:
-                if self._latest_content is None:
-                    self._latest_content = snapshot_content(latest)
-                if content == self._latest_content:
-                    return False
-            self._publish(fresh, content)
-            return True
-        revoked = await sessions_to_end(ctx, now)
-        keyring = await public_keys(ctx, now)
-        if revoked == latest.revoked_sessions and keyring.jwks() == latest.keyring.jwks():
+        latest, seen = self._latest, self._version
+        due = moment - self._full_at >= self._full_every
+        if latest is None or version is None or seen is None or due:
+            fresh = await self._full(version, now, moment)
+        elif version != seen:
+            users = dict(latest.users)
+            self.users_read += await read_user_changes(ctx, users, since=seen)
+            fresh = await build_snapshot(ctx, serial=self._next_serial(now), now=now, users=users)
+            self._version = version
+        else:
+            revoked = await sessions_to_end(ctx, now)
+            keyring = await public_keys(ctx, now)
+            if revoked == latest.revoked_sessions and keyring.jwks() == latest.keyring.jwks():
+                return False  # the usual look: nothing changed, nothing built
+            fresh = replace(
+                latest,
+                serial=self._next_serial(now),
+                issued_at=now,
+                revoked_sessions=revoked,
+                keyring=keyring,
+            )
+        if latest is not None and latest.same_content(fresh):
             return False
-        fresh = replace(
-            latest,
-            serial=self._next_serial(now),
-            issued_at=now,
-            revoked_sessions=revoked,
-            keyring=keyring,
-        )
-        self._publish(fresh, None)
+        self._publish(fresh)
         return True
+
+    async def _full(self, version: int | None, now: datetime, moment: float) -> ConfigSnapshot:
+        """Read everything (the first look, and the safety net's)."""
+        fresh = await build_snapshot(self._ctx, serial=self._next_serial(now), now=now)
+        self.full_builds += 1
+        self.users_read += len(fresh.users)
+        self._version, self._full_at = version, moment
+        return fresh
 
     def _next_serial(self, now: datetime) -> int:
         return max(self._serial + 1, int(now.timestamp() * 1000))
 
-    def _publish(self, fresh: ConfigSnapshot, content: dict[str, object] | None) -> None:
+    def _publish(self, fresh: ConfigSnapshot) -> None:
         self._serial = fresh.serial
         self._latest = fresh
-        self._latest_content = content
         tick, self._tick = self._tick, asyncio.Event()
         tick.set()
 

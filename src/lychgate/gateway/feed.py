@@ -39,10 +39,11 @@ from lychgate.gateway.feed_http import FEED_PATH, authz_client
 from lychgate.gateway.feed_json import MAX_LINE_BYTES
 from lychgate.gateway.feed_wire import (
     MEDIA_TYPE,
-    SESSIONS,
+    UPDATES,
     UPDATES_HEADER,
     Heartbeat,
     SessionsUpdate,
+    UsersUpdate,
     feed_lines,
     parse_line,
 )
@@ -164,7 +165,7 @@ class FeedClient:
     async def _follow(self, client: httpx.AsyncClient) -> None:
         """One connection: apply lines until it ends."""
         try:
-            headers = {"accept": MEDIA_TYPE, UPDATES_HEADER: SESSIONS}
+            headers = {"accept": MEDIA_TYPE, UPDATES_HEADER: ", ".join(sorted(UPDATES))}
             async with client.stream("GET", FEED_PATH, headers=headers) as response:
                 if response.status_code != 200:
                     raise FeedError(f"authz refused the feed with {response.status_code}")
@@ -191,12 +192,13 @@ class FeedClient:
                 log.debug("config feed: heartbeat for serial %d is not ours", message.serial)
             return
         what = "snapshot"
-        if isinstance(message, SessionsUpdate):
+        if isinstance(message, SessionsUpdate | UsersUpdate):
+            what = "sessions update" if isinstance(message, SessionsUpdate) else "users update"
             current = self._holder.current
             if current is None or current.serial != message.after:
                 # We refused the snapshot it builds on: only a full one can set us right.
-                raise FeedError(f"a sessions update for snapshot {message.after}, not ours")
-            message, what = message.apply(current), "sessions update"
+                raise FeedError(f"a {what} for snapshot {message.after}, not ours")
+            message = message.apply(current)
         self._holder.replace(message)
         self.snapshots_applied += 1
         self.failures, self._delay = 0, self._initial  # a good feed resets the backoff

@@ -12,6 +12,13 @@ one JSON object per line (``\\n``-terminated), for as long as the connection las
   so a gateway with ten thousand users parses it in well under a millisecond rather than
   fifty. A gateway whose current snapshot is not ``M`` reconnects for a full one. Sent only
   to a gateway that asked with the request header ``Lychgate-Feed-Updates: sessions``.
+* ``{"type": "users", "after": M, "serial": N, "issued_at": T, "setup_done": B, "users":
+  {...}, "removed_users": [...], "revoked_sessions": [...]}``: snapshot ``N`` is snapshot
+  ``M`` with the users listed in ``users`` added or changed (the same form as a snapshot's
+  ``users``), those in ``removed_users`` gone (disabled), and the given ``setup_done`` and
+  sessions to end. Sent instead of a full snapshot when apps, keys and settings are
+  unchanged (a user enrolled, renamed, disabled...): its size follows the users that
+  changed. Same rule on ``M``; sent only to a gateway that listed ``users`` in that header.
 * ``{"type": "heartbeat", "serial": N}``: "my latest is still ``N``", every few seconds when
   nothing changes. It keeps idle connections alive and lets the gateway tell a quiet feed
   from a dead one (:meth:`SnapshotHolder.confirm`).
@@ -25,20 +32,29 @@ the newest is sent, since each one is complete.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
 from lychgate.gateway.feed_json import Members, dumps, fail, loads
-from lychgate.gateway.snapshot import ConfigSnapshot, check_snapshot, instant
-from lychgate.ids import SessionId
+from lychgate.gateway.snapshot import (
+    ConfigSnapshot,
+    UserProfile,
+    check_snapshot,
+    instant,
+    users_from_json,
+    users_to_json,
+)
+from lychgate.ids import SessionId, UserId
 
 MEDIA_TYPE: Final = "application/x-ndjson"
 # The request header a gateway sends to say it reads sessions updates; authz sends them only
 # then, so a gateway older than them keeps getting full snapshots during a rolling upgrade.
 UPDATES_HEADER: Final = "lychgate-feed-updates"
 SESSIONS: Final = "sessions"
+USERS: Final = "users"
+UPDATES: Final = frozenset({SESSIONS, USERS})  # every kind of update this version reads
 HEARTBEAT_INTERVAL: Final = 5.0
 KEEPALIVE: Final = b"\n"
 
@@ -65,12 +81,42 @@ class SessionsUpdate:
         )
 
 
-FeedMessage = ConfigSnapshot | SessionsUpdate | Heartbeat
+@dataclass(frozen=True, slots=True)
+class UsersUpdate:
+    """Snapshot ``serial`` is snapshot ``after`` with ``changed`` users added or replaced,
+    ``removed`` users gone, and the given ``setup_done`` and ``revoked_sessions``."""
+
+    after: int
+    serial: int
+    issued_at: datetime
+    setup_done: bool
+    changed: Mapping[UserId, UserProfile]
+    removed: frozenset[UserId]
+    revoked_sessions: frozenset[SessionId]
+
+    def apply(self, current: ConfigSnapshot) -> ConfigSnapshot:
+        users = dict(current.users)
+        for uid in self.removed:
+            users.pop(uid, None)
+        users.update(self.changed)
+        return current.with_users(
+            serial=self.serial,
+            issued_at=self.issued_at,
+            setup_done=self.setup_done,
+            users=users,
+            revoked_sessions=self.revoked_sessions,
+        )
 
 
-def asks_for_sessions(header: str | None) -> bool:
-    """Whether a feed request's ``Lychgate-Feed-Updates`` header lists ``sessions``."""
-    return header is not None and SESSIONS in (part.strip() for part in header.split(","))
+FeedMessage = ConfigSnapshot | SessionsUpdate | UsersUpdate | Heartbeat
+
+
+def asked_updates(header: str | None) -> frozenset[str]:
+    """The kinds of update a feed request's ``Lychgate-Feed-Updates`` header lists that we
+    know (unknown ones, from a newer gateway, are ignored: it gets full snapshots instead)."""
+    if header is None:
+        return frozenset()
+    return UPDATES.intersection(part.strip() for part in header.split(","))
 
 
 def snapshot_line(snapshot: ConfigSnapshot) -> bytes:
@@ -87,6 +133,29 @@ def sessions_line(after: int, snapshot: ConfigSnapshot) -> bytes:
                 "after": after,
                 "serial": snapshot.serial,
                 "issued_at": snapshot.issued_at.timestamp(),
+                "revoked_sessions": sorted(snapshot.revoked_sessions),
+            }
+        )
+        + b"\n"
+    )
+
+
+def users_line(before: ConfigSnapshot, snapshot: ConfigSnapshot) -> bytes:
+    """One feed line: ``snapshot`` as a users update of ``before``, the last one sent."""
+    old, new = before.users, snapshot.users
+    # Unchanged profiles are usually the very same objects (authz copies the last snapshot's
+    # users and applies the changes), so the identity test settles most of them.
+    changed = {uid: p for uid, p in new.items() if (o := old.get(uid)) is not p and o != p}
+    return (
+        dumps(
+            {
+                "type": "users",
+                "after": before.serial,
+                "serial": snapshot.serial,
+                "issued_at": snapshot.issued_at.timestamp(),
+                "setup_done": snapshot.setup_done,
+                "users": users_to_json(changed),
+                "removed_users": sorted(old.keys() - new.keys()),
                 "revoked_sessions": sorted(snapshot.revoked_sessions),
             }
         )
@@ -111,12 +180,42 @@ def parse_line(line: bytes) -> FeedMessage:
             issued_at=instant(message.number("issued_at"), "issued_at"),
             revoked_sessions=frozenset(SessionId(s) for s in message.texts("revoked_sessions")),
         )
+    elif kind == "users":
+        parsed = _users_update(message)
     elif kind == "heartbeat":
         parsed = Heartbeat(message.integer("serial"))
     else:
         fail("is not a known message type", "type")
     message.done()
     return parsed
+
+
+def _users_update(message: Members) -> UsersUpdate:
+    changed = users_from_json(message.raw("users"))
+    removed = frozenset(UserId(u) for u in message.texts("removed_users"))
+    if not removed.isdisjoint(changed):
+        fail("names a user that is also in users", "removed_users")
+    return UsersUpdate(
+        after=message.integer("after"),
+        serial=message.integer("serial"),
+        issued_at=instant(message.number("issued_at"), "issued_at"),
+        setup_done=message.flag("setup_done"),
+        changed=changed,
+        removed=removed,
+        revoked_sessions=frozenset(SessionId(s) for s in message.texts("revoked_sessions")),
+    )
+
+
+def _change_line(
+    sent: ConfigSnapshot | None, latest: ConfigSnapshot, updates: frozenset[str]
+) -> bytes:
+    """``latest``, for a connection that last carried ``sent``."""
+    if sent is not None:
+        if SESSIONS in updates and sent.differs_only_in_sessions(latest):
+            return sessions_line(sent.serial, latest)
+        if USERS in updates and sent.differs_only_in_users(latest):
+            return users_line(sent, latest)
+    return snapshot_line(latest)
 
 
 class _End:
@@ -132,12 +231,12 @@ async def feed_lines(
     snapshots: AsyncIterator[ConfigSnapshot],
     *,
     heartbeat_interval: float = HEARTBEAT_INTERVAL,
-    sessions_updates: bool = True,
+    updates: frozenset[str] = UPDATES,
 ) -> AsyncGenerator[bytes, None]:
     """The feed's response body: a line per snapshot, a heartbeat when idle.
 
-    With ``sessions_updates`` off (a client that did not ask for them), every change is sent
-    as a full snapshot.
+    A change is sent as the smallest message of the ``updates`` the client asked for
+    (:func:`asked_updates`) that describes it, or else as a full snapshot.
 
     Ends when ``snapshots`` ends; re-raises what ``snapshots`` raises. Closing the generator
     (the client went away) stops reading ``snapshots``.
@@ -172,10 +271,7 @@ async def feed_lines(
                 else:
                     latest = queued
             if latest is not None:
-                if sessions_updates and sent is not None and sent.differs_only_in_sessions(latest):
-                    yield sessions_line(sent.serial, latest)
-                else:
-                    yield snapshot_line(latest)
+                yield _change_line(sent, latest, updates)
                 sent, serial = latest, latest.serial
             if end is not None:
                 if end.error is not None:

@@ -176,15 +176,44 @@ class ConfigSnapshot:
         """This snapshot under a new serial, with another set of sessions to end."""
         return replace(self, serial=serial, issued_at=issued_at, revoked_sessions=revoked_sessions)
 
-    def differs_only_in_sessions(self, other: ConfigSnapshot) -> bool:
-        """True when ``other`` is this snapshot but for serial, time and sessions to end.
+    def with_users(
+        self,
+        *,
+        serial: int,
+        issued_at: datetime,
+        setup_done: bool,
+        users: Mapping[UserId, UserProfile],
+        revoked_sessions: frozenset[SessionId],
+    ) -> ConfigSnapshot:
+        """This snapshot under a new serial, with other users and sessions to end."""
+        return replace(
+            self,
+            serial=serial,
+            issued_at=issued_at,
+            setup_done=setup_done,
+            users=users,
+            revoked_sessions=revoked_sessions,
+        )
 
-        Compares every other field (a field added later is compared too); keys by their
-        public form and the assertion key by its id and private form.
-        """
+    def differs_only_in_sessions(self, other: ConfigSnapshot) -> bool:
+        """True when ``other`` is this snapshot but for serial, time and sessions to end."""
+        return self._same_but(other, _SESSION_FIELDS)
+
+    def differs_only_in_users(self, other: ConfigSnapshot) -> bool:
+        """True when ``other`` is this snapshot but for serial, time, sessions to end, users
+        and whether setup is done (which follows from the users)."""
+        return self._same_but(other, _USER_FIELDS)
+
+    def same_content(self, other: ConfigSnapshot) -> bool:
+        """True when ``other`` is this snapshot but for its serial and time."""
+        return self._same_but(other, _STAMP_FIELDS)
+
+    def _same_but(self, other: ConfigSnapshot, skipped: frozenset[str]) -> bool:
+        """Compares every field not ``skipped`` (a field added later is compared too); keys
+        by their public form and the assertion key by its id and private form."""
         for f in fields(self):
             name = f.name
-            if not f.init or name in _SESSION_FIELDS:
+            if not f.init or name in skipped:
                 continue
             mine, theirs = getattr(self, name), getattr(other, name)
             if name == "keyring":
@@ -212,10 +241,7 @@ class ConfigSnapshot:
             "app_domain": self.app_domain,
             "setup_done": self.setup_done,
             "apps": [_app_to_json(app) for app in self.apps],
-            "users": {
-                uid: {"name": p.name, "email": p.email, "groups": list(p.groups)}
-                for uid, p in sorted(self.users.items())
-            },
+            "users": users_to_json(self.users),
             "revoked_sessions": sorted(self.revoked_sessions),
             "jwks": self.keyring.jwks(),
             "assertion_key": None
@@ -248,7 +274,7 @@ class ConfigSnapshot:
             app_domain=top.text("app_domain"),
             setup_done=top.flag("setup_done"),
             apps=tuple(_app_from_json(a, f"apps[{i}]") for i, a in enumerate(top.array("apps"))),
-            users=_users_from_json(top.raw("users")),
+            users=users_from_json(top.raw("users")),
             revoked_sessions=frozenset(SessionId(s) for s in top.texts("revoked_sessions")),
             keyring=PublicKeyring.from_jwks(jwks),
             assertion_key=_key_from_json(top.raw("assertion_key")),
@@ -257,7 +283,9 @@ class ConfigSnapshot:
         return snapshot
 
 
-_SESSION_FIELDS: Final = frozenset({"serial", "issued_at", "revoked_sessions"})
+_STAMP_FIELDS: Final = frozenset({"serial", "issued_at"})
+_SESSION_FIELDS: Final = _STAMP_FIELDS | {"revoked_sessions"}
+_USER_FIELDS: Final = _SESSION_FIELDS | {"users", "setup_done"}
 
 
 def _same_key(a: SigningKey | None, b: SigningKey | None) -> bool:
@@ -311,15 +339,23 @@ def _app_from_json(value: object, where: str) -> App:
     return app
 
 
-def _users_from_json(value: object) -> dict[UserId, UserProfile]:
+def users_to_json(users: Mapping[UserId, UserProfile]) -> dict[str, object]:
+    """The feed's JSON form of some users' profiles, by id."""
+    return {
+        uid: {"name": p.name, "email": p.email, "groups": list(p.groups)}
+        for uid, p in sorted(users.items())
+    }
+
+
+def users_from_json(value: object, where: str = "users") -> dict[UserId, UserProfile]:
+    """Read :func:`users_to_json`'s form strictly; ``where`` names the member in errors."""
     if not isinstance(value, dict):
-        fail("must be an object", "users")
+        fail("must be an object", where)
     users: dict[UserId, UserProfile] = {}
     for uid, entry in value.items():
-        where = f"users[{uid!r}]"
         if not uid:
-            fail("has an empty user id", "users")
-        m = Members(entry, where)
+            fail("has an empty user id", where)
+        m = Members(entry, f"{where}[{uid!r}]")
         users[UserId(uid)] = UserProfile(
             name=m.text("name", empty=True),
             email=m.optional_text("email"),
