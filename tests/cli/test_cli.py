@@ -232,6 +232,31 @@ def test_https_init_makes_a_ca_that_exports(data_dir: Path) -> None:
     assert pem.startswith("-----BEGIN CERTIFICATE-----")
 
 
+def test_ca_rotate_asks_then_replaces_the_ca(data_dir: Path) -> None:
+    d = str(data_dir)
+    code, out = lychgate("init", "--dir", d, "--public-url", "https://auth.example.com")
+    assert code == 0, out
+    _, first = lychgate("ca", "export", "--dir", d)
+    declined = runner.invoke(app, ["ca", "rotate", "--dir", d], input="n\n")
+    assert declined.exit_code == 1
+    assert "Replace the CA?" in declined.output
+    assert lychgate("ca", "export", "--dir", d)[1] == first
+    code, out = lychgate("ca", "rotate", "--yes", "--dir", d)
+    assert code == 0, out
+    assert "new internal CA for auth.example.com" in out
+    assert "lychgate ca export" in out
+    _, second = lychgate("ca", "export", "--dir", d)
+    assert second.startswith("-----BEGIN CERTIFICATE-----")
+    assert second != first
+    assert [p.name for p in (data_dir / "tls").glob("ca-retired-*.pem")] != []
+
+
+def test_ca_rotate_without_the_internal_ca_is_an_error(deployment: Path) -> None:
+    code, out = lychgate("ca", "rotate", "--yes", "--dir", str(deployment))
+    assert code == 2
+    assert "does not use the internal CA" in out
+
+
 def test_ca_export_without_a_ca_is_an_error(deployment: Path) -> None:
     code, out = lychgate("ca", "export", "--dir", str(deployment))
     assert code == 2

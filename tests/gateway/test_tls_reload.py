@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,12 @@ import trustme
 
 from gateway.client import peer_names
 from gateway.conftest import Start, forward_to
+from lychgate.deployment.init import prepare_files
 from lychgate.errors import ConfigError
 from lychgate.gateway.cert_reload import CertificateReloader
 from lychgate.gateway.http.tls import CertPair, ServerCertificates
+from lychgate.gateway.runner import prepare
+from lychgate.tls.files import ensure_tls_material, renew_server_cert
 
 pytestmark = pytest.mark.loopback
 
@@ -192,3 +196,87 @@ def test_an_expiry_near_is_warned_about_once_a_day(
     assert [level for level, _ in said] == [logging.WARNING, logging.WARNING, logging.ERROR]
     assert "expires in 10.0 days" in said[0][1]
     assert "expired at" in said[2][1]
+
+
+def _internal(tls_dir: Path, issued_at: datetime) -> CertPair:
+    """An internal CA and its server certificate, as lychgate init made them at issued_at."""
+    paths = ensure_tls_material(tls_dir, ["gw.example"], now=issued_at)
+    return CertPair(paths.server_cert, paths.server_key)
+
+
+async def test_the_internal_certificate_is_renewed_and_served_when_due(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    tls_dir = tmp_path / "tls"
+    # Issued 380 days ago: 17 days left, within the month ahead when renewal is due.
+    pair = await asyncio.to_thread(_internal, tls_dir, now - timedelta(days=380))
+    certs = await asyncio.to_thread(ServerCertificates, pair)
+    old_expiry = certs.not_after
+    renew = partial(renew_server_cert, tls_dir, ["gw.example"])
+    reloader = CertificateReloader(certs, interval=0.05, renew=renew)
+    task = asyncio.create_task(reloader.run())
+    try:
+        async with asyncio.timeout(5):
+            while certs.not_after == old_expiry:
+                await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert certs.not_after - now > timedelta(days=390)
+    assert not await reloader.renew_if_due()  # a year ahead: nothing to do
+
+
+async def test_a_renewal_is_tried_only_when_due(pair: CertPair) -> None:
+    certs = await asyncio.to_thread(ServerCertificates, pair)
+    calls: list[datetime] = []
+
+    def renew(now: datetime) -> bool:
+        calls.append(now)
+        return False
+
+    clock = _Clock(certs.not_after - timedelta(days=31))
+    reloader = CertificateReloader(certs, clock=clock, renew=renew)
+    assert not await reloader.renew_if_due()
+    assert calls == []
+    clock.now = certs.not_after - timedelta(days=29)
+    assert not await reloader.renew_if_due()  # tried: the files were fresh already
+    assert calls == [clock.now]
+
+
+async def test_a_failed_renewal_is_logged_and_tried_again_an_hour_later(
+    pair: CertPair, caplog: pytest.LogCaptureFixture
+) -> None:
+    certs = await asyncio.to_thread(ServerCertificates, pair)
+    attempts = 0
+
+    def renew(now: datetime) -> bool:
+        nonlocal attempts
+        attempts += 1
+        raise ConfigError("the internal CA expires on 2027-01-01; move ca.pem ...")
+
+    clock = _Clock(certs.not_after - timedelta(days=20))
+    reloader = CertificateReloader(certs, clock=clock, renew=renew)
+    with caplog.at_level(logging.ERROR, logger="lychgate.gateway.cert_reload"):
+        assert not await reloader.renew_if_due()
+        clock.now += timedelta(minutes=59)
+        assert not await reloader.renew_if_due()
+        clock.now += timedelta(minutes=1)
+        assert not await reloader.renew_if_due()
+    assert attempts == 2
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2
+    assert "could not renew the TLS certificate from the internal CA: the internal CA" in said[0]
+
+
+def test_the_gateway_renews_only_what_its_own_internal_ca_issued(tmp_path: Path) -> None:
+    now = datetime.now(UTC)
+    files = prepare_files(tmp_path, {}, public_url="https://gw.example", now=now)
+    assert prepare(files.settings).renew_tls is not None
+    (tmp_path / "tls" / "ca.key").unlink()  # a gateway node without the CA's key
+    assert prepare(files.settings).renew_tls is None
+    own = tmp_path / "own"
+    own.mkdir()
+    pair = _internal(own, now)  # the operator's own files: never re-issued by us
+    settings = files.settings.model_copy(
+        update={"tls_cert": pair.cert_file, "tls_key": pair.key_file}
+    )
+    assert prepare(settings).renew_tls is None

@@ -20,7 +20,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from lychgate.errors import ConfigError, UsageError
 from lychgate.files import write_atomic
 from lychgate.tls.ca import san_names
-from lychgate.tls.files import TlsPaths, ca_certificate_pem, ensure_tls_material, load_ca
+from lychgate.tls.files import (
+    TlsPaths,
+    ca_certificate_pem,
+    ensure_tls_material,
+    load_ca,
+    renew_server_cert,
+    rotate_ca,
+)
 
 from .pki import NOW, verify_with
 
@@ -110,6 +117,59 @@ def test_reissues_when_expiring_and_keeps_the_keys(tls_dir: Path, made: TlsPaths
     assert new_leaf.not_valid_after_utc > old_leaf.not_valid_after_utc
     assert new_leaf.public_key() == old_leaf.public_key()
     verify_with(_cert(made.ca_cert), new_leaf, "example.com", later + timedelta(days=300))
+
+
+def test_a_running_gateway_renews_when_due_and_never_makes_a_ca(
+    tls_dir: Path, made: TlsPaths
+) -> None:
+    before = _snapshot(tls_dir)
+    expiry = _cert(made.server_cert).not_valid_after_utc
+    assert not renew_server_cert(tls_dir, HOSTS, expiry - timedelta(days=31))
+    assert _snapshot(tls_dir) == before
+    assert renew_server_cert(tls_dir, HOSTS, expiry - timedelta(days=29))
+    assert not renew_server_cert(tls_dir, HOSTS, expiry - timedelta(days=29))  # done once
+    after = _snapshot(tls_dir)
+    assert [n for n in FILES if after[n] != before[n]] == ["server.pem"]
+    for name in ("ca.pem", "ca.key"):
+        (tls_dir / name).unlink()
+    with pytest.raises(ConfigError, match="internal CA is not in"):
+        renew_server_cert(tls_dir, HOSTS, expiry + timedelta(days=300))
+    assert not (tls_dir / "ca.pem").exists()  # no CA that no device trusts
+    assert not (tls_dir / "ca.key").exists()
+
+
+def test_rotation_makes_a_new_ca_for_new_names_and_keeps_the_old_one(
+    tls_dir: Path, made: TlsPaths
+) -> None:
+    before = _snapshot(tls_dir)
+    moved = ["other.example", "*.other.example"]  # the domain changed: the old CA may not
+    with pytest.raises(ConfigError, match="may not certify"):
+        ensure_tls_material(tls_dir, moved, now=NOW)
+    kept = rotate_ca(tls_dir, moved, now=NOW)
+    assert kept.read_bytes() == before["ca.pem"]
+    kept_key = kept.with_suffix(".key")
+    assert kept_key.read_bytes() == before["ca.key"]
+    assert _mode(kept_key) == 0o600
+    after = _snapshot(tls_dir)
+    assert after["ca.pem"] != before["ca.pem"]
+    assert after["ca.key"] != before["ca.key"]
+    assert after["server.key"] == before["server.key"]  # only certificates change
+    verify_with(_cert(made.ca_cert), _cert(made.server_cert), "other.example")
+    assert not ensure_tls_material(tls_dir, moved, now=NOW).server_cert_issued
+
+
+def test_rotation_refuses_without_a_sound_ca(tls_dir: Path, made: TlsPaths) -> None:
+    other = tls_dir.parent / "other"
+    with pytest.raises(ConfigError, match="no internal CA"):
+        rotate_ca(other, HOSTS, now=NOW)
+    assert not other.exists()
+    stranger = ensure_tls_material(other, HOSTS, now=NOW)
+    shutil.copy(stranger.ca_key, made.ca_key)  # a key that does not match ca.pem
+    before = _snapshot(tls_dir)
+    with pytest.raises(ConfigError, match="does not match"):
+        rotate_ca(tls_dir, HOSTS, now=NOW)
+    assert _snapshot(tls_dir) == before
+    assert sorted(p.name for p in tls_dir.glob("ca-retired-*")) == []
 
 
 def test_reissues_when_a_name_is_missing(tls_dir: Path, made: TlsPaths) -> None:

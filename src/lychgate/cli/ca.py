@@ -1,12 +1,17 @@
-"""``lychgate ca export``."""
+"""``lychgate ca export|rotate``."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from lychgate.cli.common import DirOption, reported_errors, settings_for
+from lychgate.cli.common import DirOption, out_console, reported_errors, settings_for
+from lychgate.cli.common_store import now
 from lychgate.deployment.layout import Layout
-from lychgate.tls.files import ca_certificate_pem
+from lychgate.errors import ConfigError
+from lychgate.tls.files import ca_certificate_pem, rotate_ca
+from lychgate.tls.hosts import hostnames_for
 
 app = typer.Typer(help="The internal certificate authority.", no_args_is_help=True)
 
@@ -18,3 +23,39 @@ def export(data_dir: DirOption = None) -> None:
         settings = settings_for(data_dir)
         pem = ca_certificate_pem(Layout(settings.data_dir).tls_dir)
     typer.echo(pem, nl=not pem.endswith("\n"))
+
+
+@app.command("rotate")
+def rotate(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    data_dir: DirOption = None,
+) -> None:
+    """Replace the internal CA with a new one, and the server certificate with one it signs.
+
+    For a CA that expires soon, or after public_url, routing or domain changed: a CA may
+    certify only the host names it was made for.
+
+    Every device must then trust the new CA (lychgate ca export). The old CA's files stay in
+    the tls directory, renamed. A running gateway serves the new certificate within a minute.
+    """
+    with reported_errors():
+        settings = settings_for(data_dir)
+        if not settings.is_https or settings.tls_cert is not None:
+            raise ConfigError(
+                "this deployment does not use the internal CA (plain HTTP, or tls_cert is set)",
+                field="tls_cert",
+            )
+        names = hostnames_for(settings.public_url, settings.routing, domain=settings.domain)
+        if not yes and not typer.confirm(
+            "Devices that trust the current CA will stop trusting this server until they "
+            "are given the new one. Replace the CA?",
+            default=False,
+        ):
+            raise typer.Exit(1)
+        tls_dir = Layout(settings.data_dir).tls_dir
+        kept = rotate_ca(tls_dir, names, now=now())
+    out_console.print(
+        f"new internal CA for {', '.join(names)}; the old one is kept as {kept.name}\n"
+        "Trust the new CA on your devices: lychgate ca export > lychgate-ca.pem",
+        highlight=False,
+    )

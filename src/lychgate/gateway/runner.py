@@ -21,6 +21,8 @@ import signal
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
 
 import uvloop
 from prometheus_client import generate_latest
@@ -48,6 +50,8 @@ from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder, newly_revo
 from lychgate.gateway.types import Decision, RequestHead, Respond
 from lychgate.ids import AppSlug
 from lychgate.secret import Secret
+from lychgate.tls.files import TlsPaths, renew_server_cert
+from lychgate.tls.hosts import hostnames_for
 
 log = logging.getLogger(__name__)
 DRAIN_TIMEOUT = 10.0
@@ -63,6 +67,9 @@ class GatewayPlan:
     port: int
     limits: Limits
     tls: ServerCertificates | None
+    # Re-issues the certificate from the internal CA when due (lychgate.tls.files), when the
+    # gateway serves the internal CA's certificate and the CA's key is on this machine.
+    renew_tls: Callable[[datetime], bool] | None
     upstream_ssl: ssl.SSLContext
     metrics: tuple[str, int] | None
     redirect: tuple[str, int] | None
@@ -85,11 +92,21 @@ def prepare(settings: Settings, *, listen: str | None = None) -> GatewayPlan:
     layout = Layout(settings.data_dir)
     host, port = parse_hostport(listen or settings.listen)
     tls: ServerCertificates | None = None
+    renew_tls: Callable[[datetime], bool] | None = None
     if settings.tls_cert is not None and settings.tls_key is not None:
         tls = ServerCertificates(CertPair(settings.tls_cert, settings.tls_key))
     elif settings.is_https:
-        pair = CertPair(layout.tls_dir / "server.pem", layout.tls_dir / "server.key")
-        tls = ServerCertificates(pair)
+        paths = TlsPaths.in_dir(layout.tls_dir)
+        tls = ServerCertificates(CertPair(paths.server_cert, paths.server_key))
+        if paths.ca_key.exists():
+            names = hostnames_for(settings.public_url, settings.routing, domain=settings.domain)
+            renew_tls = partial(renew_server_cert, layout.tls_dir, names)
+        else:
+            log.info(
+                "the internal CA's key is not on this machine: renew %s where it is "
+                "(lychgate init); this gateway reloads the file when it changes",
+                paths.server_cert,
+            )
     return GatewayPlan(
         settings=settings,
         internal_token=load_secrets(layout.secrets_file).internal_token,
@@ -97,6 +114,7 @@ def prepare(settings: Settings, *, listen: str | None = None) -> GatewayPlan:
         port=port,
         limits=engine_limits(settings),
         tls=tls,
+        renew_tls=renew_tls,
         upstream_ssl=client_context(),
         metrics=parse_hostport(settings.metrics_listen) if settings.metrics_listen else None,
         redirect=parse_hostport(settings.http_redirect_listen)
@@ -226,7 +244,7 @@ async def serve_worker(
             group.create_task(feed.run(), name="config-feed")
             guard = TunnelGuard(holder, server.close_tunnels, max_stale=options.max_stale)
             guarding = group.create_task(guard.run(), name="tunnel-guard")
-            reloading = _watch_certificates(plan.tls, group, reload_on_sighup)
+            reloading = _watch_certificates(plan, group, reload_on_sighup)
             await stop.wait()
             feed.stop()
             guarding.cancel()
@@ -242,17 +260,18 @@ async def serve_worker(
 
 
 def _watch_certificates(
-    certs: ServerCertificates | None, group: asyncio.TaskGroup, on_sighup: bool
+    plan: GatewayPlan, group: asyncio.TaskGroup, on_sighup: bool
 ) -> asyncio.Task[None] | None:
     """Start checking the certificate files (and on SIGHUP); the task, to cancel at the end."""
     loop = asyncio.get_running_loop()
+    certs = plan.tls
     if certs is None:
         if on_sighup:
             loop.add_signal_handler(
                 signal.SIGHUP, log.info, "SIGHUP: plain HTTP, no certificates to reload"
             )
         return None
-    reloader = CertificateReloader(certs)
+    reloader = CertificateReloader(certs, renew=plan.renew_tls)
     if on_sighup:
         loop.add_signal_handler(signal.SIGHUP, reloader.request)
     return group.create_task(reloader.run(), name="certificate-reload")

@@ -88,13 +88,16 @@ def ensure_tls_material(
     now: datetime,
     ca_common_name: str | None = None,
     renew_before: timedelta = RENEW_BEFORE,
+    create_ca: bool = True,
 ) -> TlsPaths:
     """Make sure ``tls_dir`` holds a CA and a server certificate covering ``hostnames``.
 
     A new CA is name-constrained to ``hostnames`` (see :mod:`lychgate.tls.constraints`) and
     named ``ca_common_name`` (default: "Lychgate CA for <first host>"). Raises
     :class:`ConfigError` when the existing CA cannot serve: mismatched files, expiring within
-    ``renew_before``, or constrained to other names. Blocking; see the module docstring.
+    ``renew_before``, or constrained to other names; and, with ``create_ca`` off, when there
+    is no CA (a running gateway renews, but never makes a CA that no device trusts).
+    Blocking; see the module docstring.
     """
     if now.tzinfo is None:
         raise UsageError("now must be timezone-aware", field="now")
@@ -105,6 +108,11 @@ def ensure_tls_material(
     tls_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     with locked(tls_dir):
         common_name = ca_common_name or f"Lychgate CA for {names[0].removeprefix('*.')}"[:64]
+        if not create_ca and not (paths.ca_cert.exists() and paths.ca_key.exists()):
+            raise ConfigError(
+                f"the internal CA is not in {tls_dir} (ca.pem and ca.key); run lychgate init",
+                field="tls_dir",
+            )
         ca, ca_created = _load_or_create_ca(paths, names, now=now, common_name=common_name)
         _check_ca_usable(ca, paths, names, now=now, renew_before=renew_before)
         server_key = _load_key(paths.server_key) if paths.server_key.exists() else None
@@ -128,6 +136,47 @@ def ensure_tls_material(
         ca_created=ca_created,
         server_cert_issued=issued,
     )
+
+
+def renew_server_cert(tls_dir: Path, hostnames: Sequence[str], now: datetime) -> bool:
+    """Re-issue ``server.pem`` from the internal CA if it is due (as ``ensure_tls_material``
+    decides), for a running gateway; never creates a CA. Returns whether it issued one.
+    Blocking: run it in a thread."""
+    return ensure_tls_material(tls_dir, hostnames, now=now, create_ca=False).server_cert_issued
+
+
+def rotate_ca(tls_dir: Path, hostnames: Sequence[str], *, now: datetime) -> Path:
+    """Replace the internal CA with a new one for ``hostnames``, and the server certificate
+    with one it issued; for a CA that expires soon, or a deployment whose host names changed
+    (a CA is name-constrained to the names it was made for). Blocking.
+
+    The old ``ca.pem`` and ``ca.key`` are kept (renamed with a timestamp, the key still
+    0600), never deleted: devices trust the old one until they are given the new one.
+    Returns the old certificate's new path. :class:`ConfigError` if there is no CA here.
+    """
+    paths = TlsPaths.in_dir(tls_dir)
+    stamp = f"{now:%Y%m%dT%H%M%SZ}"
+    kept_cert = tls_dir / f"ca-retired-{stamp}.pem"
+    kept_key = tls_dir / f"ca-retired-{stamp}.key"
+    if not tls_dir.is_dir():
+        raise ConfigError(
+            f"there is no internal CA in {tls_dir}; run lychgate init", field="tls_dir"
+        )
+    with locked(tls_dir):
+        if not (paths.ca_cert.exists() and paths.ca_key.exists()):
+            raise ConfigError(
+                f"there is no internal CA in {tls_dir} (ca.pem and ca.key); run lychgate init",
+                field="tls_dir",
+            )
+        if kept_cert.exists() or kept_key.exists():
+            raise ConfigError(f"{kept_cert.name} exists already; try again", field="tls_dir")
+        load_ca(tls_dir)  # refuse to retire a pair that does not match: something is wrong
+        # The key first: a run stopped between the two leaves ca.pem without its key, which
+        # the next run refuses with a clear error, rather than a CA rebuilt around the old key.
+        paths.ca_key.rename(kept_key)
+        paths.ca_cert.rename(kept_cert)
+    ensure_tls_material(tls_dir, hostnames, now=now)
+    return kept_cert
 
 
 def ca_certificate_pem(tls_dir: Path) -> str:
