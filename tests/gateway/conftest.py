@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
@@ -15,6 +16,8 @@ from websockets.asyncio.server import serve as ws_serve
 from gateway.client import RawClient
 from gateway.fake_authz import FakeAuthz
 from gateway.feed_harness import version
+from gateway.upstreams import Raw, raw_upstream
+from gateway.upstreams import Upstream as RawUpstream
 from lychgate.gateway.feed_wire import snapshot_line
 from lychgate.gateway.http import GatewayServer, Limits, start_server
 from lychgate.gateway.http.tls import client_context
@@ -65,6 +68,34 @@ async def connect() -> AsyncIterator[Connect]:
     yield open_client
     for client in clients:
         await client.close()
+
+
+class RawRoute:
+    """Connects a client to a raw upstream (gateway.upstreams.raw_upstream) through a
+    gateway: ``async with raw_route(serve) as (client, upstream)``."""
+
+    def __init__(self, gateway: Start, connect: Connect) -> None:
+        self._gateway, self._connect = gateway, connect
+
+    @contextlib.asynccontextmanager
+    async def __call__(
+        self, serve: Raw, **options: Any
+    ) -> AsyncIterator[tuple[RawClient, RawUpstream]]:
+        async with raw_upstream(serve) as up:
+            gw = await self._gateway(forward_to(up.url), **options)
+            yield await self._connect(gw.port), up
+
+
+@pytest.fixture
+def raw_route(gateway: Start, connect: Connect) -> RawRoute:
+    return RawRoute(gateway, connect)
+
+
+def assert_cut(data: bytes, content: bytes) -> None:
+    """``data`` (all a client read until the close) holds ``content`` but no end of chunked
+    content: the client can tell the response was cut."""
+    assert content in data
+    assert not data.endswith(b"0\r\n\r\n")
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import socket
+import struct
 from collections.abc import Callable
 
 import httpx
 import pytest
 
 from gateway.client import get
-from gateway.conftest import Connect, Start, forward_to
+from gateway.conftest import Connect, RawRoute, Start, assert_cut, forward_to
 from gateway.upstreams import Reply, Seen, http_upstream, raw_upstream, read_head
 from lychgate.gateway.http import Limits
 from lychgate.gateway.types import Decision, Forward, RequestHead, Respond, Upstream
@@ -442,19 +443,15 @@ async def test_upstream_stalls_mid_body_cuts_the_client(gateway: Start, connect:
         assert data.endswith(b"partial")  # cut short, never padded or completed
 
 
-async def test_upstream_closes_mid_body_cuts_the_client(gateway: Start, connect: Connect) -> None:
+async def test_upstream_closes_mid_body_cuts_the_client(raw_route: RawRoute) -> None:
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
         await writer.drain()
 
-    async with raw_upstream(serve) as up:
-        gw = await gateway(forward_to(up.url))
-        c = await connect(gw.port)
+    async with raw_route(serve) as (c, _):
         await c.send(get())
-        data = await c.read_until_closed()
-        assert b"hello" in data
-        assert not data.endswith(b"0\r\n\r\n")  # no terminating chunk: the client sees the cut
+        assert_cut(await c.read_until_closed(), b"hello")
 
 
 async def test_garbage_from_upstream_is_502(gateway: Start, connect: Connect) -> None:
@@ -486,6 +483,23 @@ async def test_close_delimited_upstream_body_is_rechunked(gateway: Start, connec
         await c.send(get())  # the client's connection stays usable
         assert (await c.read_response()).body == b"until the end"
         assert up.connections == 2
+
+
+async def test_a_reset_cuts_a_close_delimited_body(raw_route: RawRoute) -> None:
+    # A clean close ends such a body; a reset means it was cut (RFC 9112 section 8), and the
+    # client must not get a response that looks whole.
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\npartial-body")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # a close with SO_LINGER 0: an RST, not a FIN
+
+    async with raw_route(serve) as (c, _):
+        await c.send(get())
+        assert_cut(await c.read_until_closed(), b"partial-body")
 
 
 async def test_http10_client_gets_close_delimited_body(gateway: Start, connect: Connect) -> None:

@@ -13,6 +13,8 @@ from gateway.upstreams import raw_upstream, read_head
 
 pytestmark = pytest.mark.loopback
 
+REAL = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal"  # what an upstream meant to say
+
 
 async def test_bytes_after_a_response_are_dropped_with_the_connection(
     gateway: Start, connect: Connect
@@ -90,8 +92,29 @@ async def test_content_after_a_head_response_is_not_reused(
         b"HTTP/1.1 200 OK\nContent-Length: 0\n\n",
         b"HTTP/1.1 2000 OK\r\n\r\n",
         b"SSH-2.0-OpenSSH_9.2\r\n",
+        # A 1xx with content, which llhttp reads for statuses other than 100, 102 and 103:
+        # it must not reach the client as bytes ahead of the real response.
+        b"HTTP/1.1 150 X\r\nContent-Length: 38\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n" + REAL,
+        b"HTTP/1.1 199 X\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nEVIL!\r\n0\r\n\r\n" + REAL,
+        # Chunked twice: llhttp undoes it once; the client must not be told it is twice.
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n4\r\nreal\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"4\r\nreal\r\n0\r\n\r\n",
     ],
-    ids=["many_fields", "huge_field", "gzip_only", "cl_and_te", "bare_lf", "bad_status", "ssh"],
+    ids=[
+        "many_fields",
+        "huge_field",
+        "gzip_only",
+        "cl_and_te",
+        "bare_lf",
+        "bad_status",
+        "ssh",
+        "interim_with_length",
+        "interim_chunked",
+        "chunked_twice",
+        "two_te_fields",
+    ],
 )
 async def test_bad_upstream_responses_are_502(
     gateway: Start, connect: Connect, response: bytes

@@ -46,6 +46,7 @@ from lychgate.gateway.http.proxy import Exchange
 from lychgate.gateway.http.request import PAUSE_BUFFER, PAUSE_HOLD, Request
 from lychgate.gateway.http.timer import Deadline
 from lychgate.gateway.http.tls import sni_of
+from lychgate.gateway.http.trailers import TrailerGuard
 from lychgate.gateway.http.tunnel import Tunnel
 from lychgate.gateway.http.writer import Writer
 from lychgate.gateway.types import Forward, Local, Respond
@@ -111,7 +112,7 @@ class ClientConnection(asyncio.Protocol):
         "_sni",
         "_tail",
         "_task",
-        "_trailer_size",
+        "_trailers",
         "_transport",
         "_unread",
         "_url",
@@ -140,7 +141,7 @@ class ClientConnection(asyncio.Protocol):
         self._head_raw = 0
         self._in_head = False
         self._head_timed = False
-        self._trailer_size = 0
+        self._trailers = TrailerGuard()
         self._error: int | None = None  # status recorded by a callback before _Stop
         self._why = ""  # and why, for the access log
         # requests
@@ -212,6 +213,9 @@ class ClientConnection(asyncio.Protocol):
             return
         if self._in_head or self._parsing is None:
             self._head_raw += len(data)
+            in_trailers = False
+        else:
+            in_trailers = self._trailers.before_read()
         batch = self._batch
         batch.depth += 1
         try:
@@ -229,6 +233,10 @@ class ClientConnection(asyncio.Protocol):
             else:
                 if self._in_head and self._head_raw > self._limits.max_header_bytes:
                     self._reject(431, "request head too large")  # at most one read beyond
+                elif in_trailers and self._trailers.after_read(
+                    len(data), self._limits.max_header_bytes
+                ):
+                    self._reject(431, "trailer fields too large")  # one endless trailer line
             if self._active is None:
                 self._start_next()  # also times a partial head (see _wait_for_client)
         finally:
@@ -285,8 +293,7 @@ class ClientConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         size = len(name) + len(value) + 4
         if not self._in_head:  # a trailer field of chunked content: counted, then dropped
-            self._trailer_size += size
-            if self._trailer_size > self._limits.max_header_bytes:
+            if self._trailers.field(size, self._limits.max_header_bytes):
                 self._error, self._why = 431, "trailer fields too large"
                 raise _Stop
             return
@@ -310,7 +317,6 @@ class ClientConnection(asyncio.Protocol):
         self._in_head = False
         self._head_raw = 0
         self._head_timed = False
-        self._trailer_size = 0
         if len(self._headers) > self._max_fields:
             self._error, self._why = 431, "too many header fields"
             raise _Stop
@@ -328,7 +334,11 @@ class ClientConnection(asyncio.Protocol):
         if len(self._queue) > self._limits.max_pipelined:
             self.pause_reading(PAUSE_BUFFER)
 
+    def on_chunk_header(self) -> None:
+        self._trailers.chunk_header()
+
     def on_body(self, body: bytes) -> None:
+        self._trailers.after_chunk = False
         req = self._parsing
         if req is None or self._parser is None:
             raise _Stop

@@ -21,7 +21,9 @@ Framing (RFC 9112 section 6.3) is classified once, at the end of the head:
   gets ``upstream_done`` from :meth:`connection_lost`.
 
 A 101 ends HTTP on this connection: llhttp raises ``HttpParserUpgrade`` with the offset where
-the tunnel's bytes begin, and the sink takes over the transport. Trailer fields are dropped.
+the tunnel's bytes begin, and the sink takes over the transport. Trailer fields are dropped,
+after counting (:mod:`lychgate.gateway.http.trailers`). A close-delimited body ends at a clean
+close; a reset cuts it, as any body cut short.
 
 The read timeout is a gap timeout (like nginx's ``proxy_read_timeout``): it runs while a
 request is outstanding and restarts on every read. It is stopped while we ourselves stop
@@ -38,10 +40,12 @@ from typing import Protocol, cast
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from lychgate.gateway.http.timer import Deadline
+from lychgate.gateway.http.trailers import TrailerGuard
 from lychgate.gateway.http.writer import Batch, Writer
 
 MAX_RESPONSE_HEAD = 64 * 1024  # bytes of fields in an upstream's response head
 MAX_RESPONSE_FIELDS = 256
+_FRAMING_FIELDS = frozenset({b"content-length", b"transfer-encoding"})
 # Lower-cased field names as seen from upstreams: a memo (bounded), not configuration.
 _NAMES: dict[bytes, bytes] = {}
 _NAMES_MAX = 1024
@@ -63,6 +67,7 @@ class Failure(enum.Enum):
     CLOSED = "upstream closed the connection before its response ended"
     MALFORMED = "upstream sent a malformed response"
     HEAD_TOO_LONG = "upstream response head too long"
+    TRAILERS_TOO_LONG = "upstream trailer fields too long"
     UNFRAMED = "upstream response ends at close under a coding other than chunked"
     TIMEOUT = "upstream read timed out"
 
@@ -126,6 +131,7 @@ class UpstreamConnection(asyncio.Protocol):
         "_reusable",
         "_sink",
         "_status",
+        "_trailers",
         "batch",
         "idle_since",
         "key",
@@ -159,6 +165,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._deadline: Deadline | None = None
         self._reading_paused = False
         self._forget: Callable[[UpstreamConnection], None] | None = None
+        self._trailers = TrailerGuard()
 
     # -- transport side -------------------------------------------------------------------
 
@@ -180,9 +187,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._sink = None
         if sink is None:
             return
-        if self._in_body and self._framing is Framing.EOF and not self._complete:
+        if exc is None and self._in_body and self._framing is Framing.EOF and not self._complete:
             sink.upstream_done(self, False)  # RFC 9112 section 6.3, item 8: close ends it
-        else:
+        else:  # a reset (exc) cuts a close-delimited body as any other (RFC 9112 section 8)
             sink.upstream_failed(Failure.CLOSED, self._got_bytes)
 
     def data_received(self, data: bytes) -> None:
@@ -195,6 +202,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._got_bytes = True
         if not self._in_body:
             self._head_bytes += len(data)
+        in_trailers = self._in_body and self._trailers.before_read()
         batch = self.batch
         batch.depth += 1
         try:
@@ -211,6 +219,8 @@ class UpstreamConnection(asyncio.Protocol):
                 self._finish()
             elif not self._in_body and self._head_bytes > 2 * MAX_RESPONSE_HEAD:
                 self._fail(Failure.HEAD_TOO_LONG)  # a head (or a run of 1xx heads) unending
+            elif in_trailers and self._trailers.after_read(len(data), 2 * MAX_RESPONSE_HEAD):
+                self._fail(Failure.TRAILERS_TOO_LONG)  # one endless trailer line
             elif self._deadline is not None and not self._reading_paused:
                 self._deadline.set(self._read_timeout)  # the gap timer restarts on each read
         finally:
@@ -303,7 +313,11 @@ class UpstreamConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self._in_body:
-            return  # trailer fields: dropped (RFC 9110 section 6.5.1 lets a proxy discard them)
+            # Trailer fields: dropped (RFC 9110 section 6.5.1 lets a proxy discard them),
+            # once counted (lychgate.gateway.http.trailers).
+            if self._trailers.field(len(name) + len(value), MAX_RESPONSE_HEAD):
+                raise _Refused(Failure.TRAILERS_TOO_LONG)
+            return
         headers = self._headers
         self._head_size += len(name) + len(value)
         if self._head_size > MAX_RESPONSE_HEAD or len(headers) >= MAX_RESPONSE_FIELDS:
@@ -323,7 +337,12 @@ class UpstreamConnection(asyncio.Protocol):
         status = parser.get_status_code()
         headers = self._headers
         if status < 200 and status != 101:
-            self._interim = True  # 100 or 103: llhttp completes it as a message of its own
+            # A 1xx ends at its head (RFC 9110 section 15.2), but llhttp reads content for one
+            # other than 100, 102 and 103 that states a length or coding: that content would
+            # reach the client unframed, ahead of the real response. Refused instead.
+            if any(name in _FRAMING_FIELDS for name, _ in headers):
+                raise _Refused(Failure.MALFORMED)
+            self._interim = True  # llhttp completes it as a message of its own
             sink.upstream_interim(status, headers)
             return
         self._status = status
@@ -342,9 +361,13 @@ class UpstreamConnection(asyncio.Protocol):
             framing = Framing.NONE
             self._complete = True  # llhttp would wait for content a HEAD response never has
         elif coding is not None:
-            last = coding.rsplit(b",", 1)[-1].strip().lower()
-            if last != b"chunked":
+            codings = [c.strip().lower() for c in coding.split(b",")]
+            if codings[-1] != b"chunked":
                 raise _Refused(Failure.UNFRAMED)  # a coding we would have to undo
+            if b"chunked" in codings[:-1]:
+                # Chunked twice (RFC 9112 section 6.1 forbids it): llhttp undoes it once, and
+                # we would tell the client it is chunked twice while chunking it once.
+                raise _Refused(Failure.MALFORMED)
             framing = Framing.CHUNKED
         elif length is not None:
             framing = Framing.LENGTH
@@ -354,7 +377,11 @@ class UpstreamConnection(asyncio.Protocol):
         self._framing = framing
         sink.upstream_head(status, headers, framing, length, coding)
 
+    def on_chunk_header(self) -> None:
+        self._trailers.chunk_header()
+
     def on_body(self, body: bytes) -> None:
+        self._trailers.after_chunk = False
         sink = self._sink
         if self._complete or sink is None:
             self._reusable = False  # content after a HEAD response's head
