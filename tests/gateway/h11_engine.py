@@ -127,6 +127,7 @@ class H11Upstream(FakeTransport):
             self._deliver(b"", close=False)
         elif self.close_after and not self.closed:
             self.closed = True
+            self.conn.eof_received()  # a clean close, as a transport reports a FIN
             self.conn.connection_lost(None)
 
 

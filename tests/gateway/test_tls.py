@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from pathlib import Path
 
@@ -9,8 +10,8 @@ import httpx
 import pytest
 import trustme
 
-from gateway.client import peer_names
-from gateway.conftest import Answers, Start, forward_to
+from gateway.client import get, peer_names
+from gateway.conftest import Answers, Connect, Start, assert_cut, forward_to
 from gateway.upstreams import Reply, Seen, http_upstream
 from lychgate.gateway.http.tls import CertPair, client_context, server_context
 from lychgate.gateway.types import Decision, Forward, RequestHead, Upstream
@@ -169,3 +170,37 @@ def test_client_context_verifies_by_default() -> None:
     ctx = client_context()
     assert ctx.verify_mode is ssl.CERT_REQUIRED
     assert ctx.check_hostname
+
+
+@pytest.mark.parametrize("close_notify", [True, False], ids=["close_notify", "truncated"])
+async def test_a_tls_body_to_the_close_ends_only_at_close_notify(
+    gateway: Start, connect: Connect, ca: trustme.CA, close_notify: bool
+) -> None:
+    # RFC 9112 section 9.8: content delimited by the close is complete only with a TLS
+    # close_notify. A bare TCP FIN can be sent by anyone on the path, to truncate it.
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ca.issue_cert("127.0.0.1").configure_cert(ctx)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody to the close")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        if close_notify:
+            writer.close()  # TLS shutdown: close_notify, then FIN
+        else:
+            writer.transport.abort()  # FIN alone
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ctx)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        gw = await gateway(forward_to(f"https://127.0.0.1:{port}"), upstream_ssl=_trusting(ca))
+        c = await connect(gw.port)
+        await c.send(get())
+        if close_notify:
+            r = await c.read_response()
+            assert (r.status, r.body) == (200, b"body to the close")
+        else:
+            assert_cut(await c.read_until_closed(), b"body to the close")
+    finally:
+        server.close()

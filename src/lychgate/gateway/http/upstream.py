@@ -23,7 +23,9 @@ Framing (RFC 9112 section 6.3) is classified once, at the end of the head:
 A 101 ends HTTP on this connection: llhttp raises ``HttpParserUpgrade`` with the offset where
 the tunnel's bytes begin, and the sink takes over the transport. Trailer fields are dropped,
 after counting (:mod:`lychgate.gateway.http.trailers`). A close-delimited body ends at a clean
-close; a reset cuts it, as any body cut short.
+close: a FIN, and over TLS a close_notify (RFC 9112 section 9.8). A reset, or a TLS connection
+that ends without close_notify (a truncation anyone on the path can make), cuts it, as any
+body cut short.
 
 The read timeout is a gap timeout (like nginx's ``proxy_read_timeout``): it runs while a
 request is outstanding and restarts on every read. It is stopped while we ourselves stop
@@ -115,6 +117,7 @@ class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
         "_complete",
         "_deadline",
+        "_eof",
         "_forget",
         "_framing",
         "_got_bytes",
@@ -161,6 +164,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._reusable = True
         self._keep_alive = True
         self._got_bytes = False
+        self._eof = False  # the upstream ended its side cleanly (FIN; over TLS, close_notify)
         self._read_timeout = 60.0
         self._deadline: Deadline | None = None
         self._reading_paused = False
@@ -187,9 +191,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._sink = None
         if sink is None:
             return
-        if exc is None and self._in_body and self._framing is Framing.EOF and not self._complete:
+        if self._eof and self._in_body and self._framing is Framing.EOF and not self._complete:
             sink.upstream_done(self, False)  # RFC 9112 section 6.3, item 8: close ends it
-        else:  # a reset (exc) cuts a close-delimited body as any other (RFC 9112 section 8)
+        else:  # a reset, or TLS without close_notify, cuts it (RFC 9112 sections 8 and 9.8)
             sink.upstream_failed(Failure.CLOSED, self._got_bytes)
 
     def data_received(self, data: bytes) -> None:
@@ -227,6 +231,12 @@ class UpstreamConnection(asyncio.Protocol):
             batch.depth -= 1
             if not batch.depth and batch.dirty:
                 batch.flush_all()
+
+    def eof_received(self) -> bool:
+        # A FIN; over TLS, called only for a close_notify: the TCP FIN alone of an unclean
+        # close (which an attacker on the path can forge) closes without calling this.
+        self._eof = True
+        return False  # close our side too
 
     def pause_writing(self) -> None:
         if self._sink is not None:
