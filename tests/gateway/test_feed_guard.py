@@ -11,8 +11,9 @@ from websockets.exceptions import ConnectionClosed
 
 from gateway.conftest import Start, upgrade_to
 from gateway.world import World
-from lychgate.gateway.feed_guard import TunnelGuard
+from lychgate.gateway.feed_guard import TunnelGuard, tunnel_gate
 from lychgate.gateway.snapshot import SnapshotHolder
+from lychgate.ids import SessionId
 
 SNAPSHOT = World().snapshot
 
@@ -96,3 +97,22 @@ async def test_a_real_tunnel_is_closed_by_the_guard(
         assert gw.open_tunnels == 0
     finally:
         watching.cancel()
+
+
+def test_the_gate_refuses_tunnels_of_ended_sessions_and_of_an_expired_feed() -> None:
+    ticks = Ticks()
+    holder = SnapshotHolder(clock=ticks)
+    gate = tunnel_gate(holder, max_stale=300.0)
+    assert gate(SessionId("s-1")) == (503, "config feed expired during the WebSocket handshake")
+    holder.replace(
+        SNAPSHOT.with_sessions(
+            serial=2,
+            issued_at=SNAPSHOT.issued_at,
+            revoked_sessions=frozenset({SessionId("s-gone")}),
+        )
+    )
+    assert gate(SessionId("s-1")) is None
+    assert gate(None) is None
+    assert gate(SessionId("s-gone")) == (401, "session ended during the WebSocket handshake")
+    ticks.now = 300.5
+    assert gate(SessionId("s-1")) == (503, "config feed expired during the WebSocket handshake")

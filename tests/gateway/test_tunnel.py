@@ -76,10 +76,10 @@ async def test_bytes_behind_both_heads_reach_the_other_side(
 
     async def serve_(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await read_head(reader)
-        assert b"upgrade: raw-proto" in head.lower()
+        assert b"upgrade: websocket" in head.lower()
         assert b"connection: upgrade" in head.lower()
         writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: raw-proto\r\n"
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
             b"\r\nfrom-upstream"
         )
         await writer.drain()
@@ -91,11 +91,11 @@ async def test_bytes_behind_both_heads_reach_the_other_side(
         gw = await gateway(upgrade_to(up.url))
         c = await connect(gw.port)
         await c.send(
-            get(extra="Connection: Upgrade\r\nUpgrade: raw-proto\r\n") + b"early-client-bytes"
+            get(extra="Connection: Upgrade\r\nUpgrade: websocket\r\n") + b"early-client-bytes"
         )
         head = await c.reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 101 ")
-        assert b"upgrade: raw-proto" in head.lower()
+        assert b"upgrade: websocket" in head.lower()
         assert b"connection: upgrade" in head.lower()
         assert await c.reader.readexactly(len(b"from-upstream")) == b"from-upstream"
         await c.send(b"+later")

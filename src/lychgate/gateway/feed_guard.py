@@ -9,6 +9,11 @@ feed is back, and each reconnect is admitted afresh.
 
 :class:`TunnelGuard` looks once a second, from its own task: a gateway that only carries
 WebSocket traffic receives no request that would notice the expiry.
+
+Closing what is open leaves a window: a handshake admitted before a revocation (or before the
+expiry) whose upstream answers 101 after it would open a tunnel that no closing will reach.
+:func:`tunnel_gate` shuts it: the engine asks it as each 101 arrives, and refuses the tunnel
+(401, or 503 for an expired feed) instead of opening it.
 """
 
 from __future__ import annotations
@@ -19,10 +24,27 @@ from collections.abc import Callable
 from typing import Final
 
 from lychgate.gateway.snapshot import SnapshotHolder
+from lychgate.ids import SessionId
 
 log = logging.getLogger(__name__)
 
 CHECK_EVERY: Final = 1.0  # seconds
+
+
+def tunnel_gate(
+    holder: SnapshotHolder, *, max_stale: float
+) -> Callable[[SessionId | None], tuple[int, str] | None]:
+    """What the engine asks before opening a tunnel (module docstring)."""
+
+    def gate(session_id: SessionId | None) -> tuple[int, str] | None:
+        current = holder.current
+        if current is None or holder.is_stale(max_stale):
+            return 503, "config feed expired during the WebSocket handshake"
+        if session_id is not None and session_id in current.revoked_sessions:
+            return 401, "session ended during the WebSocket handshake"
+        return None
+
+    return gate
 
 
 class TunnelGuard:

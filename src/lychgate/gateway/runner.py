@@ -37,7 +37,7 @@ from lychgate.gateway.admit_handler import GatewayHandler, GatewayOptions
 from lychgate.gateway.cert_reload import CertificateReloader
 from lychgate.gateway.endpoints import Endpoints, HttpAuthzClient
 from lychgate.gateway.feed import FeedClient
-from lychgate.gateway.feed_guard import TunnelGuard
+from lychgate.gateway.feed_guard import TunnelGuard, tunnel_gate
 from lychgate.gateway.feed_http import authz_base
 from lychgate.gateway.http.context import ResponseHook
 from lychgate.gateway.http.fdlimit import raise_open_file_limit
@@ -216,6 +216,7 @@ async def serve_worker(
             log.info("closed %d tunnel(s) of sessions revoked or ended", closed)
 
     holder.add_listener(close_revoked)
+    server.gate_tunnels(tunnel_gate(holder, max_stale=options.max_stale))
     certs = plan.tls
     metrics.track(
         connections=lambda: server.open_connections,

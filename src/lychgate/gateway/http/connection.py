@@ -41,7 +41,7 @@ from lychgate.errors import UsageError
 from lychgate.gateway.http.context import ServerContext
 from lychgate.gateway.http.errors import error_page
 from lychgate.gateway.http.headers import local_head
-from lychgate.gateway.http.parse import make_request
+from lychgate.gateway.http.parse import is_websocket_handshake, make_request
 from lychgate.gateway.http.proxy import Exchange
 from lychgate.gateway.http.request import PAUSE_BUFFER, PAUSE_HOLD, Request
 from lychgate.gateway.http.timer import Deadline
@@ -222,8 +222,18 @@ class ClientConnection(asyncio.Protocol):
             try:
                 parser.feed_data(data)
             except HttpParserUpgrade as exc:
-                self._tail = data[exc.args[0] :]
-                self._halt()
+                tail = data[exc.args[0] :]
+                upgrading = self._queue[-1].head if self._queue else None  # the head just parsed
+                if upgrading is None or is_websocket_handshake(upgrading):
+                    self._tail = tail
+                    self._halt()
+                else:
+                    # Not a tunnel we make: the request is a plain one (it has no content:
+                    # parse.py refuses an Upgrade with content), and what follows is HTTP.
+                    self._queue[-1].upgrade = False
+                    self._parser = HttpRequestParser(self)
+                    if tail:
+                        self.data_received(tail)
             except HttpParserError as exc:
                 if self._parser is not None:  # not stopped on purpose
                     if self._error is None:

@@ -47,6 +47,18 @@ _FRAMING: Final[dict[str, int]] = {
 }
 
 
+def is_websocket_handshake(head: RequestHead) -> bool:
+    """Whether an Upgrade request is one the engine tunnels: ``GET``, HTTP/1.1, asking for
+    ``websocket`` alone (RFC 6455 section 4.1). Any other (``h2c``, a list, HTTP/1.0) is
+    answered as a plain request, as RFC 9110 section 7.8 lets a server do, and as it requires
+    for HTTP/1.0: a tunnel to another protocol (``h2c``) would let a client speak past every
+    rule the gateway applies per request."""
+    if head.method != "GET" or head.http_version != "1.1":
+        return False
+    offered = head.header_all("upgrade")
+    return len(offered) == 1 and offered[0].strip(" \t").lower() == "websocket"
+
+
 def split_target(target: str) -> tuple[str, str]:
     """The path and query of a request-target (RFC 9112 section 3.2); ValueError if unusable."""
     if target[:1] == "/":  # origin-form, the usual case

@@ -31,9 +31,13 @@ Choices, each tested:
 
 * 1xx: ``100 Continue`` from the upstream is dropped (we sent our own, or none was wanted);
   ``103 Early Hints`` is relayed to HTTP/1.1 clients, dropped for HTTP/1.0; others dropped.
-* An Upgrade the decision does not allow (``Forward.allow_upgrade`` false) gets 403 and the
-  connection closes; it is not downgraded to a plain request, because the bytes after the
-  head were already taken as tunnel bytes by the parser.
+* Only a WebSocket handshake is an Upgrade here (any other is made a plain request by the
+  connection: :func:`.parse.is_websocket_handshake`), and only a 101 to ``websocket`` opens a
+  tunnel (else 502). One the decision does not allow (``Forward.allow_upgrade`` false) gets
+  403 and the connection closes; it is not downgraded to a plain request, because the bytes
+  after the head were already taken as tunnel bytes by the parser. A 101 that arrives once
+  the session has ended or the gateway is stopping opens no tunnel
+  (:attr:`.TunnelRegistry.gate`).
 * Trailer fields are dropped both ways (RFC 9110 section 6.5.1 permits it).
 * A request's only transfer coding is ``chunked`` (the parser refuses others with 501), and
   its content is re-chunked. A response's codings before ``chunked`` (``gzip, chunked``) are
@@ -97,6 +101,13 @@ class Downstream(Protocol):
         to_client: bytes,
         session_id: SessionId | None,
     ) -> None: ...
+
+
+def _switches_to_websocket(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether a 101's ``Upgrade`` names ``websocket`` alone, the one protocol asked for
+    (lychgate.gateway.http.parse.is_websocket_handshake)."""
+    named = [value for name, value in headers if name == b"upgrade"]
+    return len(named) == 1 and named[0].strip(b" \t").lower() == b"websocket"
 
 
 class Exchange:
@@ -381,11 +392,24 @@ class Exchange:
     def upstream_upgraded(
         self, conn: UpstreamConnection, headers: list[tuple[bytes, bytes]], tail: bytes
     ) -> None:
-        req, fwd = self._req, self._fwd
+        req, fwd, ctx = self._req, self._fwd, self._ctx
         if not (req.upgrade and fwd.allow_upgrade):
             conn.abort()
             self._up = None
             self._upstream_failed(502, "unasked_upgrade", "upstream switched protocols unasked")
+            return
+        if not _switches_to_websocket(headers):
+            conn.abort()
+            self._up = None
+            self._upstream_failed(502, "unasked_upgrade", "upstream switched to another protocol")
+            return
+        # The session may have ended, or the gateway begun to stop, while the upstream was
+        # answering: a tunnel opened now would escape the closing that already happened.
+        refused = (503, "shutting down") if ctx.draining else ctx.tunnels.refusal(fwd.session_id)
+        if refused is not None:
+            conn.abort()
+            self._up = None
+            self._finish_early(refused[0], close=True, reason=refused[1])
             return
         self._state = _DONE
         self._up = None

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl as ssl_module
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from lychgate.gateway.http.connection import ClientConnection
 from lychgate.gateway.http.context import ResponseHook, ServerContext, ServerStats
@@ -75,6 +75,10 @@ class GatewayServer:
     def upstream_failures(self) -> Mapping[tuple[AppSlug | None, str], int]:
         """Requests no upstream answered, by (app, kind) (:mod:`.failures`)."""
         return self._ctx.failures.counts
+
+    def gate_tunnels(self, gate: Callable[[SessionId | None], tuple[int, str] | None]) -> None:
+        """Ask ``gate`` before each tunnel opens (see :attr:`.TunnelRegistry.gate`)."""
+        self._ctx.tunnels.gate = gate
 
     def close_tunnels(self) -> int:
         """Close every tunnel (the config feed has been silent too long); returns how many."""

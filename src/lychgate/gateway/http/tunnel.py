@@ -19,6 +19,7 @@ Tunnels are registered by session id, so that revoking a session closes its WebS
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from lychgate.ids import SessionId
 
@@ -104,15 +105,25 @@ class Tunnel:
 class TunnelRegistry:
     """Open tunnels by session, to close them on revocation and count them."""
 
-    __slots__ = ("_by_session", "_count")
+    __slots__ = ("_by_session", "_count", "gate")
 
     def __init__(self) -> None:
         self._by_session: dict[SessionId | None, set[Tunnel]] = {}
         self._count = 0
+        # Asked as each upstream's 101 arrives, before the tunnel opens: (status, why) to
+        # refuse it, None to let it open. The gateway refuses a session revoked (or ended)
+        # while its handshake was under way, and any while the config feed has expired:
+        # those closings happened already, and would miss a tunnel opened after them.
+        self.gate: Callable[[SessionId | None], tuple[int, str] | None] | None = None
 
     @property
     def count(self) -> int:
         return self._count
+
+    def refusal(self, session_id: SessionId | None) -> tuple[int, str] | None:
+        """Why a tunnel for ``session_id`` may not open now (see :attr:`gate`), or None."""
+        gate = self.gate
+        return None if gate is None else gate(session_id)
 
     def close_session(self, session_id: SessionId) -> int:
         """Close every tunnel opened for ``session_id``; returns how many."""
