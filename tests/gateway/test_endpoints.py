@@ -297,6 +297,88 @@ async def test_cross_site_logout_is_refused() -> None:
     assert authz.revoked == []
 
 
+OWN_ORIGIN = SINGLE.snapshot.origin_for("localhost")
+BROWSER_LINK = (("sec-fetch-site", "same-origin"), ("sec-fetch-dest", "document"))
+
+
+@pytest.mark.parametrize(
+    ("method", "fields"),
+    [
+        ("GET", (("sec-fetch-site", "same-site"), ("sec-fetch-dest", "document"))),  # a sibling
+        ("GET", (("sec-fetch-site", "same-origin"), ("sec-fetch-dest", "image"))),  # an <img>
+        ("GET", (("sec-fetch-site", "same-origin"), ("sec-fetch-dest", "empty"))),  # fetch()
+        ("POST", (("origin", "https://evil.example"),)),  # a form elsewhere, old browser
+        ("POST", (("origin", "null"),)),
+        ("POST", (("origin", OWN_ORIGIN), ("origin", "https://evil.example"))),
+    ],
+    ids=["same-site", "img", "fetch", "foreign origin", "null origin", "two origins"],
+)
+async def test_only_this_origins_pages_sign_out(
+    method: str, fields: tuple[tuple[str, str], ...]
+) -> None:
+    endpoints, authz, _ = setup(SINGLE)
+    request = SINGLE.head(
+        "/.lychgate/logout", method=method, cookies=[SINGLE.token()], headers=fields
+    )
+    response = await run(endpoints, SINGLE, request)
+    assert response.status == 403
+    assert header(response, "set-cookie") == []
+    assert authz.revoked == []
+
+
+@pytest.mark.parametrize(
+    ("method", "fields"),
+    [
+        ("GET", BROWSER_LINK),
+        ("GET", (("sec-fetch-site", "none"), ("sec-fetch-dest", "document"))),  # typed
+        ("POST", (*BROWSER_LINK, ("origin", OWN_ORIGIN))),  # the app's own form
+        ("GET", ()),  # a script, or a browser that says nothing
+    ],
+    ids=["link", "typed", "form", "no fields"],
+)
+async def test_this_origins_pages_sign_out(
+    method: str, fields: tuple[tuple[str, str], ...]
+) -> None:
+    endpoints, authz, _ = setup(SINGLE)
+    request = SINGLE.head(
+        "/.lychgate/logout", method=method, cookies=[SINGLE.token()], headers=fields
+    )
+    response = await run(endpoints, SINGLE, request)
+    assert response.status == 302
+    assert len(authz.revoked) == 1
+
+
+@pytest.mark.parametrize(
+    ("world", "fields", "status"),
+    [
+        (SINGLE, (("sec-fetch-site", "cross-site"), ("sec-fetch-dest", "document")), 403),
+        (SINGLE, (("sec-fetch-site", "same-site"), ("sec-fetch-dest", "document")), 403),
+        (SINGLE, (("sec-fetch-site", "same-origin"), ("sec-fetch-dest", "image")), 403),
+        (SINGLE, BROWSER_LINK, 302),  # the sign-in page's own navigation
+        # Subdomains: the portal is a sibling, or of another site for an app on a host of
+        # its own, so only what is not a navigation is told apart.
+        (SUBS, (("sec-fetch-site", "cross-site"), ("sec-fetch-dest", "document")), 302),
+        (SUBS, (("sec-fetch-site", "same-site"), ("sec-fetch-dest", "iframe")), 403),
+    ],
+    ids=["cross-site", "same-site", "img", "same-origin", "subdomains", "subdomains iframe"],
+)
+async def test_a_code_is_taken_only_from_a_navigation_that_may_bring_one(
+    world: World, fields: tuple[tuple[str, str], ...], status: int
+) -> None:
+    # Login CSRF: a page elsewhere planting its own code would sign the user in as someone
+    # else. A refused callback spends no code and sets no cookie.
+    app = "grafana" if world is SUBS else None
+    token = world.token(app=app) if app else world.token()
+    endpoints, authz, _ = setup(world, codes={CODE: token})
+    host = "metrics.corp.example" if world is SUBS else None
+    request = world.head(f"/.lychgate/callback?code={CODE}", host=host, headers=fields)
+    response = await run(endpoints, world, request)
+    assert response.status == status
+    if status == 403:
+        assert authz.redeemed == []
+        assert header(response, "set-cookie") == []
+
+
 async def test_logout_when_authz_is_down_still_clears_but_says_so() -> None:
     endpoints, _, _ = setup(SINGLE, fail=AuthzUnavailable("down"))
     response = await run(

@@ -42,6 +42,11 @@ def foreign_handshake(head: RequestHead, snapshot: ConfigSnapshot, host: Request
     """Step 7: an Upgrade whose ``Origin`` names another origin (absent ``Origin``: allowed)."""
     if head.header("upgrade") is None:
         return False
+    return names_another_origin(head, snapshot, host)
+
+
+def names_another_origin(head: RequestHead, snapshot: ConfigSnapshot, host: RequestHost) -> bool:
+    """An ``Origin`` field that is not exactly the routed host's own origin (absent: False)."""
     origins = head.header_all("origin")
     return bool(origins) and _another_origin(origins, snapshot, host)
 

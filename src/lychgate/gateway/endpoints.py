@@ -5,10 +5,12 @@
   (same-origin paths only, SECURITY.md item 1): a refused ``rd`` redirects to ``/`` without
   redeeming the code or setting a cookie. Otherwise the code is redeemed at authz over the back
   channel, the returned app token is verified here as admission would (signature, expiry, app
-  of this host, not revoked) and only then stored in the cookie.
+  of this host, not revoked) and only then stored in the cookie. It must be a navigation, and
+  in single-host mode one from this origin, so another site cannot plant its own code.
 * ``/.lychgate/logout`` clears the app cookie and asks authz to revoke the session named by a
-  token that verifies, then redirects to ``/``. A cross-site request (``Sec-Fetch-Site:
-  cross-site``) is refused, so another site cannot sign the user out. If authz cannot be
+  token that verifies, then redirects to ``/``. Only a navigation by a page of this origin
+  may (``Sec-Fetch-Site``, ``Sec-Fetch-Dest``, ``Origin``): another site, a sibling app's
+  page or an ``<img>`` cannot sign the user out. If authz cannot be
   reached the cookie is still cleared, but the answer is a 502: the user must not believe the
   session is gone when it is not.
 * ``/.lychgate/healthz``: 200 ``ok`` while a snapshot is loaded and the feed has confirmed it
@@ -33,6 +35,7 @@ import httpx
 from lychgate.errors import ClientError, LychgateError
 from lychgate.gateway import admit_responses as responses
 from lychgate.gateway.admission import ToEndpoint, check_app_token
+from lychgate.gateway.admit_origin import names_another_origin
 from lychgate.gateway.admit_redirect import safe_redirect
 from lychgate.gateway.cookies import (
     app_cookie_name,
@@ -43,6 +46,7 @@ from lychgate.gateway.cookies import (
     set_app_cookie,
 )
 from lychgate.gateway.feed_http import REDEEM_PATH, REVOKE_PATH, authz_client
+from lychgate.gateway.routing import RequestHost
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
 from lychgate.gateway.types import Local, RequestHead, Respond
 from lychgate.ids import SessionId
@@ -53,7 +57,30 @@ log = logging.getLogger(__name__)
 _CODE: Final = re.compile(r"[A-Za-z0-9_-]{16,256}")
 _MAX_QUERY_FIELDS: Final = 8
 _SESSION_ID: Final = re.compile(r"[A-Za-z0-9_-]{8,128}")
-_CROSS_SITE_OK: Final = frozenset({"same-origin", "same-site", "none"})
+# Where a browser may come from to these endpoints (Sec-Fetch-Site; "none": typed, bookmarked).
+_FROM_HERE: Final = frozenset({"same-origin", "none"})
+_ANY_SITE: Final = _FROM_HERE | {"same-site", "cross-site"}
+
+
+def _not_from_this_page(
+    head: RequestHead,
+    sites_ok: frozenset[str],
+    snapshot: ConfigSnapshot | None,
+    host: RequestHost | None,
+) -> str | None:
+    """Why a request to the callback or logout is refused as one that a page of another
+    origin made, or that is not a navigation at all (an ``<img>``, a ``fetch()``), else None.
+    Browsers say so in ``Sec-Fetch-Site``, ``Sec-Fetch-Dest`` and ``Origin``; a client that
+    sends none of them (a script, an old browser) is let through."""
+    sites = head.header_all("sec-fetch-site")
+    if sites and (len(sites) != 1 or sites[0].strip().lower() not in sites_ok):
+        return f"from another site (Sec-Fetch-Site {sites!r})"
+    dests = head.header_all("sec-fetch-dest")
+    if dests and (len(dests) != 1 or dests[0].strip().lower() != "document"):
+        return f"not a navigation (Sec-Fetch-Dest {dests!r})"
+    if snapshot is not None and host is not None and names_another_origin(head, snapshot, host):
+        return "from another origin"
+    return None
 
 
 class AuthzUnavailable(LychgateError):
@@ -178,6 +205,14 @@ class Endpoints:
         params = _query(admission.target.query)
         if params is None:
             return responses.text(400, "bad request\n", reason="callback: bad query")
+        # A page elsewhere must not plant a code of its own (login CSRF: the user would then
+        # work in the app as someone else). In single-host mode the sign-in page is on this
+        # origin; in subdomains mode it is on the portal's host, a sibling, or of another site
+        # when an app has a host of its own (THREAT_MODEL, known gaps).
+        sites_ok = _FROM_HERE if snapshot.routing == "single-host" else _ANY_SITE
+        refused = _not_from_this_page(head, sites_ok, snapshot, admission.host)
+        if refused is not None:
+            return responses.text(403, "forbidden\n", reason=f"callback: {refused}")
         codes, rds = params.get("code", []), params.get("rd", ["/"])
         if len(codes) != 1 or len(rds) != 1 or not _CODE.fullmatch(codes[0]):
             return responses.text(400, "bad request\n", reason="callback: bad code or rd")
@@ -222,10 +257,13 @@ class Endpoints:
         """Clear the cookie, revoke the session at authz, redirect to ``/``."""
         if head.method not in ("GET", "POST"):
             return responses.text(405, "method not allowed\n", headers=(("allow", "GET, POST"),))
-        sites = head.header_all("sec-fetch-site")
-        if sites and (len(sites) != 1 or sites[0].strip().lower() not in _CROSS_SITE_OK):
-            return responses.text(403, "forbidden\n", reason="logout: from another site")
         snapshot = self._holder.current
+        # Only this origin's own pages sign out, by a link or a form: not a sibling app's
+        # page, nor an <img> in any page (which would end the whole session for everyone's
+        # content that can embed one).
+        refused = _not_from_this_page(head, _FROM_HERE, snapshot, admission.host)
+        if refused is not None:
+            return responses.text(403, "forbidden\n", reason=f"logout: {refused}")
         secure = snapshot.secure_cookies if snapshot is not None else head.scheme == "https"
         clear = (
             ("set-cookie", clear_app_cookie(secure=secure)),
