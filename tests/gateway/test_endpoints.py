@@ -158,6 +158,11 @@ REDIRECT_TRICKS = [
     "%2F%2Fevil.example",
     "https://xn--lcalhost-9za/",
     "http://localhost:8081/",
+    # The gateway's and authz's own paths: authz never sends one back as rd.
+    "/.lychgate/logout",
+    "/.LYCHGATE/internal/feed",
+    "/%2Elychgate/logout",
+    "/.lychgate",
 ]
 
 

@@ -46,6 +46,7 @@ from lychgate.gateway.cookies import (
     set_app_cookie,
 )
 from lychgate.gateway.feed_http import REDEEM_PATH, REVOKE_PATH, authz_client
+from lychgate.gateway.paths import is_reserved
 from lychgate.gateway.routing import RequestHost
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
 from lychgate.gateway.types import Local, RequestHead, Respond
@@ -219,6 +220,8 @@ class Endpoints:
         target = safe_redirect(rds[0])
         if target is None:  # SECURITY.md item 1: no code spent, no cookie
             return responses.redirect("/", reason="callback: rd is not a same-origin path")
+        if is_reserved(target.partition("?")[0]):  # authz never sends one: a crafted link
+            return responses.redirect("/", reason="callback: rd is under /.lychgate")
         try:
             token = await self._authz.redeem_code(codes[0])
         except ClientError:
