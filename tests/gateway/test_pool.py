@@ -106,3 +106,24 @@ async def test_refused_is_502_and_closed_pool_refuses() -> None:
     pool.close()
     with pytest.raises(UpstreamError):
         await pool.connect(Upstream(url))
+
+
+@pytest.mark.loopback
+async def test_idle_connections_close_on_their_own_whatever_their_upstream() -> None:
+    # An app whose upstream URL changed, or that was removed, is never asked for again: its
+    # idle connections must not stay open for the worker's life.
+    async with http_upstream() as old, http_upstream() as new:
+        pool = _pool(idle_timeout=0.1)
+        retired = Upstream(old.url)
+        conns = [await pool.connect(retired) for _ in range(3)]
+        for conn in conns:
+            pool.release(conn)
+        current = Upstream(new.url)
+        pool.release(await pool.connect(current))
+        assert pool.open_connections == 4
+        async with asyncio.timeout(2):
+            while pool.open_connections:
+                await asyncio.sleep(0.02)
+        assert pool.sweep() == 0  # nothing left to close, and nothing remembered
+        assert pool.acquire(retired) is None
+        pool.close()

@@ -42,7 +42,12 @@ from typing import Final
 from lychgate.config.settings import IpNetwork
 from lychgate.errors import ClientError
 from lychgate.gateway.cookies import strip_lychgate_cookies
-from lychgate.gateway.http.headers import HOP_BY_HOP, connection_tokens, strip_hop_by_hop
+from lychgate.gateway.http.headers import (
+    HOP_BY_HOP,
+    MEMO_NAME_MAX,
+    connection_tokens,
+    strip_hop_by_hop,
+)
 from lychgate.gateway.routing import RequestHost
 from lychgate.gateway.snapshot import UserProfile
 from lychgate.gateway.types import Headers, RequestHead
@@ -204,7 +209,7 @@ def _forward(
         kind = kinds.get(name)
         if kind is None:
             kind = _kind(name)
-            if len(kinds) < _KINDS_MAX:
+            if len(kinds) < _KINDS_MAX and len(name) <= MEMO_NAME_MAX:
                 kinds[name] = kind
         if kind == _KEEP:
             kept.append(pair)

@@ -40,7 +40,7 @@ from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 from lychgate.errors import UsageError
 from lychgate.gateway.http.context import ServerContext
 from lychgate.gateway.http.errors import error_page
-from lychgate.gateway.http.headers import local_head
+from lychgate.gateway.http.headers import MEMO_NAME_MAX, local_head
 from lychgate.gateway.http.parse import is_websocket_handshake, make_request
 from lychgate.gateway.http.proxy import Exchange
 from lychgate.gateway.http.request import PAUSE_BUFFER, PAUSE_HOLD, Request
@@ -316,7 +316,7 @@ class ClientConnection(asyncio.Protocol):
         key = _NAMES.get(name)
         if key is None:
             key = name.decode("latin-1").lower()
-            if len(_NAMES) < _NAMES_MAX:
+            if len(_NAMES) < _NAMES_MAX and len(name) <= MEMO_NAME_MAX:
                 _NAMES[name] = key
         self._headers.append((key, value.decode("latin-1")))
 

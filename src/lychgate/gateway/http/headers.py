@@ -21,6 +21,11 @@ from lychgate.errors import UsageError
 from lychgate.gateway.http.errors import status_line
 from lychgate.gateway.types import Headers
 
+# The longest field name the engine's memos keep (lower-cased names, their kinds). They are
+# keyed on what clients and upstreams send and never forget, so they count their entries and
+# take only names as short as real ones: a flood of 16 KB names must not stay for good.
+MEMO_NAME_MAX: Final = 64
+
 HOP_BY_HOP: Final = frozenset(
     {
         "connection",

@@ -114,6 +114,7 @@ class UpstreamPool:
         self._all: set[UpstreamConnection] = set()
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._sweeper: asyncio.TimerHandle | None = None  # set while any connection is idle
 
     def _time(self) -> float:
         # asyncio.get_running_loop() makes a getpid() system call: look it up once.
@@ -247,6 +248,34 @@ class UpstreamPool:
             return
         conn.idle_since = self._time()
         idle.append(conn)
+        if self._sweeper is None and self._loop is not None:
+            self._sweeper = self._loop.call_later(self._idle_timeout, self.sweep)
+
+    def sweep(self) -> int:
+        """Close idle connections past ``idle_timeout``, whatever their upstream; returns how
+        many. Runs by itself while any connection is idle: :meth:`acquire` drops stale ones
+        of the upstream it is asked for, but an upstream no longer asked for (an app whose
+        URL changed, or that was removed) would otherwise keep its sockets open."""
+        self._sweeper = None
+        now = self._time()
+        closed = 0
+        for key, idle in list(self._idle.items()):
+            fresh = [conn for conn in idle if now - conn.idle_since <= self._idle_timeout]
+            for conn in idle:
+                if now - conn.idle_since > self._idle_timeout:
+                    conn.close()
+                    closed += 1
+            if fresh:
+                self._idle[key] = fresh
+                continue
+            del self._idle[key]
+            if self._open.get(key, 0) <= 0 and not self._waiters.get(key):
+                self._open.pop(key, None)  # nothing open or waited for: forget the upstream
+                self._endpoints.pop(key, None)
+                self._waiters.pop(key, None)
+        if self._idle and not self._closed and self._loop is not None:
+            self._sweeper = self._loop.call_later(self._idle_timeout, self.sweep)
+        return closed
 
     def detach(self, conn: UpstreamConnection) -> None:
         """``conn`` became a tunnel: it no longer counts against the pool."""
@@ -275,6 +304,9 @@ class UpstreamPool:
     def close(self) -> None:
         """Close every connection; busy ones are cut (their exchanges see a broken upstream)."""
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conn in list(self._all):
             conn.abort()
         self._idle.clear()

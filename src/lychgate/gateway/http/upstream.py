@@ -41,6 +41,7 @@ from typing import Protocol, cast
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
+from lychgate.gateway.http.headers import MEMO_NAME_MAX
 from lychgate.gateway.http.timer import Deadline
 from lychgate.gateway.http.trailers import TrailerGuard
 from lychgate.gateway.http.writer import Batch, Writer
@@ -335,7 +336,7 @@ class UpstreamConnection(asyncio.Protocol):
         lowered = _NAMES.get(name)
         if lowered is None:
             lowered = name.lower()
-            if len(_NAMES) < _NAMES_MAX:
+            if len(_NAMES) < _NAMES_MAX and len(name) <= MEMO_NAME_MAX:
                 _NAMES[name] = lowered
         headers.append((lowered, value))
 
