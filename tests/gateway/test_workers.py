@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from e2e.deployment import free_port
 from gateway.client import RawClient, get
+from lychgate.gateway.http import workers
 
 pytestmark = [pytest.mark.loopback, pytest.mark.slow]
 
@@ -25,8 +27,8 @@ from lychgate.gateway.types import Respond
 
 PORT = int(sys.argv[1])
 
-async def main(stop: asyncio.Event) -> None:
-    pid = str(os.getpid()).encode()
+async def main(stop: asyncio.Event, slot: int) -> None:
+    pid = b"%d:%d" % (os.getpid(), slot)
     gw = await start_server(lambda head: Respond(200, (), pid), port=PORT, reuse_port=True)
     await stop.wait()
     await gw.close(drain_timeout=1)
@@ -72,6 +74,7 @@ async def test_workers_share_the_port_and_stop_on_sigterm(tmp_path: Path) -> Non
                 except OSError:
                     await asyncio.sleep(0.05)
         assert len(pids) == 2  # two processes answered on one port
+        assert {answer.partition(b":")[2] for answer in pids} == {b"0", b"1"}  # each its slot
 
 
 async def test_a_worker_that_cannot_start_stops_the_rest(tmp_path: Path) -> None:
@@ -100,7 +103,7 @@ from lychgate.gateway.types import Respond
 
 PORT = int(sys.argv[1])
 
-async def main(stop: asyncio.Event) -> None:
+async def main(stop: asyncio.Event, slot: int) -> None:
     hups = []
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hups.append, 1)
     answer = lambda head: Respond(200, (), b"%d:%d" % (os.getpid(), len(hups)))
@@ -133,3 +136,28 @@ async def test_the_supervisor_passes_sighup_on_to_every_worker(tmp_path: Path) -
                 pid, _, hups = (await _ask(port)).partition(b":")
                 seen[pid] = hups
         assert proc.returncode is None  # the supervisor itself lives on
+
+
+def test_a_signal_while_forking_stops_the_forking(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A SIGTERM that lands while the supervisor is still starting workers: the one just
+    # started is stopped too, and no more are started.
+    started: list[subprocess.Popen[bytes]] = []
+
+    def spawn_then_signal(main: object, slot: int) -> int:
+        child = subprocess.Popen(["sleep", "30"])
+        started.append(child)
+        handler = signal.getsignal(signal.SIGTERM)
+        assert callable(handler)
+        handler(signal.SIGTERM, None)  # the signal, between the fork and the bookkeeping
+        return child.pid
+
+    async def never(stop: asyncio.Event, slot: int) -> None:
+        raise AssertionError("no worker code runs here")
+
+    monkeypatch.setattr(workers, "_spawn", spawn_then_signal)
+    try:
+        assert workers.run_workers(3, never) == -signal.SIGTERM
+        assert len(started) == 1
+    finally:
+        for child in started:
+            child.kill()

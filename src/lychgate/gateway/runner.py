@@ -295,8 +295,8 @@ def run_gateway(plan: GatewayPlan, *, workers: int, reload_on_sighup: bool = Fal
     if workers > 1:
         return run_workers(
             workers,
-            lambda stop: serve_worker(
-                plan, stop, reuse_port=True, reload_on_sighup=reload_on_sighup
+            lambda stop, slot: serve_worker(
+                plan, stop, worker=slot, reuse_port=True, reload_on_sighup=reload_on_sighup
             ),
             relay=(signal.SIGHUP,) if reload_on_sighup else (),
         )

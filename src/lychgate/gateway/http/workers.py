@@ -2,13 +2,16 @@
 
 Theory of operation
 -------------------
-:func:`run_workers` forks ``n`` workers and supervises them. Each worker runs ``main(stop)`` on
-its own uvloop; ``main`` binds its listener with ``reuse_port=True`` (the kernel then spreads
-new connections over the workers), waits for ``stop``, and shuts down gracefully. The
-supervisor holds no sockets and runs no event loop: it forwards SIGTERM and SIGINT to the
-workers (which set ``stop``), passes on the signals named in ``relay`` (SIGHUP, for a
-certificate check), replaces a worker that dies unexpectedly, and returns once all have
-exited.
+:func:`run_workers` forks ``n`` workers and supervises them. Each worker runs
+``main(stop, slot)`` on its own uvloop, ``slot`` being its number from 0 to ``n - 1``. A
+worker started in place of one that died takes its slot, so what a worker binds apart from
+the shared port (a metrics listener at ``port + slot``) stays the same. ``main`` binds its
+listener with ``reuse_port=True`` (the kernel then spreads new connections over the
+workers), waits for ``stop``, and shuts down gracefully. The supervisor holds no sockets and
+runs no event loop: it forwards SIGTERM and SIGINT to the workers (which set ``stop``),
+passes on the signals named in ``relay`` (SIGHUP, for a certificate check), replaces a
+worker that dies unexpectedly, and returns once all have exited. A signal that comes while
+it is still forking stops the forking too.
 
 A worker that dies within :data:`MIN_UPTIME` seconds of starting is not replaced: it is
 broken (a port in use, a bad config), and replacing it would only spin. The supervisor then
@@ -34,18 +37,18 @@ import uvloop
 log = logging.getLogger(__name__)
 
 MIN_UPTIME = 1.0
-WorkerMain = Callable[[asyncio.Event], Awaitable[None]]
+WorkerMain = Callable[[asyncio.Event, int], Awaitable[None]]
 
 
-async def _worker(main: WorkerMain) -> None:
+async def _worker(main: WorkerMain, slot: int) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await main(stop)
+    await main(stop, slot)
 
 
-def _spawn(main: WorkerMain) -> int:
+def _spawn(main: WorkerMain, slot: int) -> int:
     pid = os.fork()
     if pid:
         return pid
@@ -55,7 +58,7 @@ def _spawn(main: WorkerMain) -> int:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # relayed: the worker's loop handles it
     code = 0
     try:
-        uvloop.run(_worker(main))
+        uvloop.run(_worker(main, slot))
     except BaseException:
         log.exception("gateway worker %d failed", os.getpid())
         code = 1
@@ -71,7 +74,7 @@ def run_workers(n: int, main: WorkerMain, *, relay: tuple[signal.Signals, ...] =
     """
     if n < 1:
         raise ValueError("at least one worker")
-    workers: dict[int, float] = {}  # pid -> start time
+    workers: dict[int, tuple[float, int]] = {}  # pid -> (start time, slot)
     stopping = False
     worst = 0
 
@@ -82,6 +85,9 @@ def run_workers(n: int, main: WorkerMain, *, relay: tuple[signal.Signals, ...] =
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
+    def stop_asked() -> bool:  # read through a call: a signal handler may set it any time
+        return stopping
+
     def pass_on(signum: int, frame: types.FrameType | None) -> None:
         for pid in workers:
             with contextlib.suppress(ProcessLookupError):
@@ -90,16 +96,23 @@ def run_workers(n: int, main: WorkerMain, *, relay: tuple[signal.Signals, ...] =
     previous = {s: signal.signal(s, stop_all) for s in (signal.SIGTERM, signal.SIGINT)}
     previous.update({s: signal.signal(s, pass_on) for s in relay})
     try:
-        for _ in range(n):
-            workers[_spawn(main)] = time.monotonic()
+        for slot in range(n):
+            if stop_asked():
+                break  # a signal while forking: start no more
+            pid = _spawn(main, slot)
+            workers[pid] = (time.monotonic(), slot)
+            if stop_asked():  # it came between the fork and the line above: it missed this one
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
         while workers:
             try:
                 pid, status = os.wait()
             except ChildProcessError:
                 break
-            started = workers.pop(pid, None)
-            if started is None:
+            known = workers.pop(pid, None)
+            if known is None:
                 continue
+            started, slot = known
             code = os.waitstatus_to_exitcode(status)
             if code != 0:
                 worst = worst or code
@@ -111,7 +124,7 @@ def run_workers(n: int, main: WorkerMain, *, relay: tuple[signal.Signals, ...] =
                 stop_all(signal.SIGTERM, None)
                 continue
             log.warning("gateway worker %d exited (%d); starting another", pid, code)
-            workers[_spawn(main)] = time.monotonic()
+            workers[_spawn(main, slot)] = (time.monotonic(), slot)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
