@@ -13,6 +13,7 @@ import trustme
 from gateway.client import get, peer_names
 from gateway.conftest import Answers, Connect, Start, assert_cut, forward_to
 from gateway.upstreams import Reply, Seen, http_upstream
+from lychgate.gateway.http import Limits
 from lychgate.gateway.http.tls import CertPair, client_context, server_context
 from lychgate.gateway.types import Decision, Forward, RequestHead, Upstream
 
@@ -204,3 +205,25 @@ async def test_a_tls_body_to_the_close_ends_only_at_close_notify(
             assert_cut(await c.read_until_closed(), b"body to the close")
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("sent", [b"", b"\x16\x03\x01\x00"], ids=["nothing", "half a hello"])
+async def test_a_stalled_tls_handshake_is_cut_at_the_header_timeout(
+    gateway: Start, listener_ctx: ssl.SSLContext, sent: bytes
+) -> None:
+    # Slowloris before any HTTP: without its own bound, a handshake that never finishes held
+    # its socket for the event loop's default of a minute.
+    gw = await gateway(
+        forward_to("http://127.0.0.1:9"), ssl=listener_ctx, limits=Limits(header_timeout=0.3)
+    )
+    reader, writer = await asyncio.open_connection("127.0.0.1", gw.port)
+    try:
+        writer.write(sent)
+        await writer.drain()
+        started = asyncio.get_running_loop().time()
+        async with asyncio.timeout(5):
+            while await reader.read(1024):
+                pass  # the server may say something before it closes
+        assert asyncio.get_running_loop().time() - started < 2.0
+    finally:
+        writer.close()

@@ -154,8 +154,14 @@ async def start_server(
     def factory() -> ClientConnection:
         return ClientConnection(ctx)
 
+    # A TLS handshake comes before the connection, and its header timeout, exist: bound it
+    # the same, or a client that connects and stalls mid-handshake holds a socket for the
+    # event loop's default of a minute (slowloris over TLS).
+    handshake = None if ssl is None else limits.header_timeout
     if sock is not None:
-        server = await loop.create_server(factory, sock=sock, ssl=ssl, backlog=backlog)
+        server = await loop.create_server(
+            factory, sock=sock, ssl=ssl, backlog=backlog, ssl_handshake_timeout=handshake
+        )
     else:
         server = await loop.create_server(
             factory,
@@ -165,5 +171,6 @@ async def start_server(
             backlog=backlog,
             reuse_port=reuse_port or None,
             reuse_address=True,
+            ssl_handshake_timeout=handshake,
         )
     return GatewayServer(server, ctx, own_pool)
