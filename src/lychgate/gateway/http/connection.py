@@ -278,6 +278,8 @@ class ClientConnection(asyncio.Protocol):
         self._write_paused = False
         if self._active is not None:
             self._deadline.clear()
+        elif self._queue:
+            self._start_next()  # answers held back while the client was not reading
         elif not self._lingering:
             self._wait_for_client()
         if self._responder is not None:
@@ -386,12 +388,18 @@ class ClientConnection(asyncio.Protocol):
             return
         self._dispatching = True
         try:
-            while self._active is None and self._queue and not self._closing:
+            # No request is started while the client is not reading our answers: its queue
+            # then fills to max_pipelined and reading stops, instead of answers piling up in
+            # the write buffer (a client pipelining and never reading). The send timeout
+            # that pause_writing set stays the deadline.
+            paused = self._write_paused
+            while self._active is None and self._queue and not self._closing and not paused:
                 self._dispatch(self._queue.pop(0))
+                paused = self._write_paused
             if self._active is None and not self._lingering:
                 if self._closing or (self._eof and not self._queue):
                     self._close_now()
-                elif not self._queue:
+                elif not self._queue and not paused:
                     self._wait_for_client()
             if self._paused & PAUSE_BUFFER:
                 parsing = self._parsing
