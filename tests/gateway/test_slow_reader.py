@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import tracemalloc
 
 import pytest
 
-from gateway.conftest import Start
+from gateway.client import get
+from gateway.conftest import Connect, Start, forward_to
+from gateway.upstreams import Reply, Seen, http_upstream
 from lychgate.gateway.http import Limits
 from lychgate.gateway.types import Respond
 
@@ -47,3 +50,36 @@ async def test_a_client_that_pipelines_and_never_reads_is_paused_then_cut(gatewa
     # timeout then cut it, long before the idle timeout.
     assert loop.time() - started < 5.0
     assert sent < 200  # about 5 MB of requests at most before the gateway stopped reading
+
+
+async def test_content_in_tiny_chunks_held_behind_a_request_stays_small(
+    gateway: Start, connect: Connect
+) -> None:
+    # A chunked upload in 2-byte chunks, pipelined behind a request whose answer is slow:
+    # its content is held until its turn. Counted by bytes alone, 128k such pieces fit under
+    # the limit, each a 35-byte object and a list slot (about 13x the bytes on the wire).
+    release = asyncio.Event()
+
+    async def app(seen: Seen, reply: Reply) -> None:
+        if seen.target == "/slow":
+            await release.wait()
+        await reply.send(200, b"%d" % len(seen.body))
+
+    async with http_upstream(app) as up:
+        gw = await gateway(forward_to(up.url))
+        c = await connect(gw.port)
+        upload = b"POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        pieces = 150_000
+        tracemalloc.start()
+        try:
+            await c.send(get("/slow") + upload)
+            writing = asyncio.create_task(c.send(b"2\r\nxy\r\n" * pieces + b"0\r\n\r\n"))
+            await asyncio.sleep(0.5)  # the gateway reads what it will hold, then stops
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        release.set()
+        assert (await c.read_response()).body == b"0"
+        assert (await c.read_response()).body == b"%d" % (2 * pieces)  # all of it, in the end
+        await writing
+    assert peak < 3 * 1024 * 1024, peak

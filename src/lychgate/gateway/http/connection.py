@@ -43,7 +43,7 @@ from lychgate.gateway.http.errors import error_page
 from lychgate.gateway.http.headers import MEMO_NAME_MAX, local_head
 from lychgate.gateway.http.parse import is_websocket_handshake, make_request
 from lychgate.gateway.http.proxy import Exchange
-from lychgate.gateway.http.request import PAUSE_BUFFER, PAUSE_HOLD, Request
+from lychgate.gateway.http.request import PAUSE_BUFFER, PAUSE_HOLD, PIECE_COST, Request
 from lychgate.gateway.http.timer import Deadline
 from lychgate.gateway.http.tls import sni_of
 from lychgate.gateway.http.trailers import TrailerGuard
@@ -368,7 +368,7 @@ class ClientConnection(asyncio.Protocol):
                 raise _Stop
         else:
             req.buffer.append(body)
-            req.buffered += len(body)
+            req.buffered += len(body) + PIECE_COST
             if req.buffered > self._limits.write_buffer_high:
                 self.pause_reading(PAUSE_BUFFER)
 

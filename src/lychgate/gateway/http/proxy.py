@@ -56,7 +56,7 @@ from lychgate.gateway.http.context import ServerContext
 from lychgate.gateway.http.errors import CONTINUE
 from lychgate.gateway.http.headers import request_head, response_head
 from lychgate.gateway.http.pool import UpstreamError
-from lychgate.gateway.http.request import PAUSE_UPSTREAM, Request
+from lychgate.gateway.http.request import PAUSE_UPSTREAM, PIECE_COST, Request
 from lychgate.gateway.http.upstream import Failure, Framing, UpstreamConnection
 from lychgate.gateway.http.writer import Writer
 from lychgate.gateway.types import Forward
@@ -181,7 +181,7 @@ class Exchange:
         pending = req.take_buffer()
         if pending:
             self._pending = pending
-            self._pending_bytes = sum(map(len, pending))
+            self._pending_bytes = sum(map(len, pending)) + PIECE_COST * len(pending)
         up = self._ctx.pool.acquire(fwd.upstream)
         if up is not None:
             self._attach(up, reused=True)
@@ -270,7 +270,7 @@ class Exchange:
             self._send_body(data)
         elif state == _WAITING:
             self._pending.append(data)
-            self._pending_bytes += len(data)
+            self._pending_bytes += len(data) + PIECE_COST
             if self._pending_bytes > self._ctx.limits.write_buffer_high:
                 self._down.pause_reading(PAUSE_UPSTREAM)
 

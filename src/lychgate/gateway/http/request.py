@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol
 
 from lychgate.gateway.types import RequestHead
 
@@ -10,6 +10,12 @@ from lychgate.gateway.types import RequestHead
 PAUSE_UPSTREAM = 1  # the upstream cannot take the content as fast as it comes
 PAUSE_BUFFER = 2  # parsed ahead: pipelined requests, or content waiting for its upstream
 PAUSE_HOLD = 4  # HTTP is over on this connection: an upgrade is pending, or it is closing
+
+
+# What a held piece of content costs beyond its bytes (its list slot and object header, and
+# the chunk framing it is sent with), counted against the buffer limits: content in 1-byte
+# chunks must not pile up a quarter of a million pieces (53 MB for 4 MB on the wire).
+PIECE_COST: Final = 64
 
 
 class BodySink(Protocol):
