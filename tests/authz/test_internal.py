@@ -24,7 +24,7 @@ from lychgate.authz.snapshots import (
 )
 from lychgate.domain import App, AppPolicy, Session, User
 from lychgate.errors import TokenError
-from lychgate.gateway.feed_http import REDEEM_PATH, REVOKE_PATH
+from lychgate.gateway.feed_http import FEED_PATH, REDEEM_PATH, REVOKE_PATH
 from lychgate.ids import AppSlug
 from lychgate.store.schema import users
 from lychgate.tokens import (
@@ -58,6 +58,13 @@ async def test_internal_routes_need_the_secret(authz: FastAPI, auth: str | None)
         for method, path in (("POST", REDEEM_PATH), ("POST", REVOKE_PATH)):
             r = await c.request(method, path, json={"code": "x", "session_id": "x"})
             assert r.status_code == 401
+            # The secret is checked before the body is read or parsed: no 422 tells a
+            # stranger which routes exist, and no body of any size is read for one.
+            r = await c.request(
+                method, path, content=b"{not json", headers={"content-type": "application/json"}
+            )
+            assert r.status_code == 401
+        assert (await c.get(FEED_PATH)).status_code == 401
 
 
 async def test_handoff_redeems_once_into_an_app_token(

@@ -92,6 +92,9 @@ def test_test_harness_variables_are_not_settings(data_dir: Path) -> None:
         ("trusted_proxies", '["not-an-ip"]'),
         ("authz_trusted_gateways", '["not-an-ip"]'),
         ("authz_trusted_gateways", '["10.0.0.0/33"]'),
+        ("authz_listen", '"https://10.0.0.1:9000"'),
+        ("authz_listen", '"unix:relative.sock"'),
+        ("authz_listen", '"9000"'),
     ],
 )
 def test_bad_values_fail_with_the_key(data_dir: Path, key: str, value: str) -> None:

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.routing import Match
@@ -53,13 +54,20 @@ def publisher(request: Request) -> SnapshotPublisher:
     return pub
 
 
+_REFUSED: Final = "internal API: bad or missing secret"
+
+
+def _authorized(ctx: AuthzContext, authorization: str | None) -> bool:
+    expected = f"Bearer {ctx.secrets.internal_token.reveal()}".encode()
+    return authorization is not None and hmac.compare_digest(authorization.encode(), expected)
+
+
 def require_internal(
     ctx: Annotated[AuthzContext, Depends(context)],
     authorization: Annotated[str | None, Header()] = None,
 ) -> None:
-    expected = f"Bearer {ctx.secrets.internal_token.reveal()}".encode()
-    if authorization is None or not hmac.compare_digest(authorization.encode(), expected):
-        raise HTTPException(status_code=401, detail="internal API: bad or missing secret")
+    if not _authorized(ctx, authorization):
+        raise HTTPException(status_code=401, detail=_REFUSED)
 
 
 def sent_literally(scope: Scope) -> bool:
@@ -77,12 +85,28 @@ def sent_literally(scope: Scope) -> bool:
 
 class LiteralPathRoute(APIRoute):
     """An APIRoute that does not match a request whose raw path differs from its decoded path
-    (see the module docstring): such a request falls through to the router's plain 404."""
+    (see the module docstring): such a request falls through to the router's plain 404.
+
+    It also checks the secret before anything else runs: FastAPI reads and parses a body
+    before it solves a route's dependencies, so without this anyone who can reach authz
+    (``authz_listen`` on TCP) could make it read a body of any size, and learn from a 422
+    which routes exist."""
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope.get("type") == "http" and not sent_literally(scope):
             return Match.NONE, {}
         return super().matches(scope)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def checked(request: Request) -> Response:
+            ctx: AuthzContext = request.app.state.ctx
+            if not _authorized(ctx, request.headers.get("authorization")):
+                return JSONResponse({"detail": _REFUSED}, status_code=401)
+            return await handle(request)
+
+        return checked
 
 
 router = APIRouter(

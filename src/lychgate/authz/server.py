@@ -12,6 +12,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import stat
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import FrameType
@@ -24,6 +25,7 @@ from lychgate.config import Settings
 from lychgate.config.settings import parse_hostport
 from lychgate.deployment.layout import Layout
 from lychgate.deployment.secrets import load_secrets
+from lychgate.errors import ConfigError
 from lychgate.events import open_bus
 from lychgate.files import DIR_MODE
 from lychgate.store import open_store
@@ -93,15 +95,37 @@ def warn_about_gateway_trust(settings: Settings, host: str) -> bool:
 
 
 def prepare_socket_dir(settings: Settings) -> None:
-    """Create the 0700 run directory and remove a stale socket (blocking; before the loop)."""
+    """Make the socket's directory ready and remove a stale socket (blocking; before the loop).
+
+    The deployment's own run directory is created, or kept, 0700: only its owner may connect.
+    A directory named in ``authz_listen`` is the operator's: it is created 0700 if missing but
+    never changed (it may be shared, as ``/run`` is), and refused if others may write to it,
+    where anyone could put their own socket in the gateway's way. Only a socket is removed
+    from the socket's path; any other file there is refused, not deleted.
+    """
     listen = settings.effective_authz_listen
     if not listen.startswith("unix:"):
         return
     path = Path(listen.removeprefix("unix:"))
-    path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    os.chmod(path.parent, DIR_MODE)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+    parent = path.parent
+    if not parent.exists():
+        parent.mkdir(mode=DIR_MODE, parents=True)
+    elif parent == Layout(settings.data_dir).run_dir:
+        os.chmod(parent, DIR_MODE)
+    elif parent.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(
+            f"{parent} may be written by other users: put authz's socket in a directory of its own",
+            field="authz_listen",
+        )
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise ConfigError(
+            f"{path} exists and is not a socket; not removing it", field="authz_listen"
+        )
+    path.unlink()
 
 
 class _Server(uvicorn.Server):

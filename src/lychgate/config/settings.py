@@ -106,6 +106,22 @@ class Settings(BaseSettings):
             parse_hostport(value)
         return value
 
+    @field_validator("authz_listen")
+    @classmethod
+    def _check_authz_listen(cls, value: str | None) -> str | None:
+        """``unix:/absolute/path`` or ``HOST:PORT``; authz serves no TLS itself, so a URL
+        (``https://...``) is refused rather than read as a host name."""
+        if value is None:
+            return value
+        if value.startswith("unix:"):
+            if not value.removeprefix("unix:").startswith("/"):
+                raise ValueError(f"expected unix:/absolute/path, got {value!r}")
+            return value
+        if "://" in value or "/" in value:
+            raise ValueError(f"expected HOST:PORT or unix:/path (no URL), got {value!r}")
+        parse_hostport(value)
+        return value
+
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
         if (self.tls_cert is None) != (self.tls_key is None):
