@@ -189,6 +189,23 @@ def test_redirect_listener_only_redirects_served_hosts() -> None:
     evil = handle(head(host="evil.example"))
     assert isinstance(evil, Respond)
     assert evil.status == 404
+    for refused in (
+        head("*", host=snap.public_host),  # OPTIONS *: nowhere to send it
+        head(host=f"{snap.public_host}@evil.example"),
+        head(host=f"{snap.public_host} x"),
+    ):
+        answer = handle(refused)
+        assert isinstance(answer, Respond)
+        assert answer.status == 404
+
+
+def test_redirect_listener_serves_an_ipv6_public_host() -> None:
+    snap = World("single-host").changed(public_url="https://[2001:db8::1]:8443")
+    holder = SnapshotHolder()
+    holder.replace(snap)
+    moved = redirect_handler(holder)(head("/p", host="[2001:DB8::1]:80"))
+    assert isinstance(moved, Respond)
+    assert (moved.status, dict(moved.headers)["location"]) == (308, "https://[2001:db8::1]:8443/p")
 
 
 def test_engine_limits_follow_the_settings(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from lychgate.config import Settings
 from lychgate.config.settings import parse_hostport
 from lychgate.deployment.layout import Layout
 from lychgate.deployment.secrets import load_secrets
+from lychgate.errors import ClientError
 from lychgate.gateway.accesslog import AccessLog
 from lychgate.gateway.admit_handler import GatewayHandler, GatewayOptions
 from lychgate.gateway.cert_reload import CertificateReloader
@@ -46,6 +47,7 @@ from lychgate.gateway.http.server import GatewayServer, start_server
 from lychgate.gateway.http.tls import CertPair, ServerCertificates, client_context
 from lychgate.gateway.http.workers import run_workers
 from lychgate.gateway.metrics import GatewayMetrics
+from lychgate.gateway.routing import parse_host
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder, newly_revoked
 from lychgate.gateway.types import Decision, RequestHead, Respond
 from lychgate.ids import AppSlug
@@ -159,15 +161,23 @@ def metrics_handler(metrics: GatewayMetrics) -> Callable[[RequestHead], Decision
 def redirect_handler(holder: SnapshotHolder) -> Callable[[RequestHead], Decision]:
     """Plain HTTP to HTTPS, only for hosts this deployment serves (never an open redirect)."""
 
+    not_found = Respond(404, (("content-type", "text/plain"),), b"not found\n")
+
     def handle(head: RequestHead) -> Decision:
         snapshot = holder.current
-        host = (head.header("host") or "").lower().rstrip(".").split(":")[0]
-        if snapshot is not None and _serves(snapshot, host):
-            location = snapshot.origin_for(host) + (head.path or "/")
-            if head.query:
-                location += "?" + head.query
-            return Respond(308, (("location", location), ("content-type", "text/plain")), b"")
-        return Respond(404, (("content-type", "text/plain"),), b"not found\n")
+        hosts = head.header_all("host")
+        if snapshot is None or len(hosts) != 1 or not head.path.startswith("/"):
+            return not_found  # no snapshot, no single Host, or "OPTIONS *": nowhere to send it
+        try:
+            host = parse_host(hosts[0]).name  # lower case, no port or trailing dot, IPv6 too
+        except ClientError:
+            return not_found
+        if not _serves(snapshot, host):
+            return not_found
+        location = snapshot.origin_for(host) + head.path
+        if head.query:
+            location += "?" + head.query
+        return Respond(308, (("location", location), ("content-type", "text/plain")), b"")
 
     return handle
 
