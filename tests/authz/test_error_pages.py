@@ -59,3 +59,18 @@ async def test_a_bug_is_a_bare_500(
     assert r.headers["content-type"].startswith("text/plain")
     assert r.headers.get_list("set-cookie") == []
     assert_leaks_nothing(ctx, r.text)
+
+
+async def test_a_422_never_echoes_what_was_sent(client: httpx.AsyncClient) -> None:
+    # FastAPI's default 422 copies each bad value back into the answer, and a bad value may
+    # be a code or a token that a page or a proxy log then keeps.
+    r = await client.post(
+        "/.lychgate/api/v1/login",
+        json={"rd": "/x", "token": "TOPSECRETVALUE"},
+        headers={"content-type": "application/json", "sec-fetch-site": "same-origin"},
+    )
+    assert r.status_code == 422
+    assert "TOPSECRETVALUE" not in r.text
+    [error] = r.json()["detail"]
+    assert error["loc"] == ["body", "token"]
+    assert set(error) == {"type", "loc", "msg"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 from datetime import timedelta
 from pathlib import Path
 from typing import cast
@@ -324,3 +325,18 @@ def test_cached_identity_headers_carry_the_cached_assertion() -> None:
     assert signer.headers(admitted.identity, NOW + timedelta(seconds=30)) is headers
     later = signer.headers(admitted.identity, NOW + timedelta(seconds=55))  # < 10 s left: new
     assert later != headers
+
+
+def test_denials_any_client_can_cause_are_logged_once_per_reason_and_window(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Before setup every request is a 503: one warning for all of them, not one each.
+    world = World("single-host")
+    handler, holder = handler_for(world)
+    holder.replace(world.changed(serial=world.snapshot.serial + 1, setup_done=False))
+    with caplog.at_level(logging.WARNING, logger="lychgate.gateway.admit_handler"):
+        for _ in range(200):
+            answer = handler(world.head("/", headers=FETCH))
+            assert isinstance(answer, Respond)
+            assert answer.status == 503
+    assert len([r for r in caplog.records if "denied with 503" in r.getMessage()]) == 1

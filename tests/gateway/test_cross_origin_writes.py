@@ -146,6 +146,15 @@ def test_the_refusal_says_why_and_how_to_allow_it() -> None:
     assert "Sec-Fetch-Site ['same-site']" in result.reason
 
 
+def test_a_long_origin_is_quoted_short_in_the_reason() -> None:
+    # The reason goes to the access log and the operator's log: a client must not be able
+    # to write kilobytes into every line of it.
+    result = request(SUBS, "POST", ("origin", "https://" + "a" * 5000 + ".example"))
+    assert isinstance(result, Deny)
+    assert len(result.reason) < 300
+    assert "..." in result.reason
+
+
 def test_the_operator_sees_the_refusal_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
     # A 403 comes only after a valid token: a signed-in user, so the log line is bounded by
     # real use; it names the fix for an app that expects cross-origin writes.

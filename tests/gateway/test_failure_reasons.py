@@ -77,7 +77,7 @@ def test_what_is_remembered_is_bounded(caplog: pytest.LogCaptureFixture) -> None
         for n in range(3000):  # e.g. an upstream whose error text names a changing port
             failures.report("http://up", None, "connect", f"failure {n}")
         failures.report("http://up", None, "connect", "failure 0")  # forgotten long ago: told again
-    assert len(failures._seen) <= 1024
+    assert len(failures._throttle._seen) <= 1024
     assert len(_messages(caplog)) == 3001
 
 

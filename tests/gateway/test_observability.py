@@ -65,6 +65,21 @@ def test_access_line_has_the_fields_and_no_secrets() -> None:
     assert "secret" not in line
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/.lychgate/enroll/SETUPCODE_abcdefghijklmnop",
+        "/.LYCHGATE/Enroll/SETUPCODE_abcdefghijklmnop",
+    ],
+)
+def test_an_enrollment_links_code_is_never_logged(path: str) -> None:
+    # The code is the link's last segment: whoever reads the log before it expires could
+    # enroll a device, or become the first admin.
+    line = access_line(head(path), None, 200, 0.001, now=datetime(2026, 1, 1, tzinfo=UTC))
+    assert "SETUPCODE" not in line
+    assert json.loads(line)["path"].endswith("/<redacted>")
+
+
 def test_access_line_says_why_the_gateway_answered() -> None:
     line = access_line(
         head("/admin"),

@@ -222,6 +222,8 @@ def _delete(path: str) -> Mutation:
         _delete("apps.0.enabled"),
         _set("apps.0.policy", "everyone"),
         _set("apps.0.upstream", "ftp://x"),
+        _set("apps.0.upstream", "http://admin:secret@10.0.0.1:80"),  # never logged, never used
+        _set("apps.0.upstream", "http://x:99999"),
         _set("apps.0.host", "Wiki.Example.com"),
         _set("apps.0.host", ""),
         _set("apps.0.slug", ""),

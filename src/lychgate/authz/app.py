@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from typing import Final
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from lychgate import __version__
@@ -52,6 +53,17 @@ async def unavailable(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "unavailable"}, 503, headers=headers)
 
 
+async def invalid_request(request: Request, exc: Exception) -> Response:
+    """A 422 that says what was wrong and where, never what was sent: FastAPI's default
+    echoes each bad value back (``input``), and those may be codes or tokens."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": e.get("msg")}
+        for e in exc.errors()
+    ]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
 def create_app(ctx: AuthzContext, *, poll_interval: float = 1.0) -> FastAPI:
     """Build authz around ``ctx``. The caller owns (opens and closes) the store and the bus."""
     publisher = SnapshotPublisher(ctx, poll_interval=poll_interval)
@@ -76,6 +88,7 @@ def create_app(ctx: AuthzContext, *, poll_interval: float = 1.0) -> FastAPI:
     )
     app.add_exception_handler(StoreError, unavailable)
     app.add_exception_handler(ConfigError, unavailable)
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.state.ctx = ctx
     app.state.publisher = publisher
     # Abuse control (docs/sign-in-protocol.md): login requests per client IP, approvals per

@@ -6,7 +6,8 @@ Fields: ``ts`` (UTC, ISO 8601), ``client`` (the TCP peer), ``method``, ``host``,
 why: the token check that sent a browser to log in (``login: expired``), a 401's
 (``no_cookie``, ``bad_signature``, ``revoked``...), a 403's (``admins only``), a 404's, an
 upstream's failure behind a 502 or 504 (``upstream connect failed: Connection refused``).
-Cookies and Authorization headers are never logged, nor is any token.
+Cookies and Authorization headers are never logged, nor is any token, nor the one-time code in
+an enrollment or admin-setup link's path (:func:`loggable_path`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from typing import Final
 
 from lychgate.gateway.types import RequestHead
 from lychgate.ids import AppSlug
@@ -39,6 +41,21 @@ class AccessLog:
         self._log.info(access_line(head, app, status, seconds, now=now, reason=reason))
 
 
+# Paths whose last segment is a one-time secret: an enrollment or admin-setup link's code
+# (lychgate.deployment.enroll). Logged as the prefix and a mark, never the code.
+_SECRET_SEGMENT_PREFIXES: Final = ("/.lychgate/enroll/",)
+_REDACTED: Final = "<redacted>"
+
+
+def loggable_path(path: str) -> str:
+    """``path``, with the one-time code of an enrollment link replaced (any letter case)."""
+    lowered = path.lower()
+    for prefix in _SECRET_SEGMENT_PREFIXES:
+        if lowered.startswith(prefix) and len(path) > len(prefix):
+            return path[: len(prefix)] + _REDACTED
+    return path
+
+
 def access_line(
     head: RequestHead | None,
     app: AppSlug | None,
@@ -60,7 +77,7 @@ def access_line(
             client=head.client_ip,
             method=head.method,
             host=head.header("host"),
-            path=head.path,
+            path=loggable_path(head.path),
             ua=head.header("user-agent"),
         )
     if reason:

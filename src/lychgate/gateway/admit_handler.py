@@ -26,6 +26,7 @@ key denies), since the upstream's only trustworthy identity would be missing.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,6 +49,7 @@ from lychgate.gateway.cookies import drop_lychgate_set_cookies
 from lychgate.gateway.endpoints import Endpoints, utc_now
 from lychgate.gateway.feed_http import authz_base
 from lychgate.gateway.forwarding import forward_headers
+from lychgate.gateway.http.failures import Throttle
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
 from lychgate.gateway.types import Decision, Forward, RequestHead, Upstream
 from lychgate.ids import AppSlug
@@ -102,6 +104,7 @@ class GatewayHandler:
     __slots__ = (
         "_assertions",
         "_clock",
+        "_denials",
         "_endpoints",
         "_expired",
         "_holder",
@@ -134,6 +137,7 @@ class GatewayHandler:
         self._stale = False
         self._expired = False
         self._stale_check_at = _NEVER
+        self._denials = Throttle(time.monotonic)
 
     @property
     def stale(self) -> bool:
@@ -240,7 +244,11 @@ class GatewayHandler:
         if isinstance(admission, Redirect):
             return responses.redirect(admission.location, reason=admission.reason)
         if admission.status >= 500 and not self._expired:  # expiry is logged once, not per request
-            log.warning("denied with %d: %s", admission.status, admission.reason)
+            # Any client can cause these (every request before setup, or before a snapshot):
+            # one line per reason every few seconds, not one per request.
+            more = self._denials.due((admission.status, admission.reason))
+            if more is not None:
+                log.warning("denied with %d: %s%s", admission.status, admission.reason, more)
         elif admission.status == 403:  # a signed-in user refused: tell the operator why
             log.info("refused with 403: %s", admission.reason)
         return responses.deny(

@@ -45,6 +45,16 @@ def foreign_handshake(head: RequestHead, snapshot: ConfigSnapshot, host: Request
     return names_another_origin(head, snapshot, host)
 
 
+_QUOTED_MAX: Final = 120  # characters of a client's header values that a reason may carry
+
+
+def quoted(values: list[str]) -> str:
+    """Header values as a reason for the logs may quote them: escaped, and cut short (a
+    client chooses them, and could otherwise write kilobytes into every log line)."""
+    text = repr(values)
+    return text if len(text) <= _QUOTED_MAX else text[: _QUOTED_MAX - 3] + "..."
+
+
 def names_another_origin(head: RequestHead, snapshot: ConfigSnapshot, host: RequestHost) -> bool:
     """An ``Origin`` field that is not exactly the routed host's own origin (absent: False)."""
     origins = head.header_all("origin")
@@ -60,12 +70,12 @@ def foreign_write(
     if origins:
         if not _another_origin(origins, snapshot, host):
             return None
-        said = f"Origin {origins!r}"
+        said = f"Origin {quoted(origins)}"
     else:
         sites = head.header_all("sec-fetch-site")
         if not (len(sites) > 1 or any(site.strip().lower() in _ELSEWHERE for site in sites)):
             return None
-        said = f"Sec-Fetch-Site {sites!r}"
+        said = f"Sec-Fetch-Site {quoted(sites)}"
     return (
         f"{head.method} to app {app.slug!r} from another origin ({said}); if the app expects "
         f"that, run: lychgate app update {app.slug} --allow-cross-origin"

@@ -35,7 +35,7 @@ import httpx
 from lychgate.errors import ClientError, LychgateError
 from lychgate.gateway import admit_responses as responses
 from lychgate.gateway.admission import ToEndpoint, check_app_token
-from lychgate.gateway.admit_origin import names_another_origin
+from lychgate.gateway.admit_origin import names_another_origin, quoted
 from lychgate.gateway.admit_redirect import safe_redirect
 from lychgate.gateway.cookies import (
     app_cookie_name,
@@ -75,10 +75,10 @@ def _not_from_this_page(
     sends none of them (a script, an old browser) is let through."""
     sites = head.header_all("sec-fetch-site")
     if sites and (len(sites) != 1 or sites[0].strip().lower() not in sites_ok):
-        return f"from another site (Sec-Fetch-Site {sites!r})"
+        return f"from another site (Sec-Fetch-Site {quoted(sites)})"
     dests = head.header_all("sec-fetch-dest")
     if dests and (len(dests) != 1 or dests[0].strip().lower() != "document"):
-        return f"not a navigation (Sec-Fetch-Dest {dests!r})"
+        return f"not a navigation (Sec-Fetch-Dest {quoted(dests)})"
     if snapshot is not None and host is not None and names_another_origin(head, snapshot, host):
         return "from another origin"
     return None

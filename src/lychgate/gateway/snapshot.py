@@ -40,6 +40,7 @@ from lychgate.config.settings import RoutingMode
 from lychgate.domain import App, AppPolicy, SigningKey, app_to_dict
 from lychgate.errors import ConfigError
 from lychgate.gateway.feed_json import Members, fail
+from lychgate.gateway.http.pool import parse_upstream_url
 from lychgate.ids import AppId, AppSlug, KeyId, SessionId, UserId
 from lychgate.secret import Secret
 from lychgate.tls.hosts import normalize_host, url_scheme_and_host
@@ -311,6 +312,10 @@ def _app_from_json(value: object, where: str) -> App:
     upstream = m.text("upstream")
     if not upstream.startswith(_UPSTREAM_SCHEMES):
         fail("must be http://, https:// or unix:/", m.path("upstream"))
+    try:
+        parse_upstream_url(upstream)  # as the pool will read it: no credentials, a real port
+    except ConfigError:
+        fail("is not a usable upstream URL", m.path("upstream"))
     host = m.optional_text("host")
     if host is not None and normalize_host(host, field=m.path("host")) != host:
         fail("must be a normalized host name", m.path("host"))

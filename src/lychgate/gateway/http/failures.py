@@ -27,10 +27,35 @@ WINDOW: Final = 10.0  # seconds between two lines about the same upstream and re
 _MAX_KINDS: Final = 1024  # a bound on what is remembered: upstreams and reasons are few
 
 
+class Throttle:
+    """Decides which lines about a recurring event to log: the first of each key at once, then
+    at most one per ``window`` seconds, saying how many were held back in between."""
+
+    __slots__ = ("_clock", "_seen", "_window")
+
+    def __init__(self, clock: Callable[[], float], *, window: float = WINDOW) -> None:
+        self._clock = clock
+        self._window = window
+        self._seen: dict[object, list[float]] = {}  # key -> [when last logged, held since]
+
+    def due(self, key: object) -> str | None:
+        """None to hold this one back; else the suffix to log with it (how many were held)."""
+        now = self._clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self._window:
+            seen[1] += 1
+            return None
+        held = int(seen[1]) if seen is not None else 0
+        if seen is None and len(self._seen) >= _MAX_KINDS:
+            self._seen.clear()
+        self._seen[key] = [now, 0]
+        return f" ({held} more since the last report)" if held else ""
+
+
 class UpstreamFailures:
     """Logs upstream failures at WARNING, throttled (see the module docstring)."""
 
-    __slots__ = ("_clock", "_log", "_seen", "_window", "counts")
+    __slots__ = ("_log", "_throttle", "counts")
 
     def __init__(
         self,
@@ -39,25 +64,13 @@ class UpstreamFailures:
         window: float = WINDOW,
         logger: logging.Logger = log,
     ) -> None:
-        self._clock = clock
-        self._window = window
+        self._throttle = Throttle(clock, window=window)
         self._log = logger
-        # (upstream, reason) -> [when last logged, failures not logged since]
-        self._seen: dict[tuple[str, str], list[float]] = {}
         self.counts: dict[tuple[AppSlug | None, str], int] = {}  # (app, kind) -> failures
 
     def report(self, upstream: str, app: AppSlug | None, kind: str, reason: str) -> None:
         counted = (app, kind)
         self.counts[counted] = self.counts.get(counted, 0) + 1
-        now = self._clock()
-        key = (upstream, reason)
-        seen = self._seen.get(key)
-        if seen is not None and now - seen[0] < self._window:
-            seen[1] += 1
-            return
-        held = int(seen[1]) if seen is not None else 0
-        if seen is None and len(self._seen) >= _MAX_KINDS:
-            self._seen.clear()
-        self._seen[key] = [now, 0]
-        more = f" ({held} more since the last report)" if held else ""
-        self._log.warning("app %s, upstream %s: %s%s", app or "-", upstream, reason, more)
+        more = self._throttle.due((upstream, reason))
+        if more is not None:
+            self._log.warning("app %s, upstream %s: %s%s", app or "-", upstream, reason, more)
