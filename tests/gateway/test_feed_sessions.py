@@ -176,7 +176,7 @@ async def test_an_update_out_of_step_reconnects_for_a_full_snapshot(
 ) -> None:
     async with following(feed_authz) as (server, holder, client):
         server.push(line)  # builds on a snapshot we never had
-        await eventually(lambda: server.feed_requests >= 2)  # reconnected: greeted in full
+        await eventually(lambda: server.feed_requests >= 2, timeout=5)  # reconnected, in full
         assert client.snapshots_applied == 2
         assert serial_of(holder) == 1  # never applied to the wrong base
         assert holder.current is not None
