@@ -7,6 +7,8 @@ the error (its data directory and socket path, a traceback, a module path) reach
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -171,3 +173,18 @@ async def test_a_failed_finish_leaves_no_live_session(
     sessions_now = await ctx.store.sessions.list_for_user(person.user.id)
     assert len(sessions_now) == 1  # the row was written ...
     assert sessions_now[0].revoked  # ... and revoked when the finish failed
+
+
+async def test_an_outage_is_logged_once_per_kind_and_window_not_per_request(
+    ctx: AuthzContext,
+    flaky: FlakyStore,
+    browser: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Every request fails during an outage, and each is one a client chose to send: a line
+    # with a traceback for each would let anyone flood the log.
+    break_store(ctx, flaky, "login_requests", "create")
+    with caplog.at_level(logging.ERROR, logger="lychgate.authz.app"):
+        for _ in range(5):
+            assert_denied(ctx, await browser.post(API, json={}))
+    assert len([r for r in caplog.records if "failed closed" in r.getMessage()]) == 1

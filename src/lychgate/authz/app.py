@@ -28,6 +28,7 @@ from lychgate.authz.login.pages import PAGE_HEADERS
 from lychgate.authz.ratelimit import RateLimiter
 from lychgate.authz.snapshots import SnapshotPublisher
 from lychgate.errors import ConfigError, StoreError
+from lychgate.gateway.http.failures import Throttle
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +40,20 @@ UNAVAILABLE_PAGE: Final = (
 
 
 async def unavailable(request: Request, exc: Exception) -> Response:
-    """503 for a failed store or missing keys (see the module docstring)."""
-    log.error(
-        "%s %r failed closed: %s",
-        request.method,
-        request.url.path,
-        type(exc).__name__,
-        exc_info=exc,
-    )
+    """503 for a failed store or missing keys (see the module docstring).
+
+    Logged with its traceback once per kind of failure every 10 s, with a count of the rest:
+    during a store outage every request fails, and each is one a client chose to send."""
+    more = request.app.state.outages.due(type(exc).__name__)
+    if more is not None:
+        log.error(
+            "%s %r failed closed: %s%s",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+            more,
+            exc_info=exc,
+        )
     headers = {"cache-control": "no-store", "retry-after": "30"}
     if "text/html" in request.headers.get("accept", ""):
         return HTMLResponse(UNAVAILABLE_PAGE, 503, headers={**PAGE_HEADERS, **headers})
@@ -91,6 +98,7 @@ def create_app(ctx: AuthzContext, *, poll_interval: float = 1.0) -> FastAPI:
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.state.ctx = ctx
     app.state.publisher = publisher
+    app.state.outages = Throttle(time.monotonic)  # see unavailable()
     # Abuse control (docs/sign-in-protocol.md): login requests per client IP, approvals per
     # device. Read by the login and device routes through request.app.state.
     app.state.login_limiter = RateLimiter(
