@@ -62,14 +62,6 @@ def _authorized(ctx: AuthzContext, authorization: str | None) -> bool:
     return authorization is not None and hmac.compare_digest(authorization.encode(), expected)
 
 
-def require_internal(
-    ctx: Annotated[AuthzContext, Depends(context)],
-    authorization: Annotated[str | None, Header()] = None,
-) -> None:
-    if not _authorized(ctx, authorization):
-        raise HTTPException(status_code=401, detail=_REFUSED)
-
-
 def sent_literally(scope: Scope) -> bool:
     """True if the request's raw path (as sent, query excluded) is exactly its decoded path.
 
@@ -110,7 +102,6 @@ class LiteralPathRoute(APIRoute):
 
 
 router = APIRouter(
-    dependencies=[Depends(require_internal)],
     include_in_schema=False,
     route_class=LiteralPathRoute,
 )

@@ -170,13 +170,21 @@ class SnapshotPublisher:
         latest, seen = self._latest, self._version
         due = moment - self._full_at >= self._full_every
         if latest is None or version is None or seen is None or due:
-            fresh = await self._full(version, now, moment)
+            # Everything (the first look, and the safety net's): every user, from nothing.
+            users: dict[UserId, UserProfile] | None = {}
+            since = -1
+            self.full_builds += 1
+            self._full_at = moment
         elif version != seen:
-            users = dict(latest.users)
-            self.users_read += await read_user_changes(ctx, users, since=seen)
+            users, since = dict(latest.users), seen  # the users written since the last look
+        else:
+            users, since = None, seen
+        if users is not None:
+            self.users_read += await read_user_changes(ctx, users, since=since)
             fresh = await build_snapshot(ctx, serial=self._next_serial(now), now=now, users=users)
             self._version = version
         else:
+            assert latest is not None
             revoked = await sessions_to_end(ctx, now)
             keyring = await public_keys(ctx, now)
             if revoked == latest.revoked_sessions and keyring.jwks() == latest.keyring.jwks():
@@ -192,14 +200,6 @@ class SnapshotPublisher:
             return False
         self._publish(fresh)
         return True
-
-    async def _full(self, version: int | None, now: datetime, moment: float) -> ConfigSnapshot:
-        """Read everything (the first look, and the safety net's)."""
-        fresh = await build_snapshot(self._ctx, serial=self._next_serial(now), now=now)
-        self.full_builds += 1
-        self.users_read += len(fresh.users)
-        self._version, self._full_at = version, moment
-        return fresh
 
     def _next_serial(self, now: datetime) -> int:
         return max(self._serial + 1, int(now.timestamp() * 1000))

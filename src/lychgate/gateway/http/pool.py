@@ -260,11 +260,13 @@ class UpstreamPool:
         now = self._time()
         closed = 0
         for key, idle in list(self._idle.items()):
-            fresh = [conn for conn in idle if now - conn.idle_since <= self._idle_timeout]
+            fresh = []
             for conn in idle:
                 if now - conn.idle_since > self._idle_timeout:
                     conn.close()
                     closed += 1
+                else:
+                    fresh.append(conn)
             if fresh:
                 self._idle[key] = fresh
                 continue

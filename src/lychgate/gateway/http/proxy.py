@@ -392,24 +392,22 @@ class Exchange:
     def upstream_upgraded(
         self, conn: UpstreamConnection, headers: list[tuple[bytes, bytes]], tail: bytes
     ) -> None:
-        req, fwd, ctx = self._req, self._fwd, self._ctx
+        req, fwd = self._req, self._fwd
+        unasked = None
         if not (req.upgrade and fwd.allow_upgrade):
-            conn.abort()
-            self._up = None
-            self._upstream_failed(502, "unasked_upgrade", "upstream switched protocols unasked")
-            return
-        if not _switches_to_websocket(headers):
-            conn.abort()
-            self._up = None
-            self._upstream_failed(502, "unasked_upgrade", "upstream switched to another protocol")
-            return
+            unasked = "upstream switched protocols unasked"
+        elif not _switches_to_websocket(headers):
+            unasked = "upstream switched to another protocol"
         # The session may have ended, or the gateway begun to stop, while the upstream was
         # answering: a tunnel opened now would escape the closing that already happened.
-        refused = (503, "shutting down") if ctx.draining else ctx.tunnels.refusal(fwd.session_id)
-        if refused is not None:
+        refused = None if unasked else self._ctx.tunnels.refusal(fwd.session_id)
+        if unasked or refused:
             conn.abort()
             self._up = None
-            self._finish_early(refused[0], close=True, reason=refused[1])
+            if unasked:
+                self._upstream_failed(502, "unasked_upgrade", unasked)
+            elif refused:
+                self._finish_early(refused[0], close=True, reason=refused[1])
             return
         self._state = _DONE
         self._up = None

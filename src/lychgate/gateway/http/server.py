@@ -95,7 +95,7 @@ class GatewayServer:
         ctx = self._ctx
         ctx.draining = True
         self._server.close()
-        ctx.tunnels.close_all()
+        ctx.tunnels.shut()
         ctx.idle.clear()
         for conn in list(ctx.connections):
             conn.shutdown()

@@ -105,11 +105,12 @@ class Tunnel:
 class TunnelRegistry:
     """Open tunnels by session, to close them on revocation and count them."""
 
-    __slots__ = ("_by_session", "_count", "gate")
+    __slots__ = ("_by_session", "_count", "_shut", "gate")
 
     def __init__(self) -> None:
         self._by_session: dict[SessionId | None, set[Tunnel]] = {}
         self._count = 0
+        self._shut = False  # the server is stopping: no tunnel opens any more
         # Asked as each upstream's 101 arrives, before the tunnel opens: (status, why) to
         # refuse it, None to let it open. The gateway refuses a session revoked (or ended)
         # while its handshake was under way, and any while the config feed has expired:
@@ -121,7 +122,10 @@ class TunnelRegistry:
         return self._count
 
     def refusal(self, session_id: SessionId | None) -> tuple[int, str] | None:
-        """Why a tunnel for ``session_id`` may not open now (see :attr:`gate`), or None."""
+        """Why a tunnel for ``session_id`` may not open now (the server is stopping, or
+        :attr:`gate` says no), or None."""
+        if self._shut:
+            return 503, "shutting down"
         gate = self.gate
         return None if gate is None else gate(session_id)
 
@@ -132,8 +136,13 @@ class TunnelRegistry:
             tunnel.close()
         return len(tunnels)
 
+    def shut(self) -> int:
+        """The server is stopping: close every tunnel, and open none from now on."""
+        self._shut = True
+        return self.close_all()
+
     def close_all(self) -> int:
-        """Close every tunnel (shutdown); returns how many."""
+        """Close every tunnel (the config feed expired); returns how many."""
         tunnels = [t for group in self._by_session.values() for t in group]
         for tunnel in tunnels:
             tunnel.close()
