@@ -77,6 +77,9 @@ class _Transport(asyncio.Transport):
     def is_closing(self) -> bool:
         return False
 
+    def close(self) -> None:  # the pool's sweep closes idle connections after a measurement
+        pass
+
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         pass
 

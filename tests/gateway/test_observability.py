@@ -224,8 +224,12 @@ def test_redirect_listener_serves_an_ipv6_public_host() -> None:
 
 
 def test_engine_limits_follow_the_settings(tmp_path: Path) -> None:
-    settings = load_settings(tmp_path, {"LYCHGATE_LIMITS__HEADER_TIMEOUT": "2.5"})
+    settings = load_settings(
+        tmp_path,
+        {"LYCHGATE_LIMITS__HEADER_TIMEOUT": "2.5", "LYCHGATE_LIMITS__TUNNEL_IDLE_TIMEOUT": "90"},
+    )
     assert engine_limits(settings).header_timeout == 2.5
+    assert engine_limits(settings).tunnel_idle_timeout == 90
     assert engine_limits(settings).max_headers == settings.limits.max_headers
 
 

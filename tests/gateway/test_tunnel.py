@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 from websockets.asyncio.client import connect as ws_connect
@@ -11,6 +12,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from gateway.client import get
 from gateway.conftest import SID, Connect, Start, upgrade_to
 from gateway.upstreams import raw_upstream, read_head
+from lychgate.gateway.http.limits import Limits
+from lychgate.gateway.http.tunnel import Tunnel, TunnelRegistry
 from lychgate.ids import SessionId
 
 pytestmark = pytest.mark.loopback
@@ -117,3 +120,63 @@ async def test_101_to_a_plain_request_is_502(gateway: Start, connect: Connect) -
         c = await connect(gw.port)
         await c.send(get())
         assert (await c.read_response()).status == 502
+
+
+# -- idle tunnels -------------------------------------------------------------------------------
+
+IDLE = 0.4
+
+
+async def test_a_silent_tunnel_is_closed_after_the_idle_timeout(
+    gateway: Start, ws_upstream: str
+) -> None:
+    gw = await gateway(upgrade_to(ws_upstream), limits=Limits(tunnel_idle_timeout=IDLE))
+    loop = asyncio.get_running_loop()
+    # ping_interval=None: the client's own keep-alive pings would be traffic.
+    async with ws_connect(f"ws://127.0.0.1:{gw.port}/ws", ping_interval=None) as ws:
+        await ws.send("last words")
+        assert await ws.recv() == "last words"
+        quiet_since = loop.time()
+        with pytest.raises(ConnectionClosed):
+            async with asyncio.timeout(5):
+                await ws.recv()
+        # Never before the timeout (sweeps count whole periods), whatever the machine's speed.
+        assert loop.time() - quiet_since >= IDLE
+    for _ in range(50):
+        if gw.open_tunnels == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert gw.open_tunnels == 0
+
+
+async def test_a_tunnel_in_use_stays_open_past_the_idle_timeout(
+    gateway: Start, ws_upstream: str
+) -> None:
+    gw = await gateway(upgrade_to(ws_upstream), limits=Limits(tunnel_idle_timeout=IDLE))
+    async with ws_connect(f"ws://127.0.0.1:{gw.port}/ws", ping_interval=None) as ws:
+        for i in range(12):  # 1.2 s: three idle timeouts, a message every quarter of one
+            await ws.send(str(i))
+            assert await ws.recv() == str(i)
+            await asyncio.sleep(IDLE / 4)
+        assert gw.open_tunnels == 1
+
+
+async def test_with_no_idle_timeout_the_registry_arms_nothing() -> None:
+    registry = TunnelRegistry()
+    loop = asyncio.get_running_loop()
+    a, b = await _socket_pair_transports(loop)
+    tunnel = Tunnel(registry, SID, a, b)
+    tunnel.start(b"", b"")
+    assert registry.count == 1
+    assert registry._sweeper is None
+    tunnel.close()
+    assert registry.count == 0
+
+
+async def _socket_pair_transports(
+    loop: asyncio.AbstractEventLoop,
+) -> tuple[asyncio.Transport, asyncio.Transport]:
+    left, right = socket.socketpair()
+    ta, _ = await loop.create_connection(asyncio.Protocol, sock=left)
+    tb, _ = await loop.create_connection(asyncio.Protocol, sock=right)
+    return ta, tb

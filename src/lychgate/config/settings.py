@@ -32,6 +32,8 @@ class Limits(BaseModel):
     max_body_bytes: int = Field(default=1024**3, ge=0)
     header_timeout: float = Field(default=10.0, gt=0)  # slowloris: whole head must arrive
     idle_timeout: float = Field(default=60.0, gt=0)  # keep-alive between requests
+    tunnel_idle_timeout: float = Field(default=3600.0, gt=0)  # a silent WebSocket is closed
+    max_connections_per_client: int = Field(default=1024, ge=0)  # per worker; 0: no cap
     upstream_connect_timeout: float = Field(default=5.0, gt=0)
     upstream_read_timeout: float = Field(default=60.0, gt=0)
 

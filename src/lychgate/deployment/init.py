@@ -127,6 +127,7 @@ def config_template(*, public_url: str | None, routing: str | None, domain: str 
         "# [limits]",
         "# max_body_bytes = 1073741824",
         "# header_timeout = 10.0",
+        "# tunnel_idle_timeout = 3600.0  # a WebSocket silent both ways this long is closed",
         "",
     ]
     return "\n".join(lines)

@@ -40,6 +40,8 @@ from lychgate.gateway.endpoints import Endpoints, HttpAuthzClient
 from lychgate.gateway.feed import FeedClient
 from lychgate.gateway.feed_guard import TunnelGuard, tunnel_gate
 from lychgate.gateway.feed_http import authz_base
+from lychgate.gateway.forwarding import is_trusted
+from lychgate.gateway.http.clientcap import is_loopback
 from lychgate.gateway.http.context import ResponseHook
 from lychgate.gateway.http.fdlimit import raise_open_file_limit
 from lychgate.gateway.http.limits import Limits
@@ -86,7 +88,18 @@ def engine_limits(settings: Settings) -> Limits:
         max_body_bytes=c.max_body_bytes,
         header_timeout=c.header_timeout,
         idle_timeout=c.idle_timeout,
+        tunnel_idle_timeout=c.tunnel_idle_timeout,
+        max_connections_per_client=c.max_connections_per_client,
     )
+
+
+def uncapped(settings: Settings) -> Callable[[str], bool]:
+    """The clients that ``max_connections_per_client`` does not count: loopback, and the
+    trusted proxies, which carry many clients each."""
+    proxies = settings.trusted_proxies
+    if not proxies:
+        return is_loopback
+    return lambda ip: is_loopback(ip) or is_trusted(ip, proxies)
 
 
 def prepare(settings: Settings, *, listen: str | None = None) -> GatewayPlan:
@@ -218,6 +231,7 @@ async def serve_worker(
         reuse_port=reuse_port,
         on_response=response_hook(metrics, access),
         upstream_ssl=plan.upstream_ssl,
+        uncapped=uncapped(settings),
     )
 
     def close_revoked(old: ConfigSnapshot | None, new: ConfigSnapshot) -> None:

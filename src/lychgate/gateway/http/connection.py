@@ -38,6 +38,7 @@ from typing import Protocol, cast
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from lychgate.errors import UsageError
+from lychgate.gateway.http.clientcap import REFUSAL as CLIENT_REFUSAL
 from lychgate.gateway.http.context import ServerContext
 from lychgate.gateway.http.errors import error_page
 from lychgate.gateway.http.headers import MEMO_NAME_MAX, local_head
@@ -85,6 +86,7 @@ class ClientConnection(asyncio.Protocol):
         "_active",
         "_batch",
         "_client_ip",
+        "_client_key",
         "_closing",
         "_ctx",
         "_deadline",
@@ -133,6 +135,7 @@ class ClientConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self.out: Writer
         self._client_ip = ""
+        self._client_key: str | None = None  # what ctx.clients counts this connection as
         self._sni: str | None = None
         # the head being parsed
         self._url = b""
@@ -176,6 +179,14 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self._client_ip = peer[0]
+        clients = ctx.clients
+        if clients is not None:
+            key = clients.take(self._client_ip)
+            if key is None:  # this client holds too many already: say so, read nothing
+                transport.write(CLIENT_REFUSAL)
+                transport.close()
+                return
+            self._client_key = key
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             self._sni = sni_of(ssl_object)
@@ -191,6 +202,7 @@ class ClientConnection(asyncio.Protocol):
         self._transport = None
         self._parser = None
         self._deadline.cancel()
+        self._give_back_client()
         ctx.connections.discard(self)
         if not ctx.connections:
             ctx.idle.set()
@@ -576,9 +588,16 @@ class ClientConnection(asyncio.Protocol):
         self._deadline.cancel()
         self._transport = None  # the tunnel owns it now; this object is done
         self._parser = None
+        self._give_back_client()  # tunnels are not counted (see .clientcap)
         ctx.connections.discard(self)
         if not ctx.connections:
             ctx.idle.set()
+
+    def _give_back_client(self) -> None:
+        key, clients = self._client_key, self._ctx.clients
+        if key is not None and clients is not None:
+            self._client_key = None
+            clients.give_back(key)
 
     # -- closing --------------------------------------------------------------------------
 

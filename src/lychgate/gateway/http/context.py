@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from lychgate.gateway.http.clientcap import ClientCap
 from lychgate.gateway.http.failures import UpstreamFailures
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.pool import UpstreamPool
@@ -49,5 +50,6 @@ class ServerContext:
     failures: UpstreamFailures = field(default_factory=lambda: UpstreamFailures(time.monotonic))
     stats: ServerStats = field(default_factory=ServerStats)
     connections: set[ClientConnection] = field(default_factory=set)
+    clients: ClientCap | None = None  # open connections by client; None: no cap
     draining: bool = False  # graceful shutdown: finish what is in flight, accept nothing new
     idle: asyncio.Event = field(default_factory=asyncio.Event)  # set when no connection is left

@@ -11,6 +11,8 @@ from dataclasses import dataclass, fields
 
 from lychgate.errors import ConfigError
 
+_MAY_BE_ZERO = ("max_body_bytes", "max_connections_per_client")
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -26,13 +28,16 @@ class Limits:
     linger_timeout: float = 2.0  # read-and-discard after an error, so the client sees it
     write_buffer_high: int = 256 * 1024  # transport high-water mark: pause the other side
     max_pipelined: int = 16  # parsed-ahead requests queued before we stop reading
+    tunnel_idle_timeout: float = 3600.0  # a WebSocket with no byte either way is closed
+    max_connections_per_client: int = 1024  # per worker; 0: no cap (see .clientcap)
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if value <= 0 and f.name != "max_body_bytes":
+            if value <= 0 and f.name not in _MAY_BE_ZERO:
                 raise ConfigError("must be positive", field=f"limits.{f.name}")
-        if self.max_body_bytes < 0:
-            raise ConfigError("must not be negative", field="limits.max_body_bytes")
+        for name in _MAY_BE_ZERO:
+            if getattr(self, name) < 0:
+                raise ConfigError("must not be negative", field=f"limits.{name}")
         if self.max_header_bytes < 1024:
             raise ConfigError("must be at least 1024", field="limits.max_header_bytes")

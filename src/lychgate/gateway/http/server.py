@@ -16,6 +16,7 @@ import socket
 import ssl as ssl_module
 from collections.abc import Callable, Mapping
 
+from lychgate.gateway.http.clientcap import ClientCap, is_loopback
 from lychgate.gateway.http.connection import ClientConnection
 from lychgate.gateway.http.context import ResponseHook, ServerContext, ServerStats
 from lychgate.gateway.http.limits import Limits
@@ -124,12 +125,14 @@ async def start_server(
     on_response: ResponseHook | None = None,
     upstream_ssl: ssl_module.SSLContext | None = None,
     pool: UpstreamPool | None = None,
+    uncapped: Callable[[str], bool] = is_loopback,
 ) -> GatewayServer:
     """Listen on ``host:port`` (or ``sock``) and serve what ``handler`` decides.
 
     ``ssl`` makes it an HTTPS listener (see :func:`.tls.server_context`). ``upstream_ssl``
     verifies https upstreams (default: the system CAs). ``on_response`` is called after every
-    response with ``(head, app, status, seconds)``.
+    response with ``(head, app, status, seconds)``. ``uncapped`` names the client addresses
+    that ``limits.max_connections_per_client`` does not apply to (:mod:`.clientcap`).
     """
     loop = asyncio.get_running_loop()
     limits = limits or Limits()
@@ -145,10 +148,15 @@ async def start_server(
         handler=handler,
         limits=limits,
         pool=pool,
-        tunnels=TunnelRegistry(),
+        tunnels=TunnelRegistry(idle_timeout=limits.tunnel_idle_timeout),
         scheme="https" if ssl is not None else "http",
         on_response=on_response,
         batch=pool.batch,
+        clients=(
+            ClientCap(limits.max_connections_per_client, exempt=uncapped)
+            if limits.max_connections_per_client
+            else None
+        ),
     )
 
     def factory() -> ClientConnection:

@@ -14,14 +14,28 @@ both (after flushing what is buffered).
 
 Tunnels are registered by session id, so that revoking a session closes its WebSockets
 (DESIGN.md, flow 6), and counted for metrics.
+
+A tunnel through which no byte has passed, either way, for ``idle_timeout`` seconds is closed
+(``limits.tunnel_idle_timeout``, an hour by default): a socket that both ends forgot must not
+hold two connections for ever. Rather than read the clock on every read, each tunnel counts the
+registry's sweeps, :data:`SWEEPS` per timeout, that saw it silent; a byte resets the count. So
+a silent tunnel is closed after ``idle_timeout`` and before ``1 + 1/SWEEPS`` times that.
+WebSocket apps and clients that ping (most do, a few times a minute) are never idle.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
+from typing import Final
 
 from lychgate.ids import SessionId
+
+log = logging.getLogger(__name__)
+
+#: Sweeps per idle timeout (see the module docstring).
+SWEEPS: Final = 4
 
 
 class TunnelEnd(asyncio.Protocol):
@@ -35,6 +49,7 @@ class TunnelEnd(asyncio.Protocol):
         self.peer: TunnelEnd | None = None
 
     def data_received(self, data: bytes) -> None:
+        self.tunnel.quiet = 0
         peer = self.peer
         if peer is not None and not peer.transport.is_closing():
             peer.transport.write(data)
@@ -58,7 +73,7 @@ class TunnelEnd(asyncio.Protocol):
 class Tunnel:
     """A client connection and an upstream connection joined byte for byte."""
 
-    __slots__ = ("_closed", "_registry", "client", "session_id", "upstream")
+    __slots__ = ("_closed", "_registry", "client", "quiet", "session_id", "upstream")
 
     def __init__(
         self,
@@ -72,6 +87,7 @@ class Tunnel:
         self.client = client
         self.upstream = upstream
         self._closed = False
+        self.quiet = 0  # the registry's sweeps since a byte last passed
 
     def start(self, to_upstream: bytes, to_client: bytes) -> None:
         """Switch both transports to tunnel ends; write bytes that came behind the heads."""
@@ -105,11 +121,13 @@ class Tunnel:
 class TunnelRegistry:
     """Open tunnels by session, to close them on revocation and count them."""
 
-    __slots__ = ("_by_session", "_count", "_shut", "gate")
+    __slots__ = ("_by_session", "_count", "_idle_timeout", "_shut", "_sweeper", "gate")
 
-    def __init__(self) -> None:
+    def __init__(self, *, idle_timeout: float | None = None) -> None:
         self._by_session: dict[SessionId | None, set[Tunnel]] = {}
         self._count = 0
+        self._idle_timeout = idle_timeout  # None: tunnels never time out
+        self._sweeper: asyncio.TimerHandle | None = None  # armed while any tunnel is open
         self._shut = False  # the server is stopping: no tunnel opens any more
         # Asked as each upstream's 101 arrives, before the tunnel opens: (status, why) to
         # refuse it, None to let it open. The gateway refuses a session revoked (or ended)
@@ -139,7 +157,11 @@ class TunnelRegistry:
     def shut(self) -> int:
         """The server is stopping: close every tunnel, and open none from now on."""
         self._shut = True
-        return self.close_all()
+        closed = self.close_all()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        return closed
 
     def close_all(self) -> int:
         """Close every tunnel (the config feed expired); returns how many."""
@@ -151,6 +173,29 @@ class TunnelRegistry:
     def _add(self, tunnel: Tunnel) -> None:
         self._by_session.setdefault(tunnel.session_id, set()).add(tunnel)
         self._count += 1
+        if self._sweeper is None:
+            self._arm()
+
+    def _arm(self) -> None:
+        if self._idle_timeout is not None:
+            loop = asyncio.get_running_loop()
+            self._sweeper = loop.call_later(self._idle_timeout / SWEEPS, self._sweep)
+
+    def _sweep(self) -> None:
+        """Count one more silent sweep for every tunnel; close those silent for the timeout."""
+        self._sweeper = None
+        idle: list[Tunnel] = []
+        for group in self._by_session.values():
+            for tunnel in group:
+                tunnel.quiet += 1
+                if tunnel.quiet > SWEEPS:
+                    idle.append(tunnel)
+        for tunnel in idle:
+            tunnel.close()
+        if idle:
+            log.info("closed %d tunnel(s) idle for %.0f s or more", len(idle), self._idle_timeout)
+        if self._count and not self._shut:
+            self._arm()
 
     def _remove(self, tunnel: Tunnel) -> None:
         group = self._by_session.get(tunnel.session_id)

@@ -1,0 +1,164 @@
+"""Connections per client (lychgate.gateway.http.clientcap): one address cannot take them all."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+from websockets.asyncio.client import connect as ws_connect
+
+from gateway.client import get
+from gateway.conftest import Connect, Start, forward_to, upgrade_to
+from gateway.upstreams import http_upstream
+from lychgate.config import load_settings
+from lychgate.errors import ConfigError
+from lychgate.gateway.http.clientcap import (
+    REFUSAL,
+    UNCOUNTED,
+    ClientCap,
+    client_key,
+    is_loopback,
+)
+from lychgate.gateway.http.limits import Limits
+from lychgate.gateway.runner import engine_limits, uncapped
+
+
+@pytest.mark.parametrize(
+    ("ip", "key"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:bbbb::7", "2001:db8:1:2::/64"),  # the same host's /64: one client
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("::ffff:203.0.113.9", "203.0.113.9"),  # dual-stack listener: the IPv4 client
+        ("fe80::1%eth0", "fe80::/64"),
+        ("not an address:", "not an address:"),
+    ],
+)
+def test_what_counts_as_one_client(ip: str, key: str) -> None:
+    assert client_key(ip) == key
+
+
+def test_loopback() -> None:
+    assert is_loopback("127.0.0.1")
+    assert is_loopback("127.9.9.9")
+    assert is_loopback("::1")
+    assert is_loopback("::ffff:127.0.0.1")
+    assert not is_loopback("10.0.0.1")
+    assert not is_loopback("::2")
+
+
+def test_a_client_over_the_cap_is_refused_until_one_closes() -> None:
+    cap = ClientCap(2, exempt=lambda ip: False)
+    first, second = cap.take("203.0.113.9"), cap.take("203.0.113.9")
+    assert first == second == "203.0.113.9"
+    assert cap.take("203.0.113.9") is None
+    assert cap.take("198.51.100.1") == "198.51.100.1"  # others are not affected
+    assert cap.refused == 1
+    cap.give_back("203.0.113.9")
+    assert cap.held("203.0.113.9") == 1
+    assert cap.take("203.0.113.9") == "203.0.113.9"
+    # An IPv6 host cannot get round it with a fresh address per connection.
+    v6 = ClientCap(1, exempt=lambda ip: False)
+    assert v6.take("2001:db8::1") == "2001:db8::/64"
+    assert v6.take("2001:db8::2") is None
+
+
+def test_exempt_clients_are_never_counted() -> None:
+    cap = ClientCap(1)  # loopback is exempt by default
+    for _ in range(5):
+        assert cap.take("127.0.0.1") == UNCOUNTED
+    assert cap.held("127.0.0.1") == 0
+    cap.give_back(UNCOUNTED)  # a no-op, not a negative count
+    assert cap.take("") == UNCOUNTED  # no peer address (a unix socket)
+
+
+def test_refusals_are_logged_once_per_client_per_window(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    cap = ClientCap(1, exempt=lambda ip: False, clock=lambda: now[0])
+    cap.take("203.0.113.9")
+    with caplog.at_level(logging.WARNING, logger="lychgate.gateway.http.clientcap"):
+        for _ in range(100):
+            cap.take("203.0.113.9")
+        now[0] = 60.0
+        cap.take("203.0.113.9")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert "203.0.113.9 holds 1" in lines[0]
+    assert "99 more" in lines[1]
+
+
+def test_limits_take_zero_as_no_cap_and_refuse_a_negative_one() -> None:
+    assert Limits(max_connections_per_client=0).max_connections_per_client == 0
+    with pytest.raises(ConfigError):
+        Limits(max_connections_per_client=-1)
+
+
+# -- over real sockets --------------------------------------------------------------------------
+
+
+def _counted(ip: str) -> bool:
+    return False  # count loopback too, as a public client would be
+
+
+@pytest.mark.loopback
+async def test_the_connection_over_the_cap_gets_503_and_a_close(
+    gateway: Start, connect: Connect
+) -> None:
+    async with http_upstream() as up:
+        gw = await gateway(
+            forward_to(up.url), limits=Limits(max_connections_per_client=2), uncapped=_counted
+        )
+        first, second = await connect(gw.port), await connect(gw.port)
+        for client in (first, second):
+            await client.send(get())
+            assert (await client.read_response()).status == 200
+        third = await connect(gw.port)
+        assert await third.read_until_closed() == REFUSAL
+        await first.close()
+        # Once the gateway has seen the close, the client may connect again.
+        assert await _served(connect, gw.port) == 200
+        await second.send(get())
+        assert (await second.read_response()).status == 200
+
+
+async def _served(connect: Connect, port: int) -> int:
+    """The status a new connection's GET gets, once one is let in (within about 2 s)."""
+    for _ in range(100):
+        client = await connect(port)
+        await client.send(get())
+        try:
+            response = await client.read_response(timeout=1)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            await asyncio.sleep(0.02)
+            continue
+        if response.status != 503:
+            return response.status
+        await asyncio.sleep(0.02)
+    pytest.fail("no connection was let in")
+
+
+@pytest.mark.loopback
+async def test_a_websocket_stops_counting_once_it_is_a_tunnel(
+    gateway: Start, connect: Connect, ws_upstream: str
+) -> None:
+    gw = await gateway(
+        upgrade_to(ws_upstream), limits=Limits(max_connections_per_client=1), uncapped=_counted
+    )
+    async with ws_connect(f"ws://127.0.0.1:{gw.port}/ws") as ws:
+        await ws.send("hi")
+        assert await ws.recv() == "hi"
+        # The one slot is free again: a plain request is let in (the socket server answers it).
+        assert await _served(connect, gw.port) != 503
+
+
+def test_the_gateway_does_not_cap_its_trusted_proxies_nor_loopback(tmp_path: Path) -> None:
+    settings = load_settings(tmp_path, {"LYCHGATE_TRUSTED_PROXIES": "10.0.0.0/8"})
+    exempt = uncapped(settings)
+    assert exempt("10.1.2.3")  # a load balancer carries many clients
+    assert exempt("127.0.0.1")
+    assert not exempt("203.0.113.9")
+    assert not uncapped(load_settings(tmp_path, {}))("10.1.2.3")
+    assert engine_limits(settings).max_connections_per_client == 1024
