@@ -14,15 +14,27 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import func, select
 
 from fixtures.store import make_app, make_device, make_user
 from lychgate.authz.context import AuthzContext
 from lychgate.domain import App, Device, User
 from lychgate.events import LoginApproved, LoginDenied
 from lychgate.ids import LoginRequestId
+from lychgate.store.schema import one_time_codes
 
 API = "/.lychgate/api/v1/login"
 JSON = {"content-type": "application/json"}
+#: A sign-in state as the gateway's ``/.lychgate/start`` puts it on the way to ``open``.
+STATE = "st4te_0f-the_browser-0123"
+
+
+async def code_count(ctx: AuthzContext) -> int:
+    """How many one-time codes (of any purpose, spent or not) the store holds."""
+    async with ctx.store.engine.connect() as conn:
+        return int(
+            (await conn.execute(select(func.count()).select_from(one_time_codes))).scalar_one()
+        )
 
 
 def set_cookies(response: httpx.Response) -> dict[str, str]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -12,14 +12,16 @@ from fastapi import FastAPI
 
 from authz.conftest import Clock
 from authz.device_fixtures import SignedClient, browser_session, enroll_key, next_event
+from authz.login_fixtures import code_count
 from fixtures.store import T0, make_app
 from lychgate.authz.context import AuthzContext
-from lychgate.authz.login.target import app_origin
-from lychgate.config import load_settings
+from lychgate.authz.device.apps import open_app
+from lychgate.authz.device.auth import DeviceCaller
+from lychgate.authz.login.target import app_origin, start_url
+from lychgate.config import Settings, load_settings
 from lychgate.domain import App, AppPolicy
 from lychgate.events import OpenApp
 from lychgate.gateway.admit_redirect import safe_redirect
-from lychgate.gateway.feed_http import REDEEM_PATH
 from lychgate.ids import AppSlug
 
 
@@ -79,7 +81,42 @@ def test_app_origin_in_single_host_mode(tmp_path: Path) -> None:
     assert app_origin(settings, app) == "https://gate.example.com"
 
 
-async def test_open_pushes_a_handoff_to_the_browser_this_device_signed_in(
+@pytest.mark.parametrize(
+    ("routing", "origin"),
+    [("subdomains", "https://wiki.example.com"), ("single-host", "https://auth.example.com")],
+)
+@pytest.mark.parametrize(
+    ("path", "rd"),
+    [
+        ("/", "/"),
+        ("/doc/1?a=b&c", "/doc/1%3Fa%3Db%26c"),
+        ("/a/./b/../c", "/a/c"),
+        ("/.lychgate/logout", "/"),
+        ("/.LYCHGATE/callback?code=x", "/"),
+        ("//evil.example/", "/"),
+        ("https://evil.example/x", "/"),
+        ("javascript:alert(1)", "/"),
+    ],
+)
+def test_start_url_is_on_the_apps_origin_with_an_app_path(
+    tmp_path: Path, routing: str, origin: str, path: str, rd: str
+) -> None:
+    settings = load_settings(tmp_path, {}, public_url="https://auth.example.com", routing=routing)
+    app = make_app(slug=AppSlug("wiki"))
+    assert start_url(settings, app, path) == f"{origin}/.lychgate/start?app=wiki&rd={rd}"
+
+
+def test_start_url_uses_an_explicit_app_host(tmp_path: Path) -> None:
+    settings = load_settings(
+        tmp_path, {}, public_url="http://auth.localhost:8080", routing="subdomains"
+    )
+    app = make_app(slug=AppSlug("notes"), host="notes.test")
+    assert (
+        start_url(settings, app, "/x") == "http://notes.test:8080/.lychgate/start?app=notes&rd=/x"
+    )
+
+
+async def test_open_pushes_the_start_url_to_the_browser_this_device_signed_in(
     ctx: AuthzContext, authz: FastAPI, client: httpx.AsyncClient, clock: Clock
 ) -> None:
     await add_apps(ctx)
@@ -88,22 +125,41 @@ async def test_open_pushes_a_handoff_to_the_browser_this_device_signed_in(
     older = await browser_session(ctx, who, age=timedelta(hours=1))
     newest = await browser_session(ctx, who)
     await browser_session(ctx, other_device, age=timedelta(seconds=-5))  # newer, not ours
+    before = await code_count(ctx)
     async with ctx.bus.subscribe() as events:
         r = await SignedClient(client, clock, who).post("/open", {"slug": "wiki"})
         assert r.status_code == 200, r.text
         event = await next_event(events, OpenApp)
     assert isinstance(event, OpenApp)
     assert event.session_id == newest.id != older.id
-    url = urlsplit(event.url)
-    assert (url.scheme, url.netloc, url.path) == ("http", "localhost:8080", "/.lychgate/callback")
-    query = parse_qs(url.query)
-    assert query["rd"] == ["/"]
+    assert event.url == "http://localhost:8080/.lychgate/start?app=wiki&rd=/"
     # The portal re-checks the URL against the origins the gateway serves before navigating.
     snapshot = authz.state.publisher.latest
     assert safe_redirect(event.url, origins=snapshot.served_origins()) == event.url
-    # The code is a real handoff for this session and app: the gateway can redeem it once.
-    redeemed = await client.post(REDEEM_PATH, json={"code": query["code"][0]})
-    assert redeemed.status_code == 200
+    # No code: the browser gets one from open, for the state the gateway's start gives it.
+    assert await code_count(ctx) == before
+
+
+@pytest.fixture
+def subdomains(tmp_path: Path) -> Settings:
+    """Subdomains mode: each app on its own host (loaded outside the event loop)."""
+    return load_settings(tmp_path, {}, public_url="https://auth.example.com", routing="subdomains")
+
+
+async def test_open_in_subdomains_mode_pushes_the_apps_own_start_url(
+    ctx: AuthzContext, subdomains: Settings
+) -> None:
+    here = replace(ctx, settings=subdomains)
+    await add_apps(here)
+    who = await enroll_key(here)
+    session = await browser_session(here, who)
+    async with here.bus.subscribe() as events:
+        assert await open_app(here, DeviceCaller(who.device, who.user), "wiki") == session
+        event = await next_event(events, OpenApp)
+    assert event == OpenApp(
+        session_id=session.id, url="https://wiki.example.com/.lychgate/start?app=wiki&rd=/"
+    )
+    assert await code_count(here) == 0
 
 
 async def test_open_without_a_live_session_is_404(

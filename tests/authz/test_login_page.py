@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 from html import unescape
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from authz.login_fixtures import add_app, browser, enrolled, sign_in
+from authz.login_fixtures import add_app, browser, code_count, enrolled, sign_in
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.login.qr import qr_svg
 from lychgate.ids import LoginRequestId
@@ -89,17 +88,18 @@ async def test_a_signed_in_browser_skips_the_qr_code(
     assert len(await ctx.store.audit.list(action_prefix="login.requested")) == before
 
 
-async def test_a_signed_in_browser_is_handed_off_to_the_app(
+async def test_a_signed_in_browser_is_sent_to_the_apps_start_url(
     ctx: AuthzContext, authz: FastAPI, browser: httpx.AsyncClient
 ) -> None:
-    await add_app(authz, ctx)
+    app = await add_app(authz, ctx)
     person = await enrolled(ctx)
     await sign_in(ctx, browser, person)
     r = await browser.get(LOGIN, params={"rd": "/notes/1"})
     assert r.status_code == 303
-    location = urlsplit(r.headers["location"])
-    assert location.path == "/.lychgate/callback"
-    assert parse_qs(location.query)["rd"] == ["/notes/1"]
+    assert r.headers["location"] == (
+        f"{ctx.settings.public_url}/.lychgate/start?app={app.slug}&rd=/notes/1"
+    )
+    assert await code_count(ctx) == 0  # the code comes later, from open, for a state
 
 
 async def test_a_revoked_session_shows_the_qr_code_again(

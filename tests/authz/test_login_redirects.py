@@ -1,5 +1,6 @@
 """Where a sign-in leads (single-host mode): ``rd`` tricks (SECURITY.md item 1) end at the
-portal and never produce a handoff code; a good ``rd`` produces one that redeems."""
+portal; a good ``rd`` leads to the app's start URL, and on through the portal's ``open`` with
+the browser's sign-in state to a code that redeems. A sign-in itself never makes a code."""
 
 from __future__ import annotations
 
@@ -9,16 +10,24 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
 
-from authz.login_fixtures import add_app, approve, browser, enrolled, finish, sign_in, start
+from authz.login_fixtures import (
+    STATE,
+    add_app,
+    approve,
+    browser,
+    code_count,
+    enrolled,
+    finish,
+    sign_in,
+    start,
+)
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.login.target import resolve_target
 from lychgate.domain import AppPolicy
 from lychgate.gateway.feed_http import REDEEM_PATH
 from lychgate.gateway.snapshot import ConfigSnapshot
 from lychgate.ids import LoginRequestId
-from lychgate.store.schema import one_time_codes
 from lychgate.tokens import PublicKeyring, verify_app_token
 
 __all__ = ["browser"]
@@ -61,13 +70,6 @@ BAD_RD = [
 ]
 
 
-async def code_count(ctx: AuthzContext) -> int:
-    async with ctx.store.engine.connect() as conn:
-        return int(
-            (await conn.execute(select(func.count()).select_from(one_time_codes))).scalar_one()
-        )
-
-
 @pytest.mark.parametrize("rd", BAD_RD)
 async def test_a_refused_rd_leads_to_the_portal_and_makes_no_code(
     ctx: AuthzContext, authz: FastAPI, browser: httpx.AsyncClient, rd: str
@@ -91,16 +93,34 @@ async def test_several_rd_parameters_are_refused(
     assert 'data-rd="/.lychgate/"' in r.text
 
 
-async def test_a_good_rd_is_handed_off_to_the_app(
-    ctx: AuthzContext, authz: FastAPI, browser: httpx.AsyncClient, client: httpx.AsyncClient
+async def test_a_good_rd_leads_to_the_start_url_and_makes_no_code(
+    ctx: AuthzContext, authz: FastAPI, browser: httpx.AsyncClient
 ) -> None:
     app = await add_app(authz, ctx)
     person = await enrolled(ctx)
     redirect = await sign_in(ctx, browser, person, "/wiki/Page?x=1&y=%2F")
-    parts = urlsplit(redirect)
+    assert redirect == f"{PUBLIC}/.lychgate/start?app={app.slug}&rd=/wiki/Page%3Fx%3D1%26y%3D%252F"
+    assert parse_qs(urlsplit(redirect).query, strict_parsing=True) == {
+        "app": [app.slug],
+        "rd": ["/wiki/Page?x=1&y=%2F"],
+    }
+    assert await code_count(ctx) == 0
+
+
+async def test_the_start_url_leads_on_to_a_code_that_redeems(
+    ctx: AuthzContext, authz: FastAPI, browser: httpx.AsyncClient, client: httpx.AsyncClient
+) -> None:
+    """The whole way in: sign in, then (as the gateway's start sends it) ``open`` with a state."""
+    app = await add_app(authz, ctx)
+    person = await enrolled(ctx)
+    redirect = await sign_in(ctx, browser, person, "/wiki/Page?x=1&y=%2F")
+    rd = parse_qs(urlsplit(redirect).query)["rd"][0]
+    r = await browser.get(f"/.lychgate/open/{app.slug}", params={"rd": rd, "state": STATE})
+    assert r.status_code == 303
+    parts = urlsplit(r.headers["location"])
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{PUBLIC}/.lychgate/callback"
     query = parse_qs(parts.query, strict_parsing=True)
-    assert query["rd"] == ["/wiki/Page?x=1&y=%2F"]
+    assert (query["rd"], query["state"]) == (["/wiki/Page?x=1&y=%2F"], [STATE])
     r = await client.post(REDEEM_PATH, json={"code": query["code"][0]})
     assert r.status_code == 200
     jwks = (await client.get("/.lychgate/jwks.json")).json()

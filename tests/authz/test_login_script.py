@@ -127,10 +127,11 @@ def run(
 
 
 def test_login_waits_on_sse_and_finishes_on_approval() -> None:
+    app_start = "http://localhost:8080/.lychgate/start?app=wiki&rd=/"
     log = run(
         LOGIN_JS,
         LOGIN_ELEMENTS,
-        [{"status": 200, "body": {"redirect": "http://localhost:8080/.lychgate/callback?code=c"}}],
+        [{"status": 200, "body": {"redirect": app_start}}],
         [
             {"sse": {"type": "status", "data": {"status": "pending"}}},
             {"sse": {"type": "status", "data": {"status": "approved"}}},
@@ -138,7 +139,7 @@ def test_login_waits_on_sse_and_finishes_on_approval() -> None:
     )
     assert log[0] == ["sse", f"{API}/lr_1/events"]
     assert ["fetch", "POST", f"{API}/lr_1/finish", "{}", "application/json"] in log
-    assert log[-1] == ["go", "http://localhost:8080/.lychgate/callback?code=c"]
+    assert log[-1] == ["go", app_start]
 
 
 def test_login_gets_a_new_code_when_one_expires() -> None:
@@ -206,7 +207,7 @@ PORTAL_ELEMENTS = {
 
 
 def test_portal_follows_open_and_signed_out_events() -> None:
-    url = "http://localhost:8080/.lychgate/callback?code=x&rd=/"
+    url = "http://localhost:8080/.lychgate/start?app=wiki&rd=/"
     opened = run(PORTAL_JS, PORTAL_ELEMENTS, [], [{"message": {"type": "open", "url": url}}])
     assert opened[0] == ["sse", "/.lychgate/api/v1/session/events"]
     assert opened[-1] == ["go", url]

@@ -11,9 +11,11 @@ from fastapi import FastAPI
 
 from authz.login_fixtures import (
     API,
+    STATE,
     add_app,
     approve,
     browser,
+    code_count,
     enrolled,
     finish,
     set_cookies,
@@ -23,6 +25,7 @@ from authz.login_fixtures import (
 from lychgate.authz.context import AuthzContext
 from lychgate.config import Settings, load_settings
 from lychgate.domain import App
+from lychgate.gateway.feed_http import REDEEM_PATH
 from lychgate.ids import LoginRequestId
 
 __all__ = ["browser"]
@@ -41,16 +44,14 @@ async def wiki(ctx: AuthzContext, authz: FastAPI) -> App:
     return await add_app(authz, ctx, slug="wiki", name="Team wiki")
 
 
-async def test_an_app_host_rd_is_handed_off_on_that_host(
+async def test_an_app_host_rd_leads_to_the_start_url_on_that_host(
     ctx: AuthzContext, browser: httpx.AsyncClient, wiki: App
 ) -> None:
     person = await enrolled(ctx)
     redirect = await sign_in(ctx, browser, person, "https://wiki.example.test/page?a=1")
-    parts = urlsplit(redirect)
-    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == (
-        "https://wiki.example.test/.lychgate/callback"
-    )
-    assert parse_qs(parts.query)["rd"] == ["/page?a=1"]
+    assert redirect == "https://wiki.example.test/.lychgate/start?app=wiki&rd=/page%3Fa%3D1"
+    assert parse_qs(urlsplit(redirect).query)["rd"] == ["/page?a=1"]
+    assert await code_count(ctx) == 0
 
 
 async def test_an_explicit_app_host(
@@ -62,7 +63,7 @@ async def test_an_explicit_app_host(
     login = await ctx.store.login_requests.get(LoginRequestId(created["id"]))
     assert login.app_slug == "crm"
     redirect = await sign_in(ctx, browser, person, "https://crm.other.test/x")
-    assert redirect.startswith("https://crm.other.test/.lychgate/callback?code=")
+    assert redirect == "https://crm.other.test/.lychgate/start?app=crm&rd=/x"
 
 
 @pytest.mark.parametrize(
@@ -131,13 +132,23 @@ async def test_an_app_host_cannot_act_on_the_portal(
 
 
 async def test_the_portal_opens_apps_on_their_hosts(
-    ctx: AuthzContext, browser: httpx.AsyncClient, wiki: App
+    ctx: AuthzContext, browser: httpx.AsyncClient, client: httpx.AsyncClient, wiki: App
 ) -> None:
     person = await enrolled(ctx)
     await sign_in(ctx, browser, person)
-    r = await browser.get("/.lychgate/open/wiki")
+    r = await browser.get("/.lychgate/open/wiki", params={"rd": "/doc"})
     assert r.status_code == 303
-    assert r.headers["location"].startswith("https://wiki.example.test/.lychgate/callback?code=")
+    assert r.headers["location"] == "https://wiki.example.test/.lychgate/start?app=wiki&rd=/doc"
+    assert await code_count(ctx) == 0
+    r = await browser.get("/.lychgate/open/wiki", params={"rd": "/doc", "state": STATE})
+    assert r.status_code == 303
+    parts = urlsplit(r.headers["location"])
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == (
+        "https://wiki.example.test/.lychgate/callback"
+    )
+    query = parse_qs(parts.query, strict_parsing=True)
+    assert (query["rd"], query["state"]) == (["/doc"], [STATE])
+    assert (await client.post(REDEEM_PATH, json={"code": query["code"][0]})).status_code == 200
 
 
 @pytest.mark.parametrize(

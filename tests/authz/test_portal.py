@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
@@ -12,9 +12,11 @@ from fastapi import FastAPI
 
 from authz.login_fixtures import (
     JSON,
+    STATE,
     Person,
     add_app,
     browser,
+    code_count,
     enrolled,
     other_browser,
     set_cookies,
@@ -32,6 +34,7 @@ __all__ = ["browser", "other_browser"]
 PORTAL = "/.lychgate/"
 SESSIONS = "/.lychgate/api/v1/sessions"
 LOGOUT = "/.lychgate/api/v1/session/logout"
+OPEN_WIKI = "/.lychgate/open/wiki"
 
 
 @pytest.fixture
@@ -86,7 +89,7 @@ async def test_admins_also_see_admin_apps(
     assert re.search(r"Admin panel<span class=\"badge\">admins</span>", r.text)
 
 
-async def test_opening_an_app_hands_off_a_fresh_code(
+async def test_opening_an_app_with_a_state_hands_off_a_fresh_code(
     ctx: AuthzContext,
     authz: FastAPI,
     browser: httpx.AsyncClient,
@@ -94,39 +97,120 @@ async def test_opening_an_app_hands_off_a_fresh_code(
     ada: Person,
 ) -> None:
     await add_app(authz, ctx, slug="wiki")
-    first = await browser.get("/.lychgate/open/wiki")
-    second = await browser.get("/.lychgate/open/wiki", params={"rd": "/page/2"})
+    first = await browser.get(OPEN_WIKI, params={"state": STATE})
+    second = await browser.get(OPEN_WIKI, params={"rd": "/page/2", "state": STATE})
     codes = []
     for r, rd in ((first, "/"), (second, "/page/2")):
         assert r.status_code == 303
+        assert r.headers["cache-control"] == "no-store"
         location = urlsplit(r.headers["location"])
         assert f"{location.scheme}://{location.netloc}{location.path}" == (
             f"{ctx.settings.public_url}/.lychgate/callback"
         )
-        query = parse_qs(location.query)
-        assert query["rd"] == [rd]
+        query = parse_qs(location.query, strict_parsing=True)
+        assert query.keys() == {"code", "rd", "state"}
+        assert (query["rd"], query["state"]) == ([rd], [STATE])
         codes.append(query["code"][0])
     assert codes[0] != codes[1]
+    assert await code_count(ctx) == 2
     assert (await client.post(REDEEM_PATH, json={"code": codes[0]})).status_code == 200
 
 
-@pytest.mark.parametrize("slug", ["nope", "admin", "x" * 100, "wiki%2F..", "%00"])
-async def test_apps_a_user_may_not_open_are_404(
-    ctx: AuthzContext, authz: FastAPI, browser: httpx.AsyncClient, ada: Person, slug: str
+BAD_STATES = [
+    pytest.param([], id="none"),
+    pytest.param([("state", "")], id="empty"),
+    pytest.param([("state", STATE[:21])], id="too-short"),
+    pytest.param([("state", "a" * 65)], id="too-long"),
+    pytest.param([("state", STATE[:-1] + "!")], id="bad-character"),
+    pytest.param([("state", STATE[:-1] + "=")], id="padding"),
+    pytest.param([("state", STATE + " ")], id="trailing-space"),
+    pytest.param([("state", STATE + "\n")], id="trailing-newline"),
+    pytest.param([("state", STATE), ("state", STATE)], id="twice-the-same"),
+    pytest.param([("state", STATE), ("state", "x")], id="twice-one-bad"),
+    pytest.param([("State", STATE)], id="wrong-name"),
+]
+
+
+@pytest.mark.parametrize("state", BAD_STATES)
+async def test_opening_without_one_valid_state_goes_to_the_start_url_and_makes_no_code(
+    ctx: AuthzContext,
+    authz: FastAPI,
+    browser: httpx.AsyncClient,
+    ada: Person,
+    state: list[tuple[str, str]],
 ) -> None:
+    await add_app(authz, ctx, slug="wiki")
+    made = await browser.get(OPEN_WIKI, params={"state": STATE})
+    assert "code=" in made.headers["location"]  # the counting does see a code made here
+    before = await code_count(ctx)
+    assert before == 1
+    start = f"{ctx.settings.public_url}/.lychgate/start?app=wiki"
+    for rd, carried in ((None, "/"), ("/page/2?x=1", "/page/2%3Fx%3D1")):
+        query = urlencode(state if rd is None else [("rd", rd), *state])
+        r = await browser.get(f"{OPEN_WIKI}?{query}")
+        assert r.status_code == 303
+        assert r.headers["cache-control"] == "no-store"
+        assert r.headers["location"] == f"{start}&rd={carried}"
+    assert await code_count(ctx) == before
+
+
+@pytest.mark.parametrize(
+    ("rd", "carried"),
+    [
+        ("/.lychgate/logout", "/"),
+        ("/.lychgate/callback?code=x", "/"),
+        ("//evil.example/", "/"),
+        ("https://evil.example/", "/"),
+        ("/a/../b", "/b"),
+    ],
+)
+async def test_open_carries_only_an_app_path(
+    ctx: AuthzContext,
+    authz: FastAPI,
+    browser: httpx.AsyncClient,
+    ada: Person,
+    rd: str,
+    carried: str,
+) -> None:
+    await add_app(authz, ctx, slug="wiki")
+    r = await browser.get(OPEN_WIKI, params={"rd": rd})
+    assert (
+        r.headers["location"] == f"{ctx.settings.public_url}/.lychgate/start?app=wiki&rd={carried}"
+    )
+    r = await browser.get(OPEN_WIKI, params={"rd": rd, "state": STATE})
+    assert parse_qs(urlsplit(r.headers["location"]).query)["rd"] == [carried]
+
+
+@pytest.mark.parametrize("slug", ["nope", "admin", "x" * 100, "wiki%2F..", "%00"])
+@pytest.mark.parametrize("state", [None, STATE])
+async def test_apps_a_user_may_not_open_are_404(
+    ctx: AuthzContext,
+    authz: FastAPI,
+    browser: httpx.AsyncClient,
+    ada: Person,
+    slug: str,
+    state: str | None,
+) -> None:
+    """With a state or without, and neither a code nor a start URL for them."""
     await add_app(authz, ctx, slug="wiki")
     await add_app(authz, ctx, slug="admin", policy=AppPolicy.ADMINS)
-    r = await browser.get(f"/.lychgate/open/{slug}")
+    params = {} if state is None else {"state": state}
+    r = await browser.get(f"/.lychgate/open/{slug}", params=params)
     assert r.status_code == 404
     assert "location" not in r.headers
+    assert "/.lychgate/start" not in r.text
+    assert await code_count(ctx) == 0
 
 
+@pytest.mark.parametrize("state", [None, STATE])
 async def test_opening_without_a_session_goes_to_the_login(
-    ctx: AuthzContext, authz: FastAPI, browser: httpx.AsyncClient
+    ctx: AuthzContext, authz: FastAPI, browser: httpx.AsyncClient, state: str | None
 ) -> None:
     await add_app(authz, ctx, slug="wiki")
-    r = await browser.get("/.lychgate/open/wiki")
+    params = {} if state is None else {"state": state}
+    r = await browser.get(OPEN_WIKI, params=params)
     assert (r.status_code, r.headers["location"]) == (303, "/.lychgate/login")
+    assert await code_count(ctx) == 0
 
 
 @pytest.mark.parametrize("path", [LOGOUT, "/.lychgate/logout"])

@@ -133,7 +133,7 @@ async def test_open_events_for_this_session_reach_the_page(
     sid = sid_of(browser)
     stream = session_events(ctx, sid, origins=lambda: ORIGINS, heartbeat=60)
     assert await next_frame(stream) == "retry: 3000\n\n"
-    url = "http://localhost:8080/.lychgate/callback?code=abc&rd=/"
+    url = "http://localhost:8080/.lychgate/start?app=wiki&rd=/"
     await ctx.bus.publish(OpenApp(session_id=SessionId("ses_someone_else"), url=url))
     await ctx.bus.publish(OpenApp(session_id=sid, url="https://evil.example/steal"))
     await ctx.bus.publish(OpenApp(session_id=sid, url="javascript:alert(1)"))
@@ -174,7 +174,7 @@ async def test_the_route_streams_open_events(
     ctx: AuthzContext, browser: httpx.AsyncClient, ada: Person
 ) -> None:
     sid = sid_of(browser)
-    url = "http://localhost:8080/.lychgate/callback?code=xyz&rd=/"
+    url = "http://localhost:8080/.lychgate/start?app=notes&rd=/x"
     bus = ctx.bus
     assert isinstance(bus, InProcessBus)
     listeners = bus.subscriber_count

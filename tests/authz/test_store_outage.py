@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from authz.conftest import Clock
 from authz.device_fixtures import SignedClient, enroll_key, pending_login
-from authz.login_fixtures import API, add_app, approve, browser, enrolled, finish, start
+from authz.login_fixtures import API, STATE, add_app, approve, browser, enrolled, finish, start
 from authz.outage import (
     FlakyStore,
     assert_leaks_nothing,
@@ -102,7 +102,7 @@ async def test_approving_from_a_device_fails_closed(
         "sessions.create",
         "login_requests.finish",
         "audit.append",
-        "one_time_codes.add",
+        "apps.get_by_slug",
     ],
 )
 async def test_finishing_a_login_fails_closed(
@@ -112,14 +112,37 @@ async def test_finishing_a_login_fails_closed(
     browser: httpx.AsyncClient,
     call: str,
 ) -> None:
-    """No session cookie and no handoff code, though the target app would have got one."""
-    await add_app(authz, ctx)  # the one app: a good finish is handed off to it with a code
+    """No session cookie (and no handoff code: a finish never makes one)."""
+    await add_app(authz, ctx)  # the one app: a good finish leads to its start URL
     person = await enrolled(ctx)
     created = await start(browser, "/wiki")
     await approve(ctx, created["id"], person)
     break_store(ctx, flaky, *call.split("."))
     assert_denied(ctx, await finish(browser, created["id"]))
     assert "lychgate_session" not in browser.cookies
+    assert await count_rows(ctx.store, one_time_codes) == 0
+
+
+@pytest.mark.parametrize("call", ["sessions.get", "apps.get_by_slug", "one_time_codes.add"])
+async def test_opening_an_app_with_a_state_fails_closed(
+    ctx: AuthzContext, authz: FastAPI, flaky: FlakyStore, browser: httpx.AsyncClient, call: str
+) -> None:
+    """A plain 503 page: no redirect, so no code and no callback URL."""
+    app = await add_app(authz, ctx)
+    person = await enrolled(ctx)
+    created = await start(browser)
+    await approve(ctx, created["id"], person)
+    assert (await finish(browser, created["id"])).status_code == 200
+    break_store(ctx, flaky, *call.split("."))
+    r = await browser.get(
+        f"/.lychgate/open/{app.slug}",
+        params={"state": STATE},
+        headers={"accept": "text/html,*/*;q=0.8"},
+    )
+    assert r.status_code == 503
+    assert "location" not in r.headers
+    assert r.headers.get_list("set-cookie") == []
+    assert_leaks_nothing(ctx, r.text)
     assert await count_rows(ctx.store, one_time_codes) == 0
 
 

@@ -5,7 +5,8 @@ enrolled through the admin setup link, and httpx as the browser (with its cookie
 
 browser → 302 to login → login request → device approves with the right number → browser
 finishes into a session → portal → the device opens an app → the browser, told over SSE, goes
-through the one-time handoff into the app → the app sees a verifiable assertion → the device
+through the app host's sign-in start and the one-time handoff into the app (the same link
+in another browser is refused) → the app sees a verifiable assertion → the device
 opens a second app → logout → the old cookie is refused.
 """
 
@@ -94,8 +95,20 @@ async def test_login_open_apps_and_logout(world: World) -> None:
                 await asyncio.to_thread(device, key, "open", slug)
                 async with asyncio.timeout(5):
                     url = await pushed
-                assert url.startswith(world.app_origin(slug) + "/.lychgate/callback")
-                callback = await browser.get(url)
+                # The app host sets the sign-in state, then authz makes the code for it.
+                assert url.startswith(world.app_origin(slug) + "/.lychgate/start?")
+                start = await browser.get(url, headers=NAV)
+                assert start.status_code == 303, start.text
+                opened = await browser.get(start.url.join(start.headers["location"]), headers=NAV)
+                assert opened.status_code == 303, opened.text
+                callback_url = opened.url.join(opened.headers["location"])
+                assert str(callback_url).startswith(world.app_origin(slug) + "/.lychgate/callback")
+                # Login CSRF: the same link in a browser that did not start this sign-in
+                # is refused, and its code stays good for the one that did.
+                async with world.browser() as stranger:
+                    planted = await stranger.get(callback_url, headers=NAV)
+                    assert planted.status_code == 400, planted.text
+                callback = await browser.get(callback_url, headers=NAV)
                 assert callback.status_code in (302, 303), callback.text
                 landed = await browser.get(callback.url.join(callback.headers["location"]))
                 assert landed.status_code == 200, landed.text

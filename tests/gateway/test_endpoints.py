@@ -14,7 +14,9 @@ from gateway.fake_authz import FakeAuthz
 from gateway.world import NAVIGATE, NOW, World
 from lychgate.errors import ClientError
 from lychgate.gateway.admission import ToEndpoint, admit
-from lychgate.gateway.endpoints import AuthzUnavailable, Endpoints, HttpAuthzClient
+from lychgate.gateway.authz_client import AuthzUnavailable, HttpAuthzClient
+from lychgate.gateway.endpoints import Endpoints
+from lychgate.gateway.signin_state import state_cookie_name
 from lychgate.gateway.snapshot import SnapshotHolder
 from lychgate.gateway.types import Local, RequestHead, Respond
 from lychgate.ids import SessionId
@@ -85,8 +87,20 @@ async def test_healthz() -> None:
 # -- callback -----------------------------------------------------------------------------------
 
 
-def callback(world: World, query: str, **kw: object) -> RequestHead:
-    return world.head(f"/.lychgate/callback?{query}", headers=NAVIGATE, **kw)  # type: ignore[arg-type]
+STATE = "St4te_" + "x" * 20
+
+
+def callback(
+    world: World,
+    query: str,
+    *,
+    headers: tuple[tuple[str, str], ...] = NAVIGATE,
+    **kw: object,
+) -> RequestHead:
+    """A callback from the browser that began the sign-in: its state in the link and cookie."""
+    cookie = ("cookie", f"{state_cookie_name(world.snapshot.secure_cookies)}={STATE}")
+    target = f"/.lychgate/callback?{query}&state={STATE}"
+    return world.head(target, headers=(*headers, cookie), **kw)  # type: ignore[arg-type]
 
 
 async def test_callback_sets_the_cookie_and_redirects() -> None:
@@ -98,7 +112,10 @@ async def test_callback_sets_the_cookie_and_redirects() -> None:
     assert response.status == 302
     assert header(response, "location") == ["/wiki/Page?x=1"]
     assert header(response, "set-cookie") == [
-        f"lychgate={token}; Path=/; Max-Age=3540; HttpOnly; SameSite=Lax"
+        f"lychgate={token}; Path=/; Max-Age=3540; HttpOnly; SameSite=Lax",
+        # The sign-in state has done its work.
+        "lychgate_state=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax; "
+        "Expires=Thu, 01 Jan 1970 00:00:00 GMT",
     ]
     assert header(response, "cache-control") == ["no-store"]
     assert header(response, "referrer-policy") == ["no-referrer"]
@@ -111,9 +128,10 @@ async def test_callback_on_an_app_host_sets_the_host_cookie() -> None:
     request = callback(SUBS, f"code={CODE}", host="metrics.corp.example")
     response = await run(endpoints, SUBS, request)
     assert header(response, "location") == ["/"]
-    [cookie] = header(response, "set-cookie")
+    cookie, state = header(response, "set-cookie")
     assert cookie.startswith(f"__Host-lychgate={token}; Path=/;")
     assert "; Secure" in cookie
+    assert state.startswith("__Host-lychgate_state=; Path=/; Max-Age=0;")
 
 
 async def test_a_token_for_another_app_is_not_stored() -> None:
@@ -372,7 +390,7 @@ async def test_a_code_is_taken_only_from_a_navigation_that_may_bring_one(
     token = world.token(app=app) if app else world.token()
     endpoints, authz, _ = setup(world, codes={CODE: token})
     host = "metrics.corp.example" if world is SUBS else None
-    request = world.head(f"/.lychgate/callback?code={CODE}", host=host, headers=fields)
+    request = callback(world, f"code={CODE}", host=host, headers=fields)
     response = await run(endpoints, world, request)
     assert response.status == status
     if status == 403:

@@ -1,9 +1,14 @@
 """One-time handoff codes: how a signed-in browser gets an app's cookie from the gateway.
 
 authz issues a code bound to (session, app) and sends the browser to the app host's
-``/.lychgate/callback?code=…``; the gateway redeems it over the back channel and sets the
-cookie. A code lives 60 s and redeems once (an atomic UPDATE in the store); the session, the
+``/.lychgate/callback?code=…&state=…``; the gateway redeems it over the back channel and sets
+the cookie. A code lives 60 s and redeems once (an atomic UPDATE in the store); the session, the
 user and the app's policy are checked again at redemption, not only at issue.
+
+Codes are made only by the portal's ``open`` (:mod:`lychgate.authz.portal.page`), for a request
+carrying the sign-in state that the app host's gateway set in a cookie at ``/.lychgate/start``;
+the callback takes the code only with that same state, so a code works only in the browser that
+asked for it (login CSRF, THREAT_MODEL T30: see :mod:`lychgate.gateway.signin_state`).
 """
 
 from __future__ import annotations

@@ -61,9 +61,11 @@ def html_page(status: int, message: str, *, headers: Headers = (), reason: str =
     )
 
 
-def redirect(location: str, *, headers: Headers = (), reason: str = "") -> Respond:
-    """A 302 to ``location``, which the caller has already validated."""
-    return Respond(302, (("location", location), *_COMMON, *headers), b"", reason)
+def redirect(
+    location: str, *, status: int = 302, headers: Headers = (), reason: str = ""
+) -> Respond:
+    """A 302 (or ``status``) to ``location``, which the caller has already validated."""
+    return Respond(status, (("location", location), *_COMMON, *headers), b"", reason)
 
 
 _MESSAGES: Final = {

@@ -129,7 +129,7 @@ def set_app_cookie(token: str, *, secure: bool, max_age: int) -> str:
     """
     if not token or not set(token) <= _COOKIE_OCTETS:
         raise UsageError("a cookie value must be non-empty cookie-octets", field="token")
-    return _cookie(app_cookie_name(secure), token, secure=secure, max_age=max(0, max_age))
+    return cookie_line(app_cookie_name(secure), token, secure=secure, max_age=max(0, max_age))
 
 
 def clear_app_cookie(*, secure: bool) -> str:
@@ -144,10 +144,12 @@ def session_cookie_name(secure: bool) -> str:
 
 def clear_cookie(name: str, *, secure: bool) -> str:
     """The ``Set-Cookie`` value that deletes cookie ``name`` (Path=/)."""
-    return _cookie(name, "", secure=secure, max_age=0) + f"; Expires={_EPOCH}"
+    return cookie_line(name, "", secure=secure, max_age=0) + f"; Expires={_EPOCH}"
 
 
-def _cookie(name: str, value: str, *, secure: bool, max_age: int) -> str:
+def cookie_line(name: str, value: str, *, secure: bool, max_age: int) -> str:
+    """A ``Set-Cookie`` value for one of ours: host-only, ``Path=/``, HttpOnly, SameSite=Lax,
+    and Secure on https. ``value`` must already be cookie-octets."""
     attributes = [f"{name}={value}", "Path=/", f"Max-Age={max_age}", "HttpOnly", "SameSite=Lax"]
     if secure:
         attributes.insert(3, "Secure")

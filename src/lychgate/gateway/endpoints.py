@@ -1,12 +1,19 @@
 """The endpoints the gateway answers itself: callback, logout and health.
 
-* ``GET /.lychgate/callback?code=...&rd=...`` finishes the one-time code handoff (DESIGN.md flow
-  4). ``rd`` is checked *first* with :func:`~lychgate.gateway.admit_redirect.safe_redirect`
-  (same-origin paths only, SECURITY.md item 1): a refused ``rd`` redirects to ``/`` without
-  redeeming the code or setting a cookie. Otherwise the code is redeemed at authz over the back
-  channel, the returned app token is verified here as admission would (signature, expiry, app
-  of this host, not revoked) and only then stored in the cookie. It must be a navigation, and
-  in single-host mode one from this origin, so another site cannot plant its own code.
+* ``GET /.lychgate/start?app=<slug>&rd=<path>`` begins a handoff to this host's app: it sets
+  the sign-in state cookie (keeping a well-formed one the browser already has) and 303s to
+  authz's ``/.lychgate/open/<slug>`` with ``rd`` and the state (:mod:`.signin_state`). In
+  subdomains mode the host names the app, and ``app``, when given, must agree.
+* ``GET /.lychgate/callback?code=...&rd=...&state=...`` finishes the one-time code handoff
+  (DESIGN.md flow 4). ``rd`` is checked *first* with
+  :func:`~lychgate.gateway.admit_redirect.safe_redirect` (same-origin paths only, SECURITY.md
+  item 1): a refused ``rd`` redirects to ``/`` without redeeming the code or setting a cookie.
+  ``state`` must equal the state cookie, or the code is not spent: only the browser that
+  started this sign-in at ``start`` can finish it, so no other site can plant its own code
+  (login CSRF). Then the code is redeemed at authz over the back channel, the returned app
+  token is verified here as admission would (signature, expiry, app of this host, not revoked)
+  and only then stored in the cookie, and the state cookie is cleared. It must be a
+  navigation, and in single-host mode one from this origin.
 * ``/.lychgate/logout`` clears the app cookie and asks authz to revoke the session named by a
   token that verifies, then redirects to ``/``. Only a navigation by a page of this origin
   may (``Sec-Fetch-Site``, ``Sec-Fetch-Dest``, ``Origin``): another site, a sibling app's
@@ -27,16 +34,15 @@ import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Final, Protocol
+from typing import Final
 from urllib.parse import parse_qsl
 
-import httpx
-
-from lychgate.errors import ClientError, LychgateError
+from lychgate.errors import ClientError
 from lychgate.gateway import admit_responses as responses
 from lychgate.gateway.admission import ToEndpoint, check_app_token
 from lychgate.gateway.admit_origin import names_another_origin, quoted
 from lychgate.gateway.admit_redirect import safe_redirect
+from lychgate.gateway.authz_client import AuthzClient
 from lychgate.gateway.cookies import (
     app_cookie_name,
     clear_app_cookie,
@@ -45,13 +51,19 @@ from lychgate.gateway.cookies import (
     session_cookie_name,
     set_app_cookie,
 )
-from lychgate.gateway.feed_http import REDEEM_PATH, REVOKE_PATH, authz_client
 from lychgate.gateway.paths import is_reserved
 from lychgate.gateway.routing import RequestHost
+from lychgate.gateway.signin_state import (
+    app_to_start,
+    open_location,
+    set_state_cookie,
+    state_cookie_name,
+    state_mismatch,
+    state_to_keep,
+)
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
 from lychgate.gateway.types import Local, RequestHead, Respond
 from lychgate.ids import SessionId
-from lychgate.secret import Secret
 
 log = logging.getLogger(__name__)
 
@@ -84,69 +96,6 @@ def _not_from_this_page(
     return None
 
 
-class AuthzUnavailable(LychgateError):
-    """authz could not be reached or failed (5xx): the gateway answers 502."""
-
-    status = 502
-
-
-class AuthzClient(Protocol):
-    """The gateway's back channel to authz."""
-
-    async def redeem_code(self, code: str) -> str:
-        """Redeem a one-time handoff code; return the app token.
-
-        Raises :class:`~lychgate.errors.ClientError` when authz refuses the code, and
-        :class:`AuthzUnavailable` when authz cannot answer.
-        """
-        ...
-
-    async def revoke_session(self, session_id: SessionId) -> None:
-        """Revoke a session. Raises :class:`AuthzUnavailable` on failure."""
-        ...
-
-
-class HttpAuthzClient:
-    """:class:`AuthzClient` over authz's internal HTTP API (unix socket or TCP).
-
-    ``POST /.lychgate/internal/handoff`` ``{"code": ...}`` -> ``{"token": ...}`` (4xx: refused);
-    ``POST /.lychgate/internal/revoke`` ``{"session_id": ...}`` -> 2xx.
-    """
-
-    def __init__(self, base: str, secret: Secret, *, timeout: float = 5.0) -> None:
-        self._client = authz_client(base, secret, timeout=timeout)
-
-    async def redeem_code(self, code: str) -> str:
-        response = await self._post(REDEEM_PATH, {"code": code})
-        if 400 <= response.status_code < 500:
-            raise ClientError("authz refused the code", field="code")
-        try:
-            token = response.json()["token"]
-        except (ValueError, KeyError, TypeError):
-            token = None
-        if not isinstance(token, str) or not token:
-            raise AuthzUnavailable("authz answered the redemption without a token")
-        return token
-
-    async def revoke_session(self, session_id: SessionId) -> None:
-        response = await self._post(REVOKE_PATH, {"session_id": session_id})
-        if response.status_code >= 300:
-            raise AuthzUnavailable(f"authz answered {response.status_code} to a revocation")
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    async def _post(self, path: str, body: dict[str, str]) -> httpx.Response:
-        try:
-            response = await self._client.post(path, json=body)
-        except httpx.HTTPError as exc:
-            raise AuthzUnavailable(f"authz unreachable ({type(exc).__name__})") from None
-        if response.status_code >= 500 or response.status_code in (401, 403):
-            # 401/403: our secret is wrong; that is our failure, not the client's.
-            raise AuthzUnavailable(f"authz answered {response.status_code}")
-        return response
-
-
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -174,6 +123,16 @@ class Endpoints:
         holder = self._holder
         return None if holder.is_stale(self._max_stale) else holder.current
 
+    def _get_snapshot(self, head: RequestHead) -> ConfigSnapshot | Respond:
+        """The snapshot for a GET-only endpoint, or the answer when it cannot run: 405 to any
+        other method, 503 without a confirmed snapshot."""
+        if head.method != "GET":
+            return responses.text(405, "method not allowed\n", headers=(("allow", "GET"),))
+        snapshot = self._snapshot()
+        if snapshot is None:
+            return responses.text(503, "unavailable\n", reason="no config snapshot")
+        return snapshot
+
     def local(self, admission: ToEndpoint) -> Local:
         """The engine's :class:`~lychgate.gateway.types.Local` for an admitted endpoint."""
 
@@ -181,6 +140,8 @@ class Endpoints:
             try:
                 if admission.name == "callback":
                     return await self.callback(head, admission)
+                if admission.name == "start":
+                    return self.start(head, admission)
                 if admission.name == "logout":
                     return await self.logout(head, admission)
                 return await self.healthz(head)
@@ -198,18 +159,16 @@ class Endpoints:
 
     async def callback(self, head: RequestHead, admission: ToEndpoint) -> Respond:
         """Redeem ``code``, set the app cookie, redirect to the same-origin ``rd``."""
-        if head.method != "GET":
-            return responses.text(405, "method not allowed\n", headers=(("allow", "GET"),))
-        snapshot = self._snapshot()
-        if snapshot is None:
-            return responses.text(503, "unavailable\n", reason="no config snapshot")
+        snapshot = self._get_snapshot(head)
+        if isinstance(snapshot, Respond):
+            return snapshot
         params = _query(admission.target.query)
         if params is None:
             return responses.text(400, "bad request\n", reason="callback: bad query")
         # A page elsewhere must not plant a code of its own (login CSRF: the user would then
-        # work in the app as someone else). In single-host mode the sign-in page is on this
-        # origin; in subdomains mode it is on the portal's host, a sibling, or of another site
-        # when an app has a host of its own (THREAT_MODEL, known gaps).
+        # work in the app as someone else). The sign-in state below is what stops it; this
+        # refuses what is not a navigation, and in single-host mode, where the sign-in pages
+        # are on this origin, any other origin's.
         sites_ok = _FROM_HERE if snapshot.routing == "single-host" else _ANY_SITE
         refused = _not_from_this_page(head, sites_ok, snapshot, admission.host)
         if refused is not None:
@@ -222,6 +181,14 @@ class Endpoints:
             return responses.redirect("/", reason="callback: rd is not a same-origin path")
         if is_reserved(target.partition("?")[0]):  # authz never sends one: a crafted link
             return responses.redirect("/", reason="callback: rd is under /.lychgate")
+        mismatch = state_mismatch(head, params.get("state", []), snapshot.secure_cookies)
+        if mismatch is not None:
+            return responses.html_page(
+                400,
+                "This sign-in was not started in this browser, or it took too long. "
+                '<a href="/">Open the app again</a> to sign in.',
+                reason=f"callback: {mismatch}",
+            )
         try:
             token = await self._authz.redeem_code(codes[0])
         except ClientError:
@@ -253,8 +220,37 @@ class Endpoints:
             )
         _, identity = checked
         max_age = int((identity.expires_at - now).total_seconds())
-        cookie = set_app_cookie(token, secure=snapshot.secure_cookies, max_age=max_age)
-        return responses.redirect(target, headers=(("set-cookie", cookie),))
+        secure = snapshot.secure_cookies
+        cookies = (
+            ("set-cookie", set_app_cookie(token, secure=secure, max_age=max_age)),
+            ("set-cookie", clear_cookie(state_cookie_name(secure), secure=secure)),
+        )
+        return responses.redirect(target, headers=cookies)
+
+    def start(self, head: RequestHead, admission: ToEndpoint) -> Respond:
+        """Set the sign-in state cookie, then 303 to authz's ``open`` for this app."""
+        snapshot = self._get_snapshot(head)
+        if isinstance(snapshot, Respond):
+            return snapshot
+        params = _query(admission.target.query)
+        refused = _not_from_this_page(head, _ANY_SITE, None, None)  # a navigation, from anywhere
+        if refused is not None:
+            return responses.text(403, "forbidden\n", reason=f"start: {refused}")
+        if params is None or len(params.get("app", [])) > 1 or len(params.get("rd", [])) > 1:
+            return responses.text(400, "bad request\n", reason="start: bad query")
+        app = app_to_start(snapshot, admission.app, params.get("app", []))
+        if app is None:
+            return responses.text(404, "no such app\n", reason="start: no such app here")
+        target = safe_redirect(params.get("rd", ["/"])[0])
+        if target is None or is_reserved(target.partition("?")[0]):
+            target = "/"
+        secure = snapshot.secure_cookies
+        state = state_to_keep(head, secure)
+        return responses.redirect(
+            open_location(snapshot, app, target, state),
+            status=303,
+            headers=(("set-cookie", set_state_cookie(state, secure=secure)),),
+        )
 
     async def logout(self, head: RequestHead, admission: ToEndpoint) -> Respond:
         """Clear the cookie, revoke the session at authz, redirect to ``/``."""

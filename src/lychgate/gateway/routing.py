@@ -57,10 +57,11 @@ from lychgate.gateway.paths import RequestTarget, is_reserved
 from lychgate.gateway.snapshot import ConfigSnapshot
 from lychgate.gateway.types import RequestHead
 
-EndpointName = Literal["callback", "logout", "healthz"]
+EndpointName = Literal["start", "callback", "logout", "healthz"]
 
 INTERNAL_PREFIX: Final = "/.lychgate/internal"
 ENDPOINTS: Final[dict[str, EndpointName]] = {
+    "/.lychgate/start": "start",
     "/.lychgate/callback": "callback",
     "/.lychgate/logout": "logout",
     "/.lychgate/healthz": "healthz",

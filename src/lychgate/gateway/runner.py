@@ -35,8 +35,9 @@ from lychgate.deployment.secrets import load_secrets
 from lychgate.errors import ClientError
 from lychgate.gateway.accesslog import AccessLog
 from lychgate.gateway.admit_handler import GatewayHandler, GatewayOptions
+from lychgate.gateway.authz_client import HttpAuthzClient
 from lychgate.gateway.cert_reload import CertificateReloader
-from lychgate.gateway.endpoints import Endpoints, HttpAuthzClient
+from lychgate.gateway.endpoints import Endpoints
 from lychgate.gateway.feed import FeedClient
 from lychgate.gateway.feed_guard import TunnelGuard, tunnel_gate
 from lychgate.gateway.feed_http import authz_base

@@ -2,29 +2,29 @@
 
 Theory of operation (DESIGN.md flow 4). The device never holds an app cookie. To open an app
 it asks authz, which finds the browser session this device approved most recently (sessions
-record the approving device), makes a 60 s one-time handoff code for (session, app), and
-pushes ``OpenApp(session_id, callback URL)`` on the bus; the portal page of that session,
-listening on SSE, navigates there and the gateway redeems the code. Admin-only apps are listed
-and opened only for admins; the policy is checked again when the code is redeemed.
+record the approving device) and pushes ``OpenApp(session_id, start URL)`` on the bus; the
+portal page of that session, listening on SSE, navigates to the app host's
+``/.lychgate/start``, and from there the browser takes the same way as any other: the gateway
+sets its sign-in state cookie and the portal's ``open`` makes the one-time code for that state.
+No code is made here: one pushed straight to a callback would be bound to no browser (login
+CSRF, THREAT_MODEL T30: see :mod:`lychgate.gateway.signin_state`). Admin-only apps are listed
+and opened only for admins; the policy is checked again at ``open`` and when the code is
+redeemed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from urllib.parse import urlencode
 
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.device.auth import DeviceCaller
-from lychgate.authz.handoff import issue_handoff
-from lychgate.authz.login.target import app_origin, may_open
+from lychgate.authz.login.target import app_origin, may_open, start_url
 from lychgate.authz.portal.session import is_live
 from lychgate.domain import Session, User
 from lychgate.errors import NotFound
 from lychgate.events import OpenApp
 from lychgate.ids import AppSlug
-
-CALLBACK_PATH = "/.lychgate/callback"
 
 
 async def apps_for(ctx: AuthzContext, user: User) -> list[dict[str, str]]:
@@ -61,7 +61,10 @@ async def sessions_of_device(
 
 
 async def open_app(ctx: AuthzContext, caller: DeviceCaller, slug: str) -> Session:
-    """Push ``OpenApp`` for ``slug`` to the browser this device most recently signed in."""
+    """Push ``OpenApp`` for ``slug`` to the browser this device most recently signed in.
+
+    The URL is the app's start URL: no one-time code is made here (see the module docstring).
+    """
     app = await ctx.store.apps.get_by_slug(AppSlug(slug))
     if app is None or not may_open(caller.user, app):
         raise NotFound("no such app", field="slug")
@@ -69,8 +72,6 @@ async def open_app(ctx: AuthzContext, caller: DeviceCaller, slug: str) -> Sessio
     if not sessions:
         raise NotFound("no live browser session was signed in by this device", field="session")
     session = sessions[0]
-    code = await issue_handoff(ctx, session.id, app.slug)
-    query = urlencode({"code": code, "rd": "/"}, safe="/")
-    url = f"{app_origin(ctx.settings, app)}{CALLBACK_PATH}?{query}"
+    url = start_url(ctx.settings, app, "/")
     await ctx.bus.publish(OpenApp(session_id=session.id, url=url))
     return session

@@ -6,7 +6,8 @@ the QR code (inline SVG), the link as text, the number and where the user is goi
 (``static/login.js``) then waits on the SSE stream, falls back to polling, finishes on approval,
 and starts a fresh request through the JSON API when one expires.
 
-A browser that already has a live session skips all that and is handed off at once.
+A browser that already has a live session skips all that: it goes at once to the app host's
+sign-in start, which leads through a fresh handoff (:mod:`lychgate.gateway.signin_state`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ async def login_page(request: Request, ctx: Annotated[AuthzContext, Depends(cont
     if signed_in is not None:
         url = await redirect_after_sign_in(
             ctx,
-            signed_in.session.id,
             signed_in.user,
             app_slug=None if target.app is None else target.app.slug,
             rd=target.rd,

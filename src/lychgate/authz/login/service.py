@@ -132,7 +132,5 @@ async def finish_login(
     await ctx.store.audit.append(
         AuditEvent(None, now, "login.finished", user.id, login.device_id, ip or None, details)
     )
-    redirect = await redirect_after_sign_in(
-        ctx, session.id, user, app_slug=login.app_slug, rd=login.rd
-    )
+    redirect = await redirect_after_sign_in(ctx, user, app_slug=login.app_slug, rd=login.rd)
     return FinishedLogin(session, redirect)

@@ -19,8 +19,11 @@ A target under ``/.lychgate/`` is the portal, and such a path never becomes a ca
 ``rd``: the gateway answers some of them itself (``/.lychgate/logout``), and sending a fresh
 sign-in there would undo it.
 
-After sign-in the browser is sent through the one-time code handoff (DESIGN.md flow 4) to
-``<app origin>/.lychgate/callback?code=<code>&rd=<path>``, or to the portal.
+After sign-in the browser is sent to the app host's start URL,
+``<app origin>/.lychgate/start?app=<slug>&rd=<path>``, or to the portal. No code is made here:
+the gateway sets the sign-in state cookie there and sends the browser on to the portal's
+``open``, which alone makes one-time codes, each bound to that state (DESIGN.md flow 4; the why
+is login CSRF, THREAT_MODEL T30, in :mod:`lychgate.gateway.signin_state`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from lychgate.config import Settings
 from lychgate.domain import App, AppPolicy, User
 from lychgate.gateway.admit_redirect import origin_of, safe_redirect
 from lychgate.gateway.paths import is_reserved
+from lychgate.gateway.signin_state import START_PATH
 from lychgate.gateway.snapshot import ConfigSnapshot
 from lychgate.ids import AppSlug, SessionId
 
@@ -129,16 +133,32 @@ def portal_url(path: str | None = None) -> str:
     return f"{PORTAL_PATH}?rd={quote(app_path(path), safe='/')}"
 
 
-async def handoff_url(ctx: AuthzContext, session_id: SessionId, app: App, path: str) -> str:
-    """A fresh one-time code for (session, app), as the app host's callback URL."""
+def start_url(settings: Settings, app: App, path: str) -> str:
+    """The app host's start URL: where every way into ``app`` begins, carrying ``path``.
+
+    It names the app (``app=``) in both modes: the gateway needs it in single-host mode, where
+    the host names none, and checks it against the host in subdomains mode.
+    """
+    slug = quote(app.slug, safe="")
+    back = quote(app_path(path), safe="/")
+    return f"{app_origin(settings, app)}{START_PATH}?app={slug}&rd={back}"
+
+
+async def handoff_url(
+    ctx: AuthzContext, session_id: SessionId, app: App, path: str, state: str
+) -> str:
+    """A fresh one-time code for (session, app), as the app host's callback URL.
+
+    ``state`` is the browser's sign-in state (already checked, URL-safe): the callback takes the
+    code only with the cookie that holds the same one.
+    """
     code = await issue_handoff(ctx, session_id, app.slug)
     back = quote(app_path(path), safe="/")
-    return f"{app_origin(ctx.settings, app)}{CALLBACK_PATH}?code={code}&rd={back}"
+    return f"{app_origin(ctx.settings, app)}{CALLBACK_PATH}?code={code}&rd={back}&state={state}"
 
 
 async def redirect_after_sign_in(
     ctx: AuthzContext,
-    session_id: SessionId,
     user: User,
     *,
     app_slug: AppSlug | None,
@@ -146,13 +166,14 @@ async def redirect_after_sign_in(
 ) -> str:
     """Where a browser that just signed in (or already was) goes for a stored target.
 
-    The app is read again from the store: it may have been disabled, or be one this user may
-    not open, since the target was resolved. Either way the portal is the answer.
+    For an app, that is its start URL: no code is made here (see the module docstring). The
+    app is read again from the store: it may have been disabled, or be one this user may not
+    open, since the target was resolved. Either way the portal is the answer.
     """
     _, path = split_origin(rd, public_origin(ctx.settings))
     app = None if app_slug is None else await ctx.store.apps.get_by_slug(app_slug)
     if app is not None and may_open(user, app):
-        return await handoff_url(ctx, session_id, app, path)
+        return start_url(ctx.settings, app, path)
     if ctx.settings.routing == "single-host" and rd != PORTAL_PATH:
         return portal_url(path)
     return PORTAL_PATH

@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 A signed-in portal page listens on ``GET /.lychgate/api/v1/session/events``. The device routes
 publish :class:`~lychgate.events.OpenApp` for the session the device approved, with ``url``
-already a fresh handoff URL; this stream forwards it as ``{"type": "open", "url": ...}`` and the
+the app host's sign-in start (:mod:`lychgate.gateway.signin_state`), which leads through a
+fresh handoff; this stream forwards it as ``{"type": "open", "url": ...}`` and the
 page navigates there. The URL is checked once more against the origins the gateway serves
 (SECURITY.md item 1): a bad one is dropped, never sent to the browser.
 

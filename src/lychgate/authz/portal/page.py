@@ -1,9 +1,17 @@
 """The portal (``GET /.lychgate/``): the signed-in user's apps, and opening one.
 
-Every app link goes through ``GET /.lychgate/open/{slug}``, which answers 303 to the app host's
-``/.lychgate/callback`` with a fresh one-time code (DESIGN.md flow 4): codes are made when the
-user clicks, never ahead of time into the page. In single-host mode the portal may carry the
-path the user was going to (``?rd=``), and each link takes it along.
+``GET /.lychgate/open/{slug}`` is the only place that makes one-time handoff codes (DESIGN.md
+flow 4), and only for a request carrying exactly one sign-in state (``?state=``), which the app
+host's gateway put there at ``/.lychgate/start`` after setting it in a cookie. It answers 303 to
+the app host's ``/.lychgate/callback`` with a fresh code and that same state; the callback takes
+the code only with the matching cookie, so only in the browser that started (login CSRF,
+THREAT_MODEL T30: see :mod:`lychgate.gateway.signin_state`). Without a valid state it makes no
+code and answers 303 to the app's start URL, which comes back here with one. Codes are made
+when the user opens an app, never ahead of time into the page.
+
+The app links are same-origin links to ``open`` without a state, so a click takes the start
+URL's detour. In single-host mode the portal may carry the path the user was going to
+(``?rd=``), and each link takes it along.
 
 The page's script (``static/portal.js``) listens for ``open`` events from the device, signs out,
 and revokes sessions, all through the JSON API in :mod:`.api`.
@@ -31,10 +39,12 @@ from lychgate.authz.login.target import (
     app_path,
     handoff_url,
     may_open,
+    start_url,
 )
 from lychgate.authz.portal.session import current_session, is_live, session_handle
 from lychgate.domain import App, AppPolicy, Session
 from lychgate.gateway.admit_redirect import safe_redirect
+from lychgate.gateway.signin_state import is_state
 from lychgate.ids import AppSlug
 
 PORTAL_TEMPLATES: Final = (Path(__file__).parent / "templates", LOGIN_TEMPLATES)
@@ -124,7 +134,11 @@ def _session_row(session: Session, current: Session) -> dict[str, object]:
 
 @router.get("/.lychgate/open/{slug}")
 async def open_app(slug: str, request: Request, ctx: Ctx) -> Response:
-    """303 to the app's callback with a fresh handoff code; 404 for an app the user lacks."""
+    """303 to the app's callback with a fresh handoff code; 404 for an app the user lacks.
+
+    The code is made only for a request with exactly one valid ``state``; any other goes to
+    the app's start URL instead, with no code made.
+    """
     continue_to = continue_path(request)
     me = await current_session(ctx, request)
     if me is None:
@@ -142,8 +156,19 @@ async def open_app(slug: str, request: Request, ctx: Ctx) -> Response:
             },
             status=404,
         )
-    url = await handoff_url(ctx, me.session.id, app, continue_to or "/")
+    path = continue_to or "/"
+    state = single_state(request)
+    if state is None:
+        url = start_url(ctx.settings, app, path)
+    else:
+        url = await handoff_url(ctx, me.session.id, app, path, state)
     return RedirectResponse(url, status_code=303, headers=NO_STORE)
+
+
+def single_state(request: Request) -> str | None:
+    """The one ``state`` query parameter, if it has a state's form; several count as none."""
+    values = request.query_params.getlist("state")
+    return values[0] if len(values) == 1 and is_state(values[0]) else None
 
 
 @router.get("/.lychgate/static/portal/{name}")

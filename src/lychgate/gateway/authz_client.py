@@ -1,0 +1,80 @@
+"""The gateway's back channel to authz: redeeming handoff codes and revoking sessions.
+
+:class:`AuthzClient` is the port the endpoints use; :class:`HttpAuthzClient` speaks authz's
+internal HTTP API over its unix socket or TCP, with the shared secret. Failures are told apart
+for the endpoints: a refused code is the client's problem (400), anything else is ours (502).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import httpx
+
+from lychgate.errors import ClientError, LychgateError
+from lychgate.gateway.feed_http import REDEEM_PATH, REVOKE_PATH, authz_client
+from lychgate.ids import SessionId
+from lychgate.secret import Secret
+
+
+class AuthzUnavailable(LychgateError):
+    """authz could not be reached or failed (5xx): the gateway answers 502."""
+
+    status = 502
+
+
+class AuthzClient(Protocol):
+    """The gateway's back channel to authz."""
+
+    async def redeem_code(self, code: str) -> str:
+        """Redeem a one-time handoff code; return the app token.
+
+        Raises :class:`~lychgate.errors.ClientError` when authz refuses the code, and
+        :class:`AuthzUnavailable` when authz cannot answer.
+        """
+        ...
+
+    async def revoke_session(self, session_id: SessionId) -> None:
+        """Revoke a session. Raises :class:`AuthzUnavailable` on failure."""
+        ...
+
+
+class HttpAuthzClient:
+    """:class:`AuthzClient` over authz's internal HTTP API (unix socket or TCP).
+
+    ``POST /.lychgate/internal/handoff`` ``{"code": ...}`` -> ``{"token": ...}`` (4xx: refused);
+    ``POST /.lychgate/internal/revoke`` ``{"session_id": ...}`` -> 2xx.
+    """
+
+    def __init__(self, base: str, secret: Secret, *, timeout: float = 5.0) -> None:
+        self._client = authz_client(base, secret, timeout=timeout)
+
+    async def redeem_code(self, code: str) -> str:
+        response = await self._post(REDEEM_PATH, {"code": code})
+        if 400 <= response.status_code < 500:
+            raise ClientError("authz refused the code", field="code")
+        try:
+            token = response.json()["token"]
+        except (ValueError, KeyError, TypeError):
+            token = None
+        if not isinstance(token, str) or not token:
+            raise AuthzUnavailable("authz answered the redemption without a token")
+        return token
+
+    async def revoke_session(self, session_id: SessionId) -> None:
+        response = await self._post(REVOKE_PATH, {"session_id": session_id})
+        if response.status_code >= 300:
+            raise AuthzUnavailable(f"authz answered {response.status_code} to a revocation")
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _post(self, path: str, body: dict[str, str]) -> httpx.Response:
+        try:
+            response = await self._client.post(path, json=body)
+        except httpx.HTTPError as exc:
+            raise AuthzUnavailable(f"authz unreachable ({type(exc).__name__})") from None
+        if response.status_code >= 500 or response.status_code in (401, 403):
+            # 401/403: our secret is wrong; that is our failure, not the client's.
+            raise AuthzUnavailable(f"authz answered {response.status_code}")
+        return response
