@@ -17,7 +17,8 @@ from gateway.client import get
 from gateway.conftest import Connect, Start, forward_to
 from gateway.upstreams import Reply, Seen, http_upstream
 from lychgate.gateway.http import Limits
-from lychgate.gateway.types import Respond
+from lychgate.gateway.http.connection import PARSED_AHEAD
+from lychgate.gateway.types import RequestHead, Respond
 
 pytestmark = pytest.mark.loopback
 
@@ -83,3 +84,44 @@ async def test_content_in_tiny_chunks_held_behind_a_request_stays_small(
         assert (await c.read_response()).body == b"%d" % (2 * pieces)  # all of it, in the end
         await writing
     assert peak < 3 * 1024 * 1024, peak
+
+
+async def test_one_read_of_thousands_of_requests_is_parsed_only_so_far(
+    gateway: Start, connect: Connect
+) -> None:
+    # One 256 KiB read holds about 9,000 requests this small, and every one used to be parsed
+    # and queued before reading paused: megabytes per connection. Now the requests parsed
+    # ahead stop at PARSED_AHEAD times max_pipelined: those are answered in order, the next
+    # one gets a 429, and the connection closes (the client may retry the rest).
+    handled: list[str] = []
+
+    def handler(head: RequestHead) -> Respond:
+        handled.append(head.target)
+        return Respond(200, (), b"ok")
+
+    limits = Limits(max_pipelined=4)
+    gw = await gateway(handler, limits=limits)
+    c = await connect(gw.port)
+    await c.send(b"".join(get(f"/{i}") for i in range(3000)))
+    data = await c.read_until_closed()
+    allowed = limits.max_pipelined * PARSED_AHEAD
+    assert data.count(b"HTTP/1.1 200 ") == allowed
+    assert data.count(b"HTTP/1.1 429 ") == 1
+    assert data.rstrip().endswith(b"429 Too Many Requests")
+    assert handled == [f"/{i}" for i in range(allowed)]
+
+
+async def test_pipelining_within_the_bound_is_answered_in_full(
+    gateway: Start, connect: Connect
+) -> None:
+    limits = Limits(max_pipelined=4)
+    gw = await gateway(lambda head: Respond(200, (), head.target.encode()), limits=limits)
+    c = await connect(gw.port)
+    count = limits.max_pipelined * PARSED_AHEAD
+    await c.send(b"".join(get(f"/{i}") for i in range(count)))
+    for i in range(count):
+        response = await c.read_response()
+        assert (response.status, response.body) == (200, f"/{i}".encode())
+    # ... and the connection stays open for more.
+    await c.send(get("/more"))
+    assert (await c.read_response()).body == b"/more"

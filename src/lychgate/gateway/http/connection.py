@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol, cast
+from typing import Final, Protocol, cast
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
@@ -64,6 +64,11 @@ _NAMES_MAX = 1024
 # The fields of no head. Never appended to: on_header appends only while _in_head, and
 # on_message_begin sets _in_head together with a fresh list.
 _NO_FIELDS: list[tuple[str, str]] = []
+
+
+#: Requests parsed ahead of their turn stop reading at ``max_pipelined``; one read can carry more
+#: than that, and beyond this many times it the connection is closed (a 429 for the next).
+PARSED_AHEAD: Final = 4
 
 
 class _Stop(Exception):
@@ -105,6 +110,7 @@ class ClientConnection(asyncio.Protocol):
         "_loop",
         "_max_fields",
         "_max_head",
+        "_max_queued",
         "_parser",
         "_parsing",
         "_paused",
@@ -128,6 +134,7 @@ class ClientConnection(asyncio.Protocol):
         self._limits = ctx.limits
         self._max_head = ctx.limits.max_header_bytes
         self._max_fields = ctx.limits.max_headers
+        self._max_queued = ctx.limits.max_pipelined * PARSED_AHEAD
         self._scheme = ctx.scheme
         self._batch = ctx.batch
         self._loop = ctx.loop
@@ -349,6 +356,10 @@ class ClientConnection(asyncio.Protocol):
         )
         self._url = b""  # the head lives on in req: an idle connection keeps none of it
         self._headers = _NO_FIELDS
+        if len(self._queue) >= self._max_queued and req.error is None:
+            # One read can hold thousands of tiny requests, all parsed before reading pauses:
+            # answer those before this one, refuse it, and close (the client may retry them).
+            req.error, req.why = 429, "too many pipelined requests"
         self._queue.append(req)
         if req.error is not None:
             req.body_done = True  # its content, if any, is never read
