@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from websockets.asyncio.client import connect as ws_connect
 from gateway.client import get
 from gateway.conftest import Connect, Start, forward_to, upgrade_to
 from gateway.upstreams import http_upstream
-from lychgate.config import load_settings
+from lychgate.config import Settings, load_settings
 from lychgate.errors import ConfigError
 from lychgate.gateway.http.clientcap import (
     REFUSAL,
@@ -22,7 +23,10 @@ from lychgate.gateway.http.clientcap import (
     is_loopback,
 )
 from lychgate.gateway.http.limits import Limits
-from lychgate.gateway.runner import engine_limits, uncapped
+from lychgate.gateway.metrics import GatewayMetrics
+from lychgate.gateway.runner import GatewayPlan, engine_limits, start_side_listeners, uncapped
+from lychgate.gateway.snapshot import SnapshotHolder
+from lychgate.secret import Secret
 
 
 @pytest.mark.parametrize(
@@ -162,3 +166,40 @@ def test_the_gateway_does_not_cap_its_trusted_proxies_nor_loopback(tmp_path: Pat
     assert not exempt("203.0.113.9")
     assert not uncapped(load_settings(tmp_path, {}))("10.1.2.3")
     assert engine_limits(settings).max_connections_per_client == 1024
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(tmp_path, {})  # outside the event loop: it reads the file system
+
+
+@pytest.mark.loopback
+async def test_the_side_listeners_take_the_main_listeners_limits(
+    settings: Settings, connect: Connect, system_ssl: ssl.SSLContext
+) -> None:
+    plan = GatewayPlan(
+        settings=settings,
+        internal_token=Secret("not used here"),
+        host="127.0.0.1",
+        port=0,
+        limits=Limits(max_connections_per_client=1),
+        tls=None,
+        renew_tls=None,
+        upstream_ssl=system_ssl,
+        metrics=("127.0.0.1", 0),
+        redirect=("127.0.0.1", 0),
+    )
+    side = await start_side_listeners(
+        plan, GatewayMetrics(worker=0), SnapshotHolder(), 0, False, _counted
+    )
+    try:
+        assert len(side) == 2
+        for listener in side:
+            first = await connect(listener.port)
+            await first.send(get("/metrics"))
+            assert (await first.read_response()).status != 503
+            second = await connect(listener.port)
+            assert await second.read_until_closed() == REFUSAL
+    finally:
+        for listener in side:
+            await listener.close(drain_timeout=0.1)

@@ -370,12 +370,13 @@ async def test_only_this_origins_pages_sign_out(
 @pytest.mark.parametrize(
     ("world", "fields", "status"),
     [
-        (SINGLE, (("sec-fetch-site", "cross-site"), ("sec-fetch-dest", "document")), 403),
-        (SINGLE, (("sec-fetch-site", "same-site"), ("sec-fetch-dest", "document")), 403),
+        # A link from another site into an app leads here through login, start and open, and
+        # the browser calls the whole chain cross-site: the sign-in state (in the link and
+        # the cookie) is what tells this browser's sign-in from a planted one, in both modes.
+        (SINGLE, (("sec-fetch-site", "cross-site"), ("sec-fetch-dest", "document")), 302),
+        (SINGLE, (("sec-fetch-site", "same-site"), ("sec-fetch-dest", "document")), 302),
         (SINGLE, (("sec-fetch-site", "same-origin"), ("sec-fetch-dest", "image")), 403),
         (SINGLE, BROWSER_LINK, 302),  # the sign-in page's own navigation
-        # Subdomains: the portal is a sibling, or of another site for an app on a host of
-        # its own, so only what is not a navigation is told apart.
         (SUBS, (("sec-fetch-site", "cross-site"), ("sec-fetch-dest", "document")), 302),
         (SUBS, (("sec-fetch-site", "same-site"), ("sec-fetch-dest", "iframe")), 403),
     ],
@@ -384,8 +385,8 @@ async def test_only_this_origins_pages_sign_out(
 async def test_a_code_is_taken_only_from_a_navigation_that_may_bring_one(
     world: World, fields: tuple[tuple[str, str], ...], status: int
 ) -> None:
-    # Login CSRF: a page elsewhere planting its own code would sign the user in as someone
-    # else. A refused callback spends no code and sets no cookie.
+    # Only a navigation may bring a code (test_signin_state holds the login CSRF rule). A
+    # refused callback spends no code and sets no cookie.
     app = "grafana" if world is SUBS else None
     token = world.token(app=app) if app else world.token()
     endpoints, authz, _ = setup(world, codes={CODE: token})

@@ -258,3 +258,37 @@ def test_the_state_cookie_never_reaches_an_app_and_no_app_sets_it() -> None:
     assert strip_lychgate_cookies([f"theme=dark; __Host-lychgate_state={STATE}"]) == "theme=dark"
     fields = [(b"set-cookie", f"__Host-lychgate_state={STATE}; Path=/".encode())]
     assert drop_lychgate_set_cookies(fields) == []
+
+
+async def test_a_tab_that_lost_the_race_goes_on_if_the_other_signed_in() -> None:
+    # Two tabs began one sign-in (one state); the first to finish cleared it. The second
+    # already holds a good app cookie from the first: it goes on to its page, spending nothing.
+    endpoints, authz, _ = setup(SUBS, codes={CODE: SUBS.token(app="grafana")})
+    held = f"__Host-lychgate={SUBS.token(app='grafana')}"
+    request = callback(SUBS, state=STATE, cookie=held, host=GRAFANA, headers=CROSS_SITE_LINK)
+    response = await run(endpoints, SUBS, request)
+    assert response.status == 302
+    assert header(response, "location") == ["/here"]
+    assert header(response, "set-cookie") == []
+    assert authz.redeemed == []
+    # A cookie for another app, or one that no longer verifies, does not count.
+    for other in (SUBS.token(app="wiki"), SUBS.token(sid="revoked-sess", app="grafana")):
+        refused = callback(
+            SUBS,
+            state=STATE,
+            cookie=f"__Host-lychgate={other}",
+            host=GRAFANA,
+            headers=CROSS_SITE_LINK,
+        )
+        assert (await run(endpoints, SUBS, refused)).status == 400
+
+
+async def test_the_refusal_page_links_back_to_where_the_user_was_going() -> None:
+    endpoints, _, _ = setup(SINGLE, codes={CODE: SINGLE.token()})
+    request = SINGLE.head(
+        f"/.lychgate/callback?code={CODE}&rd=/docs/a%3Fq%3D%22x%22&state={STATE}",
+        headers=NAVIGATE,
+    )
+    response = await run(endpoints, SINGLE, request)
+    assert response.status == 400
+    assert b'<a href="/docs/a?q=&quot;x&quot;">Open the app again</a>' in response.body  # escaped

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import socket
 
 import pytest
@@ -11,7 +13,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from gateway.client import get
 from gateway.conftest import SID, Connect, Start, upgrade_to
-from gateway.upstreams import raw_upstream, read_head
+from gateway.upstreams import Raw, raw_upstream, read_head
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.tunnel import Tunnel, TunnelRegistry
 from lychgate.ids import SessionId
@@ -180,3 +182,137 @@ async def _socket_pair_transports(
     ta, _ = await loop.create_connection(asyncio.Protocol, sock=left)
     tb, _ = await loop.create_connection(asyncio.Protocol, sock=right)
     return ta, tb
+
+
+# -- closing a tunnel whose client does not read ------------------------------------------------
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _flood(close_after: bool) -> Raw:
+    """An upstream that switches, then sends more than every buffer on the way holds."""
+
+    async def serve_(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+        )
+        writer.write(b"x" * (8 << 20))
+        if close_after:
+            writer.close()
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(writer.drain(), 30)
+
+    return serve_
+
+
+async def _stalled_client(port: int) -> socket.socket:
+    """A client that opens a WebSocket and then reads nothing."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, ("127.0.0.1", port))
+    await loop.sock_sendall(sock, get(extra="Connection: Upgrade\r\nUpgrade: websocket\r\n"))
+    return sock
+
+
+async def _fds_back_to(count: int) -> bool:
+    for _ in range(100):
+        if _open_fds() <= count:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize("how", ["idle", "revoked"])
+async def test_a_tunnel_the_gateway_ends_lets_go_of_a_client_that_does_not_read(
+    gateway: Start, how: str
+) -> None:
+    # close() waits for the write buffer to drain, which a client that reads nothing never
+    # lets happen: the socket and its buffer were kept for good, counted nowhere.
+    async with raw_upstream(_flood(close_after=False)) as up:
+        gw = await gateway(upgrade_to(up.url), limits=Limits(tunnel_idle_timeout=IDLE))
+        before = _open_fds()
+        sock = await _stalled_client(gw.port)
+        try:
+            for _ in range(100):
+                if gw.open_tunnels == 1:
+                    break
+                await asyncio.sleep(0.02)
+            assert gw.open_tunnels == 1
+            if how == "revoked":
+                assert gw.close_session(SID) == 1
+            # Only the client's own socket is left: both gateway sockets are gone.
+            assert await _fds_back_to(before + 1)
+            assert gw.open_tunnels == 0
+        finally:
+            sock.close()
+
+
+class _HeldTransport(asyncio.Transport):
+    """A transport whose peer reads nothing: close() never finishes while bytes are held."""
+
+    def __init__(self, held: int) -> None:
+        super().__init__()
+        self.held = held
+        self.closing = False
+        self.aborted = False
+
+    def get_write_buffer_size(self) -> int:
+        return self.held
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.aborted = True
+        self.held = 0
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def test_a_tunnel_that_ends_naturally_cuts_a_side_that_does_not_drain_in_time() -> None:
+    registry = TunnelRegistry(drain_timeout=0.1)
+    stalled, drained = _HeldTransport(held=1 << 20), _HeldTransport(held=0)
+    tunnel = Tunnel(registry, SID, stalled, drained)
+    tunnel.start(b"", b"")
+    tunnel.close()  # the upstream ended: flush what is held, within the drain timeout
+    assert stalled.closing
+    assert not stalled.aborted  # given its chance first
+    await asyncio.sleep(0.3)
+    assert stalled.aborted
+    assert not drained.aborted  # nothing held there: closed, not cut
+
+
+async def test_a_tunnel_whose_sides_both_closed_cuts_nothing_later() -> None:
+    registry = TunnelRegistry(drain_timeout=0.1)
+    a, b = _HeldTransport(held=10), _HeldTransport(held=10)
+    tunnel = Tunnel(registry, SID, a, b)
+    tunnel.start(b"", b"")
+    tunnel.close()
+    tunnel.end_lost()
+    tunnel.end_lost()  # both flushed and gone in time
+    await asyncio.sleep(0.3)
+    assert not a.aborted
+    assert not b.aborted
+
+
+async def test_a_shut_registry_arms_no_sweep() -> None:
+    registry = TunnelRegistry(idle_timeout=100.0)
+    registry.shut()
+    a, b = await _socket_pair_transports(asyncio.get_running_loop())
+    tunnel = Tunnel(registry, SID, a, b)
+    tunnel.start(b"", b"")
+    assert registry._sweeper is None
+    tunnel.close()

@@ -13,7 +13,9 @@
   (login CSRF). Then the code is redeemed at authz over the back channel, the returned app
   token is verified here as admission would (signature, expiry, app of this host, not revoked)
   and only then stored in the cookie, and the state cookie is cleared. It must be a
-  navigation, and in single-host mode one from this origin.
+  navigation (from any site: see the method). A request whose state does not match but that
+  already carries a valid app cookie here (another tab finished the same sign-in first) is
+  sent on to ``rd``, spending nothing; any other gets a page that links back to ``rd``.
 * ``/.lychgate/logout`` clears the app cookie and asks authz to revoke the session named by a
   token that verifies, then redirects to ``/``. Only a navigation by a page of this origin
   may (``Sec-Fetch-Site``, ``Sec-Fetch-Dest``, ``Origin``): another site, a sibling app's
@@ -29,6 +31,7 @@ Errors answer fixed texts (400, 502, 503): never an exception message or an addr
 
 from __future__ import annotations
 
+import html
 import logging
 import math
 import re
@@ -39,7 +42,7 @@ from urllib.parse import parse_qsl
 
 from lychgate.errors import ClientError
 from lychgate.gateway import admit_responses as responses
-from lychgate.gateway.admission import ToEndpoint, check_app_token
+from lychgate.gateway.admission import MAX_COOKIE_VALUES, ToEndpoint, check_app_token
 from lychgate.gateway.admit_origin import names_another_origin, quoted
 from lychgate.gateway.admit_redirect import safe_redirect
 from lychgate.gateway.authz_client import AuthzClient
@@ -166,11 +169,11 @@ class Endpoints:
         if params is None:
             return responses.text(400, "bad request\n", reason="callback: bad query")
         # A page elsewhere must not plant a code of its own (login CSRF: the user would then
-        # work in the app as someone else). The sign-in state below is what stops it; this
-        # refuses what is not a navigation, and in single-host mode, where the sign-in pages
-        # are on this origin, any other origin's.
-        sites_ok = _FROM_HERE if snapshot.routing == "single-host" else _ANY_SITE
-        refused = _not_from_this_page(head, sites_ok, snapshot, admission.host)
+        # work in the app as someone else). The sign-in state below is what stops it, from any
+        # site: a link from another site into an app leads here through login, start and open,
+        # and the browser calls every step of that chain cross-site. This refuses only what is
+        # not a navigation (an <img>, a fetch()).
+        refused = _not_from_this_page(head, _ANY_SITE, snapshot, admission.host)
         if refused is not None:
             return responses.text(403, "forbidden\n", reason=f"callback: {refused}")
         codes, rds = params.get("code", []), params.get("rd", ["/"])
@@ -183,10 +186,12 @@ class Endpoints:
             return responses.redirect("/", reason="callback: rd is under /.lychgate")
         mismatch = state_mismatch(head, params.get("state", []), snapshot.secure_cookies)
         if mismatch is not None:
+            if self._signed_in(head, snapshot, admission):  # another tab finished first
+                return responses.redirect(target, reason=f"callback: {mismatch}; signed in")
             return responses.html_page(
                 400,
                 "This sign-in was not started in this browser, or it took too long. "
-                '<a href="/">Open the app again</a> to sign in.',
+                f'<a href="{html.escape(target)}">Open the app again</a> to sign in.',
                 reason=f"callback: {mismatch}",
             )
         try:
@@ -226,6 +231,14 @@ class Endpoints:
             ("set-cookie", clear_cookie(state_cookie_name(secure), secure=secure)),
         )
         return responses.redirect(target, headers=cookies)
+
+    def _signed_in(
+        self, head: RequestHead, snapshot: ConfigSnapshot, admission: ToEndpoint
+    ) -> bool:
+        """Whether the request already carries an app cookie that admission would take here:
+        two tabs that began a sign-in together share one state, and the first to finish
+        clears it."""
+        return bool(self._app_sessions(head, snapshot, admission))
 
     def start(self, head: RequestHead, admission: ToEndpoint) -> Respond:
         """Set the sign-in state cookie, then 303 to authz's ``open`` for this app."""
@@ -282,6 +295,19 @@ class Endpoints:
             )
         return responses.redirect("/", headers=clear)
 
+    def _app_sessions(
+        self, head: RequestHead, snapshot: ConfigSnapshot, admission: ToEndpoint
+    ) -> dict[SessionId, None]:
+        """The sessions named by the request's app cookies that admission would take here."""
+        now = self._clock()
+        found: dict[SessionId, None] = {}
+        name = app_cookie_name(snapshot.secure_cookies)
+        for value in cookie_values(head.header_all("cookie"), name)[:MAX_COOKIE_VALUES]:
+            checked = check_app_token(value, now, snapshot, snapshot.keyring, admission.app)
+            if not isinstance(checked, str):
+                found[checked[1].session_id] = None
+        return found
+
     def _sessions(
         self, head: RequestHead, snapshot: ConfigSnapshot, admission: ToEndpoint
     ) -> list[SessionId]:
@@ -289,13 +315,8 @@ class Endpoints:
         portal's host (single-host mode), by authz's auth-session cookie: a user who signed in
         but never opened an app holds only the latter, and logout must end it too. Its value
         is the session id itself; authz ignores ids it does not know."""
+        found = self._app_sessions(head, snapshot, admission)
         cookies = head.header_all("cookie")
-        now = self._clock()
-        found: dict[SessionId, None] = {}
-        for value in cookie_values(cookies, app_cookie_name(snapshot.secure_cookies))[:4]:
-            checked = check_app_token(value, now, snapshot, snapshot.keyring, admission.app)
-            if not isinstance(checked, str):
-                found[checked[1].session_id] = None
         for value in cookie_values(cookies, session_cookie_name(snapshot.secure_cookies))[:4]:
             if _SESSION_ID.fullmatch(value):
                 found[SessionId(value)] = None

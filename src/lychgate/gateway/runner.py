@@ -103,6 +103,43 @@ def uncapped(settings: Settings) -> Callable[[str], bool]:
     return lambda ip: is_loopback(ip) or is_trusted(ip, proxies)
 
 
+async def start_side_listeners(
+    plan: GatewayPlan,
+    metrics: GatewayMetrics,
+    holder: SnapshotHolder,
+    worker: int,
+    reuse_port: bool,
+    exempt: Callable[[str], bool],
+) -> list[GatewayServer]:
+    """The metrics and HTTP-to-HTTPS listeners that the plan asks for. They take the same
+    limits, and count the same clients, as the main listener."""
+    side: list[GatewayServer] = []
+    if plan.metrics is not None:
+        host, port = plan.metrics
+        side.append(
+            await start_server(
+                metrics_handler(metrics),
+                host=host,
+                port=port + worker,
+                limits=plan.limits,
+                uncapped=exempt,
+            )
+        )
+    if plan.redirect is not None:
+        host, port = plan.redirect
+        side.append(
+            await start_server(
+                redirect_handler(holder),
+                host=host,
+                port=port,
+                reuse_port=reuse_port,
+                limits=plan.limits,
+                uncapped=exempt,
+            )
+        )
+    return side
+
+
 def prepare(settings: Settings, *, listen: str | None = None) -> GatewayPlan:
     """Read secrets and TLS material (blocking: call before the loop)."""
     layout = Layout(settings.data_dir)
@@ -223,6 +260,7 @@ async def serve_worker(
     handler = GatewayHandler(holder, options, endpoints)
     metrics = GatewayMetrics(worker=worker)
     access = AccessLog() if settings.access_log else None
+    exempt = uncapped(settings)
     server = await start_server(
         handler,
         host=plan.host,
@@ -232,7 +270,7 @@ async def serve_worker(
         reuse_port=reuse_port,
         on_response=response_hook(metrics, access),
         upstream_ssl=plan.upstream_ssl,
-        uncapped=uncapped(settings),
+        uncapped=exempt,
     )
 
     def close_revoked(old: ConfigSnapshot | None, new: ConfigSnapshot) -> None:
@@ -250,17 +288,7 @@ async def serve_worker(
         tls_not_after=None if certs is None else (lambda: certs.not_after.timestamp()),
         upstream_failures=lambda: server.upstream_failures,
     )
-    side: list[GatewayServer] = []
-    if plan.metrics is not None:
-        host, port = plan.metrics
-        side.append(await start_server(metrics_handler(metrics), host=host, port=port + worker))
-    if plan.redirect is not None:
-        host, port = plan.redirect
-        side.append(
-            await start_server(
-                redirect_handler(holder), host=host, port=port, reuse_port=reuse_port
-            )
-        )
+    side = await start_side_listeners(plan, metrics, holder, worker, reuse_port, exempt)
     feed = FeedClient(base, plan.internal_token, holder)
     log.info("gateway worker %d listening on %s:%d", worker, plan.host, server.port)
     if ready is not None:

@@ -148,7 +148,9 @@ async def start_server(
         handler=handler,
         limits=limits,
         pool=pool,
-        tunnels=TunnelRegistry(idle_timeout=limits.tunnel_idle_timeout),
+        tunnels=TunnelRegistry(
+            idle_timeout=limits.tunnel_idle_timeout, drain_timeout=limits.send_timeout
+        ),
         scheme="https" if ssl is not None else "http",
         on_response=on_response,
         batch=pool.batch,

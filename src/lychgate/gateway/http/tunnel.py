@@ -10,7 +10,11 @@ parser's upgrade offset) are written first.
 
 Backpressure is symmetric: when one transport's write buffer passes its high-water mark, the
 other transport stops reading until it drains. An end-of-file or a close on either side closes
-both (after flushing what is buffered).
+both, after flushing what is buffered; a side that has not flushed within ``drain_timeout``
+(the listener's ``send_timeout``: its peer reads nothing) is cut then. A tunnel that the
+gateway ends itself (revoked, idle, the feed expired, shutting down) cuts at once a side that
+still holds unsent bytes: waiting on a peer that does not read would keep its socket for ever,
+counted nowhere.
 
 Tunnels are registered by session id, so that revoking a session closes its WebSockets
 (DESIGN.md, flow 6), and counted for metrics.
@@ -59,7 +63,7 @@ class TunnelEnd(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.tunnel.close()
+        self.tunnel.end_lost()
 
     def pause_writing(self) -> None:
         if self.peer is not None and not self.peer.transport.is_closing():
@@ -73,7 +77,16 @@ class TunnelEnd(asyncio.Protocol):
 class Tunnel:
     """A client connection and an upstream connection joined byte for byte."""
 
-    __slots__ = ("_closed", "_registry", "client", "quiet", "session_id", "upstream")
+    __slots__ = (
+        "_closed",
+        "_drain_timer",
+        "_open_ends",
+        "_registry",
+        "client",
+        "quiet",
+        "session_id",
+        "upstream",
+    )
 
     def __init__(
         self,
@@ -87,6 +100,8 @@ class Tunnel:
         self.client = client
         self.upstream = upstream
         self._closed = False
+        self._open_ends = 2  # transports whose connection_lost has not come yet
+        self._drain_timer: asyncio.TimerHandle | None = None
         self.quiet = 0  # the registry's sweeps since a byte last passed
 
     def start(self, to_upstream: bytes, to_client: bytes) -> None:
@@ -108,22 +123,56 @@ class Tunnel:
     def closed(self) -> bool:
         return self._closed
 
-    def close(self) -> None:
-        """Close both sides, after each has flushed what it holds."""
+    def close(self, *, cut: bool = False) -> None:
+        """Close both sides, after each has flushed what it holds (within the drain timeout).
+
+        ``cut``: the gateway ends the tunnel itself; a side that still holds unsent bytes is
+        aborted now rather than waited on.
+        """
         if self._closed:
+            if cut:
+                self._cut_unsent()
             return
         self._closed = True
         self._registry._remove(self)
         self.client.close()
         self.upstream.close()
+        if cut:
+            self._cut_unsent()
+        elif self._open_ends:
+            loop = asyncio.get_running_loop()
+            self._drain_timer = loop.call_later(self._registry.drain_timeout, self._cut_unsent)
+
+    def end_lost(self) -> None:
+        """One side's connection is gone: close the other, and stop waiting when both are."""
+        self._open_ends -= 1
+        self.close()
+        if not self._open_ends and self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
+
+    def _cut_unsent(self) -> None:
+        self._drain_timer = None
+        for transport in (self.client, self.upstream):
+            if transport.get_write_buffer_size():
+                transport.abort()
 
 
 class TunnelRegistry:
     """Open tunnels by session, to close them on revocation and count them."""
 
-    __slots__ = ("_by_session", "_count", "_idle_timeout", "_shut", "_sweeper", "gate")
+    __slots__ = (
+        "_by_session",
+        "_count",
+        "_idle_timeout",
+        "_shut",
+        "_sweeper",
+        "drain_timeout",
+        "gate",
+    )
 
-    def __init__(self, *, idle_timeout: float | None = None) -> None:
+    def __init__(self, *, idle_timeout: float | None = None, drain_timeout: float = 60.0) -> None:
+        self.drain_timeout = drain_timeout  # a closing side has this long to flush
         self._by_session: dict[SessionId | None, set[Tunnel]] = {}
         self._count = 0
         self._idle_timeout = idle_timeout  # None: tunnels never time out
@@ -151,7 +200,7 @@ class TunnelRegistry:
         """Close every tunnel opened for ``session_id``; returns how many."""
         tunnels = self._by_session.pop(session_id, set())
         for tunnel in list(tunnels):
-            tunnel.close()
+            tunnel.close(cut=True)
         return len(tunnels)
 
     def shut(self) -> int:
@@ -167,13 +216,13 @@ class TunnelRegistry:
         """Close every tunnel (the config feed expired); returns how many."""
         tunnels = [t for group in self._by_session.values() for t in group]
         for tunnel in tunnels:
-            tunnel.close()
+            tunnel.close(cut=True)
         return len(tunnels)
 
     def _add(self, tunnel: Tunnel) -> None:
         self._by_session.setdefault(tunnel.session_id, set()).add(tunnel)
         self._count += 1
-        if self._sweeper is None:
+        if self._sweeper is None and not self._shut:
             self._arm()
 
     def _arm(self) -> None:
@@ -191,7 +240,7 @@ class TunnelRegistry:
                 if tunnel.quiet > SWEEPS:
                     idle.append(tunnel)
         for tunnel in idle:
-            tunnel.close()
+            tunnel.close(cut=True)
         if idle:
             log.info("closed %d tunnel(s) idle for %.0f s or more", len(idle), self._idle_timeout)
         if self._count and not self._shut:
