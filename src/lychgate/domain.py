@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Final, Literal
 
 from lychgate.ids import (
     ApiKeyId,
@@ -25,6 +25,11 @@ from lychgate.ids import (
 from lychgate.secret import Secret
 
 DeviceKind = Literal["passkey", "device_key"]
+
+# The bounds (inclusive) of an app's own ``max_header_bytes`` and ``max_headers``: the same as
+# the listener's (lychgate.config.settings.Limits), which they replace for that app.
+APP_HEADER_BYTES_RANGE: Final = (1024, 1024 * 1024)
+APP_HEADERS_RANGE: Final = (8, 1000)
 
 
 class AppPolicy(enum.StrEnum):
@@ -92,6 +97,13 @@ class App:
     # Let pages of other origins send state-changing requests; off, the gateway refuses them
     # (admission step 8), and the app need not check Origin or CSRF tokens against them.
     allow_cross_origin: bool = False
+    # The request head (request line and fields) in bytes, and its number of fields; None: the
+    # listener's limits. Bounds: APP_HEADER_BYTES_RANGE and APP_HEADERS_RANGE.
+    max_header_bytes: int | None = None
+    max_headers: int | None = None
+    # Seconds a keep-alive connection may wait for its next request after a response from
+    # this app; None: the listener's idle_timeout.
+    idle_timeout: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,4 +216,7 @@ def app_to_dict(app: App) -> dict[str, object]:
         "max_body_bytes": app.max_body_bytes,
         "enabled": app.enabled,
         "allow_cross_origin": app.allow_cross_origin,
+        "max_header_bytes": app.max_header_bytes,
+        "max_headers": app.max_headers,
+        "idle_timeout": app.idle_timeout,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from datetime import timedelta
 from functools import partial
@@ -25,6 +26,8 @@ from lychgate.authz.snapshots import (
 from lychgate.domain import App, AppPolicy, Session, User
 from lychgate.errors import TokenError
 from lychgate.gateway.feed_http import FEED_PATH, REDEEM_PATH, REVOKE_PATH
+from lychgate.gateway.feed_wire import parse_line, snapshot_line
+from lychgate.gateway.snapshot import ConfigSnapshot
 from lychgate.ids import AppSlug
 from lychgate.store.schema import users
 from lychgate.tokens import (
@@ -333,3 +336,32 @@ async def test_snapshot_lists_enabled_users_and_apps(ctx: AuthzContext, authz: F
     assert snap.assertion_key is not None
     assert snap.assertion_key.kid not in snap.keyring.kids
     assert not snap.setup_done
+
+
+async def test_an_apps_request_limits_reach_the_gateways_and_only_when_set(
+    ctx: AuthzContext,
+) -> None:
+    _, app, _ = await signed_in(ctx)
+    plain = make_app()
+    await ctx.store.apps.add(plain)
+    publisher = SnapshotPublisher(ctx)
+    await publisher.refresh()
+    limited = replace(app, max_header_bytes=4096, max_headers=32, idle_timeout=12.5)
+    await ctx.store.apps.update(limited)
+    assert await publisher.refresh()  # the app write moved the change counter
+    latest = publisher.latest
+    assert latest is not None
+    assert latest.apps_by_slug[app.slug] == limited
+    line = snapshot_line(latest)
+    sent = {a["slug"]: a for a in json.loads(line)["snapshot"]["apps"]}
+    assert [sent[app.slug][k] for k in ("max_header_bytes", "max_headers", "idle_timeout")] == [
+        4096,
+        32,
+        12.5,
+    ]
+    # An app without them is sent as before, so that a gateway not yet upgraded reads it.
+    assert not {"max_header_bytes", "max_headers", "idle_timeout"} & set(sent[plain.slug])
+    received = parse_line(line.rstrip(b"\n"))
+    assert isinstance(received, ConfigSnapshot)
+    assert received.apps_by_slug[app.slug] == limited
+    assert received.apps_by_slug[plain.slug] == plain

@@ -164,6 +164,73 @@ def test_app_update_changes_only_what_is_given(deployment: Path) -> None:
     assert (_wiki(d)["allow_cross_origin"], _wiki(d)["websockets"]) == (False, False)
 
 
+def test_app_request_limits_from_add_through_update(deployment: Path) -> None:
+    d = str(deployment)
+    _add_wiki(d, "--max-header-bytes", "8192", "--max-headers", "40", "--idle-timeout", "15")
+    wiki = _wiki(d)
+    assert (wiki["max_header_bytes"], wiki["max_headers"], wiki["idle_timeout"]) == (8192, 40, 15.0)
+    code, out = lychgate("app", "update", "wiki", "--dir", d, "--idle-timeout", "2.5")
+    assert code == 0, out
+    assert "updated wiki: idle_timeout" in out
+    wiki = _wiki(d)
+    assert (wiki["max_header_bytes"], wiki["max_headers"], wiki["idle_timeout"]) == (8192, 40, 2.5)
+    code, out = lychgate(
+        "app", "update", "wiki", "--dir", d, "--max-header-bytes", "1048576", "--max-headers", "8"
+    )
+    assert code == 0, out
+    assert "updated wiki: max_header_bytes, max_headers" in out
+    wiki = _wiki(d)
+    assert (wiki["max_header_bytes"], wiki["max_headers"], wiki["idle_timeout"]) == (
+        1048576,
+        8,
+        2.5,
+    )
+
+
+def test_app_request_limits_default_to_the_listeners(deployment: Path) -> None:
+    d = str(deployment)
+    _add_wiki(d)
+    wiki = _wiki(d)
+    assert (wiki["max_header_bytes"], wiki["max_headers"], wiki["idle_timeout"]) == (
+        None,
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "field"),
+    [
+        ("--max-header-bytes", "1023", "max_header_bytes"),
+        ("--max-headers", "1001", "max_headers"),
+        ("--idle-timeout", "0", "idle_timeout"),
+    ],
+)
+def test_app_request_limits_out_of_bounds_name_the_field(
+    deployment: Path, option: str, value: str, field: str
+) -> None:
+    d = str(deployment)
+    code, out = lychgate(
+        "app", "add", "--dir", d, "--slug", "wiki", "--name", "Wiki", "--upstream",
+        "http://127.0.0.1:3000", option, value,
+    )  # fmt: skip
+    assert code == 1
+    assert f"{field}:" in out
+    _add_wiki(d, "--max-headers", "30")
+    code, out = lychgate("app", "update", "wiki", "--dir", d, option, value)
+    assert code == 1
+    assert f"{field}:" in out
+    assert (_wiki(d)["max_headers"], _wiki(d)["idle_timeout"]) == (30, None)
+
+
+def test_app_help_describes_the_request_limits() -> None:
+    for command in ("add", "update"):
+        code, out = lychgate("app", command, "--help")
+        assert code == 0, out
+        for option in ("--max-header-bytes", "--max-headers", "--idle-timeout"):
+            assert option in out
+
+
 def test_app_update_checks_like_add_and_names_the_field(deployment: Path) -> None:
     d = str(deployment)
     _add_wiki(d)

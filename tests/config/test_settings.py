@@ -6,10 +6,12 @@ import ipaddress
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from lychgate.config import load_settings
 from lychgate.config.paths import default_data_dir
-from lychgate.config.settings import parse_hostport
+from lychgate.config.settings import Limits, parse_hostport
+from lychgate.domain import APP_HEADER_BYTES_RANGE, APP_HEADERS_RANGE
 from lychgate.errors import ConfigError
 
 
@@ -180,3 +182,19 @@ def test_parse_hostport(value: str, expected: tuple[str, int] | None) -> None:
             parse_hostport(value)
     else:
         assert parse_hostport(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "bounds"),
+    [("max_header_bytes", APP_HEADER_BYTES_RANGE), ("max_headers", APP_HEADERS_RANGE)],
+)
+def test_an_apps_header_limits_have_the_listeners_bounds(
+    name: str, bounds: tuple[int, int]
+) -> None:
+    # An app's own limit replaces the listener's: it takes exactly the values Limits takes.
+    low, high = bounds
+    assert getattr(Limits(**{name: low}), name) == low
+    assert getattr(Limits(**{name: high}), name) == high
+    for outside in (low - 1, high + 1):
+        with pytest.raises(ValidationError):
+            Limits(**{name: outside})

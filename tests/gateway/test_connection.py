@@ -12,9 +12,10 @@ import pytest
 
 from gateway.client import get
 from gateway.conftest import Connect, Start
+from gateway.upstreams import http_upstream
 from lychgate.gateway.http import Limits
 from lychgate.gateway.http.errors import error_page
-from lychgate.gateway.types import Decision, Local, RequestHead, Respond
+from lychgate.gateway.types import Decision, Forward, Local, RequestHead, Respond, Upstream
 
 pytestmark = pytest.mark.loopback
 
@@ -403,6 +404,28 @@ async def test_idle_keep_alive_connection_is_closed_quietly(
     await c.read_response()
     assert await c.read_until_closed(timeout=2.0) == b""
     assert gw.open_connections == 0
+
+
+async def test_an_apps_idle_timeout_follows_its_response(gateway: Start, connect: Connect) -> None:
+    # The app's own keep-alive wait (App.idle_timeout, through Forward) replaces the
+    # listener's after a response from that app, in either direction.
+    async with http_upstream() as up:
+
+        def handler(head: RequestHead) -> Decision:
+            idle = {"/short": 0.2, "/long": 30.0}.get(head.path)
+            return Forward(Upstream(up.url), head.target, head.headers, app=None, idle_timeout=idle)
+
+        gw = await gateway(handler, limits=Limits(header_timeout=5.0, idle_timeout=0.2))
+        loop = asyncio.get_running_loop()
+        c = await connect(gw.port)
+        await c.send(get("/long"))
+        assert (await c.read_response()).status == 200
+        await asyncio.sleep(0.6)  # three times the listener's idle timeout: still open
+        await c.send(get("/short"))
+        assert (await c.read_response()).status == 200
+        answered = loop.time()
+        assert await c.read_until_closed(timeout=5.0) == b""
+        assert loop.time() - answered >= 0.15  # closed by the app's 0.2 s, not at once
 
 
 async def test_half_closed_client_still_gets_its_answers(gateway: Start, connect: Connect) -> None:

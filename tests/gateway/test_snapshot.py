@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -232,6 +233,17 @@ def _delete(path: str) -> Mutation:
         _set("apps.0.read_timeout", -1),
         _set("apps.0.max_body_bytes", -1),
         _set("apps.0.max_body_bytes", 1.5),
+        _set("apps.0.max_header_bytes", 1023),
+        _set("apps.0.max_header_bytes", 1024 * 1024 + 1),
+        _set("apps.0.max_header_bytes", 2048.5),
+        _set("apps.0.max_header_bytes", "2048"),
+        _set("apps.0.max_header_bytes", True),
+        _set("apps.0.max_headers", 7),
+        _set("apps.0.max_headers", 1001),
+        _set("apps.0.max_headers", -1),
+        _set("apps.0.idle_timeout", 0),
+        _set("apps.0.idle_timeout", -1),
+        _set("apps.0.idle_timeout", "5"),
         _set("users", []),
         _set("users.user-1.extra", 1),
         _set("users.user-1.groups", "ops"),
@@ -363,3 +375,87 @@ def test_app_values_round_trip_exactly() -> None:
     wiki = app("wiki", description="A wiki", icon="book", connect_timeout=0.5)
     snap = snapshot(apps=(wiki,))
     assert roundtrip(snap).apps_by_slug[AppSlug("wiki")] == wiki
+
+
+# -- members added after format 1 ---------------------------------------------------------------
+
+LATER_APP_MEMBERS = {"max_header_bytes", "max_headers", "idle_timeout"}
+FORMAT_1_APP_MEMBERS = {
+    "id", "slug", "name", "upstream", "host", "policy", "websockets", "description", "icon",
+    "verify_tls", "connect_timeout", "read_timeout", "max_body_bytes", "enabled",
+    "allow_cross_origin",
+}  # fmt: skip
+
+
+def _apps_json(snap: ConfigSnapshot) -> list[dict[str, Any]]:
+    apps: list[dict[str, Any]] = snap.to_json()["apps"]  # type: ignore[assignment]
+    return apps
+
+
+def test_request_limits_round_trip() -> None:
+    wiki = app("wiki", max_header_bytes=4096, max_headers=20, idle_timeout=2.5)
+    edge = app("edge", max_header_bytes=1024 * 1024, max_headers=8, idle_timeout=0.01)
+    snap = snapshot(apps=(wiki, edge, app("docs", max_headers=1000)))
+    (sent_wiki, _, sent_docs) = _apps_json(snap)
+    assert {k: sent_wiki[k] for k in LATER_APP_MEMBERS} == {
+        "max_header_bytes": 4096,
+        "max_headers": 20,
+        "idle_timeout": 2.5,
+    }
+    assert sent_docs["max_headers"] == 1000
+    assert not {"max_header_bytes", "idle_timeout"} & set(sent_docs)
+    again = roundtrip(snap)
+    assert again.apps == snap.apps
+    assert again.apps_by_slug[AppSlug("wiki")] == wiki
+    assert again.apps_by_slug[AppSlug("edge")].max_header_bytes == 1024 * 1024
+    assert again.apps_by_slug[AppSlug("docs")].idle_timeout is None
+    assert again.to_json() == snap.to_json()
+
+
+def test_an_app_without_request_limits_is_sent_as_format_1_had_it() -> None:
+    # What a gateway from before these members reads: the same keys, nothing it would refuse.
+    (wiki, grafana) = _apps_json(snapshot())
+    assert set(wiki) == set(grafana) == FORMAT_1_APP_MEMBERS
+
+
+def test_missing_or_null_request_limits_read_as_none() -> None:
+    doc = snapshot(apps=(app("wiki"), app("docs"))).to_json()
+    apps: list[dict[str, Any]] = doc["apps"]  # type: ignore[assignment]
+    apps[1].update({"max_header_bytes": None, "max_headers": None, "idle_timeout": None})
+    snap = check_snapshot(loads(dumps(doc)))
+    for slug in ("wiki", "docs"):
+        limits = snap.apps_by_slug[AppSlug(slug)]
+        assert (limits.max_header_bytes, limits.max_headers, limits.idle_timeout) == (
+            None,
+            None,
+            None,
+        )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("max_header_bytes", 512),
+        ("max_header_bytes", 2**21),
+        ("max_headers", 0),
+        ("max_headers", 5000),
+        ("idle_timeout", 0),
+    ],
+)
+def test_an_out_of_bounds_request_limit_refuses_the_snapshot_naming_it(
+    name: str, value: object
+) -> None:
+    doc = snapshot().to_json()
+    apps: list[dict[str, Any]] = doc["apps"]  # type: ignore[assignment]
+    apps[1][name] = value
+    with pytest.raises(ConfigError) as err:
+        check_snapshot(loads(dumps(doc)))
+    assert err.value.field == f"apps[1].{name}"
+
+
+def test_request_limits_count_in_snapshot_comparisons() -> None:
+    snap = snapshot()
+    wiki, grafana = snap.apps
+    assert snap.same_content(replace(snap, apps=(wiki, grafana)))
+    for change in ({"max_header_bytes": 2048}, {"max_headers": 10}, {"idle_timeout": 5.0}):
+        assert not snap.same_content(replace(snap, apps=(replace(wiki, **change), grafana)))

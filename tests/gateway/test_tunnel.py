@@ -272,6 +272,9 @@ class _HeldTransport(asyncio.Transport):
         self.aborted = True
         self.held = 0
 
+    def was_aborted(self) -> bool:  # a call, so that a checker does not narrow it for good
+        return self.aborted
+
     def is_closing(self) -> bool:
         return self.closing
 
@@ -291,8 +294,8 @@ async def test_a_tunnel_that_ends_naturally_cuts_a_side_that_does_not_drain_in_t
     assert stalled.closing
     assert not stalled.aborted  # given its chance first
     await asyncio.sleep(0.3)
-    assert stalled.aborted
-    assert not drained.aborted  # nothing held there: closed, not cut
+    assert stalled.was_aborted()
+    assert not drained.was_aborted()  # nothing held there: closed, not cut
 
 
 async def test_a_tunnel_whose_sides_both_closed_cuts_nothing_later() -> None:

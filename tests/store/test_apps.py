@@ -26,11 +26,32 @@ async def test_round_trip_with_every_field(store: Store) -> None:
         max_body_bytes=10 * 2**30,
         enabled=False,
         upstream="unix:/run/wiki.sock",
+        max_header_bytes=1024 * 1024,
+        max_headers=8,
+        idle_timeout=0.25,
     )
     await store.apps.add(app)
     assert await store.apps.get(app.id) == app
     assert await store.apps.get_by_slug(app.slug) == app
     assert await store.apps.get_by_host("wiki.example.test") == app
+
+
+async def test_request_limits_are_stored_cleared_and_default_to_none(store: Store) -> None:
+    app = make_app()
+    await store.apps.add(app)
+    stored = await store.apps.get(app.id)
+    assert (stored.max_header_bytes, stored.max_headers, stored.idle_timeout) == (None, None, None)
+    limited = replace(app, max_header_bytes=4096, max_headers=20, idle_timeout=7.5)
+    version = await store.config_changes.version()
+    assert version is not None
+    await store.apps.update(limited)
+    assert await store.config_changes.version() == version + 1  # gateways hear of it
+    stored = await store.apps.get(app.id)
+    assert (stored.max_header_bytes, stored.max_headers, stored.idle_timeout) == (4096, 20, 7.5)
+    await store.apps.update(app)  # None again: back to the listener's limits
+    stored = await store.apps.get(app.id)
+    assert (stored.max_header_bytes, stored.max_headers, stored.idle_timeout) == (None, None, None)
+    assert [a.idle_timeout for a in await store.apps.list()] == [None]
 
 
 async def test_defaults_round_trip(store: Store) -> None:

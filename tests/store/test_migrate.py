@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from dataclasses import replace
 
 import pytest
 from alembic import command
@@ -28,7 +29,7 @@ def _config(url: str) -> tuple[Config, io.StringIO]:
 
 
 def test_there_is_one_head_and_it_is_the_newest_revision() -> None:
-    assert load_scripts().get_heads() == ["0004"]
+    assert load_scripts().get_heads() == ["0005"]
 
 
 async def test_alembic_commands_upgrade_downgrade_and_upgrade_again(
@@ -83,3 +84,37 @@ async def test_apps_added_before_0002_refuse_cross_origin_writes(fresh_store_url
         app = await store.apps.get_by_slug(AppSlug("wiki"))
     assert app is not None
     assert app.allow_cross_origin is False
+
+
+async def test_apps_added_before_0005_keep_the_listeners_request_limits(
+    fresh_store_url: str,
+) -> None:
+    # An app row written under 0004 gets no request limits of its own (NULL: the listener's);
+    # stepping back to 0004 drops the columns and keeps the row.
+    config, _ = _config(fresh_store_url)
+    await asyncio.to_thread(command.upgrade, config, "0004")
+    url = await asyncio.to_thread(normalize_url, fresh_store_url)
+    engine = await asyncio.to_thread(make_engine, url)  # both touch the file system
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO apps (id, slug, name, upstream, host, policy, websockets, "
+                    "description, icon, verify_tls, read_timeout, enabled, allow_cross_origin) "
+                    "VALUES ('app_1', 'wiki', 'Wiki', 'http://127.0.0.1:9', NULL, 'any-user', "
+                    "false, '', '', true, 30, true, false)"
+                )
+            )
+        async with await open_store(fresh_store_url) as store:  # migrates to the head
+            app = await store.apps.get_by_slug(AppSlug("wiki"))
+            assert app is not None
+            assert (app.max_header_bytes, app.max_headers, app.idle_timeout) == (None, None, None)
+            assert app.read_timeout == 30
+            await store.apps.update(replace(app, max_header_bytes=2048, idle_timeout=5.0))
+        await asyncio.to_thread(command.downgrade, config, "0004")
+        async with engine.connect() as conn:
+            rows = (await conn.execute(text("SELECT * FROM apps"))).mappings().all()
+        assert [(r["slug"], r["read_timeout"]) for r in rows] == [("wiki", 30)]
+        assert not {"max_header_bytes", "max_headers", "idle_timeout"} & set(rows[0])
+    finally:
+        await engine.dispose()

@@ -16,6 +16,7 @@ from lychgate.cli.common import (
 )
 from lychgate.cli.common_store import now, with_store
 from lychgate.deployment.apps import AppSpec, add_app, remove_app, update_app
+from lychgate.deployment.init import check_app_transport
 from lychgate.domain import App, app_to_dict
 from lychgate.store import Store
 
@@ -31,6 +32,13 @@ _DESCRIPTION = typer.Option("--description")
 _CONNECT_TIMEOUT = typer.Option("--connect-timeout", help="Seconds (default: limits).")
 _READ_TIMEOUT = typer.Option("--read-timeout", help="Seconds between upstream reads.")
 _MAX_BODY = typer.Option("--max-body", help="Largest request body in bytes.")
+_MAX_HEADER_BYTES = typer.Option(
+    "--max-header-bytes", help="Largest request head (request line and fields) in bytes."
+)
+_MAX_HEADERS = typer.Option("--max-headers", help="Most header fields in a request.")
+_IDLE_TIMEOUT = typer.Option(
+    "--idle-timeout", help="Seconds a keep-alive connection waits for the next request."
+)
 _CROSS_ORIGIN_HELP = (
     "Let other origins (sibling apps, CORS callers) send POST, PUT, PATCH or DELETE; the app "
     "must then check Origin or CSRF tokens itself."
@@ -57,6 +65,9 @@ def add(
     connect_timeout: Annotated[float | None, _CONNECT_TIMEOUT] = None,
     read_timeout: Annotated[float | None, _READ_TIMEOUT] = None,
     max_body: Annotated[int | None, _MAX_BODY] = None,
+    max_header_bytes: Annotated[int | None, _MAX_HEADER_BYTES] = None,
+    max_headers: Annotated[int | None, _MAX_HEADERS] = None,
+    idle_timeout: Annotated[float | None, _IDLE_TIMEOUT] = None,
     allow_cross_origin: Annotated[
         bool, typer.Option("--allow-cross-origin", help=_CROSS_ORIGIN_HELP)
     ] = False,
@@ -76,9 +87,13 @@ def add(
         read_timeout=read_timeout,
         max_body_bytes=max_body,
         allow_cross_origin=allow_cross_origin,
+        max_header_bytes=max_header_bytes,
+        max_headers=max_headers,
+        idle_timeout=idle_timeout,
     )
     with reported_errors():
         settings = settings_for(data_dir)
+        check_app_transport(settings, spec.host)
         added = with_store(settings, lambda store: add_app(store, spec, now()))
     out_console.print(f"added [bold]{added.slug}[/] -> {added.upstream}", highlight=False)
 
@@ -109,6 +124,9 @@ def update(
     connect_timeout: Annotated[float | None, _CONNECT_TIMEOUT] = None,
     read_timeout: Annotated[float | None, _READ_TIMEOUT] = None,
     max_body: Annotated[int | None, _MAX_BODY] = None,
+    max_header_bytes: Annotated[int | None, _MAX_HEADER_BYTES] = None,
+    max_headers: Annotated[int | None, _MAX_HEADERS] = None,
+    idle_timeout: Annotated[float | None, _IDLE_TIMEOUT] = None,
     data_dir: DirOption = None,
 ) -> None:
     """Change an app's settings; running gateways pick the change up within seconds."""
@@ -124,6 +142,9 @@ def update(
         "connect_timeout": connect_timeout,
         "read_timeout": read_timeout,
         "max_body_bytes": max_body,
+        "max_header_bytes": max_header_bytes,
+        "max_headers": max_headers,
+        "idle_timeout": idle_timeout,
     }
     changes = {field: value for field, value in given.items() if value is not None}
     if not changes:
@@ -131,6 +152,7 @@ def update(
         raise typer.Exit(2)
     with reported_errors():
         settings = settings_for(data_dir)
+        check_app_transport(settings, host)
         updated = with_store(settings, lambda store: update_app(store, slug, changes, now()))
     out_console.print(
         f"updated [bold]{updated.slug}[/]: {', '.join(sorted(changes))}", highlight=False

@@ -6,6 +6,7 @@ gateway trusts what the store holds: every rule that protects routing lives in t
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
@@ -13,7 +14,13 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from lychgate.domain import App, AppPolicy, AuditEvent
+from lychgate.domain import (
+    APP_HEADER_BYTES_RANGE,
+    APP_HEADERS_RANGE,
+    App,
+    AppPolicy,
+    AuditEvent,
+)
 from lychgate.errors import ClientError, Conflict, NotFound
 from lychgate.ids import AppId, AppSlug, new_id
 from lychgate.store import Store
@@ -41,6 +48,9 @@ class AppSpec:
     read_timeout: float | None = None
     max_body_bytes: int | None = None
     allow_cross_origin: bool = False
+    max_header_bytes: int | None = None  # None: the listener's limits
+    max_headers: int | None = None
+    idle_timeout: float | None = None
 
 
 def build_app(spec: AppSpec, *, app_id: AppId | None = None) -> App:
@@ -60,6 +70,9 @@ def build_app(spec: AppSpec, *, app_id: AppId | None = None) -> App:
         read_timeout=_positive(spec.read_timeout, "read_timeout"),
         max_body_bytes=_non_negative(spec.max_body_bytes, "max_body_bytes"),
         allow_cross_origin=spec.allow_cross_origin,
+        max_header_bytes=_within(spec.max_header_bytes, APP_HEADER_BYTES_RANGE, "max_header_bytes"),
+        max_headers=_within(spec.max_headers, APP_HEADERS_RANGE, "max_headers"),
+        idle_timeout=_seconds(spec.idle_timeout, "idle_timeout"),
     )
 
 
@@ -72,6 +85,20 @@ def _positive(value: float | None, field: str) -> float | None:
 def _non_negative(value: int | None, field: str) -> int | None:
     if value is not None and value < 0:
         raise ClientError("must not be negative", field=field)
+    return value
+
+
+def _within(value: int | None, bounds: tuple[int, int], field: str) -> int | None:
+    low, high = bounds
+    if value is not None and not low <= value <= high:
+        raise ClientError(f"must be between {low} and {high}", field=field)
+    return value
+
+
+def _seconds(value: float | None, field: str) -> float | None:
+    """Any positive, finite number of seconds (no upper bound, like the listener's own)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise ClientError("must be a positive number of seconds", field=field)
     return value
 
 

@@ -28,7 +28,7 @@ from lychgate.files import DIR_MODE, PRIVATE_MODE, PUBLIC_MODE, restrict_mode, w
 from lychgate.ids import KeyId
 from lychgate.store import open_store
 from lychgate.tls.files import TlsPaths, ensure_tls_material
-from lychgate.tls.hosts import hostnames_for, is_plain_http_allowed
+from lychgate.tls.hosts import hostnames_for, is_loopback_host, is_plain_http_allowed
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +90,10 @@ def _create_private_sqlite_file(settings: Settings) -> None:
 
 
 def check_transport(settings: Settings) -> None:
-    """Plain HTTP only on loopback or ``*.localhost``, unless explicitly forced."""
+    """Plain HTTP only on loopback or ``*.localhost``, unless explicitly forced: the public
+    URL, and in subdomains mode the domain the apps are served under too. On plain HTTP the
+    cookies carry no ``__Host-`` prefix, so any page under a shared domain could toss its own
+    onto an app host (THREAT_MODEL T30); ``.localhost`` is not shared that way."""
     if settings.is_https or settings.allow_insecure_http:
         return
     if not is_plain_http_allowed(settings.public_url):
@@ -98,6 +101,25 @@ def check_transport(settings: Settings) -> None:
             f"{settings.public_url} is plain HTTP on a non-loopback host; use https:// "
             "(lychgate makes an internal CA) or set allow_insecure_http = true",
             field="public_url",
+        )
+    if settings.routing == "subdomains" and not is_loopback_host(settings.app_domain):
+        raise ConfigError(
+            f"apps under {settings.app_domain} would be served over plain HTTP; use an https:// "
+            "public URL, a domain under .localhost, or set allow_insecure_http = true",
+            field="domain",
+        )
+
+
+def check_app_transport(settings: Settings, host: str | None) -> None:
+    """An app's own ``host`` is served over plain HTTP only where the deployment's domain may
+    be (see :func:`check_transport`): on ``localhost`` and ``*.localhost``, or when forced."""
+    if host is None or settings.is_https or settings.allow_insecure_http:
+        return
+    if not is_loopback_host(host.lower().rstrip(".")):
+        raise ConfigError(
+            f"{host} would be served over plain HTTP; use an https:// public URL, a host "
+            "under .localhost, or set allow_insecure_http = true",
+            field="host",
         )
 
 

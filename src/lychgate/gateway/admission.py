@@ -26,7 +26,8 @@ handler (:mod:`lychgate.gateway.admit_handler`) turns its :data:`Admission` into
    app token whose signature verifies (cached), that has not expired, comes from our issuer,
    names the routed app (subdomains) or an enabled app (single-host), whose session is not
    revoked and whose user is in the snapshot.
-6. **Policy.** An admins-only app needs ``adm`` in the token: 403 otherwise.
+6. **Policy.** An admins-only app needs ``adm`` in the token: 403 otherwise. An app's own
+   ``max_header_bytes`` and ``max_headers``, where set, bound its request heads: 431 beyond.
 7. **WebSocket origin** and 8. **cross-origin writes**: a handshake to an app, or a
    state-changing request to an app that does not allow cross-origin ones, that a browser says
    comes from another origin is a 403 (:mod:`~lychgate.gateway.admit_origin`). In subdomains
@@ -194,6 +195,10 @@ def _admit(
     app, identity = admitted
     if app.policy is AppPolicy.ADMINS and not identity.admin:
         return Deny(403, "forbidden", reason="admins only")
+    if app.max_header_bytes is not None or app.max_headers is not None:
+        over = over_app_head_limits(head, app)
+        if over is not None:
+            return Deny(431, "request_header_fields_too_large", reason=over)
     if head.method in SAFE_METHODS:  # a plain GET: one set lookup, and for socket apps one scan
         if app.websockets and foreign_handshake(head, snapshot, host):
             return Deny(403, "forbidden", reason="WebSocket handshake from another origin")
@@ -288,6 +293,24 @@ def check_app_token(
         expires_at=claims.exp,
     )
     return app, identity
+
+
+def over_app_head_limits(head: RequestHead, app: App) -> str | None:
+    """Why ``head`` is over ``app``'s own ``max_header_bytes`` or ``max_headers``, else None.
+
+    The size is counted as the engine counts it against the listener's limit (the
+    request-target, and each field's name and value plus four bytes), so an app's limit means
+    the same as the listener's; it can only be lower in effect, since the engine refuses
+    anything over the listener's first.
+    """
+    fields = head.headers
+    if app.max_headers is not None and len(fields) > app.max_headers:
+        return "more header fields than the app's max_headers"
+    if app.max_header_bytes is not None:
+        size = len(head.target) + sum(len(k) + len(v) + 4 for k, v in fields)
+        if size > app.max_header_bytes:
+            return "request head over the app's max_header_bytes"
+    return None
 
 
 def is_navigation(head: RequestHead) -> bool:

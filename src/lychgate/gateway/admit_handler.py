@@ -283,6 +283,7 @@ class GatewayHandler:
             session_id=identity.session_id,
             allow_upgrade=admitted.app.websockets,
             max_body_bytes=admitted.app.max_body_bytes,
+            idle_timeout=admitted.app.idle_timeout,
             response_fields=drop_lychgate_set_cookies,  # no app sets our cookies
         )
 

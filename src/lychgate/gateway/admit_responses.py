@@ -73,6 +73,7 @@ _MESSAGES: Final = {
     "misdirected_request": "This connection cannot serve that host.",
     "forbidden": "You are signed in, but this app is not open to you.",
     "not_found": "There is nothing here.",
+    "request_header_fields_too_large": "The request's header fields are too large for this app.",
     "setup_required": "Lychgate is not set up yet.",
     "unavailable": "The gateway is starting up. Try again shortly.",
     "internal_error": "Something went wrong.",

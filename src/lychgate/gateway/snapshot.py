@@ -22,6 +22,8 @@ snapshot. Keys:
 * ``users`` gives the profile that goes into the assertion (name, e-mail, groups). The app token
   carries only ids, and a token whose user is not listed is refused (a deleted or disabled user
   is simply left out).
+* An app's ``max_header_bytes``, ``max_headers`` and ``idle_timeout`` came after format 1: they
+  are sent only when set, and a missing one means the listener's limit (``_LATER_APP_MEMBERS``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -37,7 +39,14 @@ from typing import Final, cast
 from urllib.parse import urlsplit
 
 from lychgate.config.settings import RoutingMode
-from lychgate.domain import App, AppPolicy, SigningKey, app_to_dict
+from lychgate.domain import (
+    APP_HEADER_BYTES_RANGE,
+    APP_HEADERS_RANGE,
+    App,
+    AppPolicy,
+    SigningKey,
+    app_to_dict,
+)
 from lychgate.errors import ConfigError
 from lychgate.gateway.feed_json import Members, fail
 from lychgate.gateway.http.pool import parse_upstream_url
@@ -51,6 +60,10 @@ log = logging.getLogger(__name__)
 FORMAT: Final = 1
 _ROUTING: Final = ("single-host", "subdomains")
 _UPSTREAM_SCHEMES: Final = ("http://", "https://", "unix:/")
+# App members added after format 1 shipped. authz leaves each out while it is None, and a
+# missing one reads as None: a gateway that predates them (its reader refuses unknown members)
+# still takes every app that does not use them, so authz and gateways may upgrade one by one.
+_LATER_APP_MEMBERS: Final = ("max_header_bytes", "max_headers", "idle_timeout")
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,11 +317,16 @@ def instant(seconds: float, where: str) -> datetime:
 
 
 def _app_to_json(app: App) -> dict[str, object]:
-    return app_to_dict(app)
+    value = app_to_dict(app)  # not trimmed there: the store writes every column from it
+    for name in _LATER_APP_MEMBERS:
+        if value[name] is None:
+            del value[name]
+    return value
 
 
 def _app_from_json(value: object, where: str) -> App:
     m = Members(value, where)
+    given = cast(dict[str, object], value).keys()  # Members has checked that it is an object
     upstream = m.text("upstream")
     if not upstream.startswith(_UPSTREAM_SCHEMES):
         fail("must be http://, https:// or unix:/", m.path("upstream"))
@@ -339,9 +357,26 @@ def _app_from_json(value: object, where: str) -> App:
         max_body_bytes=m.optional_integer("max_body_bytes"),
         enabled=m.flag("enabled"),
         allow_cross_origin=m.flag("allow_cross_origin"),
+        max_header_bytes=_later_integer(m, given, "max_header_bytes", APP_HEADER_BYTES_RANGE),
+        max_headers=_later_integer(m, given, "max_headers", APP_HEADERS_RANGE),
+        idle_timeout=m.optional_positive("idle_timeout") if "idle_timeout" in given else None,
     )
     m.done()
     return app
+
+
+def _later_integer(
+    m: Members, given: Collection[str], name: str, bounds: tuple[int, int]
+) -> int | None:
+    """One of :data:`_LATER_APP_MEMBERS`, an integer within ``bounds``; None when null or
+    missing (``given``: the names of the members the app has)."""
+    if name not in given:
+        return None
+    low, high = bounds
+    number = m.optional_integer(name, minimum=low)
+    if number is not None and number > high:
+        fail(f"must be an integer from {low} to {high} or null", m.path(name))
+    return number
 
 
 def users_to_json(users: Mapping[UserId, UserProfile]) -> dict[str, object]:

@@ -72,6 +72,7 @@ class Forward:
     session_id: SessionId | None = None  # to close tunnels when the session is revoked
     allow_upgrade: bool = False
     max_body_bytes: int | None = None  # None: the listener's default
+    idle_timeout: float | None = None  # keep-alive wait after this response; None: the listener's
     # Applied to the upstream's response fields (lower-cased names, as parsed) before they go
     # to the client, for every response to this request: final, 1xx and 101.
     response_fields: ResponseFields | None = None

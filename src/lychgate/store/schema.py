@@ -91,6 +91,9 @@ apps = Table(
     Column("max_body_bytes", BigInteger, nullable=True),
     Column("enabled", Boolean, nullable=False),
     Column("allow_cross_origin", Boolean, nullable=False),
+    Column("max_header_bytes", Integer, nullable=True),
+    Column("max_headers", Integer, nullable=True),
+    Column("idle_timeout", Float, nullable=True),
     CheckConstraint("policy IN ('any-user', 'admins')", name="policy"),
 )
 

@@ -523,9 +523,16 @@ class ClientConnection(asyncio.Protocol):
         return remaining > self._limits.max_drain_bytes
 
     def finish(
-        self, req: Request, status: int, app: AppSlug | None, close: bool, reason: str = ""
+        self,
+        req: Request,
+        status: int,
+        app: AppSlug | None,
+        close: bool,
+        reason: str = "",
+        idle: float | None = None,
     ) -> None:
-        """The response to the active request has been written in full."""
+        """The response to the active request has been written in full. ``idle`` is how long
+        to wait for the next request (the app's own ``idle_timeout``; None: the listener's)."""
         ctx = self._ctx
         self._active = None
         self._responder = None
@@ -533,7 +540,7 @@ class ClientConnection(asyncio.Protocol):
         hook = ctx.on_response
         if hook is not None:
             hook(req.head, app, status, self._loop.time() - req.started, reason)
-        self._idle_delay = self._limits.idle_timeout
+        self._idle_delay = self._limits.idle_timeout if idle is None else idle
         req.sink = None  # also breaks the request <-> exchange cycle: freed without the GC
         if self._parsing is req:
             req.discard = True

@@ -84,7 +84,13 @@ class Downstream(Protocol):
     def must_close(self, req: Request) -> bool: ...
 
     def finish(
-        self, req: Request, status: int, app: AppSlug | None, close: bool, reason: str = ""
+        self,
+        req: Request,
+        status: int,
+        app: AppSlug | None,
+        close: bool,
+        reason: str = "",
+        idle: float | None = None,
     ) -> None: ...
 
     def fail(
@@ -371,7 +377,8 @@ class Exchange:
         else:
             conn.close()
         self._state = _DONE
-        self._down.finish(self._req, self._status, self._fwd.app, self._close)
+        fwd = self._fwd
+        self._down.finish(self._req, self._status, fwd.app, self._close, "", fwd.idle_timeout)
 
     def upstream_failed(self, failure: Failure, got_bytes: bool) -> None:
         self._up = None

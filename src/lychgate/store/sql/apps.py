@@ -31,6 +31,9 @@ def _app(row: Row[Any]) -> App:
         max_body_bytes=row.max_body_bytes,
         enabled=bool(row.enabled),
         allow_cross_origin=bool(row.allow_cross_origin),
+        max_header_bytes=row.max_header_bytes,
+        max_headers=row.max_headers,
+        idle_timeout=row.idle_timeout,
     )
 
 

@@ -1,0 +1,112 @@
+"""Plain HTTP is refused wherever cookies would cross a network or a shared domain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cli.test_cli import lychgate
+from lychgate.config import load_settings
+from lychgate.deployment.init import check_app_transport, check_transport
+from lychgate.errors import ConfigError
+
+
+def check(data_dir: Path, **env: str) -> None:
+    check_transport(load_settings(data_dir, {f"LYCHGATE_{k.upper()}": v for k, v in env.items()}))
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"public_url": "http://localhost:8080"},
+        {"public_url": "http://127.0.0.1:8080"},
+        {"public_url": "http://auth.localhost:8080", "routing": "subdomains"},
+        {"public_url": "http://localhost:8080", "routing": "subdomains", "domain": "localhost"},
+        {"public_url": "https://auth.corp.test", "routing": "subdomains"},
+        {
+            "public_url": "http://auth.localhost:8080",
+            "routing": "subdomains",
+            "domain": "corp.test",
+            "allow_insecure_http": "true",
+        },
+    ],
+)
+def test_accepted(data_dir: Path, env: dict[str, str]) -> None:
+    check(data_dir, **env)
+
+
+def test_a_public_host_on_plain_http_is_refused(data_dir: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        check(data_dir, public_url="http://auth.corp.test")
+    assert info.value.field == "public_url"
+
+
+def test_apps_under_a_shared_domain_on_plain_http_are_refused(data_dir: Path) -> None:
+    # The portal on .localhost, the apps on *.corp.test over plain HTTP: any page under
+    # corp.test could set a cookie for the whole domain (no __Host- prefix without https) and
+    # plant its own sign-in state, then an attacker's code (login CSRF).
+    with pytest.raises(ConfigError) as info:
+        check(
+            data_dir,
+            public_url="http://auth.localhost:8080",
+            routing="subdomains",
+            domain="corp.test",
+        )
+    assert info.value.field == "domain"
+    assert "corp.test" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("public_url", "host", "refused"),
+    [
+        ("http://auth.localhost:8080", "metrics.localhost", False),
+        ("http://auth.localhost:8080", "metrics.corp.test", True),
+        ("http://auth.localhost:8080", "Metrics.Corp.Test.", True),
+        ("https://auth.corp.test", "metrics.corp.test", False),
+        ("http://auth.localhost:8080", None, False),  # the app lives under the domain
+    ],
+)
+def test_an_apps_own_host_follows_the_same_rule(
+    data_dir: Path, public_url: str, host: str | None, refused: bool
+) -> None:
+    settings = load_settings(
+        data_dir, {"LYCHGATE_PUBLIC_URL": public_url, "LYCHGATE_ROUTING": "subdomains"}
+    )
+    if refused:
+        with pytest.raises(ConfigError) as info:
+            check_app_transport(settings, host)
+        assert info.value.field == "host"
+    else:
+        check_app_transport(settings, host)
+
+
+def test_the_cli_refuses_such_an_app(data_dir: Path) -> None:
+    code, out = lychgate(
+        "init",
+        "--dir",
+        str(data_dir),
+        "--public-url",
+        "http://auth.localhost:8080",
+        "--routing",
+        "subdomains",
+    )
+    assert code == 0, out
+    code, out = lychgate(
+        "app",
+        "add",
+        "--dir",
+        str(data_dir),
+        "--slug",
+        "grafana",
+        "--name",
+        "Grafana",
+        "--upstream",
+        "http://127.0.0.1:3000",
+        "--host",
+        "grafana.corp.test",
+    )
+    assert code == 2, out
+    assert "plain HTTP" in out
+    code, out = lychgate("app", "list", "--dir", str(data_dir))
+    assert "grafana" not in out
