@@ -18,6 +18,9 @@ canned ``503`` and ``Retry-After``, before reading anything from it.
   a client may hold up to ``workers`` times the limit in all.
 * **Tunnels.** A connection that becomes a WebSocket tunnel stops counting: it took a valid
   session to open, and tunnels are bounded by their own idle timeout.
+* **TLS.** On a TLS listener a connection is counted once its handshake is done: the event
+  loop runs the handshake before the connection exists. A client stalling handshakes is bound
+  by ``header_timeout`` per socket, not by this count (THREAT_MODEL, known gaps).
 
 Refusals are logged at WARNING, at most one line per client every few seconds.
 """
