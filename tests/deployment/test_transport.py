@@ -42,6 +42,15 @@ def test_a_public_host_on_plain_http_is_refused(data_dir: Path) -> None:
     assert info.value.field == "public_url"
 
 
+@pytest.mark.parametrize("domain", ["corp.test", "apps.localhost", "corp.localhost"])
+def test_a_shared_parent_under_localhost_is_refused_too(data_dir: Path, domain: str) -> None:
+    # Browsers refuse a Domain=localhost cookie, but a page on evil.apps.localhost may set
+    # one for apps.localhost that every sibling app receives.
+    with pytest.raises(ConfigError) as info:
+        check(data_dir, public_url="http://localhost:8080", routing="subdomains", domain=domain)
+    assert info.value.field == "domain"
+
+
 def test_apps_under_a_shared_domain_on_plain_http_are_refused(data_dir: Path) -> None:
     # The portal on .localhost, the apps on *.corp.test over plain HTTP: any page under
     # corp.test could set a cookie for the whole domain (no __Host- prefix without https) and
@@ -61,6 +70,10 @@ def test_apps_under_a_shared_domain_on_plain_http_are_refused(data_dir: Path) ->
     ("public_url", "host", "refused"),
     [
         ("http://auth.localhost:8080", "metrics.localhost", False),
+        ("http://auth.localhost:8080", "Metrics.Localhost.", False),
+        ("http://auth.localhost:8080", "evil.wiki.localhost", True),  # under another app
+        ("http://auth.localhost:8080", "localhost", True),
+        ("http://auth.localhost:8080", "", False),  # no host of its own
         ("http://auth.localhost:8080", "metrics.corp.test", True),
         ("http://auth.localhost:8080", "Metrics.Corp.Test.", True),
         ("https://auth.corp.test", "metrics.corp.test", False),

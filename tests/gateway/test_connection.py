@@ -7,6 +7,7 @@ pipelining order, framing errors, limits and timeouts.
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
@@ -426,6 +427,29 @@ async def test_an_apps_idle_timeout_follows_its_response(gateway: Start, connect
         answered = loop.time()
         assert await c.read_until_closed(timeout=5.0) == b""
         assert loop.time() - answered >= 0.15  # closed by the app's 0.2 s, not at once
+
+
+async def test_an_apps_idle_timeout_follows_an_error_answered_for_it_too(
+    gateway: Start, connect: Connect
+) -> None:
+    # A 502 for the app (its upstream is down) is still its response: its keep-alive wait.
+    dead = socket.socket()
+    dead.bind(("127.0.0.1", 0))
+    port = dead.getsockname()[1]
+    dead.close()  # nothing listens there now
+
+    def handler(head: RequestHead) -> Decision:
+        url = f"http://127.0.0.1:{port}"
+        return Forward(Upstream(url), head.target, head.headers, app=None, idle_timeout=0.2)
+
+    gw = await gateway(handler, limits=Limits(header_timeout=5.0, idle_timeout=30.0))
+    loop = asyncio.get_running_loop()
+    c = await connect(gw.port)
+    await c.send(get("/"))
+    assert (await c.read_response()).status == 502
+    answered = loop.time()
+    assert await c.read_until_closed(timeout=5.0) == b""  # not the listener's 30 s
+    assert loop.time() - answered >= 0.15
 
 
 async def test_half_closed_client_still_gets_its_answers(gateway: Start, connect: Connect) -> None:

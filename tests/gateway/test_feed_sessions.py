@@ -176,7 +176,11 @@ async def test_an_update_out_of_step_reconnects_for_a_full_snapshot(
 ) -> None:
     async with following(feed_authz) as (server, holder, client):
         server.push(line)  # builds on a snapshot we never had
-        await eventually(lambda: server.feed_requests >= 2, timeout=5)  # reconnected, in full
+        # Reconnected, in full: the second request reaches the server a moment before the
+        # client has applied the snapshot it answers with, so wait for both.
+        await eventually(
+            lambda: server.feed_requests >= 2 and client.snapshots_applied >= 2, timeout=5
+        )
         assert client.snapshots_applied == 2
         assert serial_of(holder) == 1  # never applied to the wrong base
         assert holder.current is not None

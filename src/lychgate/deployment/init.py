@@ -28,7 +28,7 @@ from lychgate.files import DIR_MODE, PRIVATE_MODE, PUBLIC_MODE, restrict_mode, w
 from lychgate.ids import KeyId
 from lychgate.store import open_store
 from lychgate.tls.files import TlsPaths, ensure_tls_material
-from lychgate.tls.hosts import hostnames_for, is_loopback_host, is_plain_http_allowed
+from lychgate.tls.hosts import hostnames_for, is_plain_http_allowed
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +91,10 @@ def _create_private_sqlite_file(settings: Settings) -> None:
 
 def check_transport(settings: Settings) -> None:
     """Plain HTTP only on loopback or ``*.localhost``, unless explicitly forced: the public
-    URL, and in subdomains mode the domain the apps are served under too. On plain HTTP the
-    cookies carry no ``__Host-`` prefix, so any page under a shared domain could toss its own
-    onto an app host (THREAT_MODEL T30); ``.localhost`` is not shared that way."""
+    URL, and in subdomains mode the domain the apps are served under too, which must then be
+    ``localhost`` itself. On plain HTTP the cookies carry no ``__Host-`` prefix, so any page
+    under a shared domain could toss its own onto an app host (THREAT_MODEL T30): browsers
+    refuse a ``Domain=localhost`` cookie, but not one for ``apps.localhost``."""
     if settings.is_https or settings.allow_insecure_http:
         return
     if not is_plain_http_allowed(settings.public_url):
@@ -102,23 +103,24 @@ def check_transport(settings: Settings) -> None:
             "(lychgate makes an internal CA) or set allow_insecure_http = true",
             field="public_url",
         )
-    if settings.routing == "subdomains" and not is_loopback_host(settings.app_domain):
+    if settings.routing == "subdomains" and settings.app_domain != "localhost":
         raise ConfigError(
             f"apps under {settings.app_domain} would be served over plain HTTP; use an https:// "
-            "public URL, a domain under .localhost, or set allow_insecure_http = true",
+            'public URL, domain = "localhost", or set allow_insecure_http = true',
             field="domain",
         )
 
 
 def check_app_transport(settings: Settings, host: str | None) -> None:
     """An app's own ``host`` is served over plain HTTP only where the deployment's domain may
-    be (see :func:`check_transport`): on ``localhost`` and ``*.localhost``, or when forced."""
-    if host is None or settings.is_https or settings.allow_insecure_http:
+    be (see :func:`check_transport`): as ``<name>.localhost``, or when forced."""
+    if not host or settings.is_https or settings.allow_insecure_http:
         return
-    if not is_loopback_host(host.lower().rstrip(".")):
+    label, dot, parent = host.lower().rstrip(".").partition(".")
+    if not (label and dot and parent == "localhost"):
         raise ConfigError(
             f"{host} would be served over plain HTTP; use an https:// public URL, a host "
-            "under .localhost, or set allow_insecure_http = true",
+            "<name>.localhost, or set allow_insecure_http = true",
             field="host",
         )
 

@@ -23,7 +23,8 @@ snapshot. Keys:
   carries only ids, and a token whose user is not listed is refused (a deleted or disabled user
   is simply left out).
 * An app's ``max_header_bytes``, ``max_headers`` and ``idle_timeout`` came after format 1: they
-  are sent only when set, and a missing one means the listener's limit (``_LATER_APP_MEMBERS``).
+  are sent only when set, and a missing one means the listener's limit (``_LATER_APP_MEMBERS``;
+  upgrade every gateway before an app sets one).
 """
 
 from __future__ import annotations
@@ -61,8 +62,10 @@ FORMAT: Final = 1
 _ROUTING: Final = ("single-host", "subdomains")
 _UPSTREAM_SCHEMES: Final = ("http://", "https://", "unix:/")
 # App members added after format 1 shipped. authz leaves each out while it is None, and a
-# missing one reads as None: a gateway that predates them (its reader refuses unknown members)
-# still takes every app that does not use them, so authz and gateways may upgrade one by one.
+# missing one reads as None: so authz and gateways may upgrade one by one while no app sets
+# them. A gateway that predates them refuses a whole snapshot that carries one (its reader
+# refuses unknown members) and stays on its last: every gateway must be upgraded before an
+# app sets them (README).
 _LATER_APP_MEMBERS: Final = ("max_header_bytes", "max_headers", "idle_timeout")
 
 

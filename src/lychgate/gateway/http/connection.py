@@ -554,12 +554,18 @@ class ClientConnection(asyncio.Protocol):
             self._wait_for_client()
 
     def fail(
-        self, req: Request, status: int, app: AppSlug | None, close: bool, reason: str = ""
+        self,
+        req: Request,
+        status: int,
+        app: AppSlug | None,
+        close: bool,
+        reason: str = "",
+        idle: float | None = None,
     ) -> None:
         """Answer the active request with an error page (its head alone for a HEAD)."""
         head_only = req.head is not None and req.head.method == "HEAD"
         self.out.write(error_page(status, close=close, head_only=head_only))
-        self.finish(req, status, app, close, reason)
+        self.finish(req, status, app, close, reason, idle)
 
     def pause_reading(self, reason: int) -> None:
         transport = self._transport

@@ -94,7 +94,13 @@ class Downstream(Protocol):
     ) -> None: ...
 
     def fail(
-        self, req: Request, status: int, app: AppSlug | None, close: bool, reason: str = ""
+        self,
+        req: Request,
+        status: int,
+        app: AppSlug | None,
+        close: bool,
+        reason: str = "",
+        idle: float | None = None,
     ) -> None: ...
 
     def abort(self) -> None: ...
@@ -472,8 +478,10 @@ class Exchange:
         self._ctx.failures.report(fwd.upstream.url, fwd.app, kind, reason)
         self._state = _DONE
         self._drop_upstream()
-        self._down.fail(self._req, status, fwd.app, self._down.must_close(self._req), reason)
+        close = self._down.must_close(self._req)
+        self._down.fail(self._req, status, fwd.app, close, reason, fwd.idle_timeout)
 
     def _finish_early(self, status: int, *, close: bool, reason: str = "") -> None:
         self._state = _DONE
-        self._down.fail(self._req, status, self._fwd.app, close, reason)
+        fwd = self._fwd
+        self._down.fail(self._req, status, fwd.app, close, reason, fwd.idle_timeout)
