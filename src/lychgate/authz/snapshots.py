@@ -148,6 +148,7 @@ class SnapshotPublisher:
         self._wake = asyncio.Event()
         self._serial = 0
         self._closed = False
+        self._looking = asyncio.Lock()
         # For tests and the curious: how many looks read every user, and how many user rows
         # were read in all (the full builds' and the changes').
         self.full_builds = 0
@@ -162,7 +163,16 @@ class SnapshotPublisher:
         self._wake.set()
 
     async def refresh(self) -> bool:
-        """Look now; publish and return True if the content changed (module docstring)."""
+        """Look now; publish and return True if the content changed (module docstring).
+
+        One look at a time: two that overlap (the publisher's loop, and a request before the
+        first snapshot) could otherwise publish out of order, the older view last, and a
+        revocation would vanish from the feed until the next look.
+        """
+        async with self._looking:
+            return await self._look()
+
+    async def _look(self) -> bool:
         ctx = self._ctx
         version = await ctx.store.config_changes.version()  # before reading what it guards
         now = ctx.clock()
