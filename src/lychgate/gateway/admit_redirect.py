@@ -28,9 +28,10 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from typing import Final
+from urllib.parse import urlsplit
 
 from lychgate.errors import ClientError
-from lychgate.gateway.paths import parse_request_target
+from lychgate.gateway.paths import is_reserved, parse_request_target
 from lychgate.gateway.routing import DEFAULT_PORTS, parse_host
 
 MAX_REDIRECT_CHARS: Final = 2048
@@ -62,6 +63,16 @@ def safe_redirect(value: str, *, origins: Collection[str] = ()) -> str | None:
         rest = "/" + rest  # "https://good" or "https://good?x" (RFC 3986 section 6.2.3)
     path = _normalized(rest)
     return None if path is None else origin + path
+
+
+def app_path(path: str) -> str:
+    """Where a sign-in may return to on an app: ``path`` if it is a safe same-origin path
+    outside ``/.lychgate`` (the gateway's and authz's own, which a fresh sign-in must never
+    land on: ``/.lychgate/logout`` would undo it), else ``/``."""
+    checked = safe_redirect(path)
+    if checked is None or is_reserved(urlsplit(checked).path):
+        return "/"
+    return checked
 
 
 def origin_of(url: str) -> str | None:

@@ -44,7 +44,7 @@ from lychgate.errors import ClientError
 from lychgate.gateway import admit_responses as responses
 from lychgate.gateway.admission import MAX_COOKIE_VALUES, ToEndpoint, check_app_token
 from lychgate.gateway.admit_origin import names_another_origin, quoted
-from lychgate.gateway.admit_redirect import safe_redirect
+from lychgate.gateway.admit_redirect import app_path, safe_redirect
 from lychgate.gateway.authz_client import AuthzClient
 from lychgate.gateway.cookies import (
     app_cookie_name,
@@ -186,7 +186,9 @@ class Endpoints:
             return responses.redirect("/", reason="callback: rd is under /.lychgate")
         mismatch = state_mismatch(head, params.get("state", []), snapshot.secure_cookies)
         if mismatch is not None:
-            if self._signed_in(head, snapshot, admission):  # another tab finished first
+            # Two tabs that began a sign-in together share one state, and the first to finish
+            # clears it: the other holds a good app cookie by now.
+            if self._app_sessions(head, snapshot, admission):
                 return responses.redirect(target, reason=f"callback: {mismatch}; signed in")
             return responses.html_page(
                 400,
@@ -232,14 +234,6 @@ class Endpoints:
         )
         return responses.redirect(target, headers=cookies)
 
-    def _signed_in(
-        self, head: RequestHead, snapshot: ConfigSnapshot, admission: ToEndpoint
-    ) -> bool:
-        """Whether the request already carries an app cookie that admission would take here:
-        two tabs that began a sign-in together share one state, and the first to finish
-        clears it."""
-        return bool(self._app_sessions(head, snapshot, admission))
-
     def start(self, head: RequestHead, admission: ToEndpoint) -> Respond:
         """Set the sign-in state cookie, then 303 to authz's ``open`` for this app."""
         snapshot = self._get_snapshot(head)
@@ -254,9 +248,7 @@ class Endpoints:
         app = app_to_start(snapshot, admission.app, params.get("app", []))
         if app is None:
             return responses.text(404, "no such app\n", reason="start: no such app here")
-        target = safe_redirect(params.get("rd", ["/"])[0])
-        if target is None or is_reserved(target.partition("?")[0]):
-            target = "/"
+        target = app_path(params.get("rd", ["/"])[0])
         secure = snapshot.secure_cookies
         state = state_to_keep(head, secure)
         return responses.redirect(

@@ -52,6 +52,10 @@ class Members:
     def path(self, name: str) -> str:
         return f"{self._where}.{name}" if self._where else name
 
+    def has(self, name: str) -> bool:
+        """Whether the object has ``name`` at all (for members that may be left out)."""
+        return name in self._value
+
     def raw(self, name: str) -> object:
         if name not in self._value:
             fail("is missing", self.path(name))

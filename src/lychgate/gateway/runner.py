@@ -52,7 +52,7 @@ from lychgate.gateway.http.workers import run_workers
 from lychgate.gateway.metrics import GatewayMetrics
 from lychgate.gateway.routing import parse_host
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder, newly_revoked
-from lychgate.gateway.types import Decision, RequestHead, Respond
+from lychgate.gateway.types import Decision, Handler, RequestHead, Respond
 from lychgate.ids import AppSlug
 from lychgate.secret import Secret
 from lychgate.tls.files import TlsPaths, renew_server_cert
@@ -113,30 +113,24 @@ async def start_side_listeners(
 ) -> list[GatewayServer]:
     """The metrics and HTTP-to-HTTPS listeners that the plan asks for. They take the same
     limits, and count the same clients, as the main listener."""
+    wanted: list[tuple[Handler, tuple[str, int] | None, int, bool]] = [
+        (metrics_handler(metrics), plan.metrics, worker, False),  # a port per worker
+        (redirect_handler(holder), plan.redirect, 0, reuse_port),
+    ]
     side: list[GatewayServer] = []
-    if plan.metrics is not None:
-        host, port = plan.metrics
-        side.append(
-            await start_server(
-                metrics_handler(metrics),
-                host=host,
-                port=port + worker,
-                limits=plan.limits,
-                uncapped=exempt,
+    for handler, where, offset, reuse in wanted:
+        if where is not None:
+            host, port = where
+            side.append(
+                await start_server(
+                    handler,
+                    host=host,
+                    port=port + offset,
+                    reuse_port=reuse,
+                    limits=plan.limits,
+                    uncapped=exempt,
+                )
             )
-        )
-    if plan.redirect is not None:
-        host, port = plan.redirect
-        side.append(
-            await start_server(
-                redirect_handler(holder),
-                host=host,
-                port=port,
-                reuse_port=reuse_port,
-                limits=plan.limits,
-                uncapped=exempt,
-            )
-        )
     return side
 
 

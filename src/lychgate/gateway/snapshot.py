@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -329,7 +329,6 @@ def _app_to_json(app: App) -> dict[str, object]:
 
 def _app_from_json(value: object, where: str) -> App:
     m = Members(value, where)
-    given = cast(dict[str, object], value).keys()  # Members has checked that it is an object
     upstream = m.text("upstream")
     if not upstream.startswith(_UPSTREAM_SCHEMES):
         fail("must be http://, https:// or unix:/", m.path("upstream"))
@@ -360,20 +359,18 @@ def _app_from_json(value: object, where: str) -> App:
         max_body_bytes=m.optional_integer("max_body_bytes"),
         enabled=m.flag("enabled"),
         allow_cross_origin=m.flag("allow_cross_origin"),
-        max_header_bytes=_later_integer(m, given, "max_header_bytes", APP_HEADER_BYTES_RANGE),
-        max_headers=_later_integer(m, given, "max_headers", APP_HEADERS_RANGE),
-        idle_timeout=m.optional_positive("idle_timeout") if "idle_timeout" in given else None,
+        max_header_bytes=_later_integer(m, "max_header_bytes", APP_HEADER_BYTES_RANGE),
+        max_headers=_later_integer(m, "max_headers", APP_HEADERS_RANGE),
+        idle_timeout=m.optional_positive("idle_timeout") if m.has("idle_timeout") else None,
     )
     m.done()
     return app
 
 
-def _later_integer(
-    m: Members, given: Collection[str], name: str, bounds: tuple[int, int]
-) -> int | None:
+def _later_integer(m: Members, name: str, bounds: tuple[int, int]) -> int | None:
     """One of :data:`_LATER_APP_MEMBERS`, an integer within ``bounds``; None when null or
-    missing (``given``: the names of the members the app has)."""
-    if name not in given:
+    missing."""
+    if not m.has(name):
         return None
     low, high = bounds
     number = m.optional_integer(name, minimum=low)

@@ -36,7 +36,7 @@ from lychgate.authz.context import AuthzContext
 from lychgate.authz.handoff import issue_handoff
 from lychgate.config import Settings
 from lychgate.domain import App, AppPolicy, User
-from lychgate.gateway.admit_redirect import origin_of, safe_redirect
+from lychgate.gateway.admit_redirect import app_path, origin_of, safe_redirect
 from lychgate.gateway.paths import is_reserved
 from lychgate.gateway.signin_state import START_PATH
 from lychgate.gateway.snapshot import ConfigSnapshot
@@ -116,14 +116,6 @@ def may_open(user: User, app: App) -> bool:
     if user.disabled or not app.enabled:
         return False
     return app.policy is not AppPolicy.ADMINS or user.is_admin
-
-
-def app_path(path: str) -> str:
-    """The path a callback may return to: ``path`` itself, unless it is the gateway's or ours."""
-    checked = safe_redirect(path)
-    if checked is None or is_reserved(urlsplit(checked).path):
-        return "/"
-    return checked
 
 
 def portal_url(path: str | None = None) -> str:

@@ -36,14 +36,13 @@ from lychgate.authz.login.pages import LOGIN_TEMPLATES, asset, render_page
 from lychgate.authz.login.target import (
     LOGIN_PATH,
     PORTAL_PATH,
-    app_path,
     handoff_url,
     may_open,
     start_url,
 )
 from lychgate.authz.portal.session import current_session, is_live, session_handle
 from lychgate.domain import App, AppPolicy, Session
-from lychgate.gateway.admit_redirect import safe_redirect
+from lychgate.gateway.admit_redirect import app_path, safe_redirect
 from lychgate.gateway.signin_state import is_state
 from lychgate.ids import AppSlug
 
