@@ -159,7 +159,7 @@ async def test_a_sessions_update_is_applied_within_a_second(
         assert after.revoked_sessions == {"s-logged-out"}
         assert before is not None
         assert before.differs_only_in_sessions(after)
-    assert feed_authz[0].feed_updates == ["sessions, users"]  # the client asked for them
+    assert feed_authz[0].feed_updates == ["app-limits, sessions, users"]  # it reads them all
 
 
 @pytest.mark.loopback

@@ -24,6 +24,13 @@ one JSON object per line (``\\n``-terminated), for as long as the connection las
   from a dead one (:meth:`SnapshotHolder.confirm`).
 * An empty line is a keep-alive before the first snapshot, and is ignored.
 
+The same request header also lists ``app-limits`` when the gateway reads an app's own request
+limits in a snapshot (``max_header_bytes``, ``max_headers``, ``idle_timeout``: members added
+after format 1). A gateway that does not list it gets snapshots without them: it would
+otherwise refuse every snapshot that carried one and stay on its last, deaf to revocations.
+It applies its listener's limits to those apps instead, and authz logs a warning once per
+connection, naming the apps, until that gateway is upgraded.
+
 :func:`feed_lines` turns any async stream of snapshots (authz builds it from its event bus) into
 these lines. It coalesces: if several snapshots arrive while the client is slow to read, only
 the newest is sent, since each one is complete.
@@ -32,6 +39,7 @@ the newest is sent, since each one is complete.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +49,7 @@ from lychgate.gateway.feed_json import Members, dumps, fail, loads
 from lychgate.gateway.snapshot import (
     ConfigSnapshot,
     UserProfile,
+    apps_with_own_limits,
     check_snapshot,
     instant,
     users_from_json,
@@ -48,13 +57,17 @@ from lychgate.gateway.snapshot import (
 )
 from lychgate.ids import SessionId, UserId
 
+log = logging.getLogger(__name__)
+
 MEDIA_TYPE: Final = "application/x-ndjson"
-# The request header a gateway sends to say it reads sessions updates; authz sends them only
-# then, so a gateway older than them keeps getting full snapshots during a rolling upgrade.
+# The request header a gateway sends to list what it reads beyond format 1's full snapshots;
+# authz sends each only then, so a gateway older than one keeps working during a rolling
+# upgrade.
 UPDATES_HEADER: Final = "lychgate-feed-updates"
 SESSIONS: Final = "sessions"
 USERS: Final = "users"
-UPDATES: Final = frozenset({SESSIONS, USERS})  # every kind of update this version reads
+APP_LIMITS: Final = "app-limits"  # not an update: the apps' own request limits in a snapshot
+UPDATES: Final = frozenset({SESSIONS, USERS, APP_LIMITS})  # everything this version reads
 HEARTBEAT_INTERVAL: Final = 5.0
 KEEPALIVE: Final = b"\n"
 
@@ -119,9 +132,11 @@ def asked_updates(header: str | None) -> frozenset[str]:
     return UPDATES.intersection(part.strip() for part in header.split(","))
 
 
-def snapshot_line(snapshot: ConfigSnapshot) -> bytes:
-    """One feed line carrying ``snapshot`` (holds the assertion key: never log it)."""
-    return dumps({"type": "snapshot", "snapshot": snapshot.to_json()}) + b"\n"
+def snapshot_line(snapshot: ConfigSnapshot, *, app_limits: bool = True) -> bytes:
+    """One feed line carrying ``snapshot`` (holds the assertion key: never log it);
+    ``app_limits=False`` for a gateway that did not list :data:`APP_LIMITS`."""
+    doc = snapshot.to_json(app_limits=app_limits)
+    return dumps({"type": "snapshot", "snapshot": doc}) + b"\n"
 
 
 def sessions_line(after: int, snapshot: ConfigSnapshot) -> bytes:
@@ -215,7 +230,7 @@ def _change_line(
             return sessions_line(sent.serial, latest)
         if USERS in updates and sent.differs_only_in_users(latest):
             return users_line(sent, latest)
-    return snapshot_line(latest)
+    return snapshot_line(latest, app_limits=APP_LIMITS in updates)
 
 
 class _End:
@@ -255,6 +270,7 @@ async def feed_lines(
     pumping = asyncio.create_task(pump(), name="feed-pump")  # awaited in the finally below
     serial: int | None = None
     sent: ConfigSnapshot | None = None  # the last snapshot this connection carried
+    warned = False
     try:
         while True:
             try:
@@ -271,6 +287,8 @@ async def feed_lines(
                 else:
                     latest = queued
             if latest is not None:
+                if not warned and APP_LIMITS not in updates:
+                    warned = _warn_limits_left_out(latest)
                 yield _change_line(sent, latest, updates)
                 sent, serial = latest, latest.serial
             if end is not None:
@@ -281,3 +299,15 @@ async def feed_lines(
         pumping.cancel()
         # Waits for the pump to finish; our own cancellation still propagates.
         await asyncio.gather(pumping, return_exceptions=True)
+
+
+def _warn_limits_left_out(snapshot: ConfigSnapshot) -> bool:
+    """Warn that a gateway will not apply some apps' own limits; True when it did."""
+    slugs = apps_with_own_limits(snapshot)
+    if slugs:
+        log.warning(
+            "config feed: a gateway that predates per-app request limits is connected; it "
+            "applies its listener's limits to %s until it is upgraded",
+            ", ".join(slugs),
+        )
+    return bool(slugs)

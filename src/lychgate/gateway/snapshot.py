@@ -23,8 +23,9 @@ snapshot. Keys:
   carries only ids, and a token whose user is not listed is refused (a deleted or disabled user
   is simply left out).
 * An app's ``max_header_bytes``, ``max_headers`` and ``idle_timeout`` came after format 1: they
-  are sent only when set, and a missing one means the listener's limit (``_LATER_APP_MEMBERS``;
-  upgrade every gateway before an app sets one).
+  are sent only when set, and only to a gateway that says it reads them (``app-limits`` in its
+  feed request: :mod:`.feed_wire`); a missing one means the listener's limit
+  (``_LATER_APP_MEMBERS``).
 """
 
 from __future__ import annotations
@@ -62,10 +63,10 @@ FORMAT: Final = 1
 _ROUTING: Final = ("single-host", "subdomains")
 _UPSTREAM_SCHEMES: Final = ("http://", "https://", "unix:/")
 # App members added after format 1 shipped. authz leaves each out while it is None, and a
-# missing one reads as None: so authz and gateways may upgrade one by one while no app sets
-# them. A gateway that predates them refuses a whole snapshot that carries one (its reader
-# refuses unknown members) and stays on its last: every gateway must be upgraded before an
-# app sets them (README).
+# missing one reads as None. A gateway that predates them would refuse a whole snapshot that
+# carries one (its reader refuses unknown members) and stay on its last, deaf to revocations,
+# so authz sends them only to a gateway that lists ``app-limits`` in its feed request; an
+# older one gets them left out and applies its listener's limits, as it always did.
 _LATER_APP_MEMBERS: Final = ("max_header_bytes", "max_headers", "idle_timeout")
 
 
@@ -245,8 +246,12 @@ class ConfigSnapshot:
 
     # -- wire format --------------------------------------------------------------------------
 
-    def to_json(self) -> dict[str, object]:
-        """The feed's JSON form. Holds the private assertion key: never log it."""
+    def to_json(self, *, app_limits: bool = True) -> dict[str, object]:
+        """The feed's JSON form. Holds the private assertion key: never log it.
+
+        ``app_limits=False`` leaves out the apps' own request limits, for a gateway that
+        predates them (see ``_LATER_APP_MEMBERS``).
+        """
         key = self.assertion_key
         return {
             "format": FORMAT,
@@ -257,7 +262,7 @@ class ConfigSnapshot:
             "public_url": self.public_url,
             "app_domain": self.app_domain,
             "setup_done": self.setup_done,
-            "apps": [_app_to_json(app) for app in self.apps],
+            "apps": [_app_to_json(app, app_limits) for app in self.apps],
             "users": users_to_json(self.users),
             "revoked_sessions": sorted(self.revoked_sessions),
             "jwks": self.keyring.jwks(),
@@ -319,12 +324,21 @@ def instant(seconds: float, where: str) -> datetime:
         fail("is not a valid time", where)
 
 
-def _app_to_json(app: App) -> dict[str, object]:
+def _app_to_json(app: App, app_limits: bool) -> dict[str, object]:
     value = app_to_dict(app)  # not trimmed there: the store writes every column from it
     for name in _LATER_APP_MEMBERS:
-        if value[name] is None:
+        if not app_limits or value[name] is None:
             del value[name]
     return value
+
+
+def apps_with_own_limits(snapshot: ConfigSnapshot) -> list[str]:
+    """The slugs of the apps that set a request limit of their own (``_LATER_APP_MEMBERS``)."""
+    return [
+        app.slug
+        for app in snapshot.apps
+        if any(getattr(app, name) is not None for name in _LATER_APP_MEMBERS)
+    ]
 
 
 def _app_from_json(value: object, where: str) -> App:
