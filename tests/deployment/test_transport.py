@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from cli.test_cli import lychgate
+from gateway.world import make_app
+from lychgate.cli.serve import check_stored_apps
 from lychgate.config import load_settings
-from lychgate.deployment.init import check_app_transport, check_transport
+from lychgate.deployment.init import check_app_transport, check_apps_transport, check_transport
 from lychgate.errors import ConfigError
 
 
@@ -123,3 +125,56 @@ def test_the_cli_refuses_such_an_app(data_dir: Path) -> None:
     assert "plain HTTP" in out
     code, out = lychgate("app", "list", "--dir", str(data_dir))
     assert "grafana" not in out
+
+
+# -- apps stored before the public URL turned plain HTTP -----------------------------------------
+
+
+def _deployment_with_an_app_host(data_dir: Path) -> None:
+    code, out = lychgate(
+        "init", "--dir", str(data_dir), "--public-url", "https://auth.corp.test",
+        "--routing", "subdomains",
+    )  # fmt: skip
+    assert code == 0, out
+    code, out = lychgate(
+        "app", "add", "--dir", str(data_dir), "--slug", "grafana", "--name", "Grafana",
+        "--upstream", "http://127.0.0.1:3000", "--host", "grafana.corp.test",
+    )  # fmt: skip
+    assert code == 0, out  # fine on https
+
+
+PLAIN = {"LYCHGATE_PUBLIC_URL": "http://auth.localhost:8080", "LYCHGATE_DOMAIN": "localhost"}
+
+
+@pytest.mark.parametrize("command", ["serve", "authz"])
+def test_serving_refuses_a_stored_app_host_once_the_url_is_plain_http(
+    data_dir: Path, command: str
+) -> None:
+    _deployment_with_an_app_host(data_dir)
+    code, out = lychgate(command, "--dir", str(data_dir), env=PLAIN)
+    assert code == 2, out  # refused before anything listens
+    assert "app grafana" in out
+    assert "grafana.corp.test" in out
+    assert "lychgate app update grafana --host grafana.localhost" in " ".join(out.split())
+
+
+def test_a_stored_app_host_on_localhost_or_forced_passes(data_dir: Path) -> None:
+    _deployment_with_an_app_host(data_dir)
+    settings = load_settings(data_dir, {**PLAIN, "LYCHGATE_ALLOW_INSECURE_HTTP": "true"})
+    check_stored_apps(settings)  # forced: the operator owns the risk
+    code, out = lychgate(
+        "app", "update", "grafana", "--dir", str(data_dir), "--host", "grafana.localhost"
+    )
+    assert code == 0, out
+    check_stored_apps(load_settings(data_dir, PLAIN))
+
+
+def test_the_first_app_refused_is_named(data_dir: Path) -> None:
+    settings = load_settings(data_dir, PLAIN)
+    fine = make_app("wiki", host="wiki.localhost")
+    bad = make_app("metrics", host="metrics.corp.test")
+    check_apps_transport(settings, [fine, make_app("docs")])
+    with pytest.raises(ConfigError) as info:
+        check_apps_transport(settings, [fine, bad])
+    assert info.value.field == "host"
+    assert str(info.value).startswith("host: app metrics: metrics.corp.test would be served")

@@ -11,13 +11,13 @@ from typing import Annotated
 import typer
 
 from lychgate.cli.common import DirOption, err_console, reported_errors, settings_for
-from lychgate.cli.common_store import now
+from lychgate.cli.common_store import now, with_store
 from lychgate.cli.logs import setup_logging
 from lychgate.config import Settings
 from lychgate.demo.banner import next_steps
 from lychgate.demo.bootstrap import bootstrap_demo
 from lychgate.demo.runner import prepare_demo, run_demo_apps
-from lychgate.deployment.init import check_transport, prepare_files
+from lychgate.deployment.init import check_apps_transport, check_transport, prepare_files
 from lychgate.gateway.runner import prepare, run_gateway
 from lychgate.supervise import Companion, run_authz, serve_all
 
@@ -54,10 +54,19 @@ def serve(
     with reported_errors():
         files = prepare_files(data_dir, os.environ, now=now())
         settings = settings_for(files.settings.data_dir, listen=listen, workers=workers)
+        check_stored_apps(settings)
         setup_logging(settings.log_level)
         companions = (_demo(settings),) if demo else ()
         code = serve_all(settings, companions=companions)
     raise typer.Exit(code)
+
+
+def check_stored_apps(settings: Settings) -> None:
+    """Refuse to start when a stored app's own host may not be served as the deployment now
+    is (plain HTTP: see ``check_app_transport``). Opens the store only on plain HTTP."""
+    if settings.is_https or settings.allow_insecure_http:
+        return
+    check_apps_transport(settings, with_store(settings, lambda store: store.apps.list()))
 
 
 def _demo(settings: Settings) -> Companion:
@@ -95,6 +104,7 @@ def authz(
     """Run the authorization server alone."""
     with reported_errors():
         settings = settings_for(data_dir, authz_listen=listen)
+        check_stored_apps(settings)
         setup_logging(settings.log_level)
         code = run_authz(settings)
     if code:

@@ -13,7 +13,7 @@ Running init again is safe: every step creates only what is missing.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +23,7 @@ from lychgate.config.paths import default_data_dir
 from lychgate.deployment.keys import ensure_signing_key
 from lychgate.deployment.layout import Layout
 from lychgate.deployment.secrets import ensure_secrets
+from lychgate.domain import App
 from lychgate.errors import ConfigError
 from lychgate.files import DIR_MODE, PRIVATE_MODE, PUBLIC_MODE, restrict_mode, write_atomic
 from lychgate.ids import KeyId
@@ -123,6 +124,21 @@ def check_app_transport(settings: Settings, host: str | None) -> None:
             "<name>.localhost, or set allow_insecure_http = true",
             field="host",
         )
+
+
+def check_apps_transport(settings: Settings, apps: Iterable[App]) -> None:
+    """:func:`check_app_transport` for apps already stored, at start-up: the public URL may
+    have turned plain HTTP since they were added. The error names the first app refused and
+    how to fix it."""
+    for app in apps:
+        try:
+            check_app_transport(settings, app.host)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"app {app.slug}: {exc.message} (`lychgate app update {app.slug} --host "
+                f"{app.slug}.localhost`, or remove the app)",
+                field="host",
+            ) from None
 
 
 def config_template(*, public_url: str | None, routing: str | None, domain: str | None) -> str:
