@@ -18,15 +18,17 @@ canned ``503`` and ``Retry-After``, before reading anything from it.
   a client may hold up to ``workers`` times the limit in all.
 * **Tunnels.** A connection that becomes a WebSocket tunnel stops counting: it took a valid
   session to open, and tunnels are bounded by their own idle timeout.
-* **TLS.** On a TLS listener a connection is counted once its handshake is done: the event
-  loop runs the handshake before the connection exists. A client stalling handshakes is bound
-  by ``header_timeout`` per socket, not by this count (THREAT_MODEL, known gaps).
+* **TLS.** On a TLS listener a connection is counted when its TCP connection is accepted,
+  before its handshake (:mod:`.tls_accept`), so handshakes a client opens and stalls count too,
+  each for at most ``header_timeout``. One over the cap is cut at once, without the ``503``: a
+  TLS client could not read it.
 
 Refusals are logged at WARNING, at most one line per client every few seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import time
@@ -54,6 +56,12 @@ UNCOUNTED: Final = ""
 def is_loopback(ip: str) -> bool:
     """True for a loopback address, in either family (and IPv4-mapped)."""
     return ip.startswith(("127.", "::ffff:127.")) or ip == "::1"
+
+
+def peer_ip(transport: asyncio.BaseTransport) -> str:
+    """The address of a transport's peer; "" for none (a unix socket), which is not counted."""
+    peer = transport.get_extra_info("peername")
+    return peer[0] if isinstance(peer, tuple) else ""
 
 
 def client_key(ip: str) -> str:

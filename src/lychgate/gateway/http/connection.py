@@ -187,7 +187,7 @@ class ClientConnection(asyncio.Protocol):
         if isinstance(peer, tuple):
             self._client_ip = peer[0]
         clients = ctx.clients
-        if clients is not None:
+        if clients is not None and self._client_key is None:  # else taken at accept (TLS)
             key = clients.take(self._client_ip)
             if key is None:  # this client holds too many already: say so, read nothing
                 transport.write(CLIENT_REFUSAL)
@@ -616,6 +616,11 @@ class ClientConnection(asyncio.Protocol):
         ctx.connections.discard(self)
         if not ctx.connections:
             ctx.idle.set()
+
+    def adopt_client(self, key: str) -> None:
+        """The client's slot was taken when its socket was accepted (:mod:`.tls_accept`): give
+        that one back when done, and take none in :meth:`connection_made`."""
+        self._client_key = key
 
     def _give_back_client(self) -> None:
         key, clients = self._client_key, self._ctx.clients

@@ -7,6 +7,10 @@ and let the kernel spread connections among them (see :mod:`.workers`).
 :meth:`GatewayServer.close` shuts down gracefully: stop accepting, close tunnels and idle
 keep-alive connections at once, let in-flight requests finish (their responses say
 ``Connection: close``) for up to ``drain_timeout``, then cut what is left.
+
+A TLS listener accepts plain TCP and runs each handshake itself (:mod:`.tls_accept`), so that
+a client is counted against ``max_connections_per_client`` from the accept; the handshakes in
+progress at shutdown are cut at once.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from lychgate.gateway.http.context import ResponseHook, ServerContext, ServerSta
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.pool import UpstreamPool
 from lychgate.gateway.http.tls import client_context
+from lychgate.gateway.http.tls_accept import TlsAcceptor
 from lychgate.gateway.http.tunnel import TunnelRegistry
 from lychgate.gateway.http.writer import Batch
 from lychgate.gateway.types import Handler
@@ -31,10 +36,17 @@ from lychgate.ids import AppSlug, SessionId
 class GatewayServer:
     """A running listener. Made by :func:`start_server`."""
 
-    def __init__(self, server: asyncio.Server, ctx: ServerContext, own_pool: bool) -> None:
+    def __init__(
+        self,
+        server: asyncio.Server,
+        ctx: ServerContext,
+        own_pool: bool,
+        tls: TlsAcceptor | None = None,
+    ) -> None:
         self._server = server
         self._ctx = ctx
         self._own_pool = own_pool
+        self._tls = tls
         self._closed = False
         self._port = 0
         for sock in server.sockets:
@@ -59,6 +71,17 @@ class GatewayServer:
     def open_connections(self) -> int:
         """HTTP connections open now (tunnels not included)."""
         return len(self._ctx.connections)
+
+    @property
+    def handshakes(self) -> int:
+        """TLS handshakes in progress (each counted against its client's connections)."""
+        return 0 if self._tls is None else len(self._tls.pending)
+
+    def held_by(self, ip: str) -> int:
+        """How many connections ``ip``'s client holds on this listener now, handshakes
+        included (0 when it is not counted, or there is no cap)."""
+        clients = self._ctx.clients
+        return 0 if clients is None else clients.held(ip)
 
     @property
     def open_tunnels(self) -> int:
@@ -96,6 +119,8 @@ class GatewayServer:
         ctx = self._ctx
         ctx.draining = True
         self._server.close()
+        if self._tls is not None:
+            self._tls.close()  # a handshake still in progress has nothing to drain
         ctx.tunnels.shut()
         ctx.idle.clear()
         for conn in list(ctx.connections):
@@ -166,21 +191,19 @@ async def start_server(
 
     # A TLS handshake comes before the connection, and its header timeout, exist: bound it
     # the same, or a client that connects and stalls mid-handshake holds a socket for the
-    # event loop's default of a minute (slowloris over TLS).
-    handshake = None if ssl is None else limits.header_timeout
+    # event loop's default of a minute (slowloris over TLS). The listener itself is plain TCP:
+    # the accept path counts the client, then runs the handshake (.tls_accept).
+    tls = None if ssl is None else TlsAcceptor(ctx, ssl, limits.header_timeout)
+    accept: Callable[[], asyncio.Protocol] = factory if tls is None else tls.protocol
     if sock is not None:
-        server = await loop.create_server(
-            factory, sock=sock, ssl=ssl, backlog=backlog, ssl_handshake_timeout=handshake
-        )
+        server = await loop.create_server(accept, sock=sock, backlog=backlog)
     else:
         server = await loop.create_server(
-            factory,
+            accept,
             host,
             port,
-            ssl=ssl,
             backlog=backlog,
             reuse_port=reuse_port or None,
             reuse_address=True,
-            ssl_handshake_timeout=handshake,
         )
-    return GatewayServer(server, ctx, own_pool)
+    return GatewayServer(server, ctx, own_pool, tls)
