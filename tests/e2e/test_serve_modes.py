@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -106,11 +107,14 @@ async def test_a_sibling_apps_page_cannot_post_as_the_user(
 
 
 async def test_https_with_the_internal_ca(data_dir: Path) -> None:
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     d = str(data_dir)
     await asyncio.to_thread(
         lychgate, "init", "--dir", d, "--public-url", f"https://localhost:{port}"
     )
+    config = data_dir / "lychgate.toml"
+    top = f'metrics_listen = "127.0.0.1:{metrics_port}"\n'  # top-level keys go first
+    await asyncio.to_thread(config.write_text, top + config.read_text())
     await asyncio.to_thread(
         lychgate, "user", "add", "A", "--email", "a@x.test", "--admin", "--dir", d
     )
@@ -140,3 +144,26 @@ async def test_https_with_the_internal_ca(data_dir: Path) -> None:
             async with httpx.AsyncClient(verify=True) as untrusting:
                 with pytest.raises(httpx.ConnectError):
                     await untrusting.get(f"https://localhost:{port}/")
+            # A socket that never says hello is a handshake in progress, in the metrics.
+            _, stalled = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                await _until_scraped(
+                    metrics_port, 'lychgate_gateway_tls_handshakes{worker="0"} 1.0'
+                )
+            finally:
+                stalled.close()
+            scraped = await _until_scraped(
+                metrics_port, 'lychgate_gateway_tls_handshakes{worker="0"} 0.0'
+            )
+            assert "lychgate_gateway_tls_not_after_timestamp_seconds" in scraped
+
+
+async def _until_scraped(port: int, line: str) -> str:
+    """The gateway's metrics once they show ``line``."""
+    async with httpx.AsyncClient() as client, asyncio.timeout(10):
+        while True:
+            with contextlib.suppress(httpx.TransportError):  # not listening yet
+                scraped = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+                if line in scraped:
+                    return scraped
+            await asyncio.sleep(0.1)

@@ -139,24 +139,27 @@ def test_gauges_are_read_at_scrape_time() -> None:
     assert 'lychgate_gateway_open_connections{worker="3"} 7.0' in body
     assert 'lychgate_gateway_open_tunnels{worker="3"} 2.0' in body
     assert 'lychgate_gateway_feed_age_seconds{worker="3"} -1.0' in body
-    assert "tls_not_after" not in body  # plain HTTP: no certificate, no expiry sample
+    assert "tls_" not in body  # plain HTTP: no certificate, no expiry or handshake sample
 
 
-def test_certificate_expiry_is_read_at_scrape_time() -> None:
+def test_certificate_expiry_and_handshakes_are_read_at_scrape_time() -> None:
     metrics = GatewayMetrics(worker=0)
     expiry = {"at": 1_900_000_000.0}
+    handshakes = [0]
     metrics.track(
         connections=lambda: 0,
         tunnels=lambda: 0,
         feed_age=lambda: 1.0,
         tls_not_after=lambda: expiry["at"],
+        tls_handshakes=lambda: handshakes[0],
     )
     expiry["at"] = 1_950_000_000.0  # a renewal
+    handshakes[0] = 4
     text = metrics_handler(metrics)(head("/metrics"))
     assert isinstance(text, Respond)
-    assert 'lychgate_gateway_tls_not_after_timestamp_seconds{worker="0"} 1.95e+09' in (
-        text.body.decode()
-    )
+    body = text.body.decode()
+    assert 'lychgate_gateway_tls_not_after_timestamp_seconds{worker="0"} 1.95e+09' in body
+    assert 'lychgate_gateway_tls_handshakes{worker="0"} 4.0' in body
 
 
 def test_upstream_failures_are_read_at_scrape_time() -> None:

@@ -143,9 +143,11 @@ class GatewayMetrics:
         tunnels: Callable[[], int],
         feed_age: Callable[[], float | None],
         tls_not_after: Callable[[], float] | None = None,
+        tls_handshakes: Callable[[], int] | None = None,
         upstream_failures: Callable[[], Mapping[tuple[AppSlug | None, str], int]] | None = None,
     ) -> None:
-        """Read these from live objects at scrape time (no TLS: no expiry sample)."""
+        """Read these from live objects at scrape time (no TLS: no expiry or handshake
+        sample)."""
         self._connections.set_function(lambda: float(connections()))
         self._tunnels.set_function(lambda: float(tunnels()))
 
@@ -163,3 +165,10 @@ class GatewayMetrics:
                 ["worker"],
                 registry=self.registry,
             ).labels(self._worker).set_function(tls_not_after)
+        if tls_handshakes is not None:
+            Gauge(
+                "lychgate_gateway_tls_handshakes",
+                "TLS handshakes in progress (each counts against its client's connections).",
+                ["worker"],
+                registry=self.registry,
+            ).labels(self._worker).set_function(lambda: float(tls_handshakes()))

@@ -280,6 +280,7 @@ async def serve_worker(
         tunnels=lambda: server.open_tunnels,
         feed_age=holder.age,
         tls_not_after=None if certs is None else (lambda: certs.not_after.timestamp()),
+        tls_handshakes=None if certs is None else (lambda: server.handshakes),
         upstream_failures=lambda: server.upstream_failures,
     )
     side = await start_side_listeners(plan, metrics, holder, worker, reuse_port, exempt)
