@@ -29,7 +29,7 @@ import uvloop
 
 from bench.install import ensure_installed, tool_versions
 from bench.procs import raise_nofile
-from bench.report import BASELINE, Row, scenario_table
+from bench.report import BASELINE, HOP_BASELINE, Row, scenario_table
 from bench.runner import REPO_ROOT, Config, all_configs, cores, install_sigterm_cancel, run_all
 from bench.scenarios import SCENARIOS
 from bench.scenarios.base import MIB, RunSettings, Scenario
@@ -134,7 +134,9 @@ def report_header(versions: dict[str, str], n: int, took_s: float) -> str:
         "cell: on a shared two-core machine, expect a few tens of percent between runs.\n\n"
         "Each proxy gets one worker (nginx `worker_processes 1`, Caddy `GOMAXPROCS=1`) except "
         f"Lychgate with {n} workers, and is started afresh for each scenario. Ratios divide each "
-        f"config's figure by {BASELINE}'s; for RSS growth lower is better. RSS growth is the peak "
+        f"config's figure by {BASELINE}'s, and in a second column by {HOP_BASELINE}'s (its auth "
+        "subrequest crosses a pooled connection, as to a real auth service: DESIGN.md's "
+        "calibration); for RSS growth lower is better. RSS growth is the peak "
         "of VmRSS summed over the proxy's processes, minus its value before the load.\n"
     )
 

@@ -12,6 +12,10 @@ from bench.fmt import DASH, format_ratio
 from bench.scenarios.base import Measurement, Scenario
 
 BASELINE = "nginx + auth_request"
+# The same with its auth subrequest over a pooled loopback connection, as to a real auth
+# service: DESIGN.md's calibration of nginx + auth_request (0.6x proxy_pass). Given a column
+# of its own beside BASELINE's whenever the run includes it (README, "Which nginx").
+HOP_BASELINE = "nginx + auth_request over a loopback hop"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,27 +41,37 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str
 
 
 def scenario_table(
-    scenario: Scenario, heading: str, rows: Sequence[Row], baseline: str = BASELINE
+    scenario: Scenario,
+    heading: str,
+    rows: Sequence[Row],
+    baselines: Sequence[str] = (BASELINE, HOP_BASELINE),
 ) -> str:
-    """The section for one scenario: a heading and a table with a ratio to ``baseline``."""
-    base_value: float | None = None
-    for row in rows:
-        if row.config == baseline and isinstance(row.outcome, Measurement):
-            base_value = scenario.ratio_of(row.outcome)
+    """The section for one scenario: a heading and a table with a ratio column for the first
+    of ``baselines``, and one for each other that has a row here."""
+    present = {row.config for row in rows}
+    used = [b for i, b in enumerate(baselines) if i == 0 or b in present]
+    base_values = [_base_value(scenario, rows, b) for b in used]
     headers = [
         "config",
         *(c.header for c in scenario.columns),
-        f"{scenario.ratio_label} vs {baseline}",
+        *(f"{scenario.ratio_label} vs {b}" for b in used),
         "notes",
     ]
     body: list[list[str]] = []
     for row in rows:
         if isinstance(row.outcome, str):
-            blanks = [DASH] * (len(scenario.columns) + 1)
+            blanks = [DASH] * (len(scenario.columns) + len(used))
             body.append([row.config, *blanks, row.outcome])
             continue
         m = row.outcome
         cells = [c.cell(m) for c in scenario.columns]
-        ratio = format_ratio(scenario.ratio_of(m), base_value)
-        body.append([row.config, *cells, ratio, "; ".join(m.notes)])
+        ratios = [format_ratio(scenario.ratio_of(m), base) for base in base_values]
+        body.append([row.config, *cells, *ratios, "; ".join(m.notes)])
     return f"### {heading}\n\n{markdown_table(headers, body)}\n"
+
+
+def _base_value(scenario: Scenario, rows: Sequence[Row], baseline: str) -> float | None:
+    for row in rows:
+        if row.config == baseline and isinstance(row.outcome, Measurement):
+            return scenario.ratio_of(row.outcome)
+    return None

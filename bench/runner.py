@@ -25,7 +25,7 @@ from typing import Final
 
 from bench.fmt import format_number
 from bench.procs import free_port, start_process, wait_ready
-from bench.report import BASELINE, Row
+from bench.report import BASELINE, HOP_BASELINE, Row
 from bench.scenarios.base import Measurement, RunSettings, Scenario, Upstream
 from bench.targets import (
     StartTarget,
@@ -68,12 +68,7 @@ def all_configs(workdir: Path, cores: int) -> tuple[Config, ...]:
         Config("direct", "upstream direct (no proxy)", "upstream", None),
         Config("nginx", "nginx proxy_pass", "nginx", nginx.start_proxy),
         Config("nginx-auth", BASELINE, "nginx", nginx.start_auth_request),
-        Config(
-            "nginx-auth-hop",
-            "nginx + auth_request over a loopback hop",
-            "nginx",
-            nginx.start_auth_request_hop,
-        ),
+        Config("nginx-auth-hop", HOP_BASELINE, "nginx", nginx.start_auth_request_hop),
         Config("caddy", "Caddy reverse_proxy", "caddy", caddy.start_proxy),
         Config("caddy-auth", "Caddy + forward_auth", "caddy", caddy.start_forward_auth),
         # The gateway's architecture with nothing of the gateway: its per-request floor.

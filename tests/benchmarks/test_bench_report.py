@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.fmt import DASH, TIMES, format_kib, format_ms, format_number, format_ratio
-from bench.report import BASELINE, Row, markdown_table, scenario_table
+from bench.report import BASELINE, HOP_BASELINE, Row, markdown_table, scenario_table
 from bench.scenarios.base import Column, Measurement, RunSettings, Scenario, Upstream, percentile
 from bench.targets import Target
 
@@ -96,3 +96,16 @@ def test_without_a_baseline_row_ratios_are_dashes() -> None:
     rows = [Row("nginx proxy_pass", Measurement(rate=40_000.0)), Row(BASELINE, "error: boom")]
     lines = scenario_table(SCENARIO, "T", rows).splitlines()
     assert lines[4] == f"| nginx proxy_pass | 40.0k | {DASH} |  |"
+
+
+def test_the_hop_row_gets_a_ratio_column_of_its_own_when_it_ran() -> None:
+    rows = [
+        Row(BASELINE, Measurement(rate=40_000.0)),
+        Row(HOP_BASELINE, Measurement(rate=20_000.0)),
+        Row("Lychgate, 1 worker", Measurement(rate=16_000.0)),
+        Row("Caddy + forward_auth", "error: boom"),
+    ]
+    lines = scenario_table(SCENARIO, "T", rows).splitlines()
+    assert lines[2] == f"| config | req/s | req/s vs {BASELINE} | req/s vs {HOP_BASELINE} | notes |"
+    assert lines[6] == f"| Lychgate, 1 worker | 16.0k | 0.40{TIMES} | 0.80{TIMES} |  |"
+    assert lines[7] == f"| Caddy + forward_auth | {DASH} | {DASH} | {DASH} | error: boom |"
