@@ -170,7 +170,7 @@ def test_a_stored_app_host_on_localhost_or_forced_passes(data_dir: Path) -> None
 
 
 def test_the_first_app_refused_is_named(data_dir: Path) -> None:
-    settings = load_settings(data_dir, PLAIN)
+    settings = load_settings(data_dir, {**PLAIN, "LYCHGATE_ROUTING": "subdomains"})
     fine = make_app("wiki", host="wiki.localhost")
     bad = make_app("metrics", host="metrics.corp.test")
     check_apps_transport(settings, [fine, make_app("docs")])
@@ -178,3 +178,36 @@ def test_the_first_app_refused_is_named(data_dir: Path) -> None:
         check_apps_transport(settings, [fine, bad])
     assert info.value.field == "host"
     assert str(info.value).startswith("host: app metrics: metrics.corp.test would be served")
+
+
+def test_single_host_mode_serves_no_app_host_so_refuses_none(data_dir: Path) -> None:
+    code, out = lychgate("init", "--dir", str(data_dir), "--public-url", "https://corp.test")
+    assert code == 0, out
+    code, out = lychgate(
+        "app", "add", "--dir", str(data_dir), "--slug", "grafana", "--name", "Grafana",
+        "--upstream", "http://127.0.0.1:3000", "--host", "grafana.corp.test",
+    )  # fmt: skip
+    assert code == 0, out
+    settings = load_settings(data_dir, {"LYCHGATE_PUBLIC_URL": "http://localhost:8080"})
+    assert settings.routing == "single-host"
+    check_stored_apps(settings)  # the host is never routed on in this mode
+
+
+def test_authz_on_a_directory_never_initialised_says_so_and_creates_nothing(
+    data_dir: Path,
+) -> None:
+    code, out = lychgate("authz", "--dir", str(data_dir), env=PLAIN)
+    assert code != 0
+    assert "lychgate init" in " ".join(out.split())
+    # No database made before the secrets were found missing (the socket's run directory
+    # was made first before this check existed too).
+    assert {p.name for p in data_dir.iterdir()} <= {"run"}
+
+
+def test_authz_alone_refuses_plain_http_on_a_public_host(data_dir: Path) -> None:
+    _deployment_with_an_app_host(data_dir)
+    code, out = lychgate(
+        "authz", "--dir", str(data_dir), env={"LYCHGATE_PUBLIC_URL": "http://auth.corp.test"}
+    )
+    assert code == 2, out
+    assert "plain HTTP" in out

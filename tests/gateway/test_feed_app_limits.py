@@ -89,7 +89,7 @@ async def test_the_feed_leaves_them_out_for_an_older_gateway_and_warns_once(
     assert kinds(lines) == ["snapshot", "snapshot", "sessions"]
     assert set(sent_apps(lines[1])["strict"]) <= FORMAT_1_APP_MEMBERS
     warnings = [r.getMessage() for r in caplog.records]
-    assert len(warnings) == 1  # once per connection, when an app first sets one
+    assert len(warnings) == 1  # the app is named once on the connection
     assert "predates per-app request limits" in warnings[0]
     assert "strict" in warnings[0]
 
@@ -102,3 +102,23 @@ async def test_no_warning_when_the_gateway_reads_them_or_no_app_sets_one(
     assert sent_apps(lines[0])["strict"]["max_headers"] == 16
     await _lines(frozenset(), WORLD.snapshot)
     assert caplog.records == []
+
+
+async def test_an_app_that_sets_limits_later_is_named_then(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tight = make_app("tight", max_header_bytes=4096)
+    both = WORLD.changed(serial=3, apps=(*APPS, LIMITED, tight))
+    caplog.set_level(logging.WARNING, logger="lychgate.gateway.feed_wire")
+    await _lines(
+        frozenset({SESSIONS}),
+        WITH_LIMITS,
+        both,
+        both.with_sessions(
+            serial=4, issued_at=both.issued_at, revoked_sessions=frozenset({SessionId("s")})
+        ),
+    )
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2  # each app once, when it first sets one
+    assert warnings[0].endswith("applies its listener's limits to strict until it is upgraded")
+    assert warnings[1].endswith("applies its listener's limits to tight until it is upgraded")

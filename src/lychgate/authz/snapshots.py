@@ -36,6 +36,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from lychgate.authz.context import AuthzContext
+from lychgate.deployment.init import unservable_apps
 from lychgate.events import LoginApproved, LoginDenied, OpenApp
 from lychgate.gateway.snapshot import ConfigSnapshot, UserProfile
 from lychgate.ids import SessionId, UserId
@@ -73,6 +74,11 @@ async def build_snapshot(
     (:func:`read_user_changes`)."""
     store, settings = ctx.store, ctx.settings
     apps = tuple(await store.apps.list())
+    refused = unservable_apps(settings, apps)
+    if refused:  # another process added it, with other settings: `serve` would not start
+        for slug, why in refused.items():
+            log.warning("app %s left out of the snapshot: %s", slug, why)
+        apps = tuple(app for app in apps if app.slug not in refused)
     if users is None:
         users = {}
         await read_user_changes(ctx, users, since=-1)

@@ -18,6 +18,7 @@ from lychgate.demo.banner import next_steps
 from lychgate.demo.bootstrap import bootstrap_demo
 from lychgate.demo.runner import prepare_demo, run_demo_apps
 from lychgate.deployment.init import check_apps_transport, check_transport, prepare_files
+from lychgate.deployment.layout import Layout
 from lychgate.gateway.runner import prepare, run_gateway
 from lychgate.supervise import Companion, run_authz, serve_all
 
@@ -63,8 +64,12 @@ def serve(
 
 def check_stored_apps(settings: Settings) -> None:
     """Refuse to start when a stored app's own host may not be served as the deployment now
-    is (plain HTTP: see ``check_app_transport``). Opens the store only on plain HTTP."""
-    if settings.is_https or settings.allow_insecure_http:
+    is (``unservable_apps``: authz would leave it out of every snapshot), with an error that
+    says how to fix it. Opens the store only where that can happen, and only in a deployment
+    that exists (authz explains a missing one itself)."""
+    if settings.is_https or settings.allow_insecure_http or settings.routing != "subdomains":
+        return
+    if not Layout(settings.data_dir).secrets_file.exists():
         return
     check_apps_transport(settings, with_store(settings, lambda store: store.apps.list()))
 
@@ -104,6 +109,7 @@ def authz(
     """Run the authorization server alone."""
     with reported_errors():
         settings = settings_for(data_dir, authz_listen=listen)
+        check_transport(settings)
         check_stored_apps(settings)
         setup_logging(settings.log_level)
         code = run_authz(settings)

@@ -26,7 +26,7 @@ from lychgate.deployment.secrets import ensure_secrets
 from lychgate.domain import App
 from lychgate.errors import ConfigError
 from lychgate.files import DIR_MODE, PRIVATE_MODE, PUBLIC_MODE, restrict_mode, write_atomic
-from lychgate.ids import KeyId
+from lychgate.ids import AppSlug, KeyId
 from lychgate.store import open_store
 from lychgate.tls.files import TlsPaths, ensure_tls_material
 from lychgate.tls.hosts import hostnames_for, is_plain_http_allowed
@@ -126,19 +126,31 @@ def check_app_transport(settings: Settings, host: str | None) -> None:
         )
 
 
-def check_apps_transport(settings: Settings, apps: Iterable[App]) -> None:
-    """:func:`check_app_transport` for apps already stored, at start-up: the public URL may
-    have turned plain HTTP since they were added. The error names the first app refused and
-    how to fix it."""
+def unservable_apps(settings: Settings, apps: Iterable[App]) -> dict[AppSlug, str]:
+    """The apps whose own host may not be served as the deployment now is, with why: on plain
+    HTTP in subdomains mode, a host other than ``<name>.localhost`` (:func:`check_app_transport`;
+    in single-host mode an app's host is never served). Stored apps are checked again because
+    the public URL may have turned plain HTTP, or another process with other settings may have
+    added one, since."""
+    if settings.routing != "subdomains":
+        return {}
+    refused: dict[AppSlug, str] = {}
     for app in apps:
         try:
             check_app_transport(settings, app.host)
         except ConfigError as exc:
-            raise ConfigError(
-                f"app {app.slug}: {exc.message} (`lychgate app update {app.slug} --host "
-                f"{app.slug}.localhost`, or remove the app)",
-                field="host",
-            ) from None
+            refused[app.slug] = exc.message
+    return refused
+
+
+def check_apps_transport(settings: Settings, apps: Iterable[App]) -> None:
+    """Raise for the first of :func:`unservable_apps`, naming it and how to fix it."""
+    for slug, why in unservable_apps(settings, apps).items():
+        raise ConfigError(
+            f"app {slug}: {why} (`lychgate app update {slug} --host {slug}.localhost`, or "
+            "remove the app)",
+            field="host",
+        )
 
 
 def config_template(*, public_url: str | None, routing: str | None, domain: str | None) -> str:

@@ -28,8 +28,8 @@ The same request header also lists ``app-limits`` when the gateway reads an app'
 limits in a snapshot (``max_header_bytes``, ``max_headers``, ``idle_timeout``: members added
 after format 1). A gateway that does not list it gets snapshots without them: it would
 otherwise refuse every snapshot that carried one and stay on its last, deaf to revocations.
-It applies its listener's limits to those apps instead, and authz logs a warning once per
-connection, naming the apps, until that gateway is upgraded.
+It applies its listener's limits to those apps instead, and authz logs a warning on that
+connection naming each such app once.
 
 :func:`feed_lines` turns any async stream of snapshots (authz builds it from its event bus) into
 these lines. It coalesces: if several snapshots arrive while the client is slow to read, only
@@ -270,7 +270,7 @@ async def feed_lines(
     pumping = asyncio.create_task(pump(), name="feed-pump")  # awaited in the finally below
     serial: int | None = None
     sent: ConfigSnapshot | None = None  # the last snapshot this connection carried
-    warned = False
+    named: set[str] = set()  # apps the warning below named already on this connection
     try:
         while True:
             try:
@@ -287,8 +287,8 @@ async def feed_lines(
                 else:
                     latest = queued
             if latest is not None:
-                if not warned and APP_LIMITS not in updates:
-                    warned = _warn_limits_left_out(latest)
+                if APP_LIMITS not in updates:
+                    _warn_limits_left_out(latest, named)
                 yield _change_line(sent, latest, updates)
                 sent, serial = latest, latest.serial
             if end is not None:
@@ -301,13 +301,13 @@ async def feed_lines(
         await asyncio.gather(pumping, return_exceptions=True)
 
 
-def _warn_limits_left_out(snapshot: ConfigSnapshot) -> bool:
-    """Warn that a gateway will not apply some apps' own limits; True when it did."""
-    slugs = apps_with_own_limits(snapshot)
+def _warn_limits_left_out(snapshot: ConfigSnapshot, named: set[str]) -> None:
+    """Warn that a gateway will not apply some apps' own limits, naming each app once."""
+    slugs = [slug for slug in apps_with_own_limits(snapshot) if slug not in named]
     if slugs:
+        named.update(slugs)
         log.warning(
             "config feed: a gateway that predates per-app request limits is connected; it "
             "applies its listener's limits to %s until it is upgraded",
             ", ".join(slugs),
         )
-    return bool(slugs)

@@ -168,7 +168,7 @@ class GatewayMetrics:
         if tls_handshakes is not None:
             Gauge(
                 "lychgate_gateway_tls_handshakes",
-                "TLS handshakes in progress (each counts against its client's connections).",
+                "TLS handshakes in progress.",
                 ["worker"],
                 registry=self.registry,
             ).labels(self._worker).set_function(lambda: float(tls_handshakes()))

@@ -149,11 +149,11 @@ class _Accepting(asyncio.Protocol):
         """The listener shuts down while this handshake is in progress."""
         self._release()  # the handshake then fails (or returns a closed transport): ignored
 
-    def _step(self, _: object = None) -> None:
+    def _step(self, fired: object = None) -> None:
         """Run the handshake (``start_tls``) on to its next wait, as a task would."""
         handshake = self._handshake
-        if handshake is None:
-            return  # stepped on already, from data_received
+        if handshake is None or (fired is not None and fired is not self._waiting):
+            return  # stepped on already, from data_received (or a wait long past)
         self._waiting = None
         try:
             waiting = handshake.send(None)

@@ -1,0 +1,82 @@
+"""How :mod:`lychgate.gateway.http.tls_accept` steps ``start_tls`` by hand, without sockets.
+
+A task steps a coroutine only when the future it waits on now completes. The accept path steps
+``start_tls`` from done-callbacks, and also at once when data arrives after the handshake's wait
+succeeded (the standard loop's TLS layer reads on straight away): so the callback of a wait
+long past must not step it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+from lychgate.gateway.http.context import ServerContext
+from lychgate.gateway.http.limits import Limits
+from lychgate.gateway.http.pool import UpstreamPool, unverified_client_context
+from lychgate.gateway.http.tls_accept import TlsAcceptor
+from lychgate.gateway.http.tunnel import TunnelRegistry
+from lychgate.gateway.types import Decision, RequestHead
+
+
+class _Loop:
+    """Just enough of a loop for the accept path: a ``start_tls`` that waits twice."""
+
+    def __init__(self, first: asyncio.Future[None], second: asyncio.Future[None]) -> None:
+        self.waits = (first, second)
+
+    def start_tls(self, *args: Any, **kwargs: Any) -> Any:
+        first, second = self.waits
+
+        async def handshake() -> None:
+            await first
+            await second
+
+        return handshake()
+
+
+class _Socket(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.aborts = 0
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("203.0.113.7", 40000) if name == "peername" else default
+
+    def abort(self) -> None:
+        self.aborts += 1
+
+
+def _refuse(head: RequestHead) -> Decision:
+    raise AssertionError("no request gets this far")
+
+
+def test_the_callback_of_a_wait_long_past_does_not_step_the_handshake() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        first, second = loop.create_future(), loop.create_future()
+        ctx = ServerContext(
+            loop=_Loop(first, second),  # type: ignore[arg-type]
+            handler=_refuse,
+            limits=Limits(),
+            pool=UpstreamPool(ssl_context=unverified_client_context()),
+            tunnels=TunnelRegistry(),
+            scheme="https",
+        )
+        acceptor = TlsAcceptor(ctx, ssl.create_default_context(ssl.Purpose.CLIENT_AUTH), 1.0)
+        accepting = acceptor.protocol()
+        tcp = _Socket()
+        accepting.connection_made(tcp)  # steps to the first wait
+        first.set_result(None)  # its callback is now scheduled...
+        accepting.data_received(b"early")  # ...but data steps on first, to the second wait
+        for _ in range(3):
+            await asyncio.sleep(0)  # the first wait's callback runs, late
+        assert acceptor.pending == {accepting}  # still waiting on the second, not failed
+        assert tcp.aborts == 0
+        acceptor.close()
+        assert tcp.aborts == 1
+        second.cancel()
+        await asyncio.sleep(0)
+
+    asyncio.run(scenario())
