@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from lychgate.cli.serve import check_stored_apps
 from lychgate.config import load_settings
 from lychgate.deployment.init import check_app_transport, check_apps_transport, check_transport
 from lychgate.errors import ConfigError
+from lychgate.gateway.accesslog import LOGGER_NAME
 
 
 def check(data_dir: Path, **env: str) -> None:
@@ -193,6 +196,20 @@ def test_single_host_mode_serves_no_app_host_so_refuses_none(data_dir: Path) -> 
     check_stored_apps(settings)  # the host is never routed on in this mode
 
 
+@pytest.fixture
+def logging_kept() -> Iterator[None]:
+    """``lychgate authz`` sets up logging on the CLI runner's streams, closed once it returns:
+    put the loggers back, or later tests' log lines fail to write."""
+    loggers = [logging.getLogger(), logging.getLogger(LOGGER_NAME)]
+    saved = [(lg, list(lg.handlers), lg.level, lg.propagate) for lg in loggers]
+    yield
+    for lg, handlers, level, propagate in saved:
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate
+
+
+@pytest.mark.usefixtures("logging_kept")
 def test_authz_on_a_directory_never_initialised_says_so_and_creates_nothing(
     data_dir: Path,
 ) -> None:
