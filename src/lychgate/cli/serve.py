@@ -17,7 +17,12 @@ from lychgate.config import Settings
 from lychgate.demo.banner import next_steps
 from lychgate.demo.bootstrap import bootstrap_demo
 from lychgate.demo.runner import prepare_demo, run_demo_apps
-from lychgate.deployment.init import check_apps_transport, check_transport, prepare_files
+from lychgate.deployment.init import (
+    app_hosts_restricted,
+    check_apps_transport,
+    check_transport,
+    prepare_files,
+)
 from lychgate.deployment.layout import Layout
 from lychgate.gateway.runner import prepare, run_gateway
 from lychgate.supervise import Companion, run_authz, serve_all
@@ -67,9 +72,7 @@ def check_stored_apps(settings: Settings) -> None:
     is (``unservable_apps``: authz would leave it out of every snapshot), with an error that
     says how to fix it. Opens the store only where that can happen, and only in a deployment
     that exists (authz explains a missing one itself)."""
-    if settings.is_https or settings.allow_insecure_http or settings.routing != "subdomains":
-        return
-    if not Layout(settings.data_dir).secrets_file.exists():
+    if not app_hosts_restricted(settings) or not Layout(settings.data_dir).secrets_file.exists():
         return
     check_apps_transport(settings, with_store(settings, lambda store: store.apps.list()))
 

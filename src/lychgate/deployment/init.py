@@ -126,13 +126,20 @@ def check_app_transport(settings: Settings, host: str | None) -> None:
         )
 
 
+def app_hosts_restricted(settings: Settings) -> bool:
+    """Whether :func:`unservable_apps` can refuse any app: on plain HTTP, unforced, in
+    subdomains mode (in single-host mode an app's own host is never served)."""
+    return not (settings.is_https or settings.allow_insecure_http) and (
+        settings.routing == "subdomains"
+    )
+
+
 def unservable_apps(settings: Settings, apps: Iterable[App]) -> dict[AppSlug, str]:
-    """The apps whose own host may not be served as the deployment now is, with why: on plain
-    HTTP in subdomains mode, a host other than ``<name>.localhost`` (:func:`check_app_transport`;
-    in single-host mode an app's host is never served). Stored apps are checked again because
-    the public URL may have turned plain HTTP, or another process with other settings may have
-    added one, since."""
-    if settings.routing != "subdomains":
+    """The apps whose own host may not be served as the deployment now is, with why: where
+    :func:`app_hosts_restricted`, a host other than ``<name>.localhost``
+    (:func:`check_app_transport`). Stored apps are checked again because the public URL may
+    have turned plain HTTP, or another process with other settings may have added one, since."""
+    if not app_hosts_restricted(settings):
         return {}
     refused: dict[AppSlug, str] = {}
     for app in apps:
@@ -145,7 +152,9 @@ def unservable_apps(settings: Settings, apps: Iterable[App]) -> dict[AppSlug, st
 
 def check_apps_transport(settings: Settings, apps: Iterable[App]) -> None:
     """Raise for the first of :func:`unservable_apps`, naming it and how to fix it."""
-    for slug, why in unservable_apps(settings, apps).items():
+    refused = unservable_apps(settings, apps)
+    if refused:
+        slug, why = next(iter(refused.items()))
         raise ConfigError(
             f"app {slug}: {why} (`lychgate app update {slug} --host {slug}.localhost`, or "
             "remove the app)",

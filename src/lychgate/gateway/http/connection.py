@@ -39,6 +39,7 @@ from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from lychgate.errors import UsageError
 from lychgate.gateway.http.clientcap import REFUSAL as CLIENT_REFUSAL
+from lychgate.gateway.http.clientcap import peer_ip
 from lychgate.gateway.http.context import ServerContext
 from lychgate.gateway.http.errors import error_page
 from lychgate.gateway.http.headers import MEMO_NAME_MAX, local_head
@@ -183,9 +184,7 @@ class ClientConnection(asyncio.Protocol):
         self._transport = transport
         self.out = Writer(transport, ctx.batch)
         transport.set_write_buffer_limits(high=self._limits.write_buffer_high)
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple):
-            self._client_ip = peer[0]
+        self._client_ip = peer_ip(transport)
         clients = ctx.clients
         if clients is not None and self._client_key is None:  # else taken at accept (TLS)
             key = clients.take(self._client_ip)
