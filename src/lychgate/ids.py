@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import secrets
 from typing import NewType
 
@@ -19,3 +21,14 @@ KeyId = NewType("KeyId", str)
 def new_id(prefix: str = "") -> str:
     """A random, URL-safe identifier with 128 bits of entropy (``secrets``, never ``random``)."""
     return prefix + secrets.token_urlsafe(16)
+
+
+def session_handle(session_id: SessionId) -> str:
+    """A public name for a session: SHA-256 of the id, truncated (128 bits), base64url.
+
+    A session id is a bearer secret (the browser's authz cookie holds it), so nothing shown
+    to a user or written to a log names a session by its id: the API, the device and the
+    access log use this one-way handle instead.
+    """
+    digest = hashlib.sha256(b"lychgate session handle\n" + session_id.encode()).digest()
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")

@@ -10,8 +10,8 @@ from authz.conftest import Clock
 from authz.device_fixtures import SignedClient, browser_session, enroll_key, next_event
 from fixtures.store import T0
 from lychgate.authz.context import AuthzContext
-from lychgate.authz.portal.session import session_handle
 from lychgate.events import SessionRevoked
+from lychgate.ids import session_handle
 
 
 async def test_the_list_shows_only_the_users_live_sessions(

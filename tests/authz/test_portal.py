@@ -23,11 +23,10 @@ from authz.login_fixtures import (
     sign_in,
 )
 from lychgate.authz.context import AuthzContext
-from lychgate.authz.portal.session import session_handle
 from lychgate.domain import AppPolicy
 from lychgate.events import SessionRevoked
 from lychgate.gateway.feed_http import REDEEM_PATH
-from lychgate.ids import SessionId
+from lychgate.ids import SessionId, session_handle
 
 __all__ = ["browser", "other_browser"]
 

@@ -15,9 +15,9 @@ from authz.login_fixtures import Person, browser, enrolled, sign_in
 from fixtures.store import T0, make_session
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.portal.events import session_events
-from lychgate.authz.portal.session import is_live, load_live, session_handle
+from lychgate.authz.portal.session import is_live, load_live
 from lychgate.events import InProcessBus, OpenApp, SessionRevoked
-from lychgate.ids import SessionId
+from lychgate.ids import SessionId, session_handle
 
 __all__ = ["browser"]
 

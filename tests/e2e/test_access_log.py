@@ -7,6 +7,7 @@ redirect or a 401, the failure behind a 502, and never the token itself.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import socket
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from e2e.deployment import free_port, lychgate, serve
 from gateway.upstreams import http_upstream
+from lychgate.ids import SessionId, session_handle
 
 pytestmark = [pytest.mark.loopback, pytest.mark.slow]
 NAV = {"accept": "text/html", "sec-fetch-mode": "navigate"}
@@ -31,10 +33,20 @@ def _deploy(data_dir: Path, port: int, up_url: str, down_url: str) -> str:
     config.write_text("access_log = true\n" + config.read_text())  # top-level keys go first
     lychgate("app", "add", "--dir", d, "--slug", "echo", "--name", "Echo", "--upstream", up_url)
     lychgate("app", "add", "--dir", d, "--slug", "gone", "--name", "Gone", "--upstream", down_url)
+    lychgate(
+        "app", "add", "--dir", d, "--slug", "ops", "--name", "Ops", "--upstream", up_url,
+        "--policy", "admins",
+    )  # fmt: skip
     lychgate("user", "add", "Admin", "--email", "admin@example.test", "--admin", "--dir", d)
     lychgate("user", "add", "Ada", "--email", "ada@example.test", "--dir", d)
     minted = lychgate("token", "mint", "--dir", d, "--app", "echo", "--user", "ada@example.test")
     return minted.split("\n")[0]
+
+
+def _claims(cookie: str) -> dict[str, Any]:
+    """The payload of the app token in ``cookie`` (NAME=TOKEN), read without verifying."""
+    payload = cookie.partition("=")[2].split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))))
 
 
 def _records(log: Path) -> list[dict[str, Any]]:
@@ -49,17 +61,13 @@ async def test_the_access_log_says_why(data_dir: Path) -> None:
     async with http_upstream() as up:
         cookie = await asyncio.to_thread(_deploy, data_dir, port, up.url, down)
         name, _, token = cookie.partition("=")
-        gone = await asyncio.to_thread(
-            lychgate,
-            "token",
-            "mint",
-            "--dir",
-            str(data_dir),
-            "--app",
-            "gone",
-            "--user",
-            "ada@example.test",
-        )
+        gone, ops = [
+            await asyncio.to_thread(
+                lychgate, "token", "mint", "--dir", str(data_dir), "--app", app,
+                "--user", "ada@example.test",
+            )
+            for app in ("gone", "ops")
+        ]  # fmt: skip
         async with serve(data_dir, port) as served:
             async with httpx.AsyncClient(base_url=served.url) as c:
                 assert (await c.get("/a", headers=NAV)).status_code == 302
@@ -70,6 +78,8 @@ async def test_the_access_log_says_why(data_dir: Path) -> None:
                 gone_cookie = gone.split("\n")[0]
                 r = await c.get("/e", headers={**API, "cookie": gone_cookie})
                 assert (r.status_code, r.text) == (502, "502 Bad Gateway\n")
+                ops_cookie = ops.split("\n")[0]
+                assert (await c.get("/f", headers={**API, "cookie": ops_cookie})).status_code == 403
             await asyncio.sleep(0.3)  # the log lines are flushed per line; give them a moment
         log = served.log
     records = {r["path"]: r for r in await asyncio.to_thread(_records, log) if "path" in r}
@@ -81,7 +91,21 @@ async def test_the_access_log_says_why(data_dir: Path) -> None:
     assert records["/d"]["app"] == "echo"
     assert "reason" not in records["/d"]
     assert records["/e"]["reason"] == "upstream connect failed: Connection refused"
+    # Who: the user and session behind a forward, a failed forward and a policy's refusal;
+    # nobody behind an answer to no token or a forged one. The session by its public handle:
+    # its id is the authz cookie's bearer secret.
+    ada = _claims(cookie)
+    ops_sid = SessionId(_claims(ops.split("\n")[0])["sid"])
+    assert records["/d"]["user"] == ada["sub"]
+    assert records["/d"]["session"] == session_handle(SessionId(ada["sid"]))
+    assert records["/e"]["user"] == ada["sub"]
+    assert (records["/f"]["status"], records["/f"]["reason"]) == (403, "admins only")
+    assert records["/f"]["user"] == ada["sub"]
+    assert records["/f"]["session"] == session_handle(ops_sid)
+    assert not any("user" in records[path] for path in ("/a", "/b", "/c"))
     text = await asyncio.to_thread(log.read_text)
     assert f"app gone, upstream {down}: upstream connect failed: Connection refused" in text
-    assert token not in text  # no token, ever
+    assert token not in text  # no token, ever, nor a session id
+    assert ada["sid"] not in text
+    assert ops_sid not in text
     assert gone_cookie.partition("=")[2] not in text

@@ -21,7 +21,7 @@ from gateway.upstreams import Upstream as RawUpstream
 from lychgate.gateway.feed_wire import snapshot_line
 from lychgate.gateway.http import GatewayServer, Limits, start_server
 from lychgate.gateway.http.tls import client_context
-from lychgate.gateway.types import Decision, Forward, Handler, RequestHead, Upstream
+from lychgate.gateway.types import Decision, Forward, Handler, Principal, RequestHead, Upstream
 from lychgate.ids import AppSlug, SessionId
 
 
@@ -46,7 +46,13 @@ class Answers:
         self.seen: list[tuple[int, str]] = []
 
     def __call__(
-        self, head: RequestHead | None, app: AppSlug | None, status: int, t: float, reason: str
+        self,
+        head: RequestHead | None,
+        app: AppSlug | None,
+        status: int,
+        t: float,
+        reason: str,
+        who: Principal | None,
     ) -> None:
         self.seen.append((status, reason))
 

@@ -173,3 +173,4 @@ def test_the_operator_sees_the_refusal_in_the_log(caplog: pytest.LogCaptureFixtu
     assert b"chat.example.com" not in decision.body  # the page itself says nothing more
     (line,) = [r.getMessage() for r in caplog.records if "refused with 403" in r.getMessage()]
     assert "--allow-cross-origin" in line
+    assert line.endswith("(user user-1)")  # whom it refused: the operator can ask them

@@ -18,7 +18,7 @@ from gateway.upstreams import Raw, http_upstream, raw_upstream, read_head
 from gateway.world import FETCH, NAVIGATE, World, handler_for
 from lychgate.gateway.http import Limits
 from lychgate.gateway.http.failures import UpstreamFailures
-from lychgate.gateway.types import Decision, RequestHead, Respond
+from lychgate.gateway.types import Decision, Forward, RequestHead, Respond
 from lychgate.ids import AppSlug
 
 WIKI = AppSlug("wiki")
@@ -239,6 +239,28 @@ def test_admission_reasons_reach_the_answer(head: RequestHead, status: int, reas
     assert isinstance(decision, Respond)
     assert (decision.status, decision.reason) == (status, reason)
     assert reason.encode() not in decision.body  # for the log only
+
+
+def test_the_decision_names_who_it_was_made_for() -> None:
+    # The access log's user and session: set on a forward and on a policy's refusal of a
+    # valid token, never on an answer to an anonymous or refused token.
+    handler, _ = handler_for(SINGLE)
+    forwarded = handler(SINGLE.head("/", cookies=[SINGLE.token(sid="sess-9")]))
+    assert isinstance(forwarded, Forward)
+    assert forwarded.who is not None
+    assert (forwarded.who.user_id, forwarded.who.session_id) == ("user-1", "sess-9")
+    refused = handler(SINGLE.head("/", cookies=[SINGLE.token(app="admin")], headers=FETCH))
+    assert isinstance(refused, Respond)
+    assert refused.status == 403
+    assert refused.who is not None
+    assert refused.who.user_id == "user-1"
+    for anonymous in (
+        SINGLE.head("/", headers=FETCH),
+        SINGLE.head("/", cookies=[SINGLE.token(sid="revoked-sess")], headers=FETCH),
+    ):
+        answer = handler(anonymous)
+        assert isinstance(answer, Respond)
+        assert answer.who is None
 
 
 # -- refusals of the request itself: the rule that refused it ---------------------------------

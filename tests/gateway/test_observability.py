@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from lychgate.gateway.runner import (
 )
 from lychgate.gateway.snapshot import SnapshotHolder
 from lychgate.gateway.types import RequestHead, Respond
-from lychgate.ids import AppSlug
+from lychgate.ids import AppSlug, SessionId, UserId, session_handle
 
 
 def head(path: str = "/x", query: str = "", host: str = "app.example.com") -> RequestHead:
@@ -92,6 +93,38 @@ def test_access_line_says_why_the_gateway_answered() -> None:
     assert json.loads(line)["reason"] == "admins only"
 
 
+@dataclass(frozen=True)
+class Who:
+    user_id: UserId
+    session_id: SessionId
+
+
+ADA = Who(UserId("u_ada"), SessionId("s_1"))
+
+
+def test_access_line_names_the_signed_in_user_and_session() -> None:
+    # Who reached an app, or was refused by its policy: what an operator audits. The session
+    # by its public handle: its id is the authz cookie's bearer secret.
+    line = access_line(
+        head("/admin"),
+        AppSlug("admin"),
+        403,
+        0.001,
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+        reason="admins only",
+        who=ADA,
+    )
+    record = json.loads(line)
+    assert (record["user"], record["reason"]) == ("u_ada", "admins only")
+    assert record["session"] == session_handle(SessionId("s_1"))
+    assert "s_1" not in line
+    anonymous = json.loads(
+        access_line(head(), None, 302, 0.0, now=datetime(2026, 1, 1, tzinfo=UTC))
+    )
+    assert "user" not in anonymous
+    assert "session" not in anonymous
+
+
 def test_access_line_for_a_refused_head() -> None:
     record = json.loads(access_line(None, None, 400, 0.0, now=datetime(2026, 1, 1, tzinfo=UTC)))
     assert record["status"] == 400
@@ -102,15 +135,13 @@ def test_response_hook_counts_and_logs(caplog: pytest.LogCaptureFixture) -> None
     metrics = GatewayMetrics()
     hook = response_hook(metrics, AccessLog())
     with caplog.at_level(logging.INFO, logger="lychgate.access"):
-        hook(head(), AppSlug("wiki"), 200, 0.01, "")
-        hook(head(), AppSlug("wiki"), 200, 0.02, "")
-        hook(head(), None, 404, 0.001, "no route")
+        hook(head(), AppSlug("wiki"), 200, 0.01, "", ADA)
+        hook(head(), AppSlug("wiki"), 200, 0.02, "", None)
+        hook(head(), None, 404, 0.001, "no route", None)
     assert len(caplog.records) == 3
-    assert [json.loads(r.getMessage()).get("reason") for r in caplog.records] == [
-        None,
-        None,
-        "no route",
-    ]
+    records = [json.loads(r.getMessage()) for r in caplog.records]
+    assert [r.get("reason") for r in records] == [None, None, "no route"]
+    assert [r.get("user") for r in records] == ["u_ada", None, None]
     body = metrics_handler(metrics)(head("/metrics"))
     assert isinstance(body, Respond)
     text = body.body.decode()
@@ -122,7 +153,7 @@ def test_response_hook_counts_and_logs(caplog: pytest.LogCaptureFixture) -> None
 def test_hook_without_access_log_does_not_log(caplog: pytest.LogCaptureFixture) -> None:
     hook = response_hook(GatewayMetrics(), None)
     with caplog.at_level(logging.INFO, logger="lychgate.access"):
-        hook(head(), AppSlug("wiki"), 200, 0.01, "")
+        hook(head(), AppSlug("wiki"), 200, 0.01, "", ADA)
     assert caplog.records == []
 
 

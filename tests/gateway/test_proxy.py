@@ -632,7 +632,8 @@ async def test_on_response_hook_sees_app_status_and_duration(gateway: Start) -> 
             return Forward(Upstream(up.url), head.target, head.headers, app="wiki")  # type: ignore[arg-type]
 
         gw = await gateway(
-            handler, on_response=lambda head, app, status, d, why: calls.append((app, status, d))
+            handler,
+            on_response=lambda head, app, status, d, why, who: calls.append((app, status, d)),
         )
         async with httpx.AsyncClient() as client:
             await client.get(f"http://127.0.0.1:{gw.port}/")

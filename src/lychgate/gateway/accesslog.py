@@ -2,7 +2,10 @@
 
 Fields: ``ts`` (UTC, ISO 8601), ``client`` (the TCP peer), ``method``, ``host``, ``path``
 (without the query: queries carry one-time codes and other secrets), ``app``, ``status``,
-``ms`` and ``ua``, and ``reason`` when the gateway answered itself and has something to say
+``ms`` and ``ua``; ``user`` (the user's id) and ``session`` (the session's public handle, never
+its id, which is a bearer secret) when a signed-in user's token decided the request: forwarded
+to the app, or refused by the app's policy (403) or its header limits (431); and ``reason``
+when the gateway answered itself and has something to say
 why: the token check that sent a browser to log in (``login: expired``), a 401's
 (``no_cookie``, ``bad_signature``, ``revoked``...), a 403's (``admins only``), a 404's, an
 upstream's failure behind a 502 or 504 (``upstream connect failed: Connection refused``).
@@ -17,8 +20,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Final
 
-from lychgate.gateway.types import RequestHead
-from lychgate.ids import AppSlug
+from lychgate.gateway.types import Principal, RequestHead
+from lychgate.ids import AppSlug, session_handle
 
 LOGGER_NAME = "lychgate.access"
 
@@ -36,9 +39,10 @@ class AccessLog:
         status: int,
         seconds: float,
         reason: str = "",
+        who: Principal | None = None,
     ) -> None:
         now = datetime.now(UTC)
-        self._log.info(access_line(head, app, status, seconds, now=now, reason=reason))
+        self._log.info(access_line(head, app, status, seconds, now=now, reason=reason, who=who))
 
 
 # Paths whose last segment is a one-time secret: an enrollment or admin-setup link's code
@@ -64,6 +68,7 @@ def access_line(
     *,
     now: datetime,
     reason: str = "",
+    who: Principal | None = None,
 ) -> str:
     """The JSON text of one access record."""
     record: dict[str, object] = {
@@ -80,6 +85,8 @@ def access_line(
             path=loggable_path(head.path),
             ua=head.header("user-agent"),
         )
+    if who is not None:
+        record.update(user=who.user_id, session=session_handle(who.session_id))
     if reason:
         record["reason"] = reason
     return json.dumps(record, separators=(",", ":"), ensure_ascii=True)

@@ -137,6 +137,7 @@ class Deny:
     error: str
     login_url: str | None = None
     reason: str = ""
+    identity: Identity | None = None  # whose valid token a policy refused, for the logs
 
 
 Admission = ToApp | ToAuthz | ToEndpoint | Redirect | Deny
@@ -194,18 +195,19 @@ def _admit(
         return login_required(head, snapshot, host, target, reason=admitted)
     app, identity = admitted
     if app.policy is AppPolicy.ADMINS and not identity.admin:
-        return Deny(403, "forbidden", reason="admins only")
+        return Deny(403, "forbidden", reason="admins only", identity=identity)
     if app.max_header_bytes is not None or app.max_headers is not None:
         over = over_app_head_limits(head, app)
         if over is not None:
-            return Deny(431, "request_header_fields_too_large", reason=over)
+            return Deny(431, "request_header_fields_too_large", reason=over, identity=identity)
     if head.method in SAFE_METHODS:  # a plain GET: one set lookup, and for socket apps one scan
         if app.websockets and foreign_handshake(head, snapshot, host):
-            return Deny(403, "forbidden", reason="WebSocket handshake from another origin")
+            why = "WebSocket handshake from another origin"
+            return Deny(403, "forbidden", reason=why, identity=identity)
     elif not app.allow_cross_origin:
         refused = foreign_write(head, app, snapshot, host)
         if refused is not None:
-            return Deny(403, "forbidden", reason=refused)
+            return Deny(403, "forbidden", reason=refused, identity=identity)
     return ToApp(app, identity, target, host)
 
 

@@ -250,13 +250,18 @@ class GatewayHandler:
             if more is not None:
                 log.warning("denied with %d: %s%s", admission.status, admission.reason, more)
         elif admission.status == 403:  # a signed-in user refused: tell the operator why
-            log.info("refused with 403: %s", admission.reason)
+            who = admission.identity
+            if who is None:
+                log.info("refused with 403: %s", admission.reason)
+            else:
+                log.info("refused with 403: %s (user %s)", admission.reason, who.user_id)
         return responses.deny(
             admission.status,
             admission.error,
             head,
             login_url=admission.login_url,
             reason=admission.reason,
+            who=admission.identity,
         )
 
     def _to_app(self, head: RequestHead, admitted: ToApp, now: datetime) -> Decision:
@@ -285,6 +290,7 @@ class GatewayHandler:
             max_body_bytes=admitted.app.max_body_bytes,
             idle_timeout=admitted.app.idle_timeout,
             response_fields=drop_lychgate_set_cookies,  # no app sets our cookies
+            who=identity,
         )
 
 

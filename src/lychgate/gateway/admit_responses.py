@@ -11,7 +11,7 @@ import json
 from http import HTTPStatus
 from typing import Final
 
-from lychgate.gateway.types import Headers, RequestHead, Respond
+from lychgate.gateway.types import Headers, Principal, RequestHead, Respond
 
 _COMMON: Final = (
     ("cache-control", "no-store"),
@@ -39,14 +39,27 @@ def text(status: int, body: str, *, headers: Headers = (), reason: str = "") -> 
 
 
 def json_body(
-    status: int, value: dict[str, str], *, headers: Headers = (), reason: str = ""
+    status: int,
+    value: dict[str, str],
+    *,
+    headers: Headers = (),
+    reason: str = "",
+    who: Principal | None = None,
 ) -> Respond:
     """An ``application/json`` response."""
     body = json.dumps(value, separators=(",", ":")).encode()
-    return Respond(status, (("content-type", "application/json"), *_COMMON, *headers), body, reason)
+    fields = (("content-type", "application/json"), *_COMMON, *headers)
+    return Respond(status, fields, body, reason, who)
 
 
-def html_page(status: int, message: str, *, headers: Headers = (), reason: str = "") -> Respond:
+def html_page(
+    status: int,
+    message: str,
+    *,
+    headers: Headers = (),
+    reason: str = "",
+    who: Principal | None = None,
+) -> Respond:
     """A minimal HTML page. ``message`` must be a fixed string of ours (it is not escaped)."""
     phrase = reason_phrase(status)
     body = (
@@ -58,6 +71,7 @@ def html_page(status: int, message: str, *, headers: Headers = (), reason: str =
         (("content-type", "text/html; charset=utf-8"), *_COMMON, _HTML_CSP, *headers),
         body.encode(),
         reason,
+        who,
     )
 
 
@@ -87,8 +101,11 @@ def deny(
     *,
     login_url: str | None = None,
     reason: str = "",
+    who: Principal | None = None,
 ) -> Respond:
     """A denial: JSON for scripts and API clients, a small page for browsers.
+
+    ``who`` is the signed-in user a policy refused, named in the access log.
 
     401 always answers JSON with ``login_url`` (a script follows it; a browser navigation was
     redirected instead) and a ``WWW-Authenticate`` challenge (RFC 9110 section 15.5.2).
@@ -98,11 +115,11 @@ def deny(
         if login_url is not None:
             body["login_url"] = login_url
         challenge = (("www-authenticate", 'Lychgate realm="lychgate"'),)
-        return json_body(status, body, headers=challenge, reason=reason)
+        return json_body(status, body, headers=challenge, reason=reason, who=who)
     if head is not None and _prefers_html(head):
         message = _MESSAGES.get(error, "The request was refused.")
-        return html_page(status, message, reason=reason)
-    return json_body(status, {"error": error}, reason=reason)
+        return html_page(status, message, reason=reason, who=who)
+    return json_body(status, {"error": error}, reason=reason, who=who)
 
 
 def _prefers_html(head: RequestHead) -> bool:

@@ -52,7 +52,7 @@ from lychgate.gateway.http.workers import run_workers
 from lychgate.gateway.metrics import GatewayMetrics
 from lychgate.gateway.routing import parse_host
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder, newly_revoked
-from lychgate.gateway.types import Decision, Handler, RequestHead, Respond
+from lychgate.gateway.types import Decision, Handler, Principal, RequestHead, Respond
 from lychgate.ids import AppSlug
 from lychgate.secret import Secret
 from lychgate.tls.files import TlsPaths, renew_server_cert
@@ -172,23 +172,21 @@ def prepare(settings: Settings, *, listen: str | None = None) -> GatewayPlan:
 
 def response_hook(metrics: GatewayMetrics, access: AccessLog | None) -> ResponseHook:
     observe = metrics.observe
-    if access is None:
+    record = None if access is None else access.record
 
-        def count(
-            head: RequestHead | None, app: AppSlug | None, s: int, t: float, why: str
-        ) -> None:
-            observe(app, s, t)
-
-        return count
-    record = access.record
-
-    def count_and_log(
-        head: RequestHead | None, app: AppSlug | None, s: int, t: float, why: str
+    def count(
+        head: RequestHead | None,
+        app: AppSlug | None,
+        s: int,
+        t: float,
+        why: str,
+        who: Principal | None,
     ) -> None:
         observe(app, s, t)
-        record(head, app, s, t, why)
+        if record is not None:
+            record(head, app, s, t, why, who)
 
-    return count_and_log
+    return count
 
 
 def metrics_handler(metrics: GatewayMetrics) -> Callable[[RequestHead], Decision]:

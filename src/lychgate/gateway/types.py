@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from lychgate.ids import AppSlug, SessionId
+from lychgate.ids import AppSlug, SessionId, UserId
 from lychgate.valuetype import value_type
 
 Headers = tuple[tuple[str, str], ...]
@@ -44,6 +44,20 @@ class RequestHead:
 
     def header_all(self, name: str) -> list[str]:
         return [v for k, v in self.headers if k == name]
+
+
+class Principal(Protocol):
+    """Who a request was decided for: the identity admission established from its token.
+
+    The engine only carries it to the response hook, so the access log can name the user and
+    the session behind each request (the session by its public handle: its id is a secret).
+    """
+
+    @property
+    def user_id(self) -> UserId: ...
+
+    @property
+    def session_id(self) -> SessionId: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +90,7 @@ class Forward:
     # Applied to the upstream's response fields (lower-cased names, as parsed) before they go
     # to the client, for every response to this request: final, 1xx and 101.
     response_fields: ResponseFields | None = None
+    who: Principal | None = None  # the signed-in user, for the access log
 
 
 @value_type
@@ -86,6 +101,7 @@ class Respond:
     headers: Headers = ()
     body: bytes = b""
     reason: str = ""  # why, for the access log; never sent
+    who: Principal | None = None  # a signed-in user refused by policy, for the access log
 
 
 LocalEndpoint = Callable[[RequestHead], Awaitable[Respond]]

@@ -20,10 +20,11 @@ from lychgate.authz.context import AuthzContext
 from lychgate.authz.device.apps import sessions_of_device
 from lychgate.authz.device.auth import DeviceCaller
 from lychgate.authz.device.schemas import MAX_ID, rfc3339
-from lychgate.authz.portal.session import is_live, session_handle
+from lychgate.authz.portal.session import is_live
 from lychgate.authz.sessions import revoke_session
 from lychgate.domain import AuditEvent, Session
 from lychgate.errors import NotFound
+from lychgate.ids import session_handle
 
 
 def session_json(session: Session, caller: DeviceCaller) -> dict[str, object]:

@@ -36,7 +36,6 @@ from lychgate.authz.portal.session import (
     current_session,
     is_live,
     presented_session_ids,
-    session_handle,
 )
 from lychgate.authz.sessions import revoke_session
 from lychgate.authz.snapshots import SnapshotPublisher
@@ -44,6 +43,7 @@ from lychgate.authz.web import client_ip, secure_cookies
 from lychgate.domain import AuditEvent
 from lychgate.errors import NotFound
 from lychgate.gateway.cookies import clear_app_cookie
+from lychgate.ids import session_handle
 
 router = APIRouter(tags=["session"])
 Ctx = Annotated[AuthzContext, Depends(context)]

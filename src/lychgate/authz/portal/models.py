@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from lychgate.authz.portal.session import session_handle
 from lychgate.domain import Session
+from lychgate.ids import session_handle
 
 
 class SessionOut(BaseModel):

@@ -40,11 +40,11 @@ from lychgate.authz.login.target import (
     may_open,
     start_url,
 )
-from lychgate.authz.portal.session import current_session, is_live, session_handle
+from lychgate.authz.portal.session import current_session, is_live
 from lychgate.domain import App, AppPolicy, Session
 from lychgate.gateway.admit_redirect import app_path, safe_redirect
 from lychgate.gateway.signin_state import is_state
-from lychgate.ids import AppSlug
+from lychgate.ids import AppSlug, session_handle
 
 PORTAL_TEMPLATES: Final = (Path(__file__).parent / "templates", LOGIN_TEMPLATES)
 PORTAL_STATIC: Final = Path(__file__).parent / "static"

@@ -16,8 +16,6 @@ Session ids are bearer secrets, so the JSON API never shows them: a session is n
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -30,7 +28,7 @@ from lychgate.authz.web import secure_cookies, session_cookie_name
 from lychgate.domain import Session, User
 from lychgate.errors import NotFound
 from lychgate.gateway.cookies import cookie_values
-from lychgate.ids import SessionId
+from lychgate.ids import SessionId, session_handle
 
 TOUCH_EVERY: Final = timedelta(seconds=60)
 MAX_VALUES: Final = 4
@@ -54,12 +52,6 @@ def is_live(session: Session, now: datetime, idle_ttl: timedelta) -> bool:
     if session.revoked or session.expires_at <= now:
         return False
     return now - session.last_seen_at < idle_ttl
-
-
-def session_handle(session_id: SessionId) -> str:
-    """A public name for a session: SHA-256 of the id, truncated (128 bits), base64url."""
-    digest = hashlib.sha256(b"lychgate session handle\n" + session_id.encode()).digest()
-    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
 
 
 async def load_live(

@@ -451,6 +451,7 @@ class ClientConnection(asyncio.Protocol):
             self.fail(req, 500, None, self.must_close(req), "request handler raised")
             return
         if isinstance(decision, Forward):
+            req.who = decision.who
             exchange = Exchange(ctx, self, req, decision)
             self._responder = exchange
             exchange.start()
@@ -485,6 +486,7 @@ class ClientConnection(asyncio.Protocol):
         assert req.head is not None
         req.discard = True
         req.take_buffer()
+        req.who = answer.who
         close = self.must_close(req)
         status = answer.status
         body = answer.body
@@ -538,7 +540,7 @@ class ClientConnection(asyncio.Protocol):
         ctx.stats.requests_active -= 1
         hook = ctx.on_response
         if hook is not None:
-            hook(req.head, app, status, self._loop.time() - req.started, reason)
+            hook(req.head, app, status, self._loop.time() - req.started, reason, req.who)
         self._idle_delay = self._limits.idle_timeout if idle is None else idle
         req.sink = None  # also breaks the request <-> exchange cycle: freed without the GC
         if self._parsing is req:
@@ -607,7 +609,7 @@ class ClientConnection(asyncio.Protocol):
         self._responder = None
         ctx.stats.requests_active -= 1
         if ctx.on_response is not None:
-            ctx.on_response(req.head, app, 101, self._loop.time() - req.started, "")
+            ctx.on_response(req.head, app, 101, self._loop.time() - req.started, "", req.who)
         self._deadline.cancel()
         self._transport = None  # the tunnel owns it now; this object is done
         self._parser = None

@@ -14,7 +14,7 @@ from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.pool import UpstreamPool
 from lychgate.gateway.http.tunnel import TunnelRegistry
 from lychgate.gateway.http.writer import Batch
-from lychgate.gateway.types import Handler, RequestHead
+from lychgate.gateway.types import Handler, Principal, RequestHead
 from lychgate.ids import AppSlug
 
 if TYPE_CHECKING:
@@ -23,9 +23,12 @@ if TYPE_CHECKING:
 # Called once per finished response: the request head (None when the head itself was refused),
 # the app (None when no app was involved), the status sent, the seconds from the end of the
 # request head to the end of the response, and why the gateway answered as it did ("" for a
-# response that the upstream sent, and for refusals whose status says it all). It runs on the
-# hot path: keep it to a counter increment and, when the access log is on, one log call.
-ResponseHook = Callable[[RequestHead | None, AppSlug | None, int, float, str], None]
+# response that the upstream sent, and for refusals whose status says it all), and who it was
+# decided for (None when no signed-in user was involved). It runs on the hot path: keep it to a
+# counter increment and, when the access log is on, one log call.
+ResponseHook = Callable[
+    [RequestHead | None, AppSlug | None, int, float, str, Principal | None], None
+]
 
 
 @dataclass(slots=True)

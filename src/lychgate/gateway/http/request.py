@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final, Protocol
 
-from lychgate.gateway.types import RequestHead
+from lychgate.gateway.types import Principal, RequestHead
 
 # Why a client connection is not reading (bit flags; it reads again when none is left).
 PAUSE_UPSTREAM = 1  # the upstream cannot take the content as fast as it comes
@@ -52,6 +52,7 @@ class Request:
         "sink",
         "started",
         "upgrade",
+        "who",
         "why",
     )
 
@@ -74,6 +75,7 @@ class Request:
         self.sink: BodySink | None = None
         self.discard = False
         self.started = 0.0
+        self.who: Principal | None = None  # set from the decision, for the response hook
 
     @property
     def has_body(self) -> bool:
