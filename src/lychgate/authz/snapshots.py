@@ -19,6 +19,11 @@ those to the last snapshot's users: a user enrolled or disabled costs one row, n
 thousand. As a safety net against a writer that does not bump (an older replica during an
 upgrade), a full rebuild also runs every ``full_every`` seconds (60).
 
+Revocations never wait on the rest of the config. An app that cannot be served (a host that
+clashes with another app's or the portal's, or one refused on plain HTTP) is left out of the
+snapshot with a warning. Should a snapshot still fail to build, the last one goes out again
+with the sessions to end and the keys of now, and the error is logged once a minute.
+
 Serials are milliseconds since the epoch, kept strictly increasing, so a gateway can tell newer
 from older even across authz restarts and replicas.
 """
@@ -37,8 +42,11 @@ from typing import Final
 
 from lychgate.authz.context import AuthzContext
 from lychgate.deployment.init import unservable_apps
+from lychgate.errors import ConfigError
 from lychgate.events import LoginApproved, LoginDenied, OpenApp
-from lychgate.gateway.snapshot import ConfigSnapshot, UserProfile
+from lychgate.gateway.app_hosts import host_clashes
+from lychgate.gateway.http.failures import Throttle
+from lychgate.gateway.snapshot import ConfigSnapshot, UserProfile, wire_problem
 from lychgate.ids import SessionId, UserId
 from lychgate.store import ChangedUser
 from lychgate.tokens import Keyring, PublicKeyring
@@ -74,8 +82,18 @@ async def build_snapshot(
     (:func:`read_user_changes`)."""
     store, settings = ctx.store, ctx.settings
     apps = tuple(await store.apps.list())
+    # Added by another process with other settings (`serve` would not start), unreadable to
+    # gateways, or clashing with another app's host: left out, so that the rest (revocations
+    # above all) still goes out.
     refused = unservable_apps(settings, apps)
-    if refused:  # another process added it, with other settings: `serve` would not start
+    for app in apps:
+        problem = wire_problem(app)  # a row written by hand, or by an older writer
+        if problem is not None:
+            refused[app.slug] = problem
+    if settings.routing == "subdomains":
+        kept = [app for app in apps if app.slug not in refused]
+        refused |= host_clashes(kept, public_url=settings.public_url, domain=settings.app_domain)
+    if refused:
         for slug, why in refused.items():
             log.warning("app %s left out of the snapshot: %s", slug, why)
         apps = tuple(app for app in apps if app.slug not in refused)
@@ -159,6 +177,7 @@ class SnapshotPublisher:
         # were read in all (the full builds' and the changes').
         self.full_builds = 0
         self.users_read = 0
+        self._unbuildable = Throttle(time.monotonic, window=60.0)  # one line a minute per error
 
     @property
     def latest(self) -> ConfigSnapshot | None:
@@ -195,25 +214,46 @@ class SnapshotPublisher:
             users, since = dict(latest.users), seen  # the users written since the last look
         else:
             users, since = None, seen
-        if users is not None:
-            self.users_read += await read_user_changes(ctx, users, since=since)
-            fresh = await build_snapshot(ctx, serial=self._next_serial(now), now=now, users=users)
-            self._version = version
-        else:
+        if users is None:
             assert latest is not None
-            revoked = await sessions_to_end(ctx, now)
-            keyring = await public_keys(ctx, now)
-            if revoked == latest.revoked_sessions and keyring.jwks() == latest.keyring.jwks():
-                return False  # the usual look: nothing changed, nothing built
-            fresh = replace(
-                latest,
-                serial=self._next_serial(now),
-                issued_at=now,
-                revoked_sessions=revoked,
-                keyring=keyring,
-            )
+            return await self._publish_ends_and_keys(latest, now)  # the usual look
+        self.users_read += await read_user_changes(ctx, users, since=since)
+        try:
+            fresh = await build_snapshot(ctx, serial=self._next_serial(now), now=now, users=users)
+        except ConfigError as exc:
+            if latest is None:
+                raise
+            # Whatever is wrong with the stored config, sessions still end everywhere: the
+            # last snapshot goes out again with the sessions to end and keys of now.
+            more = self._unbuildable.due(exc.message)
+            if more is not None:
+                log.error(
+                    "could not build a config snapshot (%s)%s; gateways keep the last one, "
+                    "with revocations and keys kept current",
+                    exc,
+                    more,
+                )
+            return await self._publish_ends_and_keys(latest, now)
+        self._version = version
         if latest is not None and latest.same_content(fresh):
             return False
+        self._publish(fresh)
+        return True
+
+    async def _publish_ends_and_keys(self, latest: ConfigSnapshot, now: datetime) -> bool:
+        """Publish ``latest`` with the sessions to end and the keys of now, if they changed."""
+        ctx = self._ctx
+        revoked = await sessions_to_end(ctx, now)
+        keyring = await public_keys(ctx, now)
+        if revoked == latest.revoked_sessions and keyring.jwks() == latest.keyring.jwks():
+            return False  # nothing changed, nothing built
+        fresh = replace(
+            latest,
+            serial=self._next_serial(now),
+            issued_at=now,
+            revoked_sessions=revoked,
+            keyring=keyring,
+        )
         self._publish(fresh)
         return True
 

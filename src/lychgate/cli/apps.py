@@ -94,7 +94,7 @@ def add(
     with reported_errors():
         settings = settings_for(data_dir)
         check_app_transport(settings, spec.host)
-        added = with_store(settings, lambda store: add_app(store, spec, now()))
+        added = with_store(settings, lambda store: add_app(store, spec, now(), settings=settings))
     out_console.print(f"added [bold]{added.slug}[/] -> {added.upstream}", highlight=False)
 
 
@@ -153,7 +153,9 @@ def update(
     with reported_errors():
         settings = settings_for(data_dir)
         check_app_transport(settings, host)
-        updated = with_store(settings, lambda store: update_app(store, slug, changes, now()))
+        updated = with_store(
+            settings, lambda store: update_app(store, slug, changes, now(), settings=settings)
+        )
     out_console.print(
         f"updated [bold]{updated.slug}[/]: {', '.join(sorted(changes))}", highlight=False
     )

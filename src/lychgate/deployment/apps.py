@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from lychgate.config.settings import Settings
 from lychgate.domain import (
     APP_HEADER_BYTES_RANGE,
     APP_HEADERS_RANGE,
@@ -22,6 +23,7 @@ from lychgate.domain import (
     AuditEvent,
 )
 from lychgate.errors import ClientError, Conflict, NotFound
+from lychgate.gateway.app_hosts import host_clashes
 from lychgate.ids import AppId, AppSlug, new_id
 from lychgate.store import Store
 
@@ -158,9 +160,40 @@ def check_host(host: str) -> str:
     return normalized
 
 
-async def add_app(store: Store, spec: AppSpec, now: datetime) -> App:
-    """Validate and store a new app, and record it in the audit log."""
+async def check_host_free(store: Store, app: App, settings: Settings) -> None:
+    """In subdomains mode, refuse ``app`` if it would answer on the portal's host or on
+    another app's, or take another app's host from it (:mod:`lychgate.gateway.app_hosts`).
+
+    Disabled apps count: they keep their host for when they are enabled again. The store
+    cannot check this (it knows only explicit hosts), and authz would have to leave one of
+    the two apps out of every snapshot."""
+    if settings.routing != "subdomains":
+        return  # an app's host is never routed on
+    others = [replace(a, enabled=True) for a in await store.apps.list() if a.id != app.id]
+
+    def refused(apps: list[App]) -> dict[AppSlug, str]:
+        return host_clashes(apps, public_url=settings.public_url, domain=settings.app_domain)
+
+    after = refused([*others, replace(app, enabled=True)])
+    if app.slug in after:
+        raise Conflict(f"app {app.slug}: {after[app.slug]}", field="host")
+    before = refused(others)
+    taken = [slug for slug in after if slug not in before]
+    if taken:
+        raise Conflict(
+            f"app {app.slug} would take app {taken[0]}'s host: give it another with --host",
+            field="host",
+        )
+
+
+async def add_app(
+    store: Store, spec: AppSpec, now: datetime, *, settings: Settings | None = None
+) -> App:
+    """Validate and store a new app, and record it in the audit log. With ``settings``, its
+    host is checked against the other apps' and the portal's (:func:`check_host_free`)."""
     app = build_app(spec)
+    if settings is not None:
+        await check_host_free(store, app, settings)
     try:
         await store.apps.add(app)
     except Conflict as exc:
@@ -176,7 +209,14 @@ def spec_of(app: App) -> AppSpec:
     return AppSpec(**same, policy=app.policy.value)
 
 
-async def update_app(store: Store, slug: str, changes: Mapping[str, Any], now: datetime) -> App:
+async def update_app(
+    store: Store,
+    slug: str,
+    changes: Mapping[str, Any],
+    now: datetime,
+    *,
+    settings: Settings | None = None,
+) -> App:
     """Change some of an app's settings (``AppSpec`` field names), checked as when adding it.
 
     The slug stays (tokens name it); gateways pick the change up with the next snapshot.
@@ -189,6 +229,8 @@ async def update_app(store: Store, slug: str, changes: Mapping[str, Any], now: d
     updated = replace(
         build_app(replace(spec_of(app), **changes), app_id=app.id), enabled=app.enabled
     )
+    if settings is not None and "host" in changes:
+        await check_host_free(store, updated, settings)
     try:
         await store.apps.update(updated)
     except Conflict as exc:

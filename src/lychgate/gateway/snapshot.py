@@ -50,6 +50,7 @@ from lychgate.domain import (
     app_to_dict,
 )
 from lychgate.errors import ConfigError
+from lychgate.gateway.app_hosts import app_host
 from lychgate.gateway.feed_json import Members, fail
 from lychgate.gateway.http.pool import parse_upstream_url
 from lychgate.ids import AppId, AppSlug, KeyId, SessionId, UserId
@@ -149,8 +150,8 @@ class ConfigSnapshot:
             if not app.enabled:
                 continue
             by_slug[app.slug] = app
-            host = app.host or f"{app.slug}.{self.app_domain}"
-            if self.routing == "subdomains":
+            host = app_host(app, self.app_domain)
+            if self.routing == "subdomains":  # authz leaves such apps out (.app_hosts)
                 if host == self.public_host or host in by_host:
                     fail("answers on a host that is already taken", f"{where}.host")
                 by_host[host] = app
@@ -339,6 +340,17 @@ def apps_with_own_limits(snapshot: ConfigSnapshot) -> list[str]:
         for app in snapshot.apps
         if any(getattr(app, name) is not None for name in _LATER_APP_MEMBERS)
     ]
+
+
+def wire_problem(app: App) -> str | None:
+    """Why a gateway would refuse a snapshot holding ``app`` (its JSON member read back as the
+    feed reads it), or None. authz leaves such an app out rather than send what every gateway
+    refuses: a refused snapshot carries no revocation either."""
+    try:
+        _app_from_json(_app_to_json(app, app_limits=True), f"app {app.slug}")
+    except ConfigError as exc:
+        return str(exc)
+    return None
 
 
 def _app_from_json(value: object, where: str) -> App:
