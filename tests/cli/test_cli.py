@@ -276,6 +276,34 @@ def test_a_config_error_names_the_key_and_exits_2(deployment: Path) -> None:
     assert "sesion_ttl" in out
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("user", "list"),
+        ("user", "add", "Ada"),
+        ("app", "list"),
+        ("app", "remove", "wiki"),
+        ("keys", "list"),
+        ("token", "mint", "--app", "wiki", "--user", "ada@example.com"),
+    ],
+)
+@pytest.mark.parametrize("exists", [True, False], ids=["empty dir", "no dir"])
+def test_a_directory_without_a_deployment_is_named(
+    tmp_path: Path, command: tuple[str, ...], exists: bool
+) -> None:
+    # A mistyped --dir used to get "no users yet" and a stray empty database of its own, or,
+    # where the directory did not exist, a database error naming neither it nor the fix.
+    where = tmp_path / "typo"
+    if exists:
+        where.mkdir()
+    code, out = lychgate(*command, "--dir", str(where))
+    assert code == 2
+    said = " ".join(out.split())
+    assert f"no deployment in {where}" in said
+    assert f"lychgate init --dir {where}" in said
+    assert not (where / "lychgate.db").exists()
+
+
 def test_plain_http_on_a_public_host_is_refused(data_dir: Path) -> None:
     code, out = lychgate("init", "--dir", str(data_dir), "--public-url", "http://example.com")
     assert code == 2
