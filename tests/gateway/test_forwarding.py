@@ -306,6 +306,12 @@ def test_a_trusted_proxys_connection_header_cannot_hide_its_chain() -> None:
     assert [v for n, v in out if n == "x-forwarded-for"] == ["10.1.2.3"]
 
 
+@pytest.mark.parametrize("prefix", ["/", "/wiki", "/wiki/", "/a/b-c/d_e~f", "/caf%C3%A9", "/v;1"])
+def test_a_trusted_proxys_prefix_may_be_any_plain_absolute_path(prefix: str) -> None:
+    out = fwd(head(("x-forwarded-prefix", prefix), client_ip="10.1.2.3"), trusted_proxies=PROXY)
+    assert values(out, "x-forwarded-prefix") == [prefix]
+
+
 def test_a_trusted_proxys_port_and_prefix_are_kept_once_they_parse() -> None:
     request = head(
         ("x-forwarded-port", " 443 "),
@@ -337,6 +343,19 @@ def test_a_trusted_proxys_port_and_prefix_are_kept_once_they_parse() -> None:
         (("x-forwarded-prefix", "/a#b"),),
         (("x-forwarded-prefix", "/caf\xe9"),),
         (("x-forwarded-prefix", "/a"), ("x-forwarded-prefix", "/b")),
+        # A list whose last item is "//host": Werkzeug's ProxyFix takes the last item.
+        (("x-forwarded-prefix", "/a,//evil.example"),),
+        (("x-forwarded-prefix", "/,//evil.example"),),
+        (("x-forwarded-prefix", '/a"b'),),
+        (("x-forwarded-prefix", "/a//b"),),
+        (("x-forwarded-prefix", "/%2F%2Fevil.example"),),  # decoded by some: "///evil..."
+        (("x-forwarded-prefix", "/a%5Cb"),),
+        (("x-forwarded-prefix", "/a%2Cb"),),
+        (("x-forwarded-prefix", "/a%00"),),
+        (("x-forwarded-prefix", "/a%2"),),
+        # An IPv6 zone: ipaddress takes any text after "%", markup and quotes included.
+        (("x-forwarded-for", "fe80::1%<img src=x onerror=alert(1)>"),),
+        (("x-forwarded-for", "fe80::1%eth0"),),
         (("x-forwarded-server", "caf\xe9"),),
     ],
 )

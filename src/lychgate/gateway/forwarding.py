@@ -279,12 +279,18 @@ def _bad(message: str, field: str) -> ClientError:
 
 
 def _forwarded_for(values: list[str]) -> list[str]:
-    """The addresses in trusted ``X-Forwarded-For`` values; each must be an IP address."""
+    """The addresses in trusted ``X-Forwarded-For`` values; each must be an IP address.
+
+    Without an IPv6 zone (``fe80::1%eth0``): a zone names an interface of the sender's own
+    host, and :mod:`ipaddress` takes any text after the ``%`` (markup, quotes, spaces), which
+    apps and logs would read as an address we checked."""
     hops: list[str] = []
     for value in values:
         for item in value.split(","):
             item = item.strip(" \t")
             try:
+                if "%" in item:
+                    raise ValueError(item)
                 hops.append(str(ipaddress.ip_address(item)))
             except ValueError:
                 raise _bad("unparsable X-Forwarded-For", "x-forwarded-for") from None
@@ -293,13 +299,23 @@ def _forwarded_for(values: list[str]) -> list[str]:
 
 # Other X-Forwarded-* fields a trusted proxy may send, that name one thing each.
 _SINGLE_VALUED: Final = frozenset({"x-forwarded-port", "x-forwarded-prefix"})
+# One path segment's characters (RFC 3986 pchar) less ",", which list-splitting readers of
+# the field (Werkzeug's ProxyFix takes the last item) would cut at; percent-escapes only of
+# what may stand in a segment as itself: never "/", "\\", ",", "?", "#", "%" or a control.
+_SEGMENT: Final = (
+    r"(?:[A-Za-z0-9\-._~!$&'()*+;=:@]|%(?!2[fFcC3]|25|3[fF]|5[cC]|[01].|7[fF])[0-9A-Fa-f]{2})+"
+)
+# "/", or non-empty segments each after one "/", with a final "/" allowed: never "//host".
+_PREFIX: Final = re.compile(rf"/|(?:/{_SEGMENT})+/?")
 
 
 def _check_others(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The other ``X-Forwarded-*`` fields of a trusted proxy, kept as sent once they parse.
 
-    ``-Port`` is one port number and ``-Prefix`` one absolute path (apps build URLs from it,
-    so ``//evil.example`` or a ``\\`` would make them point elsewhere); each at most once.
+    ``-Port`` is one port number and ``-Prefix`` one absolute path of non-empty segments
+    (apps build URLs from it, so ``//evil.example``, a ``\\``, or a list such as
+    ``/a,//evil.example`` whose last item a reader takes, would make them point elsewhere);
+    each at most once.
     Fields we do not know must be printable ASCII. Anything else is a 400, not a skip.
     """
     seen: set[str] = set()
@@ -313,13 +329,7 @@ def _check_others(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
         if canonical == "x-forwarded-port":
             ok = 0 < len(text) <= 5 and text.isascii() and text.isdigit() and 0 < int(text) < 65536
         elif canonical == "x-forwarded-prefix":
-            ok = (
-                text.startswith("/")
-                and not text.startswith("//")
-                and text.isascii()
-                and text.isprintable()
-                and not any(c in text for c in " \\?#")
-            )
+            ok = _PREFIX.fullmatch(text) is not None
         else:
             ok = value.isascii() and value.isprintable()
         if not ok:
