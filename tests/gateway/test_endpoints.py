@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -483,3 +484,49 @@ async def test_http_client_when_nothing_listens(tmp_path: Path) -> None:
             await client.redeem_code(CODE)
     finally:
         await client.aclose()
+
+
+@pytest.mark.loopback
+async def test_a_call_whose_caller_left_still_runs_to_its_end(
+    fake_authz: tuple[FakeAuthz, str],
+) -> None:
+    # A client that leaves during /.lychgate/logout or /callback cancels the endpoint. The
+    # call to authz used to be cancelled with it, and httpx's pool kept a connection caught
+    # between connecting and sending, for good: after a hundred, every sign-in and logout
+    # timed out waiting for the pool. Now each call ends on its own: a logout still revokes.
+    server, base = fake_authz
+    client = HttpAuthzClient(base, Secret(server.secret), timeout=2.0)
+    started: list[str] = []
+    try:
+        for round_ in range(30):
+            sids = [f"s{round_}-{i}" for i in range(10)]
+            started += sids
+            callers = [asyncio.ensure_future(client.revoke_session(SessionId(s))) for s in sids]
+            await asyncio.sleep(round_ % 11 * 0.0005)  # at every stage of the calls
+            for caller in callers:
+                caller.cancel()
+            await asyncio.gather(*callers, return_exceptions=True)
+        for _ in range(200):
+            if client.in_flight == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert client.in_flight == 0
+        assert sorted(server.revoked) == sorted(started)
+        server.codes[CODE] = "tok.en.sig"
+        assert await asyncio.wait_for(client.redeem_code(CODE), 1.0) == "tok.en.sig"
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.loopback
+async def test_closing_the_client_lets_calls_in_flight_finish(
+    fake_authz: tuple[FakeAuthz, str],
+) -> None:
+    server, base = fake_authz
+    client = HttpAuthzClient(base, Secret(server.secret))
+    caller = asyncio.ensure_future(client.revoke_session(SessionId("s-last")))
+    await asyncio.sleep(0)
+    caller.cancel()
+    await client.aclose()
+    assert server.revoked == ["s-last"]
+    assert client.in_flight == 0

@@ -3,10 +3,18 @@
 :class:`AuthzClient` is the port the endpoints use; :class:`HttpAuthzClient` speaks authz's
 internal HTTP API over its unix socket or TCP, with the shared secret. Failures are told apart
 for the endpoints: a refused code is the client's problem (400), anything else is ours (502).
+
+A call, once started, runs to its end even when the endpoint that made it is cancelled (its
+client left): httpx's pool keeps a connection that a cancellation catches between connecting
+and sending as neither idle nor in use, for good (encode/httpcore#1093). A hundred of those, and
+every sign-in and logout waited for the pool and failed. So each call runs in a task of its
+own that the caller awaits through :func:`asyncio.shield`; a logout whose client left still
+revokes, and :meth:`HttpAuthzClient.aclose` lets the calls in flight finish first.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 import httpx
@@ -48,6 +56,8 @@ class HttpAuthzClient:
 
     def __init__(self, base: str, secret: Secret, *, timeout: float = 5.0) -> None:
         self._client = authz_client(base, secret, timeout=timeout)
+        self._timeout = timeout
+        self._calls: set[asyncio.Task[httpx.Response]] = set()  # in flight (module docstring)
 
     async def redeem_code(self, code: str) -> str:
         response = await self._post(REDEEM_PATH, {"code": code})
@@ -66,12 +76,22 @@ class HttpAuthzClient:
         if response.status_code >= 300:
             raise AuthzUnavailable(f"authz answered {response.status_code} to a revocation")
 
+    @property
+    def in_flight(self) -> int:
+        """Calls started and not yet ended, whether or not anyone still awaits them."""
+        return len(self._calls)
+
     async def aclose(self) -> None:
+        if self._calls:  # each ends within its timeout
+            await asyncio.wait(set(self._calls), timeout=self._timeout + 1.0)
         await self._client.aclose()
 
     async def _post(self, path: str, body: dict[str, str]) -> httpx.Response:
+        call = asyncio.ensure_future(self._client.post(path, json=body))
+        self._calls.add(call)
+        call.add_done_callback(self._calls.discard)
         try:
-            response = await self._client.post(path, json=body)
+            response = await asyncio.shield(call)  # a cancelled caller leaves the call running
         except httpx.HTTPError as exc:
             raise AuthzUnavailable(f"authz unreachable ({type(exc).__name__})") from None
         if response.status_code >= 500 or response.status_code in (401, 403):
