@@ -12,10 +12,13 @@ import httpx
 import pytest
 
 from gateway.client import get
-from gateway.conftest import Connect, RawRoute, Start, assert_cut, forward_to
+from gateway.conftest import Answers, Connect, RawRoute, Start, assert_cut, forward_to
 from gateway.upstreams import Reply, Seen, http_upstream, raw_upstream, read_head
 from lychgate.gateway.http import Limits
 from lychgate.gateway.types import Decision, Forward, RequestHead, Respond, Upstream
+from lychgate.ids import AppSlug
+
+WIKI = AppSlug("wiki")
 
 pytestmark = pytest.mark.loopback
 
@@ -426,6 +429,67 @@ async def test_read_timeout_is_between_reads_not_total(gateway: Start, connect: 
         c = await connect(gw.port)
         await c.send(get())
         assert (await c.read_response()).body == b"abcde"
+
+
+async def _read_all_then_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An upstream that answers once it has the whole (Content-Length) request."""
+    head = await read_head(reader)
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    body = await reader.readexactly(length)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    await writer.drain()
+    await asyncio.sleep(1)
+
+
+@pytest.mark.parametrize(
+    ("pieces", "status", "reason"),
+    [
+        # The read timeout is the upstream's silence while it has what it needs to answer:
+        # an upload that keeps moving for longer (1 s here, against 0.3 s) used to get a 504.
+        (b"0123456789", 200, ""),
+        # Nothing from the client nor the upstream for the whole timeout, the content
+        # unfinished: the client stopped, so it gets a 408, and no upstream failure counts.
+        (b"01234", 408, "request content stalled: nothing from the client or the upstream"),
+    ],
+    ids=["moving", "stalled"],
+)
+async def test_an_upload_is_timed_by_its_gaps_not_its_length(
+    gateway: Start, connect: Connect, pieces: bytes, status: int, reason: str
+) -> None:
+    async with raw_upstream(_read_all_then_answer) as up:
+        answers = Answers()
+        gw = await gateway(forward_to(up.url, read_timeout=0.3), on_response=answers)
+        c = await connect(gw.port)
+        await c.send(b"PUT /u HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n")
+        for piece in pieces:
+            await asyncio.sleep(0.1)
+            await c.send(bytes([piece]))
+        r = await c.read_response(timeout=2.0)
+        assert r.status == status
+        if status == 200:
+            assert r.body == b"0123456789"
+        else:
+            assert r.header("connection") == "close"
+        assert gw.upstream_failures == {}
+    assert answers.seen == [(status, reason)]
+
+
+async def test_a_read_timeout_is_counted_as_read_timeout(gateway: Start, connect: Connect) -> None:
+    # The metric's documented kind: an alert on kind="read_timeout" must fire.
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        await asyncio.sleep(5)
+
+    async with raw_upstream(serve) as up:
+
+        def handler(head: RequestHead) -> Decision:
+            return Forward(Upstream(up.url, read_timeout=0.2), head.target, head.headers, app=WIKI)
+
+        gw = await gateway(handler)
+        c = await connect(gw.port)
+        await c.send(get())
+        assert (await c.read_response(timeout=2.0)).status == 504
+        assert gw.upstream_failures == {(WIKI, "read_timeout"): 1}
 
 
 async def test_upstream_stalls_mid_body_cuts_the_client(gateway: Start, connect: Connect) -> None:

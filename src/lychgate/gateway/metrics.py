@@ -32,8 +32,8 @@ _LATENCY_HELP = "From the end of the request head to the end of the response."
 _FAILURES = "lychgate_gateway_upstream_failures"
 _FAILURES_HELP = (
     "Requests an upstream did not answer (502/504), by app and kind: connect, tls, "
-    "connect_timeout, read_timeout, closed, malformed, head_too_long, unframed, "
-    "unasked_upgrade, bad_url, shutdown."
+    "connect_timeout, read_timeout, closed, malformed, head_too_long, trailers_too_long, "
+    "unframed, unasked_upgrade, bad_url, shutdown."
 )
 
 

@@ -8,7 +8,8 @@ told with the next line of that kind. The access log (when on) still has every o
 same reason.
 
 Every failure is also counted by app and *kind*, a short fixed word (``connect``, ``tls``,
-``connect_timeout``, ``read_timeout``, ``closed``, ``malformed``...), for the
+``connect_timeout``, ``read_timeout``, ``closed``, ``malformed``...; see
+:attr:`.upstream.Failure.kind`), for the
 ``lychgate_gateway_upstream_failures_total`` metric: reasons carry free text (an error
 message, a host name), kinds never do, so the metric's label values stay few.
 """

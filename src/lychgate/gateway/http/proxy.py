@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 _WAITING, _SENT, _RESPONDING, _DONE = range(4)
 _IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _TOO_MUCH: Final = "request content over the body size limit"
+_BODY_STALLED: Final = "request content stalled: nothing from the client or the upstream"
 
 
 class Downstream(Protocol):
@@ -313,6 +314,7 @@ class Exchange:
             out.write(b"\r\n")
         else:
             out.write(data)
+        up.sent_more()
 
     def _send_end(self) -> None:
         if self._chunked_up:
@@ -399,8 +401,13 @@ class Exchange:
             self._retried = True
             self._connect()
             return
+        if failure is Failure.TIMEOUT and not self._sent_all:
+            # Nothing from the upstream, nor from the client, for the whole timeout, with the
+            # content still coming: the client stopped sending, which is no upstream failure.
+            self._finish_early(408, close=True, reason=_BODY_STALLED)
+            return
         status = 504 if failure is Failure.TIMEOUT else 502
-        self._upstream_failed(status, failure.name.lower(), failure.value)
+        self._upstream_failed(status, failure.kind, failure.value)
 
     def upstream_upgraded(
         self, conn: UpstreamConnection, headers: list[tuple[bytes, bytes]], tail: bytes

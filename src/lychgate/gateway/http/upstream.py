@@ -28,8 +28,10 @@ that ends without close_notify (a truncation anyone on the path can make), cuts 
 body cut short.
 
 The read timeout is a gap timeout (like nginx's ``proxy_read_timeout``): it runs while a
-request is outstanding and restarts on every read. It is stopped while we ourselves stop
-reading because the client is slow, so a slow client never becomes a "slow upstream".
+request is outstanding and restarts on every read, and, while the request's content is still
+being sent, on every piece sent too (:meth:`UpstreamConnection.sent_more`): an upload longer
+than the timeout is no silent upstream. It is stopped while we ourselves stop reading because
+the client is slow, so a slow client never becomes a "slow upstream".
 """
 
 from __future__ import annotations
@@ -73,6 +75,11 @@ class Failure(enum.Enum):
     TRAILERS_TOO_LONG = "upstream trailer fields too long"
     UNFRAMED = "upstream response ends at close under a coding other than chunked"
     TIMEOUT = "upstream read timed out"
+
+    @property
+    def kind(self) -> str:
+        """The failure's word for the metric's ``kind`` label (:mod:`.failures`)."""
+        return "read_timeout" if self is Failure.TIMEOUT else self.name.lower()
 
 
 class ResponseSink(Protocol):
@@ -275,6 +282,12 @@ class UpstreamConnection(asyncio.Protocol):
         self.out.write(head)
         if self._deadline is not None:
             self._deadline.set(read_timeout)
+
+    def sent_more(self) -> None:
+        """A piece of the request's content went out: the upstream has more to wait for, so
+        the gap timer starts again (a slow upload is no silent upstream)."""
+        if self._deadline is not None and self._sink is not None and not self._reading_paused:
+            self._deadline.set(self._read_timeout)
 
     def pause_reading(self) -> None:
         """The client is slow: stop reading, and stop the read timeout with it."""
