@@ -21,6 +21,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -110,6 +111,8 @@ sessions = Table(
     Column("revoked_at", UtcDateTime, nullable=True),
     Column("user_agent", Text, nullable=False),
     Column("ip", String(64), nullable=False),
+    # The sessions to end, read on every look of authz's snapshot publisher (revoked_ids).
+    Index("ix_sessions_revoked_expires_at", "revoked", "expires_at"),
 )
 
 login_requests = Table(

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, Select, delete, insert, select, true, update
 
 from lychgate.domain import Session
 from lychgate.errors import NotFound
@@ -27,6 +27,16 @@ def _session(row: Row[Any]) -> Session:
         user_agent=row.user_agent,
         ip=row.ip,
     )
+
+
+def revoked_ids_query(now: datetime, *, since: datetime | None = None) -> Select[tuple[str]]:
+    """The revoked sessions whose tokens could still be valid (app tokens never outlive their
+    session: DESIGN.md, tokens), read on every look of authz: a range of
+    ``ix_sessions_revoked_expires_at`` ("= true", which both backends index, not "IS TRUE")."""
+    stmt = select(sessions.c.id).where(sessions.c.revoked == true(), sessions.c.expires_at > now)
+    if since is not None:
+        stmt = stmt.where(sessions.c.revoked_at >= since)
+    return stmt.order_by(sessions.c.id)
 
 
 class SqlSessionRepository(SqlRepository):
@@ -101,14 +111,7 @@ class SqlSessionRepository(SqlRepository):
     async def revoked_ids(
         self, now: datetime, *, since: datetime | None = None
     ) -> Sequence[SessionId]:
-        # A revoked session stays in the set only while a token issued for it could still
-        # be valid: app tokens never outlive their session (DESIGN.md, tokens).
-        stmt = select(sessions.c.id).where(
-            sessions.c.revoked.is_(True), sessions.c.expires_at > now
-        )
-        if since is not None:
-            stmt = stmt.where(sessions.c.revoked_at >= since)
-        rows = await self._all(stmt.order_by(sessions.c.id))
+        rows = await self._all(revoked_ids_query(now, since=since))
         return [SessionId(row.id) for row in rows]
 
     async def ended_ids(self, since: datetime, now: datetime) -> Sequence[SessionId]:
