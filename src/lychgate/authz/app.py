@@ -26,7 +26,7 @@ from lychgate.authz import device, enroll, internal, login, portal, public
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.login.pages import PAGE_HEADERS
 from lychgate.authz.ratelimit import RateLimiter
-from lychgate.authz.snapshots import SnapshotPublisher
+from lychgate.authz.snapshots import POLL_INTERVAL, SnapshotPublisher
 from lychgate.errors import ConfigError, StoreError
 from lychgate.gateway.http.failures import Throttle
 
@@ -71,7 +71,7 @@ async def invalid_request(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": errors}, status_code=422)
 
 
-def create_app(ctx: AuthzContext, *, poll_interval: float = 1.0) -> FastAPI:
+def create_app(ctx: AuthzContext, *, poll_interval: float = POLL_INTERVAL) -> FastAPI:
     """Build authz around ``ctx``. The caller owns (opens and closes) the store and the bus."""
     publisher = SnapshotPublisher(ctx, poll_interval=poll_interval)
 

@@ -67,6 +67,9 @@ def ended_listed_for(ctx: AuthzContext) -> timedelta:
 
 
 FULL_EVERY: Final = 60.0  # seconds between full rebuilds when the change counter is still
+# Seconds between looks: a change made elsewhere (the CLI, another replica on SQLite) waits
+# at most this long to be seen, which leaves the rest of the second for building and sending.
+POLL_INTERVAL: Final = 0.5
 
 
 async def build_snapshot(
@@ -160,7 +163,11 @@ class SnapshotPublisher:
     """Keeps the latest snapshot and wakes feed connections when it changes."""
 
     def __init__(
-        self, ctx: AuthzContext, *, poll_interval: float = 1.0, full_every: float = FULL_EVERY
+        self,
+        ctx: AuthzContext,
+        *,
+        poll_interval: float = POLL_INTERVAL,
+        full_every: float = FULL_EVERY,
     ) -> None:
         self._ctx = ctx
         self._poll = poll_interval

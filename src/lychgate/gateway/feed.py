@@ -41,6 +41,7 @@ from lychgate.gateway.feed_wire import (
     MEDIA_TYPE,
     UPDATES,
     UPDATES_HEADER,
+    FeedMessage,
     Heartbeat,
     SessionsUpdate,
     UsersUpdate,
@@ -58,6 +59,9 @@ INITIAL_BACKOFF: Final = 0.5
 MAX_BACKOFF: Final = 30.0
 READ_TIMEOUT: Final = 15.0  # three heartbeat intervals
 CONNECT_TIMEOUT: Final = 5.0
+# Lines longer than this are read in a worker thread (a full snapshot, or an update listing
+# many sessions or users); heartbeats and small updates are read on the loop, at once.
+PARSE_IN_THREAD: Final = 64 * 1024
 
 
 class FeedError(Exception):
@@ -170,23 +174,34 @@ class FeedClient:
                 if response.status_code != 200:
                     raise FeedError(f"authz refused the feed with {response.status_code}")
                 async for line in split_lines(response.aiter_bytes()):
-                    self._apply(line)
+                    if len(line) > PARSE_IN_THREAD:
+                        # A full snapshot of thousands of users takes a tenth of a second and
+                        # more to read: never on the loop, which keeps serving meanwhile.
+                        message = await asyncio.to_thread(self._read, line)
+                    else:
+                        message = self._read(line)
+                    if message is not None:
+                        self._apply(message)
             log.warning("config feed: authz closed the stream")
         except FeedError as exc:
             log.warning("config feed: %s", exc)
         except httpx.HTTPError as exc:
             log.warning("config feed: connection failed (%s)", type(exc).__name__)
 
-    def _apply(self, line: bytes) -> None:
-        """Apply one line: a snapshot replaces, a heartbeat confirms, anything else is logged."""
+    def _read(self, line: bytes) -> FeedMessage | None:
+        """One line, read strictly; None for a blank one or one refused (and logged). Pure, so
+        that it can run in a worker thread."""
         if not line.strip():
-            return
+            return None
         try:
-            message = parse_line(line)
+            return parse_line(line)
         except ConfigError as exc:
             # The message names the failing member, never its value (it may be key material).
             log.error("config feed: refused a message: %s", exc)
-            return
+            return None
+
+    def _apply(self, message: FeedMessage) -> None:
+        """A snapshot replaces, an update applies to the current one, a heartbeat confirms."""
         if isinstance(message, Heartbeat):
             if not self._holder.confirm(message.serial):
                 log.debug("config feed: heartbeat for serial %d is not ours", message.serial)

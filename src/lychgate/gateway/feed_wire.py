@@ -221,6 +221,29 @@ def _users_update(message: Members) -> UsersUpdate:
     )
 
 
+class _FullLines:
+    """The full-snapshot lines of the latest snapshot, one per ``app_limits`` choice. Every
+    feed connection sends the same snapshot: serialized once, not once per gateway (70 ms and
+    1.3 MB at 10,000 users)."""
+
+    __slots__ = ("_lines", "_snapshot")
+
+    def __init__(self) -> None:
+        self._snapshot: ConfigSnapshot | None = None
+        self._lines: dict[bool, bytes] = {}
+
+    def line(self, snapshot: ConfigSnapshot, *, app_limits: bool) -> bytes:
+        if snapshot is not self._snapshot:
+            self._snapshot, self._lines = snapshot, {}
+        line = self._lines.get(app_limits)
+        if line is None:
+            line = self._lines[app_limits] = snapshot_line(snapshot, app_limits=app_limits)
+        return line
+
+
+_FULL_LINES: Final = _FullLines()
+
+
 def _change_line(
     sent: ConfigSnapshot | None, latest: ConfigSnapshot, updates: frozenset[str]
 ) -> bytes:
@@ -230,7 +253,7 @@ def _change_line(
             return sessions_line(sent.serial, latest)
         if USERS in updates and sent.differs_only_in_users(latest):
             return users_line(sent, latest)
-    return snapshot_line(latest, app_limits=APP_LIMITS in updates)
+    return _FULL_LINES.line(latest, app_limits=APP_LIMITS in updates)
 
 
 class _End:
