@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from lychgate.gateway.feed_wire import snapshot_line
 from lychgate.gateway.http import GatewayServer, Limits, start_server
 from lychgate.gateway.http.tls import client_context
 from lychgate.gateway.types import Decision, Forward, Handler, Principal, RequestHead, Upstream
-from lychgate.ids import AppSlug, SessionId
+from lychgate.ids import AppSlug, SessionId, UserId
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, Any]:
@@ -130,10 +131,20 @@ async def gateway(system_ssl: ssl.SSLContext) -> AsyncIterator[Start]:
 SID = SessionId("sess-1")
 
 
+@dataclass(frozen=True)
+class SignedIn:
+    """A :class:`Principal`: the user and session a test's forward was admitted for."""
+
+    user_id: UserId
+    session_id: SessionId
+
+
 def upgrade_to(url: str, *, allow: bool = True) -> Handler:
+    who = SignedIn(UserId("user-1"), SID)
+
     def handler(head: RequestHead) -> Decision:
         return Forward(
-            Upstream(url), head.target, head.headers, app=None, session_id=SID, allow_upgrade=allow
+            Upstream(url), head.target, head.headers, app=None, allow_upgrade=allow, who=who
         )
 
     return handler

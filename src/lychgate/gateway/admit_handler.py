@@ -285,7 +285,6 @@ class GatewayHandler:
             admitted.target.origin_form,
             headers,
             app=admitted.app.slug,
-            session_id=identity.session_id,
             allow_upgrade=admitted.app.websockets,
             max_body_bytes=admitted.app.max_body_bytes,
             idle_timeout=admitted.app.idle_timeout,

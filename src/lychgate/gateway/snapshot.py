@@ -50,7 +50,7 @@ from lychgate.domain import (
     app_to_dict,
 )
 from lychgate.errors import ConfigError
-from lychgate.gateway.app_hosts import app_host
+from lychgate.gateway.app_hosts import app_host, clashes
 from lychgate.gateway.feed_json import Members, fail
 from lychgate.gateway.http.pool import parse_upstream_url
 from lychgate.ids import AppId, AppSlug, KeyId, SessionId, UserId
@@ -150,11 +150,12 @@ class ConfigSnapshot:
             if not app.enabled:
                 continue
             by_slug[app.slug] = app
-            host = app_host(app, self.app_domain)
-            if self.routing == "subdomains":  # authz leaves such apps out (.app_hosts)
-                if host == self.public_host or host in by_host:
-                    fail("answers on a host that is already taken", f"{where}.host")
-                by_host[host] = app
+        if self.routing == "subdomains":  # authz leaves such apps out (.app_hosts)
+            refused = clashes(self.apps, app_domain=self.app_domain, public_host=self.public_host)
+            if refused:
+                index = next(i for i, app in enumerate(self.apps) if app.slug in refused)
+                fail("answers on a host that is already taken", f"apps[{index}].host")
+            by_host = {app_host(app, self.app_domain): app for app in by_slug.values()}
         return by_slug, by_host
 
     def _assertion_keyring(self) -> Keyring | None:

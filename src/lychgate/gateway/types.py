@@ -83,14 +83,19 @@ class Forward:
     target: str  # the origin-form target to send upstream (normalized, what was decided on)
     headers: Headers
     app: AppSlug | None  # for logs and metrics; None for the authz control plane
-    session_id: SessionId | None = None  # to close tunnels when the session is revoked
     allow_upgrade: bool = False
     max_body_bytes: int | None = None  # None: the listener's default
     idle_timeout: float | None = None  # keep-alive wait after this response; None: the listener's
     # Applied to the upstream's response fields (lower-cased names, as parsed) before they go
     # to the client, for every response to this request: final, 1xx and 101.
     response_fields: ResponseFields | None = None
-    who: Principal | None = None  # the signed-in user, for the access log
+    who: Principal | None = None  # the signed-in user: the access log names them
+
+    @property
+    def session_id(self) -> SessionId | None:
+        """The session the request was admitted for: its tunnels close when it is revoked."""
+        who = self.who
+        return None if who is None else who.session_id
 
 
 @value_type
