@@ -160,8 +160,8 @@ def measure(count: int, *, repeats: int = 5, database_url: str | None = None) ->
         users={**latest.users, some_user: UserProfile(name="Renamed")},
         revoked_sessions=latest.revoked_sessions,
     )
-    sessions = sessions_line(latest.serial, after).rstrip(b"\n")
-    users_changed = users_line(latest, renamed).rstrip(b"\n")
+    sessions = sessions_line(latest, after, changes=True).rstrip(b"\n")
+    users_changed = users_line(latest, renamed, changes=True).rstrip(b"\n")
     full = snapshot_line(after).rstrip(b"\n")
 
     def apply(line: bytes) -> Callable[[], object]:

@@ -112,6 +112,47 @@ def test_a_new_snapshot_empties_the_memo_even_with_the_same_content() -> None:
     assert memo.hits == 0
 
 
+def test_a_sessions_update_keeps_the_memo_and_still_refuses_a_revoked_session() -> None:
+    # Sessions reach their end several times a minute: each such update keeps the entries,
+    # and an entry whose session the update lists is refused all the same.
+    memo = AdmissionMemo()
+    verifier = CachedVerifier(SINGLE.keyring.public)
+    mine = request(SINGLE, SINGLE.token(sid="sess-1"))
+    other = request(SINGLE, SINGLE.token(sid="sess-2"))
+    for head in (mine, other):
+        assert isinstance(
+            admit(head, now=NOW, snapshot=SINGLE.snapshot, verifier=verifier, memo=memo), ToApp
+        )
+    ended = SINGLE.snapshot.with_sessions(
+        serial=2, issued_at=NOW, revoked_sessions=frozenset({SessionId("sess-1")})
+    )
+    assert ended.basis is SINGLE.snapshot.basis
+    still = admit(other, now=NOW, snapshot=ended, verifier=verifier, memo=memo)
+    assert isinstance(still, ToApp)
+    assert memo.hits == 1  # kept
+    after = admit(mine, now=NOW, snapshot=ended, verifier=verifier, memo=memo)
+    assert isinstance(after, Deny)
+    assert after.reason == "revoked"
+    assert len(memo) == 1
+
+
+def test_a_users_update_empties_the_memo() -> None:
+    memo = AdmissionMemo()
+    verifier = CachedVerifier(SINGLE.keyring.public)
+    head = request(SINGLE, SINGLE.token())
+    admit(head, now=NOW, snapshot=SINGLE.snapshot, verifier=verifier, memo=memo)
+    renamed = SINGLE.snapshot.with_users(
+        serial=2,
+        issued_at=NOW,
+        setup_done=True,
+        users=dict(SINGLE.snapshot.users),
+        revoked_sessions=frozenset(),
+    )
+    assert renamed.basis is not SINGLE.snapshot.basis
+    admit(head, now=NOW, snapshot=renamed, verifier=verifier, memo=memo)
+    assert memo.hits == 0
+
+
 def test_a_removed_user_is_refused_after_the_new_snapshot() -> None:
     memo = AdmissionMemo()
     verifier = CachedVerifier(SINGLE.keyring.public)
@@ -227,6 +268,20 @@ def test_handler_stops_forwarding_a_session_once_the_snapshot_revokes_it() -> No
     for _ in range(3):  # admitted, then remembered
         assert isinstance(handler(head), Forward)
     holder.replace(SINGLE.changed(serial=2, revoked_sessions=frozenset({SessionId("sess-7")})))
+    assert refused(handler(head))
+    assert refused(handler(head))
+
+
+def test_handler_stops_forwarding_a_session_that_a_sessions_update_revokes() -> None:
+    clock = Clock()
+    handler, holder = handler_for(SINGLE, clock)
+    head = request(SINGLE, SINGLE.token(sid="sess-7"))
+    for _ in range(3):
+        assert isinstance(handler(head), Forward)
+    current = holder.current
+    assert current is not None
+    ended = frozenset({SessionId("sess-7")})
+    holder.replace(current.with_sessions(serial=2, issued_at=NOW, revoked_sessions=ended))
     assert refused(handler(head))
     assert refused(handler(head))
 

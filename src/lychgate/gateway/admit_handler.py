@@ -4,9 +4,9 @@
 the engine's terms: a :class:`Forward` with the rewritten headers (:mod:`.forwarding`) and a
 signed identity assertion, a :class:`Local` endpoint, or a small :class:`Respond`. It keeps the
 per-worker caches that must follow the snapshot: the token verification cache (emptied when the
-key set changes), the memo of admitted cookies (emptied on every new snapshot, see
-:mod:`.admit_memo`), the assertion signer (replaced when the assertion key or issuer changes)
-and the upstream of each app.
+key set changes), the memo of admitted cookies (emptied when a new snapshot changes more than
+the sessions to end, see :mod:`.admit_memo`), the assertion signer (replaced when the assertion
+key or issuer changes) and the upstream of each app.
 
 A snapshot the feed has not confirmed for ``stale_after`` seconds is *stale*. Requests are still
 decided on it (DESIGN.md: keep serving on the last config; see the bound this puts on
@@ -197,7 +197,7 @@ class GatewayHandler:
 
     def _follow(self, snapshot: ConfigSnapshot) -> None:
         """Bring the per-snapshot caches up to date (once per new snapshot, not per request)."""
-        self._memo.clear()  # it would on its own at the next lookup; this frees it now
+        self._memo.follow(snapshot)  # it would on its own at the next lookup; this frees it now
         if self._verifier is None:
             self._verifier = CachedVerifier(snapshot.keyring)
         else:

@@ -12,11 +12,14 @@ app, for one snapshot:
   cookie arrived and it was fully valid. Failures are never remembered, so a bad cookie always
   takes the full path (and a cookie-tossing request with several values is always decided in
   full, since a not-yet-valid second value could become valid later).
-* **Bound to one snapshot.** Everything the check read besides the token and the clock (the
-  keys, the issuer, the apps, the users, the revoked set) is in the snapshot. The memo empties
-  itself the first time it is asked about another snapshot, so a new snapshot, and with it any
-  new revocation, any key change or any user removal, invalidates every entry at once. As a
-  second line, a hit re-checks the session id against the snapshot's revoked set.
+* **Bound to one snapshot's basis.** Everything the check read besides the token and the
+  clock (the keys, the issuer, the apps, the users, the revoked set) is in the snapshot. The
+  memo empties itself the first time it is asked about a snapshot of another
+  :attr:`~lychgate.gateway.snapshot.ConfigSnapshot.basis`, so any key change, user removal or
+  app change invalidates every entry at once. Snapshots of one basis differ only in their
+  sessions to end, which change several times a minute as sessions reach their end; they keep
+  the entries, and every hit checks the session id against the current snapshot's revoked
+  set, so a revocation still refuses the very next request.
 * **Bounded in time by the token.** The check's only dependence on the clock is the window
   ``[max(nbf, iat) - skew, exp)``. An entry holds ``[since, exp)``, ``since`` being the moment
   the full check passed, a sub-window of it: a hit at a moment outside it (the token expired,
@@ -88,8 +91,7 @@ class AdmissionMemo:
     ) -> tuple[App, Identity] | None:
         """The remembered ``(app, identity)`` for ``key`` at POSIX time ``moment``, or None."""
         if snapshot is not self._snapshot:
-            self.clear()
-            self._snapshot = snapshot
+            self.follow(snapshot)
         entry = self._entries.get(key)
         if entry is None:
             self.misses += 1
@@ -108,8 +110,7 @@ class AdmissionMemo:
     ) -> None:
         """Remember that ``key`` passed every check against ``snapshot`` at ``moment``."""
         if snapshot is not self._snapshot:
-            self.clear()
-            self._snapshot = snapshot
+            self.follow(snapshot)
         chars = sum(map(len, key[0]))
         if chars > self._max_key_chars:
             return
@@ -124,6 +125,14 @@ class AdmissionMemo:
             self._chars -= entries.pop(oldest)[4]
         entries[key] = (app, identity, moment, identity.expires_at.timestamp(), chars)
         self._chars += chars
+
+    def follow(self, snapshot: ConfigSnapshot) -> None:
+        """Move on to ``snapshot``: keep the entries if it has the same basis, else forget
+        them all."""
+        previous = self._snapshot
+        if previous is None or previous.basis is not snapshot.basis:
+            self.clear()
+        self._snapshot = snapshot
 
     def clear(self) -> None:
         """Forget every entry (and the snapshot they belong to)."""

@@ -213,7 +213,11 @@ class FeedClient:
             if current is None or current.serial != message.after:
                 # We refused the snapshot it builds on: only a full one can set us right.
                 raise FeedError(f"a {what} for snapshot {message.after}, not ours")
-            message = message.apply(current)
+            try:
+                message = message.apply(current)
+            except ConfigError as exc:
+                # The sessions to end do not add up: our set is not the one authz changed.
+                raise FeedError(f"a {what} out of step with ours ({exc})") from None
         self._holder.replace(message)
         self.snapshots_applied += 1
         self.failures, self._delay = 0, self._initial  # a good feed resets the backoff

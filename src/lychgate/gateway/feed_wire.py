@@ -19,6 +19,13 @@ one JSON object per line (``\\n``-terminated), for as long as the connection las
   sessions to end. Sent instead of a full snapshot when apps, keys and settings are
   unchanged (a user enrolled, renamed, disabled...): its size follows the users that
   changed. Same rule on ``M``; sent only to a gateway that listed ``users`` in that header.
+* With ``session-changes`` also in that header, both updates list the sessions to end as a
+  change to the last set sent, in place of ``revoked_sessions``: ``"ended_sessions": [...]``
+  join it, ``"unlisted_sessions": [...]`` leave it (their tokens can no longer be valid), and
+  ``"listed_sessions": K`` is how many the result holds. Sessions reach their end all the
+  time, so with ten thousand users the whole set (165 kB) would otherwise travel several
+  times a minute for one or two changes. A gateway whose result does not hold ``K`` sessions
+  is out of step with authz and reconnects for a full snapshot.
 * ``{"type": "heartbeat", "serial": N}``: "my latest is still ``N``", every few seconds when
   nothing changes. It keeps idle connections alive and lets the gateway tell a quiet feed
   from a dead one (:meth:`SnapshotHolder.confirm`).
@@ -67,7 +74,8 @@ UPDATES_HEADER: Final = "lychgate-feed-updates"
 SESSIONS: Final = "sessions"
 USERS: Final = "users"
 APP_LIMITS: Final = "app-limits"  # not an update: the apps' own request limits in a snapshot
-UPDATES: Final = frozenset({SESSIONS, USERS, APP_LIMITS})  # everything this version reads
+SESSION_CHANGES: Final = "session-changes"  # updates list the sessions to end as changes
+UPDATES: Final = frozenset({SESSIONS, USERS, APP_LIMITS, SESSION_CHANGES})  # all we read
 HEARTBEAT_INTERVAL: Final = 5.0
 KEEPALIVE: Final = b"\n"
 
@@ -80,17 +88,53 @@ class Heartbeat:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionChanges:
+    """The sessions to end as a change to the last set sent: ``ended`` join it, ``unlisted``
+    leave it, and ``listed`` is how many the result holds (a check that both sides agree)."""
+
+    ended: frozenset[SessionId]
+    unlisted: frozenset[SessionId]
+    listed: int
+
+    def applied_to(self, current: frozenset[SessionId]) -> frozenset[SessionId]:
+        """The new set. Raises :class:`~lychgate.errors.ConfigError` when ``current`` is not
+        the set authz changed: a session ended that it already held, one unlisted that it
+        did not hold, or a result that does not hold ``listed``."""
+        if not self.ended.isdisjoint(current):
+            fail("names a session already listed", "ended_sessions")
+        if not self.unlisted <= current:
+            fail("names a session not listed", "unlisted_sessions")
+        result = current.difference(self.unlisted).union(self.ended)
+        if len(result) != self.listed:
+            fail(f"does not match the {len(result)} sessions it leaves", "listed_sessions")
+        return result
+
+
+#: The sessions to end in an update: the whole set, or a change to the current one.
+SessionsToEnd = frozenset[SessionId] | SessionChanges
+
+
+def _resolve(sessions: SessionsToEnd, current: ConfigSnapshot) -> frozenset[SessionId]:
+    if isinstance(sessions, SessionChanges):
+        return sessions.applied_to(current.revoked_sessions)
+    return sessions
+
+
+@dataclass(frozen=True, slots=True)
 class SessionsUpdate:
     """Snapshot ``serial`` is snapshot ``after`` with ``revoked_sessions`` instead."""
 
     after: int
     serial: int
     issued_at: datetime
-    revoked_sessions: frozenset[SessionId]
+    revoked_sessions: SessionsToEnd
 
     def apply(self, current: ConfigSnapshot) -> ConfigSnapshot:
+        """Raises :class:`~lychgate.errors.ConfigError` when a change does not add up."""
         return current.with_sessions(
-            serial=self.serial, issued_at=self.issued_at, revoked_sessions=self.revoked_sessions
+            serial=self.serial,
+            issued_at=self.issued_at,
+            revoked_sessions=_resolve(self.revoked_sessions, current),
         )
 
 
@@ -105,9 +149,11 @@ class UsersUpdate:
     setup_done: bool
     changed: Mapping[UserId, UserProfile]
     removed: frozenset[UserId]
-    revoked_sessions: frozenset[SessionId]
+    revoked_sessions: SessionsToEnd
 
     def apply(self, current: ConfigSnapshot) -> ConfigSnapshot:
+        """Raises :class:`~lychgate.errors.ConfigError` when a change does not add up."""
+        revoked = _resolve(self.revoked_sessions, current)
         users = dict(current.users)
         for uid in self.removed:
             users.pop(uid, None)
@@ -117,7 +163,7 @@ class UsersUpdate:
             issued_at=self.issued_at,
             setup_done=self.setup_done,
             users=users,
-            revoked_sessions=self.revoked_sessions,
+            revoked_sessions=revoked,
         )
 
 
@@ -139,24 +185,44 @@ def snapshot_line(snapshot: ConfigSnapshot, *, app_limits: bool = True) -> bytes
     return dumps({"type": "snapshot", "snapshot": doc}) + b"\n"
 
 
-def sessions_line(after: int, snapshot: ConfigSnapshot) -> bytes:
-    """One feed line: ``snapshot`` as a sessions update of snapshot ``after``."""
+def _sessions_json(
+    before: ConfigSnapshot, snapshot: ConfigSnapshot, changes: bool
+) -> dict[str, object]:
+    """An update's members for ``snapshot``'s sessions to end: the whole set, or with
+    ``changes`` what changed since ``before`` (:class:`SessionChanges`)."""
+    new = snapshot.revoked_sessions
+    if not changes:
+        return {"revoked_sessions": sorted(new)}
+    old = before.revoked_sessions
+    return {
+        "ended_sessions": sorted(new - old),
+        "unlisted_sessions": sorted(old - new),
+        "listed_sessions": len(new),
+    }
+
+
+def sessions_line(
+    before: ConfigSnapshot, snapshot: ConfigSnapshot, *, changes: bool = False
+) -> bytes:
+    """One feed line: ``snapshot`` as a sessions update of ``before``, the last one sent;
+    ``changes`` for a gateway that listed :data:`SESSION_CHANGES`."""
     return (
         dumps(
             {
                 "type": "sessions",
-                "after": after,
+                "after": before.serial,
                 "serial": snapshot.serial,
                 "issued_at": snapshot.issued_at.timestamp(),
-                "revoked_sessions": sorted(snapshot.revoked_sessions),
+                **_sessions_json(before, snapshot, changes),
             }
         )
         + b"\n"
     )
 
 
-def users_line(before: ConfigSnapshot, snapshot: ConfigSnapshot) -> bytes:
-    """One feed line: ``snapshot`` as a users update of ``before``, the last one sent."""
+def users_line(before: ConfigSnapshot, snapshot: ConfigSnapshot, *, changes: bool = False) -> bytes:
+    """One feed line: ``snapshot`` as a users update of ``before``, the last one sent;
+    ``changes`` as for :func:`sessions_line`."""
     old, new = before.users, snapshot.users
     # Unchanged profiles are usually the very same objects (authz copies the last snapshot's
     # users and applies the changes), so the identity test settles most of them.
@@ -171,7 +237,7 @@ def users_line(before: ConfigSnapshot, snapshot: ConfigSnapshot) -> bytes:
                 "setup_done": snapshot.setup_done,
                 "users": users_to_json(changed),
                 "removed_users": sorted(old.keys() - new.keys()),
-                "revoked_sessions": sorted(snapshot.revoked_sessions),
+                **_sessions_json(before, snapshot, changes),
             }
         )
         + b"\n"
@@ -193,7 +259,7 @@ def parse_line(line: bytes) -> FeedMessage:
             after=message.integer("after"),
             serial=message.integer("serial"),
             issued_at=instant(message.number("issued_at"), "issued_at"),
-            revoked_sessions=frozenset(SessionId(s) for s in message.texts("revoked_sessions")),
+            revoked_sessions=_sessions_to_end(message),
         )
     elif kind == "users":
         parsed = _users_update(message)
@@ -217,8 +283,19 @@ def _users_update(message: Members) -> UsersUpdate:
         setup_done=message.flag("setup_done"),
         changed=changed,
         removed=removed,
-        revoked_sessions=frozenset(SessionId(s) for s in message.texts("revoked_sessions")),
+        revoked_sessions=_sessions_to_end(message),
     )
+
+
+def _sessions_to_end(message: Members) -> SessionsToEnd:
+    """An update's sessions to end, in either form (:func:`_sessions_json`)."""
+    if message.has("revoked_sessions"):
+        return frozenset(SessionId(s) for s in message.texts("revoked_sessions"))
+    ended = frozenset(SessionId(s) for s in message.texts("ended_sessions"))
+    unlisted = frozenset(SessionId(s) for s in message.texts("unlisted_sessions"))
+    if not ended.isdisjoint(unlisted):
+        fail("names a session that is also in ended_sessions", "unlisted_sessions")
+    return SessionChanges(ended, unlisted, message.integer("listed_sessions"))
 
 
 class _FullLines:
@@ -249,10 +326,11 @@ def _change_line(
 ) -> bytes:
     """``latest``, for a connection that last carried ``sent``."""
     if sent is not None:
+        changes = SESSION_CHANGES in updates
         if SESSIONS in updates and sent.differs_only_in_sessions(latest):
-            return sessions_line(sent.serial, latest)
+            return sessions_line(sent, latest, changes=changes)
         if USERS in updates and sent.differs_only_in_users(latest):
-            return users_line(sent, latest)
+            return users_line(sent, latest, changes=changes)
     return _FULL_LINES.line(latest, app_limits=APP_LIMITS in updates)
 
 

@@ -110,6 +110,10 @@ class ConfigSnapshot:
     apps_by_slug: Mapping[AppSlug, App] = field(init=False, repr=False)
     apps_by_host: Mapping[str, App] = field(init=False, repr=False)
     assertion_keyring: Keyring | None = field(init=False, repr=False)
+    # Shared by the snapshots that differ only in serial, time and sessions to end, one made
+    # from another by with_sessions: a token check reads the same in all of them but for the
+    # revoked set (the gateway's memo of admitted cookies lives as long as it; .admit_memo).
+    basis: object = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.serial, bool) or self.serial < 0:
@@ -135,6 +139,7 @@ class ConfigSnapshot:
         setattr_(self, "apps_by_slug", MappingProxyType(by_slug))
         setattr_(self, "apps_by_host", MappingProxyType(by_host))
         setattr_(self, "assertion_keyring", self._assertion_keyring())
+        setattr_(self, "basis", object())
 
     def _index_apps(self) -> tuple[dict[AppSlug, App], dict[str, App]]:
         by_slug: dict[AppSlug, App] = {}
@@ -193,8 +198,11 @@ class ConfigSnapshot:
     def with_sessions(
         self, *, serial: int, issued_at: datetime, revoked_sessions: frozenset[SessionId]
     ) -> ConfigSnapshot:
-        """This snapshot under a new serial, with another set of sessions to end."""
-        return replace(self, serial=serial, issued_at=issued_at, revoked_sessions=revoked_sessions)
+        """This snapshot under a new serial, with another set of sessions to end (and the
+        same :attr:`basis`)."""
+        fresh = replace(self, serial=serial, issued_at=issued_at, revoked_sessions=revoked_sessions)
+        object.__setattr__(fresh, "basis", self.basis)
+        return fresh
 
     def with_users(
         self,
