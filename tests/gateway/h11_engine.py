@@ -51,6 +51,7 @@ class Seen:
     pending: int = 0  # reads scheduled and not yet delivered
     requests: list[tuple[str, str, bytes]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    connections: int = 0  # connections the pool opened
 
 
 class H11Upstream(FakeTransport):
@@ -140,6 +141,7 @@ class H11Pool(UpstreamPool):
 
     async def connect(self, upstream: Upstream) -> UpstreamConnection:
         conn = UpstreamConnection((upstream.url, upstream.verify_tls), self.batch, 256 * 1024)
+        self.seen.connections += 1
         conn.connection_made(H11Upstream(conn, self.seen))
         return conn
 

@@ -272,7 +272,7 @@ async def test_bad_framing_is_refused_and_closes(
     assert r.status == status
     assert r.header("connection") == "close"
     assert r.header("content-type") == "text/plain; charset=utf-8"
-    assert r.body == error_page(status).partition(b"\r\n\r\n")[2]
+    assert r.body == error_page(status, b"").partition(b"\r\n\r\n")[2]
     await c.read_until_closed()
     assert not seen  # the handler never saw it
 

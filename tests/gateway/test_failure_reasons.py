@@ -154,7 +154,7 @@ def _serve_bytes(data: bytes, *, then_sleep: float = 0.0) -> Raw:
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
             1.0,
             502,
-            "upstream response ends at close under a coding other than chunked",
+            "upstream response under a transfer coding other than chunked alone",
         ),
         (
             b"HTTP/1.1 101 Switching\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n",

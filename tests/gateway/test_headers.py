@@ -117,12 +117,24 @@ def test_response_head_strips_and_adds_tail() -> None:
         [(b"content-length", b"5"), (b"connection", b"x-a"), (b"x-a", b"1"), (b"set-cookie", b"a")],
         b"transfer-encoding: chunked\r\n",
     )
-    assert head == b"HTTP/1.1 200 OK\r\nset-cookie: a\r\ntransfer-encoding: chunked\r\n\r\n"
+    assert head == (
+        b"HTTP/1.1 200 OK\r\nset-cookie: a\r\ndate: %s\r\ntransfer-encoding: chunked\r\n\r\n"
+        % http_date()
+    )
 
 
 def test_response_head_drops_what_connection_names_before_it_too() -> None:
     fields = [(b"x-a", b"1"), (b"x-b", b"2"), (b"connection", b"close, X-A"), (b"x-c", b"3")]
-    assert response_head(200, fields, b"") == b"HTTP/1.1 200 OK\r\nx-b: 2\r\nx-c: 3\r\n\r\n"
+    fields.append((b"date", b"Mon, 30 Nov 2026 12:00:00 GMT"))  # kept, not added again
+    assert response_head(200, fields, b"") == (
+        b"HTTP/1.1 200 OK\r\nx-b: 2\r\nx-c: 3\r\ndate: Mon, 30 Nov 2026 12:00:00 GMT\r\n\r\n"
+    )
+
+
+def test_a_response_gets_a_date_when_its_upstream_sent_none() -> None:
+    # RFC 9110 section 6.6.1: a recipient that forwards a response without one adds one.
+    assert b"\r\ndate: " in response_head(204, [(b"x-a", b"1")], b"")
+    assert b"date" not in response_head(103, [(b"link", b"</a>")], b"")  # interim: not needed
 
 
 def test_response_head_for_101_keeps_upgrade_even_when_connection_names_it() -> None:

@@ -354,6 +354,23 @@ async def test_upstream_down_is_502(gateway: Start, connect: Connect) -> None:
     assert (await c.read_response()).status == 502
 
 
+async def test_an_error_page_ends_an_http10_keep_alive_connection(
+    gateway: Start, connect: Connect
+) -> None:
+    # An HTTP/1.0 client keeps its connection only when the answer says so: an error page
+    # that did not, on a connection kept open, would leave the two disagreeing.
+    async with http_upstream() as up:
+        url = up.url
+    gw = await gateway(forward_to(url))
+    c = await connect(gw.port)
+    await c.send(b"GET / HTTP/1.0\r\nHost: test.localhost\r\nConnection: keep-alive\r\n\r\n")
+    raw = await c.read_until_closed()
+    head = raw.partition(b"\r\n\r\n")[0].lower()
+    assert head.startswith(b"http/1.1 502 ")
+    assert b"\r\nconnection: close" in head
+    assert b"\r\ndate: " in head  # every response has one (RFC 9110 section 6.6.1)
+
+
 async def test_an_error_page_for_head_has_no_content(gateway: Start, connect: Connect) -> None:
     # Content after the head of an answer to HEAD would be read by a keep-alive client as the
     # start of its next response (response desync): the page's head goes alone.
@@ -581,6 +598,40 @@ async def test_http10_client_gets_close_delimited_body(gateway: Start, connect: 
         assert b"chunked" not in head.lower()
         assert b"connection: close" in head.lower()
         assert body == b"streamed"
+
+
+async def _read_to_the_end(reader: asyncio.StreamReader) -> None:
+    async with asyncio.timeout(5):
+        while await reader.read(65536):
+            pass
+
+
+@pytest.mark.parametrize("framing", ["chunked", "close"])
+async def test_an_http10_client_is_reset_when_the_upstream_cuts_the_body(
+    raw_route: RawRoute, framing: str
+) -> None:
+    # Its content ends at the close, so a FIN would make the part it got look whole: only a
+    # reset tells it otherwise (RFC 9112 section 8).
+    head = (
+        b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+        if framing == "chunked"
+        else b"\r\nhello"
+    )
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n" + head)
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        if framing == "close":  # a clean close would end it whole: cut it with a reset
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+
+    async with raw_route(serve) as (c, _):
+        await c.send(b"GET / HTTP/1.0\r\nHost: test.localhost\r\n\r\n")
+        with pytest.raises(ConnectionResetError):
+            await _read_to_the_end(c.reader)
 
 
 async def test_reused_connection_dying_unanswered_is_retried(

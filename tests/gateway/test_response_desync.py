@@ -11,6 +11,7 @@ The engine runs whole against an h11 upstream, without sockets (:mod:`gateway.h1
 from __future__ import annotations
 
 import h11
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -153,3 +154,51 @@ def test_no_answer_content_becomes_a_response_for_a_later_request(
     answers in any reads: stray bytes reach an idle connection, which is then never reused."""
     _, decided, out = run_engine(_requests(methods), _answers(kinds), cut)
     _check_answers(out, decided)
+
+
+# A whole response, then bytes that start no response, in the same read.
+JUNK_AFTER = {
+    "length": (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok!!", 200, b"ok"),
+    "no-content": (b"HTTP/1.1 204 No Content\r\n\r\nhello", 204, b""),
+    "not-modified": (
+        b'HTTP/1.1 304 Not Modified\r\nETag: "x"\r\nContent-Length: 5\r\n\r\nhello',
+        304,
+        b"",
+    ),
+    "chunked": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n\x00\xff",
+        200,
+        b"ok",
+    ),
+}
+
+
+@pytest.mark.parametrize("pipelined", [True, False], ids=["pipelined", "one by one"])
+@pytest.mark.parametrize("kind", list(JUNK_AFTER))
+def test_a_whole_response_with_junk_after_it_is_delivered(kind: str, pipelined: bool) -> None:
+    """nginx's "upstream sent more data than specified": the response goes to its client
+    whole, and the connection is never used again (it used to be cut, response and all)."""
+    raw, status, body = JUNK_AFTER[kind]
+    answers = [raw]
+
+    def answer(request: h11.Request) -> tuple[bytes, bool]:
+        return (answers.pop(0), False) if answers else ok(request)
+
+    requests = _requests([b"GET", b"GET"])
+    seen, decided, out = run_engine([b"".join(requests)] if pipelined else requests, answer)
+    responses = client_view(out, [method for method, _, _ in decided])
+    assert [(s, b) for s, _, b in responses] == [(status, body), (200, b"ok")]
+    assert len(seen.requests) == 2
+    assert seen.connections == 2  # the first one was not reused
+
+
+def test_a_head_answered_with_more_than_its_length_is_delivered() -> None:
+    def answer(request: h11.Request) -> tuple[bytes, bool]:
+        if request.method == b"HEAD":
+            return b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello, world", False
+        return ok(request)
+
+    seen, decided, out = run_engine(_requests([b"HEAD", b"GET"]), answer)
+    responses = client_view(out, [method for method, _, _ in decided])
+    assert [(s, b) for s, _, b in responses] == [(200, b""), (200, b"ok")]
+    assert seen.connections == 2

@@ -42,7 +42,7 @@ from lychgate.gateway.http.clientcap import REFUSAL as CLIENT_REFUSAL
 from lychgate.gateway.http.clientcap import peer_ip
 from lychgate.gateway.http.context import ServerContext
 from lychgate.gateway.http.errors import error_page
-from lychgate.gateway.http.headers import MEMO_NAME_MAX, local_head
+from lychgate.gateway.http.headers import MEMO_NAME_MAX, http_date, local_head
 from lychgate.gateway.http.parse import is_websocket_handshake, make_request
 from lychgate.gateway.http.proxy import Exchange
 from lychgate.gateway.http.request import PAUSE_BUFFER, PAUSE_HOLD, PIECE_COST, Request
@@ -564,8 +564,11 @@ class ClientConnection(asyncio.Protocol):
         idle: float | None = None,
     ) -> None:
         """Answer the active request with an error page (its head alone for a HEAD)."""
-        head_only = req.head is not None and req.head.method == "HEAD"
-        self.out.write(error_page(status, close=close, head_only=head_only))
+        head = req.head
+        head_only = head is not None and head.method == "HEAD"
+        # An HTTP/1.0 client keeps its connection only when told so; an error ends it.
+        close = close or head is None or head.http_version == "1.0"
+        self.out.write(error_page(status, http_date(), close=close, head_only=head_only))
         self.finish(req, status, app, close, reason, idle)
 
     def pause_reading(self, reason: int) -> None:

@@ -2,7 +2,7 @@
 
 An error page names the status and nothing else: no exception text, no upstream address, no
 server banner (SECURITY.md item 9). Pages are built once per status and reused, so an error
-costs one ``transport.write`` and no allocation.
+costs one ``transport.write`` and one join (for its ``Date``).
 """
 
 from __future__ import annotations
@@ -33,15 +33,21 @@ def status_line(status: int) -> bytes:
 _STATUS_LINES: dict[int, bytes] = {}
 
 
+# Every method but CONNECT is forwarded to the app; a 405 is the gateway's only for CONNECT.
+_ALLOW: Final = b"allow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\n"
+
+
 def _page(status: int, close: bool, head_only: bool) -> bytes:
+    """The page after its status line and ``Date`` field."""
     body = b"%d %s\n" % (status, reason(status))
     head = [
-        status_line(status),
         b"content-type: text/plain; charset=utf-8\r\n",
         b"content-length: %d\r\n" % len(body),
         b"cache-control: no-store\r\n",
         b"x-content-type-options: nosniff\r\n",
     ]
+    if status == 405:
+        head.append(_ALLOW)  # RFC 9110 section 15.5.6
     if close:
         head.append(b"connection: close\r\n")
     return b"".join(head) + b"\r\n" + (b"" if head_only else body)
@@ -50,8 +56,9 @@ def _page(status: int, close: bool, head_only: bool) -> bytes:
 _PAGES: dict[tuple[int, bool, bool], bytes] = {}
 
 
-def error_page(status: int, *, close: bool = True, head_only: bool = False) -> bytes:
-    """The whole response for ``status``; ``close`` adds ``Connection: close``.
+def error_page(status: int, date: bytes, *, close: bool = True, head_only: bool = False) -> bytes:
+    """The whole response for ``status``, sent at ``date`` (an IMF-fixdate: every response
+    carries one, RFC 9110 section 6.6.1); ``close`` adds ``Connection: close``.
 
     ``head_only`` is for an answer to HEAD: the same head, with the length the page would
     have, and no content (RFC 9110 section 9.3.2). Content there would be read by a
@@ -61,4 +68,4 @@ def error_page(status: int, *, close: bool = True, head_only: bool = False) -> b
     page = _PAGES.get(key)
     if page is None:
         page = _PAGES[key] = _page(status, close, head_only)
-    return page
+    return b"%sdate: %s\r\n%s" % (status_line(status), date, page)

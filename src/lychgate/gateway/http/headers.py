@@ -131,14 +131,19 @@ def response_head(
     """
     drop: frozenset[bytes] = _RESPONSE_DROP_UPGRADE_RAW if keep_upgrade else _RESPONSE_DROP_RAW
     parts = [status_line(status)]
+    dated = False
     for name, value in headers:
         if name not in drop:
             parts += (name, b": ", value, b"\r\n")
+            if name == b"date":
+                dated = True
         elif name == b"connection" and value.lower() not in _PLAIN_CONNECTION:
             # It names more fields to drop (rare: "keep-alive" and "close" name none). Start
             # again without the hop-by-hop fields, so this happens at most once.
             kept = strip_hop_by_hop_raw(headers, keep_upgrade=keep_upgrade)
             return response_head(status, kept, tail, keep_upgrade=keep_upgrade)
+    if not dated and status >= 200:  # a proxy adds a Date left out (RFC 9110 section 6.6.1)
+        parts += (b"date: ", http_date(), b"\r\n")
     parts += (tail, b"\r\n")
     return b"".join(parts)
 

@@ -40,9 +40,9 @@ Choices, each tested:
   (:attr:`.TunnelRegistry.gate`).
 * Trailer fields are dropped both ways (RFC 9110 section 6.5.1 permits it).
 * A request's only transfer coding is ``chunked`` (the parser refuses others with 501), and
-  its content is re-chunked. A response's codings before ``chunked`` (``gzip, chunked``) are
-  passed through as declared and the content re-chunked; an upstream response whose last
-  coding is not chunked is a 502.
+  its content is re-chunked. So is a response's, and an upstream response under any other
+  transfer coding (``gzip, chunked``, ``gzip``) is a 502: the gateway never forwards ``TE``,
+  so no client asked for one, and an HTTP/1.0 client would get the coded bytes unlabelled.
 """
 
 from __future__ import annotations
@@ -339,7 +339,6 @@ class Exchange:
         headers: list[tuple[bytes, bytes]],
         framing: Framing,
         length: int | None,
-        coding: bytes | None,
     ) -> None:
         req, down = self._req, self._down
         assert req.head is not None
@@ -359,7 +358,7 @@ class Exchange:
             close = True
         else:
             self._chunk_down = True
-            tail = b"transfer-encoding: " + (coding or b"chunked") + b"\r\n"
+            tail = b"transfer-encoding: chunked\r\n"
         if close:
             tail += b"connection: close\r\n"
         elif http10:

@@ -15,7 +15,7 @@ Framing (RFC 9112 section 6.3) is classified once, at the end of the head:
   that the request was HEAD (DESIGN.md, known traps): we end the response at the end of its
   head and start a fresh parser for the next one. Bytes after it mean the upstream is broken:
   the connection is not reused.
-* ``Transfer-Encoding`` ending in ``chunked``: chunked; any other transfer coding: refused (502).
+* ``Transfer-Encoding: chunked``: chunked; any other transfer coding: refused (502).
 * ``Content-Length``: that many bytes.
 * neither: the content runs to the end of the connection, which llhttp cannot see; the sink
   gets ``upstream_done`` from :meth:`connection_lost`.
@@ -59,7 +59,7 @@ _NAMES_MAX = 1024
 class Framing(enum.Enum):
     NONE = 0  # no content
     LENGTH = 1  # Content-Length
-    CHUNKED = 2  # Transfer-Encoding: ..., chunked
+    CHUNKED = 2  # Transfer-Encoding: chunked
     EOF = 3  # until the upstream closes
 
 
@@ -73,7 +73,7 @@ class Failure(enum.Enum):
     MALFORMED = "upstream sent a malformed response"
     HEAD_TOO_LONG = "upstream response head too long"
     TRAILERS_TOO_LONG = "upstream trailer fields too long"
-    UNFRAMED = "upstream response ends at close under a coding other than chunked"
+    UNFRAMED = "upstream response under a transfer coding other than chunked alone"
     TIMEOUT = "upstream read timed out"
 
     @property
@@ -93,7 +93,6 @@ class ResponseSink(Protocol):
         headers: list[tuple[bytes, bytes]],
         framing: Framing,
         length: int | None,
-        coding: bytes | None,
     ) -> None: ...
 
     def upstream_body(self, data: bytes) -> None: ...
@@ -220,12 +219,19 @@ class UpstreamConnection(asyncio.Protocol):
         try:
             try:
                 self._parser.feed_data(data)
-            except HttpParserUpgrade as exc:
-                self._upgraded(sink, data[exc.args[0] :])
-                return
-            except HttpParserError as exc:
-                refused = exc.__context__  # what a callback raised, if one did
-                self._fail(refused.failure if isinstance(refused, _Refused) else Failure.MALFORMED)
+            except (HttpParserUpgrade, HttpParserError) as exc:
+                if self._complete:
+                    # The response is whole; what follows it in this read answers nothing we
+                    # asked (content on a 204, more than its Content-Length): the client gets
+                    # its response, and the connection is never used again.
+                    self._reusable = False
+                    self._finish()
+                elif isinstance(exc, HttpParserUpgrade):
+                    self._upgraded(sink, data[exc.args[0] :])
+                else:
+                    refused = exc.__context__  # what a callback raised, if one did
+                    failure = refused.failure if isinstance(refused, _Refused) else None
+                    self._fail(failure or Failure.MALFORMED)
                 return
             if self._complete:
                 self._finish()
@@ -385,13 +391,18 @@ class UpstreamConnection(asyncio.Protocol):
             framing = Framing.NONE
             self._complete = True  # llhttp would wait for content a HEAD response never has
         elif coding is not None:
-            codings = [c.strip().lower() for c in coding.split(b",")]
-            if codings[-1] != b"chunked":
-                raise _Refused(Failure.UNFRAMED)  # a coding we would have to undo
-            if b"chunked" in codings[:-1]:
-                # Chunked twice (RFC 9112 section 6.1 forbids it): llhttp undoes it once, and
-                # we would tell the client it is chunked twice while chunking it once.
-                raise _Refused(Failure.MALFORMED)
+            if coding != b"chunked":
+                codings = [c.strip().lower() for c in coding.split(b",")]
+                if b"chunked" in codings[:-1]:
+                    # Chunked twice (RFC 9112 section 6.1 forbids it): llhttp undoes it once,
+                    # and the client would be told it is chunked twice while chunked once.
+                    raise _Refused(Failure.MALFORMED)
+                if codings != [b"chunked"]:
+                    # A coding we would have to undo: none but chunked may be sent to a
+                    # client that did not ask for it in TE (RFC 9112 section 7.4), which the
+                    # gateway never forwards, and no browser undoes one; an HTTP/1.0 client
+                    # would get the coded bytes unlabelled. nginx refuses them too.
+                    raise _Refused(Failure.UNFRAMED)
             framing = Framing.CHUNKED
         elif length is not None:
             framing = Framing.LENGTH
@@ -399,7 +410,7 @@ class UpstreamConnection(asyncio.Protocol):
             framing = Framing.EOF
             self._keep_alive = False
         self._framing = framing
-        sink.upstream_head(status, headers, framing, length, coding)
+        sink.upstream_head(status, headers, framing, length)
 
     def on_chunk_header(self) -> None:
         self._trailers.chunk_header()

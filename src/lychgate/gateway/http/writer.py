@@ -11,6 +11,10 @@ are not copied). Outside a batch a write goes straight to the transport.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import struct
+from typing import Final
 
 
 class Batch:
@@ -81,6 +85,20 @@ class Writer:
         self.transport.close()
 
     def abort(self) -> None:
-        """Drop collected output and reset the connection."""
+        """Drop collected output and reset the connection (an RST, not a FIN: a client must
+        not take a message cut short, an HTTP/1.0 one's above all, whose content ends at the
+        close, for a whole one)."""
         self._chunks = None
-        self.transport.abort()
+        reset(self.transport)
+
+
+_LINGER_NOT: Final = struct.pack("ii", 1, 0)  # SO_LINGER on, for no time: close sends an RST
+
+
+def reset(transport: asyncio.WriteTransport) -> None:
+    """Close ``transport`` with an RST: any output not yet sent is dropped."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_NOT)
+    transport.abort()
