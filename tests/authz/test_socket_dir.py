@@ -68,3 +68,19 @@ def test_only_a_socket_is_removed_from_the_sockets_path(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is not a socket"):
         prepare_socket_dir(settings)
     assert precious.read_text() == "keep me"
+
+
+def test_a_socket_another_authz_listens_on_is_refused(tmp_path: Path) -> None:
+    # A second `serve` on the same deployment used to unlink the running authz's socket,
+    # cutting its gateway off from it, before failing on the gateway's port.
+    settings = load_settings(tmp_path, {})
+    prepare_socket_dir(settings)
+    path = tmp_path / "run" / "authz.sock"
+    with socket.socket(socket.AF_UNIX) as live:
+        live.bind(str(path))
+        live.listen()
+        with pytest.raises(ConfigError, match="another authz is listening there"):
+            prepare_socket_dir(settings)
+        assert path.exists()
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(str(path))  # still reachable

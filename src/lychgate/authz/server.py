@@ -12,6 +12,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import socket
 import stat
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -100,8 +101,9 @@ def prepare_socket_dir(settings: Settings) -> None:
     The deployment's own run directory is created, or kept, 0700: only its owner may connect.
     A directory named in ``authz_listen`` is the operator's: it is created 0700 if missing but
     never changed (it may be shared, as ``/run`` is), and refused if others may write to it,
-    where anyone could put their own socket in the gateway's way. Only a socket is removed
-    from the socket's path; any other file there is refused, not deleted.
+    where anyone could put their own socket in the gateway's way. Only a stale socket is
+    removed from the socket's path: one that another authz still listens on is refused, and so
+    is any other file.
     """
     listen = settings.effective_authz_listen
     if not listen.startswith("unix:"):
@@ -125,7 +127,29 @@ def prepare_socket_dir(settings: Settings) -> None:
         raise ConfigError(
             f"{path} exists and is not a socket; not removing it", field="authz_listen"
         )
+    if _answers(path):
+        # Another authz (a second `serve` on this deployment) listens there: unlinking its
+        # socket would cut its gateways off from it, though it kept running.
+        raise ConfigError(
+            f"{path}: another authz is listening there; stop it first, or give this one "
+            "another socket",
+            field="authz_listen",
+        )
     path.unlink()
+
+
+def _answers(path: Path) -> bool:
+    """Whether something accepts connections on the unix socket at ``path``; a stale one
+    (its process gone) refuses them."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        try:
+            probe.connect(str(path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            return False
+        except OSError:
+            return True  # it exists and did not refuse (a full backlog, a timeout): live
+        return True
 
 
 class _Server(uvicorn.Server):
