@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import struct
 
 import pytest
 
@@ -141,7 +142,13 @@ def _serve_bytes(data: bytes, *, then_sleep: float = 0.0) -> Raw:
     ("sent", "linger", "status", "reason"),
     [
         (b"", 5.0, 504, "upstream read timed out"),
-        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0.0, None, None),  # cut: no answer
+        # Cut: the head went out, and the record says so, with why.
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+            0.0,
+            None,
+            "upstream closed the connection before its response ended",
+        ),
         (b"", 0.0, 502, "upstream closed the connection before its response ended"),
         (b"HTTP/1.1 2x0 OK\r\n\r\n", 1.0, 502, "upstream sent a malformed response"),
         (
@@ -188,7 +195,7 @@ async def test_upstream_response_failures_say_why(
         await c.send(get())
         if status is None:  # the head went out: the client's connection is cut instead
             assert (await c.read_until_closed(timeout=2.0)).endswith(b"abc")
-            assert answers.seen == []
+            assert answers.seen == [(200, reason)]
             return
         r = await c.read_response(timeout=2.0)
         assert r.status == status
@@ -365,4 +372,66 @@ async def test_content_over_the_limit_and_a_slow_head_say_why(
         (413, "request content over the body size limit"),
         (413, "Content-Length over the body size limit"),
         (408, "request head not received in time"),
+    ]
+
+
+# -- answers that never ended -------------------------------------------------------------------
+
+
+def _stream_forever(head_first: bool) -> Raw:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        if head_first:  # an event stream: the head, then events for as long as it lasts
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n")
+            writer.write(b"Transfer-Encoding: chunked\r\n\r\n6\r\ndata:1\r\n")
+            await writer.drain()
+        await asyncio.sleep(10)
+
+    return serve
+
+
+@pytest.mark.loopback
+@pytest.mark.parametrize(
+    ("head_first", "status"), [(True, 200), (False, 499)], ids=["mid-stream", "before its head"]
+)
+async def test_a_client_that_leaves_is_recorded(
+    gateway: Start, connect: Connect, head_first: bool, status: int
+) -> None:
+    # An event stream ends this way as a rule; it used to leave no record and no count.
+    async with raw_upstream(_stream_forever(head_first)) as up:
+        answers = Answers()
+        gw = await gateway(forward_to(up.url), on_response=answers)
+        c = await connect(gw.port)
+        await c.send(get())
+        if head_first:
+            assert (await c.reader.readuntil(b"data:1")).startswith(b"HTTP/1.1 200 OK")
+        else:
+            await asyncio.sleep(0.2)  # forwarded, and waiting for the upstream
+        # Gone for good (a closed tab): a reset. A FIN alone would only half-close, and the
+        # gateway would learn of it at its next write.
+        sock = c.writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        c.writer.transport.abort()
+        for _ in range(100):
+            if answers.seen:
+                break
+            await asyncio.sleep(0.01)
+        assert answers.seen == [(status, "client closed the connection")]
+
+
+@pytest.mark.loopback
+async def test_a_response_the_upstream_cuts_counts_as_its_failure(
+    gateway: Start, connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    sent = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"
+    async with raw_upstream(_serve_bytes(sent, then_sleep=0.0)) as up:
+        url = up.url
+        gw = await gateway(forward_to(url), on_response=Answers())
+        c = await connect(gw.port)
+        with caplog.at_level(logging.WARNING, logger="lychgate.gateway.upstream"):
+            await c.send(get())
+            await c.read_until_closed(timeout=2.0)
+        assert gw.upstream_failures[(None, "closed")] == 1
+    assert _messages(caplog) == [
+        f"app -, upstream {url}: upstream closed the connection before its response ended"
     ]

@@ -756,3 +756,18 @@ async def test_on_response_hook_sees_app_status_and_duration(gateway: Start) -> 
         app, status, duration = calls[0]
         assert (app, status) == ("wiki", 200)
         assert 0 <= duration < 1
+
+
+async def test_durations_are_finer_than_a_millisecond(gateway: Start, connect: Connect) -> None:
+    # uvloop's clock ticks in whole milliseconds: a local answer timed by it took 0 or 1 ms.
+    durations: list[float] = []
+    gw = await gateway(
+        lambda head: Respond(204),
+        on_response=lambda head, app, status, d, why, who: durations.append(d),
+    )
+    c = await connect(gw.port)
+    for _ in range(20):
+        await c.send(get())
+        await c.read_response()
+    assert len(durations) == 20
+    assert any(abs(d * 1000 - round(d * 1000)) > 1e-6 for d in durations)

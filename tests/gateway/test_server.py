@@ -46,6 +46,24 @@ async def test_close_drains_in_flight_requests(gateway: Start, connect: Connect)
             await connect(gw.port)  # no longer accepting
 
 
+async def test_close_drains_an_upload_still_arriving(gateway: Start, connect: Connect) -> None:
+    # Its content is read to its end, so that the request can finish; it used to stop being
+    # read, and the upload was cut when the drain timeout ran out.
+    async with http_upstream() as up:
+        gw = await gateway(forward_to(up.url))
+        c = await connect(gw.port)
+        await c.send(b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nhello")
+        await asyncio.sleep(0.2)  # forwarded, half its content sent
+        closing = asyncio.ensure_future(gw.close(drain_timeout=5))
+        await asyncio.sleep(0.2)
+        await c.send(b"world" + get())  # the rest, and a pipelined request, never answered
+        r = await c.read_response()
+        assert (r.status, r.body, r.header("connection")) == (200, b"POST /up 10", "close")
+        assert await c.read_until_closed(timeout=2) == b""
+        await asyncio.wait_for(closing, 2)
+        assert up.connections == 1
+
+
 async def test_close_cuts_what_outlives_the_drain_timeout(gateway: Start, connect: Connect) -> None:
     async def serve_(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from time import perf_counter
 from typing import Final, Protocol, cast
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
@@ -81,7 +82,14 @@ class Responder(Protocol):
 
     def client_write_resumed(self) -> None: ...
 
-    def client_lost(self) -> None: ...
+    def client_lost(self) -> tuple[AppSlug | None, int]:
+        """The client went away; returns the app and the status sent so far (0: none)."""
+        ...
+
+
+# nginx's word for a request whose client closed the connection before its answer ended.
+CLIENT_CLOSED: Final = 499
+_CLIENT_LEFT: Final = "client closed the connection"
 
 
 class ClientConnection(asyncio.Protocol):
@@ -214,14 +222,15 @@ class ClientConnection(asyncio.Protocol):
             ctx.idle.set()
         responder = self._responder
         self._responder = None
+        app, status = None, 0
         if responder is not None:
-            responder.client_lost()
+            app, status = responder.client_lost()
         if self._task is not None:
             self._task.cancel()
             self._task = None
-        if self._active is not None:
-            self._active = None
-            ctx.stats.requests_active -= 1
+        active = self._active
+        if active is not None:  # its answer never ended: recorded all the same, as it stands
+            self._record(active, status or CLIENT_CLOSED, app, _CLIENT_LEFT)
         self._queue.clear()
 
     def data_received(self, data: bytes) -> None:
@@ -402,6 +411,8 @@ class ClientConnection(asyncio.Protocol):
         req.body_done = True
         if req.sink is not None:
             req.sink.request_end()
+        if self._closing and self._parser is not None:
+            self._halt()  # nothing after this request will be answered: read no further
 
     # -- the queue ------------------------------------------------------------------------
 
@@ -437,7 +448,7 @@ class ClientConnection(asyncio.Protocol):
         self._active = req
         ctx.stats.requests_total += 1
         ctx.stats.requests_active += 1
-        req.started = self._loop.time()
+        req.started = perf_counter()
         if not self._write_paused:
             self._deadline.clear()
         self._head_timed = False
@@ -534,13 +545,7 @@ class ClientConnection(asyncio.Protocol):
     ) -> None:
         """The response to the active request has been written in full. ``idle`` is how long
         to wait for the next request (the app's own ``idle_timeout``; None: the listener's)."""
-        ctx = self._ctx
-        self._active = None
-        self._responder = None
-        ctx.stats.requests_active -= 1
-        hook = ctx.on_response
-        if hook is not None:
-            hook(req.head, app, status, self._loop.time() - req.started, reason, req.who)
+        self._record(req, status, app, reason)
         self._idle_delay = self._limits.idle_timeout if idle is None else idle
         req.sink = None  # also breaks the request <-> exchange cycle: freed without the GC
         if self._parsing is req:
@@ -553,6 +558,22 @@ class ClientConnection(asyncio.Protocol):
             self._start_next()
         elif not self._dispatching:
             self._wait_for_client()
+
+    def _record(self, req: Request, status: int, app: AppSlug | None, reason: str) -> None:
+        """The active request is over: count it, and tell the response hook."""
+        ctx = self._ctx
+        self._active = None
+        self._responder = None
+        ctx.stats.requests_active -= 1
+        hook = ctx.on_response
+        if hook is not None:
+            hook(req.head, app, status, perf_counter() - req.started, reason, req.who)
+
+    def cut(self, req: Request, status: int, app: AppSlug | None, reason: str) -> None:
+        """The response to the active request, ``status`` sent, could not be finished (the
+        upstream's ended early): record it, then reset the connection."""
+        self._record(req, status, app, reason)
+        self.abort()
 
     def fail(
         self,
@@ -608,11 +629,7 @@ class ClientConnection(asyncio.Protocol):
 
     def finish_for_tunnel(self, req: Request, app: AppSlug | None) -> None:
         ctx = self._ctx
-        self._active = None
-        self._responder = None
-        ctx.stats.requests_active -= 1
-        if ctx.on_response is not None:
-            ctx.on_response(req.head, app, 101, self._loop.time() - req.started, "", req.who)
+        self._record(req, 101, app, "")
         self._deadline.cancel()
         self._transport = None  # the tunnel owns it now; this object is done
         self._parser = None
@@ -635,9 +652,14 @@ class ClientConnection(asyncio.Protocol):
     # -- closing --------------------------------------------------------------------------
 
     def shutdown(self) -> None:
-        """Graceful shutdown: finish the active response, then close; close idle ones now."""
+        """Graceful shutdown: finish the active response, then close; close idle ones now.
+
+        An active request whose content is still arriving is read to its end (an upload
+        cannot finish otherwise), and parsing stops there (:meth:`on_message_complete`)."""
         self._closing = True
-        self._halt()
+        parsing = self._parsing
+        if parsing is None or parsing is not self._active:
+            self._halt()
         if self._active is None:
             self._close_now()
 

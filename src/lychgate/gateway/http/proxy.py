@@ -104,7 +104,7 @@ class Downstream(Protocol):
         idle: float | None = None,
     ) -> None: ...
 
-    def abort(self) -> None: ...
+    def cut(self, req: Request, status: int, app: AppSlug | None, reason: str) -> None: ...
 
     def into_tunnel(
         self,
@@ -299,7 +299,7 @@ class Exchange:
         self._state = _DONE
         self._drop_upstream()
         if responding:
-            self._down.abort()
+            self._down.cut(self._req, self._status, self._fwd.app, why)
         else:
             self._down.fail(self._req, status, self._fwd.app, True, why)
 
@@ -393,8 +393,11 @@ class Exchange:
         if state == _DONE:
             return
         if state == _RESPONDING:
+            # A cut message must not look complete; it still counts as this app's failure.
             self._state = _DONE
-            self._down.abort()  # a cut message must not look complete
+            fwd = self._fwd
+            self._ctx.failures.report(fwd.upstream.url, fwd.app, failure.kind, failure.value)
+            self._down.cut(self._req, self._status, fwd.app, failure.value)
             return
         if failure is Failure.CLOSED and not got_bytes and self._reused and self._retryable():
             self._retried = True
@@ -453,12 +456,13 @@ class Exchange:
         if self._up is not None:
             self._up.resume_reading()
 
-    def client_lost(self) -> None:
+    def client_lost(self) -> tuple[AppSlug | None, int]:
         self._state = _DONE
         if self._task is not None:
             self._task.cancel()
             self._task = None
         self._drop_upstream()
+        return self._fwd.app, self._status  # 0 until the upstream's head came
 
     # -- internals ------------------------------------------------------------------------
 
