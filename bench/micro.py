@@ -42,7 +42,7 @@ from lychgate.gateway.metrics import GatewayMetrics
 from lychgate.gateway.runner import response_hook
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder, UserProfile
 from lychgate.gateway.types import Decision, Forward, Handler, RequestHead, Upstream
-from lychgate.ids import AppId, AppSlug, SessionId, UserId
+from lychgate.ids import AppId, AppSlug, SessionId, UserId, token_sid
 from lychgate.tokens import AppTokenClaims, Keyring, encode_app_token, generate_signing_key, rotate
 
 PUBLIC = "http://127.0.0.1:8080"
@@ -88,7 +88,7 @@ class _NoAuthz:
     async def redeem_code(self, code: str) -> str:
         raise NotImplementedError
 
-    async def revoke_session(self, session_id: SessionId) -> None:
+    async def revoke_session(self, session_id: SessionId, user_id: UserId | None = None) -> None:
         raise NotImplementedError
 
 
@@ -140,7 +140,7 @@ def admission(fields: bytes = b"", cookies: bytes = b"") -> Setup:
     holder = SnapshotHolder()
     holder.replace(snapshot)
     claims = AppTokenClaims(
-        sid=SessionId("ses_bench"),
+        sid=token_sid(SessionId("ses_bench")),  # tokens name sessions by handle
         sub=user,
         app=app.slug,
         adm=False,

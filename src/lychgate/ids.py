@@ -23,12 +23,23 @@ def new_id(prefix: str = "") -> str:
     return prefix + secrets.token_urlsafe(16)
 
 
+#: How every session id begins. An app token whose ``sid`` does (one signed before tokens
+#: named sessions by handle) is refused, so that it never escapes a revocation.
+SESSION_ID_PREFIX = "ses_"
+
+
 def session_handle(session_id: SessionId) -> str:
     """A public name for a session: SHA-256 of the id, truncated (128 bits), base64url.
 
     A session id is a bearer secret (the browser's authz cookie holds it), so nothing shown
-    to a user or written to a log names a session by its id: the API, the device and the
-    access log use this one-way handle instead.
+    to a user, written to a log, or put in a token names a session by its id: the API, the
+    device, app tokens (their ``sid``), the config feed's sessions to end and the access log
+    use this one-way handle instead. The gateway knows sessions by their handles alone.
     """
     digest = hashlib.sha256(b"lychgate session handle\n" + session_id.encode()).digest()
     return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
+
+
+def token_sid(session_id: SessionId) -> SessionId:
+    """The name of session ``session_id`` in app tokens and the feed: its handle."""
+    return SessionId(session_handle(session_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from dataclasses import replace
 from datetime import timedelta
@@ -28,7 +29,7 @@ from lychgate.errors import TokenError
 from lychgate.gateway.feed_http import FEED_PATH, REDEEM_PATH, REVOKE_PATH
 from lychgate.gateway.feed_wire import parse_line, snapshot_line
 from lychgate.gateway.snapshot import ConfigSnapshot
-from lychgate.ids import AppSlug
+from lychgate.ids import AppSlug, token_sid
 from lychgate.store.schema import users
 from lychgate.tokens import (
     AppTokenClaims,
@@ -82,9 +83,32 @@ async def test_handoff_redeems_once_into_an_app_token(
     claims = verify_app_token(
         PublicKeyring.from_jwks(jwks), token, now=T0, issuer=ctx.settings.public_url, app=app.slug
     )
-    assert (claims.sid, claims.sub, claims.adm) == (session.id, user.id, False)
+    assert (claims.sid, claims.sub, claims.adm) == (token_sid(session.id), user.id, False)
+    # The token names the session by its handle: its id, the portal cookie's bearer secret,
+    # would let whoever holds a token for one app into the portal and every other app.
+    payload = token.split(".")[1]
+    assert session.id not in base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
     replay = await client.post(REDEEM_PATH, json={"code": code})
     assert replay.status_code == 400
+
+
+async def test_a_gateway_revokes_a_session_by_the_handle_its_token_names(
+    ctx: AuthzContext, client: httpx.AsyncClient
+) -> None:
+    user, _, session = await signed_in(ctx)
+    other, _, theirs = await signed_in(ctx)
+    handle = token_sid(session.id)
+    # Another user's handle, or a handle without its user, revokes nothing.
+    for body in ({"session_id": handle, "user_id": other.id}, {"session_id": handle}):
+        assert (await client.post(REVOKE_PATH, json=body)).status_code == 204
+        assert not (await ctx.store.sessions.get(session.id)).revoked
+    body = {"session_id": handle, "user_id": user.id}
+    assert (await client.post(REVOKE_PATH, json=body)).status_code == 204
+    assert (await ctx.store.sessions.get(session.id)).revoked
+    assert not (await ctx.store.sessions.get(theirs.id)).revoked
+    # A sign-in cookie's value is the id itself, as before.
+    assert (await client.post(REVOKE_PATH, json={"session_id": theirs.id})).status_code == 204
+    assert (await ctx.store.sessions.get(theirs.id)).revoked
 
 
 async def test_handoff_expires(ctx: AuthzContext, client: httpx.AsyncClient, clock: Clock) -> None:
@@ -159,12 +183,12 @@ async def test_revocation_reaches_the_snapshot(
     publisher: SnapshotPublisher = authz.state.publisher
     snapshots = publisher.subscribe()
     first = await anext(snapshots)
-    assert session.id not in first.revoked_sessions
+    assert token_sid(session.id) not in first.revoked_sessions
     await client.post(REVOKE_PATH, json={"session_id": session.id})
     async with asyncio.timeout(1):
         while True:
             latest = await anext(snapshots)
-            if session.id in latest.revoked_sessions:
+            if token_sid(session.id) in latest.revoked_sessions:
                 break
     assert latest.serial > first.serial
     await snapshots.aclose()
@@ -183,7 +207,7 @@ async def test_a_session_reaching_its_end_is_listed_for_a_while(
         clock.now = T0 + moment
         await publisher.refresh()
         assert publisher.latest is not None
-        return ending.id in publisher.latest.revoked_sessions
+        return token_sid(ending.id) in publisher.latest.revoked_sessions
 
     assert not await listed_at(timedelta(minutes=59))
     assert await listed_at(timedelta(hours=1))  # the instant it ends
@@ -213,7 +237,7 @@ async def test_a_look_without_changes_reads_no_user(ctx: AuthzContext) -> None:
     assert await publisher.refresh()
     latest = publisher.latest
     assert latest is not None
-    assert session.id in latest.revoked_sessions
+    assert token_sid(session.id) in latest.revoked_sessions
     assert user.id in latest.users  # carried over from the last full build
     assert publisher.full_builds == 1
 

@@ -27,7 +27,7 @@ from lychgate.authz.login.target import resolve_target
 from lychgate.domain import AppPolicy
 from lychgate.gateway.feed_http import REDEEM_PATH
 from lychgate.gateway.snapshot import ConfigSnapshot
-from lychgate.ids import LoginRequestId
+from lychgate.ids import LoginRequestId, SessionId, token_sid
 from lychgate.tokens import PublicKeyring, verify_app_token
 
 __all__ = ["browser"]
@@ -130,7 +130,7 @@ async def test_the_start_url_leads_on_to_a_code_that_redeems(
     assert (claims.sub, claims.app, claims.sid) == (
         person.user.id,
         app.slug,
-        browser.cookies["lychgate_session"],
+        token_sid(SessionId(browser.cookies["lychgate_session"])),  # its handle, not the id
     )
 
 

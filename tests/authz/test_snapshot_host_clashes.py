@@ -25,7 +25,7 @@ from lychgate.authz.snapshots import SnapshotPublisher, build_snapshot
 from lychgate.config import Settings, load_settings
 from lychgate.domain import App
 from lychgate.gateway.snapshot import check_snapshot
-from lychgate.ids import AppSlug
+from lychgate.ids import AppSlug, token_sid
 
 SUBDOMAINS = {
     "LYCHGATE_PUBLIC_URL": "https://auth.example.com",
@@ -68,7 +68,7 @@ async def test_a_revocation_goes_out_after_a_clash_is_written(
     await ctx.store.sessions.revoke_all_for_user(user.id, clock.now)  # lychgate user disable
     assert await publisher.refresh()
     assert publisher.latest is not None
-    assert session.id in publisher.latest.revoked_sessions
+    assert token_sid(session.id) in publisher.latest.revoked_sessions
     assert set(publisher.latest.apps_by_slug) == {app.slug}
 
 
@@ -123,7 +123,7 @@ async def test_a_snapshot_that_cannot_be_built_still_carries_revocations(
     latest = publisher.latest
     assert latest is not None
     assert latest.serial > before.serial
-    assert session.id in latest.revoked_sessions
+    assert token_sid(session.id) in latest.revoked_sessions
     assert latest.apps == before.apps  # the rest stays as it was
     (line,) = [r.getMessage() for r in caplog.records]
     assert line.startswith("could not build a config snapshot (apps[")

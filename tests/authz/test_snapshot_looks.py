@@ -11,7 +11,7 @@ from authz.test_internal import signed_in
 from fixtures.store import T0, make_session
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.snapshots import SnapshotPublisher, ended_listed_for
-from lychgate.ids import SessionId
+from lychgate.ids import SessionId, token_sid
 
 
 class HeldSessions:
@@ -60,4 +60,4 @@ async def test_a_slow_look_does_not_publish_over_a_newer_one(
     # What is published last is the view at the latest moment, not the slow look's.
     assert publisher.latest is not None
     assert publisher.latest.issued_at == later
-    assert ending.id not in publisher.latest.revoked_sessions
+    assert token_sid(ending.id) not in publisher.latest.revoked_sessions

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import stat
@@ -383,6 +384,12 @@ def test_users_and_minted_tokens(deployment: Path) -> None:
     )
     assert code == 0, out
     assert out.startswith("lychgate=ey")
+    # The token names its session by handle, and so does the line about it: a session's id
+    # is a sign-in cookie's value, which a script given a token for one app must not get.
+    payload = out.split("\n")[0].split(".")[1]
+    sid = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"]
+    assert not sid.startswith("ses_")
+    assert f"session {sid}, expires" in out
     code, out = lychgate(
         "token", "mint", "--dir", d, "--app", "nope", "--user", "alice@example.com"
     )

@@ -199,6 +199,8 @@ BAD_TOKENS: list[tuple[str, str, str]] = [
     ("disabled app", SINGLE.token(app="old"), "unknown_app"),
     ("unknown app", SINGLE.token(app="nope"), "unknown_app"),
     ("revoked session", SINGLE.token(sid="revoked-sess"), "revoked"),
+    # Signed before tokens named sessions by handle: the feed could not revoke it.
+    ("session by id", SINGLE.token(sid="ses_AAAAAAAAAAAAAAAAAAAAAA"), "legacy_token"),
     ("unknown user", SINGLE.token(sub="ghost"), "unknown_user"),
 ]
 

@@ -20,7 +20,7 @@ from lychgate.gateway.endpoints import Endpoints
 from lychgate.gateway.signin_state import state_cookie_name
 from lychgate.gateway.snapshot import SnapshotHolder
 from lychgate.gateway.types import Local, RequestHead, Respond
-from lychgate.ids import SessionId
+from lychgate.ids import SessionId, UserId
 from lychgate.secret import Secret
 
 CODE = "c0de-" + "x" * 38
@@ -34,6 +34,7 @@ class FakeAuthzClient:
     fail: Exception | None = None
     redeemed: list[str] = field(default_factory=list)
     revoked: list[SessionId] = field(default_factory=list)
+    users: list[UserId | None] = field(default_factory=list)  # beside each revoked
 
     async def redeem_code(self, code: str) -> str:
         self.redeemed.append(code)
@@ -44,10 +45,11 @@ class FakeAuthzClient:
             raise ClientError("refused", field="code")
         return token
 
-    async def revoke_session(self, session_id: SessionId) -> None:
+    async def revoke_session(self, session_id: SessionId, user_id: UserId | None = None) -> None:
         if self.fail is not None:
             raise self.fail
         self.revoked.append(session_id)
+        self.users.append(user_id)
 
 
 def setup(world: World, **authz_kw: object) -> tuple[Endpoints, FakeAuthzClient, SnapshotHolder]:
@@ -271,6 +273,7 @@ async def test_logout_revokes_clears_and_redirects() -> None:
     assert cookie.startswith("lychgate=; Path=/; Max-Age=0")
     assert session.startswith("lychgate_session=; Path=/; Max-Age=0")
     assert authz.revoked == ["s1"]
+    assert authz.users == ["user-1"]  # authz finds the session the handle names among its own
 
 
 async def test_logout_also_ends_the_portal_session() -> None:
@@ -288,6 +291,7 @@ async def test_logout_also_ends_the_portal_session() -> None:
     response = await run(endpoints, SINGLE, request)
     assert response.status == 302
     assert sorted(authz.revoked) == sorted(["s1", "S" * 22])
+    assert dict(zip(authz.revoked, authz.users, strict=True)) == {"s1": "user-1", "S" * 22: None}
 
 
 async def test_logout_on_https_clears_the_host_cookie() -> None:

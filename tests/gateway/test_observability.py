@@ -22,7 +22,7 @@ from lychgate.gateway.runner import (
 )
 from lychgate.gateway.snapshot import SnapshotHolder
 from lychgate.gateway.types import RequestHead, Respond
-from lychgate.ids import AppSlug, SessionId, UserId, session_handle
+from lychgate.ids import AppSlug, SessionId, UserId, session_handle, token_sid
 
 
 def head(path: str = "/x", query: str = "", host: str = "app.example.com") -> RequestHead:
@@ -99,12 +99,13 @@ class Who:
     session_id: SessionId
 
 
-ADA = Who(UserId("u_ada"), SessionId("s_1"))
+ADA = Who(UserId("u_ada"), token_sid(SessionId("ses_1")))  # the gateway knows the handle
 
 
 def test_access_line_names_the_signed_in_user_and_session() -> None:
     # Who reached an app, or was refused by its policy: what an operator audits. The session
-    # by its public handle: its id is the authz cookie's bearer secret.
+    # by its public handle, the one its token carries: its id is the authz cookie's bearer
+    # secret, which the gateway never learns.
     line = access_line(
         head("/admin"),
         AppSlug("admin"),
@@ -116,8 +117,8 @@ def test_access_line_names_the_signed_in_user_and_session() -> None:
     )
     record = json.loads(line)
     assert (record["user"], record["reason"]) == ("u_ada", "admins only")
-    assert record["session"] == session_handle(SessionId("s_1"))
-    assert "s_1" not in line
+    assert record["session"] == session_handle(SessionId("ses_1"))
+    assert "ses_1" not in line
     anonymous = json.loads(
         access_line(head(), None, 302, 0.0, now=datetime(2026, 1, 1, tzinfo=UTC))
     )

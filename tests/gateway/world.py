@@ -40,7 +40,7 @@ class NoAuthz:
     async def redeem_code(self, code: str) -> str:
         raise AssertionError("not used here")
 
-    async def revoke_session(self, session_id: SessionId) -> None:
+    async def revoke_session(self, session_id: SessionId, user_id: UserId | None = None) -> None:
         raise AssertionError("not used here")
 
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from lychgate.authz.context import AuthzContext
 from lychgate.domain import AppPolicy
 from lychgate.errors import TokenError
-from lychgate.ids import AppSlug, SessionId
+from lychgate.ids import AppSlug, SessionId, token_sid
 from lychgate.tokens import (
     AppTokenClaims,
     Keyring,
@@ -82,7 +82,7 @@ async def app_token_for(
     ttl = ctx.settings.app_token_ttl
     exp = min(session.expires_at, now + _seconds(ttl))
     claims = AppTokenClaims(
-        sid=sid,
+        sid=token_sid(sid),  # never the id: the portal's cookie holds that (ids.session_handle)
         sub=user.id,
         app=slug,
         adm=user.is_admin,

@@ -29,7 +29,7 @@ from starlette.types import Scope
 
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.handoff import redeem_handoff
-from lychgate.authz.sessions import revoke_session
+from lychgate.authz.sessions import find_by_handle, revoke_session
 from lychgate.authz.snapshots import SnapshotPublisher
 from lychgate.errors import NotFound, TokenError
 from lychgate.gateway.feed_http import FEED_PATH, REDEEM_PATH, REVOKE_PATH
@@ -39,7 +39,7 @@ from lychgate.gateway.feed_wire import (
     asked_updates,
     feed_lines,
 )
-from lychgate.ids import SessionId
+from lychgate.ids import SessionId, UserId
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,11 @@ class HandoffOut(BaseModel):
 
 
 class RevokeIn(BaseModel):
+    """A session to revoke: by its id (the value of a browser's sign-in cookie), or by the
+    handle an app token names it by, with that token's user (``user_id``)."""
+
     session_id: str = Field(min_length=1, max_length=128)
+    user_id: str | None = Field(default=None, min_length=1, max_length=128)
 
 
 @router.get(FEED_PATH)
@@ -140,4 +144,9 @@ async def handoff(body: HandoffIn, ctx: Annotated[AuthzContext, Depends(context)
 
 @router.post(REVOKE_PATH, status_code=204)
 async def revoke(body: RevokeIn, ctx: Annotated[AuthzContext, Depends(context)]) -> None:
-    await revoke_session(ctx, SessionId(body.session_id))
+    if body.user_id is None:
+        await revoke_session(ctx, SessionId(body.session_id))  # unknown ids are no error
+        return
+    session = await find_by_handle(ctx, UserId(body.user_id), body.session_id)
+    if session is not None:
+        await revoke_session(ctx, session.id)

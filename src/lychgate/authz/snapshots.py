@@ -47,7 +47,7 @@ from lychgate.events import LoginApproved, LoginDenied, OpenApp
 from lychgate.gateway.app_hosts import host_clashes
 from lychgate.gateway.http.failures import Throttle
 from lychgate.gateway.snapshot import ConfigSnapshot, UserProfile, wire_problem
-from lychgate.ids import SessionId, UserId
+from lychgate.ids import SessionId, UserId, token_sid
 from lychgate.store import ChangedUser
 from lychgate.tokens import Keyring, PublicKeyring
 
@@ -145,12 +145,32 @@ async def read_user_changes(
 
 
 async def sessions_to_end(ctx: AuthzContext, now: datetime) -> frozenset[SessionId]:
-    """Sessions the gateways must end: revoked ones while their tokens could still be valid,
-    and for a while, ones that reached their end, whose WebSockets would otherwise outlive
-    them (their tokens have expired already: app tokens never outlive their session)."""
+    """Sessions the gateways must end, by the names their tokens carry (handles, never ids):
+    revoked ones while their tokens could still be valid, and for a while, ones that reached
+    their end, whose WebSockets would otherwise outlive them (their tokens have expired
+    already: app tokens never outlive their session)."""
     sessions = ctx.store.sessions
     ended = await sessions.ended_ids(now - ended_listed_for(ctx), now)
-    return frozenset(await sessions.revoked_ids(now)).union(ended)
+    return _HANDLES.of(frozenset(await sessions.revoked_ids(now)).union(ended))
+
+
+class _Handles:
+    """Session handles of the last set of ids asked about: a look twice a second names the
+    same thousands of sessions, and a SHA-256 each time would cost milliseconds."""
+
+    __slots__ = ("_known",)
+
+    def __init__(self) -> None:
+        self._known: dict[SessionId, SessionId] = {}
+
+    def of(self, ids: frozenset[SessionId]) -> frozenset[SessionId]:
+        known = self._known
+        fresh = {i: known.get(i) or token_sid(i) for i in ids}  # only the current ones kept
+        self._known = fresh
+        return frozenset(fresh.values())
+
+
+_HANDLES: Final = _Handles()
 
 
 async def public_keys(ctx: AuthzContext, now: datetime) -> PublicKeyring:

@@ -32,6 +32,6 @@ def mint(
         )
     typer.echo(minted.token if raw else f"{cookie_name(settings)}={minted.token}")
     err_console.print(
-        f"session {minted.session_id}, expires {minted.expires_at:%Y-%m-%d %H:%M:%S %Z}",
+        f"session {minted.handle}, expires {minted.expires_at:%Y-%m-%d %H:%M:%S %Z}",
         highlight=False,
     )

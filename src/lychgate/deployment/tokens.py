@@ -13,7 +13,15 @@ from lychgate.config import Settings
 from lychgate.deployment.keys import load_keyring
 from lychgate.domain import AuditEvent, Session
 from lychgate.errors import NotFound
-from lychgate.ids import AppSlug, SessionId, UserId, new_id
+from lychgate.ids import (
+    SESSION_ID_PREFIX,
+    AppSlug,
+    SessionId,
+    UserId,
+    new_id,
+    session_handle,
+    token_sid,
+)
 from lychgate.store import Store
 from lychgate.tokens import AppTokenClaims, encode_app_token
 
@@ -21,7 +29,7 @@ from lychgate.tokens import AppTokenClaims, encode_app_token
 @dataclass(frozen=True, slots=True)
 class Minted:
     token: str
-    session_id: SessionId
+    handle: str  # the session's public name (never its id: ids.session_handle)
     expires_at: datetime
 
 
@@ -46,12 +54,12 @@ async def mint_app_token(
     if target is None:
         raise NotFound(f"no app {app!r}", field="app")
     life = timedelta(seconds=min(ttl or settings.app_token_ttl, settings.session_ttl))
-    sid = SessionId(new_id("ses_"))
+    sid = SessionId(new_id(SESSION_ID_PREFIX))
     session = Session(sid, found.id, None, now, now + life, now, False, "lychgate token mint", "")
     await store.sessions.create(session)
     keyring = await load_keyring(store.signing_keys, now)
     claims = AppTokenClaims(
-        sid=sid,
+        sid=token_sid(sid),  # never the id: it would open the portal (ids.session_handle)
         sub=found.id,
         app=target.slug,
         adm=found.is_admin,
@@ -62,4 +70,4 @@ async def mint_app_token(
     await store.audit.append(
         AuditEvent(None, now, "token.minted", found.id, None, None, {"app": target.slug})
     )
-    return Minted(encode_app_token(keyring, claims), sid, now + life)
+    return Minted(encode_app_token(keyring, claims), session_handle(sid), now + life)

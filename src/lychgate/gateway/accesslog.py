@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from lychgate.gateway.types import Principal, RequestHead
-from lychgate.ids import AppSlug, session_handle
+from lychgate.ids import AppSlug
 
 LOGGER_NAME = "lychgate.access"
 
@@ -86,7 +86,7 @@ def access_line(
             ua=head.header("user-agent"),
         )
     if who is not None:
-        record.update(user=who.user_id, session=session_handle(who.session_id))
+        record.update(user=who.user_id, session=who.session_id)  # a handle: ids.session_handle
     if reason:
         record["reason"] = reason
     return json.dumps(record, separators=(",", ":"), ensure_ascii=True)

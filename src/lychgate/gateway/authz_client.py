@@ -21,7 +21,7 @@ import httpx
 
 from lychgate.errors import ClientError, LychgateError
 from lychgate.gateway.feed_http import REDEEM_PATH, REVOKE_PATH, authz_client
-from lychgate.ids import SessionId
+from lychgate.ids import SessionId, UserId
 from lychgate.secret import Secret
 
 
@@ -42,8 +42,9 @@ class AuthzClient(Protocol):
         """
         ...
 
-    async def revoke_session(self, session_id: SessionId) -> None:
-        """Revoke a session. Raises :class:`AuthzUnavailable` on failure."""
+    async def revoke_session(self, session_id: SessionId, user_id: UserId | None = None) -> None:
+        """Revoke a session: by its id, or with ``user_id`` by the handle that user's app
+        token names it by. Raises :class:`AuthzUnavailable` on failure."""
         ...
 
 
@@ -51,7 +52,7 @@ class HttpAuthzClient:
     """:class:`AuthzClient` over authz's internal HTTP API (unix socket or TCP).
 
     ``POST /.lychgate/internal/handoff`` ``{"code": ...}`` -> ``{"token": ...}`` (4xx: refused);
-    ``POST /.lychgate/internal/revoke`` ``{"session_id": ...}`` -> 2xx.
+    ``POST /.lychgate/internal/revoke`` ``{"session_id": ...[, "user_id": ...]}`` -> 2xx.
     """
 
     def __init__(self, base: str, secret: Secret, *, timeout: float = 5.0) -> None:
@@ -71,8 +72,11 @@ class HttpAuthzClient:
             raise AuthzUnavailable("authz answered the redemption without a token")
         return token
 
-    async def revoke_session(self, session_id: SessionId) -> None:
-        response = await self._post(REVOKE_PATH, {"session_id": session_id})
+    async def revoke_session(self, session_id: SessionId, user_id: UserId | None = None) -> None:
+        body: dict[str, str] = {"session_id": session_id}
+        if user_id is not None:
+            body["user_id"] = user_id
+        response = await self._post(REVOKE_PATH, body)
         if response.status_code >= 300:
             raise AuthzUnavailable(f"authz answered {response.status_code} to a revocation")
 

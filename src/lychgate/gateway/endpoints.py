@@ -66,7 +66,7 @@ from lychgate.gateway.signin_state import (
 )
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
 from lychgate.gateway.types import Local, RequestHead, Respond
-from lychgate.ids import SessionId
+from lychgate.ids import SessionId, UserId
 
 log = logging.getLogger(__name__)
 
@@ -275,8 +275,8 @@ class Endpoints:
         )
         sessions = [] if snapshot is None else self._sessions(head, snapshot, admission)
         try:
-            for session_id in sessions:
-                await self._authz.revoke_session(session_id)
+            for session_id, user_id in sessions:
+                await self._authz.revoke_session(session_id, user_id)
         except Exception as exc:
             log.warning("session revocation failed: %s", type(exc).__name__)
             return responses.text(
@@ -289,29 +289,32 @@ class Endpoints:
 
     def _app_sessions(
         self, head: RequestHead, snapshot: ConfigSnapshot, admission: ToEndpoint
-    ) -> dict[SessionId, None]:
-        """The sessions named by the request's app cookies that admission would take here."""
+    ) -> dict[tuple[SessionId, UserId | None], None]:
+        """The sessions named by the request's app cookies that admission would take here:
+        each by its handle, with its user."""
         now = self._clock()
-        found: dict[SessionId, None] = {}
+        found: dict[tuple[SessionId, UserId | None], None] = {}
         name = app_cookie_name(snapshot.secure_cookies)
         for value in cookie_values(head.header_all("cookie"), name)[:MAX_COOKIE_VALUES]:
             checked = check_app_token(value, now, snapshot, snapshot.keyring, admission.app)
             if not isinstance(checked, str):
-                found[checked[1].session_id] = None
+                identity = checked[1]
+                found[identity.session_id, identity.user_id] = None
         return found
 
     def _sessions(
         self, head: RequestHead, snapshot: ConfigSnapshot, admission: ToEndpoint
-    ) -> list[SessionId]:
-        """Session ids named by the valid app tokens in the request's cookie, and, on the
-        portal's host (single-host mode), by authz's auth-session cookie: a user who signed in
-        but never opened an app holds only the latter, and logout must end it too. Its value
-        is the session id itself; authz ignores ids it does not know."""
+    ) -> list[tuple[SessionId, UserId | None]]:
+        """The sessions named by the valid app tokens in the request's cookie (by handle, with
+        the token's user), and, on the portal's host (single-host mode), by authz's
+        auth-session cookie: a user who signed in but never opened an app holds only the
+        latter, and logout must end it too. Its value is the session id itself (no user);
+        authz ignores ids it does not know."""
         found = self._app_sessions(head, snapshot, admission)
         cookies = head.header_all("cookie")
         for value in cookie_values(cookies, session_cookie_name(snapshot.secure_cookies))[:4]:
             if _SESSION_ID.fullmatch(value):
-                found[SessionId(value)] = None
+                found[SessionId(value), None] = None
         return list(found)
 
 

@@ -13,15 +13,14 @@ WebSockets. A device acts only on its own user's sessions; any other handle is 4
 
 from __future__ import annotations
 
-import hmac
 from datetime import timedelta
 
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.device.apps import sessions_of_device
 from lychgate.authz.device.auth import DeviceCaller
-from lychgate.authz.device.schemas import MAX_ID, rfc3339
+from lychgate.authz.device.schemas import rfc3339
 from lychgate.authz.portal.session import is_live
-from lychgate.authz.sessions import revoke_session
+from lychgate.authz.sessions import find_by_handle, revoke_session
 from lychgate.domain import AuditEvent, Session
 from lychgate.errors import NotFound
 from lychgate.ids import session_handle
@@ -49,14 +48,10 @@ async def list_sessions(ctx: AuthzContext, caller: DeviceCaller) -> list[dict[st
 
 async def revoke_own(ctx: AuthzContext, caller: DeviceCaller, handle: str, *, ip: str) -> None:
     """Revoke the caller's user's unexpired session named ``handle``."""
-    wanted = handle.encode("utf-8", "surrogatepass")
-    if len(wanted) <= MAX_ID:
-        sessions = await ctx.store.sessions.list_for_user(caller.user.id, live_at=ctx.clock())
-        for session in sessions:
-            if hmac.compare_digest(session_handle(session.id).encode(), wanted):
-                await revoke_session(ctx, session.id, ip=ip or None)
-                return
-    raise NotFound("no such session", field="id")
+    session = await find_by_handle(ctx, caller.user.id, handle)
+    if session is None:
+        raise NotFound("no such session", field="id")
+    await revoke_session(ctx, session.id, ip=ip or None)
 
 
 async def logout(ctx: AuthzContext, caller: DeviceCaller, *, ip: str) -> int:

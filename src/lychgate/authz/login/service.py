@@ -26,7 +26,7 @@ from lychgate.authz.login.binding import new_secret
 from lychgate.authz.login.target import Target, redirect_after_sign_in
 from lychgate.domain import AuditEvent, LoginRequest, LoginStatus, Session
 from lychgate.errors import Conflict
-from lychgate.ids import LoginRequestId, SessionId, new_id
+from lychgate.ids import SESSION_ID_PREFIX, LoginRequestId, SessionId, new_id
 
 #: States after which nothing the browser waits for can happen any more.
 FINAL: Final = frozenset({LoginStatus.DENIED, LoginStatus.EXPIRED, LoginStatus.FINISHED})
@@ -105,7 +105,7 @@ async def finish_login(
     if user.disabled:
         raise Conflict("the user is disabled", field="user")
     session = Session(
-        id=SessionId(new_id("ses_")),
+        id=SessionId(new_id(SESSION_ID_PREFIX)),
         user_id=user.id,
         device_id=login.device_id,
         created_at=now,
