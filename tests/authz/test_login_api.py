@@ -375,6 +375,8 @@ async def test_the_openapi_document_describes_the_api(authz: FastAPI) -> None:
         transport=httpx.ASGITransport(app=authz), base_url="http://localhost:8080"
     ) as c:
         doc = (await c.get("/.lychgate/openapi.json")).json()
+        # No viewer page: FastAPI's loaded an unpinned script from a CDN onto this origin.
+        assert (await c.get("/.lychgate/docs")).status_code == 404
     paths = doc["paths"]
     assert {"post"} <= set(paths[API])
     assert {"get"} <= set(paths[API + "/{login_id}"])

@@ -89,7 +89,10 @@ def create_app(ctx: AuthzContext, *, poll_interval: float = POLL_INTERVAL) -> Fa
         title="Lychgate authz",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/.lychgate/docs",
+        # No Swagger UI page: FastAPI's loads its script from a CDN, unpinned and without an
+        # integrity hash, onto the sign-in origin. The schema alone is served; any OpenAPI
+        # viewer reads it.
+        docs_url=None,
         redoc_url=None,
         openapi_url="/.lychgate/openapi.json",
     )
