@@ -10,7 +10,12 @@ the children: if any of them dies, authz stops too, the others are stopped, and 
 with the gateway's code (or, if that is 0, the first failing companion's). On Ctrl-C the
 terminal sends SIGINT to the whole process group; authz and every child drain and stop, and
 the parent reaps the children before it returns. SIGTERM to the parent alone is forwarded to
-the children.
+the children. SIGHUP, a closed terminal, stops everything as SIGTERM does: the gateway stops
+on it by itself (it reloads nothing here), companions ignore it and are stopped by the parent.
+
+The addresses the gateway will listen on are checked before anything is forked, so a port in
+use is one error line and no process starts. Every child ends when the parent does, even one
+killed with SIGKILL (:func:`.workers.end_with_parent`), and the gateway's workers end with it.
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ import uvloop
 
 from lychgate.authz.server import AuthzServer, prepare_socket_dir
 from lychgate.config import Settings
+from lychgate.errors import LychgateError
 from lychgate.gateway.http.fdlimit import raise_open_file_limit
-from lychgate.gateway.runner import prepare, run_gateway
+from lychgate.gateway.http.workers import end_with_parent
+from lychgate.gateway.runner import check_listeners, prepare, run_gateway
 
 log = logging.getLogger(__name__)
 CHILD_POLL = 0.25
@@ -60,6 +67,7 @@ class Companion:
 def serve_all(settings: Settings, *, companions: Sequence[Companion] = ()) -> int:
     """authz, the gateway and ``companions`` together. Returns the exit code."""
     plan = prepare(settings)  # blocking reads before the fork and before any loop
+    check_listeners(plan, settings.workers)  # a port in use: one error line, nothing started
     raise_open_file_limit()  # for authz here, and inherited by every child
     prepare_socket_dir(settings)
     gateway = Companion("gateway", lambda: run_gateway(plan, workers=settings.workers))
@@ -114,7 +122,8 @@ def serve_all(settings: Settings, *, companions: Sequence[Companion] = ()) -> in
 
 
 class _Stopper:
-    """The parent's SIGINT and SIGTERM handler around uvicorn's.
+    """The parent's SIGINT, SIGTERM and SIGHUP handler around uvicorn's (which leaves SIGHUP
+    alone: without this one, a hangup would kill the parent and leave the children running).
 
     While authz serves, uvicorn has its own handlers. When it is done it restores the ones it
     found and raises the signal it caught once more. With the default handlers that would be
@@ -135,7 +144,8 @@ class _Stopper:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        previous = {sig: signal.signal(sig, self) for sig in (signal.SIGINT, signal.SIGTERM)}
+        stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        previous = {sig: signal.signal(sig, self) for sig in stops}
         try:
             yield
         finally:
@@ -144,11 +154,18 @@ class _Stopper:
 
 
 def _fork(child: Companion) -> int:
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
+        # The hangup goes to the parent too, which stops every child with SIGTERM; a child
+        # that handles it (the gateway, as a stop) installs its own handler.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        end_with_parent(parent)
         code = 1
         try:
             code = child.run()
+        except LychgateError as exc:
+            log.error("the %s failed: %s", child.name, exc)  # an error, not a bug: no traceback
         except BaseException:
             log.exception("the %s failed", child.name)
         finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 
 from e2e.deployment import free_port
 from gateway.client import RawClient, get
+from lychgate.errors import LychgateError
 from lychgate.gateway.http import workers
 
 pytestmark = [pytest.mark.loopback, pytest.mark.slow]
@@ -46,19 +48,67 @@ async def _ask(port: int) -> bytes:
         await c.close()
 
 
+def _running_with(marker: str) -> list[int]:
+    """The processes (zombies aside) whose command line holds ``marker``: the workers fork from
+    the script's interpreter, so they carry its path. An orphan's zombie counts as ended: the
+    init of a container may never reap it."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue  # gone meanwhile
+        if marker.encode() in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _kill_all_with(marker: str) -> None:
+    for pid in _running_with(marker):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+async def _all_end(marker: str) -> None:
+    async with asyncio.timeout(5):
+        while _running_with(marker):
+            await asyncio.sleep(0.05)
+
+
 @contextlib.asynccontextmanager
-async def _running(script: Path, *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
-    """Run ``script``; on leaving, SIGTERM must stop it cleanly (exit code 0)."""
+async def _running(
+    script: Path, *args: str, stop: signal.Signals = signal.SIGTERM
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """Run ``script``; on leaving, ``stop`` must stop it cleanly (exit code 0), workers and
+    all. Whatever it started is killed at the end, even when the test failed."""
     proc = await asyncio.create_subprocess_exec(sys.executable, str(script), *args)
     try:
         yield proc
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(stop)
         async with asyncio.timeout(10):
             assert await proc.wait() == 0
+        await _all_end(str(script))
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+        _kill_all_with(str(script))
+
+
+async def _slots(port: int, count: int = 2) -> dict[bytes, bytes]:
+    """Ask until ``count`` workers answered; their pids by slot."""
+    pids: dict[bytes, bytes] = {}
+    async with asyncio.timeout(10):
+        while len(pids) < count:
+            try:
+                pid, _, slot = (await _ask(port)).partition(b":")
+                pids[slot] = pid
+            except OSError:
+                await asyncio.sleep(0.05)
+    return pids
 
 
 async def test_workers_share_the_port_and_stop_on_sigterm(tmp_path: Path) -> None:
@@ -143,7 +193,7 @@ def test_a_signal_while_forking_stops_the_forking(monkeypatch: pytest.MonkeyPatc
     # started is stopped too, and no more are started.
     started: list[subprocess.Popen[bytes]] = []
 
-    def spawn_then_signal(main: object, slot: int) -> int:
+    def spawn_then_signal(main: object, slot: int, *signals: object) -> int:
         child = subprocess.Popen(["sleep", "30"])
         started.append(child)
         handler = signal.getsignal(signal.SIGTERM)
@@ -161,3 +211,74 @@ def test_a_signal_while_forking_stops_the_forking(monkeypatch: pytest.MonkeyPatc
     finally:
         for child in started:
             child.kill()
+
+
+async def test_a_hangup_stops_the_workers_as_sigterm_does(tmp_path: Path) -> None:
+    # A closed terminal (``serve``'s gateway relays no SIGHUP): a graceful stop, not a
+    # supervisor killed by the default action with its workers left serving.
+    script = tmp_path / "workers.py"
+    script.write_text(SCRIPT)
+    port = free_port()
+    async with _running(script, str(port), "2", stop=signal.SIGHUP):
+        await _slots(port)
+
+
+async def test_a_clean_stop_after_a_replaced_worker_exits_0(tmp_path: Path) -> None:
+    # The crash is logged when it happens; it was recovered from, so it is no failure of the
+    # stop (which used to return the -9 of the replaced worker).
+    script = tmp_path / "workers.py"
+    script.write_text(SCRIPT)
+    port = free_port()
+    async with _running(script, str(port), "2"):
+        first = await _slots(port)
+        await asyncio.sleep(workers.MIN_UPTIME)  # past start-up: a death now is a crash
+        os.kill(int(first[b"0"]), signal.SIGKILL)
+        async with asyncio.timeout(10):
+            while (await _slots(port))[b"0"] == first[b"0"]:
+                await asyncio.sleep(0.05)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="PR_SET_PDEATHSIG is Linux's")
+async def test_the_workers_end_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "workers.py"
+    script.write_text(SCRIPT)
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(script), str(port), "2")
+    try:
+        await _slots(port)
+        proc.kill()  # SIGKILL: the supervisor cannot stop its workers itself
+        await proc.wait()
+        await _all_end(str(script))
+        with pytest.raises(ConnectionRefusedError):
+            await _ask(port)  # nobody serves the port any more
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        _kill_all_with(str(script))
+
+
+def test_the_port_check_refuses_a_port_another_gateway_shares() -> None:
+    # Another gateway with workers binds with SO_REUSEPORT, which a worker of this one would
+    # join without an error: the check binds without it, as one worker would.
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        with pytest.raises(LychgateError, match=f"listen: 127.0.0.1:{port} is already in use"):
+            workers.check_free("127.0.0.1", port, "listen")
+
+
+def test_the_port_check_ignores_connections_in_time_wait() -> None:
+    # A gateway restarted at once finds its old connections in TIME_WAIT on the port.
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as start_server's
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = listener.accept()
+            accepted.close()  # the server's side closes first: its socket stays in TIME_WAIT
+            client.recv(1)
+    workers.check_free("127.0.0.1", port, "listen")

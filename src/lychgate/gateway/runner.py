@@ -9,7 +9,9 @@ HTTP/1.1 engine carrying the decisions out, and optionally a metrics listener an
 listener that redirects to HTTPS. When the feed brings a snapshot that revokes sessions, their
 tunnels are closed at once. An HTTPS worker checks its certificate files every minute and uses
 renewed ones for new connections (:mod:`.cert_reload`). :func:`run_gateway` runs one worker in
-this process, or forks N that share the port through SO_REUSEPORT.
+this process, or forks N that share the port through SO_REUSEPORT. It first checks that every
+address it will listen on is free (:func:`check_listeners`): a taken port is then one clear
+error, and a port that another gateway's workers share is refused rather than joined.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from lychgate.gateway.http.fdlimit import raise_open_file_limit
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.server import GatewayServer, start_server
 from lychgate.gateway.http.tls import CertPair, ServerCertificates, client_context
-from lychgate.gateway.http.workers import run_workers
+from lychgate.gateway.http.workers import STOP_SIGNALS, check_free, run_workers
 from lychgate.gateway.metrics import GatewayMetrics
 from lychgate.gateway.routing import parse_host
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder, newly_revoked
@@ -168,6 +170,23 @@ def prepare(settings: Settings, *, listen: str | None = None) -> GatewayPlan:
         if settings.http_redirect_listen
         else None,
     )
+
+
+def check_listeners(plan: GatewayPlan, workers: int) -> None:
+    """Raise a one-line error naming the setting when an address the gateway would listen on
+    is taken: ``listen``, each worker's metrics port, the redirect listener.
+
+    Called before any worker starts: a worker that fails to bind can only log a traceback, and
+    one that binds with SO_REUSEPORT joins a port that another gateway serves without an error.
+    """
+    check_free(plan.host, plan.port, "listen")
+    if plan.metrics is not None:
+        host, port = plan.metrics
+        for worker in range(workers):
+            what = f"metrics_listen (worker {worker})" if worker else "metrics_listen"
+            check_free(host, port + worker, what)
+    if plan.redirect is not None:
+        check_free(*plan.redirect, "http_redirect_listen")
 
 
 def response_hook(metrics: GatewayMetrics, access: AccessLog | None) -> ResponseHook:
@@ -327,9 +346,11 @@ def _watch_certificates(
 def run_gateway(plan: GatewayPlan, *, workers: int, reload_on_sighup: bool = False) -> int:
     """Run the gateway in the foreground; returns the exit code. SIGINT/SIGTERM stop it.
 
-    With ``reload_on_sighup`` (``lychgate gateway``, never ``serve``, whose terminal's hangup
-    must still stop everything), SIGHUP checks the certificate files at once.
+    With ``reload_on_sighup`` (``lychgate gateway``), SIGHUP checks the certificate files at
+    once. Without (``serve``, whose terminal's hangup must still stop everything), SIGHUP stops
+    it as SIGTERM does. A listen address in use raises a :class:`LychgateError` first.
     """
+    check_listeners(plan, workers)
     # Everything imported and prepared so far lives as long as the process: keep it out of the
     # cyclic collector's full passes, which would walk it again and again under load (and,
     # before a fork, would touch and so copy every page the workers share).
@@ -347,10 +368,12 @@ def run_gateway(plan: GatewayPlan, *, workers: int, reload_on_sighup: bool = Fal
             relay=(signal.SIGHUP,) if reload_on_sighup else (),
         )
 
+    stops = [s for s in STOP_SIGNALS if not (reload_on_sighup and s == signal.SIGHUP)]
+
     async def single() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in stops:
             loop.add_signal_handler(signum, stop.set)
         await serve_worker(plan, stop, reload_on_sighup=reload_on_sighup)
 

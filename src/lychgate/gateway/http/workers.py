@@ -8,14 +8,25 @@ worker started in place of one that died takes its slot, so what a worker binds 
 the shared port (a metrics listener at ``port + slot``) stays the same. ``main`` binds its
 listener with ``reuse_port=True`` (the kernel then spreads new connections over the
 workers), waits for ``stop``, and shuts down gracefully. The supervisor holds no sockets and
-runs no event loop: it forwards SIGTERM and SIGINT to the workers (which set ``stop``),
-passes on the signals named in ``relay`` (SIGHUP, for a certificate check), replaces a
-worker that dies unexpectedly, and returns once all have exited. A signal that comes while
-it is still forking stops the forking too.
+runs no event loop: it forwards SIGTERM, SIGINT and SIGHUP (a closed terminal) to the workers
+as SIGTERM (they set ``stop``), passes on instead the signals named in ``relay`` (SIGHUP, for
+a certificate check), replaces a worker that dies unexpectedly, and returns once all have
+exited. A signal that comes while it is still forking stops the forking too.
 
 A worker that dies within :data:`MIN_UPTIME` seconds of starting is not replaced: it is
-broken (a port in use, a bad config), and replacing it would only spin. The supervisor then
-stops the others and returns that worker's exit code.
+broken (a bad config, say), and replacing it would only spin. The supervisor then stops the
+others and returns that worker's exit code. A worker that dies later is logged and replaced;
+having recovered, it does not make the exit code non-zero. Only a worker failing at start
+or while stopping does.
+
+Workers never outlive the supervisor: on Linux each asks the kernel, right after the fork, for
+a SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), so a supervisor killed with SIGKILL
+leaves no orphan serving the port. :func:`end_with_parent` does this for ``serve``'s children
+too.
+
+SO_REUSEPORT lets any process of the same user join the port, a second gateway included,
+and take part of its traffic without an error. :func:`check_free` binds without it, as a
+single worker does, so that the caller can refuse a port in use before it forks.
 
 Call it from plain synchronous code, before any event loop runs in the process: forking a
 process with a running loop copies the loop's state into every child.
@@ -25,40 +36,113 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import errno
 import logging
 import os
 import signal
+import socket
+import sys
 import time
 import types
 from collections.abc import Awaitable, Callable
 
 import uvloop
 
+from lychgate.errors import LychgateError
+
 log = logging.getLogger(__name__)
 
 MIN_UPTIME = 1.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 WorkerMain = Callable[[asyncio.Event, int], Awaitable[None]]
 
 
-async def _worker(main: WorkerMain, slot: int) -> None:
+def check_free(host: str, port: int, what: str) -> None:
+    """Raise a one-line :class:`LychgateError` naming ``what`` (a setting) unless ``host:port``
+    can be listened on by a single socket.
+
+    It binds without SO_REUSEPORT, which a worker sets and which would let it join a port that
+    another gateway's workers serve; with SO_REUSEADDR, as every listener here, so that
+    connections of a gateway just stopped, in TIME_WAIT, do not count. The socket is closed
+    at once. Port 0 (any free port) is always free.
+    """
+    if port == 0:
+        return
+    try:
+        for family, kind, proto, _, address in socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        ):
+            with socket.socket(family, kind, proto) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:  # as the listener itself: IPv6 only
+                    probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                probe.bind(address)
+    except OSError as exc:
+        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if exc.errno == errno.EADDRINUSE:
+            message = f"{shown} is already in use"  # short: the CLI prints it as one line
+        else:
+            message = f"cannot listen on {shown}: {exc.strerror or exc}"
+        raise LychgateError(message, field=what) from None
+
+
+def end_with_parent(parent: int) -> None:
+    """Make this process, just forked from ``parent``, end when its parent does.
+
+    On Linux the kernel sends SIGTERM when the parent dies (``PR_SET_PDEATHSIG``), so the
+    child stops as gracefully as on any SIGTERM. The kernel ties this to the parent's thread
+    that forked, not to the process: fork from the main thread. A parent that died before the
+    call is caught by the ppid no longer being ``parent``, and the child then exits at once.
+    Where prctl is missing (not Linux), the child may outlive its parent, as it always did.
+    """
+    if not _ask_for_sigterm_on_parent_death():
+        log.debug("no PR_SET_PDEATHSIG here: pid %d may outlive its parent", os.getpid())
+    if os.getppid() != parent:
+        os._exit(0)  # orphaned already: it never started, so nothing to stop
+
+
+def _ask_for_sigterm_on_parent_death() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return False
+    zero = ctypes.c_ulong(0)
+    done = prctl(PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGTERM), zero, zero, zero)
+    return bool(done == 0)
+
+
+async def _worker(main: WorkerMain, slot: int, stops: tuple[signal.Signals, ...]) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in stops:
         loop.add_signal_handler(signum, stop.set)
     await main(stop, slot)
 
 
-def _spawn(main: WorkerMain, slot: int) -> int:
+def _spawn(
+    main: WorkerMain,
+    slot: int,
+    stops: tuple[signal.Signals, ...],
+    relay: tuple[signal.Signals, ...],
+) -> int:
+    parent = os.getpid()
     pid = os.fork()
     if pid:
         return pid
-    for signum in (signal.SIGTERM, signal.SIGINT):  # not the supervisor's handler
+    # The supervisor's handlers first: a parent's death signal must find the default, not
+    # the supervisor's "stop every worker" run on this child's stale copy of the list.
+    for signum in stops:
         signal.signal(signum, signal.SIG_DFL)
-    if signal.getsignal(signal.SIGHUP) not in (signal.SIG_DFL, signal.SIG_IGN):
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # relayed: the worker's loop handles it
+    for signum in relay:
+        signal.signal(signum, signal.SIG_IGN)  # the worker's loop handles it
+    end_with_parent(parent)
     code = 0
     try:
-        uvloop.run(_worker(main, slot))
+        uvloop.run(_worker(main, slot, stops))
     except BaseException:
         log.exception("gateway worker %d failed", os.getpid())
         code = 1
@@ -67,13 +151,16 @@ def _spawn(main: WorkerMain, slot: int) -> int:
 
 
 def run_workers(n: int, main: WorkerMain, *, relay: tuple[signal.Signals, ...] = ()) -> int:
-    """Run ``main`` in ``n`` forked workers until they exit; returns the worst exit code.
+    """Run ``main`` in ``n`` forked workers until they exit; returns the exit code of the
+    first that failed at start or while stopping, else 0.
 
     Signals in ``relay`` are sent on to every worker; a worker must handle them (or ignore
     them, as it inherits the supervisor's "ignore" until its own loop installs a handler).
+    The others of SIGTERM, SIGINT and SIGHUP stop the workers.
     """
     if n < 1:
         raise ValueError("at least one worker")
+    stops = tuple(s for s in STOP_SIGNALS if s not in relay)
     workers: dict[int, tuple[float, int]] = {}  # pid -> (start time, slot)
     stopping = False
     worst = 0
@@ -93,13 +180,13 @@ def run_workers(n: int, main: WorkerMain, *, relay: tuple[signal.Signals, ...] =
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signum)
 
-    previous = {s: signal.signal(s, stop_all) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {s: signal.signal(s, stop_all) for s in stops}
     previous.update({s: signal.signal(s, pass_on) for s in relay})
     try:
         for slot in range(n):
             if stop_asked():
                 break  # a signal while forking: start no more
-            pid = _spawn(main, slot)
+            pid = _spawn(main, slot, stops, relay)
             workers[pid] = (time.monotonic(), slot)
             if stop_asked():  # it came between the fork and the line above: it missed this one
                 with contextlib.suppress(ProcessLookupError):
@@ -114,17 +201,17 @@ def run_workers(n: int, main: WorkerMain, *, relay: tuple[signal.Signals, ...] =
                 continue
             started, slot = known
             code = os.waitstatus_to_exitcode(status)
-            if code != 0:
-                worst = worst or code
             if stopping:
+                worst = worst or code  # it failed to stop cleanly
                 continue
             if time.monotonic() - started < MIN_UPTIME:
                 log.error("gateway worker %d exited at start (%d); stopping", pid, code)
                 worst = worst or code or 1
                 stop_all(signal.SIGTERM, None)
                 continue
+            # A crash recovered from: logged here, and no failure of the eventual stop.
             log.warning("gateway worker %d exited (%d); starting another", pid, code)
-            workers[_spawn(main, slot)] = (time.monotonic(), slot)
+            workers[_spawn(main, slot, stops, relay)] = (time.monotonic(), slot)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -1,0 +1,181 @@
+"""``lychgate serve`` and ``lychgate gateway`` as process trees: what refuses to start, and
+that nothing outlives the process the user started.
+
+A second gateway with workers used to share a port already served (every worker binds with
+SO_REUSEPORT) and take part of its traffic; a taken metrics port ended in tracebacks. A
+SIGHUP to serve's parent killed it and left the gateway serving, and so did a SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from e2e.deployment import free_port, lychgate, serve
+
+pytestmark = [
+    pytest.mark.loopback,
+    pytest.mark.slow,
+    pytest.mark.skipif(sys.platform != "linux", reason="reads the process tree from /proc"),
+]
+
+
+def _deploy(data_dir: Path, port: int, extra: str = "") -> None:
+    lychgate("init", "--dir", str(data_dir), "--public-url", f"http://127.0.0.1:{port}")
+    config = data_dir / "lychgate.toml"
+    config.write_text(f"workers = 2\n{extra}" + config.read_text())  # top-level keys go first
+
+
+def _running_with(marker: str) -> list[int]:
+    """The processes (zombies aside) whose command line holds ``marker``: every process of a
+    tree forks from the one started, so all carry its ``--dir``. An orphan's zombie counts as
+    ended: the init of a container may never reap it."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue  # gone meanwhile
+        if marker.encode() in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def _kill_all_with(marker: str) -> None:
+    for pid in _running_with(marker):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _cleaned_up(data_dir: Path) -> Iterator[None]:
+    """Kill whatever the test started in ``data_dir`` and is still running, even on failure."""
+    try:
+        yield
+    finally:
+        _kill_all_with(str(data_dir))
+
+
+async def _all_end(data_dir: Path) -> None:
+    async with asyncio.timeout(10):
+        while _running_with(str(data_dir)):
+            await asyncio.sleep(0.1)
+
+
+async def _start_and_fail(data_dir: Path, command: str, port: int) -> tuple[int, str]:
+    """Run ``lychgate COMMAND`` on ``port``, which must refuse to start; its code and stderr.
+
+    Its stderr goes to a file, not a pipe: a process tree that wrongly starts, killed at the
+    deadline, must not leave the test waiting for a pipe that an orphan holds open.
+    """
+    log = data_dir / f"{command}.err"
+    err = await asyncio.to_thread(log.open, "wb")
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "lychgate",
+            command,
+            "--dir",
+            str(data_dir),
+            "--listen",
+            f"127.0.0.1:{port}",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=err,
+            env={k: v for k, v in os.environ.items() if not k.startswith("LYCHGATE_")},
+        )
+    finally:
+        err.close()  # the child has its own copy
+    try:
+        async with asyncio.timeout(10):
+            code = await proc.wait()
+    finally:
+        if proc.returncode is None:
+            _kill_all_with(str(data_dir))
+            await proc.wait()
+    return code, await asyncio.to_thread(log.read_text)
+
+
+def _metrics_with_worker_1_taken(avoid: int) -> tuple[int, socket.socket]:
+    """A free metrics port whose next one (worker 1's) is held by the socket returned."""
+    for _ in range(50):
+        first = free_port()
+        if avoid in (first, first + 1):
+            continue
+        taken = socket.socket()
+        try:
+            taken.bind(("127.0.0.1", first + 1))
+        except OSError:
+            taken.close()
+            continue
+        taken.listen()
+        return first, taken
+    raise AssertionError("no two free ports in a row")
+
+
+def _sharing_listener() -> socket.socket:
+    """A listener bound as a gateway worker binds (SO_REUSEPORT): another gateway's."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", free_port()))
+    sock.listen()
+    return sock
+
+
+@pytest.mark.parametrize("command", ["gateway", "serve"])
+async def test_a_port_another_gateway_serves_is_refused(data_dir: Path, command: str) -> None:
+    with _sharing_listener() as other, _cleaned_up(data_dir):
+        port = other.getsockname()[1]
+        await asyncio.to_thread(_deploy, data_dir, port)
+        code, err = await _start_and_fail(data_dir, command, port)
+    assert code == 1, err
+    assert f"listen: 127.0.0.1:{port} is already in use" in err
+    assert "Traceback" not in err
+
+
+async def test_a_taken_metrics_port_is_one_clear_error(data_dir: Path) -> None:
+    port = free_port()
+    metrics, taken = _metrics_with_worker_1_taken(avoid=port)
+    with taken, _cleaned_up(data_dir):
+        await asyncio.to_thread(
+            _deploy, data_dir, port, f'metrics_listen = "127.0.0.1:{metrics}"\n'
+        )
+        code, err = await _start_and_fail(data_dir, "gateway", port)
+    assert code == 1, err
+    assert f"metrics_listen (worker 1): 127.0.0.1:{metrics + 1} is already in use" in err
+    assert "Traceback" not in err
+
+
+async def test_a_hangup_stops_serve_and_everything_it_started(data_dir: Path) -> None:
+    # What a closed terminal sends (and `kill -HUP`): the README's "a closed terminal".
+    port = free_port()
+    await asyncio.to_thread(_deploy, data_dir, port)
+    with _cleaned_up(data_dir):
+        async with serve(data_dir, port) as served:
+            assert len(_running_with(str(data_dir))) == 4  # serve, supervisor, two workers
+            served.process.send_signal(signal.SIGHUP)
+            async with asyncio.timeout(10):
+                assert await served.process.wait() == 0
+            await _all_end(data_dir)
+
+
+async def test_killing_serve_ends_everything_it_started(data_dir: Path) -> None:
+    # SIGKILL leaves serve no chance to stop its children: they must notice themselves.
+    port = free_port()
+    await asyncio.to_thread(_deploy, data_dir, port)
+    with _cleaned_up(data_dir):
+        async with serve(data_dir, port) as served:
+            served.process.kill()
+            await served.process.wait()
+            await _all_end(data_dir)
