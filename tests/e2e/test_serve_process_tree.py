@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from e2e.deployment import free_port, lychgate, serve
+from fixtures.processes import all_end, kill_all_with, running_with
 
 pytestmark = [
     pytest.mark.loopback,
@@ -34,43 +35,13 @@ def _deploy(data_dir: Path, port: int, extra: str = "") -> None:
     config.write_text(f"workers = 2\n{extra}" + config.read_text())  # top-level keys go first
 
 
-def _running_with(marker: str) -> list[int]:
-    """The processes (zombies aside) whose command line holds ``marker``: every process of a
-    tree forks from the one started, so all carry its ``--dir``. An orphan's zombie counts as
-    ended: the init of a container may never reap it."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
-        except OSError:
-            continue  # gone meanwhile
-        if marker.encode() in cmdline and state != "Z":
-            found.append(int(entry.name))
-    return found
-
-
-def _kill_all_with(marker: str) -> None:
-    for pid in _running_with(marker):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
 @contextlib.contextmanager
 def _cleaned_up(data_dir: Path) -> Iterator[None]:
     """Kill whatever the test started in ``data_dir`` and is still running, even on failure."""
     try:
         yield
     finally:
-        _kill_all_with(str(data_dir))
-
-
-async def _all_end(data_dir: Path) -> None:
-    async with asyncio.timeout(10):
-        while _running_with(str(data_dir)):
-            await asyncio.sleep(0.1)
+        kill_all_with(str(data_dir))
 
 
 async def _start_and_fail(data_dir: Path, command: str, port: int) -> tuple[int, str]:
@@ -102,7 +73,7 @@ async def _start_and_fail(data_dir: Path, command: str, port: int) -> tuple[int,
             code = await proc.wait()
     finally:
         if proc.returncode is None:
-            _kill_all_with(str(data_dir))
+            kill_all_with(str(data_dir))
             await proc.wait()
     return code, await asyncio.to_thread(log.read_text)
 
@@ -163,11 +134,11 @@ async def test_a_hangup_stops_serve_and_everything_it_started(data_dir: Path) ->
     await asyncio.to_thread(_deploy, data_dir, port)
     with _cleaned_up(data_dir):
         async with serve(data_dir, port) as served:
-            assert len(_running_with(str(data_dir))) == 4  # serve, supervisor, two workers
+            assert len(running_with(str(data_dir))) == 4  # serve, supervisor, two workers
             served.process.send_signal(signal.SIGHUP)
             async with asyncio.timeout(10):
                 assert await served.process.wait() == 0
-            await _all_end(data_dir)
+            await all_end(str(data_dir))
 
 
 async def test_killing_serve_ends_everything_it_started(data_dir: Path) -> None:
@@ -178,4 +149,4 @@ async def test_killing_serve_ends_everything_it_started(data_dir: Path) -> None:
         async with serve(data_dir, port) as served:
             served.process.kill()
             await served.process.wait()
-            await _all_end(data_dir)
+            await all_end(str(data_dir))

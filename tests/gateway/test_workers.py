@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from e2e.deployment import free_port
+from fixtures.processes import all_end, kill_all_with
 from gateway.client import RawClient, get
 from lychgate.errors import LychgateError
 from lychgate.gateway.http import workers
@@ -48,36 +49,6 @@ async def _ask(port: int) -> bytes:
         await c.close()
 
 
-def _running_with(marker: str) -> list[int]:
-    """The processes (zombies aside) whose command line holds ``marker``: the workers fork from
-    the script's interpreter, so they carry its path. An orphan's zombie counts as ended: the
-    init of a container may never reap it."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
-        except OSError:
-            continue  # gone meanwhile
-        if marker.encode() in cmdline and state != "Z":
-            found.append(int(entry.name))
-    return found
-
-
-def _kill_all_with(marker: str) -> None:
-    for pid in _running_with(marker):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-async def _all_end(marker: str) -> None:
-    async with asyncio.timeout(5):
-        while _running_with(marker):
-            await asyncio.sleep(0.05)
-
-
 @contextlib.asynccontextmanager
 async def _running(
     script: Path, *args: str, stop: signal.Signals = signal.SIGTERM
@@ -90,12 +61,12 @@ async def _running(
         proc.send_signal(stop)
         async with asyncio.timeout(10):
             assert await proc.wait() == 0
-        await _all_end(str(script))
+        await all_end(str(script))
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-        _kill_all_with(str(script))
+        kill_all_with(str(script))
 
 
 async def _slots(port: int, count: int = 2) -> dict[bytes, bytes]:
@@ -248,14 +219,14 @@ async def test_the_workers_end_when_the_supervisor_is_killed(tmp_path: Path) -> 
         await _slots(port)
         proc.kill()  # SIGKILL: the supervisor cannot stop its workers itself
         await proc.wait()
-        await _all_end(str(script))
+        await all_end(str(script))
         with pytest.raises(ConnectionRefusedError):
             await _ask(port)  # nobody serves the port any more
     finally:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-        _kill_all_with(str(script))
+        kill_all_with(str(script))
 
 
 def test_the_port_check_refuses_a_port_another_gateway_shares() -> None:
