@@ -23,9 +23,16 @@ def new_id(prefix: str = "") -> str:
     return prefix + secrets.token_urlsafe(16)
 
 
-#: How every session id begins. An app token whose ``sid`` does (one signed before tokens
+#: How every session id begins. An app token whose ``sid`` is an id (one signed before tokens
 #: named sessions by handle) is refused, so that it never escapes a revocation.
 SESSION_ID_PREFIX = "ses_"
+_SESSION_ID_LENGTH = len(SESSION_ID_PREFIX) + 22  # new_id: 16 random bytes, base64url
+
+
+def looks_like_session_id(value: str) -> bool:
+    """Whether ``value`` has a session id's form, which no handle has (22 characters: one may
+    begin with ``ses_`` too, but is shorter)."""
+    return len(value) == _SESSION_ID_LENGTH and value.startswith(SESSION_ID_PREFIX)
 
 
 def session_handle(session_id: SessionId) -> str:

@@ -107,6 +107,37 @@ async def test_a_good_rd_leads_to_the_start_url_and_makes_no_code(
     assert await code_count(ctx) == 0
 
 
+@pytest.mark.parametrize(
+    ("cookie", "fetch"),
+    [
+        (None, {}),  # a state of the page's choosing, never set on this browser
+        ("x" * 22, {}),  # another state
+        ("same", {"sec-fetch-mode": "cors", "sec-fetch-dest": "empty"}),  # a fetch()
+        ("same", {"sec-fetch-mode": "navigate", "sec-fetch-dest": "iframe"}),
+    ],
+    ids=["no state cookie", "other state", "fetch", "iframe"],
+)
+async def test_single_host_makes_no_code_for_an_apps_page(
+    ctx: AuthzContext,
+    authz: FastAPI,
+    browser: httpx.AsyncClient,
+    cookie: str | None,
+    fetch: dict[str, str],
+) -> None:
+    # In single-host mode every app's page shares this origin: one could fetch() open with a
+    # state of its choosing, read the code in the URL it was sent on to, and redeem it
+    # elsewhere for a token to any app this user may open, admins-only ones included.
+    app = await add_app(authz, ctx)
+    person = await enrolled(ctx)
+    await sign_in(ctx, browser, person, "/")
+    if cookie is not None:
+        browser.cookies.set("lychgate_state", STATE if cookie == "same" else cookie)
+    r = await browser.get(f"/.lychgate/open/{app.slug}", params={"state": STATE}, headers=fetch)
+    assert "code=" not in r.headers.get("location", "")
+    assert r.status_code == (403 if fetch else 303)
+    assert await code_count(ctx) == 0
+
+
 async def test_the_start_url_leads_on_to_a_code_that_redeems(
     ctx: AuthzContext, authz: FastAPI, browser: httpx.AsyncClient, client: httpx.AsyncClient
 ) -> None:
@@ -115,6 +146,7 @@ async def test_the_start_url_leads_on_to_a_code_that_redeems(
     person = await enrolled(ctx)
     redirect = await sign_in(ctx, browser, person, "/wiki/Page?x=1&y=%2F")
     rd = parse_qs(urlsplit(redirect).query)["rd"][0]
+    browser.cookies.set("lychgate_state", STATE)  # as the gateway's start set it on this host
     r = await browser.get(f"/.lychgate/open/{app.slug}", params={"rd": rd, "state": STATE})
     assert r.status_code == 303
     parts = urlsplit(r.headers["location"])

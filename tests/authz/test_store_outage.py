@@ -134,6 +134,7 @@ async def test_opening_an_app_with_a_state_fails_closed(
     await approve(ctx, created["id"], person)
     assert (await finish(browser, created["id"])).status_code == 200
     break_store(ctx, flaky, *call.split("."))
+    browser.cookies.set("lychgate_state", STATE)  # as the gateway's start set it
     r = await browser.get(
         f"/.lychgate/open/{app.slug}",
         params={"state": STATE},

@@ -215,6 +215,12 @@ def test_bad_tokens_are_refused(token: str, reason: str) -> None:
     assert navigation.reason == f"login: {reason}"  # the access log says why
 
 
+def test_a_handle_that_happens_to_begin_like_an_id_is_admitted() -> None:
+    # One handle in 64**4 begins with "ses_"; it is 22 characters, an id 26.
+    head = SINGLE.head("/", cookies=[SINGLE.token(sid="ses_AAAAAAAAAAAAAAAAAA")], headers=FETCH)
+    assert isinstance(decide(SINGLE, head), ToApp)
+
+
 def test_a_plain_jwt_signed_by_our_key_is_not_an_app_token() -> None:
     private = signer_private_key(SINGLE.keyring)
     header = {"alg": "ES256", "kid": SINGLE.keyring.signer.kid, "typ": "JWT"}

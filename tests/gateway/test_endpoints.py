@@ -276,6 +276,16 @@ async def test_logout_revokes_clears_and_redirects() -> None:
     assert authz.users == ["user-1"]  # authz finds the session the handle names among its own
 
 
+async def test_logout_ends_the_session_a_token_from_before_names_by_id() -> None:
+    # Its sid is the session's id (tokens signed before handles): refused for requests, but
+    # its session must still end; authz takes the id as it takes a sign-in cookie's value.
+    endpoints, authz, _ = setup(SINGLE)
+    legacy = SINGLE.token(sid="ses_AAAAAAAAAAAAAAAAAAAAAA")
+    response = await run(endpoints, SINGLE, SINGLE.head("/.lychgate/logout", cookies=[legacy]))
+    assert response.status == 302
+    assert (authz.revoked, authz.users) == (["ses_AAAAAAAAAAAAAAAAAAAAAA"], [None])
+
+
 async def test_logout_also_ends_the_portal_session() -> None:
     """Signed in but no app opened yet: only authz's session cookie names the session."""
     endpoints, authz, _ = setup(SINGLE)

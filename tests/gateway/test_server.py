@@ -10,7 +10,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from gateway.client import get
-from gateway.conftest import Connect, Start, forward_to
+from gateway.conftest import Answers, Connect, Start, forward_to
 from gateway.upstreams import Reply, Seen, http_upstream, raw_upstream, read_head
 from lychgate.gateway.http import start_server
 from lychgate.gateway.types import Decision, Forward, RequestHead, Respond, Upstream
@@ -70,7 +70,8 @@ async def test_close_cuts_what_outlives_the_drain_timeout(gateway: Start, connec
         await asyncio.sleep(10)
 
     async with raw_upstream(serve_) as up:
-        gw = await gateway(forward_to(up.url))
+        answers = Answers()
+        gw = await gateway(forward_to(up.url), on_response=answers)
         c = await connect(gw.port)
         await c.send(get())
         await asyncio.sleep(0.05)
@@ -80,6 +81,8 @@ async def test_close_cuts_what_outlives_the_drain_timeout(gateway: Start, connec
         assert loop.time() - t0 < 1
         assert await c.read_until_closed() == b""
         assert gw.open_connections == 0
+        # Recorded as the gateway's cut, not as a client that left.
+        assert answers.seen == [(503, "gateway stopping: drain timeout")]
 
 
 async def _echo(ws: ServerConnection) -> None:

@@ -229,9 +229,12 @@ OTHER = "Attackers_state_01234567"
         "letter case",
     ],
 )
-async def test_a_code_without_this_browsers_state_is_never_spent(
+async def test_a_code_without_this_browsers_state_is_burnt_and_sets_no_cookie(
     state: str | None, cookie: str | None
 ) -> None:
+    # Spent without use: a page that made the callback fail (in single-host mode an app's
+    # page shares this origin and can change the state cookie) must not be able to read the
+    # code in the URL and redeem it in a browser of its own.
     for world, host, headers in (
         (SINGLE, None, NAVIGATE),
         (SUBS, GRAFANA, CROSS_SITE_LINK),
@@ -243,7 +246,7 @@ async def test_a_code_without_this_browsers_state_is_never_spent(
         request = callback(world, state=state, cookie=cookie, host=host, headers=headers)
         response = await run(endpoints, world, request)
         assert response.status == 400, (world.snapshot.routing, response)
-        assert authz.redeemed == []  # the code stays good for the browser it was made for
+        assert authz.redeemed == [CODE]  # burnt: nobody can redeem it now
         assert header(response, "set-cookie") == []
         assert b"Open the app again" in response.body
         assert header(response, "content-type") == ["text/html; charset=utf-8"]
@@ -262,7 +265,8 @@ def test_the_state_cookie_never_reaches_an_app_and_no_app_sets_it() -> None:
 
 async def test_a_tab_that_lost_the_race_goes_on_if_the_other_signed_in() -> None:
     # Two tabs began one sign-in (one state); the first to finish cleared it. The second
-    # already holds a good app cookie from the first: it goes on to its page, spending nothing.
+    # already holds a good app cookie from the first: it goes on to its page (its own code
+    # burnt: a code whose callback was refused is never left for anyone to redeem).
     endpoints, authz, _ = setup(SUBS, codes={CODE: SUBS.token(app="grafana")})
     held = f"__Host-lychgate={SUBS.token(app='grafana')}"
     request = callback(SUBS, state=STATE, cookie=held, host=GRAFANA, headers=CROSS_SITE_LINK)
@@ -270,7 +274,7 @@ async def test_a_tab_that_lost_the_race_goes_on_if_the_other_signed_in() -> None
     assert response.status == 302
     assert header(response, "location") == ["/here"]
     assert header(response, "set-cookie") == []
-    assert authz.redeemed == []
+    assert authz.redeemed == [CODE]
     # A cookie for another app, or one that no longer verifies, does not count.
     for other in (SUBS.token(app="wiki"), SUBS.token(sid="revoked-sess", app="grafana")):
         refused = callback(

@@ -83,7 +83,7 @@ from lychgate.gateway.routing import (
 )
 from lychgate.gateway.snapshot import ConfigSnapshot
 from lychgate.gateway.types import RequestHead
-from lychgate.ids import SESSION_ID_PREFIX
+from lychgate.ids import looks_like_session_id
 from lychgate.tokens import Verifier, verify_app_token
 from lychgate.valuetype import value_type
 
@@ -284,7 +284,7 @@ def check_app_token(
         return "unknown_app"
     if claims.sid in snapshot.revoked_sessions:
         return "revoked"
-    if claims.sid.startswith(SESSION_ID_PREFIX):
+    if looks_like_session_id(claims.sid):
         # Signed before tokens named sessions by handle: the feed lists handles, so this one
         # would outlive a revocation. The browser signs in again, at once if authz knows it.
         return "legacy_token"

@@ -67,6 +67,7 @@ from lychgate.gateway.signin_state import (
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
 from lychgate.gateway.types import Local, RequestHead, Respond
 from lychgate.ids import SessionId, UserId
+from lychgate.tokens import verify_app_token
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,10 @@ class Endpoints:
             return responses.redirect("/", reason="callback: rd is under /.lychgate")
         mismatch = state_mismatch(head, params.get("state", []), snapshot.secure_cookies)
         if mismatch is not None:
+            # The code is spent all the same: a page that made this browser's callback fail
+            # (single-host mode: an app's page, which shares this origin, can change the state
+            # cookie) could otherwise read the code in this URL and redeem it elsewhere.
+            await self._burn(codes[0])
             # Two tabs that began a sign-in together share one state, and the first to finish
             # clears it: the other holds a good app cookie by now.
             if self._app_sessions(head, snapshot, admission):
@@ -212,6 +217,13 @@ class Endpoints:
                 reason=f"callback: code redemption failed: {type(exc).__name__}",
             )
         return self._store_token(snapshot, admission, token, target)
+
+    async def _burn(self, code: str) -> None:
+        """Redeem ``code`` and drop the token: it must not outlive a refused callback."""
+        try:
+            await self._authz.redeem_code(code)
+        except Exception as exc:  # refused already, or authz away: nothing more to do
+            log.debug("burning a refused callback's code: %s", type(exc).__name__)
 
     def _store_token(
         self, snapshot: ConfigSnapshot, admission: ToEndpoint, token: str, target: str
@@ -300,6 +312,10 @@ class Endpoints:
             if not isinstance(checked, str):
                 identity = checked[1]
                 found[identity.session_id, identity.user_id] = None
+            elif checked == "legacy_token":
+                # Signed before tokens named sessions by handle: its sid is the session's id,
+                # which authz takes as it takes a sign-in cookie's value.
+                found[_legacy_sid(value, now, snapshot), None] = None
         return found
 
     def _sessions(
@@ -316,6 +332,12 @@ class Endpoints:
             if _SESSION_ID.fullmatch(value):
                 found[SessionId(value), None] = None
         return list(found)
+
+
+def _legacy_sid(token: str, now: datetime, snapshot: ConfigSnapshot) -> SessionId:
+    """The ``sid`` of a token that :func:`check_app_token` found good but for naming its session
+    by id (``legacy_token``): so verified already."""
+    return verify_app_token(snapshot.keyring, token, now=now, issuer=snapshot.issuer).sid
 
 
 def _query(query: str | None) -> dict[str, list[str]] | None:

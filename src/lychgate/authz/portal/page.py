@@ -19,6 +19,7 @@ and revokes sessions, all through the JSON API in :mod:`.api`.
 
 from __future__ import annotations
 
+import hmac
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -43,7 +44,8 @@ from lychgate.authz.login.target import (
 from lychgate.authz.portal.session import current_session, is_live
 from lychgate.domain import App, AppPolicy, Session
 from lychgate.gateway.admit_redirect import app_path, safe_redirect
-from lychgate.gateway.signin_state import is_state
+from lychgate.gateway.cookies import cookie_values
+from lychgate.gateway.signin_state import is_state, state_cookie_name
 from lychgate.ids import AppSlug, session_handle
 
 PORTAL_TEMPLATES: Final = (Path(__file__).parent / "templates", LOGIN_TEMPLATES)
@@ -136,8 +138,14 @@ async def open_app(slug: str, request: Request, ctx: Ctx) -> Response:
     """303 to the app's callback with a fresh handoff code; 404 for an app the user lacks.
 
     The code is made only for a request with exactly one valid ``state``; any other goes to
-    the app's start URL instead, with no code made.
+    the app's start URL instead, with no code made. In single-host mode every app's pages
+    share this origin, so one of them could ask for a code with ``fetch()`` and read it in the
+    URL it was redirected to, then redeem it elsewhere with a state of its choosing: here a
+    code is made only for a top-level navigation, and only when the browser holds that very
+    state in its sign-in state cookie (which the gateway's ``start`` set on this host).
     """
+    if not _top_level_navigation(request):
+        return Response("forbidden\n", status_code=403, media_type="text/plain", headers=NO_STORE)
     continue_to = continue_path(request)
     me = await current_session(ctx, request)
     if me is None:
@@ -157,11 +165,28 @@ async def open_app(slug: str, request: Request, ctx: Ctx) -> Response:
         )
     path = continue_to or "/"
     state = single_state(request)
+    single_host = ctx.settings.routing == "single-host"
+    if state is not None and single_host and not _holds(ctx, request, state):
+        state = None  # start sets it on this host, then comes back here
     if state is None:
         url = start_url(ctx.settings, app, path)
     else:
         url = await handoff_url(ctx, me.session.id, app, path, state)
     return RedirectResponse(url, status_code=303, headers=NO_STORE)
+
+
+def _top_level_navigation(request: Request) -> bool:
+    """Not a ``fetch()``, an ``<iframe>`` or an ``<img>``, by the Fetch Metadata a browser
+    sends (and no page can forge); a client that sends none (a CLI) passes."""
+    mode, dest = request.headers.get("sec-fetch-mode"), request.headers.get("sec-fetch-dest")
+    return mode in (None, "navigate") and dest in (None, "document")
+
+
+def _holds(ctx: AuthzContext, request: Request, state: str) -> bool:
+    """Whether the browser's one sign-in state cookie is ``state`` (constant time)."""
+    name = state_cookie_name(ctx.settings.is_https)
+    values = cookie_values(request.headers.getlist("cookie"), name)
+    return len(values) == 1 and hmac.compare_digest(values[0].encode(), state.encode())
 
 
 def single_state(request: Request) -> str | None:

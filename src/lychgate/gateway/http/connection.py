@@ -103,6 +103,7 @@ class ClientConnection(asyncio.Protocol):
         "_client_key",
         "_closing",
         "_ctx",
+        "_cut_why",
         "_deadline",
         "_dispatching",
         "_eof",
@@ -176,6 +177,7 @@ class ClientConnection(asyncio.Protocol):
         self._paused = 0
         self._write_paused = False
         self._closing = False  # answer nothing more after the active request
+        self._cut_why = ""  # why the gateway cut the connection, if it did (abort)
         self._eof = False  # the client half-closed: answer what is queued, then close
         self._lingering = False
         self._lingered = 0
@@ -230,7 +232,11 @@ class ClientConnection(asyncio.Protocol):
             self._task = None
         active = self._active
         if active is not None:  # its answer never ended: recorded all the same, as it stands
-            self._record(active, status or CLIENT_CLOSED, app, _CLIENT_LEFT)
+            why = self._cut_why
+            if why:  # the gateway's own cut; 503 if no answer had begun
+                self._record(active, status or 503, app, why)
+            else:
+                self._record(active, status or CLIENT_CLOSED, app, _CLIENT_LEFT)
         self._queue.clear()
 
     def data_received(self, data: bytes) -> None:
@@ -605,9 +611,12 @@ class ClientConnection(asyncio.Protocol):
             if not self._paused and transport is not None and not transport.is_closing():
                 transport.resume_reading()
 
-    def abort(self) -> None:
-        """Cut the connection: what was sent must not look like a complete message."""
+    def abort(self, why: str = "") -> None:
+        """Cut the connection: what was sent must not look like a complete message. ``why``
+        is the gateway's reason, when the cut is its own (the record of a request it ends
+        says so rather than that the client left)."""
         if self._transport is not None:
+            self._cut_why = why
             self.out.abort()
 
     def into_tunnel(
@@ -715,7 +724,7 @@ class ClientConnection(asyncio.Protocol):
         if self._tail is not None:
             self._tail += data
             if len(self._tail) > _MAX_TUNNEL_EARLY:
-                self.abort()
+                self.abort("too much sent before the tunnel opened")
         elif self._lingering:
             self._lingered += len(data)
             if self._lingered > _LINGER_MAX:
@@ -734,7 +743,7 @@ class ClientConnection(asyncio.Protocol):
         if self._transport is None:
             return
         if self._write_paused:
-            self.abort()  # the client stopped reading (send_timeout)
+            self.abort("the client stopped reading (send_timeout)")
             return
         if self._active is not None:
             return
