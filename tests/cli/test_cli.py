@@ -388,7 +388,7 @@ def test_users_and_minted_tokens(deployment: Path) -> None:
     # is a sign-in cookie's value, which a script given a token for one app must not get.
     payload = out.split("\n")[0].split(".")[1]
     sid = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sid"]
-    assert not sid.startswith("ses_")
+    assert len(sid) == 22  # a handle, not an id (ses_ and 22 characters)
     assert f"session {sid}, expires" in out
     code, out = lychgate(
         "token", "mint", "--dir", d, "--app", "nope", "--user", "alice@example.com"
@@ -420,12 +420,37 @@ def test_user_disable_and_enable(deployment: Path) -> None:
     assert "no user 'nobody'" in out
 
 
+def test_user_update_makes_and_unmakes_admins(deployment: Path) -> None:
+    # `user disable` on the last admin says to make another user an admin: this is how.
+    d = str(deployment)
+    lychgate("user", "add", "Root", "--email", "root@example.test", "--admin", "--dir", d)
+    lychgate("user", "add", "Bob", "--email", "bob@example.test", "--dir", d)
+    code, out = lychgate("user", "disable", "Root", "--dir", d)
+    assert code == 1
+    assert "lychgate user update NAME --admin" in " ".join(out.split())
+    code, out = lychgate("user", "update", "Bob", "--admin", "--dir", d)
+    assert code == 0, out
+    assert "user Bob" in out
+    assert "is an admin" in out
+    code, out = lychgate("user", "update", "Root", "--no-admin", "--dir", d)
+    assert code == 0, out
+    assert "is not an admin" in out
+    code, out = lychgate("user", "list", "--dir", d, "--json")
+    assert {u["name"]: u["is_admin"] for u in json.loads(out)} == {"Root": False, "Bob": True}
+    code, out = lychgate("user", "update", "bob@example.test", "--no-admin", "--dir", d)
+    assert code == 1
+    assert "last admin" in out
+    code, out = lychgate("user", "update", "Bob", "--dir", d)
+    assert code == 2
+    assert "nothing to change" in out
+
+
 def test_keys_rotate_keeps_the_old_key_verifying(deployment: Path) -> None:
     d = str(deployment)
     code, out = lychgate("keys", "rotate", "--dir", d)
     assert code == 0, out
     assert "retired" in out
-    _, listing = lychgate("keys", "list", "--dir", d)
+    _, listing = lychgate("keys", "list", "--dir", d, env={"COLUMNS": "200"})
     assert listing.count("signing") == 1
     assert "verifies until" in listing
 

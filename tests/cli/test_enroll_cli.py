@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
+from lychgate.authz.app import create_app
+from lychgate.authz.context import AuthzContext
 from lychgate.cli.main import app
+from lychgate.config import load_settings
 from lychgate.deployment.enroll import terminal_qr
+from lychgate.deployment.layout import Layout
+from lychgate.deployment.secrets import load_secrets
+from lychgate.device.client import Connector
 from lychgate.domain import OneTimeCode
+from lychgate.events import InProcessBus
 from lychgate.store import open_store
 from lychgate.tokens import Purpose, code_hash, read_payload
 
 runner = CliRunner()
-LINK = re.compile(r"lychgate device enroll (http://localhost:8080/\.lychgate/enroll/([\w-]+))\n")
+LINK = re.compile(
+    r"lychgate device enroll (http://localhost:8080/\.lychgate/enroll/([\w-]+))(?: [^\n]*)?\n"
+)
 
 
 def lychgate(*args: str) -> tuple[int, str]:
@@ -55,6 +67,66 @@ def test_init_prints_an_admin_setup_link(deployment: tuple[Path, str]) -> None:
     assert redeem(data_dir, code, Purpose.ADMIN_SETUP) is not None
     assert redeem(data_dir, code, Purpose.ADMIN_SETUP) is None  # once
     assert "█" not in out  # no QR code when stdout is not a terminal
+
+
+class DeploymentAuthz(httpx.AsyncBaseTransport):
+    """The deployment's own authz, in process, as the device reaches it. The device command
+    runs each exchange on a loop of its own (asyncio.run), so the store is opened on that loop,
+    once per request."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.settings = load_settings(data_dir, {})
+        self.secrets = load_secrets(Layout(data_dir).secrets_file)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        async with await open_store(self.settings.effective_database_url.reveal()) as store:
+            bus = InProcessBus()
+            ctx = AuthzContext(settings=self.settings, store=store, bus=bus, secrets=self.secrets)
+            authz = create_app(ctx)
+            try:
+                async with authz.router.lifespan_context(authz):
+                    answer = await httpx.ASGITransport(app=authz).handle_async_request(request)
+                    body = await answer.aread()
+            finally:
+                await bus.close()
+        return httpx.Response(answer.status_code, headers=answer.headers, content=body)
+
+
+def the_enroll_command(out: str) -> list[str]:
+    """The printed device command, split as a shell would, without the program's name."""
+    (line,) = [ln for ln in out.splitlines() if ln.strip().startswith("lychgate device enroll")]
+    return shlex.split(line)[1:]
+
+
+def test_the_printed_setup_command_works_as_printed(
+    deployment: tuple[Path, str], tmp_path: Path
+) -> None:
+    # It used to lack --user-name, which authz needs to create the first admin: the command
+    # init printed (and the setup page suggested) failed with "unknown, used or expired".
+    data_dir, out = deployment
+    argv = the_enroll_command(out)
+    assert "--user-name" in argv
+    key = tmp_path / "device.json"
+    authz = DeploymentAuthz(data_dir)  # reads files: before any loop runs
+    connector = Connector(transport=lambda _tls: authz)
+    result = runner.invoke(app, [*argv, "--key", str(key)], obj=connector)
+    assert result.exit_code == 0, result.output
+    assert "for Your Name on http://localhost:8080" in result.output
+    code, listing = lychgate("user", "list", "--dir", str(data_dir), "--json")
+    assert code == 0, listing
+    assert [(u["name"], u["is_admin"]) for u in json.loads(listing)] == [("Your Name", True)]
+
+
+def test_on_the_internal_ca_the_printed_command_names_the_ca(data_dir: Path) -> None:
+    code, out = lychgate("init", "--dir", str(data_dir), "--public-url", "https://gate.example.org")
+    assert code == 0, out
+    assert the_enroll_command(out)[-2:] == ["--ca", "lychgate-ca.pem"]
+    assert "lychgate ca export > lychgate-ca.pem" in out
+    code, out = lychgate("user", "add", "Ada", "--dir", str(data_dir))
+    assert code == 0, out
+    argv = the_enroll_command(out)
+    assert argv[-2:] == ["--ca", "lychgate-ca.pem"]
+    assert "--user-name" not in argv  # a user's own link knows the user
 
 
 def test_every_init_before_an_admin_exists_prints_a_fresh_link(

@@ -9,8 +9,10 @@ import pytest
 from pydantic import ValidationError
 
 from lychgate.config import load_settings
+from lychgate.config.load import CLIENT_ENV_NAMES
 from lychgate.config.paths import default_data_dir
 from lychgate.config.settings import Limits, parse_hostport
+from lychgate.device.keyfile import KEY_ENV
 from lychgate.domain import APP_HEADER_BYTES_RANGE, APP_HEADERS_RANGE
 from lychgate.errors import ConfigError
 
@@ -79,6 +81,16 @@ def test_unknown_env_variable_names_the_variable(data_dir: Path) -> None:
 
 def test_test_harness_variables_are_not_settings(data_dir: Path) -> None:
     load_settings(data_dir, {"LYCHGATE_TEST_PG_URL": "postgresql://x"})
+
+
+def test_the_device_clis_variables_are_not_refused(data_dir: Path) -> None:
+    # One shell runs the server commands and the device; `lychgate device --help` documents
+    # LYCHGATE_DEVICE_KEY, which used to stop every server command.
+    assert KEY_ENV in CLIENT_ENV_NAMES
+    load_settings(data_dir, {KEY_ENV: "/tmp/k.json", "lychgate_device_key": "/tmp/k.json"})
+    with pytest.raises(ConfigError) as err:  # a near miss is still a typo
+        load_settings(data_dir, {"LYCHGATE_DEVICE_KEYS": "/tmp/k.json"})
+    assert err.value.field == "LYCHGATE_DEVICE_KEYS"
 
 
 @pytest.mark.parametrize(

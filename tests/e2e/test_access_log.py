@@ -33,10 +33,9 @@ def _deploy(data_dir: Path, port: int, up_url: str, down_url: str) -> str:
     config.write_text("access_log = true\n" + config.read_text())  # top-level keys go first
     lychgate("app", "add", "--dir", d, "--slug", "echo", "--name", "Echo", "--upstream", up_url)
     lychgate("app", "add", "--dir", d, "--slug", "gone", "--name", "Gone", "--upstream", down_url)
-    lychgate(
-        "app", "add", "--dir", d, "--slug", "ops", "--name", "Ops", "--upstream", up_url,
-        "--policy", "admins",
-    )  # fmt: skip
+    # For everyone at first: `token mint` refuses a token its policy would refuse, and the
+    # test wants one that the gateway refuses (it is made admins-only once minted, below).
+    lychgate("app", "add", "--dir", d, "--slug", "ops", "--name", "Ops", "--upstream", up_url)
     lychgate("user", "add", "Admin", "--email", "admin@example.test", "--admin", "--dir", d)
     lychgate("user", "add", "Ada", "--email", "ada@example.test", "--dir", d)
     minted = lychgate("token", "mint", "--dir", d, "--app", "echo", "--user", "ada@example.test")
@@ -68,6 +67,9 @@ async def test_the_access_log_says_why(data_dir: Path) -> None:
             )
             for app in ("gone", "ops")
         ]  # fmt: skip
+        await asyncio.to_thread(
+            lychgate, "app", "update", "ops", "--dir", str(data_dir), "--policy", "admins"
+        )
         async with serve(data_dir, port) as served:
             async with httpx.AsyncClient(base_url=served.url) as c:
                 assert (await c.get("/a", headers=NAV)).status_code == 302

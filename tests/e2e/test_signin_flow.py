@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 
 from e2e.signin import NAV, World, device, enrolled_world
@@ -97,18 +98,27 @@ async def test_login_open_apps_and_logout(world: World) -> None:
                     url = await pushed
                 # The app host sets the sign-in state, then authz makes the code for it.
                 assert url.startswith(world.app_origin(slug) + "/.lychgate/start?")
-                start = await browser.get(url, headers=NAV)
-                assert start.status_code == 303, start.text
-                opened = await browser.get(start.url.join(start.headers["location"]), headers=NAV)
-                assert opened.status_code == 303, opened.text
-                callback_url = opened.url.join(opened.headers["location"])
+
+                async def to_callback(start_url: str) -> httpx.URL:
+                    start = await browser.get(start_url, headers=NAV)
+                    assert start.status_code == 303, start.text
+                    opened = await browser.get(
+                        start.url.join(start.headers["location"]), headers=NAV
+                    )
+                    assert opened.status_code == 303, opened.text
+                    return opened.url.join(opened.headers["location"])
+
+                callback_url = await to_callback(url)
                 assert str(callback_url).startswith(world.app_origin(slug) + "/.lychgate/callback")
                 # Login CSRF: the same link in a browser that did not start this sign-in
-                # is refused, and its code stays good for the one that did.
+                # is refused, and its code burnt: nobody can redeem a code that reached a
+                # callback it was not made for. The browser that started it begins again.
                 async with world.browser() as stranger:
                     planted = await stranger.get(callback_url, headers=NAV)
                     assert planted.status_code == 400, planted.text
-                callback = await browser.get(callback_url, headers=NAV)
+                burnt = await browser.get(callback_url, headers=NAV)
+                assert burnt.status_code == 400, burnt.text
+                callback = await browser.get(await to_callback(url), headers=NAV)
                 assert callback.status_code in (302, 303), callback.text
                 landed = await browser.get(callback.url.join(callback.headers["location"]))
                 assert landed.status_code == 200, landed.text

@@ -15,8 +15,9 @@ from lychgate.cli.common import (
     settings_for,
 )
 from lychgate.cli.common_store import now, with_store
+from lychgate.config import Settings
 from lychgate.deployment.apps import AppSpec, add_app, remove_app, update_app
-from lychgate.deployment.init import check_app_transport
+from lychgate.deployment.init import check_app_certificate, check_app_transport
 from lychgate.domain import App, app_to_dict
 from lychgate.store import Store
 
@@ -93,7 +94,7 @@ def add(
     )
     with reported_errors():
         settings = settings_for(data_dir)
-        check_app_transport(settings, spec.host)
+        check_app_host(settings, spec.host)
         added = with_store(settings, lambda store: add_app(store, spec, now(), settings=settings))
     out_console.print(f"added [bold]{added.slug}[/] -> {added.upstream}", highlight=False)
 
@@ -152,7 +153,7 @@ def update(
         raise typer.Exit(2)
     with reported_errors():
         settings = settings_for(data_dir)
-        check_app_transport(settings, host)
+        check_app_host(settings, host)
         updated = with_store(
             settings, lambda store: update_app(store, slug, changes, now(), settings=settings)
         )
@@ -185,6 +186,7 @@ def list_(
             "yes" if a.allow_cross_origin else "no",
         ),
         empty="no apps yet: lychgate app add --slug ... --name ... --upstream ...",
+        ids=("slug",),
     )
 
 
@@ -198,6 +200,13 @@ def remove(
         settings = settings_for(data_dir)
         removed = with_store(settings, lambda store: remove_app(store, slug, now()))
     out_console.print(f"removed [bold]{removed.slug}[/]", highlight=False)
+
+
+def check_app_host(settings: Settings, host: str | None) -> None:
+    """An app's own host must be one the deployment can serve: over plain HTTP only as
+    ``<name>.localhost``, and on the internal CA only where its certificate reaches."""
+    check_app_transport(settings, host)
+    check_app_certificate(settings, host)
 
 
 async def _list(store: Store) -> list[App]:

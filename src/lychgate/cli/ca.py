@@ -6,7 +6,13 @@ from typing import Annotated
 
 import typer
 
-from lychgate.cli.common import DirOption, out_console, reported_errors, settings_for
+from lychgate.cli.common import (
+    DirOption,
+    err_console,
+    out_console,
+    reported_errors,
+    settings_for,
+)
 from lychgate.cli.common_store import now
 from lychgate.deployment.layout import Layout
 from lychgate.errors import ConfigError
@@ -51,6 +57,7 @@ def rotate(
             "are given the new one. Replace the CA?",
             default=False,
         ):
+            err_console.print("nothing changed: the internal CA was not replaced")
             raise typer.Exit(1)
         tls_dir = Layout(settings.data_dir).tls_dir
         kept = rotate_ca(tls_dir, names, now=now())

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 from lychgate.config import Settings, load_settings
 from lychgate.errors import ConfigError, LychgateError
@@ -26,7 +28,8 @@ DirOption = Annotated[
     typer.Option(
         "--dir",
         "-d",
-        help="Deployment directory. Default: $LYCHGATE_DATA_DIR, else ~/.local/share/lychgate.",
+        help="Deployment directory. Default: $LYCHGATE_DATA_DIR, else $XDG_DATA_HOME/lychgate, "
+        "else ~/.local/share/lychgate.",
         envvar="LYCHGATE_DATA_DIR",
         show_default=False,
     ),
@@ -69,15 +72,38 @@ def print_listing(
     columns: Sequence[str],
     cells: Callable[[T], Sequence[str]],
     empty: str,
+    ids: Collection[str] = (),
 ) -> None:
-    """Print ``rows`` as JSON (``--json``) or as a table; ``empty`` when there are none."""
+    """Print ``rows`` as JSON (``--json``) or as a table; ``empty`` when there are none.
+    The ``ids`` columns are never cut (:func:`print_table`)."""
     if as_json:
         typer.echo(json.dumps([to_dict(r) for r in rows], indent=2))
         return
     if not rows:
         out_console.print(empty, highlight=False)
         return
-    table = Table(*columns)
+    print_table(columns, [cells(r) for r in rows], ids=ids)
+
+
+def print_table(
+    columns: Sequence[str], rows: Sequence[Sequence[str | Text]], *, ids: Collection[str] = ()
+) -> None:
+    """Print a table in which no value is lost to a narrow terminal or a pipe (80 columns).
+
+    The ``ids`` columns keep their full width on one line, because other commands take those
+    values and an id cut to ``GMo42dxvJ…`` (or folded over two lines) cannot be copied; where
+    even that is wider than the terminal, the line is printed whole (not cropped) for the
+    terminal to wrap. The other columns fold long values onto more lines rather than end them
+    with an ellipsis.
+    """
+    table = Table(*(_column(name, i, rows, name in ids) for i, name in enumerate(columns)))
     for row in rows:
-        table.add_row(*cells(row))
-    out_console.print(table)
+        table.add_row(*row)
+    out_console.print(table, crop=False)
+
+
+def _column(header: str, index: int, rows: Sequence[Sequence[str | Text]], is_id: bool) -> Column:
+    if not is_id:
+        return Column(header, overflow="fold")
+    widest = max((cell_len(str(row[index])) for row in rows), default=0)
+    return Column(header, no_wrap=True, overflow="fold", min_width=max(widest, cell_len(header)))

@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from lychgate.cli.common import err_console, out_console, reported_errors
+from lychgate.cli.common import err_console, out_console, print_table, reported_errors
 from lychgate.device.client import Connector
 from lychgate.device.keyfile import default_key_path, ensure_absent, load_key_file, save_key_file
 from lychgate.device.qrimage import link_from
@@ -153,10 +153,8 @@ def apps(ctx: typer.Context, key: KeyOption = None, ca: CaOption = None) -> None
     if not entries:
         out_console.print("no apps")
         return
-    table = Table("slug", "name", "URL")
-    for entry in entries:
-        table.add_row(*(Text(printable(v)) for v in (entry.slug, entry.name, entry.url)))
-    out_console.print(table)
+    rows = [[Text(printable(v)) for v in (e.slug, e.name, e.url)] for e in entries]
+    print_table(("slug", "name", "URL"), rows, ids=("slug",))
 
 
 @app.command("open")
@@ -184,12 +182,13 @@ def sessions(ctx: typer.Context, key: KeyOption = None, ca: CaOption = None) -> 
     if not entries:
         out_console.print("no live sessions")
         return
-    table = Table("id", "browser", "IP", "signed in (UTC)", "last seen (UTC)", "this device")
+    rows = []
     for s in entries:
         mine = "yes" if s.this_device else ""
         cells = (s.id, s.browser, s.ip, _minute(s.created_at), _minute(s.last_seen_at), mine)
-        table.add_row(*(Text(printable(c, 60)) for c in cells))
-    out_console.print(table)
+        rows.append([Text(printable(c, 60)) for c in cells])
+    columns = ("id", "browser", "IP", "signed in (UTC)", "last seen (UTC)", "this device")
+    print_table(columns, rows, ids=("id",))
 
 
 @sessions_app.command("revoke")

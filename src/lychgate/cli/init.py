@@ -61,7 +61,7 @@ def init(
     say(f"Public URL: {settings.public_url} ({settings.routing})")
     if setup_url is not None:
         say("[bold]Finish setup:[/] enroll the administrator's device with this link.")
-        print_enrollment_link(setup_url, what="Admin setup link")
+        print_enrollment_link(setup_url, settings, admin_setup=True)
     say("Next: lychgate app add --slug SLUG --name NAME --upstream http://127.0.0.1:PORT")
 
 

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
 
-from lychgate.cli.common import DirOption, out_console, reported_errors, settings_for
+from lychgate.cli.common import (
+    DirOption,
+    out_console,
+    print_table,
+    reported_errors,
+    settings_for,
+)
 from lychgate.cli.common_store import now, with_store
 from lychgate.deployment.keys import rotate_signing_key
 from lychgate.domain import SigningKey
@@ -35,13 +40,14 @@ def list_(data_dir: DirOption = None) -> None:
     """List signing keys (public identifiers only)."""
     with reported_errors():
         keys = with_store(settings_for(data_dir), _list)
-    table = Table("kid", "created", "state")
-    for k in keys:
-        state = (
-            "signing" if k.retired_at is None else f"verifies until {k.verify_until:%Y-%m-%d %H:%M}"
-        )
-        table.add_row(k.kid, f"{k.created_at:%Y-%m-%d %H:%M}", state)
-    out_console.print(table)
+    rows = [(k.kid, f"{k.created_at:%Y-%m-%d %H:%M}", _state(k)) for k in keys]
+    print_table(("kid", "created", "state"), rows, ids=("kid",))
+
+
+def _state(key: SigningKey) -> str:
+    if key.retired_at is None:
+        return "signing"
+    return f"verifies until {key.verify_until:%Y-%m-%d %H:%M}"
 
 
 async def _list(store: Store) -> list[SigningKey]:

@@ -16,14 +16,21 @@ app = typer.Typer(help="Tokens for scripts and benchmarks.", no_args_is_help=Tru
 @app.command("mint")
 def mint(
     app_slug: Annotated[str, typer.Option("--app", help="The app the token opens.")],
-    user: Annotated[str, typer.Option("--user", help="User id or e-mail address.")],
+    user: Annotated[
+        str, typer.Option("--user", help="The user's e-mail address, id or (unique) name.")
+    ],
     ttl: Annotated[
-        int | None, typer.Option("--ttl", help="Seconds (default app_token_ttl).")
+        int | None,
+        typer.Option("--ttl", help="Seconds, from 1 to session_ttl (default app_token_ttl)."),
     ] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Print only the token.")] = False,
     data_dir: DirOption = None,
 ) -> None:
-    """Open a session for USER and print a cookie that opens APP (NAME=TOKEN)."""
+    """Open a session for USER and print a cookie that opens APP (NAME=TOKEN).
+
+    Refused for a user the app's policy refuses (admins), and for a --ttl outside 1 to
+    session_ttl: the gateway would refuse such a token, or it would not last as asked.
+    """
     with reported_errors():
         settings = settings_for(data_dir)
         minted = with_store(

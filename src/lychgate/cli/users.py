@@ -1,4 +1,4 @@
-"""``lychgate user list|add|enroll-link|disable|enable``."""
+"""``lychgate user list|add|enroll-link|disable|enable|update``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import typer
 
 from lychgate.cli.common import (
     DirOption,
+    err_console,
     is_tty,
     out_console,
     print_listing,
@@ -17,12 +18,14 @@ from lychgate.cli.common import (
 from lychgate.cli.common_store import now, with_store
 from lychgate.config import Settings
 from lychgate.deployment.enroll import find_user, issue_enrollment_link, terminal_qr
-from lychgate.deployment.users import add_user, disable_user, enable_user
+from lychgate.deployment.users import add_user, disable_user, enable_user, set_admin
 from lychgate.domain import User
 from lychgate.ids import SessionId
 from lychgate.store import Store
 
 app = typer.Typer(help="Manage users.", no_args_is_help=True)
+_ADMIN_NAME = '"Your Name"'  # a placeholder that works as printed, in any shell
+CA_FILE = "lychgate-ca.pem"  # what the printed commands call `lychgate ca export`'s output
 
 
 @app.command("list")
@@ -47,6 +50,7 @@ def list_(
             u.external_id or "",
         ),
         empty="no users yet",
+        ids=("id",),
     )
 
 
@@ -62,7 +66,7 @@ def add(
         settings = settings_for(data_dir)
         user, url = with_store(settings, lambda store: _add(store, settings, name, email, admin))
     out_console.print(f"added user [bold]{user.name}[/] ({user.id})", highlight=False)
-    print_enrollment_link(url)
+    print_enrollment_link(url, settings)
 
 
 @app.command("enroll-link")
@@ -75,7 +79,7 @@ def enroll_link(
         settings = settings_for(data_dir)
         user, url = with_store(settings, lambda store: _link(store, settings, who))
     out_console.print(f"user [bold]{user.name}[/] ({user.id})", highlight=False)
-    print_enrollment_link(url)
+    print_enrollment_link(url, settings)
 
 
 @app.command("disable")
@@ -108,12 +112,64 @@ def enable(
     out_console.print(f"enabled user [bold]{user.name}[/] ({user.id})", highlight=False)
 
 
-def print_enrollment_link(url: str, *, what: str = "Enrollment link") -> None:
-    """The link on a line of its own (never wrapped), then a QR code when on a terminal."""
+@app.command("update")
+def update(
+    who: Annotated[str, typer.Argument(help="The user's e-mail address, id or name.")],
+    admin: Annotated[
+        bool | None,
+        typer.Option("--admin/--no-admin", help="Give or take away the admin flag."),
+    ] = None,
+    data_dir: DirOption = None,
+) -> None:
+    """Change a user: make them an admin, or no longer one.
+
+    Taking the flag away ends their sessions (their tokens say admin); they sign in again.
+    The last admin keeps it.
+    """
+    if admin is None:
+        err_console.print("nothing to change: give --admin or --no-admin (see --help)")
+        raise typer.Exit(2)
+    with reported_errors():
+        user, ended = with_store(
+            settings_for(data_dir), lambda store: _set_admin(store, who, admin)
+        )
+    role = "an admin" if admin else "not an admin"
+    out_console.print(
+        f"user [bold]{user.name}[/] ({user.id}) is {role}"
+        + (f"; {len(ended)} session(s) ended" if ended else ""),
+        highlight=False,
+    )
+
+
+def print_enrollment_link(url: str, settings: Settings, *, admin_setup: bool = False) -> None:
+    """The command to run on the device, on a line of its own (never wrapped), then a QR code
+    when on a terminal. The command must work as printed (:func:`enroll_command`)."""
+    what = "Admin setup link" if admin_setup else "Enrollment link"
     typer.echo(f"{what} (one use, valid 24 hours). On the device to enroll, run:")
-    typer.echo(f"  lychgate device enroll {url}")
+    typer.echo(f"  {enroll_command(url, settings, admin_setup=admin_setup)}")
+    if admin_setup:
+        typer.echo(f"  (with your own name for {_ADMIN_NAME}; add --email ADDRESS if you like)")
+    if uses_internal_ca(settings):
+        typer.echo(f"  ({CA_FILE}: from `lychgate ca export > {CA_FILE}` on this server)")
     if is_tty():
         typer.echo(terminal_qr(url), nl=False)
+
+
+def enroll_command(url: str, settings: Settings, *, admin_setup: bool = False) -> str:
+    """``lychgate device enroll URL`` with what the link needs: authz refuses an admin setup
+    link without the new admin's name (``--user-name``), and a device trusts an internal CA
+    only when given it (``--ca``)."""
+    words = ["lychgate device enroll", url]
+    if admin_setup:
+        words.append(f"--user-name {_ADMIN_NAME}")
+    if uses_internal_ca(settings):
+        words.append(f"--ca {CA_FILE}")
+    return " ".join(words)
+
+
+def uses_internal_ca(settings: Settings) -> bool:
+    """Whether browsers and devices must be given the internal CA to trust this server."""
+    return settings.is_https and settings.tls_cert is None
 
 
 async def _add(
@@ -132,6 +188,12 @@ async def _link(store: Store, settings: Settings, who: str) -> tuple[User, str]:
 async def _disable(store: Store, who: str) -> tuple[User, list[SessionId]]:
     user = await find_user(store, who)
     return user, await disable_user(store, user, now())
+
+
+async def _set_admin(store: Store, who: str, admin: bool) -> tuple[User, list[SessionId]]:
+    user = await find_user(store, who)
+    ended = await set_admin(store, user, admin, now())
+    return await store.users.get(user.id), ended
 
 
 async def _enable(store: Store, who: str) -> User:

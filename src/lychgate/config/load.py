@@ -31,6 +31,11 @@ CONFIG_FILE = "lychgate.toml"
 ENV_PREFIX = "LYCHGATE_"
 # Variables with our prefix that are not settings: the test harness's own.
 _NOT_SETTINGS = ("LYCHGATE_TEST_",)
+# Variables with our prefix that other parts of the CLI read, not the server: one shell often
+# runs both the server commands and the device (``lychgate device --key``'s default is
+# ``$LYCHGATE_DEVICE_KEY``, :data:`lychgate.device.keyfile.KEY_ENV`; config must not import
+# the device, so the name is repeated here and a test keeps the two equal).
+CLIENT_ENV_NAMES = frozenset({"LYCHGATE_DEVICE_KEY"})
 
 
 def load_settings(
@@ -100,10 +105,14 @@ def _known_env_names() -> set[str]:
 
 
 def _check_env_keys(env: Mapping[str, str]) -> None:
+    """Refuse a ``LYCHGATE_*`` variable that names no setting (a typo would otherwise be
+    ignored), except the test harness's and the ones the device CLI reads."""
     known = _known_env_names()
     for key in env:
         upper = key.upper()
         if not upper.startswith(ENV_PREFIX) or upper.startswith(_NOT_SETTINGS):
+            continue
+        if upper in CLIENT_ENV_NAMES:
             continue
         if upper not in known:
             raise ConfigError("unknown setting in the environment", field=key)

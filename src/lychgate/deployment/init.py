@@ -7,19 +7,22 @@ Two halves, because one is blocking file work and the other talks to the store:
    certificate, the internal CA and a server certificate.
 2. :func:`prepare_store` (async): migrations, and a signing key if there is none.
 
-Running init again is safe: every step creates only what is missing.
+Running init again is safe: every step creates only what is missing, and an option that
+would change an existing deployment's settings is refused, saying how to change it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from lychgate.config import Settings, load_settings
 from lychgate.config.paths import default_data_dir
+from lychgate.deployment.apps import check_host
 from lychgate.deployment.keys import ensure_signing_key
 from lychgate.deployment.layout import Layout
 from lychgate.deployment.secrets import ensure_secrets
@@ -28,7 +31,8 @@ from lychgate.errors import ConfigError
 from lychgate.files import DIR_MODE, PRIVATE_MODE, PUBLIC_MODE, restrict_mode, write_atomic
 from lychgate.ids import AppSlug, KeyId
 from lychgate.store import open_store
-from lychgate.tls.files import TlsPaths, ensure_tls_material
+from lychgate.tls.constraints import not_permitted
+from lychgate.tls.files import RENEW_BEFORE, TlsPaths, ensure_tls_material, load_ca
 from lychgate.tls.hosts import hostnames_for, is_plain_http_allowed
 
 
@@ -49,26 +53,150 @@ def prepare_files(
     domain: str | None = None,
     now: datetime,
 ) -> FilesReport:
-    """Create what is missing in the deployment directory and return its settings."""
+    """Create what is missing in the deployment directory and return its settings.
+
+    The options are for a new deployment: on an existing one they must match its settings
+    (:func:`refuse_changes`), because init never rewrites what an operator may have edited.
+    """
     root = (data_dir or default_data_dir(env)).expanduser().resolve()
-    root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     layout = Layout(root)
-    # Validate the requested values before writing anything, so a typo leaves no file behind.
-    check_transport(load_settings(root, env, public_url=public_url, routing=routing, domain=domain))
+    asked = {"public_url": public_url, "routing": routing, "domain": domain}
+    # Validate the requested values before writing anything (the directory included), so a
+    # typo leaves nothing behind.
+    requested = load_settings(root, env, **asked)
+    check_deployable(requested)
+    if layout.config_file.exists():
+        refuse_changes(load_settings(root, env), requested, asked, env)
+    root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     config_created = False
     if not layout.config_file.exists():
         text = config_template(public_url=public_url, routing=routing, domain=domain)
         write_atomic(layout.config_file, text.encode(), mode=PUBLIC_MODE, overwrite=False)
         config_created = True
     settings = load_settings(root, env)
-    check_transport(settings)
+    check_deployable(settings)
     _, secrets_created = ensure_secrets(layout.secrets_file, now)
     _create_private_sqlite_file(settings)
     tls = None
-    if settings.is_https and settings.tls_cert is None:
-        names = hostnames_for(settings.public_url, settings.routing, domain=settings.domain)
+    names = internal_ca_names(settings)
+    if names is not None:
+        check_internal_ca(layout.tls_dir, names, now)
         tls = ensure_tls_material(layout.tls_dir, names, now=now)
     return FilesReport(settings, config_created, secrets_created, tls)
+
+
+def check_deployable(settings: Settings) -> None:
+    """Everything about ``settings`` that would stop init halfway: the transport, and the host
+    names an internal CA must certify (:func:`~lychgate.tls.hosts.hostnames_for` refuses an
+    app domain such as ``com``)."""
+    check_transport(settings)
+    internal_ca_names(settings)
+
+
+def internal_ca_names(settings: Settings) -> list[str] | None:
+    """The names the internal CA's server certificate covers; None without the internal CA
+    (plain HTTP, or the operator's own ``tls_cert``)."""
+    if not settings.is_https or settings.tls_cert is not None:
+        return None
+    return hostnames_for(settings.public_url, settings.routing, domain=settings.domain)
+
+
+# How ``refuse_changes`` reads each option's value in effect (the domain as the apps get it).
+_IN_EFFECT: dict[str, Callable[[Settings], str]] = {
+    "public_url": lambda s: s.public_url,
+    "routing": lambda s: s.routing,
+    "domain": lambda s: s.app_domain,
+}
+
+
+def refuse_changes(
+    current: Settings, requested: Settings, asked: Mapping[str, str | None], env: Mapping[str, str]
+) -> None:
+    """Refuse an init option that differs from the existing deployment's setting, naming the
+    setting, its value, where it comes from and how to change it.
+
+    Silently keeping the old value misled operators (the printed Public URL was the old one);
+    rewriting lychgate.toml would lose their edits, and a new host needs a new internal CA.
+    An option equal to the value in effect is fine: init stays idempotent.
+    """
+    for name, value in asked.items():
+        if value is None:
+            continue
+        have, want = _IN_EFFECT[name](current), _IN_EFFECT[name](requested)
+        if have == want:
+            continue
+        option = "--" + name.replace("_", "-")
+        raise ConfigError(
+            f"{option} {value}: this deployment's {name} is {have!r} "
+            f"({_where(name, current, env)}); init does not change an existing deployment. "
+            f"To change it, {_how_to_change(name, current, env)} and run `lychgate init` "
+            f"again{_then(requested)}",
+            field=name,
+        )
+
+
+def _then(requested: Settings) -> str:
+    """What running init again checks where an internal CA exists: whether it must go."""
+    if internal_ca_names(requested) is None or not Layout(requested.data_dir).tls_dir.exists():
+        return ""
+    return ", which says if the internal CA must be replaced (`lychgate ca rotate`)"
+
+
+def _env_name(name: str, env: Mapping[str, str]) -> str | None:
+    """The environment variable that sets ``name``, if one does (names match in any case)."""
+    wanted = f"LYCHGATE_{name.upper()}"
+    return next((key for key in env if key.upper() == wanted), None)
+
+
+def _where(name: str, current: Settings, env: Mapping[str, str]) -> str:
+    variable = _env_name(name, env)
+    if variable is not None:
+        return f"from the environment variable {variable}"
+    if name in _read_config_keys(current):
+        return f"from {Layout(current.data_dir).config_file}"
+    return "the default"
+
+
+def _how_to_change(name: str, current: Settings, env: Mapping[str, str]) -> str:
+    variable = _env_name(name, env)
+    if variable is not None:
+        return f"change the environment variable {variable}"
+    return f"edit {name} in {Layout(current.data_dir).config_file}"
+
+
+def _read_config_keys(current: Settings) -> set[str]:
+    with Layout(current.data_dir).config_file.open("rb") as f:
+        return set(tomllib.load(f))
+
+
+def check_internal_ca(tls_dir: Path, names: Sequence[str], now: datetime) -> None:
+    """Refuse, naming ``lychgate ca rotate``, an internal CA that cannot serve ``names``.
+
+    :func:`~lychgate.tls.files.ensure_tls_material` refuses the same CAs, but tells the
+    operator to move its files away by hand; ``ca rotate`` does that safely (it keeps the old
+    files, renamed) and is the documented way. A missing or half-made CA is left to
+    ``ensure_tls_material``, which makes or explains it.
+    """
+    paths = TlsPaths.in_dir(tls_dir)
+    if not (paths.ca_cert.exists() and paths.ca_key.exists()):
+        return
+    ca = load_ca(tls_dir).certificate
+    refused = not_permitted(ca, names)
+    if refused:
+        raise ConfigError(
+            f"the internal CA may not certify {', '.join(refused)}: it is name-constrained to "
+            "the host names it was made for, before public_url, routing or domain changed. "
+            f"Run `lychgate ca rotate --dir {tls_dir.parent}` to make a new one, then give "
+            "your devices the new CA (lychgate ca export)",
+            field="tls_dir",
+        )
+    if ca.not_valid_after_utc - now < RENEW_BEFORE:
+        raise ConfigError(
+            f"the internal CA expires on {ca.not_valid_after_utc:%Y-%m-%d}. Run `lychgate ca "
+            f"rotate --dir {tls_dir.parent}` to make a new one, then give your devices the "
+            "new CA (lychgate ca export)",
+            field="tls_dir",
+        )
 
 
 async def prepare_store(settings: Settings, now: datetime) -> KeyId | None:
@@ -126,6 +254,30 @@ def check_app_transport(settings: Settings, host: str | None) -> None:
         )
 
 
+def check_app_certificate(settings: Settings, host: str | None) -> None:
+    """On the internal CA, refuse an app host that its server certificate does not cover.
+
+    That certificate names only :func:`internal_ca_names` (``<domain>``, ``*.<domain>`` and
+    the portal's host), and the CA itself is name-constrained to them
+    (:mod:`lychgate.tls.constraints`): browsers would refuse any other host however the app is
+    set up, so say so now rather than at the first visit. With the operator's own certificate
+    (``tls_cert``) the host is theirs to cover, and in single-host mode it is never served.
+    """
+    names = internal_ca_names(settings)
+    if not host or names is None or settings.routing != "subdomains":
+        return
+    wanted = check_host(host)  # as the store will hold it
+    parent = wanted.partition(".")[2]
+    if wanted in names or f"*.{parent}" in names:
+        return
+    raise ConfigError(
+        f"{host} is not covered by the internal CA, which certifies only {', '.join(names)}: "
+        f"give the app a host <name>.{settings.app_domain} (or none: <slug>.{settings.app_domain}"
+        "), or set tls_cert and tls_key to a certificate of your own that covers it",
+        field="host",
+    )
+
+
 def app_hosts_restricted(settings: Settings) -> bool:
     """Whether :func:`unservable_apps` can refuse any app: on plain HTTP, unforced, in
     subdomains mode (in single-host mode an app's own host is never served)."""
@@ -162,6 +314,12 @@ def check_apps_transport(settings: Settings, apps: Iterable[App]) -> None:
         )
 
 
+def _routing_line(routing: str) -> str:
+    """``routing = "..."`` with a comment naming the other mode (the one not chosen)."""
+    other = "single-host" if routing == "subdomains" else "subdomains"
+    return f'routing = "{routing}"  # or "{other}"'
+
+
 def config_template(*, public_url: str | None, routing: str | None, domain: str | None) -> str:
     """A commented lychgate.toml naming the most useful settings."""
     lines = [
@@ -169,7 +327,7 @@ def config_template(*, public_url: str | None, routing: str | None, domain: str 
         "# nested keys use a double underscore, e.g. LYCHGATE_LIMITS__MAX_BODY_BYTES.",
         "",
         f'public_url = "{public_url or "http://localhost:8080"}"',
-        f'routing = "{routing or "single-host"}"  # or "subdomains"',
+        _routing_line(routing or "single-host"),
     ]
     if domain:
         lines.append(f'domain = "{domain}"')

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from lychgate.config import Settings
+from lychgate.deployment.enroll import find_user
 from lychgate.deployment.keys import load_keyring
-from lychgate.domain import AuditEvent, Session
-from lychgate.errors import NotFound
+from lychgate.domain import App, AppPolicy, AuditEvent, Session, User
+from lychgate.errors import ClientError, Conflict, NotFound
 from lychgate.ids import (
     SESSION_ID_PREFIX,
     AppSlug,
     SessionId,
-    UserId,
     new_id,
     session_handle,
     token_sid,
@@ -41,19 +41,20 @@ def cookie_name(settings: Settings) -> str:
 async def mint_app_token(
     store: Store, settings: Settings, *, user: str, app: str, now: datetime, ttl: int | None = None
 ) -> Minted:
-    """Open a session for ``user`` (id or e-mail) and sign an app token for ``app``."""
-    found = await store.users.get_by_email(user)
-    if found is None:
-        try:
-            found = await store.users.get(UserId(user))
-        except NotFound:
-            raise NotFound(f"no user {user!r}", field="user") from None
+    """Open a session for ``user`` (e-mail, id or unique name, as every user command takes)
+    and sign an app token for ``app``, lasting ``ttl`` seconds (default ``app_token_ttl``).
+
+    Refuses what the gateway would refuse anyway (a disabled user or app, an admins-only app
+    for a user who is not an admin): a token that only ever gets a 403 helps no script.
+    """
+    life = timedelta(seconds=check_ttl(ttl, settings))
+    found = await find_user(store, user)
     if found.disabled:
         raise NotFound(f"user {user!r} is disabled", field="user")
     target = await store.apps.get_by_slug(AppSlug(app))
     if target is None:
         raise NotFound(f"no app {app!r}", field="app")
-    life = timedelta(seconds=min(ttl or settings.app_token_ttl, settings.session_ttl))
+    check_may_open(found, target)
     sid = SessionId(new_id(SESSION_ID_PREFIX))
     session = Session(sid, found.id, None, now, now + life, now, False, "lychgate token mint", "")
     await store.sessions.create(session)
@@ -71,3 +72,32 @@ async def mint_app_token(
         AuditEvent(None, now, "token.minted", found.id, None, None, {"app": target.slug})
     )
     return Minted(encode_app_token(keyring, claims), session_handle(sid), now + life)
+
+
+def check_ttl(ttl: int | None, settings: Settings) -> int:
+    """The token's lifetime in seconds: ``ttl``, at least 1 and at most ``session_ttl`` (its
+    session lasts as long, and no session may outlive that bound); refused otherwise rather
+    than quietly replaced by another value."""
+    if ttl is None:
+        return settings.app_token_ttl
+    if ttl < 1:
+        raise ClientError("must be at least 1 second", field="ttl")
+    if ttl > settings.session_ttl:
+        raise ClientError(
+            f"must be at most session_ttl ({settings.session_ttl} s); raise session_ttl in "
+            "lychgate.toml for longer tokens",
+            field="ttl",
+        )
+    return ttl
+
+
+def check_may_open(user: User, app: App) -> None:
+    """Refuse a token the gateway would answer with a 403 (or not route at all)."""
+    if not app.enabled:
+        raise Conflict(f"app {app.slug!r} is disabled", field="app")
+    if app.policy is AppPolicy.ADMINS and not user.is_admin:
+        raise Conflict(
+            f"app {app.slug!r} is for admins only (policy admins) and {user.name!r} is not an "
+            f"admin: choose an admin, or `lychgate app update {app.slug} --policy any-user`",
+            field="user",
+        )

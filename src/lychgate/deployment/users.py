@@ -1,4 +1,4 @@
-"""Adding, disabling and enabling users from the command line or an admin API."""
+"""Adding, disabling, enabling and promoting users from the command line or an admin API."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from lychgate.store import Store
 
 # Deliberately loose (RFC 5322 is not a validation grammar): one @, a dot in the domain.
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+LAST_ADMIN = (
+    "this is the last admin: make another user an admin first (lychgate user update NAME --admin)"
+)
 
 
 def check_email(email: str) -> str:
@@ -67,7 +70,7 @@ async def disable_user(store: Store, user: User, now: datetime) -> list[SessionI
     disabled (Conflict): nobody could administer the deployment afterwards.
     """
     if user.is_admin and not user.disabled and await store.users.count_admins() <= 1:
-        raise Conflict("this is the last admin: make another user an admin first", field="user")
+        raise Conflict(LAST_ADMIN, field="user")
     if not user.disabled:
         await store.users.update(user.id, disabled=True)
     ended = list(await store.sessions.revoke_all_for_user(user.id, now))
@@ -83,3 +86,27 @@ async def enable_user(store: Store, user: User, now: datetime) -> None:
     await store.audit.append(
         AuditEvent(None, now, "user.enabled", None, None, None, {"user": user.id})
     )
+
+
+async def set_admin(store: Store, user: User, is_admin: bool, now: datetime) -> list[SessionId]:
+    """Give ``user`` the admin flag or take it away; returns the sessions ended.
+
+    Taking it away ends every session of theirs: their app tokens say ``adm`` and the gateway
+    believes the token, so an admins-only app would stay open to them until the tokens
+    expired. They sign in again as a plain user. The last enabled admin keeps the flag
+    (Conflict), as in :func:`disable_user`. A new admin's rights reach each app with the next
+    token the portal hands them (or at their next sign-in).
+    """
+    if user.is_admin == is_admin:
+        return []
+    if not is_admin and not user.disabled and await store.users.count_admins() <= 1:
+        raise Conflict(LAST_ADMIN, field="user")
+    await store.users.update(user.id, is_admin=is_admin)
+    ended = [] if is_admin else list(await store.sessions.revoke_all_for_user(user.id, now))
+    details = {
+        "user": user.id,
+        "is_admin": str(is_admin).lower(),
+        "sessions_ended": f"{len(ended)}",
+    }
+    await store.audit.append(AuditEvent(None, now, "user.updated", None, None, None, details))
+    return ended

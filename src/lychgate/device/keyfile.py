@@ -91,8 +91,9 @@ def ensure_absent(path: Path) -> None:
     """Raise :class:`Conflict` if ``path`` exists: enrolling must not destroy a key by accident."""
     if path.exists() or path.is_symlink():
         raise Conflict(
-            f"{path} already holds a device key; pass --force to replace it (the old device "
-            "stays enrolled on its server until an admin revokes it)",
+            f"{path} already holds a device key; pass --force to replace it, or --key FILE to "
+            "use another file. The old device stays enrolled on its server: run lychgate "
+            "device logout with it first to sign out the browsers it approved",
             field="key",
         )
 

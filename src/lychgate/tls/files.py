@@ -243,16 +243,16 @@ def _check_ca_usable(
         raise ConfigError(f"{paths.ca_cert} is not a CA certificate", field="tls_dir")
     if ca.certificate.not_valid_after_utc - now < renew_before:
         raise ConfigError(
-            f"the internal CA expires on {ca.certificate.not_valid_after_utc:%Y-%m-%d}; move "
-            "ca.pem and ca.key away to make a new one, and install it on your devices",
+            f"the internal CA expires on {ca.certificate.not_valid_after_utc:%Y-%m-%d}; run "
+            "lychgate ca rotate to make a new one, and install it on your devices",
             field="tls_dir",
         )
     refused = not_permitted(ca.certificate, names)
     if refused:
         raise ConfigError(
             f"the internal CA in {paths.ca_cert.parent} may not certify {', '.join(refused)}: "
-            "it is name-constrained to the hosts it was made for. Move ca.pem and ca.key "
-            "away to make a new CA, and install it on your devices again",
+            "it is name-constrained to the hosts it was made for. Run lychgate ca rotate "
+            "to make a new CA, and install it on your devices again",
             field="tls_dir",
         )
 

@@ -78,9 +78,11 @@ async def enroll(ctx: AuthzContext, request: EnrollRequest, *, ip: str) -> Enrol
     store, now = ctx.store, ctx.clock()
     digest = code_hash(request.code)
     # An admin-setup code is tried only when the body could complete it: never burnt by a
-    # missing user_name or an e-mail address that is taken.
+    # missing user_name or an e-mail address that is taken. Whether an address is taken is
+    # asked only while setup is still open (no admin yet): after, anyone could learn with a
+    # made-up code which addresses belong to users.
     email_taken = False
-    if request.email:
+    if request.email and request.user_name is not None and await store.users.count_admins() == 0:
         email_taken = await store.users.get_by_email(request.email) is not None
     if request.user_name is not None and not email_taken:
         record = await store.one_time_codes.redeem(digest, Purpose.ADMIN_SETUP, now)
@@ -90,8 +92,8 @@ async def enroll(ctx: AuthzContext, request: EnrollRequest, *, ip: str) -> Enrol
     if record is None:
         if request.user_name is None:
             raise _refused(
-                "unknown, used or expired enrollment code (an admin setup link also needs "
-                "user_name)"
+                "unknown, used or expired enrollment code (an admin setup link also needs the "
+                "new admin's name: --user-name in lychgate device enroll)"
             )
         if email_taken:
             raise Conflict("a user with this e-mail address exists", field="email")
