@@ -1,4 +1,4 @@
-"""``lychgate user list|add|enroll-link|disable|enable|update``."""
+"""``lychgate user list|add|enroll-link|disable|enable|update|devices|revoke-device``."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from lychgate.cli.common import (
 )
 from lychgate.cli.common_store import now, with_store
 from lychgate.config import Settings
+from lychgate.deployment.devices import devices_of, revoke_device
 from lychgate.deployment.enroll import find_user, issue_enrollment_link, terminal_qr
 from lychgate.deployment.users import add_user, disable_user, enable_user, set_admin
-from lychgate.domain import User
+from lychgate.domain import Device, User
 from lychgate.ids import SessionId
 from lychgate.store import Store
 
@@ -141,6 +142,53 @@ def update(
     )
 
 
+@app.command("devices")
+def devices(
+    who: Annotated[str, typer.Argument(help="The user's e-mail address, id or name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    data_dir: DirOption = None,
+) -> None:
+    """List a user's devices (key files and passkeys), revoked ones too."""
+    with reported_errors():
+        found = with_store(settings_for(data_dir), lambda store: _devices(store, who))
+    print_listing(
+        found,
+        as_json=as_json,
+        to_dict=_device_dict,
+        columns=("id", "name", "kind", "enrolled", "last used", "revoked"),
+        cells=lambda d: (
+            d.id,
+            d.name,
+            d.kind,
+            f"{d.created_at:%Y-%m-%d %H:%M}",
+            f"{d.last_used_at:%Y-%m-%d %H:%M}" if d.last_used_at else "",
+            "yes" if d.revoked else "",
+        ),
+        empty="no devices",
+        ids=("id",),
+    )
+
+
+@app.command("revoke-device")
+def revoke_device_(
+    who: Annotated[str, typer.Argument(help="The user's e-mail address, id or name.")],
+    device: Annotated[str, typer.Argument(help="The device's id (lychgate user devices).")],
+    data_dir: DirOption = None,
+) -> None:
+    """Cut off one device (lost or stolen) and sign out the browsers it approved.
+
+    The user keeps their other devices; enroll a new one with `lychgate user enroll-link`.
+    """
+    with reported_errors():
+        revoked, ended = with_store(
+            settings_for(data_dir), lambda store: _revoke_device(store, who, device)
+        )
+    out_console.print(
+        f"revoked device [bold]{revoked.name}[/] ({revoked.id}); {len(ended)} session(s) ended",
+        highlight=False,
+    )
+
+
 def print_enrollment_link(url: str, settings: Settings, *, admin_setup: bool = False) -> None:
     """The command to run on the device, on a line of its own (never wrapped), then a QR code
     when on a terminal. The command must work as printed (:func:`enroll_command`)."""
@@ -188,6 +236,25 @@ async def _link(store: Store, settings: Settings, who: str) -> tuple[User, str]:
 async def _disable(store: Store, who: str) -> tuple[User, list[SessionId]]:
     user = await find_user(store, who)
     return user, await disable_user(store, user, now())
+
+
+async def _devices(store: Store, who: str) -> list[Device]:
+    return await devices_of(store, await find_user(store, who))
+
+
+async def _revoke_device(store: Store, who: str, device: str) -> tuple[Device, list[SessionId]]:
+    return await revoke_device(store, await find_user(store, who), device, now())
+
+
+def _device_dict(d: Device) -> dict[str, object]:
+    return {
+        "id": d.id,
+        "name": d.name,
+        "kind": d.kind,
+        "created_at": d.created_at.isoformat(),
+        "last_used_at": d.last_used_at.isoformat() if d.last_used_at else None,
+        "revoked": d.revoked,
+    }
 
 
 async def _set_admin(store: Store, who: str, admin: bool) -> tuple[User, list[SessionId]]:

@@ -92,8 +92,8 @@ def ensure_absent(path: Path) -> None:
     if path.exists() or path.is_symlink():
         raise Conflict(
             f"{path} already holds a device key; pass --force to replace it, or --key FILE to "
-            "use another file. The old device stays enrolled on its server: run lychgate "
-            "device logout with it first to sign out the browsers it approved",
+            "use another file. The old device stays enrolled on its server until an admin "
+            "runs lychgate user revoke-device",
             field="key",
         )
 
