@@ -302,8 +302,12 @@ class SnapshotPublisher:
                     await self.refresh()
                 except Exception:
                     log.exception("could not rebuild the config snapshot; keeping the last one")
+                # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that comes
+                # as the wait ends (a poke just before authz stops), and this loop then never
+                # stopped. asyncio.timeout tells its own cancellation from the caller's.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll)
+                    async with asyncio.timeout(self._poll):
+                        await self._wake.wait()
                 self._wake.clear()
 
     async def _listen(self) -> None:

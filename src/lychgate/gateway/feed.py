@@ -163,8 +163,9 @@ class FeedClient:
                 wait = backoff_delay(self._delay)
                 log.info("config feed: reconnecting in %.1f s", wait)
                 self._delay = min(self._delay * 2, self._maximum)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), wait)
+                with contextlib.suppress(TimeoutError):  # not wait_for (authz.snapshots)
+                    async with asyncio.timeout(wait):
+                        await self._stopping.wait()
 
     async def _follow(self, client: httpx.AsyncClient) -> None:
         """One connection: apply lines until it ends."""

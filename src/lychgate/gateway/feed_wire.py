@@ -375,7 +375,8 @@ async def feed_lines(
     try:
         while True:
             try:
-                item = await asyncio.wait_for(mailbox.get(), heartbeat_interval)
+                async with asyncio.timeout(heartbeat_interval):  # not wait_for: see snapshots
+                    item = await mailbox.get()
             except TimeoutError:
                 yield KEEPALIVE if serial is None else heartbeat_line(serial)
                 continue
