@@ -16,17 +16,27 @@ from gateway.upstreams import http_upstream
 from lychgate.config import Settings, load_settings
 from lychgate.errors import ConfigError
 from lychgate.gateway.http.clientcap import (
-    REFUSAL,
     UNCOUNTED,
     ClientCap,
     client_key,
     is_loopback,
+    refusal,
 )
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.metrics import GatewayMetrics
 from lychgate.gateway.runner import GatewayPlan, engine_limits, start_side_listeners, uncapped
 from lychgate.gateway.snapshot import SnapshotHolder
 from lychgate.secret import Secret
+
+
+def assert_refused(data: bytes) -> None:
+    """The 503 a client over the cap gets: the page, with a Date of its own."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[1].startswith(b"Date: ")
+    assert lines[1].endswith(b" GMT")
+    assert data == refusal(lines[1].removeprefix(b"Date: "))
+    assert (lines[0], body) == (b"HTTP/1.1 503 Service Unavailable", b"too many connections\n")
 
 
 @pytest.mark.parametrize(
@@ -120,7 +130,7 @@ async def test_the_connection_over_the_cap_gets_503_and_a_close(
             await client.send(get())
             assert (await client.read_response()).status == 200
         third = await connect(gw.port)
-        assert await third.read_until_closed() == REFUSAL
+        assert_refused(await third.read_until_closed())
         await first.close()
         # Once the gateway has seen the close, the client may connect again.
         assert await _served(connect, gw.port) == 200
@@ -199,7 +209,7 @@ async def test_the_side_listeners_take_the_main_listeners_limits(
             await first.send(get("/metrics"))
             assert (await first.read_response()).status != 503
             second = await connect(listener.port)
-            assert await second.read_until_closed() == REFUSAL
+            assert_refused(await second.read_until_closed())
     finally:
         for listener in side:
             await listener.close(drain_timeout=0.1)

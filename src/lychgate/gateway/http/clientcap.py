@@ -39,9 +39,7 @@ from lychgate.gateway.http.failures import Throttle
 
 log = logging.getLogger(__name__)
 
-#: What a refused connection is told, before it sends anything.
-REFUSAL: Final = (
-    b"HTTP/1.1 503 Service Unavailable\r\n"
+_REFUSAL_REST: Final = (
     b"Content-Type: text/plain; charset=utf-8\r\n"
     b"Content-Length: 21\r\n"
     b"Retry-After: 5\r\n"
@@ -49,6 +47,14 @@ REFUSAL: Final = (
     b"\r\n"
     b"too many connections\n"
 )
+
+
+def refusal(date: bytes) -> bytes:
+    """What a refused connection is told, before it sends anything, at ``date`` (an
+    IMF-fixdate: every response carries one, RFC 9110 section 6.6.1)."""
+    return b"HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\n%s" % (date, _REFUSAL_REST)
+
+
 #: :meth:`ClientCap.take` for a connection that is let in but not counted.
 UNCOUNTED: Final = ""
 

@@ -39,8 +39,8 @@ from typing import Final, Protocol, cast
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from lychgate.errors import UsageError
-from lychgate.gateway.http.clientcap import REFUSAL as CLIENT_REFUSAL
 from lychgate.gateway.http.clientcap import peer_ip
+from lychgate.gateway.http.clientcap import refusal as client_refusal
 from lychgate.gateway.http.context import ServerContext
 from lychgate.gateway.http.errors import error_page
 from lychgate.gateway.http.headers import MEMO_NAME_MAX, http_date, local_head
@@ -199,7 +199,7 @@ class ClientConnection(asyncio.Protocol):
         if clients is not None and self._client_key is None:  # else taken at accept (TLS)
             key = clients.take(self._client_ip)
             if key is None:  # this client holds too many already: say so, read nothing
-                transport.write(CLIENT_REFUSAL)
+                transport.write(client_refusal(http_date()))
                 transport.close()
                 return
             self._client_key = key
