@@ -16,6 +16,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 from typer.testing import CliRunner
@@ -82,6 +83,26 @@ class Served:
         return f"http://127.0.0.1:{self.port}"
 
 
+async def start_lychgate(
+    data_dir: Path, command: str, port: int, *, stdout: IO[bytes] | int, stderr: IO[bytes] | int
+) -> asyncio.subprocess.Process:
+    """``lychgate COMMAND --dir DATA_DIR --listen 127.0.0.1:PORT`` in a process of its own,
+    free of this shell's ``LYCHGATE_*`` settings."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "lychgate",
+        command,
+        "--dir",
+        str(data_dir),
+        "--listen",
+        f"127.0.0.1:{port}",
+        stdout=stdout,
+        stderr=stderr,
+        env={k: v for k, v in os.environ.items() if not k.startswith("LYCHGATE_")},
+    )
+
+
 @contextlib.asynccontextmanager
 async def serve(
     data_dir: Path,
@@ -96,20 +117,7 @@ async def serve(
     wait until the gateway has a snapshot (healthz 200)."""
     log = data_dir / f"{command}.log"
     out = await asyncio.to_thread(log.open, "wb")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LYCHGATE_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "lychgate",
-        command,
-        "--dir",
-        str(data_dir),
-        "--listen",
-        f"127.0.0.1:{port}",
-        stdout=out,
-        stderr=out,
-        env=env,
-    )
+    process = await start_lychgate(data_dir, command, port, stdout=out, stderr=out)
     served = Served(data_dir, port, process, log)
     try:
         base = health_url or served.url

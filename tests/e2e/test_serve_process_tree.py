@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.deployment import free_port, lychgate, serve
+from e2e.deployment import free_port, lychgate, serve, start_lychgate
 from fixtures.processes import all_end, kill_all_with, running_with
 
 pytestmark = [
@@ -53,18 +52,8 @@ async def _start_and_fail(data_dir: Path, command: str, port: int) -> tuple[int,
     log = data_dir / f"{command}.err"
     err = await asyncio.to_thread(log.open, "wb")
     try:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "lychgate",
-            command,
-            "--dir",
-            str(data_dir),
-            "--listen",
-            f"127.0.0.1:{port}",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=err,
-            env={k: v for k, v in os.environ.items() if not k.startswith("LYCHGATE_")},
+        proc = await start_lychgate(
+            data_dir, command, port, stdout=asyncio.subprocess.DEVNULL, stderr=err
         )
     finally:
         err.close()  # the child has its own copy

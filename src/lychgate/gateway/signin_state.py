@@ -32,6 +32,7 @@ from __future__ import annotations
 import hmac
 import re
 import secrets
+from collections.abc import Iterable
 from typing import Final
 from urllib.parse import quote
 
@@ -95,15 +96,26 @@ def open_location(snapshot: ConfigSnapshot, app: App, target: str, state: str) -
     return path if snapshot.routing == "single-host" else snapshot.public_origin + path
 
 
+def state_cookies(cookie_headers: Iterable[str], secure: bool) -> list[str]:
+    """Every value of the sign-in state cookie in these ``Cookie`` header values."""
+    return cookie_values(cookie_headers, state_cookie_name(secure))
+
+
+def holds(held: list[str], state: str) -> bool:
+    """Whether ``held`` (:func:`state_cookies`) is exactly one value, ``state`` (compared in
+    constant time). Exactly one: of two, either could be a sibling's (on plain http, where no
+    prefix guards)."""
+    return len(held) == 1 and hmac.compare_digest(held[0].encode(), state.encode())
+
+
 def state_mismatch(head: RequestHead, states: list[str], secure: bool) -> str | None:
     """Why a callback's ``state`` values do not prove that this browser began the sign-in,
     or None when they do (one well-formed value, equal to the browser's one state cookie)."""
     if len(states) != 1 or not is_state(states[0]):
         return "no sign-in state in the link"
-    held = cookie_values(head.header_all("cookie"), state_cookie_name(secure))
+    held = state_cookies(head.header_all("cookie"), secure)
     if not held:
         return "no sign-in state cookie"
-    # Exactly one: of two, either could be a sibling's (on plain http, where no prefix guards).
-    if len(held) != 1 or not hmac.compare_digest(held[0].encode(), states[0].encode()):
+    if not holds(held, states[0]):
         return "the sign-in state does not match"
     return None

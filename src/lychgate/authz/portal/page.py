@@ -19,7 +19,6 @@ and revokes sessions, all through the JSON API in :mod:`.api`.
 
 from __future__ import annotations
 
-import hmac
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -44,8 +43,7 @@ from lychgate.authz.login.target import (
 from lychgate.authz.portal.session import current_session, is_live
 from lychgate.domain import App, AppPolicy, Session
 from lychgate.gateway.admit_redirect import app_path, safe_redirect
-from lychgate.gateway.cookies import cookie_values
-from lychgate.gateway.signin_state import is_state, state_cookie_name
+from lychgate.gateway.signin_state import holds, is_state, state_cookies
 from lychgate.ids import AppSlug, session_handle
 
 PORTAL_TEMPLATES: Final = (Path(__file__).parent / "templates", LOGIN_TEMPLATES)
@@ -183,10 +181,8 @@ def _top_level_navigation(request: Request) -> bool:
 
 
 def _holds(ctx: AuthzContext, request: Request, state: str) -> bool:
-    """Whether the browser's one sign-in state cookie is ``state`` (constant time)."""
-    name = state_cookie_name(ctx.settings.is_https)
-    values = cookie_values(request.headers.getlist("cookie"), name)
-    return len(values) == 1 and hmac.compare_digest(values[0].encode(), state.encode())
+    """Whether the browser's one sign-in state cookie is ``state``, as the callback checks."""
+    return holds(state_cookies(request.headers.getlist("cookie"), ctx.settings.is_https), state)
 
 
 def single_state(request: Request) -> str | None:
