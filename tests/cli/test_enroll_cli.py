@@ -204,6 +204,45 @@ def test_enroll_link_for_nobody_or_an_ambiguous_name_fails(
     assert code == 0, out
 
 
+def test_cancel_links_kills_that_users_open_links_only(deployment: tuple[Path, str]) -> None:
+    data_dir, init_out = deployment
+    d = str(data_dir)
+    _, alice = lychgate("user", "add", "Alice", "--email", "alice@example.test", "--dir", d)
+    _, again = lychgate("user", "enroll-link", "Alice", "--dir", d)
+    _, bob = lychgate("user", "add", "Bob", "--email", "bob@example.test", "--dir", d)
+    code, out = lychgate("user", "cancel-links", "alice@example.test", "--dir", d)
+    assert code == 0, out
+    assert "user Alice" in out and "2 enrollment link(s) cancelled" in out
+    for link in links_in(alice) + links_in(again):
+        assert redeem(data_dir, link, Purpose.ENROLL) is None
+    (bobs,) = links_in(bob)
+    (setup,) = links_in(init_out)
+    assert redeem(data_dir, bobs, Purpose.ENROLL) is not None
+    assert redeem(data_dir, setup, Purpose.ADMIN_SETUP) is not None
+    # A fresh link after the cancel works, and a second cancel finds nothing.
+    _, fresh = lychgate("user", "enroll-link", "Alice", "--dir", d)
+    code, out = lychgate("user", "cancel-links", "Bob", "--dir", d)
+    assert "0 enrollment link(s) cancelled" in out
+    (link,) = links_in(fresh)
+    assert redeem(data_dir, link, Purpose.ENROLL) is not None
+    code, out = lychgate("user", "cancel-links", "nobody", "--dir", d)
+    assert code == 1 and "no user 'nobody'" in out
+
+
+def test_disable_cancels_links_so_enable_does_not_bring_them_back(
+    deployment: tuple[Path, str],
+) -> None:
+    data_dir, _ = deployment
+    d = str(data_dir)
+    _, alice = lychgate("user", "add", "Alice", "--email", "alice@example.test", "--dir", d)
+    (link,) = links_in(alice)
+    code, out = lychgate("user", "disable", "Alice", "--dir", d)
+    assert code == 0, out
+    code, out = lychgate("user", "enable", "Alice", "--dir", d)
+    assert code == 0, out
+    assert redeem(data_dir, link, Purpose.ENROLL) is None
+
+
 def test_terminal_qr_is_drawn_with_half_blocks() -> None:
     qr = terminal_qr("http://localhost:8080/.lychgate/enroll/" + "A" * 43)
     lines = qr.splitlines()

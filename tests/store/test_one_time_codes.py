@@ -77,3 +77,26 @@ async def test_delete_expired(store: Store) -> None:
     assert await store.one_time_codes.delete_expired(T0 + timedelta(seconds=1)) == 1
     assert await store.one_time_codes.redeem(gone.code_hash, "handoff", T0) is None
     assert await store.one_time_codes.redeem(kept.code_hash, "handoff", T0) is not None
+
+
+async def test_pending_lists_only_redeemable_codes_of_the_purpose(store: Store) -> None:
+    open_ = make_code("enroll", expires_at=T0 + timedelta(seconds=10))
+    used = make_code("enroll", expires_at=T0 + timedelta(seconds=10))
+    expired = make_code("enroll", expires_at=T0 + timedelta(seconds=1))
+    other = make_code("handoff", expires_at=T0 + timedelta(seconds=10))
+    for code in (open_, used, expired, other):
+        await store.one_time_codes.add(code)
+    assert await store.one_time_codes.redeem(used.code_hash, "enroll", T0) is not None
+    pending = await store.one_time_codes.pending("enroll", T0 + timedelta(seconds=1))
+    assert [c.code_hash for c in pending] == [open_.code_hash]
+
+
+async def test_discard_deletes_the_codes_named_and_counts_them(store: Store) -> None:
+    a, b, c = make_code("enroll"), make_code("enroll"), make_code("enroll")
+    for code in (a, b, c):
+        await store.one_time_codes.add(code)
+    assert await store.one_time_codes.discard([]) == 0
+    assert await store.one_time_codes.discard([a.code_hash, b.code_hash, b"\x01" * 32]) == 2
+    assert await store.one_time_codes.redeem(a.code_hash, "enroll", T0) is None
+    assert await store.one_time_codes.redeem(b.code_hash, "enroll", T0) is None
+    assert await store.one_time_codes.redeem(c.code_hash, "enroll", T0) is not None

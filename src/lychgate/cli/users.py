@@ -1,4 +1,5 @@
-"""``lychgate user list|add|enroll-link|disable|enable|update|devices|revoke-device``."""
+"""``lychgate user``: list, add, enroll-link, cancel-links, disable, enable, update, devices and
+revoke-device."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from lychgate.cli.common_store import now, with_store
 from lychgate.config import Settings
 from lychgate.deployment.devices import devices_of, revoke_device
 from lychgate.deployment.enroll import find_user, issue_enrollment_link, terminal_qr
-from lychgate.deployment.users import add_user, disable_user, enable_user, set_admin
+from lychgate.deployment.users import add_user, cancel_links, disable_user, enable_user, set_admin
 from lychgate.domain import Device, User
 from lychgate.ids import SessionId
 from lychgate.store import Store
@@ -81,6 +82,23 @@ def enroll_link(
         user, url = with_store(settings, lambda store: _link(store, settings, who))
     out_console.print(f"user [bold]{user.name}[/] ({user.id})", highlight=False)
     print_enrollment_link(url, settings)
+
+
+@app.command("cancel-links")
+def cancel_links_(
+    who: Annotated[str, typer.Argument(help="The user's e-mail address, id or name.")],
+    data_dir: DirOption = None,
+) -> None:
+    """Cancel every enrollment link of a user not used yet (sent to the wrong place, or lost).
+
+    Devices already enrolled stay; `lychgate user enroll-link` prints a new link.
+    """
+    with reported_errors():
+        user, cancelled = with_store(settings_for(data_dir), lambda store: _cancel(store, who))
+    out_console.print(
+        f"user [bold]{user.name}[/] ({user.id}): {cancelled} enrollment link(s) cancelled",
+        highlight=False,
+    )
 
 
 @app.command("disable")
@@ -231,6 +249,11 @@ async def _add(
 async def _link(store: Store, settings: Settings, who: str) -> tuple[User, str]:
     user = await find_user(store, who)
     return user, await issue_enrollment_link(store, settings, user.id, now())
+
+
+async def _cancel(store: Store, who: str) -> tuple[User, int]:
+    user = await find_user(store, who)
+    return user, await cancel_links(store, user, now())
 
 
 async def _disable(store: Store, who: str) -> tuple[User, list[SessionId]]:

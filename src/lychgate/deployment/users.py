@@ -9,6 +9,7 @@ from lychgate.domain import AuditEvent, User
 from lychgate.errors import ClientError, Conflict
 from lychgate.ids import SessionId, UserId, new_id
 from lychgate.store import Store
+from lychgate.tokens import Purpose, read_payload
 
 # Deliberately loose (RFC 5322 is not a validation grammar): one @, a dot in the domain.
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -65,18 +66,44 @@ async def disable_user(store: Store, user: User, now: datetime) -> list[SessionI
     """Disable ``user`` and end every session of theirs; returns the sessions ended.
 
     From then on authz refuses the user everywhere (sign-in, device API, portal, handoff,
-    enrollment), gateways drop them from their snapshot, and the revocations close the
-    WebSockets their sessions hold, all within seconds. The last enabled admin cannot be
-    disabled (Conflict): nobody could administer the deployment afterwards.
+    enrollment), their open enrollment links are cancelled, gateways drop them from their
+    snapshot, and the revocations close the WebSockets their sessions hold, all within seconds.
+    The last enabled admin cannot be disabled (Conflict): nobody could administer the
+    deployment afterwards.
     """
     if user.is_admin and not user.disabled and await store.users.count_admins() <= 1:
         raise Conflict(LAST_ADMIN, field="user")
     if not user.disabled:
         await store.users.update(user.id, disabled=True)
     ended = list(await store.sessions.revoke_all_for_user(user.id, now))
-    details = {"user": user.id, "sessions_ended": str(len(ended))}
+    links = await cancel_enrollment_links(store, user.id, now)
+    details = {"user": user.id, "sessions_ended": str(len(ended)), "links_cancelled": str(links)}
     await store.audit.append(AuditEvent(None, now, "user.disabled", None, None, None, details))
     return ended
+
+
+async def cancel_enrollment_links(store: Store, user_id: UserId, now: datetime) -> int:
+    """Make every enrollment link of ``user_id`` still open unusable; returns how many.
+
+    For a link sent to the wrong address, or lost; ``lychgate user disable`` does it too, so
+    that enabling the user again does not bring old links back.
+    """
+    mine = [
+        code.code_hash
+        for code in await store.one_time_codes.pending(Purpose.ENROLL, now)
+        if read_payload(code).get("user_id") == user_id
+    ]
+    return await store.one_time_codes.discard(mine)
+
+
+async def cancel_links(store: Store, user: User, now: datetime) -> int:
+    """:func:`cancel_enrollment_links` on an admin's request, in the audit log."""
+    cancelled = await cancel_enrollment_links(store, user.id, now)
+    details = {"user": user.id, "links_cancelled": str(cancelled)}
+    await store.audit.append(
+        AuditEvent(None, now, "user.links_cancelled", None, None, None, details)
+    )
+    return cancelled
 
 
 async def enable_user(store: Store, user: User, now: datetime) -> None:

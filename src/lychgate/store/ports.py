@@ -310,6 +310,12 @@ class OneTimeCodeRepository(Protocol):
         """Use the code once: set ``used_at = now`` and return it, only if it exists, has this
         ``purpose``, is unused and has not expired at ``now``. A replay gets ``None``."""
 
+    async def pending(self, purpose: str, now: datetime) -> Sequence[OneTimeCode]:
+        """The codes of this ``purpose`` that could still be redeemed at ``now``."""
+
+    async def discard(self, code_hashes: Sequence[bytes]) -> int:
+        """Delete these codes, so that none can be redeemed; returns how many there were."""
+
     async def delete_expired(self, now: datetime) -> int:
         """Delete codes that expired at or before ``now``."""
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, insert, update
+from sqlalchemy import Row, delete, insert, select, update
 
 from lychgate.domain import OneTimeCode
 from lychgate.store.schema import one_time_codes
@@ -57,6 +58,17 @@ class SqlOneTimeCodeRepository(SqlRepository):
             .returning(*_t.c)
         )
         return _code(rows[0]) if rows else None
+
+    async def pending(self, purpose: str, now: datetime) -> Sequence[OneTimeCode]:
+        rows = await self._all(
+            select(_t).where(_t.c.purpose == purpose, _t.c.used_at.is_(None), _t.c.expires_at > now)
+        )
+        return [_code(row) for row in rows]
+
+    async def discard(self, code_hashes: Sequence[bytes]) -> int:
+        if not code_hashes:
+            return 0
+        return await self._write(delete(_t).where(_t.c.code_hash.in_(list(code_hashes))))
 
     async def delete_expired(self, now: datetime) -> int:
         return await self._write(delete(_t).where(_t.c.expires_at <= now))
