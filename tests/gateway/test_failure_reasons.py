@@ -7,6 +7,7 @@ log, and upstream failures as a throttled warning.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 import struct
@@ -17,8 +18,12 @@ from gateway.client import get
 from gateway.conftest import Answers, Connect, Start, forward_to
 from gateway.upstreams import Raw, http_upstream, raw_upstream, read_head
 from gateway.world import FETCH, NAVIGATE, World, handler_for
+from lychgate.gateway.accesslog import LOGGER_NAME as ACCESS_LOGGER
+from lychgate.gateway.accesslog import AccessLog
 from lychgate.gateway.http import Limits
 from lychgate.gateway.http.failures import UpstreamFailures
+from lychgate.gateway.metrics import GatewayMetrics
+from lychgate.gateway.runner import response_hook
 from lychgate.gateway.types import Decision, Forward, RequestHead, Respond
 from lychgate.ids import AppSlug
 
@@ -348,6 +353,25 @@ async def test_a_malformed_request_is_told_in_llhttps_words(
     [(status, reason)] = answers.seen
     assert status == 400
     assert reason.startswith("malformed request: ")
+
+
+@pytest.mark.loopback
+async def test_a_refused_head_is_logged_with_its_client(
+    gateway: Start, connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    hook = response_hook(GatewayMetrics(), AccessLog())
+    gw = await gateway(lambda head: Respond(204), on_response=hook)
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER):
+        c = await connect(gw.port)
+        await c.send(b"GET / HTTP/1.1\r\nBad Field: x\r\n\r\n")
+        assert (await c.read_response()).status == 400
+    [line] = [r.getMessage() for r in caplog.records if r.name == ACCESS_LOGGER]
+    record = json.loads(line)
+    assert record["client"] == "127.0.0.1"
+    assert record["status"] == 400
+    assert record["reason"].startswith("malformed request: ")
+    assert "method" not in record
+    assert "path" not in record
 
 
 @pytest.mark.loopback

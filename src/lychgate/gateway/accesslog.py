@@ -78,8 +78,9 @@ def access_line(
         "app": app,
     }
     if head is not None:
+        record["client"] = head.client_ip
+    if head is not None and head.method:  # no method: refused before its head was whole
         record.update(
-            client=head.client_ip,
             method=head.method,
             host=head.header("host"),
             path=loggable_path(head.path),

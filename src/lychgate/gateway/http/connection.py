@@ -52,7 +52,7 @@ from lychgate.gateway.http.tls import sni_of
 from lychgate.gateway.http.trailers import TrailerGuard
 from lychgate.gateway.http.tunnel import Tunnel
 from lychgate.gateway.http.writer import Writer
-from lychgate.gateway.types import Forward, Local, Respond
+from lychgate.gateway.types import Forward, Local, RequestHead, Respond
 from lychgate.ids import AppSlug, SessionId
 
 log = logging.getLogger(__name__)
@@ -573,7 +573,10 @@ class ClientConnection(asyncio.Protocol):
         ctx.stats.requests_active -= 1
         hook = ctx.on_response
         if hook is not None:
-            hook(req.head, app, status, perf_counter() - req.started, reason, req.who)
+            head = req.head
+            if head is None:  # refused before its head was whole: the record names the client
+                head = RequestHead("", "", "", "", (), "", self._client_ip, self._scheme, self._sni)
+            hook(head, app, status, perf_counter() - req.started, reason, req.who)
 
     def cut(self, req: Request, status: int, app: AppSlug | None, reason: str) -> None:
         """The response to the active request, ``status`` sent, could not be finished (the

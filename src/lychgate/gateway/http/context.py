@@ -20,15 +20,14 @@ from lychgate.ids import AppSlug
 if TYPE_CHECKING:
     from lychgate.gateway.http.connection import ClientConnection
 
-# Called once per finished response: the request head (None when the head itself was refused),
-# the app (None when no app was involved), the status sent, the seconds from the end of the
-# request head to the end of the response, and why the gateway answered as it did ("" for a
-# response that the upstream sent, and for refusals whose status says it all), and who it was
-# decided for (None when no signed-in user was involved). It runs on the hot path: keep it to a
+# Called once per finished response: the request head (when the head itself was refused, a
+# head with an empty method that holds only the client's address, scheme and SNI), the app
+# (None when no app was involved), the status sent, the seconds from the end of the request
+# head to the end of the response, why the gateway answered as it did ("" for a response
+# that the upstream sent, and for refusals whose status says it all), and who it was decided
+# for (None when no signed-in user was involved). It runs on the hot path: keep it to a
 # counter increment and, when the access log is on, one log call.
-ResponseHook = Callable[
-    [RequestHead | None, AppSlug | None, int, float, str, Principal | None], None
-]
+ResponseHook = Callable[[RequestHead, AppSlug | None, int, float, str, Principal | None], None]
 
 
 @dataclass(slots=True)
