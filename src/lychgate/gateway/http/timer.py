@@ -8,8 +8,24 @@ the handle, when it fires early, re-arms itself for the stored deadline.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
+from typing import Protocol
+
+
+class TimerHandle(Protocol):
+    """What :class:`Deadline` needs of a scheduled call (``asyncio.TimerHandle``)."""
+
+    def when(self) -> float: ...
+
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """What :class:`Deadline` needs of its loop: the running event loop, or a fake in tests."""
+
+    def time(self) -> float: ...
+
+    def call_at(self, when: float, callback: Callable[[], object], /) -> TimerHandle: ...
 
 
 class Deadline:
@@ -17,10 +33,10 @@ class Deadline:
 
     __slots__ = ("_callback", "_handle", "_loop", "_when")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], object]) -> None:
+    def __init__(self, loop: Clock, callback: Callable[[], object]) -> None:
         self._loop = loop
         self._callback = callback
-        self._handle: asyncio.TimerHandle | None = None
+        self._handle: TimerHandle | None = None
         self._when: float | None = None
 
     def set(self, delay: float) -> None:
