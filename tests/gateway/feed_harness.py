@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from gateway.fake_authz import FakeAuthz
+from gateway.waiting import eventually
 from gateway.world import World
 from lychgate.gateway.feed import FeedClient
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
@@ -20,15 +20,6 @@ WORLD = World("single-host")
 
 def version(serial: int, *revoked: str) -> ConfigSnapshot:
     return WORLD.changed(serial=serial, revoked_sessions=frozenset(map(SessionId, revoked)))
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 1.0) -> None:
-    """Wait until ``check()`` holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.005)
 
 
 def serial_of(holder: SnapshotHolder) -> int | None:
@@ -43,12 +34,12 @@ def kinds(lines: list[bytes]) -> list[str]:
 async def push_and_apply(
     server: FakeAuthz, holder: SnapshotHolder, line: bytes, serial: int
 ) -> ConfigSnapshot:
-    """Send ``line`` on the open feed and wait until ``holder`` holds ``serial``, which must
-    take less than a second (the issue's bound for applying a change)."""
-    started = time.monotonic()
+    """Send ``line`` on the open feed and wait until ``holder`` holds ``serial``.
+
+    How fast a change is applied (the issue's second) is measured by the feed benchmark, not
+    here: a loaded test machine would make a bound on wall-clock time flake."""
     server.push(line)
     await eventually(lambda: serial_of(holder) == serial)
-    assert time.monotonic() - started < 1.0
     assert holder.current is not None
     return holder.current
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,11 @@ from gateway.feed_harness import (
     WORLD,
     Running,
     client_for,
-    eventually,
     push_and_apply,
     serial_of,
     version,
 )
+from gateway.waiting import eventually
 from lychgate.errors import ConfigError
 from lychgate.gateway.feed import (
     PARSE_IN_THREAD,
@@ -189,19 +188,23 @@ async def test_closing_feed_lines_stops_reading_the_source() -> None:
 
 
 @pytest.mark.loopback
-async def test_a_change_is_applied_within_a_second(feed_authz: tuple[FakeAuthz, str]) -> None:
+async def test_a_change_pushed_is_applied_while_connected(
+    feed_authz: tuple[FakeAuthz, str],
+) -> None:
+    # How fast (the second) is the feed benchmark's to measure: here, that a pushed
+    # change reaches the holder and its listeners on the open connection, not by reconnecting.
     server, base = feed_authz
     holder = SnapshotHolder()
     revoked: list[frozenset[SessionId]] = []
     holder.add_listener(lambda old, new: revoked.append(new.revoked_sessions))
     async with Running(client_for(server, base, holder)) as client:
         await eventually(lambda: serial_of(holder) == 1)
-        started = time.monotonic()
+        assert revoked == [frozenset()]
         server.push(snapshot_line(version(2, "s-logged-out")))
         await eventually(lambda: serial_of(holder) == 2)
-        assert time.monotonic() - started < 1.0
         assert revoked[-1] == {"s-logged-out"}
         assert client.snapshots_applied == 2
+        assert server.feed_requests == 1  # on the connection open, not a new one
 
 
 @pytest.mark.loopback
@@ -251,7 +254,7 @@ async def test_a_dead_server_then_a_new_one(tmp_path: Path) -> None:
         second = FakeAuthz(greeting=[snapshot_line(version(7))])
         await second.start_unix(path)
         try:
-            await eventually(lambda: serial_of(holder) == 7, timeout=2.0)
+            await eventually(lambda: serial_of(holder) == 7, timeout=10.0)
         finally:
             await second.stop()
 
@@ -286,7 +289,7 @@ async def test_a_line_too_long_drops_the_connection_not_the_snapshot(
         await eventually(lambda: serial_of(holder) == 1)
         server.greeting = [snapshot_line(version(2))]
         server.push(b"x" * (17 * 1024 * 1024))
-        await eventually(lambda: serial_of(holder) == 2, timeout=3.0)
+        await eventually(lambda: serial_of(holder) == 2, timeout=10.0)
         assert server.feed_requests >= 2
 
 
@@ -312,11 +315,14 @@ async def test_backoff_grows_until_its_ceiling(feed_authz: tuple[FakeAuthz, str]
     server, base = feed_authz
     server.feed_status = 503
     holder = SnapshotHolder()
-    client = FeedClient(base, Secret(server.secret), holder, initial_backoff=0.05, max_backoff=0.2)
+    client = FeedClient(base, Secret(server.secret), holder, initial_backoff=0.02, max_backoff=0.08)
     async with Running(client):
-        await asyncio.sleep(0.5)
-    # 0.05 + 0.1 + 0.2 + 0.2 ... with jitter in [d/2, d]: at most ~8 attempts in 0.5 s, at least 3.
-    assert 3 <= server.feed_requests <= 9
+        await eventually(lambda: len(client.backoffs) >= 6)
+    # Each delay doubles up to the ceiling, with "equal jitter": within [d/2, d] (to the ms).
+    chosen = list(client.backoffs)[:6]
+    for wait, ceiling in zip(chosen, [0.02, 0.04, 0.08, 0.08, 0.08, 0.08], strict=True):
+        assert ceiling / 2 - 0.001 <= wait <= ceiling + 0.001, chosen
+    assert server.feed_requests >= 6
 
 
 @pytest.mark.loopback

@@ -12,13 +12,13 @@ import pytest
 from gateway.fake_authz import FakeAuthz
 from gateway.feed_harness import (
     WORLD,
-    eventually,
     following,
     kinds,
     push_and_apply,
     serial_of,
     version,
 )
+from gateway.waiting import eventually
 from gateway.world import NOW, World
 from lychgate.errors import ConfigError
 from lychgate.gateway.feed_wire import (
@@ -276,9 +276,7 @@ async def test_an_update_out_of_step_reconnects_for_a_full_snapshot(
         server.push(line)  # builds on a snapshot we never had
         # Reconnected, in full: the second request reaches the server a moment before the
         # client has applied the snapshot it answers with, so wait for both.
-        await eventually(
-            lambda: server.feed_requests >= 2 and client.snapshots_applied >= 2, timeout=5
-        )
+        await eventually(lambda: server.feed_requests >= 2 and client.snapshots_applied >= 2)
         assert client.snapshots_applied == 2
         assert serial_of(holder) == 1  # never applied to the wrong base
         assert holder.current is not None

@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Final
 
@@ -62,6 +63,7 @@ CONNECT_TIMEOUT: Final = 5.0
 # Lines longer than this are read in a worker thread (a full snapshot, or an update listing
 # many sessions or users); heartbeats and small updates are read on the loop, at once.
 PARSE_IN_THREAD: Final = 64 * 1024
+BACKOFFS_KEPT: Final = 16  # FeedClient.backoffs: the last reconnection delays chosen
 
 
 class FeedError(Exception):
@@ -112,6 +114,7 @@ class FeedClient:
         "_read_timeout",
         "_secret",
         "_stopping",
+        "backoffs",
         "failures",
         "snapshots_applied",
     )
@@ -138,6 +141,9 @@ class FeedClient:
         self._delay = initial_backoff
         self.failures = 0  # connections that ended since the last snapshot applied
         self.snapshots_applied = 0
+        # The last reconnection delays chosen (seconds, jitter included), newest last: read-only
+        # observation of the backoff, for tests and debugging.
+        self.backoffs: deque[float] = deque(maxlen=BACKOFFS_KEPT)
 
     def stop(self) -> None:
         """Make :meth:`run` return: the open connection is closed, no reconnection is made."""
@@ -161,6 +167,7 @@ class FeedClient:
                     self._connection = None
                 self.failures += 1  # reset by the next snapshot applied
                 wait = backoff_delay(self._delay)
+                self.backoffs.append(wait)
                 log.info("config feed: reconnecting in %.1f s", wait)
                 self._delay = min(self._delay * 2, self._maximum)
                 with contextlib.suppress(TimeoutError):  # not wait_for (authz.snapshots)
