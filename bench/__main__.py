@@ -6,9 +6,11 @@ Examples::
     python -m bench --quick              # short durations, fewer connections, one round
     python -m bench --only small_get --configs nginx-auth,lychgate-1 --duration 5
     python -m bench --only small_get --rounds 5   # the ratios, with more rounds
+    python -m bench --only revocation    # revocation latency alone (bench/revocation.py)
 
 The small GET runs in rounds (3 by default) that take every config in turn; each row is the
-config's median round, with the range in its notes.
+config's median round, with the range in its notes. The report ends with the revocation
+latency of ``lychgate serve`` (``python -m bench.revocation``, about 20 s).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 
 import uvloop
 
+from bench import revocation
 from bench.install import ensure_installed, tool_versions
 from bench.procs import raise_nofile
 from bench.report import BASELINE, HOP_BASELINE, Row, scenario_table
@@ -43,6 +46,10 @@ QUICK = RunSettings(
     ws_connections=200,
     small_get_rounds=1,
 )
+# Not a scenario of every config: one section of its own, after the scenarios' tables.
+REVOCATION = "revocation"
+REVOCATION_SAMPLES = 20
+QUICK_REVOCATION_SAMPLES = 5
 
 
 def _names(values: Sequence[str] | None) -> list[str]:
@@ -58,7 +65,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--only",
         action="append",
         metavar="SCENARIOS",
-        help=f"comma-separated, from: {', '.join(s.key for s in SCENARIOS)}",
+        help=f"comma-separated, from: {', '.join(s.key for s in SCENARIOS)}, {REVOCATION}",
     )
     p.add_argument(
         "--configs",
@@ -98,6 +105,15 @@ def settings_from(args: argparse.Namespace) -> RunSettings:
     return s
 
 
+def split_revocation(keys: list[str]) -> tuple[list[str] | None, bool]:
+    """``--only`` without the revocation section: the scenario keys (None when it named
+    nothing but the revocation, so no scenario runs) and whether that section runs."""
+    scenario_keys = [k for k in keys if k != REVOCATION]
+    if keys and not scenario_keys:
+        return None, True
+    return scenario_keys, not keys or REVOCATION in keys
+
+
 def select(
     scenario_keys: list[str], config_keys: list[str], configs: Sequence[Config]
 ) -> tuple[list[Scenario], list[Config]]:
@@ -118,10 +134,11 @@ def render(
     settings: RunSettings,
     rows: dict[str, list[Row]],
     header: str,
+    extra: Sequence[str] = (),
 ) -> str:
-    """The whole Markdown report."""
-    tables = "\n".join(scenario_table(s, s.heading(settings), rows[s.key]) for s in scenarios)
-    return f"{header}\n{tables}"
+    """The whole Markdown report: the scenarios' tables, then the ``extra`` sections."""
+    tables = [scenario_table(s, s.heading(settings), rows[s.key]) for s in scenarios]
+    return header + "\n" + "\n".join([*tables, *extra])
 
 
 def report_header(versions: dict[str, str], n: int, took_s: float) -> str:
@@ -160,15 +177,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     n = cores()
     workdir = Path(tempfile.mkdtemp(prefix="lychgate-bench-"))
     try:
+        scenario_keys, with_revocation = split_revocation(_names(args.only))
         scenarios, configs = select(
-            _names(args.only), _names(args.configs), all_configs(workdir, n)
+            scenario_keys or [], _names(args.configs), all_configs(workdir, n)
         )
+        if scenario_keys is None:
+            scenarios = []
+        samples = QUICK_REVOCATION_SAMPLES if args.quick else REVOCATION_SAMPLES
 
-        async def go() -> dict[str, list[Row]]:
+        async def go() -> tuple[dict[str, list[Row]], list[str]]:
             install_sigterm_cancel()
-            return await run_all(configs, scenarios, settings, workdir)
+            rows = await run_all(configs, scenarios, settings, workdir) if scenarios else {}
+            extra = []
+            if with_revocation:  # alone on the machine, like every config
+                extra.append(await revocation.run_section(workdir / REVOCATION, samples))
+            return rows, extra
 
-        rows = uvloop.run(go())
+        rows, extra = uvloop.run(go())
     except Exception as exc:  # the upstreams did not start: nothing can be measured
         print(f"bench failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -181,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     header = report_header(tool_versions(), n, time.monotonic() - started)
-    text = render(scenarios, settings, rows, header)
+    text = render(scenarios, settings, rows, header, extra)
     print(text)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(text)
