@@ -27,6 +27,8 @@ from lychgate.tokens import PublicKeyring, verify_assertion
 
 pytestmark = [pytest.mark.loopback, pytest.mark.slow]
 NAV = {"accept": "text/html", "sec-fetch-mode": "navigate"}
+# Hang guards, never bounds on how soon: python -m bench.revocation measures that.
+HANG_S = 10
 
 
 async def echo_headers(seen: Seen, reply: Reply) -> None:
@@ -155,11 +157,14 @@ BAD_COOKIES = ["lychgate=", "lychgate=garbage", "lychgate=a.b.c", "lychgate=" + 
 
 
 async def test_bad_cookies_never_reach_the_app(running: tuple[Served, Upstream]) -> None:
+    """Each is a failed token check (the long one is well under the 16 KiB head limit), so a
+    navigation with it is sent to sign in, as one without a cookie is."""
     served, up = running
     async with httpx.AsyncClient(base_url=served.url) as c:
         for cookie in BAD_COOKIES:
             r = await c.get("/", headers={"cookie": cookie, **NAV})
-            assert r.status_code in (302, 400, 431), cookie
+            assert r.status_code == 302, cookie[:20]
+            assert urlsplit(r.headers["location"]).path == "/.lychgate/login", cookie[:20]
     assert up.seen == []
 
 
@@ -175,11 +180,10 @@ async def test_websocket_tunnel_closes_when_the_session_is_revoked(
         async with httpx.AsyncClient(base_url=served.url) as c:
             out = await c.get("/.lychgate/logout", headers={"cookie": cookie})
             assert out.status_code in (200, 302, 303)
-        started = asyncio.get_running_loop().time()
+        # How soon: python -m bench.revocation. Here only that it happens (10 s: a hang guard).
         with pytest.raises(ConnectionClosed):
-            async with asyncio.timeout(2):
+            async with asyncio.timeout(HANG_S):
                 await ws.recv()
-        assert asyncio.get_running_loop().time() - started < 1.5
     async with httpx.AsyncClient(base_url=served.url) as c:
         again = await c.get("/", headers={"cookie": cookie, "accept": "application/json"})
         assert again.status_code == 401
@@ -191,18 +195,19 @@ async def test_websocket_tunnel_closes_when_its_session_ends(
     running: tuple[Served, Upstream], deployment: Path
 ) -> None:
     served, _ = running
-    loop = asyncio.get_running_loop()
     cookie = await asyncio.to_thread(mint, deployment, "chat", ttl=4)
-    minted = loop.time()  # the session ends at most 4 s from here
     ws_url = f"ws://127.0.0.1:{served.port}/socket"
     async with ws_connect(ws_url, additional_headers={"cookie": cookie}) as ws:
         await ws.send("ping")
         assert await ws.recv() == "ping"
+        # Closed by the gateway at the session's end (4 s), not by anything else: how soon
+        # after it is python -m bench.revocation's figure.
         with pytest.raises(ConnectionClosed):
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(4 + HANG_S):
                 await ws.recv()
-        # Its end, then within the feed's 1 s poll and the gateway's reaction, plus slack.
-        assert loop.time() - minted < 4 + 2.5
+    async with httpx.AsyncClient(base_url=served.url) as c:
+        again = await c.get("/", headers={"cookie": cookie, "accept": "application/json"})
+        assert again.status_code == 401
 
 
 async def test_disabling_a_user_closes_their_websockets_and_refuses_them(
@@ -213,13 +218,12 @@ async def test_disabling_a_user_closes_their_websockets_and_refuses_them(
         lychgate, "user", "add", "Cleo", "--email", "cleo@example.test", "--dir", str(deployment)
     )
     cookie = await asyncio.to_thread(mint, deployment, "chat", "cleo@example.test")
-    async with httpx.AsyncClient(base_url=served.url) as c, asyncio.timeout(3):
+    async with httpx.AsyncClient(base_url=served.url) as c, asyncio.timeout(HANG_S):
         while True:  # a user added while running reaches the gateway within a second
             r = await c.get("/", headers={"cookie": cookie, "accept": "application/json"})
             if r.status_code != 401:
                 break
             await asyncio.sleep(0.1)
-    loop = asyncio.get_running_loop()
     ws_url = f"ws://127.0.0.1:{served.port}/socket"
     async with ws_connect(ws_url, additional_headers={"cookie": cookie}) as ws:
         await ws.send("ping")
@@ -228,11 +232,9 @@ async def test_disabling_a_user_closes_their_websockets_and_refuses_them(
             lychgate, "user", "disable", "cleo@example.test", "--dir", str(deployment)
         )
         assert "1 session(s) ended" in out
-        started = loop.time()
-        with pytest.raises(ConnectionClosed):
-            async with asyncio.timeout(3):
+        with pytest.raises(ConnectionClosed):  # how soon: python -m bench.revocation
+            async with asyncio.timeout(HANG_S):
                 await ws.recv()
-        assert loop.time() - started < 2.0  # the feed's 1 s look, and the gateway's reaction
     async with httpx.AsyncClient(base_url=served.url) as c:
         again = await c.get("/", headers={"cookie": cookie, "accept": "application/json"})
         assert again.status_code == 401
@@ -266,7 +268,7 @@ async def test_apps_added_while_running_are_served_within_seconds(
         up.url,
     )
     cookie = await asyncio.to_thread(mint, deployment, "late")
-    async with httpx.AsyncClient(base_url=served.url) as c, asyncio.timeout(3):
+    async with httpx.AsyncClient(base_url=served.url) as c, asyncio.timeout(HANG_S):
         while True:
             r = await c.get("/late", headers={"cookie": cookie})
             if r.status_code == 200:
