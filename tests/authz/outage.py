@@ -45,6 +45,16 @@ class _Failing:
         return fail
 
 
+class _UnreachableEngine:
+    """An engine whose every connection attempt raises what ``error()`` makes."""
+
+    def __init__(self, error: Callable[[], Exception]) -> None:
+        self._error = error
+
+    def connect(self) -> NoReturn:
+        raise self._error()
+
+
 class FlakyStore:
     """A copy of ``real`` whose repositories can be broken one method at a time."""
 
@@ -55,6 +65,11 @@ class FlakyStore:
     def fail(self, repository: str, method: str, error: Callable[[], Exception]) -> None:
         """From now on ``store.<repository>.<method>(...)`` raises ``error()``."""
         setattr(self.store, repository, _Failing(getattr(self.real, repository), method, error))
+
+    def fail_connections(self, error: Callable[[], Exception]) -> None:
+        """From now on every new connection of the copy (``store.ping()``'s) raises
+        ``error()``; the repositories, which hold the real engine, are untouched."""
+        setattr(self.store, "engine", _UnreachableEngine(error))  # noqa: B010 (typed AsyncEngine)
 
 
 def leaky_message(ctx: AuthzContext) -> str:

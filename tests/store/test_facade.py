@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from blockbuster import BlockBuster
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
-from fixtures.store import allow_asyncpg_config_reads, make_user
+from fixtures.store import PG_ENV, _drop_database, allow_asyncpg_config_reads, make_user
 from lychgate.errors import ConfigError, StoreError
 from lychgate.store import Store, open_store
 from lychgate.store.schema import metadata
@@ -98,8 +99,31 @@ async def test_sqlite_runs_in_wal_mode_with_foreign_keys_and_a_busy_timeout(
     assert store.backend == "sqlite"
 
 
-async def test_store_answers_ping(store: Store) -> None:
-    await store.ping()
+async def _remove_database(url: str) -> None:
+    """Make the database at ``url`` unreachable for new connections: SQLite's file becomes a
+    directory (a missing one would be created afresh); PostgreSQL's database is dropped."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(str(parsed.database))
+        await asyncio.to_thread(path.unlink)
+        await asyncio.to_thread(path.mkdir)
+        return
+    admin = make_url(os.environ[PG_ENV]).set(drivername="postgresql")
+    await _drop_database(admin.render_as_string(hide_password=False), str(parsed.database))
+
+
+async def test_ping_answers_then_raises_the_store_error_once_the_database_is_gone(
+    fresh_store_url: str,
+) -> None:
+    store = await open_store(fresh_store_url)
+    try:
+        await store.ping()
+        await store.close()  # no pooled connection left to the old database
+        await _remove_database(fresh_store_url)
+        with pytest.raises(StoreError, match="database error"):
+            await store.ping()
+    finally:
+        await store.close()
 
 
 @pytest.mark.postgres
