@@ -15,9 +15,15 @@ import pytest
 
 from cli.test_cli import lychgate
 from fixtures.store import T0
+from lychgate.authz.context import AuthzContext
+from lychgate.authz.snapshots import build_snapshot
 from lychgate.config import Settings, load_settings
 from lychgate.deployment.apps import AppSpec, add_app, update_app
+from lychgate.deployment.keys import ensure_signing_key
+from lychgate.deployment.secrets import DeploymentSecrets, ensure_secrets
 from lychgate.errors import Conflict
+from lychgate.events import InProcessBus
+from lychgate.gateway.routing import AppRoute, NoRoute, RequestHost, route
 from lychgate.store import Store
 
 SUBDOMAINS = {
@@ -84,9 +90,31 @@ def single(tmp_path: Path) -> Settings:
     return load_settings(tmp_path, {"LYCHGATE_PUBLIC_URL": "http://localhost:8080"})
 
 
-async def test_single_host_mode_routes_on_no_app_host(store: Store, single: Settings) -> None:
+@pytest.fixture
+def secrets(tmp_path: Path) -> DeploymentSecrets:
+    return ensure_secrets(tmp_path / "secrets.json", T0)[0]
+
+
+async def test_single_host_mode_routes_on_no_app_host(
+    store: Store, single: Settings, secrets: DeploymentSecrets
+) -> None:
+    """In single-host mode an app's host routes nothing, so a host that would be another's in
+    subdomains mode is no clash: both apps are kept, and the app is the token's."""
     await add_app(store, spec("echo"), T0, settings=single)
     await add_app(store, spec("clash", "echo.localhost"), T0, settings=single)
+    assert sorted(app.slug for app in await store.apps.list()) == ["clash", "echo"]
+    await ensure_signing_key(store.signing_keys, T0)
+    bus = InProcessBus()
+    try:
+        ctx = AuthzContext(settings=single, store=store, bus=bus, secrets=secrets)
+        snap = await build_snapshot(ctx, serial=1, now=T0)
+    finally:
+        await bus.close()
+    assert set(snap.apps_by_slug) == {"echo", "clash"}  # neither left out as a clash
+    assert snap.apps_by_host == {}  # no host is looked up
+    for path in ("/", "/page"):
+        assert route(snap, RequestHost("localhost", 8080), path) == AppRoute(None)
+        assert route(snap, RequestHost("echo.localhost", 8080), path) == NoRoute()
 
 
 def test_the_cli_says_which_app_has_the_host(data_dir: Path) -> None:
