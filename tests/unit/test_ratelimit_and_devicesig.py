@@ -37,7 +37,11 @@ def test_rate_limit_keys_are_bounded() -> None:
     limiter = RateLimiter(limit=1, window=60, clock=Tick(), max_keys=10)
     for i in range(100):
         limiter.hit(f"k{i}")
+        assert limiter.tracked_keys == min(i + 1, 10)
+    with pytest.raises(RateLimited):
+        limiter.hit("k99")  # the newest keys are the ones kept
     limiter.hit("k0")  # evicted long ago: counts afresh
+    assert limiter.tracked_keys == 10
 
 
 def raw_public(key: Ed25519PrivateKey) -> bytes:

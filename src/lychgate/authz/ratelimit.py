@@ -33,6 +33,11 @@ class RateLimiter:
         self._what = what
         self._hits: OrderedDict[str, deque[float]] = OrderedDict()
 
+    @property
+    def tracked_keys(self) -> int:
+        """How many keys have events counted now (at most ``max_keys``)."""
+        return len(self._hits)
+
     def hit(self, key: str) -> None:
         """Count one event for ``key``; raise :class:`RateLimited` when over the limit."""
         now = self._clock()
