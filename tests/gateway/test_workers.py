@@ -159,7 +159,7 @@ async def test_the_supervisor_passes_sighup_on_to_every_worker(tmp_path: Path) -
         assert proc.returncode is None  # the supervisor itself lives on
 
 
-def test_a_signal_while_forking_stops_the_forking(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_signal_while_forking_stops_the_forking() -> None:
     # A SIGTERM that lands while the supervisor is still starting workers: the one just
     # started is stopped too, and no more are started.
     started: list[subprocess.Popen[bytes]] = []
@@ -175,9 +175,8 @@ def test_a_signal_while_forking_stops_the_forking(monkeypatch: pytest.MonkeyPatc
     async def never(stop: asyncio.Event, slot: int) -> None:
         raise AssertionError("no worker code runs here")
 
-    monkeypatch.setattr(workers, "_spawn", spawn_then_signal)
     try:
-        assert workers.run_workers(3, never) == -signal.SIGTERM
+        assert workers.run_workers(3, never, spawn=spawn_then_signal) == -signal.SIGTERM
         assert len(started) == 1
     finally:
         for child in started:

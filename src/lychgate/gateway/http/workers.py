@@ -57,6 +57,8 @@ MIN_UPTIME = 1.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 WorkerMain = Callable[[asyncio.Event, int], Awaitable[None]]
+# Starts one worker: (main, slot, stop signals, relayed signals) -> its pid.
+Spawn = Callable[[WorkerMain, int, tuple[signal.Signals, ...], tuple[signal.Signals, ...]], int]
 
 
 def check_free(host: str, port: int, what: str) -> None:
@@ -154,13 +156,20 @@ def _spawn(
         os._exit(code)  # never return into the supervisor's code
 
 
-def run_workers(n: int, main: WorkerMain, *, relay: tuple[signal.Signals, ...] = ()) -> int:
+def run_workers(
+    n: int,
+    main: WorkerMain,
+    *,
+    relay: tuple[signal.Signals, ...] = (),
+    spawn: Spawn = _spawn,
+) -> int:
     """Run ``main`` in ``n`` forked workers until they exit; returns the exit code of the
     first that failed at start or while stopping, else 0.
 
     Signals in ``relay`` are sent on to every worker; a worker must handle them (or ignore
     them, as it inherits the supervisor's "ignore" until its own loop installs a handler).
-    The others of SIGTERM, SIGINT and SIGHUP stop the workers.
+    The others of SIGTERM, SIGINT and SIGHUP stop the workers. ``spawn`` starts a worker and
+    returns its pid (default: fork one running ``main``); tests pass their own.
     """
     if n < 1:
         raise ValueError("at least one worker")
@@ -190,7 +199,7 @@ def run_workers(n: int, main: WorkerMain, *, relay: tuple[signal.Signals, ...] =
         for slot in range(n):
             if stop_asked():
                 break  # a signal while forking: start no more
-            pid = _spawn(main, slot, stops, relay)
+            pid = spawn(main, slot, stops, relay)
             workers[pid] = (time.monotonic(), slot)
             if stop_asked():  # it came between the fork and the line above: it missed this one
                 with contextlib.suppress(ProcessLookupError):
@@ -215,7 +224,7 @@ def run_workers(n: int, main: WorkerMain, *, relay: tuple[signal.Signals, ...] =
                 continue
             # A crash recovered from: logged here, and no failure of the eventual stop.
             log.warning("gateway worker %d exited (%d); starting another", pid, code)
-            workers[_spawn(main, slot, stops, relay)] = (time.monotonic(), slot)
+            workers[spawn(main, slot, stops, relay)] = (time.monotonic(), slot)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
