@@ -52,6 +52,19 @@ def _records(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
 
 
+async def _logged(log: Path, paths: set[str]) -> None:
+    """Wait (10 s at most: a hang guard) until ``log`` holds a record for each of ``paths``."""
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                records = await asyncio.to_thread(_records, log)
+            except ValueError:  # a line caught half-written
+                records = []
+            if paths <= {r.get("path") for r in records}:
+                return
+            await asyncio.sleep(0.05)
+
+
 async def test_the_access_log_says_why(data_dir: Path) -> None:
     port = free_port()
     with socket.socket() as s:  # a port nothing listens on: the "gone" app's upstream
@@ -82,7 +95,8 @@ async def test_the_access_log_says_why(data_dir: Path) -> None:
                 assert (r.status_code, r.text) == (502, "502 Bad Gateway\n")
                 ops_cookie = ops.split("\n")[0]
                 assert (await c.get("/f", headers={**API, "cookie": ops_cookie})).status_code == 403
-            await asyncio.sleep(0.3)  # the log lines are flushed per line; give them a moment
+            # The records are written as the responses go: wait for the last one to land.
+            await _logged(served.log, {"/a", "/b", "/c", "/d", "/e", "/f"})
         log = served.log
     records = {r["path"]: r for r in await asyncio.to_thread(_records, log) if "path" in r}
     assert records["/a"]["status"] == 302
