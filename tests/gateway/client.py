@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import trustme
 
+from gateway.waiting import PATIENCE
+
 
 @dataclass
 class Response:
@@ -50,7 +52,9 @@ class RawClient:
         self.writer.write(data)
         await self.writer.drain()
 
-    async def read_response(self, *, head_request: bool = False, timeout: float = 5.0) -> Response:
+    async def read_response(
+        self, *, head_request: bool = False, timeout: float = PATIENCE
+    ) -> Response:
         async with asyncio.timeout(timeout):
             return await self._read_response(head_request)
 
@@ -86,7 +90,7 @@ class RawClient:
             resp.body = await self.reader.read()
         return resp
 
-    async def read_until_closed(self, timeout: float = 5.0) -> bytes:
+    async def read_until_closed(self, timeout: float = PATIENCE) -> bytes:
         async with asyncio.timeout(timeout):
             out = bytearray()
             while True:

@@ -15,6 +15,7 @@ import pytest
 from gateway.client import get
 from gateway.conftest import Connect, Start, forward_to
 from gateway.upstreams import raw_upstream, read_head
+from gateway.waiting import eventually, steady
 from lychgate.gateway.http import Limits
 
 pytestmark = [pytest.mark.loopback, pytest.mark.slow]
@@ -44,14 +45,17 @@ def _reset_peak() -> None:
 
 async def test_download_is_streamed_with_bounded_memory(gateway: Start, connect: Connect) -> None:
     block = b"d" * CHUNK
+    written = 0
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal written
         await read_head(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % TOTAL)
         for _ in range(TOTAL // CHUNK):
             writer.write(block)
+            written += CHUNK
             await writer.drain()
-        await asyncio.sleep(5)
+        await reader.read()  # until the gateway closes
 
     async with raw_upstream(serve) as up:
         gw = await gateway(forward_to(up.url))
@@ -60,10 +64,13 @@ async def test_download_is_streamed_with_bounded_memory(gateway: Start, connect:
         before = _rss()
         await c.send(get())
         await c.reader.readuntil(b"\r\n\r\n")
-        await asyncio.sleep(0.5)  # the client stalls: the upstream must be held back
+        # The client stalls: the upstream must be held back. Every buffer on the way fills
+        # and the upstream's writes stop; without backpressure they would run to the end.
+        await steady(lambda: written, what="the upstream held back")
+        assert written < TOTAL
         assert _peak_rss() - before < BOUND
         received = 0
-        async with asyncio.timeout(30):
+        async with asyncio.timeout(60):
             while received < TOTAL:
                 data = await c.reader.read(CHUNK)
                 assert data
@@ -73,13 +80,13 @@ async def test_download_is_streamed_with_bounded_memory(gateway: Start, connect:
 
 
 async def test_upload_is_streamed_with_bounded_memory(gateway: Start, connect: Connect) -> None:
-    done = asyncio.Event()
+    release = asyncio.Event()
     got = 0
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal got
         await read_head(reader)
-        await asyncio.sleep(0.5)  # the upstream stalls: the client must be held back
+        await release.wait()  # the upstream stalls: the client must be held back
         while got < TOTAL:
             data = await reader.read(CHUNK)
             if not data:
@@ -87,8 +94,7 @@ async def test_upload_is_streamed_with_bounded_memory(gateway: Start, connect: C
             got += len(data)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
         await writer.drain()
-        done.set()
-        await asyncio.sleep(5)
+        await reader.read()  # until the gateway closes
 
     async with raw_upstream(serve) as up:
         gw = await gateway(forward_to(up.url))
@@ -97,10 +103,24 @@ async def test_upload_is_streamed_with_bounded_memory(gateway: Start, connect: C
         before = _rss()
         await c.send(b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % TOTAL)
         block = b"u" * CHUNK
-        async with asyncio.timeout(30):
+        sent = 0
+
+        async def upload() -> None:
+            nonlocal sent
             for _ in range(TOTAL // CHUNK):
                 c.writer.write(block)
+                sent += CHUNK
                 await c.writer.drain()
+
+        async with asyncio.timeout(60):
+            sending = asyncio.create_task(upload())
+            # Every buffer on the way fills and the client's writes stop; without
+            # backpressure the gateway would take all of it.
+            await steady(lambda: sent, what="the client held back")
+            assert sent < TOTAL
+            assert _peak_rss() - before < BOUND
+            release.set()
+            await sending
             r = await c.read_response()
         assert r.status == 200
         assert got == TOTAL
@@ -125,7 +145,7 @@ async def test_chunked_upload_is_streamed_to_the_upstream_as_it_comes(
         c = await connect(gw.port)
         await c.send(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n")
         await c.send(b"5\r\nfirst\r\n")
-        async with asyncio.timeout(2):
+        async with asyncio.timeout(10):
             await first.wait()  # reached the upstream before the client finished
         await c.send(b"0\r\n\r\n")
         assert (await c.read_response()).status == 200
@@ -148,10 +168,6 @@ async def test_a_client_that_stops_reading_is_cut(gateway: Start, connect: Conne
         gw = await gateway(forward_to(up.url), limits=Limits(send_timeout=0.3))
         c = await connect(gw.port)
         await c.send(get())  # and never read
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(10):
             await upstream_done.wait()
-        for _ in range(100):
-            if gw.open_connections == 0:
-                break
-            await asyncio.sleep(0.01)
-        assert gw.open_connections == 0
+        await eventually(lambda: gw.open_connections == 0)

@@ -23,3 +23,31 @@ async def eventually(
                 await asyncio.sleep(0.005)
     except TimeoutError:
         raise AssertionError(f"{what} not met within {timeout} s") from None
+
+
+async def steady(
+    value: Callable[[], float],
+    *,
+    slack: float = 0,
+    iterations: int = 200,
+    timeout: float = PATIENCE,
+    what: str = "steady state",
+) -> None:
+    """Wait until ``value()`` has grown by no more than ``slack`` over ``iterations`` event-loop
+    iterations in a row: what it counts has stopped moving (a buffer filled and stayed full).
+
+    Counted in loop iterations, not seconds: everything a loopback test runs (client, gateway,
+    upstream) shares this loop, so on a slow machine the wait takes longer but means the same.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            base, still = value(), 0
+            while still < iterations:
+                await asyncio.sleep(0)
+                now = value()
+                if now - base > slack:
+                    base, still = now, 0
+                else:
+                    still += 1
+    except TimeoutError:
+        raise AssertionError(f"{what} not reached within {timeout} s") from None
