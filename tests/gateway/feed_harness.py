@@ -8,7 +8,7 @@ import json
 from collections.abc import AsyncIterator
 
 from gateway.fake_authz import FakeAuthz
-from gateway.waiting import eventually
+from gateway.waiting import PATIENCE, eventually
 from gateway.world import World
 from lychgate.gateway.feed import FeedClient
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
@@ -58,7 +58,7 @@ class Running:
     async def __aexit__(self, *exc: object) -> None:
         self.client.stop()
         assert self.task is not None
-        await asyncio.wait_for(self.task, 2)
+        await asyncio.wait_for(self.task, PATIENCE)
 
 
 def client_for(server: FakeAuthz, base: str, holder: SnapshotHolder, **kw: float) -> FeedClient:

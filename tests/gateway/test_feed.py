@@ -20,7 +20,7 @@ from gateway.feed_harness import (
     serial_of,
     version,
 )
-from gateway.waiting import eventually
+from gateway.waiting import PATIENCE, eventually
 from lychgate.errors import ConfigError
 from lychgate.gateway.feed import (
     PARSE_IN_THREAD,
@@ -181,7 +181,7 @@ async def test_closing_feed_lines_stops_reading_the_source() -> None:
     stream = feed_lines(source(), heartbeat_interval=5)
     await anext(stream)
     await stream.aclose()
-    await asyncio.wait_for(closed.wait(), 1)
+    await asyncio.wait_for(closed.wait(), PATIENCE)
 
 
 # -- the client over loopback -------------------------------------------------------------------
@@ -254,7 +254,7 @@ async def test_a_dead_server_then_a_new_one(tmp_path: Path) -> None:
         second = FakeAuthz(greeting=[snapshot_line(version(7))])
         await second.start_unix(path)
         try:
-            await eventually(lambda: serial_of(holder) == 7, timeout=10.0)
+            await eventually(lambda: serial_of(holder) == 7)
         finally:
             await second.stop()
 
@@ -289,7 +289,7 @@ async def test_a_line_too_long_drops_the_connection_not_the_snapshot(
         await eventually(lambda: serial_of(holder) == 1)
         server.greeting = [snapshot_line(version(2))]
         server.push(b"x" * (17 * 1024 * 1024))
-        await eventually(lambda: serial_of(holder) == 2, timeout=10.0)
+        await eventually(lambda: serial_of(holder) == 2)
         assert server.feed_requests >= 2
 
 
@@ -356,13 +356,13 @@ async def test_stop_while_connected_and_while_backing_off(
     task = asyncio.create_task(client.run())
     await eventually(lambda: server.open_feeds == 1)
     client.stop()
-    await asyncio.wait_for(task, 1)
+    await asyncio.wait_for(task, PATIENCE)
     server.feed_status = 503
     waiting = client_for(server, base, holder, initial_backoff=30.0, max_backoff=30.0)
     task = asyncio.create_task(waiting.run())
     await eventually(lambda: waiting.failures == 1)
     waiting.stop()
-    await asyncio.wait_for(task, 1)
+    await asyncio.wait_for(task, PATIENCE)
 
 
 @pytest.mark.loopback

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from gateway.upstreams import http_upstream
+from gateway.waiting import eventually
 from lychgate.errors import ConfigError
 from lychgate.gateway.http.pool import (
     Endpoint,
@@ -89,7 +90,7 @@ async def test_waiting_for_a_slot_times_out_with_504() -> None:
             await pool.connect(target)
         assert info.value.status == 504
         first.close()
-        await asyncio.sleep(0.01)
+        await eventually(lambda: not pool.open_connections)
         second = await pool.connect(target)  # the closed one's slot is free again
         assert second is not first
         pool.close()
@@ -121,9 +122,7 @@ async def test_idle_connections_close_on_their_own_whatever_their_upstream() -> 
         current = Upstream(new.url)
         pool.release(await pool.connect(current))
         assert pool.open_connections == 4
-        async with asyncio.timeout(2):
-            while pool.open_connections:
-                await asyncio.sleep(0.02)
+        await eventually(lambda: not pool.open_connections)
         assert pool.sweep() == 0  # nothing left to close, and nothing remembered
         assert pool.acquire(retired) is None
         pool.close()

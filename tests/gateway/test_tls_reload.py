@@ -20,6 +20,7 @@ import trustme
 
 from gateway.client import peer_names
 from gateway.conftest import Start, forward_to
+from gateway.waiting import eventually
 from lychgate.deployment.init import prepare_files
 from lychgate.errors import ConfigError
 from lychgate.gateway.cert_reload import CertificateReloader
@@ -148,7 +149,7 @@ async def test_the_reloader_checks_on_its_own_and_on_request(
     task = asyncio.create_task(reloader.run())
     try:
         await asyncio.to_thread(_issue, ca, pair, "two.example")
-        async with asyncio.timeout(5):  # the timed check picks it up
+        async with asyncio.timeout(10):  # the timed check picks it up
             while await peer_names(gw.port, ca) != ["two.example"]:
                 await asyncio.sleep(0.02)
 
@@ -157,9 +158,7 @@ async def test_the_reloader_checks_on_its_own_and_on_request(
         try:
             await asyncio.to_thread(_issue, ca, pair, "three.example")
             slow.request()  # what SIGHUP does
-            async with asyncio.timeout(5):
-                while slow.checks < 1:
-                    await asyncio.sleep(0.01)
+            await eventually(lambda: slow.checks >= 1)
             assert await peer_names(gw.port, ca) == ["three.example"]
         finally:
             slow_task.cancel()
@@ -215,9 +214,7 @@ async def test_the_internal_certificate_is_renewed_and_served_when_due(tmp_path:
     reloader = CertificateReloader(certs, interval=0.05, renew=renew)
     task = asyncio.create_task(reloader.run())
     try:
-        async with asyncio.timeout(5):
-            while certs.not_after == old_expiry:
-                await asyncio.sleep(0.02)
+        await eventually(lambda: certs.not_after != old_expiry)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -39,21 +39,26 @@ async def test_bytes_after_a_response_are_dropped_with_the_connection(
 
 
 async def test_unsolicited_bytes_on_an_idle_connection(gateway: Start, connect: Connect) -> None:
+    answered, dropped = asyncio.Event(), asyncio.Event()
+
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         await writer.drain()
-        await asyncio.sleep(0.05)
+        await answered.wait()  # the exchange is over: the connection is idle in the pool
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsmuggl")
         await writer.drain()
-        await asyncio.sleep(1)
+        if not await reader.read():  # the gateway closed it, not waiting for a next request
+            dropped.set()
 
     async with raw_upstream(serve) as up:
         gw = await gateway(forward_to(up.url))
         c = await connect(gw.port)
         await c.send(get())
         assert (await c.read_response()).body == b"ok"
-        await asyncio.sleep(0.15)
+        answered.set()
+        async with asyncio.timeout(10):
+            await dropped.wait()
         await c.send(get())
         assert (await c.read_response()).body == b"ok"
         assert up.connections == 2
