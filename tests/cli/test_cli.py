@@ -449,10 +449,25 @@ def test_keys_rotate_keeps_the_old_key_verifying(deployment: Path) -> None:
     d = str(deployment)
     code, out = lychgate("keys", "rotate", "--dir", d)
     assert code == 0, out
+    assert "signs from" in out
     assert "retired" in out
     _, listing = lychgate("keys", "list", "--dir", d, env={"COLUMNS": "200"})
-    assert listing.count("signing") == 1
+    # The new key is published first; the old one signs until it takes over.
+    assert listing.count("published, signs from") == 1
+    assert listing.count("signing until") == 1
     assert "verifies until" in listing
+
+
+def test_keys_rotate_compromised_drops_the_old_keys(deployment: Path) -> None:
+    d = str(deployment)
+    lychgate("keys", "rotate", "--dir", d)
+    code, out = lychgate("keys", "rotate", "--compromised", "--dir", d)
+    assert code == 0, out
+    assert out.count("dropped") == 2
+    _, listing = lychgate("keys", "list", "--dir", d, env={"COLUMNS": "200"})
+    assert listing.count("signing") == 1
+    assert "verifies until" not in listing
+    assert "published" not in listing
 
 
 @pytest.mark.postgres

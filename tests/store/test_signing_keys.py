@@ -82,3 +82,16 @@ async def test_prune_drops_retired_keys_that_no_longer_verify(store: Store) -> N
         await store.signing_keys.add(key)
     assert await store.signing_keys.prune(T0 + HOUR) == 1
     assert {k.kid for k in await store.signing_keys.list()} == {active.kid, pending.kid}
+
+
+async def test_replace_all_leaves_only_the_new_key(store: Store) -> None:
+    active = make_signing_key(created_at=T0)
+    retired = make_signing_key(
+        created_at=T0 - 10 * HOUR, retired_at=T0 - 5 * HOUR, verify_until=T0 + HOUR
+    )
+    for key in (active, retired):
+        await store.signing_keys.add(key)
+    new = make_signing_key(created_at=T0 + HOUR)
+    dropped = await store.signing_keys.replace_all(new)
+    assert sorted(dropped) == sorted([active.kid, retired.kid])
+    assert list(await store.signing_keys.list()) == [new]

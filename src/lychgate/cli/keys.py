@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Annotated
+
 import typer
 
 from lychgate.cli.common import (
@@ -20,18 +23,43 @@ app = typer.Typer(help="Manage token signing keys.", no_args_is_help=True)
 
 
 @app.command("rotate")
-def rotate(data_dir: DirOption = None) -> None:
-    """Sign with a new key from now on; old keys verify until their tokens expire."""
+def rotate(
+    compromised: Annotated[
+        bool,
+        typer.Option(
+            "--compromised",
+            help="The old keys leaked: stop trusting them at once (everyone signs in again).",
+        ),
+    ] = False,
+    data_dir: DirOption = None,
+) -> None:
+    """Sign with a new key; old keys verify until their tokens expire.
+
+    The new key is published first and signs 10 seconds later, once every gateway knows it,
+    so no sign-in or token is refused on the way.
+    """
     with reported_errors():
         settings = settings_for(data_dir)
-        result = with_store(settings, lambda s: rotate_signing_key(s.signing_keys, now(), settings))
-    out_console.print(f"signing with [bold]{result.new_kid}[/]", highlight=False)
-    for kid in result.retired:
-        out_console.print(
-            f"retired {kid}: verifies until {result.verify_until:%Y-%m-%d %H:%M:%S %Z}",
-            highlight=False,
+        result = with_store(
+            settings,
+            lambda s: rotate_signing_key(s.signing_keys, now(), settings, compromised=compromised),
         )
-    if result.pruned:
+    out_console.print(
+        f"new key [bold]{result.new_kid}[/]: signs from {result.signs_from:%H:%M:%S %Z}",
+        highlight=False,
+    )
+    for kid in result.retired:
+        if compromised:
+            out_console.print(
+                f"dropped {kid}: every token it signed is refused from now", highlight=False
+            )
+        else:
+            out_console.print(
+                f"retired {kid}: signs until {result.signs_from:%H:%M:%S %Z}, verifies until "
+                f"{result.verify_until:%Y-%m-%d %H:%M:%S %Z}",
+                highlight=False,
+            )
+    if result.pruned and not compromised:
         out_console.print(f"deleted {result.pruned} expired key(s)")
 
 
@@ -40,13 +68,21 @@ def list_(data_dir: DirOption = None) -> None:
     """List signing keys (public identifiers only)."""
     with reported_errors():
         keys = with_store(settings_for(data_dir), _list)
-    rows = [(k.kid, f"{k.created_at:%Y-%m-%d %H:%M}", _state(k)) for k in keys]
-    print_table(("kid", "created", "state"), rows, ids=("kid",))
+    at = now()
+    rows = [(k.kid, f"{k.created_at:%Y-%m-%d %H:%M:%S}", _state(k, at)) for k in keys]
+    print_table(("kid", "signs from", "state"), rows, ids=("kid",))
 
 
-def _state(key: SigningKey) -> str:
+def _state(key: SigningKey, at: datetime) -> str:
+    if key.created_at > at:
+        return f"published, signs from {key.created_at:%H:%M:%S}"
     if key.retired_at is None:
         return "signing"
+    if key.retired_at > at:
+        return (
+            f"signing until {key.retired_at:%H:%M:%S}, "
+            f"verifies until {key.verify_until:%Y-%m-%d %H:%M}"
+        )
     return f"verifies until {key.verify_until:%Y-%m-%d %H:%M}"
 
 

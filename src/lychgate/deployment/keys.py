@@ -4,20 +4,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Final
 
 from lychgate.config import Settings
 from lychgate.ids import KeyId
 from lychgate.store.ports import SigningKeyRepository
 from lychgate.tokens import CLOCK_SKEW, Keyring, generate_signing_key
 
+#: A new key is published this long before it signs: every gateway and authz replica that
+#: follows the config feed (which looks twice a second) knows it before the first token it
+#: signs reaches them, so a rotation refuses no sign-in and no token (``unknown_kid``).
+PUBLISH_AHEAD: Final = timedelta(seconds=10)
+
 
 def max_token_life(settings: Settings) -> timedelta:
     """How long a token signed now may still be presented: a retired key verifies this long.
 
-    App tokens are the longest-lived signed tokens (identity assertions live 60 s); the clock
-    skew allowance covers gateways whose clocks run slightly behind.
+    App tokens live ``app_token_ttl``, but ``lychgate token mint --ttl`` signs them for up to
+    ``session_ttl`` (identity assertions live 60 s); the clock skew allowance covers gateways
+    whose clocks run slightly behind.
     """
-    return timedelta(seconds=max(settings.app_token_ttl, 60)) + CLOCK_SKEW
+    longest = max(settings.app_token_ttl, settings.session_ttl, 60)
+    return timedelta(seconds=longest) + CLOCK_SKEW
 
 
 async def ensure_signing_key(keys: SigningKeyRepository, now: datetime) -> KeyId | None:
@@ -33,20 +41,33 @@ async def ensure_signing_key(keys: SigningKeyRepository, now: datetime) -> KeyId
 @dataclass(frozen=True, slots=True)
 class Rotation:
     new_kid: KeyId
+    signs_from: datetime
     retired: tuple[KeyId, ...]
     verify_until: datetime
     pruned: int
 
 
 async def rotate_signing_key(
-    keys: SigningKeyRepository, now: datetime, settings: Settings
+    keys: SigningKeyRepository, now: datetime, settings: Settings, *, compromised: bool = False
 ) -> Rotation:
-    """Switch signing to a new key; old keys keep verifying until their tokens have expired."""
-    new_key = generate_signing_key(now)
-    verify_until = now + max_token_life(settings)
-    retired = await keys.rotate(new_key, retired_at=now, verify_until=verify_until)
+    """Switch signing to a new key, published :data:`PUBLISH_AHEAD` before it signs; the old
+    keys sign until then and verify until every token they signed has expired.
+
+    ``compromised``: the old keys must not be trusted a moment longer. The new key signs at
+    once and every other key is deleted, so every token they signed is refused and everyone
+    signs in again; a gateway refuses the new key's tokens until its feed brings the
+    key (within a second).
+    """
+    if compromised:
+        new_key = generate_signing_key(now)
+        dropped = await keys.replace_all(new_key)
+        return Rotation(new_key.kid, now, tuple(dropped), now, len(dropped))
+    starts = now + PUBLISH_AHEAD
+    verify_until = starts + max_token_life(settings)
+    new_key = generate_signing_key(starts)
+    retired = await keys.rotate(new_key, retired_at=starts, verify_until=verify_until)
     pruned = await keys.prune(now)
-    return Rotation(new_key.kid, tuple(retired), verify_until, pruned)
+    return Rotation(new_key.kid, starts, tuple(retired), verify_until, pruned)
 
 
 async def load_keyring(keys: SigningKeyRepository, now: datetime) -> Keyring:

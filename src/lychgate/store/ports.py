@@ -295,6 +295,10 @@ class SigningKeyRepository(Protocol):
         """In one transaction: add ``new_key`` and retire every other unretired key, which
         keeps verifying until ``verify_until``. Returns the kids retired."""
 
+    async def replace_all(self, new_key: SigningKey) -> Sequence[KeyId]:
+        """In one transaction: delete every key, retired or not, and add ``new_key`` (for keys
+        that leaked: nothing they signed verifies any more). Returns the kids deleted."""
+
     async def retire(self, kid: KeyId, *, retired_at: datetime, verify_until: datetime) -> bool:
         """Retire one key. ``True`` if this call retired it."""
 

@@ -73,6 +73,14 @@ class SqlSigningKeyRepository(SqlRepository):
                 await conn.execute(insert(_t).values(_values(new_key)))
         return retired
 
+    async def replace_all(self, new_key: SigningKey) -> Sequence[KeyId]:
+        with translating(self.TABLE, self.FIELDS):
+            async with self._engine.begin() as conn:
+                result = await conn.execute(delete(_t).returning(_t.c.kid))
+                dropped = [KeyId(row.kid) for row in result.all()]
+                await conn.execute(insert(_t).values(_values(new_key)))
+        return dropped
+
     async def retire(self, kid: KeyId, *, retired_at: datetime, verify_until: datetime) -> bool:
         changed = await self._write(
             update(_t)
