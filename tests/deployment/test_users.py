@@ -1,13 +1,17 @@
-"""Disabling a user cuts them off at once; the last admin cannot be disabled."""
+"""Adding users; disabling a user cuts them off at once; the last admin cannot be disabled."""
 
 from __future__ import annotations
+
+import asyncio
+from typing import Any
 
 import pytest
 
 from fixtures.store import T0, make_session, make_user
-from lychgate.deployment.users import disable_user, enable_user, set_admin
+from lychgate.deployment.users import add_user, disable_user, enable_user, set_admin
+from lychgate.domain import User
 from lychgate.errors import Conflict
-from lychgate.store import Store
+from lychgate.store import Store, UserRepository
 
 
 async def test_disabling_ends_every_session_and_moves_the_counter(store: Store) -> None:
@@ -80,3 +84,51 @@ async def test_the_last_admin_keeps_the_flag(store: Store) -> None:
     assert (await store.users.get(root.id)).is_admin
     with pytest.raises(Conflict, match=r"last admin: .*lychgate user update NAME --admin"):
         await disable_user(store, root, T0)
+
+
+class BothAtOnce:
+    """The store's users, but an add waits until a second one has begun: the two adds of a
+    race reach the database together, however the event loop orders the rest."""
+
+    def __init__(self, users: UserRepository) -> None:
+        self._users = users
+        self._both = asyncio.Barrier(2)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._users, name)
+
+    async def add(self, user: User) -> None:
+        await self._both.wait()
+        await self._users.add(user)
+
+
+@pytest.mark.parametrize("second", ["frank@example.com", "FRANK@example.com"])
+async def test_of_two_adds_at_once_with_one_address_one_wins(
+    store: Store, second: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both used to get in (each looked the address up, then inserted): then
+    # `lychgate user disable EMAIL` disabled only one of them.
+    monkeypatch.setattr(store, "users", BothAtOnce(store.users))
+    results = await asyncio.gather(
+        add_user(store, name="Frank", email="frank@example.com", now=T0),
+        add_user(store, name="Frank 2", email=second, now=T0),
+        return_exceptions=True,
+    )
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(refused) == 1, results
+    assert isinstance(refused[0], Conflict)
+    assert (refused[0].field, refused[0].message) == (
+        "email",
+        "a user with this e-mail address exists",
+    )
+    assert [u.name for u in await store.users.list()] == [
+        r.name for r in results if not isinstance(r, BaseException)
+    ]
+    actions = [e.action for e in await store.audit.list(limit=10)]
+    assert actions.count("user.added") == 1
+
+
+async def test_an_address_is_found_however_it_is_spelt(store: Store) -> None:
+    frank = await add_user(store, name="Frank", email=" Frank@Example.COM ", now=T0)
+    assert frank.email == "Frank@example.com"  # trimmed, the domain in lower case
+    assert await store.users.get_by_email("frank@example.com") == frank

@@ -28,7 +28,7 @@ async def test_duplicate_id_is_a_conflict_on_id(store: Store) -> None:
     user = make_user()
     await store.users.add(user)
     with pytest.raises(Conflict) as info:
-        await store.users.add(replace(user, name="Someone else"))
+        await store.users.add(replace(user, name="Someone else", email="else@example.test"))
     assert info.value.field == "id"
 
 
@@ -52,14 +52,50 @@ async def test_get_by_external_id(store: Store) -> None:
     assert await store.users.get_by_external_id("ext-43") is None
 
 
-async def test_get_by_email_returns_the_oldest_exact_match(store: Store) -> None:
-    newer = make_user(email="same@example.test", created_at=T0 + timedelta(seconds=1))
-    older = make_user(email="same@example.test", created_at=T0)
-    await store.users.add(newer)
-    await store.users.add(older)
-    assert await store.users.get_by_email("same@example.test") == older
-    assert await store.users.get_by_email("SAME@example.test") is None
+async def test_get_by_email_ignores_case_and_keeps_the_address_as_given(store: Store) -> None:
+    frank = make_user(email="Frank@example.test")
+    await store.users.add(frank)
+    assert await store.users.get_by_email("Frank@example.test") == frank
+    assert await store.users.get_by_email("FRANK@EXAMPLE.TEST") == frank
     assert await store.users.get_by_email("other@example.test") is None
+
+
+@pytest.mark.parametrize("again", ["frank@example.test", "FRANK@example.test"])
+async def test_an_email_address_belongs_to_one_user_whatever_its_case(
+    store: Store, again: str
+) -> None:
+    # Both used to be stored: then `lychgate user disable` by address disabled only one.
+    frank = make_user(email="frank@example.test")
+    await store.users.add(frank)
+    with pytest.raises(Conflict) as info:
+        await store.users.add(make_user(email=again))
+    assert (info.value.field, info.value.message) == (
+        "email",
+        "a user with this e-mail address exists",
+    )
+    assert list(await store.users.list()) == [frank]
+
+
+async def test_update_to_another_users_email_address_is_a_conflict(store: Store) -> None:
+    frank, ada = make_user(email="frank@example.test"), make_user(email="ada@example.test")
+    for user in (frank, ada):
+        await store.users.add(user)
+    with pytest.raises(Conflict) as info:
+        await store.users.update(ada.id, email="Frank@example.test")
+    assert info.value.field == "email"
+    assert await store.users.get(ada.id) == ada
+    # Her own address in another case is still hers; lookups follow the new spelling.
+    assert (await store.users.update(ada.id, email="Ada@example.test")).email == "Ada@example.test"
+    assert await store.users.get_by_email("ada@example.test") == replace(
+        ada, email="Ada@example.test"
+    )
+
+
+async def test_many_users_may_have_no_email_address(store: Store) -> None:
+    for _ in range(3):
+        await store.users.add(make_user(email=None))
+    assert await store.users.get_by_email("") is None
+    assert len(await store.users.list()) == 3
 
 
 async def test_list_is_oldest_first_with_limit_and_offset(store: Store) -> None:

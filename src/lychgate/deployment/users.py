@@ -19,6 +19,12 @@ LAST_ADMIN = (
 
 
 def check_email(email: str) -> str:
+    """A well-formed e-mail address, trimmed, its domain in lower case; ClientError if not.
+
+    The local part keeps its case, as given: it is what apps receive. Whether two addresses
+    are the same is the store's one rule, whatever the case (``users.email_key``): no two
+    users share an address, and a lookup by address finds its user however it is spelt.
+    """
     email = email.strip()
     if len(email) > 254 or not _EMAIL.fullmatch(email):
         raise ClientError("is not an e-mail address", field="email")
@@ -42,10 +48,12 @@ async def add_user(
     is_admin: bool = False,
     external_id: str | None = None,
 ) -> User:
-    """Create a user (Conflict if the e-mail address is taken) and audit it."""
+    """Create a user and audit it.
+
+    Conflict if the e-mail address is taken (ignoring case): the store decides, in the same
+    insert, so two adds at once cannot both get it (a look first would let both through).
+    """
     clean_email = check_email(email) if email else None
-    if clean_email and await store.users.get_by_email(clean_email) is not None:
-        raise Conflict("a user with this e-mail address exists", field="email")
     user = User(
         id=UserId(new_id("usr_")),
         name=check_name(name),

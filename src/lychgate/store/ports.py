@@ -69,7 +69,8 @@ class ChangedUser(NamedTuple):
 
 class UserRepository(Protocol):
     async def add(self, user: User) -> None:
-        """Store a new user. Conflict on a duplicate ``id`` or ``external_id``."""
+        """Store a new user. Conflict on a duplicate ``id`` or ``external_id``, and on an
+        e-mail address another user has, ignoring case (``field="email"``)."""
 
     async def get(self, user_id: UserId) -> User:
         """The user with this id. NotFound if there is none."""
@@ -78,7 +79,7 @@ class UserRepository(Protocol):
         """The user a customer's system knows by ``external_id``, if any."""
 
     async def get_by_email(self, email: str) -> User | None:
-        """The oldest user with exactly this e-mail address, if any (callers normalise case)."""
+        """The user with this e-mail address, ignoring case, if any (there is at most one)."""
 
     async def list(self, *, limit: int = 1000, offset: int = 0) -> Sequence[User]:
         """Users, oldest first."""
@@ -103,7 +104,8 @@ class UserRepository(Protocol):
         is_admin: bool | Unset = UNSET,
         disabled: bool | Unset = UNSET,
     ) -> User:
-        """Change the given fields and return the updated user. NotFound if absent."""
+        """Change the given fields and return the updated user. NotFound if absent; Conflict
+        (``field="email"``) for an e-mail address another user has, ignoring case."""
 
     async def count_admins(self) -> int:
         """How many enabled admins exist (zero means setup is not finished)."""

@@ -49,13 +49,17 @@ users = Table(
     metadata,
     Column("id", String(ID), primary_key=True),
     Column("name", Text, nullable=False),
-    Column("email", Text, nullable=True, index=True),
+    Column("email", Text, nullable=True),
+    # The e-mail address in lower case: two addresses that differ only in case are one
+    # (lychgate.store.sql.users.email_key), and no two users share one (uq_users_email_key).
+    Column("email_key", Text, nullable=True),
     Column("external_id", Text, nullable=True, unique=True),
     Column("is_admin", Boolean, nullable=False),
     Column("disabled", Boolean, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     # The change counter's value at this row's latest write (see config_changes below).
     Column("changed_in", BigInteger, nullable=False, index=True),
+    Index("uq_users_email_key", "email_key", unique=True),
 )
 
 devices = Table(

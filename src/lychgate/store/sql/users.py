@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final
 
 from sqlalchemy import Row, func, insert, select, tuple_, update
 
 from lychgate.domain import User
-from lychgate.errors import NotFound
+from lychgate.errors import Conflict, NotFound
 from lychgate.ids import UserId
 from lychgate.store.ports import UNSET, ChangedUser, Unset
 from lychgate.store.schema import users
 from lychgate.store.sql.base import CURRENT, SqlRepository
+
+EMAIL_TAKEN: Final = "a user with this e-mail address exists"
+
+
+def email_key(email: str | None) -> str | None:
+    """What makes two e-mail addresses the same: equal once lower-cased (``users.email_key``).
+
+    The address itself is kept as given (apps receive it in the identity assertion); this key
+    is what lookups compare and what the unique index holds.
+    """
+    return None if email is None else email.lower()
+
+
+@contextmanager
+def _email_unique() -> Iterator[None]:
+    """A clash on ``email_key`` is a Conflict on the e-mail address, as callers know it."""
+    try:
+        yield
+    except Conflict as exc:
+        if exc.field != "email_key":
+            raise
+        raise Conflict(EMAIL_TAKEN, field="email") from exc
 
 
 def _user(row: Row[Any]) -> User:
@@ -30,22 +53,24 @@ def _user(row: Row[Any]) -> User:
 class SqlUserRepository(SqlRepository):
     __slots__ = ()
     TABLE = "users"
-    FIELDS = ("id", "external_id")
+    FIELDS = ("id", "external_id", "email_key")
 
     async def add(self, user: User) -> None:
-        await self._write(
-            insert(users).values(
-                id=user.id,
-                name=user.name,
-                email=user.email,
-                external_id=user.external_id,
-                is_admin=user.is_admin,
-                disabled=user.disabled,
-                created_at=user.created_at,
-                changed_in=CURRENT,
-            ),
-            config=True,
-        )
+        with _email_unique():
+            await self._write(
+                insert(users).values(
+                    id=user.id,
+                    name=user.name,
+                    email=user.email,
+                    email_key=email_key(user.email),
+                    external_id=user.external_id,
+                    is_admin=user.is_admin,
+                    disabled=user.disabled,
+                    created_at=user.created_at,
+                    changed_in=CURRENT,
+                ),
+                config=True,
+            )
 
     async def get(self, user_id: UserId) -> User:
         row = await self._one(select(users).where(users.c.id == user_id))
@@ -58,12 +83,7 @@ class SqlUserRepository(SqlRepository):
         return None if row is None else _user(row)
 
     async def get_by_email(self, email: str) -> User | None:
-        row = await self._one(
-            select(users)
-            .where(users.c.email == email)
-            .order_by(users.c.created_at, users.c.id)
-            .limit(1)
-        )
+        row = await self._one(select(users).where(users.c.email_key == email_key(email)))
         return None if row is None else _user(row)
 
     async def list(self, *, limit: int = 1000, offset: int = 0) -> Sequence[User]:
@@ -96,6 +116,7 @@ class SqlUserRepository(SqlRepository):
             changes["name"] = name
         if email is not UNSET:
             changes["email"] = email
+            changes["email_key"] = email_key(email)
         if is_admin is not UNSET:
             changes["is_admin"] = is_admin
         if disabled is not UNSET:
@@ -103,10 +124,11 @@ class SqlUserRepository(SqlRepository):
         if not changes:
             return await self.get(user_id)
         changes["changed_in"] = CURRENT
-        rows = await self._write_returning(
-            update(users).where(users.c.id == user_id).values(changes).returning(*users.c),
-            config=True,
-        )
+        with _email_unique():
+            rows = await self._write_returning(
+                update(users).where(users.c.id == user_id).values(changes).returning(*users.c),
+                config=True,
+            )
         if not rows:
             raise NotFound("no such user", field="user_id")
         return _user(rows[0])
