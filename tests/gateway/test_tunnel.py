@@ -302,3 +302,32 @@ async def test_a_shut_registry_arms_no_sweep() -> None:
     tunnel.start(b"", b"")
     assert registry._sweeper is None
     tunnel.close()
+
+
+async def test_a_client_that_stops_reading_is_cut_at_the_send_timeout(
+    gateway: Start, connect: Connect
+) -> None:
+    # The upstream floods; the client reads nothing. Backpressure stops reading the upstream,
+    # and after send_timeout (not the hour-long idle timeout) the tunnel is cut.
+    stop = asyncio.Event()
+
+    async def flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n")
+        writer.write(b"Upgrade: websocket\r\n\r\n")
+        chunk = b"x" * 65536
+        with contextlib.suppress(ConnectionError):
+            while not stop.is_set():
+                writer.write(chunk)
+                await writer.drain()
+        stop.set()
+
+    limits = Limits(send_timeout=0.5, tunnel_idle_timeout=3600)
+    async with raw_upstream(flood) as up:
+        gw = await gateway(upgrade_to(up.url), limits=limits)
+        c = await connect(gw.port)  # its reader stops reading at its 1 MiB limit
+        await c.send(get(extra="Connection: Upgrade\r\nUpgrade: websocket\r\n"))
+        await eventually(lambda: gw.open_tunnels == 1, what="tunnel open")
+        async with asyncio.timeout(10):
+            await stop.wait()  # the upstream's connection was cut under its writes
+        await eventually(lambda: gw.open_tunnels == 0, what="tunnel closed")

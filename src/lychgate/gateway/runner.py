@@ -35,6 +35,7 @@ from lychgate.config.settings import parse_hostport
 from lychgate.deployment.layout import Layout
 from lychgate.deployment.secrets import load_secrets
 from lychgate.errors import ClientError
+from lychgate.gateway.access_changes import follow_changes
 from lychgate.gateway.accesslog import AccessLog
 from lychgate.gateway.admit_handler import GatewayHandler, GatewayOptions
 from lychgate.gateway.authz_client import HttpAuthzClient
@@ -53,7 +54,7 @@ from lychgate.gateway.http.tls import CertPair, ServerCertificates, client_conte
 from lychgate.gateway.http.workers import STOP_SIGNALS, check_free, run_workers
 from lychgate.gateway.metrics import GatewayMetrics
 from lychgate.gateway.routing import parse_host
-from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder, newly_revoked
+from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
 from lychgate.gateway.types import Decision, Handler, Principal, RequestHead, Respond
 from lychgate.ids import AppSlug
 from lychgate.secret import Secret
@@ -284,12 +285,7 @@ async def serve_worker(
         uncapped=exempt,
     )
 
-    def close_revoked(old: ConfigSnapshot | None, new: ConfigSnapshot) -> None:
-        closed = sum(server.close_session(sid) for sid in newly_revoked(old, new))
-        if closed:
-            log.info("closed %d tunnel(s) of sessions revoked or ended", closed)
-
-    holder.add_listener(close_revoked)
+    holder.add_listener(follow_changes(server))
     server.gate_tunnels(tunnel_gate(holder, max_stale=options.max_stale))
     certs = plan.tls
     metrics.track(

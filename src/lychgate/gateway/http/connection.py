@@ -52,8 +52,8 @@ from lychgate.gateway.http.tls import sni_of
 from lychgate.gateway.http.trailers import TrailerGuard
 from lychgate.gateway.http.tunnel import Tunnel
 from lychgate.gateway.http.writer import Writer
-from lychgate.gateway.types import Forward, Local, RequestHead, Respond
-from lychgate.ids import AppSlug, SessionId
+from lychgate.gateway.types import Forward, Local, Principal, RequestHead, Respond
+from lychgate.ids import AppSlug
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,11 @@ class _Stop(Exception):
 
 
 class Responder(Protocol):
+    @property
+    def app(self) -> AppSlug | None:
+        """The app the request is forwarded to (None: the control plane)."""
+        ...
+
     def client_write_paused(self) -> None: ...
 
     def client_write_resumed(self) -> None: ...
@@ -614,6 +619,14 @@ class ClientConnection(asyncio.Protocol):
             if not self._paused and transport is not None and not transport.is_closing():
                 transport.resume_reading()
 
+    def forwarded(self) -> tuple[AppSlug | None, Principal | None] | None:
+        """The app and the signed-in user the active request is being forwarded for (its
+        response may be a stream that runs for hours), or None when none is."""
+        req, exchange = self._active, self._responder
+        if req is None or exchange is None:
+            return None
+        return exchange.app, req.who
+
     def abort(self, why: str = "") -> None:
         """Cut the connection: what was sent must not look like a complete message. ``why``
         is the gateway's reason, when the cut is its own (the record of a request it ends
@@ -628,7 +641,7 @@ class ClientConnection(asyncio.Protocol):
         app: AppSlug | None,
         upstream: asyncio.Transport,
         to_client: bytes,
-        session_id: SessionId | None,
+        who: Principal | None,
     ) -> None:
         """The upstream answered 101: hand both transports to a tunnel."""
         transport = self._transport
@@ -637,7 +650,9 @@ class ClientConnection(asyncio.Protocol):
         to_upstream = self._tail or b""
         self._tail = None
         self.finish_for_tunnel(req, app)
-        Tunnel(self._ctx.tunnels, session_id, transport, upstream).start(to_upstream, to_client)
+        session_id = None if who is None else who.session_id
+        tunnel = Tunnel(self._ctx.tunnels, session_id, transport, upstream, app=app, who=who)
+        tunnel.start(to_upstream, to_client)
 
     def finish_for_tunnel(self, req: Request, app: AppSlug | None) -> None:
         ctx = self._ctx

@@ -59,8 +59,8 @@ from lychgate.gateway.http.pool import UpstreamError
 from lychgate.gateway.http.request import PAUSE_UPSTREAM, PIECE_COST, Request
 from lychgate.gateway.http.upstream import Failure, Framing, UpstreamConnection
 from lychgate.gateway.http.writer import Writer
-from lychgate.gateway.types import Forward
-from lychgate.ids import AppSlug, SessionId
+from lychgate.gateway.types import Forward, Principal
+from lychgate.ids import AppSlug
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class Downstream(Protocol):
         app: AppSlug | None,
         upstream: asyncio.Transport,
         to_client: bytes,
-        session_id: SessionId | None,
+        who: Principal | None,
     ) -> None: ...
 
 
@@ -438,7 +438,7 @@ class Exchange:
         self._down.out.write(
             response_head(101, self._fields(headers), b"connection: upgrade\r\n", keep_upgrade=True)
         )
-        self._down.into_tunnel(req, fwd.app, transport, tail, fwd.session_id)
+        self._down.into_tunnel(req, fwd.app, transport, tail, fwd.who)
 
     def upstream_write_paused(self) -> None:
         self._down.pause_reading(PAUSE_UPSTREAM)
@@ -455,6 +455,10 @@ class Exchange:
     def client_write_resumed(self) -> None:
         if self._up is not None:
             self._up.resume_reading()
+
+    @property
+    def app(self) -> AppSlug | None:
+        return self._fwd.app
 
     def client_lost(self) -> tuple[AppSlug | None, int]:
         self._state = _DONE

@@ -29,8 +29,12 @@ from lychgate.gateway.http.tls import client_context
 from lychgate.gateway.http.tls_accept import TlsAcceptor
 from lychgate.gateway.http.tunnel import TunnelRegistry
 from lychgate.gateway.http.writer import Batch
-from lychgate.gateway.types import Handler
+from lychgate.gateway.types import Handler, Principal
 from lychgate.ids import AppSlug, SessionId
+
+#: Asked of each open tunnel (``True``) and response under way (``False``) with the app and the
+#: signed-in user it was admitted for: why it may not go on, or None to keep it.
+Refusal = Callable[[AppSlug | None, Principal, bool], str | None]
 
 
 class GatewayServer:
@@ -94,6 +98,24 @@ class GatewayServer:
     def close_session(self, session_id: SessionId) -> int:
         """Close the tunnels (WebSockets) of a revoked session; returns how many."""
         return self._ctx.tunnels.close_session(session_id)
+
+    def close_where(self, refuse: Refusal) -> tuple[int, int]:
+        """Close every tunnel, and cut every response under way, whose app and signed-in user
+        ``refuse`` no longer admits (it returns why, or None to keep it): a session that ended
+        closes its event streams as well as its WebSockets. Returns (tunnels, responses)."""
+        tunnels = self._ctx.tunnels.close_where(
+            lambda t: t.who is not None and refuse(t.app, t.who, True) is not None
+        )
+        cut = 0
+        for conn in list(self._ctx.connections):
+            forwarded = conn.forwarded()
+            if forwarded is None or forwarded[1] is None:
+                continue
+            why = refuse(forwarded[0], forwarded[1], False)
+            if why is not None:
+                conn.abort(why)
+                cut += 1
+        return tunnels, cut
 
     @property
     def upstream_failures(self) -> Mapping[tuple[AppSlug | None, str], int]:

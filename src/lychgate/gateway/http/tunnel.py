@@ -17,7 +17,16 @@ still holds unsent bytes: waiting on a peer that does not read would keep its so
 counted nowhere.
 
 Tunnels are registered by session id, so that revoking a session closes its WebSockets
-(DESIGN.md, flow 6), and counted for metrics.
+(DESIGN.md, flow 6), and counted for metrics. Each also keeps the app and the signed-in user
+it was admitted for, so that a change of the app (removed, admins only, no more WebSockets)
+closes the tunnels it no longer admits (:meth:`TunnelRegistry.close_where`).
+
+A side that stops reading while the other keeps sending fills its write buffer; the other side
+then stops being read (backpressure). If the stalled side has not drained within
+``drain_timeout`` (the listener's ``send_timeout``, as for an HTTP response), the tunnel is
+cut: a client that never reads must not hold two sockets and their buffers for the hour the
+idle timeout allows, and a peer that closed meanwhile (its FIN unread while reading is paused)
+is let go too.
 
 A tunnel through which no byte has passed, either way, for ``idle_timeout`` seconds is closed
 (``limits.tunnel_idle_timeout``, an hour by default): a socket that both ends forgot must not
@@ -34,7 +43,8 @@ import logging
 from collections.abc import Callable
 from typing import Final
 
-from lychgate.ids import SessionId
+from lychgate.gateway.types import Principal
+from lychgate.ids import AppSlug, SessionId
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +55,14 @@ SWEEPS: Final = 4
 class TunnelEnd(asyncio.Protocol):
     """One side of a tunnel: what it reads, its peer writes."""
 
-    __slots__ = ("peer", "transport", "tunnel")
+    __slots__ = ("_stalled", "name", "peer", "transport", "tunnel")
 
-    def __init__(self, tunnel: Tunnel, transport: asyncio.Transport) -> None:
+    def __init__(self, tunnel: Tunnel, transport: asyncio.Transport, name: str) -> None:
         self.tunnel = tunnel
         self.transport = transport
+        self.name = name  # "client" or "upstream", for the log
         self.peer: TunnelEnd | None = None
+        self._stalled: asyncio.TimerHandle | None = None  # armed while its writes are paused
 
     def data_received(self, data: bytes) -> None:
         self.tunnel.quiet = 0
@@ -63,15 +75,37 @@ class TunnelEnd(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._unstall()
         self.tunnel.end_lost()
 
     def pause_writing(self) -> None:
         if self.peer is not None and not self.peer.transport.is_closing():
             self.peer.transport.pause_reading()
+        if self._stalled is None and not self.tunnel.closed:
+            loop = asyncio.get_running_loop()
+            timeout = self.tunnel.drain_timeout
+            self._stalled = loop.call_later(timeout, self._stopped_reading)
 
     def resume_writing(self) -> None:
+        self._unstall()
         if self.peer is not None and not self.peer.transport.is_closing():
             self.peer.transport.resume_reading()
+
+    def _unstall(self) -> None:
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
+
+    def _stopped_reading(self) -> None:
+        self._stalled = None
+        if self.tunnel.closed:
+            return  # already closing: its drain timer cuts what is left
+        log.info(
+            "closed a tunnel whose %s read nothing for %.0f s (send_timeout)",
+            self.name,
+            self.tunnel.drain_timeout,
+        )
+        self.tunnel.close(cut=True)
 
 
 class Tunnel:
@@ -82,10 +116,12 @@ class Tunnel:
         "_drain_timer",
         "_open_ends",
         "_registry",
+        "app",
         "client",
         "quiet",
         "session_id",
         "upstream",
+        "who",
     )
 
     def __init__(
@@ -94,9 +130,14 @@ class Tunnel:
         session_id: SessionId | None,
         client: asyncio.Transport,
         upstream: asyncio.Transport,
+        *,
+        app: AppSlug | None = None,
+        who: Principal | None = None,
     ) -> None:
         self._registry = registry
         self.session_id = session_id
+        self.app = app  # what it was admitted for: the app, and the signed-in user
+        self.who = who
         self.client = client
         self.upstream = upstream
         self._closed = False
@@ -106,8 +147,8 @@ class Tunnel:
 
     def start(self, to_upstream: bytes, to_client: bytes) -> None:
         """Switch both transports to tunnel ends; write bytes that came behind the heads."""
-        a = TunnelEnd(self, self.client)
-        b = TunnelEnd(self, self.upstream)
+        a = TunnelEnd(self, self.client, "client")
+        b = TunnelEnd(self, self.upstream, "upstream")
         a.peer, b.peer = b, a
         self.client.set_protocol(a)
         self.upstream.set_protocol(b)
@@ -122,6 +163,10 @@ class Tunnel:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def drain_timeout(self) -> float:
+        return self._registry.drain_timeout
 
     def close(self, *, cut: bool = False) -> None:
         """Close both sides, after each has flushed what it holds (within the drain timeout).
@@ -214,7 +259,11 @@ class TunnelRegistry:
 
     def close_all(self) -> int:
         """Close every tunnel (the config feed expired); returns how many."""
-        tunnels = [t for group in self._by_session.values() for t in group]
+        return self.close_where(lambda tunnel: True)
+
+    def close_where(self, refused: Callable[[Tunnel], bool]) -> int:
+        """Close every tunnel that ``refused`` says may not stay open; returns how many."""
+        tunnels = [t for group in self._by_session.values() for t in group if refused(t)]
         for tunnel in tunnels:
             tunnel.close(cut=True)
         return len(tunnels)
