@@ -13,8 +13,12 @@ import trustme
 from gateway.client import get, peer_names
 from gateway.conftest import Answers, Connect, Start, assert_cut, forward_to
 from gateway.upstreams import Reply, Seen, http_upstream
+from gateway.world import APPS, AUTHZ, Clock, NoAuthz, World, make_app
+from lychgate.gateway.admit_handler import GatewayHandler, GatewayOptions
+from lychgate.gateway.endpoints import Endpoints
 from lychgate.gateway.http import Limits
 from lychgate.gateway.http.tls import CertPair, client_context, server_context
+from lychgate.gateway.snapshot import SnapshotHolder
 from lychgate.gateway.types import Decision, Forward, RequestHead, Upstream
 
 pytestmark = pytest.mark.loopback
@@ -225,3 +229,39 @@ async def test_a_stalled_tls_handshake_is_cut_at_the_header_timeout(
                 pass  # the server may say something before it closes
     finally:
         writer.close()
+
+
+@pytest.fixture
+def two_hosts(ca: trustme.CA, tmp_path: Path) -> ssl.SSLContext:
+    return server_context(
+        _pair(ca, tmp_path, "wiki.example.com"),
+        {"metrics.corp.example": _pair(ca, tmp_path, "metrics.corp.example")},
+    )
+
+
+@pytest.mark.parametrize(
+    ("sni", "status"), [("wiki.example.com", 200), ("metrics.corp.example", 421)]
+)
+async def test_a_host_that_disagrees_with_sni_is_421_over_tls(
+    gateway: Start,
+    connect: Connect,
+    ca: trustme.CA,
+    two_hosts: ssl.SSLContext,
+    sni: str,
+    status: int,
+) -> None:
+    # SECURITY.md item 4 through a real TLS listener and the real handler: a connection
+    # made for one host (its certificate chosen by SNI) carries no request for another.
+    async with http_upstream() as up:
+        world = World("subdomains", apps=(make_app("wiki", upstream=up.url), *APPS[1:]))
+        holder = SnapshotHolder()
+        holder.replace(world.snapshot)
+        handler = GatewayHandler(
+            holder, GatewayOptions(AUTHZ), Endpoints(holder, NoAuthz()), clock=Clock()
+        )
+        gw = await gateway(handler, ssl=two_hosts)
+        c = await connect(gw.port, ssl_context=_trusting(ca), server_hostname=sni)
+        cookie = f"{world.cookie_name}={world.token()}"
+        await c.send(get("/", host="wiki.example.com", extra=f"Cookie: {cookie}\r\n"))
+        assert (await c.read_response()).status == status
+        assert len(up.seen) == (1 if status == 200 else 0)
