@@ -130,3 +130,20 @@ def test_declining_ca_rotate_says_nothing_changed(data_dir: Path) -> None:
     declined = runner.invoke(app, ["ca", "rotate", "--dir", str(data_dir)], input="n\n")
     assert declined.exit_code == 1
     assert "nothing changed: the internal CA was not replaced" in declined.output
+
+
+def test_init_on_a_second_node_of_a_deployment_asks_for_its_secrets(tmp_path: Path) -> None:
+    # It used to write a secrets.json of its own, silently: replicas then served other keys.
+    first, second = tmp_path / "node1", tmp_path / "node2"
+    env = {"LYCHGATE_DATABASE_URL": f"sqlite:///{first / 'lychgate.db'}"}
+    assert init(first, env=env)[0] == 0
+    code, out = init(second, env=env)
+    assert code == 2, out
+    assert "already holds a deployment (0 users, 1 signing keys)" in said(out)
+    assert squeezed(f"copy secrets.json and lychgate.toml from an existing node into {second}") in (
+        squeezed(out)
+    )
+    assert not (second / "secrets.json").exists()
+    code, out = init(second, "--new-secrets", env=env)
+    assert code == 0, out
+    assert "secrets written" in said(out)

@@ -32,12 +32,26 @@ def init(
     domain: Annotated[
         str | None, typer.Option("--domain", help="Subdomains mode: apps live at SLUG.DOMAIN.")
     ] = None,
+    new_secrets: Annotated[
+        bool,
+        typer.Option(
+            "--new-secrets",
+            help="Make a new secrets.json although the database holds a deployment (its "
+            "secrets.json is lost everywhere): every node then needs the new file.",
+        ),
+    ] = False,
 ) -> None:
     """Create a deployment, or complete one. Never destroys existing keys or data."""
     with reported_errors():
         at = now()
         files = prepare_files(
-            data_dir, os.environ, public_url=public_url, routing=routing, domain=domain, now=at
+            data_dir,
+            os.environ,
+            public_url=public_url,
+            routing=routing,
+            domain=domain,
+            now=at,
+            new_secrets=new_secrets,
         )
         settings = files.settings
         new_kid = asyncio.run(prepare_store(settings, at))

@@ -8,11 +8,14 @@ Two halves, because one is blocking file work and the other talks to the store:
 2. :func:`prepare_store` (async): migrations, and a signing key if there is none.
 
 Running init again is safe: every step creates only what is missing, and an option that
-would change an existing deployment's settings is refused, saying how to change it.
+would change an existing deployment's settings is refused, saying how to change it. So is
+running it on a second node of a cluster by mistake: it refuses to make new secrets for a
+database that already holds a deployment (:func:`refuse_new_secrets`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -31,6 +34,7 @@ from lychgate.errors import ConfigError
 from lychgate.files import DIR_MODE, PRIVATE_MODE, PUBLIC_MODE, restrict_mode, write_atomic
 from lychgate.ids import AppSlug, KeyId
 from lychgate.store import open_store
+from lychgate.store.probe import holdings
 from lychgate.tls.constraints import not_permitted
 from lychgate.tls.files import RENEW_BEFORE, TlsPaths, ensure_tls_material, load_ca
 from lychgate.tls.hosts import hostnames_for, is_plain_http_allowed
@@ -52,11 +56,14 @@ def prepare_files(
     routing: str | None = None,
     domain: str | None = None,
     now: datetime,
+    new_secrets: bool = False,
 ) -> FilesReport:
     """Create what is missing in the deployment directory and return its settings.
 
     The options are for a new deployment: on an existing one they must match its settings
     (:func:`refuse_changes`), because init never rewrites what an operator may have edited.
+    Without secrets.json, the database must hold no deployment (:func:`refuse_new_secrets`)
+    unless ``new_secrets`` says that deployment's secrets are lost.
     """
     root = (data_dir or default_data_dir(env)).expanduser().resolve()
     layout = Layout(root)
@@ -67,6 +74,8 @@ def prepare_files(
     check_deployable(requested)
     if layout.config_file.exists():
         refuse_changes(load_settings(root, env), requested, asked, env)
+    if not new_secrets and not layout.secrets_file.exists():
+        refuse_new_secrets(requested)
     root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     config_created = False
     if not layout.config_file.exists():
@@ -83,6 +92,31 @@ def prepare_files(
         check_internal_ca(layout.tls_dir, names, now)
         tls = ensure_tls_material(layout.tls_dir, names, now=now)
     return FilesReport(settings, config_created, secrets_created, tls)
+
+
+def refuse_new_secrets(settings: Settings) -> None:
+    """Refuse to make secrets.json for a database that already holds a deployment.
+
+    Every node of a deployment must share one secrets.json: an authz replica with secrets of
+    its own serves other assertion and feed keys, and identity assertions then fail with
+    ``unknown_kid`` depending on the replica, with nothing in any log. The database holding
+    users or signing keys means that ``init`` ran elsewhere (or this node's file was lost).
+    Blocking (it runs its own event loop): call it outside one, as :func:`prepare_files`.
+    """
+    held = asyncio.run(holdings(settings.effective_database_url.reveal()))
+    if not held.is_deployment:
+        return
+    layout = Layout(settings.data_dir)
+    raise ConfigError(
+        f"the database {held.url} already holds a deployment ({held.users} users, "
+        f"{held.signing_keys} signing keys), but {layout.secrets_file} does not exist; "
+        "every node of a deployment must share one secrets.json. To add this node, copy "
+        f"secrets.json and lychgate.toml from an existing node into {layout.root} (keep "
+        "secrets.json mode 0600) and run `lychgate init` again. If this deployment's "
+        "secrets.json is lost everywhere, run `lychgate init --new-secrets`, copy the new "
+        "file to every node and restart every authz and gateway",
+        field="secrets",
+    )
 
 
 def check_deployable(settings: Settings) -> None:
