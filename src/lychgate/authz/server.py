@@ -29,7 +29,7 @@ from lychgate.deployment.secrets import load_secrets
 from lychgate.errors import ConfigError
 from lychgate.events import open_bus
 from lychgate.files import DIR_MODE
-from lychgate.store import open_store
+from lychgate.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ async def authz_context(settings: Settings) -> AsyncIterator[AuthzContext]:
     url = settings.effective_database_url.reveal()
     store = await open_store(url)
     try:
+        await warn_without_signing_key(store, settings)
         bus = await open_bus(url)
         try:
             yield AuthzContext(settings=settings, store=store, bus=bus, secrets=secrets)
@@ -49,6 +50,25 @@ async def authz_context(settings: Settings) -> AsyncIterator[AuthzContext]:
             await bus.close()
     finally:
         await store.close()
+
+
+async def warn_without_signing_key(store: Store, settings: Settings) -> bool:
+    """Warn, naming what to run, when the store holds no signing key; returns whether it did.
+
+    authz starts all the same (its sign-in answers 503 until a key exists, and ``serve`` in a
+    new directory starts this way), but the likely cause is a ``database_url`` that names an
+    empty database, which authz has just migrated: a new node's typo, or init never run.
+    """
+    if await store.signing_keys.list():
+        return False
+    log.warning(
+        "the database %s holds no signing key, so nobody can sign in (authz answers 503) "
+        "until it does: if this is a new deployment, run `lychgate init --dir %s`; if the "
+        "deployment's database is another one, correct database_url",
+        store.url,
+        settings.data_dir,
+    )
+    return True
 
 
 def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
