@@ -232,6 +232,17 @@ async def test_a_feed_silent_past_max_stale_denies_until_it_is_back(
     assert (await endpoints.healthz(SINGLE.head("/.lychgate/healthz"))).status == 200
 
 
+@pytest.mark.parametrize("accept", [FETCH, NAVIGATE], ids=["json", "html"])
+def test_the_503_of_a_silent_feed_says_when_to_try_again(
+    accept: tuple[tuple[str, str], ...],
+) -> None:
+    handler, _endpoints, _holder, _clock = _silent_for(301.0)
+    refused = handler(SINGLE.head("/", cookies=[SINGLE.token()], headers=accept))
+    assert isinstance(refused, Respond)
+    assert refused.status == 503
+    assert ("retry-after", "5") in refused.headers
+
+
 def test_a_feed_silent_within_max_stale_still_serves() -> None:
     """Below the bound the gateway keeps serving: an authz restart does not sign anybody out."""
     handler, _endpoints, _holder, _clock = _silent_for(299.0)

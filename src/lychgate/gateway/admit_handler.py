@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from lychgate.config.settings import IpNetwork, Settings
@@ -51,13 +51,16 @@ from lychgate.gateway.feed_http import authz_base
 from lychgate.gateway.forwarding import forward_headers
 from lychgate.gateway.http.failures import Throttle
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
-from lychgate.gateway.types import Decision, Forward, RequestHead, Upstream
+from lychgate.gateway.types import Decision, Forward, RequestHead, Respond, Upstream
 from lychgate.ids import AppSlug
 from lychgate.tokens import CachedVerifier, VerifiedJWS
 from lychgate.tokens.errors import Reason, fail
 
 log = logging.getLogger(__name__)
 _STALE_CHECK_EVERY = timedelta(seconds=1)
+# On a 503 the gateway can do nothing about yet (no snapshot: starting, or the feed silent past
+# feed_max_stale; no assertion key): when a client may ask again. A heartbeat comes every 5 s.
+_RETRY_AFTER = ("retry-after", "5")
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
 
@@ -255,7 +258,7 @@ class GatewayHandler:
                 log.info("refused with 403: %s", admission.reason)
             else:
                 log.info("refused with 403: %s (user %s)", admission.reason, who.user_id)
-        return responses.deny(
+        denied = responses.deny(
             admission.status,
             admission.error,
             head,
@@ -263,13 +266,16 @@ class GatewayHandler:
             reason=admission.reason,
             who=admission.identity,
         )
+        return _try_again_later(denied) if admission.error == "unavailable" else denied
 
     def _to_app(self, head: RequestHead, admitted: ToApp, now: datetime) -> Decision:
         assertions = self._assertions
         upstream = self._upstreams.get(admitted.app.slug)
         if assertions is None or upstream is None:
             log.warning("no assertion key in the snapshot: refusing app requests")
-            return responses.deny(503, "unavailable", head, reason="no assertion key")
+            return _try_again_later(
+                responses.deny(503, "unavailable", head, reason="no assertion key")
+            )
         identity = admitted.identity
         try:
             headers = forward_headers(
@@ -291,6 +297,11 @@ class GatewayHandler:
             response_fields=drop_lychgate_set_cookies,  # no app sets our cookies
             who=identity,
         )
+
+
+def _try_again_later(denied: Respond) -> Respond:
+    """``denied`` with a ``Retry-After`` (see :data:`_RETRY_AFTER`)."""
+    return replace(denied, headers=(*denied.headers, _RETRY_AFTER))
 
 
 class _NoKeys:
