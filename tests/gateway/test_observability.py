@@ -284,3 +284,19 @@ def test_latency_histogram_counts_each_response_in_its_bucket() -> None:
     assert 'lychgate_gateway_request_duration_seconds_count{app="wiki",worker="1"} 6.0' in text
     assert 'lychgate_gateway_requests_total{app="wiki",status="502",worker="1"} 1.0' in text
     assert 'lychgate_gateway_requests_total{app="wiki",status="200",worker="1"} 5.0' in text
+
+
+def test_a_tunnels_end_is_its_own_record(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="lychgate.access"):
+        AccessLog().tunnel_end(head("/chat"), AppSlug("chat"), 61.5, "session ended", ADA, 10, 20)
+    [line] = [r.getMessage() for r in caplog.records if r.name == "lychgate.access"]
+    record = json.loads(line)
+    assert record["status"] == 101
+    assert record["event"] == "tunnel_end"
+    assert record["ms"] == 61500.0
+    assert (record["bytes_in"], record["bytes_out"]) == (10, 20)
+    assert record["reason"] == "session ended"
+    assert (record["path"], record["user"]) == ("/chat", "u_ada")
+    plain = json.loads(access_line(head(), None, 200, 0.0, now=datetime(2026, 1, 1, tzinfo=UTC)))
+    assert "event" not in plain
+    assert "bytes_in" not in plain

@@ -17,7 +17,8 @@ from gateway.upstreams import Raw, raw_upstream, read_head
 from gateway.waiting import eventually
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.tunnel import Tunnel, TunnelRegistry
-from lychgate.ids import SessionId
+from lychgate.gateway.types import Principal, RequestHead
+from lychgate.ids import AppSlug, SessionId
 
 pytestmark = pytest.mark.loopback
 
@@ -287,8 +288,8 @@ async def test_a_tunnel_whose_sides_both_closed_cuts_nothing_later() -> None:
     tunnel = Tunnel(registry, SID, a, b)
     tunnel.start(b"", b"")
     tunnel.close()
-    tunnel.end_lost()
-    tunnel.end_lost()  # both flushed and gone in time
+    tunnel.end_lost("test")
+    tunnel.end_lost("test")  # both flushed and gone in time
     await asyncio.sleep(0.3)
     assert not a.aborted
     assert not b.aborted
@@ -331,3 +332,52 @@ async def test_a_client_that_stops_reading_is_cut_at_the_send_timeout(
         async with asyncio.timeout(10):
             await stop.wait()  # the upstream's connection was cut under its writes
         await eventually(lambda: gw.open_tunnels == 0, what="tunnel closed")
+
+
+class Ends:
+    """An ``on_tunnel_end`` hook that keeps (path, app, why, sent, received, seconds)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, object, str, int, int, float]] = []
+
+    def __call__(
+        self,
+        head: RequestHead,
+        app: AppSlug | None,
+        seconds: float,
+        why: str,
+        who: Principal | None,
+        sent: int,
+        received: int,
+    ) -> None:
+        assert who is not None
+        assert who.session_id == SID
+        self.seen.append((head.path, app, why, sent, received, seconds))
+
+
+@pytest.mark.parametrize("ended_by", ["client", "revocation"])
+async def test_a_tunnels_end_is_recorded_with_why_and_its_bytes(
+    gateway: Start, ws_upstream: str, ended_by: str
+) -> None:
+    ends = Ends()
+    gw = await gateway(upgrade_to(ws_upstream), on_tunnel_end=ends)
+    async with ws_connect(f"ws://127.0.0.1:{gw.port}/chat") as ws:
+        noise = os.urandom(1000)  # incompressible: permessage-deflate cannot shrink it
+        await ws.send(noise)
+        assert await ws.recv() == noise
+        if ended_by == "revocation":
+            assert gw.close_session(SID) == 1
+            with pytest.raises(ConnectionClosed):
+                async with asyncio.timeout(10):
+                    await ws.recv()
+    await eventually(lambda: ends.seen != [], what="the tunnel's end recorded")
+    [(path, app, why, sent, received, seconds)] = ends.seen
+    assert (path, app) == ("/chat", None)
+    # The client's frames are masked and carry a header: a little over what it sent.
+    assert sent > 1000
+    assert received > 1000
+    assert seconds > 0
+    if ended_by == "revocation":
+        assert why == "session ended"
+    else:
+        assert why in ("client closed", "upstream closed")  # whichever FIN came first

@@ -9,6 +9,10 @@ when the gateway answered itself and has something to say
 why: the token check that sent a browser to log in (``login: expired``), a 401's
 (``no_cookie``, ``bad_signature``, ``revoked``...), a 403's (``admins only``), a 404's, an
 upstream's failure behind a 502 or 504 (``upstream connect failed: Connection refused``).
+A WebSocket gets a second record when its tunnel closes: status 101, ``event`` ``tunnel_end``,
+``ms`` the time it was open, ``reason`` why it ended (``client closed``, ``upstream closed``,
+``session ended``, ``idle (tunnel_idle_timeout)``, ``gateway stopping``...), and ``bytes_in``
+and ``bytes_out``, what its client sent and received through it.
 Cookies and Authorization headers are never logged, nor is any token, nor the one-time code in
 an enrollment or admin-setup link's path (:func:`loggable_path`).
 """
@@ -44,6 +48,23 @@ class AccessLog:
         now = datetime.now(UTC)
         self._log.info(access_line(head, app, status, seconds, now=now, reason=reason, who=who))
 
+    def tunnel_end(
+        self,
+        head: RequestHead,
+        app: AppSlug | None,
+        seconds: float,
+        why: str,
+        who: Principal | None,
+        sent: int,
+        received: int,
+    ) -> None:
+        """A second record for a WebSocket, when it closes: how long, why, and its bytes."""
+        now = datetime.now(UTC)
+        line = access_line(
+            head, app, 101, seconds, now=now, reason=why, who=who, tunnel=(sent, received)
+        )
+        self._log.info(line)
+
 
 # Paths whose last segment is a one-time secret: an enrollment or admin-setup link's code
 # (lychgate.deployment.enroll). Logged as the prefix and a mark, never the code.
@@ -69,8 +90,10 @@ def access_line(
     now: datetime,
     reason: str = "",
     who: Principal | None = None,
+    tunnel: tuple[int, int] | None = None,
 ) -> str:
-    """The JSON text of one access record."""
+    """The JSON text of one access record; ``tunnel``: the record of a tunnel's end, with the
+    bytes its client sent and received."""
     record: dict[str, object] = {
         "ts": now.isoformat(timespec="milliseconds"),
         "status": status,
@@ -90,4 +113,6 @@ def access_line(
         record.update(user=who.user_id, session=who.session_id)  # a handle: ids.session_handle
     if reason:
         record["reason"] = reason
+    if tunnel is not None:
+        record.update(event="tunnel_end", bytes_in=tunnel[0], bytes_out=tunnel[1])
     return json.dumps(record, separators=(",", ":"), ensure_ascii=True)

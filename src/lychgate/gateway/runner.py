@@ -281,6 +281,7 @@ async def serve_worker(
         ssl=plan.tls.context if plan.tls is not None else None,
         reuse_port=reuse_port,
         on_response=response_hook(metrics, access),
+        on_tunnel_end=None if access is None else access.tunnel_end,
         upstream_ssl=plan.upstream_ssl,
         uncapped=exempt,
     )

@@ -651,7 +651,16 @@ class ClientConnection(asyncio.Protocol):
         self._tail = None
         self.finish_for_tunnel(req, app)
         session_id = None if who is None else who.session_id
-        tunnel = Tunnel(self._ctx.tunnels, session_id, transport, upstream, app=app, who=who)
+        hook, head = self._ctx.on_tunnel_end, req.head
+        on_end = None
+        if hook is not None and head is not None:
+
+            def on_end(seconds: float, why: str, sent: int, received: int) -> None:
+                hook(head, app, seconds, why, who, sent, received)
+
+        tunnel = Tunnel(
+            self._ctx.tunnels, session_id, transport, upstream, app=app, who=who, on_end=on_end
+        )
         tunnel.start(to_upstream, to_client)
 
     def finish_for_tunnel(self, req: Request, app: AppSlug | None) -> None:

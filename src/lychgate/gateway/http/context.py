@@ -29,6 +29,13 @@ if TYPE_CHECKING:
 # counter increment and, when the access log is on, one log call.
 ResponseHook = Callable[[RequestHead, AppSlug | None, int, float, str, Principal | None], None]
 
+# Called once per tunnel when both of its connections are gone: the handshake's head, the app,
+# the seconds the tunnel was open, why it ended ("client closed", "session ended", "idle"...),
+# who it was opened for, and the bytes the client sent and received through it.
+TunnelEndHook = Callable[
+    [RequestHead, AppSlug | None, float, str, Principal | None, int, int], None
+]
+
 
 @dataclass(slots=True)
 class ServerStats:
@@ -48,6 +55,7 @@ class ServerContext:
     tunnels: TunnelRegistry
     scheme: str  # "http" or "https", what this listener speaks
     on_response: ResponseHook | None = None
+    on_tunnel_end: TunnelEndHook | None = None
     batch: Batch = field(default_factory=Batch)
     failures: UpstreamFailures = field(default_factory=lambda: UpstreamFailures(time.monotonic))
     stats: ServerStats = field(default_factory=ServerStats)

@@ -22,7 +22,12 @@ from collections.abc import Callable, Mapping
 
 from lychgate.gateway.http.clientcap import ClientCap, is_loopback
 from lychgate.gateway.http.connection import ClientConnection
-from lychgate.gateway.http.context import ResponseHook, ServerContext, ServerStats
+from lychgate.gateway.http.context import (
+    ResponseHook,
+    ServerContext,
+    ServerStats,
+    TunnelEndHook,
+)
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.pool import UpstreamPool
 from lychgate.gateway.http.tls import client_context
@@ -104,7 +109,7 @@ class GatewayServer:
         ``refuse`` no longer admits (it returns why, or None to keep it): a session that ended
         closes its event streams as well as its WebSockets. Returns (tunnels, responses)."""
         tunnels = self._ctx.tunnels.close_where(
-            lambda t: t.who is not None and refuse(t.app, t.who, True) is not None
+            lambda t: None if t.who is None else refuse(t.app, t.who, True)
         )
         cut = 0
         for conn in list(self._ctx.connections):
@@ -128,7 +133,7 @@ class GatewayServer:
 
     def close_tunnels(self) -> int:
         """Close every tunnel (the config feed has been silent too long); returns how many."""
-        return self._ctx.tunnels.close_all()
+        return self._ctx.tunnels.close_all("config feed expired")
 
     async def serve_forever(self) -> None:
         await self._server.serve_forever()
@@ -170,6 +175,7 @@ async def start_server(
     sock: socket.socket | None = None,
     backlog: int = 1024,
     on_response: ResponseHook | None = None,
+    on_tunnel_end: TunnelEndHook | None = None,
     upstream_ssl: ssl_module.SSLContext | None = None,
     pool: UpstreamPool | None = None,
     uncapped: Callable[[str], bool] = is_loopback,
@@ -178,7 +184,8 @@ async def start_server(
 
     ``ssl`` makes it an HTTPS listener (see :func:`.tls.server_context`). ``upstream_ssl``
     verifies https upstreams (default: the system CAs). ``on_response`` is called after every
-    response with ``(head, app, status, seconds)``. ``uncapped`` names the client addresses
+    response with ``(head, app, status, seconds, reason, who)``, ``on_tunnel_end`` after every
+    tunnel (:data:`.TunnelEndHook`). ``uncapped`` names the client addresses
     that ``limits.max_connections_per_client`` does not apply to (:mod:`.clientcap`).
     """
     loop = asyncio.get_running_loop()
@@ -200,6 +207,7 @@ async def start_server(
         ),
         scheme="https" if ssl is not None else "http",
         on_response=on_response,
+        on_tunnel_end=on_tunnel_end,
         batch=pool.batch,
         clients=(
             ClientCap(limits.max_connections_per_client, exempt=uncapped)

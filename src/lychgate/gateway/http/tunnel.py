@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Final
 
@@ -55,28 +56,30 @@ SWEEPS: Final = 4
 class TunnelEnd(asyncio.Protocol):
     """One side of a tunnel: what it reads, its peer writes."""
 
-    __slots__ = ("_stalled", "name", "peer", "transport", "tunnel")
+    __slots__ = ("_stalled", "name", "peer", "received", "transport", "tunnel")
 
     def __init__(self, tunnel: Tunnel, transport: asyncio.Transport, name: str) -> None:
         self.tunnel = tunnel
         self.transport = transport
         self.name = name  # "client" or "upstream", for the log
         self.peer: TunnelEnd | None = None
+        self.received = 0  # bytes read from this side
         self._stalled: asyncio.TimerHandle | None = None  # armed while its writes are paused
 
     def data_received(self, data: bytes) -> None:
         self.tunnel.quiet = 0
+        self.received += len(data)
         peer = self.peer
         if peer is not None and not peer.transport.is_closing():
             peer.transport.write(data)
 
     def eof_received(self) -> bool | None:
-        self.tunnel.close()
+        self.tunnel.close(why=f"{self.name} closed")
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._unstall()
-        self.tunnel.end_lost()
+        self.tunnel.end_lost(f"{self.name} closed" if exc is None else f"{self.name} lost")
 
     def pause_writing(self) -> None:
         if self.peer is not None and not self.peer.transport.is_closing():
@@ -100,12 +103,9 @@ class TunnelEnd(asyncio.Protocol):
         self._stalled = None
         if self.tunnel.closed:
             return  # already closing: its drain timer cuts what is left
-        log.info(
-            "closed a tunnel whose %s read nothing for %.0f s (send_timeout)",
-            self.name,
-            self.tunnel.drain_timeout,
-        )
-        self.tunnel.close(cut=True)
+        why = f"{self.name} stopped reading (send_timeout)"
+        log.info("closed a tunnel: %s for %.0f s", why, self.tunnel.drain_timeout)
+        self.tunnel.close(cut=True, why=why)
 
 
 class Tunnel:
@@ -114,14 +114,18 @@ class Tunnel:
     __slots__ = (
         "_closed",
         "_drain_timer",
+        "_ends",
+        "_on_end",
         "_open_ends",
         "_registry",
+        "_started",
         "app",
         "client",
         "quiet",
         "session_id",
         "upstream",
         "who",
+        "why",
     )
 
     def __init__(
@@ -133,11 +137,17 @@ class Tunnel:
         *,
         app: AppSlug | None = None,
         who: Principal | None = None,
+        on_end: Callable[[float, str, int, int], None] | None = None,
     ) -> None:
         self._registry = registry
         self.session_id = session_id
         self.app = app  # what it was admitted for: the app, and the signed-in user
         self.who = who
+        self.why = ""  # why it ended: the first reason given
+        # Told when both sides are gone: (seconds open, why, bytes from the client, to it).
+        self._on_end = on_end
+        self._started = 0.0
+        self._ends: tuple[TunnelEnd, TunnelEnd] | None = None
         self.client = client
         self.upstream = upstream
         self._closed = False
@@ -150,6 +160,8 @@ class Tunnel:
         a = TunnelEnd(self, self.client, "client")
         b = TunnelEnd(self, self.upstream, "upstream")
         a.peer, b.peer = b, a
+        self._ends = (a, b)
+        self._started = time.perf_counter()
         self.client.set_protocol(a)
         self.upstream.set_protocol(b)
         self._registry._add(self)
@@ -168,12 +180,14 @@ class Tunnel:
     def drain_timeout(self) -> float:
         return self._registry.drain_timeout
 
-    def close(self, *, cut: bool = False) -> None:
+    def close(self, *, cut: bool = False, why: str = "") -> None:
         """Close both sides, after each has flushed what it holds (within the drain timeout).
 
         ``cut``: the gateway ends the tunnel itself; a side that still holds unsent bytes is
-        aborted now rather than waited on.
+        aborted now rather than waited on. ``why``: for the record of its end.
         """
+        if why and not self.why:
+            self.why = why
         if self._closed:
             if cut:
                 self._cut_unsent()
@@ -188,13 +202,20 @@ class Tunnel:
             loop = asyncio.get_running_loop()
             self._drain_timer = loop.call_later(self._registry.drain_timeout, self._cut_unsent)
 
-    def end_lost(self) -> None:
+    def end_lost(self, why: str) -> None:
         """One side's connection is gone: close the other, and stop waiting when both are."""
         self._open_ends -= 1
-        self.close()
-        if not self._open_ends and self._drain_timer is not None:
+        self.close(why=why)
+        if self._open_ends:
+            return
+        if self._drain_timer is not None:
             self._drain_timer.cancel()
             self._drain_timer = None
+        on_end, ends = self._on_end, self._ends
+        if on_end is not None and ends is not None:
+            self._on_end = None
+            seconds = time.perf_counter() - self._started
+            on_end(seconds, self.why, ends[0].received, ends[1].received)
 
     def _cut_unsent(self) -> None:
         self._drain_timer = None
@@ -245,28 +266,34 @@ class TunnelRegistry:
         """Close every tunnel opened for ``session_id``; returns how many."""
         tunnels = self._by_session.pop(session_id, set())
         for tunnel in list(tunnels):
-            tunnel.close(cut=True)
+            tunnel.close(cut=True, why="session ended")
         return len(tunnels)
 
     def shut(self) -> int:
         """The server is stopping: close every tunnel, and open none from now on."""
         self._shut = True
-        closed = self.close_all()
+        closed = self.close_all("gateway stopping")
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
         return closed
 
-    def close_all(self) -> int:
-        """Close every tunnel (the config feed expired); returns how many."""
-        return self.close_where(lambda tunnel: True)
+    def close_all(self, why: str) -> int:
+        """Close every tunnel (the config feed expired, the server stops); returns how many."""
+        return self.close_where(lambda tunnel: why)
 
-    def close_where(self, refused: Callable[[Tunnel], bool]) -> int:
-        """Close every tunnel that ``refused`` says may not stay open; returns how many."""
-        tunnels = [t for group in self._by_session.values() for t in group if refused(t)]
-        for tunnel in tunnels:
-            tunnel.close(cut=True)
-        return len(tunnels)
+    def close_where(self, refused: Callable[[Tunnel], str | None]) -> int:
+        """Close every tunnel for which ``refused`` says why it may not stay open (None: it
+        may); returns how many."""
+        closing = [
+            (t, why)
+            for group in self._by_session.values()
+            for t in group
+            if (why := refused(t)) is not None
+        ]
+        for tunnel, why in closing:
+            tunnel.close(cut=True, why=why)
+        return len(closing)
 
     def _add(self, tunnel: Tunnel) -> None:
         self._by_session.setdefault(tunnel.session_id, set()).add(tunnel)
@@ -289,7 +316,7 @@ class TunnelRegistry:
                 if tunnel.quiet > SWEEPS:
                     idle.append(tunnel)
         for tunnel in idle:
-            tunnel.close(cut=True)
+            tunnel.close(cut=True, why="idle (tunnel_idle_timeout)")
         if idle:
             log.info("closed %d tunnel(s) idle for %.0f s or more", len(idle), self._idle_timeout)
         if self._count and not self._shut:
