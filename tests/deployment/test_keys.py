@@ -87,6 +87,9 @@ async def test_a_compromised_rotation_drops_every_old_key_at_once(
     assert rotation.signs_from == T0 + timedelta(seconds=1)
     ring = await keyring(store, timedelta(seconds=1))
     assert ring.signer.kid == rotation.new_kid
+    # A replica whose clock runs behind (within the skew allowed) still has a key that signs.
+    behind = await keyring(store, timedelta(seconds=1) - CLOCK_SKEW)
+    assert behind.signer.kid == rotation.new_kid
     assert [k.kid for k in ring.verification_keys] == [rotation.new_kid]
     with pytest.raises(TokenError):
         ring.verify(leaked, "app+jwt")

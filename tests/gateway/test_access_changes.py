@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 
+from fixtures.keys import KEY_NOW
 from gateway.conftest import Connect, Start
 from gateway.upstreams import raw_upstream, read_head
 from gateway.waiting import eventually
@@ -25,6 +26,7 @@ from lychgate.gateway.http import GatewayServer
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
 from lychgate.gateway.types import Upstream
 from lychgate.ids import AppSlug, SessionId, UserId
+from lychgate.tokens import Keyring, generate_signing_key
 
 WORLD = World()
 
@@ -105,6 +107,12 @@ class Live:
     server: GatewayServer
     holder: SnapshotHolder
     world: World
+    heads: list[bytes]
+
+    @property
+    def up_heads(self) -> int:
+        """Requests that reached the app."""
+        return len(self.heads)
 
 
 @contextlib.asynccontextmanager
@@ -112,8 +120,14 @@ async def live(gateway: Start) -> AsyncIterator[Live]:
     """A single-host gateway whose ``wiki`` streams events for ever and whose ``admin`` app
     answers a WebSocket handshake with a 101 and then echoes, with follow_changes listening."""
 
+    heads: list[bytes] = []
+
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await read_head(reader)
+        heads.append(head)
+        if head.startswith(b"GET /slow-socket "):
+            await reader.read()  # never answers; returns when the gateway lets go
+            return
         if b"upgrade: websocket" in head.lower():
             writer.write(
                 b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
@@ -147,7 +161,7 @@ async def live(gateway: Start) -> AsyncIterator[Live]:
         )
         server = await gateway(handler)
         holder.add_listener(follow_changes(server))
-        yield Live(server, holder, world)
+        yield Live(server, holder, world, heads)
 
 
 async def open_stream(connect: Connect, d: Live, sid: str) -> asyncio.StreamReader:
@@ -227,3 +241,47 @@ async def test_an_app_that_turns_admins_only_closes_a_users_stream_and_socket(
         for c in sockets:
             assert await cut(c.reader)
         await eventually(lambda: d.server.open_tunnels == 0, what="tunnels closed")
+
+
+@pytest.mark.loopback
+async def test_a_handshake_the_app_is_answering_is_asked_as_a_tunnel(
+    gateway: Start, connect: Connect
+) -> None:
+    # The app stops allowing WebSockets while a handshake waits on it: no tunnel may open.
+    async with live(gateway) as d:
+        c = await connect(d.server.port)
+        token = d.world.token(app="admin", sid="sess-9", sub="user-2", adm=True)
+        await c.send(
+            f"GET /slow-socket HTTP/1.1\r\nHost: localhost:8080\r\nCookie: lychgate={token}\r\n"
+            f"{HANDSHAKE}\r\n".encode()
+        )
+        await eventually(lambda: d.up_heads > 0, what="the handshake reached the app")
+        apps = tuple(
+            replace(a, websockets=False) if a.slug == "admin" else a for a in d.world.snapshot.apps
+        )
+        d.holder.replace(d.world.changed(apps=apps, serial=2))
+        assert await cut(c.reader)
+        assert d.server.open_tunnels == 0
+
+
+@pytest.mark.loopback
+async def test_a_dropped_signing_key_closes_what_its_tokens_opened(
+    gateway: Start, connect: Connect
+) -> None:
+    # keys rotate --compromised: the snapshot's keyring no longer holds the key that signed
+    # the cookie, so its stream is cut, as a new request with it is refused.
+    async with live(gateway) as d:
+        stream = await open_stream(connect, d, "sess-1")
+        fresh = Keyring([generate_signing_key(KEY_NOW)], KEY_NOW)
+        d.holder.replace(d.world.changed(keyring=fresh.public, serial=2))
+        assert await cut(stream)
+
+
+@pytest.mark.loopback
+async def test_an_expired_feed_cuts_streams_as_well_as_sockets(
+    gateway: Start, connect: Connect
+) -> None:
+    async with live(gateway) as d:
+        stream = await open_stream(connect, d, "sess-1")
+        d.server.close_tunnels()  # what the tunnel guard calls once the feed has expired
+        assert await cut(stream)

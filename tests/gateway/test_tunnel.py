@@ -381,3 +381,28 @@ async def test_a_tunnels_end_is_recorded_with_why_and_its_bytes(
         assert why == "session ended"
     else:
         assert why in ("client closed", "upstream closed")  # whichever FIN came first
+
+
+async def test_bytes_behind_either_head_count_in_the_record(
+    gateway: Start, connect: Connect
+) -> None:
+    async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
+            b"Upgrade: websocket\r\n\r\nGREETING"  # in the same write as the 101
+        )
+        await writer.drain()
+        await reader.read()
+
+    ends = Ends()
+    async with raw_upstream(greet) as up:
+        gw = await gateway(upgrade_to(up.url), on_tunnel_end=ends)
+        c = await connect(gw.port)
+        await c.send(get(extra="Connection: Upgrade\r\nUpgrade: websocket\r\n") + b"EARLY")
+        await c.reader.readuntil(b"\r\n\r\n")
+        assert await c.reader.readexactly(8) == b"GREETING"
+        c.writer.close()
+        await eventually(lambda: ends.seen != [], what="the tunnel's end recorded")
+    [(_, _, _, sent, received, _)] = ends.seen
+    assert (sent, received) == (5, 8)

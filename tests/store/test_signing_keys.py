@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -95,3 +96,19 @@ async def test_replace_all_leaves_only_the_new_key(store: Store) -> None:
     dropped = await store.signing_keys.replace_all(new)
     assert sorted(dropped) == sorted([active.kid, retired.kid])
     assert list(await store.signing_keys.list()) == [new]
+
+
+async def test_rotations_at_once_leave_one_key_unretired(store: Store) -> None:
+    # Without taking turns, PostgreSQL's second UPDATE would not see the first one's new key,
+    # which would stay unretired (and published) until some later rotation.
+    await store.signing_keys.add(make_signing_key(created_at=T0))
+    for round_ in range(3):
+        news = [make_signing_key(created_at=T0 + (round_ + 1) * HOUR) for _ in range(4)]
+        await asyncio.gather(
+            *(
+                store.signing_keys.rotate(k, retired_at=k.created_at, verify_until=T0 + 9 * HOUR)
+                for k in news
+            )
+        )
+        unretired = [k.kid for k in await store.signing_keys.list() if k.retired_at is None]
+        assert len(unretired) == 1

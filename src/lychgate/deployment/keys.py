@@ -54,12 +54,15 @@ async def rotate_signing_key(
     keys sign until then and verify until every token they signed has expired.
 
     ``compromised``: the old keys must not be trusted a moment longer. The new key signs at
-    once and every other key is deleted, so every token they signed is refused and everyone
-    signs in again; a gateway refuses the new key's tokens until its feed brings the
-    key (within a second).
+    once and every other key is deleted, so every token they signed is refused, and what they
+    opened (WebSockets, event streams) is closed: browsers get new app tokens from their
+    portal session, and tokens from ``lychgate token mint`` must be minted again. A gateway
+    refuses the new key's tokens until its feed brings the key (within a second).
     """
     if compromised:
-        new_key = generate_signing_key(now)
+        # Dated back by the skew allowed: an authz replica whose clock runs behind this one's
+        # must still find a key that signs (every other key is gone).
+        new_key = generate_signing_key(now - CLOCK_SKEW)
         dropped = await keys.replace_all(new_key)
         return Rotation(new_key.kid, now, tuple(dropped), now, len(dropped))
     starts = now + PUBLISH_AHEAD

@@ -9,7 +9,8 @@ admit it, and what it would not is closed:
   session index, the responses under way by a walk over the open connections;
 * its app was removed or disabled, became admins-only for a user whose token is not an
   admin's, or (for a tunnel) stopped allowing WebSockets;
-* its user left the snapshot.
+* its user left the snapshot;
+* the key that signed its app token left the keyring (``keys rotate --compromised``).
 
 A change of the sessions alone (the snapshot keeps its :attr:`~.ConfigSnapshot.basis`) asks
 only about the sessions it ends; any other change asks about everything open. Either walk is
@@ -51,6 +52,8 @@ def admission_refusal(snapshot: ConfigSnapshot) -> Refusal:
             return "app no longer allows WebSockets"
         if who.user_id not in snapshot.users:
             return "user disabled or removed"
+        if who.kid and who.kid not in snapshot.keyring.kids:
+            return "signing key dropped"  # keys rotate --compromised, or retired and gone
         return None
 
     return refuse

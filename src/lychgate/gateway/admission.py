@@ -298,6 +298,7 @@ def check_app_token(
         admin=claims.adm,
         profile=profile,
         expires_at=claims.exp,
+        kid=claims.kid,
     )
     return app, identity
 

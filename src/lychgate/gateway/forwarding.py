@@ -88,6 +88,7 @@ class Identity:
     admin: bool
     profile: UserProfile
     expires_at: datetime  # the app token's exp
+    kid: str = ""  # the key that signed the app token
 
 
 def canonical_name(name: str) -> str:

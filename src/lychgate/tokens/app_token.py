@@ -56,7 +56,8 @@ def verify_app_token(
 
     Raises :class:`~lychgate.errors.TokenError` with a :class:`~lychgate.tokens.errors.Reason`.
     """
-    claims = verifier.verify(token, APP_TOKEN_TYP).claims
+    verified = verifier.verify(token, APP_TOKEN_TYP)
+    claims = verified.claims
     iat, exp = check_times(claims, now)
     check_issuer(claims, issuer)
     slug = read_str(claims, "app")
@@ -71,4 +72,5 @@ def verify_app_token(
         iss=issuer,
         iat=issued,
         exp=expires,
+        kid=verified.kid,
     )

@@ -38,6 +38,7 @@ class AppTokenClaims:
     iss: str
     iat: datetime
     exp: datetime
+    kid: str = ""  # the key that signed it, once verified
 
 
 @dataclass(frozen=True, slots=True)

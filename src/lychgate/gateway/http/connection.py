@@ -619,13 +619,14 @@ class ClientConnection(asyncio.Protocol):
             if not self._paused and transport is not None and not transport.is_closing():
                 transport.resume_reading()
 
-    def forwarded(self) -> tuple[AppSlug | None, Principal | None] | None:
+    def forwarded(self) -> tuple[AppSlug | None, Principal | None, bool] | None:
         """The app and the signed-in user the active request is being forwarded for (its
-        response may be a stream that runs for hours), or None when none is."""
+        response may be a stream that runs for hours), and whether it asks for a tunnel (a
+        WebSocket handshake the app is still answering); None when none is."""
         req, exchange = self._active, self._responder
         if req is None or exchange is None:
             return None
-        return exchange.app, req.who
+        return exchange.app, req.who, req.upgrade
 
     def abort(self, why: str = "") -> None:
         """Cut the connection: what was sent must not look like a complete message. ``why``

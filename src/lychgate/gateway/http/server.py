@@ -114,9 +114,12 @@ class GatewayServer:
         cut = 0
         for conn in list(self._ctx.connections):
             forwarded = conn.forwarded()
-            if forwarded is None or forwarded[1] is None:
+            if forwarded is None:
                 continue
-            why = refuse(forwarded[0], forwarded[1], False)
+            app, who, handshake = forwarded
+            if who is None:
+                continue
+            why = refuse(app, who, handshake)  # a handshake is asked as the tunnel it would be
             if why is not None:
                 conn.abort(why)
                 cut += 1
@@ -132,8 +135,12 @@ class GatewayServer:
         self._ctx.tunnels.gate = gate
 
     def close_tunnels(self) -> int:
-        """Close every tunnel (the config feed has been silent too long); returns how many."""
-        return self._ctx.tunnels.close_all("config feed expired")
+        """The config feed has been silent too long: close every tunnel, and cut every response
+        under way for a signed-in user (an event stream would outlive any revocation made
+        since); returns how many tunnels."""
+        closed = self._ctx.tunnels.close_all("config feed expired")
+        self.close_where(lambda app, who, tunnel: "config feed expired")
+        return closed
 
     async def serve_forever(self) -> None:
         await self._server.serve_forever()

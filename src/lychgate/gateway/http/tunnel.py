@@ -160,6 +160,7 @@ class Tunnel:
         a = TunnelEnd(self, self.client, "client")
         b = TunnelEnd(self, self.upstream, "upstream")
         a.peer, b.peer = b, a
+        a.received, b.received = len(to_upstream), len(to_client)  # read behind the heads
         self._ends = (a, b)
         self._started = time.perf_counter()
         self.client.set_protocol(a)

@@ -19,7 +19,7 @@ from lychgate.ids import KeyId
 from lychgate.secret import Secret
 from lychgate.store.errors import translating
 from lychgate.store.schema import signing_keys
-from lychgate.store.sql.base import SqlRepository
+from lychgate.store.sql.base import BUMP, SqlRepository
 
 _t = signing_keys
 
@@ -59,10 +59,14 @@ class SqlSigningKeyRepository(SqlRepository):
     async def rotate(
         self, new_key: SigningKey, *, retired_at: datetime, verify_until: datetime
     ) -> Sequence[KeyId]:
-        # Retire first, then insert: the transaction starts with a write, which SQLite's WAL
-        # needs (see sql.base), and the new key is excluded from the retirement by its kid.
+        # The change counter first: a write, which SQLite's WAL needs to begin a transaction
+        # (see sql.base), and on PostgreSQL a row lock that makes two rotations take turns, so
+        # the second one's UPDATE (a statement of its own, seeing what the first committed)
+        # retires the first one's key instead of leaving two keys unretired. Then retire,
+        # then insert: the new key is excluded from the retirement by its kid.
         with translating(self.TABLE, self.FIELDS):
             async with self._engine.begin() as conn:
+                await conn.execute(BUMP)
                 result = await conn.execute(
                     update(_t)
                     .where(_t.c.retired_at.is_(None), _t.c.kid != new_key.kid)
@@ -76,6 +80,7 @@ class SqlSigningKeyRepository(SqlRepository):
     async def replace_all(self, new_key: SigningKey) -> Sequence[KeyId]:
         with translating(self.TABLE, self.FIELDS):
             async with self._engine.begin() as conn:
+                await conn.execute(BUMP)  # as in rotate: rotations take turns
                 result = await conn.execute(delete(_t).returning(_t.c.kid))
                 dropped = [KeyId(row.kid) for row in result.all()]
                 await conn.execute(insert(_t).values(_values(new_key)))
