@@ -19,6 +19,7 @@ from lychgate.gateway.runner import (
     metrics_handler,
     redirect_handler,
     response_hook,
+    tunnel_end_hook,
 )
 from lychgate.gateway.snapshot import SnapshotHolder
 from lychgate.gateway.types import RequestHead, Respond
@@ -300,3 +301,22 @@ def test_a_tunnels_end_is_its_own_record(caplog: pytest.LogCaptureFixture) -> No
     plain = json.loads(access_line(head(), None, 200, 0.0, now=datetime(2026, 1, 1, tzinfo=UTC)))
     assert "event" not in plain
     assert "bytes_in" not in plain
+
+
+@pytest.mark.parametrize("logging_on", [True, False])
+def test_tunnel_ends_are_counted_by_reason_and_logged_when_on(
+    caplog: pytest.LogCaptureFixture, logging_on: bool
+) -> None:
+    metrics = GatewayMetrics()
+    end = tunnel_end_hook(metrics, AccessLog() if logging_on else None)
+    with caplog.at_level(logging.INFO, logger="lychgate.access"):
+        end(head("/chat"), AppSlug("chat"), 3.0, "session ended", ADA, 1, 2)
+        end(head("/chat"), AppSlug("chat"), 4.0, "session ended", ADA, 1, 2)
+        end(head("/chat"), AppSlug("chat"), 5.0, "client closed", ADA, 1, 2)
+    assert len(caplog.records) == (3 if logging_on else 0)
+    body = metrics_handler(metrics)(head("/metrics"))
+    assert isinstance(body, Respond)
+    text = body.body.decode()
+    closed = "lychgate_gateway_tunnels_closed_total"
+    assert f'{closed}{{app="chat",reason="session ended",worker="0"}} 2.0' in text
+    assert f'{closed}{{app="chat",reason="client closed",worker="0"}} 1.0' in text

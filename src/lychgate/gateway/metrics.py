@@ -18,7 +18,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
 from lychgate.ids import AppSlug
@@ -123,7 +123,18 @@ class GatewayMetrics:
             ["worker"],
             registry=self.registry,
         ).labels(w)
+        self._tunnels_closed = Counter(
+            "lychgate_gateway_tunnels_closed",
+            "WebSockets closed, by app and why: client closed, upstream closed, session ended, "
+            "app removed or disabled, idle (tunnel_idle_timeout), gateway stopping...",
+            ["worker", "app", "reason"],
+            registry=self.registry,
+        )
         self._worker = w
+
+    def tunnel_closed(self, app: AppSlug | None, reason: str) -> None:
+        """Count one tunnel's end (not on the hot path: once per WebSocket)."""
+        self._tunnels_closed.labels(self._worker, app or _NO_APP, reason or "unknown").inc()
 
     def observe(self, app: AppSlug | None, status: int, seconds: float) -> None:
         """Count one response."""

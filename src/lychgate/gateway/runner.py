@@ -46,7 +46,7 @@ from lychgate.gateway.feed_guard import TunnelGuard, tunnel_gate
 from lychgate.gateway.feed_http import authz_base
 from lychgate.gateway.forwarding import is_trusted
 from lychgate.gateway.http.clientcap import is_loopback
-from lychgate.gateway.http.context import ResponseHook
+from lychgate.gateway.http.context import ResponseHook, TunnelEndHook
 from lychgate.gateway.http.fdlimit import raise_open_file_limit
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.server import GatewayServer, start_server
@@ -209,6 +209,27 @@ def response_hook(metrics: GatewayMetrics, access: AccessLog | None) -> Response
     return count
 
 
+def tunnel_end_hook(metrics: GatewayMetrics, access: AccessLog | None) -> TunnelEndHook:
+    """Each tunnel's end: counted by reason, and recorded when the access log is on."""
+    closed = metrics.tunnel_closed
+    record = None if access is None else access.tunnel_end
+
+    def end(
+        head: RequestHead,
+        app: AppSlug | None,
+        seconds: float,
+        why: str,
+        who: Principal | None,
+        sent: int,
+        received: int,
+    ) -> None:
+        closed(app, why)
+        if record is not None:
+            record(head, app, seconds, why, who, sent, received)
+
+    return end
+
+
 def metrics_handler(metrics: GatewayMetrics) -> Callable[[RequestHead], Decision]:
     """``GET /metrics`` in Prometheus text format; 404 for anything else."""
 
@@ -281,7 +302,7 @@ async def serve_worker(
         ssl=plan.tls.context if plan.tls is not None else None,
         reuse_port=reuse_port,
         on_response=response_hook(metrics, access),
-        on_tunnel_end=None if access is None else access.tunnel_end,
+        on_tunnel_end=tunnel_end_hook(metrics, access),
         upstream_ssl=plan.upstream_ssl,
         uncapped=exempt,
     )
