@@ -51,10 +51,37 @@ async def test_close_session_closes_its_tunnels(gateway: Start, ws_upstream: str
         assert await ws.recv() == "a"
         assert gw.close_session(SessionId("someone-else")) == 0
         assert gw.close_session(SID) == 1
-        with pytest.raises(ConnectionClosed):
+        with pytest.raises(ConnectionClosed) as closed:
             async with asyncio.timeout(10):
                 await ws.recv()
     assert gw.open_tunnels == 0
+    # The client is told why, between two of the app's frames: a page can show "signed out"
+    # rather than reconnect as it would after a bare disconnect (1006).
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "session ended")
+
+
+async def test_a_tunnel_closed_mid_frame_gets_no_close_frame(
+    gateway: Start, connect: Connect
+) -> None:
+    # The app has sent half a frame: a close frame now would be read as its payload.
+    async def half(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
+            b"Upgrade: websocket\r\n\r\n\x82\x0aHALF"  # a 10-byte frame, 4 bytes of it
+        )
+        await writer.drain()
+        await reader.read()
+
+    async with raw_upstream(half) as up:
+        gw = await gateway(upgrade_to(up.url))
+        c = await connect(gw.port)
+        await c.send(get(extra="Connection: Upgrade\r\nUpgrade: websocket\r\n"))
+        await c.reader.readuntil(b"\r\n\r\n")
+        assert await c.reader.readexactly(6) == b"\x82\x0aHALF"
+        assert gw.close_session(SID) == 1
+        assert await c.read_until_closed() == b""
 
 
 async def test_refused_upgrade_is_relayed_and_closes(gateway: Start, connect: Connect) -> None:

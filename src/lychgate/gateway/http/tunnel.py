@@ -44,6 +44,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from lychgate.gateway.http.wsframes import GOING_AWAY, POLICY_VIOLATION, FrameCursor, close_frame
 from lychgate.gateway.types import Principal
 from lychgate.ids import AppSlug, SessionId
 
@@ -56,7 +57,7 @@ SWEEPS: Final = 4
 class TunnelEnd(asyncio.Protocol):
     """One side of a tunnel: what it reads, its peer writes."""
 
-    __slots__ = ("_stalled", "name", "peer", "received", "transport", "tunnel")
+    __slots__ = ("_stalled", "frames", "name", "peer", "received", "transport", "tunnel")
 
     def __init__(self, tunnel: Tunnel, transport: asyncio.Transport, name: str) -> None:
         self.tunnel = tunnel
@@ -64,11 +65,15 @@ class TunnelEnd(asyncio.Protocol):
         self.name = name  # "client" or "upstream", for the log
         self.peer: TunnelEnd | None = None
         self.received = 0  # bytes read from this side
+        self.frames: FrameCursor | None = None  # the app's side: where its frames end
         self._stalled: asyncio.TimerHandle | None = None  # armed while its writes are paused
 
     def data_received(self, data: bytes) -> None:
         self.tunnel.quiet = 0
         self.received += len(data)
+        frames = self.frames
+        if frames is not None:
+            frames.advance(data)
         peer = self.peer
         if peer is not None and not peer.transport.is_closing():
             peer.transport.write(data)
@@ -161,6 +166,8 @@ class Tunnel:
         b = TunnelEnd(self, self.upstream, "upstream")
         a.peer, b.peer = b, a
         a.received, b.received = len(to_upstream), len(to_client)  # read behind the heads
+        b.frames = FrameCursor()
+        b.frames.advance(to_client)
         self._ends = (a, b)
         self._started = time.perf_counter()
         self.client.set_protocol(a)
@@ -181,11 +188,13 @@ class Tunnel:
     def drain_timeout(self) -> float:
         return self._registry.drain_timeout
 
-    def close(self, *, cut: bool = False, why: str = "") -> None:
+    def close(self, *, cut: bool = False, why: str = "", code: int | None = None) -> None:
         """Close both sides, after each has flushed what it holds (within the drain timeout).
 
         ``cut``: the gateway ends the tunnel itself; a side that still holds unsent bytes is
-        aborted now rather than waited on. ``why``: for the record of its end.
+        aborted now rather than waited on. ``why``: for the record of its end. ``code``: tell
+        the client with a close frame of this code and ``why``, if the app's last frame is
+        whole (:mod:`.wsframes`).
         """
         if why and not self.why:
             self.why = why
@@ -193,6 +202,10 @@ class Tunnel:
             if cut:
                 self._cut_unsent()
             return
+        if code is not None and self._ends is not None:
+            frames = self._ends[1].frames
+            if frames is not None and frames.at_boundary and not self.client.is_closing():
+                self.client.write(close_frame(code, why))
         self._closed = True
         self._registry._remove(self)
         self.client.close()
@@ -267,7 +280,7 @@ class TunnelRegistry:
         """Close every tunnel opened for ``session_id``; returns how many."""
         tunnels = self._by_session.pop(session_id, set())
         for tunnel in list(tunnels):
-            tunnel.close(cut=True, why="session ended")
+            tunnel.close(cut=True, why="session ended", code=POLICY_VIOLATION)
         return len(tunnels)
 
     def shut(self) -> int:
@@ -281,11 +294,13 @@ class TunnelRegistry:
 
     def close_all(self, why: str) -> int:
         """Close every tunnel (the config feed expired, the server stops); returns how many."""
-        return self.close_where(lambda tunnel: why)
+        return self.close_where(lambda tunnel: why, code=GOING_AWAY)
 
-    def close_where(self, refused: Callable[[Tunnel], str | None]) -> int:
+    def close_where(
+        self, refused: Callable[[Tunnel], str | None], *, code: int = POLICY_VIOLATION
+    ) -> int:
         """Close every tunnel for which ``refused`` says why it may not stay open (None: it
-        may); returns how many."""
+        may), telling its client with a close frame of ``code``; returns how many."""
         closing = [
             (t, why)
             for group in self._by_session.values()
@@ -293,7 +308,7 @@ class TunnelRegistry:
             if (why := refused(t)) is not None
         ]
         for tunnel, why in closing:
-            tunnel.close(cut=True, why=why)
+            tunnel.close(cut=True, why=why, code=code)
         return len(closing)
 
     def _add(self, tunnel: Tunnel) -> None:
@@ -317,7 +332,7 @@ class TunnelRegistry:
                 if tunnel.quiet > SWEEPS:
                     idle.append(tunnel)
         for tunnel in idle:
-            tunnel.close(cut=True, why="idle (tunnel_idle_timeout)")
+            tunnel.close(cut=True, why="idle (tunnel_idle_timeout)", code=GOING_AWAY)
         if idle:
             log.info("closed %d tunnel(s) idle for %.0f s or more", len(idle), self._idle_timeout)
         if self._count and not self._shut:
