@@ -51,7 +51,7 @@ def test_tunnels_close_once_when_the_snapshot_expires(caplog: pytest.LogCaptureF
     ticks.now = 300.5
     with caplog.at_level(logging.WARNING, logger="lychgate.gateway.feed_guard"):
         assert guard.check() == 3
-    assert "closed 3 tunnel(s)" in caplog.text
+    assert "closed 3 WebSocket(s) and stream(s)" in caplog.text
     ticks.now = 900.0
     assert guard.check() == 0  # still expired: closed once, not on every look
     assert tunnels.calls == 1

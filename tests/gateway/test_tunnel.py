@@ -433,3 +433,31 @@ async def test_bytes_behind_either_head_count_in_the_record(
         await eventually(lambda: ends.seen != [], what="the tunnel's end recorded")
     [(_, _, _, sent, received, _)] = ends.seen
     assert (sent, received) == (5, 8)
+
+
+@pytest.mark.parametrize(
+    ("ending", "code", "reason"),
+    [
+        ("app_change", 1008, "app removed or disabled"),
+        ("feed_expired", 1001, "config feed expired"),
+        ("stopping", 1001, "gateway stopping"),
+    ],
+)
+async def test_the_close_frame_says_why_the_gateway_closed(
+    gateway: Start, ws_upstream: str, ending: str, code: int, reason: str
+) -> None:
+    gw = await gateway(upgrade_to(ws_upstream))
+    async with ws_connect(f"ws://127.0.0.1:{gw.port}/ws") as ws:
+        await ws.send("a")
+        assert await ws.recv() == "a"
+        if ending == "app_change":
+            assert gw.close_where(lambda app, who, tunnel: reason) == (1, 0)
+        elif ending == "feed_expired":
+            assert gw.close_tunnels() == 1
+        else:
+            await gw.close(drain_timeout=1.0)
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(10):
+                await ws.recv()
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (code, reason)

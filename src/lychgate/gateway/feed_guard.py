@@ -61,7 +61,8 @@ class TunnelGuard:
         self._expired = True  # until a snapshot arrives no tunnel can open: nothing to close
 
     def check(self) -> int:
-        """Close every tunnel if the snapshot has just expired; returns how many closed."""
+        """Close every tunnel (and stream) if the snapshot has just expired; returns how many
+        closed."""
         expired = self._holder.is_stale(self._max_stale)
         if expired == self._expired:
             return 0
@@ -71,8 +72,8 @@ class TunnelGuard:
         closed = self._close_all()
         if closed:
             log.warning(
-                "config feed silent for over %.0f s: closed %d tunnel(s); clients reconnect "
-                "once it is back",
+                "config feed silent for over %.0f s: closed %d WebSocket(s) and stream(s); "
+                "clients reconnect once it is back",
                 self._max_stale,
                 closed,
             )

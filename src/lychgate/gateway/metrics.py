@@ -18,7 +18,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
 from lychgate.ids import AppSlug
@@ -29,6 +29,11 @@ _REQUESTS = "lychgate_gateway_requests"
 _REQUESTS_HELP = "Responses sent, by app and status."
 _LATENCY = "lychgate_gateway_request_duration_seconds"
 _LATENCY_HELP = "From the end of the request head to the end of the response."
+_CLOSED = "lychgate_gateway_tunnels_closed"
+_CLOSED_HELP = (
+    "WebSockets closed, by app and why: client closed, upstream closed, session ended, "
+    "app removed or disabled, idle (tunnel_idle_timeout), gateway stopping..."
+)
 _FAILURES = "lychgate_gateway_upstream_failures"
 _FAILURES_HELP = (
     "Requests an upstream did not answer (502/504), by app and kind: connect, tls, "
@@ -78,22 +83,31 @@ class _Collector:
         yield latency
 
 
-class _FailureCollector:
-    """Upstream failures by app and kind, read from the engine's counts at scrape time."""
+class _CountsByApp:
+    """A counter family read at scrape time from counts by (app, ``label``): upstream failures
+    by kind, WebSockets closed by reason (no ``_created`` series, unlike a Counter's)."""
 
     def __init__(
-        self, worker: str, counts: Callable[[], Mapping[tuple[AppSlug | None, str], int]]
+        self,
+        worker: str,
+        name: str,
+        help_text: str,
+        label: str,
+        counts: Callable[[], Mapping[tuple[AppSlug | None, str], int]],
     ) -> None:
         self._worker = worker
+        self._name = name
+        self._help = help_text
+        self._labels = ["worker", "app", label]
         self._counts = counts
 
     def describe(self) -> Iterator[Metric]:
-        yield CounterMetricFamily(_FAILURES, _FAILURES_HELP, labels=["worker", "app", "kind"])
+        yield CounterMetricFamily(self._name, self._help, labels=self._labels)
 
     def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily(_FAILURES, _FAILURES_HELP, labels=["worker", "app", "kind"])
-        for (app, kind), count in list(self._counts().items()):
-            family.add_metric([self._worker, app or _NO_APP, kind], count)
+        family = CounterMetricFamily(self._name, self._help, labels=self._labels)
+        for (app, value), count in list(self._counts().items()):
+            family.add_metric([self._worker, app or _NO_APP, value], count)
         yield family
 
 
@@ -123,18 +137,16 @@ class GatewayMetrics:
             ["worker"],
             registry=self.registry,
         ).labels(w)
-        self._tunnels_closed = Counter(
-            "lychgate_gateway_tunnels_closed",
-            "WebSockets closed, by app and why: client closed, upstream closed, session ended, "
-            "app removed or disabled, idle (tunnel_idle_timeout), gateway stopping...",
-            ["worker", "app", "reason"],
-            registry=self.registry,
-        )
+        closed: dict[tuple[AppSlug | None, str], int] = {}
+        self._tunnels_closed = closed
+        self.registry.register(_CountsByApp(w, _CLOSED, _CLOSED_HELP, "reason", lambda: closed))
         self._worker = w
 
     def tunnel_closed(self, app: AppSlug | None, reason: str) -> None:
-        """Count one tunnel's end (not on the hot path: once per WebSocket)."""
-        self._tunnels_closed.labels(self._worker, app or _NO_APP, reason or "unknown").inc()
+        """Count one tunnel's end (not on the hot path: once per WebSocket). ``reason`` is
+        one of the engine's fixed phrases, never text a client or an app sent."""
+        key = (app, reason or "unknown")
+        self._tunnels_closed[key] = self._tunnels_closed.get(key, 0) + 1
 
     def observe(self, app: AppSlug | None, status: int, seconds: float) -> None:
         """Count one response."""
@@ -168,7 +180,9 @@ class GatewayMetrics:
 
         self._feed_age.set_function(age)
         if upstream_failures is not None:
-            self.registry.register(_FailureCollector(self._worker, upstream_failures))
+            self.registry.register(
+                _CountsByApp(self._worker, _FAILURES, _FAILURES_HELP, "kind", upstream_failures)
+            )
         if tls_not_after is not None:
             Gauge(
                 "lychgate_gateway_tls_not_after_timestamp_seconds",

@@ -137,10 +137,10 @@ class GatewayServer:
     def close_tunnels(self) -> int:
         """The config feed has been silent too long: close every tunnel, and cut every response
         under way for a signed-in user (an event stream would outlive any revocation made
-        since); returns how many tunnels."""
+        since); returns how many, tunnels and responses."""
         closed = self._ctx.tunnels.close_all("config feed expired")
-        self.close_where(lambda app, who, tunnel: "config feed expired")
-        return closed
+        _, streams = self.close_where(lambda app, who, tunnel: "config feed expired")
+        return closed + streams
 
     async def serve_forever(self) -> None:
         await self._server.serve_forever()

@@ -40,8 +40,11 @@ class FrameCursor:
         if left >= len(data):
             self._left = left - len(data)
             return
-        rest = self._head + data[left:] if self._head else data[left:]
-        pos, end = 0, len(rest)
+        if self._head:  # a head split across reads (then nothing was left of a frame)
+            rest, pos = self._head + data, 0
+        else:
+            rest, pos = data, left  # walked in place: no copy of a large read
+        end = len(rest)
         while pos < end:
             if end - pos < 2:
                 break
