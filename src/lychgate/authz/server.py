@@ -24,6 +24,7 @@ from lychgate.authz.app import create_app
 from lychgate.authz.context import AuthzContext
 from lychgate.config import Settings
 from lychgate.config.settings import parse_hostport
+from lychgate.deployment.init import check_secrets_fingerprint
 from lychgate.deployment.layout import Layout
 from lychgate.deployment.secrets import load_secrets
 from lychgate.errors import ConfigError
@@ -36,12 +37,23 @@ log = logging.getLogger(__name__)
 
 @contextlib.asynccontextmanager
 async def authz_context(settings: Settings) -> AsyncIterator[AuthzContext]:
-    """Open what authz owns (store, bus, secrets) and close it on exit."""
+    """Open what authz owns (store, bus, secrets) and close it on exit.
+
+    A secrets.json other than the one the database records is refused (a ConfigError), before
+    anything is served: see :func:`~lychgate.deployment.init.check_secrets_fingerprint`.
+    """
     layout = Layout(settings.data_dir)
     secrets = await asyncio.to_thread(load_secrets, layout.secrets_file)
     url = settings.effective_database_url.reveal()
     store = await open_store(url)
     try:
+        if await check_secrets_fingerprint(store, secrets, layout.secrets_file):
+            log.info(
+                "recorded the fingerprint of %s in %s: every node of this deployment must "
+                "share this file",
+                layout.secrets_file,
+                store.url,
+            )
         await warn_without_signing_key(store, settings)
         bus = await open_bus(url)
         try:

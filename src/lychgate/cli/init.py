@@ -54,7 +54,7 @@ def init(
             new_secrets=new_secrets,
         )
         settings = files.settings
-        new_kid = asyncio.run(prepare_store(settings, at))
+        new_kid = asyncio.run(prepare_store(settings, at, replace_secrets=files.secrets_replaced))
         # A separate step, after the store is ready: a fresh link on every run until an admin
         # exists (links from earlier runs stay valid, and all die with the first admin).
         setup_url = with_store(settings, lambda s: issue_admin_setup_link(s, settings, at))

@@ -5,7 +5,8 @@ Two halves, because one is blocking file work and the other talks to the store:
 1. :func:`prepare_files` (synchronous; call it outside an event loop): the directory, a
    commented ``lychgate.toml``, ``secrets.json`` and, for https deployments without their own
    certificate, the internal CA and a server certificate.
-2. :func:`prepare_store` (async): migrations, and a signing key if there is none.
+2. :func:`prepare_store` (async): migrations, the check that secrets.json is the one the
+   database records (:func:`check_secrets_fingerprint`), and a signing key if there is none.
 
 Running init again is safe: every step creates only what is missing, and an option that
 would change an existing deployment's settings is refused, saying how to change it. So is
@@ -28,12 +29,17 @@ from lychgate.config.paths import default_data_dir
 from lychgate.deployment.apps import check_host
 from lychgate.deployment.keys import ensure_signing_key
 from lychgate.deployment.layout import Layout
-from lychgate.deployment.secrets import ensure_secrets
+from lychgate.deployment.secrets import (
+    DeploymentSecrets,
+    ensure_secrets,
+    load_secrets,
+    secrets_fingerprint,
+)
 from lychgate.domain import App
 from lychgate.errors import ConfigError
 from lychgate.files import DIR_MODE, PRIVATE_MODE, PUBLIC_MODE, restrict_mode, write_atomic
 from lychgate.ids import AppSlug, KeyId
-from lychgate.store import open_store
+from lychgate.store import Store, open_store
 from lychgate.store.probe import holdings
 from lychgate.tls.constraints import not_permitted
 from lychgate.tls.files import RENEW_BEFORE, TlsPaths, ensure_tls_material, load_ca
@@ -46,6 +52,9 @@ class FilesReport:
     config_created: bool
     secrets_created: bool
     tls: TlsPaths | None
+    # New secrets that ``--new-secrets`` asked for: the database's record of the deployment's
+    # secrets is to be replaced with theirs (:func:`prepare_store`).
+    secrets_replaced: bool = False
 
 
 def prepare_files(
@@ -91,7 +100,9 @@ def prepare_files(
     if names is not None:
         check_internal_ca(layout.tls_dir, names, now)
         tls = ensure_tls_material(layout.tls_dir, names, now=now)
-    return FilesReport(settings, config_created, secrets_created, tls)
+    return FilesReport(
+        settings, config_created, secrets_created, tls, new_secrets and secrets_created
+    )
 
 
 def refuse_new_secrets(settings: Settings) -> None:
@@ -233,10 +244,56 @@ def check_internal_ca(tls_dir: Path, names: Sequence[str], now: datetime) -> Non
         )
 
 
-async def prepare_store(settings: Settings, now: datetime) -> KeyId | None:
-    """Migrate the store and create the first signing key. Returns a new kid, if any."""
+async def prepare_store(
+    settings: Settings, now: datetime, *, replace_secrets: bool = False
+) -> KeyId | None:
+    """Migrate the store, check (or record) the fingerprint of secrets.json, and create the
+    first signing key. Returns a new kid, if any.
+
+    ``replace_secrets``: secrets.json was just made anew by ``--new-secrets``
+    (:attr:`FilesReport.secrets_replaced`), so its fingerprint replaces the recorded one.
+    """
+    secrets_file = Layout(settings.data_dir).secrets_file
+    secrets = await asyncio.to_thread(load_secrets, secrets_file)
     async with await open_store(settings.effective_database_url.reveal()) as store:
+        await check_secrets_fingerprint(store, secrets, secrets_file, replace=replace_secrets)
         return await ensure_signing_key(store.signing_keys, now)
+
+
+async def check_secrets_fingerprint(
+    store: Store, secrets: DeploymentSecrets, secrets_file: Path, *, replace: bool = False
+) -> bool:
+    """Refuse secrets that differ from the deployment's; returns whether it recorded them.
+
+    The database records a one-way fingerprint of the deployment's secrets
+    (:func:`~lychgate.deployment.secrets.secrets_fingerprint`). None recorded yet (a new or an
+    older deployment): record these, unless another node recorded its own at the same moment,
+    which then stands. Recorded and equal: go on. Recorded and different: a ConfigError naming
+    ``secrets_file``, since a node with other secrets serves other assertion and feed keys,
+    and apps see ``unknown_kid`` depending on the replica. ``replace``: these are new secrets
+    (``lychgate init --new-secrets``), so they replace the recorded ones.
+    """
+    mine = secrets_fingerprint(secrets)
+    if replace:
+        await store.deployment.replace_secrets_fingerprint(mine)
+        return True
+    recorded = await store.deployment.secrets_fingerprint()
+    if recorded is None:
+        recorded = await store.deployment.record_secrets_fingerprint(mine)
+        if recorded == mine:
+            return True
+    if recorded == mine:
+        return False
+    raise ConfigError(
+        f"{secrets_file} is not this deployment's secrets.json: the database {store.url} "
+        "records other secrets, those of the deployment's other nodes, and with this file "
+        "this node would serve other keys (apps would see unknown_kid depending on the "
+        f"node). Copy secrets.json from a node that works into {secrets_file.parent} (keep "
+        "it mode 0600) and start this node again. If `lychgate init --new-secrets` replaced "
+        "the deployment's secrets, the new file is on the node where it ran: copy it from "
+        "there to every node",
+        field="secrets",
+    )
 
 
 def _create_private_sqlite_file(settings: Settings) -> None:

@@ -14,6 +14,7 @@ a cluster must share this file.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,31 @@ class DeploymentSecrets:
 
     def seal_key_bytes(self) -> bytes:
         return base64.urlsafe_b64decode(self.seal_key.reveal() + "==")
+
+
+# Domain separation: this hash of the secrets is never the hash of anything else.
+_FINGERPRINT_DOMAIN = b"lychgate secrets.json fingerprint v1\x00"
+
+
+def secrets_fingerprint(secrets: DeploymentSecrets) -> str:
+    """A one-way fingerprint of the secrets every node must share, as hex (SHA-256).
+
+    The database records it, so that a node whose secrets.json differs from the deployment's
+    is refused at start. It is a hash over a canonical JSON of the secret values (sorted keys,
+    the JWK parsed), prefixed with a domain of its own; the values are 256-bit random secrets,
+    so the hash gives none of them away. The key's ``created_at`` is left out: it changes
+    nothing a node serves.
+    """
+    canonical = {
+        "internal_token": secrets.internal_token.reveal(),
+        "seal_key": secrets.seal_key.reveal(),
+        "assertion_key": {
+            "kid": secrets.assertion_key.kid,
+            "jwk": json.loads(secrets.assertion_key.private_jwk.reveal()),
+        },
+    }
+    body = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(_FINGERPRINT_DOMAIN + body).hexdigest()
 
 
 def load_secrets(path: Path) -> DeploymentSecrets:

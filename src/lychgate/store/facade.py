@@ -17,6 +17,7 @@ from lychgate.store.ports import (
     AppRepository,
     AuditLog,
     ConfigChanges,
+    DeploymentRecord,
     DeviceRepository,
     LoginRequestRepository,
     OneTimeCodeRepository,
@@ -29,6 +30,7 @@ from lychgate.store.sql.api_keys import SqlApiKeyRepository
 from lychgate.store.sql.apps import SqlAppRepository
 from lychgate.store.sql.audit import SqlAuditLog
 from lychgate.store.sql.config_changes import SqlConfigChanges
+from lychgate.store.sql.deployment import SqlDeploymentRecord
 from lychgate.store.sql.devices import SqlDeviceRepository
 from lychgate.store.sql.login_requests import SqlLoginRequestRepository
 from lychgate.store.sql.one_time_codes import SqlOneTimeCodeRepository
@@ -53,6 +55,7 @@ class Store:
         "audit",
         "backend",
         "config_changes",
+        "deployment",
         "devices",
         "engine",
         "login_requests",
@@ -78,6 +81,7 @@ class Store:
         self.one_time_codes: OneTimeCodeRepository = SqlOneTimeCodeRepository(engine)
         self.audit: AuditLog = SqlAuditLog(engine)
         self.config_changes: ConfigChanges = SqlConfigChanges(engine)
+        self.deployment: DeploymentRecord = SqlDeploymentRecord(engine)
 
     @property
     def url(self) -> str:

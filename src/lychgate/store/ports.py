@@ -339,3 +339,18 @@ class AuditLog(Protocol):
     ) -> Sequence[AuditEvent]:
         """Newest first; optionally only actions starting with ``action_prefix`` (e.g.
         ``"login."``) and only those whose actor is ``user_id``."""
+
+
+class DeploymentRecord(Protocol):
+    """Facts about the deployment as a whole, which every node shares through the database."""
+
+    async def secrets_fingerprint(self) -> str | None:
+        """The recorded fingerprint of the deployment's secrets.json; None if none is yet."""
+
+    async def record_secrets_fingerprint(self, fingerprint: str) -> str:
+        """Record ``fingerprint`` unless one is recorded already, and return the one recorded:
+        ``fingerprint``, or the one an earlier (or concurrent) caller recorded, left as it is.
+        Of two callers at once with different values, both get the same one back."""
+
+    async def replace_secrets_fingerprint(self, fingerprint: str) -> None:
+        """Record ``fingerprint`` whatever was recorded before (new secrets replaced the old)."""

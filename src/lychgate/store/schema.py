@@ -198,6 +198,15 @@ config_changes = Table(
     Column("version", BigInteger, nullable=False),
 )
 
+# Facts about the deployment as a whole, one row each by name: "secrets_fingerprint", the
+# one-way hash of the secrets.json every node must share (lychgate.deployment.secrets).
+deployment = Table(
+    "deployment",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
 # No foreign keys: the audit trail outlives the users and devices it mentions.
 audit_log = Table(
     "audit_log",
