@@ -134,6 +134,7 @@ async def test_a_second_finish_fails(ctx: AuthzContext, browser: httpx.AsyncClie
         headers={"cookie": f"lychgate_login={binding}"},
     )
     assert replay.status_code == 409
+    assert replay.json()["detail"] == "already_finished"  # the page reloads on it
     sessions = await ctx.store.sessions.list_for_user(person.user.id, live_at=ctx.clock())
     assert len(sessions) == 1
 
@@ -146,6 +147,8 @@ async def test_concurrent_finishes_make_one_session(
     await approve(ctx, created["id"], person)
     results = await asyncio.gather(*(finish(browser, created["id"]) for _ in range(3)))
     assert sorted(r.status_code for r in results) == [200, 409, 409]
+    losers = [r.json()["detail"] for r in results if r.status_code == 409]
+    assert losers == ["already_finished", "already_finished"]
     live = await ctx.store.sessions.list_for_user(person.user.id, live_at=ctx.clock())
     assert len(live) == 1
 
@@ -178,6 +181,7 @@ async def test_only_an_approved_live_request_finishes(
         clock.now = T0 + timedelta(seconds=121)
     r = await finish(browser, created["id"])
     assert r.status_code == 409
+    assert r.json()["detail"] == "not_approved"
     assert "lychgate_session" not in browser.cookies
     assert await ctx.store.sessions.list_for_user(person.user.id) == []
 

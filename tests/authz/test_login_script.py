@@ -224,3 +224,19 @@ def test_portal_signs_out_with_json() -> None:
     )
     assert ["fetch", "POST", "/.lychgate/api/v1/session/logout", "{}", "application/json"] in log
     assert log[-1] == ["go", "/.lychgate/login"]
+
+
+@pytest.mark.parametrize(
+    ("detail", "reloads"), [("already_finished", True), ("not_approved", False)]
+)
+def test_login_reloads_when_another_finish_won(detail: str, reloads: bool) -> None:
+    # Another tab of this browser (or a retry) finished the request first: its session
+    # cookie is this page's too, so a reload goes on; any other refusal offers a retry.
+    log = run(
+        LOGIN_JS,
+        LOGIN_ELEMENTS,
+        [{"status": 409, "body": {"detail": detail}}],
+        [{"sse": {"type": "status", "data": {"status": "approved"}}}],
+    )
+    assert ["fetch", "POST", f"{API}/lr_1/finish", "{}", "application/json"] in log
+    assert (["reload"] in log) is reloads

@@ -109,6 +109,11 @@ async def login_qr(login_id: str, request: Request, ctx: Ctx) -> Response:
     return Response(svg, media_type="image/svg+xml", headers=headers)
 
 
+# Why a finish is refused (409), as the login page reads it: "already_finished" when another
+# finish of the same request won (the page reloads and finds the session, if it was its own).
+_FINISH_REFUSALS = {"status": "not_approved", "finished": "already_finished"}
+
+
 @router.post(
     PREFIX + "/{login_id}/finish",
     response_model=RedirectOut,
@@ -127,7 +132,7 @@ async def finish(
     try:
         done = await finish_login(ctx, login, ip=client_ip(request), user_agent=user_agent(request))
     except Conflict as exc:
-        detail = "not_approved" if exc.field == "status" else "refused"
+        detail = _FINISH_REFUSALS.get(exc.field or "", "refused")
         raise HTTPException(status_code=409, detail=detail) from None
     body_out = RedirectOut(redirect=done.redirect).model_dump()
     response = JSONResponse(body_out, headers={"cache-control": "no-store"})

@@ -96,9 +96,13 @@ async def start_login(
 async def finish_login(
     ctx: AuthzContext, login: LoginRequest, *, ip: str, user_agent: str
 ) -> FinishedLogin:
-    """Turn an approved request into a session; Conflict unless it is approved and unused."""
+    """Turn an approved request into a session; Conflict unless it is approved and unused
+    (``field`` "finished" when it was finished already, perhaps by another authz replica or
+    another tab of the same browser, "status" when it is not approved)."""
     now = ctx.clock()
     status = public_status(login, now)
+    if status is LoginStatus.FINISHED:
+        raise Conflict("the login request was already finished", field="finished")
     if status is not LoginStatus.APPROVED or login.user_id is None:
         raise Conflict(f"the login request is {status.value}", field="status")
     user = await ctx.store.users.get(login.user_id)
@@ -127,7 +131,7 @@ async def finish_login(
         raise
     if not finished:
         await ctx.store.sessions.revoke(session.id, now)
-        raise Conflict("the login request was already finished", field="status")
+        raise Conflict("the login request was already finished", field="finished")
     details = {"login": login.id, "app": login.app_slug or ""}
     await ctx.store.audit.append(
         AuditEvent(None, now, "login.finished", user.id, login.device_id, ip or None, details)

@@ -149,6 +149,11 @@
         window.location.assign(data.redirect);
         return;
       }
+      if (response.status === 409 && (await detailOf(response)) === "already_finished") {
+        // Another tab (or a retry) finished it first: its session cookie is ours too.
+        window.location.reload();
+        return;
+      }
       offerRetry(
         response.status === 404
           ? "This sign-in was replaced, perhaps in another tab."
@@ -158,6 +163,14 @@
       offerRetry("Could not reach the server.");
     } finally {
       busy = false;
+    }
+  }
+
+  async function detailOf(response) {
+    try {
+      return (await response.json()).detail;
+    } catch {
+      return null;
     }
   }
 
