@@ -14,7 +14,7 @@ import pytest
 
 from fixtures.keys import KEY_NOW
 from gateway.conftest import Connect, Start
-from gateway.upstreams import raw_upstream, read_head
+from gateway.upstreams import SWITCHED, raw_upstream, read_head
 from gateway.waiting import eventually
 from gateway.world import APPS, NOW, USERS, Clock, NoAuthz, World, make_app
 from lychgate.domain import AppPolicy
@@ -129,10 +129,7 @@ async def live(gateway: Start) -> AsyncIterator[Live]:
             await reader.read()  # never answers; returns when the gateway lets go
             return
         if b"upgrade: websocket" in head.lower():
-            writer.write(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\n\r\n"
-            )
+            writer.write(SWITCHED)
             while data := await reader.read(65536):
                 writer.write(data)
             return
@@ -284,5 +281,5 @@ async def test_an_expired_feed_cuts_streams_as_well_as_sockets(
     async with live(gateway) as d:
         stream = await open_stream(connect, d, "sess-1")
         # What the tunnel guard calls once the feed has expired; it counts the stream too.
-        assert d.server.close_tunnels() == 1
+        assert d.server.close_all_open() == 1
         assert await cut(stream)

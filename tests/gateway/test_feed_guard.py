@@ -84,7 +84,7 @@ async def test_a_real_tunnel_is_closed_by_the_guard(
     holder = SnapshotHolder(clock=ticks)
     holder.replace(SNAPSHOT)
     gw = await gateway(upgrade_to(ws_upstream))
-    guard = TunnelGuard(holder, gw.close_tunnels, max_stale=300.0)
+    guard = TunnelGuard(holder, gw.close_all_open, max_stale=300.0)
     watching = asyncio.create_task(guard.run(every=0.01))
     try:
         async with ws_connect(f"ws://127.0.0.1:{gw.port}/ws") as ws:

@@ -13,6 +13,7 @@ import pytest
 from gateway.world import World
 from lychgate.config import load_settings
 from lychgate.gateway.accesslog import AccessLog, access_line
+from lychgate.gateway.http.tunnel import TunnelEnded
 from lychgate.gateway.metrics import GatewayMetrics
 from lychgate.gateway.runner import (
     engine_limits,
@@ -287,9 +288,14 @@ def test_latency_histogram_counts_each_response_in_its_bucket() -> None:
     assert 'lychgate_gateway_requests_total{app="wiki",status="200",worker="1"} 5.0' in text
 
 
+def ended(seconds: float, why: str, sent: int, received: int) -> TunnelEnded:
+    """Ada's WebSocket to ``chat`` has ended."""
+    return TunnelEnded(head("/chat"), AppSlug("chat"), seconds, why, ADA, sent, received)
+
+
 def test_a_tunnels_end_is_its_own_record(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="lychgate.access"):
-        AccessLog().tunnel_end(head("/chat"), AppSlug("chat"), 61.5, "session ended", ADA, 10, 20)
+        AccessLog().tunnel_end(ended(61.5, "session ended", 10, 20))
     [line] = [r.getMessage() for r in caplog.records if r.name == "lychgate.access"]
     record = json.loads(line)
     assert record["status"] == 101
@@ -310,9 +316,9 @@ def test_tunnel_ends_are_counted_by_reason_and_logged_when_on(
     metrics = GatewayMetrics()
     end = tunnel_end_hook(metrics, AccessLog() if logging_on else None)
     with caplog.at_level(logging.INFO, logger="lychgate.access"):
-        end(head("/chat"), AppSlug("chat"), 3.0, "session ended", ADA, 1, 2)
-        end(head("/chat"), AppSlug("chat"), 4.0, "session ended", ADA, 1, 2)
-        end(head("/chat"), AppSlug("chat"), 5.0, "client closed", ADA, 1, 2)
+        end(ended(3.0, "session ended", 1, 2))
+        end(ended(4.0, "session ended", 1, 2))
+        end(ended(5.0, "client closed", 1, 2))
     assert len(caplog.records) == (3 if logging_on else 0)
     body = metrics_handler(metrics)(head("/metrics"))
     assert isinstance(body, Respond)

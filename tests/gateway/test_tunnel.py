@@ -13,12 +13,11 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from gateway.client import get
 from gateway.conftest import SID, Connect, Start, upgrade_to
-from gateway.upstreams import Raw, raw_upstream, read_head
+from gateway.upstreams import SWITCHED, Raw, raw_upstream, read_head
 from gateway.waiting import eventually
 from lychgate.gateway.http.limits import Limits
-from lychgate.gateway.http.tunnel import Tunnel, TunnelRegistry
-from lychgate.gateway.types import Principal, RequestHead
-from lychgate.ids import AppSlug, SessionId
+from lychgate.gateway.http.tunnel import Tunnel, TunnelEnded, TunnelRegistry
+from lychgate.ids import SessionId
 
 pytestmark = pytest.mark.loopback
 
@@ -67,10 +66,7 @@ async def test_a_tunnel_closed_mid_frame_gets_no_close_frame(
     # The app has sent half a frame: a close frame now would be read as its payload.
     async def half(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
-            b"Upgrade: websocket\r\n\r\n\x82\x0aHALF"  # a 10-byte frame, 4 bytes of it
-        )
+        writer.write(SWITCHED + b"\x82\x0aHALF")  # a 10-byte frame, 4 bytes of it
         await writer.drain()
         await reader.read()
 
@@ -108,10 +104,7 @@ async def test_bytes_behind_both_heads_reach_the_other_side(
         head = await read_head(reader)
         assert b"upgrade: websocket" in head.lower()
         assert b"connection: upgrade" in head.lower()
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
-            b"\r\nfrom-upstream"
-        )
+        writer.write(SWITCHED + b"from-upstream")
         await writer.drain()
         upstream_got.extend(await reader.readexactly(len(b"early-client-bytes+later")))
         writer.write(b"|bye")
@@ -220,9 +213,7 @@ def _flood(close_after: bool) -> Raw:
 
     async def serve_(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
-        )
+        writer.write(SWITCHED)
         writer.write(b"x" * (8 << 20))
         if close_after:
             writer.close()
@@ -341,8 +332,7 @@ async def test_a_client_that_stops_reading_is_cut_at_the_send_timeout(
 
     async def flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
-        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n")
-        writer.write(b"Upgrade: websocket\r\n\r\n")
+        writer.write(SWITCHED)
         chunk = b"x" * 65536
         with contextlib.suppress(ConnectionError):
             while not stop.is_set():
@@ -367,19 +357,10 @@ class Ends:
     def __init__(self) -> None:
         self.seen: list[tuple[str, object, str, int, int, float]] = []
 
-    def __call__(
-        self,
-        head: RequestHead,
-        app: AppSlug | None,
-        seconds: float,
-        why: str,
-        who: Principal | None,
-        sent: int,
-        received: int,
-    ) -> None:
-        assert who is not None
-        assert who.session_id == SID
-        self.seen.append((head.path, app, why, sent, received, seconds))
+    def __call__(self, end: TunnelEnded) -> None:
+        assert end.who is not None
+        assert end.who.session_id == SID
+        self.seen.append((end.head.path, end.app, end.why, end.sent, end.received, end.seconds))
 
 
 @pytest.mark.parametrize("ended_by", ["client", "revocation"])
@@ -415,10 +396,7 @@ async def test_bytes_behind_either_head_count_in_the_record(
 ) -> None:
     async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
-        writer.write(
-            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
-            b"Upgrade: websocket\r\n\r\nGREETING"  # in the same write as the 101
-        )
+        writer.write(SWITCHED + b"GREETING")  # in the same write as the 101
         await writer.drain()
         await reader.read()
 
@@ -453,7 +431,7 @@ async def test_the_close_frame_says_why_the_gateway_closed(
         if ending == "app_change":
             assert gw.close_where(lambda app, who, tunnel: reason) == (1, 0)
         elif ending == "feed_expired":
-            assert gw.close_tunnels() == 1
+            assert gw.close_all_open() == 1
         else:
             await gw.close(drain_timeout=1.0)
         with pytest.raises(ConnectionClosed) as closed:

@@ -15,14 +15,13 @@ import pytest
 
 from gateway.client import get
 from gateway.conftest import SID, Connect, Start, upgrade_to
-from gateway.upstreams import raw_upstream, read_head
+from gateway.upstreams import SWITCHED, raw_upstream, read_head
 from lychgate.gateway.http import GatewayServer
 from lychgate.ids import SessionId
 
 pytestmark = pytest.mark.loopback
 
 WEBSOCKET = "Connection: Upgrade\r\nUpgrade: websocket\r\n"
-SWITCHED = b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
 
 
 async def _plain_answers(

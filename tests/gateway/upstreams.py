@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 
 import h11
 
+#: An upstream's answer to a WebSocket handshake: the tunnel opens behind it.
+SWITCHED = b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+
 
 @dataclass
 class Seen:

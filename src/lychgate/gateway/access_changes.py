@@ -72,16 +72,14 @@ def follow_changes(
     """A snapshot listener that closes what the new snapshot no longer admits."""
 
     def on_change(old: ConfigSnapshot | None, new: ConfigSnapshot) -> None:
-        ended = newly_revoked(old, new)
-        tunnels = sum(server.close_session(sid) for sid in ended)  # by index, at once
         if old is not None and old.basis is new.basis:
+            ended = newly_revoked(old, new)
             if not ended:
                 return
             refuse = _ended(ended)
         else:
             refuse = admission_refusal(new)
-        more, streams = server.close_where(refuse)
-        tunnels += more
+        tunnels, streams = server.close_where(refuse)
         if tunnels or streams:
             log.info(
                 "closed %d tunnel(s) and %d response(s) under way that the new config no "

@@ -24,6 +24,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Final
 
+from lychgate.gateway.http.tunnel import TunnelEnded
 from lychgate.gateway.types import Principal, RequestHead
 from lychgate.ids import AppSlug
 
@@ -48,20 +49,18 @@ class AccessLog:
         now = datetime.now(UTC)
         self._log.info(access_line(head, app, status, seconds, now=now, reason=reason, who=who))
 
-    def tunnel_end(
-        self,
-        head: RequestHead,
-        app: AppSlug | None,
-        seconds: float,
-        why: str,
-        who: Principal | None,
-        sent: int,
-        received: int,
-    ) -> None:
+    def tunnel_end(self, end: TunnelEnded) -> None:
         """A second record for a WebSocket, when it closes: how long, why, and its bytes."""
         now = datetime.now(UTC)
         line = access_line(
-            head, app, 101, seconds, now=now, reason=why, who=who, tunnel=(sent, received)
+            end.head,
+            end.app,
+            101,
+            end.seconds,
+            now=now,
+            reason=end.why,
+            who=end.who,
+            tunnel=(end.sent, end.received),
         )
         self._log.info(line)
 

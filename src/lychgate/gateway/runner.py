@@ -46,11 +46,12 @@ from lychgate.gateway.feed_guard import TunnelGuard, tunnel_gate
 from lychgate.gateway.feed_http import authz_base
 from lychgate.gateway.forwarding import is_trusted
 from lychgate.gateway.http.clientcap import is_loopback
-from lychgate.gateway.http.context import ResponseHook, TunnelEndHook
+from lychgate.gateway.http.context import ResponseHook
 from lychgate.gateway.http.fdlimit import raise_open_file_limit
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.server import GatewayServer, start_server
 from lychgate.gateway.http.tls import CertPair, ServerCertificates, client_context
+from lychgate.gateway.http.tunnel import TunnelEnded, TunnelEndHook
 from lychgate.gateway.http.workers import STOP_SIGNALS, check_free, run_workers
 from lychgate.gateway.metrics import GatewayMetrics
 from lychgate.gateway.routing import parse_host
@@ -214,18 +215,10 @@ def tunnel_end_hook(metrics: GatewayMetrics, access: AccessLog | None) -> Tunnel
     closed = metrics.tunnel_closed
     record = None if access is None else access.tunnel_end
 
-    def end(
-        head: RequestHead,
-        app: AppSlug | None,
-        seconds: float,
-        why: str,
-        who: Principal | None,
-        sent: int,
-        received: int,
-    ) -> None:
-        closed(app, why)
+    def end(ended: TunnelEnded) -> None:
+        closed(ended.app, ended.why)
         if record is not None:
-            record(head, app, seconds, why, who, sent, received)
+            record(ended)
 
     return end
 
@@ -326,7 +319,7 @@ async def serve_worker(
     try:
         async with asyncio.TaskGroup() as group:
             group.create_task(feed.run(), name="config-feed")
-            guard = TunnelGuard(holder, server.close_tunnels, max_stale=options.max_stale)
+            guard = TunnelGuard(holder, server.close_all_open, max_stale=options.max_stale)
             guarding = group.create_task(guard.run(), name="tunnel-guard")
             reloading = _watch_certificates(plan, group, reload_on_sighup)
             await stop.wait()

@@ -652,15 +652,15 @@ class ClientConnection(asyncio.Protocol):
         self._tail = None
         self.finish_for_tunnel(req, app)
         session_id = None if who is None else who.session_id
-        hook, head = self._ctx.on_tunnel_end, req.head
-        on_end = None
-        if hook is not None and head is not None:
-
-            def on_end(seconds: float, why: str, sent: int, received: int) -> None:
-                hook(head, app, seconds, why, who, sent, received)
-
         tunnel = Tunnel(
-            self._ctx.tunnels, session_id, transport, upstream, app=app, who=who, on_end=on_end
+            self._ctx.tunnels,
+            session_id,
+            transport,
+            upstream,
+            app=app,
+            who=who,
+            head=req.head,
+            on_end=self._ctx.on_tunnel_end,
         )
         tunnel.start(to_upstream, to_client)
 

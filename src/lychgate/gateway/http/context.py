@@ -12,7 +12,7 @@ from lychgate.gateway.http.clientcap import ClientCap
 from lychgate.gateway.http.failures import UpstreamFailures
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.pool import UpstreamPool
-from lychgate.gateway.http.tunnel import TunnelRegistry
+from lychgate.gateway.http.tunnel import TunnelEndHook, TunnelRegistry
 from lychgate.gateway.http.writer import Batch
 from lychgate.gateway.types import Handler, Principal, RequestHead
 from lychgate.ids import AppSlug
@@ -28,13 +28,6 @@ if TYPE_CHECKING:
 # for (None when no signed-in user was involved). It runs on the hot path: keep it to a
 # counter increment and, when the access log is on, one log call.
 ResponseHook = Callable[[RequestHead, AppSlug | None, int, float, str, Principal | None], None]
-
-# Called once per tunnel when both of its connections are gone: the handshake's head, the app,
-# the seconds the tunnel was open, why it ended ("client closed", "session ended", "idle"...),
-# who it was opened for, and the bytes the client sent and received through it.
-TunnelEndHook = Callable[
-    [RequestHead, AppSlug | None, float, str, Principal | None, int, int], None
-]
 
 
 @dataclass(slots=True)

@@ -22,17 +22,12 @@ from collections.abc import Callable, Mapping
 
 from lychgate.gateway.http.clientcap import ClientCap, is_loopback
 from lychgate.gateway.http.connection import ClientConnection
-from lychgate.gateway.http.context import (
-    ResponseHook,
-    ServerContext,
-    ServerStats,
-    TunnelEndHook,
-)
+from lychgate.gateway.http.context import ResponseHook, ServerContext, ServerStats
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.pool import UpstreamPool
 from lychgate.gateway.http.tls import client_context
 from lychgate.gateway.http.tls_accept import TlsAcceptor
-from lychgate.gateway.http.tunnel import TunnelRegistry
+from lychgate.gateway.http.tunnel import TunnelEndHook, TunnelRegistry
 from lychgate.gateway.http.writer import Batch
 from lychgate.gateway.types import Handler, Principal
 from lychgate.ids import AppSlug, SessionId
@@ -134,7 +129,7 @@ class GatewayServer:
         """Ask ``gate`` before each tunnel opens (see :attr:`.TunnelRegistry.gate`)."""
         self._ctx.tunnels.gate = gate
 
-    def close_tunnels(self) -> int:
+    def close_all_open(self) -> int:
         """The config feed has been silent too long: close every tunnel, and cut every response
         under way for a signed-in user (an event stream would outlive any revocation made
         since); returns how many, tunnels and responses."""

@@ -42,16 +42,34 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Final
 
 from lychgate.gateway.http.wsframes import GOING_AWAY, POLICY_VIOLATION, FrameCursor, close_frame
-from lychgate.gateway.types import Principal
+from lychgate.gateway.types import Principal, RequestHead
 from lychgate.ids import AppSlug, SessionId
 
 log = logging.getLogger(__name__)
 
 #: Sweeps per idle timeout (see the module docstring).
 SWEEPS: Final = 4
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelEnded:
+    """A tunnel's end, once both of its connections are gone (for the access log and metrics)."""
+
+    head: RequestHead  # the handshake
+    app: AppSlug | None
+    seconds: float  # how long it was open
+    why: str  # "client closed", "session ended", "idle (tunnel_idle_timeout)"...
+    who: Principal | None
+    sent: int  # bytes the client sent through it (those behind its head included)
+    received: int  # bytes the client was sent through it (those behind the 101 included)
+
+
+#: Told of each tunnel's end (:attr:`.ServerContext.on_tunnel_end`).
+TunnelEndHook = Callable[[TunnelEnded], None]
 
 
 class TunnelEnd(asyncio.Protocol):
@@ -120,6 +138,7 @@ class Tunnel:
         "_closed",
         "_drain_timer",
         "_ends",
+        "_head",
         "_on_end",
         "_open_ends",
         "_registry",
@@ -142,15 +161,16 @@ class Tunnel:
         *,
         app: AppSlug | None = None,
         who: Principal | None = None,
-        on_end: Callable[[float, str, int, int], None] | None = None,
+        head: RequestHead | None = None,
+        on_end: TunnelEndHook | None = None,
     ) -> None:
         self._registry = registry
         self.session_id = session_id
         self.app = app  # what it was admitted for: the app, and the signed-in user
         self.who = who
         self.why = ""  # why it ended: the first reason given
-        # Told when both sides are gone: (seconds open, why, bytes from the client, to it).
-        self._on_end = on_end
+        self._head = head  # the handshake, for the record of its end
+        self._on_end = on_end  # told when both sides are gone
         self._started = 0.0
         self._ends: tuple[TunnelEnd, TunnelEnd] | None = None
         self.client = client
@@ -225,11 +245,12 @@ class Tunnel:
         if self._drain_timer is not None:
             self._drain_timer.cancel()
             self._drain_timer = None
-        on_end, ends = self._on_end, self._ends
-        if on_end is not None and ends is not None:
+        on_end, ends, head = self._on_end, self._ends, self._head
+        if on_end is not None and ends is not None and head is not None:
             self._on_end = None
             seconds = time.perf_counter() - self._started
-            on_end(seconds, self.why, ends[0].received, ends[1].received)
+            sent, received = ends[0].received, ends[1].received
+            on_end(TunnelEnded(head, self.app, seconds, self.why, self.who, sent, received))
 
     def _cut_unsent(self) -> None:
         self._drain_timer = None
