@@ -308,6 +308,7 @@ async def test_wrong_secret_is_retried_with_backoff(
         await eventually(lambda: serial_of(holder) == 1)
         assert client.failures == 0
     assert "refused the feed with 401" in caplog.text
+    assert "same secrets.json" in caplog.text  # the operator is told what to fix
 
 
 @pytest.mark.loopback

@@ -179,8 +179,14 @@ class FeedClient:
         try:
             headers = {"accept": MEDIA_TYPE, UPDATES_HEADER: ", ".join(sorted(UPDATES))}
             async with client.stream("GET", FEED_PATH, headers=headers) as response:
-                if response.status_code != 200:
-                    raise FeedError(f"authz refused the feed with {response.status_code}")
+                status = response.status_code
+                if status == 401:
+                    raise FeedError(
+                        "authz refused the feed with 401: this gateway's internal token is "
+                        "not authz's (every node must use the same secrets.json)"
+                    )
+                if status != 200:
+                    raise FeedError(f"authz refused the feed with {status}")
                 async for line in split_lines(response.aiter_bytes()):
                     if len(line) > PARSE_IN_THREAD:
                         # A full snapshot of thousands of users takes a tenth of a second and
