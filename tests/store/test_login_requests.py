@@ -170,3 +170,16 @@ async def test_expire_marks_stale_pending_requests(store: Store) -> None:
     assert (await store.login_requests.get(stale.id)).status is LoginStatus.EXPIRED
     assert (await store.login_requests.get(fresh.id)).status is LoginStatus.PENDING
     assert (await store.login_requests.get(approved.id)).status is LoginStatus.APPROVED
+
+
+async def test_delete_ended_removes_requests_past_their_end_in_any_state(store: Store) -> None:
+    device = await _device(store)
+    pending = await _request(store, expires_at=T0 + timedelta(seconds=10))
+    approved = await _request(store, expires_at=T0 + timedelta(seconds=40))
+    assert await _approve(store, approved, device)
+    kept = await _request(store, expires_at=T0 + timedelta(minutes=10))
+    assert await store.login_requests.delete_ended(T0 + timedelta(minutes=1)) == 2
+    for gone in (pending, approved):
+        with pytest.raises(NotFound):
+            await store.login_requests.get(gone.id)
+    assert await store.login_requests.get(kept.id) == kept

@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from lychgate import __version__
-from lychgate.authz import device, enroll, internal, login, portal, public
+from lychgate.authz import device, enroll, housekeeping, internal, login, portal, public
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.login.pages import PAGE_HEADERS
 from lychgate.authz.ratelimit import RateLimiter
@@ -71,19 +71,32 @@ async def invalid_request(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": errors}, status_code=422)
 
 
-def create_app(ctx: AuthzContext, *, poll_interval: float = POLL_INTERVAL) -> FastAPI:
-    """Build authz around ``ctx``. The caller owns (opens and closes) the store and the bus."""
+def create_app(
+    ctx: AuthzContext,
+    *,
+    poll_interval: float = POLL_INTERVAL,
+    first_sweep_after: float = housekeeping.FIRST_SWEEP_AFTER,
+) -> FastAPI:
+    """Build authz around ``ctx``. The caller owns (opens and closes) the store and the bus.
+    Besides serving, it publishes the gateways' snapshot and sweeps ended rows
+    (:mod:`.housekeeping`), the first time ``first_sweep_after`` seconds after it starts."""
     publisher = SnapshotPublisher(ctx, poll_interval=poll_interval)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await publisher.refresh()
-        task = asyncio.create_task(publisher.run(), name="snapshot-publisher")
+        tasks = (
+            asyncio.create_task(publisher.run(), name="snapshot-publisher"),
+            asyncio.create_task(
+                housekeeping.run(ctx, first_after=first_sweep_after), name="housekeeping"
+            ),
+        )
         try:
             yield
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     app = FastAPI(
         title="Lychgate authz",

@@ -247,6 +247,10 @@ class LoginRequestRepository(Protocol):
     async def expire(self, now: datetime) -> int:
         """Mark ``pending`` requests past ``expires_at`` as ``expired``; returns how many."""
 
+    async def delete_ended(self, before: datetime) -> int:
+        """Delete requests whose ``expires_at`` is at or before ``before``, in any state (no
+        transition starts from them any more); returns how many."""
+
 
 class RegistrationRepository(Protocol):
     async def create(self, registration: Registration) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, delete, insert, select, update
 
 from lychgate.domain import LoginRequest, LoginStatus
 from lychgate.errors import NotFound
@@ -122,6 +122,9 @@ class SqlLoginRequestRepository(SqlRepository):
             .where(_t.c.status == LoginStatus.PENDING.value, _t.c.expires_at <= now)
             .values(status=LoginStatus.EXPIRED.value)
         )
+
+    async def delete_ended(self, before: datetime) -> int:
+        return await self._write(delete(_t).where(_t.c.expires_at <= before))
 
     async def _transition(
         self,
