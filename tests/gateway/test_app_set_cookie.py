@@ -31,6 +31,11 @@ from lychgate.gateway.types import Decision, Forward, Handler, RequestHead, Upst
         b" LychGate = tok",
         b"lychgate_sid=1; HttpOnly",
         b"lychgate=",
+        # Nameless: stored with an empty name, sent back as "lychgate=tok" (RFC 6265bis 5.8.3).
+        b"=lychgate=tok; Path=/",
+        b" \t= lychgate_session=abc",
+        b"=__Host-lychgate=tok; Secure",
+        b"=LYCHGATE_state=1",
     ],
 )
 def test_our_namespace_is_dropped(line: bytes) -> None:
@@ -46,6 +51,8 @@ def test_our_namespace_is_dropped(line: bytes) -> None:
         b"lychgate",  # no "=": a nameless cookie to a browser, never one of ours
         b"other=1; Comment=lychgate=x",
         b"x=lychgate=1",
+        b"=other=1",  # nameless, sent back as "other=1"
+        b"==lychgate=1",  # nameless with the value "=lychgate=1": sent back nameless too
     ],
 )
 def test_other_cookies_are_kept(line: bytes) -> None:
@@ -83,7 +90,12 @@ def guarded(url: str) -> Handler:
     return handler
 
 
-TOSS = b"Set-Cookie: lychgate=operators-token; Path=/\r\nSet-Cookie: theme=dark\r\n"
+# The second line names no cookie, and a browser sends it back as "lychgate=operators-token".
+TOSS = (
+    b"Set-Cookie: lychgate=operators-token; Path=/\r\n"
+    b"Set-Cookie: =lychgate=operators-token; Path=/\r\n"
+    b"Set-Cookie: theme=dark\r\n"
+)
 
 
 @contextlib.asynccontextmanager

@@ -83,6 +83,22 @@ SPOOFED = [
     ("x-original-url", "/admin"),
     ("x-rewrite-url", "/admin"),
     ("x-auth-request-user", "admin"),
+    # Other auth proxies' identity headers, which an app moved from behind one may believe.
+    ("X-Forwarded-User", "admin"),
+    ("x-forwarded-email", "root@example.com"),
+    ("X-Forwarded-Groups", "admins"),
+    ("x-forwarded-preferred-username", "admin"),
+    ("x-forwarded-access-token", "forged"),
+    ("X-Forwarded", "for=127.0.0.1"),
+    ("Remote-Groups", "admins"),
+    ("remote-email", "root@example.com"),
+    ("Remote-Name", "Admin"),
+    ("X-WEBAUTH-USER", "admin"),
+    ("x-authentik-username", "admin"),
+    ("X-Pomerium-Jwt-Assertion", "forged"),
+    ("Cf-Access-Authenticated-User-Email", "root@example.com"),
+    ("x-goog-authenticated-user-email", "accounts.google.com:root@example.com"),
+    ("x-amzn-oidc-identity", "admin"),
 ]
 
 
@@ -154,6 +170,30 @@ def test_trusted_proxy_chain_is_appended() -> None:
         'for=198.51.100.7;proto=https, for="[2001:db8::1]", '
         "for=10.1.2.3;proto=https;host=wiki.example.com"
     ]
+
+
+def test_identity_headers_are_stripped_from_a_trusted_proxy_too() -> None:
+    # A trusted load balancer passes on the client's own fields: X-Forwarded-User is an
+    # identity, not a forwarding header, whoever the peer is.
+    identities = [pair for pair in SPOOFED if not _forwarding(pair[0])]
+    out = fwd(head(*identities, ("accept", "*/*"), client_ip="10.1.2.3"), trusted_proxies=PROXY)
+    assert names(out) == [
+        "host",
+        "accept",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+    ]
+
+
+def _forwarding(name: str) -> bool:
+    canonical = name.lower().replace("_", "-")
+    return canonical == "forwarded" or canonical in {
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-forwarded-prefix",
+    }
 
 
 def test_trusted_ipv6_proxy_is_quoted_in_forwarded() -> None:

@@ -67,6 +67,11 @@ def test_expect_continue_only_with_content_on_http11() -> None:
         (b"GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505),
         (b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 405),
         (b"GET / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\n\r\n", 417),
+        (  # two fields are one list: the last alone used to be judged
+            b"POST / HTTP/1.1\r\nHost: a\r\nExpect: x\r\nExpect: 100-continue\r\n"
+            b"Content-Length: 1\r\n\r\n",
+            417,
+        ),
         (
             b"GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: x\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n",
@@ -94,6 +99,7 @@ def test_expect_continue_only_with_content_on_http11() -> None:
         "http09",
         "connect",
         "expect",
+        "two_expect_fields",
         "upg",
         "http10_chunked",
         "http10_keepalive_chunked",

@@ -82,8 +82,8 @@ def is_lychgate_cookie(name: str) -> bool:
 def drop_lychgate_set_cookies(fields: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """An app's response fields without the ``Set-Cookie`` lines that set a Lychgate cookie.
 
-    The name is read as a browser reads it (RFC 6265 section 5.2): up to the first ``;``, then
-    up to the first ``=``, blanks trimmed; a line without ``=`` names no cookie of ours.
+    A line is judged by what the browser would send back (:func:`_sets_ours`), read as every
+    ``Cookie`` header is read here (:func:`parse_cookies`).
     """
     for name, _ in fields:
         if name == b"set-cookie":
@@ -97,9 +97,18 @@ def drop_lychgate_set_cookies(fields: list[tuple[bytes, bytes]]) -> list[tuple[b
 
 
 def _sets_ours(value: bytes) -> bool:
-    pair = value.split(b";", 1)[0]
-    name, sep, _ = pair.partition(b"=")
-    return bool(sep) and is_lychgate_cookie(name.decode("latin-1"))
+    """Whether a ``Set-Cookie`` value makes the browser send one of our cookies back.
+
+    The browser takes the pair up to the first ``;`` and splits it at the first ``=``, blanks
+    trimmed (RFC 6265bis section 5.6). A cookie with an empty name (``=lychgate=tok``) is
+    stored, and sent back as its value alone (section 5.8.3): ``lychgate=tok``, which every
+    server, this one and authz's Starlette included, reads as our cookie. A pair without
+    ``=`` is a nameless cookie sent back without one, which names nothing.
+    """
+    pair = value.split(b";", 1)[0].decode("latin-1")
+    name, sep, rest = pair.partition("=")
+    sent = rest if sep and not name.strip(_BLANKS) else pair
+    return any(is_lychgate_cookie(n) for n, _ in parse_cookies((sent,)))
 
 
 def strip_lychgate_cookies(header_values: Iterable[str]) -> str | None:

@@ -5,10 +5,12 @@ Theory of operation
 An upstream behind Lychgate believes what the gateway tells it about the user and the client,
 so nothing the *client* says on those subjects may get through:
 
-* **Identity headers are always stripped**: every ``X-Lychgate-*``, ``Remote-User`` and the
-  other names in :data:`IDENTITY_HEADERS`. Names are compared after lower-casing and mapping
-  ``_`` to ``-``, because several servers (CGI/WSGI environ, PHP, some frameworks) fold both
-  into ``HTTP_X_LYCHGATE_USER``: ``x_lychgate_user`` must not survive as a spoofed identity.
+* **Identity headers are always stripped**, from any peer: every ``X-Lychgate-*``,
+  ``Remote-*``, the identity headers of other auth proxies (``X-Forwarded-User``...), and the
+  other names in :data:`IDENTITY_HEADERS` and :data:`IDENTITY_PREFIXES`. Names are compared
+  after lower-casing and mapping ``_`` to ``-``, because several servers (CGI/WSGI environ,
+  PHP, some frameworks) fold both into ``HTTP_X_LYCHGATE_USER``: ``x_lychgate_user`` must not
+  survive as a spoofed identity.
   Then the gateway adds its own: ``X-Lychgate-User``, ``X-Lychgate-Email`` and the signed
   ``X-Lychgate-Assertion`` (the only one an app should trust; it verifies it against the JWKS).
 * **Forwarding headers** (``Forwarded``, ``X-Forwarded-*``) are stripped unless the TCP peer is
@@ -54,10 +56,19 @@ from lychgate.gateway.types import Headers, RequestHead
 from lychgate.ids import AppSlug, SessionId, UserId
 
 #: Client headers that claim an identity or rewrite the target; stripped for every upstream.
+# Besides our own, the identity headers other auth proxies set, which an app moved from behind
+# one of them may still believe: oauth2-proxy's X-Forwarded-User... (kept from a trusted proxy
+# as forwarding headers, were they not listed here) and X-Auth-Request-*, Authelia's and
+# authentik's Remote-*, authentik's, Pomerium's, Cloudflare Access's, Google IAP's and AWS
+# ALB's own, and the X-WEBAUTH-* that Grafana's and Gitea's auth-proxy modes read.
 IDENTITY_HEADERS: Final = frozenset(
     {
-        "remote-user",
-        "x-remote-user",
+        "x-forwarded-user",
+        "x-forwarded-email",
+        "x-forwarded-groups",
+        "x-forwarded-preferred-username",
+        "x-forwarded-access-token",
+        "x-forwarded",  # no suffix: no proxy's field, but read as one by the unwary
         "x-real-ip",
         "x-client-ip",
         "true-client-ip",
@@ -66,7 +77,19 @@ IDENTITY_HEADERS: Final = frozenset(
         "x-original-uri",
     }
 )
-IDENTITY_PREFIXES: Final = ("x-lychgate-", "x-auth-request-")
+IDENTITY_PREFIXES: Final = (
+    "x-lychgate-",
+    "x-auth-request-",
+    "remote-",
+    "x-remote-",
+    "x-webauth-",
+    "x-authentik-",
+    "x-pomerium-",
+    "cf-access-",
+    "x-goog-authenticated-user-",
+    "x-goog-iap-",
+    "x-amzn-oidc-",
+)
 FORWARDING_PREFIX: Final = "x-forwarded-"
 
 USER_HEADER: Final = "x-lychgate-user"

@@ -111,8 +111,8 @@ def make_request(
         elif kind == _CHUNKED:
             req.chunked = True  # llhttp checked: chunked is last, no Content-Length
             codings += 1 if value.strip(" \t").lower() == "chunked" else 2  # > 1: refused
-        else:
-            expect = value
+        else:  # a list field (RFC 9110 10.1.1): several lines are one list, judged whole
+            expect = value if expect is None else f"{expect}, {value}"
     refusal = _refusal(req, method, version, target, hosts, codings, expect)
     if refusal is None and bad_target:
         refusal = 400, "request-target not understood"
