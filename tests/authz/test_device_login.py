@@ -17,9 +17,9 @@ from authz.device_fixtures import (
     pending_login,
 )
 from fixtures.store import T0
+from lychgate.authz.app import shared_limit
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.device.login import choices_for
-from lychgate.authz.ratelimit import RateLimiter
 from lychgate.domain import LoginStatus
 from lychgate.events import LoginApproved, LoginDenied
 from lychgate.ids import AppSlug
@@ -202,7 +202,7 @@ async def test_deny(ctx: AuthzContext, client: httpx.AsyncClient, clock: Clock) 
 async def test_approvals_are_rate_limited_per_device(
     ctx: AuthzContext, authz: FastAPI, client: httpx.AsyncClient, clock: Clock
 ) -> None:
-    authz.state.approve_limiter = RateLimiter(limit=3, window=60, clock=lambda: 0.0)
+    authz.state.approve_limiter = shared_limit(ctx, "approve", 3, "approvals", monotonic=lambda: 0)
     who = await enroll_key(ctx)
     other = await enroll_key(ctx)
     signed = SignedClient(client, clock, who)

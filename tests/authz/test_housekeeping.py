@@ -60,11 +60,14 @@ async def test_a_sweep_deletes_what_ended_over_a_day_ago_and_keeps_the_rest(
 ) -> None:
     old = await _rows(ctx.store, ended_at=[DAY_AGO - SECOND, DAY_AGO])
     recent = await _rows(ctx.store, ended_at=[DAY_AGO + SECOND, T0 - SECOND, T0 + SECOND])
-    assert await sweep(ctx) == Swept(login_requests=2, sessions=2, codes=2)
+    await ctx.store.rate_counts.add("login", "k", T0 - timedelta(hours=1, seconds=1), 1)
+    await ctx.store.rate_counts.add("login", "k", T0 - timedelta(minutes=1), 1)
+    assert await sweep(ctx) == Swept(login_requests=2, sessions=2, codes=2, rate_windows=1)
     for kind, key in old:
         assert not await _exists(ctx.store, kind, key), kind
     for kind, key in recent:
         assert await _exists(ctx.store, kind, key), kind
+    assert await ctx.store.rate_counts.get("login", "k", T0 - timedelta(minutes=1)) == 1
     assert await sweep(ctx) == Swept(0, 0, 0)  # nothing left to do
 
 
@@ -91,11 +94,11 @@ async def test_authz_sweeps_by_itself_and_logs_what_it_deleted(
     caplog.set_level(logging.INFO, logger="lychgate.authz.housekeeping")
     old = await _rows(ctx.store, ended_at=[DAY_AGO - SECOND])
     app = create_app(ctx, poll_interval=0.05, first_sweep_after=0)
-    async with app.router.lifespan_context(app):
-        async with asyncio.timeout(10):
-            while await _exists(ctx.store, *old[0]):
-                await asyncio.sleep(0.01)
-    assert "deleted 1 login requests, 1 sessions and 1 one-time codes" in caplog.text
+    async with app.router.lifespan_context(app), asyncio.timeout(10):
+        while "deleted 1 login requests, 1 sessions and 1 one-time codes" not in caplog.text:
+            await asyncio.sleep(0.01)
+    for kind, key in old:
+        assert not await _exists(ctx.store, kind, key), kind
 
 
 async def test_a_failed_sweep_is_logged_and_tried_again(

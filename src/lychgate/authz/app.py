@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Final
 
@@ -25,7 +25,7 @@ from lychgate import __version__
 from lychgate.authz import device, enroll, housekeeping, internal, login, portal, public
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.login.pages import PAGE_HEADERS
-from lychgate.authz.ratelimit import RateLimiter
+from lychgate.authz.ratelimit import RateLimiter, SharedLimit
 from lychgate.authz.snapshots import POLL_INTERVAL, SnapshotPublisher
 from lychgate.errors import ConfigError, StoreError
 from lychgate.gateway.http.failures import Throttle
@@ -69,6 +69,21 @@ async def invalid_request(request: Request, exc: Exception) -> Response:
         for e in exc.errors()
     ]
     return JSONResponse({"detail": errors}, status_code=422)
+
+
+def shared_limit(
+    ctx: AuthzContext,
+    scope: str,
+    per_minute: int,
+    what: str,
+    *,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> SharedLimit:
+    """At most ``per_minute`` events a minute per key; counted across the replicas on
+    PostgreSQL (:mod:`.ratelimit`). ``monotonic``: the local count's clock."""
+    local = RateLimiter(limit=per_minute, window=60, clock=monotonic, what=what)
+    counts = ctx.store.rate_counts if ctx.store.backend == "postgresql" else None
+    return SharedLimit(local, counts, scope=scope, clock=ctx.clock)
 
 
 def create_app(
@@ -116,17 +131,11 @@ def create_app(
     app.state.publisher = publisher
     app.state.outages = Throttle(time.monotonic)  # see unavailable()
     # Abuse control (docs/sign-in-protocol.md): login requests per client IP, approvals per
-    # device. Read by the login and device routes through request.app.state.
-    app.state.login_limiter = RateLimiter(
-        limit=20, window=60, clock=time.monotonic, what="login requests"
-    )
-    app.state.approve_limiter = RateLimiter(
-        limit=10, window=60, clock=time.monotonic, what="approvals"
-    )
-    # Failed enrollment attempts (guessed links) per client IP; read by the enroll routes.
-    app.state.enroll_limiter = RateLimiter(
-        limit=10, window=60, clock=time.monotonic, what="failed enrollment attempts"
-    )
+    # device, failed enrollment attempts (guessed links) per client IP. Read by the login,
+    # device and enroll routes through request.app.state.
+    app.state.login_limiter = shared_limit(ctx, "login", 20, "login requests")
+    app.state.approve_limiter = shared_limit(ctx, "approve", 10, "approvals")
+    app.state.enroll_limiter = shared_limit(ctx, "enroll", 10, "failed enrollment attempts")
     app.include_router(internal.router)
     app.include_router(public.router)
     app.include_router(login.routes.router)

@@ -1,19 +1,33 @@
-"""In-memory rate limits for authz (login creation per IP, approvals per device, failed
-enrollment attempts per IP).
+"""Rate limits for authz (login creation per IP, approvals per device, failed enrollment
+attempts per IP).
 
-A sliding-window counter per key: at most ``limit`` events in any ``window`` seconds. Keys
-are bounded (oldest evicted), so a flood of distinct keys cannot exhaust memory. Limits are
-per authz process; a cluster multiplies them by its replicas, which is acceptable for abuse
-control (the one-time, short-lived requests are the real protection).
+:class:`RateLimiter` counts in this process's memory: a sliding window per key, at most
+``limit`` events in any ``window`` seconds. Keys are bounded (oldest evicted), so a flood of
+distinct keys cannot exhaust memory.
+
+:class:`SharedLimit` is what the routes use. On PostgreSQL, where authz runs as a cluster of
+replicas, it also counts in the database, so that N replicas behind a load balancer allow
+the limit once, not N times: each event is added to a counter per (scope, key, window) of
+``window`` seconds, and the limit holds for the sliding estimate ``previous window x (the
+share of it still inside the last window seconds) + this window``. The local limiter goes
+first, so a flood at one replica is refused there without a database write. On SQLite (one
+authz process) the local count is the whole count.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import math
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
-from lychgate.errors import RateLimited
+from lychgate.errors import RateLimited, StoreError
+from lychgate.store.ports import RateCounts
+
+log = logging.getLogger(__name__)
+_ROUNDING = 1e-9  # an estimate that equals the limit but for float rounding is within it
 
 
 class RateLimiter:
@@ -26,11 +40,11 @@ class RateLimiter:
         max_keys: int = 100_000,
         what: str = "requests",
     ) -> None:
-        self._limit = limit
-        self._window = window
+        self.limit = limit
+        self.window = window
         self._clock = clock
         self._max_keys = max_keys
-        self._what = what
+        self.what = what
         self._hits: OrderedDict[str, deque[float]] = OrderedDict()
 
     @property
@@ -49,11 +63,11 @@ class RateLimiter:
                 self._hits.popitem(last=False)
         else:
             self._hits.move_to_end(key)
-        while hits and hits[0] <= now - self._window:
+        while hits and hits[0] <= now - self.window:
             hits.popleft()
-        if len(hits) >= self._limit:
-            retry = max(1, math.ceil(hits[0] + self._window - now))
-            raise RateLimited(f"too many {self._what}; try again in {retry} s", retry_after=retry)
+        if len(hits) >= self.limit:
+            retry = max(1, math.ceil(hits[0] + self.window - now))
+            raise RateLimited(f"too many {self.what}; try again in {retry} s", retry_after=retry)
         hits.append(now)
 
     def refund(self, key: str) -> None:
@@ -63,3 +77,84 @@ class RateLimiter:
         hits = self._hits.get(key)
         if hits:
             hits.pop()
+
+
+class SharedLimit:
+    """A :class:`RateLimiter`'s limit, counted across every process on the database too
+    (see the module docstring). ``counts`` None: the local count alone."""
+
+    __slots__ = ("_clock", "_counts", "_scope", "local")
+
+    def __init__(
+        self,
+        local: RateLimiter,
+        counts: RateCounts | None,
+        *,
+        scope: str,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.local = local
+        self._counts = counts
+        self._scope = scope
+        self._clock = clock
+
+    async def hit(self, key: str) -> None:
+        """Count one event for ``key``; raise :class:`RateLimited` when over the limit, here
+        or across the cluster. Raises StoreError when the shared count fails (authz answers
+        503: it fails closed)."""
+        local = self.local
+        local.hit(key)
+        counts = self._counts
+        if counts is None:
+            return
+        start, elapsed = self._window_of(self._clock())
+        digest = _digest(key)
+        try:
+            current = await counts.add(self._scope, digest, start, 1)
+            before = start - timedelta(seconds=local.window)
+            previous = await counts.get(self._scope, digest, before)
+        except BaseException:
+            local.refund(key)
+            raise
+        if previous * (1 - elapsed) + current > local.limit + _ROUNDING:
+            await counts.add(self._scope, digest, start, -1)  # a refusal is not an event
+            local.refund(key)
+            retry = shared_retry_after(previous, current, local.limit, elapsed, local.window)
+            raise RateLimited(f"too many {local.what}; try again in {retry} s", retry_after=retry)
+
+    async def refund(self, key: str) -> None:
+        """Take back the newest event counted for ``key`` (see :meth:`RateLimiter.refund`);
+        in the shared count, from the window of now. Called once what was counted succeeded,
+        so a store failure here is logged, not raised: the success stands."""
+        self.local.refund(key)
+        if self._counts is not None:
+            start, _ = self._window_of(self._clock())
+            try:
+                await self._counts.add(self._scope, _digest(key), start, -1)
+            except StoreError as exc:
+                log.warning("rate limit %r: could not take back an event: %s", self._scope, exc)
+
+    def _window_of(self, now: datetime) -> tuple[datetime, float]:
+        """The start of the fixed window ``now`` falls in, and how far into it (0 to 1)."""
+        window = self.local.window
+        at = now.timestamp()
+        start = math.floor(at / window) * window
+        return datetime.fromtimestamp(start, UTC), (at - start) / window
+
+
+def shared_retry_after(
+    previous: int, current: int, limit: int, elapsed: float, window: float
+) -> int:
+    """Seconds until the shared estimate counts an event it refused now: ``current`` events
+    in this window (the refused one among them), ``previous`` in the one before, and
+    ``elapsed`` (0 to 1) of this window gone. At least 1."""
+    if current <= limit and previous:  # later in this window: the previous one slides out
+        wait = 1 - (limit - current) / previous - elapsed
+    else:  # in the next window, once enough of this one's events (the refused one taken
+        wait = 1 - elapsed + 1 - (limit - 1) / (current - 1)  # back) have slid out
+    return max(1, math.ceil(wait * window - _ROUNDING))
+
+
+def _digest(key: str) -> str:
+    """What the database keeps of a key (an IP, a device id): a one-way hash, 64 hex."""
+    return hashlib.sha256(key.encode()).hexdigest()

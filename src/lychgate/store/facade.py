@@ -21,6 +21,7 @@ from lychgate.store.ports import (
     DeviceRepository,
     LoginRequestRepository,
     OneTimeCodeRepository,
+    RateCounts,
     RegistrationRepository,
     SessionRepository,
     SigningKeyRepository,
@@ -34,6 +35,7 @@ from lychgate.store.sql.deployment import SqlDeploymentRecord
 from lychgate.store.sql.devices import SqlDeviceRepository
 from lychgate.store.sql.login_requests import SqlLoginRequestRepository
 from lychgate.store.sql.one_time_codes import SqlOneTimeCodeRepository
+from lychgate.store.sql.rate_counts import SqlRateCounts
 from lychgate.store.sql.registrations import SqlRegistrationRepository
 from lychgate.store.sql.sessions import SqlSessionRepository
 from lychgate.store.sql.signing_keys import SqlSigningKeyRepository
@@ -60,6 +62,7 @@ class Store:
         "engine",
         "login_requests",
         "one_time_codes",
+        "rate_counts",
         "registrations",
         "sessions",
         "signing_keys",
@@ -82,6 +85,7 @@ class Store:
         self.audit: AuditLog = SqlAuditLog(engine)
         self.config_changes: ConfigChanges = SqlConfigChanges(engine)
         self.deployment: DeploymentRecord = SqlDeploymentRecord(engine)
+        self.rate_counts: RateCounts = SqlRateCounts(engine)
 
     @property
     def url(self) -> str:

@@ -330,6 +330,21 @@ class OneTimeCodeRepository(Protocol):
         """Delete codes that expired at or before ``now``."""
 
 
+class RateCounts(Protocol):
+    """Events counted per ``(scope, key)`` in fixed windows, one counter for every process on
+    the database (rate limits shared by authz replicas)."""
+
+    async def add(self, scope: str, key: str, window_start: datetime, step: int) -> int:
+        """Add ``step`` (1, or -1 to take one back) to the window's counter, never taking it
+        below 0; returns the counter as this call left it."""
+
+    async def get(self, scope: str, key: str, window_start: datetime) -> int:
+        """The window's counter (0 when nothing was counted in it)."""
+
+    async def delete_before(self, before: datetime) -> int:
+        """Delete the counters of windows that started before ``before``; returns how many."""
+
+
 class AuditLog(Protocol):
     async def append(self, event: AuditEvent) -> AuditEvent:
         """Append an event; returns it with its ``id`` assigned."""

@@ -207,6 +207,18 @@ deployment = Table(
     Column("value", Text, nullable=False),
 )
 
+# Rate limits shared by every authz process on the database: events counted per (scope, key)
+# in fixed windows (lychgate.authz.ratelimit.SharedLimit). The key is a hash of the IP or
+# device id; rows of windows long over are swept (lychgate.authz.housekeeping).
+rate_counts = Table(
+    "rate_counts",
+    metadata,
+    Column("scope", String(32), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("window_start", UtcDateTime, primary_key=True, index=True),
+    Column("count", Integer, nullable=False),
+)
+
 # No foreign keys: the audit trail outlives the users and devices it mentions.
 audit_log = Table(
     "audit_log",

@@ -14,7 +14,7 @@ from lychgate.authz.device import apps, login, sessions
 from lychgate.authz.device.auth import Caller, Context
 from lychgate.authz.device.errors import JsonErrorRoute, parse_body
 from lychgate.authz.device.schemas import ApproveIn, OpenIn
-from lychgate.authz.ratelimit import RateLimiter
+from lychgate.authz.ratelimit import SharedLimit
 from lychgate.authz.web import client_ip
 
 PREFIX = "/.lychgate/api/v1/device"
@@ -22,8 +22,8 @@ PREFIX = "/.lychgate/api/v1/device"
 router = APIRouter(prefix=PREFIX, route_class=JsonErrorRoute, tags=["device"])
 
 
-def _approve_limiter(request: Request) -> RateLimiter:
-    limiter: RateLimiter = request.app.state.approve_limiter
+def _approve_limiter(request: Request) -> SharedLimit:
+    limiter: SharedLimit = request.app.state.approve_limiter
     return limiter
 
 
@@ -36,7 +36,7 @@ async def login_context(request_id: str, caller: Caller, ctx: Context) -> JSONRe
 @router.post("/login/{request_id}/approve", summary="Approve with the number the user picked")
 async def approve(request_id: str, request: Request, caller: Caller, ctx: Context) -> JSONResponse:
     # Per device, before anything else: guessing numbers across requests costs attempts.
-    _approve_limiter(request).hit(caller.device.id)
+    await _approve_limiter(request).hit(caller.device.id)
     body = parse_body(ApproveIn, caller.body)
     await login.approve(ctx, caller, request_id, body.number, ip=client_ip(request))
     return JSONResponse({"status": "approved"})
@@ -44,7 +44,7 @@ async def approve(request_id: str, request: Request, caller: Caller, ctx: Contex
 
 @router.post("/login/{request_id}/deny", summary="Deny a login request")
 async def deny(request_id: str, request: Request, caller: Caller, ctx: Context) -> JSONResponse:
-    _approve_limiter(request).hit(caller.device.id)
+    await _approve_limiter(request).hit(caller.device.id)
     await login.deny(ctx, caller, request_id, ip=client_ip(request))
     return JSONResponse({"status": "denied"})
 

@@ -27,7 +27,7 @@ from lychgate.authz.device.errors import JsonErrorRoute, parse_body
 from lychgate.authz.enroll import service
 from lychgate.authz.enroll.pages import page, qr_svg
 from lychgate.authz.internal import context
-from lychgate.authz.ratelimit import RateLimiter
+from lychgate.authz.ratelimit import SharedLimit
 from lychgate.authz.web import client_ip
 from lychgate.deployment.enroll import enrollment_url
 from lychgate.tokens.onetime import MAX_CODE_CHARS
@@ -63,10 +63,10 @@ async def enroll(request: Request, ctx: Context) -> JSONResponse:
         email=body.email,
     )
     ip = client_ip(request)
-    limiter: RateLimiter = request.app.state.enroll_limiter
-    limiter.hit(ip)  # RateLimited: 429 + Retry-After (JsonErrorRoute)
+    limiter: SharedLimit = request.app.state.enroll_limiter
+    await limiter.hit(ip)  # RateLimited: 429 + Retry-After (JsonErrorRoute)
     done = await service.enroll(ctx, checked, ip=ip)
-    limiter.refund(ip)  # only failures count
+    await limiter.refund(ip)  # only failures count
     user = done.user
     return JSONResponse(
         {

@@ -14,7 +14,7 @@ from fastapi.responses import RedirectResponse
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.login.service import StartedLogin, start_login
 from lychgate.authz.login.target import Target, public_origin, resolve_target
-from lychgate.authz.ratelimit import RateLimiter
+from lychgate.authz.ratelimit import SharedLimit
 from lychgate.authz.snapshots import SnapshotPublisher
 from lychgate.authz.web import client_ip, request_origin, user_agent
 from lychgate.errors import RateLimited, StoreError
@@ -45,9 +45,9 @@ def too_many(exc: RateLimited) -> HTTPException:
 async def begin_login(ctx: AuthzContext, request: Request, target: Target) -> StartedLogin:
     """Count the attempt against the client's IP (429 when over), then start the request."""
     ip = client_ip(request)
-    limiter: RateLimiter = request.app.state.login_limiter
+    limiter: SharedLimit = request.app.state.login_limiter
     try:
-        limiter.hit(ip)
+        await limiter.hit(ip)
     except RateLimited as exc:
         raise too_many(exc) from None
     return await start_login(ctx, target, ip=ip, user_agent=user_agent(request))

@@ -14,7 +14,8 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any, Final
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, Table, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import Executable
 
@@ -45,6 +46,13 @@ class SqlRepository:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+
+    def _upsert(self, table: Table) -> postgresql.Insert | sqlite.Insert:
+        """An ``INSERT`` into ``table`` in the backend's own dialect, which can say
+        ``ON CONFLICT`` (the same clause on both)."""
+        if self._engine.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
 
     async def _one(self, stmt: Executable) -> Row[Any] | None:
         """The first row a read returns, or ``None``."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Final
 
 from sqlalchemy import insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from lychgate.errors import Conflict
 from lychgate.store.schema import deployment
@@ -40,8 +39,7 @@ class SqlDeploymentRecord(SqlRepository):
                 return fingerprint
 
     async def replace_secrets_fingerprint(self, fingerprint: str) -> None:
-        dialect = postgresql if self._engine.dialect.name == "postgresql" else sqlite
-        stmt = dialect.insert(_t).values(name=SECRETS_FINGERPRINT, value=fingerprint)
+        stmt = self._upsert(_t).values(name=SECRETS_FINGERPRINT, value=fingerprint)
         await self._write(
             stmt.on_conflict_do_update(index_elements=[_t.c.name], set_={"value": fingerprint})
         )
