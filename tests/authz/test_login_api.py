@@ -197,6 +197,21 @@ async def test_a_disabled_user_gets_no_session(
     assert await ctx.store.sessions.list_for_user(person.user.id) == []
 
 
+async def test_a_device_revoked_after_approving_starts_no_session(
+    ctx: AuthzContext, browser: httpx.AsyncClient
+) -> None:
+    # A stolen key's holder could otherwise keep an approved request waiting, and finish it
+    # once they saw the owner revoke the device (SECURITY.md item 7).
+    person = await enrolled(ctx)
+    created = await start(browser)
+    await approve(ctx, created["id"], person)
+    assert await ctx.store.devices.revoke(person.device.id)
+    r = await finish(browser, created["id"])
+    assert (r.status_code, r.json()["detail"]) == (409, "refused")
+    assert "lychgate_session" not in browser.cookies
+    assert await ctx.store.sessions.list_for_user(person.user.id) == []
+
+
 # -- rate limits and whose forwarding headers count (SECURITY.md items 3 and 7) -------------
 
 GATEWAY = "127.0.0.1"  # a gateway on the same host: trusted by default

@@ -149,6 +149,25 @@ async def test_finish_only_from_approved_and_only_once(store: Store) -> None:
     assert (stored.status, stored.session_id) == (LoginStatus.FINISHED, session.id)
 
 
+@pytest.mark.parametrize("change", ["device revoked", "user disabled"])
+async def test_finish_refuses_an_approval_whose_device_can_no_longer_sign_in(
+    store: Store, change: str
+) -> None:
+    # Between approval and finish (up to the request's 120 s): a stolen key's holder must
+    # not keep an approved request waiting and finish it once the owner revoked the device.
+    device = await _device(store)
+    session = make_session(device.user_id)
+    await store.sessions.create(session)
+    request = await _request(store)
+    assert await _approve(store, request, device)
+    if change == "device revoked":
+        assert await store.devices.revoke(device.id)
+    else:
+        await store.users.update(device.user_id, disabled=True)
+    assert not await store.login_requests.finish(request.id, session_id=session.id, now=SOON)
+    assert (await store.login_requests.get(request.id)).status is LoginStatus.APPROVED
+
+
 async def test_finish_after_expiry_fails(store: Store) -> None:
     device = await _device(store)
     session = make_session(device.user_id)

@@ -239,7 +239,8 @@ class LoginRequestRepository(Protocol):
     async def finish(
         self, request_id: LoginRequestId, *, session_id: SessionId, now: datetime
     ) -> bool:
-        """``approved -> finished`` with the new session, only before ``expires_at``.
+        """``approved -> finished`` with the new session, only before ``expires_at``, and
+        only while the approving device is unrevoked and its user enabled.
 
         ``True`` if this call finished it; a second finish (a replay) gets ``False``.
         """

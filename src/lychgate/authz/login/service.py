@@ -108,6 +108,8 @@ async def finish_login(
     user = await ctx.store.users.get(login.user_id)
     if user.disabled:
         raise Conflict("the user is disabled", field="user")
+    if login.device_id is None or (await ctx.store.devices.get(login.device_id)).revoked:
+        raise Conflict("the device that approved it was revoked", field="device")
     session = Session(
         id=SessionId(new_id(SESSION_ID_PREFIX)),
         user_id=user.id,
@@ -131,7 +133,10 @@ async def finish_login(
         raise
     if not finished:
         await ctx.store.sessions.revoke(session.id, now)
-        raise Conflict("the login request was already finished", field="finished")
+        if (await ctx.store.login_requests.get(login.id)).status is LoginStatus.FINISHED:
+            raise Conflict("the login request was already finished", field="finished")
+        # Revoked since it approved (or its user disabled, or the request expired meanwhile).
+        raise Conflict("the device that approved it can no longer sign in", field="device")
     details = {"login": login.id, "app": login.app_slug or ""}
     await ctx.store.audit.append(
         AuditEvent(None, now, "login.finished", user.id, login.device_id, ip or None, details)

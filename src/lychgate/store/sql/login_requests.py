@@ -46,6 +46,22 @@ def _request(row: Row[Any]) -> LoginRequest:
     )
 
 
+def _usable_device(device_id: Any, user_id: Any) -> Any:
+    """In SQL: ``device_id`` is an unrevoked device of ``user_id``, an enabled user (values,
+    or the request row's own columns)."""
+    return (
+        select(devices.c.id)
+        .join(users, users.c.id == devices.c.user_id)
+        .where(
+            devices.c.id == device_id,
+            devices.c.user_id == user_id,
+            devices.c.revoked.is_(False),
+            users.c.disabled.is_(False),
+        )
+        .exists()
+    )
+
+
 class SqlLoginRequestRepository(SqlRepository):
     __slots__ = ()
     TABLE = "login_requests"
@@ -85,23 +101,12 @@ class SqlLoginRequestRepository(SqlRepository):
     ) -> bool:
         # SECURITY.md item 7: the approval is bound to a device *and* its user. Checking it in
         # the same statement closes the race with a concurrent revocation or user disable.
-        device_of_user = (
-            select(devices.c.id)
-            .join(users, users.c.id == devices.c.user_id)
-            .where(
-                devices.c.id == device_id,
-                devices.c.user_id == user_id,
-                devices.c.revoked.is_(False),
-                users.c.disabled.is_(False),
-            )
-            .exists()
-        )
         return await self._transition(
             request_id,
             LoginStatus.PENDING,
             LoginStatus.APPROVED,
             now,
-            device_of_user,
+            _usable_device(device_id, user_id),
             user_id=user_id,
             device_id=device_id,
         )
@@ -112,8 +117,16 @@ class SqlLoginRequestRepository(SqlRepository):
     async def finish(
         self, request_id: LoginRequestId, *, session_id: SessionId, now: datetime
     ) -> bool:
+        # The approving device is checked again: one revoked (or its user disabled) between
+        # the approval and the finish must not start a session (a stolen key's holder could
+        # keep an approved request waiting, to finish once they see they were revoked).
         return await self._transition(
-            request_id, LoginStatus.APPROVED, LoginStatus.FINISHED, now, session_id=session_id
+            request_id,
+            LoginStatus.APPROVED,
+            LoginStatus.FINISHED,
+            now,
+            _usable_device(_t.c.device_id, _t.c.user_id),
+            session_id=session_id,
         )
 
     async def expire(self, now: datetime) -> int:
