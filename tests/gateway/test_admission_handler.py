@@ -19,6 +19,7 @@ from lychgate.gateway.admit_handler import GatewayHandler, GatewayOptions
 from lychgate.gateway.cookies import drop_lychgate_set_cookies
 from lychgate.gateway.endpoints import Endpoints
 from lychgate.gateway.forwarding import identity_headers
+from lychgate.gateway.http.limits import CONTROL_PLANE_MAX_BODY
 from lychgate.gateway.snapshot import SnapshotHolder
 from lychgate.gateway.types import Forward, Local, Respond, Upstream
 from lychgate.ids import AppSlug, SessionId
@@ -114,6 +115,7 @@ def test_authz_gets_the_request_with_its_cookies_but_no_spoofed_identity() -> No
     assert decision.app is None
     assert not decision.allow_upgrade  # authz serves no WebSocket: upgrades to it are 403
     assert decision.response_fields is None  # authz owns the lychgate cookies
+    assert decision.max_body_bytes == CONTROL_PLANE_MAX_BODY  # 413 here, not a GB for authz
     assert decision.target == "/.lychgate/login?rd=/x"
     assert header(decision, "cookie") == ["lychgate_session=abc"]
     assert header(decision, "x-lychgate-user") == []

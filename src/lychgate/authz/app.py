@@ -23,12 +23,14 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from lychgate import __version__
 from lychgate.authz import device, enroll, housekeeping, internal, login, portal, public
+from lychgate.authz.bodycap import BodyCap
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.login.pages import PAGE_HEADERS
 from lychgate.authz.ratelimit import RateLimiter, SharedLimit
 from lychgate.authz.snapshots import POLL_INTERVAL, SnapshotPublisher
 from lychgate.errors import ConfigError, StoreError
 from lychgate.gateway.http.failures import Throttle
+from lychgate.gateway.http.limits import CONTROL_PLANE_MAX_BODY
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,7 @@ def create_app(
     app.state.login_limiter = shared_limit(ctx, "login", 20, "login requests")
     app.state.approve_limiter = shared_limit(ctx, "approve", 10, "approvals")
     app.state.enroll_limiter = shared_limit(ctx, "enroll", 10, "failed enrollment attempts")
+    app.add_middleware(BodyCap, limit=CONTROL_PLANE_MAX_BODY)
     app.include_router(internal.router)
     app.include_router(public.router)
     app.include_router(login.routes.router)

@@ -50,6 +50,7 @@ from lychgate.gateway.endpoints import Endpoints, utc_now
 from lychgate.gateway.feed_http import authz_base
 from lychgate.gateway.forwarding import forward_headers
 from lychgate.gateway.http.failures import Throttle
+from lychgate.gateway.http.limits import CONTROL_PLANE_MAX_BODY
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
 from lychgate.gateway.types import Decision, Forward, RequestHead, Respond, Upstream
 from lychgate.ids import AppSlug
@@ -241,6 +242,7 @@ class GatewayHandler:
                 # authz serves no WebSocket: an Upgrade to it is refused here (403), so no
                 # cross-site page can open a socket on the control plane (SECURITY.md item 10).
                 allow_upgrade=False,
+                max_body_bytes=CONTROL_PLANE_MAX_BODY,  # 413 here: authz reads whole bodies
             )
         if isinstance(admission, ToEndpoint):
             return self._endpoints.local(admission)

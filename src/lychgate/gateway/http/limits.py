@@ -8,10 +8,14 @@ trace: 400 for bad framing, 408 for a slow head, 413 for a big body, 431 for big
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Final
 
 from lychgate.errors import ConfigError
 
 _MAY_BE_ZERO = ("max_body_bytes", "max_connections_per_client")
+# Request content the control plane (authz) takes: its JSON bodies are a few hundred bytes.
+# The gateway answers 413 beyond it before passing anything on, and authz refuses it too.
+CONTROL_PLANE_MAX_BODY: Final = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
