@@ -190,6 +190,14 @@ async def test_guessing_codes_is_rate_limited_per_client_ip(
         assert (await guesser.post(ENROLL, json=body_for("guess"))).status_code == 409
 
 
+async def test_guesses_from_one_ipv6_64_count_together(ctx: AuthzContext, authz: FastAPI) -> None:
+    for i in range(10):
+        async with device_at(authz, f"2001:db8:5:6::{i + 1:x}") as guesser:
+            assert (await guesser.post(ENROLL, json=body_for(f"guess{i}"))).status_code == 409
+    async with device_at(authz, "2001:db8:5:6:abcd::1") as guesser:
+        assert (await guesser.post(ENROLL, json=body_for("guess"))).status_code == 429
+
+
 async def test_only_failed_redemptions_count(ctx: AuthzContext, authz: FastAPI) -> None:
     async with device_at(authz, "203.0.113.9") as device:
         for _ in range(12):

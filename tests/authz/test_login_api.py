@@ -265,6 +265,20 @@ async def test_a_flood_is_rate_limited_per_client_ip(authz: FastAPI, ctx: AuthzC
         assert other.status_code == 201
 
 
+async def test_an_ipv6_client_is_limited_by_its_64(authz: FastAPI, ctx: AuthzContext) -> None:
+    # One host is commonly given a whole /64: a new address per request must not be a new
+    # client (the gateway's connection cap counts the same way).
+    async with from_peer(authz, ctx, GATEWAY) as gateway:
+        for i in range(20):
+            client = f"2001:db8:1:2::{i + 1:x}"
+            r = await gateway.post(API, json={}, headers={"x-forwarded-for": client})
+            assert r.status_code == 201
+        r = await gateway.post(API, json={}, headers={"x-forwarded-for": "2001:db8:1:2:ffff::9"})
+        assert r.status_code == 429
+        r = await gateway.post(API, json={}, headers={"x-forwarded-for": "2001:db8:1:3::1"})
+        assert r.status_code == 201  # the next /64 is someone else
+
+
 async def test_a_peer_that_is_no_gateway_cannot_pick_its_rate_limit_key(
     authz: FastAPI, ctx: AuthzContext
 ) -> None:

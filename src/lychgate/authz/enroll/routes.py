@@ -30,6 +30,7 @@ from lychgate.authz.internal import context
 from lychgate.authz.ratelimit import SharedLimit
 from lychgate.authz.web import client_ip
 from lychgate.deployment.enroll import enrollment_url
+from lychgate.gateway.http.clientcap import client_key
 from lychgate.tokens.onetime import MAX_CODE_CHARS
 
 Context = Annotated[AuthzContext, Depends(context)]
@@ -64,9 +65,10 @@ async def enroll(request: Request, ctx: Context) -> JSONResponse:
     )
     ip = client_ip(request)
     limiter: SharedLimit = request.app.state.enroll_limiter
-    await limiter.hit(ip)  # RateLimited: 429 + Retry-After (JsonErrorRoute)
+    who = client_key(ip)  # an IPv6 client is its /64
+    await limiter.hit(who)  # RateLimited: 429 + Retry-After (JsonErrorRoute)
     done = await service.enroll(ctx, checked, ip=ip)
-    await limiter.refund(ip)  # only failures count
+    await limiter.refund(who)  # only failures count
     user = done.user
     return JSONResponse(
         {

@@ -19,6 +19,7 @@ from lychgate.authz.snapshots import SnapshotPublisher
 from lychgate.authz.web import client_ip, request_origin, user_agent
 from lychgate.errors import RateLimited, StoreError
 from lychgate.gateway.admit_redirect import origin_of
+from lychgate.gateway.http.clientcap import client_key
 from lychgate.gateway.snapshot import ConfigSnapshot
 
 
@@ -47,7 +48,7 @@ async def begin_login(ctx: AuthzContext, request: Request, target: Target) -> St
     ip = client_ip(request)
     limiter: SharedLimit = request.app.state.login_limiter
     try:
-        await limiter.hit(ip)
+        await limiter.hit(client_key(ip))  # an IPv6 client is its /64
     except RateLimited as exc:
         raise too_many(exc) from None
     return await start_login(ctx, target, ip=ip, user_agent=user_agent(request))
