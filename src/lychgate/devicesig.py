@@ -93,8 +93,11 @@ def verify_request(
     now: int,
 ) -> None:
     """Raise :class:`DeviceAuthError` unless the signature and timestamp hold."""
-    if not timestamp or not signature or not timestamp.isdigit() or len(timestamp) > 12:
+    # ASCII digits only: str.isdigit() takes "²", which int() then refuses (a 500).
+    digits = timestamp is not None and timestamp.isascii() and timestamp.isdigit()
+    if not digits or not signature or len(timestamp or "") > 12:
         raise DeviceAuthError("missing or malformed signature headers", field="signature")
+    assert timestamp is not None
     ts = int(timestamp)
     if abs(now - ts) > MAX_SKEW:
         raise DeviceAuthError("timestamp outside the allowed window", field="timestamp")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
-from typing import NewType
+from typing import Final, NewType
 
 UserId = NewType("UserId", str)
 DeviceId = NewType("DeviceId", str)
@@ -16,6 +17,16 @@ LoginRequestId = NewType("LoginRequestId", str)
 RegistrationId = NewType("RegistrationId", str)
 ApiKeyId = NewType("ApiKeyId", str)
 KeyId = NewType("KeyId", str)
+
+
+_ID_TEXT: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def is_id_text(value: str) -> bool:
+    """Whether ``value`` could be an id or a slug at all: 1-64 of ``[A-Za-z0-9_-]``. Check it
+    before looking a client's value up: other bytes would reach the database, and a NUL is
+    an error to PostgreSQL (a 503), where it should be a miss (404)."""
+    return _ID_TEXT.fullmatch(value) is not None
 
 
 def new_id(prefix: str = "") -> str:

@@ -25,6 +25,16 @@ from lychgate.gateway.admit_redirect import safe_redirect
 from lychgate.ids import AppSlug
 
 
+async def test_a_slug_no_app_could_have_is_a_miss(
+    ctx: AuthzContext, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    # A NUL reached PostgreSQL, which refused it: a 503 where any other miss is a 404.
+    who = await enroll_key(ctx)
+    for slug in ("a\u0000b", "x" * 65, "../wiki", ""):
+        r = await SignedClient(client, clock, who).post("/open", {"slug": slug})
+        assert r.status_code in (404, 422), (slug, r.status_code)
+
+
 async def add_apps(ctx: AuthzContext) -> dict[str, App]:
     apps = {
         "wiki": make_app(slug=AppSlug("wiki"), name="Wiki", description="Notes", icon="📓"),

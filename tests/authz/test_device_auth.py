@@ -87,13 +87,15 @@ async def test_malformed_headers_of_a_real_device_are_refused(
 ) -> None:
     who = await enroll_key(ctx)
     now = str(int(clock.now.timestamp()))
-    for timestamp, signature in [(now, ""), ("", "abc"), ("-5", "abc"), (now + "0" * 20, "a")]:
+    malformed = [(now, ""), ("", "abc"), ("-5", "abc"), (now + "0" * 20, "a")]
+    malformed.append(("\u00b2", "abc"))  # the byte B2 read as latin-1: isdigit(), not int()
+    for timestamp, signature in malformed:
         r = await client.get(
             API + "/apps",
             headers={
-                "lychgate-device": who.device.id,
-                "lychgate-timestamp": timestamp,
-                "lychgate-signature": signature,
+                b"lychgate-device": who.device.id.encode(),
+                b"lychgate-timestamp": timestamp.encode("latin-1"),
+                b"lychgate-signature": signature.encode(),
             },
         )
         assert r.status_code == 401, (timestamp, signature)

@@ -75,7 +75,7 @@ async def test_unknown_requests_are_404(
     ctx: AuthzContext, client: httpx.AsyncClient, clock: Clock
 ) -> None:
     signed = SignedClient(client, clock, await enroll_key(ctx))
-    for rid in ("nope", "x" * 300):
+    for rid in ("nope", "x" * 300, "lr_%00x", "lr_%C3%A9"):  # a NUL: PostgreSQL's 503 before
         assert (await signed.get(f"/login/{rid}")).status_code == 404
         assert (await signed.post(f"/login/{rid}/approve", {"number": 42})).status_code == 404
         assert (await signed.post(f"/login/{rid}/deny")).status_code == 404

@@ -135,9 +135,10 @@ def test_approve_shows_where_the_request_comes_from(key_path: Path, server: Fake
 
 
 def test_approve_reasks_until_one_of_the_three(key_path: Path, server: FakeServer) -> None:
-    result = device(server, "approve", LOGIN_URL, "--key", str(key_path), input="y\n43\nx\n88\n")
+    answers = "y\n43\nx\n\u00b2\n88\n"  # "²" is a digit to str.isdigit(), not to int()
+    result = device(server, "approve", LOGIN_URL, "--key", str(key_path), input=answers)
     assert result.exit_code == 1
-    assert result.output.count("type one of 17, 42, 88") == 2
+    assert result.output.count("type one of 17, 42, 88") == 3
     assert "wrong number" in result.output  # 88 was offered but wrong: no second guess
     assert server.logins[LOGIN_ID].status == "denied"
 

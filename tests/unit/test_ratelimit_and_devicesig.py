@@ -74,6 +74,8 @@ def test_signed_request_verifies() -> None:
         ("signature", None),
         ("timestamp", "-1"),
         ("timestamp", "1e3"),
+        ("timestamp", "\u00b2"),  # a digit to str.isdigit(), which int() refuses
+        ("timestamp", "5\u0660\u0660"),  # Arabic-Indic digits: int() takes them, we do not
         ("now", 561),
         ("now", 439),
         ("public_key", b"\x00" * 32),

@@ -270,7 +270,7 @@ def _ask_number(choices: tuple[int, ...]) -> int:
     offered = ", ".join(str(n) for n in choices)
     while True:
         answer = str(typer.prompt(f"Number shown in the browser ({offered})")).strip()
-        if answer.isdigit() and int(answer) in choices:
+        if answer.isascii() and answer.isdigit() and int(answer) in choices:
             return int(answer)
         err_console.print(f"type one of {offered}, as shown in the browser", highlight=False)
 

@@ -166,7 +166,7 @@ class Settings(BaseSettings):
 def parse_hostport(value: str) -> tuple[str, int]:
     """``"127.0.0.1:8080"`` or ``"[::1]:8080"`` to ``(host, port)``; ValueError when invalid."""
     host, sep, port_s = value.rpartition(":")
-    if not sep or not host or not port_s.isdigit():
+    if not sep or not host or not (port_s.isascii() and port_s.isdigit()):
         raise ValueError(f"expected HOST:PORT, got {value!r}")
     port = int(port_s)
     if not 0 <= port <= 65535:

@@ -12,7 +12,7 @@ from lychgate.store import Store
 from lychgate.tokens import Purpose, read_payload
 
 # Deliberately loose (RFC 5322 is not a validation grammar): one @, a dot in the domain.
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
 LAST_ADMIN = (
     "this is the last admin: make another user an admin first (lychgate user update NAME --admin)"
 )
@@ -34,7 +34,9 @@ def check_email(email: str) -> str:
 
 def check_name(name: str) -> str:
     name = name.strip()
-    if not name or len(name) > 100 or any(ord(c) < 32 for c in name):
+    # isprintable(): no control characters (C0, DEL, C1) nor format ones (bidi overrides,
+    # which would make a name read otherwise on a device's approval screen).
+    if not name or len(name) > 100 or not name.isprintable():
         raise ClientError("give a name of 1-100 printable characters", field="name")
     return name
 

@@ -24,7 +24,7 @@ from lychgate.authz.portal.session import is_live
 from lychgate.domain import Session, User
 from lychgate.errors import NotFound
 from lychgate.events import OpenApp
-from lychgate.ids import AppSlug
+from lychgate.ids import AppSlug, is_id_text
 
 
 async def apps_for(ctx: AuthzContext, user: User) -> list[dict[str, str]]:
@@ -65,7 +65,7 @@ async def open_app(ctx: AuthzContext, caller: DeviceCaller, slug: str) -> Sessio
 
     The URL is the app's start URL: no one-time code is made here (see the module docstring).
     """
-    app = await ctx.store.apps.get_by_slug(AppSlug(slug))
+    app = await ctx.store.apps.get_by_slug(AppSlug(slug)) if is_id_text(slug) else None
     if app is None or not may_open(caller.user, app):
         raise NotFound("no such app", field="slug")
     sessions = await sessions_of_device(ctx, caller)

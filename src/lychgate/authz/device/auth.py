@@ -59,7 +59,7 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     """The whole body; 413 as soon as it is longer than ``limit`` bytes (before reading it all)."""
     too_large = ApiError("too_large", f"body over {limit} bytes", status=413, field="body")
     length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > limit):
+    if length is not None and not (length.isascii() and length.isdigit() and int(length) <= limit):
         raise too_large
     chunks: list[bytes] = []
     size = 0

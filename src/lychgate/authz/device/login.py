@@ -23,11 +23,11 @@ from datetime import datetime
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.device.auth import DeviceCaller
 from lychgate.authz.device.errors import ApiError
-from lychgate.authz.device.schemas import MAX_ID, rfc3339
+from lychgate.authz.device.schemas import rfc3339
 from lychgate.domain import AuditEvent, LoginRequest, LoginStatus
 from lychgate.errors import Conflict, NotFound
 from lychgate.events import LoginApproved, LoginDenied
-from lychgate.ids import LoginRequestId
+from lychgate.ids import LoginRequestId, is_id_text
 
 NUMBER_MIN, NUMBER_MAX = 10, 99
 
@@ -87,7 +87,7 @@ def effective_status(request: LoginRequest, now: datetime) -> LoginStatus:
 
 async def visible_request(ctx: AuthzContext, caller: DeviceCaller, request_id: str) -> LoginRequest:
     """The login request, if this caller may see it: unknown and foreign ids are both 404."""
-    if len(request_id) > MAX_ID:
+    if not is_id_text(request_id):  # a NUL would be a 503 from PostgreSQL, not a 404
         raise NotFound("no such login request", field="id")
     try:
         request = await ctx.store.login_requests.get(LoginRequestId(request_id))

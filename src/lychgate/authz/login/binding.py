@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 from typing import Final
 
@@ -22,13 +21,12 @@ from lychgate.authz.web import LOGIN_COOKIE, secure_cookies
 from lychgate.domain import LoginRequest
 from lychgate.errors import NotFound
 from lychgate.gateway.cookies import cookie_values
-from lychgate.ids import LoginRequestId
+from lychgate.ids import LoginRequestId, is_id_text
 
 COOKIE_PATH: Final = "/.lychgate/"
 SECRET_BYTES: Final = 32
 #: What our ids look like (``ids.new_id``); anything else is not looked up at all, so bytes a
 #: database refuses (NUL in PostgreSQL text) become a 404 like any unknown id.
-_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: More values than this under the cookie's name are not even looked at.
 MAX_VALUES: Final = 4
 
@@ -61,7 +59,7 @@ def is_bound(login: LoginRequest, presented: list[str]) -> bool:
 async def bound_login(ctx: AuthzContext, request: Request, login_id: str) -> LoginRequest:
     """The login request ``login_id`` if this browser started it; NotFound otherwise."""
     presented = presented_secrets(request)
-    if not presented or not _ID.fullmatch(login_id):
+    if not presented or not is_id_text(login_id):
         raise NotFound("no such login request", field="login_id")
     login = await ctx.store.login_requests.get(LoginRequestId(login_id))
     if not is_bound(login, presented):

@@ -19,7 +19,6 @@ and revokes sessions, all through the JSON API in :mod:`.api`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -44,13 +43,12 @@ from lychgate.authz.portal.session import current_session, is_live
 from lychgate.domain import App, AppPolicy, Session
 from lychgate.gateway.admit_redirect import app_path, safe_redirect
 from lychgate.gateway.signin_state import holds, is_state, state_cookies
-from lychgate.ids import AppSlug, session_handle
+from lychgate.ids import AppSlug, is_id_text, session_handle
 
 PORTAL_TEMPLATES: Final = (Path(__file__).parent / "templates", LOGIN_TEMPLATES)
 PORTAL_STATIC: Final = Path(__file__).parent / "static"
 STATIC_FILES: Final = frozenset({"portal.js"})
 NO_STORE: Final = {"cache-control": "no-store"}
-_SLUG: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")  # looser than the CLI's rule; no odd bytes
 
 router = APIRouter(include_in_schema=False)
 Ctx = Annotated[AuthzContext, Depends(context)]
@@ -148,7 +146,7 @@ async def open_app(slug: str, request: Request, ctx: Ctx) -> Response:
     me = await current_session(ctx, request)
     if me is None:
         return to_login(None)
-    app = await ctx.store.apps.get_by_slug(AppSlug(slug)) if _SLUG.fullmatch(slug) else None
+    app = await ctx.store.apps.get_by_slug(AppSlug(slug)) if is_id_text(slug) else None
     if app is None or not may_open(me.user, app):
         return await render_page(
             PORTAL_TEMPLATES,
