@@ -6,6 +6,7 @@ import asyncio
 import functools
 import os
 import sys
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -13,15 +14,18 @@ import typer
 from lychgate.cli.common import DirOption, err_console, reported_errors, settings_for
 from lychgate.cli.common_store import now, with_store
 from lychgate.cli.logs import setup_logging
+from lychgate.cli.users import print_enrollment_link
 from lychgate.config import Settings
 from lychgate.demo.banner import next_steps
 from lychgate.demo.bootstrap import bootstrap_demo
 from lychgate.demo.runner import prepare_demo, run_demo_apps
+from lychgate.deployment.enroll import issue_admin_setup_link
 from lychgate.deployment.init import (
     app_hosts_restricted,
     check_apps_transport,
     check_transport,
     prepare_files,
+    prepare_store,
 )
 from lychgate.deployment.layout import Layout
 from lychgate.gateway.runner import prepare, run_gateway
@@ -55,16 +59,33 @@ def serve(
 ) -> None:
     """Run everything: authz on a unix socket and the gateway in front of it.
 
-    Creates the deployment first if it does not exist (like `lychgate init`).
+    Creates the deployment first if it does not exist (like `lychgate init`), and prints the
+    admin setup link while no admin exists.
     """
     with reported_errors():
-        files = prepare_files(data_dir, os.environ, now=now())
+        at = now()
+        files = prepare_files(data_dir, os.environ, now=at)
         settings = settings_for(files.settings.data_dir, listen=listen, workers=workers)
+        # What init does besides the files: the store, its signing key, the secrets' record.
+        asyncio.run(prepare_store(settings, at, replace_secrets=files.secrets_replaced))
         check_stored_apps(settings)
         setup_logging(settings.log_level)
-        companions = (_demo(settings),) if demo else ()
+        if demo:
+            companions: tuple[Companion, ...] = (_demo(settings),)
+        else:
+            companions = ()
+            _print_setup_link(settings, at)
         code = serve_all(settings, companions=companions)
     raise typer.Exit(code)
+
+
+def _print_setup_link(settings: Settings, at: datetime) -> None:
+    """While no admin exists, a fresh admin setup link, as `lychgate init` prints it."""
+    url = with_store(settings, lambda store: issue_admin_setup_link(store, settings, at))
+    if url is not None:
+        typer.echo(f"Lychgate at {settings.public_url}. Finish setup: enroll the admin's device.")
+        print_enrollment_link(url, settings, admin_setup=True)
+    sys.stdout.flush()  # before the fork: a child must not inherit (and lose) buffered text
 
 
 def check_stored_apps(settings: Settings) -> None:
