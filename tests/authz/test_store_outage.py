@@ -7,6 +7,7 @@ the error (its data directory and socket path, a traceback, a module path) reach
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
@@ -212,3 +213,24 @@ async def test_an_outage_is_logged_once_per_kind_and_window_not_per_request(
         for _ in range(5):
             assert_denied(ctx, await browser.post(API, json={}))
     assert len([r for r in caplog.records if "failed closed" in r.getMessage()]) == 1
+
+
+async def test_failed_snapshot_looks_are_logged_once_per_kind_and_window(
+    ctx: AuthzContext, flaky: FlakyStore, authz: FastAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    # authz looks twice a second (here every 0.05 s): with the database down, a traceback for
+    # each look made about 330 log lines a second.
+    failed: list[int] = []
+
+    def outage() -> Exception:
+        failed.append(1)
+        return StoreError("connection refused")
+
+    with caplog.at_level(logging.ERROR, logger="lychgate.authz.snapshots"):
+        flaky.fail("config_changes", "version", outage)
+        async with asyncio.timeout(10):
+            while len(failed) < 8:
+                await asyncio.sleep(0.01)
+    lines = [r for r in caplog.records if "could not rebuild the config snapshot" in r.getMessage()]
+    assert len(lines) == 1  # eight looks failed: one line (with its traceback) in the window
+    assert lines[0].exc_info is not None

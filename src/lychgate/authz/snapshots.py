@@ -205,6 +205,9 @@ class SnapshotPublisher:
         self.full_builds = 0
         self.users_read = 0
         self._unbuildable = Throttle(time.monotonic, window=60.0)  # one line a minute per error
+        # A failed look (the database down: twice a second) logs its traceback once per kind
+        # of error every 10 s, with a count of the rest; it used to be ~330 lines a second.
+        self._failed_looks = Throttle(time.monotonic)
 
     @property
     def latest(self) -> ConfigSnapshot | None:
@@ -300,8 +303,14 @@ class SnapshotPublisher:
             while True:
                 try:
                     await self.refresh()
-                except Exception:
-                    log.exception("could not rebuild the config snapshot; keeping the last one")
+                except Exception as exc:
+                    more = self._failed_looks.due(type(exc).__name__)
+                    if more is not None:
+                        log.error(
+                            "could not rebuild the config snapshot; keeping the last one%s",
+                            more,
+                            exc_info=exc,
+                        )
                 # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that comes
                 # as the wait ends (a poke just before authz stops), and this loop then never
                 # stopped. asyncio.timeout tells its own cancellation from the caller's.
