@@ -37,7 +37,7 @@ from lychgate.deployment.secrets import (
 )
 from lychgate.domain import App
 from lychgate.errors import ConfigError
-from lychgate.files import DIR_MODE, PRIVATE_MODE, PUBLIC_MODE, restrict_mode, write_atomic
+from lychgate.files import DIR_MODE, PRIVATE_MODE, restrict_mode, write_atomic
 from lychgate.ids import AppSlug, KeyId
 from lychgate.store import Store, open_store
 from lychgate.store.probe import holdings
@@ -86,11 +86,15 @@ def prepare_files(
     if not new_secrets and not layout.secrets_file.exists():
         refuse_new_secrets(requested)
     root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    # A directory made beforehand (mkdir, at the umask's 0755) holds the secrets too: only
+    # its owner may enter it. The config is private as well: database_url may hold a password.
+    restrict_mode(root, DIR_MODE)
     config_created = False
     if not layout.config_file.exists():
         text = config_template(public_url=public_url, routing=routing, domain=domain)
-        write_atomic(layout.config_file, text.encode(), mode=PUBLIC_MODE, overwrite=False)
+        write_atomic(layout.config_file, text.encode(), mode=PRIVATE_MODE, overwrite=False)
         config_created = True
+    restrict_mode(layout.config_file, PRIVATE_MODE)
     settings = load_settings(root, env)
     check_deployable(settings)
     _, secrets_created = ensure_secrets(layout.secrets_file, now)
