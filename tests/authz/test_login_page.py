@@ -10,9 +10,11 @@ import pytest
 from fastapi import FastAPI
 
 from authz.login_fixtures import add_app, browser, code_count, enrolled, sign_in
+from authz.outage import count_rows
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.login.qr import qr_svg
 from lychgate.ids import LoginRequestId
+from lychgate.store.schema import login_requests
 
 __all__ = ["browser"]
 
@@ -120,6 +122,28 @@ async def test_too_many_page_loads_get_a_429_page(browser: httpx.AsyncClient) ->
     assert int(r.headers["retry-after"]) >= 1
     assert "Too many sign-in attempts" in r.text
     assert "lychgate_login=" not in r.headers.get("set-cookie", "")
+
+
+@pytest.mark.parametrize(
+    "fetched_as",
+    [
+        {"sec-fetch-dest": "image", "sec-fetch-mode": "no-cors", "sec-fetch-site": "cross-site"},
+        {"sec-fetch-dest": "empty", "sec-fetch-mode": "cors", "sec-fetch-site": "cross-site"},
+        {"sec-fetch-dest": "iframe", "sec-fetch-mode": "navigate", "sec-fetch-site": "same-site"},
+    ],
+    ids=["img", "fetch", "iframe"],
+)
+async def test_only_a_navigation_makes_a_login_request(
+    ctx: AuthzContext, browser: httpx.AsyncClient, fetched_as: dict[str, str]
+) -> None:
+    # Twenty <img src=".../.lychgate/login"> on any site made twenty login requests and
+    # locked the visitor's network out of signing in (429) while the page stayed open.
+    for _ in range(25):
+        r = await browser.get(LOGIN, headers=fetched_as)
+        assert r.status_code == 403
+        assert "lychgate_login=" not in r.headers.get("set-cookie", "")
+    assert await count_rows(ctx.store, login_requests) == 0
+    assert (await browser.get(LOGIN, headers={"sec-fetch-dest": "document"})).status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from fastapi import Request
+from fastapi import Request, Response
 
 from lychgate.authz.context import AuthzContext
 from lychgate.config.settings import IpNetwork
@@ -59,6 +59,19 @@ def chain_client(chain: str, trusted: tuple[IpNetwork, ...]) -> str:
         if not is_trusted(entry, trusted):
             return entry
     return entries[0] if entries else ""
+
+
+def top_level_navigation(request: Request) -> bool:
+    """Not a ``fetch()``, an ``<iframe>`` or an ``<img>``, by the Fetch Metadata a browser
+    sends (and no page can forge); a client that sends none (a CLI) passes."""
+    mode, dest = request.headers.get("sec-fetch-mode"), request.headers.get("sec-fetch-dest")
+    return mode in (None, "navigate") and dest in (None, "document")
+
+
+def not_a_navigation() -> Response:
+    """The answer to a page asked for by other than a top-level navigation (a plain 403)."""
+    headers = {"cache-control": "no-store"}
+    return Response("forbidden\n", status_code=403, media_type="text/plain", headers=headers)
 
 
 def user_agent(request: Request) -> str:

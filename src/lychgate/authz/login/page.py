@@ -27,6 +27,7 @@ from lychgate.authz.login.qr import qr_svg
 from lychgate.authz.login.service import StartedLogin
 from lychgate.authz.login.target import LOGIN_PATH, PORTAL_PATH, Target, redirect_after_sign_in
 from lychgate.authz.portal.session import current_session
+from lychgate.authz.web import not_a_navigation, top_level_navigation
 
 API = "/.lychgate/api/v1/login"
 STATIC_FILES = frozenset({"login.js", "lychgate.css"})
@@ -40,6 +41,10 @@ async def login_page(request: Request, ctx: Annotated[AuthzContext, Depends(cont
     moved = to_portal_host(request, ctx)
     if moved is not None:
         return moved
+    if not top_level_navigation(request):
+        # An <img> or fetch() of the login page on any site would make a login request and
+        # count against the visitor's IP: twenty of them locked the network out of signing in.
+        return not_a_navigation()
     target = await target_of(request, single_rd(request))
     signed_in = await current_session(ctx, request)
     if signed_in is not None:

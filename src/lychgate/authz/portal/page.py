@@ -40,6 +40,7 @@ from lychgate.authz.login.target import (
     start_url,
 )
 from lychgate.authz.portal.session import current_session, is_live
+from lychgate.authz.web import not_a_navigation, top_level_navigation
 from lychgate.domain import App, AppPolicy, Session
 from lychgate.gateway.admit_redirect import app_path, safe_redirect
 from lychgate.gateway.signin_state import holds, is_state, state_cookies
@@ -140,8 +141,8 @@ async def open_app(slug: str, request: Request, ctx: Ctx) -> Response:
     code is made only for a top-level navigation, and only when the browser holds that very
     state in its sign-in state cookie (which the gateway's ``start`` set on this host).
     """
-    if not _top_level_navigation(request):
-        return Response("forbidden\n", status_code=403, media_type="text/plain", headers=NO_STORE)
+    if not top_level_navigation(request):
+        return not_a_navigation()
     continue_to = continue_path(request)
     me = await current_session(ctx, request)
     if me is None:
@@ -169,13 +170,6 @@ async def open_app(slug: str, request: Request, ctx: Ctx) -> Response:
     else:
         url = await handoff_url(ctx, me.session.id, app, path, state)
     return RedirectResponse(url, status_code=303, headers=NO_STORE)
-
-
-def _top_level_navigation(request: Request) -> bool:
-    """Not a ``fetch()``, an ``<iframe>`` or an ``<img>``, by the Fetch Metadata a browser
-    sends (and no page can forge); a client that sends none (a CLI) passes."""
-    mode, dest = request.headers.get("sec-fetch-mode"), request.headers.get("sec-fetch-dest")
-    return mode in (None, "navigate") and dest in (None, "document")
 
 
 def _holds(ctx: AuthzContext, request: Request, state: str) -> bool:
