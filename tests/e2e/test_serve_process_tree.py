@@ -117,6 +117,27 @@ async def test_a_taken_metrics_port_is_one_clear_error(data_dir: Path) -> None:
     assert "Traceback" not in err
 
 
+@pytest.mark.parametrize("command", ["gateway", "serve"])
+async def test_a_metrics_port_on_the_gateways_own_port_is_one_clear_error(
+    data_dir: Path, command: str
+) -> None:
+    # Each address alone is free, so the OS check passes: worker 1's metrics (metrics_listen's
+    # port plus one) then failed to bind, with a traceback, on the port worker 0 had taken.
+    port = free_port()
+    with _cleaned_up(data_dir):
+        await asyncio.to_thread(
+            _deploy, data_dir, port, f'metrics_listen = "127.0.0.1:{port - 1}"\n'
+        )
+        code, err = await _start_and_fail(data_dir, command, port)
+    assert code == 2, err  # a configuration error
+    line = " ".join(err.split())  # the console wraps long lines
+    assert (
+        f"configuration error: metrics_listen (worker 1): 127.0.0.1:{port} clashes with "
+        f"listen (127.0.0.1:{port})"
+    ) in line
+    assert "Traceback" not in err
+
+
 async def test_a_hangup_stops_serve_and_everything_it_started(data_dir: Path) -> None:
     # What a closed terminal sends (and `kill -HUP`): the README's "a closed terminal".
     port = free_port()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -327,12 +328,45 @@ async def test_backoff_grows_until_its_ceiling(feed_authz: tuple[FakeAuthz, str]
 
 
 @pytest.mark.loopback
-async def test_a_silent_feed_is_treated_as_dead(feed_authz: tuple[FakeAuthz, str]) -> None:
+async def test_a_silent_feed_is_treated_as_dead(
+    feed_authz: tuple[FakeAuthz, str], caplog: pytest.LogCaptureFixture
+) -> None:
     server, base = feed_authz
     holder = SnapshotHolder()
     async with Running(client_for(server, base, holder, read_timeout=0.1)):
         await eventually(lambda: serial_of(holder) == 1)
         await eventually(lambda: server.feed_requests >= 2)  # no heartbeat: reconnected
+    assert (
+        f"config feed from {base}: connection failed: nothing received for 0.1 s (ReadTimeout)"
+        in caplog.text
+    )
+
+
+@pytest.fixture
+def refusing_port() -> Iterator[int]:
+    """A loopback port bound but not listening: connecting to it is refused."""
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        yield bound.getsockname()[1]
+
+
+@pytest.mark.loopback
+async def test_a_failed_connection_names_authz_and_the_cause(
+    tmp_path: Path, refusing_port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The operator reads where the gateway looked for authz and what the system said, never
+    # the internal token the request carries.
+    secret = "the-internal-token"
+    missing = f"unix:{tmp_path / 'authz.sock'}"
+    refused = f"http://127.0.0.1:{refusing_port}"
+    for base in (missing, refused):
+        client = FeedClient(base, Secret(secret), SnapshotHolder(), initial_backoff=0.01)
+        async with Running(client):
+            await eventually(lambda: client.failures >= 1)  # noqa: B023 (awaited at once)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert f"config feed from {missing}: connection failed: No such file or directory" in warnings
+    assert f"config feed from {refused}: connection failed: Connection refused" in warnings
+    assert secret not in caplog.text
 
 
 @pytest.mark.loopback

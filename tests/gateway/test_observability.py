@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import logging
 from dataclasses import dataclass
@@ -12,7 +14,7 @@ import pytest
 
 from gateway.world import World
 from lychgate.config import load_settings
-from lychgate.gateway.accesslog import AccessLog, access_line
+from lychgate.gateway.accesslog import AccessLog, AccessLogHandler, access_line
 from lychgate.gateway.http.tunnel import TunnelEnded
 from lychgate.gateway.metrics import GatewayMetrics
 from lychgate.gateway.runner import (
@@ -326,3 +328,48 @@ def test_tunnel_ends_are_counted_by_reason_and_logged_when_on(
     closed = "lychgate_gateway_tunnels_closed_total"
     assert f'{closed}{{app="chat",reason="session ended",worker="0"}} 2.0' in text
     assert f'{closed}{{app="chat",reason="client closed",worker="0"}} 1.0' in text
+
+
+class BrokenPipe(io.StringIO):
+    """stdout after its reader went away (``lychgate gateway | head``): every write fails."""
+
+    name = "<stdout>"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, s: str) -> int:
+        self.writes += 1
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+
+def access_record(n: int) -> logging.LogRecord:
+    return logging.makeLogRecord({"name": "lychgate.access", "msg": f'{{"n":{n}}}'})
+
+
+def test_the_access_log_writes_one_line_a_record() -> None:
+    stream = io.StringIO()
+    handler = AccessLogHandler(stream)
+    handler.handle(access_record(1))
+    handler.handle(access_record(2))
+    assert stream.getvalue() == '{"n":1}\n{"n":2}\n'
+
+
+def test_a_broken_pipe_stops_the_access_log_with_one_warning(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stream = BrokenPipe()
+    handler = AccessLogHandler(stream)
+    with caplog.at_level(logging.WARNING, logger="lychgate.gateway.accesslog"):
+        for n in range(3):
+            handler.handle(access_record(n))  # never raises: the request is served anyway
+    assert handler.stopped
+    assert stream.writes == 1  # the records after the failure are dropped, not tried
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "WARNING",
+            "access log stopped: cannot write to <stdout> (Broken pipe); requests are still served",
+        )
+    ]
+    assert capsys.readouterr().err == ""  # no "--- Logging error ---" traceback

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from lychgate.gateway.accesslog import LOGGER_NAME
+from lychgate.gateway.accesslog import LOGGER_NAME, AccessLogHandler
 
 
 def setup_logging(level: str) -> None:
@@ -19,7 +19,5 @@ def setup_logging(level: str) -> None:
     access = logging.getLogger(LOGGER_NAME)
     access.handlers.clear()
     access.propagate = False
-    lines = logging.StreamHandler(sys.stdout)
-    lines.setFormatter(logging.Formatter("%(message)s"))
-    access.addHandler(lines)
+    access.addHandler(AccessLogHandler(sys.stdout))  # stops at a broken pipe, saying so once
     access.setLevel(logging.INFO)

@@ -21,14 +21,51 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, TextIO
 
 from lychgate.gateway.http.tunnel import TunnelEnded
 from lychgate.gateway.types import Principal, RequestHead
 from lychgate.ids import AppSlug
 
 LOGGER_NAME = "lychgate.access"
+
+log = logging.getLogger(__name__)
+
+
+class AccessLogHandler(logging.StreamHandler[TextIO]):
+    """The access log's handler: one JSON record a line on ``stream`` (stdout), until a write
+    fails.
+
+    A reader that goes away (``lychgate gateway | head``) breaks the pipe, and a stock handler
+    would then print a traceback on stderr for every request. This one stops at the first
+    failure to write (any :class:`OSError`: a broken pipe, a full disk), says so once on the
+    normal log, and drops every later record quietly: the gateway keeps serving.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self.setFormatter(logging.Formatter("%(message)s"))
+        self.stopped = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.stopped:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Called by :meth:`emit` inside its ``except``: the error is the one in hand."""
+        failure = sys.exception()
+        if not isinstance(failure, OSError):
+            super().handleError(record)  # a bug of ours (a bad record): logging's report
+            return
+        self.stopped = True
+        name = getattr(self.stream, "name", "its stream")
+        log.warning(
+            "access log stopped: cannot write to %s (%s); requests are still served",
+            name,
+            failure.strerror or type(failure).__name__,
+        )
 
 
 class AccessLog:

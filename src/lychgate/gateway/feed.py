@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 from collections import deque
 from collections.abc import AsyncIterator
@@ -200,7 +201,26 @@ class FeedClient:
         except FeedError as exc:
             log.warning("config feed: %s", exc)
         except httpx.HTTPError as exc:
-            log.warning("config feed: connection failed (%s)", type(exc).__name__)
+            log.warning("config feed from %s: connection failed: %s", self._base, self._why(exc))
+
+    def _why(self, exc: httpx.HTTPError) -> str:
+        """Why a connection failed, in a few words safe to log: the system's reason
+        (``Connection refused``, ``No such file or directory`` for a missing socket) from the
+        OSError httpx wraps, or how long a timeout waited. Never the request's headers: they
+        carry the internal token."""
+        name = type(exc).__name__
+        if isinstance(exc, httpx.ReadTimeout):
+            return f"nothing received for {self._read_timeout:g} s ({name})"
+        if isinstance(exc, httpx.TimeoutException):
+            return f"timed out after {CONNECT_TIMEOUT:g} s ({name})"  # connect, write, pool
+        cause: BaseException | None = exc
+        for _ in range(8):  # httpx.ConnectError <- httpcore.ConnectError <- OSError <- ...
+            if cause is None:
+                break
+            if isinstance(cause, OSError) and cause.errno is not None:
+                return os.strerror(cause.errno)  # not str(): asyncio's says "Connect call failed"
+            cause = cause.__cause__ or cause.__context__
+        return f"{exc} ({name})" if str(exc) else name
 
     def _read(self, line: bytes) -> FeedMessage | None:
         """One line, read strictly; None for a blank one or one refused (and logged). Pure, so

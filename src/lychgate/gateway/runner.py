@@ -10,8 +10,9 @@ listener that redirects to HTTPS. When the feed brings a snapshot that revokes s
 tunnels are closed at once. An HTTPS worker checks its certificate files every minute and uses
 renewed ones for new connections (:mod:`.cert_reload`). :func:`run_gateway` runs one worker in
 this process, or forks N that share the port through SO_REUSEPORT. It first checks that every
-address it will listen on is free (:func:`check_listeners`): a taken port is then one clear
-error, and a port that another gateway's workers share is refused rather than joined.
+address it will listen on is free, and that no two of them are the same
+(:func:`check_listeners`): a taken port is then one clear error, and a port that another
+gateway's workers share is refused rather than joined.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from lychgate.gateway.http.server import GatewayServer, start_server
 from lychgate.gateway.http.tls import CertPair, ServerCertificates, client_context
 from lychgate.gateway.http.tunnel import TunnelEnded, TunnelEndHook
 from lychgate.gateway.http.workers import STOP_SIGNALS, check_free, run_workers
+from lychgate.gateway.listeners import check_distinct
 from lychgate.gateway.metrics import GatewayMetrics
 from lychgate.gateway.routing import parse_host
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
@@ -174,21 +176,32 @@ def prepare(settings: Settings, *, listen: str | None = None) -> GatewayPlan:
     )
 
 
-def check_listeners(plan: GatewayPlan, workers: int) -> None:
-    """Raise a one-line error naming the setting when an address the gateway would listen on
-    is taken: ``listen``, each worker's metrics port, the redirect listener.
-
-    Called before any worker starts: a worker that fails to bind can only log a traceback, and
-    one that binds with SO_REUSEPORT joins a port that another gateway serves without an error.
-    """
-    check_free(plan.host, plan.port, "listen")
+def listen_addresses(plan: GatewayPlan, workers: int) -> list[tuple[str, str, int]]:
+    """Every ``(setting, host, port)`` the gateway would listen on: ``listen``, each worker's
+    metrics port (``metrics_listen`` plus the worker's number), the redirect listener."""
+    wanted = [("listen", plan.host, plan.port)]
     if plan.metrics is not None:
         host, port = plan.metrics
         for worker in range(workers):
             what = f"metrics_listen (worker {worker})" if worker else "metrics_listen"
-            check_free(host, port + worker, what)
+            wanted.append((what, host, port + worker))
     if plan.redirect is not None:
-        check_free(*plan.redirect, "http_redirect_listen")
+        wanted.append(("http_redirect_listen", *plan.redirect))
+    return wanted
+
+
+def check_listeners(plan: GatewayPlan, workers: int) -> None:
+    """Raise a one-line error naming the setting when an address the gateway would listen on
+    is taken: ``listen``, each worker's metrics port, the redirect listener; or when two of
+    them are the same address (:func:`check_distinct`).
+
+    Called before any worker starts: a worker that fails to bind can only log a traceback, and
+    one that binds with SO_REUSEPORT joins a port that another gateway serves without an error.
+    """
+    wanted = listen_addresses(plan, workers)
+    check_distinct(wanted)
+    for what, host, port in wanted:
+        check_free(host, port, what)
 
 
 def response_hook(metrics: GatewayMetrics, access: AccessLog | None) -> ResponseHook:
@@ -359,7 +372,8 @@ def run_gateway(plan: GatewayPlan, *, workers: int, reload_on_sighup: bool = Fal
 
     With ``reload_on_sighup`` (``lychgate gateway``), SIGHUP checks the certificate files at
     once. Without (``serve``, whose terminal's hangup must still stop everything), SIGHUP stops
-    it as SIGTERM does. A listen address in use raises a :class:`LychgateError` first.
+    it as SIGTERM does. A listen address in use raises a :class:`LychgateError` first, and
+    two listeners on one address a :class:`ConfigError`.
     """
     check_listeners(plan, workers)
     # Everything imported and prepared so far lives as long as the process: keep it out of the

@@ -1,0 +1,56 @@
+"""The gateway's own listen addresses must differ from each other.
+
+Asked about each address alone, the OS finds them all free: the second of two listeners on
+one address (``metrics_listen`` on the ``listen`` port, or worker N's metrics port, which is
+``metrics_listen`` plus N) then failed to bind, with a traceback, in a worker already started.
+:func:`check_distinct` finds such a clash before anything binds, as one configuration error
+naming both settings.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from lychgate.errors import ConfigError
+
+
+def check_distinct(wanted: list[tuple[str, str, int]]) -> None:
+    """Raise a one-line :class:`ConfigError` naming both settings when two of ``wanted``
+    (from :func:`listen_addresses`) are the same address.
+
+    Asking the OS about each address alone finds them all free; the second listener would then
+    fail to bind, with a traceback, in a worker already started. The same port on a wildcard
+    host (``0.0.0.0``, ``::``) clashes with any host. Port 0 (any free port) never clashes.
+    Hosts are compared as written, IP addresses in their canonical form. Pure: no sockets.
+    """
+    seen: list[tuple[str, str, str, int]] = []  # setting, canonical host, host, port
+    for what, host, port in wanted:
+        name = _canonical(host)
+        for other, other_name, other_host, other_port in seen:
+            if port == other_port != 0 and (
+                name == other_name or _anywhere(name) or _anywhere(other_name)
+            ):
+                shown, other_shown = _shown(host, port), _shown(other_host, port)
+                raise ConfigError(f"{shown} clashes with {other} ({other_shown})", field=what)
+        seen.append((what, name, host, port))
+
+
+def _canonical(host: str) -> str:
+    """An IP address in its canonical form (``::0`` is ``::``); a name in lower case."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host.lower()
+
+
+def _anywhere(host: str) -> bool:
+    """Whether ``host`` is a wildcard (``0.0.0.0``, ``::``): a listener there takes the port
+    on every address of the machine."""
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return not host
+
+
+def _shown(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,123 @@
+"""The gateway's own listen addresses (lychgate.gateway.runner): two of them on one address is
+a clear error before anything binds, not a worker's traceback.
+
+The OS check (``check_free``) asks about each address alone and finds them all free; only a
+check of the addresses against each other catches ``metrics_listen`` on the ``listen`` port.
+No sockets here: the check is pure.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import pytest
+
+from lychgate.config import Settings, load_settings
+from lychgate.errors import ConfigError
+from lychgate.gateway.http.limits import Limits
+from lychgate.gateway.listeners import check_distinct
+from lychgate.gateway.runner import GatewayPlan, check_listeners, listen_addresses
+from lychgate.secret import Secret
+
+ANY = "0.0.0.0"  # noqa: S104 - a host under test, not a bind address
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(tmp_path, {})
+
+
+def plan(
+    settings: Settings,
+    listen: tuple[str, int],
+    *,
+    metrics: tuple[str, int] | None = None,
+    redirect: tuple[str, int] | None = None,
+) -> GatewayPlan:
+    return GatewayPlan(
+        settings=settings,
+        internal_token=Secret("not used here"),
+        host=listen[0],
+        port=listen[1],
+        limits=Limits(),
+        tls=None,
+        renew_tls=None,
+        upstream_ssl=ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT),
+        metrics=metrics,
+        redirect=redirect,
+    )
+
+
+def test_every_address_with_its_setting(settings: Settings) -> None:
+    wanted = listen_addresses(
+        plan(settings, (ANY, 443), metrics=("127.0.0.1", 9100), redirect=(ANY, 80)),
+        workers=3,
+    )
+    assert wanted == [
+        ("listen", ANY, 443),
+        ("metrics_listen", "127.0.0.1", 9100),
+        ("metrics_listen (worker 1)", "127.0.0.1", 9101),
+        ("metrics_listen (worker 2)", "127.0.0.1", 9102),
+        ("http_redirect_listen", ANY, 80),
+    ]
+
+
+def test_metrics_on_the_listen_address_names_both(settings: Settings) -> None:
+    same = plan(settings, ("127.0.0.1", 18094), metrics=("127.0.0.1", 18094))
+    with pytest.raises(ConfigError) as caught:
+        check_listeners(same, workers=1)  # refused before any socket is opened
+    assert str(caught.value) == (
+        "metrics_listen: 127.0.0.1:18094 clashes with listen (127.0.0.1:18094)"
+    )
+    assert caught.value.field == "metrics_listen"
+
+
+def test_the_redirect_on_the_listen_address_is_refused(settings: Settings) -> None:
+    same = plan(settings, ("127.0.0.1", 8080), redirect=("127.0.0.1", 8080))
+    with pytest.raises(ConfigError, match=r"^http_redirect_listen: .* clashes with listen "):
+        check_listeners(same, workers=1)
+
+
+def test_a_later_workers_metrics_port_on_the_listen_port_is_refused(settings: Settings) -> None:
+    # metrics_listen 8079 puts worker 1's metrics on 8080, the gateway's own port.
+    wanted = listen_addresses(
+        plan(settings, ("127.0.0.1", 8080), metrics=("127.0.0.1", 8079)), workers=2
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"^metrics_listen \(worker 1\): 127\.0\.0\.1:8080 clashes with listen ",
+    ):
+        check_distinct(wanted)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (ANY, "127.0.0.1"),
+        ("127.0.0.1", ANY),
+        ("::", "::1"),
+        ("::", "127.0.0.1"),
+        (ANY, "localhost"),
+        ("::0", "::1"),  # a wildcard however it is written
+        ("::1", "0:0:0:0:0:0:0:1"),  # the same address written two ways
+        ("LocalHost", "localhost"),
+    ],
+)
+def test_a_wildcard_or_the_same_host_on_one_port_clashes(first: str, second: str) -> None:
+    with pytest.raises(ConfigError, match="clashes with listen"):
+        check_distinct([("listen", first, 8080), ("metrics_listen", second, 8080)])
+
+
+@pytest.mark.parametrize(
+    "wanted",
+    [
+        [("listen", "127.0.0.1", 8080), ("metrics_listen", "127.0.0.1", 8081)],
+        [("listen", "127.0.0.1", 8080), ("metrics_listen", "127.0.0.2", 8080)],
+        [("listen", "127.0.0.1", 8080), ("metrics_listen", "::1", 8080)],
+        [("listen", "127.0.0.1", 0), ("metrics_listen", "127.0.0.1", 0)],  # any free port
+        [("listen", ANY, 0), ("metrics_listen", "127.0.0.1", 0)],
+    ],
+)
+def test_distinct_addresses_pass(wanted: list[tuple[str, str, int]]) -> None:
+    check_distinct(wanted)
