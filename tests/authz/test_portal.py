@@ -260,6 +260,7 @@ async def test_a_user_lists_their_sessions_by_handle(
     await sign_in(ctx, other_browser, ada)
     r = await browser.get(SESSIONS)
     assert r.status_code == 200
+    assert r.headers["cache-control"] == "no-store"  # IPs and browsers: kept by no cache
     sessions = r.json()["sessions"]
     assert len(sessions) == 2
     handles = {s["id"] for s in sessions}

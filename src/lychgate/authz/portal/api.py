@@ -127,7 +127,8 @@ async def logout(request: Request, ctx: Ctx) -> JSONResponse:
     dependencies=[Depends(same_origin)],
     summary="The signed-in user's live sessions",
 )
-async def list_sessions(ctx: Ctx, me: SignedInDep) -> SessionsOut:
+async def list_sessions(ctx: Ctx, me: SignedInDep, response: Response) -> SessionsOut:
+    response.headers["cache-control"] = "no-store"  # IPs, browsers, handles: for no cache
     now = ctx.clock()
     idle = ctx.settings.session_idle_ttl
     rows = await ctx.store.sessions.list_for_user(me.user.id, live_at=now)
