@@ -92,10 +92,39 @@ async def test_close_cuts_what_outlives_the_drain_timeout(gateway: Start, connec
         await forwarded.wait()
         async with asyncio.timeout(10):
             await gw.close(drain_timeout=0.2)
+        # Nothing of the answer had come: the client is told (it used to get a bare reset,
+        # recorded as a 503 it never saw), and the connection closes.
+        r = await c.read_response()
+        assert (r.status, r.header("connection")) == (503, "close")
         assert await c.read_until_closed() == b""
         assert gw.open_connections == 0
-        # Recorded as the gateway's cut, not as a client that left.
         assert answers.seen == [(503, "gateway stopping: drain timeout")]
+
+
+async def test_close_cuts_an_answer_under_way_at_the_drain_timeout(
+    gateway: Start, connect: Connect
+) -> None:
+    streaming = asyncio.Event()
+
+    async def serve_(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nhalf")
+        await writer.drain()
+        streaming.set()
+        await asyncio.Event().wait()  # the rest never comes
+
+    async with raw_upstream(serve_) as up:
+        answers = Answers()
+        gw = await gateway(forward_to(up.url), on_response=answers)
+        c = await connect(gw.port)
+        await c.send(get())
+        await streaming.wait()
+        async with asyncio.timeout(10):
+            await gw.close(drain_timeout=0.2)
+        received = await c.read_until_closed()
+        assert received.startswith(b"HTTP/1.1 200 ")
+        assert received.endswith(b"half")  # then the reset: never taken for a whole answer
+        assert answers.seen == [(200, "gateway stopping: drain timeout")]  # cut, as sent
 
 
 async def _echo(ws: ServerConnection) -> None:

@@ -83,6 +83,11 @@ class Responder(Protocol):
         """The app the request is forwarded to (None: the control plane)."""
         ...
 
+    @property
+    def status(self) -> int:
+        """The status of the response sent so far (0: none of it yet)."""
+        ...
+
     def client_write_paused(self) -> None: ...
 
     def client_write_resumed(self) -> None: ...
@@ -627,6 +632,24 @@ class ClientConnection(asyncio.Protocol):
         if req is None or exchange is None:
             return None
         return exchange.app, req.who, req.upgrade
+
+    def give_up(self, why: str) -> None:
+        """The gateway stops waiting for the active request's answer (it is stopping): when
+        none of the answer was sent, the client gets a 503 page and the connection closes;
+        else it is cut, since what was sent must not look like a whole message. The record
+        says which: a 503 used to be recorded for a client that got only a reset."""
+        req, responder = self._active, self._responder
+        if req is None or self._transport is None or (responder is not None and responder.status):
+            self.abort(why)
+            return
+        app = None
+        if responder is not None:
+            self._responder = None
+            app, _ = responder.client_lost()  # lets go of the upstream connection
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self.fail(req, 503, app, close=True, reason=why)
 
     def abort(self, why: str = "") -> None:
         """Cut the connection: what was sent must not look like a complete message. ``why``

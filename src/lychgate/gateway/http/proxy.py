@@ -460,6 +460,10 @@ class Exchange:
     def app(self) -> AppSlug | None:
         return self._fwd.app
 
+    @property
+    def status(self) -> int:
+        return self._status
+
     def client_lost(self) -> tuple[AppSlug | None, int]:
         self._state = _DONE
         if self._task is not None:

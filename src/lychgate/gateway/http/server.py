@@ -160,7 +160,7 @@ class GatewayServer:
                     await ctx.idle.wait()
             except TimeoutError:
                 for conn in list(ctx.connections):
-                    conn.abort("gateway stopping: drain timeout")
+                    conn.give_up("gateway stopping: drain timeout")
         if self._own_pool:
             ctx.pool.close()
         await self._server.wait_closed()
