@@ -149,6 +149,69 @@ async def test_a_disguised_path_answers_like_an_unknown_one(
     assert (r.status_code, r.json()) == (unknown.status_code, unknown.json()) == (404, NOT_FOUND)
 
 
+REFUSED = {"detail": "internal API: bad or missing secret"}
+NAMESPACE = [
+    FEED_PATH,
+    REDEEM_PATH,
+    REVOKE_PATH,
+    FEED_PATH + "X",
+    FEED_PATH + "/",
+    "/.lychgate/internal/nothing-here",
+    "/.lychgate/internal/",
+    "/.lychgate/internal",
+    "/.lychgate/internal/%66eed",  # decodes to the feed's path, but is in the namespace as sent
+]
+
+
+@pytest.fixture
+async def stranger(probe: Probe) -> AsyncIterator[httpx.AsyncClient]:
+    """A client without the internal secret, as anyone who reaches authz on TCP is."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=probe), base_url="http://authz.internal"
+    ) as client:
+        yield client
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong", "Basic x"])
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+async def test_without_the_secret_the_namespace_answers_one_way(
+    ctx: AuthzContext,
+    stranger: httpx.AsyncClient,
+    probe: Probe,
+    method: str,
+    authorization: str | None,
+) -> None:
+    """The same 401 for every path and method: a stranger cannot tell the feed (whose GET was
+    a 401 and POST a 405), the handoff (POST 401, GET 405) and a path with no route (404)
+    apart."""
+    _, session = await live_session(ctx)
+    headers = {"authorization": authorization} if authorization else {}
+    answers = set()
+    for path in NAMESPACE:
+        r = await stranger.request(method, path, headers=headers, content=b"{not json")
+        assert probe.seen[-1][0] == path.encode()  # reached authz as sent
+        answers.add((r.status_code, r.text, r.headers["content-type"], "allow" in r.headers))
+        assert (r.status_code, r.json()) == (401, REFUSED), (method, path)
+    assert len(answers) == 1
+    assert not (await ctx.store.sessions.get(session.id)).revoked
+
+
+async def test_with_the_secret_the_routes_answer_as_before(
+    gateway: httpx.AsyncClient, stranger: httpx.AsyncClient
+) -> None:
+    """A gateway still learns of its own mistakes: a wrong method is a 405, no route a 404."""
+    wrong_method = await gateway.post(FEED_PATH)
+    assert (wrong_method.status_code, wrong_method.headers["allow"]) == (405, "GET")
+    assert (await gateway.get(REDEEM_PATH)).status_code == 405
+    for path in (FEED_PATH + "X", "/.lychgate/internal/nothing-here", "/.lychgate/internal"):
+        r = await gateway.get(path)
+        assert (r.status_code, r.json()) == (404, NOT_FOUND), path
+    # Outside the namespace, the secret changes nothing.
+    for client in (gateway, stranger):
+        r = await client.get("/.lychgate/no-such-page")
+        assert r.status_code == 404
+
+
 async def test_the_literal_paths_still_serve_the_gateway(
     ctx: AuthzContext, gateway: httpx.AsyncClient, probe: Probe
 ) -> None:

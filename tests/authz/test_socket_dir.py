@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lychgate.authz.server import prepare_socket_dir
+from lychgate.authz.server import MAX_SOCKET_PATH_BYTES, prepare_socket_dir
 from lychgate.config import load_settings
 from lychgate.errors import ConfigError
 
@@ -84,3 +84,59 @@ def test_a_socket_another_authz_listens_on_is_refused(tmp_path: Path) -> None:
         assert path.exists()
         with socket.socket(socket.AF_UNIX) as client:
             client.connect(str(path))  # still reachable
+
+
+def test_a_socket_path_too_long_to_bind_is_refused_before_anything_is_made(
+    tmp_path: Path,
+) -> None:
+    # A long --dir used to crash serve with tracebacks (OSError: AF_UNIX path too long) from
+    # uvicorn's bind, once the gateway and the demo apps had started.
+    data_dir = tmp_path / ("x" * (MAX_SOCKET_PATH_BYTES - len(str(tmp_path))))
+    data_dir.mkdir()
+    path = data_dir / "run" / "authz.sock"
+    settings = load_settings(data_dir, {})
+    with pytest.raises(ConfigError) as caught:
+        prepare_socket_dir(settings)
+    assert caught.value.field == "authz_listen"
+    message = str(caught.value)
+    assert str(path) in message
+    assert f"{len(os.fsencode(path))} bytes" in message
+    assert f"at most {MAX_SOCKET_PATH_BYTES}" in message
+    assert 'authz_listen = "unix:/short/path"' in message
+    assert not (data_dir / "run").exists()
+
+
+def test_the_length_limit_counts_bytes_and_allows_the_longest_path(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o700)
+    room = MAX_SOCKET_PATH_BYTES - len(os.fsencode(theirs)) - 1  # for the socket's name
+    longest = theirs / ("s" * room)
+    prepare_socket_dir(load_settings(tmp_path, {"LYCHGATE_AUTHZ_LISTEN": f"unix:{longest}"}))
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(longest))  # the kernel takes it
+    # As many characters, but one of them two bytes long in UTF-8: one byte too many.
+    wide = theirs / ("\u00e9" + "s" * (room - 1))
+    with pytest.raises(ConfigError, match=f"is {MAX_SOCKET_PATH_BYTES + 1} bytes long"):
+        prepare_socket_dir(load_settings(tmp_path, {"LYCHGATE_AUTHZ_LISTEN": f"unix:{wide}"}))
+
+
+def test_a_missing_deployment_directory_is_not_created(tmp_path: Path) -> None:
+    # `lychgate authz --dir <typo>` used to leave <typo>/ and <typo>/run/ behind.
+    typo = tmp_path / "typo_dir"
+    with pytest.raises(ConfigError, match=r"deployment directory .* does not exist") as caught:
+        prepare_socket_dir(load_settings(typo, {}))
+    assert caught.value.field == "data_dir"
+    assert str(typo) in str(caught.value)
+    assert not typo.exists()
+
+
+def test_only_the_sockets_own_directory_is_made_never_its_parents(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    listen = f"unix:{missing / 'sockets' / 'a.sock'}"
+    with pytest.raises(ConfigError, match="does not exist") as caught:
+        prepare_socket_dir(load_settings(tmp_path, {"LYCHGATE_AUTHZ_LISTEN": listen}))
+    assert caught.value.field == "authz_listen"
+    assert not missing.exists()
+    missing.mkdir()
+    prepare_socket_dir(load_settings(tmp_path, {"LYCHGATE_AUTHZ_LISTEN": listen}))
+    assert _mode(missing / "sockets") == 0o700

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets
 import stat
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from lychgate import __version__
@@ -353,10 +355,27 @@ def test_ca_rotate_without_the_internal_ca_is_an_error(deployment: Path) -> None
     assert "does not use the internal CA" in out
 
 
-def test_ca_export_without_a_ca_is_an_error(deployment: Path) -> None:
+def test_ca_export_on_plain_http_says_there_is_no_internal_ca(deployment: Path) -> None:
+    # It used to say "run lychgate init first", which makes no CA on plain HTTP: a loop.
     code, out = lychgate("ca", "export", "--dir", str(deployment))
+    said = " ".join(out.split())
     assert code == 2
-    assert "CA" in out or "ca" in out
+    assert "does not use the internal CA (plain HTTP, or tls_cert is set)" in said
+    assert "lychgate init" not in said
+    assert said == " ".join(lychgate("ca", "rotate", "--yes", "--dir", str(deployment))[1].split())
+
+
+def test_ca_export_when_the_internal_ca_is_missing_says_to_run_init(data_dir: Path) -> None:
+    d = str(data_dir)
+    code, out = lychgate("init", "--dir", d, "--public-url", "https://auth.example.com")
+    assert code == 0, out
+    for name in ("ca.pem", "ca.key"):
+        (data_dir / "tls" / name).unlink()
+    code, out = lychgate("ca", "export", "--dir", d)
+    said = " ".join(out.split())
+    assert code == 2
+    assert f"there is no internal CA in {data_dir / 'tls'}" in said
+    assert "run `lychgate init` first" in said
 
 
 def test_users_and_minted_tokens(deployment: Path) -> None:
@@ -494,3 +513,21 @@ def test_app_commands_on_postgres(data_dir: Path, pg_url: str) -> None:
     code, out = lychgate("app", "list", "--dir", d, "--json", env=env)
     assert "pgwiki" in [a["slug"] for a in json.loads(out)]
     assert os.environ.get("LYCHGATE_DATABASE_URL") is None
+
+
+@pytest.mark.postgres
+def test_a_database_error_says_what_the_driver_said(deployment: Path, pg_url: str) -> None:
+    # It used to say only "database error (DBAPIError)" or "(ConnectionRefusedError)".
+    missing = make_url(pg_url).set(database=f"lychgate_missing_{secrets.token_hex(4)}")
+    env = {"LYCHGATE_DATABASE_URL": missing.set(password="hunter2").render_as_string(False)}
+    code, out = lychgate("app", "list", "--dir", str(deployment), env=env)
+    said = " ".join(out.split())
+    assert code == 1
+    assert f'database "{missing.database}" does not exist' in said
+    assert "hunter2" not in said
+    refused = {"LYCHGATE_DATABASE_URL": "postgresql://ada:hunter2@127.0.0.1:1/lychgate"}
+    code, out = lychgate("app", "list", "--dir", str(deployment), env=refused)
+    said = " ".join(out.split())
+    assert code == 1
+    assert "database error (ConnectionRefusedError): " in said
+    assert "hunter2" not in said

@@ -17,8 +17,10 @@ from websockets.exceptions import ConnectionClosed
 
 from demo.conftest import RunningDemo
 from demo.fakes import assertion
+from lychgate.authz.server import MAX_SOCKET_PATH_BYTES
 from lychgate.demo.runner import prepare_demo
 from lychgate.deployment.init import prepare_files
+from lychgate.errors import ConfigError
 from lychgate.tokens import Keyring
 
 pytestmark = pytest.mark.loopback
@@ -110,3 +112,16 @@ def test_an_https_deployment_trusts_its_internal_ca(data_dir: Path) -> None:
     assert isinstance(plan.tls, ssl.SSLContext)
     assert plan.tls.verify_mode == ssl.CERT_REQUIRED
     assert plan.jwks_url == "https://lychgate.localhost:8443/.lychgate/jwks.json"
+
+
+def test_a_data_directory_too_long_for_the_demo_sockets_is_refused(tmp_path: Path) -> None:
+    # The demo sockets' names are longer than authz.sock's: a directory that authz's check
+    # passed made the demo apps crash on bind, with tracebacks, after everything had started.
+    room = MAX_SOCKET_PATH_BYTES - len(os.fsencode(tmp_path / "x" / "run" / "authz.sock"))
+    data_dir = tmp_path / ("x" * (room + 1))  # authz.sock fits, demo-whoami.sock does not
+    settings = prepare_files(data_dir, {}, now=NOW).settings
+    with pytest.raises(ConfigError) as caught:
+        prepare_demo(settings)
+    assert caught.value.field == "data_dir"
+    assert "demo-" in str(caught.value)
+    assert not (data_dir / "run").exists()

@@ -4,28 +4,35 @@ Every route needs ``Authorization: Bearer <internal token>`` (compared in consta
 gateway refuses to forward client requests under ``/.lychgate/internal/``, so in the default
 topology only gateways reach these routes, over authz's unix socket.
 
+The secret is checked first, for the whole namespace: without it, every request whose path
+as sent is ``/.lychgate/internal`` or under ``/.lychgate/internal/`` gets the same 401, whatever
+its method and whether a route is there. A stranger who reaches authz on TCP so learns nothing
+of the routes: no 405 for a wrong method, no 404 for a missing route, no 422 for a bad body.
+With the secret, the routes answer as any other (a gateway may get a 405 or a 404).
+
 Defense in depth (THREAT_MODEL.md T17): a route here matches only when the path the client sent
 (ASGI ``raw_path``) is literally its path. uvicorn percent-decodes the path before routing, so
 ``/.lychgate/internal%2Ffeed`` or ``/.lychgate%2Finternal%2Fhandoff`` would otherwise be served
 as the feed and the redemption; a gateway that decides on the raw form and forwards it could be
-led past its own rule. Such a request is not even matched (:class:`LiteralPathRoute`): it gets
-the same 404 as any unknown path, before the secret is checked, the body is read or a method
-mismatch (405) or a slash redirect (307) could show that the route exists.
+led past its own rule. Such a request is not even matched (:class:`LiteralPathRoute`): it is
+answered as an unknown path is (a 404; without the secret, the namespace's 401 if the path as
+sent is in it), before the body is read or a method mismatch (405) or a slash redirect (307)
+could show that the route exists.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
+from starlette.datastructures import Headers
 from starlette.routing import Match
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.handoff import redeem_handoff
@@ -39,6 +46,7 @@ from lychgate.gateway.feed_wire import (
     asked_updates,
     feed_lines,
 )
+from lychgate.gateway.routing import INTERNAL_PREFIX
 from lychgate.ids import SessionId, UserId
 
 log = logging.getLogger(__name__)
@@ -55,11 +63,27 @@ def publisher(request: Request) -> SnapshotPublisher:
 
 
 _REFUSED: Final = "internal API: bad or missing secret"
+_PREFIX: Final = INTERNAL_PREFIX.encode("ascii")
 
 
 def _authorized(ctx: AuthzContext, authorization: str | None) -> bool:
     expected = f"Bearer {ctx.secrets.internal_token.reveal()}".encode()
     return authorization is not None and hmac.compare_digest(authorization.encode(), expected)
+
+
+def _has_secret(scope: Scope) -> bool:
+    ctx: AuthzContext = scope["app"].state.ctx
+    return _authorized(ctx, Headers(scope=scope).get("authorization"))
+
+
+def sent_under_prefix(scope: Scope) -> bool:
+    """True if the request's raw path (as sent, query excluded) is in the internal namespace:
+    ``/.lychgate/internal`` itself or anything under ``/.lychgate/internal/``."""
+    raw = scope.get("raw_path")
+    if not isinstance(raw, bytes):
+        return False
+    path = raw.partition(b"?")[0]
+    return path == _PREFIX or path.startswith(_PREFIX + b"/")
 
 
 def sent_literally(scope: Scope) -> bool:
@@ -76,29 +100,29 @@ def sent_literally(scope: Scope) -> bool:
 
 
 class LiteralPathRoute(APIRoute):
-    """An APIRoute that does not match a request whose raw path differs from its decoded path
-    (see the module docstring): such a request falls through to the router's plain 404.
+    """An APIRoute that checks the secret before anything else, and does not match a request
+    whose raw path differs from its decoded path (see the module docstring): such a request
+    falls through to the router's plain 404.
 
-    It also checks the secret before anything else runs: FastAPI reads and parses a body
-    before it solves a route's dependencies, so without this anyone who can reach authz
-    (``authz_listen`` on TCP) could make it read a body of any size, and learn from a 422
-    which routes exist."""
+    Without the secret, a request in the internal namespace matches fully whatever its path and
+    method, and :meth:`handle` answers it 401 before Starlette's method check (a 405 would show
+    the route exists) and before FastAPI reads and parses a body (a 422 would too, and anyone
+    who can reach authz on TCP could make it read a body of any size).
+    """
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope.get("type") == "http" and not sent_literally(scope):
-            return Match.NONE, {}
+        if scope.get("type") == "http":
+            if sent_under_prefix(scope) and not _has_secret(scope):
+                return Match.FULL, {}  # answered 401 by handle(), the same for every path
+            if not sent_literally(scope):
+                return Match.NONE, {}
         return super().matches(scope)
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handle = super().get_route_handler()
-
-        async def checked(request: Request) -> Response:
-            ctx: AuthzContext = request.app.state.ctx
-            if not _authorized(ctx, request.headers.get("authorization")):
-                return JSONResponse({"detail": _REFUSED}, status_code=401)
-            return await handle(request)
-
-        return checked
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") == "http" and not _has_secret(scope):
+            await JSONResponse({"detail": _REFUSED}, status_code=401)(scope, receive, send)
+            return
+        await super().handle(scope, receive, send)
 
 
 router = APIRouter(

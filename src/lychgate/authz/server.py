@@ -17,6 +17,7 @@ import stat
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import FrameType
+from typing import Final
 
 import uvicorn
 
@@ -33,6 +34,10 @@ from lychgate.files import DIR_MODE
 from lychgate.store import Store, open_store
 
 log = logging.getLogger(__name__)
+
+# sockaddr_un.sun_path is 108 bytes on Linux, one of them kept for the terminating NUL that
+# most clients add (macOS and the BSDs allow 104, which this bound does not cover).
+MAX_SOCKET_PATH_BYTES: Final = 107
 
 
 @contextlib.asynccontextmanager
@@ -130,21 +135,29 @@ def warn_about_gateway_trust(settings: Settings, host: str) -> bool:
 def prepare_socket_dir(settings: Settings) -> None:
     """Make the socket's directory ready and remove a stale socket (blocking; before the loop).
 
-    The deployment's own run directory is created, or kept, 0700: only its owner may connect.
-    A directory named in ``authz_listen`` is the operator's: it is created 0700 if missing but
-    never changed (it may be shared, as ``/run`` is), and refused if others may write to it,
-    where anyone could put their own socket in the gateway's way. Only a stale socket is
-    removed from the socket's path: one that another authz still listens on is refused, and so
-    is any other file.
+    A socket path longer than the kernel takes (:data:`MAX_SOCKET_PATH_BYTES`) is refused
+    first, naming the path: uvicorn would fail to bind it only once everything else had
+    started, with a traceback. The deployment's own run directory is created, or kept, 0700:
+    only its owner may connect. A directory named in ``authz_listen`` is the operator's: it is
+    created 0700 if missing but never changed (it may be shared, as ``/run`` is), and refused
+    if others may write to it, where anyone could put their own socket in the gateway's way.
+    Only the socket's own directory is ever created, never its parent: a mistyped ``--dir``
+    must fail without leaving directories behind (``serve`` and ``init`` create the data
+    directory themselves). Only a stale socket is removed from the socket's path: one that
+    another authz still listens on is refused, and so is any other file.
     """
     listen = settings.effective_authz_listen
     if not listen.startswith("unix:"):
         return
     path = Path(listen.removeprefix("unix:"))
+    check_socket_path_length(path)
     parent = path.parent
+    own = parent == Layout(settings.data_dir).run_dir
     if not parent.exists():
-        parent.mkdir(mode=DIR_MODE, parents=True)
-    elif parent == Layout(settings.data_dir).run_dir:
+        if not parent.parent.is_dir():
+            raise _missing_parent(parent.parent, own=own)
+        parent.mkdir(mode=DIR_MODE)
+    elif own:
         os.chmod(parent, DIR_MODE)
     elif parent.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise ConfigError(
@@ -168,6 +181,37 @@ def prepare_socket_dir(settings: Settings) -> None:
             field="authz_listen",
         )
     path.unlink()
+
+
+def check_socket_path_length(
+    path: Path,
+    *,
+    field: str = "authz_listen",
+    way_out: str = 'use a shorter data directory, or set authz_listen = "unix:/short/path"',
+) -> None:
+    """Refuse a unix socket path the kernel cannot bind, with the way out (a ConfigError)."""
+    size = len(os.fsencode(path))
+    if size > MAX_SOCKET_PATH_BYTES:
+        raise ConfigError(
+            f"the socket path {path} is {size} bytes long, but a unix socket path may be at "
+            f"most {MAX_SOCKET_PATH_BYTES}: {way_out}",
+            field=field,
+        )
+
+
+def _missing_parent(missing: Path, *, own: bool) -> ConfigError:
+    """The error for a socket directory whose parent is missing: for the deployment's own run
+    directory, that is the data directory itself (a mistyped ``--dir``, or init never run)."""
+    if own:
+        return ConfigError(
+            f"the deployment directory {missing} does not exist; check --dir, or run "
+            f"`lychgate init --dir {missing}` first",
+            field="data_dir",
+        )
+    return ConfigError(
+        f"{missing} does not exist: create it, or put authz's socket in a directory that does",
+        field="authz_listen",
+    )
 
 
 def _answers(path: Path) -> bool:

@@ -14,12 +14,26 @@ from lychgate.cli.common import (
     settings_for,
 )
 from lychgate.cli.common_store import now
+from lychgate.config import Settings
+from lychgate.deployment.init import internal_ca_names
 from lychgate.deployment.layout import Layout
 from lychgate.errors import ConfigError
 from lychgate.tls.files import ca_certificate_pem, rotate_ca
-from lychgate.tls.hosts import hostnames_for
 
 app = typer.Typer(help="The internal certificate authority.", no_args_is_help=True)
+
+
+def certified_names(settings: Settings) -> list[str]:
+    """The host names the internal CA certifies; a ConfigError where the deployment has no
+    internal CA to export or rotate. Said before looking for the CA's files: "run lychgate
+    init" would send a plain-HTTP deployment in a circle, as init makes no CA there."""
+    names = internal_ca_names(settings)
+    if names is None:
+        raise ConfigError(
+            "this deployment does not use the internal CA (plain HTTP, or tls_cert is set)",
+            field="tls_cert",
+        )
+    return names
 
 
 @app.command("export")
@@ -27,6 +41,7 @@ def export(data_dir: DirOption = None) -> None:
     """Print the internal CA certificate (PEM) so devices can trust it."""
     with reported_errors():
         settings = settings_for(data_dir)
+        certified_names(settings)
         pem = ca_certificate_pem(Layout(settings.data_dir).tls_dir)
     typer.echo(pem, nl=not pem.endswith("\n"))
 
@@ -46,12 +61,7 @@ def rotate(
     """
     with reported_errors():
         settings = settings_for(data_dir)
-        if not settings.is_https or settings.tls_cert is not None:
-            raise ConfigError(
-                "this deployment does not use the internal CA (plain HTTP, or tls_cert is set)",
-                field="tls_cert",
-            )
-        names = hostnames_for(settings.public_url, settings.routing, domain=settings.domain)
+        names = certified_names(settings)
         if not yes and not typer.confirm(
             "Devices that trust the current CA will stop trusting this server until they "
             "are given the new one. Replace the CA?",

@@ -101,8 +101,8 @@ def check_stored_apps(settings: Settings) -> None:
 def _demo(settings: Settings) -> Companion:
     """Set the demo up (store first, on a loop closed before serve forks) and print the
     next steps; return the process that runs the demo apps."""
+    plan = prepare_demo(settings)  # first: it refuses a data directory too long for a socket
     start = asyncio.run(bootstrap_demo(settings, now()))
-    plan = prepare_demo(settings)
     sys.stdout.write(next_steps(settings, start))
     sys.stdout.flush()  # before the fork: a child must not inherit (and lose) buffered text
     return Companion("demo apps", functools.partial(run_demo_apps, plan))

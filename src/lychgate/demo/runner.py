@@ -33,6 +33,7 @@ import uvicorn
 import uvloop
 from starlette.types import ASGIApp
 
+from lychgate.authz.server import check_socket_path_length
 from lychgate.config import Settings
 from lychgate.demo.apps import CHAT, DEMO_APPS, WHOAMI
 from lychgate.demo.chat import create_chat
@@ -60,8 +61,10 @@ class DemoPlan:
 def prepare_demo(settings: Settings) -> DemoPlan:
     """Create the run directory, remove stale demo sockets, load the CA (blocking)."""
     layout = Layout(settings.data_dir)
-    layout.run_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     sockets = {demo.slug: demo.socket(layout.run_dir) for demo in DEMO_APPS}
+    for path in sockets.values():  # longer than authz's own: checked before anything starts
+        check_socket_path_length(path, field="data_dir", way_out="use a shorter data directory")
+    layout.run_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     for path in sockets.values():
         if path.is_socket():
             path.unlink()

@@ -8,10 +8,17 @@ Everything else that the driver or the network raises becomes
 
 The engine is made with ``hide_parameters=True``, so the chained exception never carries bound
 values (hashes, keys, e-mail addresses).
+
+A :class:`StoreError` names the driver's own message (:func:`driver_message`): without it, an
+operator told "database error (DBAPIError)" cannot tell a misspelt database from a server that
+is down. Only its first line is kept (SQLAlchemy appends the SQL and a link), bounded, and with
+anything shaped like a password in a URL or DSN masked. authz never shows a StoreError's text
+to a client (it answers a fixed 503), so the message reaches only logs and the CLI.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final, Literal
@@ -21,6 +28,12 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError, StatementError
 from lychgate.errors import Conflict, LychgateError, NotFound, StoreError, UsageError
 
 ConstraintKind = Literal["unique", "foreign_key", "check", "not_null", "other"]
+
+MAX_DETAIL: Final = 200  # characters of the driver's message kept in a StoreError
+
+# "scheme://user:password@" and libpq's "password=...": never shown, whatever a driver says.
+_URL_PASSWORD: Final = re.compile(r"(://[^:/@\s]*):\S*@")  # to the last @: "p@ss" too
+_DSN_PASSWORD: Final = re.compile(r"(password\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
 
 # sqlite3 extended result codes (https://sqlite.org/rescode.html#constraint_unique ...).
 _SQLITE_CODES: Final[dict[int, ConstraintKind]] = {
@@ -92,7 +105,29 @@ def translating(table: str, fields: tuple[str, ...] = ("id",)) -> Iterator[None]
         if isinstance(exc, StatementError) and isinstance(exc.orig, LychgateError):
             # Raised by one of our column types while binding (e.g. a naive datetime).
             raise exc.orig from None
-        raise StoreError(f"{table}: database error ({type(exc).__name__})") from exc
+        raise StoreError(_database_error(table, exc)) from exc
     except OSError as exc:
         # A refused or dropped connection, or a connect timeout.
-        raise StoreError(f"{table}: database error ({type(exc).__name__})") from exc
+        raise StoreError(_database_error(table, exc)) from exc
+
+
+def driver_message(exc: BaseException) -> str:
+    """The first line of what the driver said about ``exc``, bounded to :data:`MAX_DETAIL`
+    characters, passwords masked; empty if it said nothing.
+
+    For a SQLAlchemy error wrapping a driver's (``orig``) that is the driver's own text, without
+    SQLAlchemy's "[SQL: ...]" and link lines.
+    """
+    orig = getattr(exc, "orig", None)
+    text = str(orig if isinstance(orig, BaseException) else exc).strip()
+    line = text.splitlines()[0].strip() if text else ""
+    line = _DSN_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1:***@", line))
+    if len(line) > MAX_DETAIL:
+        line = line[: MAX_DETAIL - 1] + "\u2026"
+    return line
+
+
+def _database_error(table: str, exc: BaseException) -> str:
+    message = f"{table}: database error ({type(exc).__name__})"
+    detail = driver_message(exc)
+    return f"{message}: {detail}" if detail else message
