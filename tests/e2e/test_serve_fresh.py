@@ -8,11 +8,14 @@ is what `make run SERVE_ARGS=` does on a fresh machine.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from e2e.deployment import free_port, lychgate, serve
+from lychgate.cli.serve import _print_tls_changes
+from lychgate.tls.files import TlsPaths
 
 pytestmark = [pytest.mark.loopback, pytest.mark.slow]
 
@@ -27,3 +30,28 @@ async def test_serve_on_a_fresh_directory_is_ready_to_sign_in(tmp_path: Path) ->
     assert "holds no signing key" not in log
     keys = await asyncio.to_thread(lychgate, "keys", "list", "--dir", str(data_dir))
     assert "signing" in keys
+
+
+@pytest.mark.parametrize(
+    ("ca_created", "server_cert_issued", "said"),
+    [
+        (True, True, ["internal CA", "server certificate"]),
+        (False, True, ["Issued a new TLS server certificate"]),
+        (False, False, []),
+    ],
+)
+def test_serve_says_what_it_did_to_the_tls_files(
+    ca_created: bool,
+    server_cert_issued: bool,
+    said: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A certificate renewed at start (30 days before it ends) used to pass without a word.
+    made = replace(
+        TlsPaths.in_dir(tmp_path), ca_created=ca_created, server_cert_issued=server_cert_issued
+    )
+    _print_tls_changes(made)
+    out = capsys.readouterr().out
+    assert all(text in out for text in said)
+    assert bool(out) == bool(said)

@@ -185,8 +185,12 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.mark.loopback
 async def test_the_side_listeners_take_the_main_listeners_limits(
-    settings: Settings, connect: Connect, system_ssl: ssl.SSLContext
+    settings: Settings,
+    connect: Connect,
+    system_ssl: ssl.SSLContext,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="lychgate.gateway.runner")
     plan = GatewayPlan(
         settings=settings,
         internal_token=Secret("not used here"),
@@ -204,6 +208,9 @@ async def test_the_side_listeners_take_the_main_listeners_limits(
     )
     try:
         assert len(side) == 2
+        metrics, redirect = side  # each named in the log, with the port it took
+        assert f"gateway worker 0: metrics on 127.0.0.1:{metrics.port}" in caplog.text
+        assert f"gateway worker 0: http redirect on 127.0.0.1:{redirect.port}" in caplog.text
         for listener in side:
             first = await connect(listener.port)
             await first.send(get("/metrics"))

@@ -30,6 +30,7 @@ from lychgate.deployment.init import (
 from lychgate.deployment.layout import Layout
 from lychgate.gateway.runner import prepare, run_gateway
 from lychgate.supervise import Companion, run_authz, serve_all
+from lychgate.tls.files import TlsPaths
 
 ListenOption = Annotated[
     str | None,
@@ -70,6 +71,7 @@ def serve(
         asyncio.run(prepare_store(settings, at, replace_secrets=files.secrets_replaced))
         check_stored_apps(settings)
         setup_logging(settings.log_level)
+        _print_tls_changes(files.tls)
         if demo:
             companions: tuple[Companion, ...] = (_demo(settings),)
         else:
@@ -77,6 +79,16 @@ def serve(
             _print_setup_link(settings, at)
         code = serve_all(settings, companions=companions)
     raise typer.Exit(code)
+
+
+def _print_tls_changes(tls: TlsPaths | None) -> None:
+    """Say what serve did to the internal CA's files, as init does: a renewal is news."""
+    if tls is None:
+        return
+    if tls.ca_created:
+        typer.echo("Created the internal CA: trust it on your devices (lychgate ca export)")
+    if tls.server_cert_issued:
+        typer.echo("Issued a new TLS server certificate from the internal CA")
 
 
 def _print_setup_link(settings: Settings, at: datetime) -> None:

@@ -119,24 +119,24 @@ async def start_side_listeners(
 ) -> list[GatewayServer]:
     """The metrics and HTTP-to-HTTPS listeners that the plan asks for. They take the same
     limits, and count the same clients, as the main listener."""
-    wanted: list[tuple[Handler, tuple[str, int] | None, int, bool]] = [
-        (metrics_handler(metrics), plan.metrics, worker, False),  # a port per worker
-        (redirect_handler(holder), plan.redirect, 0, reuse_port),
+    wanted: list[tuple[str, Handler, tuple[str, int] | None, int, bool]] = [
+        ("metrics", metrics_handler(metrics), plan.metrics, worker, False),  # a port per worker
+        ("http redirect", redirect_handler(holder), plan.redirect, 0, reuse_port),
     ]
     side: list[GatewayServer] = []
-    for handler, where, offset, reuse in wanted:
+    for what, handler, where, offset, reuse in wanted:
         if where is not None:
             host, port = where
-            side.append(
-                await start_server(
-                    handler,
-                    host=host,
-                    port=port + offset,
-                    reuse_port=reuse,
-                    limits=plan.limits,
-                    uncapped=exempt,
-                )
+            server = await start_server(
+                handler,
+                host=host,
+                port=port + offset,
+                reuse_port=reuse,
+                limits=plan.limits,
+                uncapped=exempt,
             )
+            log.info("gateway worker %d: %s on %s:%d", worker, what, host, server.port)
+            side.append(server)
     return side
 
 
