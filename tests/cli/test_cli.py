@@ -531,3 +531,21 @@ def test_a_database_error_says_what_the_driver_said(deployment: Path, pg_url: st
     assert code == 1
     assert "database error (ConnectionRefusedError): " in said
     assert "hunter2" not in said
+
+
+def test_a_second_user_of_the_same_name_is_noted_with_the_way_to_name_them(
+    deployment: Path,
+) -> None:
+    # It passed silently; every later command that took the name then refused it.
+    d = str(deployment)
+    code, out = lychgate("user", "add", "You", "--dir", d)
+    assert code == 0, out
+    assert "users are now named" not in out
+    code, out = lychgate("user", "add", "You", "--email", "you@example.test", "--dir", d)
+    assert code == 0, out
+    assert "note: 2 users are now named 'You'" in out
+    code, out = lychgate("user", "enroll-link", "You", "--dir", d)
+    assert code != 0
+    assert "2 users are named 'You'" in out
+    code, out = lychgate("user", "enroll-link", "you@example.test", "--dir", d)
+    assert code == 0, out

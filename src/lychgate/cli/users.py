@@ -19,7 +19,12 @@ from lychgate.cli.common import (
 from lychgate.cli.common_store import now, with_store
 from lychgate.config import Settings
 from lychgate.deployment.devices import devices_of, revoke_device
-from lychgate.deployment.enroll import find_user, issue_enrollment_link, terminal_qr
+from lychgate.deployment.enroll import (
+    find_user,
+    issue_enrollment_link,
+    terminal_qr,
+    users_named,
+)
 from lychgate.deployment.users import add_user, cancel_links, disable_user, enable_user, set_admin
 from lychgate.domain import Device, User
 from lychgate.ids import SessionId
@@ -66,8 +71,16 @@ def add(
     """Add a user and print a one-time link that enrolls their device."""
     with reported_errors():
         settings = settings_for(data_dir)
-        user, url = with_store(settings, lambda store: _add(store, settings, name, email, admin))
+        user, url, namesakes = with_store(
+            settings, lambda store: _add(store, settings, name, email, admin)
+        )
     out_console.print(f"added user [bold]{user.name}[/] ({user.id})", highlight=False)
+    if namesakes:
+        err_console.print(
+            f"note: {namesakes + 1} users are now named {user.name!r}: commands that take a "
+            f"user need this one's e-mail or id ({user.id})",
+            highlight=False,
+        )
     print_enrollment_link(url, settings)
 
 
@@ -240,10 +253,12 @@ def uses_internal_ca(settings: Settings) -> bool:
 
 async def _add(
     store: Store, settings: Settings, name: str, email: str | None, admin: bool
-) -> tuple[User, str]:
+) -> tuple[User, str, int]:
+    """The new user, their enrollment link, and how many others have the same name."""
     at = now()
     user = await add_user(store, name=name, email=email, is_admin=admin, now=at)
-    return user, await issue_enrollment_link(store, settings, user.id, at)
+    namesakes = len(await users_named(store, user.name)) - 1
+    return user, await issue_enrollment_link(store, settings, user.id, at), namesakes
 
 
 async def _link(store: Store, settings: Settings, who: str) -> tuple[User, str]:

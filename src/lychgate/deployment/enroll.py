@@ -70,12 +70,17 @@ async def find_user(store: Store, who: str) -> User:
         return await store.users.get(UserId(who))
     except NotFound:
         pass
-    named = [u for u in await _all_users(store) if u.name == who]
+    named = await users_named(store, who)
     if len(named) > 1:
         raise Conflict(f"{len(named)} users are named {who!r}; give an e-mail or id", field="user")
     if not named:
         raise NotFound(f"no user {who!r}", field="user")
     return named[0]
+
+
+async def users_named(store: Store, name: str) -> list[User]:
+    """Every user whose display name is exactly ``name``."""
+    return [user for user in await _all_users(store) if user.name == name]
 
 
 async def _all_users(store: Store) -> list[User]:

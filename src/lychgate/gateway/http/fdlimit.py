@@ -46,8 +46,9 @@ def raise_open_file_limit() -> int:
             soft = target
     if soft != resource.RLIM_INFINITY and soft < WARN_BELOW:
         log.warning(
-            "only %d open files allowed: each worker can hold about %d connections; raise the "
-            "hard limit (ulimit -Hn, or LimitNOFILE= in a systemd unit)",
+            "only %d open files allowed: a gateway worker can hold about %d connections (and "
+            "authz as many waiting login pages); raise the hard limit (ulimit -Hn, or "
+            "LimitNOFILE= in a systemd unit)",
             soft,
             soft // 2,
         )
