@@ -197,7 +197,9 @@ class FeedClient:
                         message = self._read(line)
                     if message is not None:
                         self._apply(message)
-            log.warning("config feed: authz closed the stream")
+            # INFO: authz closes it when it stops or restarts (under serve, as the gateway
+            # itself stops); a reconnect that fails is the warning worth having.
+            log.info("config feed from %s: authz closed the stream", self._base)
         except FeedError as exc:
             log.warning("config feed: %s", exc)
         except httpx.HTTPError as exc:
