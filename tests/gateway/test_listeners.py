@@ -8,16 +8,19 @@ No sockets here: the check is pure.
 
 from __future__ import annotations
 
+import logging
 import ssl
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from lychgate.config import Settings, load_settings
+from lychgate.deployment.init import prepare_files
 from lychgate.errors import ConfigError
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.listeners import check_distinct
-from lychgate.gateway.runner import GatewayPlan, check_listeners, listen_addresses
+from lychgate.gateway.runner import GatewayPlan, check_listeners, listen_addresses, prepare
 from lychgate.secret import Secret
 
 ANY = "0.0.0.0"  # noqa: S104 - a host under test, not a bind address
@@ -121,3 +124,17 @@ def test_a_wildcard_or_the_same_host_on_one_port_clashes(first: str, second: str
 )
 def test_distinct_addresses_pass(wanted: list[tuple[str, str, int]]) -> None:
     check_distinct(wanted)
+
+
+def test_a_redirect_listener_on_a_plain_http_deployment_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # It redirected http to http, without a word.
+    settings = prepare_files(tmp_path, {}, now=datetime.now(UTC)).settings
+    plain = settings.model_copy(update={"http_redirect_listen": "127.0.0.1:0"})
+    with caplog.at_level(logging.WARNING, logger="lychgate.gateway.runner"):
+        prepare(plain)
+        assert "http_redirect_listen is set but the public URL" in caplog.text
+        caplog.clear()
+        prepare(settings)
+        assert caplog.text == ""

@@ -160,6 +160,12 @@ def prepare(settings: Settings, *, listen: str | None = None) -> GatewayPlan:
                 "(lychgate init); this gateway reloads the file when it changes",
                 paths.server_cert,
             )
+    if settings.http_redirect_listen and not settings.is_https:
+        log.warning(
+            "http_redirect_listen is set but the public URL %s is plain http: the listener "
+            "sends browsers to http again; unset it, or serve https",
+            settings.public_url,
+        )
     return GatewayPlan(
         settings=settings,
         internal_token=load_secrets(layout.secrets_file).internal_token,
