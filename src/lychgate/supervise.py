@@ -36,7 +36,8 @@ from lychgate.config import Settings
 from lychgate.errors import LychgateError
 from lychgate.gateway.http.fdlimit import raise_open_file_limit
 from lychgate.gateway.http.workers import end_with_parent
-from lychgate.gateway.runner import check_listeners, prepare, run_gateway
+from lychgate.gateway.listeners import check_listeners
+from lychgate.gateway.runner import prepare, run_gateway
 
 log = logging.getLogger(__name__)
 CHILD_POLL = 0.25

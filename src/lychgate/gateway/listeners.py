@@ -10,8 +10,23 @@ naming both settings.
 from __future__ import annotations
 
 import ipaddress
+from typing import Protocol
 
 from lychgate.errors import ConfigError
+from lychgate.gateway.http.workers import check_free
+
+
+class Listening(Protocol):
+    """Where a gateway listens (its plan, :class:`~lychgate.gateway.runner.GatewayPlan`)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def metrics(self) -> tuple[str, int] | None: ...
+    @property
+    def redirect(self) -> tuple[str, int] | None: ...
 
 
 def check_distinct(wanted: list[tuple[str, str, int]]) -> None:
@@ -54,3 +69,31 @@ def _anywhere(host: str) -> bool:
 
 def _shown(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def listen_addresses(plan: Listening, workers: int) -> list[tuple[str, str, int]]:
+    """Every ``(setting, host, port)`` the gateway would listen on: ``listen``, each worker's
+    metrics port (``metrics_listen`` plus the worker's number), the redirect listener."""
+    wanted = [("listen", plan.host, plan.port)]
+    if plan.metrics is not None:
+        host, port = plan.metrics
+        for worker in range(workers):
+            what = f"metrics_listen (worker {worker})" if worker else "metrics_listen"
+            wanted.append((what, host, port + worker))
+    if plan.redirect is not None:
+        wanted.append(("http_redirect_listen", *plan.redirect))
+    return wanted
+
+
+def check_listeners(plan: Listening, workers: int) -> None:
+    """Raise a one-line error naming the setting when an address the gateway would listen on
+    is taken: ``listen``, each worker's metrics port, the redirect listener; or when two of
+    them are the same address (:func:`check_distinct`).
+
+    Called before any worker starts: a worker that fails to bind can only log a traceback, and
+    one that binds with SO_REUSEPORT joins a port that another gateway serves without an error.
+    """
+    wanted = listen_addresses(plan, workers)
+    check_distinct(wanted)
+    for what, host, port in wanted:
+        check_free(host, port, what)

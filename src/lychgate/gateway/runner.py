@@ -53,8 +53,8 @@ from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.server import GatewayServer, start_server
 from lychgate.gateway.http.tls import CertPair, ServerCertificates, client_context
 from lychgate.gateway.http.tunnel import TunnelEnded, TunnelEndHook
-from lychgate.gateway.http.workers import STOP_SIGNALS, check_free, run_workers
-from lychgate.gateway.listeners import check_distinct
+from lychgate.gateway.http.workers import STOP_SIGNALS, run_workers
+from lychgate.gateway.listeners import check_listeners
 from lychgate.gateway.metrics import GatewayMetrics
 from lychgate.gateway.routing import parse_host
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
@@ -180,34 +180,6 @@ def prepare(settings: Settings, *, listen: str | None = None) -> GatewayPlan:
         if settings.http_redirect_listen
         else None,
     )
-
-
-def listen_addresses(plan: GatewayPlan, workers: int) -> list[tuple[str, str, int]]:
-    """Every ``(setting, host, port)`` the gateway would listen on: ``listen``, each worker's
-    metrics port (``metrics_listen`` plus the worker's number), the redirect listener."""
-    wanted = [("listen", plan.host, plan.port)]
-    if plan.metrics is not None:
-        host, port = plan.metrics
-        for worker in range(workers):
-            what = f"metrics_listen (worker {worker})" if worker else "metrics_listen"
-            wanted.append((what, host, port + worker))
-    if plan.redirect is not None:
-        wanted.append(("http_redirect_listen", *plan.redirect))
-    return wanted
-
-
-def check_listeners(plan: GatewayPlan, workers: int) -> None:
-    """Raise a one-line error naming the setting when an address the gateway would listen on
-    is taken: ``listen``, each worker's metrics port, the redirect listener; or when two of
-    them are the same address (:func:`check_distinct`).
-
-    Called before any worker starts: a worker that fails to bind can only log a traceback, and
-    one that binds with SO_REUSEPORT joins a port that another gateway serves without an error.
-    """
-    wanted = listen_addresses(plan, workers)
-    check_distinct(wanted)
-    for what, host, port in wanted:
-        check_free(host, port, what)
 
 
 def response_hook(metrics: GatewayMetrics, access: AccessLog | None) -> ResponseHook:
