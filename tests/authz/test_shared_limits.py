@@ -27,7 +27,8 @@ API = "/.lychgate/api/v1/login"
 
 
 def _replica(store: Store, clock: Clock, limit: int = 5) -> SharedLimit:
-    local = RateLimiter(limit=limit, window=60, clock=lambda: 0.0, what="tries")
+    # The local count on the same clock as the shared one (the test moves it).
+    local = RateLimiter(limit=limit, window=60, clock=lambda: clock.now.timestamp(), what="tries")
     return SharedLimit(local, store.rate_counts, scope="test", clock=clock)
 
 
@@ -145,3 +146,47 @@ async def _login(app: FastAPI, ctx: AuthzContext) -> int:
 
 def _key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+class CountingCounts:
+    """An in-memory RateCounts that counts the round trips made to it."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str, datetime], int] = {}
+        self.calls = 0
+
+    async def add(self, scope: str, key: str, window_start: datetime, step: int) -> int:
+        self.calls += 1
+        row = (scope, key, window_start)
+        self.rows[row] = max(self.rows.get(row, 0) + step, 0)
+        return self.rows[row]
+
+    async def get(self, scope: str, key: str, window_start: datetime) -> int:
+        self.calls += 1
+        return self.rows.get((scope, key, window_start), 0)
+
+    async def delete_before(self, before: datetime) -> int:
+        return 0
+
+
+async def test_a_sustained_flood_is_refused_in_memory_not_in_the_database() -> None:
+    # Refusals by the shared count used to be taken back in memory too, so after the first
+    # minute every request of a flood cost three database round trips.
+    seconds = [0.0]
+    clock = Clock(MINUTE_START)
+    counts = CountingCounts()
+    local = RateLimiter(limit=20, window=60, clock=lambda: seconds[0], what="logins")
+    limit = SharedLimit(local, counts, scope="login", clock=clock)
+    per_minute: list[tuple[int, int]] = []  # (allowed, round trips), minute by minute
+    for _minute in range(6):
+        calls, allowed = counts.calls, 0
+        for _ in range(3000):  # 50 a second
+            seconds[0] += 0.02
+            clock.now += timedelta(seconds=0.02)
+            allowed += await _allowed(limit, "ip", 1)
+        per_minute.append((allowed, counts.calls - calls))
+    for allowed, trips in per_minute:  # seen: 20 then 19 a minute, 40 then 95 round trips
+        assert 15 <= allowed <= 20  # the limit holds, and is not halved by the flood
+        # Two round trips per event counted, three per refusal, and a refusal holds until its
+        # Retry-After: about a hundred a minute, where every request made three (9,000).
+        assert trips <= 5 * 20

@@ -10,12 +10,14 @@ replicas, it also counts in the database, so that N replicas behind a load balan
 the limit once, not N times: each event is added to a counter per (scope, key, window) of
 ``window`` seconds, and the limit holds for the sliding estimate ``previous window x (the
 share of it still inside the last window seconds) + this window``. The local limiter goes
-first, so a flood at one replica is refused there without a database write. On SQLite (one
-authz process) the local count is the whole count.
+first, and a key the shared count refused is refused in memory until the time its 429 gave:
+a flood at one replica reaches the database about once per refusal, not with every request.
+On SQLite (one authz process) the local count is the whole count.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -42,8 +44,8 @@ class RateLimiter:
     ) -> None:
         self.limit = limit
         self.window = window
-        self._clock = clock
-        self._max_keys = max_keys
+        self.clock = clock  # monotonic seconds
+        self.max_keys = max_keys
         self.what = what
         self._hits: OrderedDict[str, deque[float]] = OrderedDict()
 
@@ -54,12 +56,12 @@ class RateLimiter:
 
     def hit(self, key: str) -> None:
         """Count one event for ``key``; raise :class:`RateLimited` when over the limit."""
-        now = self._clock()
+        now = self.clock()
         hits = self._hits.get(key)
         if hits is None:
             hits = deque()
             self._hits[key] = hits
-            if len(self._hits) > self._max_keys:
+            if len(self._hits) > self.max_keys:
                 self._hits.popitem(last=False)
         else:
             self._hits.move_to_end(key)
@@ -83,7 +85,7 @@ class SharedLimit:
     """A :class:`RateLimiter`'s limit, counted across every process on the database too
     (see the module docstring). ``counts`` None: the local count alone."""
 
-    __slots__ = ("_clock", "_counts", "_scope", "local")
+    __slots__ = ("_blocked", "_clock", "_counts", "_scope", "local")
 
     def __init__(
         self,
@@ -97,14 +99,19 @@ class SharedLimit:
         self._counts = counts
         self._scope = scope
         self._clock = clock
+        # Keys the shared count refused, and until when (the local clock): refused again in
+        # memory until then, so a flood does not reach the database with every request.
+        self._blocked: OrderedDict[str, float] = OrderedDict()
 
     async def hit(self, key: str) -> None:
         """Count one event for ``key``; raise :class:`RateLimited` when over the limit, here
         or across the cluster. Raises StoreError when the shared count fails (authz answers
         503: it fails closed)."""
         local = self.local
-        local.hit(key)
         counts = self._counts
+        if counts is not None:
+            self._refuse_if_blocked(key)
+        local.hit(key)
         if counts is None:
             return
         start, elapsed = self._window_of(self._clock())
@@ -117,10 +124,33 @@ class SharedLimit:
             local.refund(key)
             raise
         if previous * (1 - elapsed) + current > local.limit + _ROUNDING:
-            await counts.add(self._scope, digest, start, -1)  # a refusal is not an event
-            local.refund(key)
+            local.refund(key)  # a refusal is no event, here or there
+            with contextlib.suppress(StoreError):  # the 429 stands either way
+                await counts.add(self._scope, digest, start, -1)
             retry = shared_retry_after(previous, current, local.limit, elapsed, local.window)
+            self._block(key, local.clock() + retry)
             raise RateLimited(f"too many {local.what}; try again in {retry} s", retry_after=retry)
+
+    def _refuse_if_blocked(self, key: str) -> None:
+        """RateLimited while the shared count's last refusal of ``key`` holds (a flood used
+        to cost three database round trips a request)."""
+        until = self._blocked.get(key)
+        if until is None:
+            return
+        now = self.local.clock()
+        if until <= now:
+            del self._blocked[key]
+            return
+        retry = max(1, math.ceil(until - now))
+        what = self.local.what
+        raise RateLimited(f"too many {what}; try again in {retry} s", retry_after=retry)
+
+    def _block(self, key: str, until: float) -> None:
+        blocked = self._blocked
+        blocked[key] = until
+        blocked.move_to_end(key)
+        if len(blocked) > self.local.max_keys:  # bounded, as the local count's keys are
+            blocked.popitem(last=False)
 
     async def refund(self, key: str) -> None:
         """Take back the newest event counted for ``key`` (see :meth:`RateLimiter.refund`);
