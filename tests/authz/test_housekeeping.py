@@ -101,18 +101,25 @@ async def test_authz_sweeps_by_itself_and_logs_what_it_deleted(
         assert not await _exists(ctx.store, kind, key), kind
 
 
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (StoreError("connection refused"), "housekeeping: the store failed (connection refused)"),
+        (RuntimeError("a bug"), "housekeeping: the sweep failed"),  # not the end of sweeping
+    ],
+)
 async def test_a_failed_sweep_is_logged_and_tried_again(
-    ctx: AuthzContext, caplog: pytest.LogCaptureFixture
+    ctx: AuthzContext, caplog: pytest.LogCaptureFixture, error: Exception, said: str
 ) -> None:
     flaky = FlakyStore(ctx.store)
-    flaky.fail("sessions", "delete_expired", lambda: StoreError("connection refused"))
+    flaky.fail("sessions", "delete_expired", lambda: error)
     old = await _rows(ctx.store, ended_at=[DAY_AGO - SECOND])
     task = asyncio.create_task(
         housekeeping.run(replace(ctx, store=flaky.store), every=0.01, first_after=0)
     )
     try:
         async with asyncio.timeout(10):
-            while caplog.text.count("housekeeping: the store failed (connection refused)") < 2:
+            while caplog.text.count(said) < 2:
                 await asyncio.sleep(0.01)
             flaky.store.sessions = ctx.store.sessions  # the database is back
             while await _exists(ctx.store, "session", old[1][1]):

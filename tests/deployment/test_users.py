@@ -8,9 +8,16 @@ from typing import Any
 import pytest
 
 from fixtures.store import T0, make_session, make_user
-from lychgate.deployment.users import add_user, disable_user, enable_user, set_admin
+from lychgate.deployment.users import (
+    add_user,
+    check_email,
+    check_name,
+    disable_user,
+    enable_user,
+    set_admin,
+)
 from lychgate.domain import User
-from lychgate.errors import Conflict
+from lychgate.errors import ClientError, Conflict
 from lychgate.store import Store, UserRepository
 
 
@@ -132,3 +139,39 @@ async def test_an_address_is_found_however_it_is_spelt(store: Store) -> None:
     frank = await add_user(store, name="Frank", email=" Frank@Example.COM ", now=T0)
     assert frank.email == "Frank@example.com"  # trimmed, the domain in lower case
     assert await store.users.get_by_email("frank@example.com") == frank
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "山田\u3000太郎",  # an ideographic space
+        "Jean\u00a0Dupont",  # a no-break space
+        "محمد\u200cحسین",  # a zero-width non-joiner, as Persian writes it
+        "👨\u200d👩\u200d👧",  # an emoji sequence, joined
+        "Zoë O'Brien-Łukasz",
+    ],
+)
+def test_real_names_are_names(name: str) -> None:
+    assert check_name(name) == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "lap\u0000top",  # C0
+        "del\u007f",  # DEL
+        "c\u00851",  # C1
+        "\u202egnp.exe",  # a right-to-left override: reads "exe.png"
+        "a\u2066b",  # a bidi isolate
+        "line\u2028break",  # a line separator
+        "\ue000private",  # private use
+    ],
+)
+def test_names_that_would_read_otherwise_are_refused(name: str) -> None:
+    with pytest.raises(ClientError):
+        check_name(name)
+
+
+def test_an_email_address_with_a_bidi_control_is_refused() -> None:
+    with pytest.raises(ClientError):
+        check_email("a\u202e@moc.example.org")

@@ -320,6 +320,10 @@ def test_options_from_settings(tmp_path: Path) -> None:
     app = APPS[2]
     assert options.upstream(app).read_timeout == 3.0
     assert options.upstream(app).connect_timeout == settings.limits.upstream_connect_timeout
+    assert options.authz_max_body == CONTROL_PLANE_MAX_BODY
+    # A listener limit under authz's own cap is kept for authz too: the cap only lowers it.
+    low = Settings(data_dir=tmp_path, limits={"max_body_bytes": 1024})
+    assert GatewayOptions.from_settings(low).authz_max_body == 1024
 
 
 def test_cached_identity_headers_carry_the_cached_assertion() -> None:

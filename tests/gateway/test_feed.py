@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from gateway.fake_authz import FakeAuthz
@@ -459,3 +460,12 @@ def test_a_full_snapshot_is_serialized_once_for_every_gateway() -> None:
     again = parse_line(_change_line(None, second, UPDATES).rstrip(b"\n"))
     assert isinstance(again, ConfigSnapshot)
     assert (again.serial, again.revoked_sessions) == (6, frozenset({SessionId("s-2")}))
+
+
+def test_a_name_that_does_not_resolve_is_said_so() -> None:
+    # The resolver's errors are OSErrors with negative numbers, which os.strerror calls
+    # "Unknown error -2".
+    client = FeedClient("http://authz.invalid:8081", Secret("s"), SnapshotHolder())
+    failure = httpx.ConnectError("[Errno -2] Name or service not known")
+    failure.__cause__ = socket.gaierror(-2, "Name or service not known")
+    assert client._why(failure) == "Name or service not known"

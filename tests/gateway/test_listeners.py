@@ -120,6 +120,8 @@ def test_a_wildcard_or_the_same_host_on_one_port_clashes(first: str, second: str
         [("listen", "127.0.0.1", 8080), ("metrics_listen", "::1", 8080)],
         [("listen", "127.0.0.1", 0), ("metrics_listen", "127.0.0.1", 0)],  # any free port
         [("listen", ANY, 0), ("metrics_listen", "127.0.0.1", 0)],
+        [("listen", ANY, 8080), ("metrics_listen", "::1", 8080)],  # Linux binds both
+        [("listen", "::1", 8080), ("metrics_listen", ANY, 8080)],
     ],
 )
 def test_distinct_addresses_pass(wanted: list[tuple[str, str, int]]) -> None:

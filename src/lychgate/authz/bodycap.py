@@ -32,10 +32,9 @@ class BodyCap:
         limit = self.limit
         for name, value in scope["headers"]:
             if name == b"content-length" and (not value.isdigit() or int(value) > limit):
+                # The shape of the 413 a chunked body gets below (FastAPI's HTTPException).
                 refusal = JSONResponse(
-                    {"error": TOO_LARGE, "detail": f"request content over {limit} bytes"},
-                    status_code=413,
-                    headers={"connection": "close"},
+                    {"detail": TOO_LARGE}, status_code=413, headers={"connection": "close"}
                 )
                 await refusal(scope, receive, send)
                 return

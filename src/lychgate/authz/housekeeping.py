@@ -81,6 +81,9 @@ async def run(
         except StoreError as exc:
             log.warning("housekeeping: the store failed (%s); next sweep in %.0f s", exc, every)
             continue
+        except Exception:  # a bug: said, and the sweeps go on rather than end unnoticed
+            log.exception("housekeeping: the sweep failed; next sweep in %.0f s", every)
+            continue
         if swept.total:
             log.info(
                 "housekeeping: deleted %d login requests, %d sessions and %d one-time codes "

@@ -17,6 +17,7 @@ database that already holds a deployment (:func:`refuse_new_secrets`).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -44,6 +45,8 @@ from lychgate.store.probe import holdings
 from lychgate.tls.constraints import not_permitted
 from lychgate.tls.files import RENEW_BEFORE, TlsPaths, ensure_tls_material, load_ca
 from lychgate.tls.hosts import hostnames_for, is_plain_http_allowed
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +91,13 @@ def prepare_files(
     root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     # A directory made beforehand (mkdir, at the umask's 0755) holds the secrets too: only
     # its owner may enter it. The config is private as well: database_url may hold a password.
-    restrict_mode(root, DIR_MODE)
+    _narrow(root, DIR_MODE)
     config_created = False
     if not layout.config_file.exists():
         text = config_template(public_url=public_url, routing=routing, domain=domain)
         write_atomic(layout.config_file, text.encode(), mode=PRIVATE_MODE, overwrite=False)
         config_created = True
-    restrict_mode(layout.config_file, PRIVATE_MODE)
+    _narrow(layout.config_file, PRIVATE_MODE)
     settings = load_settings(root, env)
     check_deployable(settings)
     _, secrets_created = ensure_secrets(layout.secrets_file, now)
@@ -107,6 +110,21 @@ def prepare_files(
     return FilesReport(
         settings, config_created, secrets_created, tls, new_secrets and secrets_created
     )
+
+
+def _narrow(path: Path, mode: int) -> None:
+    """:func:`restrict_mode`, for what this user owns: a config that an operator's tooling owns
+    (root, 0640) or mounts read-only (a ConfigMap) is theirs to keep as it is; say so."""
+    try:
+        if path.stat().st_uid == os.geteuid():
+            restrict_mode(path, mode)
+            return
+    except OSError as exc:
+        log.warning("could not narrow %s to %o: %s", path, mode, exc.strerror or exc)
+        return
+    current = path.stat().st_mode & 0o777
+    if current & ~mode:
+        log.warning("%s is mode %o and not this user's: leaving it as it is", path, current)
 
 
 def refuse_new_secrets(settings: Settings) -> None:

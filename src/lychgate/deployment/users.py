@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
+from typing import Final
 
 from lychgate.domain import AuditEvent, User
 from lychgate.errors import ClientError, Conflict
@@ -26,17 +28,30 @@ def check_email(email: str) -> str:
     users share an address, and a lookup by address finds its user however it is spelt.
     """
     email = email.strip()
-    if len(email) > 254 or not _EMAIL.fullmatch(email):
+    if len(email) > 254 or not _EMAIL.fullmatch(email) or not is_plain_text(email):
         raise ClientError("is not an e-mail address", field="email")
     local, _, domain = email.rpartition("@")
     return f"{local}@{domain.lower()}"
 
 
+# Unicode categories no name holds: controls (C0, DEL, C1), surrogates, private use,
+# unassigned, and line or paragraph separators. Spaces of every kind stay (an ideographic
+# space in a Japanese name, a no-break space), and so do the joiners (ZWJ in emoji, ZWNJ in
+# Persian); the bidi controls go, which would make a name read otherwise on an approval screen.
+_NOT_IN_TEXT: Final = frozenset({"Cc", "Cs", "Co", "Cn", "Zl", "Zp"})
+_BIDI_CONTROLS: Final = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def is_plain_text(text: str) -> bool:
+    """Whether ``text`` holds only what may be shown as a name (see :data:`_NOT_IN_TEXT`)."""
+    return not any(c in _BIDI_CONTROLS or unicodedata.category(c) in _NOT_IN_TEXT for c in text)
+
+
 def check_name(name: str) -> str:
     name = name.strip()
-    # isprintable(): no control characters (C0, DEL, C1) nor format ones (bidi overrides,
-    # which would make a name read otherwise on a device's approval screen).
-    if not name or len(name) > 100 or not name.isprintable():
+    if not name or len(name) > 100 or not is_plain_text(name):
         raise ClientError("give a name of 1-100 printable characters", field="name")
     return name
 

@@ -75,6 +75,8 @@ class GatewayOptions:
     read_timeout: float = 60.0
     stale_after: float = 30.0  # six missed heartbeats
     max_stale: float = 300.0  # then deny: see the module docstring
+    # Request content passed to authz: its own cap, or the listener's when that is lower.
+    authz_max_body: int = CONTROL_PLANE_MAX_BODY
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GatewayOptions:
@@ -90,6 +92,7 @@ class GatewayOptions:
             connect_timeout=limits.upstream_connect_timeout,
             read_timeout=limits.upstream_read_timeout,
             max_stale=float(settings.feed_max_stale),
+            authz_max_body=min(limits.max_body_bytes, CONTROL_PLANE_MAX_BODY),
         )
 
     def upstream(self, app: App) -> Upstream:
@@ -242,7 +245,7 @@ class GatewayHandler:
                 # authz serves no WebSocket: an Upgrade to it is refused here (403), so no
                 # cross-site page can open a socket on the control plane (SECURITY.md item 10).
                 allow_upgrade=False,
-                max_body_bytes=CONTROL_PLANE_MAX_BODY,  # 413 here: authz reads whole bodies
+                max_body_bytes=self._options.authz_max_body,  # 413 here: authz reads bodies whole
             )
         if isinstance(admission, ToEndpoint):
             return self._endpoints.local(admission)

@@ -220,6 +220,8 @@ class FeedClient:
             if cause is None:
                 break
             if isinstance(cause, OSError) and cause.errno is not None:
+                if cause.errno < 0:  # the resolver's (socket.gaierror): os.strerror knows none
+                    return str(cause.strerror or cause)
                 return os.strerror(cause.errno)  # not str(): asyncio's says "Connect call failed"
             cause = cause.__cause__ or cause.__context__
         return f"{exc} ({name})" if str(exc) else name

@@ -35,15 +35,16 @@ def check_distinct(wanted: list[tuple[str, str, int]]) -> None:
 
     Asking the OS about each address alone finds them all free; the second listener would then
     fail to bind, with a traceback, in a worker already started. The same port on a wildcard
-    host (``0.0.0.0``, ``::``) clashes with any host. Port 0 (any free port) never clashes.
-    Hosts are compared as written, IP addresses in their canonical form. Pure: no sockets.
+    host clashes with the hosts it takes (:func:`_takes`). Port 0 (any free port) never
+    clashes. Hosts are compared as written, IP addresses in their canonical form. Pure: no
+    sockets.
     """
     seen: list[tuple[str, str, str, int]] = []  # setting, canonical host, host, port
     for what, host, port in wanted:
         name = _canonical(host)
         for other, other_name, other_host, other_port in seen:
             if port == other_port != 0 and (
-                name == other_name or _anywhere(name) or _anywhere(other_name)
+                name == other_name or _takes(name, other_name) or _takes(other_name, name)
             ):
                 shown, other_shown = _shown(host, port), _shown(other_host, port)
                 raise ConfigError(f"{shown} clashes with {other} ({other_shown})", field=what)
@@ -58,13 +59,22 @@ def _canonical(host: str) -> str:
         return host.lower()
 
 
-def _anywhere(host: str) -> bool:
-    """Whether ``host`` is a wildcard (``0.0.0.0``, ``::``): a listener there takes the port
-    on every address of the machine."""
+def _takes(wild: str, other: str) -> bool:
+    """Whether a listener on ``wild`` takes the port from one on ``other``: ``::`` (dual-stack,
+    Linux's default) from every address, ``0.0.0.0`` from IPv4 ones and names (which may be
+    either), an empty host from all. Linux binds ``0.0.0.0:P`` and ``[::1]:P`` side by side."""
     try:
-        return ipaddress.ip_address(host).is_unspecified
+        address = ipaddress.ip_address(wild)
     except ValueError:
-        return not host
+        return not wild
+    if not address.is_unspecified:
+        return False
+    if address.version == 6:
+        return True
+    try:
+        return ipaddress.ip_address(other).version == 4
+    except ValueError:
+        return True
 
 
 def _shown(host: str, port: int) -> str:
