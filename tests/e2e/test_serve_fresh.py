@@ -55,3 +55,17 @@ def test_serve_says_what_it_did_to_the_tls_files(
     out = capsys.readouterr().out
     assert all(text in out for text in said)
     assert bool(out) == bool(said)
+
+
+async def test_serve_without_demo_notes_demo_apps_left_registered(tmp_path: Path) -> None:
+    # An earlier `make run` registered them; `make run SERVE_ARGS=` runs none, and their
+    # portal tiles answered 502 without a word why.
+    data_dir = tmp_path
+    socket = data_dir / "run" / "demo-whoami.sock"
+    await asyncio.to_thread(lychgate, "init", "--dir", str(data_dir))
+    add = ["app", "add", "--dir", str(data_dir), "--slug", "whoami", "--name", "Who am I"]
+    await asyncio.to_thread(lychgate, *add, "--upstream", f"unix:{socket}")
+    async with serve(data_dir, free_port()) as served:
+        log = await asyncio.to_thread(served.log.read_text)
+    assert "note: the demo apps whoami are registered but not running" in log
+    assert f"lychgate app remove whoami --dir {data_dir}" in log

@@ -16,6 +16,7 @@ from lychgate.cli.common_store import now, with_store
 from lychgate.cli.logs import setup_logging
 from lychgate.cli.users import print_enrollment_link
 from lychgate.config import Settings
+from lychgate.demo.apps import demo_apps_among
 from lychgate.demo.banner import next_steps
 from lychgate.demo.bootstrap import bootstrap_demo
 from lychgate.demo.runner import prepare_demo, run_demo_apps
@@ -77,6 +78,7 @@ def serve(
         else:
             companions = ()
             _print_setup_link(settings, at)
+            _note_idle_demo_apps(settings)
         code = serve_all(settings, companions=companions)
     raise typer.Exit(code)
 
@@ -89,6 +91,21 @@ def _print_tls_changes(tls: TlsPaths | None) -> None:
         typer.echo("Created the internal CA: trust it on your devices (lychgate ca export)")
     if tls.server_cert_issued:
         typer.echo("Issued a new TLS server certificate from the internal CA")
+
+
+def _note_idle_demo_apps(settings: Settings) -> None:
+    """A serve without --demo runs no demo app, but one an earlier serve --demo registered
+    stays in the portal and answers 502: say so, and how to remove it."""
+    apps = with_store(settings, lambda store: store.apps.list())
+    idle = demo_apps_among(apps, Layout(settings.data_dir).run_dir)
+    if idle:
+        remove = "; ".join(f"lychgate app remove {slug} --dir {settings.data_dir}" for slug in idle)
+        err_console.print(
+            f"note: the demo apps {', '.join(idle)} are registered but not running (serve "
+            f"without --demo), so they answer 502: run serve --demo, or remove them: {remove}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _print_setup_link(settings: Settings, at: datetime) -> None:

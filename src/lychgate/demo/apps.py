@@ -8,6 +8,7 @@ operator may have changed or repointed them, and registration never overwrites.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -48,6 +49,13 @@ class DemoApp:
 WHOAMI: Final = DemoApp("whoami", "Who am I", "Shows and verifies what the gateway asserts")
 CHAT: Final = DemoApp("chat", "Chat", "A WebSocket chat room", websockets=True)
 DEMO_APPS: Final = (WHOAMI, CHAT)
+
+
+def demo_apps_among(apps: Iterable[App], run_dir: Path) -> list[str]:
+    """The slugs of ``apps`` that are the demo apps, as ``serve --demo`` registered them
+    (their upstream is the demo's socket): only ``serve --demo`` runs them."""
+    demos = {demo.slug: demo.spec(run_dir).upstream for demo in DEMO_APPS}
+    return [app.slug for app in apps if demos.get(app.slug) == app.upstream]
 
 
 @dataclass(frozen=True, slots=True)
