@@ -353,6 +353,8 @@ async def test_the_setup_page_until_an_admin_exists(
     r = await client.get("/.lychgate/setup")
     assert r.status_code == 200
     assert "lychgate init" in r.text
+    assert "LYCHGATE_DATA_DIR" in r.text  # the server's deployment, not a new one in ~
+    assert str(ctx.settings.data_dir) not in r.text  # a stranger learns no path
     assert "lychgate device enroll" in r.text
     await add_user(ctx, is_admin=True)
     r = await client.get("/.lychgate/setup", follow_redirects=False)
