@@ -85,7 +85,9 @@ class FakeServer:
         self.enroll_bodies.append(body)
         user = self.codes.pop(body["code"], None)
         if user is None:
-            return _error(409, "code_refused", "unknown, used or expired enrollment code")
+            return _error(
+                409, "code_refused", "unknown, used, cancelled or expired enrollment code"
+            )
         device_id = f"dev_{len(self.devices) + 1}"
         raw = unb64url(body["public_key"], field="public_key")
         self.devices[device_id] = FakeDevice(device_id, user["id"], raw, body["name"])

@@ -83,7 +83,7 @@ def test_enroll_refused_link(server: FakeServer, tmp_path: Path) -> None:
     link = server.public_url + "/.lychgate/enroll/spent"
     result = device(server, "enroll", link, "--key", str(tmp_path / "d.json"))
     assert result.exit_code == 1
-    assert "unknown, used or expired" in result.output
+    assert "unknown, used, cancelled or expired" in result.output
     assert not (tmp_path / "d.json").exists()
 
 

@@ -76,7 +76,7 @@ async def test_admin_setup_sends_the_new_admin(server: FakeServer, tls: ssl.SSLC
 async def test_a_used_link_is_refused(server: FakeServer, tls: ssl.SSLContext) -> None:
     link = parse_enrollment_url(server.public_url + "/.lychgate/enroll/spent")
     async with server.connector().http(server.public_url, tls) as http:
-        with pytest.raises(Conflict, match="unknown, used or expired"):
+        with pytest.raises(Conflict, match="unknown, used, cancelled or expired"):
             await enroll(
                 http, link, new_private_key(), name="x", user_name=None, email=None,
                 now=datetime.now(UTC), ca_file=None,

@@ -139,7 +139,7 @@ async def enroll(
     if email is not None:
         body["email"] = email
     response = await _send(http, http.build_request("POST", f"{API}/enroll", json=body))
-    refused = "the link is unknown, used or expired"
+    refused = "the link is unknown, used, cancelled or expired"
     check_answer(response, what="enrollment", messages={401: refused, 404: refused, 409: refused})
     enrollment = parse(Enrollment, response, what="enrollment")
     claimed = parse_origin(enrollment.public_url, field="public_url")

@@ -69,7 +69,7 @@ def check_request(
     return EnrollRequest(code, raw, check_name(name), clean_user, clean_email)
 
 
-def _refused(message: str = "unknown, used or expired enrollment code") -> ApiError:
+def _refused(message: str = "unknown, used, cancelled or expired enrollment code") -> ApiError:
     return ApiError("code_refused", message, status=409, field="code")
 
 
@@ -92,8 +92,8 @@ async def enroll(ctx: AuthzContext, request: EnrollRequest, *, ip: str) -> Enrol
     if record is None:
         if request.user_name is None:
             raise _refused(
-                "unknown, used or expired enrollment code (an admin setup link also needs the "
-                "new admin's name: --user-name in lychgate device enroll)"
+                "unknown, used, cancelled or expired enrollment code (if it is an admin setup "
+                "link, it also needs the new admin's name: --user-name in lychgate device enroll)"
             )
         if email_taken:
             raise Conflict("a user with this e-mail address exists", field="email")
