@@ -134,9 +134,31 @@ def test_a_redirect_listener_on_a_plain_http_deployment_is_warned_about(
     # It redirected http to http, without a word.
     settings = prepare_files(tmp_path, {}, now=datetime.now(UTC)).settings
     plain = settings.model_copy(update={"http_redirect_listen": "127.0.0.1:0"})
-    with caplog.at_level(logging.WARNING, logger="lychgate.gateway.runner"):
+    with caplog.at_level(logging.WARNING, logger="lychgate.gateway.listeners"):
         prepare(plain)
         assert "http_redirect_listen is set but the public URL" in caplog.text
         caplog.clear()
         prepare(settings)
         assert caplog.text == ""
+
+
+@pytest.mark.parametrize(
+    ("public_url", "listen", "warned"),
+    [
+        ("https://localhost:18943", "127.0.0.1:8080", True),  # init's URL, listen's default
+        ("http://app.localhost", "127.0.0.1:8080", True),  # port 80
+        ("http://localhost:8080", "127.0.0.1:8080", False),
+        ("https://localhost:8443", "0.0.0.0:8443", False),
+        ("https://gw.example", "127.0.0.1:8443", False),  # elsewhere: a proxy may forward
+        ("http://localhost:8080", "127.0.0.1:0", False),  # any free port: tests
+    ],
+)
+def test_a_public_url_on_this_machine_at_another_port_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, public_url: str, listen: str, warned: bool
+) -> None:
+    # init --public-url https://localhost:18943 left listen at 8080: serve started, and no
+    # browser could reach it, without a word.
+    settings = prepare_files(tmp_path, {}, public_url=public_url, now=datetime.now(UTC)).settings
+    with caplog.at_level(logging.WARNING, logger="lychgate.gateway.listeners"):
+        prepare(settings, listen=listen)
+    assert ("browsers will not reach it" in caplog.text) is warned

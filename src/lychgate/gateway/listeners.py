@@ -10,10 +10,16 @@ naming both settings.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from typing import Protocol
+from urllib.parse import urlsplit
 
+from lychgate.config import Settings
 from lychgate.errors import ConfigError
 from lychgate.gateway.http.workers import check_free
+from lychgate.tls.hosts import is_loopback_host
+
+log = logging.getLogger(__name__)
 
 
 class Listening(Protocol):
@@ -107,3 +113,32 @@ def check_listeners(plan: Listening, workers: int) -> None:
     check_distinct(wanted)
     for what, host, port in wanted:
         check_free(host, port, what)
+
+
+def warn_about_listeners(settings: Settings, port: int) -> None:
+    """Warn about listen settings that start but cannot work: the public URL on this machine
+    at another port than ``port`` (:func:`_warn_unreachable`), and a redirect listener on a
+    plain-http deployment, which sends browsers to http again."""
+    _warn_unreachable(settings, port)
+    if settings.http_redirect_listen and not settings.is_https:
+        log.warning(
+            "http_redirect_listen is set but the public URL %s is plain http: the listener "
+            "sends browsers to http again; unset it, or serve https",
+            settings.public_url,
+        )
+
+
+def _warn_unreachable(settings: Settings, port: int) -> None:
+    """Warn when the public URL names this machine on another port than the gateway's: no
+    proxy can be in between there, so browsers will not reach it (``init --public-url
+    https://localhost:8443`` with ``listen`` left at its default, 8080)."""
+    url = urlsplit(settings.public_url)
+    public_port = url.port or (443 if url.scheme == "https" else 80)
+    if url.hostname and is_loopback_host(url.hostname) and public_port != port != 0:
+        log.warning(
+            "the public URL %s is on this machine, but the gateway listens on port %d: "
+            'browsers will not reach it; set listen = "127.0.0.1:%d" (or --listen)',
+            settings.public_url,
+            port,
+            public_port,
+        )

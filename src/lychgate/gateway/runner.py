@@ -54,7 +54,7 @@ from lychgate.gateway.http.server import GatewayServer, start_server
 from lychgate.gateway.http.tls import CertPair, ServerCertificates, client_context
 from lychgate.gateway.http.tunnel import TunnelEnded, TunnelEndHook
 from lychgate.gateway.http.workers import STOP_SIGNALS, run_workers
-from lychgate.gateway.listeners import check_listeners
+from lychgate.gateway.listeners import check_listeners, warn_about_listeners
 from lychgate.gateway.metrics import GatewayMetrics
 from lychgate.gateway.routing import parse_host
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
@@ -160,12 +160,7 @@ def prepare(settings: Settings, *, listen: str | None = None) -> GatewayPlan:
                 "(lychgate init); this gateway reloads the file when it changes",
                 paths.server_cert,
             )
-    if settings.http_redirect_listen and not settings.is_https:
-        log.warning(
-            "http_redirect_listen is set but the public URL %s is plain http: the listener "
-            "sends browsers to http again; unset it, or serve https",
-            settings.public_url,
-        )
+    warn_about_listeners(settings, port)
     return GatewayPlan(
         settings=settings,
         internal_token=load_secrets(layout.secrets_file).internal_token,
