@@ -29,8 +29,8 @@ from authz.login_fixtures import (
 from fixtures.store import T0
 from lychgate.authz.app import create_app
 from lychgate.authz.context import AuthzContext
-from lychgate.authz.web import chain_client
 from lychgate.domain import LoginStatus
+from lychgate.gateway.forwarding import chain_client
 from lychgate.ids import LoginRequestId
 
 __all__ = ["browser", "other_browser"]  # fixtures used by name

@@ -14,9 +14,10 @@ import pytest
 from starlette.requests import Request
 
 from lychgate.authz.context import AuthzContext
-from lychgate.authz.web import chain_client, from_gateway
+from lychgate.authz.web import from_gateway
 from lychgate.config import Settings
 from lychgate.config.settings import IpNetwork
+from lychgate.gateway.forwarding import chain_client
 
 
 def nets(*specs: str) -> tuple[IpNetwork, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import io
+import ipaddress
 import json
 import logging
 from dataclasses import dataclass
@@ -83,6 +84,30 @@ def test_an_enrollment_links_code_is_never_logged(path: str) -> None:
     line = access_line(head(path), None, 200, 0.001, now=datetime(2026, 1, 1, tzinfo=UTC))
     assert "SETUPCODE" not in line
     assert json.loads(line)["path"].endswith("/<redacted>")
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "client", "peer_logged"),
+    [
+        ("10.0.0.2", ["203.0.113.9"], "203.0.113.9", "10.0.0.2"),  # behind the load balancer
+        ("10.0.0.2", ["198.51.100.1, 203.0.113.9", "10.0.0.1"], "203.0.113.9", "10.0.0.2"),
+        ("192.0.2.7", ["203.0.113.9"], "192.0.2.7", None),  # not a trusted proxy: its claim
+        ("10.0.0.2", [], "10.0.0.2", None),  # a trusted proxy that forwards nothing
+    ],
+)
+def test_behind_a_trusted_proxy_the_client_is_the_one_it_forwards_for(
+    peer: str, forwarded: list[str], client: str, peer_logged: str | None
+) -> None:
+    # Every record behind a load balancer named the balancer as the client.
+    base = head()
+    fields = base.headers + tuple(("x-forwarded-for", value) for value in forwarded)
+    request = RequestHead(
+        base.method, base.target, base.path, base.query, fields, "1.1", peer, "http"
+    )
+    trusted = (ipaddress.ip_network("10.0.0.0/8"),)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    record = json.loads(access_line(request, None, 200, 0.001, now=now, trusted=trusted))
+    assert (record["client"], record.get("peer")) == (client, peer_logged)
 
 
 def test_access_line_says_why_the_gateway_answered() -> None:

@@ -24,9 +24,8 @@ import ipaddress
 from fastapi import Request, Response
 
 from lychgate.authz.context import AuthzContext
-from lychgate.config.settings import IpNetwork
 from lychgate.gateway import cookies
-from lychgate.gateway.forwarding import is_trusted
+from lychgate.gateway.forwarding import chain_client, is_trusted
 
 
 def from_gateway(request: Request, ctx: AuthzContext) -> bool:
@@ -48,17 +47,6 @@ def client_ip(request: Request) -> str:
     if forwarded and from_gateway(request, ctx):
         return chain_client(forwarded, ctx.settings.trusted_proxies)
     return request.client.host if request.client else ""
-
-
-def chain_client(chain: str, trusted: tuple[IpNetwork, ...]) -> str:
-    """The right-most entry of an ``X-Forwarded-For`` chain that no trusted proxy accounts for
-    (the left-most when every entry is trusted). An entry that is no IP address is nobody we
-    trust, so it is the answer when it is reached."""
-    entries = [entry.strip() for entry in chain.split(",") if entry.strip()]
-    for entry in reversed(entries):
-        if not is_trusted(entry, trusted):
-            return entry
-    return entries[0] if entries else ""
 
 
 def top_level_navigation(request: Request) -> bool:

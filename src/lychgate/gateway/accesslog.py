@@ -22,9 +22,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Final, TextIO
 
+from lychgate.config.settings import IpNetwork
+from lychgate.gateway.forwarding import chain_client, is_trusted
 from lychgate.gateway.http.tunnel import TunnelEnded
 from lychgate.gateway.types import Principal, RequestHead
 from lychgate.ids import AppSlug
@@ -69,10 +72,14 @@ class AccessLogHandler(logging.StreamHandler[TextIO]):
 
 
 class AccessLog:
-    """Writes access records to the ``lychgate.access`` logger at INFO."""
+    """Writes access records to the ``lychgate.access`` logger at INFO. ``trusted_proxies``:
+    a request from one of them is logged with the client its ``X-Forwarded-For`` names."""
 
-    def __init__(self, logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self, logger: logging.Logger | None = None, trusted_proxies: Sequence[IpNetwork] = ()
+    ) -> None:
         self._log = logger or logging.getLogger(LOGGER_NAME)
+        self._trusted = tuple(trusted_proxies)
 
     def record(
         self,
@@ -84,7 +91,10 @@ class AccessLog:
         who: Principal | None = None,
     ) -> None:
         now = datetime.now(UTC)
-        self._log.info(access_line(head, app, status, seconds, now=now, reason=reason, who=who))
+        line = access_line(
+            head, app, status, seconds, now=now, reason=reason, who=who, trusted=self._trusted
+        )
+        self._log.info(line)
 
     def tunnel_end(self, end: TunnelEnded) -> None:
         """A second record for a WebSocket, when it closes: how long, why, and its bytes."""
@@ -98,6 +108,7 @@ class AccessLog:
             reason=end.why,
             who=end.who,
             tunnel=(end.sent, end.received),
+            trusted=self._trusted,
         )
         self._log.info(line)
 
@@ -127,9 +138,11 @@ def access_line(
     reason: str = "",
     who: Principal | None = None,
     tunnel: tuple[int, int] | None = None,
+    trusted: Sequence[IpNetwork] = (),
 ) -> str:
     """The JSON text of one access record; ``tunnel``: the record of a tunnel's end, with the
-    bytes its client sent and received."""
+    bytes its client sent and received. From a ``trusted`` proxy, ``client`` is the one its
+    ``X-Forwarded-For`` names (as authz reads it) and ``peer`` the proxy."""
     record: dict[str, object] = {
         "ts": now.isoformat(timespec="milliseconds"),
         "status": status,
@@ -138,6 +151,10 @@ def access_line(
     }
     if head is not None:
         record["client"] = head.client_ip
+        if trusted and is_trusted(head.client_ip, trusted):
+            chain = ", ".join(head.header_all("x-forwarded-for"))
+            if chain:
+                record.update(client=chain_client(chain, trusted), peer=head.client_ip)
     if head is not None and head.method:  # no method: refused before its head was whole
         record.update(
             method=head.method,

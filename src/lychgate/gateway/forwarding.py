@@ -123,6 +123,17 @@ def canonical_name(name: str) -> str:
 _IPV4_MAPPED: Final = ipaddress.IPv6Network("::ffff:0:0/96")
 
 
+def chain_client(chain: str, trusted: Sequence[IpNetwork]) -> str:
+    """The right-most entry of an ``X-Forwarded-For`` chain that no trusted proxy accounts for
+    (the left-most when every entry is trusted). An entry that is no IP address is nobody we
+    trust, so it is the answer when it is reached. authz and the access log read it so."""
+    entries = [entry.strip() for entry in chain.split(",") if entry.strip()]
+    for entry in reversed(entries):
+        if not is_trusted(entry, trusted):
+            return entry
+    return entries[0] if entries else ""
+
+
 def is_trusted(client_ip: str, trusted_proxies: Sequence[IpNetwork]) -> bool:
     """True if the TCP peer ``client_ip`` is inside one of ``trusted_proxies``.
 

@@ -271,7 +271,7 @@ async def serve_worker(
     endpoints = Endpoints(holder, authz, max_stale=options.max_stale)
     handler = GatewayHandler(holder, options, endpoints)
     metrics = GatewayMetrics(worker=worker)
-    access = AccessLog() if settings.access_log else None
+    access = AccessLog(trusted_proxies=settings.trusted_proxies) if settings.access_log else None
     exempt = uncapped(settings)
     server = await start_server(
         handler,
