@@ -1,4 +1,4 @@
-"""``lychgate app add|update|list|remove``."""
+"""``lychgate app add|update|list|disable|enable|remove``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,13 @@ from lychgate.cli.common import (
 )
 from lychgate.cli.common_store import now, with_store
 from lychgate.config import Settings
-from lychgate.deployment.apps import AppSpec, add_app, remove_app, update_app
+from lychgate.deployment.apps import (
+    AppSpec,
+    add_app,
+    remove_app,
+    set_app_enabled,
+    update_app,
+)
 from lychgate.deployment.init import check_app_certificate, check_app_transport
 from lychgate.domain import App, app_to_dict
 from lychgate.store import Store
@@ -56,7 +62,7 @@ def add(
     host: Annotated[str | None, _HOST] = None,
     policy: Annotated[str, _POLICY] = "any-user",
     websockets: Annotated[
-        bool, typer.Option("--websockets", help="Allow WebSocket and other upgrades.")
+        bool, typer.Option("--websockets", help="Allow WebSocket upgrades (no other is tunnelled).")
     ] = False,
     description: Annotated[str, _DESCRIPTION] = "",
     insecure_upstream_tls: Annotated[
@@ -108,7 +114,7 @@ def update(
     policy: Annotated[str | None, _POLICY] = None,
     websockets: Annotated[
         bool | None,
-        typer.Option("--websockets/--no-websockets", help="Allow WebSocket and other upgrades."),
+        typer.Option("--websockets/--no-websockets", help="Allow WebSocket upgrades (or not)."),
     ] = None,
     allow_cross_origin: Annotated[
         bool | None,
@@ -178,7 +184,7 @@ def list_(
         columns=("slug", "name", "upstream", "host", "policy", "websockets", "cross-origin"),
         cells=lambda a: (
             a.slug,
-            a.name,
+            a.name if a.enabled else f"{a.name} (disabled)",
             a.upstream,
             a.host or "",
             a.policy.value,
@@ -188,6 +194,48 @@ def list_(
         empty="no apps yet: lychgate app add --slug ... --name ... --upstream ...",
         ids=("slug",),
     )
+
+
+@app.command("disable")
+def disable(
+    slug: Annotated[str, typer.Argument(help="The app's slug.")],
+    data_dir: DirOption = None,
+) -> None:
+    """Take an app offline and keep its settings and host; undo with `lychgate app enable`.
+
+    Gateways refuse its requests and close its open WebSockets and streams within a second.
+    """
+    with reported_errors():
+        settings = settings_for(data_dir)
+        disabled, changed = with_store(
+            settings, lambda store: set_app_enabled(store, slug, False, now())
+        )
+    if not changed:
+        out_console.print(f"app [bold]{disabled.slug}[/] is already disabled", highlight=False)
+        return
+    out_console.print(
+        f"disabled app [bold]{disabled.slug}[/]: gateways refuse it and close its open "
+        "WebSockets and streams within a second",
+        highlight=False,
+    )
+
+
+@app.command("enable")
+def enable(
+    slug: Annotated[str, typer.Argument(help="The app's slug.")],
+    data_dir: DirOption = None,
+) -> None:
+    """Put a disabled app back online, as it was (its host must still be free)."""
+    with reported_errors():
+        settings = settings_for(data_dir)
+        enabled, changed = with_store(
+            settings,
+            lambda store: set_app_enabled(store, slug, True, now(), settings=settings),
+        )
+    if not changed:
+        out_console.print(f"app [bold]{enabled.slug}[/] is already enabled", highlight=False)
+        return
+    out_console.print(f"enabled app [bold]{enabled.slug}[/]", highlight=False)
 
 
 @app.command("remove")

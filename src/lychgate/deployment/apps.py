@@ -241,6 +241,37 @@ async def update_app(
     return updated
 
 
+async def set_app_enabled(
+    store: Store,
+    slug: str,
+    enabled: bool,
+    now: datetime,
+    *,
+    settings: Settings | None = None,
+) -> tuple[App, bool]:
+    """Disable an app, or enable it again; returns it and whether this call changed it.
+
+    A disabled app keeps its definition and its host (:func:`check_host_free`), but gateways
+    no longer route to it (only enabled apps are in ``ConfigSnapshot.apps_by_slug``): they
+    refuse its requests and close its open WebSockets and streams
+    (:mod:`lychgate.gateway.access_changes`) once the write, which moves the config change
+    counter, reaches them. An app that already is as asked is left alone: no write, no audit
+    event. With ``settings``, enabling checks the host again first, since the portal or an
+    app may answer on it by now (a new public URL or domain, a row written by hand).
+    """
+    app = await store.apps.get_by_slug(AppSlug(slug))
+    if app is None:
+        raise NotFound(f"no app {slug!r}", field="slug")
+    if app.enabled == enabled:
+        return app, False
+    switched = replace(app, enabled=enabled)
+    if enabled and settings is not None:
+        await check_host_free(store, switched, settings)
+    await store.apps.update(switched)
+    await store.audit.append(_audit("app.enabled" if enabled else "app.disabled", switched, now))
+    return switched, True
+
+
 async def remove_app(store: Store, slug: str, now: datetime) -> App:
     """Remove an app by slug (NotFound if absent), and record it in the audit log."""
     app = await store.apps.get_by_slug(AppSlug(slug))
