@@ -12,7 +12,11 @@ from cli.test_cli import lychgate
 from gateway.world import make_app
 from lychgate.cli.serve import check_stored_apps
 from lychgate.config import load_settings
-from lychgate.deployment.init import check_app_transport, check_apps_transport, check_transport
+from lychgate.deployment.transport import (
+    check_app_transport,
+    check_apps_transport,
+    check_transport,
+)
 from lychgate.errors import ConfigError
 from lychgate.gateway.accesslog import LOGGER_NAME
 

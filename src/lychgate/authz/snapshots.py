@@ -41,7 +41,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from lychgate.authz.context import AuthzContext
-from lychgate.deployment.init import unservable_apps
+from lychgate.deployment.transport import unservable_apps
 from lychgate.errors import ConfigError
 from lychgate.events import LoginApproved, LoginDenied, OpenApp
 from lychgate.gateway.app_hosts import host_clashes

@@ -23,7 +23,7 @@ from lychgate.deployment.apps import (
     set_app_enabled,
     update_app,
 )
-from lychgate.deployment.init import check_app_certificate, check_app_transport
+from lychgate.deployment.transport import check_app_certificate, check_app_transport
 from lychgate.domain import App, app_to_dict
 from lychgate.store import Store
 

@@ -15,8 +15,8 @@ from lychgate.cli.common import (
 )
 from lychgate.cli.common_store import now
 from lychgate.config import Settings
-from lychgate.deployment.init import internal_ca_names
 from lychgate.deployment.layout import Layout
+from lychgate.deployment.transport import internal_ca_names
 from lychgate.errors import ConfigError
 from lychgate.tls.files import ca_certificate_pem, rotate_ca
 

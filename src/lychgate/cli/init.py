@@ -32,6 +32,16 @@ def init(
     domain: Annotated[
         str | None, typer.Option("--domain", help="Subdomains mode: apps live at SLUG.DOMAIN.")
     ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="The store, e.g. postgresql://USER@HOST/DB (default: SQLite in the data "
+            "directory). Written to lychgate.toml (mode 0600); a password here also lands in "
+            "your shell history: prefer ~/.pgpass.",
+            show_default=False,
+        ),
+    ] = None,
     new_secrets: Annotated[
         bool,
         typer.Option(
@@ -50,6 +60,7 @@ def init(
             public_url=public_url,
             routing=routing,
             domain=domain,
+            database_url=database_url,
             now=at,
             new_secrets=new_secrets,
         )

@@ -21,14 +21,13 @@ from lychgate.demo.banner import next_steps
 from lychgate.demo.bootstrap import bootstrap_demo
 from lychgate.demo.runner import prepare_demo, run_demo_apps
 from lychgate.deployment.enroll import issue_admin_setup_link
-from lychgate.deployment.init import (
+from lychgate.deployment.init import prepare_files, prepare_store
+from lychgate.deployment.layout import Layout
+from lychgate.deployment.transport import (
     app_hosts_restricted,
     check_apps_transport,
     check_transport,
-    prepare_files,
-    prepare_store,
 )
-from lychgate.deployment.layout import Layout
 from lychgate.gateway.runner import prepare, run_gateway
 from lychgate.supervise import Companion, run_authz, serve_all
 from lychgate.tls.files import TlsPaths

@@ -11,7 +11,9 @@ Two halves, because one is blocking file work and the other talks to the store:
 Running init again is safe: every step creates only what is missing, and an option that
 would change an existing deployment's settings is refused, saying how to change it. So is
 running it on a second node of a cluster by mistake: it refuses to make new secrets for a
-database that already holds a deployment (:func:`refuse_new_secrets`).
+database that already holds a deployment (:func:`refuse_new_secrets`). A second node is added
+by copying secrets.json and lychgate.toml from a node that works and running init there, with
+the same options (``--database-url`` included) or none.
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ import asyncio
 import logging
 import os
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from lychgate.config import Settings, load_settings
 from lychgate.config.paths import default_data_dir
-from lychgate.deployment.apps import check_host
+from lychgate.deployment.config_file import config_template
 from lychgate.deployment.keys import ensure_signing_key
 from lychgate.deployment.layout import Layout
 from lychgate.deployment.secrets import (
@@ -36,15 +38,15 @@ from lychgate.deployment.secrets import (
     load_secrets,
     secrets_fingerprint,
 )
-from lychgate.domain import App
+from lychgate.deployment.transport import check_transport, internal_ca_names
 from lychgate.errors import ConfigError
 from lychgate.files import DIR_MODE, PRIVATE_MODE, restrict_mode, write_atomic
-from lychgate.ids import AppSlug, KeyId
+from lychgate.ids import KeyId
 from lychgate.store import Store, open_store
 from lychgate.store.probe import holdings
+from lychgate.store.url import normalize_url, redact
 from lychgate.tls.constraints import not_permitted
 from lychgate.tls.files import RENEW_BEFORE, TlsPaths, ensure_tls_material, load_ca
-from lychgate.tls.hosts import hostnames_for, is_plain_http_allowed
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ def prepare_files(
     public_url: str | None = None,
     routing: str | None = None,
     domain: str | None = None,
+    database_url: str | None = None,
     now: datetime,
     new_secrets: bool = False,
 ) -> FilesReport:
@@ -79,13 +82,20 @@ def prepare_files(
     """
     root = (data_dir or default_data_dir(env)).expanduser().resolve()
     layout = Layout(root)
-    asked = {"public_url": public_url, "routing": routing, "domain": domain}
+    asked = {
+        "public_url": public_url,
+        "routing": routing,
+        "domain": domain,
+        "database_url": database_url,
+    }
     # Validate the requested values before writing anything (the directory included), so a
     # typo leaves nothing behind.
     requested = load_settings(root, env, **asked)
     check_deployable(requested)
     if layout.config_file.exists():
         refuse_changes(load_settings(root, env), requested, asked, env)
+    else:
+        refuse_overridden(load_settings(root, env), requested, asked, env)
     if not new_secrets and not layout.secrets_file.exists():
         refuse_new_secrets(requested)
     root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
@@ -94,7 +104,9 @@ def prepare_files(
     _narrow(root, DIR_MODE)
     config_created = False
     if not layout.config_file.exists():
-        text = config_template(public_url=public_url, routing=routing, domain=domain)
+        text = config_template(
+            public_url=public_url, routing=routing, domain=domain, database_url=database_url
+        )
         write_atomic(layout.config_file, text.encode(), mode=PRIVATE_MODE, overwrite=False)
         config_created = True
     _narrow(layout.config_file, PRIVATE_MODE)
@@ -153,19 +165,20 @@ def refuse_new_secrets(settings: Settings) -> None:
 
 
 def check_deployable(settings: Settings) -> None:
-    """Everything about ``settings`` that would stop init halfway: the transport, and the host
-    names an internal CA must certify (:func:`~lychgate.tls.hosts.hostnames_for` refuses an
-    app domain such as ``com``)."""
+    """Everything about ``settings`` that would stop init halfway: the database URL's form
+    (:func:`~lychgate.store.url.normalize_url`; settings take any string), the transport, and
+    the host names an internal CA must certify (:func:`~lychgate.tls.hosts.hostnames_for`
+    refuses an app domain such as ``com``)."""
+    normalize_url(settings.effective_database_url.reveal())
     check_transport(settings)
     internal_ca_names(settings)
 
 
-def internal_ca_names(settings: Settings) -> list[str] | None:
-    """The names the internal CA's server certificate covers; None without the internal CA
-    (plain HTTP, or the operator's own ``tls_cert``)."""
-    if not settings.is_https or settings.tls_cert is not None:
-        return None
-    return hostnames_for(settings.public_url, settings.routing, domain=settings.domain)
+def _database(settings: Settings) -> str:
+    """The database in effect, normalized: ``postgres://`` and ``postgresql://`` name the
+    same one. It may hold a password: show it only through :func:`_shown`."""
+    url = normalize_url(settings.effective_database_url.reveal())
+    return url.render_as_string(hide_password=False)
 
 
 # How ``refuse_changes`` reads each option's value in effect (the domain as the apps get it).
@@ -173,7 +186,36 @@ _IN_EFFECT: dict[str, Callable[[Settings], str]] = {
     "public_url": lambda s: s.public_url,
     "routing": lambda s: s.routing,
     "domain": lambda s: s.app_domain,
+    "database_url": _database,
 }
+
+
+def _shown(name: str, value: str) -> str:
+    """An option's value as a refusal may print it: a database URL without its password."""
+    return redact(normalize_url(value)) if name == "database_url" else value
+
+
+def _option_and_values(name: str, value: str, have: str, want: str) -> tuple[str, str]:
+    """``--option VALUE`` and the value in effect, as a refusal prints them; when the two
+    differ only in what is not printed (a password), it says so."""
+    option = f"--{name.replace('_', '-')} {_shown(name, value)}"
+    shown_have = repr(_shown(name, have))
+    if _shown(name, have) == _shown(name, want):
+        shown_have += " with another password"
+    return option, shown_have
+
+
+def _differences(
+    current: Settings, requested: Settings, asked: Mapping[str, str | None]
+) -> Iterator[tuple[str, str, str]]:
+    """The options given whose value differs from the one in effect (``current``):
+    ``(name, "--option VALUE", the value in effect)``, as a refusal prints them."""
+    for name, value in asked.items():
+        if value is None:
+            continue
+        have, want = _IN_EFFECT[name](current), _IN_EFFECT[name](requested)
+        if have != want:
+            yield name, *_option_and_values(name, value, have, want)
 
 
 def refuse_changes(
@@ -186,18 +228,34 @@ def refuse_changes(
     rewriting lychgate.toml would lose their edits, and a new host needs a new internal CA.
     An option equal to the value in effect is fine: init stays idempotent.
     """
-    for name, value in asked.items():
-        if value is None:
-            continue
-        have, want = _IN_EFFECT[name](current), _IN_EFFECT[name](requested)
-        if have == want:
-            continue
-        option = "--" + name.replace("_", "-")
+    for name, option, shown_have in _differences(current, requested, asked):
         raise ConfigError(
-            f"{option} {value}: this deployment's {name} is {have!r} "
+            f"{option}: this deployment's {name} is {shown_have} "
             f"({_where(name, current, env)}); init does not change an existing deployment. "
             f"To change it, {_how_to_change(name, current, env)} and run `lychgate init` "
             f"again{_then(requested)}",
+            field=name,
+        )
+
+
+def refuse_overridden(
+    current: Settings, requested: Settings, asked: Mapping[str, str | None], env: Mapping[str, str]
+) -> None:
+    """For a new deployment, refuse an init option that an environment variable overrides.
+
+    init writes the option into the new lychgate.toml, but ``LYCHGATE_<NAME>`` takes
+    precedence over that file, this run included: with ``--database-url`` the deployment
+    would be made in the variable's database, while lychgate.toml names another.
+    ``current``: the settings without the options (the environment and the defaults).
+    """
+    for name, option, shown_have in _differences(current, requested, asked):
+        variable = _env_name(name, env)
+        if variable is None:
+            continue
+        raise ConfigError(
+            f"{option}: the environment variable {variable} sets {name} to {shown_have}, and "
+            "it takes precedence over lychgate.toml, where init would write the option. Unset "
+            f"{variable} (or give the option its value) and run `lychgate init` again",
             field=name,
         )
 
@@ -329,137 +387,3 @@ def _create_private_sqlite_file(settings: Settings) -> None:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE))
             elif path.exists():
                 restrict_mode(path, PRIVATE_MODE)
-
-
-def check_transport(settings: Settings) -> None:
-    """Plain HTTP only on loopback or ``*.localhost``, unless explicitly forced: the public
-    URL, and in subdomains mode the domain the apps are served under too, which must then be
-    ``localhost`` itself. On plain HTTP the cookies carry no ``__Host-`` prefix, so any page
-    under a shared domain could toss its own onto an app host (THREAT_MODEL T30): browsers
-    refuse a ``Domain=localhost`` cookie, but not one for ``apps.localhost``."""
-    if settings.is_https or settings.allow_insecure_http:
-        return
-    if not is_plain_http_allowed(settings.public_url):
-        raise ConfigError(
-            f"{settings.public_url} is plain HTTP on a non-loopback host; use https:// "
-            "(lychgate makes an internal CA) or set allow_insecure_http = true",
-            field="public_url",
-        )
-    if settings.routing == "subdomains" and settings.app_domain != "localhost":
-        raise ConfigError(
-            f"apps under {settings.app_domain} would be served over plain HTTP; use an https:// "
-            'public URL, domain = "localhost", or set allow_insecure_http = true',
-            field="domain",
-        )
-
-
-def check_app_transport(settings: Settings, host: str | None) -> None:
-    """An app's own ``host`` is served over plain HTTP only where the deployment's domain may
-    be (see :func:`check_transport`): as ``<name>.localhost``, or when forced."""
-    if not host or settings.is_https or settings.allow_insecure_http:
-        return
-    label, dot, parent = host.lower().rstrip(".").partition(".")
-    if not (label and dot and parent == "localhost"):
-        raise ConfigError(
-            f"{host} would be served over plain HTTP; use an https:// public URL, a host "
-            "<name>.localhost, or set allow_insecure_http = true",
-            field="host",
-        )
-
-
-def check_app_certificate(settings: Settings, host: str | None) -> None:
-    """On the internal CA, refuse an app host that its server certificate does not cover.
-
-    That certificate names only :func:`internal_ca_names` (``<domain>``, ``*.<domain>`` and
-    the portal's host), and the CA itself is name-constrained to them
-    (:mod:`lychgate.tls.constraints`): browsers would refuse any other host however the app is
-    set up, so say so now rather than at the first visit. With the operator's own certificate
-    (``tls_cert``) the host is theirs to cover, and in single-host mode it is never served.
-    """
-    names = internal_ca_names(settings)
-    if not host or names is None or settings.routing != "subdomains":
-        return
-    wanted = check_host(host)  # as the store will hold it
-    parent = wanted.partition(".")[2]
-    if wanted in names or f"*.{parent}" in names:
-        return
-    raise ConfigError(
-        f"{host} is not covered by the internal CA, which certifies only {', '.join(names)}: "
-        f"give the app a host <name>.{settings.app_domain} (or none: <slug>.{settings.app_domain}"
-        "), or set tls_cert and tls_key to a certificate of your own that covers it",
-        field="host",
-    )
-
-
-def app_hosts_restricted(settings: Settings) -> bool:
-    """Whether :func:`unservable_apps` can refuse any app: on plain HTTP, unforced, in
-    subdomains mode (in single-host mode an app's own host is never served)."""
-    return not (settings.is_https or settings.allow_insecure_http) and (
-        settings.routing == "subdomains"
-    )
-
-
-def unservable_apps(settings: Settings, apps: Iterable[App]) -> dict[AppSlug, str]:
-    """The apps whose own host may not be served as the deployment now is, with why: where
-    :func:`app_hosts_restricted`, a host other than ``<name>.localhost``
-    (:func:`check_app_transport`). Stored apps are checked again because the public URL may
-    have turned plain HTTP, or another process with other settings may have added one, since."""
-    if not app_hosts_restricted(settings):
-        return {}
-    refused: dict[AppSlug, str] = {}
-    for app in apps:
-        try:
-            check_app_transport(settings, app.host)
-        except ConfigError as exc:
-            refused[app.slug] = exc.message
-    return refused
-
-
-def check_apps_transport(settings: Settings, apps: Iterable[App]) -> None:
-    """Raise for the first of :func:`unservable_apps`, naming it and how to fix it."""
-    refused = unservable_apps(settings, apps)
-    if refused:
-        slug, why = next(iter(refused.items()))
-        raise ConfigError(
-            f"app {slug}: {why} (`lychgate app update {slug} --host {slug}.localhost`, or "
-            "remove the app)",
-            field="host",
-        )
-
-
-def _routing_line(routing: str) -> str:
-    """``routing = "..."`` with a comment naming the other mode (the one not chosen)."""
-    other = "single-host" if routing == "subdomains" else "subdomains"
-    return f'routing = "{routing}"  # or "{other}"'
-
-
-def config_template(*, public_url: str | None, routing: str | None, domain: str | None) -> str:
-    """A commented lychgate.toml naming the most useful settings."""
-    lines = [
-        "# Lychgate settings. LYCHGATE_<NAME> environment variables override these;",
-        "# nested keys use a double underscore, e.g. LYCHGATE_LIMITS__MAX_BODY_BYTES.",
-        "",
-        f'public_url = "{public_url or "http://localhost:8080"}"',
-        _routing_line(routing or "single-host"),
-    ]
-    if domain:
-        lines.append(f'domain = "{domain}"')
-    lines += [
-        '# listen = "127.0.0.1:8080"',
-        '# database_url = "postgresql://lychgate@db/lychgate"  # default: SQLite here',
-        "# session_ttl = 43200        # seconds",
-        "# session_idle_ttl = 7200",
-        "# app_token_ttl = 3600",
-        "# feed_max_stale = 300       # gateways deny once authz's feed is silent this long",
-        '# trusted_proxies = []       # e.g. ["10.0.0.0/8"]: trust their X-Forwarded-*',
-        '# authz_trusted_gateways = ["127.0.0.0/8", "::1/128"]  # authz on TCP: its gateways',
-        "# access_log = false",
-        '# metrics_listen = "127.0.0.1:9090"',
-        "",
-        "# [limits]",
-        "# max_body_bytes = 1073741824",
-        "# header_timeout = 10.0",
-        "# tunnel_idle_timeout = 3600.0  # a WebSocket silent both ways this long is closed",
-        "",
-    ]
-    return "\n".join(lines)
