@@ -4,7 +4,6 @@ the browser's sign-in state to a code that redeems. A sign-in itself never makes
 
 from __future__ import annotations
 
-from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -200,7 +199,7 @@ async def test_an_app_disabled_meanwhile_is_not_handed_off(
     app = await add_app(authz, ctx)
     person = await enrolled(ctx)
     created = await start(browser, "/x")
-    await ctx.store.apps.update(replace(app, enabled=False))
+    assert await ctx.store.apps.set_enabled(app.slug, False)
     await approve(ctx, created["id"], person)
     r = await finish(browser, created["id"])
     assert r.json() == {"redirect": "/.lychgate/?rd=/x"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from fixtures.store import T0, make_app
@@ -48,7 +47,7 @@ async def test_a_disabled_demo_app_stays_disabled(store: Store) -> None:
     await register_demo_apps(store, RUN, T0)
     chat = await store.apps.get_by_slug(AppSlug("chat"))
     assert chat is not None
-    await store.apps.update(replace(chat, enabled=False))
+    assert await store.apps.set_enabled(chat.slug, False)
     await register_demo_apps(store, RUN, T0)
     after = await store.apps.get_by_slug(AppSlug("chat"))
     assert after is not None

@@ -23,7 +23,7 @@ from lychgate.deployment.apps import AppSpec, add_app, set_app_enabled
 from lychgate.deployment.keys import ensure_signing_key
 from lychgate.deployment.secrets import DeploymentSecrets, ensure_secrets
 from lychgate.domain import App, User
-from lychgate.errors import Conflict, NotFound
+from lychgate.errors import ConfigError, Conflict, NotFound
 from lychgate.events import InProcessBus
 from lychgate.gateway.access_changes import admission_refusal
 from lychgate.gateway.forwarding import Identity
@@ -192,3 +192,21 @@ async def test_enabling_checks_the_host_is_still_free(
     enabled, changed = await set_app_enabled(store, "sso", True, T0, settings=settings)
     assert changed
     assert enabled == sso
+
+
+async def test_enabling_runs_the_check_the_cli_gives_and_stays_off_when_it_refuses(
+    store: Store,
+) -> None:
+    # The CLI passes add's transport and certificate checks: a deployment that moved (plain
+    # http, another domain) since the app was disabled must not take it back unchecked.
+    await add_app(store, AppSpec(slug="wiki", name="Wiki", upstream="http://127.0.0.1:3000"), T0)
+    await set_app_enabled(store, "wiki", False, T0)
+
+    def refuse(app: App) -> None:
+        raise ConfigError(f"{app.slug}: not covered", field="host")
+
+    with pytest.raises(ConfigError):
+        await set_app_enabled(store, "wiki", True, T0, check=refuse)
+    app = await store.apps.get_by_slug(AppSlug("wiki"))
+    assert app is not None
+    assert not app.enabled

@@ -8,7 +8,6 @@ before it is written, naming the app it would clash with.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -80,7 +79,7 @@ async def test_an_update_to_a_clashing_host_is_refused(store: Store, settings: S
 
 async def test_a_disabled_app_keeps_its_host(store: Store, settings: Settings) -> None:
     echo = await add_app(store, spec("echo"), T0, settings=settings)
-    await store.apps.update(replace(echo, enabled=False))
+    assert await store.apps.set_enabled(echo.slug, False)
     with pytest.raises(Conflict):
         await add_app(store, spec("clash", "echo.example.com"), T0, settings=settings)
 

@@ -19,7 +19,7 @@ from lychgate.gateway.admit_handler import GatewayHandler, GatewayOptions
 from lychgate.gateway.cookies import drop_lychgate_set_cookies
 from lychgate.gateway.endpoints import Endpoints
 from lychgate.gateway.forwarding import identity_headers
-from lychgate.gateway.http.limits import CONTROL_PLANE_MAX_BODY
+from lychgate.gateway.http.limits import CONTROL_PLANE_MAX_BODY, SIGN_IN_MAX_BODY
 from lychgate.gateway.snapshot import SnapshotHolder
 from lychgate.gateway.types import Forward, Local, Respond, Upstream
 from lychgate.ids import AppSlug, SessionId
@@ -322,8 +322,12 @@ def test_options_from_settings(tmp_path: Path) -> None:
     assert options.upstream(app).connect_timeout == settings.limits.upstream_connect_timeout
     assert options.authz_max_body == CONTROL_PLANE_MAX_BODY
     # A listener limit under authz's own cap is kept for authz too: the cap only lowers it.
-    low = Settings(data_dir=tmp_path, limits={"max_body_bytes": 1024})
-    assert GatewayOptions.from_settings(low).authz_max_body == 1024
+    low = Settings(data_dir=tmp_path, limits={"max_body_bytes": 32 * 1024})
+    assert GatewayOptions.from_settings(low).authz_max_body == 32 * 1024
+    # Never under what sign-in sends: a listener at 0 (apps raising their own) still signs in.
+    for tiny in (0, 1024):
+        none = Settings(data_dir=tmp_path, limits={"max_body_bytes": tiny})
+        assert GatewayOptions.from_settings(none).authz_max_body == SIGN_IN_MAX_BODY
 
 
 def test_cached_identity_headers_carry_the_cached_assertion() -> None:

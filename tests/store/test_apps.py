@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import pytest
@@ -106,13 +107,27 @@ async def test_list_is_by_slug(store: Store) -> None:
     assert [a.slug for a in await store.apps.list()] == ["alpha", "bravo", "charlie"]
 
 
-async def test_update_replaces_every_field_including_the_slug(store: Store) -> None:
+async def test_update_replaces_every_field_but_enabled_including_the_slug(store: Store) -> None:
     app = make_app()
     await store.apps.add(app)
     changed = replace(app, slug=AppSlug("renamed"), host="new.example.test", enabled=False)
     await store.apps.update(changed)
-    assert await store.apps.get(app.id) == changed
+    # enabled is set_enabled's alone: an update that read the row before a disable (app
+    # update beside app disable) wrote enabled=True back, and the app was live again.
+    assert await store.apps.get(app.id) == replace(changed, enabled=True)
     assert await store.apps.get_by_slug(app.slug) is None
+
+
+async def test_set_enabled_switches_once(store: Store) -> None:
+    app = make_app()
+    await store.apps.add(app)
+    results = await asyncio.gather(*(store.apps.set_enabled(app.slug, False) for _ in range(3)))
+    assert sorted(results) == [False, False, True]  # of three at once, one disabled it
+    assert (await store.apps.get(app.id)).enabled is False
+    await store.apps.update(replace(app, name="Renamed"))  # read while it was enabled
+    assert (await store.apps.get(app.id)).enabled is False  # stays disabled
+    assert await store.apps.set_enabled(app.slug, True)
+    assert not await store.apps.set_enabled(AppSlug("nothing"), True)
 
 
 async def test_update_into_a_taken_host_is_a_conflict(store: Store) -> None:

@@ -62,6 +62,29 @@ def test_unparsable_url_is_a_config_error_without_the_password(raw: str) -> None
     assert info.value.__suppress_context__
 
 
+def test_libpq_sslmode_is_asyncpgs_ssl() -> None:
+    # What people paste from libpq's documentation: asyncpg took it for a keyword argument
+    # it does not have, and init failed at its first connection with a TypeError.
+    url = normalize_url(f"postgresql://u:{PASSWORD}@db.example/lychgate?sslmode=verify-full")
+    assert url.query == {"ssl": "verify-full"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        ("postgresql://u:{pw}@db.example/x?application_name=lg", "'application_name'"),
+        ("postgresql://u:{pw}@db.example/x?sslmode=sometimes", "ssl/sslmode must be one of"),
+        ("postgresql://u:{pw}@db.example:99999/x", "port 99999"),
+        ("postgresql://u:{pw}@db.example/x\udcff", "not a database URL"),  # undecodable argv
+    ],
+)
+def test_what_the_driver_would_fail_on_is_refused_first(raw: str, said: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        normalize_url(raw.format(pw=PASSWORD))
+    assert said in str(info.value)
+    assert PASSWORD not in str(info.value)
+
+
 def test_postgres_url_must_name_a_database() -> None:
     with pytest.raises(ConfigError, match="database"):
         normalize_url(f"postgresql://u:{PASSWORD}@db.example")

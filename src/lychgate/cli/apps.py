@@ -230,7 +230,14 @@ def enable(
         settings = settings_for(data_dir)
         enabled, changed = with_store(
             settings,
-            lambda store: set_app_enabled(store, slug, True, now(), settings=settings),
+            lambda store: set_app_enabled(
+                store,
+                slug,
+                True,
+                now(),
+                settings=settings,
+                check=lambda app: check_app_host(settings, app.host),
+            ),
         )
     if not changed:
         out_console.print(f"app [bold]{enabled.slug}[/] is already enabled", highlight=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Annotated
+from typing import Annotated, Final
 
 import typer
 
@@ -13,6 +13,9 @@ from lychgate.cli.common_store import now, with_store
 from lychgate.cli.users import print_enrollment_link
 from lychgate.deployment.enroll import issue_admin_setup_link
 from lychgate.deployment.init import prepare_files, prepare_store
+from lychgate.store.url import backend_of, normalize_url
+
+_STORE_KINDS: Final = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 
 RoutingOption = Annotated[
     str | None,
@@ -38,7 +41,7 @@ def init(
             "--database-url",
             help="The store, e.g. postgresql://USER@HOST/DB (default: SQLite in the data "
             "directory). Written to lychgate.toml (mode 0600); a password here also lands in "
-            "your shell history: prefer ~/.pgpass.",
+            "your shell history and, while init runs, in ps: prefer ~/.pgpass.",
             show_default=False,
         ),
     ] = None,
@@ -73,7 +76,8 @@ def init(
     say(f"[bold]Deployment[/] {settings.data_dir}")
     say(f"  config     {'created' if files.config_created else 'kept'}  lychgate.toml")
     say(f"  secrets    {'written' if files.secrets_created else 'kept'}  secrets.json")
-    say(f"  store      ready    {_store_kind(settings.effective_database_url.reveal())}")
+    store_kind = _STORE_KINDS[backend_of(normalize_url(settings.effective_database_url.reveal()))]
+    say(f"  store      ready    {store_kind}")
     say(f"  keys       {'created ' + new_kid if new_kid else 'kept'}")
     if files.tls is not None:
         tls = files.tls
@@ -88,7 +92,3 @@ def init(
         say("[bold]Finish setup:[/] enroll the administrator's device with this link.")
         print_enrollment_link(setup_url, settings, admin_setup=True)
     say("Next: lychgate app add --slug SLUG --name NAME --upstream http://127.0.0.1:PORT")
-
-
-def _store_kind(url: str) -> str:
-    return "SQLite" if url.startswith("sqlite") else "PostgreSQL"

@@ -53,9 +53,9 @@ DEMO_APPS: Final = (WHOAMI, CHAT)
 
 def demo_apps_among(apps: Iterable[App], run_dir: Path) -> list[str]:
     """The slugs of ``apps`` that are the demo apps, as ``serve --demo`` registered them
-    (their upstream is the demo's socket): only ``serve --demo`` runs them."""
+    (their upstream is the demo's socket), and enabled: only ``serve --demo`` runs them."""
     demos = {demo.slug: demo.spec(run_dir).upstream for demo in DEMO_APPS}
-    return [app.slug for app in apps if demos.get(app.slug) == app.upstream]
+    return [app.slug for app in apps if app.enabled and demos.get(app.slug) == app.upstream]
 
 
 @dataclass(frozen=True, slots=True)

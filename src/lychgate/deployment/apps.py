@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
@@ -248,6 +248,7 @@ async def set_app_enabled(
     now: datetime,
     *,
     settings: Settings | None = None,
+    check: Callable[[App], None] | None = None,
 ) -> tuple[App, bool]:
     """Disable an app, or enable it again; returns it and whether this call changed it.
 
@@ -257,7 +258,9 @@ async def set_app_enabled(
     (:mod:`lychgate.gateway.access_changes`) once the write, which moves the config change
     counter, reaches them. An app that already is as asked is left alone: no write, no audit
     event. With ``settings``, enabling checks the host again first, since the portal or an
-    app may answer on it by now (a new public URL or domain, a row written by hand).
+    app may answer on it by now (a new public URL or domain, a row written by hand), and
+    ``check`` (the CLI's transport and certificate checks, as ``add`` runs them) too. The switch
+    is one conditional UPDATE, which no concurrent ``update_app`` undoes.
     """
     app = await store.apps.get_by_slug(AppSlug(slug))
     if app is None:
@@ -267,9 +270,19 @@ async def set_app_enabled(
     switched = replace(app, enabled=enabled)
     if enabled and settings is not None:
         await check_host_free(store, switched, settings)
-    await store.apps.update(switched)
+    if enabled and check is not None:
+        check(switched)
+    if not await store.apps.set_enabled(app.slug, enabled):
+        return await _current(store, app.slug), False  # another command switched it first
     await store.audit.append(_audit("app.enabled" if enabled else "app.disabled", switched, now))
     return switched, True
+
+
+async def _current(store: Store, slug: AppSlug) -> App:
+    app = await store.apps.get_by_slug(slug)
+    if app is None:
+        raise NotFound(f"no app {slug!r}", field="slug")
+    return app
 
 
 async def remove_app(store: Store, slug: str, now: datetime) -> App:

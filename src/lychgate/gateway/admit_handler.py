@@ -50,7 +50,7 @@ from lychgate.gateway.endpoints import Endpoints, utc_now
 from lychgate.gateway.feed_http import authz_base
 from lychgate.gateway.forwarding import forward_headers
 from lychgate.gateway.http.failures import Throttle
-from lychgate.gateway.http.limits import CONTROL_PLANE_MAX_BODY
+from lychgate.gateway.http.limits import CONTROL_PLANE_MAX_BODY, SIGN_IN_MAX_BODY
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
 from lychgate.gateway.types import Decision, Forward, RequestHead, Respond, Upstream
 from lychgate.ids import AppSlug
@@ -75,7 +75,9 @@ class GatewayOptions:
     read_timeout: float = 60.0
     stale_after: float = 30.0  # six missed heartbeats
     max_stale: float = 300.0  # then deny: see the module docstring
-    # Request content passed to authz: its own cap, or the listener's when that is lower.
+    # Request content passed to authz: its own cap, or the listener's when that is lower, but
+    # never under what sign-in itself sends (a listener at 0, apps raising it, must still let
+    # browsers and devices sign in).
     authz_max_body: int = CONTROL_PLANE_MAX_BODY
 
     @classmethod
@@ -92,7 +94,9 @@ class GatewayOptions:
             connect_timeout=limits.upstream_connect_timeout,
             read_timeout=limits.upstream_read_timeout,
             max_stale=float(settings.feed_max_stale),
-            authz_max_body=min(limits.max_body_bytes, CONTROL_PLANE_MAX_BODY),
+            authz_max_body=max(
+                min(limits.max_body_bytes, CONTROL_PLANE_MAX_BODY), SIGN_IN_MAX_BODY
+            ),
         )
 
     def upstream(self, app: App) -> Upstream:

@@ -66,19 +66,18 @@ def _canonical(host: str) -> str:
 
 
 def _takes(wild: str, other: str) -> bool:
-    """Whether a listener on ``wild`` takes the port from one on ``other``: ``::`` (dual-stack,
-    Linux's default) from every address, ``0.0.0.0`` from IPv4 ones and names (which may be
-    either), an empty host from all. Linux binds ``0.0.0.0:P`` and ``[::1]:P`` side by side."""
+    """Whether a listener on ``wild`` takes the port from one on ``other``: a wildcard takes
+    it from the addresses of its own family, and from names (which may be either); an empty
+    host from all. The gateway's IPv6 sockets are IPv6-only (asyncio sets ``IPV6_V6ONLY``), so
+    ``[::]:P`` and ``127.0.0.1:P`` bind side by side, as ``0.0.0.0:P`` and ``[::1]:P`` do."""
     try:
         address = ipaddress.ip_address(wild)
     except ValueError:
         return not wild
     if not address.is_unspecified:
         return False
-    if address.version == 6:
-        return True
     try:
-        return ipaddress.ip_address(other).version == 4
+        return ipaddress.ip_address(other).version == address.version
     except ValueError:
         return True
 
@@ -115,11 +114,11 @@ def check_listeners(plan: Listening, workers: int) -> None:
         check_free(host, port, what)
 
 
-def warn_about_listeners(settings: Settings, port: int) -> None:
+def warn_about_listeners(settings: Settings, host: str, port: int) -> None:
     """Warn about listen settings that start but cannot work: the public URL on this machine
     at another port than ``port`` (:func:`_warn_unreachable`), and a redirect listener on a
     plain-http deployment, which sends browsers to http again."""
-    _warn_unreachable(settings, port)
+    _warn_unreachable(settings, host, port)
     if settings.http_redirect_listen and not settings.is_https:
         log.warning(
             "http_redirect_listen is set but the public URL %s is plain http: the listener "
@@ -128,17 +127,23 @@ def warn_about_listeners(settings: Settings, port: int) -> None:
         )
 
 
-def _warn_unreachable(settings: Settings, port: int) -> None:
-    """Warn when the public URL names this machine on another port than the gateway's: no
-    proxy can be in between there, so browsers will not reach it (``init --public-url
-    https://localhost:8443`` with ``listen`` left at its default, 8080)."""
+def _warn_unreachable(settings: Settings, host: str, port: int) -> None:
+    """Warn when the public URL names this machine on another port than the gateway's
+    (``init --public-url https://localhost:8443`` with ``listen`` left at its default, 8080):
+    unless something here forwards that port (a container's port mapping, a local proxy),
+    browsers will not reach it."""
     url = urlsplit(settings.public_url)
     public_port = url.port or (443 if url.scheme == "https" else 80)
     if url.hostname and is_loopback_host(url.hostname) and public_port != port != 0:
+        shown = f"[{host}]" if ":" in host else host
         log.warning(
-            "the public URL %s is on this machine, but the gateway listens on port %d: "
-            'browsers will not reach it; set listen = "127.0.0.1:%d" (or --listen)',
+            "the public URL %s is on this machine at port %d, but the gateway listens on "
+            "port %d: unless something here forwards port %d to it, browsers will not reach "
+            'it (listen = "%s:%d", or --listen)',
             settings.public_url,
+            public_port,
             port,
+            public_port,
+            shown,
             public_port,
         )

@@ -160,7 +160,7 @@ def prepare(settings: Settings, *, listen: str | None = None) -> GatewayPlan:
                 "(lychgate init); this gateway reloads the file when it changes",
                 paths.server_cert,
             )
-    warn_about_listeners(settings, port)
+    warn_about_listeners(settings, host, port)
     return GatewayPlan(
         settings=settings,
         internal_token=load_secrets(layout.secrets_file).internal_token,

@@ -158,7 +158,12 @@ class AppRepository(Protocol):
         """Every app, by slug."""
 
     async def update(self, app: App) -> None:
-        """Replace the app with ``app.id`` by ``app``. NotFound if absent; Conflict as add."""
+        """Replace the app with ``app.id`` by ``app``, all but ``enabled`` (:meth:`set_enabled`
+        alone changes that). NotFound if absent; Conflict as add."""
+
+    async def set_enabled(self, slug: AppSlug, enabled: bool) -> bool:
+        """Enable or disable the app ``slug`` in one conditional UPDATE; True if this call
+        changed it, False if it already was so (or there is none)."""
 
     async def remove(self, slug: AppSlug) -> None:
         """Remove an app. NotFound if there is none with this slug."""

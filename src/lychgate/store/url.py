@@ -39,6 +39,7 @@ def normalize_url(raw: str) -> URL:
     hold a password.
     """
     try:
+        raw.encode()  # a lone surrogate (undecodable bytes in argv) cannot reach a driver
         url = make_url(raw)
     except (ArgumentError, ValueError):
         # ``from None``: the parser's message may quote the URL, password included.
@@ -51,9 +52,39 @@ def normalize_url(raw: str) -> URL:
             field=_FIELD,
         )
     url = url.set(drivername=driver)
-    if backend_of(url) == "postgresql" and not url.database:
-        raise ConfigError("a PostgreSQL URL must name a database", field=_FIELD)
+    if backend_of(url) == "postgresql":
+        if not url.database:
+            raise ConfigError("a PostgreSQL URL must name a database", field=_FIELD)
+        url = _postgresql_options(url)
     return url
+
+
+# The query parameters a PostgreSQL URL may carry: asyncpg takes each as a connect argument
+# (SQLAlchemy passes them on as they are), and libpq's sslmode is its ssl. Any other one
+# failed at the first connection, with a TypeError and a traceback.
+_SSL_MODES: Final = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
+_PG_OPTIONS: Final = frozenset({"ssl", "sslmode", "target_session_attrs", "passfile"})
+
+
+def _postgresql_options(url: URL) -> URL:
+    """``url`` with libpq's ``sslmode`` as asyncpg's ``ssl``, and its port and query checked."""
+    if url.port is not None and not 0 < url.port < 65536:
+        raise ConfigError(f"port {url.port} is not a TCP port", field=_FIELD)
+    unknown = sorted(set(url.query) - _PG_OPTIONS)
+    if unknown:
+        allowed = ", ".join(sorted(_PG_OPTIONS))
+        raise ConfigError(
+            f"unsupported query parameter {unknown[0]!r} (use: {allowed})", field=_FIELD
+        )
+    query = dict(url.query)
+    if "sslmode" in query:
+        query["ssl"] = query.pop("sslmode")
+    ssl = query.get("ssl")
+    if ssl is not None and (not isinstance(ssl, str) or ssl not in _SSL_MODES):
+        raise ConfigError(
+            f"ssl/sslmode must be one of: {', '.join(sorted(_SSL_MODES))}", field=_FIELD
+        )
+    return url.set(query=query)
 
 
 def backend_of(url: URL) -> Backend:

@@ -30,11 +30,12 @@ from lychgate.devicesig import (
 )
 from lychgate.domain import Device, User
 from lychgate.errors import NotFound
+from lychgate.gateway.http.limits import SIGN_IN_MAX_BODY
 from lychgate.ids import DeviceId
 
 MAX_DEVICE_ID = 128
 #: Device calls carry small JSON bodies; anything bigger is refused before hashing it.
-MAX_BODY = 16 * 1024
+MAX_BODY = SIGN_IN_MAX_BODY
 
 
 @dataclass(frozen=True, slots=True)

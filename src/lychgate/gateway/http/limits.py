@@ -16,6 +16,8 @@ _MAY_BE_ZERO = ("max_body_bytes", "max_connections_per_client")
 # Request content the control plane (authz) takes: its JSON bodies are a few hundred bytes.
 # The gateway answers 413 beyond it before passing anything on, and authz refuses it too.
 CONTROL_PLANE_MAX_BODY: Final = 64 * 1024
+# What the sign-in routes read at most (a device's signed call): authz is never given less.
+SIGN_IN_MAX_BODY: Final = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)

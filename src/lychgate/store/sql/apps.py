@@ -70,11 +70,21 @@ class SqlAppRepository(SqlRepository):
     async def update(self, app: App) -> None:
         values = _values(app)
         del values["id"]
+        # Not enabled: an update that read the row before a disable must not undo it.
+        del values["enabled"]
         changed = await self._write(
             update(apps).where(apps.c.id == app.id).values(values), config=True
         )
         if not changed:
             raise NotFound("no such app", field="app_id")
+
+    async def set_enabled(self, slug: AppSlug, enabled: bool) -> bool:
+        switch = (
+            update(apps)
+            .where(apps.c.slug == slug, apps.c.enabled.is_(not enabled))
+            .values(enabled=enabled)
+        )
+        return await self._write(switch, config=True) > 0
 
     async def remove(self, slug: AppSlug) -> None:
         changed = await self._write(delete(apps).where(apps.c.slug == slug), config=True)
