@@ -45,6 +45,24 @@ def init(
             show_default=False,
         ),
     ] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            help="HOST:PORT the gateway listens on (default 127.0.0.1:8080); set it to the "
+            "public URL's port when browsers reach the gateway directly.",
+            show_default=False,
+        ),
+    ] = None,
+    authz_listen: Annotated[
+        str | None,
+        typer.Option(
+            "--authz-listen",
+            help="Where authz listens and gateways reach it: unix:/PATH (default: a socket in "
+            "the data directory) or HOST:PORT on a private network, for a cluster.",
+            show_default=False,
+        ),
+    ] = None,
     new_secrets: Annotated[
         bool,
         typer.Option(
@@ -64,6 +82,8 @@ def init(
             routing=routing,
             domain=domain,
             database_url=database_url,
+            listen=listen,
+            authz_listen=authz_listen,
             now=at,
             new_secrets=new_secrets,
         )

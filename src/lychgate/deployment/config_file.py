@@ -30,8 +30,11 @@ def config_template(
     routing: str | None,
     domain: str | None,
     database_url: str | None = None,
+    listen: str | None = None,
+    authz_listen: str | None = None,
 ) -> str:
-    """A commented lychgate.toml naming the most useful settings."""
+    """A commented lychgate.toml naming the most useful settings: the ones given set, the
+    others as comments showing their defaults."""
     lines = [
         "# Lychgate settings. LYCHGATE_<NAME> environment variables override these;",
         "# nested keys use a double underscore, e.g. LYCHGATE_LIMITS__MAX_BODY_BYTES.",
@@ -41,7 +44,11 @@ def config_template(
     ]
     if domain:
         lines.append(f'domain = "{domain}"')
-    lines.append('# listen = "127.0.0.1:8080"')
+    lines.append(f"listen = {_toml_string(listen)}" if listen else '# listen = "127.0.0.1:8080"')
+    if authz_listen:
+        lines.append(f"authz_listen = {_toml_string(authz_listen)}")
+    else:
+        lines.append('# authz_listen = "10.0.0.5:8081"  # default: a unix socket in run/')
     if database_url:
         lines.append(f"database_url = {_toml_string(database_url)}")
     else:

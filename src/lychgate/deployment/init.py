@@ -70,6 +70,8 @@ def prepare_files(
     routing: str | None = None,
     domain: str | None = None,
     database_url: str | None = None,
+    listen: str | None = None,
+    authz_listen: str | None = None,
     now: datetime,
     new_secrets: bool = False,
 ) -> FilesReport:
@@ -87,6 +89,8 @@ def prepare_files(
         "routing": routing,
         "domain": domain,
         "database_url": database_url,
+        "listen": listen,
+        "authz_listen": authz_listen,
     }
     # Validate the requested values before writing anything (the directory included), so a
     # typo leaves nothing behind.
@@ -105,7 +109,12 @@ def prepare_files(
     config_created = False
     if not layout.config_file.exists():
         text = config_template(
-            public_url=public_url, routing=routing, domain=domain, database_url=database_url
+            public_url=public_url,
+            routing=routing,
+            domain=domain,
+            database_url=database_url,
+            listen=listen,
+            authz_listen=authz_listen,
         )
         write_atomic(layout.config_file, text.encode(), mode=PRIVATE_MODE, overwrite=False)
         config_created = True
@@ -187,6 +196,8 @@ _IN_EFFECT: dict[str, Callable[[Settings], str]] = {
     "routing": lambda s: s.routing,
     "domain": lambda s: s.app_domain,
     "database_url": _database,
+    "listen": lambda s: s.listen,
+    "authz_listen": lambda s: s.effective_authz_listen,
 }
 
 
