@@ -162,3 +162,35 @@ async def test_pages_on_an_app_host_move_to_the_portal_host(
     assert r.status_code == 303
     assert r.headers["location"] == PORTAL + path
     assert "set-cookie" not in r.headers
+
+
+APP_ORIGIN = {
+    "x-forwarded-host": "wiki.example.test",
+    "x-forwarded-proto": "https",
+    "origin": "https://wiki.example.test",
+    "sec-fetch-site": "same-origin",
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", API),  # start a sign-in
+        ("GET", f"{API}/lr_someone"),
+        ("GET", f"{API}/lr_someone/events"),
+        ("POST", f"{API}/lr_someone/finish"),
+        ("GET", "/.lychgate/api/v1/sessions"),
+        ("POST", "/.lychgate/api/v1/session/logout"),
+    ],
+)
+async def test_the_login_and_session_apis_answer_on_the_portal_host_only(
+    ctx: AuthzContext, browser: httpx.AsyncClient, wiki: App, method: str, path: str
+) -> None:
+    # An app's page could start a sign-in on its own host, have the user approve it, and
+    # finish it there: a session cookie on the app's origin, with which it read the user's
+    # sessions (IPs, browsers) and could end them. The page on the portal host is unchanged.
+    r = await browser.request(method, path, json={}, headers=APP_ORIGIN)
+    assert (r.status_code, r.json()) == (404, {"detail": "not_found"})
+    assert "set-cookie" not in r.headers
+    started = await browser.post(API, json={}, headers={"origin": PORTAL})
+    assert started.status_code == 201

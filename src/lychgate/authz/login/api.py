@@ -19,7 +19,7 @@ from lychgate.authz.context import AuthzContext
 from lychgate.authz.internal import context
 from lychgate.authz.login import sse
 from lychgate.authz.login.binding import bound_login, clear_binding_cookie, set_binding_cookie
-from lychgate.authz.login.common import begin_login, target_of
+from lychgate.authz.login.common import begin_login, on_portal_host, target_of
 from lychgate.authz.login.events import login_status_events
 from lychgate.authz.login.guards import csrf_safe, same_origin
 from lychgate.authz.login.models import (
@@ -38,7 +38,7 @@ from lychgate.domain import LoginRequest
 from lychgate.errors import Conflict, NotFound
 
 PREFIX = "/.lychgate/api/v1/login"
-router = APIRouter(tags=["login"])
+router = APIRouter(tags=["login"], dependencies=[Depends(on_portal_host)])
 Ctx = Annotated[AuthzContext, Depends(context)]
 
 

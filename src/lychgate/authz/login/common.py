@@ -7,11 +7,13 @@ the ``rd`` check and the audit row are the same whichever way a request starts.
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse
 
 from lychgate.authz.context import AuthzContext
+from lychgate.authz.internal import context
 from lychgate.authz.login.service import StartedLogin, start_login
 from lychgate.authz.login.target import Target, public_origin, resolve_target
 from lychgate.authz.ratelimit import SharedLimit
@@ -58,6 +60,18 @@ def single_rd(request: Request) -> str | None:
     """The one ``rd`` query parameter; several of them are refused (treated as none)."""
     values = request.query_params.getlist("rd")
     return values[0] if len(values) == 1 else None
+
+
+def on_portal_host(request: Request, ctx: Annotated[AuthzContext, Depends(context)]) -> None:
+    """A dependency of the login and session APIs: in subdomains mode they answer on the
+    portal host only (a 404 elsewhere), as the login page moves there (:func:`to_portal_host`).
+    On an app's host, that app's page could start a sign-in there, have it approved, and so
+    hold a session cookie on its own origin, with which it read (and could end) the user's
+    sessions through the session API."""
+    if ctx.settings.routing == "subdomains" and origin_of(
+        request_origin(request, ctx)
+    ) != public_origin(ctx.settings):
+        raise HTTPException(status_code=404, detail="not_found")
 
 
 def to_portal_host(request: Request, ctx: AuthzContext) -> RedirectResponse | None:

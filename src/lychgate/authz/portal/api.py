@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.internal import context
 from lychgate.authz.login import sse
+from lychgate.authz.login.common import on_portal_host
 from lychgate.authz.login.guards import csrf_safe, same_origin
 from lychgate.authz.login.models import errors
 from lychgate.authz.login.target import LOGIN_PATH
@@ -45,7 +46,7 @@ from lychgate.errors import NotFound
 from lychgate.gateway.cookies import clear_app_cookie
 from lychgate.ids import session_handle
 
-router = APIRouter(tags=["session"])
+router = APIRouter(tags=["session"], dependencies=[Depends(on_portal_host)])
 Ctx = Annotated[AuthzContext, Depends(context)]
 
 
