@@ -274,3 +274,19 @@ def test_on_the_internal_ca_an_app_host_outside_its_names_is_refused(data_dir: P
     own = {"LYCHGATE_TLS_CERT": "/etc/ssl/own.pem", "LYCHGATE_TLS_KEY": "/etc/ssl/own.key"}
     code, out = _add(data_dir, "docs", "docs.example.org", env=own)  # their certificate
     assert code == 0, out
+
+
+def test_an_app_host_the_internal_ca_no_longer_covers_is_warned_about(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The deployment's domain changed (and `ca rotate` made a CA for it): a stored app keeps
+    # its host, which the new certificate does not cover. It is served, and every browser
+    # refuses it; serve said nothing.
+    _deployment_with_an_app_host(data_dir)  # grafana.corp.test, under auth.corp.test's domain
+    check_stored_apps(load_settings(data_dir, {}))
+    assert "warning" not in capsys.readouterr().err
+    moved = {"LYCHGATE_PUBLIC_URL": "https://auth.new.test", "LYCHGATE_DOMAIN": "new.test"}
+    check_stored_apps(load_settings(data_dir, moved))
+    said = " ".join(capsys.readouterr().err.split())
+    assert "warning: app grafana: browsers will refuse its certificate" in said
+    assert "grafana.corp.test is not covered by the internal CA" in said

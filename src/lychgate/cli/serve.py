@@ -27,6 +27,8 @@ from lychgate.deployment.transport import (
     app_hosts_restricted,
     check_apps_transport,
     check_transport,
+    internal_ca_names,
+    uncovered_apps,
 )
 from lychgate.gateway.runner import prepare, run_gateway
 from lychgate.supervise import Companion, run_authz, serve_all
@@ -119,11 +121,24 @@ def _print_setup_link(settings: Settings, at: datetime) -> None:
 def check_stored_apps(settings: Settings) -> None:
     """Refuse to start when a stored app's own host may not be served as the deployment now
     is (``unservable_apps``: authz would leave it out of every snapshot), with an error that
-    says how to fix it. Opens the store only where that can happen, and only in a deployment
-    that exists (authz explains a missing one itself)."""
-    if not app_hosts_restricted(settings) or not Layout(settings.data_dir).secrets_file.exists():
+    says how to fix it; warn about one whose host the internal CA's certificate no longer
+    covers (the domain changed since). Opens the store only where that can happen, and only in
+    a deployment that exists (authz explains a missing one itself)."""
+    if not Layout(settings.data_dir).secrets_file.exists():
         return
-    check_apps_transport(settings, with_store(settings, lambda store: store.apps.list()))
+    restricted = app_hosts_restricted(settings)
+    certified = settings.routing == "subdomains" and internal_ca_names(settings) is not None
+    if not (restricted or certified):
+        return
+    apps = with_store(settings, lambda store: store.apps.list())
+    if restricted:
+        check_apps_transport(settings, apps)
+    for slug, why in uncovered_apps(settings, apps).items():
+        err_console.print(
+            f"warning: app {slug}: browsers will refuse its certificate: {why}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _demo(settings: Settings) -> Companion:

@@ -83,6 +83,19 @@ def check_app_certificate(settings: Settings, host: str | None) -> None:
     )
 
 
+def uncovered_apps(settings: Settings, apps: Iterable[App]) -> dict[AppSlug, str]:
+    """The apps whose own host the internal CA's certificate does not cover, with why
+    (:func:`check_app_certificate`): stored before the deployment's domain changed, say.
+    They are served, but browsers refuse their certificate."""
+    refused: dict[AppSlug, str] = {}
+    for app in apps:
+        try:
+            check_app_certificate(settings, app.host)
+        except ConfigError as exc:
+            refused[app.slug] = exc.message
+    return refused
+
+
 def app_hosts_restricted(settings: Settings) -> bool:
     """Whether :func:`unservable_apps` can refuse any app: on plain HTTP, unforced, in
     subdomains mode (in single-host mode an app's own host is never served)."""
