@@ -97,3 +97,19 @@ def test_the_app_table_marks_a_disabled_app(d: str) -> None:
     lychgate("app", "enable", "wiki", "--dir", d)
     _, out = lychgate("app", "list", "--dir", d)
     assert "(disabled)" not in out
+
+
+def test_the_app_table_shows_the_host_an_app_answers_on(data_dir: Path) -> None:
+    # In subdomains mode an app without --host answers on <slug>.<domain>: the column was
+    # blank for it.
+    d = str(data_dir)
+    init = ["init", "--dir", d, "--public-url", "https://auth.example.com"]
+    assert lychgate(*init, "--routing", "subdomains", "--domain", "example.com")[0] == 0
+    add = ("app", "add", "--dir", d, "--name", "W", "--upstream", "http://127.0.0.1:3000")
+    assert lychgate(*add, "--slug", "wiki")[0] == 0
+    assert lychgate(*add, "--slug", "crm", "--host", "crm.example.com")[0] == 0
+    _, out = lychgate("app", "list", "--dir", d, env={"COLUMNS": "200"})  # no wrapped cells
+    assert "wiki.example.com" in out
+    assert "crm.example.com" in out
+    _, out = lychgate("app", "list", "--dir", d, "--json")
+    assert [a["host"] for a in json.loads(out)] == ["crm.example.com", None]  # as stored

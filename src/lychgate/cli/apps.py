@@ -186,7 +186,7 @@ def list_(
             a.slug,
             a.name if a.enabled else f"{a.name} (disabled)",
             a.upstream,
-            a.host or "",
+            _host_shown(settings, a),
             a.policy.value,
             "yes" if a.websockets else "no",
             "yes" if a.allow_cross_origin else "no",
@@ -194,6 +194,14 @@ def list_(
         empty="no apps yet: lychgate app add --slug ... --name ... --upstream ...",
         ids=("slug",),
     )
+
+
+def _host_shown(settings: Settings, app: App) -> str:
+    """The host an app answers on, for the table: its own, or in subdomains mode the default
+    ``<slug>.<domain>``; none in single-host mode, where every app is on the public URL."""
+    if app.host:
+        return app.host
+    return f"{app.slug}.{settings.app_domain}" if settings.routing == "subdomains" else ""
 
 
 @app.command("disable")
