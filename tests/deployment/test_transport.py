@@ -16,6 +16,7 @@ from lychgate.deployment.transport import (
     check_app_transport,
     check_apps_transport,
     check_transport,
+    uncovered_apps,
 )
 from lychgate.errors import ConfigError
 from lychgate.gateway.accesslog import LOGGER_NAME
@@ -290,3 +291,15 @@ def test_an_app_host_the_internal_ca_no_longer_covers_is_warned_about(
     said = " ".join(capsys.readouterr().err.split())
     assert "warning: app grafana: browsers will refuse its certificate" in said
     assert "grafana.corp.test is not covered by the internal CA" in said
+
+
+def test_a_stored_host_that_is_no_host_name_is_named_not_a_refusal_to_start(
+    data_dir: Path,
+) -> None:
+    # A row written by hand: check_host refuses it (a ClientError), which escaped the
+    # warning and stopped serve from starting.
+    settings = load_settings(
+        data_dir, {}, public_url="https://auth.corp.test", routing="subdomains"
+    )
+    odd = make_app("grafana", host="grafana..corp.test")
+    assert list(uncovered_apps(settings, [odd, make_app("docs")])) == ["grafana"]

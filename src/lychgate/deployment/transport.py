@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from lychgate.config import Settings
 from lychgate.deployment.apps import check_host
 from lychgate.domain import App
-from lychgate.errors import ConfigError
+from lychgate.errors import ConfigError, LychgateError
 from lychgate.ids import AppSlug
 from lychgate.tls.hosts import hostnames_for, is_plain_http_allowed
 
@@ -91,7 +91,7 @@ def uncovered_apps(settings: Settings, apps: Iterable[App]) -> dict[AppSlug, str
     for app in apps:
         try:
             check_app_certificate(settings, app.host)
-        except ConfigError as exc:
+        except LychgateError as exc:  # a row written by hand may not even be a host name
             refused[app.slug] = exc.message
     return refused
 

@@ -8,7 +8,8 @@
   (DESIGN.md flow 4). ``rd`` is checked *first* with
   :func:`~lychgate.gateway.admit_redirect.safe_redirect` (same-origin paths only, SECURITY.md
   item 1): a refused ``rd`` redirects to ``/`` without redeeming the code or setting a cookie.
-  ``state`` must equal the state cookie, or the code is not spent: only the browser that
+  ``state`` must equal the state cookie, or the code is spent unused (a page that made the
+  callback fail could otherwise read it in the URL): only the browser that
   started this sign-in at ``start`` can finish it, so no other site can plant its own code
   (login CSRF). Then the code is redeemed at authz over the back channel, the returned app
   token is verified here as admission would (signature, expiry, app of this host, not revoked)
