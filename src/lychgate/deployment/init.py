@@ -108,14 +108,7 @@ def prepare_files(
     _narrow(root, DIR_MODE)
     config_created = False
     if not layout.config_file.exists():
-        text = config_template(
-            public_url=public_url,
-            routing=routing,
-            domain=domain,
-            database_url=database_url,
-            listen=listen,
-            authz_listen=authz_listen,
-        )
+        text = config_template(**asked)
         write_atomic(layout.config_file, text.encode(), mode=PRIVATE_MODE, overwrite=False)
         config_created = True
     _narrow(layout.config_file, PRIVATE_MODE)
