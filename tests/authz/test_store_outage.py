@@ -215,22 +215,41 @@ async def test_an_outage_is_logged_once_per_kind_and_window_not_per_request(
     assert len([r for r in caplog.records if "failed closed" in r.getMessage()]) == 1
 
 
+async def _look_logs(
+    flaky: FlakyStore, caplog: pytest.LogCaptureFixture, error: Exception, looks: int
+) -> list[logging.LogRecord]:
+    """What the publisher logs while ``looks`` of its looks fail with ``error``."""
+    failed: list[int] = []
+
+    def fail() -> Exception:
+        failed.append(1)
+        return error
+
+    with caplog.at_level(logging.ERROR, logger="lychgate.authz.snapshots"):
+        flaky.fail("config_changes", "version", fail)
+        async with asyncio.timeout(10):
+            while len(failed) < looks:
+                await asyncio.sleep(0.01)
+    return [r for r in caplog.records if r.name == "lychgate.authz.snapshots"]
+
+
 async def test_failed_snapshot_looks_are_logged_once_per_kind_and_window(
-    ctx: AuthzContext, flaky: FlakyStore, authz: FastAPI, caplog: pytest.LogCaptureFixture
+    flaky: FlakyStore, authz: FastAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
     # authz looks twice a second (here every 0.05 s): with the database down, a traceback for
     # each look made about 330 log lines a second.
-    failed: list[int] = []
+    records = await _look_logs(flaky, caplog, StoreError("connection refused"), 8)
+    lines = [r for r in records if "could not read the config store" in r.getMessage()]
+    assert len(lines) == 1  # eight looks failed: one line in the window
+    assert lines[0].exc_info is None  # the driver's reason, not eighty lines of its frames
+    assert "connection refused" in lines[0].getMessage()
 
-    def outage() -> Exception:
-        failed.append(1)
-        return StoreError("connection refused")
 
-    with caplog.at_level(logging.ERROR, logger="lychgate.authz.snapshots"):
-        flaky.fail("config_changes", "version", outage)
-        async with asyncio.timeout(10):
-            while len(failed) < 8:
-                await asyncio.sleep(0.01)
-    lines = [r for r in caplog.records if "could not rebuild the config snapshot" in r.getMessage()]
-    assert len(lines) == 1  # eight looks failed: one line (with its traceback) in the window
+async def test_an_unexpected_failure_of_a_look_keeps_its_traceback(
+    flaky: FlakyStore, authz: FastAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    bug = KeyError("not a store error: a bug, whose traceback is the point")
+    records = await _look_logs(flaky, caplog, bug, 3)
+    lines = [r for r in records if "could not rebuild the config snapshot" in r.getMessage()]
+    assert len(lines) == 1
     assert lines[0].exc_info is not None

@@ -361,3 +361,35 @@ def test_denials_any_client_can_cause_are_logged_once_per_reason_and_window(
             assert isinstance(answer, Respond)
             assert answer.status == 503
     assert len([r for r in caplog.records if "denied with 503" in r.getMessage()]) == 1
+
+
+@pytest.mark.parametrize(("max_stale", "warn_after"), [(15, 10.0), (30, 20.0), (300, 30.0)])
+def test_a_silent_feed_is_called_stale_before_requests_are_refused(
+    tmp_path: Path, max_stale: int, warn_after: float
+) -> None:
+    # With feed_max_stale = 15 the "serving on the last snapshot" warning came fifteen
+    # seconds after the gateway had begun refusing every request.
+    options = GatewayOptions.from_settings(Settings(data_dir=tmp_path, feed_max_stale=max_stale))
+    assert options.stale_after == warn_after
+    assert options.stale_after < options.max_stale
+
+
+def test_the_stale_warning_never_follows_the_refusal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ticks = [0.0]
+    holder = SnapshotHolder(clock=lambda: ticks[0])
+    holder.replace(SINGLE.snapshot)
+    options = GatewayOptions.from_settings(Settings(data_dir=tmp_path, feed_max_stale=15))
+    clock = Clock()
+    handler = GatewayHandler(holder, options, Endpoints(holder, NoAuthz()), clock=clock)
+    request = SINGLE.head("/", cookies=[SINGLE.token()])
+    for second in range(1, 41):
+        ticks[0] = float(second)
+        clock.now += timedelta(seconds=1)
+        handler(request)
+    said = [r.getMessage() for r in caplog.records if "config feed" in r.getMessage()]
+    assert said == [
+        "config feed silent: serving on the last snapshot",
+        "config feed silent for over 15 s: refusing requests until it is back",
+    ]

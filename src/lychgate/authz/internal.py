@@ -27,7 +27,7 @@ import logging
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.datastructures import Headers
@@ -151,9 +151,19 @@ class RevokeIn(BaseModel):
 async def feed(
     pub: Annotated[SnapshotPublisher, Depends(publisher)],
     updates: Annotated[str | None, Header(alias=UPDATES_HEADER)] = None,
-) -> StreamingResponse:
-    """NDJSON: the current snapshot, each change, and heartbeats (see gateway.feed_wire)."""
-    lines = feed_lines(pub.subscribe(), updates=asked_updates(updates))
+) -> Response:
+    """NDJSON: the current snapshot, each change, and heartbeats (see gateway.feed_wire).
+
+    A 503 while this replica cannot read its store: its last snapshot may miss revocations made
+    through another replica, and a gateway taking it now would count it as fresh.
+    """
+    if pub.latest is not None and not pub.vouches():
+        return JSONResponse(
+            {"detail": "authz cannot read its database"},
+            status_code=503,
+            headers={"retry-after": "5"},
+        )
+    lines = feed_lines(pub.subscribe(), updates=asked_updates(updates), vouched=pub.vouches)
     return StreamingResponse(lines, media_type=MEDIA_TYPE)
 
 

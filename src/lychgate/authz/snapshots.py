@@ -26,6 +26,14 @@ with the sessions to end and the keys of now, and the error is logged once a min
 
 Serials are milliseconds since the epoch, kept strictly increasing, so a gateway can tell newer
 from older even across authz restarts and replicas.
+
+A snapshot is only as good as the last look that read the store. While looks fail (this
+replica has lost its database, whoever else still has it), the publisher stops vouching for
+its snapshot after ten polls (5 s): the feed then sends no heartbeat, and refuses new
+connections with a 503, so the gateways following this replica count the snapshot's age from
+the last look that worked and refuse requests at ``feed_max_stale`` after it, as when authz is
+down. Heartbeats of a stale view would have kept them serving a session revoked on another
+replica for as long as the cut lasted.
 """
 
 from __future__ import annotations
@@ -35,14 +43,14 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Final
 
 from lychgate.authz.context import AuthzContext
 from lychgate.deployment.transport import unservable_apps
-from lychgate.errors import ConfigError
+from lychgate.errors import ConfigError, StoreError
 from lychgate.events import LoginApproved, LoginDenied, OpenApp
 from lychgate.gateway.app_hosts import host_clashes
 from lychgate.gateway.http.failures import Throttle
@@ -70,6 +78,10 @@ FULL_EVERY: Final = 60.0  # seconds between full rebuilds when the change counte
 # Seconds between looks: a change made elsewhere (the CLI, another replica on SQLite) waits
 # at most this long to be seen, which leaves the rest of the second for building and sending.
 POLL_INTERVAL: Final = 0.5
+# For how many polls after the start of the last look that read the store the snapshot is
+# still vouched for (module docstring): ten (5 s), so a slow look or a brief failover never
+# pauses the heartbeats, which a gateway misses only after three (15 s).
+VOUCH_FOR_POLLS: Final = 10
 
 
 async def build_snapshot(
@@ -188,8 +200,12 @@ class SnapshotPublisher:
         *,
         poll_interval: float = POLL_INTERVAL,
         full_every: float = FULL_EVERY,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ctx = ctx
+        self._vouch_for = VOUCH_FOR_POLLS * poll_interval
+        self._monotonic = clock
+        self._read_at = -math.inf  # monotonic start of the last look that read the store
         self._poll = poll_interval
         self._full_every = full_every
         self._latest: ConfigSnapshot | None = None
@@ -225,7 +241,15 @@ class SnapshotPublisher:
         revocation would vanish from the feed until the next look.
         """
         async with self._looking:
-            return await self._look()
+            started = self._monotonic()
+            changed = await self._look()
+            self._read_at = started  # it raised if the store could not be read
+            return changed
+
+    def vouches(self) -> bool:
+        """True while the latest snapshot reflects a look at the store begun within the last
+        ten polls (module docstring): only then does the feed confirm it."""
+        return self._latest is not None and self._monotonic() - self._read_at <= self._vouch_for
 
     async def _look(self) -> bool:
         ctx = self._ctx
@@ -303,6 +327,19 @@ class SnapshotPublisher:
             while True:
                 try:
                     await self.refresh()
+                except StoreError as exc:
+                    # The database is down or refusing: one line that says why (the driver's
+                    # reason). Its traceback, SQLAlchemy's and the driver's frames, was some
+                    # eighty lines each time and told an operator nothing more.
+                    more = self._failed_looks.due(type(exc).__name__)
+                    if more is not None:
+                        log.error(
+                            "could not read the config store; gateways are told nothing new "
+                            "and stop being confirmed after %g s: %s%s",
+                            self._vouch_for,
+                            exc,
+                            more,
+                        )
                 except Exception as exc:
                     more = self._failed_looks.due(type(exc).__name__)
                     if more is not None:

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
 from lychgate.config.settings import IpNetwork, Settings
 from lychgate.domain import App
@@ -63,6 +64,14 @@ _STALE_CHECK_EVERY = timedelta(seconds=1)
 # feed_max_stale; no assertion key): when a client may ask again. A heartbeat comes every 5 s.
 _RETRY_AFTER = ("retry-after", "5")
 _NEVER = datetime.min.replace(tzinfo=UTC)
+STALE_AFTER: Final = 30.0  # six missed heartbeats
+
+
+def stale_after(max_stale: float) -> float:
+    """When a silent feed is worth a warning: after six missed heartbeats, or two thirds of
+    ``max_stale`` when that comes first. With ``feed_max_stale = 15`` the warning used to come
+    fifteen seconds after the requests were refused, saying they were still served."""
+    return min(STALE_AFTER, max_stale * 2 / 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +82,7 @@ class GatewayOptions:
     trusted_proxies: tuple[IpNetwork, ...] = ()
     connect_timeout: float = 5.0
     read_timeout: float = 60.0
-    stale_after: float = 30.0  # six missed heartbeats
+    stale_after: float = STALE_AFTER
     max_stale: float = 300.0  # then deny: see the module docstring
     # Request content passed to authz: its own cap, or the listener's when that is lower, but
     # never under what sign-in itself sends (a listener at 0, apps raising it, must still let
@@ -93,6 +102,7 @@ class GatewayOptions:
             trusted_proxies=settings.trusted_proxies,
             connect_timeout=limits.upstream_connect_timeout,
             read_timeout=limits.upstream_read_timeout,
+            stale_after=stale_after(settings.feed_max_stale),
             max_stale=float(settings.feed_max_stale),
             authz_max_body=max(
                 min(limits.max_body_bytes, CONTROL_PLANE_MAX_BODY), SIGN_IN_MAX_BODY

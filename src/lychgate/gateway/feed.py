@@ -186,6 +186,11 @@ class FeedClient:
                         "authz refused the feed with 401: this gateway's internal token is "
                         "not authz's (every node must use the same secrets.json)"
                     )
+                if status == 503:
+                    raise FeedError(
+                        "authz answered 503: it cannot read its database, so it vouches for "
+                        "no snapshot (this gateway serves on its last one until feed_max_stale)"
+                    )
                 if status != 200:
                     raise FeedError(f"authz refused the feed with {status}")
                 async for line in split_lines(response.aiter_bytes()):

@@ -29,7 +29,8 @@ one JSON object per line (``\\n``-terminated), for as long as the connection las
 * ``{"type": "heartbeat", "serial": N}``: "my latest is still ``N``", every few seconds when
   nothing changes. It keeps idle connections alive and lets the gateway tell a quiet feed
   from a dead one (:meth:`SnapshotHolder.confirm`).
-* An empty line is a keep-alive before the first snapshot, and is ignored.
+* An empty line is a keep-alive, and is ignored: before the first snapshot, and in place of a
+  heartbeat while authz cannot read its store (it no longer vouches for its last snapshot).
 
 The same request header also lists ``app-limits`` when the gateway reads an app's own request
 limits in a snapshot (``max_header_bytes``, ``max_headers``, ``idle_timeout``: members added
@@ -47,7 +48,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -348,8 +349,13 @@ async def feed_lines(
     *,
     heartbeat_interval: float = HEARTBEAT_INTERVAL,
     updates: frozenset[str] = UPDATES,
+    vouched: Callable[[], bool] = lambda: True,
 ) -> AsyncGenerator[bytes, None]:
     """The feed's response body: a line per snapshot, a heartbeat when idle.
+
+    A heartbeat confirms the last snapshot, so it goes out only while ``vouched()`` (authz has
+    read its store lately); otherwise an empty line keeps the connection open without
+    confirming anything, and the gateway's snapshot ages as if the feed were silent.
 
     A change is sent as the smallest message of the ``updates`` the client asked for
     (:func:`asked_updates`) that describes it, or else as a full snapshot.
@@ -378,7 +384,7 @@ async def feed_lines(
                 async with asyncio.timeout(heartbeat_interval):  # not wait_for: see snapshots
                     item = await mailbox.get()
             except TimeoutError:
-                yield KEEPALIVE if serial is None else heartbeat_line(serial)
+                yield KEEPALIVE if serial is None or not vouched() else heartbeat_line(serial)
                 continue
             latest = None if isinstance(item, _End) else item
             end = item if isinstance(item, _End) else None
