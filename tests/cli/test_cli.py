@@ -529,7 +529,7 @@ def test_a_database_error_says_what_the_driver_said(deployment: Path, pg_url: st
     code, out = lychgate("app", "list", "--dir", str(deployment), env=refused)
     said = " ".join(out.split())
     assert code == 1
-    assert "database error (ConnectionRefusedError): " in said
+    assert "database connection failed (ConnectionRefusedError): " in said
     assert "hunter2" not in said
 
 

@@ -36,15 +36,17 @@ def test_the_drivers_first_line_is_kept_without_sqlalchemys_additions() -> None:
     assert error.__cause__ is wrapped
 
 
-def test_a_network_error_names_its_reason() -> None:
+def test_a_network_error_names_its_reason_not_the_table_asked() -> None:
+    # The table was only the first one asked (at start-up, alembic_version): the error is
+    # about reaching the server.
     error = _store_error(ConnectionRefusedError(111, "Connection refused"))
     assert str(error) == (
-        "users: database error (ConnectionRefusedError): [Errno 111] Connection refused"
+        "database connection failed (ConnectionRefusedError): [Errno 111] Connection refused"
     )
 
 
-def test_an_error_with_nothing_to_say_keeps_the_old_form() -> None:
-    assert str(_store_error(TimeoutError())) == "users: database error (TimeoutError)"
+def test_an_error_with_nothing_to_say_names_its_kind() -> None:
+    assert str(_store_error(TimeoutError())) == "database connection failed (TimeoutError)"
 
 
 def test_a_long_message_is_bounded() -> None:

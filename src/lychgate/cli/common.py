@@ -20,7 +20,9 @@ from lychgate.config import Settings, load_settings
 from lychgate.errors import ConfigError, LychgateError
 
 T = TypeVar("T")
-err_console = Console(stderr=True)
+# soft_wrap: an error is one line, also in a log file or a pipe, where rich would otherwise
+# break it at 80 columns.
+err_console = Console(stderr=True, soft_wrap=True)
 out_console = Console()
 
 DirOption = Annotated[

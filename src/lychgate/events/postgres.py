@@ -227,7 +227,9 @@ class PostgresBus:
             self._listener = await self._listen()
             self._pool = await asyncpg.create_pool(
                 self._dsn,
-                min_size=1,
+                # No floor: with one, asyncpg reconnects it as soon as the server drops it,
+                # and logs a traceback for every failed try while the database is down.
+                min_size=0,
                 max_size=pool_size,
                 timeout=self._connect_timeout,
                 server_settings={"application_name": f"{_APPLICATION_NAME}-publish"},

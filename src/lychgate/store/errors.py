@@ -107,8 +107,9 @@ def translating(table: str, fields: tuple[str, ...] = ("id",)) -> Iterator[None]
             raise exc.orig from None
         raise StoreError(_database_error(table, exc)) from exc
     except OSError as exc:
-        # A refused or dropped connection, or a connect timeout.
-        raise StoreError(_database_error(table, exc)) from exc
+        # A refused or dropped connection, or a connect timeout: about the server, not the
+        # table that happened to be asked first (at start-up, alembic's).
+        raise StoreError(_connection_error(exc)) from exc
 
 
 def driver_message(exc: BaseException) -> str:
@@ -125,6 +126,12 @@ def driver_message(exc: BaseException) -> str:
     if len(line) > MAX_DETAIL:
         line = line[: MAX_DETAIL - 1] + "\u2026"
     return line
+
+
+def _connection_error(exc: OSError) -> str:
+    message = f"database connection failed ({type(exc).__name__})"
+    detail = driver_message(exc)
+    return f"{message}: {detail}" if detail else message
 
 
 def _database_error(table: str, exc: BaseException) -> str:
