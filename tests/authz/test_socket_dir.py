@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from lychgate.authz.server import MAX_SOCKET_PATH_BYTES, prepare_socket_dir
+from lychgate.authz.server import prepare_socket_dir
 from lychgate.config import load_settings
 from lychgate.errors import ConfigError
+from lychgate.unix_sockets import MAX_SOCKET_PATH_BYTES
 
 
 def _mode(path: Path) -> int:

@@ -17,11 +17,11 @@ from websockets.exceptions import ConnectionClosed
 
 from demo.conftest import RunningDemo
 from demo.fakes import assertion
-from lychgate.authz.server import MAX_SOCKET_PATH_BYTES
 from lychgate.demo.runner import prepare_demo
 from lychgate.deployment.init import prepare_files
 from lychgate.errors import ConfigError
 from lychgate.tokens import Keyring
+from lychgate.unix_sockets import MAX_SOCKET_PATH_BYTES
 
 pytestmark = pytest.mark.loopback
 NOW = datetime(2030, 1, 1, tzinfo=UTC)

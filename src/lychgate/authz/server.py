@@ -17,7 +17,6 @@ import stat
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import FrameType
-from typing import Final
 
 import uvicorn
 
@@ -32,12 +31,9 @@ from lychgate.errors import ConfigError
 from lychgate.events import open_bus
 from lychgate.files import DIR_MODE
 from lychgate.store import Store, open_store
+from lychgate.unix_sockets import socket_path_problem
 
 log = logging.getLogger(__name__)
-
-# sockaddr_un.sun_path is 108 bytes on Linux, one of them kept for the terminating NUL that
-# most clients add (macOS and the BSDs allow 104, which this bound does not cover).
-MAX_SOCKET_PATH_BYTES: Final = 107
 
 
 @contextlib.asynccontextmanager
@@ -135,7 +131,7 @@ def warn_about_gateway_trust(settings: Settings, host: str) -> bool:
 def prepare_socket_dir(settings: Settings) -> None:
     """Make the socket's directory ready and remove a stale socket (blocking; before the loop).
 
-    A socket path longer than the kernel takes (:data:`MAX_SOCKET_PATH_BYTES`) is refused
+    A socket path longer than the kernel takes (:mod:`lychgate.unix_sockets`) is refused
     first, naming the path: uvicorn would fail to bind it only once everything else had
     started, with a traceback. The deployment's own run directory is created, or kept, 0700:
     only its owner may connect. A directory named in ``authz_listen`` is the operator's: it is
@@ -190,13 +186,9 @@ def check_socket_path_length(
     way_out: str = 'use a shorter data directory, or set authz_listen = "unix:/short/path"',
 ) -> None:
     """Refuse a unix socket path the kernel cannot bind, with the way out (a ConfigError)."""
-    size = len(os.fsencode(path))
-    if size > MAX_SOCKET_PATH_BYTES:
-        raise ConfigError(
-            f"the socket path {path} is {size} bytes long, but a unix socket path may be at "
-            f"most {MAX_SOCKET_PATH_BYTES}: {way_out}",
-            field=field,
-        )
+    problem = socket_path_problem(path)
+    if problem is not None:
+        raise ConfigError(f"{problem}: {way_out}", field=field)
 
 
 def _missing_parent(missing: Path, *, own: bool) -> ConfigError:

@@ -22,6 +22,7 @@ from lychgate.errors import ConfigError, LychgateError
 from lychgate.gateway.http.upstream import UpstreamConnection
 from lychgate.gateway.http.writer import Batch
 from lychgate.gateway.types import Upstream
+from lychgate.unix_sockets import socket_path_problem
 
 
 class UpstreamError(LychgateError):
@@ -155,9 +156,15 @@ class UpstreamPool:
         endpoint = self._endpoints.get(key)
         if endpoint is None:
             try:
-                endpoint = self._endpoints[key] = parse_upstream_url(upstream.url)
+                endpoint = parse_upstream_url(upstream.url)
             except ConfigError:
                 raise UpstreamError("bad upstream url", kind="bad_url") from None
+            problem = None if endpoint.path is None else socket_path_problem(endpoint.path)
+            if problem is not None:
+                # Never connect: uvloop would cut the path and reach another socket, which
+                # would get the user's requests and identity assertions.
+                raise UpstreamError(f"bad upstream url: {problem}", kind="bad_url")
+            self._endpoints[key] = endpoint
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(upstream.connect_timeout):
