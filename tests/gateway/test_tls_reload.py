@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import trustme
+from cryptography import x509
 
 from gateway.client import peer_names
 from gateway.conftest import Start, forward_to
@@ -24,7 +25,7 @@ from gateway.waiting import eventually
 from lychgate.deployment.init import prepare_files
 from lychgate.errors import ConfigError
 from lychgate.gateway.cert_reload import CertificateReloader
-from lychgate.gateway.http.tls import CertPair, ServerCertificates
+from lychgate.gateway.http.tls import CertPair, ServerCertificates, certificate_covers
 from lychgate.gateway.runner import prepare
 from lychgate.tls.files import ensure_tls_material, renew_server_cert
 
@@ -277,3 +278,57 @@ def test_the_gateway_renews_only_what_its_own_internal_ca_issued(tmp_path: Path)
         update={"tls_cert": pair.cert_file, "tls_key": pair.key_file}
     )
     assert prepare(settings).renew_tls is None
+
+
+def _write_cert(pair: CertPair, cert: trustme.LeafCert) -> None:
+    _write(pair.cert_file, b"".join(pem.bytes() for pem in cert.cert_chain_pems))
+    _write(pair.key_file, cert.private_key_pem.bytes())
+
+
+_NOW = datetime.now(UTC)
+
+
+@pytest.mark.parametrize(
+    ("name", "not_before", "not_after", "why"),
+    [
+        ("one.example", _NOW - timedelta(days=90), _NOW - timedelta(days=1), "not now"),
+        ("one.example", _NOW + timedelta(days=1), _NOW + timedelta(days=90), "not now"),
+        ("wrong.example", None, None, "does not name one.example"),
+    ],
+    ids=["expired", "not-yet-valid", "another-host"],
+)
+async def test_a_renewal_that_would_fail_every_handshake_keeps_the_old_certificate(
+    gateway: Start,
+    ca: trustme.CA,
+    pair: CertPair,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    not_before: datetime | None,
+    not_after: datetime | None,
+    why: str,
+) -> None:
+    # Each used to be served at once: every client failed from then on, while the previous
+    # good pair was still in memory.
+    certs = await asyncio.to_thread(partial(ServerCertificates, pair, hosts=["ONE.example."]))
+    gw = await gateway(forward_to("http://127.0.0.1:9"), ssl=certs.context)
+    bad = ca.issue_cert(name, not_before=not_before, not_after=not_after)
+    await asyncio.to_thread(_write_cert, pair, bad)
+    with caplog.at_level(logging.WARNING, logger="lychgate.gateway.http.tls"):
+        assert await asyncio.to_thread(certs.reload) is False
+    assert why in caplog.text
+    assert "still serving the old" in caplog.text
+    assert await peer_names(gw.port, ca) == ["one.example"]
+    await asyncio.to_thread(_issue, ca, pair, "one.example")  # a good renewal is taken
+    assert await asyncio.to_thread(certs.reload) is True
+
+
+def test_a_wildcard_covers_one_label_and_an_address_only_itself(ca: trustme.CA) -> None:
+    leaf = x509.load_pem_x509_certificate(
+        ca.issue_cert("*.apps.example", "127.0.0.1").cert_chain_pems[0].bytes()
+    )
+    assert certificate_covers(leaf, "wiki.apps.example")
+    assert certificate_covers(leaf, "WIKI.apps.example.")
+    assert not certificate_covers(leaf, "apps.example")
+    assert not certificate_covers(leaf, "a.wiki.apps.example")
+    assert certificate_covers(leaf, "127.0.0.1")
+    assert not certificate_covers(leaf, "127.0.0.2")

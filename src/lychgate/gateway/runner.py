@@ -147,10 +147,12 @@ def prepare(settings: Settings, *, listen: str | None = None) -> GatewayPlan:
     tls: ServerCertificates | None = None
     renew_tls: Callable[[datetime], bool] | None = None
     if settings.tls_cert is not None and settings.tls_key is not None:
-        tls = ServerCertificates(CertPair(settings.tls_cert, settings.tls_key))
+        pair = CertPair(settings.tls_cert, settings.tls_key)
+        tls = ServerCertificates(pair, hosts=(settings.public_host,))
     elif settings.is_https:
         paths = TlsPaths.in_dir(layout.tls_dir)
-        tls = ServerCertificates(CertPair(paths.server_cert, paths.server_key))
+        pair = CertPair(paths.server_cert, paths.server_key)
+        tls = ServerCertificates(pair, hosts=(settings.public_host,))
         if paths.ca_key.exists():
             names = hostnames_for(settings.public_url, settings.routing, domain=settings.domain)
             renew_tls = partial(renew_server_cert, layout.tls_dir, names)

@@ -13,19 +13,22 @@ of the internal certificate's expiry). :class:`ServerCertificates` loads the fil
 :meth:`~ServerCertificates.reload` finds that they changed. The listener keeps its own context;
 OpenSSL calls the SNI callback on every handshake, with or without a server name, and the
 callback hands the handshake the newest context. New connections get the new certificate, and
-open ones keep the one they were made with. Files caught half-written, or a key that does not
-match its certificate, are refused with a warning: the previous certificates stay in use, and
-the next check tries again.
+open ones keep the one they were made with. Files caught half-written, a key that does not
+match its certificate, a certificate that is not valid now (expired, or not yet valid) and
+one that no longer names the public host are refused with a warning: the previous
+certificates stay in use, and the next check tries again. Served, any of them would fail
+every new handshake while a good pair was still at hand.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -59,7 +62,12 @@ class _Loaded:
     default: ssl.SSLContext
     by_name: dict[str, ssl.SSLContext]
     stamp: tuple[tuple[int, int, int], ...]
-    not_after: datetime  # the earliest expiry among the leaf certificates
+    leaves: tuple[x509.Certificate, ...]  # each pair's first certificate, the default's first
+
+    @property
+    def not_after(self) -> datetime:
+        """The earliest expiry among the leaf certificates."""
+        return min(leaf.not_valid_after_utc for leaf in self.leaves)
 
 
 class ServerCertificates:
@@ -70,8 +78,19 @@ class ServerCertificates:
     pair cannot be loaded.
     """
 
-    def __init__(self, default: CertPair, by_name: Mapping[str, CertPair] | None = None) -> None:
+    def __init__(
+        self,
+        default: CertPair,
+        by_name: Mapping[str, CertPair] | None = None,
+        *,
+        hosts: Collection[str] = (),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """``hosts``: names the default certificate must cover for a renewal to be taken (the
+        public host); they are not checked at start-up, where the operator sees the result."""
         self._default = default
+        self._hosts = tuple(normalize_server_name(h) for h in hosts)
+        self._clock = clock
         self._by_name = {normalize_server_name(n): p for n, p in (by_name or {}).items()}
         self._loaded = self._load(self._stamp())
         self._refused: tuple[tuple[int, int, int], ...] | None = None
@@ -94,6 +113,7 @@ class ServerCertificates:
             return False
         try:
             loaded = self._load(stamp)
+            self._check_renewal(loaded)
         except ConfigError as exc:
             self._refused = stamp
             log.warning(
@@ -104,6 +124,26 @@ class ServerCertificates:
         self._refused = None
         log.info("TLS certificates reloaded; the first expires %s", loaded.not_after.isoformat())
         return True
+
+    def _check_renewal(self, loaded: _Loaded) -> None:
+        """Refuse renewed certificates that would fail every handshake (module docstring)."""
+        now = self._clock()
+        for pair, leaf in zip(self._pairs(), loaded.leaves, strict=True):
+            start, end = leaf.not_valid_before_utc, leaf.not_valid_after_utc
+            if not start <= now < end:
+                raise ConfigError(
+                    f"{pair.cert_file} is valid from {start.isoformat()} to {end.isoformat()}, "
+                    "not now",
+                    field="tls",
+                )
+        default = loaded.leaves[0]
+        missing = [h for h in self._hosts if not certificate_covers(default, h)]
+        if missing:
+            raise ConfigError(
+                f"{self._default.cert_file} does not name {', '.join(missing)}, which this "
+                "gateway serves (restart the gateway to serve it anyway)",
+                field="tls",
+            )
 
     def _pairs(self) -> list[CertPair]:
         return [self._default, *self._by_name.values()]
@@ -128,8 +168,8 @@ class ServerCertificates:
             name: server_ssl_context(pair.cert_file, pair.key_file)
             for name, pair in self._by_name.items()
         }
-        not_after = min(_leaf_not_after(pair.cert_file) for pair in self._pairs())
-        return _Loaded(default, by_name, stamp, not_after)
+        leaves = tuple(_leaf(pair.cert_file) for pair in self._pairs())
+        return _Loaded(default, by_name, stamp, leaves)
 
     def _choose(
         self, ssl_object: ssl.SSLObject, server_name: str | None, _: ssl.SSLContext
@@ -148,12 +188,34 @@ class ServerCertificates:
             ssl_object.context = chosen
 
 
-def _leaf_not_after(cert_file: Path) -> datetime:
+def _leaf(cert_file: Path) -> x509.Certificate:
     try:
-        leaf = x509.load_pem_x509_certificates(cert_file.read_bytes())[0]
+        return x509.load_pem_x509_certificates(cert_file.read_bytes())[0]
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read TLS certificate {cert_file}: {exc}", field="tls") from exc
-    return leaf.not_valid_after_utc
+
+
+def certificate_covers(cert: x509.Certificate, host: str) -> bool:
+    """Whether ``cert``'s subject alternative names cover ``host`` as a browser checks them
+    (RFC 6125): an IP address among its addresses, or a name among its names, exactly or by
+    a wildcard for the leftmost label alone."""
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return address in names.get_values_for_type(x509.IPAddress)
+    host = normalize_server_name(host)
+    parent = host.partition(".")[2]
+    for name in names.get_values_for_type(x509.DNSName):
+        name = normalize_server_name(name)
+        if name == host or (parent and name == f"*.{parent}"):
+            return True
+    return False
 
 
 def server_context(
