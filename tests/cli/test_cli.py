@@ -365,6 +365,20 @@ def test_ca_export_on_plain_http_says_there_is_no_internal_ca(deployment: Path) 
     assert said == " ".join(lychgate("ca", "rotate", "--yes", "--dir", str(deployment))[1].split())
 
 
+@pytest.mark.parametrize("command", [["export"], ["rotate", "--yes"]])
+def test_ca_commands_on_a_directory_with_no_deployment_say_so(
+    tmp_path: Path, command: list[str]
+) -> None:
+    # It used to say "does not use the internal CA (plain HTTP...)" for a mistyped --dir.
+    for missing in (tmp_path / "nonexistent", tmp_path):
+        code, out = lychgate("ca", *command, "--dir", str(missing))
+        said = " ".join(out.split())
+        assert code == 2
+        assert f"no deployment in {missing}" in said
+        assert "internal CA" not in said
+    assert list(tmp_path.iterdir()) == []  # and nothing made
+
+
 def test_ca_export_when_the_internal_ca_is_missing_says_to_run_init(data_dir: Path) -> None:
     d = str(data_dir)
     code, out = lychgate("init", "--dir", d, "--public-url", "https://auth.example.com")

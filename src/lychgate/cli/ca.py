@@ -13,7 +13,7 @@ from lychgate.cli.common import (
     reported_errors,
     settings_for,
 )
-from lychgate.cli.common_store import now
+from lychgate.cli.common_store import now, require_deployment
 from lychgate.config import Settings
 from lychgate.deployment.layout import Layout
 from lychgate.deployment.transport import internal_ca_names
@@ -41,6 +41,7 @@ def export(data_dir: DirOption = None) -> None:
     """Print the internal CA certificate (PEM) so devices can trust it."""
     with reported_errors():
         settings = settings_for(data_dir)
+        require_deployment(settings)  # a mistyped --dir is not "plain HTTP"
         certified_names(settings)
         pem = ca_certificate_pem(Layout(settings.data_dir).tls_dir)
     typer.echo(pem, nl=not pem.endswith("\n"))
@@ -61,6 +62,7 @@ def rotate(
     """
     with reported_errors():
         settings = settings_for(data_dir)
+        require_deployment(settings)
         names = certified_names(settings)
         if not yes and not typer.confirm(
             "Devices that trust the current CA will stop trusting this server until they "
