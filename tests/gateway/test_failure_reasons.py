@@ -156,6 +156,9 @@ def _serve_bytes(data: bytes, *, then_sleep: float = 0.0) -> Raw:
         ),
         (b"", 0.0, 502, "upstream closed the connection before its response ended"),
         (b"HTTP/1.1 2x0 OK\r\n\r\n", 1.0, 502, "upstream sent a malformed response"),
+        # Three digits, but no status RFC 9110 gives a meaning (it reached clients as is).
+        (b"HTTP/1.1 999 Odd\r\n\r\n", 1.0, 502, "upstream sent a malformed response"),
+        (b"HTTP/1.1 099 Odd\r\n\r\n", 1.0, 502, "upstream sent a malformed response"),
         (
             b"HTTP/1.1 200 OK\r\nX: " + b"a" * 70000 + b"\r\n\r\n",
             1.0,
@@ -180,6 +183,8 @@ def _serve_bytes(data: bytes, *, then_sleep: float = 0.0) -> Raw:
         "cut mid-body",
         "closed",
         "malformed",
+        "status 999",
+        "status 099",
         "head too long",
         "gzip to close",
         "unasked 101",

@@ -366,6 +366,10 @@ class UpstreamConnection(asyncio.Protocol):
         parser = self._parser
         status = parser.get_status_code()
         headers = self._headers
+        if not 100 <= status <= 599:
+            # llhttp reads any three digits; RFC 9110 section 15 gives 100 to 599 a meaning,
+            # and a client or cache may take another apart differently.
+            raise _Refused(Failure.MALFORMED)
         if status < 200 and status != 101:
             # A 1xx ends at its head (RFC 9110 section 15.2), but llhttp reads content for one
             # other than 100, 102 and 103 that states a length or coding: that content would
