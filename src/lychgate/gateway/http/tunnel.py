@@ -45,6 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from lychgate.gateway.http.unsent import made_progress, unsent_bytes
 from lychgate.gateway.http.wsframes import GOING_AWAY, POLICY_VIOLATION, FrameCursor, close_frame
 from lychgate.gateway.types import Principal, RequestHead
 from lychgate.ids import AppSlug, SessionId
@@ -75,7 +76,17 @@ TunnelEndHook = Callable[[TunnelEnded], None]
 class TunnelEnd(asyncio.Protocol):
     """One side of a tunnel: what it reads, its peer writes."""
 
-    __slots__ = ("_stalled", "frames", "name", "peer", "received", "transport", "tunnel")
+    __slots__ = (
+        "_looked",
+        "_stalled",
+        "_unsent",
+        "frames",
+        "name",
+        "peer",
+        "received",
+        "transport",
+        "tunnel",
+    )
 
     def __init__(self, tunnel: Tunnel, transport: asyncio.Transport, name: str) -> None:
         self.tunnel = tunnel
@@ -85,6 +96,8 @@ class TunnelEnd(asyncio.Protocol):
         self.received = 0  # bytes read from this side
         self.frames: FrameCursor | None = None  # the app's side: where its frames end
         self._stalled: asyncio.TimerHandle | None = None  # armed while its writes are paused
+        self._unsent = 0  # bytes still to send to this side when that timer was armed
+        self._looked = 0  # ... and when the registry's sweep last looked
 
     def data_received(self, data: bytes) -> None:
         self.tunnel.quiet = 0
@@ -108,9 +121,21 @@ class TunnelEnd(asyncio.Protocol):
         if self.peer is not None and not self.peer.transport.is_closing():
             self.peer.transport.pause_reading()
         if self._stalled is None and not self.tunnel.closed:
-            loop = asyncio.get_running_loop()
-            timeout = self.tunnel.drain_timeout
-            self._stalled = loop.call_later(timeout, self._stopped_reading)
+            self._unsent = self._looked = unsent_bytes(self.transport)
+            self._stall_timer()
+
+    def drained_since_last_look(self) -> bool:
+        """While its writes are paused: whether this side took some of the bytes still to send
+        since the last time this was asked (it reads, slowly)."""
+        if self._stalled is None:
+            return False
+        now = unsent_bytes(self.transport)
+        drained, self._looked = now < self._looked, now
+        return drained
+
+    def _stall_timer(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._stalled = loop.call_later(self.tunnel.drain_timeout, self._stopped_reading)
 
     def resume_writing(self) -> None:
         self._unstall()
@@ -126,6 +151,11 @@ class TunnelEnd(asyncio.Protocol):
         self._stalled = None
         if self.tunnel.closed:
             return  # already closing: its drain timer cuts what is left
+        left = made_progress(self.transport, self._unsent)
+        if left is not None:  # reading slowly, not stopped (.unsent)
+            self._unsent = left
+            self._stall_timer()
+            return
         why = f"{self.name} stopped reading (send_timeout)"
         log.info("closed a tunnel: %s for %.0f s", why, self.tunnel.drain_timeout)
         self.tunnel.close(cut=True, why=why)
@@ -179,6 +209,14 @@ class Tunnel:
         self._open_ends = 2  # transports whose connection_lost has not come yet
         self._drain_timer: asyncio.TimerHandle | None = None
         self.quiet = 0  # the registry's sweeps since a byte last passed
+
+    def draining(self) -> bool:
+        """Whether a side whose writes are paused took some bytes since the last sweep: then
+        bytes are passing, though nothing is read from the other side meanwhile."""
+        if self._ends is None:
+            return False
+        client, upstream = (end.drained_since_last_look() for end in self._ends)  # both look
+        return client or upstream
 
     def start(self, to_upstream: bytes, to_client: bytes) -> None:
         """Switch both transports to tunnel ends; write bytes that came behind the heads."""
@@ -255,7 +293,9 @@ class Tunnel:
     def _cut_unsent(self) -> None:
         self._drain_timer = None
         for transport in (self.client, self.upstream):
-            if transport.get_write_buffer_size():
+            # The kernel's queue too: closed with megabytes still queued there, a socket went
+            # on sending them to a peer that read slowly, long after the tunnel was cut.
+            if unsent_bytes(transport):
                 transport.abort()
 
 
@@ -349,6 +389,10 @@ class TunnelRegistry:
         idle: list[Tunnel] = []
         for group in self._by_session.values():
             for tunnel in group:
+                # Bytes taken by a side that reads slowly are not silence, though that side
+                # pauses the other, so that nothing is read from it meanwhile.
+                if tunnel.draining():
+                    tunnel.quiet = 0
                 tunnel.quiet += 1
                 if tunnel.quiet > SWEEPS:
                     idle.append(tunnel)
