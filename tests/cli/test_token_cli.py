@@ -57,6 +57,8 @@ def test_an_admins_only_app_is_refused_for_a_plain_user(d: str) -> None:
         ("0", "ttl: must be at least 1 second"),
         ("-5", "ttl: must be at least 1 second"),
         ("999999", "ttl: must be at most session_ttl (43200 s)"),
+        # No session_ttl allows it: raising that would not help.
+        ("99999999999999999999", "ttl: must be at most 34560000 s (400 days, the longest"),
     ],
 )
 def test_a_ttl_out_of_range_is_refused(d: str, ttl: str, said: str) -> None:

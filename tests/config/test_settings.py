@@ -210,3 +210,81 @@ def test_an_apps_header_limits_have_the_listeners_bounds(
     for outside in (low - 1, high + 1):
         with pytest.raises(ValidationError):
             Limits(**{name: outside})
+
+
+# Every number has an upper bound (config.settings): past it, a value either switched a limit
+# off without a word (header_timeout = inf: no slowloris bound) or crashed far from the config
+# (an integer SQLite cannot store, a date past the year 9999).
+LIMIT_BOUNDS = [
+    ("max_body_bytes", 2**50),
+    ("header_timeout", 300.0),
+    ("idle_timeout", 86400.0),
+    ("tunnel_idle_timeout", 7 * 86400.0),
+    ("max_connections_per_client", 1024 * 1024),
+    ("upstream_connect_timeout", 3600.0),
+    ("upstream_read_timeout", 3600.0),
+]
+
+
+@pytest.mark.parametrize(("name", "most"), LIMIT_BOUNDS)
+def test_every_limit_has_a_finite_upper_bound(name: str, most: float) -> None:
+    assert getattr(Limits(**{name: most}), name) == most
+    over: list[object] = [most + 1, 10**29]
+    if isinstance(most, float):
+        over += [float("inf"), float("nan"), 1e300]
+    for value in over:
+        with pytest.raises(ValidationError):
+            Limits(**{name: value})
+
+
+def test_the_listed_bounds_cover_every_limit() -> None:
+    bounded = {"max_header_bytes", "max_headers", *(name for name, _ in LIMIT_BOUNDS)}
+    assert bounded == set(Limits.model_fields)
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [
+        ("header_timeout = inf", "limits.header_timeout"),
+        ("idle_timeout = nan", "limits.idle_timeout"),
+        ("upstream_read_timeout = inf", "limits.upstream_read_timeout"),
+        ("upstream_connect_timeout = 1e300", "limits.upstream_connect_timeout"),
+        ("max_body_bytes = 100000000000000000000000000000", "limits.max_body_bytes"),
+    ],
+)
+def test_unbounded_limits_in_the_file_are_refused(data_dir: Path, line: str, key: str) -> None:
+    write_toml(data_dir, f"[limits]\n{line}\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(data_dir, {})
+    assert err.value.field == key
+    assert "lychgate.toml" in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["session_ttl", "session_idle_ttl", "app_token_ttl"])
+def test_lifetimes_are_at_most_400_days(data_dir: Path, name: str) -> None:
+    # 10**13 s was accepted; `keys rotate` and `token mint` then crashed adding it to now.
+    longest = 400 * 24 * 3600
+    most = load_settings(data_dir, {}, **{"session_ttl": longest, name: longest})
+    assert getattr(most, name) == longest
+    for value in (longest + 1, 10_000_000_000_000):
+        with pytest.raises(ConfigError) as err:
+            load_settings(data_dir, {f"LYCHGATE_{name.upper()}": str(value)})
+        assert err.value.field == name
+        assert "less than or equal to 34560000" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "name", ["listen", "metrics_listen", "http_redirect_listen", "authz_listen"]
+)
+def test_port_0_is_refused_where_others_must_find_the_listener(data_dir: Path, name: str) -> None:
+    # Port 0 bound any free port: nothing (a browser, a scraper, a gateway) could find it.
+    with pytest.raises(ConfigError) as err:
+        load_settings(data_dir, {}, **{name: "127.0.0.1:0"})
+    assert err.value.field == name
+    assert "port 0 (any free port)" in str(err.value)
+    assert load_settings(data_dir, {}, **{name: "127.0.0.1:1"}) is not None
+
+
+def test_parse_hostport_still_takes_port_0_for_tests_and_tools() -> None:
+    # Low-level callers (start_server(port=0), prepare(listen=...)) ask the OS for a port.
+    assert parse_hostport("127.0.0.1:0") == ("127.0.0.1", 0)

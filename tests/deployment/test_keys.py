@@ -7,9 +7,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from fixtures.store import T0
 from lychgate.config import Settings
+from lychgate.config.settings import MAX_TTL
 from lychgate.deployment.keys import (
     PUBLISH_AHEAD,
     ensure_signing_key,
@@ -93,3 +95,16 @@ async def test_a_compromised_rotation_drops_every_old_key_at_once(
     assert [k.kid for k in ring.verification_keys] == [rotation.new_kid]
     with pytest.raises(TokenError):
         ring.verify(leaked, "app+jwt")
+
+
+async def test_a_rotation_at_the_longest_session_ttl_has_a_date(
+    store: Store, tmp_path: Path
+) -> None:
+    # A session_ttl of 10**13 s was accepted, and `keys rotate` crashed adding it to now;
+    # settings now stop at 400 days (MAX_TTL), which any date this century can take.
+    longest = Settings(data_dir=tmp_path, session_ttl=MAX_TTL, app_token_ttl=MAX_TTL)
+    await ensure_signing_key(store.signing_keys, T0)
+    rotation = await rotate_signing_key(store.signing_keys, T0, longest)
+    assert rotation.verify_until == T0 + PUBLISH_AHEAD + timedelta(days=400) + CLOCK_SKEW
+    with pytest.raises(ValidationError):
+        Settings(data_dir=tmp_path, session_ttl=10**13)

@@ -164,3 +164,20 @@ def test_a_public_url_on_this_machine_at_another_port_is_warned_about(
     assert ("browsers will not reach it" in caplog.text) is warned
     if warned:  # the advice keeps the host it listens on (0.0.0.0 in a container)
         assert f'listen = "{listen.rpartition(":")[0]}:' in caplog.text
+
+
+def test_a_metrics_port_past_65535_for_a_later_worker_is_refused(settings: Settings) -> None:
+    # metrics_listen 65535 with two workers put worker 1 on port 65536, which the OS took as
+    # 0: any free port, where no scraper would look.
+    wanted = plan(settings, ("127.0.0.1", 8080), metrics=("127.0.0.1", 65535))
+    with pytest.raises(ConfigError) as caught:
+        listen_addresses(wanted, workers=2)
+    assert caught.value.field == "metrics_listen"
+    assert str(caught.value).startswith("metrics_listen: port 65535 + 1 worker is past 65535")
+    with pytest.raises(ConfigError, match=r"\+ 3 workers is past 65535 .* up to 65532$"):
+        check_listeners(plan(settings, ("127.0.0.1", 8080), metrics=("::1", 65533)), workers=4)
+    last = listen_addresses(
+        plan(settings, ("127.0.0.1", 8080), metrics=("127.0.0.1", 65534)), workers=2
+    )
+    assert last[-1] == ("metrics_listen (worker 1)", "127.0.0.1", 65535)
+    assert listen_addresses(wanted, workers=1)[-1] == ("metrics_listen", "127.0.0.1", 65535)

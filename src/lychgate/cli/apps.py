@@ -16,6 +16,7 @@ from lychgate.cli.common import (
 )
 from lychgate.cli.common_store import now, with_store
 from lychgate.config import Settings
+from lychgate.config.settings import MAX_BODY_BYTES, MAX_IDLE_TIMEOUT, MAX_UPSTREAM_TIMEOUT
 from lychgate.deployment.apps import (
     AppSpec,
     add_app,
@@ -24,7 +25,7 @@ from lychgate.deployment.apps import (
     update_app,
 )
 from lychgate.deployment.transport import check_app_certificate, check_app_transport
-from lychgate.domain import App, app_to_dict
+from lychgate.domain import APP_HEADER_BYTES_RANGE, APP_HEADERS_RANGE, App, app_to_dict
 from lychgate.store import Store
 
 app = typer.Typer(help="Manage the apps behind the gateway.", no_args_is_help=True)
@@ -36,15 +37,26 @@ _UPSTREAM = typer.Option("--upstream", help="http://HOST:PORT, https://... or un
 _HOST = typer.Option("--host", help="Exact host this app answers on (subdomains).")
 _POLICY = typer.Option("--policy", help="any-user or admins.")
 _DESCRIPTION = typer.Option("--description")
-_CONNECT_TIMEOUT = typer.Option("--connect-timeout", help="Seconds (default: limits).")
-_READ_TIMEOUT = typer.Option("--read-timeout", help="Seconds between upstream reads.")
-_MAX_BODY = typer.Option("--max-body", help="Largest request body in bytes.")
-_MAX_HEADER_BYTES = typer.Option(
-    "--max-header-bytes", help="Largest request head (request line and fields) in bytes."
+# The ranges are those of the listener's [limits] (config.settings), which these replace.
+_SECONDS = f"over 0, at most {MAX_UPSTREAM_TIMEOUT:g}"
+_CONNECT_TIMEOUT = typer.Option("--connect-timeout", help=f"Seconds, {_SECONDS} (default: limits).")
+_READ_TIMEOUT = typer.Option("--read-timeout", help=f"Seconds between upstream reads, {_SECONDS}.")
+_MAX_BODY = typer.Option(
+    "--max-body", help=f"Largest request body in bytes, 0 to {MAX_BODY_BYTES} (1 PiB)."
 )
-_MAX_HEADERS = typer.Option("--max-headers", help="Most header fields in a request.")
+_MAX_HEADER_BYTES = typer.Option(
+    "--max-header-bytes",
+    help="Largest request head (request line and fields) in bytes, {} to {}.".format(
+        *APP_HEADER_BYTES_RANGE
+    ),
+)
+_MAX_HEADERS = typer.Option(
+    "--max-headers", help="Most header fields in a request, {} to {}.".format(*APP_HEADERS_RANGE)
+)
 _IDLE_TIMEOUT = typer.Option(
-    "--idle-timeout", help="Seconds a keep-alive connection waits for the next request."
+    "--idle-timeout",
+    help="Seconds a keep-alive connection waits for the next request, over 0, at most "
+    f"{MAX_IDLE_TIMEOUT:g}.",
 )
 _CROSS_ORIGIN_HELP = (
     "Let other origins (sibling apps, CORS callers) send POST, PUT, PATCH or DELETE; the app "

@@ -16,6 +16,7 @@ from lychgate.cli.common_store import now, with_store
 from lychgate.cli.logs import setup_logging
 from lychgate.cli.users import print_enrollment_link
 from lychgate.config import Settings
+from lychgate.config.load import FromFlag
 from lychgate.demo.apps import demo_apps_among
 from lychgate.demo.banner import next_steps
 from lychgate.demo.bootstrap import bootstrap_demo
@@ -175,7 +176,7 @@ def authz(
 ) -> None:
     """Run the authorization server alone."""
     with reported_errors():
-        settings = settings_for(data_dir, authz_listen=listen)
+        settings = settings_for(data_dir, authz_listen=FromFlag("--listen", listen))
         check_transport(settings)
         check_stored_apps(settings)
         setup_logging(settings.log_level)

@@ -8,6 +8,7 @@ import typer
 
 from lychgate.cli.common import DirOption, err_console, reported_errors, settings_for
 from lychgate.cli.common_store import now, with_store
+from lychgate.config.settings import MAX_TTL
 from lychgate.deployment.tokens import cookie_name, mint_app_token
 
 app = typer.Typer(help="Tokens for scripts and benchmarks.", no_args_is_help=True)
@@ -21,7 +22,11 @@ def mint(
     ],
     ttl: Annotated[
         int | None,
-        typer.Option("--ttl", help="Seconds, from 1 to session_ttl (default app_token_ttl)."),
+        typer.Option(
+            "--ttl",
+            help=f"Seconds, from 1 to session_ttl (itself at most {MAX_TTL}, 400 days; "
+            "default app_token_ttl).",
+        ),
     ] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Print only the token.")] = False,
     data_dir: DirOption = None,

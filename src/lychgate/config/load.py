@@ -4,14 +4,18 @@ Precedence, highest first: explicit overrides (CLI flags), ``LYCHGATE_*`` enviro
 ``<data_dir>/lychgate.toml``, defaults. Nested keys use ``__`` in the environment
 (``LYCHGATE_LIMITS__MAX_BODY_BYTES``) and tables in TOML (``[limits]``).
 
-Every failure becomes a :class:`~lychgate.errors.ConfigError` that names the key and where it
-came from, so a typo is caught at start-up rather than silently ignored.
+Every failure becomes a :class:`~lychgate.errors.ConfigError` that names the key and where its
+bad value came from (the flag, the variable or the file: :class:`_Sources`), so a typo is
+caught at start-up rather than silently ignored, and the operator edits the right place.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +24,11 @@ from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
     PydanticBaseSettingsSource,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
-from lychgate.config.paths import default_data_dir
+from lychgate.config.paths import DATA_DIR_ENV, default_data_dir
 from lychgate.config.settings import Limits, Settings
 from lychgate.errors import ConfigError
 
@@ -38,6 +43,15 @@ _NOT_SETTINGS = ("LYCHGATE_TEST_",)
 CLIENT_ENV_NAMES = frozenset({"LYCHGATE_DEVICE_KEY"})
 
 
+@dataclass(frozen=True, slots=True)
+class FromFlag:
+    """An override with the flag that gave it, where that is not ``--the-setting``
+    (``lychgate authz --listen`` sets ``authz_listen``): errors then name the flag typed."""
+
+    flag: str
+    value: Any
+
+
 def load_settings(
     data_dir: Path | None,
     env: Mapping[str, str],
@@ -46,18 +60,29 @@ def load_settings(
     """Load the settings for the deployment in ``data_dir`` (default: see ``default_data_dir``).
 
     ``env`` must be the process environment (``os.environ``); it is passed in so that reading
-    it is visibly the caller's act. ``overrides`` whose value is None are ignored.
+    it is visibly the caller's act. ``overrides`` whose value is None are ignored. They are
+    the command line's: an error names one as ``--the-setting``, or as its :class:`FromFlag`.
     """
     directory = (data_dir or default_data_dir(env)).expanduser().resolve()
     _check_env_keys(env)
     toml_path = directory / CONFIG_FILE
     file_values = _read_toml(toml_path)
-    init = {k: v for k, v in overrides.items() if v is not None}
+    _refuse_data_dir(file_values, toml_path)
+    init: dict[str, Any] = {}
+    flags: dict[str, str] = {}
+    for key, given in overrides.items():
+        flag, value = (given.flag, given.value) if isinstance(given, FromFlag) else (None, given)
+        if value is not None:
+            init[key] = value
+            flags[key] = flag or "--" + key.replace("_", "-")
+    sources = _Sources(flags, {k.upper(): v for k, v in env.items()}, toml_path, file_values)
     init["data_dir"] = directory
     try:
         return _settings_class(env, toml_path if file_values else None)(**init)
     except ValidationError as exc:
-        raise _config_error(exc, toml_path, file_values, env) from None
+        raise _config_error(exc, sources) from None
+    except SettingsError as exc:  # a LYCHGATE_LIMITS that is not JSON: pydantic-settings parses
+        raise _parse_error(exc, sources) from None
 
 
 def _settings_class(env: Mapping[str, str], toml_path: Path | None) -> type[Settings]:
@@ -95,6 +120,17 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid TOML: {exc}", field=CONFIG_FILE) from None
 
 
+def _refuse_data_dir(file_values: Mapping[str, Any], toml_path: Path) -> None:
+    """The data directory is the one that holds the file: a ``data_dir`` in it was silently
+    replaced by ``--dir`` (the settings' field exists for the rest of the code to read)."""
+    if "data_dir" in file_values:
+        raise ConfigError(
+            f"not a setting in {toml_path}: the data directory is the one that holds this "
+            f"file, chosen with --dir (or {DATA_DIR_ENV})",
+            field="data_dir",
+        )
+
+
 def _known_env_names() -> set[str]:
     names = set()
     for name in Settings.model_fields:
@@ -118,23 +154,73 @@ def _check_env_keys(env: Mapping[str, str]) -> None:
             raise ConfigError("unknown setting in the environment", field=key)
 
 
-def _config_error(
-    exc: ValidationError, toml_path: Path, file_values: Mapping[str, Any], env: Mapping[str, str]
-) -> ConfigError:
+@dataclass(frozen=True, slots=True)
+class _Sources:
+    """Where values came from, to blame the one a bad value came from: the same precedence
+    as the settings sources (flags, then the environment, then the file)."""
+
+    flags: Mapping[str, str]  # setting -> the flag that set it
+    env: Mapping[str, str]  # upper-cased names, as the environment source matches them
+    toml_path: Path
+    file_values: Mapping[str, Any]
+
+    def of(self, loc: tuple[str, ...]) -> str:
+        """Where the value at ``loc`` (``("limits", "max_body_bytes")``) came from: "from
+        --listen", "in environment variable LYCHGATE_LISTEN", "in /srv/lychgate.toml"."""
+        if loc and loc[0] in self.flags:
+            return f"from {self.flags[loc[0]]}"
+        # The most specific variable wins: LYCHGATE_LIMITS__MAX_BODY_BYTES over a JSON
+        # LYCHGATE_LIMITS, which holds the key only if its JSON says so.
+        for depth in range(len(loc), 0, -1):  # none for loc (), the model's own checks
+            name = ENV_PREFIX + "__".join(part.upper() for part in loc[:depth])
+            if name in self.env and (
+                depth == len(loc) or _holds(_json(self.env[name]), loc[depth:])
+            ):
+                return f"in environment variable {name}"
+        if loc and _holds(self.file_values, loc):
+            return f"in {self.toml_path}"
+        return "in settings"
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _holds(values: Any, loc: tuple[str, ...]) -> bool:
+    for part in loc:
+        if not isinstance(values, Mapping) or part not in values:
+            return False
+        values = values[part]
+    return True
+
+
+def _config_error(exc: ValidationError, sources: _Sources) -> ConfigError:
     first = exc.errors()[0]
-    key = ".".join(str(p) for p in first["loc"])
-    env_name = ENV_PREFIX + key.upper().replace(".", "__")
-    top = str(first["loc"][0]) if first["loc"] else ""
-    if any(k.upper() == env_name for k in env):
-        where = f"environment variable {env_name}"
-    elif top in file_values:
-        where = str(toml_path)
-    else:
-        where = "settings"
+    loc = tuple(str(p) for p in first["loc"])
+    key = ".".join(loc)
+    where = sources.of(loc)
+    what = first["msg"].removeprefix("Value error, ")
     if not key:
-        message = f"invalid settings: {first['msg'].removeprefix('Value error, ')}"
+        message = f"invalid settings: {what}"
     elif first["type"] == "extra_forbidden":
-        message = f"unknown setting {key!r} in {where}"
+        message = f"unknown setting {key!r} {where}"
     else:
-        message = f"invalid value for {key!r} in {where}: {first['msg']}"
+        message = f"invalid value for {key!r} {where}: {what}"
     return ConfigError(message, field=key or None)
+
+
+# pydantic-settings' words for a value it could not decode: a nested setting given in the
+# environment as JSON that is not.
+_UNPARSED = re.compile(r'error parsing value for field "(?P<field>[^"]+)"')
+
+
+def _parse_error(exc: SettingsError, sources: _Sources) -> ConfigError:
+    found = _UNPARSED.search(str(exc))
+    if found is None:
+        return ConfigError(f"invalid settings: {exc}")
+    key = found["field"]
+    why = f"not valid JSON ({exc.__cause__})" if exc.__cause__ else "cannot be read"
+    return ConfigError(f"invalid value for {key!r} {sources.of((key,))}: {why}", field=key)

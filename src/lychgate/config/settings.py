@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -21,21 +21,50 @@ from lychgate.secret import Secret
 RoutingMode = Literal["single-host", "subdomains"]
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+# Upper bounds. Every number a setting holds has one: an unbounded value is either a limit
+# switched off without saying so (``header_timeout = inf`` ends the slowloris bound) or a
+# crash far from the config (a date past the year 9999, an integer SQLite cannot store).
+
+#: The longest a session or token may last: 400 days, the longest cookie lifetime browsers
+#: accept (RFC 6265bis caps Expires and Max-Age at its cookie-age-limit, 400 days), so a
+#: longer session could not be kept by its cookie anyway; and ``now`` plus it is always a
+#: date Python can hold (``token mint`` and ``keys rotate`` crashed on a larger one).
+MAX_TTL: Final = 400 * 24 * 3600
+#: The largest request body, the listener's and an app's (:mod:`lychgate.deployment.apps`):
+#: 1 PiB is far beyond any upload, and well inside a 64-bit integer (and SQLite's).
+MAX_BODY_BYTES: Final = 2**50
+#: Waiting for an upstream to connect, or between its reads: the listener's default and an
+#: app's own (``--connect-timeout``, ``--read-timeout``) share this bound.
+MAX_UPSTREAM_TIMEOUT: Final = 3600.0
+#: A keep-alive connection's wait for its next request, the listener's and an app's.
+MAX_IDLE_TIMEOUT: Final = 86400.0
+#: The whole request head (and the TLS handshake) must arrive within this: the slowloris bound.
+MAX_HEADER_TIMEOUT: Final = 300.0
+#: A WebSocket silent both ways this long is closed.
+MAX_TUNNEL_IDLE_TIMEOUT: Final = 7 * 86400.0
+#: Connections per client and worker: Linux's default ``nr_open``, the most file descriptors
+#: one process can ever have, so a larger cap could never be reached.
+MAX_CONNECTIONS_PER_CLIENT: Final = 1024 * 1024
+
 
 class Limits(BaseModel):
     """Per-listener limits; apps may lower or raise ``max_body_bytes`` and the timeouts."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     max_headers: int = Field(default=100, ge=8, le=1000)
-    max_body_bytes: int = Field(default=1024**3, ge=0)
-    header_timeout: float = Field(default=10.0, gt=0)  # slowloris: whole head must arrive
-    idle_timeout: float = Field(default=60.0, gt=0)  # keep-alive between requests
-    tunnel_idle_timeout: float = Field(default=3600.0, gt=0)  # a silent WebSocket is closed
-    max_connections_per_client: int = Field(default=1024, ge=0)  # per worker; 0: no cap
-    upstream_connect_timeout: float = Field(default=5.0, gt=0)
-    upstream_read_timeout: float = Field(default=60.0, gt=0)
+    max_body_bytes: int = Field(default=1024**3, ge=0, le=MAX_BODY_BYTES)
+    # slowloris: the whole head must arrive
+    header_timeout: float = Field(default=10.0, gt=0, le=MAX_HEADER_TIMEOUT)
+    # keep-alive between requests
+    idle_timeout: float = Field(default=60.0, gt=0, le=MAX_IDLE_TIMEOUT)
+    # a silent WebSocket is closed
+    tunnel_idle_timeout: float = Field(default=3600.0, gt=0, le=MAX_TUNNEL_IDLE_TIMEOUT)
+    # per worker; 0: no cap
+    max_connections_per_client: int = Field(default=1024, ge=0, le=MAX_CONNECTIONS_PER_CLIENT)
+    upstream_connect_timeout: float = Field(default=5.0, gt=0, le=MAX_UPSTREAM_TIMEOUT)
+    upstream_read_timeout: float = Field(default=60.0, gt=0, le=MAX_UPSTREAM_TIMEOUT)
 
 
 class Settings(BaseSettings):
@@ -47,6 +76,7 @@ class Settings(BaseSettings):
         env_prefix="LYCHGATE_",
         env_nested_delimiter="__",
         validate_default=True,
+        allow_inf_nan=False,
     )
 
     data_dir: Path
@@ -59,9 +89,9 @@ class Settings(BaseSettings):
     metrics_listen: str | None = None  # Prometheus /metrics; off unless set
     authz_listen: str | None = None  # default: unix socket in the data dir
     database_url: Secret | None = None  # default: SQLite in the data dir
-    session_ttl: int = Field(default=12 * 3600, gt=0)
-    session_idle_ttl: int = Field(default=2 * 3600, gt=0)
-    app_token_ttl: int = Field(default=3600, gt=0)
+    session_ttl: int = Field(default=12 * 3600, gt=0, le=MAX_TTL)
+    session_idle_ttl: int = Field(default=2 * 3600, gt=0, le=MAX_TTL)
+    app_token_ttl: int = Field(default=3600, gt=0, le=MAX_TTL)
     login_request_ttl: int = Field(default=120, gt=0, le=600)
     # A gateway keeps serving on its last snapshot while the feed is silent, for at most this
     # many seconds; after that it denies (503) until the feed is back. At least three
@@ -105,7 +135,7 @@ class Settings(BaseSettings):
     @classmethod
     def _check_listen(cls, value: str | None) -> str | None:
         if value is not None:
-            parse_hostport(value)
+            _check_known_port(value)
         return value
 
     @field_validator("authz_listen")
@@ -121,7 +151,7 @@ class Settings(BaseSettings):
             return value
         if "://" in value or "/" in value:
             raise ValueError(f"expected HOST:PORT or unix:/path (no URL), got {value!r}")
-        parse_hostport(value)
+        _check_known_port(value)
         return value
 
     @model_validator(mode="after")
@@ -163,8 +193,21 @@ class Settings(BaseSettings):
         return self.public_url.startswith("https://")
 
 
+def _check_known_port(value: str) -> None:
+    """A listener that others must find: ``HOST:PORT`` with a port from 1 to 65535.
+
+    Port 0 asks the OS for any free port. Browsers, scrapers and gateways could then not know
+    where to connect, so a setting refuses it; :func:`parse_hostport` takes it, for the tests
+    and tools that start a listener on a port of the OS's choosing and ask it which.
+    """
+    _, port = parse_hostport(value)
+    if port == 0:
+        raise ValueError(f"port 0 (any free port) in {value!r}: give the port to listen on")
+
+
 def parse_hostport(value: str) -> tuple[str, int]:
-    """``"127.0.0.1:8080"`` or ``"[::1]:8080"`` to ``(host, port)``; ValueError when invalid."""
+    """``"127.0.0.1:8080"`` or ``"[::1]:8080"`` to ``(host, port)``; ValueError when invalid.
+    Port 0 (any free port) is accepted here; settings refuse it (:func:`_check_known_port`)."""
     host, sep, port_s = value.rpartition(":")
     if not sep or not host or not (port_s.isascii() and port_s.isdigit()):
         raise ValueError(f"expected HOST:PORT, got {value!r}")

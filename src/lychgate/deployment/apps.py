@@ -11,10 +11,15 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
-from lychgate.config.settings import Settings
+from lychgate.config.settings import (
+    MAX_BODY_BYTES,
+    MAX_IDLE_TIMEOUT,
+    MAX_UPSTREAM_TIMEOUT,
+    Settings,
+)
 from lychgate.domain import (
     APP_HEADER_BYTES_RANGE,
     APP_HEADERS_RANGE,
@@ -26,11 +31,15 @@ from lychgate.errors import ClientError, Conflict, NotFound
 from lychgate.gateway.app_hosts import host_clashes
 from lychgate.ids import AppId, AppSlug, new_id
 from lychgate.store import Store
+from lychgate.unix_sockets import socket_path_problem
 
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 # Slugs the product itself uses, or that would be confusing as app hosts.
 RESERVED_SLUGS = frozenset({"admin", "auth", "lychgate", "portal", "www"})
+# An app's own limits replace the listener's ([limits] in lychgate.toml), with the same bounds
+# (config.settings): an app may be given any value the listener may, and none it may not.
+APP_BODY_BYTES_RANGE: Final = (0, MAX_BODY_BYTES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,26 +77,14 @@ def build_app(spec: AppSpec, *, app_id: AppId | None = None) -> App:
         description=spec.description.strip()[:500],
         icon=spec.icon.strip()[:200],
         verify_tls=spec.verify_tls,
-        connect_timeout=_positive(spec.connect_timeout, "connect_timeout"),
-        read_timeout=_positive(spec.read_timeout, "read_timeout"),
-        max_body_bytes=_non_negative(spec.max_body_bytes, "max_body_bytes"),
+        connect_timeout=_seconds(spec.connect_timeout, MAX_UPSTREAM_TIMEOUT, "connect_timeout"),
+        read_timeout=_seconds(spec.read_timeout, MAX_UPSTREAM_TIMEOUT, "read_timeout"),
+        max_body_bytes=_within(spec.max_body_bytes, APP_BODY_BYTES_RANGE, "max_body_bytes"),
         allow_cross_origin=spec.allow_cross_origin,
         max_header_bytes=_within(spec.max_header_bytes, APP_HEADER_BYTES_RANGE, "max_header_bytes"),
         max_headers=_within(spec.max_headers, APP_HEADERS_RANGE, "max_headers"),
-        idle_timeout=_seconds(spec.idle_timeout, "idle_timeout"),
+        idle_timeout=_seconds(spec.idle_timeout, MAX_IDLE_TIMEOUT, "idle_timeout"),
     )
-
-
-def _positive(value: float | None, field: str) -> float | None:
-    if value is not None and not 0 < value <= 3600:
-        raise ClientError("must be between 0 and 3600 seconds", field=field)
-    return value
-
-
-def _non_negative(value: int | None, field: str) -> int | None:
-    if value is not None and value < 0:
-        raise ClientError("must not be negative", field=field)
-    return value
 
 
 def _within(value: int | None, bounds: tuple[int, int], field: str) -> int | None:
@@ -97,10 +94,10 @@ def _within(value: int | None, bounds: tuple[int, int], field: str) -> int | Non
     return value
 
 
-def _seconds(value: float | None, field: str) -> float | None:
-    """Any positive, finite number of seconds (no upper bound, like the listener's own)."""
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise ClientError("must be a positive number of seconds", field=field)
+def _seconds(value: float | None, most: float, field: str) -> float | None:
+    """More than 0 and at most ``most`` seconds, as the listener's own (NaN is neither)."""
+    if value is not None and not (math.isfinite(value) and 0 < value <= most):
+        raise ClientError(f"must be more than 0 and at most {most:g} seconds", field=field)
     return value
 
 
@@ -138,6 +135,9 @@ def check_upstream(url: str) -> str:
             raise ClientError(
                 "unix upstreams need an absolute path: unix:/run/app.sock", field="upstream"
             )
+        problem = socket_path_problem(path)  # the gateway would never connect to it
+        if problem is not None:
+            raise ClientError(f"{problem}: use a shorter one", field="upstream")
         return url
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from lychgate.config import Settings
+from lychgate.config.settings import MAX_TTL
 from lychgate.deployment.enroll import find_user
 from lychgate.deployment.keys import load_keyring
 from lychgate.domain import App, AppPolicy, AuditEvent, Session, User
@@ -76,12 +77,18 @@ async def mint_app_token(
 
 def check_ttl(ttl: int | None, settings: Settings) -> int:
     """The token's lifetime in seconds: ``ttl``, at least 1 and at most ``session_ttl`` (its
-    session lasts as long, and no session may outlive that bound); refused otherwise rather
-    than quietly replaced by another value."""
+    session lasts as long, and no session may outlive that bound, itself at most
+    :data:`~lychgate.config.settings.MAX_TTL`); refused otherwise rather than quietly replaced
+    by another value."""
     if ttl is None:
         return settings.app_token_ttl
     if ttl < 1:
         raise ClientError("must be at least 1 second", field="ttl")
+    if ttl > MAX_TTL:  # no setting allows more: raising session_ttl would not help
+        raise ClientError(
+            f"must be at most {MAX_TTL} s (400 days, the longest a browser keeps a cookie)",
+            field="ttl",
+        )
     if ttl > settings.session_ttl:
         raise ClientError(
             f"must be at most session_ttl ({settings.session_ttl} s); raise session_ttl in "

@@ -21,6 +21,8 @@ from lychgate.tls.hosts import is_loopback_host
 
 log = logging.getLogger(__name__)
 
+MAX_PORT = 65535
+
 
 class Listening(Protocol):
     """Where a gateway listens (its plan, :class:`~lychgate.gateway.runner.GatewayPlan`)."""
@@ -88,10 +90,22 @@ def _shown(host: str, port: int) -> str:
 
 def listen_addresses(plan: Listening, workers: int) -> list[tuple[str, str, int]]:
     """Every ``(setting, host, port)`` the gateway would listen on: ``listen``, each worker's
-    metrics port (``metrics_listen`` plus the worker's number), the redirect listener."""
+    metrics port (``metrics_listen`` plus the worker's number), the redirect listener.
+
+    A :class:`ConfigError` when the last worker's metrics port is past 65535: getaddrinfo
+    wraps port 65536 to 0, any free port, where no scraper would look.
+    """
     wanted = [("listen", plan.host, plan.port)]
     if plan.metrics is not None:
         host, port = plan.metrics
+        if port + workers - 1 > MAX_PORT:
+            others = workers - 1
+            raise ConfigError(
+                f"port {port} + {others} worker{'s' if others > 1 else ''} is past {MAX_PORT} "
+                f"(worker k serves metrics on port + k): with {workers} workers, use a port "
+                f"up to {MAX_PORT - others}",
+                field="metrics_listen",
+            )
         for worker in range(workers):
             what = f"metrics_listen (worker {worker})" if worker else "metrics_listen"
             wanted.append((what, host, port + worker))
