@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -252,3 +253,47 @@ def test_the_port_check_ignores_connections_in_time_wait() -> None:
             accepted.close()  # the server's side closes first: its socket stays in TIME_WAIT
             client.recv(1)
     workers.check_free("127.0.0.1", port, "listen")
+
+
+def test_a_replacement_that_dies_at_start_is_tried_again_while_the_others_serve(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A worker killed, then its replacement dying at start (its metrics port taken meanwhile):
+    # that used to stop every worker, and under serve authz too.
+    monkeypatch.setattr(workers, "MIN_UPTIME", 0.3)
+    monkeypatch.setattr(workers, "RESTART_DELAY", 0.1)
+    commands = [
+        ["sleep", "30"],  # slot 0, serving all along
+        ["sleep", "0.5"],  # slot 1: serves past MIN_UPTIME, then dies
+        ["true"],  # its replacement dies at start...
+        ["true"],  # ... and so does the first retry
+    ]
+    started: list[subprocess.Popen[bytes]] = []
+    alive_at_the_end: list[bool] = []
+
+    def spawn(main: object, slot: int, *signals: object) -> int:
+        if not commands:  # the second retry: the first worker is still there; then stop
+            alive_at_the_end.append(started[0].poll() is None)
+            handler = signal.getsignal(signal.SIGTERM)
+            assert callable(handler)
+            handler(signal.SIGTERM, None)
+            commands.append(["sleep", "30"])
+        child = subprocess.Popen(commands.pop(0))
+        started.append(child)
+        return child.pid
+
+    async def never(stop: asyncio.Event, slot: int) -> None:
+        raise AssertionError("no worker code runs here")
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="lychgate.gateway.http.workers"):
+            workers.run_workers(2, never, spawn=spawn)
+    finally:
+        for child in started:
+            child.kill()
+            child.wait()
+    assert alive_at_the_end == [True]
+    assert len(started) == 5
+    retries = [r.getMessage() for r in caplog.records if "trying again" in r.getMessage()]
+    assert [m.rsplit("trying again in ", 1)[1] for m in retries] == ["0.1 s", "0.2 s"]
+    assert "stopping" not in caplog.text

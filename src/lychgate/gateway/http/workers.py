@@ -13,11 +13,14 @@ as SIGTERM (they set ``stop``), passes on instead the signals named in ``relay``
 a certificate check), replaces a worker that dies unexpectedly, and returns once all have
 exited. A signal that comes while it is still forking stops the forking too.
 
-A worker that dies within :data:`MIN_UPTIME` seconds of starting is not replaced: it is
-broken (a bad config, say), and replacing it would only spin. The supervisor then stops the
-others and returns that worker's exit code. A worker that dies later is logged and replaced;
-having recovered, it does not make the exit code non-zero. Only a worker failing at start
-or while stopping does.
+A worker of the first start that dies within :data:`MIN_UPTIME` seconds is not replaced: it
+is broken (a bad config, say), and replacing it would only spin. The supervisor then stops the
+others and returns that worker's exit code. A worker that dies later is logged and replaced at
+once; having recovered, it does not make the exit code non-zero. A replacement that itself
+dies within :data:`MIN_UPTIME` (its metrics port taken meanwhile, the machine out of memory)
+is tried again after a delay that doubles up to :data:`MAX_RESTART_DELAY`, while the other
+workers go on serving: one bad restart used to stop them all. Only a worker failing at the
+first start or while stopping makes the exit code non-zero.
 
 Workers never outlive the supervisor: on Linux each asks the kernel, right after the fork, for
 a SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), so a supervisor killed with SIGKILL
@@ -54,6 +57,9 @@ from lychgate.errors import LychgateError
 log = logging.getLogger(__name__)
 
 MIN_UPTIME = 1.0
+RESTART_DELAY = 1.0  # before trying a slot again whose replacement died at start; doubles
+MAX_RESTART_DELAY = 30.0
+_POLL = 0.05  # seconds between looks for a dead worker while a restart is due
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 WorkerMain = Callable[[asyncio.Event, int], Awaitable[None]]
@@ -156,6 +162,26 @@ def _spawn(
         os._exit(code)  # never return into the supervisor's code
 
 
+def _reap(until: float | None, stop_asked: Callable[[], bool]) -> tuple[int, int]:
+    """Wait for a worker to exit: its (pid, status); (0, 0) once ``until`` (monotonic) comes
+    first, or a stop is asked meanwhile; (-1, 0) when there is no child at all to wait for."""
+    while True:
+        try:
+            if until is None:
+                return os.wait()
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            if until is None:
+                return -1, 0
+            pid, status = 0, 0  # none now: a retry is all there is to wait for
+        if pid:
+            return pid, status
+        left = until - time.monotonic()
+        if left <= 0 or stop_asked():
+            return 0, 0
+        time.sleep(min(_POLL, left))
+
+
 def run_workers(
     n: int,
     main: WorkerMain,
@@ -175,6 +201,9 @@ def run_workers(
         raise ValueError("at least one worker")
     stops = tuple(s for s in STOP_SIGNALS if s not in relay)
     workers: dict[int, tuple[float, int]] = {}  # pid -> (start time, slot)
+    proven: set[int] = set()  # slots where a worker outlived MIN_UPTIME
+    due: dict[int, float] = {}  # slot -> when to try it again (its replacement died at start)
+    delays: dict[int, float] = {}  # slot -> the delay its last retry waited
     stopping = False
     worst = 0
 
@@ -204,11 +233,20 @@ def run_workers(
             if stop_asked():  # it came between the fork and the line above: it missed this one
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
-        while workers:
-            try:
-                pid, status = os.wait()
-            except ChildProcessError:
-                break
+        while workers or (due and not stop_asked()):
+            until = None if stop_asked() or not due else min(due.values())
+            pid, status = _reap(until, stop_asked)
+            if pid < 0:
+                break  # no child left, though some were counted: nothing to wait for
+            if pid == 0:  # a retry is due, or a stop came while waiting for one
+                if stop_asked():
+                    continue
+                now = time.monotonic()
+                for slot, when in list(due.items()):
+                    if when <= now:
+                        del due[slot]
+                        workers[spawn(main, slot, stops, relay)] = (now, slot)
+                continue
             known = workers.pop(pid, None)
             if known is None:
                 continue
@@ -217,14 +255,28 @@ def run_workers(
             if stopping:
                 worst = worst or code  # it failed to stop cleanly
                 continue
-            if time.monotonic() - started < MIN_UPTIME:
+            if time.monotonic() - started >= MIN_UPTIME:
+                proven.add(slot)
+                delays.pop(slot, None)
+                # A crash recovered from: logged here, and no failure of the eventual stop.
+                log.warning("gateway worker %d exited (%d); starting another", pid, code)
+                workers[spawn(main, slot, stops, relay)] = (time.monotonic(), slot)
+            elif slot in proven:
+                # A replacement that failed at start: try again later, the others serve on.
+                delay = min(delays.get(slot, RESTART_DELAY / 2) * 2, MAX_RESTART_DELAY)
+                delays[slot] = delay
+                due[slot] = time.monotonic() + delay
+                log.error(
+                    "gateway worker %d (slot %d) exited at start (%d); trying again in %g s",
+                    pid,
+                    slot,
+                    code,
+                    delay,
+                )
+            else:
                 log.error("gateway worker %d exited at start (%d); stopping", pid, code)
                 worst = worst or code or 1
                 stop_all(signal.SIGTERM, None)
-                continue
-            # A crash recovered from: logged here, and no failure of the eventual stop.
-            log.warning("gateway worker %d exited (%d); starting another", pid, code)
-            workers[spawn(main, slot, stops, relay)] = (time.monotonic(), slot)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
