@@ -151,7 +151,8 @@ async def test_approving_twice_has_one_winner(
         SignedClient(client, clock, other).post(path, {"number": 42}),
     )
     assert sorted([first.status_code, second.status_code]) == [200, 409]
-    again = await SignedClient(client, clock, who).post(path, {"number": 42})
+    # Signed anew (a second later): the same bytes again would be refused as a replay.
+    again = await SignedClient(client, clock, who).post(path, {"number": 42}, skew=1)
     assert again.status_code == 409
     assert len(await ctx.store.audit.list(action_prefix="login.approved")) == 1
 
@@ -195,7 +196,7 @@ async def test_deny(ctx: AuthzContext, client: httpx.AsyncClient, clock: Clock) 
         assert await next_event(events, LoginDenied) == LoginDenied(login.id)
     (audit,) = await ctx.store.audit.list(action_prefix="login.denied")
     assert audit.details["reason"] == "user"
-    assert (await signed.post(f"/login/{login.id}/deny")).status_code == 409
+    assert (await signed.post(f"/login/{login.id}/deny", skew=1)).status_code == 409
     assert (await signed.post(f"/login/{login.id}/approve", {"number": 42})).status_code == 409
 
 
@@ -206,8 +207,8 @@ async def test_approvals_are_rate_limited_per_device(
     who = await enroll_key(ctx)
     other = await enroll_key(ctx)
     signed = SignedClient(client, clock, who)
-    for _ in range(3):
-        r = await signed.post("/login/nope/approve", {"number": 42})
+    for second in range(3):  # each signed anew: not a replay
+        r = await signed.post("/login/nope/approve", {"number": 42}, skew=second)
         assert r.status_code == 404
     login = await pending_login(ctx, number=42)
     r = await signed.post(f"/login/{login.id}/approve", {"number": 42})

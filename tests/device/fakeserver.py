@@ -2,8 +2,9 @@
 
 It keeps its state in plain dicts the tests read and change, verifies every signed call with
 the real :func:`lychgate.devicesig.verify_request`, and answers errors the way the contract
-says (bare ``401 {"error": "device_auth"}``, 404, 409 and 429 with ``Retry-After``). It is run
-in process through ``httpx.ASGITransport``.
+says (bare ``401 {"error": "device_auth"}``, 404, 409 and 429 with ``Retry-After``). Like authz
+it accepts each state-changing call's signature once (``"detail": "replayed"`` the second
+time). It is run in process through ``httpx.ASGITransport``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from lychgate.devicesig import (
     HEADER_DEVICE,
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
+    REPLAYED,
     DeviceAuthError,
+    signature_fingerprint,
     unb64url,
     verify_request,
 )
@@ -64,6 +67,7 @@ class FakeServer:
     opened: list[tuple[str, str]] = field(default_factory=list)
     enroll_bodies: list[dict[str, Any]] = field(default_factory=list)
     signed_calls: list[tuple[str, str]] = field(default_factory=list)
+    used_signatures: set[tuple[str, bytes]] = field(default_factory=set)
     retry_after: str | None = None  # when set, every call is rate limited
     override: tuple[int, dict[str, Any]] | None = None  # force one answer to signed calls
 
@@ -114,6 +118,12 @@ class FakeServer:
             )
         except DeviceAuthError:
             return JSONResponse({"error": "device_auth"}, status_code=401)
+        if request.method != "GET":
+            used = (device.id, signature_fingerprint(request.headers[HEADER_SIGNATURE]))
+            if used in self.used_signatures:
+                body_out = {"error": "device_auth", "detail": REPLAYED, "message": "used"}
+                return JSONResponse(body_out, status_code=401)
+            self.used_signatures.add(used)
         self.signed_calls.append((request.method, path))
         if self.override is not None:
             status, answer = self.override

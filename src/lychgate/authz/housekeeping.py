@@ -5,9 +5,10 @@ row with an end, ``expires_at``. Nothing acts on one after its end: a transition
 or a token refresh checks the end first. Without a sweep the rows stayed for good, and the
 login page makes one request per visit for anyone who opens it.
 
-Each authz deletes rows whose end is more than :func:`kept_for` ago (a day), and the shared
-rate-limit counters of windows that began over an hour ago (they last a minute), once shortly
-after it starts and then every hour. Replicas sweeping at once do no harm: each deletes what is
+Each authz deletes rows whose end is more than :func:`kept_for` ago (a day), the shared
+rate-limit counters of windows that began over an hour ago (they last a minute), and the used
+device signatures whose ±60 s window ended over an hour ago, once shortly after it starts and
+then every hour. Replicas sweeping at once do no harm: each deletes what is
 still there. A session stays at least an hour longer than authz lists ended sessions in the
 gateways' snapshot (:func:`~lychgate.authz.snapshots.ended_listed_for`), so a gateway that
 reconnects still learns of its end. The audit log is not swept: it is the record.
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 
 KEEP_ENDED: Final = timedelta(days=1)  # an ended row stays this long, for people looking back
 KEEP_RATE_WINDOWS: Final = timedelta(hours=1)  # rate-limit windows are a minute long
+# A used signature must be remembered while any replica could still accept its timestamp:
+# its window's end by the signer's clock, plus however far a replica's clock lags the
+# sweeper's. An hour is far more than clocks of one deployment disagree.
+KEEP_USED_SIGNATURES: Final = timedelta(hours=1)
 SWEEP_EVERY: Final = 3600.0  # seconds between sweeps
 FIRST_SWEEP_AFTER: Final = 60.0  # seconds after start: not in the way of starting up
 
@@ -41,10 +46,13 @@ class Swept:
     sessions: int
     codes: int
     rate_windows: int = 0
+    signatures: int = 0
 
     @property
     def total(self) -> int:
-        return self.login_requests + self.sessions + self.codes + self.rate_windows
+        return (
+            self.login_requests + self.sessions + self.codes + self.rate_windows + self.signatures
+        )
 
 
 def kept_for(ctx: AuthzContext) -> timedelta:
@@ -54,8 +62,9 @@ def kept_for(ctx: AuthzContext) -> timedelta:
 
 
 async def sweep(ctx: AuthzContext) -> Swept:
-    """Delete the rows that ended more than :func:`kept_for` ago, and the rate-limit counters
-    of windows that began over :data:`KEEP_RATE_WINDOWS` ago. Raises StoreError."""
+    """Delete the rows that ended more than :func:`kept_for` ago, the rate-limit counters of
+    windows that began over :data:`KEEP_RATE_WINDOWS` ago, and the used device signatures
+    whose window ended over :data:`KEEP_USED_SIGNATURES` ago. Raises StoreError."""
     now = ctx.clock()
     before = now - kept_for(ctx)
     store = ctx.store
@@ -64,6 +73,7 @@ async def sweep(ctx: AuthzContext) -> Swept:
         sessions=await store.sessions.delete_expired(before),
         codes=await store.one_time_codes.delete_expired(before),
         rate_windows=await store.rate_counts.delete_before(now - KEEP_RATE_WINDOWS),
+        signatures=await store.used_signatures.delete_expired(now - KEEP_USED_SIGNATURES),
     )
 
 
@@ -87,10 +97,11 @@ async def run(
         if swept.total:
             log.info(
                 "housekeeping: deleted %d login requests, %d sessions and %d one-time codes "
-                "that ended over %s ago, and %d rate-limit counters",
+                "that ended over %s ago, %d rate-limit counters and %d used device signatures",
                 swept.login_requests,
                 swept.sessions,
                 swept.codes,
                 kept_for(ctx),
                 swept.rate_windows,
+                swept.signatures,
             )

@@ -65,10 +65,20 @@ def enroll(
     url: Annotated[str, typer.Argument(help="The enrollment link (…/.lychgate/enroll/<code>).")],
     name: Annotated[str | None, typer.Option("--name", help="A name for this device.")] = None,
     user_name: Annotated[
-        str | None, typer.Option("--user-name", help="Your name (admin setup links).")
+        str | None,
+        typer.Option(
+            "--user-name",
+            help="Your name, as the first admin: needed by the setup link of `lychgate init`, "
+            "ignored (whatever it holds) by any other link, whose user already has a name.",
+        ),
     ] = None,
     email: Annotated[
-        str | None, typer.Option("--email", help="Your e-mail (admin setup links).")
+        str | None,
+        typer.Option(
+            "--email",
+            help="Your e-mail address, as the first admin: optional with the setup link, "
+            "ignored (whatever it holds) by any other link.",
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing key file.")] = False,
     key: KeyOption = None,

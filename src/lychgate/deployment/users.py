@@ -91,18 +91,29 @@ async def disable_user(store: Store, user: User, now: datetime) -> list[SessionI
     """Disable ``user`` and end every session of theirs; returns the sessions ended.
 
     From then on authz refuses the user everywhere (sign-in, device API, portal, handoff,
-    enrollment), their open enrollment links are cancelled, gateways drop them from their
-    snapshot, and the revocations close the WebSockets their sessions hold, all within seconds.
-    The last enabled admin cannot be disabled (Conflict): nobody could administer the
-    deployment afterwards.
+    enrollment), gateways drop them from their snapshot, and the revocations close the
+    WebSockets their sessions hold, all within seconds. What they had begun ends too, so that
+    :func:`enable_user` brings none of it back: their open enrollment links are cancelled, and
+    the sign-ins their devices approved that no browser has finished yet are denied (a browser
+    holding one could otherwise finish it into a session once the user is enabled again, for
+    the rest of its two minutes). The last enabled admin cannot be disabled (Conflict): nobody
+    could administer the deployment afterwards.
     """
     if user.is_admin and not user.disabled and await store.users.count_admins() <= 1:
         raise Conflict(LAST_ADMIN, field="user")
     if not user.disabled:
         await store.users.update(user.id, disabled=True)
+    # After the update: an approval racing it either committed before (and is denied here) or
+    # finds the user disabled (the store's approve checks it in the same statement).
     ended = list(await store.sessions.revoke_all_for_user(user.id, now))
+    denied = await store.login_requests.deny_approved(user_id=user.id)
     links = await cancel_enrollment_links(store, user.id, now)
-    details = {"user": user.id, "sessions_ended": str(len(ended)), "links_cancelled": str(links)}
+    details = {
+        "user": user.id,
+        "sessions_ended": str(len(ended)),
+        "sign_ins_denied": str(len(denied)),
+        "links_cancelled": str(links),
+    }
     await store.audit.append(AuditEvent(None, now, "user.disabled", None, None, None, details))
     return ended
 

@@ -40,7 +40,7 @@ from lychgate.device.wire import (
     check_choices,
     parse,
 )
-from lychgate.devicesig import DeviceAuthError, b64url, sign_request
+from lychgate.devicesig import REPLAYED, DeviceAuthError, b64url, sign_request
 from lychgate.errors import ClientError, Conflict, LychgateError, NotFound, RateLimited
 from lychgate.ids import LoginRequestId
 
@@ -52,6 +52,11 @@ _UNSAFE_DETAIL_RE: Final = re.compile(r"[^A-Za-z0-9 _.,:;'()/+=-]")
 _DEVICE_REFUSED: Final = (
     "the server refused this device: it may have been revoked, its user disabled, or this key "
     "file is not the one enrolled; also check this computer's clock (it must be within 60 s)"
+)
+
+_REPLAYED: Final = (
+    "the server has already acted on this very request (the same call, signed in the same "
+    "second, was sent before); wait a second and run the command again"
 )
 
 TransportFactory = Callable[[ssl.SSLContext], httpx.AsyncBaseTransport]
@@ -235,19 +240,31 @@ class DeviceClient:
         messages: Mapping[int, str] | None = None,
     ) -> httpx.Response:
         content = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
-        headers = {"content-type": "application/json"} if body is not None else {}
+        now = int(self._clock())
+        response = await self._send_signed(method, path, content, now)
+        if is_replay_refusal(response):
+            # Ed25519 signs deterministically, and a state-changing call is accepted once: the
+            # same call twice in one second (a script opening one app twice) signs the same
+            # bytes, and the server takes the second for a replay. Sign it once more with the
+            # next second, which is well inside the server's ±60 s window.
+            response = await self._send_signed(method, path, content, now + 1)
+        check_answer(response, what=what, messages=messages)
+        return response
+
+    async def _send_signed(
+        self, method: str, path: str, content: bytes, timestamp: int
+    ) -> httpx.Response:
+        headers = {"content-type": "application/json"} if content else {}
         request = self._http.build_request(
             method, API + path, content=content or None, headers=headers
         )
-        # Sign the target exactly as it goes on the wire (path and query, percent-encoded).
+        # Sign the target exactly as it goes on the wire (path and query, percent-encoded);
+        # every path we build is already in the normal form the gateway forwards
+        # (docs/sign-in-protocol.md, "Device calls"), so it is also what authz checks.
         target = request.url.raw_path.decode("ascii")
-        signed = sign_request(
-            self._key, self._device_id, method, target, content, int(self._clock())
-        )
+        signed = sign_request(self._key, self._device_id, method, target, content, timestamp)
         request.headers.update(signed.as_dict())
-        response = await _send(self._http, request)
-        check_answer(response, what=what, messages=messages)
-        return response
+        return await _send(self._http, request)
 
 
 def check_answer(
@@ -260,9 +277,12 @@ def check_answer(
     # The server's own message (sanitized) says best what went wrong; ours is the fallback.
     detail = server_detail(response) or (messages or {}).get(status, "")
     if status == 401:
-        # A refused signature is a bare {"error": "device_auth"}, whatever failed.
+        # A refused signature is a bare {"error": "device_auth"}, whatever failed, but for a
+        # replay, which says so.
         if messages and 401 in messages:
             raise ClientError(f"{what}: {detail}", status=401)
+        if is_replay_refusal(response):
+            raise DeviceAuthError(_REPLAYED)
         raise DeviceAuthError(_DEVICE_REFUSED)
     if status == 404:
         raise NotFound(f"{what}: {detail or 'not found'}")
@@ -276,6 +296,17 @@ def check_answer(
     if 400 <= status < 500:
         raise ClientError(f"{what}: {detail or 'refused'} ({status})", status=status)
     raise LychgateError(f"{what}: the server failed ({status})", status=502)
+
+
+def is_replay_refusal(response: httpx.Response) -> bool:
+    """Whether the server refused a signed call as one it had acted on already."""
+    if response.status_code != 401:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("detail") == REPLAYED
 
 
 def server_detail(response: httpx.Response) -> str:

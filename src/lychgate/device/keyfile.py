@@ -140,11 +140,8 @@ def load_key_file(path: Path) -> KeyFile:
         raise ConfigError(f"{path} is too large to be a device key file", field="key")
     try:
         return _decode(data)
-    except (ValueError, KeyError, TypeError, ClientError) as exc:
-        # The message names what is wrong, never a value: the value may be the key.
-        raise ConfigError(
-            f"{path} is not a valid device key file ({type(exc).__name__})", field="key"
-        ) from None
+    except _Invalid as exc:
+        raise ConfigError(f"{path} is not a valid device key file: {exc}", field="key") from None
 
 
 def _read_at_most(fd: int, limit: int) -> bytes:
@@ -175,37 +172,53 @@ def _encode(key_file: KeyFile) -> bytes:
     return json.dumps(document, indent=2).encode() + b"\n"
 
 
+class _Invalid(Exception):
+    """What is wrong with a key file, in plain words. It names a member, never a value: the
+    value may be the key."""
+
+
 def _decode(data: bytes) -> KeyFile:
-    doc = json.loads(data)
+    try:
+        doc = json.loads(data)
+    # JSONDecodeError and UnicodeDecodeError are ValueErrors; 64 KiB of "[" nests too deep.
+    except (ValueError, RecursionError):
+        raise _Invalid("it is not JSON") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise ValueError("unknown format")
-    user = doc["user"]
+        raise _Invalid(f"it is not in the {FORMAT} format")
+    user = doc.get("user")
     if not isinstance(user, dict):
-        raise TypeError("user")
-    enrolled_at = datetime.fromisoformat(_str(doc["enrolled_at"]))
+        raise _Invalid("user is missing or not an object")
+    try:
+        enrolled_at = datetime.fromisoformat(_str(doc, "enrolled_at"))
+    except ValueError:
+        raise _Invalid("enrolled_at is not a date and time") from None
     if enrolled_at.tzinfo is None:
-        raise ValueError("enrolled_at is naive")
+        raise _Invalid("enrolled_at has no time zone")
     record = DeviceRecord(
-        device_id=DeviceId(_str(doc["device_id"])),
-        device_name=_str(doc["device_name"]),
-        user_id=UserId(_str(user["id"])),
-        user_name=_str(user["name"]),
-        user_email=_optional_str(user.get("email")),
-        server=_str(doc["server"]),
+        device_id=DeviceId(_str(doc, "device_id")),
+        device_name=_str(doc, "device_name"),
+        user_id=UserId(_str(user, "id", "user.id")),
+        user_name=_str(user, "name", "user.name"),
+        user_email=_optional_str(user, "email", "user.email"),
+        server=_str(doc, "server"),
         enrolled_at=enrolled_at.astimezone(UTC),
-        ca_file=_optional_str(doc.get("ca_file")),
+        ca_file=_optional_str(doc, "ca_file"),
     )
-    raw = unb64url(_str(doc["private_key"]), field="private_key")
+    try:
+        raw = unb64url(_str(doc, "private_key"), field="private_key")
+    except ClientError:
+        raise _Invalid("private_key is not base64url") from None
     if len(raw) != 32:
-        raise ValueError("private key is not 32 bytes")
+        raise _Invalid("private_key is not 32 bytes long")
     return KeyFile(record, Ed25519PrivateKey.from_private_bytes(raw))
 
 
-def _str(value: Any) -> str:
+def _str(doc: Mapping[str, Any], name: str, label: str | None = None) -> str:
+    value = doc.get(name)
     if not isinstance(value, str) or not value:
-        raise TypeError("expected a non-empty string")
+        raise _Invalid(f"{label or name} is missing or not a non-empty string")
     return value
 
 
-def _optional_str(value: Any) -> str | None:
-    return None if value is None else _str(value)
+def _optional_str(doc: Mapping[str, Any], name: str, label: str | None = None) -> str | None:
+    return None if doc.get(name) is None else _str(doc, name, label)

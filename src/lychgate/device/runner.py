@@ -18,6 +18,7 @@ from typing import TypeVar
 from lychgate.device.client import Connector, DeviceClient, enroll
 from lychgate.device.keyfile import DeviceRecord, KeyFile, load_key_file, new_private_key
 from lychgate.device.urls import EnrollmentLink
+from lychgate.errors import ConfigError
 from lychgate.tls.context import client_ssl_context
 
 T = TypeVar("T")
@@ -47,10 +48,35 @@ class Enrolled:
 
 
 def trust_for(ca: Path | None, record: DeviceRecord | None = None) -> ssl.SSLContext:
-    """TLS trust: ``--ca`` if given, else the CA remembered at enrollment, else the system's."""
+    """TLS trust: ``--ca`` if given, else the CA remembered at enrollment, else the system's.
+
+    A CA file that cannot be used is a :class:`ConfigError` in the CLI's words: it names
+    ``--ca`` (or the key file that remembered the CA), not the TLS module's parameter.
+    """
+    remembered = False
     if ca is None and record is not None and record.ca_file:
-        ca = Path(record.ca_file)
-    return client_ssl_context(ca)
+        ca, remembered = Path(record.ca_file), True
+    try:
+        return client_ssl_context(ca)
+    except ConfigError as exc:
+        if ca is None:
+            raise ConfigError(f"cannot load this system's CA certificates: {exc.message}") from None
+        reason = _why_unusable(exc.__cause__)
+        if remembered:
+            raise ConfigError(
+                f"cannot use {ca}, the CA certificate this device was enrolled with: {reason}; "
+                "pass --ca FILE (from `lychgate ca export`)"
+            ) from None
+        raise ConfigError(f"cannot use {ca} as the CA file: {reason}", field="--ca") from None
+
+
+def _why_unusable(cause: BaseException | None) -> str:
+    """Why a CA file could not be loaded, in plain words."""
+    if isinstance(cause, ssl.SSLError):  # an OSError too: test it first
+        return "it holds no PEM certificate"
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror.lower()
+    return "it cannot be read"
 
 
 def open_enrolled(key_path: Path, ca: Path | None, connector: Connector) -> Enrolled:

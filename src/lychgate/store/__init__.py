@@ -21,6 +21,7 @@ from lychgate.store.ports import (
     SessionRepository,
     SigningKeyRepository,
     Unset,
+    UsedSignatures,
     UserRepository,
 )
 
@@ -38,6 +39,7 @@ __all__ = [
     "SigningKeyRepository",
     "Store",
     "Unset",
+    "UsedSignatures",
     "UserRepository",
     "open_store",
 ]

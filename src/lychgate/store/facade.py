@@ -25,6 +25,7 @@ from lychgate.store.ports import (
     RegistrationRepository,
     SessionRepository,
     SigningKeyRepository,
+    UsedSignatures,
     UserRepository,
 )
 from lychgate.store.sql.api_keys import SqlApiKeyRepository
@@ -39,6 +40,7 @@ from lychgate.store.sql.rate_counts import SqlRateCounts
 from lychgate.store.sql.registrations import SqlRegistrationRepository
 from lychgate.store.sql.sessions import SqlSessionRepository
 from lychgate.store.sql.signing_keys import SqlSigningKeyRepository
+from lychgate.store.sql.used_signatures import SqlUsedSignatures
 from lychgate.store.sql.users import SqlUserRepository
 from lychgate.store.url import Backend, backend_of, normalize_url, redact
 
@@ -66,6 +68,7 @@ class Store:
         "registrations",
         "sessions",
         "signing_keys",
+        "used_signatures",
         "users",
     )
 
@@ -86,6 +89,7 @@ class Store:
         self.config_changes: ConfigChanges = SqlConfigChanges(engine)
         self.deployment: DeploymentRecord = SqlDeploymentRecord(engine)
         self.rate_counts: RateCounts = SqlRateCounts(engine)
+        self.used_signatures: UsedSignatures = SqlUsedSignatures(engine)
 
     @property
     def url(self) -> str:

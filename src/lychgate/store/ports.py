@@ -250,6 +250,14 @@ class LoginRequestRepository(Protocol):
         ``True`` if this call finished it; a second finish (a replay) gets ``False``.
         """
 
+    async def deny_approved(
+        self, *, user_id: UserId, request_id: LoginRequestId | None = None
+    ) -> Sequence[LoginRequestId]:
+        """``approved -> denied`` for every request a device of ``user_id`` approved that no
+        finish used (only ``request_id``, when given), expired or not; returns the ids this
+        call denied. For an approval that must not outlive its approver: the user was
+        disabled (enabling them again must not bring it back), or the device revoked."""
+
     async def expire(self, now: datetime) -> int:
         """Mark ``pending`` requests past ``expires_at`` as ``expired``; returns how many."""
 
@@ -349,6 +357,20 @@ class RateCounts(Protocol):
 
     async def delete_before(self, before: datetime) -> int:
         """Delete the counters of windows that started before ``before``; returns how many."""
+
+
+class UsedSignatures(Protocol):
+    """Signatures of device requests already acted on, one set for every process on the
+    database: a captured request replayed inside its time window is refused."""
+
+    async def use(self, device_id: DeviceId, signature_hash: bytes, *, until: datetime) -> bool:
+        """Record that ``device_id`` used the signature whose SHA-256 is ``signature_hash``,
+        to be remembered until ``until``. ``True`` if this call recorded it; ``False`` (and
+        nothing changed) when it was recorded already, by this process or another, even at
+        the same moment. NotFound if there is no such device."""
+
+    async def delete_expired(self, before: datetime) -> int:
+        """Forget the signatures remembered until before ``before``; returns how many."""
 
 
 class AuditLog(Protocol):

@@ -219,6 +219,19 @@ rate_counts = Table(
     Column("count", Integer, nullable=False),
 )
 
+# Signed device requests already used (lychgate.authz.device.auth): a state-changing device
+# call is accepted once, on whichever authz replica, because the second insert of the same
+# (device, signature) breaks the primary key. A row is needed only while its signature's
+# timestamp is inside the ±60 s window (``expires_at`` is its end); expired rows are swept
+# (lychgate.authz.housekeeping).
+used_signatures = Table(
+    "used_signatures",
+    metadata,
+    Column("device_id", ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+    Column("signature_hash", LargeBinary, primary_key=True),  # SHA-256 of the raw signature
+    Column("expires_at", UtcDateTime, nullable=False, index=True),
+)
+
 # No foreign keys: the audit trail outlives the users and devices it mentions.
 audit_log = Table(
     "audit_log",

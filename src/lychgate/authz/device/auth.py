@@ -2,19 +2,30 @@
 
 Theory of operation (docs/sign-in-protocol.md, "Device calls"). Every device call carries
 ``Lychgate-Device``, ``-Timestamp`` and ``-Signature``; the signature covers the method, the
-path with its query as sent, the timestamp and the SHA-256 of the body
-(:mod:`lychgate.devicesig`). :func:`device_caller` reads the body once, verifies it, and hands
-the route those same verified bytes (:attr:`DeviceCaller.body`), so what a route parses is
-exactly what was signed. The device must exist, be a device key (passkeys sign WebAuthn
-assertions instead), be unrevoked, and belong to an enabled user; the use is then recorded
-with ``record_use``, whose conditional UPDATE also refuses a device revoked a moment ago.
-Any failure is the same ``401 {"error": "device_auth"}``.
+path with its query as authz receives it (the normal form the gateway forwards; see
+:func:`signed_path`), the timestamp and the SHA-256 of the body (:mod:`lychgate.devicesig`).
+:func:`device_caller` reads the body once, verifies it, and hands the route those same verified
+bytes (:attr:`DeviceCaller.body`), so what a route parses is exactly what was signed. The
+device must exist, be a device key (passkeys sign WebAuthn assertions instead) with a strong
+public key, be unrevoked, and belong to an enabled user.
+
+A state-changing call (any method but GET) is then accepted once (THREAT_MODEL.md T20): its
+signature is recorded in the store with the device until the end of its time window, and a
+second use of it, on this replica or another on the same database, is refused
+(:class:`~lychgate.devicesig.ReplayedRequest`). Recording it is the check, one insert that a
+unique key makes fail for the second comer, so two copies sent at once cannot both pass. A
+logout or an open replayed from a log or a proxy inside the ±60 s window did act again before.
+
+Last, the use is recorded with ``record_use``, whose conditional UPDATE also refuses a device
+revoked a moment ago. Any failure is ``401 {"error": "device_auth"}``; a replay adds
+``"detail": "replayed"``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Final
 
 from fastapi import Depends, Request
 
@@ -25,7 +36,10 @@ from lychgate.devicesig import (
     HEADER_DEVICE,
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
+    MAX_SKEW,
     DeviceAuthError,
+    ReplayedRequest,
+    signature_fingerprint,
     verify_request,
 )
 from lychgate.domain import Device, User
@@ -34,6 +48,9 @@ from lychgate.gateway.http.limits import SIGN_IN_MAX_BODY
 from lychgate.ids import DeviceId
 
 MAX_DEVICE_ID = 128
+#: Methods that change nothing: repeating one is harmless, so they are not recorded. Every
+#: other method is taken to change state (the device API answers no HEAD or OPTIONS).
+SAFE_METHODS: Final = frozenset({"GET"})
 #: Device calls carry small JSON bodies; anything bigger is refused before hashing it.
 MAX_BODY = SIGN_IN_MAX_BODY
 
@@ -48,7 +65,14 @@ class DeviceCaller:
 
 
 def signed_path(request: Request) -> str:
-    """The path with its query exactly as the client sent it (what the device signed)."""
+    """The path with its query as authz received it: what the device must have signed.
+
+    That is the request-target the gateway forwards, not necessarily the one the client put
+    on the wire: the gateway normalizes the path first (:mod:`lychgate.gateway.paths`:
+    escapes of unreserved characters decoded, ``//`` collapsed, ``.`` and ``..`` removed) and
+    keeps the query as sent. A client that sends its path in that normal form, as ours does,
+    signs what it sends; one that sends ``/%61pps`` and signs that is refused.
+    """
     scope = request.scope
     raw = scope.get("raw_path")
     path = raw.decode("latin-1") if isinstance(raw, bytes) else scope["path"]
@@ -85,22 +109,44 @@ async def authenticate(ctx: AuthzContext, request: Request) -> DeviceCaller:
     if device.kind != "device_key" or device.revoked:
         raise DeviceAuthError("device is revoked or not a device key", field="device")
     now = ctx.clock()
-    verify_request(
+    signature = request.headers.get(HEADER_SIGNATURE)
+    signed_at = verify_request(
         device.public_key,
         method=request.method,
         path=signed_path(request),
         body=body,
         timestamp=request.headers.get(HEADER_TIMESTAMP),
-        signature=request.headers.get(HEADER_SIGNATURE),
+        signature=signature,
         now=int(now.timestamp()),
     )
     user = await ctx.store.users.get(device.user_id)
     if user.disabled:
         raise DeviceAuthError("user is disabled", field="device")
+    if request.method not in SAFE_METHODS:
+        assert signature is not None  # verify_request refused a missing one
+        await _use_once(ctx, device.id, signature, signed_at)
     # Device keys keep no counter: sign_count stays 0 (the store checks counters of passkeys).
     if not await ctx.store.devices.record_use(device.id, sign_count=0, now=now):
         raise DeviceAuthError("device was revoked", field="device")
     return DeviceCaller(device, user, body)
+
+
+async def _use_once(ctx: AuthzContext, device_id: DeviceId, signature: str, signed_at: int) -> None:
+    """Record the signature as used; :class:`ReplayedRequest` if it was already.
+
+    Kept until its window ends (``signed_at + MAX_SKEW``): after that the timestamp check
+    refuses it anyway. Housekeeping deletes it later still, with room for replicas whose
+    clocks disagree.
+    """
+    until = datetime.fromtimestamp(signed_at, UTC) + timedelta(seconds=MAX_SKEW)
+    try:
+        first = await ctx.store.used_signatures.use(
+            device_id, signature_fingerprint(signature), until=until
+        )
+    except NotFound:  # the device row went away meanwhile
+        raise DeviceAuthError("unknown device", field="device") from None
+    if not first:
+        raise ReplayedRequest("this signed request was used already", field="signature")
 
 
 async def device_caller(

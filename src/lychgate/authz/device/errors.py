@@ -4,7 +4,10 @@ Routes and their dependencies raise the :class:`~lychgate.errors.LychgateError` 
 route class below turns a client error into its status and a small JSON body, and a body that
 does not validate into 422 the same way. A refused device
 signature is always the bare ``401 {"error": "device_auth"}`` of docs/sign-in-protocol.md,
-whichever check failed, so a caller learns nothing about which part was wrong. Server-side
+whichever check failed, so a caller learns nothing about which part was wrong. The one
+exception is a replay of a state-changing call, which adds ``"detail": "replayed"``: its
+signature was good, so saying so tells a replayer nothing, and it tells an honest client to
+sign again. Server-side
 failures (the store is down) answer 503 without detail: fail closed, leak nothing
 (SECURITY.md item 9).
 """
@@ -20,7 +23,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 
-from lychgate.devicesig import DeviceAuthError
+from lychgate.devicesig import REPLAYED, DeviceAuthError, ReplayedRequest
 from lychgate.errors import (
     ClientError,
     Conflict,
@@ -49,6 +52,13 @@ class ApiError(ClientError):
 
 def error_response(exc: ClientError | StoreError) -> JSONResponse:
     """The JSON answer for a client error, or a bare 503 when the store failed."""
+    if isinstance(exc, ReplayedRequest):
+        log.warning(
+            "device call refused: %s (a replay, or the same request twice in a second)", exc
+        )
+        message = "this signed request was used already; sign a new one"
+        replayed = {"error": "device_auth", "detail": REPLAYED, "message": message}
+        return JSONResponse(replayed, status_code=401)
     if isinstance(exc, DeviceAuthError):
         log.info("device call refused: %s", exc)
         return JSONResponse({"error": "device_auth"}, status_code=401)

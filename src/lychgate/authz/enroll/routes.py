@@ -4,7 +4,9 @@
   is the credential (docs/sign-in-protocol.md, "Device calls"). So that nobody can guess codes
   at speed, failed redemptions are rate limited per client IP (SECURITY.md item 7): over the
   limit, 429 with ``Retry-After``, and the code is not even tried. A request that does not
-  validate tests no code and does not count; one that enrolls gives its count back.
+  validate tests no code and does not count; one that enrolls gives its count back. An
+  ill-formed ``user_name`` or ``email`` (they matter to setup links only) is not such a
+  request: its code is tried as an ordinary link, and the 400 it gets otherwise counts.
 * ``GET /.lychgate/enroll/<code>``: what a browser sees when it opens an enrollment link. It
   never redeems the code: GET is side-effect free, and chat apps and mail scanners fetch links
   to preview them.

@@ -12,9 +12,9 @@ request without ``user_name`` is never tried against admin-setup codes, so it ca
 While an admin exists, admin-setup codes are refused (after redemption: they are dead anyway).
 Two setup codes redeemed at the same instant could each see "no admin yet", and the store has
 no atomic "insert the first admin" operation. So after creating ours we count again, and an
-admin that finds another one steps down (disabled, its device revoked) and gets 409. Both
-racers may step down; that fails closed: setup stays open and ``lychgate init`` prints a new
-link. Never two first admins.
+admin that finds another one steps down (disabled, its device revoked, its e-mail address
+freed) and gets 409 saying so (:data:`RACED`). Both racers may step down; that fails closed:
+setup stays open and ``lychgate init`` prints a new link. Never two first admins.
 """
 
 from __future__ import annotations
@@ -36,13 +36,20 @@ from lychgate.tokens.onetime import MAX_CODE_CHARS
 
 @dataclass(frozen=True, slots=True)
 class EnrollRequest:
-    """A checked enrollment request (see :func:`check_request`)."""
+    """A checked enrollment request (see :func:`check_request`).
+
+    ``user_name`` and ``email`` describe a new admin and matter only for a setup link; what
+    is wrong with them is kept in ``setup_problem`` rather than refused at once, so that an
+    ordinary link ignores them whatever they hold (it used to refuse an ill-formed address it
+    would have ignored anyway).
+    """
 
     code: str
     public_key: bytes
     name: str
     user_name: str | None
     email: str | None
+    setup_problem: ClientError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +65,28 @@ def check_request(
     if not code or len(code) > MAX_CODE_CHARS:
         raise ClientError("is not an enrollment code", field="code")
     raw = unb64url(public_key, field="public_key")
-    public_key_from_raw(raw)  # exactly 32 bytes: an Ed25519 public key
+    public_key_from_raw(raw)  # a strong Ed25519 public key, or ClientError
+    clean_name = check_name(name)
+    problem: ClientError | None = None
     clean_user: str | None = None
-    if user_name is not None:
-        try:
-            clean_user = check_name(user_name)
-        except ClientError as exc:
-            raise ClientError(exc.message, field="user_name") from None
-    clean_email = check_email(email) if email else None
-    return EnrollRequest(code, raw, check_name(name), clean_user, clean_email)
+    clean_email: str | None = None
+    try:
+        if user_name is not None:
+            try:
+                clean_user = check_name(user_name)
+            except ClientError as exc:
+                raise ClientError(exc.message, field="user_name") from None
+        clean_email = check_email(email) if email else None
+    except ClientError as exc:
+        problem, clean_user, clean_email = exc, None, None
+    return EnrollRequest(code, raw, clean_name, clean_user, clean_email, problem)
+
+
+#: Said to a setup link that stepped down. Not "an admin exists": both racers may have.
+RACED = (
+    "another setup link was used at the same moment, so this one stepped down; if no admin "
+    "exists now, run lychgate init for a new link"
+)
 
 
 def _refused(message: str = "unknown, used, cancelled or expired enrollment code") -> ApiError:
@@ -81,6 +101,8 @@ async def enroll(ctx: AuthzContext, request: EnrollRequest, *, ip: str) -> Enrol
     # missing user_name or an e-mail address that is taken. Whether an address is taken is
     # asked only while setup is still open (no admin yet): after, anyone could learn with a
     # made-up code which addresses belong to users.
+    # An ill-formed user_name or e-mail address (setup_problem) never tries a setup code
+    # either; the code is then tried as an ordinary link, which ignores both.
     email_taken = False
     if request.email and request.user_name is not None and await store.users.count_admins() == 0:
         email_taken = await store.users.get_by_email(request.email) is not None
@@ -90,6 +112,8 @@ async def enroll(ctx: AuthzContext, request: EnrollRequest, *, ip: str) -> Enrol
             return await _first_admin(ctx, request, now, ip)
     record = await store.one_time_codes.redeem(digest, Purpose.ENROLL, now)
     if record is None:
+        if request.setup_problem is not None:
+            raise request.setup_problem  # 400: if it is a setup link, it is not burnt
         if request.user_name is None:
             raise _refused(
                 "unknown, used, cancelled or expired enrollment code (if it is an admin setup "
@@ -122,10 +146,11 @@ async def _first_admin(
     )
     device = await _add_device(store, user, request, now)
     if await store.users.count_admins() > 1:
-        # Raced another setup link (see the module docstring): step down.
-        await store.users.update(user.id, is_admin=False, disabled=True)
+        # Raced another setup link (see the module docstring): step down. The e-mail address
+        # is freed, so that the same person can use it again with a new setup link.
+        await store.users.update(user.id, is_admin=False, disabled=True, email=None)
         await store.devices.revoke(device.id)
-        raise _refused("setup is finished: an admin exists")
+        raise _refused(RACED)
     await _audit(store, now, user, device, ip, via=Purpose.ADMIN_SETUP)
     return Enrolled(device, user)
 

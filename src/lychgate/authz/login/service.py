@@ -10,7 +10,10 @@ The store owns the transitions (one conditional UPDATE each, so one winner); thi
 decides what the browser sees. A ``pending`` or ``approved`` request past ``expires_at`` reads
 as ``expired`` whatever the row says, because the store will not move it any more. ``finish``
 creates the session first (the request row refers to it), then moves ``approved -> finished``;
-if another finish won meanwhile, the new session is revoked before anyone has seen its id.
+if another finish won meanwhile, the new session is revoked before anyone has seen its id. A
+finish refused because the approver can no longer sign in (their user disabled, the device
+revoked) denies the request for good, as ``lychgate user disable`` does to every approval of
+that user's: enabling them again must not make it finishable.
 """
 
 from __future__ import annotations
@@ -107,8 +110,10 @@ async def finish_login(
         raise Conflict(f"the login request is {status.value}", field="status")
     user = await ctx.store.users.get(login.user_id)
     if user.disabled:
+        await _withdraw(ctx, login)
         raise Conflict("the user is disabled", field="user")
     if login.device_id is None or (await ctx.store.devices.get(login.device_id)).revoked:
+        await _withdraw(ctx, login)
         raise Conflict("the device that approved it was revoked", field="device")
     session = Session(
         id=SessionId(new_id(SESSION_ID_PREFIX)),
@@ -143,3 +148,11 @@ async def finish_login(
     )
     redirect = await redirect_after_sign_in(ctx, user, app_slug=login.app_slug, rd=login.rd)
     return FinishedLogin(session, redirect)
+
+
+async def _withdraw(ctx: AuthzContext, login: LoginRequest) -> None:
+    """Deny an approved request whose approver can no longer sign in, for good: its status
+    then reads ``denied`` (not ``approved`` for the rest of its life), and enabling the user
+    again cannot make it finishable. ``lychgate user disable`` does this too, for all of them."""
+    assert login.user_id is not None
+    await ctx.store.login_requests.deny_approved(user_id=login.user_id, request_id=login.id)

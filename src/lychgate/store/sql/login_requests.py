@@ -3,17 +3,19 @@
 Theory of operation (DESIGN.md, flow 3)::
 
     pending --approve(device, user)--> approved --finish(session)--> finished
-       |  \\--deny--> denied
-       \\--(expires_at passes)--> expired
+       |  \\--deny--> denied <-------------/  (deny_approved: the approver was
+       \\--(expires_at passes)--> expired       disabled, or its device revoked)
 
 Every arrow is a single ``UPDATE ... WHERE status = <from> AND expires_at > :now``. The
 database applies it to the row atomically, so of two concurrent approvals (two phones, or a
 replayed request) exactly one matches the row and wins; the other sees ``False``. Nothing is
-read first and written later.
+read first and written later. ``deny_approved`` alone has no ``expires_at`` condition: it only
+takes away, and an approval must not be left to outlive the user's disable.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -128,6 +130,19 @@ class SqlLoginRequestRepository(SqlRepository):
             _usable_device(_t.c.device_id, _t.c.user_id),
             session_id=session_id,
         )
+
+    async def deny_approved(
+        self, *, user_id: UserId, request_id: LoginRequestId | None = None
+    ) -> Sequence[LoginRequestId]:
+        # No expiry condition: the caller's clock may be another machine's (the CLI's), and a
+        # request past its end is refused by every transition anyway; denying it is harmless.
+        conditions = [_t.c.user_id == user_id, _t.c.status == LoginStatus.APPROVED.value]
+        if request_id is not None:
+            conditions.append(_t.c.id == request_id)
+        rows = await self._write_returning(
+            update(_t).where(*conditions).values(status=LoginStatus.DENIED.value).returning(_t.c.id)
+        )
+        return [LoginRequestId(row.id) for row in rows]
 
     async def expire(self, now: datetime) -> int:
         return await self._write(
