@@ -610,7 +610,7 @@ class ClientConnection(asyncio.Protocol):
     ) -> None:
         """Answer the active request with an error page (its head alone for a HEAD)."""
         head = req.head
-        head_only = head is not None and head.method == "HEAD"
+        head_only = req.head_only if head is None else head.method == "HEAD"
         # An HTTP/1.0 client keeps its connection only when told so; an error ends it.
         close = close or head is None or head.http_version == "1.0"
         self.out.write(error_page(status, http_date(), close=close, head_only=head_only))
@@ -736,12 +736,13 @@ class ClientConnection(asyncio.Protocol):
 
     def _reject(self, status: int, why: str) -> None:
         """A parse error or limit: answer ``status`` in turn, then close."""
+        head_only = self._asked_head()  # before _halt lets go of the parser
         self._halt()
         self._unread = True
         req = self._parsing
         self._parsing = None
         if req is None:
-            self._queue.append(Request(None, error=status, why=why))
+            self._queue.append(Request(None, error=status, why=why, head_only=head_only))
         elif req.sink is not None:
             req.sink.request_failed(status, why)
         elif req is self._active or req.discard:
@@ -750,6 +751,16 @@ class ClientConnection(asyncio.Protocol):
                 self._close_after(req)
         else:
             req.error, req.why = status, why  # still queued: answered with the error page
+
+    def _asked_head(self) -> bool:
+        """Whether the request being parsed is a HEAD, as far as llhttp read it."""
+        parser = self._parser
+        if parser is None or not self._url:  # the method is read before the target
+            return False
+        try:
+            return parser.get_method() == b"HEAD"
+        except Exception:  # llhttp read no method: not a HEAD
+            return False
 
     def _close_after(self, req: Request) -> None:
         """Close after the last response: at once, or lingering when the client may still send."""

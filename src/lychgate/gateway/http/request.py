@@ -47,6 +47,7 @@ class Request:
         "error",
         "expect_continue",
         "head",
+        "head_only",
         "keep_alive",
         "received",
         "sink",
@@ -57,9 +58,16 @@ class Request:
     )
 
     def __init__(
-        self, head: RequestHead | None, *, error: int | None = None, why: str = ""
+        self,
+        head: RequestHead | None,
+        *,
+        error: int | None = None,
+        why: str = "",
+        head_only: bool = False,
     ) -> None:
         self.head = head
+        # A HEAD refused before its head was whole (414, 431, 400): its answer has no content.
+        self.head_only = head_only
         self.error = error  # answer with this error page and close (set while parsing)
         self.why = why  # and this is why, for the access log
         self.keep_alive = False
