@@ -207,7 +207,7 @@ async def test_a_device_revoked_after_approving_starts_no_session(
     await approve(ctx, created["id"], person)
     assert await ctx.store.devices.revoke(person.device.id)
     r = await finish(browser, created["id"])
-    assert (r.status_code, r.json()["detail"]) == (409, "refused")
+    assert (r.status_code, r.json()["detail"]) == (409, "approver_gone")
     assert "lychgate_session" not in browser.cookies
     assert await ctx.store.sessions.list_for_user(person.user.id) == []
 

@@ -45,7 +45,7 @@ async def test_a_finish_refused_for_a_revoked_device_denies_the_request(
     await approve(ctx, created["id"], dave)
     assert await ctx.store.devices.revoke(dave.device.id)
     r = await finish(browser, created["id"])
-    assert (r.status_code, r.json()) == (409, {"detail": "refused"})
+    assert (r.status_code, r.json()) == (409, {"detail": "approver_gone"})
     assert await _status(browser, created["id"]) == "denied"  # no longer "approved"
     again = await finish(browser, created["id"])
     assert (again.status_code, again.json()) == (409, {"detail": "not_approved"})
@@ -61,7 +61,7 @@ async def test_a_finish_refused_for_a_disabled_user_stays_refused_after_enable(
     await approve(ctx, created["id"], dave)
     await ctx.store.users.update(dave.user.id, disabled=True)
     r = await finish(browser, created["id"])
-    assert (r.status_code, r.json()) == (409, {"detail": "refused"})
+    assert (r.status_code, r.json()) == (409, {"detail": "approver_gone"})
     await ctx.store.users.update(dave.user.id, disabled=False)
     again = await finish(browser, created["id"])
     assert (again.status_code, again.json()) == (409, {"detail": "not_approved"})

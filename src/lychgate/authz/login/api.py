@@ -110,8 +110,14 @@ async def login_qr(login_id: str, request: Request, ctx: Ctx) -> Response:
 
 
 # Why a finish is refused (409), as the login page reads it: "already_finished" when another
-# finish of the same request won (the page reloads and finds the session, if it was its own).
-_FINISH_REFUSALS = {"status": "not_approved", "finished": "already_finished"}
+# finish of the same request won (the page reloads and finds the session, if it was its own);
+# "approver_gone" when the device that approved it was revoked, or its user disabled, since.
+_FINISH_REFUSALS = {
+    "status": "not_approved",
+    "finished": "already_finished",
+    "user": "approver_gone",
+    "device": "approver_gone",
+}
 
 
 @router.post(
