@@ -58,6 +58,22 @@ _IDLE_TIMEOUT = typer.Option(
     help="Seconds a keep-alive connection waits for the next request, over 0, at most "
     f"{MAX_IDLE_TIMEOUT:g}.",
 )
+# ``app update --default NAME``: the app's own limits, by the name of their option.
+_OWN_LIMITS = {
+    "connect-timeout": "connect_timeout",
+    "read-timeout": "read_timeout",
+    "max-body": "max_body_bytes",
+    "max-header-bytes": "max_header_bytes",
+    "max-headers": "max_headers",
+    "idle-timeout": "idle_timeout",
+}
+_DEFAULT = typer.Option(
+    "--default",
+    metavar="LIMIT",
+    help="Drop the app's own LIMIT, so that it follows [limits] again: "
+    + ", ".join(_OWN_LIMITS)
+    + ". Repeat for several.",
+)
 _CROSS_ORIGIN_HELP = (
     "Let other origins (sibling apps, CORS callers) send POST, PUT, PATCH or DELETE; the app "
     "must then check Origin or CSRF tokens itself."
@@ -146,6 +162,7 @@ def update(
     max_header_bytes: Annotated[int | None, _MAX_HEADER_BYTES] = None,
     max_headers: Annotated[int | None, _MAX_HEADERS] = None,
     idle_timeout: Annotated[float | None, _IDLE_TIMEOUT] = None,
+    default: Annotated[list[str] | None, _DEFAULT] = None,
     data_dir: DirOption = None,
 ) -> None:
     """Change an app's settings; running gateways pick the change up within seconds."""
@@ -165,7 +182,16 @@ def update(
         "max_headers": max_headers,
         "idle_timeout": idle_timeout,
     }
-    changes = {field: value for field, value in given.items() if value is not None}
+    changes: dict[str, object] = {f: value for f, value in given.items() if value is not None}
+    for name in default or ():
+        field = _OWN_LIMITS.get(name.removeprefix("--"))
+        if field is None:
+            err_console.print(f"--default: no limit {name!r}; one of: {', '.join(_OWN_LIMITS)}")
+            raise typer.Exit(2)
+        if field in changes:
+            err_console.print(f"--default {name}: the same limit is given a value too")
+            raise typer.Exit(2)
+        changes[field] = None  # no own limit: the listener's applies
     if not changes:
         err_console.print("nothing to change: give at least one option (see --help)")
         raise typer.Exit(2)
