@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.store import T0, make_device, make_session, make_user
+from fixtures.store import T0, make_device, make_login_request, make_session, make_user
 from lychgate.deployment.devices import devices_of, revoke_device
 from lychgate.deployment.users import disable_user, enable_user
+from lychgate.domain import LoginStatus
 from lychgate.errors import NotFound
 from lychgate.store import Store
 
@@ -46,3 +47,22 @@ async def test_a_revoked_device_stays_revoked_when_its_user_is_enabled_again(
     await disable_user(store, ada, T0)
     await enable_user(store, await store.users.get(ada.id), T0)
     assert (await store.devices.get(lost.id)).revoked
+
+
+async def test_revoking_a_device_denies_the_sign_ins_it_approved_at_once(store: Store) -> None:
+    # Their status read "approved" until a browser tried to finish (which then refused).
+    ada = make_user()
+    await store.users.add(ada)
+    lost, kept = make_device(ada.id), make_device(ada.id, name="laptop")
+    for device in (lost, kept):
+        await store.devices.add(device)
+    by_lost, by_kept = make_login_request(), make_login_request()
+    for request, device in ((by_lost, lost), (by_kept, kept)):
+        await store.login_requests.create(request)
+        assert await store.login_requests.approve(
+            request.id, user_id=ada.id, device_id=device.id, now=T0
+        )
+    await revoke_device(store, ada, lost.id, T0)
+    assert (await store.login_requests.get(by_lost.id)).status is LoginStatus.DENIED
+    assert (await store.login_requests.get(by_kept.id)).status is LoginStatus.APPROVED
+    assert (await store.audit.list(limit=1))[0].details["sign_ins_denied"] == "1"

@@ -76,3 +76,13 @@ async def test_one_request_alone(store: Store) -> None:
     assert (
         await store.login_requests.deny_approved(user_id=other.user_id, request_id=second.id) == []
     )
+
+
+async def test_only_what_one_device_approved(store: Store) -> None:
+    laptop = await _device(store)
+    phone = make_device(laptop.user_id)
+    await store.devices.add(phone)
+    by_laptop, by_phone = await _approved(store, laptop), await _approved(store, phone)
+    denied = await store.login_requests.deny_approved(user_id=laptop.user_id, device_id=phone.id)
+    assert denied == [by_phone.id]
+    assert await _status(store, by_laptop) is LoginStatus.APPROVED

@@ -36,7 +36,16 @@ async def revoke_device(
     for session in await store.sessions.list_for_user(user.id, live_at=now):
         if session.device_id == device.id and await store.sessions.revoke(session.id, now):
             ended.append(session.id)
-    details = {"device": device.id, "sessions_ended": str(len(ended))}
+    # And the sign-ins it approved that no browser finished yet: their status said
+    # "approved" until a finish was tried (which then refused them).
+    denied = await store.login_requests.deny_approved(
+        user_id=user.id, device_id=DeviceId(device.id)
+    )
+    details = {
+        "device": device.id,
+        "sessions_ended": str(len(ended)),
+        "sign_ins_denied": str(len(denied)),
+    }
     await store.audit.append(
         AuditEvent(None, now, "device.revoked", user.id, device.id, None, details)
     )

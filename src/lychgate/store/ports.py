@@ -251,12 +251,17 @@ class LoginRequestRepository(Protocol):
         """
 
     async def deny_approved(
-        self, *, user_id: UserId, request_id: LoginRequestId | None = None
+        self,
+        *,
+        user_id: UserId,
+        request_id: LoginRequestId | None = None,
+        device_id: DeviceId | None = None,
     ) -> Sequence[LoginRequestId]:
         """``approved -> denied`` for every request a device of ``user_id`` approved that no
-        finish used (only ``request_id``, when given), expired or not; returns the ids this
-        call denied. For an approval that must not outlive its approver: the user was
-        disabled (enabling them again must not bring it back), or the device revoked."""
+        finish used (only ``request_id``, or only those ``device_id`` approved, when given),
+        expired or not; returns the ids this call denied. For an approval that must not
+        outlive its approver: the user was disabled (enabling them again must not bring it
+        back), or the device revoked."""
 
     async def expire(self, now: datetime) -> int:
         """Mark ``pending`` requests past ``expires_at`` as ``expired``; returns how many."""

@@ -132,13 +132,19 @@ class SqlLoginRequestRepository(SqlRepository):
         )
 
     async def deny_approved(
-        self, *, user_id: UserId, request_id: LoginRequestId | None = None
+        self,
+        *,
+        user_id: UserId,
+        request_id: LoginRequestId | None = None,
+        device_id: DeviceId | None = None,
     ) -> Sequence[LoginRequestId]:
         # No expiry condition: the caller's clock may be another machine's (the CLI's), and a
         # request past its end is refused by every transition anyway; denying it is harmless.
         conditions = [_t.c.user_id == user_id, _t.c.status == LoginStatus.APPROVED.value]
         if request_id is not None:
             conditions.append(_t.c.id == request_id)
+        if device_id is not None:
+            conditions.append(_t.c.device_id == device_id)
         rows = await self._write_returning(
             update(_t).where(*conditions).values(status=LoginStatus.DENIED.value).returning(_t.c.id)
         )
