@@ -79,6 +79,13 @@ def test_upstream_forms(upstream: str) -> None:
         ("idle_timeout", float("inf")),
         ("idle_timeout", float("nan")),
         ("idle_timeout", 86400.5),
+        # Shown on the portal: a bidi override made "Pay\u202eroll" read "Payllor".
+        ("name", "Pay\u202eroll\u202c"),
+        ("name", "Pay\u2066roll"),
+        ("name", "a\x1b[2Jb"),
+        ("description", "Safe \u202eknil siht\u202c"),
+        ("description", "a\x1b[2Jb\x07"),
+        ("description", "two\nlines"),
     ],
 )
 def test_bad_fields_are_named(field: str, value: object) -> None:
@@ -171,3 +178,8 @@ def test_a_unix_upstream_longer_than_a_socket_address_is_refused() -> None:
         build_app(spec(upstream=f"unix:/{'d' * room}/s.sock"))
     assert err.value.field == "upstream"
     assert f"at most {MAX_SOCKET_PATH_BYTES}" in str(err.value)
+
+
+def test_names_and_descriptions_keep_every_script_and_space() -> None:
+    app = build_app(spec(name="Zeitplan für 日本", description="Ça va\u00a0— très bien, שלום"))
+    assert (app.name, app.description) == ("Zeitplan für 日本", "Ça va\u00a0— très bien, שלום")

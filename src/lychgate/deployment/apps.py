@@ -20,6 +20,7 @@ from lychgate.config.settings import (
     MAX_UPSTREAM_TIMEOUT,
     Settings,
 )
+from lychgate.deployment.users import is_plain_text
 from lychgate.domain import (
     APP_HEADER_BYTES_RANGE,
     APP_HEADERS_RANGE,
@@ -74,7 +75,7 @@ def build_app(spec: AppSpec, *, app_id: AppId | None = None) -> App:
         host=check_host(spec.host) if spec.host else None,
         policy=_check_policy(spec.policy),
         websockets=spec.websockets,
-        description=spec.description.strip()[:500],
+        description=_check_description(spec.description),
         icon=spec.icon.strip()[:200],
         verify_tls=spec.verify_tls,
         connect_timeout=_seconds(spec.connect_timeout, MAX_UPSTREAM_TIMEOUT, "connect_timeout"),
@@ -114,9 +115,19 @@ def check_slug(slug: str) -> str:
 
 def _check_name(name: str) -> str:
     name = name.strip()
-    if not name or len(name) > 100 or any(ord(c) < 32 for c in name):
+    if not name or len(name) > 100 or not is_plain_text(name):
         raise ClientError("give a display name of 1-100 printable characters", field="name")
     return name
+
+
+def _check_description(description: str) -> str:
+    # As for names: a bidi override let "Pay\u202eroll" show as "Payllor" on the portal.
+    if not is_plain_text(description):
+        raise ClientError(
+            "give a description of printable characters (no control or bidi characters)",
+            field="description",
+        )
+    return description.strip()[:500]
 
 
 def _check_policy(policy: str) -> AppPolicy:
