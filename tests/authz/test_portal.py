@@ -313,3 +313,41 @@ async def test_session_events_refuse_a_foreign_origin(
         "/.lychgate/api/v1/session/events", headers={"origin": "https://evil.example"}
     )
     assert r.status_code == 403
+
+
+NAVIGATION = {"sec-fetch-mode": "navigate", "sec-fetch-dest": "document"}
+
+
+@pytest.mark.parametrize("site", ["none", "same-origin", None])
+async def test_a_link_or_a_typed_address_signs_out(
+    ctx: AuthzContext, browser: httpx.AsyncClient, ada: Person, site: str | None
+) -> None:
+    # The README's "/.lychgate/logout in the browser": on the portal host (subdomains mode,
+    # where authz answers it) that was a 405 in JSON, and the session lived on.
+    sid = sid_of(browser)
+    headers = NAVIGATION if site is None else {**NAVIGATION, "sec-fetch-site": site}
+    r = await browser.get("/.lychgate/logout", headers=headers)
+    assert (r.status_code, r.headers["location"]) == (303, "/.lychgate/login")
+    assert r.headers["cache-control"] == "no-store"
+    assert "Max-Age=0" in set_cookies(r)["lychgate_session"]
+    assert (await ctx.store.sessions.get(sid)).revoked
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {**NAVIGATION, "sec-fetch-site": "cross-site"},
+        {**NAVIGATION, "sec-fetch-site": "same-site"},
+        {"sec-fetch-mode": "no-cors", "sec-fetch-dest": "image", "sec-fetch-site": "same-origin"},
+        {"sec-fetch-mode": "cors", "sec-fetch-dest": "empty", "sec-fetch-site": "same-origin"},
+    ],
+    ids=["cross-site link", "sibling app's link", "img", "fetch"],
+)
+async def test_no_other_page_signs_out_by_a_get(
+    ctx: AuthzContext, browser: httpx.AsyncClient, ada: Person, headers: dict[str, str]
+) -> None:
+    sid = sid_of(browser)
+    r = await browser.get("/.lychgate/logout", headers=headers)
+    assert r.status_code == 403
+    assert "set-cookie" not in r.headers
+    assert not (await ctx.store.sessions.get(sid)).revoked

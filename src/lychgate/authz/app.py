@@ -26,6 +26,7 @@ from lychgate.authz import device, enroll, housekeeping, internal, login, portal
 from lychgate.authz.bodycap import BodyCap
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.login.pages import PAGE_HEADERS
+from lychgate.authz.nosniff import NoSniff
 from lychgate.authz.ratelimit import RateLimiter, SharedLimit
 from lychgate.authz.snapshots import POLL_INTERVAL, SnapshotPublisher
 from lychgate.errors import ConfigError, StoreError
@@ -139,6 +140,7 @@ def create_app(
     app.state.approve_limiter = shared_limit(ctx, "approve", 10, "approvals")
     app.state.enroll_limiter = shared_limit(ctx, "enroll", 10, "failed enrollment attempts")
     app.add_middleware(BodyCap, limit=CONTROL_PLANE_MAX_BODY)
+    app.add_middleware(NoSniff)  # the outermost: its 413 gets the header too
     app.include_router(internal.router)
     app.include_router(public.router)
     app.include_router(login.routes.router)

@@ -4,6 +4,9 @@
 * ``POST /.lychgate/logout`` and ``POST /.lychgate/api/v1/session/logout``: revoke this
   session, clear the cookie, audit ``logout``. Both do the same; the portal page uses the
   second, because in single-host mode the gateway answers ``/.lychgate/logout`` itself.
+* ``GET /.lychgate/logout``: the same by a link or a typed address on the portal host
+  (subdomains mode; the gateway answers it on app hosts and in single-host mode, by the same
+  rule): a top-level navigation from this origin or typed, then a redirect to the login page.
 * ``GET /.lychgate/api/v1/sessions`` and ``DELETE /.lychgate/api/v1/sessions/{id}``: the user's
   own live sessions, named by handles (:func:`~.session.session_handle`); another user's
   session, or an unknown handle, is a 404.
@@ -20,7 +23,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.internal import context
@@ -40,7 +43,7 @@ from lychgate.authz.portal.session import (
 )
 from lychgate.authz.sessions import revoke_session
 from lychgate.authz.snapshots import SnapshotPublisher
-from lychgate.authz.web import client_ip, secure_cookies
+from lychgate.authz.web import client_ip, not_a_navigation, secure_cookies, top_level_navigation
 from lychgate.domain import AuditEvent
 from lychgate.errors import NotFound
 from lychgate.gateway.cookies import clear_app_cookie
@@ -114,11 +117,30 @@ async def logout(request: Request, ctx: Ctx) -> JSONResponse:
     response = JSONResponse(
         LogoutOut(redirect=LOGIN_PATH).model_dump(), headers={"cache-control": "no-store"}
     )
+    _clear_cookies(response, ctx)
+    return response
+
+
+@router.get("/.lychgate/logout", include_in_schema=False)
+async def logout_link(request: Request, ctx: Ctx) -> Response:
+    """Sign out by a link or a typed address: what the README tells users to do, which on the
+    portal host answered 405 in subdomains mode. Not from another site, nor an ``<img>`` or a
+    ``fetch()`` (they would sign out anyone who views a page): the gateway's rule for this
+    path on app hosts."""
+    site = request.headers.get("sec-fetch-site")
+    if not top_level_navigation(request) or site not in (None, "same-origin", "none"):
+        return not_a_navigation()
+    await sign_out(ctx, request)
+    response = RedirectResponse(LOGIN_PATH, status_code=303, headers={"cache-control": "no-store"})
+    _clear_cookies(response, ctx)
+    return response
+
+
+def _clear_cookies(response: Response, ctx: AuthzContext) -> None:
     clear_session_cookie(response, ctx)
     if ctx.settings.routing == "single-host":
         # The app cookie lives on this same host; its session is gone, so drop it too.
         response.headers.append("set-cookie", clear_app_cookie(secure=secure_cookies(ctx)))
-    return response
 
 
 @router.get(
