@@ -22,6 +22,7 @@ from gateway.conftest import Start, forward_to, upgrade_to
 from gateway.upstreams import SWITCHED, raw_upstream, read_head
 from gateway.waiting import eventually
 from lychgate.gateway.http.limits import Limits
+from lychgate.gateway.http.unsent import StallWatch
 
 pytestmark = pytest.mark.loopback
 
@@ -98,3 +99,88 @@ async def test_a_slow_steady_reader_of_a_busy_tunnel_is_not_cut_nor_called_idle(
         got, cut = await _read_slowly(gw.port, handshake, 8 * SEND_TIMEOUT, still_open)
         assert not cut, f"cut after {got} bytes"
         await eventually(lambda: gw.open_tunnels == 0, what="tunnel closed by the client")
+
+
+class _Buffered(asyncio.WriteTransport):
+    """A transport whose unsent bytes the test sets (no socket: the buffer alone counts)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = 0
+
+    def get_write_buffer_size(self) -> int:
+        return self.held
+
+
+def test_the_watch_cuts_a_whole_timeout_after_the_last_byte_taken() -> None:
+    peer = _Buffered()
+    peer.held = 1000
+    watch = StallWatch(peer, timeout=60.0, now=0.0)
+    assert watch.every == 15.0
+    peer.held = 900  # the peer's kernel filled its receive buffer right after the pause
+    assert not watch.stopped(peer, 15.0)
+    assert not watch.stopped(peer, 30.0)
+    assert not watch.stopped(peer, 45.0)
+    assert not watch.stopped(peer, 60.0)
+    assert watch.stopped(peer, 75.0)  # sixty seconds after the look that saw it take some
+    steady = StallWatch(peer, timeout=60.0, now=0.0)
+    for look in range(1, 40):
+        peer.held -= 10  # a slow reader: some at every look, however little
+        assert not steady.stopped(peer, look * 15.0)
+    never = StallWatch(peer, timeout=60.0, now=0.0)
+    assert [never.stopped(peer, t) for t in (15.0, 30.0, 45.0, 60.0)] == [False] * 3 + [True]
+
+
+async def _never_read(port: int, request: bytes, seconds: float) -> float | None:
+    """Send ``request`` and read nothing: seconds until the gateway cut the connection (seen
+    by reading once at the end), None if it did not within ``seconds``."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket()
+    sock.setblocking(False)
+    start = time.monotonic()
+    try:
+        await loop.sock_connect(sock, ("127.0.0.1", port))
+        await loop.sock_sendall(sock, request)
+        while time.monotonic() - start < seconds:
+            await asyncio.sleep(0.05)
+            try:
+                info = sock.getsockopt(socket.SOL_TCP, socket.TCP_INFO, 1)
+            except OSError:
+                return time.monotonic() - start
+            if info[0] in (7, 8):  # TCP_CLOSE, TCP_CLOSE_WAIT: reset, or the end came
+                return time.monotonic() - start
+        return None
+    finally:
+        sock.close()
+
+
+async def test_a_client_that_never_reads_is_cut_after_one_timeout_not_two(gateway: Start) -> None:
+    # The kernel filling the client's receive buffer after the pause looked like reading to
+    # a single look at the timeout's end, which gave it a second timeout.
+    async def download(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        await _flood(writer, b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n")
+
+    timeout = 1.0
+    async with raw_upstream(download) as up:
+        gw = await gateway(forward_to(up.url), limits=Limits(send_timeout=timeout))
+        cut_after = await _never_read(gw.port, get("/big"), 4 * timeout)
+    assert cut_after is not None
+    assert cut_after < 1.8 * timeout
+
+
+async def test_a_tunnel_client_that_never_reads_is_reset(gateway: Start) -> None:
+    # Closed, not reset, the socket went on holding megabytes in FIN-WAIT for a client that
+    # read none of them and was never told the tunnel had ended.
+    async def flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        await _flood(writer, SWITCHED)
+
+    timeout = 1.0
+    handshake = get(extra="Connection: Upgrade\r\nUpgrade: websocket\r\n")
+    async with raw_upstream(flood) as up:
+        gw = await gateway(upgrade_to(up.url), limits=Limits(send_timeout=timeout))
+        cut_after = await _never_read(gw.port, handshake, 4 * timeout)
+        assert cut_after is not None
+        assert cut_after < 1.8 * timeout
+        await eventually(lambda: gw.open_tunnels == 0, what="tunnel closed")

@@ -51,7 +51,7 @@ from lychgate.gateway.http.timer import Deadline
 from lychgate.gateway.http.tls import sni_of
 from lychgate.gateway.http.trailers import TrailerGuard
 from lychgate.gateway.http.tunnel import Tunnel
-from lychgate.gateway.http.unsent import made_progress, unsent_bytes
+from lychgate.gateway.http.unsent import StallWatch, reset_on_close
 from lychgate.gateway.http.writer import Writer
 from lychgate.gateway.types import Forward, Local, Principal, RequestHead, Respond
 from lychgate.ids import AppSlug
@@ -139,12 +139,12 @@ class ClientConnection(asyncio.Protocol):
         "_responder",
         "_scheme",
         "_sni",
+        "_stall",
         "_tail",
         "_task",
         "_trailers",
         "_transport",
         "_unread",
-        "_unsent",
         "_url",
         "_why",
         "_write_paused",
@@ -188,7 +188,7 @@ class ClientConnection(asyncio.Protocol):
         # connection state
         self._paused = 0
         self._write_paused = False
-        self._unsent = 0  # bytes still to send to the client when the last send_timeout began
+        self._stall: StallWatch | None = None  # while writes are paused: is the client reading?
         self._closing = False  # answer nothing more after the active request
         self._cut_why = ""  # why the gateway cut the connection, if it did (abort)
         self._eof = False  # the client half-closed: answer what is queued, then close
@@ -316,14 +316,16 @@ class ClientConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
-        self._deadline.set(self._limits.send_timeout)  # slow-read: the client must keep reading
-        if self._transport is not None:
-            self._unsent = unsent_bytes(self._transport)
+        if self._transport is not None:  # slow-read: the client must keep reading (.unsent)
+            watch = StallWatch(self._transport, self._limits.send_timeout, self._loop.time())
+            self._stall = watch
+            self._deadline.set(watch.every)
         if self._responder is not None:
             self._responder.client_write_paused()
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        self._stall = None
         if self._active is not None:
             self._deadline.clear()
         elif self._queue:
@@ -810,11 +812,11 @@ class ClientConnection(asyncio.Protocol):
         if self._transport is None:
             return
         if self._write_paused:
-            left = made_progress(self._transport, self._unsent)
-            if left is not None:  # reading slowly, not stopped (.unsent)
-                self._unsent = left
-                self._deadline.set(self._limits.send_timeout)
+            watch = self._stall
+            if watch is not None and not watch.stopped(self._transport, self._loop.time()):
+                self._deadline.set(watch.every)  # reading, if slowly
                 return
+            reset_on_close(self._transport)  # nothing queued for it would be read
             self.abort("the client stopped reading (send_timeout)")
             return
         if self._active is not None:

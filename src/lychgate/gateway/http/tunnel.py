@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from lychgate.gateway.http.unsent import made_progress, unsent_bytes
+from lychgate.gateway.http.unsent import StallWatch, reset_on_close, unsent_bytes
 from lychgate.gateway.http.wsframes import GOING_AWAY, POLICY_VIOLATION, FrameCursor, close_frame
 from lychgate.gateway.types import Principal, RequestHead
 from lychgate.ids import AppSlug, SessionId
@@ -78,8 +78,8 @@ class TunnelEnd(asyncio.Protocol):
 
     __slots__ = (
         "_looked",
+        "_stall",
         "_stalled",
-        "_unsent",
         "frames",
         "name",
         "peer",
@@ -96,8 +96,8 @@ class TunnelEnd(asyncio.Protocol):
         self.received = 0  # bytes read from this side
         self.frames: FrameCursor | None = None  # the app's side: where its frames end
         self._stalled: asyncio.TimerHandle | None = None  # armed while its writes are paused
-        self._unsent = 0  # bytes still to send to this side when that timer was armed
-        self._looked = 0  # ... and when the registry's sweep last looked
+        self._stall: StallWatch | None = None  # is this side still reading? (.unsent)
+        self._looked = 0  # bytes still to send to it when the registry's sweep last looked
 
     def data_received(self, data: bytes) -> None:
         self.tunnel.quiet = 0
@@ -121,7 +121,9 @@ class TunnelEnd(asyncio.Protocol):
         if self.peer is not None and not self.peer.transport.is_closing():
             self.peer.transport.pause_reading()
         if self._stalled is None and not self.tunnel.closed:
-            self._unsent = self._looked = unsent_bytes(self.transport)
+            loop = asyncio.get_running_loop()
+            self._stall = StallWatch(self.transport, self.tunnel.drain_timeout, loop.time())
+            self._looked = unsent_bytes(self.transport)
             self._stall_timer()
 
     def drained_since_last_look(self) -> bool:
@@ -134,8 +136,9 @@ class TunnelEnd(asyncio.Protocol):
         return drained
 
     def _stall_timer(self) -> None:
+        assert self._stall is not None
         loop = asyncio.get_running_loop()
-        self._stalled = loop.call_later(self.tunnel.drain_timeout, self._stopped_reading)
+        self._stalled = loop.call_later(self._stall.every, self._stopped_reading)
 
     def resume_writing(self) -> None:
         self._unstall()
@@ -143,6 +146,7 @@ class TunnelEnd(asyncio.Protocol):
             self.peer.transport.resume_reading()
 
     def _unstall(self) -> None:
+        self._stall = None
         if self._stalled is not None:
             self._stalled.cancel()
             self._stalled = None
@@ -151,13 +155,17 @@ class TunnelEnd(asyncio.Protocol):
         self._stalled = None
         if self.tunnel.closed:
             return  # already closing: its drain timer cuts what is left
-        left = made_progress(self.transport, self._unsent)
-        if left is not None:  # reading slowly, not stopped (.unsent)
-            self._unsent = left
-            self._stall_timer()
+        loop = asyncio.get_running_loop()
+        if self._stall is not None and not self._stall.stopped(self.transport, loop.time()):
+            self._stall_timer()  # reading, if slowly
             return
         why = f"{self.name} stopped reading (send_timeout)"
         log.info("closed a tunnel: %s for %.0f s", why, self.tunnel.drain_timeout)
+        # Reset, not closed: a close whose bytes are all in the kernel already keeps the
+        # socket sending them (megabytes, in FIN-WAIT) to a peer that reads none of them, and
+        # that peer is never told. Nothing is lost: it was not reading.
+        reset_on_close(self.transport)
+        self.transport.abort()
         self.tunnel.close(cut=True, why=why)
 
 
@@ -293,9 +301,10 @@ class Tunnel:
     def _cut_unsent(self) -> None:
         self._drain_timer = None
         for transport in (self.client, self.upstream):
-            # The kernel's queue too: closed with megabytes still queued there, a socket went
-            # on sending them to a peer that read slowly, long after the tunnel was cut.
-            if unsent_bytes(transport):
+            # Our buffer alone: what the kernel holds goes out with the close (a close frame
+            # on its way to a client that reads), and a side that stopped reading was reset
+            # already (TunnelEnd._stopped_reading).
+            if transport.get_write_buffer_size():
                 transport.abort()
 
 

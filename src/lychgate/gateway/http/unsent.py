@@ -7,23 +7,31 @@ time: the kernel tells the transport the socket is writable again only once a go
 send buffer is free, and that buffer grows to megabytes. A download read at 16 KiB/s was cut
 after a minute as if its reader had stopped.
 
-So when the timeout comes, the bytes still to send are counted again: the transport's buffer
-and, on Linux, the socket's send queue (``SIOCOUTQ``: bytes the peer has not acknowledged). If
-they went down, the peer is reading, and it gets another ``send_timeout`` (as nginx's
-``send_timeout`` counts only the time between two successful writes). A peer that takes
-nothing in that time is cut as before.
+So while writes are paused, a :class:`StallWatch` looks four times per ``send_timeout`` at the
+bytes still to send: the transport's buffer and, on Linux, the socket's send queue
+(``SIOCOUTQ``: bytes the peer has not acknowledged). A look that finds fewer than the last
+one restarts the clock, and the peer is cut once a whole ``send_timeout`` has passed since
+the last look that did (nginx's ``send_timeout`` likewise counts only the time since the peer
+last took something). A peer that stops is cut between one and one and a quarter
+``send_timeout`` after it last took a byte; a peer that never read, as soon as the kernel has
+filled its receive buffer, after one ``send_timeout`` (a single look at its end used to see the
+filling as progress, and cut it only after two).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
+import socket
 import struct
 import termios
 from typing import Final
 
 _SIOCOUTQ: Final = getattr(termios, "TIOCOUTQ", None)  # the same request on a socket (Linux)
 _INT: Final = struct.Struct("i")
+LOOKS: Final = 4  # per send_timeout
+_LINGER_NOT: Final = struct.pack("ii", 1, 0)  # l_onoff, l_linger: close with a reset
 
 
 def unsent_bytes(transport: asyncio.BaseTransport) -> int:
@@ -42,7 +50,41 @@ def unsent_bytes(transport: asyncio.BaseTransport) -> int:
     return total
 
 
-def made_progress(transport: asyncio.BaseTransport, before: int) -> int | None:
-    """The bytes still to send if fewer than ``before`` (the peer read some), else None."""
-    now = unsent_bytes(transport)
-    return now if now < before else None
+def reset_on_close(transport: asyncio.BaseTransport) -> None:
+    """Make closing ``transport`` a reset that drops what the kernel still queues for its peer.
+
+    A plain close (or abort) closes the socket, and the kernel then goes on sending what it
+    holds, then a FIN: megabytes, for a peer that reads none of them and is never told the
+    end came. A zero linger time makes the close a reset instead. For a peer that stopped
+    reading, where nothing of what is queued would be read anyway.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError, ValueError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_NOT)
+
+
+class StallWatch:
+    """Whether a peer whose writes are paused still takes bytes (see the module docstring).
+
+    Made when writes pause; :meth:`stopped` is called every :attr:`every` seconds after.
+    """
+
+    __slots__ = ("_progress_at", "_unsent", "every", "timeout")
+
+    def __init__(self, transport: asyncio.BaseTransport, timeout: float, now: float) -> None:
+        self.timeout = timeout
+        self.every = timeout / LOOKS
+        self._unsent = unsent_bytes(transport)
+        self._progress_at = now
+
+    def stopped(self, transport: asyncio.BaseTransport, now: float) -> bool:
+        """Look again: True once it has taken nothing for a whole ``timeout``."""
+        left = unsent_bytes(transport)
+        if left < self._unsent:
+            self._unsent, self._progress_at = left, now
+            return False
+        self._unsent = left
+        # A timer fires at its time or a little after, never before: the quarter's slack
+        # only keeps float rounding from adding a fifth look.
+        return now - self._progress_at >= self.timeout - self.every / 4
