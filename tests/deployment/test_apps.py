@@ -183,3 +183,10 @@ def test_a_unix_upstream_longer_than_a_socket_address_is_refused() -> None:
 def test_names_and_descriptions_keep_every_script_and_space() -> None:
     app = build_app(spec(name="Zeitplan für 日本", description="Ça va\u00a0— très bien, שלום"))
     assert (app.name, app.description) == ("Zeitplan für 日本", "Ça va\u00a0— très bien, שלום")
+
+
+@pytest.mark.parametrize("path", ["relative.sock", "/run/../b.sock", "/run/a\x00.sock"])
+def test_a_unix_upstream_is_refused_saying_what_it_needs(path: str) -> None:
+    with pytest.raises(ClientError) as err:
+        build_app(spec(upstream=f"unix:{path}"))
+    assert "an absolute path without '..' segments" in str(err.value)

@@ -144,7 +144,8 @@ def check_upstream(url: str) -> str:
         path = url.removeprefix("unix:")
         if not path.startswith("/") or "\x00" in path or ".." in path.split("/"):
             raise ClientError(
-                "unix upstreams need an absolute path: unix:/run/app.sock", field="upstream"
+                "unix upstreams need an absolute path without '..' segments: unix:/run/app.sock",
+                field="upstream",
             )
         problem = socket_path_problem(path)  # the gateway would never connect to it
         if problem is not None:
