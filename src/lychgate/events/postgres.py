@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import re
 import secrets
 from contextlib import AbstractAsyncContextManager
@@ -48,6 +49,7 @@ DEFAULT_CHANNEL: Final = "lychgate_events"
 # An unquoted PostgreSQL identifier of at most NAMEDATALEN-1 = 63 bytes, lower case so that it
 # means the same quoted (asyncpg quotes it for LISTEN) and as the pg_notify() text argument.
 _CHANNEL_RE: Final = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+REPORT_EVERY: Final = 10.0  # seconds between warnings about failed reconnect attempts
 _PG_ERRORS: Final = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 _APPLICATION_NAME: Final = "lychgate-events"
 
@@ -312,12 +314,20 @@ class PostgresBus:
 
     async def _reconnect(self) -> Any:
         attempt = 0
+        loop = asyncio.get_running_loop()
+        reported = -math.inf
         while True:
             try:
                 return await self._listen()
             except _PG_ERRORS as exc:
                 delay = self._backoff.delay(attempt)
-                log.warning(
+                # A line per attempt was some twenty a minute through an outage: the first,
+                # then one per REPORT_EVERY, each with the attempt's number.
+                level = logging.DEBUG
+                if loop.time() - reported >= REPORT_EVERY:
+                    level, reported = logging.WARNING, loop.time()
+                log.log(
+                    level,
                     "event listener on channel %s: reconnect attempt %d failed (%s); "
                     "retrying in %.1f s",
                     self._channel,
