@@ -224,11 +224,15 @@ def verify_request(
         raise DeviceAuthError("timestamp outside the allowed window", field="timestamp")
     # A stored key is checked too, not only at enrollment: one enrolled before keys were
     # checked must not keep working.
-    if not is_strong_public_key(public_key):
-        raise DeviceAuthError("the device's public key is weak or malformed", field="device")
+    try:
+        key = public_key_from_raw(public_key)
+    except ClientError:
+        raise DeviceAuthError(
+            "the device's public key is weak or malformed", field="device"
+        ) from None
     try:
         raw_sig = unb64url(signature, field="signature")
-        public_key_from_raw(public_key).verify(raw_sig, sign_input(method, path, ts, body))
+        key.verify(raw_sig, sign_input(method, path, ts, body))
     except (InvalidSignature, ClientError, ValueError):
         raise DeviceAuthError("bad signature", field="signature") from None
     return ts

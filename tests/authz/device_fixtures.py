@@ -56,9 +56,16 @@ async def add_user(ctx: AuthzContext, **fields: Any) -> User:
 
 
 async def enroll_key(
-    ctx: AuthzContext, user: User | None = None, *, admin: bool = False, name: str = "laptop"
+    ctx: AuthzContext,
+    user: User | None = None,
+    *,
+    admin: bool = False,
+    name: str = "laptop",
+    public_key: bytes | None = None,
 ) -> DeviceKey:
-    """A fresh Ed25519 device key enrolled for ``user`` (a new user when None)."""
+    """A fresh Ed25519 device key enrolled for ``user`` (a new user when None). With
+    ``public_key``, the device is stored with those bytes instead of the key's own (as a
+    device enrolled before public keys were checked)."""
     if user is None:
         user = await add_user(ctx, is_admin=admin)
     key = Ed25519PrivateKey.generate()
@@ -67,7 +74,7 @@ async def enroll_key(
         user_id=user.id,
         kind="device_key",
         name=name,
-        public_key=raw_public(key),
+        public_key=raw_public(key) if public_key is None else public_key,
         credential_id=None,
         sign_count=0,
         created_at=T0,

@@ -113,6 +113,14 @@ async def start(browser: httpx.AsyncClient, rd: str | None = None) -> dict[str, 
     return data
 
 
+async def approved(ctx: AuthzContext, browser: httpx.AsyncClient) -> tuple[Person, str]:
+    """A newly enrolled person, and a login request of ``browser`` their device approved."""
+    person = await enrolled(ctx)
+    created = await start(browser)
+    await approve(ctx, created["id"], person)
+    return person, created["id"]
+
+
 async def finish(browser: httpx.AsyncClient, login_id: str) -> httpx.Response:
     return await browser.post(f"{API}/{login_id}/finish", json={})
 

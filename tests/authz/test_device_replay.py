@@ -31,9 +31,9 @@ from lychgate.authz.app import create_app
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.housekeeping import KEEP_USED_SIGNATURES, sweep
 from lychgate.devicesig import MAX_SKEW, b64url, sign_request
-from lychgate.domain import Device, LoginStatus
+from lychgate.domain import LoginStatus
 from lychgate.events import InProcessBus
-from lychgate.ids import AppSlug, DeviceId, new_id, session_handle
+from lychgate.ids import AppSlug, session_handle
 from lychgate.store import open_store
 
 REPLAYED = {
@@ -190,20 +190,7 @@ async def test_a_device_stored_with_a_weak_key_is_refused(
 ) -> None:
     # A key enrolled before keys were checked: all zeros (a point of order 4). The constant,
     # key-less signature of the probe (R of order 2, S = 0) passed for a third of timestamps.
-    who = await enroll_key(ctx)
-    weak = Device(
-        id=DeviceId(new_id("dev_")),
-        user_id=who.user.id,
-        kind="device_key",
-        name="weak",
-        public_key=bytes(32),
-        credential_id=None,
-        sign_count=0,
-        created_at=T0,
-        last_used_at=None,
-        revoked=False,
-    )
-    await ctx.store.devices.add(weak)
+    weak = (await enroll_key(ctx, name="weak", public_key=bytes(32))).device
     forged = b64url(b"\xec" + b"\xff" * 30 + b"\x7f" + bytes(32))
     for back in range(12):
         headers = {

@@ -45,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from lychgate.gateway.http.unsent import StallWatch, reset_on_close, unsent_bytes
+from lychgate.gateway.http.unsent import StallWatch, reset_on_close
 from lychgate.gateway.http.wsframes import GOING_AWAY, POLICY_VIOLATION, FrameCursor, close_frame
 from lychgate.gateway.types import Principal, RequestHead
 from lychgate.ids import AppSlug, SessionId
@@ -77,7 +77,6 @@ class TunnelEnd(asyncio.Protocol):
     """One side of a tunnel: what it reads, its peer writes."""
 
     __slots__ = (
-        "_looked",
         "_stall",
         "_stalled",
         "frames",
@@ -97,7 +96,6 @@ class TunnelEnd(asyncio.Protocol):
         self.frames: FrameCursor | None = None  # the app's side: where its frames end
         self._stalled: asyncio.TimerHandle | None = None  # armed while its writes are paused
         self._stall: StallWatch | None = None  # is this side still reading? (.unsent)
-        self._looked = 0  # bytes still to send to it when the registry's sweep last looked
 
     def data_received(self, data: bytes) -> None:
         self.tunnel.quiet = 0
@@ -123,17 +121,15 @@ class TunnelEnd(asyncio.Protocol):
         if self._stalled is None and not self.tunnel.closed:
             loop = asyncio.get_running_loop()
             self._stall = StallWatch(self.transport, self.tunnel.drain_timeout, loop.time())
-            self._looked = unsent_bytes(self.transport)
             self._stall_timer()
 
-    def drained_since_last_look(self) -> bool:
+    def reading_slowly(self) -> bool:
         """While its writes are paused: whether this side took some of the bytes still to send
-        since the last time this was asked (it reads, slowly)."""
-        if self._stalled is None:
-            return False
-        now = unsent_bytes(self.transport)
-        drained, self._looked = now < self._looked, now
-        return drained
+        since the last look (the sweep's or the stall timer's)."""
+        watch = self._stall
+        return watch is not None and watch.took_some(
+            self.transport, asyncio.get_running_loop().time()
+        )
 
     def _stall_timer(self) -> None:
         assert self._stall is not None
@@ -223,7 +219,7 @@ class Tunnel:
         bytes are passing, though nothing is read from the other side meanwhile."""
         if self._ends is None:
             return False
-        client, upstream = (end.drained_since_last_look() for end in self._ends)  # both look
+        client, upstream = (end.reading_slowly() for end in self._ends)  # both look
         return client or upstream
 
     def start(self, to_upstream: bytes, to_client: bytes) -> None:

@@ -78,13 +78,19 @@ class StallWatch:
         self._unsent = unsent_bytes(transport)
         self._progress_at = now
 
+    def took_some(self, transport: asyncio.BaseTransport, now: float) -> bool:
+        """Look again: whether the peer took some bytes since the last look (any caller's)."""
+        left = unsent_bytes(transport)
+        took = left < self._unsent
+        self._unsent = left
+        if took:
+            self._progress_at = now
+        return took
+
     def stopped(self, transport: asyncio.BaseTransport, now: float) -> bool:
         """Look again: True once it has taken nothing for a whole ``timeout``."""
-        left = unsent_bytes(transport)
-        if left < self._unsent:
-            self._unsent, self._progress_at = left, now
+        if self.took_some(transport, now):
             return False
-        self._unsent = left
         # A timer fires at its time or a little after, never before: the quarter's slack
         # only keeps float rounding from adding a fifth look.
         return now - self._progress_at >= self.timeout - self.every / 4
