@@ -8,10 +8,18 @@ sharing the port). *Companions* (``serve --demo``'s demo apps) are forked the sa
 into a process of its own. The parent runs authz on its unix socket under uvloop and watches
 the children: if any of them dies, authz stops too, the others are stopped, and serve exits
 with the gateway's code (or, if that is 0, the first failing companion's). On Ctrl-C the
-terminal sends SIGINT to the whole process group; authz and every child drain and stop, and
-the parent reaps the children before it returns. SIGTERM to the parent alone is forwarded to
-the children. SIGHUP, a closed terminal, stops everything as SIGTERM does: the gateway stops
-on it by itself (it reloads nothing here), companions ignore it and are stopped by the parent.
+terminal sends SIGINT to the whole process group; everything stops in the order below, and
+the parent reaps the children before it returns.
+
+A stop drains the gateway first. Whatever the signal (SIGINT from the terminal, SIGTERM or
+SIGHUP to the parent alone), the parent sends the gateway SIGTERM and keeps authz and the
+companions serving until the gateway has exited: its drain (up to ``DRAIN_TIMEOUT``) may still
+need authz (a sign-out, a callback's redemption, a login page's polls) and the apps behind it.
+authz ends its pages' event streams at once, which would hold the drain (they never end; the
+pages reconnect). Only then does authz stop, and after it the companions (with SIGTERM: they
+ignore the terminal's SIGINT and SIGHUP). A second Ctrl-C interrupts the parent at once.
+SIGHUP, a closed terminal, stops everything as SIGTERM does: the gateway stops on it by itself
+(it reloads nothing here).
 
 The addresses the gateway will listen on are checked before anything is forked, so a port in
 use is one error line and no process starts. Every child ends when the parent does, even one
@@ -37,10 +45,12 @@ from lychgate.errors import LychgateError
 from lychgate.gateway.http.fdlimit import raise_open_file_limit
 from lychgate.gateway.http.workers import end_with_parent
 from lychgate.gateway.listeners import check_listeners
-from lychgate.gateway.runner import prepare, run_gateway
+from lychgate.gateway.runner import DRAIN_TIMEOUT, prepare, run_gateway
 
 log = logging.getLogger(__name__)
 CHILD_POLL = 0.25
+# How long after a stop authz waits for the gateway to drain and exit before it stops anyway.
+GATEWAY_STOP_WAIT = DRAIN_TIMEOUT + 5.0
 
 
 def run_authz(settings: Settings) -> int:
@@ -58,7 +68,8 @@ class Companion:
     """A process ``serve`` runs next to the gateway (the demo apps, for one).
 
     ``run`` is called in a forked child, before any loop exists there; it runs in the
-    foreground until SIGINT or SIGTERM and returns an exit code.
+    foreground until SIGTERM and returns an exit code. It inherits SIGINT and SIGHUP ignored:
+    the parent stops it once the gateway in front of it has drained.
     """
 
     name: str
@@ -75,31 +86,49 @@ def serve_all(settings: Settings, *, companions: Sequence[Companion] = ()) -> in
     children: dict[int, str] = {}  # pid -> name, of the children still running
     try:
         for child in (gateway, *companions):
-            children[_fork(child)] = child.name
+            children[_fork(child, companion=child is not gateway)] = child.name
     except BaseException:
         _stop_children(children)
         raise
-    server = AuthzServer(settings)
-    stopper = _Stopper(server)
+    gateway_pid = next(iter(children))
+    server = AuthzServer(settings, own_signals=False)
+
+    def begin_stop() -> None:
+        _terminate(gateway_pid)
+        server.end_browser_streams()  # the drain would wait for them: they never end
+
+    stopper = _Stopper(begin_stop)
     codes: dict[str, int] = {}
 
+    async def stop_authz() -> None:
+        # authz may still be opening its store, with no server to stop yet.
+        while not server.stopping:
+            server.stop()
+            await asyncio.sleep(CHILD_POLL)
+
     async def watch_children() -> None:
+        loop = asyncio.get_running_loop()
+        give_up: float | None = None  # when to stop authz though the gateway still drains
         while True:
             await asyncio.sleep(CHILD_POLL)
-            if stopper.requested and not server.stopping:
-                server.stop()  # the signal came while authz was still opening its store
             for pid, name in list(children.items()):
                 done, status = os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 - WNOHANG never blocks
                 if done:
                     del children[pid]
                     codes[name] = os.waitstatus_to_exitcode(status)
-                    if not server.stopping:
+                    if not stopper.requested:
                         log.error("the %s exited (code %d); stopping", name, codes[name])
-                    # authz may still be opening its store, with no server to stop yet.
-                    while not server.stopping:
-                        server.stop()
-                        await asyncio.sleep(CHILD_POLL)
+                    await stop_authz()
                     return
+            if stopper.requested and give_up is None:
+                give_up = loop.time() + GATEWAY_STOP_WAIT
+                log.info("stopping: the gateway drains first, then authz")
+            if give_up is not None and loop.time() >= give_up:
+                log.warning(
+                    "the gateway has not stopped after %g s; stopping authz", GATEWAY_STOP_WAIT
+                )
+                await stop_authz()
+                return
 
     async def main() -> None:
         watcher = asyncio.create_task(watch_children())
@@ -123,25 +152,25 @@ def serve_all(settings: Settings, *, companions: Sequence[Companion] = ()) -> in
 
 
 class _Stopper:
-    """The parent's SIGINT, SIGTERM and SIGHUP handler around uvicorn's (which leaves SIGHUP
-    alone: without this one, a hangup would kill the parent and leave the children running).
+    """The parent's SIGINT, SIGTERM and SIGHUP handler for the whole of ``serve``.
 
-    While authz serves, uvicorn has its own handlers. When it is done it restores the ones it
-    found and raises the signal it caught once more. With the default handlers that would be
-    fatal for SIGTERM (the parent dies without stopping its children) and a KeyboardInterrupt
-    for SIGINT (the loop stops before authz has closed its store). Found instead, this one asks
-    authz to stop and lets everything wind down; a second Ctrl-C still interrupts at once.
+    The first of them records the request and calls ``on_stop`` (which tells the gateway to
+    drain); the parent's watcher then stops authz once the gateway has gone. uvicorn's own
+    handlers are off (authz would stop at once, under the gateway's drain). A second Ctrl-C
+    interrupts at once: the parent then stops every child and reaps it.
     """
 
-    def __init__(self, server: AuthzServer) -> None:
-        self.server = server
+    def __init__(self, on_stop: Callable[[], None]) -> None:
+        self.on_stop = on_stop
         self.requested = False
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+        if self.requested:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return
         self.requested = True
-        self.server.stop()
+        self.on_stop()
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
@@ -154,13 +183,16 @@ class _Stopper:
                 signal.signal(sig, handler)
 
 
-def _fork(child: Companion) -> int:
+def _fork(child: Companion, *, companion: bool) -> int:
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:
         # The hangup goes to the parent too, which stops every child with SIGTERM; a child
-        # that handles it (the gateway, as a stop) installs its own handler.
+        # that handles it (the gateway, as a stop) installs its own handler. A companion
+        # ignores the terminal's Ctrl-C as well: the gateway may still be draining into it.
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        if companion:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         end_with_parent(parent)
         code = 1
         try:
@@ -174,6 +206,11 @@ def _fork(child: Companion) -> int:
     return pid
 
 
+def _terminate(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+
+
 def _describe(children: dict[int, str]) -> str:
     return ", ".join(f"{name} pid {pid}" for pid, name in children.items())
 
@@ -181,8 +218,7 @@ def _describe(children: dict[int, str]) -> str:
 def _stop_children(children: dict[int, str]) -> dict[str, int]:
     """SIGTERM every child still running and reap it; their exit codes by name."""
     for pid in children:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+        _terminate(pid)
     codes = {name: _reap(pid) for pid, name in children.items()}
     children.clear()
     return codes

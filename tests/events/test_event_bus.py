@@ -130,6 +130,22 @@ async def test_closed_bus_refuses_publish_and_subscribe(bus_factory: BusFactory)
             pass
 
 
+async def test_ending_subscriptions_keeps_the_bus_open(bus_factory: BusFactory) -> None:
+    # authz winding down under serve: its pages' streams end, while a sign-out in the gateway's
+    # drain still publishes, and a subscription taken after still works.
+    bus = await bus_factory()
+    async with bus.subscribe() as old:
+        await bus.publish(config(1))
+        assert await next_item(old) == config(1)
+        bus.end_subscriptions()
+        bus.end_subscriptions()  # idempotent
+        assert await drain(old) == []
+        async with bus.subscribe() as new:
+            await bus.publish(config(2))
+            assert await next_item(new) == config(2)
+        assert await drain(old) == []  # an ended subscription takes nothing more
+
+
 async def test_oversize_event_is_rejected_and_the_bus_keeps_working(
     bus_factory: BusFactory,
 ) -> None:

@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import stat
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from types import FrameType
 
@@ -224,12 +224,25 @@ class _Server(uvicorn.Server):
     """uvicorn that also ends authz's long-lived streams when asked to exit.
 
     uvicorn waits for open responses before it shuts down; the feed and other streams would
-    hold it for the whole graceful timeout. Ending them first makes Ctrl-C prompt.
+    hold it for the whole graceful timeout. Ending them first makes Ctrl-C prompt. Without
+    ``own_signals`` it leaves the signals to its caller (``serve``, which stops authz only
+    once the gateway has drained), and stops only through :meth:`AuthzServer.stop`.
     """
 
-    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+    def __init__(
+        self, config: uvicorn.Config, on_exit: Callable[[], None], *, own_signals: bool
+    ) -> None:
         super().__init__(config)
         self._on_exit = on_exit
+        self._own_signals = own_signals
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if not self._own_signals:
+            yield
+            return
+        with super().capture_signals():
+            yield
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
@@ -237,12 +250,18 @@ class _Server(uvicorn.Server):
 
 
 class AuthzServer:
-    """authz under uvicorn, stoppable from the outside (``serve`` supervises it)."""
+    """authz under uvicorn, stoppable from the outside (``serve`` supervises it).
 
-    def __init__(self, settings: Settings) -> None:
+    With ``own_signals`` (the default) SIGINT and SIGTERM stop it while it serves; without,
+    only :meth:`stop` does, and the caller handles the signals.
+    """
+
+    def __init__(self, settings: Settings, *, own_signals: bool = True) -> None:
         self.settings = settings
+        self._own_signals = own_signals
         self._server: uvicorn.Server | None = None
         self._end_streams: Callable[[], None] = lambda: None
+        self._end_browser_streams: Callable[[], None] = lambda: None
         self._closing: set[asyncio.Task[None]] = set()
 
     @property
@@ -267,13 +286,25 @@ class AuthzServer:
                 loop.call_soon_threadsafe(close_streams)
 
             self._end_streams = end_streams
-            server = _Server(uvicorn_config(self.settings, app), end_streams)
+
+            def end_browser_streams() -> None:
+                loop.call_soon_threadsafe(ctx.bus.end_subscriptions)
+
+            self._end_browser_streams = end_browser_streams
+            config = uvicorn_config(self.settings, app)
+            server = _Server(config, end_streams, own_signals=self._own_signals)
             self._server = server
             await server.serve()
 
     @property
     def stopping(self) -> bool:
         return self._server is not None and self._server.should_exit
+
+    def end_browser_streams(self) -> None:
+        """End the login and portal pages' event streams now, and go on serving (``serve``
+        calls it when a stop begins: the gateway's drain would wait for streams that never
+        end). The pages reconnect, to whatever serves next. Safe from a signal handler."""
+        self._end_browser_streams()
 
     def stop(self) -> None:
         if self._server is not None:

@@ -5,9 +5,8 @@ Theory of operation
 :func:`prepare_demo` does the blocking work (the run directory, stale sockets, the internal
 CA for an https deployment) before any event loop exists, and returns a :class:`DemoPlan`.
 :func:`run_demo_apps` is what ``serve --demo`` runs in a process of its own, forked next to
-the gateway (see :mod:`lychgate.supervise`): one uvloop loop serving both apps until SIGINT or
-SIGTERM. :func:`serve_demo_apps` is the loop's body, also used by tests with their own stop
-event.
+the gateway (see :mod:`lychgate.supervise`): one uvloop loop serving both apps until SIGTERM.
+:func:`serve_demo_apps` is the loop's body, also used by tests with their own stop event.
 
 The apps verify assertions the way an app on another machine would: they fetch the JWKS from
 the deployment's public URL, through the gateway. uvicorn's own signal handling is switched
@@ -133,13 +132,16 @@ async def serve_demo_apps(
 
 
 def run_demo_apps(plan: DemoPlan) -> int:
-    """The demo process: serve until SIGINT or SIGTERM. Returns the exit code."""
+    """The demo process: serve until SIGTERM. Returns the exit code.
+
+    SIGINT stays as ``serve`` left it (ignored): on Ctrl-C the apps serve on while the gateway
+    drains into them, and ``serve`` stops them after it.
+    """
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
         await serve_demo_apps(plan, stop)
 
     uvloop.run(main())

@@ -40,6 +40,11 @@ class EventBus(Protocol):
         """Subscribe for the duration of an ``async with`` block, which yields the iterator."""
         ...
 
+    def end_subscriptions(self) -> None:
+        """End every subscription open now (the streams that follow them end too) and keep
+        publishing: authz winding down while its gateways still drain. Idempotent."""
+        ...
+
     async def close(self) -> None:
         """Stop the bus: end every subscription and release connections. Idempotent."""
         ...

@@ -37,6 +37,10 @@ class InProcessBus:
         """Subscribe for the duration of an ``async with`` block."""
         return self._fanout.subscribe()
 
+    def end_subscriptions(self) -> None:
+        """End every subscription open now; the bus still publishes. Idempotent."""
+        self._fanout.end_current()
+
     async def close(self) -> None:
         """End every subscription. Idempotent."""
         self._fanout.close()

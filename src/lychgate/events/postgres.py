@@ -207,6 +207,10 @@ class PostgresBus:
         """Subscribe for the duration of an ``async with`` block."""
         return self._fanout.subscribe()
 
+    def end_subscriptions(self) -> None:
+        """End every subscription open now; the bus still publishes. Idempotent."""
+        self._fanout.end_current()
+
     async def close(self) -> None:
         """Stop listening, end every subscription and close the connections. Idempotent."""
         if self._closed:

@@ -164,9 +164,13 @@ class Fanout:
             self._subs.discard(sub)
             sub.close()
 
-    def close(self) -> None:
-        """End every subscription; later ``subscribe`` calls fail."""
-        self._closed = True
+    def end_current(self) -> None:
+        """End every subscription open now; later ones are taken as before."""
         for sub in self._subs:
             sub.close()
         self._subs.clear()
+
+    def close(self) -> None:
+        """End every subscription; later ``subscribe`` calls fail."""
+        self._closed = True
+        self.end_current()
