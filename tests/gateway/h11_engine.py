@@ -139,8 +139,9 @@ class H11Pool(UpstreamPool):
         super().__init__(ssl_context=unverified_client_context())
         self.seen = seen
 
-    async def connect(self, upstream: Upstream) -> UpstreamConnection:
+    async def connect(self, upstream: Upstream, owner: str | None = None) -> UpstreamConnection:
         conn = UpstreamConnection((upstream.url, upstream.verify_tls), self.batch, 256 * 1024)
+        conn.owner = owner
         self.seen.connections += 1
         conn.connection_made(H11Upstream(conn, self.seen))
         return conn

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -16,6 +18,7 @@ from lychgate.gateway.http.pool import (
     parse_upstream_url,
     unverified_client_context,
 )
+from lychgate.gateway.http.upstream import UpstreamConnection
 from lychgate.gateway.types import Upstream
 
 
@@ -126,3 +129,59 @@ async def test_idle_connections_close_on_their_own_whatever_their_upstream() -> 
         assert pool.sweep() == 0  # nothing left to close, and nothing remembered
         assert pool.acquire(retired) is None
         pool.close()
+
+
+@pytest.mark.loopback
+async def test_a_connection_is_reused_only_for_its_owner() -> None:
+    # HTTP/1.1 cannot tell late bytes of one answer from the next answer: a connection that
+    # carried alice's requests never carries bob's.
+    async with http_upstream() as up:
+        pool = _pool()
+        target = Upstream(up.url)
+        alice = await pool.connect(target, "alice")
+        pool.release(alice)
+        assert pool.acquire(target, "bob") is None
+        assert pool.acquire(target) is None  # nobody's requests either (authz's pages)
+        assert pool.acquire(target, "alice") is alice
+        pool.release(alice)
+        bob = await pool.connect(target, "bob")
+        pool.release(bob)
+        assert pool.acquire(target, "alice") is alice  # found under bob's, fresher one
+        assert pool.acquire(target, "bob") is bob
+        pool.close()
+
+
+@contextlib.asynccontextmanager
+async def _one_slot_held_by_alice() -> AsyncIterator[
+    tuple[UpstreamPool, Upstream, UpstreamConnection]
+]:
+    """A pool of one connection per upstream, alice's open and busy."""
+    async with http_upstream() as up:
+        pool = _pool(max_connections=1)
+        target = Upstream(up.url, connect_timeout=1.0)
+        alice = await pool.connect(target, "alice")
+        yield pool, target, alice
+        assert pool.open_connections == 1
+        pool.close()
+
+
+@pytest.mark.loopback
+async def test_at_the_limit_another_owners_idle_connection_gives_up_its_slot() -> None:
+    async with _one_slot_held_by_alice() as (pool, target, alice):
+        pool.release(alice)
+        bob = await pool.connect(target, "bob")  # no wait: alice's idle one is closed
+        assert bob is not alice
+        await eventually(lambda: not alice.usable)
+
+
+@pytest.mark.loopback
+async def test_a_release_while_another_owner_waits_passes_on_the_slot_only() -> None:
+    async with _one_slot_held_by_alice() as (pool, target, alice):
+        waiting = asyncio.ensure_future(pool.connect(target, "bob"))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        pool.release(alice)
+        bob = await waiting
+        assert bob is not alice  # a new connection, in alice's slot
+        pool.release(bob)
+        assert pool.acquire(target, "bob") is bob

@@ -152,14 +152,16 @@ async def test_head_response_ends_at_its_head(gateway: Start, connect: Connect) 
     async with http_upstream(app) as up:
         gw = await gateway(forward_to(up.url))
         c = await connect(gw.port)
-        for _ in range(2):  # a HEAD, then a GET on the same upstream connection
+        for _ in range(2):  # a HEAD, then a GET, on the same client connection
             await c.send(b"HEAD /h HTTP/1.1\r\nHost: h\r\n\r\n")
             r = await c.read_response(head_request=True)
             assert (r.status, r.header("content-length")) == (200, "1234")
             await c.send(get("/g"))
             r = await c.read_response()
             assert len(r.body) == 1234
-        assert up.connections == 1
+        # An upstream connection that answered a HEAD is never reused: the first HEAD's, then
+        # the first GET's (the second HEAD took it), then one for the second GET.
+        assert up.connections == 3
 
 
 async def test_head_after_chunked_upstream_head(gateway: Start, connect: Connect) -> None:
@@ -178,7 +180,7 @@ async def test_head_after_chunked_upstream_head(gateway: Start, connect: Connect
         assert (await c.read_response(head_request=True)).status == 200
         await c.send(get())
         assert (await c.read_response()).body == b"ok"
-        assert up.connections == 1
+        assert up.connections == 2  # never reused after a HEAD
 
 
 @pytest.mark.parametrize("status", [204, 304])

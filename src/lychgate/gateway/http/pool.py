@@ -8,6 +8,17 @@ A new connection is made by :meth:`UpstreamPool.connect` under the upstream's co
 At most ``max_connections`` are open per upstream. A request beyond that waits for a released
 connection (or for a slot when one closes) within the same connect timeout, then gets 504.
 Connections that become tunnels leave the pool and stop counting.
+
+A connection is reused only for requests of the same *owner*, the signed-in user (None for
+requests no user was admitted for: authz's pages). HTTP/1.1 cannot tell the bytes of one
+response from the next: an app that sends more than it framed (content on a 204 or 304, more
+than its Content-Length), later than the rest, has those bytes read as the answer to whatever
+request the connection carries next. Bytes that arrive while the connection is idle, or in the
+same read as the end, close it; bytes that come after the next request went out cannot be told
+apart, so that next request is always the same user's: one user's requests can never shape
+another's responses. A request that finds only other users' idle connections at the limit
+closes the oldest of them and takes its slot; a connection released while another user waits
+is closed and its slot passes on.
 """
 
 from __future__ import annotations
@@ -16,6 +27,7 @@ import asyncio
 import ssl
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from lychgate.errors import ConfigError, LychgateError
@@ -87,6 +99,11 @@ def unverified_client_context() -> ssl.SSLContext:
 _Key = tuple[str, bool]
 
 
+class _Waiter(NamedTuple):
+    owner: str | None
+    fut: asyncio.Future[UpstreamConnection | None]
+
+
 class UpstreamPool:
     """Connections to every upstream of one server (one event loop)."""
 
@@ -111,7 +128,7 @@ class UpstreamPool:
         self._endpoints: dict[_Key, Endpoint] = {}
         self._idle: dict[_Key, list[UpstreamConnection]] = {}
         self._open: dict[_Key, int] = {}
-        self._waiters: dict[_Key, deque[asyncio.Future[UpstreamConnection | None]]] = {}
+        self._waiters: dict[_Key, deque[_Waiter]] = {}
         self._all: set[UpstreamConnection] = set()
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -128,28 +145,32 @@ class UpstreamPool:
     def open_connections(self) -> int:
         return len(self._all)
 
-    def acquire(self, upstream: Upstream) -> UpstreamConnection | None:
-        """An idle, healthy connection to ``upstream``, or None."""
+    def acquire(self, upstream: Upstream, owner: str | None = None) -> UpstreamConnection | None:
+        """An idle, healthy connection to ``upstream`` that served ``owner``, or None."""
         idle = self._idle.get((upstream.url, upstream.verify_tls))
         if not idle:
             return None
         now = self._time()
-        while idle:
-            conn = idle.pop()
+        i = len(idle) - 1
+        while i >= 0:
+            conn = idle[i]
             if not conn.usable:
-                continue
-            if now - conn.idle_since > self._idle_timeout:
-                # The top is the freshest: if it is stale, every one below it is too.
-                conn.close()
-                for old in idle:
+                del idle[i]
+            elif now - conn.idle_since > self._idle_timeout:
+                # Freshest first: if this one is stale, every one below it is too.
+                for old in idle[: i + 1]:
                     old.close()
-                idle.clear()
+                del idle[: i + 1]
                 return None
-            return conn
+            elif conn.owner == owner:
+                del idle[i]
+                return conn
+            i -= 1
         return None
 
-    async def connect(self, upstream: Upstream) -> UpstreamConnection:
-        """A new connection (or one released while we waited). Raises :class:`UpstreamError`."""
+    async def connect(self, upstream: Upstream, owner: str | None = None) -> UpstreamConnection:
+        """A new connection for ``owner`` (or one of theirs released while we waited). Raises
+        :class:`UpstreamError`."""
         if self._closed:
             raise UpstreamError("gateway shutting down", kind="shutdown")
         key = (upstream.url, upstream.verify_tls)
@@ -168,14 +189,16 @@ class UpstreamPool:
         loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(upstream.connect_timeout):
-                if self._open.get(key, 0) >= self._max_connections:
-                    handed = await self._wait_turn(loop, key)
+                if self._open.get(key, 0) < self._max_connections:
+                    self._open[key] = self._open.get(key, 0) + 1
+                elif not self._evict_idle(key):  # others' idle connection: its slot is ours
+                    handed = await self._wait_turn(loop, key, owner)
                     if handed is not None:
                         return handed
-                else:
-                    self._open[key] = self._open.get(key, 0) + 1
                 try:
-                    return await self._open_connection(loop, key, endpoint, upstream)
+                    conn = await self._open_connection(loop, key, endpoint, upstream)
+                    conn.owner = owner
+                    return conn
                 except BaseException:
                     self._slot_freed(key)
                     raise
@@ -188,13 +211,29 @@ class UpstreamPool:
             why = f"upstream connect failed: {connect_failure(exc)}"
             raise UpstreamError(why, kind=kind) from None
 
+    def _evict_idle(self, key: _Key) -> bool:
+        """Close the oldest idle connection to ``key`` and keep its slot for the caller."""
+        idle = self._idle.get(key)
+        if not idle:
+            return False
+        self._drop(idle.pop(0))
+        return True
+
+    def _drop(self, conn: UpstreamConnection) -> None:
+        """Close ``conn`` whose slot the caller passes on (it no longer counts as lost)."""
+        self._all.discard(conn)
+        conn.unbind_pool()
+        conn.close()
+
     async def _wait_turn(
-        self, loop: asyncio.AbstractEventLoop, key: _Key
+        self, loop: asyncio.AbstractEventLoop, key: _Key, owner: str | None
     ) -> UpstreamConnection | None:
-        """Wait for a released connection (returned) or a free slot (None, slot taken)."""
+        """Wait for a released connection of ``owner`` (returned) or a free slot (None, slot
+        taken)."""
         fut: asyncio.Future[UpstreamConnection | None] = loop.create_future()
         waiters = self._waiters.setdefault(key, deque())
-        waiters.append(fut)
+        waiter = _Waiter(owner, fut)
+        waiters.append(waiter)
         try:
             return await fut
         except BaseException:
@@ -207,8 +246,8 @@ class UpstreamPool:
                     self.release(conn)
             raise
         finally:
-            if fut in waiters:
-                waiters.remove(fut)
+            if waiter in waiters:
+                waiters.remove(waiter)
 
     async def _open_connection(
         self, loop: asyncio.AbstractEventLoop, key: _Key, endpoint: Endpoint, upstream: Upstream
@@ -242,10 +281,15 @@ class UpstreamPool:
         key = conn.key
         waiters = self._waiters.get(key)
         while waiters:
-            fut = waiters.popleft()
-            if not fut.done():
+            owner, fut = waiters.popleft()
+            if fut.done():
+                continue
+            if owner == conn.owner and conn.usable:
                 fut.set_result(conn)
-                return
+            else:
+                self._drop(conn)  # another user's turn: a new connection, in this one's slot
+                fut.set_result(None)
+            return
         if self._closed or not conn.usable:
             conn.close()
             return
@@ -304,7 +348,7 @@ class UpstreamPool:
     def _slot_freed(self, key: _Key) -> None:
         waiters = self._waiters.get(key)
         while waiters:
-            fut = waiters.popleft()
+            _, fut = waiters.popleft()
             if not fut.done():
                 fut.set_result(None)  # the slot passes to the waiter, the count stays
                 return

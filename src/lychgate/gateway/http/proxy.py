@@ -195,11 +195,17 @@ class Exchange:
         if pending:
             self._pending = pending
             self._pending_bytes = sum(map(len, pending)) + PIECE_COST * len(pending)
-        up = self._ctx.pool.acquire(fwd.upstream)
+        up = self._ctx.pool.acquire(fwd.upstream, self._owner)
         if up is not None:
             self._attach(up, reused=True)
         else:
             self._connect()
+
+    @property
+    def _owner(self) -> str | None:
+        """Whose upstream connections this request may use (see :mod:`.pool`)."""
+        who = self._fwd.who
+        return None if who is None else who.user_id
 
     def _build_head(self) -> bytes:
         req, fwd = self._req, self._fwd
@@ -221,7 +227,7 @@ class Exchange:
 
     async def _connect_then_attach(self) -> None:
         try:
-            up = await self._ctx.pool.connect(self._fwd.upstream)
+            up = await self._ctx.pool.connect(self._fwd.upstream, self._owner)
         except UpstreamError as exc:
             self._task = None
             if self._state != _DONE:

@@ -146,6 +146,7 @@ class UpstreamConnection(asyncio.Protocol):
         "idle_since",
         "key",
         "out",
+        "owner",
         "transport",
         "write_buffer_high",
     )
@@ -157,6 +158,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.out: Writer | None = None
         self.idle_since = 0.0
+        self.owner: str | None = None  # whose requests it carries (see .pool)
         self._sink: ResponseSink | None = None
         self._parser = HttpResponseParser(self)
         self._headers: list[tuple[bytes, bytes]] = []
@@ -444,8 +446,11 @@ class UpstreamConnection(asyncio.Protocol):
         self._head_bytes = 0
         if self._deadline is not None:
             self._deadline.clear()
-        reusable = self._reusable and self._keep_alive
-        if self._head_request or not reusable:
+        # Never reused after a HEAD: an app that answers HEAD as GET (``do_HEAD = do_GET``)
+        # sends content that may arrive only after the head, and would be read as the answer
+        # to the next request.
+        reusable = self._reusable and self._keep_alive and not self._head_request
+        if not reusable:
             self._parser = HttpResponseParser(self)
         if sink is not None:
             sink.upstream_done(self, reusable)
