@@ -415,13 +415,20 @@ async def test_a_code_is_taken_only_from_a_navigation_that_may_bring_one(
         assert header(response, "set-cookie") == []
 
 
-async def test_logout_when_authz_is_down_still_clears_but_says_so() -> None:
+async def test_logout_when_authz_is_down_keeps_the_cookies_for_a_retry() -> None:
+    # Clearing them left the session alive at authz and the retry nothing to revoke: it then
+    # redirected as a sign-out that worked.
     endpoints, _, _ = setup(SINGLE, fail=AuthzUnavailable("down"))
-    response = await run(
-        endpoints, SINGLE, SINGLE.head("/.lychgate/logout", cookies=[SINGLE.token()])
-    )
+    request = SINGLE.head("/.lychgate/logout", cookies=[SINGLE.token()])
+    response = await run(endpoints, SINGLE, request)
     assert response.status == 502
-    assert header(response, "set-cookie")[0].startswith("lychgate=; ")
+    assert b"still signed in" in response.body
+    assert header(response, "set-cookie") == []
+    endpoints, authz, _ = setup(SINGLE)  # authz is back: the same browser tries again
+    retried = await run(endpoints, SINGLE, request)
+    assert retried.status == 302
+    assert authz.revoked
+    assert header(retried, "set-cookie")[0].startswith("lychgate=; ")
 
 
 async def test_logout_methods() -> None:

@@ -21,8 +21,9 @@
   token that verifies, then redirects to ``/``. Only a navigation by a page of this origin
   may (``Sec-Fetch-Site``, ``Sec-Fetch-Dest``, ``Origin``): another site, a sibling app's
   page or an ``<img>`` cannot sign the user out. If authz cannot be
-  reached the cookie is still cleared, but the answer is a 502: the user must not believe the
-  session is gone when it is not.
+  reached the answer is a 502 that says the user is still signed in, and the cookies stay:
+  the session lives on at authz, and clearing them would leave a retry nothing to revoke
+  (it then looked like a sign-out that worked).
 * ``/.lychgate/healthz``: 200 ``ok`` while a snapshot is loaded and the feed has confirmed it
   within ``max_stale`` seconds, 503 otherwise (a load balancer then stops sending us traffic
   that would be refused anyway). Nothing else.
@@ -294,8 +295,7 @@ class Endpoints:
             log.warning("session revocation failed: %s", type(exc).__name__)
             return responses.text(
                 502,
-                "sign-out could not be completed, try again\n",
-                headers=clear,
+                "sign-out could not be completed: you are still signed in; try again\n",
                 reason=f"logout: session revocation failed: {type(exc).__name__}",
             )
         return responses.redirect("/", headers=clear)
