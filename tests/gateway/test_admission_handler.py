@@ -223,6 +223,7 @@ async def test_a_feed_silent_past_max_stale_denies_until_it_is_back(
     assert isinstance(refused, Respond)
     assert refused.status == 503
     assert handler.expired
+    assert refused.reason == "config feed silent past feed_max_stale"  # the access log's
     assert "refusing requests until it is back" in caplog.text
     health = handler(SINGLE.head("/.lychgate/healthz"))
     assert isinstance(health, Local)

@@ -7,7 +7,7 @@ import io
 import ipaddress
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -76,6 +76,14 @@ def test_access_line_has_the_fields_and_no_secrets() -> None:
     [
         "/.lychgate/enroll/SETUPCODE_abcdefghijklmnop",
         "/.LYCHGATE/Enroll/SETUPCODE_abcdefghijklmnop",
+        # Other spellings routing reads the same, which authz serves all the same.
+        "//.lychgate/enroll/SETUPCODE_abcdefghijklmnop",
+        "/.lychgate/./enroll/SETUPCODE_abcdefghijklmnop",
+        "/%2Elychgate/enroll/SETUPCODE_abcdefghijklmnop",
+        "/.lychgate/%65nroll/SETUPCODE_abcdefghijklmnop",
+        "/x/../.lychgate/enroll/SETUPCODE_abcdefghijklmnop",
+        "/.lychgate//enroll/SETUPCODE_abcdefghijklmnop",
+        "/.lychgate/enroll/SETUPCODE_abcdefghijklmnop%00",  # refused, and left out whole
     ],
 )
 def test_an_enrollment_links_code_is_never_logged(path: str) -> None:
@@ -83,7 +91,13 @@ def test_an_enrollment_links_code_is_never_logged(path: str) -> None:
     # enroll a device, or become the first admin.
     line = access_line(head(path), None, 200, 0.001, now=datetime(2026, 1, 1, tzinfo=UTC))
     assert "SETUPCODE" not in line
-    assert json.loads(line)["path"].endswith("/<redacted>")
+    assert json.loads(line)["path"].endswith("<redacted>")
+
+
+def test_other_paths_are_logged_as_sent() -> None:
+    for path in ("/wiki/Enrollment", "/a//b", "/%7Euser/"):
+        line = access_line(head(path), None, 200, 0.001, now=datetime(2026, 1, 1, tzinfo=UTC))
+        assert json.loads(line)["path"] == path
 
 
 @pytest.mark.parametrize(
@@ -178,6 +192,27 @@ def test_response_hook_counts_and_logs(caplog: pytest.LogCaptureFixture) -> None
     assert 'lychgate_gateway_requests_total{app="wiki",status="200",worker="0"} 2.0' in text
     assert 'lychgate_gateway_requests_total{app="-",status="404",worker="0"} 1.0' in text
     assert "lychgate_gateway_request_duration_seconds_bucket" in text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/metrics", 200),
+        ("HEAD", "/metrics", 200),
+        ("POST", "/metrics", 405),
+        ("GET", "/", 404),
+        ("HEAD", "/other", 404),
+    ],
+)
+def test_the_metrics_listener_answers_head_and_names_its_methods(
+    method: str, path: str, status: int
+) -> None:
+    # A monitor that checks the endpoint with HEAD used to find a 404 and call it down.
+    answer = metrics_handler(GatewayMetrics())(replace(head(path), method=method))
+    assert isinstance(answer, Respond)
+    assert answer.status == status
+    if status == 405:
+        assert ("allow", "GET, HEAD") in answer.headers
 
 
 def test_hook_without_access_log_does_not_log(caplog: pytest.LogCaptureFixture) -> None:

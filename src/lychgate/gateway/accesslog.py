@@ -27,8 +27,10 @@ from datetime import UTC, datetime
 from typing import Final, TextIO
 
 from lychgate.config.settings import IpNetwork
+from lychgate.errors import ClientError
 from lychgate.gateway.forwarding import chain_client, is_trusted
 from lychgate.gateway.http.tunnel import TunnelEnded
+from lychgate.gateway.paths import parse_request_target
 from lychgate.gateway.types import Principal, RequestHead
 from lychgate.ids import AppSlug
 
@@ -120,11 +122,20 @@ _REDACTED: Final = "<redacted>"
 
 
 def loggable_path(path: str) -> str:
-    """``path``, with the one-time code of an enrollment link replaced (any letter case)."""
-    lowered = path.lower()
+    """``path``, with the one-time code of an enrollment link replaced.
+
+    Decided on the path as routing reads it (any letter case, ``//``, dot segments, escaped
+    letters such as ``%65nroll``), which authz serves all the same; a path that does not even
+    parse is left out whole if it could name one.
+    """
+    try:
+        normalized = parse_request_target(path).path.lower()
+    except ClientError:
+        lowered = path.lower()
+        return _REDACTED if "enroll" in lowered or "%" in lowered else path
     for prefix in _SECRET_SEGMENT_PREFIXES:
-        if lowered.startswith(prefix) and len(path) > len(prefix):
-            return path[: len(prefix)] + _REDACTED
+        if normalized.startswith(prefix) and len(normalized) > len(prefix):
+            return prefix + _REDACTED
     return path
 
 

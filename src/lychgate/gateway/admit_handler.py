@@ -38,6 +38,7 @@ from lychgate.errors import ClientError
 from lychgate.gateway import admit_responses as responses
 from lychgate.gateway.admission import (
     Admission,
+    Deny,
     Redirect,
     ToApp,
     ToAuthz,
@@ -59,6 +60,7 @@ from lychgate.tokens import CachedVerifier, VerifiedJWS
 from lychgate.tokens.errors import Reason, fail
 
 log = logging.getLogger(__name__)
+_FEED_EXPIRED = "config feed silent past feed_max_stale"
 _STALE_CHECK_EVERY = timedelta(seconds=1)
 # On a 503 the gateway can do nothing about yet (no snapshot: starting, or the feed silent past
 # feed_max_stale; no assertion key): when a client may ask again. A heartbeat comes every 5 s.
@@ -186,6 +188,9 @@ class GatewayHandler:
                 verifier=verifier if verifier is not None else _NO_KEYS,
                 memo=self._memo,
             )
+            if self._expired and isinstance(admission, Deny):
+                # It has a snapshot, too old to trust: not "none yet", as at start.
+                admission = replace(admission, reason=_FEED_EXPIRED)
             return self._carry_out(head, admission, now)
         except Exception:
             log.exception("request handling failed")

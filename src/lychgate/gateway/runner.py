@@ -212,13 +212,17 @@ def tunnel_end_hook(metrics: GatewayMetrics, access: AccessLog | None) -> Tunnel
 
 
 def metrics_handler(metrics: GatewayMetrics) -> Callable[[RequestHead], Decision]:
-    """``GET /metrics`` in Prometheus text format; 404 for anything else."""
+    """``GET /metrics`` (and HEAD, its head alone) in Prometheus text format; 405 for another
+    method there, 404 anywhere else."""
 
     def handle(head: RequestHead) -> Decision:
-        if head.method == "GET" and head.path == "/metrics":
-            body = generate_latest(metrics.registry)
-            return Respond(200, (("content-type", CONTENT_TYPE_LATEST),), body)
-        return Respond(404, (("content-type", "text/plain"),), b"not found\n")
+        if head.path != "/metrics":
+            return Respond(404, (("content-type", "text/plain"),), b"not found\n")
+        if head.method not in ("GET", "HEAD"):
+            allow = (("content-type", "text/plain"), ("allow", "GET, HEAD"))
+            return Respond(405, allow, b"method not allowed\n")
+        body = generate_latest(metrics.registry)
+        return Respond(200, (("content-type", CONTENT_TYPE_LATEST),), body)
 
     return handle
 
