@@ -45,6 +45,8 @@ MAX_TUNNEL_IDLE_TIMEOUT: Final = 7 * 86400.0
 #: Connections per client and worker: Linux's default ``nr_open``, the most file descriptors
 #: one process can ever have, so a larger cap could never be reached.
 MAX_CONNECTIONS_PER_CLIENT: Final = 1024 * 1024
+# Two years: what browsers' preload lists ask for, and more than any site needs.
+MAX_HSTS_MAX_AGE: Final = 2 * 365 * 86400
 
 
 class Limits(BaseModel):
@@ -107,6 +109,9 @@ class Settings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     allow_insecure_http: bool = False  # serve plain HTTP on a non-loopback public URL
+    # Strict-Transport-Security on the https listener's answers (0: none); never for a loopback
+    # or *.localhost public host, where it would hold every local port of that name to https.
+    hsts_max_age: int = Field(default=365 * 86400, ge=0, le=MAX_HSTS_MAX_AGE)
     workers: int = Field(default=1, ge=1, le=64)
     access_log: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -62,7 +62,7 @@ from lychgate.gateway.types import Decision, Handler, Principal, RequestHead, Re
 from lychgate.ids import AppSlug
 from lychgate.secret import Secret
 from lychgate.tls.files import TlsPaths, renew_server_cert
-from lychgate.tls.hosts import hostnames_for
+from lychgate.tls.hosts import hostnames_for, is_loopback_host
 
 log = logging.getLogger(__name__)
 DRAIN_TIMEOUT = 10.0
@@ -84,6 +84,7 @@ class GatewayPlan:
     upstream_ssl: ssl.SSLContext
     metrics: tuple[str, int] | None
     redirect: tuple[str, int] | None
+    hsts: bytes = b""  # the Strict-Transport-Security line of the https listener's answers
 
 
 def engine_limits(settings: Settings) -> Limits:
@@ -176,7 +177,23 @@ def prepare(settings: Settings, *, listen: str | None = None) -> GatewayPlan:
         redirect=parse_hostport(settings.http_redirect_listen)
         if settings.http_redirect_listen
         else None,
+        hsts=hsts_field(settings),
     )
+
+
+def hsts_field(settings: Settings) -> bytes:
+    """The ``Strict-Transport-Security`` line the https listener adds to its answers, or
+    nothing: on plain http, with ``hsts_max_age = 0``, and for a loopback or ``*.localhost``
+    public host or app domain (a browser would then hold every port of that name to https,
+    other local servers included)."""
+    if not settings.is_https or not settings.hsts_max_age:
+        return b""
+    hosts = [settings.public_host]
+    if settings.routing == "subdomains":
+        hosts.append(settings.app_domain)
+    if any(is_loopback_host(host.rstrip(".")) for host in hosts):
+        return b""
+    return b"strict-transport-security: max-age=%d\r\n" % settings.hsts_max_age
 
 
 def response_hook(metrics: GatewayMetrics, access: AccessLog | None) -> ResponseHook:
@@ -285,6 +302,7 @@ async def serve_worker(
         port=plan.port,
         limits=plan.limits,
         ssl=plan.tls.context if plan.tls is not None else None,
+        hsts=plan.hsts,
         reuse_port=reuse_port,
         on_response=response_hook(metrics, access),
         on_tunnel_end=tunnel_end_hook(metrics, access),

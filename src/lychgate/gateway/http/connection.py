@@ -525,6 +525,7 @@ class ClientConnection(asyncio.Protocol):
         status = answer.status
         body = answer.body
         tail = b"" if status in _NO_CONTENT else b"content-length: %d\r\n" % len(body)
+        tail += self._ctx.hsts
         if close:
             tail += b"connection: close\r\n"
         elif req.head.http_version == "1.0":

@@ -47,6 +47,7 @@ class ServerContext:
     pool: UpstreamPool
     tunnels: TunnelRegistry
     scheme: str  # "http" or "https", what this listener speaks
+    hsts: bytes = b""  # a Strict-Transport-Security line for final answers (https only)
     on_response: ResponseHook | None = None
     on_tunnel_end: TunnelEndHook | None = None
     batch: Batch = field(default_factory=Batch)

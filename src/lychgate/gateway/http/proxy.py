@@ -370,6 +370,9 @@ class Exchange:
         elif http10:
             tail += b"connection: keep-alive\r\n"
         self._close = close
+        hsts = self._ctx.hsts
+        if hsts and not any(name == b"strict-transport-security" for name, _ in headers):
+            tail += hsts  # the app's own policy, when it sets one, stands
         down.out.write(response_head(status, self._fields(headers), tail))
 
     def upstream_body(self, data: bytes) -> None:

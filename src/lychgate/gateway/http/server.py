@@ -181,6 +181,7 @@ async def start_server(
     upstream_ssl: ssl_module.SSLContext | None = None,
     pool: UpstreamPool | None = None,
     uncapped: Callable[[str], bool] = is_loopback,
+    hsts: bytes = b"",
 ) -> GatewayServer:
     """Listen on ``host:port`` (or ``sock``) and serve what ``handler`` decides.
 
@@ -188,7 +189,9 @@ async def start_server(
     verifies https upstreams (default: the system CAs). ``on_response`` is called after every
     response with ``(head, app, status, seconds, reason, who)``, ``on_tunnel_end`` after every
     tunnel (:data:`.TunnelEndHook`). ``uncapped`` names the client addresses
-    that ``limits.max_connections_per_client`` does not apply to (:mod:`.clientcap`).
+    that ``limits.max_connections_per_client`` does not apply to (:mod:`.clientcap`). ``hsts``,
+    a whole ``Strict-Transport-Security`` line, goes into every final answer of an HTTPS
+    listener but error pages, unless the app sent its own.
     """
     loop = asyncio.get_running_loop()
     limits = limits or Limits()
@@ -208,6 +211,7 @@ async def start_server(
             idle_timeout=limits.tunnel_idle_timeout, drain_timeout=limits.send_timeout
         ),
         scheme="https" if ssl is not None else "http",
+        hsts=hsts if ssl is not None else b"",
         on_response=on_response,
         on_tunnel_end=on_tunnel_end,
         batch=pool.batch,
