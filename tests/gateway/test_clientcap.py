@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 
 from gateway.client import get
-from gateway.conftest import Connect, Start, forward_to, upgrade_to
+from gateway.conftest import Answers, Connect, Start, forward_to, upgrade_to
 from gateway.upstreams import http_upstream
 from gateway.waiting import PATIENCE
 from lychgate.config import Settings, load_settings
@@ -183,15 +183,9 @@ def settings(tmp_path: Path) -> Settings:
     return load_settings(tmp_path, {})  # outside the event loop: it reads the file system
 
 
-@pytest.mark.loopback
-async def test_the_side_listeners_take_the_main_listeners_limits(
-    settings: Settings,
-    connect: Connect,
-    system_ssl: ssl.SSLContext,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.INFO, logger="lychgate.gateway.runner")
-    plan = GatewayPlan(
+def _side_plan(settings: Settings, system_ssl: ssl.SSLContext) -> GatewayPlan:
+    """A plan with both side listeners on free ports, one connection per client."""
+    return GatewayPlan(
         settings=settings,
         internal_token=Secret("not used here"),
         host="127.0.0.1",
@@ -203,8 +197,49 @@ async def test_the_side_listeners_take_the_main_listeners_limits(
         metrics=("127.0.0.1", 0),
         redirect=("127.0.0.1", 0),
     )
+
+
+@pytest.mark.loopback
+async def test_the_redirect_listeners_answers_are_recorded_and_scrapes_are_not(
+    settings: Settings, connect: Connect, system_ssl: ssl.SSLContext
+) -> None:
+    # The access log's "one per response" held for the main listener only.
+    answers = Answers()
+    metrics, redirect = await start_side_listeners(
+        _side_plan(settings, system_ssl),
+        GatewayMetrics(worker=0),
+        SnapshotHolder(),
+        0,
+        False,
+        _counted,
+        on_redirect=answers,
+    )
+    try:
+        for listener in (metrics, redirect):
+            client = await connect(listener.port)
+            await client.send(get("/metrics"))
+            await client.read_response()
+        assert [status for status, _ in answers.seen] == [404]  # no snapshot: nowhere to send
+    finally:
+        for listener in (metrics, redirect):
+            await listener.close(drain_timeout=0.1)
+
+
+@pytest.mark.loopback
+async def test_the_side_listeners_take_the_main_listeners_limits(
+    settings: Settings,
+    connect: Connect,
+    system_ssl: ssl.SSLContext,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="lychgate.gateway.runner")
     side = await start_side_listeners(
-        plan, GatewayMetrics(worker=0), SnapshotHolder(), 0, False, _counted
+        _side_plan(settings, system_ssl),
+        GatewayMetrics(worker=0),
+        SnapshotHolder(),
+        0,
+        False,
+        _counted,
     )
     try:
         assert len(side) == 2

@@ -117,15 +117,18 @@ async def start_side_listeners(
     worker: int,
     reuse_port: bool,
     exempt: Callable[[str], bool],
+    on_redirect: ResponseHook | None = None,
 ) -> list[GatewayServer]:
     """The metrics and HTTP-to-HTTPS listeners that the plan asks for. They take the same
-    limits, and count the same clients, as the main listener."""
-    wanted: list[tuple[str, Handler, tuple[str, int] | None, int, bool]] = [
-        ("metrics", metrics_handler(metrics), plan.metrics, worker, False),  # a port per worker
-        ("http redirect", redirect_handler(holder), plan.redirect, 0, reuse_port),
+    limits, and count the same clients, as the main listener. The redirect listener's answers
+    go to ``on_redirect`` (the access log and request metrics); the metrics listener's scrapes
+    are not counted."""
+    wanted: list[tuple[str, Handler, tuple[str, int] | None, int, bool, ResponseHook | None]] = [
+        ("metrics", metrics_handler(metrics), plan.metrics, worker, False, None),  # port/worker
+        ("http redirect", redirect_handler(holder), plan.redirect, 0, reuse_port, on_redirect),
     ]
     side: list[GatewayServer] = []
-    for what, handler, where, offset, reuse in wanted:
+    for what, handler, where, offset, reuse, hook in wanted:
         if where is not None:
             host, port = where
             server = await start_server(
@@ -135,6 +138,7 @@ async def start_side_listeners(
                 reuse_port=reuse,
                 limits=plan.limits,
                 uncapped=exempt,
+                on_response=hook,
             )
             log.info("gateway worker %d: %s on %s:%d", worker, what, host, server.port)
             side.append(server)
@@ -296,6 +300,7 @@ async def serve_worker(
     metrics = GatewayMetrics(worker=worker)
     access = AccessLog(trusted_proxies=settings.trusted_proxies) if settings.access_log else None
     exempt = uncapped(settings)
+    recorded = response_hook(metrics, access)
     server = await start_server(
         handler,
         host=plan.host,
@@ -304,7 +309,7 @@ async def serve_worker(
         ssl=plan.tls.context if plan.tls is not None else None,
         hsts=plan.hsts,
         reuse_port=reuse_port,
-        on_response=response_hook(metrics, access),
+        on_response=recorded,
         on_tunnel_end=tunnel_end_hook(metrics, access),
         upstream_ssl=plan.upstream_ssl,
         uncapped=exempt,
@@ -321,7 +326,9 @@ async def serve_worker(
         tls_handshakes=None if certs is None else (lambda: server.handshakes),
         upstream_failures=lambda: server.upstream_failures,
     )
-    side = await start_side_listeners(plan, metrics, holder, worker, reuse_port, exempt)
+    side = await start_side_listeners(
+        plan, metrics, holder, worker, reuse_port, exempt, on_redirect=recorded
+    )
     feed = FeedClient(base, plan.internal_token, holder)
     log.info("gateway worker %d listening on %s:%d", worker, plan.host, server.port)
     if ready is not None:
