@@ -229,6 +229,27 @@ async def test_a_local_answer_carries_its_reason(gateway: Start, connect: Connec
     assert answers.seen == [(403, "admins only"), (204, "")]
 
 
+@pytest.mark.loopback
+async def test_a_local_answer_for_an_app_is_counted_for_it(
+    gateway: Start, connect: Connect
+) -> None:
+    # A refusal by an app's own rule (admins only, its header limits, its origin rules) was
+    # logged and counted with no app, so a per-app dashboard never showed it.
+    apps: list[AppSlug | None] = []
+
+    def hook(head: object, app: AppSlug | None, *rest: object) -> None:
+        apps.append(app)
+
+    def handler(head: RequestHead) -> Decision:
+        return Respond(403, (), b"no\n", "admins only", app=AppSlug("wiki"))
+
+    gw = await gateway(handler, on_response=hook)
+    c = await connect(gw.port)
+    await c.send(get("/"))
+    assert (await c.read_response()).status == 403
+    assert apps == ["wiki"]
+
+
 # -- the handler: admission's reason reaches the Respond ---------------------------------------
 
 SINGLE = World("single-host")
@@ -256,6 +277,16 @@ def test_admission_reasons_reach_the_answer(head: RequestHead, status: int, reas
     assert isinstance(decision, Respond)
     assert (decision.status, decision.reason) == (status, reason)
     assert reason.encode() not in decision.body  # for the log only
+
+
+def test_an_apps_own_refusal_names_the_app() -> None:
+    handler, _ = handler_for(SINGLE)
+    refused = handler(SINGLE.head("/", cookies=[SINGLE.token(app="admin")], headers=FETCH))
+    assert isinstance(refused, Respond)
+    assert (refused.status, refused.app) == (403, "admin")
+    anonymous = handler(SINGLE.head("/", headers=FETCH))
+    assert isinstance(anonymous, Respond)
+    assert (anonymous.status, anonymous.app) == (401, None)  # no app's rule: no app known
 
 
 def test_the_decision_names_who_it_was_made_for() -> None:

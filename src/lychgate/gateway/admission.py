@@ -83,7 +83,7 @@ from lychgate.gateway.routing import (
 )
 from lychgate.gateway.snapshot import ConfigSnapshot
 from lychgate.gateway.types import RequestHead
-from lychgate.ids import looks_like_session_id
+from lychgate.ids import AppSlug, looks_like_session_id
 from lychgate.tokens import Verifier, verify_app_token
 from lychgate.valuetype import value_type
 
@@ -139,6 +139,7 @@ class Deny:
     login_url: str | None = None
     reason: str = ""
     identity: Identity | None = None  # whose valid token a policy refused, for the logs
+    app: AppSlug | None = None  # the app whose own rule refused it, for the logs and metrics
 
 
 Admission = ToApp | ToAuthz | ToEndpoint | Redirect | Deny
@@ -196,19 +197,20 @@ def _admit(
         return login_required(head, snapshot, host, target, reason=admitted)
     app, identity = admitted
     if app.policy is AppPolicy.ADMINS and not identity.admin:
-        return Deny(403, "forbidden", reason="admins only", identity=identity)
+        return Deny(403, "forbidden", reason="admins only", identity=identity, app=app.slug)
     if app.max_header_bytes is not None or app.max_headers is not None:
         over = over_app_head_limits(head, app)
         if over is not None:
-            return Deny(431, "request_header_fields_too_large", reason=over, identity=identity)
+            too_large = "request_header_fields_too_large"
+            return Deny(431, too_large, reason=over, identity=identity, app=app.slug)
     if head.method in SAFE_METHODS:  # a plain GET: one set lookup, and for socket apps one scan
         if app.websockets and foreign_handshake(head, snapshot, host):
             why = "WebSocket handshake from another origin"
-            return Deny(403, "forbidden", reason=why, identity=identity)
+            return Deny(403, "forbidden", reason=why, identity=identity, app=app.slug)
     elif not app.allow_cross_origin:
         refused = foreign_write(head, app, snapshot, host)
         if refused is not None:
-            return Deny(403, "forbidden", reason=refused, identity=identity)
+            return Deny(403, "forbidden", reason=refused, identity=identity, app=app.slug)
     return ToApp(app, identity, target, host)
 
 

@@ -290,6 +290,8 @@ class GatewayHandler:
             reason=admission.reason,
             who=admission.identity,
         )
+        if admission.app is not None:
+            denied = replace(denied, app=admission.app)
         return _try_again_later(denied) if admission.error == "unavailable" else denied
 
     def _to_app(self, head: RequestHead, admitted: ToApp, now: datetime) -> Decision:

@@ -107,6 +107,7 @@ class Respond:
     body: bytes = b""
     reason: str = ""  # why, for the access log; never sent
     who: Principal | None = None  # a signed-in user refused by policy, for the access log
+    app: AppSlug | None = None  # the app whose own rule refused it (access log, metrics)
 
 
 LocalEndpoint = Callable[[RequestHead], Awaitable[Respond]]

@@ -539,7 +539,7 @@ class ClientConnection(asyncio.Protocol):
         if body and req.head.method != "HEAD" and status not in _NO_CONTENT:
             head += body
         self.out.write(head)
-        self.finish(req, status, None, close, answer.reason)
+        self.finish(req, status, answer.app, close, answer.reason)
 
     # -- used by the exchange -------------------------------------------------------------
 
