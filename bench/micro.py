@@ -99,6 +99,7 @@ class Setup:
     handler: Handler
     request: bytes
     hook: ResponseHook | None
+    owner: str | None = None  # whose requests the pooled connection carries (its user's)
 
 
 def trivial() -> Setup:
@@ -160,7 +161,7 @@ def admission(fields: bytes = b"", cookies: bytes = b"") -> Setup:
         + token.encode()
         + b"\r\n\r\n"
     )
-    return Setup(handler, request, response_hook(GatewayMetrics(worker=0), None))
+    return Setup(handler, request, response_hook(GatewayMetrics(worker=0), None), owner=user)
 
 
 # What Chromium sends on a navigation, after the Host line and before the cookie.
@@ -212,6 +213,7 @@ async def measure(setup: Setup, requests: int) -> float:
     )
     up = UpstreamConnection((UPSTREAM.url, UPSTREAM.verify_tls), pool.batch, 256 * 1024)
     up.connection_made(_Transport())
+    up.owner = setup.owner
     pool.release(up)
     client = ClientConnection(ctx)
     client_transport = _Transport()
