@@ -122,9 +122,13 @@ def _counted(ip: str) -> bool:
 async def test_the_connection_over_the_cap_gets_503_and_a_close(
     gateway: Start, connect: Connect
 ) -> None:
+    answers = Answers()
     async with http_upstream() as up:
         gw = await gateway(
-            forward_to(up.url), limits=Limits(max_connections_per_client=2), uncapped=_counted
+            forward_to(up.url),
+            limits=Limits(max_connections_per_client=2),
+            uncapped=_counted,
+            on_response=answers,
         )
         first, second = await connect(gw.port), await connect(gw.port)
         for client in (first, second):
@@ -132,6 +136,8 @@ async def test_the_connection_over_the_cap_gets_503_and_a_close(
             assert (await client.read_response()).status == 200
         third = await connect(gw.port)
         assert_refused(await third.read_until_closed())
+        # Logged and counted like any answer: it was in neither.
+        assert answers.seen[-1] == (503, "too many connections from this client")
         await first.close()
         # Once the gateway has seen the close, the client may connect again.
         assert await _served(connect, gw.port) == 200

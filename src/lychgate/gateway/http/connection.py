@@ -57,6 +57,7 @@ from lychgate.gateway.types import Forward, Local, Principal, RequestHead, Respo
 from lychgate.ids import AppSlug
 
 log = logging.getLogger(__name__)
+_TOO_MANY_CONNECTIONS: Final = "too many connections from this client"
 
 _NO_CONTENT = frozenset({204, 304})
 _MAX_TUNNEL_EARLY = 64 * 1024  # client bytes held while an upgrade is being answered
@@ -214,6 +215,9 @@ class ClientConnection(asyncio.Protocol):
             if key is None:  # this client holds too many already: say so, read nothing
                 transport.write(client_refusal(http_date()))
                 transport.close()
+                hook = ctx.on_response
+                if hook is not None:  # a response too: logged and counted like any other
+                    hook(self._headless(), None, 503, 0.0, _TOO_MANY_CONNECTIONS, None)
                 return
             self._client_key = key
         ssl_object = transport.get_extra_info("ssl_object")
@@ -593,8 +597,12 @@ class ClientConnection(asyncio.Protocol):
         if hook is not None:
             head = req.head
             if head is None:  # refused before its head was whole: the record names the client
-                head = RequestHead("", "", "", "", (), "", self._client_ip, self._scheme, self._sni)
+                head = self._headless()
             hook(head, app, status, perf_counter() - req.started, reason, req.who)
+
+    def _headless(self) -> RequestHead:
+        """The head of a record for an answer given before any head was read: the client."""
+        return RequestHead("", "", "", "", (), "", self._client_ip, self._scheme, self._sni)
 
     def cut(self, req: Request, status: int, app: AppSlug | None, reason: str) -> None:
         """The response to the active request, ``status`` sent, could not be finished (the
