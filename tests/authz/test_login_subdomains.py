@@ -91,7 +91,13 @@ async def test_cookies_are_secure_and_host_prefixed(
 ) -> None:
     person = await enrolled(ctx)
     r = await browser.post(API, json={})
-    assert "Secure" in set_cookies(r)["lychgate_login"]
+    # The binding too: no sibling app's page may plant it for the portal (five values made
+    # every sign-in of that browser fail until they expired).
+    binding = set_cookies(r)["__Host-lychgate_login"]
+    for attribute in ("Secure", "HttpOnly", "Path=/;", "SameSite=lax"):
+        assert attribute in binding + ";"
+    assert "domain" not in binding.lower()
+    assert "lychgate_login" not in set_cookies(r)  # no unprefixed twin
     login_id = r.json()["id"]
     await approve(ctx, login_id, person)
     done = await finish(browser, login_id)

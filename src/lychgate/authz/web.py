@@ -85,4 +85,6 @@ def session_cookie_name(ctx: AuthzContext) -> str:
     return cookies.session_cookie_name(ctx.settings.is_https)
 
 
-LOGIN_COOKIE = "lychgate_login"
+def login_cookie(ctx: AuthzContext) -> tuple[str, str]:
+    """The browser-binding cookie's name and path (``__Host-`` prefixed on https)."""
+    return cookies.login_cookie(ctx.settings.is_https)

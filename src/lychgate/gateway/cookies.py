@@ -151,6 +151,18 @@ def session_cookie_name(secure: bool) -> str:
     return "__Host-lychgate_session" if secure else "lychgate_session"
 
 
+def login_cookie(secure: bool) -> tuple[str, str]:
+    """authz's browser-binding cookie of a sign-in: its name and path.
+
+    On https it is ``__Host-`` prefixed, so no sibling host can set it for the portal (a page
+    of another app under the same parent domain planted five values, and every sign-in in
+    that browser failed until they expired); the prefix asks for ``Path=/``, and the gateway
+    strips it from what apps see like any of our cookies. Plain http is loopback only, where
+    browsers refuse a ``Domain`` cookie anyway.
+    """
+    return ("__Host-lychgate_login", "/") if secure else ("lychgate_login", "/.lychgate/")
+
+
 def clear_cookie(name: str, *, secure: bool) -> str:
     """The ``Set-Cookie`` value that deletes cookie ``name`` (Path=/)."""
     return cookie_line(name, "", secure=secure, max_age=0) + f"; Expires={_EPOCH}"

@@ -1,6 +1,7 @@
 """The browser-binding cookie: only the browser that started a login request may follow it.
 
-``lychgate_login=<secret>`` (docs/sign-in-protocol.md, "Actors and cookies"): 256 random bits,
+``lychgate_login=<secret>`` (``__Host-lychgate_login`` on https; docs/sign-in-protocol.md,
+"Actors and cookies"): 256 random bits,
 set when the request is made; the store keeps only its SHA-256 as ``secret_hash``. Reading the
 request's status, its events and finishing it all need the cookie, compared in constant time
 (SECURITY.md items 6 and 7). A request without it, with another browser's cookie, or that does
@@ -17,13 +18,12 @@ from typing import Final
 from fastapi import Request, Response
 
 from lychgate.authz.context import AuthzContext
-from lychgate.authz.web import LOGIN_COOKIE, secure_cookies
+from lychgate.authz.web import login_cookie, secure_cookies
 from lychgate.domain import LoginRequest
 from lychgate.errors import NotFound
 from lychgate.gateway.cookies import cookie_values
 from lychgate.ids import LoginRequestId, is_id_text
 
-COOKIE_PATH: Final = "/.lychgate/"
 SECRET_BYTES: Final = 32
 #: What our ids look like (``ids.new_id``); anything else is not looked up at all, so bytes a
 #: database refuses (NUL in PostgreSQL text) become a 404 like any unknown id.
@@ -41,9 +41,10 @@ def secret_hash(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
 
 
-def presented_secrets(request: Request) -> list[str]:
+def presented_secrets(request: Request, ctx: AuthzContext) -> list[str]:
     """Every value of the binding cookie the browser sent (a tossed duplicate included)."""
-    values = cookie_values(request.headers.getlist("cookie"), LOGIN_COOKIE)
+    name, _ = login_cookie(ctx)
+    values = cookie_values(request.headers.getlist("cookie"), name)
     return values[:MAX_VALUES] if len(values) <= MAX_VALUES else []
 
 
@@ -58,7 +59,7 @@ def is_bound(login: LoginRequest, presented: list[str]) -> bool:
 
 async def bound_login(ctx: AuthzContext, request: Request, login_id: str) -> LoginRequest:
     """The login request ``login_id`` if this browser started it; NotFound otherwise."""
-    presented = presented_secrets(request)
+    presented = presented_secrets(request, ctx)
     if not presented or not is_id_text(login_id):
         raise NotFound("no such login request", field="login_id")
     login = await ctx.store.login_requests.get(LoginRequestId(login_id))
@@ -68,11 +69,12 @@ async def bound_login(ctx: AuthzContext, request: Request, login_id: str) -> Log
 
 
 def set_binding_cookie(response: Response, ctx: AuthzContext, secret: str) -> None:
+    name, path = login_cookie(ctx)
     response.set_cookie(
-        LOGIN_COOKIE,
+        name,
         secret,
         max_age=ctx.settings.login_request_ttl,
-        path=COOKIE_PATH,
+        path=path,
         secure=secure_cookies(ctx),
         httponly=True,
         samesite="lax",
@@ -80,6 +82,7 @@ def set_binding_cookie(response: Response, ctx: AuthzContext, secret: str) -> No
 
 
 def clear_binding_cookie(response: Response, ctx: AuthzContext) -> None:
+    name, path = login_cookie(ctx)
     response.delete_cookie(
-        LOGIN_COOKIE, path=COOKIE_PATH, secure=secure_cookies(ctx), httponly=True, samesite="lax"
+        name, path=path, secure=secure_cookies(ctx), httponly=True, samesite="lax"
     )
