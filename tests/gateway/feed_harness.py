@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from gateway.fake_authz import FakeAuthz
 from gateway.waiting import PATIENCE, eventually
@@ -61,9 +61,15 @@ class Running:
         await asyncio.wait_for(self.task, PATIENCE)
 
 
-def client_for(server: FakeAuthz, base: str, holder: SnapshotHolder, **kw: float) -> FeedClient:
+def client_for(
+    server: FakeAuthz,
+    base: str,
+    holder: SnapshotHolder,
+    hurry: Callable[[], bool] = lambda: False,
+    **kw: float,
+) -> FeedClient:
     options = {"initial_backoff": 0.02, "max_backoff": 0.1} | kw
-    return FeedClient(base, Secret(server.secret), holder, **options)
+    return FeedClient(base, Secret(server.secret), holder, hurry=hurry, **options)
 
 
 @contextlib.asynccontextmanager

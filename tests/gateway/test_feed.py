@@ -24,6 +24,7 @@ from gateway.feed_harness import (
 )
 from gateway.waiting import PATIENCE, eventually
 from lychgate.errors import ConfigError
+from lychgate.gateway import feed as feed_module
 from lychgate.gateway.feed import (
     PARSE_IN_THREAD,
     FeedClient,
@@ -326,6 +327,33 @@ async def test_backoff_grows_until_its_ceiling(feed_authz: tuple[FakeAuthz, str]
     for wait, ceiling in zip(chosen, [0.02, 0.04, 0.08, 0.08, 0.08, 0.08], strict=True):
         assert ceiling / 2 - 0.001 <= wait <= ceiling + 0.001, chosen
     assert server.feed_requests >= 6
+
+
+@pytest.mark.loopback
+async def test_a_gateway_that_refuses_for_want_of_the_feed_retries_it_often(
+    feed_authz: tuple[FakeAuthz, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With no snapshot, or a stale one, every request is (soon) refused: a 30 s backoff kept
+    # one worker refusing for 26 s after authz was back, while the other served.
+    monkeypatch.setattr(feed_module, "HURRIED_BACKOFF", 0.04)
+    server, base = feed_authz
+    server.feed_status = 503
+    hurry = [True]
+    client = FeedClient(
+        base,
+        Secret(server.secret),
+        SnapshotHolder(),
+        initial_backoff=0.02,
+        max_backoff=10.0,
+        hurry=lambda: hurry[0],
+    )
+    async with Running(client):
+        await eventually(lambda: len(client.backoffs) >= 5)
+        assert max(list(client.backoffs)[:5]) <= 0.041, client.backoffs
+        hurry[0] = False  # a snapshot again: the backoff goes on growing from where it was
+        seen = len(client.backoffs)
+        await eventually(lambda: len(client.backoffs) > seen)
+    assert list(client.backoffs)[seen] >= 0.32
 
 
 @pytest.mark.loopback

@@ -31,7 +31,7 @@ import logging
 import os
 import secrets
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 import httpx
@@ -59,6 +59,9 @@ log = logging.getLogger(__name__)
 
 INITIAL_BACKOFF: Final = 0.5
 MAX_BACKOFF: Final = 30.0
+# While the gateway has no snapshot, or serves on a stale one (and so soon refuses everything),
+# a reconnection waits at most this: authz back up must not wait out a 30 s backoff.
+HURRIED_BACKOFF: Final = 2.0
 READ_TIMEOUT: Final = 15.0  # three heartbeat intervals
 CONNECT_TIMEOUT: Final = 5.0
 # Lines longer than this are read in a worker thread (a full snapshot, or an update listing
@@ -110,6 +113,7 @@ class FeedClient:
         "_connection",
         "_delay",
         "_holder",
+        "_hurry",
         "_initial",
         "_maximum",
         "_read_timeout",
@@ -129,8 +133,11 @@ class FeedClient:
         initial_backoff: float = INITIAL_BACKOFF,
         max_backoff: float = MAX_BACKOFF,
         read_timeout: float = READ_TIMEOUT,
+        hurry: Callable[[], bool] = lambda: False,
     ) -> None:
-        """``base`` is ``unix:/path`` or ``http://host:port`` (see ``feed_http.authz_base``)."""
+        """``base`` is ``unix:/path`` or ``http://host:port`` (see ``feed_http.authz_base``).
+        While ``hurry()`` is true, reconnections wait at most ``HURRIED_BACKOFF``."""
+        self._hurry = hurry
         self._base = base
         self._secret = secret
         self._holder = holder
@@ -167,7 +174,9 @@ class FeedClient:
                 finally:
                     self._connection = None
                 self.failures += 1  # reset by the next snapshot applied
-                wait = backoff_delay(self._delay)
+                wait = backoff_delay(
+                    min(self._delay, HURRIED_BACKOFF) if self._hurry() else self._delay
+                )
                 self.backoffs.append(wait)
                 log.info("config feed: reconnecting in %.1f s", wait)
                 self._delay = min(self._delay * 2, self._maximum)

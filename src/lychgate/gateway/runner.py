@@ -329,7 +329,11 @@ async def serve_worker(
     side = await start_side_listeners(
         plan, metrics, holder, worker, reuse_port, exempt, on_redirect=recorded
     )
-    feed = FeedClient(base, plan.internal_token, holder)
+    # No snapshot, or a stale one: every request is, or soon will be, refused until the feed
+    # is back, so its reconnections come often.
+    feed = FeedClient(
+        base, plan.internal_token, holder, hurry=lambda: holder.current is None or handler.stale
+    )
     log.info("gateway worker %d listening on %s:%d", worker, plan.host, server.port)
     if ready is not None:
         ready(server)
