@@ -16,6 +16,7 @@ progress at shutdown are cut at once.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import ssl as ssl_module
 from collections.abc import Callable, Mapping
@@ -31,6 +32,8 @@ from lychgate.gateway.http.tunnel import TunnelEndHook, TunnelRegistry
 from lychgate.gateway.http.writer import Batch
 from lychgate.gateway.types import Handler, Principal
 from lychgate.ids import AppSlug, SessionId
+
+log = logging.getLogger(__name__)
 
 #: Asked of each open tunnel (``True``) and response under way (``False``) with the app and the
 #: signed-in user it was admitted for: why it may not go on, or None to keep it.
@@ -150,15 +153,30 @@ class GatewayServer:
         self._server.close()
         if self._tls is not None:
             self._tls.close()  # a handshake still in progress has nothing to drain
+        tunnels = self.open_tunnels
         ctx.tunnels.shut()
         ctx.idle.clear()
         for conn in list(ctx.connections):
             conn.shutdown()
+        busy = len(ctx.connections)  # the idle ones closed at once
+        if busy or tunnels:
+            log.info(
+                "stopping: %d connection(s) with a request under way get up to %g s; "
+                "%d WebSocket(s) closed",
+                busy,
+                drain_timeout,
+                tunnels,
+            )
         if ctx.connections:
             try:
                 async with asyncio.timeout(drain_timeout):
                     await ctx.idle.wait()
             except TimeoutError:
+                log.warning(
+                    "stopping: %d connection(s) still busy after %g s cut",
+                    len(ctx.connections),
+                    drain_timeout,
+                )
                 for conn in list(ctx.connections):
                     conn.give_up("gateway stopping: drain timeout")
         if self._own_pool:
