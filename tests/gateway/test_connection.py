@@ -335,6 +335,23 @@ async def test_endless_header_line_gets_431(gateway: Start, connect: Connect) ->
     assert (await c.read_response()).status == 431
 
 
+@pytest.mark.parametrize("split", [None, 2049, 2060])
+async def test_a_head_at_the_limit_passes_however_it_arrives(
+    gateway: Start, connect: Connect, split: int | None
+) -> None:
+    # Target, then name + value + 4 per field: 1 + (4 + 1 + 4) + (5 + 2029 + 4) = 2048. Its raw
+    # bytes (2065) used to be held to the limit while it arrived: split past byte 2048, 431.
+    gw = await gateway(answer_path, limits=Limits(max_header_bytes=2048))
+    head = b"GET / HTTP/1.1\r\nHost: h\r\nx-big: " + b"a" * 2029 + b"\r\n\r\n"
+    for raw, status in ((head, 200), (head.replace(b"a", b"aa", 1), 431)):
+        c = await connect(gw.port)
+        at = split or len(raw)
+        await c.send(raw[:at])
+        await asyncio.sleep(0.05)
+        await c.send(raw[at:])
+        assert (await c.read_response()).status == status
+
+
 async def test_long_url_is_414(gateway: Start, connect: Connect) -> None:
     gw = await gateway(answer_path, limits=Limits(max_header_bytes=2048))
     c = await connect(gw.port)

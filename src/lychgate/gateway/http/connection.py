@@ -57,6 +57,11 @@ from lychgate.gateway.types import Forward, Local, Principal, RequestHead, Respo
 from lychgate.ids import AppSlug
 
 log = logging.getLogger(__name__)
+# A head still arriving is bounded by its raw bytes, which hold more than the measure its
+# fields are held to (target, and name + value + 4 per field): the method, the version, the
+# line ends and spaces around values. This much more is let in before the raw bound refuses,
+# so that a head within the limit is never refused for the way TCP split it.
+_RAW_HEAD_SLACK: Final = 256
 _TOO_MANY_CONNECTIONS: Final = "too many connections from this client"
 
 _NO_CONTENT = frozenset({204, 304})
@@ -291,7 +296,7 @@ class ClientConnection(asyncio.Protocol):
                     else:
                         self._reject(self._error, self._why)
             else:
-                if self._in_head and self._head_raw > self._limits.max_header_bytes:
+                if self._in_head and self._head_raw > self._max_head + _RAW_HEAD_SLACK:
                     self._reject(431, "request head too large")  # at most one read beyond
                 elif in_trailers and self._trailers.after_read(
                     len(data), self._limits.max_header_bytes
