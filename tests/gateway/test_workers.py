@@ -297,3 +297,38 @@ def test_a_replacement_that_dies_at_start_is_tried_again_while_the_others_serve(
     retries = [r.getMessage() for r in caplog.records if "trying again" in r.getMessage()]
     assert [m.rsplit("trying again in ", 1)[1] for m in retries] == ["0.1 s", "0.2 s"]
     assert "stopping" not in caplog.text
+
+
+def test_a_worker_stopped_cleanly_in_its_first_second_is_replaced(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A SIGTERM to one worker half a second after start: it drains and exits 0, which used to
+    # count as a failure to start and stop the whole gateway with code 1.
+    monkeypatch.setattr(workers, "RESTART_DELAY", 0.1)
+    commands = [["sleep", "30"], ["true"], ["sleep", "30"]]
+    started: list[subprocess.Popen[bytes]] = []
+
+    def spawn(main: object, slot: int, *signals: object) -> int:
+        if not commands:
+            raise AssertionError("one replacement only")
+        child = subprocess.Popen(commands.pop(0))
+        started.append(child)
+        if not commands:  # the replacement is up: stop, as an operator would
+            handler = signal.getsignal(signal.SIGTERM)
+            assert callable(handler)
+            handler(signal.SIGTERM, None)
+        return child.pid
+
+    async def never(stop: asyncio.Event, slot: int) -> None:
+        raise AssertionError("no worker code runs here")
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="lychgate.gateway.http.workers"):
+            workers.run_workers(2, never, spawn=spawn)
+    finally:
+        for child in started:
+            child.kill()
+            child.wait()
+    assert len(started) == 3  # the one that exited 0 was replaced
+    assert "trying again in 0.1 s" in caplog.text
+    assert "stopping" not in caplog.text

@@ -224,15 +224,19 @@ def run_workers(
 
     previous = {s: signal.signal(s, stop_all) for s in stops}
     previous.update({s: signal.signal(s, pass_on) for s in relay})
+
+    def start(slot: int) -> None:
+        pid = spawn(main, slot, stops, relay)
+        workers[pid] = (time.monotonic(), slot)
+        if stop_asked():  # it came between the fork and the line above: it missed this one
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
     try:
         for slot in range(n):
             if stop_asked():
                 break  # a signal while forking: start no more
-            pid = spawn(main, slot, stops, relay)
-            workers[pid] = (time.monotonic(), slot)
-            if stop_asked():  # it came between the fork and the line above: it missed this one
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
+            start(slot)
         while workers or (due and not stop_asked()):
             until = None if stop_asked() or not due else min(due.values())
             pid, status = _reap(until, stop_asked)
@@ -245,7 +249,7 @@ def run_workers(
                 for slot, when in list(due.items()):
                     if when <= now:
                         del due[slot]
-                        workers[spawn(main, slot, stops, relay)] = (now, slot)
+                        start(slot)
                 continue
             known = workers.pop(pid, None)
             if known is None:
@@ -260,9 +264,11 @@ def run_workers(
                 delays.pop(slot, None)
                 # A crash recovered from: logged here, and no failure of the eventual stop.
                 log.warning("gateway worker %d exited (%d); starting another", pid, code)
-                workers[spawn(main, slot, stops, relay)] = (time.monotonic(), slot)
-            elif slot in proven:
-                # A replacement that failed at start: try again later, the others serve on.
+                start(slot)
+            elif slot in proven or code == 0:
+                # A replacement that failed at start, or a worker stopped cleanly by a signal
+                # of its own (an operator's `kill` of one worker; a failure to start exits
+                # non-zero): try again later, the others serve on.
                 delay = min(delays.get(slot, RESTART_DELAY / 2) * 2, MAX_RESTART_DELAY)
                 delays[slot] = delay
                 due[slot] = time.monotonic() + delay
