@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -255,6 +255,38 @@ def test_the_port_check_ignores_connections_in_time_wait() -> None:
     workers.check_free("127.0.0.1", port, "listen")
 
 
+def _stop_as_sigterm_does() -> None:
+    """Call the supervisor's own SIGTERM handler, as a signal would."""
+    handler = signal.getsignal(signal.SIGTERM)
+    assert callable(handler)
+    handler(signal.SIGTERM, None)
+
+
+def _supervise(
+    commands: list[list[str]], before_spawn: Callable[[list[subprocess.Popen[bytes]]], None]
+) -> list[subprocess.Popen[bytes]]:
+    """``run_workers(2)`` whose workers are ``commands``, one per spawn in turn;
+    ``before_spawn`` sees those started so far. Returns them all, killed."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def spawn(main: object, slot: int, *signals: object) -> int:
+        before_spawn(started)
+        child = subprocess.Popen(commands.pop(0))
+        started.append(child)
+        return child.pid
+
+    async def never(stop: asyncio.Event, slot: int) -> None:
+        raise AssertionError("no worker code runs here")
+
+    try:
+        workers.run_workers(2, never, spawn=spawn)
+    finally:
+        for child in started:
+            child.kill()
+            child.wait()
+    return started
+
+
 def test_a_replacement_that_dies_at_start_is_tried_again_while_the_others_serve(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -268,30 +300,16 @@ def test_a_replacement_that_dies_at_start_is_tried_again_while_the_others_serve(
         ["true"],  # its replacement dies at start...
         ["true"],  # ... and so does the first retry
     ]
-    started: list[subprocess.Popen[bytes]] = []
     alive_at_the_end: list[bool] = []
 
-    def spawn(main: object, slot: int, *signals: object) -> int:
+    def second_retry_stops(started: list[subprocess.Popen[bytes]]) -> None:
         if not commands:  # the second retry: the first worker is still there; then stop
             alive_at_the_end.append(started[0].poll() is None)
-            handler = signal.getsignal(signal.SIGTERM)
-            assert callable(handler)
-            handler(signal.SIGTERM, None)
+            _stop_as_sigterm_does()
             commands.append(["sleep", "30"])
-        child = subprocess.Popen(commands.pop(0))
-        started.append(child)
-        return child.pid
 
-    async def never(stop: asyncio.Event, slot: int) -> None:
-        raise AssertionError("no worker code runs here")
-
-    try:
-        with caplog.at_level(logging.WARNING, logger="lychgate.gateway.http.workers"):
-            workers.run_workers(2, never, spawn=spawn)
-    finally:
-        for child in started:
-            child.kill()
-            child.wait()
+    with caplog.at_level(logging.WARNING, logger="lychgate.gateway.http.workers"):
+        started = _supervise(commands, second_retry_stops)
     assert alive_at_the_end == [True]
     assert len(started) == 5
     retries = [r.getMessage() for r in caplog.records if "trying again" in r.getMessage()]
@@ -306,29 +324,13 @@ def test_a_worker_stopped_cleanly_in_its_first_second_is_replaced(
     # count as a failure to start and stop the whole gateway with code 1.
     monkeypatch.setattr(workers, "RESTART_DELAY", 0.1)
     commands = [["sleep", "30"], ["true"], ["sleep", "30"]]
-    started: list[subprocess.Popen[bytes]] = []
 
-    def spawn(main: object, slot: int, *signals: object) -> int:
-        if not commands:
-            raise AssertionError("one replacement only")
-        child = subprocess.Popen(commands.pop(0))
-        started.append(child)
-        if not commands:  # the replacement is up: stop, as an operator would
-            handler = signal.getsignal(signal.SIGTERM)
-            assert callable(handler)
-            handler(signal.SIGTERM, None)
-        return child.pid
+    def replacement_stops(started: list[subprocess.Popen[bytes]]) -> None:
+        if len(started) == 2:  # the replacement comes next: stop, as an operator would
+            _stop_as_sigterm_does()
 
-    async def never(stop: asyncio.Event, slot: int) -> None:
-        raise AssertionError("no worker code runs here")
-
-    try:
-        with caplog.at_level(logging.WARNING, logger="lychgate.gateway.http.workers"):
-            workers.run_workers(2, never, spawn=spawn)
-    finally:
-        for child in started:
-            child.kill()
-            child.wait()
+    with caplog.at_level(logging.WARNING, logger="lychgate.gateway.http.workers"):
+        started = _supervise(commands, replacement_stops)
     assert len(started) == 3  # the one that exited 0 was replaced
     assert "trying again in 0.1 s" in caplog.text
     assert "stopping" not in caplog.text
