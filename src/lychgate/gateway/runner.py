@@ -66,6 +66,8 @@ from lychgate.tls.hosts import hostnames_for, is_loopback_host
 
 log = logging.getLogger(__name__)
 DRAIN_TIMEOUT = 10.0
+# A worker listens once the feed has given it a snapshot, or after this long without one.
+FIRST_SNAPSHOT_WAIT = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +303,24 @@ async def serve_worker(
     access = AccessLog(trusted_proxies=settings.trusted_proxies) if settings.access_log else None
     exempt = uncapped(settings)
     recorded = response_hook(metrics, access)
+    # No snapshot, or a stale one: every request is, or soon will be, refused until the feed
+    # is back, so its reconnections come often.
+    feed = FeedClient(
+        base, plan.internal_token, holder, hurry=lambda: holder.current is None or handler.stale
+    )
+    feeding = asyncio.create_task(feed.run(), name="config-feed")
+    if not await _first_snapshot(holder, stop, FIRST_SNAPSHOT_WAIT):
+        feed.stop()
+        await asyncio.gather(feeding, return_exceptions=True)
+        await authz.aclose()
+        return  # stopped before it listened
+    if holder.current is None:
+        log.warning(
+            "gateway worker %d: no snapshot from authz after %g s; listening all the same "
+            "(503 until one comes)",
+            worker,
+            FIRST_SNAPSHOT_WAIT,
+        )
     server = await start_server(
         handler,
         host=plan.host,
@@ -329,17 +349,12 @@ async def serve_worker(
     side = await start_side_listeners(
         plan, metrics, holder, worker, reuse_port, exempt, on_redirect=recorded
     )
-    # No snapshot, or a stale one: every request is, or soon will be, refused until the feed
-    # is back, so its reconnections come often.
-    feed = FeedClient(
-        base, plan.internal_token, holder, hurry=lambda: holder.current is None or handler.stale
-    )
     log.info("gateway worker %d listening on %s:%d", worker, plan.host, server.port)
     if ready is not None:
         ready(server)
     try:
         async with asyncio.TaskGroup() as group:
-            group.create_task(feed.run(), name="config-feed")
+            group.create_task(_join(feeding), name="config-feed")
             guard = TunnelGuard(holder, server.close_all_open, max_stale=options.max_stale)
             guarding = group.create_task(guard.run(), name="tunnel-guard")
             reloading = _watch_certificates(plan, group, reload_on_sighup)
@@ -355,6 +370,28 @@ async def serve_worker(
             await extra.close(drain_timeout=1.0)
         await server.close(drain_timeout=DRAIN_TIMEOUT)
         await authz.aclose()
+
+
+async def _first_snapshot(holder: SnapshotHolder, stop: asyncio.Event, within: float) -> bool:
+    """Wait until the feed has applied a snapshot, or ``within`` s have passed: a worker that
+    listened before it had one answered 503 to clients the others could serve (a worker
+    replaced while the rest served on). False if ``stop`` came first."""
+    came = asyncio.Event()
+    stop_listening = holder.add_listener(lambda old, new: came.set())
+    waits = [asyncio.ensure_future(came.wait()), asyncio.ensure_future(stop.wait())]
+    try:
+        if holder.current is None:
+            await asyncio.wait(waits, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop_listening()
+        for waiting in waits:
+            waiting.cancel()
+    return not stop.is_set()
+
+
+async def _join(task: asyncio.Task[None]) -> None:
+    """``task``, started before the worker's task group, as one of its tasks."""
+    await task
 
 
 def _watch_certificates(
