@@ -69,6 +69,14 @@ async def _worker(
             await server.stop()
 
 
+async def _health_once_listening(port: int, listening: list[GatewayServer]) -> int:
+    async with asyncio.timeout(5):
+        while not listening:
+            await asyncio.sleep(0.02)
+    async with httpx.AsyncClient() as client:
+        return (await client.get(f"http://127.0.0.1:{port}/.lychgate/healthz")).status_code
+
+
 async def test_a_worker_listens_once_it_has_a_snapshot(
     settings: Settings, system_ssl: ssl.SSLContext
 ) -> None:
@@ -81,12 +89,7 @@ async def test_a_worker_listens_once_it_has_a_snapshot(
             async with httpx.AsyncClient() as client:
                 await client.get(f"http://127.0.0.1:{port}/.lychgate/healthz")
         server.push(snapshot_line(version(1)))
-        async with asyncio.timeout(5):
-            while not listening:
-                await asyncio.sleep(0.02)
-        async with httpx.AsyncClient() as client:
-            health = await client.get(f"http://127.0.0.1:{port}/.lychgate/healthz")
-        assert health.status_code == 200
+        assert await _health_once_listening(port, listening) == 200
 
 
 async def test_without_a_snapshot_it_listens_after_a_while_and_says_so(
@@ -98,12 +101,7 @@ async def test_without_a_snapshot_it_listens_after_a_while_and_says_so(
     # authz up but silent: the worker must not stay deaf (its health check says 503).
     monkeypatch.setattr(runner, "FIRST_SNAPSHOT_WAIT", 0.3)
     async with _worker(settings, system_ssl, FakeAuthz()) as (port, listening):
-        async with asyncio.timeout(5):
-            while not listening:
-                await asyncio.sleep(0.02)
-        async with httpx.AsyncClient() as client:
-            health = await client.get(f"http://127.0.0.1:{port}/.lychgate/healthz")
-        assert health.status_code == 503
+        assert await _health_once_listening(port, listening) == 503
     assert "no snapshot from authz after 0.3 s; listening all the same" in caplog.text
 
 
