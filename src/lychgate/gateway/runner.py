@@ -309,10 +309,14 @@ async def serve_worker(
         base, plan.internal_token, holder, hurry=lambda: holder.current is None or handler.stale
     )
     feeding = asyncio.create_task(feed.run(), name="config-feed")
-    if not await _first_snapshot(holder, stop, FIRST_SNAPSHOT_WAIT):
+
+    async def end_feed() -> None:  # a worker that never listened
         feed.stop()
         await asyncio.gather(feeding, return_exceptions=True)
         await authz.aclose()
+
+    if not await _first_snapshot(holder, stop, FIRST_SNAPSHOT_WAIT):
+        await end_feed()
         return  # stopped before it listened
     if holder.current is None:
         log.warning(
@@ -321,19 +325,23 @@ async def serve_worker(
             worker,
             FIRST_SNAPSHOT_WAIT,
         )
-    server = await start_server(
-        handler,
-        host=plan.host,
-        port=plan.port,
-        limits=plan.limits,
-        ssl=plan.tls.context if plan.tls is not None else None,
-        hsts=plan.hsts,
-        reuse_port=reuse_port,
-        on_response=recorded,
-        on_tunnel_end=tunnel_end_hook(metrics, access),
-        upstream_ssl=plan.upstream_ssl,
-        uncapped=exempt,
-    )
+    try:
+        server = await start_server(
+            handler,
+            host=plan.host,
+            port=plan.port,
+            limits=plan.limits,
+            ssl=plan.tls.context if plan.tls is not None else None,
+            hsts=plan.hsts,
+            reuse_port=reuse_port,
+            on_response=recorded,
+            on_tunnel_end=tunnel_end_hook(metrics, access),
+            upstream_ssl=plan.upstream_ssl,
+            uncapped=exempt,
+        )
+    except BaseException:
+        await end_feed()
+        raise
 
     holder.add_listener(follow_changes(server))
     server.gate_tunnels(tunnel_gate(holder, max_stale=options.max_stale))
