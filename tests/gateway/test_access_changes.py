@@ -13,6 +13,7 @@ from datetime import timedelta
 import pytest
 
 from fixtures.keys import KEY_NOW
+from gateway.client import RawClient
 from gateway.conftest import Connect, Start
 from gateway.upstreams import SWITCHED, raw_upstream, read_head
 from gateway.waiting import eventually
@@ -125,6 +126,9 @@ async def live(gateway: Start) -> AsyncIterator[Live]:
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await read_head(reader)
         heads.append(head)
+        while head.startswith(b"GET /plain "):  # an ordinary response, and keep-alive
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            head = await read_head(reader)
         if head.startswith(b"GET /slow-socket "):
             await reader.read()  # never answers; returns when the gateway lets go
             return
@@ -283,3 +287,42 @@ async def test_an_expired_feed_cuts_streams_as_well_as_sockets(
         # What the tunnel guard calls once the feed has expired; it counts the stream too.
         assert d.server.close_all_open() == 1
         assert await cut(stream)
+
+
+@pytest.mark.loopback
+async def test_a_lowered_idle_timeout_reaches_connections_already_idle(
+    gateway: Start, connect: Connect
+) -> None:
+    # The operator lowers wiki's keep-alive wait to 1 s: a browser connection idle for longer
+    # since wiki's answer is closed at once (counted from when it went idle, not from the
+    # change), and one idle after another app's answer keeps the listener's wait.
+    async with live(gateway) as d:
+        clients: dict[str, tuple[RawClient, bytes]] = {}
+        for app, token in (
+            ("wiki", d.world.token(sid="sess-1")),
+            ("admin", d.world.token(app="admin", sid="sess-9", sub="user-2", adm=True)),
+        ):
+            c = await connect(d.server.port)
+            plain = (
+                f"GET /plain HTTP/1.1\r\nHost: localhost:8080\r\nCookie: lychgate={token}\r\n\r\n"
+            )
+            await c.send(plain.encode())
+            assert (await c.read_response()).status == 200
+            clients[app] = (c, plain.encode())
+        await asyncio.sleep(1.1)
+        d.holder.replace(with_idle(d.world, "wiki", 1.0))
+        loop = asyncio.get_running_loop()
+        changed = loop.time()
+        wiki, _ = clients["wiki"]
+        assert await wiki.read_until_closed() == b""
+        assert loop.time() - changed < 0.9  # not another second from the change
+        admin, again = clients["admin"]
+        await admin.send(again)
+        assert (await admin.read_response()).status == 200
+
+
+def with_idle(world: World, slug: str, idle: float) -> ConfigSnapshot:
+    apps = tuple(
+        replace(a, idle_timeout=idle) if a.slug == slug else a for a in world.snapshot.apps
+    )
+    return world.changed(apps=apps, serial=2)

@@ -118,3 +118,18 @@ def test_moving_earlier_replaces_the_handle_and_cancel_stops_it() -> None:
     clock.run_until(100)
     assert fired == [1]
     assert clock.scheduled == [10, 1, 2]
+
+
+def test_left_counts_down_to_the_deadline_and_is_none_while_disarmed() -> None:
+    clock = FakeClock()
+    fired: list[float] = []
+    deadline = Deadline(clock, lambda: fired.append(clock.now))
+    assert deadline.left() is None
+    deadline.set(10.0)
+    clock.run_until(4.0)
+    left = deadline.left()
+    assert left == 6.0
+    deadline.set(left - 5.0)  # pulled in: fires at 5, not 10
+    clock.run_until(20.0)
+    assert fired == [5.0]
+    assert deadline.left() is None

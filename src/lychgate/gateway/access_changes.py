@@ -12,6 +12,10 @@ admit it, and what it would not is closed:
 * its user left the snapshot;
 * the key that signed its app token left the keyring (``keys rotate --compromised``).
 
+A connection waiting, idle, for its next request after an app's response waits no longer than
+that app's ``idle_timeout`` now allows, counted from when it went idle: lowering it takes
+effect on the connections already open, not only on the next response.
+
 A change of the sessions alone (the snapshot keeps its :attr:`~.ConfigSnapshot.basis`) asks
 only about the sessions it ends; any other change asks about everything open. Either walk is
 one pass over the connections and tunnels, a few milliseconds for ten thousand, and only when
@@ -59,6 +63,18 @@ def admission_refusal(snapshot: ConfigSnapshot) -> Refusal:
     return refuse
 
 
+def idle_timeouts(snapshot: ConfigSnapshot) -> Callable[[AppSlug], float | None]:
+    """Each app's own keep-alive wait in ``snapshot`` (None: the listener's, also for an app
+    it no longer has)."""
+    apps = snapshot.apps_by_slug
+
+    def idle_of(slug: AppSlug) -> float | None:
+        app = apps.get(slug)
+        return None if app is None else app.idle_timeout
+
+    return idle_of
+
+
 def _ended(sessions: frozenset[SessionId]) -> Refusal:
     def refuse(app: AppSlug | None, who: Principal, tunnel: bool) -> str | None:
         return SESSION_ENDED if who.session_id in sessions else None
@@ -79,6 +95,7 @@ def follow_changes(
             refuse = _ended(ended)
         else:
             refuse = admission_refusal(new)
+            server.follow_idle(idle_timeouts(new))
         tunnels, streams = server.close_where(refuse)
         if tunnels or streams:
             log.info(

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from time import perf_counter
 from typing import Final, Protocol, cast
 
@@ -129,6 +130,7 @@ class ClientConnection(asyncio.Protocol):
         "_head_size",
         "_head_timed",
         "_headers",
+        "_idle_app",
         "_idle_delay",
         "_in_head",
         "_limits",
@@ -203,6 +205,7 @@ class ClientConnection(asyncio.Protocol):
         self._unread = False  # we stopped parsing with client bytes possibly still coming
         self._tail: bytes | None = None  # client bytes after an Upgrade head
         self._idle_delay = self._limits.header_timeout
+        self._idle_app: AppSlug | None = None  # whose keep-alive wait _idle_delay is
         self._deadline = Deadline(self._loop, self._on_timeout)
 
     # -- transport callbacks --------------------------------------------------------------
@@ -580,6 +583,7 @@ class ClientConnection(asyncio.Protocol):
         to wait for the next request (the app's own ``idle_timeout``; None: the listener's)."""
         self._record(req, status, app, reason)
         self._idle_delay = self._limits.idle_timeout if idle is None else idle
+        self._idle_app = app
         req.sink = None  # also breaks the request <-> exchange cycle: freed without the GC
         if self._parsing is req:
             req.discard = True
@@ -821,6 +825,32 @@ class ClientConnection(asyncio.Protocol):
                 self._deadline.set(self._limits.header_timeout)
         else:
             self._deadline.set(self._idle_delay)
+
+    def follow_idle(self, idle_of: Callable[[AppSlug], float | None]) -> bool:
+        """The config changed: if this connection waits for its next request after a response
+        of an app whose keep-alive wait (``idle_of``; None: the listener's) is now shorter,
+        wait no longer than the new one from when it went idle. Returns whether it did."""
+        app = self._idle_app
+        if (
+            app is None
+            or self._transport is None
+            or self._active is not None
+            or self._in_head
+            or self._queue
+            or self._lingering
+            or self._write_paused
+        ):
+            return False
+        new = idle_of(app)
+        if new is None:
+            new = self._limits.idle_timeout
+        old = self._idle_delay
+        left = self._deadline.left()
+        if new >= old or left is None:
+            return False
+        self._idle_delay = new
+        self._deadline.set(max(0.0, left - (old - new)))
+        return True
 
     def _on_timeout(self) -> None:
         if self._transport is None:

@@ -123,6 +123,12 @@ class GatewayServer:
                 cut += 1
         return tunnels, cut
 
+    def follow_idle(self, idle_of: Callable[[AppSlug], float | None]) -> int:
+        """Shorten the keep-alive wait of connections idle after a response of an app whose
+        ``idle_of`` (the app's ``idle_timeout``; None: the listener's) is now shorter than the
+        one they wait out; returns how many."""
+        return sum(conn.follow_idle(idle_of) for conn in list(self._ctx.connections))
+
     @property
     def upstream_failures(self) -> Mapping[tuple[AppSlug | None, str], int]:
         """Requests no upstream answered, by (app, kind) (:mod:`.failures`)."""

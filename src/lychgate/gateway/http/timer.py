@@ -65,6 +65,10 @@ class Deadline:
     def armed(self) -> bool:
         return self._when is not None
 
+    def left(self) -> float | None:
+        """Seconds until it fires (negative once overdue); None while disarmed."""
+        return None if self._when is None else self._when - self._loop.time()
+
     def _fire(self) -> None:
         self._handle = None
         when = self._when
