@@ -11,13 +11,11 @@ Scope: binary and text messages, fragmented or not, ping, pong and close; no ext
 from __future__ import annotations
 
 import base64
-import hashlib
 import secrets
 import struct
 from dataclasses import dataclass
 
-# RFC 6455 section 1.3: the GUID appended to Sec-WebSocket-Key to form Sec-WebSocket-Accept.
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+from lychgate.gateway.http.wsframes import accept_for
 
 OP_CONTINUATION = 0x0
 OP_TEXT = 0x1
@@ -42,12 +40,6 @@ class Message:
 def new_key() -> str:
     """A fresh Sec-WebSocket-Key: 16 random bytes, base64 (section 4.1)."""
     return base64.b64encode(secrets.token_bytes(16)).decode()
-
-
-def accept_for(key: str) -> str:
-    """Sec-WebSocket-Accept for a key (section 4.2.2, step 5.4)."""
-    digest = hashlib.sha1(key.encode() + _GUID, usedforsecurity=False).digest()
-    return base64.b64encode(digest).decode()
 
 
 def apply_mask(data: bytes, mask: bytes) -> bytes:

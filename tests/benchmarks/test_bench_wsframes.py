@@ -14,7 +14,6 @@ from bench.wsframes import (
     FrameReader,
     HandshakeError,
     Message,
-    accept_for,
     apply_mask,
     check_upgrade_response,
     encode_frame,
@@ -22,6 +21,7 @@ from bench.wsframes import (
     upgrade_request,
     upgrade_response,
 )
+from lychgate.gateway.http.wsframes import accept_for
 
 
 def test_accept_value_matches_the_rfc_example() -> None:

@@ -138,12 +138,16 @@ async def test_early_hints_cannot_set_our_cookie(gateway: Start, connect: Connec
 async def test_a_switching_response_cannot_set_our_cookie(gateway: Start, connect: Connect) -> None:
     response = (
         b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
-        + TOSS
-        + b"\r\n"
+        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" + TOSS + b"\r\n"
     )
     async with tossing(gateway, response) as port:
         c = await connect(port)
-        await c.send(get(extra="Connection: Upgrade\r\nUpgrade: websocket\r\n"))
+        await c.send(
+            get(
+                extra="Connection: Upgrade\r\nUpgrade: websocket\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            )
+        )
         head = await c.reader.readuntil(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 101 ")
     assert b"lychgate" not in head.lower()

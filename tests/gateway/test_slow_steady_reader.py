@@ -20,7 +20,7 @@ import pytest
 
 from gateway.client import get
 from gateway.conftest import Start, forward_to, upgrade_to
-from gateway.upstreams import SWITCHED, Raw, raw_upstream, read_head
+from gateway.upstreams import SWITCHED, WS_FIELDS, Raw, raw_upstream, read_head
 from gateway.waiting import eventually
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.unsent import StallWatch
@@ -33,7 +33,7 @@ EVERY = 0.05  # ...every this many seconds: 80 KiB/s, far less than the upstream
 
 
 DOWNLOAD = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n"
-HANDSHAKE = get(extra="Connection: Upgrade\r\nUpgrade: websocket\r\n")
+HANDSHAKE = get(extra=WS_FIELDS)
 
 
 def _flooding(head: bytes) -> Raw:

@@ -13,7 +13,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from gateway.client import get
 from gateway.conftest import SID, Connect, Start, upgrade_to
-from gateway.upstreams import SWITCHED, Raw, raw_upstream, read_head
+from gateway.upstreams import SWITCHED, WS_FIELDS, Raw, raw_upstream, read_head
 from gateway.waiting import eventually
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.tunnel import Tunnel, TunnelEnded, TunnelRegistry
@@ -73,7 +73,7 @@ async def test_a_tunnel_closed_mid_frame_gets_no_close_frame(
     async with raw_upstream(half) as up:
         gw = await gateway(upgrade_to(up.url))
         c = await connect(gw.port)
-        await c.send(get(extra="Connection: Upgrade\r\nUpgrade: websocket\r\n"))
+        await c.send(get(extra=WS_FIELDS))
         await c.reader.readuntil(b"\r\n\r\n")
         assert await c.reader.readexactly(6) == b"\x82\x0aHALF"
         assert gw.close_session(SID) == 1
@@ -89,7 +89,7 @@ async def test_refused_upgrade_is_relayed_and_closes(gateway: Start, connect: Co
     async with raw_upstream(serve_) as up:
         gw = await gateway(upgrade_to(up.url))
         c = await connect(gw.port)
-        await c.send(get(extra="Connection: Upgrade\r\nUpgrade: websocket\r\n") + get("/next"))
+        await c.send(get(extra=WS_FIELDS) + get("/next"))
         r = await c.read_response()
         assert (r.status, r.body, r.header("connection")) == (400, b"no", "close")
         assert await c.read_until_closed() == b""  # "/next" was tunnel bytes: never parsed
@@ -113,9 +113,7 @@ async def test_bytes_behind_both_heads_reach_the_other_side(
     async with raw_upstream(serve_) as up:
         gw = await gateway(upgrade_to(up.url))
         c = await connect(gw.port)
-        await c.send(
-            get(extra="Connection: Upgrade\r\nUpgrade: websocket\r\n") + b"early-client-bytes"
-        )
+        await c.send(get(extra=WS_FIELDS) + b"early-client-bytes")
         head = await c.reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 101 ")
         assert b"upgrade: websocket" in head.lower()
@@ -231,7 +229,7 @@ async def _stalled_client(port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.setblocking(False)
     await loop.sock_connect(sock, ("127.0.0.1", port))
-    await loop.sock_sendall(sock, get(extra="Connection: Upgrade\r\nUpgrade: websocket\r\n"))
+    await loop.sock_sendall(sock, get(extra=WS_FIELDS))
     return sock
 
 
@@ -344,7 +342,7 @@ async def test_a_client_that_stops_reading_is_cut_at_the_send_timeout(
     async with raw_upstream(flood) as up:
         gw = await gateway(upgrade_to(up.url), limits=limits)
         c = await connect(gw.port)  # its reader stops reading at its 1 MiB limit
-        await c.send(get(extra="Connection: Upgrade\r\nUpgrade: websocket\r\n"))
+        await c.send(get(extra=WS_FIELDS))
         await eventually(lambda: gw.open_tunnels == 1, what="tunnel open")
         async with asyncio.timeout(10):
             await stop.wait()  # the upstream's connection was cut under its writes
@@ -404,7 +402,7 @@ async def test_bytes_behind_either_head_count_in_the_record(
     async with raw_upstream(greet) as up:
         gw = await gateway(upgrade_to(up.url), on_tunnel_end=ends)
         c = await connect(gw.port)
-        await c.send(get(extra="Connection: Upgrade\r\nUpgrade: websocket\r\n") + b"EARLY")
+        await c.send(get(extra=WS_FIELDS) + b"EARLY")
         await c.reader.readuntil(b"\r\n\r\n")
         assert await c.reader.readexactly(8) == b"GREETING"
         c.writer.close()

@@ -15,13 +15,13 @@ import pytest
 
 from gateway.client import get
 from gateway.conftest import SID, Connect, Start, upgrade_to
-from gateway.upstreams import SWITCHED, raw_upstream, read_head
+from gateway.upstreams import SWITCHED, WS_FIELDS, raw_upstream, read_head
 from lychgate.gateway.http import GatewayServer
 from lychgate.ids import SessionId
 
 pytestmark = pytest.mark.loopback
 
-WEBSOCKET = "Connection: Upgrade\r\nUpgrade: websocket\r\n"
+WEBSOCKET = WS_FIELDS
 
 
 async def _plain_answers(
@@ -82,6 +82,40 @@ async def test_a_101_to_another_protocol_than_websocket_is_502(
         gw = await gateway(upgrade_to(up.url))
         c = await connect(gw.port)
         await c.send(get(extra=WEBSOCKET))
+        assert (await c.read_response()).status == 502
+        assert gw.open_tunnels == 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "answer"),
+    [
+        (WEBSOCKET, b"Sec-WebSocket-Accept: bm90IHRoZSBhbnN3ZXIgYXQgYWxsIQ==\r\n"),
+        (WEBSOCKET, b""),  # none
+        (WEBSOCKET, 2 * b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"),
+        ("Connection: Upgrade\r\nUpgrade: websocket\r\n", b"Sec-WebSocket-Accept: x\r\n"),
+    ],
+    ids=["wrong", "missing", "twice", "no key asked"],
+)
+async def test_a_101_that_does_not_answer_the_key_is_502(
+    gateway: Start, connect: Connect, fields: str, answer: bytes
+) -> None:
+    # Something other than a WebSocket server switched protocols (an app that echoes a status
+    # it was given, say): behind a tunnel the client would speak HTTP to the app past every
+    # rule the gateway applies per request, its own X-Lychgate-* headers among them.
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
+            + answer
+            + b"\r\n"
+        )
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    async with raw_upstream(serve) as up:
+        gw = await gateway(upgrade_to(up.url))
+        c = await connect(gw.port)
+        await c.send(get(extra=fields) + get("/smuggled", extra="X-Lychgate-User: admin\r\n"))
         assert (await c.read_response()).status == 502
         assert gw.open_tunnels == 0
 

@@ -16,8 +16,16 @@ from dataclasses import dataclass, field
 
 import h11
 
-#: An upstream's answer to a WebSocket handshake: the tunnel opens behind it.
-SWITCHED = b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+#: The fields of a WebSocket handshake (its key is RFC 6455's own example, section 1.3)...
+WS_FIELDS = (
+    "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+)
+#: ...and an upstream's answer to it, with the Sec-WebSocket-Accept that the RFC gives for that
+#: key: the tunnel opens behind it.
+SWITCHED = (
+    b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n"
+    b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+)
 
 
 @dataclass

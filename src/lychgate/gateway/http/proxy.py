@@ -32,10 +32,11 @@ Choices, each tested:
 * 1xx: ``100 Continue`` from the upstream is dropped (we sent our own, or none was wanted);
   ``103 Early Hints`` is relayed to HTTP/1.1 clients, dropped for HTTP/1.0; others dropped.
 * Only a WebSocket handshake is an Upgrade here (any other is made a plain request by the
-  connection: :func:`.parse.is_websocket_handshake`), and only a 101 to ``websocket`` opens a
-  tunnel (else 502). One the decision does not allow (``Forward.allow_upgrade`` false) gets
-  403 and the connection closes; it is not downgraded to a plain request, because the bytes
-  after the head were already taken as tunnel bytes by the parser. A 101 that arrives once
+  connection: :func:`.parse.is_websocket_handshake`), and only a 101 to ``websocket`` whose
+  ``Sec-WebSocket-Accept`` answers the handshake's key opens a tunnel (else 502). One the
+  decision does not allow (``Forward.allow_upgrade`` false) gets 403 and the connection
+  closes; it is not downgraded to a plain request, because the bytes after the head were
+  already taken as tunnel bytes by the parser. A 101 that arrives once
   the session has ended or the gateway is stopping opens no tunnel
   (:attr:`.TunnelRegistry.gate`).
 * Trailer fields are dropped both ways (RFC 9110 section 6.5.1 permits it).
@@ -59,7 +60,8 @@ from lychgate.gateway.http.pool import UpstreamError
 from lychgate.gateway.http.request import PAUSE_UPSTREAM, PIECE_COST, Request
 from lychgate.gateway.http.upstream import Failure, Framing, UpstreamConnection
 from lychgate.gateway.http.writer import Writer
-from lychgate.gateway.types import Forward, Principal
+from lychgate.gateway.http.wsframes import accept_for
+from lychgate.gateway.types import Forward, Principal, RequestHead
 from lychgate.ids import AppSlug
 
 log = logging.getLogger(__name__)
@@ -121,6 +123,18 @@ def _switches_to_websocket(headers: list[tuple[bytes, bytes]]) -> bool:
     (lychgate.gateway.http.parse.is_websocket_handshake)."""
     named = [value for name, value in headers if name == b"upgrade"]
     return len(named) == 1 and named[0].strip(b" \t").lower() == b"websocket"
+
+
+def _answers_key(headers: list[tuple[bytes, bytes]], head: RequestHead | None) -> bool:
+    """Whether a 101's one ``Sec-WebSocket-Accept`` answers the handshake's one
+    ``Sec-WebSocket-Key`` (RFC 6455 section 4.1, client step 4): a 101 that does not came
+    from something other than a WebSocket server, and a tunnel to it would let the client
+    speak HTTP to the app past every rule the gateway applies per request."""
+    keys = () if head is None else head.header_all("sec-websocket-key")
+    answers = [value for name, value in headers if name == b"sec-websocket-accept"]
+    if len(keys) != 1 or len(answers) != 1:
+        return False
+    return answers[0].strip(b" \t") == accept_for(keys[0].strip(" \t")).encode("ascii")
 
 
 class Exchange:
@@ -429,6 +443,8 @@ class Exchange:
             unasked = "upstream switched protocols unasked"
         elif not _switches_to_websocket(headers):
             unasked = "upstream switched to another protocol"
+        elif not _answers_key(headers, req.head):
+            unasked = "upstream's Sec-WebSocket-Accept does not answer the key"
         # The session may have ended, or the gateway begun to stop, while the upstream was
         # answering: a tunnel opened now would escape the closing that already happened.
         refused = None if unasked else self._ctx.tunnels.refusal(fwd.session_id)

@@ -12,12 +12,22 @@ long frame it only counts down; a read holding whole small frames walks their he
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from typing import Final
 
 #: RFC 6455 section 7.4.1.
 POLICY_VIOLATION: Final = 1008
 GOING_AWAY: Final = 1001
 _MAX_REASON: Final = 123  # a control frame's payload is at most 125 bytes, 2 of them the code
+# RFC 6455 section 1.3: the GUID appended to Sec-WebSocket-Key to form Sec-WebSocket-Accept.
+_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def accept_for(key: str) -> str:
+    """The Sec-WebSocket-Accept that answers a Sec-WebSocket-Key (section 4.2.2, step 5.4)."""
+    digest = hashlib.sha1(key.encode("latin-1") + _GUID, usedforsecurity=False).digest()
+    return base64.b64encode(digest).decode("ascii")
 
 
 class FrameCursor:
