@@ -17,7 +17,8 @@ companions serving until the gateway has exited: its drain (up to ``DRAIN_TIMEOU
 need authz (a sign-out, a callback's redemption, a login page's polls) and the apps behind it.
 authz ends its pages' event streams at once, which would hold the drain (they never end; the
 pages reconnect). Only then does authz stop, and after it the companions (with SIGTERM: they
-ignore the terminal's SIGINT and SIGHUP). A second Ctrl-C interrupts the parent at once.
+ignore the terminal's SIGINT and SIGHUP). A second Ctrl-C cuts the gateway's drain short, so
+everything stops within a second; a third interrupts the parent at once.
 SIGHUP, a closed terminal, stops everything as SIGTERM does: the gateway stops on it by itself
 (it reloads nothing here).
 
@@ -33,6 +34,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import FrameType
@@ -43,6 +45,7 @@ from lychgate.authz.server import AuthzServer, prepare_socket_dir
 from lychgate.config import Settings
 from lychgate.errors import LychgateError
 from lychgate.gateway.http.fdlimit import raise_open_file_limit
+from lychgate.gateway.http.stop import second_press
 from lychgate.gateway.http.workers import end_with_parent
 from lychgate.gateway.listeners import check_listeners
 from lychgate.gateway.runner import DRAIN_TIMEOUT, prepare, run_gateway
@@ -97,7 +100,12 @@ def serve_all(settings: Settings, *, companions: Sequence[Companion] = ()) -> in
         _terminate(gateway_pid)
         server.end_browser_streams()  # the drain would wait for them: they never end
 
-    stopper = _Stopper(begin_stop)
+    def hurry() -> None:
+        log.info("second Ctrl-C: the gateway stops at once, cutting what is under way")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(gateway_pid, signal.SIGINT)
+
+    stopper = _Stopper(begin_stop, hurry)
     codes: dict[str, int] = {}
 
     async def stop_authz() -> None:
@@ -157,20 +165,32 @@ class _Stopper:
     The first of them records the request and calls ``on_stop`` (which tells the gateway to
     drain); the parent's watcher then stops authz once the gateway has gone. uvicorn's own
     handlers are off (authz would stop at once, under the gateway's drain). A second Ctrl-C
-    interrupts at once: the parent then stops every child and reaps it.
+    (:func:`.stop.second_press`) calls ``on_hurry``, which passes it on to the gateway: its
+    drain is cut short, it exits, and authz stops after it. A third interrupts the parent at
+    once: it then stops every child and reaps it.
     """
 
-    def __init__(self, on_stop: Callable[[], None]) -> None:
+    def __init__(self, on_stop: Callable[[], None], on_hurry: Callable[[], None]) -> None:
         self.on_stop = on_stop
-        self.requested = False
+        self.on_hurry = on_hurry
+        self.first: float | None = None
+        self.hurried = False
+
+    @property
+    def requested(self) -> bool:
+        return self.first is not None
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:
-            if signum == signal.SIGINT:
-                raise KeyboardInterrupt
+        now = time.monotonic()
+        if not second_press(signum, self.first, now):
+            if self.first is None:
+                self.first = now
+                self.on_stop()
             return
-        self.requested = True
-        self.on_stop()
+        if self.hurried:
+            raise KeyboardInterrupt
+        self.hurried = True
+        self.on_hurry()
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:

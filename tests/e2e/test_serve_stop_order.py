@@ -100,3 +100,43 @@ async def test_a_login_pages_event_stream_does_not_hold_the_stop(served: Served)
                     pass
         assert time.monotonic() - signalled < 3
     assert await _wait_exit(served, STOPPED_WITHIN) == 0
+
+
+async def _stuck_login(served: Served) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A request in flight that never ends: its body stops half-way."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    writer.write(
+        f"POST /.lychgate/api/v1/login HTTP/1.1\r\nHost: 127.0.0.1:{served.port}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{".encode()
+    )
+    await writer.drain()
+    await asyncio.sleep(0.5)
+    return reader, writer
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_second_ctrl_c_cuts_the_drain_short(data_dir: Path, workers: int) -> None:
+    port = free_port()
+    await asyncio.to_thread(
+        lychgate, "init", "--dir", str(data_dir), "--public-url", f"http://127.0.0.1:{port}"
+    )
+    config = data_dir / "lychgate.toml"
+    config.write_text(config.read_text() + f"\nworkers = {workers}\n")
+    async with serve(data_dir, port) as served:
+        reader, writer = await _stuck_login(served)
+        try:
+            served.process.send_signal(signal.SIGINT)
+            await asyncio.sleep(1.5)
+            assert served.process.returncode is None  # draining the stuck request
+            pressed = time.monotonic()
+            served.process.send_signal(signal.SIGINT)
+            assert await _wait_exit(served, 5.0) == 0  # not the drain's 10 s
+            assert time.monotonic() - pressed < 4.0
+            async with asyncio.timeout(2):
+                answer = await reader.read()  # as at the drain's end: a 503 if nothing was sent
+            assert answer.startswith(b"HTTP/1.1 503 "), answer
+        finally:
+            writer.close()
+    log = served.log.read_text()
+    assert "second Ctrl-C" in log
+    assert "Traceback" not in log

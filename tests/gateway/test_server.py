@@ -105,7 +105,7 @@ async def test_close_cuts_what_outlives_the_drain_timeout(
         assert answers.seen == [(503, "gateway stopping: drain timeout")]
     # The operator sees the stop without the access log: what drained, and what was cut.
     assert "1 connection(s) with a request under way get up to 0.2 s" in caplog.text
-    assert "1 connection(s) still busy after 0.2 s cut" in caplog.text
+    assert "1 connection(s) still busy after 0.2 s, cut" in caplog.text
 
 
 async def test_close_cuts_an_answer_under_way_at_the_drain_timeout(

@@ -20,6 +20,7 @@ from fixtures.processes import all_end, kill_all_with
 from gateway.client import RawClient, get
 from lychgate.errors import LychgateError
 from lychgate.gateway.http import workers
+from lychgate.gateway.http.stop import Stop
 
 pytestmark = [pytest.mark.loopback, pytest.mark.slow]
 
@@ -173,7 +174,7 @@ def test_a_signal_while_forking_stops_the_forking() -> None:
         handler(signal.SIGTERM, None)  # the signal, between the fork and the bookkeeping
         return child.pid
 
-    async def never(stop: asyncio.Event, slot: int) -> None:
+    async def never(stop: Stop, slot: int) -> None:
         raise AssertionError("no worker code runs here")
 
     try:
@@ -275,7 +276,7 @@ def _supervise(
         started.append(child)
         return child.pid
 
-    async def never(stop: asyncio.Event, slot: int) -> None:
+    async def never(stop: Stop, slot: int) -> None:
         raise AssertionError("no worker code runs here")
 
     try:

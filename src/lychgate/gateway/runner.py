@@ -51,6 +51,7 @@ from lychgate.gateway.http.context import ResponseHook
 from lychgate.gateway.http.fdlimit import raise_open_file_limit
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.server import GatewayServer, start_server
+from lychgate.gateway.http.stop import Stop
 from lychgate.gateway.http.tls import CertPair, ServerCertificates, client_context
 from lychgate.gateway.http.tunnel import TunnelEnded, TunnelEndHook
 from lychgate.gateway.http.workers import STOP_SIGNALS, run_workers
@@ -286,8 +287,10 @@ async def serve_worker(
     reuse_port: bool = False,
     ready: Callable[[GatewayServer], None] | None = None,
     reload_on_sighup: bool = False,
+    hurry: asyncio.Event | None = None,
 ) -> None:
-    """Run one gateway worker until ``stop`` is set, then drain and close.
+    """Run one gateway worker until ``stop`` is set, then drain and close (cut short once
+    ``hurry`` is set: a second Ctrl-C).
 
     ``reload_on_sighup`` checks the certificate files at once on SIGHUP (the worker's loop
     must run in the main thread).
@@ -376,7 +379,7 @@ async def serve_worker(
             asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         for extra in side:
             await extra.close(drain_timeout=1.0)
-        await server.close(drain_timeout=DRAIN_TIMEOUT)
+        await server.close(drain_timeout=DRAIN_TIMEOUT, cut=hurry)
         await authz.aclose()
 
 
@@ -441,7 +444,12 @@ def run_gateway(plan: GatewayPlan, *, workers: int, reload_on_sighup: bool = Fal
         return run_workers(
             workers,
             lambda stop, slot: serve_worker(
-                plan, stop, worker=slot, reuse_port=True, reload_on_sighup=reload_on_sighup
+                plan,
+                stop.asked,
+                hurry=stop.hurry,
+                worker=slot,
+                reuse_port=True,
+                reload_on_sighup=reload_on_sighup,
             ),
             relay=(signal.SIGHUP,) if reload_on_sighup else (),
         )
@@ -449,11 +457,10 @@ def run_gateway(plan: GatewayPlan, *, workers: int, reload_on_sighup: bool = Fal
     stops = [s for s in STOP_SIGNALS if not (reload_on_sighup and s == signal.SIGHUP)]
 
     async def single() -> None:
-        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for signum in stops:
-            loop.add_signal_handler(signum, stop.set)
-        await serve_worker(plan, stop, reload_on_sighup=reload_on_sighup)
+        stop = Stop(loop.time)
+        stop.install(loop, stops)
+        await serve_worker(plan, stop.asked, hurry=stop.hurry, reload_on_sighup=reload_on_sighup)
 
     uvloop.run(single())
     return 0

@@ -736,8 +736,9 @@ class ClientConnection(asyncio.Protocol):
 
     # -- closing --------------------------------------------------------------------------
 
-    def shutdown(self) -> None:
+    def shutdown(self) -> bool:
         """Graceful shutdown: finish the active response, then close; close idle ones now.
+        Returns whether it has a response to finish.
 
         An active request whose content is still arriving is read to its end (an upload
         cannot finish otherwise), and parsing stops there (:meth:`on_message_complete`)."""
@@ -747,6 +748,8 @@ class ClientConnection(asyncio.Protocol):
             self._halt()
         if self._active is None:
             self._close_now()
+            return False
+        return True
 
     def _halt(self) -> None:
         """HTTP is over on this connection: parse nothing more."""

@@ -149,8 +149,9 @@ class GatewayServer:
     async def serve_forever(self) -> None:
         await self._server.serve_forever()
 
-    async def close(self, drain_timeout: float = 10.0) -> None:
-        """Stop accepting, drain in-flight requests for up to ``drain_timeout``, then close."""
+    async def close(self, drain_timeout: float = 10.0, cut: asyncio.Event | None = None) -> None:
+        """Stop accepting, drain in-flight requests for up to ``drain_timeout`` (or until
+        ``cut`` is set: a second Ctrl-C), then close."""
         if self._closed:
             return
         self._closed = True
@@ -162,9 +163,7 @@ class GatewayServer:
         tunnels = self.open_tunnels
         ctx.tunnels.shut()
         ctx.idle.clear()
-        for conn in list(ctx.connections):
-            conn.shutdown()
-        busy = len(ctx.connections)  # the idle ones closed at once
+        busy = sum(conn.shutdown() for conn in list(ctx.connections))  # idle ones close now
         if busy or tunnels:
             log.info(
                 "stopping: %d connection(s) with a request under way get up to %g s; "
@@ -173,21 +172,32 @@ class GatewayServer:
                 drain_timeout,
                 tunnels,
             )
-        if ctx.connections:
-            try:
-                async with asyncio.timeout(drain_timeout):
-                    await ctx.idle.wait()
-            except TimeoutError:
-                log.warning(
-                    "stopping: %d connection(s) still busy after %g s cut",
-                    len(ctx.connections),
-                    drain_timeout,
-                )
-                for conn in list(ctx.connections):
-                    conn.give_up("gateway stopping: drain timeout")
+        if ctx.connections and not await _drained(ctx.idle, drain_timeout, cut):
+            hurried = cut is not None and cut.is_set()
+            log.warning(
+                "stopping: %d connection(s) still busy %s, cut",
+                len(ctx.connections),
+                "at a second Ctrl-C" if hurried else f"after {drain_timeout:g} s",
+            )
+            why = "second Ctrl-C" if hurried else "drain timeout"
+            for conn in list(ctx.connections):
+                conn.give_up(f"gateway stopping: {why}")
         if self._own_pool:
             ctx.pool.close()
         await self._server.wait_closed()
+
+
+async def _drained(idle: asyncio.Event, within: float, cut: asyncio.Event | None) -> bool:
+    """Wait until ``idle`` is set (True), or ``within`` s pass or ``cut`` is set (False)."""
+    waits = [asyncio.ensure_future(idle.wait())]
+    if cut is not None:
+        waits.append(asyncio.ensure_future(cut.wait()))
+    try:
+        await asyncio.wait(waits, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+    return idle.is_set()
 
 
 async def start_server(

@@ -9,7 +9,8 @@ the shared port (a metrics listener at ``port + slot``) stays the same. ``main``
 listener with ``reuse_port=True`` (the kernel then spreads new connections over the
 workers), waits for ``stop``, and shuts down gracefully. The supervisor holds no sockets and
 runs no event loop: it forwards SIGTERM, SIGINT and SIGHUP (a closed terminal) to the workers
-as SIGTERM (they set ``stop``), passes on instead the signals named in ``relay`` (SIGHUP, for
+as SIGTERM (they set ``stop``, and drain), and a later SIGINT as SIGINT (a second Ctrl-C, which
+cuts their drain short: :mod:`.stop`), passes on instead the signals named in ``relay`` (SIGHUP, for
 a certificate check), replaces a worker that dies unexpectedly, and returns once all have
 exited. A signal that comes while it is still forking stops the forking too.
 
@@ -53,6 +54,7 @@ from collections.abc import Awaitable, Callable
 import uvloop
 
 from lychgate.errors import LychgateError
+from lychgate.gateway.http.stop import Stop
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ MAX_RESTART_DELAY = 30.0
 _POLL = 0.05  # seconds between looks for a dead worker while a restart is due
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-WorkerMain = Callable[[asyncio.Event, int], Awaitable[None]]
+WorkerMain = Callable[[Stop, int], Awaitable[None]]
 # Starts one worker: (main, slot, stop signals, relayed signals) -> its pid.
 Spawn = Callable[[WorkerMain, int, tuple[signal.Signals, ...], tuple[signal.Signals, ...]], int]
 
@@ -128,10 +130,9 @@ def _ask_for_sigterm_on_parent_death() -> bool:
 
 
 async def _worker(main: WorkerMain, slot: int, stops: tuple[signal.Signals, ...]) -> None:
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in stops:
-        loop.add_signal_handler(signum, stop.set)
+    stop = Stop(loop.time)
+    stop.install(loop, stops)
     await main(stop, slot)
 
 
@@ -209,10 +210,13 @@ def run_workers(
 
     def stop_all(signum: int, frame: types.FrameType | None) -> None:
         nonlocal stopping
+        # A later Ctrl-C goes on as SIGINT: to a worker, a second press (.stop), which cuts
+        # its drain short.
+        passed = signal.SIGINT if stopping and signum == signal.SIGINT else signal.SIGTERM
         stopping = True
         for pid in workers:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, passed)
 
     def stop_asked() -> bool:  # read through a call: a signal handler may set it any time
         return stopping
