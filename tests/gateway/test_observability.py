@@ -15,7 +15,7 @@ import pytest
 
 from gateway.world import World
 from lychgate.config import load_settings
-from lychgate.gateway.accesslog import AccessLog, AccessLogHandler, access_line
+from lychgate.gateway.accesslog import LINE_MAX, AccessLog, AccessLogHandler, access_line
 from lychgate.gateway.http.tunnel import TunnelEnded
 from lychgate.gateway.metrics import GatewayMetrics
 from lychgate.gateway.runner import (
@@ -98,6 +98,46 @@ def test_other_paths_are_logged_as_sent() -> None:
     for path in ("/wiki/Enrollment", "/a//b", "/%7Euser/"):
         line = access_line(head(path), None, 200, 0.001, now=datetime(2026, 1, 1, tzinfo=UTC))
         assert json.loads(line)["path"] == path
+
+
+@pytest.mark.parametrize(
+    ("ua", "path"),
+    [
+        ("a" * 6000, "/x"),
+        ("a" * 3000, "/" + "b" * 3000),
+        ("\xe9" * 3000, "/" + "\xff" * 12000),  # six bytes of JSON each (\u00e9)
+        ("a" * 16000, "/" + "b" * 16000),  # as long as a head may be, both
+    ],
+    ids=["long ua", "both long", "not ascii", "longest"],
+)
+def test_a_long_record_is_cut_to_one_write_into_a_shared_pipe(ua: str, path: str) -> None:
+    # Several workers write to one stdout: a pipe keeps a write whole only up to PIPE_BUF
+    # (4096 bytes), and longer records from two workers were spliced together.
+    request = replace(
+        head(path), headers=(("host", "app.example.com"), ("user-agent", ua)), target=path
+    )
+    line = access_line(request, AppSlug("wiki"), 200, 0.001, now=datetime(2026, 1, 1, tzinfo=UTC))
+    assert len(line) + 1 <= LINE_MAX == 4096
+    record = json.loads(line)
+    assert record["truncated"] is True
+    sent = {"ua": ua, "path": path}
+    cut = [k for k in sent if record[k].endswith("...(cut)")]
+    assert max(sent, key=lambda k: len(json.dumps(sent[k]))) in cut  # the longest first
+    for k in cut:  # each keeps its start, as much as fits
+        kept = record[k].removesuffix("...(cut)")
+        assert sent[k].startswith(kept)
+    assert len(line) > 3900
+    assert record["host"] == "app.example.com"
+    assert record["status"] == 200
+
+
+def test_a_record_that_fits_is_not_cut() -> None:
+    request = replace(head(), headers=(("host", "h"), ("user-agent", "a" * 3500)))
+    record = json.loads(
+        access_line(request, None, 200, 0.001, now=datetime(2026, 1, 1, tzinfo=UTC))
+    )
+    assert record["ua"] == "a" * 3500
+    assert "truncated" not in record
 
 
 @pytest.mark.parametrize(

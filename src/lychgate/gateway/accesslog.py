@@ -13,6 +13,9 @@ A WebSocket gets a second record when its tunnel closes: status 101, ``event`` `
 ``ms`` the time it was open, ``reason`` why it ended (``client closed``, ``upstream closed``,
 ``session ended``, ``idle (tunnel_idle_timeout)``, ``gateway stopping``...), and ``bytes_in``
 and ``bytes_out``, what its client sent and received through it.
+A record longer than 4 KiB (a client's long ``User-Agent`` or path) has those texts cut, ending
+in ``...(cut)``, and ``truncated`` set: each line is one write small enough to reach a pipe
+that several workers share whole (:data:`LINE_MAX`).
 Cookies and Authorization headers are never logged, nor is any token, nor the one-time code in
 an enrollment or admin-setup link's path (:func:`loggable_path`).
 """
@@ -115,6 +118,14 @@ class AccessLog:
         self._log.info(line)
 
 
+#: The longest record, its newline included: what one write puts into a pipe whole (PIPE_BUF
+#: on Linux). The workers of a gateway share its stdout, and a longer write to a pipe may be
+#: split by another worker's, which spliced records together under a service manager's pipe.
+LINE_MAX: Final = 4096
+# The texts a client chooses, cut (longest first) from a record that would be longer.
+_CLIENT_TEXT: Final = ("ua", "path", "host", "reason")
+_CUT_MARK: Final = "...(cut)"
+
 # Paths whose last segment is a one-time secret: an enrollment or admin-setup link's code
 # (lychgate.deployment.enroll). Logged as the prefix and a mark, never the code.
 _SECRET_SEGMENT_PREFIXES: Final = ("/.lychgate/enroll/",)
@@ -179,4 +190,39 @@ def access_line(
         record["reason"] = reason
     if tunnel is not None:
         record.update(event="tunnel_end", bytes_in=tunnel[0], bytes_out=tunnel[1])
+    text = _json(record)
+    return text if len(text) < LINE_MAX else _shortened(record, text)
+
+
+def _json(record: object) -> str:
     return json.dumps(record, separators=(",", ":"), ensure_ascii=True)
+
+
+def _shortened(record: dict[str, object], text: str) -> str:
+    """``record`` with the longest of the texts a client chose cut, until its line fits in
+    :data:`LINE_MAX` with its newline; ``truncated`` says so."""
+    record["truncated"] = True
+    text = _json(record)
+    while len(text) >= LINE_MAX:
+        texts = [name for name in _CLIENT_TEXT if isinstance(record.get(name), str)]
+        name = max(texts, key=lambda n: len(_json(record[n])), default=None)
+        if name is None or record[name] == _CUT_MARK:
+            break  # nothing left to cut (cannot happen: the rest is short)
+        value = str(record[name])
+        budget = len(_json(value)) - (len(text) - LINE_MAX + 1) - len(_CUT_MARK)
+        record[name] = value[: _prefix_within(value, budget)] + _CUT_MARK
+        text = _json(record)
+    return text
+
+
+def _prefix_within(value: str, budget: int) -> int:
+    """The length of the longest start of ``value`` whose JSON text takes at most ``budget``
+    characters (a character takes one to six: ``\\u00e9``)."""
+    low, high = 0, len(value)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(_json(value[:middle])) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return low
