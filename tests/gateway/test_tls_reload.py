@@ -26,7 +26,7 @@ from lychgate.deployment.init import prepare_files
 from lychgate.errors import ConfigError
 from lychgate.gateway.cert_reload import CertificateReloader
 from lychgate.gateway.http.tls import CertPair, ServerCertificates, certificate_covers
-from lychgate.gateway.runner import prepare
+from lychgate.gateway.runner import app_names, prepare
 from lychgate.tls.files import ensure_tls_material, renew_server_cert
 
 pytestmark = pytest.mark.loopback
@@ -44,8 +44,8 @@ def _write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _issue(ca: trustme.CA, pair: CertPair, name: str, *, key: bool = True) -> None:
-    cert = ca.issue_cert(name)
+def _issue(ca: trustme.CA, pair: CertPair, *names: str, key: bool = True) -> None:
+    cert = ca.issue_cert(*names)
     _write(pair.cert_file, b"".join(pem.bytes() for pem in cert.cert_chain_pems))
     if key:
         _write(pair.key_file, cert.private_key_pem.bytes())
@@ -332,3 +332,35 @@ def test_a_wildcard_covers_one_label_and_an_address_only_itself(ca: trustme.CA) 
     assert not certificate_covers(leaf, "a.wiki.apps.example")
     assert certificate_covers(leaf, "127.0.0.1")
     assert not certificate_covers(leaf, "127.0.0.2")
+
+
+async def test_a_renewal_without_the_wildcard_the_apps_need_keeps_the_old_certificate(
+    ca: trustme.CA, pair: CertPair, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Subdomains mode: a renewal that named the portal alone (certbot run with one -d) was
+    # taken, and every app's host then failed its handshake until someone noticed.
+    await asyncio.to_thread(_issue, ca, pair, "example.test", "*.example.test")
+    also = app_names("example.test")
+    certs = await asyncio.to_thread(
+        partial(ServerCertificates, pair, hosts=["auth.example.test"], also=also)
+    )
+    await asyncio.to_thread(_issue, ca, pair, "auth.example.test")
+    with caplog.at_level(logging.WARNING, logger="lychgate.gateway.http.tls"):
+        assert await asyncio.to_thread(certs.reload) is False
+    assert "does not name example.test, any-app.example.test" in caplog.text
+    await asyncio.to_thread(_issue, ca, pair, "*.example.test", "example.test")
+    assert await asyncio.to_thread(certs.reload) is True
+
+
+async def test_names_the_certificate_in_use_lacks_are_not_asked_of_a_renewal(
+    ca: trustme.CA, pair: CertPair
+) -> None:
+    # An operator's certificate that lists each app's host, with no wildcard: its renewal,
+    # the same names again, is taken.
+    await asyncio.to_thread(_issue, ca, pair, "auth.example.test", "wiki.example.test")
+    also = app_names("example.test")
+    certs = await asyncio.to_thread(
+        partial(ServerCertificates, pair, hosts=["auth.example.test"], also=also)
+    )
+    await asyncio.to_thread(_issue, ca, pair, "auth.example.test", "wiki.example.test")
+    assert await asyncio.to_thread(certs.reload) is True

@@ -154,13 +154,17 @@ def prepare(settings: Settings, *, listen: str | None = None) -> GatewayPlan:
     host, port = parse_hostport(listen or settings.listen)
     tls: ServerCertificates | None = None
     renew_tls: Callable[[datetime], bool] | None = None
+    # What a renewed certificate must still name: the public host, and in subdomains mode what
+    # the apps' hosts need of the certificate in use (its wildcard, the app domain).
+    hosts = (settings.public_host,)
+    also = app_names(settings.app_domain) if settings.routing == "subdomains" else ()
     if settings.tls_cert is not None and settings.tls_key is not None:
         pair = CertPair(settings.tls_cert, settings.tls_key)
-        tls = ServerCertificates(pair, hosts=(settings.public_host,))
+        tls = ServerCertificates(pair, hosts=hosts, also=also)
     elif settings.is_https:
         paths = TlsPaths.in_dir(layout.tls_dir)
         pair = CertPair(paths.server_cert, paths.server_key)
-        tls = ServerCertificates(pair, hosts=(settings.public_host,))
+        tls = ServerCertificates(pair, hosts=hosts, also=also)
         if paths.ca_key.exists():
             names = hostnames_for(settings.public_url, settings.routing, domain=settings.domain)
             renew_tls = partial(renew_server_cert, layout.tls_dir, names)
@@ -186,6 +190,11 @@ def prepare(settings: Settings, *, listen: str | None = None) -> GatewayPlan:
         else None,
         hsts=hsts_field(settings),
     )
+
+
+def app_names(domain: str) -> tuple[str, str]:
+    """The app domain, and a name its wildcard covers (any one label stands for every app)."""
+    return domain, f"any-app.{domain}"
 
 
 def hsts_field(settings: Settings) -> bytes:

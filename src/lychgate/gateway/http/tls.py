@@ -15,7 +15,8 @@ OpenSSL calls the SNI callback on every handshake, with or without a server name
 callback hands the handshake the newest context. New connections get the new certificate, and
 open ones keep the one they were made with. Files caught half-written, a key that does not
 match its certificate, a certificate that is not valid now (expired, or not yet valid) and
-one that no longer names the public host are refused with a warning: the previous
+one that no longer names the public host (nor, in subdomains mode, the app domain or the
+wildcard under it that the certificate in use named) are refused with a warning: the previous
 certificates stay in use, and the next check tries again. Served, any of them would fail
 every new handshake while a good pair was still at hand.
 """
@@ -84,15 +85,20 @@ class ServerCertificates:
         by_name: Mapping[str, CertPair] | None = None,
         *,
         hosts: Collection[str] = (),
+        also: Collection[str] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         """``hosts``: names the default certificate must cover for a renewal to be taken (the
-        public host); they are not checked at start-up, where the operator sees the result."""
+        public host); they are not checked at start-up, where the operator sees the result.
+        ``also``: names a renewal must cover if the certificate at start-up covers them (in
+        subdomains mode, the app domain and a name under it: the wildcard the apps need)."""
         self._default = default
-        self._hosts = tuple(normalize_server_name(h) for h in hosts)
         self._clock = clock
         self._by_name = {normalize_server_name(n): p for n, p in (by_name or {}).items()}
         self._loaded = self._load(self._stamp())
+        first = self._loaded.leaves[0]
+        kept = [h for h in also if certificate_covers(first, h)]
+        self._hosts = tuple(dict.fromkeys(normalize_server_name(h) for h in (*hosts, *kept)))
         self._refused: tuple[tuple[int, int, int], ...] | None = None
         self.context = self._loaded.default
         self.context.sni_callback = self._choose
