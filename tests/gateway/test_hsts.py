@@ -89,6 +89,8 @@ def _forward_or_answer(url: str) -> Handler:
     def handler(head: RequestHead) -> Decision:
         if head.path == "/local":
             return Respond(302, (("location", "/"),), b"")
+        if head.path == "/down":  # nothing listens there: a 502
+            return Forward(Upstream("http://127.0.0.1:9"), head.target, head.headers, app=None)
         return Forward(Upstream(url), head.target, head.headers, app=None)
 
     return handler
@@ -114,6 +116,9 @@ async def test_the_https_listener_says_it_on_app_and_gateway_answers(
         server = await gateway(_forward_or_answer(up.url), ssl=listener, hsts=HSTS)
         assert await _fields(server, ca, "/app", tls=True) == ["max-age=600"]
         assert await _fields(server, ca, "/local", tls=True) == ["max-age=600"]
+        # The gateway's error pages too: an upstream down, a request refused.
+        assert await _fields(server, ca, "/down", tls=True) == ["max-age=600"]
+        assert await _fields(server, ca, "/%00", tls=True) == ["max-age=600"]
         # An app's own policy stands, alone: browsers read only the first of two.
         assert await _fields(server, ca, "/own", tls=True) == ["max-age=5; includeSubDomains"]
 

@@ -633,7 +633,10 @@ class ClientConnection(asyncio.Protocol):
         head_only = req.head_only if head is None else head.method == "HEAD"
         # An HTTP/1.0 client keeps its connection only when told so; an error ends it.
         close = close or head is None or head.http_version == "1.0"
-        self.out.write(error_page(status, http_date(), close=close, head_only=head_only))
+        page = error_page(
+            status, http_date(), close=close, head_only=head_only, extra=self._ctx.hsts
+        )
+        self.out.write(page)
         self.finish(req, status, app, close, reason, idle)
 
     def pause_reading(self, reason: int) -> None:

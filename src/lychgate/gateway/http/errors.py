@@ -56,9 +56,12 @@ def _page(status: int, close: bool, head_only: bool) -> bytes:
 _PAGES: dict[tuple[int, bool, bool], bytes] = {}
 
 
-def error_page(status: int, date: bytes, *, close: bool = True, head_only: bool = False) -> bytes:
+def error_page(
+    status: int, date: bytes, *, close: bool = True, head_only: bool = False, extra: bytes = b""
+) -> bytes:
     """The whole response for ``status``, sent at ``date`` (an IMF-fixdate: every response
-    carries one, RFC 9110 section 6.6.1); ``close`` adds ``Connection: close``.
+    carries one, RFC 9110 section 6.6.1); ``close`` adds ``Connection: close``, and ``extra``
+    its field lines (``Strict-Transport-Security`` on https).
 
     ``head_only`` is for an answer to HEAD: the same head, with the length the page would
     have, and no content (RFC 9110 section 9.3.2). Content there would be read by a
@@ -68,4 +71,4 @@ def error_page(status: int, date: bytes, *, close: bool = True, head_only: bool 
     page = _PAGES.get(key)
     if page is None:
         page = _PAGES[key] = _page(status, close, head_only)
-    return b"%sdate: %s\r\n%s" % (status_line(status), date, page)
+    return b"%sdate: %s\r\n%s%s" % (status_line(status), date, extra, page)
