@@ -495,6 +495,45 @@ async def test_an_upload_is_timed_by_its_gaps_not_its_length(
     assert answers.seen == [(status, reason)]
 
 
+async def test_an_upstream_that_stops_reading_an_upload_is_a_504_not_the_clients_408(
+    gateway: Start, connect: Connect
+) -> None:
+    # The client kept sending; the gateway stopped reading it because the app took nothing
+    # more. It used to get a 408 (which invites a resend) and no upstream failure counted.
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        await asyncio.sleep(30)  # reads nothing more, answers nothing
+
+    async with raw_upstream(serve) as up:
+
+        def handler(head: RequestHead) -> Decision:
+            return Forward(Upstream(up.url, read_timeout=1.0), head.target, head.headers, app=WIKI)
+
+        answers = Answers()
+        gw = await gateway(handler, on_response=answers)
+        c = await connect(gw.port)
+        size = 64 * 1024 * 1024  # far more than the sockets' buffers hold
+        await c.send(b"PUT /u HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % size)
+        piece = b"x" * (1024 * 1024)
+
+        async def upload() -> None:
+            try:
+                for _ in range(size // len(piece)):
+                    await c.send(piece)
+            except ConnectionError:
+                pass  # the gateway answered and closed
+
+        sending = asyncio.create_task(upload())
+        try:
+            r = await c.read_response()
+        finally:
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
+        assert r.status == 504
+        assert gw.upstream_failures == {(WIKI, "read_timeout"): 1}
+    assert answers.seen == [(504, "upstream read timed out")]
+
+
 async def test_a_read_timeout_is_counted_as_read_timeout(gateway: Start, connect: Connect) -> None:
     # The metric's documented kind: an alert on kind="read_timeout" must fire.
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

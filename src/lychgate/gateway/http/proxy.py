@@ -159,6 +159,7 @@ class Exchange:
         "_status",
         "_task",
         "_up",
+        "_upstream_full",
     )
 
     def __init__(self, ctx: ServerContext, down: Downstream, req: Request, fwd: Forward) -> None:
@@ -180,6 +181,7 @@ class Exchange:
         self._status = 0
         self._reused = False
         self._sent_all = False
+        self._upstream_full = False  # the upstream stopped reading what we send it
         self._retried = False
 
     # -- start ----------------------------------------------------------------------------
@@ -426,9 +428,10 @@ class Exchange:
             self._retried = True
             self._connect()
             return
-        if failure is Failure.TIMEOUT and not self._sent_all:
+        if failure is Failure.TIMEOUT and not self._sent_all and not self._upstream_full:
             # Nothing from the upstream, nor from the client, for the whole timeout, with the
             # content still coming: the client stopped sending, which is no upstream failure.
+            # (Unless the upstream stopped reading it: the client then waited on the app.)
             self._finish_early(408, close=True, reason=_BODY_STALLED)
             return
         status = 504 if failure is Failure.TIMEOUT else 502
@@ -466,9 +469,11 @@ class Exchange:
         self._down.into_tunnel(req, fwd.app, transport, tail, fwd.who)
 
     def upstream_write_paused(self) -> None:
+        self._upstream_full = True
         self._down.pause_reading(PAUSE_UPSTREAM)
 
     def upstream_write_resumed(self) -> None:
+        self._upstream_full = False
         self._down.resume_reading(PAUSE_UPSTREAM)
 
     # -- the client connection's events ---------------------------------------------------
