@@ -98,6 +98,10 @@ def head(
         ("[0:0::1]:8080", "::1", 8080),
         ("[2001:DB8::1]", "2001:db8::1", None),
         ("under_score.internal", "under_score.internal", None),
+        # Whitespace around the value is not part of it (RFC 9110 section 5.5).
+        ("example.com:8443 ", "example.com", 8443),
+        ("example.com\t", "example.com", None),
+        (" [::1]:80 ", "::1", 80),
     ],
 )
 def test_host_is_normalized(value: str, name: str, port: int | None) -> None:
@@ -115,6 +119,8 @@ def test_host_is_normalized(value: str, name: str, port: int | None) -> None:
         "user@example.com",
         "user:pw@example.com",
         "exa mple.com",
+        "example.com :80",
+        "example.com: 80",
         "example.com:0",
         "example.com:65536",
         "example.com:80:80",

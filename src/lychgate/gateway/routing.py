@@ -137,6 +137,9 @@ def parse_host(value: str) -> RequestHost:
 
 
 def _parse_host(value: str) -> RequestHost:
+    # Whitespace around a field value is not part of it (RFC 9110 section 5.5); the parser
+    # drops what comes before, not what comes after.
+    value = value.strip(" \t")
     if value.startswith("["):
         literal, sep, rest = value[1:].partition("]")
         if not sep or "%" in literal:  # no zone ids in a URL host
