@@ -52,7 +52,12 @@ from lychgate.gateway.http.fdlimit import raise_open_file_limit
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.server import GatewayServer, start_server
 from lychgate.gateway.http.stop import Stop
-from lychgate.gateway.http.tls import CertPair, ServerCertificates, client_context
+from lychgate.gateway.http.tls import (
+    CertPair,
+    ServerCertificates,
+    client_context,
+    quiet_undecodable_server_names,
+)
 from lychgate.gateway.http.tunnel import TunnelEnded, TunnelEndHook
 from lychgate.gateway.http.workers import STOP_SIGNALS, run_workers
 from lychgate.gateway.listeners import check_listeners, warn_about_listeners
@@ -447,6 +452,8 @@ def run_gateway(plan: GatewayPlan, *, workers: int, reload_on_sighup: bool = Fal
     gc.collect()
     gc.freeze()
     raise_open_file_limit()  # before forking: workers inherit it
+    if plan.tls is not None:
+        quiet_undecodable_server_names()  # a hostile SNI would write tracebacks to stderr
     if reload_on_sighup:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the worker's loop handles it
     if workers > 1:

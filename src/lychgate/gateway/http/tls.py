@@ -27,19 +27,27 @@ import ipaddress
 import logging
 import os
 import ssl
+import sys
+import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 
 from lychgate.errors import ConfigError
 from lychgate.tls.context import client_ssl_context, server_ssl_context
 
+if TYPE_CHECKING:
+    from sys import UnraisableHookArgs
+
 log = logging.getLogger(__name__)
 
 _SNI_ATTR = "lychgate_sni"
+_QUIET_ATTR = "lychgate_quiet_sni"
+_QUIET_EVERY = 60.0  # seconds between log lines about undecodable server names
 _MISSING = (-1, -1, -1)
 
 
@@ -230,6 +238,40 @@ def server_context(
     """A listener context serving ``default``, or the pair in ``by_name`` matching the SNI,
     never reloaded. Blocks (reads files)."""
     return ServerCertificates(default, by_name).context
+
+
+def quiet_undecodable_server_names() -> None:
+    """Stop a client's server name that is not ASCII from writing a traceback to stderr.
+
+    CPython decodes the name before it calls the SNI callback; when that fails it reports the
+    error as "unraisable" (a traceback on stderr, on every such handshake, from anyone) and
+    the handshake fails. The handshake failing is right; the traceback is a free way to fill
+    the log. Such reports are counted and logged at most once a minute; every other
+    unraisable report goes to the hook that was in place. Call once per process (forked
+    workers inherit it)."""
+    previous = sys.unraisablehook
+    if getattr(previous, _QUIET_ATTR, False):
+        return
+    last = [-_QUIET_EVERY]
+    dropped = [0]
+
+    def hook(report: UnraisableHookArgs) -> None:
+        if not (
+            isinstance(report.exc_value, UnicodeDecodeError) and isinstance(report.object, bytes)
+        ):
+            previous(report)
+            return
+        dropped[0] += 1
+        now = time.monotonic()
+        if now - last[0] >= _QUIET_EVERY:
+            last[0] = now
+            log.warning(
+                "TLS handshake(s) refused: a server name (SNI) that is not ASCII (%d so far)",
+                dropped[0],
+            )
+
+    setattr(hook, _QUIET_ATTR, True)
+    sys.unraisablehook = hook
 
 
 def sni_of(ssl_object: object) -> str | None:
