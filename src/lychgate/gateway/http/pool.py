@@ -24,10 +24,11 @@ is closed and its slot passes on.
 from __future__ import annotations
 
 import asyncio
+import errno
 import ssl
 from collections import deque
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Final, NamedTuple
 from urllib.parse import urlsplit
 
 from lychgate.errors import ConfigError, LychgateError
@@ -46,6 +47,12 @@ class UpstreamError(LychgateError):
     def __init__(self, message: str, *, kind: str, status: int = 502) -> None:
         super().__init__(message, status=status)
         self.kind = kind
+
+
+#: The kind of a connect that failed for want of the gateway's own resources (file
+#: descriptors, memory): counted without an app, since no app is at fault.
+LOCAL: Final = "local_resources"
+_OUT_OF_RESOURCES: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 def connect_failure(exc: OSError) -> str:
@@ -68,8 +75,9 @@ class Endpoint:
 
 
 def parse_upstream_url(url: str) -> Endpoint:
-    """Parse ``http://host[:port]``, ``https://host[:port]`` or ``unix:/path``."""
-    if url.startswith("unix:"):
+    """Parse ``http://host[:port]``, ``https://host[:port]`` or ``unix:/path`` (schemes in any
+    case, as RFC 3986 has them: ``HTTP://`` was stored as typed)."""
+    if url[:5].lower() == "unix:":
         path = url[5:]
         if not path.startswith("/"):
             raise ConfigError("a unix upstream needs an absolute path", field="upstream.url")
@@ -207,6 +215,10 @@ class UpstreamPool:
                 "upstream connect timed out", kind="connect_timeout", status=504
             ) from None
         except (OSError, ssl.SSLError) as exc:
+            if exc.errno in _OUT_OF_RESOURCES:
+                # The gateway's own shortage, not the app's: a 503, and no failure of the app.
+                why = f"gateway out of resources: {connect_failure(exc)}"
+                raise UpstreamError(why, kind=LOCAL, status=503) from None
             kind = "tls" if isinstance(exc, ssl.SSLError) else "connect"
             why = f"upstream connect failed: {connect_failure(exc)}"
             raise UpstreamError(why, kind=kind) from None

@@ -56,7 +56,7 @@ from lychgate.errors import UsageError
 from lychgate.gateway.http.context import ServerContext
 from lychgate.gateway.http.errors import CONTINUE
 from lychgate.gateway.http.headers import request_head, response_head
-from lychgate.gateway.http.pool import UpstreamError
+from lychgate.gateway.http.pool import LOCAL, UpstreamError
 from lychgate.gateway.http.request import PAUSE_UPSTREAM, PIECE_COST, Request
 from lychgate.gateway.http.upstream import Failure, Framing, UpstreamConnection
 from lychgate.gateway.http.writer import Writer
@@ -523,7 +523,8 @@ class Exchange:
     def _upstream_failed(self, status: int, kind: str, reason: str) -> None:
         """No usable response from the upstream: count and log it (throttled), answer ``status``."""
         fwd = self._fwd
-        self._ctx.failures.report(fwd.upstream.url, fwd.app, kind, reason)
+        app = None if kind == LOCAL else fwd.app  # the gateway's own shortage: no app's fault
+        self._ctx.failures.report(fwd.upstream.url, app, kind, reason)
         self._state = _DONE
         self._drop_upstream()
         close = self._down.must_close(self._req)
