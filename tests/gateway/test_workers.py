@@ -112,10 +112,16 @@ async def test_a_worker_that_cannot_start_stops_the_rest(tmp_path: Path) -> None
             str(script),
             str(port),
             "2",
-            stderr=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
         )
         async with asyncio.timeout(10):
-            assert await proc.wait() != 0
+            _, err = await proc.communicate()
+        assert proc.returncode != 0
+    # One line that says why, not a traceback (a replacement retried every 30 s wrote one
+    # each time).
+    assert b"failed: " in err
+    assert b"address already in use" in err.lower()
+    assert b"Traceback" not in err
 
 
 RELAY_SCRIPT = """

@@ -9,11 +9,12 @@ from lychgate.gateway.accesslog import LOGGER_NAME, AccessLogHandler
 
 
 def setup_logging(level: str) -> None:
-    """Human-readable logs on stderr; the access log (JSON lines) alone on stdout."""
+    """Human-readable logs on stderr; the access log (JSON lines) alone on stdout. Each line
+    names its process: the workers of a gateway, authz and the demo apps share one stderr."""
     root = logging.getLogger()
     root.handlers.clear()
     errors = logging.StreamHandler(sys.stderr)
-    errors.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    errors.setFormatter(logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"))
     root.addHandler(errors)
     root.setLevel(level.upper())
     access = logging.getLogger(LOGGER_NAME)

@@ -156,6 +156,9 @@ def _spawn(
     code = 0
     try:
         uvloop.run(_worker(main, slot, stops))
+    except (LychgateError, OSError) as exc:  # a port taken meanwhile, say: one line, retried
+        log.error("gateway worker %d (slot %d) failed: %s", os.getpid(), slot, exc)
+        code = 1
     except BaseException:
         log.exception("gateway worker %d failed", os.getpid())
         code = 1
