@@ -14,7 +14,9 @@ def setup_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers.clear()
     errors = logging.StreamHandler(sys.stderr)
-    errors.setFormatter(logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"))
+    errors.setFormatter(
+        logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+    )
     root.addHandler(errors)
     root.setLevel(level.upper())
     access = logging.getLogger(LOGGER_NAME)
