@@ -46,7 +46,7 @@ def write_atomic(path: Path, data: bytes, *, mode: int, overwrite: bool) -> None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def restrict_mode(path: Path, mode: int = PRIVATE_MODE) -> None:
@@ -71,8 +71,8 @@ def locked(directory: Path) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def _fsync_dir(directory: Path) -> None:
-    # The rename is durable only once the directory entry itself is on disk.
+def fsync_dir(directory: Path) -> None:
+    """Put ``directory``'s entries on disk: a rename into it is durable only then."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)

@@ -19,14 +19,20 @@ from rich.text import Text
 
 from lychgate.cli.common import err_console, out_console, print_table, reported_errors
 from lychgate.device.client import Connector
-from lychgate.device.keyfile import default_key_path, ensure_absent, load_key_file, save_key_file
+from lychgate.device.keyfile import (
+    KeyFile,
+    PendingKeyFile,
+    default_key_path,
+    load_key_file,
+    reserve_key_file,
+)
 from lychgate.device.qrimage import link_from
 from lychgate.device.runner import Enrolled, enroll_device, open_enrolled
 from lychgate.device.urls import parse_enrollment_url, parse_login_url
 from lychgate.device.wire import LoginContext, printable
 from lychgate.devicesig import b64url
 from lychgate.domain import LoginStatus
-from lychgate.errors import ClientError, Conflict
+from lychgate.errors import ClientError, Conflict, LychgateError
 from lychgate.ids import LoginRequestId
 
 app = typer.Typer(
@@ -88,18 +94,18 @@ def enroll(
     with reported_errors():
         path = _key_path(key)
         link = parse_enrollment_url(url)
-        if not force:
-            ensure_absent(path)  # before the one-time link is spent
-        key_file = enroll_device(
-            link,
-            name=name or f"{socket.gethostname()} (CLI)",
-            user_name=user_name,
-            email=email,
-            ca=ca,
-            connector=_connector(ctx),
-            now=datetime.now(UTC),
-        )
-        save_key_file(path, key_file, overwrite=force)
+        # The key file's place is checked and claimed before the one-time link is spent.
+        with reserve_key_file(path, overwrite=force) as pending:
+            key_file = enroll_device(
+                link,
+                name=name or f"{socket.gethostname()} (CLI)",
+                user_name=user_name,
+                email=email,
+                ca=ca,
+                connector=_connector(ctx),
+                now=datetime.now(UTC),
+            )
+            _save(pending, key_file)
     r = key_file.record
     out_console.print(
         Text.assemble(
@@ -252,6 +258,21 @@ def status(key: KeyOption = None) -> None:
     for label, value in rows:
         table.add_row(Text(label, "bold"), Text(printable(value, 200)))
     out_console.print(table)
+
+
+def _save(pending: PendingKeyFile, key_file: KeyFile) -> None:
+    """Put the new key in place. The server has spent the link on it already, so a failure
+    here cannot be undone: the error names the device to revoke, whose key is lost."""
+    try:
+        pending.commit(key_file)
+    except LychgateError as exc:
+        r = key_file.record
+        device_id, user_id = printable(r.device_id, 80), printable(r.user_id, 80)
+        raise LychgateError(
+            f"{exc}. The server enrolled this device as {device_id}, but its key is lost: "
+            f"have an admin run `lychgate user revoke-device {user_id} {device_id}`, then "
+            "enroll again with a new link"
+        ) from None
 
 
 def _show(context: LoginContext, device: Enrolled) -> None:

@@ -2,20 +2,27 @@
 
 Synchronous, blocking file I/O: call it from the CLI, never from a running event loop.
 
-The file is written once at enrollment with :func:`lychgate.files.write_atomic`, which creates
-it 0600 from its first byte and renames it into place, so a crash leaves the old file or the
-new one. Like OpenSSH with its identity files, we refuse to *read* a key file that anyone but
-its owner may read or write: a key that others could read may already be theirs, and saying
-so is better than silently using it. The mode is checked on the open descriptor (``fstat``),
-so the file we check is the file we read.
+The file is written once at enrollment, and its place is claimed *before* the one-time
+enrollment link is spent (:func:`reserve_key_file`): a temporary file, 0600 from its first byte,
+in the target directory, with room for the key. Once the server has accepted the new key, that
+file is filled and renamed into place, so a crash leaves the old file or the new one, and a bad
+``--key`` (a directory, a parent that is a file, no permission, no space) is reported while the
+link is still good.
+
+Like OpenSSH with its identity files, we refuse to *read* a key file that anyone but its owner
+may read or write: a key that others could read may already be theirs, and saying so is better
+than silently using it. The mode is checked on the open descriptor (``fstat``), so the file we
+check is the file we read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,12 +38,13 @@ from cryptography.hazmat.primitives.serialization import (
 
 from lychgate.devicesig import b64url, unb64url
 from lychgate.errors import ClientError, ConfigError, Conflict, NotFound
-from lychgate.files import DIR_MODE, PRIVATE_MODE, write_atomic
+from lychgate.files import DIR_MODE, PRIVATE_MODE, fsync_dir
 from lychgate.ids import DeviceId, UserId
 
 KEY_ENV: Final = "LYCHGATE_DEVICE_KEY"
 FORMAT: Final = "lychgate-device-key/1"
 MAX_KEY_FILE_BYTES: Final = 64 * 1024  # ours are under 1 KiB; anything bigger is not ours
+RESERVED_BYTES: Final = 4096  # claimed before enrollment, so a full disk shows up while it can
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +108,133 @@ def ensure_absent(path: Path) -> None:
 
 def save_key_file(path: Path, key_file: KeyFile, *, overwrite: bool) -> None:
     """Write ``key_file`` to ``path``, 0600 and atomically; create the parent directory 0700."""
+    with reserve_key_file(path, overwrite=overwrite) as pending:
+        pending.commit(key_file)
+
+
+class PendingKeyFile:
+    """A key file's place, claimed by :func:`reserve_key_file` before the key exists.
+
+    It holds an open temporary file next to ``path`` with room for the key, so that
+    :meth:`commit`, called once the server has spent the link, has as little left to fail as
+    a file system allows: fill a file we already hold, and rename it.
+    """
+
+    def __init__(self, path: Path, *, overwrite: bool) -> None:
+        self.path = path
+        self._overwrite = overwrite
+        self._tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        self._fd = _claim(self._tmp)
+        self._committed = False
+
+    def commit(self, key_file: KeyFile) -> None:
+        """Write ``key_file`` into the claimed file and rename it to ``path``.
+
+        Raises :class:`ConfigError` (or :class:`Conflict`, should a file have appeared at
+        ``path`` meanwhile without ``overwrite``) naming ``key``.
+        """
+        try:
+            _fill(self._fd, _encode(key_file))
+            if not self._overwrite:
+                ensure_absent(self.path)  # checked again: it may have appeared meanwhile
+            os.replace(self._tmp, self.path)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot save the key file {self.path}: {_reason(exc)}", field="key"
+            ) from None
+        self._committed = True
+        # Durability only: the key is in place and readable whether or not this succeeds.
+        with contextlib.suppress(OSError):
+            fsync_dir(self.path.parent)
+
+    def discard(self) -> None:
+        """Close the claimed file, and remove it unless it became the key file."""
+        if self._fd < 0:
+            return
+        os.close(self._fd)
+        self._fd = -1
+        if not self._committed:
+            self._tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def reserve_key_file(path: Path, *, overwrite: bool) -> Iterator[PendingKeyFile]:
+    """Check ``path`` and claim its place before enrolling; discard the claim on the way out.
+
+    Everything that can be found wrong with ``path`` is found here, before the one-time
+    enrollment link is spent: a directory there (with or without ``overwrite``), an existing
+    key (without it), a parent that cannot be a directory, a directory that refuses new files
+    or has no room. The parent is created 0700 if missing. Raises :class:`ConfigError` or
+    :class:`Conflict`, naming ``key``.
+    """
+    _check_target(path, overwrite=overwrite)
+    _make_parent(path.parent)
+    pending = PendingKeyFile(path, overwrite=overwrite)
+    try:
+        yield pending
+    finally:
+        pending.discard()
+
+
+def _check_target(path: Path, *, overwrite: bool) -> None:
+    try:
+        is_dir = path.is_dir()
+    except OSError as exc:
+        raise ConfigError(f"cannot use {path}: {_reason(exc)}", field="key") from None
+    if is_dir:  # --force must not mean "replace a directory": it never holds a key
+        raise ConfigError(
+            f"{path} is a directory; give a file name, such as {path / 'device.json'}",
+            field="key",
+        )
     if not overwrite:
         ensure_absent(path)
-    path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    write_atomic(path, _encode(key_file), mode=PRIVATE_MODE, overwrite=overwrite)
+
+
+def _make_parent(parent: Path) -> None:
+    try:
+        parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    except FileExistsError:  # exist_ok covers directories only: something else is there
+        raise ConfigError(
+            f"{parent} is not a directory; the key file needs one", field="key"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create {parent} for the key file: {_reason(exc)}", field="key"
+        ) from None
+
+
+def _claim(tmp: Path) -> int:
+    """Create ``tmp`` 0600 (never following a link) and claim room for a key in it."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, PRIVATE_MODE)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write a key file in {tmp.parent}: {_reason(exc)}", field="key"
+        ) from None
+    try:
+        _fill(fd, bytes(RESERVED_BYTES))
+    except OSError as exc:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(
+            f"cannot write a key file in {tmp.parent}: {_reason(exc)}", field="key"
+        ) from None
+    return fd
+
+
+def _fill(fd: int, data: bytes) -> None:
+    """Make the file behind ``fd`` hold exactly ``data``, on disk."""
+    written = 0
+    while written < len(data):
+        written += os.pwrite(fd, data[written:], written)
+    os.ftruncate(fd, len(data))
+    os.fsync(fd)
+
+
+def _reason(exc: OSError) -> str:
+    """An OS error in plain words, without the path (the message names it already)."""
+    return (exc.strerror or type(exc).__name__).lower()
 
 
 def load_key_file(path: Path) -> KeyFile:
