@@ -321,3 +321,34 @@ async def test_shutdown_cuts_the_handshakes_in_progress(
     for client in stalled:
         assert await client.read_until_closed() == b""
     assert await idle.read_until_closed() == b""
+
+
+async def test_a_client_holds_only_so_many_handshakes_in_progress(
+    caplog: pytest.LogCaptureFixture,
+    gateway: Start,
+    connect: Connect,
+    listener_ctx: ssl.SSLContext,
+    client_ctx: ssl.SSLContext,
+) -> None:
+    # Each stalled handshake holds tens of kilobytes of the TLS layer's memory that the
+    # allocator keeps once it ends: a client stalling a thousand (its connection cap) cost
+    # the worker over 50 MB for good. Handshakes have a cap of their own, far lower.
+    limits = Limits(max_connections_per_client=100, max_handshakes_per_client=3)
+    gw = await gateway(Seen(), ssl=listener_ctx, limits=limits, uncapped=_counted)
+    stalled = await _stalled(connect, gw.port, 3, b"\x16\x03\x01\x00")
+    await eventually(_holds(gw, 3, 3))
+    with caplog.at_level(logging.WARNING, logger="lychgate.gateway.http.clientcap"):
+        over = await connect(gw.port)
+        assert await over.read_until_closed() == b""  # cut before its handshake began
+    assert "holds 3 (max_handshakes_per_client: TLS handshakes in progress)" in caplog.text
+    await eventually(_holds(gw, 3, 3))  # the cut one gave its connection slot back
+    for client in stalled:
+        await client.close()
+    await eventually(_holds(gw, 0, 0))
+    # Connections whose handshakes are done do not count: more than three are served.
+    served = [
+        await connect(gw.port, ssl_context=client_ctx, server_hostname=NAME) for _ in range(5)
+    ]
+    for client in served:
+        await client.send(get("/served"))
+        assert (await client.read_response()).status == 200

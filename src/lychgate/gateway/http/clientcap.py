@@ -86,7 +86,7 @@ def client_key(ip: str) -> str:
 class ClientCap:
     """Open connections by client, for one listener of one worker."""
 
-    __slots__ = ("_counts", "_exempt", "_limit", "_throttle", "refused")
+    __slots__ = ("_counts", "_exempt", "_limit", "_setting", "_throttle", "refused")
 
     def __init__(
         self,
@@ -94,9 +94,11 @@ class ClientCap:
         *,
         exempt: Callable[[str], bool] = is_loopback,
         clock: Callable[[], float] = time.monotonic,
+        setting: str = "max_connections_per_client",
     ) -> None:
         self._limit = limit
         self._exempt = exempt
+        self._setting = setting  # what the refusal's log line names
         self._counts: dict[str, int] = {}
         self._throttle = Throttle(clock)
         self.refused = 0
@@ -113,10 +115,7 @@ class ClientCap:
             more = self._throttle.due(key)
             if more is not None:
                 log.warning(
-                    "refused a connection: %s holds %d (max_connections_per_client)%s",
-                    key,
-                    held,
-                    more,
+                    "refused a connection: %s holds %d (%s)%s", key, held, self._setting, more
                 )
             return None
         self._counts[key] = held + 1

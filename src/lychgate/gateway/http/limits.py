@@ -36,6 +36,9 @@ class Limits:
     max_pipelined: int = 16  # parsed-ahead requests queued before we stop reading
     tunnel_idle_timeout: float = 3600.0  # a WebSocket with no byte either way is closed
     max_connections_per_client: int = 1024  # per worker; 0: no cap (see .clientcap)
+    # TLS handshakes in progress per client and worker (.tls_accept): each holds about 55 KB
+    # of the TLS layer's memory until it ends, which a client stalling them would multiply.
+    max_handshakes_per_client: int = 64
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -263,7 +263,14 @@ async def start_server(
     # the same, or a client that connects and stalls mid-handshake holds a socket for the
     # event loop's default of a minute (slowloris over TLS). The listener itself is plain TCP:
     # the accept path counts the client, then runs the handshake (.tls_accept).
-    tls = None if ssl is None else TlsAcceptor(ctx, ssl, limits.header_timeout)
+    tls = None
+    if ssl is not None:
+        handshakes = ClientCap(
+            limits.max_handshakes_per_client,
+            exempt=uncapped,
+            setting="max_handshakes_per_client: TLS handshakes in progress",
+        )
+        tls = TlsAcceptor(ctx, ssl, limits.header_timeout, handshakes)
     accept: Callable[[], asyncio.Protocol] = factory if tls is None else tls.protocol
     if sock is not None:
         server = await loop.create_server(accept, sock=sock, backlog=backlog)

@@ -33,6 +33,12 @@ socket:
    gives the slot back exactly once, as on a plain listener: when it closes, or becomes a
    tunnel.
 
+A client also holds at most ``limits.max_handshakes_per_client`` handshakes in progress (64 per
+worker; loopback and trusted proxies are not counted, as above): each holds tens of kilobytes
+of the TLS layer's memory until it ends, which the event loop's allocator does not hand back,
+so a client stalling a thousand used to cost the worker tens of megabytes for good. One over
+it is cut before its handshake starts.
+
 A handshake that fails or times out gives the slot back and cuts its socket, and so does one
 whose TLS transport is already closing when it is handed over with no request (the client
 closed, or sent ``close_notify``, at once: a request sent first was handed over with it, in
@@ -53,7 +59,7 @@ import ssl
 from collections.abc import Coroutine
 from typing import Any, cast
 
-from lychgate.gateway.http.clientcap import peer_ip
+from lychgate.gateway.http.clientcap import ClientCap, peer_ip
 from lychgate.gateway.http.connection import ClientConnection
 from lychgate.gateway.http.context import ServerContext
 
@@ -63,15 +69,20 @@ log = logging.getLogger(__name__)
 class TlsAcceptor:
     """One TLS listener's accept path: its protocol factory, and its handshakes in progress."""
 
-    __slots__ = ("ctx", "handshake_timeout", "pending", "sslcontext")
+    __slots__ = ("ctx", "handshake_timeout", "handshakes", "pending", "sslcontext")
 
     def __init__(
-        self, ctx: ServerContext, sslcontext: ssl.SSLContext, handshake_timeout: float
+        self,
+        ctx: ServerContext,
+        sslcontext: ssl.SSLContext,
+        handshake_timeout: float,
+        handshakes: ClientCap | None = None,
     ) -> None:
         self.ctx = ctx
         self.sslcontext = sslcontext
         self.handshake_timeout = handshake_timeout
         self.pending: set[_Accepting] = set()
+        self.handshakes = handshakes  # handshakes in progress, by client (None: not capped)
 
     def protocol(self) -> asyncio.Protocol:
         """The protocol factory to give ``loop.create_server`` (without ``ssl``)."""
@@ -92,12 +103,13 @@ class _Accepting(asyncio.Protocol):
     layer in its place, and then the TLS layer's application protocol until the hand-over.
     """
 
-    __slots__ = ("_acceptor", "_early", "_handshake", "_key", "_tcp", "_waiting")
+    __slots__ = ("_acceptor", "_early", "_handshake", "_key", "_shaking", "_tcp", "_waiting")
 
     def __init__(self, acceptor: TlsAcceptor) -> None:
         self._acceptor = acceptor
         self._tcp: asyncio.Transport | None = None  # None once released or handed over
         self._key: str | None = None  # the client's slot, while this object holds it
+        self._shaking: str | None = None  # its slot among the handshakes in progress
         self._handshake: Coroutine[Any, Any, asyncio.Transport | None] | None = None
         self._early = b""  # application data that came before the hand-over
         self._waiting: asyncio.Future[Any] | None = None  # what the handshake waits on
@@ -107,13 +119,20 @@ class _Accepting(asyncio.Protocol):
         acceptor = self._acceptor
         ctx = acceptor.ctx
         clients = ctx.clients
+        ip = peer_ip(tcp)
         if clients is not None:
-            key = clients.take(peer_ip(tcp))
+            key = clients.take(ip)
             if key is None:
                 tcp.abort()  # over the cap; a TLS client could not read the plaintext 503
                 return
             self._key = key
         self._tcp = tcp
+        handshakes = acceptor.handshakes
+        if handshakes is not None:
+            self._shaking = handshakes.take(ip)
+            if self._shaking is None:
+                self._release()  # this client stalls too many handshakes already
+                return
         if ctx.draining:
             self._release()
             return
@@ -185,6 +204,7 @@ class _Accepting(asyncio.Protocol):
 
     def _hand_over(self, tls: asyncio.Transport) -> None:
         self._acceptor.pending.discard(self)
+        self._handshake_over()
         self._tcp = None
         conn = ClientConnection(self._acceptor.ctx)
         key, self._key = self._key, None
@@ -205,6 +225,7 @@ class _Accepting(asyncio.Protocol):
         """No connection comes of this socket: give its client's slot back and cut it."""
         acceptor = self._acceptor
         acceptor.pending.discard(self)
+        self._handshake_over()
         key, self._key = self._key, None
         clients = acceptor.ctx.clients
         if key is not None and clients is not None:
@@ -213,6 +234,13 @@ class _Accepting(asyncio.Protocol):
         if tcp is not None:
             tcp.abort()
         self._early = b""
+
+    def _handshake_over(self) -> None:
+        """Give back this client's slot among the handshakes in progress, once."""
+        shaking, self._shaking = self._shaking, None
+        handshakes = self._acceptor.handshakes
+        if shaking is not None and handshakes is not None:
+            handshakes.give_back(shaking)
 
 
 def _succeeded(future: asyncio.Future[Any]) -> bool:
