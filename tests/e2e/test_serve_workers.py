@@ -57,5 +57,9 @@ async def test_each_worker_serves_its_metrics_on_its_own_port(data_dir: Path) ->
                     except httpx.TransportError:
                         await asyncio.sleep(0.1)
             assert f'worker="{worker}"' in scraped
+            # Its process's own: a reset counter shows as a new start time; descriptors near
+            # their limit before EMFILE bites.
+            for series in ("process_start_time_seconds", "process_open_fds", "process_max_fds"):
+                assert f"\n{series} " in scraped
             workers.add(worker)
         assert workers == {0, 1}

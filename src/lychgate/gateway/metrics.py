@@ -18,7 +18,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Gauge, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
 from lychgate.ids import AppSlug
@@ -119,6 +119,9 @@ class GatewayMetrics:
         w = str(worker)
         self._series: dict[AppSlug | None, _AppSeries] = {}
         self.registry.register(_Collector(w, self._series))
+        # The process's own: start time (a counter reset is a replaced worker), memory, and
+        # open descriptors against their limit (EMFILE is near before it bites).
+        ProcessCollector(registry=self.registry)
         self._connections = Gauge(
             "lychgate_gateway_open_connections",
             "Open client connections.",
