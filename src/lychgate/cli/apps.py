@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from lychgate.cli.common import (
     DirOption,
-    err_console,
-    out_console,
+    note,
     print_listing,
     reported_errors,
+    say,
     settings_for,
 )
 from lychgate.cli.common_store import now, with_store
@@ -70,9 +71,12 @@ _OWN_LIMITS = {
 _DEFAULT = typer.Option(
     "--default",
     metavar="LIMIT",
-    help="Drop the app's own LIMIT, so that it follows [limits] again: "
-    + ", ".join(_OWN_LIMITS)
-    + ". Repeat for several.",
+    # Help texts are Rich markup: unescaped, "[limits]" would be taken for a tag and vanish.
+    help=escape(
+        "Drop the app's own LIMIT, so that it follows [limits] again: "
+        + ", ".join(_OWN_LIMITS)
+        + ". Repeat for several."
+    ),
 )
 _CROSS_ORIGIN_HELP = (
     "Let other origins (sibling apps, CORS callers) send POST, PUT, PATCH or DELETE; the app "
@@ -130,7 +134,7 @@ def add(
         settings = settings_for(data_dir)
         check_app_host(settings, spec.host)
         added = with_store(settings, lambda store: add_app(store, spec, now(), settings=settings))
-    out_console.print(f"added [bold]{added.slug}[/] -> {added.upstream}", highlight=False)
+    say("added [bold]{}[/] -> {}", added.slug, added.upstream)
 
 
 @app.command("update")
@@ -186,14 +190,14 @@ def update(
     for name in default or ():
         field = _OWN_LIMITS.get(name.removeprefix("--"))
         if field is None:
-            err_console.print(f"--default: no limit {name!r}; one of: {', '.join(_OWN_LIMITS)}")
+            note("--default: no limit {!r}; one of: {}", name, ", ".join(_OWN_LIMITS))
             raise typer.Exit(2)
         if field in changes:
-            err_console.print(f"--default {name}: the same limit is given a value too")
+            note("--default {}: the same limit is given a value too", name)
             raise typer.Exit(2)
         changes[field] = None  # no own limit: the listener's applies
     if not changes:
-        err_console.print("nothing to change: give at least one option (see --help)")
+        note("nothing to change: give at least one option (see --help)")
         raise typer.Exit(2)
     with reported_errors():
         settings = settings_for(data_dir)
@@ -201,9 +205,7 @@ def update(
         updated = with_store(
             settings, lambda store: update_app(store, slug, changes, now(), settings=settings)
         )
-    out_console.print(
-        f"updated [bold]{updated.slug}[/]: {', '.join(sorted(changes))}", highlight=False
-    )
+    say("updated [bold]{}[/]: {}", updated.slug, ", ".join(sorted(changes)))
 
 
 @app.command("list")
@@ -257,12 +259,12 @@ def disable(
             settings, lambda store: set_app_enabled(store, slug, False, now())
         )
     if not changed:
-        out_console.print(f"app [bold]{disabled.slug}[/] is already disabled", highlight=False)
+        say("app [bold]{}[/] is already disabled", disabled.slug)
         return
-    out_console.print(
-        f"disabled app [bold]{disabled.slug}[/]: gateways refuse it and close its open "
-        "WebSockets and streams within a second",
-        highlight=False,
+    say(
+        "disabled app [bold]{}[/]: gateways refuse it and close its open WebSockets and "
+        "streams within a second",
+        disabled.slug,
     )
 
 
@@ -286,9 +288,9 @@ def enable(
             ),
         )
     if not changed:
-        out_console.print(f"app [bold]{enabled.slug}[/] is already enabled", highlight=False)
+        say("app [bold]{}[/] is already enabled", enabled.slug)
         return
-    out_console.print(f"enabled app [bold]{enabled.slug}[/]", highlight=False)
+    say("enabled app [bold]{}[/]", enabled.slug)
 
 
 @app.command("remove")
@@ -300,7 +302,7 @@ def remove(
     with reported_errors():
         settings = settings_for(data_dir)
         removed = with_store(settings, lambda store: remove_app(store, slug, now()))
-    out_console.print(f"removed [bold]{removed.slug}[/]", highlight=False)
+    say("removed [bold]{}[/]", removed.slug)
 
 
 def check_app_host(settings: Settings, host: str | None) -> None:

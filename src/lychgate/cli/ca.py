@@ -8,9 +8,9 @@ import typer
 
 from lychgate.cli.common import (
     DirOption,
-    err_console,
-    out_console,
+    note,
     reported_errors,
+    say,
     settings_for,
 )
 from lychgate.cli.common_store import now, require_deployment
@@ -69,12 +69,9 @@ def rotate(
             "are given the new one. Replace the CA?",
             default=False,
         ):
-            err_console.print("nothing changed: the internal CA was not replaced")
+            note("nothing changed: the internal CA was not replaced")
             raise typer.Exit(1)
         tls_dir = Layout(settings.data_dir).tls_dir
         kept = rotate_ca(tls_dir, names, now=now())
-    out_console.print(
-        f"new internal CA for {', '.join(names)}; the old one is kept as {kept.name}\n"
-        "Trust the new CA on your devices: lychgate ca export > lychgate-ca.pem",
-        highlight=False,
-    )
+    say("new internal CA for {}; the old one is kept as {}", ", ".join(names), kept.name)
+    say("Trust the new CA on your devices: lychgate ca export > lychgate-ca.pem")

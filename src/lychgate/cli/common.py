@@ -1,9 +1,11 @@
-"""What every command shares: ``--dir``, loading settings, and turning errors into exit codes."""
+"""What every command shares: ``--dir``, loading settings, turning errors into exit codes, and
+printing, where data (names, paths, URLs) is always text and never Rich markup."""
 
 from __future__ import annotations
 
 import json
 import os
+import string
 import sys
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -13,6 +15,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.cells import cell_len
 from rich.console import Console
+from rich.markup import escape
+from rich.measure import Measurement
 from rich.table import Column, Table
 from rich.text import Text
 
@@ -20,10 +24,12 @@ from lychgate.config import Settings, load_settings
 from lychgate.errors import ConfigError, LychgateError
 
 T = TypeVar("T")
-# soft_wrap: an error is one line, also in a log file or a pipe, where rich would otherwise
-# break it at 80 columns.
-err_console = Console(stderr=True, soft_wrap=True)
-out_console = Console()
+# soft_wrap: a line is printed as one line, also in a log file or a pipe, where rich would
+# otherwise break it at 80 columns (an enrollment link broken by a newline is no link).
+# markup=False: what is printed is mostly data (names, ids, paths, URLs), and "[/]" in a name
+# must be shown as it is, never parsed; our own styling goes through :func:`say` and :func:`note`.
+err_console = Console(stderr=True, soft_wrap=True, markup=False)
+out_console = Console(soft_wrap=True, markup=False)
 
 DirOption = Annotated[
     Path | None,
@@ -46,16 +52,44 @@ def settings_for(data_dir: Path | None, **overrides: Any) -> Settings:
     return load_settings(data_dir, os.environ, **overrides)
 
 
+class _EscapingFormatter(string.Formatter):
+    """``str.format`` that escapes every value after its conversion and format spec (``{!r}``,
+    ``{:%H:%M}``), so the template's markup is styling and the values are only ever text."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        return escape(super().format_field(value, format_spec))
+
+
+_ESCAPING = _EscapingFormatter()
+
+
+def styled(template: str, /, *values: object, **named: object) -> Text:
+    """``template`` is our own Rich markup (``"added [bold]{}[/]"``); ``values`` fill its
+    ``{}`` as plain text. The one way data meets markup: a user, device or app name is chosen
+    by someone else, and one with ``[/]`` in it crashed every command that printed it."""
+    return Text.from_markup(_ESCAPING.format(template, *values, **named))
+
+
+def say(template: str, /, *values: object, **named: object) -> None:
+    """Print a line of the command's output (:func:`styled`)."""
+    out_console.print(styled(template, *values, **named))
+
+
+def note(template: str, /, *values: object, **named: object) -> None:
+    """Print a note, warning or error on stderr (:func:`styled`), keeping stdout for results."""
+    err_console.print(styled(template, *values, **named))
+
+
 @contextmanager
 def reported_errors() -> Iterator[None]:
     """Print a Lychgate error as one clear line and exit non-zero, without a traceback."""
     try:
         yield
     except ConfigError as exc:
-        err_console.print(f"[bold red]configuration error:[/] {exc}", highlight=False)
+        note("[bold red]configuration error:[/] {}", exc)
         raise typer.Exit(EXIT_CONFIG) from None
     except LychgateError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        note("[bold red]error:[/] {}", exc)
         raise typer.Exit(EXIT_ERROR) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -90,22 +124,41 @@ def print_listing(
 def print_table(
     columns: Sequence[str], rows: Sequence[Sequence[str | Text]], *, ids: Collection[str] = ()
 ) -> None:
-    """Print a table in which no value is lost to a narrow terminal or a pipe (80 columns).
+    """Print a table in which no value is lost to a narrow terminal or a pipe.
 
-    The ``ids`` columns keep their full width on one line, because other commands take those
-    values and an id cut to ``GMo42dxvJ…`` (or folded over two lines) cannot be copied; where
-    even that is wider than the terminal, the line is printed whole (not cropped) for the
-    terminal to wrap. The other columns fold long values onto more lines rather than end them
-    with an ellipsis.
+    A ``str`` cell is data and shown as it is (no markup); a :class:`Text` cell keeps its style.
+
+    Not on a terminal (a pipe, a file), every row is one line at the table's natural width, for
+    grep and cut: rich would otherwise fit it to 80 columns and fold ``127.0.0.1`` over two.
+
+    On a terminal, the ``ids`` columns keep their full width on one line, because other
+    commands take those values and an id cut to ``GMo42dxvJ…`` (or folded over two lines)
+    cannot be copied; where even that is wider than the terminal, the line is printed whole
+    (not cropped) for the terminal to wrap. The other columns fold long values onto more lines
+    rather than end them with an ellipsis.
     """
-    table = Table(*(_column(name, i, rows, name in ids) for i, name in enumerate(columns)))
-    for row in rows:
+    cells = [[Text(c) if isinstance(c, str) else c for c in row] for row in rows]
+    table = Table(*(_column(name, i, cells, name in ids) for i, name in enumerate(columns)))
+    for row in cells:
         table.add_row(*row)
+    if not out_console.is_terminal:
+        table.width = _natural_width(table, cells)
     out_console.print(table, crop=False)
 
 
-def _column(header: str, index: int, rows: Sequence[Sequence[str | Text]], is_id: bool) -> Column:
+def _natural_width(table: Table, rows: Sequence[Sequence[Text]]) -> int:
+    """The width at which ``table`` folds no cell, as rich measures it given room enough: the
+    widest value of each column side by side, and more than its borders and padding take."""
+    widest = [
+        max([cell_len(str(column.header)), *(row[i].cell_len for row in rows)])
+        for i, column in enumerate(table.columns)
+    ]
+    room = sum(widest) + 4 * len(widest) + 1
+    return Measurement.get(out_console, out_console.options.update_width(room), table).maximum
+
+
+def _column(header: str, index: int, rows: Sequence[Sequence[Text]], is_id: bool) -> Column:
     if not is_id:
         return Column(header, overflow="fold")
-    widest = max((cell_len(str(row[index])) for row in rows), default=0)
+    widest = max((row[index].cell_len for row in rows), default=0)
     return Column(header, no_wrap=True, overflow="fold", min_width=max(widest, cell_len(header)))

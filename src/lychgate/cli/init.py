@@ -8,7 +8,7 @@ from typing import Annotated, Final
 
 import typer
 
-from lychgate.cli.common import DirOption, out_console, reported_errors
+from lychgate.cli.common import DirOption, reported_errors, say
 from lychgate.cli.common_store import now, with_store
 from lychgate.cli.users import print_enrollment_link
 from lychgate.deployment.enroll import issue_admin_setup_link
@@ -92,22 +92,22 @@ def init(
         # A separate step, after the store is ready: a fresh link on every run until an admin
         # exists (links from earlier runs stay valid, and all die with the first admin).
         setup_url = with_store(settings, lambda s: issue_admin_setup_link(s, settings, at))
-    say = out_console.print
-    say(f"[bold]Deployment[/] {settings.data_dir}")
-    say(f"  config     {'created' if files.config_created else 'kept'}  lychgate.toml")
-    say(f"  secrets    {'written' if files.secrets_created else 'kept'}  secrets.json")
+    say("[bold]Deployment[/] {}", settings.data_dir)
+    say("  config     {}  lychgate.toml", "created" if files.config_created else "kept")
+    say("  secrets    {}  secrets.json", "written" if files.secrets_created else "kept")
     store_kind = _STORE_KINDS[backend_of(normalize_url(settings.effective_database_url.reveal()))]
-    say(f"  store      ready    {store_kind}")
-    say(f"  keys       {'created ' + new_kid if new_kid else 'kept'}")
+    say("  store      ready    {}", store_kind)
+    say("  keys       {}", "created " + new_kid if new_kid else "kept")
     if files.tls is not None:
         tls = files.tls
         say(
-            f"  tls        CA {'created' if tls.ca_created else 'kept'}, server certificate "
-            f"{'issued' if tls.server_cert_issued else 'kept'}"
+            "  tls        CA {}, server certificate {}",
+            "created" if tls.ca_created else "kept",
+            "issued" if tls.server_cert_issued else "kept",
         )
         if tls.ca_created:
             say("  Trust the internal CA on your devices: lychgate ca export > lychgate-ca.pem")
-    say(f"Public URL: {settings.public_url} ({settings.routing})")
+    say("Public URL: {} ({})", settings.public_url, settings.routing)
     if setup_url is not None:
         say("[bold]Finish setup:[/] enroll the administrator's device with this link.")
         print_enrollment_link(setup_url, settings, admin_setup=True)

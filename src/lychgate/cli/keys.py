@@ -9,9 +9,9 @@ import typer
 
 from lychgate.cli.common import (
     DirOption,
-    out_console,
     print_table,
     reported_errors,
+    say,
     settings_for,
 )
 from lychgate.cli.common_store import now, with_store
@@ -44,23 +44,19 @@ def rotate(
             settings,
             lambda s: rotate_signing_key(s.signing_keys, now(), settings, compromised=compromised),
         )
-    out_console.print(
-        f"new key [bold]{result.new_kid}[/]: signs from {result.signs_from:%H:%M:%S %Z}",
-        highlight=False,
-    )
+    say("new key [bold]{}[/]: signs from {:%H:%M:%S %Z}", result.new_kid, result.signs_from)
     for kid in result.retired:
         if compromised:
-            out_console.print(
-                f"dropped {kid}: every token it signed is refused from now", highlight=False
-            )
+            say("dropped {}: every token it signed is refused from now", kid)
         else:
-            out_console.print(
-                f"retired {kid}: signs until {result.signs_from:%H:%M:%S %Z}, verifies until "
-                f"{result.verify_until:%Y-%m-%d %H:%M:%S %Z}",
-                highlight=False,
+            say(
+                "retired {}: signs until {:%H:%M:%S %Z}, verifies until {:%Y-%m-%d %H:%M:%S %Z}",
+                kid,
+                result.signs_from,
+                result.verify_until,
             )
     if result.pruned and not compromised:
-        out_console.print(f"deleted {result.pruned} expired key(s)")
+        say("deleted {} expired key(s)", result.pruned)
 
 
 @app.command("list")

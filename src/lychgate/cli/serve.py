@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from lychgate.cli.common import DirOption, err_console, reported_errors, settings_for
+from lychgate.cli.common import DirOption, note, reported_errors, settings_for
 from lychgate.cli.common_store import now, with_store
 from lychgate.cli.logs import setup_logging
 from lychgate.cli.users import print_enrollment_link
@@ -102,11 +102,11 @@ def _note_idle_demo_apps(settings: Settings) -> None:
     idle = demo_apps_among(apps, Layout(settings.data_dir).run_dir)
     if idle:
         remove = "; ".join(f"lychgate app remove {slug} --dir {settings.data_dir}" for slug in idle)
-        err_console.print(
-            f"note: the demo apps {', '.join(idle)} are registered but not running (serve "
-            f"without --demo), so they answer 502: run serve --demo, or remove them: {remove}",
-            highlight=False,
-            soft_wrap=True,
+        note(
+            "note: the demo apps {} are registered but not running (serve without --demo), so "
+            "they answer 502: run serve --demo, or remove them: {}",
+            ", ".join(idle),
+            remove,
         )
 
 
@@ -135,11 +135,7 @@ def check_stored_apps(settings: Settings) -> None:
     if restricted:
         check_apps_transport(settings, apps)
     for slug, why in uncovered_apps(settings, apps).items():
-        err_console.print(
-            f"warning: app {slug}: browsers will refuse its certificate: {why}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        note("warning: app {}: browsers will refuse its certificate: {}", slug, why)
 
 
 def _demo(settings: Settings) -> Companion:
@@ -182,5 +178,5 @@ def authz(
         setup_logging(settings.log_level)
         code = run_authz(settings)
     if code:
-        err_console.print("authz stopped with an error")
+        note("authz stopped with an error")
     raise typer.Exit(code)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from lychgate.cli.common import DirOption, err_console, reported_errors, settings_for
+from lychgate.cli.common import DirOption, note, reported_errors, settings_for
 from lychgate.cli.common_store import now, with_store
 from lychgate.config.settings import MAX_TTL
 from lychgate.deployment.tokens import cookie_name, mint_app_token
@@ -43,7 +43,4 @@ def mint(
             lambda s: mint_app_token(s, settings, user=user, app=app_slug, now=now(), ttl=ttl),
         )
     typer.echo(minted.token if raw else f"{cookie_name(settings)}={minted.token}")
-    err_console.print(
-        f"session {minted.handle}, expires {minted.expires_at:%Y-%m-%d %H:%M:%S %Z}",
-        highlight=False,
-    )
+    note("session {}, expires {:%Y-%m-%d %H:%M:%S %Z}", minted.handle, minted.expires_at)

@@ -9,11 +9,11 @@ import typer
 
 from lychgate.cli.common import (
     DirOption,
-    err_console,
     is_tty,
-    out_console,
+    note,
     print_listing,
     reported_errors,
+    say,
     settings_for,
 )
 from lychgate.cli.common_store import now, with_store
@@ -74,12 +74,14 @@ def add(
         user, url, namesakes = with_store(
             settings, lambda store: _add(store, settings, name, email, admin)
         )
-    out_console.print(f"added user [bold]{user.name}[/] ({user.id})", highlight=False)
+    say("added user [bold]{}[/] ({})", user.name, user.id)
     if namesakes:
-        err_console.print(
-            f"note: {namesakes + 1} users are now named {user.name!r}: commands that take a "
-            f"user need this one's e-mail or id ({user.id})",
-            highlight=False,
+        note(
+            "note: {} users are now named {!r}: commands that take a user need this one's "
+            "e-mail or id ({})",
+            namesakes + 1,
+            user.name,
+            user.id,
         )
     print_enrollment_link(url, settings)
 
@@ -93,7 +95,7 @@ def enroll_link(
     with reported_errors():
         settings = settings_for(data_dir)
         user, url = with_store(settings, lambda store: _link(store, settings, who))
-    out_console.print(f"user [bold]{user.name}[/] ({user.id})", highlight=False)
+    say("user [bold]{}[/] ({})", user.name, user.id)
     print_enrollment_link(url, settings)
 
 
@@ -108,10 +110,7 @@ def cancel_links_(
     """
     with reported_errors():
         user, cancelled = with_store(settings_for(data_dir), lambda store: _cancel(store, who))
-    out_console.print(
-        f"user [bold]{user.name}[/] ({user.id}): {cancelled} enrollment link(s) cancelled",
-        highlight=False,
-    )
+    say("user [bold]{}[/] ({}): {} enrollment link(s) cancelled", user.name, user.id, cancelled)
 
 
 @app.command("disable")
@@ -127,10 +126,7 @@ def disable(
     """
     with reported_errors():
         user, ended = with_store(settings_for(data_dir), lambda store: _disable(store, who))
-    out_console.print(
-        f"disabled user [bold]{user.name}[/] ({user.id}); {len(ended)} session(s) ended",
-        highlight=False,
-    )
+    say("disabled user [bold]{}[/] ({}); {} session(s) ended", user.name, user.id, len(ended))
 
 
 @app.command("enable")
@@ -141,7 +137,7 @@ def enable(
     """Let a disabled user sign in again (with their devices; old sessions stay ended)."""
     with reported_errors():
         user = with_store(settings_for(data_dir), lambda store: _enable(store, who))
-    out_console.print(f"enabled user [bold]{user.name}[/] ({user.id})", highlight=False)
+    say("enabled user [bold]{}[/] ({})", user.name, user.id)
 
 
 @app.command("update")
@@ -159,18 +155,15 @@ def update(
     The last admin keeps it.
     """
     if admin is None:
-        err_console.print("nothing to change: give --admin or --no-admin (see --help)")
+        note("nothing to change: give --admin or --no-admin (see --help)")
         raise typer.Exit(2)
     with reported_errors():
         user, ended = with_store(
             settings_for(data_dir), lambda store: _set_admin(store, who, admin)
         )
     role = "an admin" if admin else "not an admin"
-    out_console.print(
-        f"user [bold]{user.name}[/] ({user.id}) is {role}"
-        + (f"; {len(ended)} session(s) ended" if ended else ""),
-        highlight=False,
-    )
+    ending = f"; {len(ended)} session(s) ended" if ended else ""
+    say("user [bold]{}[/] ({}) is {}{}", user.name, user.id, role, ending)
 
 
 @app.command("devices")
@@ -214,9 +207,8 @@ def revoke_device_(
         revoked, ended = with_store(
             settings_for(data_dir), lambda store: _revoke_device(store, who, device)
         )
-    out_console.print(
-        f"revoked device [bold]{revoked.name}[/] ({revoked.id}); {len(ended)} session(s) ended",
-        highlight=False,
+    say(
+        "revoked device [bold]{}[/] ({}); {} session(s) ended", revoked.name, revoked.id, len(ended)
     )
 
 

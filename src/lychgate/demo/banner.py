@@ -11,6 +11,7 @@ from lychgate.config.settings import parse_hostport
 from lychgate.demo.apps import CHAT, WHOAMI
 from lychgate.demo.bootstrap import DemoStart
 from lychgate.deployment.enroll import terminal_qr
+from lychgate.deployment.layout import Layout
 
 
 def app_url(settings: Settings, slug: str) -> str:
@@ -23,7 +24,8 @@ def app_url(settings: Settings, slug: str) -> str:
 
 
 def listen_mismatch(settings: Settings) -> str | None:
-    """A warning when the gateway listens on another port than the public URL names."""
+    """A warning when the gateway listens on another port than the public URL names, and
+    where to fix it: ``lychgate.toml``, as ``init`` refuses to change an existing deployment."""
     _, port = parse_hostport(settings.listen)
     parts = urlsplit(settings.public_url)
     public_port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -32,7 +34,7 @@ def listen_mismatch(settings: Settings) -> str | None:
     return (
         f"note: the gateway listens on {settings.listen} but public_url is "
         f"{settings.public_url}; browsers and the demo apps use the public URL "
-        "(set it with `lychgate init --public-url`)"
+        f"(edit public_url in {Layout(settings.data_dir).config_file})"
     )
 
 
