@@ -119,9 +119,6 @@ class GatewayMetrics:
         w = str(worker)
         self._series: dict[AppSlug | None, _AppSeries] = {}
         self.registry.register(_Collector(w, self._series))
-        # The process's own: start time (a counter reset is a replaced worker), memory, and
-        # open descriptors against their limit (EMFILE is near before it bites).
-        ProcessCollector(registry=self.registry)
         self._connections = Gauge(
             "lychgate_gateway_open_connections",
             "Open client connections.",
@@ -161,6 +158,12 @@ class GatewayMetrics:
         # Prometheus buckets count values <= their bound: the first bound >= seconds.
         series.buckets[bisect_left(_BUCKETS, seconds)] += 1
         series.sum += seconds
+
+    def add_process(self) -> None:
+        """Add the process's own series: start time (a counter that starts again is a replaced
+        worker), CPU, memory, and open descriptors against their limit (EMFILE is near before
+        it bites). Reads ``/proc``: call it in a thread (each scrape reads a few small files)."""
+        ProcessCollector(registry=self.registry)
 
     def track(
         self,

@@ -371,6 +371,8 @@ async def serve_worker(
         tls_handshakes=None if certs is None else (lambda: server.handshakes),
         upstream_failures=lambda: server.upstream_failures,
     )
+    if plan.metrics is not None:
+        await asyncio.to_thread(metrics.add_process)
     side = await start_side_listeners(
         plan, metrics, holder, worker, reuse_port, exempt, on_redirect=recorded
     )
