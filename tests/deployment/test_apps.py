@@ -31,7 +31,7 @@ def test_a_good_app() -> None:
 
 @pytest.mark.parametrize(
     "upstream",
-    ["http://127.0.0.1:3000", "https://internal.example:8443/base", "unix:/run/app.sock"],
+    ["http://127.0.0.1:3000", "https://internal.example:8443", "unix:/run/app.sock"],
 )
 def test_upstream_forms(upstream: str) -> None:
     assert build_app(spec(upstream=upstream)).upstream == upstream

@@ -21,6 +21,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from lychgate.config import Settings, load_settings
+from lychgate.config.paths import parse_data_dir
 from lychgate.errors import ConfigError, LychgateError
 
 T = TypeVar("T")
@@ -40,6 +41,7 @@ DirOption = Annotated[
         "else ~/.local/share/lychgate.",
         envvar="LYCHGATE_DATA_DIR",
         show_default=False,
+        parser=parse_data_dir,  # an empty --dir is refused, not taken for "."
     ),
 ]
 

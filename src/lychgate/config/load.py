@@ -28,7 +28,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from lychgate.config.paths import DATA_DIR_ENV, default_data_dir
+from lychgate.config.paths import DATA_DIR_ENV, resolve_data_dir
 from lychgate.config.settings import Limits, Settings
 from lychgate.errors import ConfigError
 
@@ -63,7 +63,7 @@ def load_settings(
     it is visibly the caller's act. ``overrides`` whose value is None are ignored. They are
     the command line's: an error names one as ``--the-setting``, or as its :class:`FromFlag`.
     """
-    directory = (data_dir or default_data_dir(env)).expanduser().resolve()
+    directory = resolve_data_dir(data_dir, env)
     _check_env_keys(env)
     toml_path = directory / CONFIG_FILE
     file_values = _read_toml(toml_path)
@@ -111,11 +111,21 @@ def _settings_class(env: Mapping[str, str], toml_path: Path | None) -> type[Sett
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    """The file's values; none when it does not exist. One that cannot be read (a directory
+    of that name, no permission) is a ConfigError naming it, not a traceback."""
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
         return {}
+    except IsADirectoryError:
+        raise ConfigError(
+            f"{path} is a directory: it must be the settings file (move it away, and "
+            "`lychgate init` writes one)",
+            field=CONFIG_FILE,
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}", field=CONFIG_FILE) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}", field=CONFIG_FILE) from None
 

@@ -9,6 +9,7 @@ the key (see :mod:`lychgate.config.load`).
 from __future__ import annotations
 
 import ipaddress
+import json
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
@@ -125,16 +126,24 @@ class Settings(BaseSettings):
             raise ValueError("must be an absolute http:// or https:// URL")
         if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
             raise ValueError("must be an origin only (no path, query or credentials)")
+        _check_url_port(value)
         return f"{parts.scheme}://{parts.netloc.lower()}"
 
     @field_validator("trusted_proxies", "authz_trusted_gateways", mode="before")
     @classmethod
     def _parse_proxies(cls, value: Any) -> Any:
-        if isinstance(value, str):  # from the environment: a comma-separated list
-            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, str):  # from the environment
+            value = _network_list(value)
         if isinstance(value, list | tuple):
-            return tuple(ipaddress.ip_network(v, strict=False) for v in value)
+            return tuple(_network(v) for v in value)
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_log_level(cls, value: Any) -> Any:
+        """``LYCHGATE_LOG_LEVEL=DEBUG`` as ``debug``: level names are written in both cases
+        (Python's own are upper-case), and refusing one read as a typo."""
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("listen", "http_redirect_listen", "metrics_listen")
     @classmethod
@@ -196,6 +205,48 @@ class Settings(BaseSettings):
     @property
     def is_https(self) -> bool:
         return self.public_url.startswith("https://")
+
+
+def _check_url_port(url: str) -> None:
+    """A URL's port, if it names one, from 1 to 65535: ``http://localhost:99999`` passed, and
+    went into enrollment links no browser can open."""
+    netloc = urlsplit(url).netloc
+    _, colon, given = netloc.rpartition("]")[2].rpartition(":")
+    if colon and not (given.isascii() and given.isdigit() and 1 <= int(given) <= 65535):
+        raise ValueError(f"has the port {given!r}: give a port from 1 to 65535, or none")
+
+
+# How a list of networks is written in an environment variable.
+_NETWORKS_FORM: Final = "comma-separated, such as 10.0.0.0/8,192.168.0.0/16 (or a JSON list)"
+
+
+def _network_list(text: str) -> list[Any]:
+    """A comma-separated list (``10.0.0.0/8,::1``), or a JSON list (``["10.0.0.0/8"]``), the
+    form a TOML list or another tool's setting suggests."""
+    if not text.lstrip().startswith("["):
+        return [v.strip() for v in text.split(",") if v.strip()]
+    try:
+        values = json.loads(text)
+    except ValueError:
+        values = None
+    if not isinstance(values, list):
+        raise ValueError(f"{text!r} is not a list of networks: write them {_NETWORKS_FORM}")
+    return values
+
+
+def _network(value: Any) -> IpNetwork:
+    """An IP network, or a ValueError saying what one looks like (a number, which
+    :func:`ipaddress.ip_network` takes for an address, is none)."""
+    if isinstance(value, IpNetwork):
+        return value
+    try:
+        if not isinstance(value, str):
+            raise TypeError(value)
+        return ipaddress.ip_network(value, strict=False)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{value!r} is not an IP network: give networks {_NETWORKS_FORM}"
+        ) from None
 
 
 def _check_known_port(value: str) -> None:

@@ -39,11 +39,11 @@ def config_template(
         "# Lychgate settings. LYCHGATE_<NAME> environment variables override these;",
         "# nested keys use a double underscore, e.g. LYCHGATE_LIMITS__MAX_BODY_BYTES.",
         "",
-        f'public_url = "{public_url or "http://localhost:8080"}"',
+        f"public_url = {_toml_string(public_url or 'http://localhost:8080')}",
         _routing_line(routing or "single-host"),
     ]
     if domain:
-        lines.append(f'domain = "{domain}"')
+        lines.append(f"domain = {_toml_string(domain)}")
     lines.append(f"listen = {_toml_string(listen)}" if listen else '# listen = "127.0.0.1:8080"')
     if authz_listen:
         lines.append(f"authz_listen = {_toml_string(authz_listen)}")

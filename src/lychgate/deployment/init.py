@@ -23,12 +23,14 @@ import logging
 import os
 import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Final
 
 from lychgate.config import Settings, load_settings
-from lychgate.config.paths import default_data_dir
+from lychgate.config.paths import resolve_data_dir
 from lychgate.deployment.config_file import config_template
 from lychgate.deployment.keys import ensure_signing_key
 from lychgate.deployment.layout import Layout
@@ -82,7 +84,7 @@ def prepare_files(
     Without secrets.json, the database must hold no deployment (:func:`refuse_new_secrets`)
     unless ``new_secrets`` says that deployment's secrets are lost.
     """
-    root = (data_dir or default_data_dir(env)).expanduser().resolve()
+    root = resolve_data_dir(data_dir, env)
     layout = Layout(root)
     asked = {
         "public_url": public_url,
@@ -102,20 +104,12 @@ def prepare_files(
         refuse_overridden(load_settings(root, env), requested, asked, env)
     if not new_secrets and not layout.secrets_file.exists():
         refuse_new_secrets(requested)
-    root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    # A directory made beforehand (mkdir, at the umask's 0755) holds the secrets too: only
-    # its owner may enter it. The config is private as well: database_url may hold a password.
-    _narrow(root, DIR_MODE)
-    config_created = False
-    if not layout.config_file.exists():
-        text = config_template(**asked)
-        write_atomic(layout.config_file, text.encode(), mode=PRIVATE_MODE, overwrite=False)
-        config_created = True
-    _narrow(layout.config_file, PRIVATE_MODE)
+    config_created = _make_directory_and_config(layout, _to_write(asked, requested, env))
     settings = load_settings(root, env)
     check_deployable(settings)
-    _, secrets_created = ensure_secrets(layout.secrets_file, now)
-    _create_private_sqlite_file(settings)
+    with _file_errors(root):
+        _, secrets_created = ensure_secrets(layout.secrets_file, now)
+        _create_private_sqlite_file(settings)
     tls = None
     names = internal_ca_names(settings)
     if names is not None:
@@ -124,6 +118,62 @@ def prepare_files(
     return FilesReport(
         settings, config_created, secrets_created, tls, new_secrets and secrets_created
     )
+
+
+def _make_directory_and_config(layout: Layout, options: Mapping[str, str | None]) -> bool:
+    """Make the data directory and, if it has none, a lychgate.toml holding ``options``;
+    returns whether the file was made."""
+    config_created = False
+    with _file_errors(layout.root):
+        layout.root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        # A directory made beforehand (mkdir, at the umask's 0755) holds the secrets too: only
+        # its owner may enter it. The config is private as well: database_url may hold a
+        # password.
+        _narrow(layout.root, DIR_MODE)
+        if not layout.config_file.exists():
+            text = config_template(**options)
+            write_atomic(layout.config_file, text.encode(), mode=PRIVATE_MODE, overwrite=False)
+            config_created = True
+        _narrow(layout.config_file, PRIVATE_MODE)
+    return config_created
+
+
+@contextmanager
+def _file_errors(root: Path) -> Iterator[None]:
+    """A data directory that cannot be made or written (``/proc/x``, ``/sys/...``, a
+    read-only mount) as one ConfigError naming the path, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        if exc.filename is not None and str(exc.filename) != str(root):
+            why = f"{exc.filename}: {why}"
+        raise ConfigError(
+            f"cannot create the deployment in {root} ({why}): give --dir a directory this "
+            "user may create and write",
+            field="data_dir",
+        ) from None
+
+
+# Options that a new lychgate.toml takes from their environment variable when not given:
+# the file then holds what this init set up (the internal CA is made for these names), and
+# unsetting the variable later does not move the deployment. Not database_url: a variable
+# keeps a password out of files, and init must not undo that.
+_WRITTEN_FROM_ENV: Final = ("public_url", "routing", "domain", "listen", "authz_listen")
+
+
+def _to_write(
+    asked: Mapping[str, str | None], requested: Settings, env: Mapping[str, str]
+) -> dict[str, str | None]:
+    """The options for a new lychgate.toml: those given, and the value in effect of each
+    that a ``LYCHGATE_<NAME>`` variable sets (``LYCHGATE_PUBLIC_URL=...`` wrote the default
+    ``http://localhost:8080`` while init printed, and made a certificate for, the variable's)."""
+    values = dict(asked)
+    for name in _WRITTEN_FROM_ENV:
+        if values[name] is None and _env_name(name, env) is not None:
+            value = getattr(requested, name)
+            values[name] = None if value is None else str(value)
+    return values
 
 
 def _narrow(path: Path, mode: int) -> None:

@@ -362,9 +362,17 @@ def wire_problem(app: App) -> str | None:
     return None
 
 
+def _lower_scheme(upstream: str) -> str:
+    """``HTTP://app:9`` as ``http://app:9``: schemes are case-insensitive (RFC 3986, 3.1), and
+    ``app add`` stored such an upstream as typed, which this check then left out of every
+    snapshot (its users got a login loop)."""
+    scheme, colon, rest = upstream.partition(":")
+    return f"{scheme.lower()}:{rest}" if colon else upstream
+
+
 def _app_from_json(value: object, where: str) -> App:
     m = Members(value, where)
-    upstream = m.text("upstream")
+    upstream = _lower_scheme(m.text("upstream"))
     if not upstream.startswith(_UPSTREAM_SCHEMES):
         fail("must be http://, https:// or unix:/", m.path("upstream"))
     try:

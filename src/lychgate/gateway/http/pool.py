@@ -82,7 +82,10 @@ def parse_upstream_url(url: str) -> Endpoint:
         if not path.startswith("/"):
             raise ConfigError("a unix upstream needs an absolute path", field="upstream.url")
         return Endpoint("", 0, path, False)
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a bracketed host that is no IPv6 address
+        raise ConfigError("not a URL", field="upstream.url") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError("expected http://, https:// or unix:", field="upstream.url")
     if parts.username or parts.password or parts.query or parts.fragment:
@@ -91,6 +94,8 @@ def parse_upstream_url(url: str) -> Endpoint:
         port = parts.port
     except ValueError:
         raise ConfigError("bad port", field="upstream.url") from None
+    if port == 0:  # not the scheme's default: "port or 80" below read it as that
+        raise ConfigError("port 0", field="upstream.url")
     tls = parts.scheme == "https"
     return Endpoint(parts.hostname, port or (443 if tls else 80), None, tls)
 
