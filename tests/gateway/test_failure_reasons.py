@@ -177,6 +177,20 @@ def _serve_bytes(data: bytes, *, then_sleep: float = 0.0) -> Raw:
             502,
             "upstream switched protocols unasked",
         ),
+        # Broken within the read that brought its head, so none of it had left: a 502 (the
+        # client got a bare reset, and the record claimed a 200).
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+            1.0,
+            502,
+            "upstream sent a malformed response",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\n0\n\n",
+            1.0,
+            502,
+            "upstream sent a malformed response",
+        ),
     ],
     ids=[
         "read timeout",
@@ -188,6 +202,8 @@ def _serve_bytes(data: bytes, *, then_sleep: float = 0.0) -> Raw:
         "head too long",
         "gzip to close",
         "unasked 101",
+        "bad chunk with the head",
+        "bare LF chunks with the head",
     ],
 )
 async def test_upstream_response_failures_say_why(

@@ -54,3 +54,25 @@ def test_writes_to_a_closing_transport_are_dropped() -> None:
     t.close()
     w.write(b"late")
     assert t.written == b""
+
+
+def test_unwrite_takes_back_only_what_has_not_left() -> None:
+    batch = Batch()
+    t = FakeTransport()
+    w = Writer(t, batch)
+    earlier, head = b"HTTP/1.1 200 OK\r\n\r\nearlier", b"HTTP/1.1 200 OK\r\n"
+    batch.begin()
+    w.write(earlier)  # a pipelined response before, whole
+    w.write(head)
+    w.write(b"part of its body")
+    assert w.unwrite(head)
+    assert not w.unwrite(head)  # taken back already
+    w.write(b"HTTP/1.1 502 Bad Gateway\r\n")
+    batch.end()
+    assert bytes(t.written) == earlier + b"HTTP/1.1 502 Bad Gateway\r\n"
+    assert not w.unwrite(earlier)  # it has reached the transport
+    batch.begin()
+    w.write(head)
+    assert w.unwrite(head)  # all of the batch taken back: nothing is written
+    batch.end()
+    assert t.writes == 1

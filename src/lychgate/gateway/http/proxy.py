@@ -141,6 +141,7 @@ class Exchange:
     """One forwarded request; see the module docstring."""
 
     __slots__ = (
+        "_answer",
         "_chunk_down",
         "_chunked_up",
         "_close",
@@ -173,6 +174,7 @@ class Exchange:
         self._pending_bytes = 0
         self._state = _WAITING
         self._head = b""
+        self._answer = b""  # the response head as written to the client
         limit = fwd.max_body_bytes
         self._max_body = ctx.limits.max_body_bytes if limit is None else limit
         self._chunked_up = req.chunked
@@ -389,7 +391,8 @@ class Exchange:
         hsts = self._ctx.hsts
         if hsts and not any(name == b"strict-transport-security" for name, _ in headers):
             tail += hsts  # the app's own policy, when it sets one, stands
-        down.out.write(response_head(status, self._fields(headers), tail))
+        answer = self._answer = response_head(status, self._fields(headers), tail)
+        down.out.write(answer)
 
     def upstream_body(self, data: bytes) -> None:
         out = self._down.out
@@ -422,6 +425,12 @@ class Exchange:
             self._state = _DONE
             fwd = self._fwd
             self._ctx.failures.report(fwd.upstream.url, fwd.app, failure.kind, failure.value)
+            if self._down.out.unwrite(self._answer):
+                # It failed within the read that brought its head, so none of it has left:
+                # the client can still be told, where a cut would tell it nothing.
+                status = 504 if failure is Failure.TIMEOUT else 502
+                self._down.fail(self._req, status, fwd.app, True, failure.value, fwd.idle_timeout)
+                return
             self._down.cut(self._req, self._status, fwd.app, failure.value)
             return
         if failure is Failure.CLOSED and not got_bytes and self._reused and self._retryable():

@@ -65,6 +65,17 @@ class Writer:
         elif not self.transport.is_closing():
             self.transport.write(data)
 
+    def unwrite(self, since: bytes) -> bool:
+        """Take back ``since`` (the very object written) and all collected after it, if it has
+        not reached the transport yet; returns whether it had not."""
+        chunks = self._chunks
+        if chunks is not None:
+            for i in range(len(chunks) - 1, -1, -1):
+                if chunks[i] is since:
+                    del chunks[i:]
+                    return True
+        return False
+
     def flush(self) -> None:
         """Hand collected output to the transport now (before a protocol switch or close)."""
         chunks = self._chunks
@@ -76,7 +87,7 @@ class Writer:
             return
         if len(chunks) == 1:
             transport.write(chunks[0])
-        else:
+        elif chunks:
             transport.writelines(chunks)
 
     def close(self) -> None:
