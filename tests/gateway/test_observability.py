@@ -347,10 +347,16 @@ def test_redirect_listener_only_redirects_served_hosts() -> None:
         head("*", host=snap.public_host),  # OPTIONS *: nowhere to send it
         head(host=f"{snap.public_host}@evil.example"),
         head(host=f"{snap.public_host} x"),
+        # An absolute-form target names the host (RFC 9112 3.2.2): one that disagrees with
+        # Host was redirected by Host, where the https listener refuses it.
+        replace(head("/x", host=snap.public_host), target="http://evil.example/x"),
     ):
         answer = handle(refused)
         assert isinstance(answer, Respond)
         assert answer.status == 404
+    same = handle(replace(head("/x", host=snap.public_host), target=f"http://{snap.public_host}/x"))
+    assert isinstance(same, Respond)
+    assert (same.status, dict(same.headers)["location"]) == (308, snap.public_origin + "/x")
 
 
 def test_redirect_listener_serves_an_ipv6_public_host() -> None:

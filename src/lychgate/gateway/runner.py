@@ -62,7 +62,8 @@ from lychgate.gateway.http.tunnel import TunnelEnded, TunnelEndHook
 from lychgate.gateway.http.workers import STOP_SIGNALS, run_workers
 from lychgate.gateway.listeners import check_listeners, warn_about_listeners
 from lychgate.gateway.metrics import GatewayMetrics
-from lychgate.gateway.routing import parse_host
+from lychgate.gateway.paths import parse_request_target
+from lychgate.gateway.routing import request_host
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
 from lychgate.gateway.types import Decision, Handler, Principal, RequestHead, Respond
 from lychgate.ids import AppSlug
@@ -272,11 +273,12 @@ def redirect_handler(holder: SnapshotHolder) -> Callable[[RequestHead], Decision
 
     def handle(head: RequestHead) -> Decision:
         snapshot = holder.current
-        hosts = head.header_all("host")
-        if snapshot is None or len(hosts) != 1 or not head.path.startswith("/"):
-            return not_found  # no snapshot, no single Host, or "OPTIONS *": nowhere to send it
+        if snapshot is None or not head.path.startswith("/"):
+            return not_found  # no snapshot, or "OPTIONS *": nowhere to send it
         try:
-            host = parse_host(hosts[0]).name  # lower case, no port or trailing dot, IPv6 too
+            # One Host, lower case, no port or trailing dot; an absolute-form target must
+            # name the same (RFC 9112 section 3.2.2), as on the https listener.
+            host = request_host(head, parse_request_target(head.target)).name
         except ClientError:
             return not_found
         if not _serves(snapshot, host):
