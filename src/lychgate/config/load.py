@@ -28,8 +28,9 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from lychgate.config.file_types import check_file_types, toml_literal
 from lychgate.config.paths import DATA_DIR_ENV, resolve_data_dir
-from lychgate.config.settings import Limits, Settings
+from lychgate.config.settings import SETTINGS_CONFLICT, Limits, Settings
 from lychgate.errors import ConfigError
 
 CONFIG_FILE = "lychgate.toml"
@@ -68,6 +69,7 @@ def load_settings(
     toml_path = directory / CONFIG_FILE
     file_values = _read_toml(toml_path)
     _refuse_data_dir(file_values, toml_path)
+    check_file_types(file_values, toml_path)
     init: dict[str, Any] = {}
     flags: dict[str, str] = {}
     for key, given in overrides.items():
@@ -177,6 +179,10 @@ class _Sources:
     def of(self, loc: tuple[str, ...]) -> str:
         """Where the value at ``loc`` (``("limits", "max_body_bytes")``) came from: "from
         --listen", "in environment variable LYCHGATE_LISTEN", "in /srv/lychgate.toml"."""
+        return self.given(loc) or "in settings"
+
+    def given(self, loc: tuple[str, ...]) -> str | None:
+        """As :meth:`of`, or None when no source gave the value: it is the default."""
         if loc and loc[0] in self.flags:
             return f"from {self.flags[loc[0]]}"
         # The most specific variable wins: LYCHGATE_LIMITS__MAX_BODY_BYTES over a JSON
@@ -189,7 +195,7 @@ class _Sources:
                 return f"in environment variable {name}"
         if loc and _holds(self.file_values, loc):
             return f"in {self.toml_path}"
-        return "in settings"
+        return None
 
 
 def _json(text: str) -> Any:
@@ -213,13 +219,28 @@ def _config_error(exc: ValidationError, sources: _Sources) -> ConfigError:
     key = ".".join(loc)
     where = sources.of(loc)
     what = first["msg"].removeprefix("Value error, ")
-    if not key:
+    if first["type"] == SETTINGS_CONFLICT:
+        message = f"invalid settings: {what}: {_compared(first.get('ctx', {}), sources)}"
+    elif not key:
         message = f"invalid settings: {what}"
     elif first["type"] == "extra_forbidden":
         message = f"unknown setting {key!r} {where}"
     else:
         message = f"invalid value for {key!r} {where}: {what}"
     return ConfigError(message, field=key or None)
+
+
+def _compared(context: Mapping[str, Any], sources: _Sources) -> str:
+    """The values a check across settings compared, and where each came from: ``session_ttl =
+    3600 in /srv/lychgate.toml, app_token_ttl = 7200 in environment variable ...``."""
+    compared: Mapping[str, Any] = context.get("settings", {})
+    return ", ".join(_one_compared(key, value, sources) for key, value in compared.items())
+
+
+def _one_compared(key: str, value: Any, sources: _Sources) -> str:
+    if value is None:
+        return f"{key} not set"
+    return f"{key} = {toml_literal(value)} {sources.given((key,)) or 'by default'}"
 
 
 # pydantic-settings' words for a value it could not decode: a nested setting given in the

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lychgate.secret import Secret
@@ -49,25 +57,53 @@ MAX_CONNECTIONS_PER_CLIENT: Final = 1024 * 1024
 # Two years: what browsers' preload lists ask for, and more than any site needs.
 MAX_HSTS_MAX_AGE: Final = 2 * 365 * 86400
 
+#: The error type of a check across settings (``app_token_ttl`` against ``session_ttl``): its
+#: context's ``settings`` maps each key compared to its value, for the loader to say where
+#: each came from (:mod:`lychgate.config.load`).
+SETTINGS_CONFLICT: Final = "settings_conflict"
+
+
+def _refuse_bool(value: Any) -> Any:
+    """A number is no ``true``: pydantic reads true and false as 1 and 0, so ``session_ttl =
+    true`` was a one-second session. (A number written as text, as every environment variable
+    is, stays the type's own business.)"""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, not {str(value).lower()}")
+    return value
+
+
+def _refuse_number(value: Any) -> Any:
+    """A switch is true or false, or an environment variable's text for one (``"true"``,
+    ``"1"``...): pydantic read the number 1 as true, and any other as an error about booleans."""
+    if isinstance(value, bool | str):
+        return value
+    raise ValueError(f"expected true or false, not {value!r}")
+
+
+# The types of the number and switch settings: each refuses the other's values, from any source.
+Int = Annotated[int, BeforeValidator(_refuse_bool)]
+Float = Annotated[float, BeforeValidator(_refuse_bool)]
+Bool = Annotated[bool, BeforeValidator(_refuse_number)]
+
 
 class Limits(BaseModel):
     """Per-listener limits; apps may lower or raise ``max_body_bytes`` and the timeouts."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
-    max_headers: int = Field(default=100, ge=8, le=1000)
-    max_body_bytes: int = Field(default=1024**3, ge=0, le=MAX_BODY_BYTES)
+    max_header_bytes: Int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    max_headers: Int = Field(default=100, ge=8, le=1000)
+    max_body_bytes: Int = Field(default=1024**3, ge=0, le=MAX_BODY_BYTES)
     # slowloris: the whole head must arrive
-    header_timeout: float = Field(default=10.0, gt=0, le=MAX_HEADER_TIMEOUT)
+    header_timeout: Float = Field(default=10.0, gt=0, le=MAX_HEADER_TIMEOUT)
     # keep-alive between requests
-    idle_timeout: float = Field(default=60.0, gt=0, le=MAX_IDLE_TIMEOUT)
+    idle_timeout: Float = Field(default=60.0, gt=0, le=MAX_IDLE_TIMEOUT)
     # a silent WebSocket is closed
-    tunnel_idle_timeout: float = Field(default=3600.0, gt=0, le=MAX_TUNNEL_IDLE_TIMEOUT)
+    tunnel_idle_timeout: Float = Field(default=3600.0, gt=0, le=MAX_TUNNEL_IDLE_TIMEOUT)
     # per worker; 0: no cap
-    max_connections_per_client: int = Field(default=1024, ge=0, le=MAX_CONNECTIONS_PER_CLIENT)
-    upstream_connect_timeout: float = Field(default=5.0, gt=0, le=MAX_UPSTREAM_TIMEOUT)
-    upstream_read_timeout: float = Field(default=60.0, gt=0, le=MAX_UPSTREAM_TIMEOUT)
+    max_connections_per_client: Int = Field(default=1024, ge=0, le=MAX_CONNECTIONS_PER_CLIENT)
+    upstream_connect_timeout: Float = Field(default=5.0, gt=0, le=MAX_UPSTREAM_TIMEOUT)
+    upstream_read_timeout: Float = Field(default=60.0, gt=0, le=MAX_UPSTREAM_TIMEOUT)
 
 
 class Settings(BaseSettings):
@@ -92,14 +128,14 @@ class Settings(BaseSettings):
     metrics_listen: str | None = None  # Prometheus /metrics; off unless set
     authz_listen: str | None = None  # default: unix socket in the data dir
     database_url: Secret | None = None  # default: SQLite in the data dir
-    session_ttl: int = Field(default=12 * 3600, gt=0, le=MAX_TTL)
-    session_idle_ttl: int = Field(default=2 * 3600, gt=0, le=MAX_TTL)
-    app_token_ttl: int = Field(default=3600, gt=0, le=MAX_TTL)
-    login_request_ttl: int = Field(default=120, gt=0, le=600)
+    session_ttl: Int = Field(default=12 * 3600, gt=0, le=MAX_TTL)
+    session_idle_ttl: Int = Field(default=2 * 3600, gt=0, le=MAX_TTL)
+    app_token_ttl: Int = Field(default=3600, gt=0, le=MAX_TTL)
+    login_request_ttl: Int = Field(default=120, gt=0, le=600)
     # A gateway keeps serving on its last snapshot while the feed is silent, for at most this
     # many seconds; after that it denies (503) until the feed is back. At least three
     # heartbeats (5 s apart), so that one late heartbeat never denies.
-    feed_max_stale: int = Field(default=300, ge=15, le=86400)
+    feed_max_stale: Int = Field(default=300, ge=15, le=86400)
     trusted_proxies: Annotated[tuple[IpNetwork, ...], NoDecode] = ()
     # Peers whose X-Forwarded-* authz believes when it listens on TCP (its gateways). Over the
     # unix socket the gateway is the only peer and is always believed.
@@ -109,12 +145,12 @@ class Settings(BaseSettings):
     )
     tls_cert: Path | None = None
     tls_key: Path | None = None
-    allow_insecure_http: bool = False  # serve plain HTTP on a non-loopback public URL
+    allow_insecure_http: Bool = False  # serve plain HTTP on a non-loopback public URL
     # Strict-Transport-Security on the https listener's answers (0: none); never for a loopback
     # or *.localhost public host, where it would hold every local port of that name to https.
-    hsts_max_age: int = Field(default=365 * 86400, ge=0, le=MAX_HSTS_MAX_AGE)
-    workers: int = Field(default=1, ge=1, le=64)
-    access_log: bool = False
+    hsts_max_age: Int = Field(default=365 * 86400, ge=0, le=MAX_HSTS_MAX_AGE)
+    workers: Int = Field(default=1, ge=1, le=64)
+    access_log: Bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     limits: Limits = Limits()
 
@@ -171,9 +207,17 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
         if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("tls_cert and tls_key must be set together")
+            raise _conflict(
+                "tls_cert and tls_key must be set together",
+                tls_cert=self.tls_cert,
+                tls_key=self.tls_key,
+            )
         if self.app_token_ttl > self.session_ttl:
-            raise ValueError("app_token_ttl must not exceed session_ttl")
+            raise _conflict(
+                "app_token_ttl must not exceed session_ttl",
+                app_token_ttl=self.app_token_ttl,
+                session_ttl=self.session_ttl,
+            )
         return self
 
     # -- derived values -------------------------------------------------------------------
@@ -205,6 +249,15 @@ class Settings(BaseSettings):
     @property
     def is_https(self) -> bool:
         return self.public_url.startswith("https://")
+
+
+def _conflict(message: str, **compared: Any) -> PydanticCustomError:
+    """A check across settings failed. Its error has no one key to blame, so it carries the
+    keys it compared and their values: the loader then says where each came from (the bare
+    message left an operator to guess which of flag, variable and file to edit)."""
+    return PydanticCustomError(
+        SETTINGS_CONFLICT, "{message}", {"message": message, "settings": compared}
+    )
 
 
 def _check_url_port(url: str) -> None:

@@ -3,6 +3,8 @@ was given, and the most useful other settings as comments, to uncomment and edit
 
 from __future__ import annotations
 
+from typing import Final
+
 
 def _routing_line(routing: str) -> str:
     """``routing = "..."`` with a comment naming the other mode (the one not chosen)."""
@@ -53,20 +55,40 @@ def config_template(
         lines.append(f"database_url = {_toml_string(database_url)}")
     else:
         lines.append('# database_url = "postgresql://lychgate@db/lychgate"  # default: SQLite here')
-    lines += [
-        "# session_ttl = 43200        # seconds",
-        "# session_idle_ttl = 7200",
-        "# app_token_ttl = 3600",
-        "# feed_max_stale = 300       # gateways deny once authz's feed is silent this long",
-        '# trusted_proxies = []       # e.g. ["10.0.0.0/8"]: trust their X-Forwarded-*',
-        '# authz_trusted_gateways = ["127.0.0.0/8", "::1/128"]  # authz on TCP: its gateways',
-        "# access_log = false",
-        '# metrics_listen = "127.0.0.1:9090"',
-        "",
-        "# [limits]",
-        "# max_body_bytes = 1073741824",
-        "# header_timeout = 10.0",
-        "# tunnel_idle_timeout = 3600.0  # a WebSocket silent both ways this long is closed",
-        "",
-    ]
-    return "\n".join(lines)
+    return "\n".join([*lines, *_OTHER_SETTINGS, ""])
+
+
+# The other settings an operator reaches for, as comments to uncomment: each shows the default
+# (or, where there is none, an example) and says in a few words what it does, as README's
+# Configuration table does at length. Every one, uncommented alone (tls_cert with tls_key),
+# is a valid value, and all at once still parse: tests/config/test_template_examples.py.
+_OTHER_SETTINGS: Final = (
+    "",
+    "# HTTPS. Default: an https public_url is served with a certificate from the internal CA.",
+    '# tls_cert = "/etc/lychgate/fullchain.pem"  # your own certificate and key, set together;',
+    '# tls_key = "/etc/lychgate/privkey.pem"     # renewed files are read without a restart',
+    '# http_redirect_listen = "0.0.0.0:80"  # default: off; plain HTTP redirecting to https',
+    "# hsts_max_age = 31536000     # seconds of HSTS on https (a year; at most two; 0: none)",
+    "",
+    "# Lifetimes, in seconds (a session or token at most 34560000: 400 days).",
+    "# session_ttl = 43200",
+    "# session_idle_ttl = 7200",
+    "# app_token_ttl = 3600        # at most session_ttl",
+    "# login_request_ttl = 120     # a sign-in waits this long for its approval (1 to 600)",
+    "# feed_max_stale = 300        # gateways deny once authz is silent this long (15 to 86400)",
+    "",
+    "# Networks.",
+    '# trusted_proxies = []        # e.g. ["10.0.0.0/8"]: trust their X-Forwarded-*',
+    '# authz_trusted_gateways = ["127.0.0.0/8", "::1/128"]  # authz on TCP: its gateways',
+    "",
+    "# Operation.",
+    "# workers = 1                 # gateway processes sharing the port (1 to 64)",
+    "# access_log = false          # true: a JSON line on stdout per response",
+    '# log_level = "info"          # "debug", "info", "warning" or "error"',
+    '# metrics_listen = "127.0.0.1:9090"  # default: off; Prometheus /metrics (worker k: port + k)',
+    "",
+    "# [limits]",
+    "# max_body_bytes = 1073741824",
+    "# header_timeout = 10.0",
+    "# tunnel_idle_timeout = 3600.0  # a WebSocket silent both ways this long is closed",
+)
