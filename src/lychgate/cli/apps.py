@@ -21,6 +21,8 @@ from lychgate.config.settings import MAX_BODY_BYTES, MAX_IDLE_TIMEOUT, MAX_UPSTR
 from lychgate.deployment.apps import (
     AppSpec,
     add_app,
+    check_host,
+    check_host_not_portal,
     remove_app,
     set_app_enabled,
     update_app,
@@ -135,6 +137,7 @@ def add(
         check_app_host(settings, spec.host)
         added = with_store(settings, lambda store: add_app(store, spec, now(), settings=settings))
     say("added [bold]{}[/] -> {}", added.slug, added.upstream)
+    warn_unused_host(settings, spec.host)
 
 
 @app.command("update")
@@ -206,6 +209,7 @@ def update(
             settings, lambda store: update_app(store, slug, changes, now(), settings=settings)
         )
     say("updated [bold]{}[/]: {}", updated.slug, ", ".join(sorted(changes)))
+    warn_unused_host(settings, host)
 
 
 @app.command("list")
@@ -307,9 +311,28 @@ def remove(
 
 def check_app_host(settings: Settings, host: str | None) -> None:
     """An app's own host must be one the deployment can serve: over plain HTTP only as
-    ``<name>.localhost``, and on the internal CA only where its certificate reaches."""
+    ``<name>.localhost``, and on the internal CA only where its certificate reaches.
+
+    What is wrong with the host itself is said first (a port, the portal's host): "would be
+    served over plain HTTP" was said of both, which sent the operator the wrong way. In
+    single-host mode a host is never served (:func:`warn_unused_host`), so it is checked only
+    as a name; subdomains mode checks it again at each start, should the mode change."""
+    if not host or settings.routing != "subdomains":
+        return
+    check_host_not_portal(host, settings)
+    check_host(host)
     check_app_transport(settings, host)
     check_app_certificate(settings, host)
+
+
+def warn_unused_host(settings: Settings, host: str | None) -> None:
+    """A ``--host`` in single-host mode is kept but has no effect: say so, rather than refuse
+    it (scripts that pass it for both modes keep working)."""
+    if host and settings.routing != "subdomains":
+        note(
+            "note: --host is used only in subdomains mode (routing); this deployment is "
+            "single-host, where every app is served on the public URL, so it has no effect"
+        )
 
 
 async def _list(store: Store) -> list[App]:

@@ -17,7 +17,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from lychgate.cli.common import err_console, out_console, print_table, reported_errors
+from lychgate.cli.common import err_console, out_console, print_listing, reported_errors
 from lychgate.device.client import Connector
 from lychgate.device.keyfile import (
     KeyFile,
@@ -29,7 +29,7 @@ from lychgate.device.keyfile import (
 from lychgate.device.qrimage import link_from
 from lychgate.device.runner import Enrolled, enroll_device, open_enrolled
 from lychgate.device.urls import parse_enrollment_url, parse_login_url
-from lychgate.device.wire import LoginContext, printable
+from lychgate.device.wire import AppEntry, LoginContext, SessionEntry, printable
 from lychgate.devicesig import b64url
 from lychgate.domain import LoginStatus
 from lychgate.errors import ClientError, Conflict, LychgateError
@@ -60,6 +60,7 @@ CaOption = Annotated[
         show_default=False,
     ),
 ]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 LinkArgument = Annotated[
     str, typer.Argument(help="The sign-in link, or a PNG image of the login page's QR code.")
 ]
@@ -161,16 +162,25 @@ def deny(
 
 
 @app.command("apps")
-def apps(ctx: typer.Context, key: KeyOption = None, ca: CaOption = None) -> None:
+def apps(
+    ctx: typer.Context,
+    as_json: JsonOption = False,
+    key: KeyOption = None,
+    ca: CaOption = None,
+) -> None:
     """List the apps you may open."""
     with reported_errors():
         device = open_enrolled(_key_path(key), ca, _connector(ctx))
         entries = device.run(lambda client: client.apps())
-    if not entries:
-        out_console.print("no apps")
-        return
-    rows = [[Text(printable(v)) for v in (e.slug, e.name, e.url)] for e in entries]
-    print_table(("slug", "name", "URL"), rows, ids=("slug",))
+    print_listing(
+        entries,
+        as_json=as_json,
+        to_dict=_app_dict,
+        columns=("slug", "name", "URL"),
+        cells=lambda e: tuple(printable(v) for v in (e.slug, e.name, e.url)),
+        empty="no apps",
+        ids=("slug",),
+    )
 
 
 @app.command("open")
@@ -188,23 +198,55 @@ def open_(
 
 
 @sessions_app.callback()
-def sessions(ctx: typer.Context, key: KeyOption = None, ca: CaOption = None) -> None:
+def sessions(
+    ctx: typer.Context,
+    as_json: JsonOption = False,
+    key: KeyOption = None,
+    ca: CaOption = None,
+) -> None:
     """List your signed-in browsers."""
     if ctx.invoked_subcommand is not None:
         return
     with reported_errors():
         device = open_enrolled(_key_path(key), ca, _connector(ctx))
         entries = device.run(lambda client: client.sessions())
-    if not entries:
-        out_console.print("no live sessions")
-        return
-    rows = []
-    for s in entries:
-        mine = "yes" if s.this_device else ""
-        cells = (s.id, s.browser, s.ip, _minute(s.created_at), _minute(s.last_seen_at), mine)
-        rows.append([Text(printable(c, 60)) for c in cells])
-    columns = ("id", "browser", "IP", "signed in (UTC)", "last seen (UTC)", "this device")
-    print_table(columns, rows, ids=("id",))
+    print_listing(
+        entries,
+        as_json=as_json,
+        to_dict=_session_dict,
+        columns=("id", "browser", "IP", "signed in (UTC)", "last seen (UTC)", "this device"),
+        cells=_session_cells,
+        empty="no live sessions",
+        ids=("id",),
+    )
+
+
+def _session_cells(s: SessionEntry) -> tuple[str, ...]:
+    mine = "yes" if s.this_device else ""
+    cells = (s.id, s.browser, s.ip, _minute(s.created_at), _minute(s.last_seen_at), mine)
+    return tuple(printable(c, 60) for c in cells)
+
+
+def _app_dict(e: AppEntry) -> dict[str, object]:
+    """An app for ``--json``: the server's values as they are (JSON escapes them)."""
+    return {"slug": e.slug, "name": e.name, "url": e.url, "description": e.description}
+
+
+def _session_dict(s: SessionEntry) -> dict[str, object]:
+    """A session for ``--json``, times in ISO 8601 (None when the server gave none)."""
+    return {
+        "id": s.id,
+        "browser": s.browser,
+        "ip": s.ip,
+        "created_at": _iso(s.created_at),
+        "last_seen_at": _iso(s.last_seen_at),
+        "expires_at": _iso(s.expires_at),
+        "this_device": s.this_device,
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 @sessions_app.command("revoke")

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperOption
 
 from lychgate import __version__
 from lychgate.cli import apps, ca, device, init, keys, serve, tokens, users
+
+_typer_type_shown = TyperOption.display_type_rich
+
+
+def _flag_type_shown(self: TyperOption, ctx: Any) -> str | None:  # Any: typer's own click
+    """The type column of ``--help`` for an option: none for a flag, which takes no value.
+
+    Typer (0.29) shows ``<bool>`` beside every flag, ``--demo <bool>`` and ``--help <bool>``
+    included, as if each wanted ``true`` or ``false`` after it (``--demo true`` is refused).
+    An option with its own ``metavar`` keeps it."""
+    if self.is_flag and self.metavar is None:
+        return None
+    return _typer_type_shown(self, ctx)
+
+
+TyperOption.display_type_rich = _flag_type_shown  # type: ignore[method-assign]
 
 app = typer.Typer(
     name="lychgate",

@@ -126,6 +126,10 @@ def disable(
     """
     with reported_errors():
         user, ended = with_store(settings_for(data_dir), lambda store: _disable(store, who))
+    if user.disabled:  # as found: nothing to switch, only a sweep (none left, as a rule)
+        ending = f"; {len(ended)} session(s) ended" if ended else ""
+        say("user [bold]{}[/] ({}) is already disabled{}", user.name, user.id, ending)
+        return
     say("disabled user [bold]{}[/] ({}); {} session(s) ended", user.name, user.id, len(ended))
 
 
@@ -136,7 +140,10 @@ def enable(
 ) -> None:
     """Let a disabled user sign in again (with their devices; old sessions stay ended)."""
     with reported_errors():
-        user = with_store(settings_for(data_dir), lambda store: _enable(store, who))
+        user, changed = with_store(settings_for(data_dir), lambda store: _enable(store, who))
+    if not changed:
+        say("user [bold]{}[/] ({}) is already enabled", user.name, user.id)
+        return
     say("enabled user [bold]{}[/] ({})", user.name, user.id)
 
 
@@ -264,6 +271,9 @@ async def _cancel(store: Store, who: str) -> tuple[User, int]:
 
 
 async def _disable(store: Store, who: str) -> tuple[User, list[SessionId]]:
+    """The user as found (``disabled`` set when they already were) and the sessions ended.
+
+    An already disabled user is still swept (:func:`disable_user`), harmlessly."""
     user = await find_user(store, who)
     return user, await disable_user(store, user, now())
 
@@ -293,10 +303,10 @@ async def _set_admin(store: Store, who: str, admin: bool) -> tuple[User, list[Se
     return await store.users.get(user.id), ended
 
 
-async def _enable(store: Store, who: str) -> User:
+async def _enable(store: Store, who: str) -> tuple[User, bool]:
+    """The user, and whether they were disabled (else nothing changed)."""
     user = await find_user(store, who)
-    await enable_user(store, user, now())
-    return user
+    return user, await enable_user(store, user, now())
 
 
 async def _list(store: Store) -> list[User]:

@@ -33,6 +33,7 @@ from lychgate.errors import ClientError, Conflict, NotFound
 from lychgate.gateway.app_hosts import host_clashes
 from lychgate.ids import AppId, AppSlug, new_id
 from lychgate.store import Store
+from lychgate.tls.hosts import url_scheme_and_host
 from lychgate.unix_sockets import socket_path_problem
 
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
@@ -257,10 +258,41 @@ def _check_upstream_port(parts: SplitResult) -> None:
 def check_host(host: str) -> str:
     """A bare DNS name, normalized: lower case, no port, no trailing dot."""
     normalized = host.strip().lower().rstrip(".")
+    _refuse_port(normalized)
     labels = normalized.split(".")
     if len(normalized) > 253 or len(labels) < 2 or not all(_LABEL.fullmatch(x) for x in labels):
         raise ClientError("must be a DNS name such as app.example.com (no port)", field="host")
     return normalized
+
+
+def _refuse_port(host: str) -> None:
+    """An app's host is matched without a port (browsers use the public URL's): say so,
+    rather than the general "must be a DNS name" or a transport complaint about it."""
+    name, colon, port = host.rpartition(":")
+    if colon and name and ":" not in name and (not port or port.isdigit()):
+        raise ClientError(
+            f"a host has no port: give {name} (browsers reach it on the public URL's port)",
+            field="host",
+        )
+
+
+def check_host_not_portal(host: str, settings: Settings) -> None:
+    """In subdomains mode, refuse the portal's own host (the public URL's) for an app, before
+    any other check of it: that is what is wrong with it, whatever else would be said about
+    it (``localhost`` is not even a name of two labels). :func:`check_host_free` finds it
+    too, but only once the rest has passed."""
+    if settings.routing != "subdomains":
+        return
+    _, portal = url_scheme_and_host(settings.public_url)
+    name, colon, port = host.strip().lower().rpartition(":")
+    if not (colon and port.isdigit()):  # "localhost:8080" is the portal's host too
+        name = host.strip().lower()
+    if name.rstrip(".") == portal:
+        raise ClientError(
+            f"{host} is the portal's host (the public URL's): give the app another, such as "
+            f"<name>.{settings.app_domain}, or no --host for <slug>.{settings.app_domain}",
+            field="host",
+        )
 
 
 async def check_host_free(store: Store, app: App, settings: Settings) -> None:

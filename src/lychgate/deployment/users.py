@@ -142,13 +142,17 @@ async def cancel_links(store: Store, user: User, now: datetime) -> int:
     return cancelled
 
 
-async def enable_user(store: Store, user: User, now: datetime) -> None:
-    """Let ``user`` sign in again (their ended sessions stay ended)."""
-    if user.disabled:
-        await store.users.update(user.id, disabled=False)
+async def enable_user(store: Store, user: User, now: datetime) -> bool:
+    """Let ``user`` sign in again (their ended sessions stay ended); returns whether this
+    changed anything. A user already enabled is left alone, with no audit event, as an app
+    already enabled is (:func:`lychgate.deployment.apps.set_app_enabled`)."""
+    if not user.disabled:
+        return False
+    await store.users.update(user.id, disabled=False)
     await store.audit.append(
         AuditEvent(None, now, "user.enabled", None, None, None, {"user": user.id})
     )
+    return True
 
 
 async def set_admin(store: Store, user: User, is_admin: bool, now: datetime) -> list[SessionId]:

@@ -170,12 +170,20 @@ class DeviceClient:
     """Signed calls on behalf of one enrolled device."""
 
     def __init__(
-        self, http: httpx.AsyncClient, key_file: KeyFile, *, clock: Callable[[], float]
+        self,
+        http: httpx.AsyncClient,
+        key_file: KeyFile,
+        *,
+        clock: Callable[[], float],
+        stored_ca: str | None = None,
     ) -> None:
+        """``stored_ca``: the key file's CA path when it is the one in use (no ``--ca``), for
+        the advice when the server's certificate fails (:func:`stored_ca_hint`)."""
         self._http = http
         self._key = key_file.private_key
         self._device_id = key_file.record.device_id
         self._clock = clock
+        self._ca_hint = _CA_ADVICE if stored_ca is None else stored_ca_hint(stored_ca)
 
     async def login(self, login_id: LoginRequestId) -> LoginContext:
         """What a pending sign-in request shows: browser, IP, app, time, number choices."""
@@ -264,7 +272,7 @@ class DeviceClient:
         target = request.url.raw_path.decode("ascii")
         signed = sign_request(self._key, self._device_id, method, target, content, timestamp)
         request.headers.update(signed.as_dict())
-        return await _send(self._http, request)
+        return await _send(self._http, request, ca_hint=self._ca_hint)
 
 
 def check_answer(
@@ -337,13 +345,29 @@ def retry_after(response: httpx.Response) -> int:
     return max(1, min(int(when.timestamp() - time.time()) + 1, 86_400))
 
 
-async def _send(http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+_CA_ADVICE: Final = "; if the server uses the internal CA, pass --ca (from `lychgate ca export`)"
+
+
+def stored_ca_hint(ca_file: str) -> str:
+    """What to do when the server's certificate fails against the CA the key file names: the
+    device uses that path whenever no ``--ca`` is given, so the new CA goes there (after
+    ``lychgate ca rotate``); "pass --ca" would fix one command and leave the next broken."""
+    return (
+        f"; this device trusts the CA at {ca_file} (kept in its key file since enrollment): "
+        "if the server's CA changed (lychgate ca rotate), put the new one there "
+        f"(lychgate ca export > {ca_file} on the server)"
+    )
+
+
+async def _send(
+    http: httpx.AsyncClient, request: httpx.Request, *, ca_hint: str = _CA_ADVICE
+) -> httpx.Response:
     try:
         return await http.send(request)
     except httpx.HTTPError as exc:
         hint = ""
         if "CERTIFICATE_VERIFY_FAILED" in str(exc):
-            hint = "; if the server uses the internal CA, pass --ca (from `lychgate ca export`)"
+            hint = ca_hint
         raise LychgateError(
             f"cannot reach {http.base_url}: {exc or type(exc).__name__}{hint}", status=502
         ) from None

@@ -31,6 +31,7 @@ class Enrolled:
     key_file: KeyFile
     tls: ssl.SSLContext
     connector: Connector
+    stored_ca: str | None = None  # the key file's CA, when it is the one trusted (no --ca)
 
     @property
     def record(self) -> DeviceRecord:
@@ -41,7 +42,9 @@ class Enrolled:
 
         async def exchange() -> T:
             async with self.connector.http(self.record.server, self.tls) as http:
-                client = DeviceClient(http, self.key_file, clock=self.connector.clock)
+                client = DeviceClient(
+                    http, self.key_file, clock=self.connector.clock, stored_ca=self.stored_ca
+                )
                 return await action(client)
 
         return asyncio.run(exchange())
@@ -82,7 +85,8 @@ def _why_unusable(cause: BaseException | None) -> str:
 def open_enrolled(key_path: Path, ca: Path | None, connector: Connector) -> Enrolled:
     """Load the key file (refusing a loose one) and the TLS trust for its server."""
     key_file = load_key_file(key_path)
-    return Enrolled(key_file, trust_for(ca, key_file.record), connector)
+    stored = key_file.record.ca_file if ca is None else None
+    return Enrolled(key_file, trust_for(ca, key_file.record), connector, stored or None)
 
 
 def enroll_device(
