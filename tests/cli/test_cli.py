@@ -14,7 +14,10 @@ from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
 from lychgate import __version__
+from lychgate.cli.ca import certified_names
 from lychgate.cli.main import app
+from lychgate.config import Settings
+from lychgate.errors import ConfigError
 
 runner = CliRunner()
 
@@ -360,9 +363,22 @@ def test_ca_export_on_plain_http_says_there_is_no_internal_ca(deployment: Path) 
     code, out = lychgate("ca", "export", "--dir", str(deployment))
     said = " ".join(out.split())
     assert code == 2
-    assert "does not use the internal CA (plain HTTP, or tls_cert is set)" in said
+    assert "does not use the internal CA: its public_url (http://" in said
+    assert "is plain HTTP, and only https has one" in said
+    assert "tls_cert" not in said  # it named a setting this deployment does not have
     assert "lychgate init" not in said
     assert said == " ".join(lychgate("ca", "rotate", "--yes", "--dir", str(deployment))[1].split())
+
+
+def test_ca_export_with_your_own_certificate_says_so(tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        public_url="https://gw.example.com",
+        tls_cert=tmp_path / "gw.pem",
+        tls_key=tmp_path / "gw.key",
+    )
+    with pytest.raises(ConfigError, match=r"serves your own certificate \(tls_cert\)"):
+        certified_names(settings)
 
 
 @pytest.mark.parametrize("command", [["export"], ["rotate", "--yes"]])

@@ -29,10 +29,11 @@ def certified_names(settings: Settings) -> list[str]:
     init" would send a plain-HTTP deployment in a circle, as init makes no CA there."""
     names = internal_ca_names(settings)
     if names is None:
-        raise ConfigError(
-            "this deployment does not use the internal CA (plain HTTP, or tls_cert is set)",
-            field="tls_cert",
-        )
+        if settings.tls_cert is not None:
+            why = "it serves your own certificate (tls_cert): devices trust that one's issuer"
+        else:
+            why = f"its public_url ({settings.public_url}) is plain HTTP, and only https has one"
+        raise ConfigError(f"this deployment does not use the internal CA: {why}")
     return names
 
 
