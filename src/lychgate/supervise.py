@@ -22,9 +22,13 @@ everything stops within a second; a third interrupts the parent at once.
 SIGHUP, a closed terminal, stops everything as SIGTERM does: the gateway stops on it by itself
 (it reloads nothing here).
 
-The addresses the gateway will listen on are checked before anything is forked, so a port in
-use is one error line and no process starts. Every child ends when the parent does, even one
-killed with SIGKILL (:func:`.workers.end_with_parent`), and the gateway's workers end with it.
+What can refuse a start is checked before anything happens: :func:`check_start` from the
+settings alone (the listen addresses free, authz's socket path short enough and no other authz
+on it), before ``serve`` creates a file or issues a one-time admin setup link; and
+:func:`get_ready` again, with the deployment's files, before ``serve`` issues that link and
+forks. A port in use is one error line, and no process starts. Every child ends when the
+parent does, even one killed with SIGKILL (:func:`.workers.end_with_parent`), and the
+gateway's workers end with it.
 """
 
 from __future__ import annotations
@@ -37,18 +41,25 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
 import uvloop
 
-from lychgate.authz.server import AuthzServer, prepare_socket_dir
+from lychgate.authz.server import (
+    AuthzServer,
+    check_socket_path_length,
+    prepare_socket_dir,
+    stale_socket,
+)
 from lychgate.config import Settings
+from lychgate.config.settings import parse_hostport
 from lychgate.errors import LychgateError
 from lychgate.gateway.http.fdlimit import raise_open_file_limit
 from lychgate.gateway.http.stop import second_press
-from lychgate.gateway.http.workers import end_with_parent
-from lychgate.gateway.listeners import check_listeners
-from lychgate.gateway.runner import DRAIN_TIMEOUT, prepare, run_gateway
+from lychgate.gateway.http.workers import check_free, end_with_parent
+from lychgate.gateway.listeners import check_distinct, check_listeners, listen_addresses
+from lychgate.gateway.runner import DRAIN_TIMEOUT, GatewayPlan, prepare, run_gateway
 
 log = logging.getLogger(__name__)
 CHILD_POLL = 0.25
@@ -79,12 +90,84 @@ class Companion:
     run: Callable[[], int]
 
 
-def serve_all(settings: Settings, *, companions: Sequence[Companion] = ()) -> int:
-    """authz, the gateway and ``companions`` together. Returns the exit code."""
-    plan = prepare(settings)  # blocking reads before the fork and before any loop
-    check_listeners(plan, settings.workers)  # a port in use: one error line, nothing started
+@dataclass(frozen=True, slots=True)
+class _Addresses:
+    """Where the gateway will listen, read from the settings alone (a
+    :class:`~lychgate.gateway.listeners.Listening`): its plan reads files that may not exist
+    yet."""
+
+    host: str
+    port: int
+    metrics: tuple[str, int] | None
+    redirect: tuple[str, int] | None
+
+    @classmethod
+    def of(cls, settings: Settings) -> _Addresses:
+        metrics, redirect = settings.metrics_listen, settings.http_redirect_listen
+        return cls(
+            *parse_hostport(settings.listen),
+            metrics=parse_hostport(metrics) if metrics else None,
+            redirect=parse_hostport(redirect) if redirect else None,
+        )
+
+
+def check_start(settings: Settings) -> None:
+    """Refuse a ``serve`` that would fail to start, touching nothing: call it before creating
+    any file or issuing a one-time link.
+
+    Checked once everything was created, a port in use or a second ``serve`` on the same
+    deployment left a new deployment's files behind, and a fresh admin setup link (valid for
+    24 hours) printed for a start that never happened. The addresses the gateway listens on
+    must be free and distinct (authz's own, on TCP, among them), and authz's socket short
+    enough for the kernel and not in use by another authz. :func:`get_ready` checks again,
+    with the files, just before the start.
+    """
+    wanted = listen_addresses(_Addresses.of(settings), settings.workers)
+    authz = settings.effective_authz_listen
+    if not authz.startswith("unix:"):
+        wanted.append(("authz_listen", *parse_hostport(authz)))
+    check_distinct(wanted)
+    for what, host, port in wanted:
+        check_free(host, port, what)
+    if authz.startswith("unix:"):
+        _check_authz_socket(Path(authz.removeprefix("unix:")))
+
+
+def _check_authz_socket(path: Path) -> None:
+    """The refusals of :func:`~lychgate.authz.server.prepare_socket_dir` that need no file of
+    the deployment, made without its side effects (it creates the run directory and removes a
+    stale socket): a path too long to bind, a file that is no socket, another authz on it."""
+    check_socket_path_length(path)
+    stale_socket(path)
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """A start that :func:`get_ready` found will go ahead: the settings and the gateway's plan."""
+
+    settings: Settings
+    plan: GatewayPlan
+
+
+def get_ready(settings: Settings) -> Ready:
+    """Everything :func:`serve_all` needs before it forks, and every refusal left: call it
+    once the deployment's files exist, before issuing anything that only a start should
+    (the admin setup link), as a refusal after that would leave the link behind.
+
+    Blocking reads (the gateway's plan) before the fork and before any loop; the listen
+    addresses again (a port taken since :func:`check_start`: one error line, nothing started);
+    authz's socket directory, made ready.
+    """
+    plan = prepare(settings)
+    check_listeners(plan, settings.workers)
     raise_open_file_limit()  # for authz here, and inherited by every child
     prepare_socket_dir(settings)
+    return Ready(settings, plan)
+
+
+def serve_all(ready: Ready, *, companions: Sequence[Companion] = ()) -> int:
+    """authz, the gateway and ``companions`` together. Returns the exit code."""
+    settings, plan = ready.settings, ready.plan
     gateway = Companion("gateway", lambda: run_gateway(plan, workers=settings.workers))
     children: dict[int, str] = {}  # pid -> name, of the children still running
     try:

@@ -21,6 +21,7 @@ from typing import IO
 import httpx
 from typer.testing import CliRunner
 
+from fixtures.processes import kill_all_with
 from lychgate.cli.main import app as cli_app
 
 _runner = CliRunner()
@@ -101,6 +102,18 @@ async def start_lychgate(
         stderr=stderr,
         env={k: v for k, v in os.environ.items() if not k.startswith("LYCHGATE_")},
     )
+
+
+async def exit_code(process: asyncio.subprocess.Process, data_dir: Path, within: float) -> int:
+    """The exit code of a ``lychgate`` run that must end by itself within ``within`` s; one
+    that does not is killed, with every process of its tree (named by ``data_dir``)."""
+    try:
+        async with asyncio.timeout(within):
+            return await process.wait()
+    finally:
+        if process.returncode is None:
+            kill_all_with(str(data_dir))
+            await process.wait()
 
 
 @contextlib.asynccontextmanager

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e.deployment import free_port, lychgate, serve, start_lychgate
+from e2e.deployment import exit_code, free_port, lychgate, serve, start_lychgate
 from fixtures.processes import all_end, kill_all_with, running_with
 
 pytestmark = [
@@ -57,13 +57,7 @@ async def _start_and_fail(data_dir: Path, command: str, port: int) -> tuple[int,
         )
     finally:
         err.close()  # the child has its own copy
-    try:
-        async with asyncio.timeout(10):
-            code = await proc.wait()
-    finally:
-        if proc.returncode is None:
-            kill_all_with(str(data_dir))
-            await proc.wait()
+    code = await exit_code(proc, data_dir, 10)
     return code, await asyncio.to_thread(log.read_text)
 
 

@@ -160,23 +160,30 @@ def prepare_socket_dir(settings: Settings) -> None:
             f"{parent} may be written by other users: put authz's socket in a directory of its own",
             field="authz_listen",
         )
+    if stale_socket(path):
+        path.unlink()
+
+
+def stale_socket(path: Path) -> bool:
+    """Whether a stale socket (its process gone) is at ``path``, to remove before binding;
+    False when nothing is there. A ConfigError for any other file, and for a socket another
+    authz listens on (a second ``serve`` on this deployment): unlinking it would cut that
+    authz's gateways off from it, though it kept running. Changes nothing."""
     try:
         mode = path.lstat().st_mode
     except FileNotFoundError:
-        return
+        return False
     if not stat.S_ISSOCK(mode):
         raise ConfigError(
             f"{path} exists and is not a socket; not removing it", field="authz_listen"
         )
     if _answers(path):
-        # Another authz (a second `serve` on this deployment) listens there: unlinking its
-        # socket would cut its gateways off from it, though it kept running.
         raise ConfigError(
             f"{path}: another authz is listening there; stop it first, or give this one "
             "another socket",
             field="authz_listen",
         )
-    path.unlink()
+    return True
 
 
 def check_socket_path_length(

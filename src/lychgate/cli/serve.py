@@ -7,11 +7,12 @@ import functools
 import os
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from lychgate.cli.common import DirOption, note, reported_errors, settings_for
+from lychgate.cli.common import DirOption, is_tty, note, reported_errors, settings_for
 from lychgate.cli.common_store import now, with_store
 from lychgate.cli.logs import setup_logging
 from lychgate.cli.users import print_enrollment_link
@@ -20,8 +21,8 @@ from lychgate.config.load import FromFlag
 from lychgate.demo.apps import demo_apps_among
 from lychgate.demo.banner import next_steps
 from lychgate.demo.bootstrap import bootstrap_demo
-from lychgate.demo.runner import prepare_demo, run_demo_apps
-from lychgate.deployment.enroll import issue_admin_setup_link
+from lychgate.demo.runner import check_demo_sockets, prepare_demo, run_demo_apps
+from lychgate.deployment.enroll import issue_admin_setup_link, terminal_qr
 from lychgate.deployment.init import prepare_files, prepare_store
 from lychgate.deployment.layout import Layout
 from lychgate.deployment.transport import (
@@ -32,7 +33,7 @@ from lychgate.deployment.transport import (
     uncovered_apps,
 )
 from lychgate.gateway.runner import prepare, run_gateway
-from lychgate.supervise import Companion, run_authz, serve_all
+from lychgate.supervise import Companion, check_start, get_ready, run_authz, serve_all
 from lychgate.tls.files import TlsPaths
 
 ListenOption = Annotated[
@@ -68,6 +69,7 @@ def serve(
     """
     with reported_errors():
         at = now()
+        _check_start(data_dir, listen=listen, workers=workers, demo=demo)
         files = prepare_files(data_dir, os.environ, now=at)
         settings = settings_for(files.settings.data_dir, listen=listen, workers=workers)
         # What init does besides the files: the store, its signing key, the secrets' record.
@@ -75,14 +77,29 @@ def serve(
         check_stored_apps(settings)
         setup_logging(settings.log_level)
         _print_tls_changes(files.tls)
+        ready = get_ready(settings)  # the last refusals: only then is a setup link issued
         if demo:
             companions: tuple[Companion, ...] = (_demo(settings),)
         else:
             companions = ()
             _print_setup_link(settings, at)
             _note_idle_demo_apps(settings)
-        code = serve_all(settings, companions=companions)
+        code = serve_all(ready, companions=companions)
     raise typer.Exit(code)
+
+
+def _check_start(
+    data_dir: Path | None, *, listen: str | None, workers: int | None, demo: bool
+) -> None:
+    """Refuse a start that would fail before serve creates anything or issues a setup link
+    (:func:`~lychgate.supervise.check_start`; with ``--demo``, the demo apps' sockets too).
+
+    The settings are those the deployment will have: a new one's lychgate.toml is written from
+    the same environment and defaults."""
+    settings = settings_for(data_dir, listen=listen, workers=workers)
+    check_start(settings)
+    if demo:
+        check_demo_sockets(settings)
 
 
 def _print_tls_changes(tls: TlsPaths | None) -> None:
@@ -141,9 +158,10 @@ def check_stored_apps(settings: Settings) -> None:
 def _demo(settings: Settings) -> Companion:
     """Set the demo up (store first, on a loop closed before serve forks) and print the
     next steps; return the process that runs the demo apps."""
-    plan = prepare_demo(settings)  # first: it refuses a data directory too long for a socket
+    plan = prepare_demo(settings)
     start = asyncio.run(bootstrap_demo(settings, now()))
-    sys.stdout.write(next_steps(settings, start))
+    # A QR code only on a terminal: in a log file or a journal it is a block of noise.
+    sys.stdout.write(next_steps(settings, start, qr=terminal_qr if is_tty() else None))
     sys.stdout.flush()  # before the fork: a child must not inherit (and lose) buffered text
     return Companion("demo apps", functools.partial(run_demo_apps, plan))
 

@@ -39,10 +39,11 @@ def listen_mismatch(settings: Settings) -> str | None:
 
 
 def next_steps(
-    settings: Settings, start: DemoStart, *, qr: Callable[[str], str] = terminal_qr
+    settings: Settings, start: DemoStart, *, qr: Callable[[str], str] | None = terminal_qr
 ) -> str:
-    """The banner: the URL, the admin setup link (with a QR) while there is no admin, the
-    device commands, and a scripted request to whoami."""
+    """The banner: the URL, the admin setup link (with a QR, unless ``qr`` is None: serve
+    draws it only on a terminal) while there is no admin, the device commands, and a scripted
+    request to whoami."""
     data_dir = shlex.quote(str(settings.data_dir))
     url = settings.public_url
     whoami = app_url(settings, WHOAMI.slug)
@@ -56,16 +57,7 @@ def next_steps(
     lines.append("")
     step = 1
     if start.setup_link is not None:
-        link = start.setup_link
-        lines += [
-            f"{step}. No admin yet. Enroll the first admin's device with this one-time link:",
-            "   scan it with your phone, or make this terminal the device:",
-            "",
-            qr(link).rstrip("\n"),
-            f"   {link}",
-            f"   lychgate device enroll {shlex.quote(link)} --user-name You",
-            "",
-        ]
+        lines += _setup_step(step, start.setup_link, qr)
         step += 1
     lines += [
         f"{step}. Open {url} in a browser and sign in. The login page shows a link (and QR);",
@@ -86,3 +78,22 @@ def next_steps(
         "",
     ]
     return "\n".join(lines)
+
+
+def _setup_step(step: int, link: str, qr: Callable[[str], str] | None) -> list[str]:
+    """The banner's lines for the admin setup link: its QR code when ``qr`` draws one."""
+    if qr is None:
+        drawn = ["   open it on your phone, or make this terminal the device:"]
+    else:
+        drawn = [
+            "   scan it with your phone, or make this terminal the device:",
+            "",
+            qr(link).rstrip("\n"),
+        ]
+    return [
+        f"{step}. No admin yet. Enroll the first admin's device with this one-time link:",
+        *drawn,
+        f"   {link}",
+        f"   lychgate device enroll {shlex.quote(link)} --user-name You",
+        "",
+    ]

@@ -3,7 +3,8 @@
 It completes the deployment (migrations and the first signing key, as ``lychgate init``
 does), registers the demo apps that are missing, and, while no admin exists, issues a fresh
 admin setup link for the next-steps banner. It runs on a short-lived loop of its own, before
-``serve`` forks (the loop is closed by then).
+``serve`` forks (the loop is closed by then) and after its last checks
+(:func:`~lychgate.supervise.get_ready`): a start that is refused issues no link.
 """
 
 from __future__ import annotations

@@ -57,12 +57,25 @@ class DemoPlan:
     tls: ssl.SSLContext | None  # trusts the internal CA; None: the system's CAs
 
 
+def demo_sockets(settings: Settings) -> dict[str, Path]:
+    """Where the demo apps listen, by slug: in the deployment's run directory."""
+    run_dir = Layout(settings.data_dir).run_dir
+    return {demo.slug: demo.socket(run_dir) for demo in DEMO_APPS}
+
+
+def check_demo_sockets(settings: Settings) -> None:
+    """Refuse a data directory too long for the demo apps' sockets, whose names are longer
+    than authz's own: ``serve --demo`` calls it before it creates anything (touching
+    nothing), as the apps would otherwise fail to bind once everything else had started."""
+    for path in demo_sockets(settings).values():
+        check_socket_path_length(path, field="data_dir", way_out="use a shorter data directory")
+
+
 def prepare_demo(settings: Settings) -> DemoPlan:
     """Create the run directory, remove stale demo sockets, load the CA (blocking)."""
     layout = Layout(settings.data_dir)
-    sockets = {demo.slug: demo.socket(layout.run_dir) for demo in DEMO_APPS}
-    for path in sockets.values():  # longer than authz's own: checked before anything starts
-        check_socket_path_length(path, field="data_dir", way_out="use a shorter data directory")
+    sockets = demo_sockets(settings)
+    check_demo_sockets(settings)
     layout.run_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     for path in sockets.values():
         if path.is_socket():
