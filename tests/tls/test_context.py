@@ -132,6 +132,17 @@ async def test_tls_1_1_is_refused(port: int) -> None:
     assert tls.version() == "TLSv1.2"
 
 
+async def test_a_tls_1_2_session_gets_no_ticket(port: int) -> None:
+    # A ticket is the session's keys sealed under one key for the process's life: whoever
+    # took that key could decrypt every session resumed with one.
+    client = client_ssl_context(verify=False)
+    client.maximum_version = ssl.TLSVersion.TLSv1_2
+    tls = await _handshake(port, client, "example.com")
+    assert tls.version() == "TLSv1.2"
+    assert tls.session is not None
+    assert not tls.session.has_ticket
+
+
 @pytest.fixture
 def forged_server(material: Material, tmp_path: Path) -> ssl.SSLContext:
     """A server context for evil.com, signed by our (name-constrained) CA's own key."""
@@ -160,6 +171,7 @@ def test_server_context_defaults(material: Material) -> None:
     assert context.minimum_version >= ssl.TLSVersion.TLSv1_2
     assert context.options & ssl.OP_NO_COMPRESSION
     assert context.options & ssl.OP_NO_RENEGOTIATION
+    assert context.options & ssl.OP_NO_TICKET
     ciphers = [c for c in context.get_ciphers() if c["protocol"] == "TLSv1.2"]
     assert ciphers
     assert all(c["kea"] == "kx-ecdhe" and c["aead"] for c in ciphers)

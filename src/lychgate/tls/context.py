@@ -31,6 +31,10 @@ def server_ssl_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     # No renegotiation (a DoS lever, and gone from TLS 1.3); new ECDHE keys per handshake.
     context.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_SINGLE_ECDH_USE
     context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    # No stateless session tickets: their key lives as long as the process, so whoever took
+    # it could decrypt every TLS 1.2 session resumed under it (no forward secrecy), as
+    # Mozilla's server guidelines warn. Resumption uses the server's session cache instead.
+    context.options |= ssl.OP_NO_TICKET
     try:
         context.load_cert_chain(cert_path, key_path)
     except (OSError, ssl.SSLError) as exc:
