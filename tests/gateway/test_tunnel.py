@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import struct
 
 import pytest
 from websockets.asyncio.client import connect as ws_connect
@@ -347,6 +348,50 @@ async def test_a_client_that_stops_reading_is_cut_at_the_send_timeout(
         async with asyncio.timeout(10):
             await stop.wait()  # the upstream's connection was cut under its writes
         await eventually(lambda: gw.open_tunnels == 0, what="tunnel closed")
+
+
+async def test_a_client_lost_mid_flood_lets_the_app_go_at_once(gateway: Start) -> None:
+    # Both ways backed up: the app floods and reads nothing, the client sends and reads
+    # nothing. When the client vanishes, the app's socket (megabytes unsent to it, and it
+    # blocked writing to us, who no longer read) was held for the whole send_timeout.
+    gone = asyncio.Event()
+
+    async def flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(SWITCHED)
+        chunk = b"x" * 65536
+        try:
+            while True:
+                writer.write(chunk)
+                await writer.drain()
+        except ConnectionError:
+            gone.set()
+
+    limits = Limits(send_timeout=60.0, tunnel_idle_timeout=3600)
+    async with raw_upstream(flood) as up:
+        gw = await gateway(upgrade_to(up.url), limits=limits)
+        loop = asyncio.get_running_loop()
+        client = socket.socket()
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        client.setblocking(False)
+        try:
+            await loop.sock_connect(client, ("127.0.0.1", gw.port))
+            await loop.sock_sendall(client, get(extra=WS_FIELDS))
+            await eventually(lambda: gw.open_tunnels == 1, what="tunnel open")
+            refused_since = None  # send until nothing is taken for half a second
+            while refused_since is None or loop.time() - refused_since < 0.5:
+                try:
+                    client.send(b"y" * 65536)
+                    refused_since = None
+                except BlockingIOError:
+                    refused_since = refused_since or loop.time()
+                    await asyncio.sleep(0.01)
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        finally:
+            client.close()  # a reset: the client is lost, not closed
+        await eventually(lambda: gw.open_tunnels == 0, what="tunnel closed")
+        async with asyncio.timeout(5):  # not the 60 s of send_timeout
+            await gone.wait()
 
 
 class Ends:

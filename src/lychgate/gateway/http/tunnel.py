@@ -11,10 +11,13 @@ parser's upgrade offset) are written first.
 Backpressure is symmetric: when one transport's write buffer passes its high-water mark, the
 other transport stops reading until it drains. An end-of-file or a close on either side closes
 both, after flushing what is buffered; a side that has not flushed within ``drain_timeout``
-(the listener's ``send_timeout``: its peer reads nothing) is cut then. A tunnel that the
-gateway ends itself (revoked, idle, the feed expired, shutting down) cuts at once a side that
-still holds unsent bytes: waiting on a peer that does not read would keep its socket for ever,
-counted nowhere.
+(the listener's ``send_timeout``: its peer reads nothing) is cut then. A side lost while its
+writes were held back is different: its peer was not being read meanwhile, so a peer blocked
+writing to us would never read what we hold for it, and that is cut at once (an echo app and
+a client that vanished mid-flood used to hold the app's socket for the whole drain timeout).
+A tunnel that the gateway ends itself (revoked, idle, the feed expired, shutting down) cuts at
+once a side that still holds unsent bytes: waiting on a peer that does not read would keep its
+socket for ever, counted nowhere.
 
 Tunnels are registered by session id, so that revoking a session closes its WebSockets
 (DESIGN.md, flow 6), and counted for metrics. Each also keeps the app and the signed-in user
@@ -112,8 +115,12 @@ class TunnelEnd(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        # Its writes were held back, so its peer was not being read: a peer that is itself
+        # blocked writing to us would never take what we still hold for it.
+        held_back = self._stall is not None
         self._unstall()
-        self.tunnel.end_lost(f"{self.name} closed" if exc is None else f"{self.name} lost")
+        why = f"{self.name} closed" if exc is None else f"{self.name} lost"
+        self.tunnel.end_lost(why, cut=held_back)
 
     def pause_writing(self) -> None:
         if self.peer is not None and not self.peer.transport.is_closing():
@@ -278,10 +285,12 @@ class Tunnel:
             loop = asyncio.get_running_loop()
             self._drain_timer = loop.call_later(self._registry.drain_timeout, self._cut_unsent)
 
-    def end_lost(self, why: str) -> None:
-        """One side's connection is gone: close the other, and stop waiting when both are."""
+    def end_lost(self, why: str, *, cut: bool = False) -> None:
+        """One side's connection is gone: close the other, and stop waiting when both are.
+        ``cut``: the other side's unsent bytes are dropped at once rather than flushed (the
+        gone side had stopped us reading it, see :meth:`TunnelEnd.connection_lost`)."""
         self._open_ends -= 1
-        self.close(why=why)
+        self.close(why=why, cut=cut)
         if self._open_ends:
             return
         if self._drain_timer is not None:
