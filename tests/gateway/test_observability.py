@@ -107,8 +107,9 @@ def test_other_paths_are_logged_as_sent() -> None:
         ("a" * 3000, "/" + "b" * 3000),
         ("\xe9" * 3000, "/" + "\xff" * 12000),  # six bytes of JSON each (\u00e9)
         ("a" * 16000, "/" + "b" * 16000),  # as long as a head may be, both
+        ("u" * 5000, "/" + "a" * 5000),  # the path longer: it used to be cut to nothing
     ],
-    ids=["long ua", "both long", "not ascii", "longest"],
+    ids=["long ua", "both long", "not ascii", "longest", "padded ua, long path"],
 )
 def test_a_long_record_is_cut_to_one_write_into_a_shared_pipe(ua: str, path: str) -> None:
     # Several workers write to one stdout: a pipe keeps a write whole only up to PIPE_BUF
@@ -122,11 +123,17 @@ def test_a_long_record_is_cut_to_one_write_into_a_shared_pipe(ua: str, path: str
     assert record["truncated"] is True
     sent = {"ua": ua, "path": path}
     cut = [k for k in sent if record[k].endswith("...(cut)")]
-    assert max(sent, key=lambda k: len(json.dumps(sent[k]))) in cut  # the longest first
+    assert "ua" in cut  # the User-Agent first: the path is cut last, and only if it must be
     for k in cut:  # each keeps its start, as much as fits
         kept = record[k].removesuffix("...(cut)")
         assert sent[k].startswith(kept)
     assert len(line) > 3900
+    # The URL asked for keeps what the line can hold of it, however the client pads.
+    assert record["path"].removesuffix("...(cut)") == path[: len(record["path"]) - 8] or (
+        record["path"] == path
+    )
+    assert len(json.dumps(record["path"])) >= min(len(json.dumps(path)), 2000)
+    assert record["host"] == "app.example.com"
     assert record["host"] == "app.example.com"
     assert record["status"] == 200
 

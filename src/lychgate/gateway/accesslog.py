@@ -13,8 +13,8 @@ A WebSocket gets a second record when its tunnel closes: status 101, ``event`` `
 ``ms`` the time it was open, ``reason`` why it ended (``client closed``, ``upstream closed``,
 ``session ended``, ``idle (tunnel_idle_timeout)``, ``gateway stopping``...), and ``bytes_in``
 and ``bytes_out``, what its client sent and received through it.
-A record longer than 4 KiB (a client's long ``User-Agent`` or path) has those texts cut, ending
-in ``...(cut)``, and ``truncated`` set: each line is one write small enough to reach a pipe
+A record longer than 4 KiB (a client's long ``User-Agent`` or path) has those texts cut, the
+path last, each ending in ``...(cut)``, and ``truncated`` set: each line is one write small enough to reach a pipe
 that several workers share whole (:data:`LINE_MAX`).
 Cookies and Authorization headers are never logged, nor is any token, nor the one-time code in
 an enrollment or admin-setup link's path (:func:`loggable_path`).
@@ -122,9 +122,11 @@ class AccessLog:
 #: on Linux). The workers of a gateway share its stdout, and a longer write to a pipe may be
 #: split by another worker's, which spliced records together under a service manager's pipe.
 LINE_MAX: Final = 4096
-# The texts a client chooses, cut (longest first) from a record that would be longer.
-_CLIENT_TEXT: Final = ("ua", "path", "host", "reason")
+# The texts a client chooses, cut in this order from a record that would be longer: the path,
+# what was asked for, last.
+_CLIENT_TEXT: Final = ("ua", "reason", "host", "path")
 _CUT_MARK: Final = "...(cut)"
+_KEPT: Final = 256  # characters of each text but the path kept while the line can hold them
 
 # Paths whose last segment is a one-time secret: an enrollment or admin-setup link's code
 # (lychgate.deployment.enroll). Logged as the prefix and a mark, never the code.
@@ -199,19 +201,25 @@ def _json(record: object) -> str:
 
 
 def _shortened(record: dict[str, object], text: str) -> str:
-    """``record`` with the longest of the texts a client chose cut, until its line fits in
-    :data:`LINE_MAX` with its newline; ``truncated`` says so."""
+    """``record`` with the texts a client chose cut, in :data:`_CLIENT_TEXT`'s order and each
+    only as far as needed, until its line fits in :data:`LINE_MAX` with its newline;
+    ``truncated`` says so. The path is cut last, and the others keep their first
+    :data:`_KEPT` characters while they can: a client padding its ``User-Agent`` must not push
+    the URL it asked for out of the log."""
     record["truncated"] = True
     text = _json(record)
-    while len(text) >= LINE_MAX:
-        texts = [name for name in _CLIENT_TEXT if isinstance(record.get(name), str)]
-        name = max(texts, key=lambda n: len(_json(record[n])), default=None)
-        if name is None or record[name] == _CUT_MARK:
-            break  # nothing left to cut (cannot happen: the rest is short)
-        value = str(record[name])
-        budget = len(_json(value)) - (len(text) - LINE_MAX + 1) - len(_CUT_MARK)
-        record[name] = value[: _prefix_within(value, budget)] + _CUT_MARK
-        text = _json(record)
+    for keep in (_KEPT, 0):  # the second pass only if the first could not make it fit
+        for name in _CLIENT_TEXT:
+            value = record.get(name)
+            if len(text) < LINE_MAX:
+                return text
+            if not isinstance(value, str) or len(value) <= len(_CUT_MARK):
+                continue
+            budget = len(_json(value)) - (len(text) - LINE_MAX + 1) - len(_CUT_MARK)
+            kept = max(_prefix_within(value, budget), 0 if name == "path" else keep)
+            if kept < len(value):
+                record[name] = value[:kept] + _CUT_MARK
+                text = _json(record)
     return text
 
 
