@@ -185,8 +185,9 @@ def serve_all(ready: Ready, *, companions: Sequence[Companion] = ()) -> int:
 
     def hurry() -> None:
         log.info("second Ctrl-C: the gateway stops at once, cutting what is under way")
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(gateway_pid, signal.SIGINT)
+        if gateway_pid in children:  # not reaped yet: its pid is still its own
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(gateway_pid, signal.SIGINT)
 
     stopper = _Stopper(begin_stop, hurry)
     codes: dict[str, int] = {}

@@ -14,8 +14,8 @@ A WebSocket gets a second record when its tunnel closes: status 101, ``event`` `
 ``session ended``, ``idle (tunnel_idle_timeout)``, ``gateway stopping``...), and ``bytes_in``
 and ``bytes_out``, what its client sent and received through it.
 A record longer than 4 KiB (a client's long ``User-Agent`` or path) has those texts cut, the
-path last, each ending in ``...(cut)``, and ``truncated`` set: each line is one write small enough to reach a pipe
-that several workers share whole (:data:`LINE_MAX`).
+path last, each ending in ``...(cut)``, and ``truncated`` set: each line is one write small
+enough to reach a pipe that several workers share whole (:data:`LINE_MAX`).
 Cookies and Authorization headers are never logged, nor is any token, nor the one-time code in
 an enrollment or admin-setup link's path (:func:`loggable_path`).
 """

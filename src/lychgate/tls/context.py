@@ -35,6 +35,7 @@ def server_ssl_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     # it could decrypt every TLS 1.2 session resumed under it (no forward secrecy), as
     # Mozilla's server guidelines warn. Resumption uses the server's session cache instead.
     context.options |= ssl.OP_NO_TICKET
+    context.num_tickets = 1  # TLS 1.3: one resumable session kept per handshake, not two
     try:
         context.load_cert_chain(cert_path, key_path)
     except (OSError, ssl.SSLError) as exc:

@@ -265,11 +265,14 @@ async def start_server(
     # the accept path counts the client, then runs the handshake (.tls_accept).
     tls = None
     if ssl is not None:
-        handshakes = ClientCap(
-            limits.max_handshakes_per_client,
-            exempt=uncapped,
-            setting="max_handshakes_per_client: TLS handshakes in progress",
-        )
+        # Handshakes in progress have a cap of their own, within the connections' (and off
+        # with it: max_connections_per_client = 0).
+        shaking = min(limits.max_handshakes_per_client, limits.max_connections_per_client)
+        handshakes = None
+        if shaking:
+            handshakes = ClientCap(
+                shaking, exempt=uncapped, setting="TLS handshakes in progress, at most 64"
+            )
         tls = TlsAcceptor(ctx, ssl, limits.header_timeout, handshakes)
     accept: Callable[[], asyncio.Protocol] = factory if tls is None else tls.protocol
     if sock is not None:

@@ -304,7 +304,9 @@ class Tunnel:
             on_end(TunnelEnded(head, self.app, seconds, self.why, self.who, sent, received))
 
     def _cut_unsent(self) -> None:
-        self._drain_timer = None
+        timer, self._drain_timer = self._drain_timer, None
+        if timer is not None:
+            timer.cancel()  # a cut comes before it fired: it would hold the tunnel till then
         for transport in (self.client, self.upstream):
             # Our buffer alone: what the kernel holds goes out with the close (a close frame
             # on its way to a client that reads), and a side that stopped reading was reset
