@@ -146,18 +146,47 @@ def test_a_read_only_directory(server: FakeServer, tmp_path: Path) -> None:
     assert_link_still_works(server, tmp_path)
 
 
+def test_a_key_that_cannot_be_put_in_place_is_kept_where_it_was_written(
+    server: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rename fails after the server accepted: the key is on disk already, so it stays
+    there and the error says where (it used to be deleted, the only copy of a good key)."""
+    path = tmp_path / "cfg" / "device.json"
+
+    def refused(*_args: object) -> None:
+        raise OSError(errno.EACCES, os.strerror(errno.EACCES))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", refused)
+        result = enroll(server, path)
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    said = " ".join(result.output.split())
+    (device_id,) = server.devices
+    assert f"this device is {device_id}" in said
+    assert "revoke-device" not in said
+    (kept,) = [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+    assert f"the new key is saved in {kept}" in said
+    assert load_key_file(kept).record.device_id == device_id
+    assert not path.exists()
+
+
 def test_a_save_failing_after_the_server_accepted_names_the_device(
     server: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The disk fills up between the check and the save: nothing can bring the link back, so
     the error says which device to revoke, on one line, without a traceback."""
     path = tmp_path / "cfg" / "device.json"
+    real_pwrite, calls = os.pwrite, []
 
-    def disk_full(*_args: object) -> None:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    def disk_full_the_second_time(fd: int, data: bytes, offset: int) -> int:
+        calls.append(fd)
+        if len(calls) > 1:  # the first claims the room, before the server is asked
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_pwrite(fd, data, offset)
 
     with monkeypatch.context() as patch:
-        patch.setattr(os, "replace", disk_full)
+        patch.setattr(os, "pwrite", disk_full_the_second_time)
         result = enroll(server, path)
     assert result.exit_code != 0
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception

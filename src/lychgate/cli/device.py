@@ -304,12 +304,15 @@ def status(key: KeyOption = None) -> None:
 
 def _save(pending: PendingKeyFile, key_file: KeyFile) -> None:
     """Put the new key in place. The server has spent the link on it already, so a failure
-    here cannot be undone: the error names the device to revoke, whose key is lost."""
+    here cannot be undone: the error says where the key was kept, or, when it could not be
+    written at all, names the device to revoke, whose key is lost."""
     try:
         pending.commit(key_file)
     except LychgateError as exc:
         r = key_file.record
         device_id, user_id = printable(r.device_id, 80), printable(r.user_id, 80)
+        if pending.kept is not None:
+            raise LychgateError(f"{exc} (this device is {device_id})") from None
         raise LychgateError(
             f"{exc}. The server enrolled this device as {device_id}, but its key is lost: "
             f"have an admin run `lychgate user revoke-device {user_id} {device_id}`, then "

@@ -124,6 +124,7 @@ class PendingKeyFile:
         self.path = path
         self._overwrite = overwrite
         self._tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        self.kept: Path | None = None  # where the key is on disk, once written
         self._fd = _claim(self._tmp)
         self._committed = False
 
@@ -135,14 +136,25 @@ class PendingKeyFile:
         """
         try:
             _fill(self._fd, _encode(key_file))
-            if not self._overwrite:
-                ensure_absent(self.path)  # checked again: it may have appeared meanwhile
-            os.replace(self._tmp, self.path)
         except OSError as exc:
             raise ConfigError(
                 f"cannot save the key file {self.path}: {_reason(exc)}", field="key"
             ) from None
+        # The key is on disk now, 0600: from here a failure keeps it where it is (the link is
+        # spent on it), and says where, rather than deleting the only copy.
         self._committed = True
+        self.kept = self._tmp
+        try:
+            if not self._overwrite:
+                ensure_absent(self.path)  # checked again: it may have appeared meanwhile
+            os.replace(self._tmp, self.path)
+        except (OSError, Conflict) as exc:
+            why = _reason(exc) if isinstance(exc, OSError) else str(exc)
+            raise ConfigError(
+                f"cannot put the key file at {self.path}: {why}; the new key is saved in "
+                f"{self._tmp}: move it there (or pass --key {self._tmp} to the other commands)",
+                field="key",
+            ) from None
         # Durability only: the key is in place and readable whether or not this succeeds.
         with contextlib.suppress(OSError):
             fsync_dir(self.path.parent)
