@@ -167,6 +167,16 @@ def test_our_own_markup_styles_and_values_stay_text() -> None:
     assert text.plain[bold.start : bold.end] == "[/]x\\"
 
 
+@pytest.mark.parametrize("name", ["x\\\\", "a\\\\\\", "\\[bold]", "\\", "[/]\\\\[/]"])
+def test_backslashes_in_a_value_are_shown_as_they_are(name: str) -> None:
+    # Escaped values were left to Rich's backslash rules next to the template's tags: "x\\"
+    # showed as "x\", and an odd number of three or more unmade the closing tag.
+    text = styled("user [bold]{}[/] ({})", name, "id")
+    assert text.plain == f"user {name} (id)"
+    (bold,) = [s for s in text.spans if str(s.style) == "bold"]
+    assert text.plain[bold.start : bold.end] == name
+
+
 def test_our_own_markup_still_reaches_a_terminal() -> None:
     console = Console(force_terminal=True, color_system="standard", width=80)
     with console.capture() as captured:

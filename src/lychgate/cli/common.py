@@ -15,7 +15,6 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.cells import cell_len
 from rich.console import Console
-from rich.markup import escape
 from rich.measure import Measurement
 from rich.table import Column, Table
 from rich.text import Text
@@ -54,22 +53,45 @@ def settings_for(data_dir: Path | None, **overrides: Any) -> Settings:
     return load_settings(data_dir, os.environ, **overrides)
 
 
-class _EscapingFormatter(string.Formatter):
-    """``str.format`` that escapes every value after its conversion and format spec (``{!r}``,
-    ``{:%H:%M}``), so the template's markup is styling and the values are only ever text."""
+class _FieldsAside(string.Formatter):
+    """``str.format`` that sets every value aside (after its conversion and format spec, such
+    as ``{!r}`` or ``{:%H:%M}``) and leaves a token in its place, so that the template alone is
+    read as markup and the values never are: escaping them left ``[/]``'s neighbours to Rich's
+    backslash rules (a name ending in ``\\`` lost one)."""
+
+    def __init__(self) -> None:
+        self.values: list[str] = []
 
     def format_field(self, value: Any, format_spec: str) -> str:
-        return escape(super().format_field(value, format_spec))
+        self.values.append(super().format_field(value, format_spec))
+        return _token(len(self.values) - 1)
 
 
-_ESCAPING = _EscapingFormatter()
+def _token(index: int) -> str:
+    return f"\ue000{index}\ue001"  # private-use characters: no markup, and not in templates
 
 
 def styled(template: str, /, *values: object, **named: object) -> Text:
     """``template`` is our own Rich markup (``"added [bold]{}[/]"``); ``values`` fill its
-    ``{}`` as plain text. The one way data meets markup: a user, device or app name is chosen
-    by someone else, and one with ``[/]`` in it crashed every command that printed it."""
-    return Text.from_markup(_ESCAPING.format(template, *values, **named))
+    ``{}`` as plain text, in the style the template gives them there. The one way data meets
+    markup: a user, device or app name is chosen by someone else, and one with ``[/]`` in it
+    crashed every command that printed it."""
+    aside = _FieldsAside()
+    marked = Text.from_markup(aside.vformat(template, values, named))
+    out, at = Text(), 0
+    for index, value in enumerate(aside.values):
+        token = _token(index)
+        start = marked.plain.index(token, at)
+        out.append_text(marked[at:start])
+        end = start + len(token)
+        piece = Text(value, style=marked.style)
+        for span in marked.spans:
+            if span.start <= start and end <= span.end:
+                piece.stylize(span.style)
+        out.append_text(piece)
+        at = end
+    out.append_text(marked[at:])
+    return out
 
 
 def say(template: str, /, *values: object, **named: object) -> None:
