@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from authz.conftest import Clock
+from authz.snapshot_apps import snapshot_with
 from authz.test_internal import signed_in
 from fixtures.store import make_app
 from lychgate.authz.context import AuthzContext
@@ -80,10 +81,7 @@ async def test_an_app_no_gateway_would_read_is_left_out(
     fine = make_app()
     with_credentials = make_app(upstream="http://user:secret@127.0.0.1:9000")
     unnormalized = make_app(host="Echo.example.com")
-    for app in (fine, with_credentials, unnormalized):
-        await ctx.store.apps.add(app)
-    with caplog.at_level(logging.WARNING, logger="lychgate.authz.snapshots"):
-        snap = await build_snapshot(ctx, serial=1, now=clock.now)
+    snap = await snapshot_with(ctx, clock, caplog, fine, with_credentials, unnormalized)
     assert set(snap.apps_by_slug) == {fine.slug}
     check_snapshot(json.loads(json.dumps(snap.to_json())))  # what a gateway does with it
     said = "\n".join(r.getMessage() for r in caplog.records)

@@ -47,9 +47,11 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Final
+from urllib.parse import urlsplit
 
 from lychgate.authz.context import AuthzContext
 from lychgate.deployment.transport import unservable_apps
+from lychgate.domain import App
 from lychgate.errors import ConfigError, StoreError
 from lychgate.events import LoginApproved, LoginDenied, OpenApp
 from lychgate.gateway.app_hosts import host_clashes
@@ -84,6 +86,26 @@ POLL_INTERVAL: Final = 0.5
 VOUCH_FOR_POLLS: Final = 10
 
 
+def _warn_about_a_path(app: App) -> None:
+    """An upstream stored with a path (``http://h:9/sub``, which ``app add`` took before it
+    refused paths) is served, as before, at ``/``: the gateway forwards the request's own
+    path. Say so, with the fix, rather than leave the app out of a snapshot it used to be in."""
+    if app.upstream.startswith("unix:"):
+        return
+    parts = urlsplit(app.upstream)
+    path = parts.path
+    if path not in ("", "/"):
+        log.warning(
+            "app %s: its upstream %s has a path (%s), which the gateway does not add to "
+            "requests; give it without: lychgate app update %s --upstream %s",
+            app.slug,
+            app.upstream,
+            path,
+            app.slug,
+            f"{parts.scheme}://{parts.netloc}",
+        )
+
+
 async def build_snapshot(
     ctx: AuthzContext,
     *,
@@ -112,6 +134,8 @@ async def build_snapshot(
         for slug, why in refused.items():
             log.warning("app %s left out of the snapshot: %s", slug, why)
         apps = tuple(app for app in apps if app.slug not in refused)
+    for app in apps:
+        _warn_about_a_path(app)
     if users is None:
         users = {}
         await read_user_changes(ctx, users, since=-1)
