@@ -57,8 +57,8 @@ from lychgate.config.settings import parse_hostport
 from lychgate.errors import LychgateError
 from lychgate.gateway.http.fdlimit import raise_open_file_limit
 from lychgate.gateway.http.stop import second_press
-from lychgate.gateway.http.workers import check_free, end_with_parent
-from lychgate.gateway.listeners import check_distinct, check_listeners, listen_addresses
+from lychgate.gateway.http.workers import end_with_parent
+from lychgate.gateway.listeners import Addresses, check_listeners
 from lychgate.gateway.runner import DRAIN_TIMEOUT, GatewayPlan, prepare, run_gateway
 
 log = logging.getLogger(__name__)
@@ -90,27 +90,6 @@ class Companion:
     run: Callable[[], int]
 
 
-@dataclass(frozen=True, slots=True)
-class _Addresses:
-    """Where the gateway will listen, read from the settings alone (a
-    :class:`~lychgate.gateway.listeners.Listening`): its plan reads files that may not exist
-    yet."""
-
-    host: str
-    port: int
-    metrics: tuple[str, int] | None
-    redirect: tuple[str, int] | None
-
-    @classmethod
-    def of(cls, settings: Settings) -> _Addresses:
-        metrics, redirect = settings.metrics_listen, settings.http_redirect_listen
-        return cls(
-            *parse_hostport(settings.listen),
-            metrics=parse_hostport(metrics) if metrics else None,
-            redirect=parse_hostport(redirect) if redirect else None,
-        )
-
-
 def check_start(settings: Settings) -> None:
     """Refuse a ``serve`` that would fail to start, touching nothing: call it before creating
     any file or issuing a one-time link.
@@ -122,13 +101,10 @@ def check_start(settings: Settings) -> None:
     enough for the kernel and not in use by another authz. :func:`get_ready` checks again,
     with the files, just before the start.
     """
-    wanted = listen_addresses(_Addresses.of(settings), settings.workers)
     authz = settings.effective_authz_listen
-    if not authz.startswith("unix:"):
-        wanted.append(("authz_listen", *parse_hostport(authz)))
-    check_distinct(wanted)
-    for what, host, port in wanted:
-        check_free(host, port, what)
+    tcp = not authz.startswith("unix:")
+    also = [("authz_listen", *parse_hostport(authz))] if tcp else []
+    check_listeners(Addresses.of(settings), settings.workers, also)
     if authz.startswith("unix:"):
         _check_authz_socket(Path(authz.removeprefix("unix:")))
 

@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import httpx
 from fastapi import FastAPI, Request
@@ -53,6 +53,15 @@ class FakeLogin:
     app: str | None = "wiki"
     requested_at: str = "2030-01-02T03:04:05Z"
     approved_by: str | None = None
+
+
+#: A browser this device (``dev_cli``) signed in, as ``sessions`` lists it.
+THIS_BROWSER: Final = {
+    "browser": "Firefox",
+    "ip": "192.0.2.1",
+    "device": "dev_cli",
+    "created_at": "2030-01-02T03:04:05Z",
+}
 
 
 @dataclass

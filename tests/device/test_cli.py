@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from typer.testing import CliRunner, Result
 
 from device.conftest import LOGIN_ID, USER
-from device.fakeserver import FakeServer
+from device.fakeserver import THIS_BROWSER, FakeServer
 from device.qr import qr_png
 from lychgate.cli.main import app
 from lychgate.device.keyfile import load_key_file
@@ -258,12 +258,7 @@ def test_apps_and_open(key_path: Path, server: FakeServer) -> None:
 
 
 def test_sessions_revoke_and_logout(key_path: Path, server: FakeServer) -> None:
-    server.sessions["s_1"] = {
-        "browser": "Firefox",
-        "ip": "192.0.2.1",
-        "device": "dev_cli",
-        "created_at": "2030-01-02T03:04:05Z",
-    }
+    server.sessions["s_1"] = dict(THIS_BROWSER)
     server.sessions["s_2"] = {"browser": "Chrome", "ip": "192.0.2.2", "device": "dev_x"}
     result = device(server, "sessions", "--key", str(key_path))
     assert result.exit_code == 0, result.output

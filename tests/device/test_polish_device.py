@@ -12,7 +12,7 @@ import trustme
 from typer.testing import CliRunner, Result
 
 from device.conftest import NOW
-from device.fakeserver import FakeServer
+from device.fakeserver import THIS_BROWSER, FakeServer
 from lychgate.cli.main import app
 from lychgate.device.client import Connector
 from lychgate.device.keyfile import KeyFile, save_key_file
@@ -42,12 +42,7 @@ def test_apps_json(key_path: Path, server: FakeServer) -> None:
 
 
 def test_sessions_json(key_path: Path, server: FakeServer) -> None:
-    server.sessions["s_1"] = {
-        "browser": "Firefox",
-        "ip": "192.0.2.1",
-        "device": "dev_cli",
-        "created_at": "2030-01-02T03:04:05Z",
-    }
+    server.sessions["s_1"] = dict(THIS_BROWSER)
     result = device(server.connector(), "sessions", "--json", "--key", str(key_path))
     assert result.exit_code == 0, result.output
     [session] = json.loads(result.output)

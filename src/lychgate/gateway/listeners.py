@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
 from lychgate.config import Settings
+from lychgate.config.settings import parse_hostport
 from lychgate.errors import ConfigError
 from lychgate.gateway.http.workers import check_free
 from lychgate.tls.hosts import is_loopback_host
@@ -35,6 +38,27 @@ class Listening(Protocol):
     def metrics(self) -> tuple[str, int] | None: ...
     @property
     def redirect(self) -> tuple[str, int] | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Addresses:
+    """Where a gateway listens, read from its settings alone (a :class:`Listening`): what its
+    plan holds, and what ``serve`` checks before the files the plan reads exist."""
+
+    host: str
+    port: int
+    metrics: tuple[str, int] | None
+    redirect: tuple[str, int] | None
+
+    @classmethod
+    def of(cls, settings: Settings, *, listen: str | None = None) -> Addresses:
+        """``listen``: in place of the setting (``lychgate gateway --listen``)."""
+        metrics, redirect = settings.metrics_listen, settings.http_redirect_listen
+        return cls(
+            *parse_hostport(listen or settings.listen),
+            metrics=parse_hostport(metrics) if metrics else None,
+            redirect=parse_hostport(redirect) if redirect else None,
+        )
 
 
 def check_distinct(wanted: list[tuple[str, str, int]]) -> None:
@@ -114,15 +138,18 @@ def listen_addresses(plan: Listening, workers: int) -> list[tuple[str, str, int]
     return wanted
 
 
-def check_listeners(plan: Listening, workers: int) -> None:
+def check_listeners(
+    plan: Listening, workers: int, also: Sequence[tuple[str, str, int]] = ()
+) -> None:
     """Raise a one-line error naming the setting when an address the gateway would listen on
-    is taken: ``listen``, each worker's metrics port, the redirect listener; or when two of
-    them are the same address (:func:`check_distinct`).
+    is taken: ``listen``, each worker's metrics port, the redirect listener, and ``also``
+    (authz's, under ``serve``); or when two of them are the same address
+    (:func:`check_distinct`).
 
     Called before any worker starts: a worker that fails to bind can only log a traceback, and
     one that binds with SO_REUSEPORT joins a port that another gateway serves without an error.
     """
-    wanted = listen_addresses(plan, workers)
+    wanted = [*listen_addresses(plan, workers), *also]
     check_distinct(wanted)
     for what, host, port in wanted:
         check_free(host, port, what)

@@ -32,7 +32,6 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from lychgate.config import Settings
-from lychgate.config.settings import parse_hostport
 from lychgate.deployment.layout import Layout
 from lychgate.deployment.secrets import load_secrets
 from lychgate.errors import ClientError
@@ -60,7 +59,7 @@ from lychgate.gateway.http.tls import (
 )
 from lychgate.gateway.http.tunnel import TunnelEnded, TunnelEndHook
 from lychgate.gateway.http.workers import STOP_SIGNALS, run_workers
-from lychgate.gateway.listeners import check_listeners, warn_about_listeners
+from lychgate.gateway.listeners import Addresses, check_listeners, warn_about_listeners
 from lychgate.gateway.metrics import GatewayMetrics
 from lychgate.gateway.paths import parse_request_target
 from lychgate.gateway.routing import request_host
@@ -157,7 +156,7 @@ async def start_side_listeners(
 def prepare(settings: Settings, *, listen: str | None = None) -> GatewayPlan:
     """Read secrets and TLS material (blocking: call before the loop)."""
     layout = Layout(settings.data_dir)
-    host, port = parse_hostport(listen or settings.listen)
+    where = Addresses.of(settings, listen=listen)
     tls: ServerCertificates | None = None
     renew_tls: Callable[[datetime], bool] | None = None
     # What a renewed certificate must still name: the public host, and in subdomains mode what
@@ -180,20 +179,18 @@ def prepare(settings: Settings, *, listen: str | None = None) -> GatewayPlan:
                 "(lychgate init); this gateway reloads the file when it changes",
                 paths.server_cert,
             )
-    warn_about_listeners(settings, host, port)
+    warn_about_listeners(settings, where.host, where.port)
     return GatewayPlan(
         settings=settings,
         internal_token=load_secrets(layout.secrets_file).internal_token,
-        host=host,
-        port=port,
+        host=where.host,
+        port=where.port,
         limits=engine_limits(settings),
         tls=tls,
         renew_tls=renew_tls,
         upstream_ssl=client_context(),
-        metrics=parse_hostport(settings.metrics_listen) if settings.metrics_listen else None,
-        redirect=parse_hostport(settings.http_redirect_listen)
-        if settings.http_redirect_listen
-        else None,
+        metrics=where.metrics,
+        redirect=where.redirect,
         hsts=hsts_field(settings),
     )
 

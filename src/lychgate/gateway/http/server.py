@@ -270,9 +270,7 @@ async def start_server(
         shaking = min(limits.max_handshakes_per_client, limits.max_connections_per_client)
         handshakes = None
         if shaking:
-            handshakes = ClientCap(
-                shaking, exempt=uncapped, setting="TLS handshakes in progress, at most 64"
-            )
+            handshakes = ClientCap(shaking, exempt=uncapped, setting="TLS handshakes in progress")
         tls = TlsAcceptor(ctx, ssl, limits.header_timeout, handshakes)
     accept: Callable[[], asyncio.Protocol] = factory if tls is None else tls.protocol
     if sock is not None:
