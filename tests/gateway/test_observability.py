@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import io
 import ipaddress
 import json
 import logging
+import threading
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +29,7 @@ from lychgate.gateway.runner import (
     tunnel_end_hook,
 )
 from lychgate.gateway.snapshot import SnapshotHolder
-from lychgate.gateway.types import RequestHead, Respond
+from lychgate.gateway.types import Local, RequestHead, Respond
 from lychgate.ids import AppSlug, SessionId, UserId, session_handle, token_sid
 
 
@@ -46,6 +49,22 @@ def head(path: str = "/x", query: str = "", host: str = "app.example.com") -> Re
         client_ip="192.0.2.7",
         scheme="http",
     )
+
+
+def run(answer: Awaitable[Respond]) -> Respond:
+    """A local endpoint's answer, on a loop of its own."""
+
+    async def wait() -> Respond:
+        return await answer
+
+    return asyncio.run(wait())
+
+
+def scrape(metrics: GatewayMetrics) -> Respond:
+    """What the metrics listener answers to ``GET /metrics``."""
+    answer = metrics_handler(metrics)(head("/metrics"))
+    assert isinstance(answer, Local)
+    return run(answer.endpoint(head("/metrics")))
 
 
 def test_access_line_has_the_fields_and_no_secrets() -> None:
@@ -233,9 +252,7 @@ def test_response_hook_counts_and_logs(caplog: pytest.LogCaptureFixture) -> None
     records = [json.loads(r.getMessage()) for r in caplog.records]
     assert [r.get("reason") for r in records] == [None, None, "no route"]
     assert [r.get("user") for r in records] == ["u_ada", None, None]
-    body = metrics_handler(metrics)(head("/metrics"))
-    assert isinstance(body, Respond)
-    text = body.body.decode()
+    text = scrape(metrics).body.decode()
     assert 'lychgate_gateway_requests_total{app="wiki",status="200",worker="0"} 2.0' in text
     assert 'lychgate_gateway_requests_total{app="-",status="404",worker="0"} 1.0' in text
     assert "lychgate_gateway_request_duration_seconds_bucket" in text
@@ -256,10 +273,37 @@ def test_the_metrics_listener_answers_head_and_names_its_methods(
 ) -> None:
     # A monitor that checks the endpoint with HEAD used to find a 404 and call it down.
     answer = metrics_handler(GatewayMetrics())(replace(head(path), method=method))
+    if isinstance(answer, Local):
+        answer = run(answer.endpoint(head(path)))
     assert isinstance(answer, Respond)
     assert answer.status == status
     if status == 405:
         assert ("allow", "GET, HEAD") in answer.headers
+
+
+def test_the_process_series_are_read_in_a_thread_and_joined_to_the_gateways() -> None:
+    # /proc/self/fd lists every open descriptor (10k with 10k connections); reading it on the
+    # event loop stalled every request in flight for the length of a scrape.
+    metrics = GatewayMetrics(worker=2)
+    metrics.observe(AppSlug("wiki"), 200, 0.01)
+    assert not metrics.reads_proc
+    assert "process_open_fds" not in scrape(metrics).body.decode()
+    metrics.add_process()
+    readers: list[str] = []
+    process_exposition = metrics.process_exposition
+
+    def spied() -> bytes:
+        readers.append(threading.current_thread().name)
+        return process_exposition()
+
+    metrics.process_exposition = spied  # type: ignore[method-assign]
+    text = scrape(metrics).body.decode()
+    assert len(readers) == 1
+    assert readers[0] != threading.main_thread().name
+    assert 'lychgate_gateway_requests_total{app="wiki",status="200",worker="2"} 1.0' in text
+    for series in ("process_open_fds ", "process_max_fds ", "process_start_time_seconds "):
+        assert series in text
+    assert text.count("# TYPE process_open_fds gauge") == 1
 
 
 def test_hook_without_access_log_does_not_log(caplog: pytest.LogCaptureFixture) -> None:
@@ -276,9 +320,7 @@ def test_gauges_are_read_at_scrape_time() -> None:
         connections=lambda: state["conns"], tunnels=lambda: state["tunnels"], feed_age=lambda: None
     )
     state["conns"] = 7
-    text = metrics_handler(metrics)(head("/metrics"))
-    assert isinstance(text, Respond)
-    body = text.body.decode()
+    body = scrape(metrics).body.decode()
     assert 'lychgate_gateway_open_connections{worker="3"} 7.0' in body
     assert 'lychgate_gateway_open_tunnels{worker="3"} 2.0' in body
     assert 'lychgate_gateway_feed_age_seconds{worker="3"} -1.0' in body
@@ -298,9 +340,7 @@ def test_certificate_expiry_and_handshakes_are_read_at_scrape_time() -> None:
     )
     expiry["at"] = 1_950_000_000.0  # a renewal
     handshakes[0] = 4
-    text = metrics_handler(metrics)(head("/metrics"))
-    assert isinstance(text, Respond)
-    body = text.body.decode()
+    body = scrape(metrics).body.decode()
     assert 'lychgate_gateway_tls_not_after_timestamp_seconds{worker="0"} 1.95e+09' in body
     assert 'lychgate_gateway_tls_handshakes{worker="0"} 4.0' in body
 
@@ -316,9 +356,7 @@ def test_upstream_failures_are_read_at_scrape_time() -> None:
     )
     counts[(AppSlug("wiki"), "connect")] = 2
     counts[(None, "read_timeout")] = 1
-    text = metrics_handler(metrics)(head("/metrics"))
-    assert isinstance(text, Respond)
-    body = text.body.decode()
+    body = scrape(metrics).body.decode()
     assert (
         'lychgate_gateway_upstream_failures_total{app="wiki",kind="connect",worker="1"} 2.0' in body
     )
@@ -390,9 +428,7 @@ def test_latency_histogram_counts_each_response_in_its_bucket() -> None:
     for seconds in (0.0001, 0.001, 0.001, 0.02, 45.0):  # 0.001 is a bound: counted in "le 0.001"
         metrics.observe(AppSlug("wiki"), 200, seconds)
     metrics.observe(AppSlug("wiki"), 502, 0.3)
-    reply = metrics_handler(metrics)(head("/metrics"))
-    assert isinstance(reply, Respond)
-    text = reply.body.decode()
+    text = scrape(metrics).body.decode()
     bucket = 'lychgate_gateway_request_duration_seconds_bucket{app="wiki",le="%s",worker="1"} %s'
     for le, count in [("0.0005", "1.0"), ("0.001", "3.0"), ("0.025", "4.0"), ("0.5", "5.0")]:
         assert bucket % (le, count) in text
@@ -435,9 +471,7 @@ def test_tunnel_ends_are_counted_by_reason_and_logged_when_on(
         end(ended(4.0, "session ended", 1, 2))
         end(ended(5.0, "client closed", 1, 2))
     assert len(caplog.records) == (3 if logging_on else 0)
-    body = metrics_handler(metrics)(head("/metrics"))
-    assert isinstance(body, Respond)
-    text = body.body.decode()
+    text = scrape(metrics).body.decode()
     closed = "lychgate_gateway_tunnels_closed_total"
     assert f'{closed}{{app="chat",reason="session ended",worker="0"}} 2.0' in text
     assert f'{closed}{{app="chat",reason="client closed",worker="0"}} 1.0' in text

@@ -18,7 +18,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping
 
-from prometheus_client import CollectorRegistry, Gauge, ProcessCollector
+from prometheus_client import CollectorRegistry, Gauge, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
 from lychgate.ids import AppSlug
@@ -141,6 +141,7 @@ class GatewayMetrics:
         self._tunnels_closed = closed
         self.registry.register(_CountsByApp(w, _CLOSED, _CLOSED_HELP, "reason", lambda: closed))
         self._worker = w
+        self._process: CollectorRegistry | None = None
 
     def tunnel_closed(self, app: AppSlug | None, reason: str) -> None:
         """Count one tunnel's end (not on the hot path: once per WebSocket). ``reason`` is
@@ -162,8 +163,27 @@ class GatewayMetrics:
     def add_process(self) -> None:
         """Add the process's own series: start time (a counter that starts again is a replaced
         worker), CPU, memory, and open descriptors against their limit (EMFILE is near before
-        it bites). Reads ``/proc``: call it in a thread (each scrape reads a few small files)."""
-        ProcessCollector(registry=self.registry)
+        it bites). They read ``/proc`` (with 10k connections open, a listing of 10k
+        descriptors), so they live in a registry of their own, rendered by
+        :meth:`process_exposition` in a thread; call this in a thread too."""
+        registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=registry)
+        self._process = registry
+
+    def exposition(self) -> bytes:
+        """The worker's own series in Prometheus text format: read from memory, no I/O, so it
+        runs on the event loop, where the counts it reads are never changing under it."""
+        return generate_latest(self.registry)
+
+    @property
+    def reads_proc(self) -> bool:
+        """Whether a scrape includes the process's series (:meth:`add_process` was called)."""
+        return self._process is not None
+
+    def process_exposition(self) -> bytes:
+        """The process's series (reads ``/proc``: call it in a thread); none before
+        :meth:`add_process`."""
+        return b"" if self._process is None else generate_latest(self._process)
 
     def track(
         self,

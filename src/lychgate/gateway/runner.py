@@ -28,7 +28,6 @@ from datetime import datetime
 from functools import partial
 
 import uvloop
-from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from lychgate.config import Settings
@@ -64,7 +63,7 @@ from lychgate.gateway.metrics import GatewayMetrics
 from lychgate.gateway.paths import parse_request_target
 from lychgate.gateway.routing import request_host
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
-from lychgate.gateway.types import Decision, Handler, Principal, RequestHead, Respond
+from lychgate.gateway.types import Decision, Handler, Local, Principal, RequestHead, Respond
 from lychgate.ids import AppSlug
 from lychgate.secret import Secret
 from lychgate.tls.files import TlsPaths, renew_server_cert
@@ -249,7 +248,17 @@ def tunnel_end_hook(metrics: GatewayMetrics, access: AccessLog | None) -> Tunnel
 
 def metrics_handler(metrics: GatewayMetrics) -> Callable[[RequestHead], Decision]:
     """``GET /metrics`` (and HEAD, its head alone) in Prometheus text format; 405 for another
-    method there, 404 anywhere else."""
+    method there, 404 anywhere else. The gateway's own series are rendered on the event loop
+    (they only read memory); the process's, which read ``/proc``, in a thread, so that a
+    scrape never stalls the requests in flight."""
+
+    async def scrape(_head: RequestHead) -> Respond:
+        body = metrics.exposition()
+        if metrics.reads_proc:
+            body += await asyncio.to_thread(metrics.process_exposition)
+        return Respond(200, (("content-type", CONTENT_TYPE_LATEST),), body)
+
+    scraping = Local(scrape, "metrics")
 
     def handle(head: RequestHead) -> Decision:
         if head.path != "/metrics":
@@ -257,8 +266,7 @@ def metrics_handler(metrics: GatewayMetrics) -> Callable[[RequestHead], Decision
         if head.method not in ("GET", "HEAD"):
             allow = (("content-type", "text/plain"), ("allow", "GET, HEAD"))
             return Respond(405, allow, b"method not allowed\n")
-        body = generate_latest(metrics.registry)
-        return Respond(200, (("content-type", CONTENT_TYPE_LATEST),), body)
+        return scraping
 
     return handle
 
