@@ -48,7 +48,9 @@ import uvloop
 
 from lychgate.authz.server import (
     AuthzServer,
+    check_socket_dir,
     check_socket_path_length,
+    is_own_run_dir,
     prepare_socket_dir,
     stale_socket,
 )
@@ -106,14 +108,19 @@ def check_start(settings: Settings) -> None:
     also = [("authz_listen", *parse_hostport(authz))] if tcp else []
     check_listeners(Addresses.of(settings), settings.workers, also)
     if authz.startswith("unix:"):
-        _check_authz_socket(Path(authz.removeprefix("unix:")))
+        _check_authz_socket(Path(authz.removeprefix("unix:")), settings)
 
 
-def _check_authz_socket(path: Path) -> None:
+def _check_authz_socket(path: Path, settings: Settings) -> None:
     """The refusals of :func:`~lychgate.authz.server.prepare_socket_dir` that need no file of
     the deployment, made without its side effects (it creates the run directory and removes a
-    stale socket): a path too long to bind, a file that is no socket, another authz on it."""
+    stale socket): a path too long to bind, a directory named in ``authz_listen`` that is
+    missing its parent or that others may write to, a file that is no socket, another authz
+    on it. The deployment's own run directory is checked by :func:`get_ready`, once ``serve``
+    has made the data directory it lives in."""
     check_socket_path_length(path)
+    if not is_own_run_dir(path.parent, settings):
+        check_socket_dir(path.parent, own=False)
     stale_socket(path)
 
 

@@ -49,10 +49,13 @@ def taken_port() -> Iterator[int]:
         yield holder.getsockname()[1]
 
 
-async def refused(data_dir: Path, port: int, *args: str) -> tuple[int, str, str]:
+async def refused(
+    data_dir: Path, port: int, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     """``lychgate serve ARGS --dir DATA_DIR --listen 127.0.0.1:PORT``, which must refuse to
-    start: its exit code, stdout and stderr. Output goes to files outside ``data_dir`` (whose
-    contents the tests check), not pipes: a tree that wrongly starts must not hold them open."""
+    start, with ``env`` added to an environment rid of every other ``LYCHGATE_*``: its exit
+    code, stdout and stderr. Output goes to files outside ``data_dir`` (whose contents the
+    tests check), not pipes: a tree that wrongly starts must not hold them open."""
     logs = data_dir.parent / f"{data_dir.name[:20]}.{secrets.token_hex(4)}"
     out, err = Path(f"{logs}.out"), Path(f"{logs}.err")
     out_file = await asyncio.to_thread(out.open, "wb")
@@ -63,7 +66,8 @@ async def refused(data_dir: Path, port: int, *args: str) -> tuple[int, str, str]
             *("--listen", f"127.0.0.1:{port}"),
             stdout=out_file,
             stderr=err_file,
-            env={k: v for k, v in os.environ.items() if not k.startswith("LYCHGATE_")},
+            env={k: v for k, v in os.environ.items() if not k.startswith("LYCHGATE_")}
+            | (env or {}),
         )
     code = await exit_code(proc, data_dir, 20)
     said = await asyncio.to_thread(err.read_text)
@@ -116,6 +120,34 @@ async def test_a_taken_port_issues_no_setup_link(data_dir: Path, demo: tuple[str
     assert_no_link(out, err)
     assert "not running" not in err
     assert await open_setup_codes(data_dir) == before == 1
+
+
+@pytest.mark.parametrize(
+    ("problem", "said"),
+    [
+        ("shared", "may be written by other users: put authz's socket in a directory"),
+        ("no parent", "does not exist: create it, or put authz's socket in a directory"),
+    ],
+)
+async def test_an_unusable_authz_socket_directory_on_a_new_directory_creates_nothing(
+    tmp_path: Path, problem: str, said: str
+) -> None:
+    # authz_listen naming a directory of the operator's was checked only once the new
+    # deployment's files existed and its setup link had been issued.
+    data_dir = tmp_path / "new"
+    if problem == "shared":
+        sockets = tmp_path / "shared"
+        await asyncio.to_thread(sockets.mkdir)
+        await asyncio.to_thread(sockets.chmod, 0o777)
+    else:
+        sockets = tmp_path / "missing" / "sockets"
+    listen = {"LYCHGATE_AUTHZ_LISTEN": f"unix:{sockets / 'authz.sock'}"}
+    code, out, err = await refused(data_dir, free_port(), env=listen)
+    assert code == 2, err
+    assert "configuration error: authz_listen:" in err
+    assert said in err
+    assert_no_link(out, err)
+    assert not data_dir.exists()
 
 
 @contextlib.asynccontextmanager

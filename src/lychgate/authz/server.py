@@ -148,20 +148,35 @@ def prepare_socket_dir(settings: Settings) -> None:
     path = Path(listen.removeprefix("unix:"))
     check_socket_path_length(path)
     parent = path.parent
-    own = parent == Layout(settings.data_dir).run_dir
+    own = is_own_run_dir(parent, settings)
+    check_socket_dir(parent, own=own)
     if not parent.exists():
-        if not parent.parent.is_dir():
-            raise _missing_parent(parent.parent, own=own)
         parent.mkdir(mode=DIR_MODE)
     elif own:
         os.chmod(parent, DIR_MODE)
-    elif parent.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise ConfigError(
-            f"{parent} may be written by other users: put authz's socket in a directory of its own",
-            field="authz_listen",
-        )
     if stale_socket(path):
         path.unlink()
+
+
+def is_own_run_dir(directory: Path, settings: Settings) -> bool:
+    """Whether ``directory`` is the deployment's own run directory (not one the operator
+    named in ``authz_listen``)."""
+    return directory == Layout(settings.data_dir).run_dir
+
+
+def check_socket_dir(directory: Path, *, own: bool) -> None:
+    """The refusals of :func:`prepare_socket_dir` about the socket's directory, changing
+    nothing (a ConfigError): a missing parent, where only the directory itself would be
+    created; an operator's directory that others may write to."""
+    if not directory.exists():
+        if not directory.parent.is_dir():
+            raise _missing_parent(directory.parent, own=own)
+    elif not own and directory.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise ConfigError(
+            f"{directory} may be written by other users: put authz's socket in a directory of "
+            "its own",
+            field="authz_listen",
+        )
 
 
 def stale_socket(path: Path) -> bool:
