@@ -147,6 +147,7 @@ class Exchange:
         "_close",
         "_ctx",
         "_down",
+        "_early",
         "_fwd",
         "_head",
         "_max_body",
@@ -183,6 +184,7 @@ class Exchange:
         self._status = 0
         self._reused = False
         self._sent_all = False
+        self._early = False  # the response's head came before the request's content was sent
         self._upstream_full = False  # the upstream stopped reading what we send it
         self._retried = False
 
@@ -368,6 +370,7 @@ class Exchange:
         assert req.head is not None
         self._state = _RESPONDING
         self._status = status
+        self._early = not self._sent_all
         close = down.must_close(req)
         http10 = req.head.http_version == "1.0"
         if framing is Framing.LENGTH:
@@ -407,7 +410,9 @@ class Exchange:
         self._up = None
         if self._chunk_down:
             self._down.out.write(b"0\r\n\r\n")
-        if reusable and self._sent_all:
+        if reusable and not self._early:
+            # Sent whole before the answer began: an app that answered early may never have
+            # read the rest, and may yet answer it, on what would be the next request's turn.
             self._ctx.pool.release(conn)  # which closes it instead if it is closing
         else:
             conn.close()

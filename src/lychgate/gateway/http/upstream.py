@@ -14,11 +14,23 @@ Framing (RFC 9112 section 6.3) is classified once, at the end of the head:
 * a response to HEAD, and 1xx, 204 and 304, have no content. llhttp knows the statuses but not
   that the request was HEAD (DESIGN.md, known traps): we end the response at the end of its
   head and start a fresh parser for the next one. Bytes after it mean the upstream is broken:
-  the connection is not reused.
+  the connection is not reused. Nor is it after a 204 or 304 that looks as if content may
+  follow (a ``Transfer-Encoding``; on a 204, a ``Content-Length`` other than 0): content sent
+  late would be read as the answer to the next request.
 * ``Transfer-Encoding: chunked``: chunked; any other transfer coding: refused (502).
 * ``Content-Length``: that many bytes.
 * neither: the content runs to the end of the connection, which llhttp cannot see; the sink
   gets ``upstream_done`` from :meth:`connection_lost`.
+
+Framing two parsers could read apart is refused (502) before the head reaches the sink, and
+the connection is aborted (RFC 9112 section 6.3: a proxy closes the connection, discards the
+response and answers 502). llhttp refuses both ``Content-Length`` and ``Transfer-Encoding``
+(section 6.3 item 3 calls that "an error"; nginx refuses it too), several ``Content-Length``
+fields or a list, even of one value, and any value but digits. Here, on top of it:
+``Transfer-Encoding`` in an HTTP/1.0 response, whatever its status (section 6.1: faulty
+framing, and an HTTP/1.0 recipient ignores it); a ``Content-Length`` over 2**63 - 1 (llhttp
+takes 64 unsigned bits, most clients a signed 64-bit integer); and a version other than
+HTTP/1.0 and 1.1 (llhttp also reads 0.9 and 2.0 status lines).
 
 A 101 ends HTTP on this connection: llhttp raises ``HttpParserUpgrade`` with the offset where
 the tunnel's bytes begin, and the sink takes over the transport. Trailer fields are dropped,
@@ -51,6 +63,7 @@ from lychgate.gateway.http.writer import Batch, Writer
 MAX_RESPONSE_HEAD = 64 * 1024  # bytes of fields in an upstream's response head
 MAX_RESPONSE_FIELDS = 256
 _FRAMING_FIELDS = frozenset({b"content-length", b"transfer-encoding"})
+_MAX_LENGTH = 2**63 - 1  # the largest Content-Length a signed 64-bit integer holds
 # Lower-cased field names as seen from upstreams: a memo (bounded), not configuration.
 _NAMES: dict[bytes, bytes] = {}
 _NAMES_MAX = 1024
@@ -74,12 +87,17 @@ class Failure(enum.Enum):
     HEAD_TOO_LONG = "upstream response head too long"
     TRAILERS_TOO_LONG = "upstream trailer fields too long"
     UNFRAMED = "upstream response under a transfer coding other than chunked alone"
+    HTTP10_CODED = "upstream HTTP/1.0 response with Transfer-Encoding (RFC 9112 section 6.1)"
     TIMEOUT = "upstream read timed out"
 
     @property
     def kind(self) -> str:
         """The failure's word for the metric's ``kind`` label (:mod:`.failures`)."""
-        return "read_timeout" if self is Failure.TIMEOUT else self.name.lower()
+        if self is Failure.TIMEOUT:
+            return "read_timeout"
+        if self is Failure.HTTP10_CODED:
+            return "malformed"  # faulty framing: the metric's kinds stay the documented few
+        return self.name.lower()
 
 
 class ResponseSink(Protocol):
@@ -372,6 +390,9 @@ class UpstreamConnection(asyncio.Protocol):
             # llhttp reads any three digits; RFC 9110 section 15 gives 100 to 599 a meaning,
             # and a client or cache may take another apart differently.
             raise _Refused(Failure.MALFORMED)
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            raise _Refused(Failure.MALFORMED)  # llhttp reads HTTP/0.9 and 2.0 status lines too
         if status < 200 and status != 101:
             # A 1xx ends at its head (RFC 9110 section 15.2), but llhttp reads content for one
             # other than 100, 102 and 103 that states a length or coding: that content would
@@ -391,11 +412,27 @@ class UpstreamConnection(asyncio.Protocol):
         for name, value in headers:
             if name == b"content-length":
                 length = int(value)  # llhttp accepted it: digits only, no duplicates
+                if length > _MAX_LENGTH:
+                    # Passed on as it is, it would be read by a client that holds lengths in
+                    # a signed 64-bit integer (Go, curl, Chromium) as an error or as none.
+                    raise _Refused(Failure.MALFORMED)
             elif name == b"transfer-encoding":
                 coding = value if coding is None else coding + b", " + value
+        if coding is not None and version == "1.0":
+            # RFC 9112 section 6.1: the framing is faulty, even beside a Content-Length (which
+            # llhttp refuses anyway) and on a response without content. llhttp would undo a
+            # chunked coding that an HTTP/1.0 recipient ignores, reading the chunks as content.
+            raise _Refused(Failure.HTTP10_CODED)
         if self._head_request or status in (204, 304):
             framing = Framing.NONE
             self._complete = True  # llhttp would wait for content a HEAD response never has
+            if coding is not None or (status == 204 and length):
+                # A 204 may state no framing (RFC 9110 section 8.6, RFC 9112 section 6.1), and
+                # a 304's coding only says what a 200 would have had; an app that frames either
+                # may send the content too (a lone "0" chunk is a classic), later than this
+                # read: the next request's answer would begin with it. A 304's Content-Length
+                # is the representation's (RFC 9110 section 8.6): common, and no sign of that.
+                self._reusable = False
         elif coding is not None:
             if coding != b"chunked":
                 codings = [c.strip().lower() for c in coding.split(b",")]
