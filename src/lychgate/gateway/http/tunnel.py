@@ -9,15 +9,28 @@ and each end writes what it reads into the other. Bytes that arrived behind eith
 parser's upgrade offset) are written first.
 
 Backpressure is symmetric: when one transport's write buffer passes its high-water mark, the
-other transport stops reading until it drains. An end-of-file or a close on either side closes
-both, after flushing what is buffered; a side that has not flushed within ``drain_timeout``
-(the listener's ``send_timeout``: its peer reads nothing) is cut then. A side lost while its
-writes were held back is different: its peer was not being read meanwhile, so a peer blocked
-writing to us would never read what we hold for it, and that is cut at once (an echo app and
-a client that vanished mid-flood used to hold the app's socket for the whole drain timeout).
-A tunnel that the gateway ends itself (revoked, idle, the feed expired, shutting down) cuts at
-once a side that still holds unsent bytes: waiting on a peer that does not read would keep its
-socket for ever, counted nowhere.
+other transport stops reading until it drains.
+
+An end-of-file is a half-close (RFC 9293 section 3.6: a side that sent its FIN may still
+receive), and is passed on as one, as nginx's stream proxy and HAProxy do: the other side gets
+what is buffered for it, then a FIN (``write_eof``), and the tunnel goes on relaying the other
+way until that side ends too. A client that sends a request and shuts its write side gets the
+whole reply, which a close of both at the first FIN used to cut. A half-closed tunnel is still
+a tunnel: idle, revoked, cut for not reading, or a side lost, it closes both sides at once as
+before (no timer of its own, unlike HAProxy's ``timeout client-fin``: the idle timeout bounds
+it). Its record says who ended first ("client closed"), unless the gateway or an error ended
+it. TLS has no half-close in asyncio or uvloop (``can_write_eof()`` is False, and returning
+True from ``eof_received`` has no effect there), so an end-of-file involving a TLS side ends
+both directions at once.
+
+A close, or the end of both directions, closes both sides, after flushing what is buffered; a
+side that has not flushed within ``drain_timeout`` (the listener's ``send_timeout``: its peer
+reads nothing) is cut then. A side lost while its writes were held back is different: its peer
+was not being read meanwhile, so a peer blocked writing to us would never read what we hold for
+it, and that is cut at once (an echo app and a client that vanished mid-flood used to hold the
+app's socket for the whole drain timeout). A tunnel that the gateway ends itself (revoked,
+idle, the feed expired, shutting down) cuts at once a side that still holds unsent bytes:
+waiting on a peer that does not read would keep its socket for ever, counted nowhere.
 
 Tunnels are registered by session id, so that revoking a session closes its WebSockets
 (DESIGN.md, flow 6), and counted for metrics. Each also keeps the app and the signed-in user
@@ -82,6 +95,7 @@ class TunnelEnd(asyncio.Protocol):
     __slots__ = (
         "_stall",
         "_stalled",
+        "ended",
         "frames",
         "name",
         "peer",
@@ -96,6 +110,7 @@ class TunnelEnd(asyncio.Protocol):
         self.name = name  # "client" or "upstream", for the log
         self.peer: TunnelEnd | None = None
         self.received = 0  # bytes read from this side
+        self.ended = False  # it sent its end-of-file: it is not read any more
         self.frames: FrameCursor | None = None  # the app's side: where its frames end
         self._stalled: asyncio.TimerHandle | None = None  # armed while its writes are paused
         self._stall: StallWatch | None = None  # is this side still reading? (.unsent)
@@ -111,8 +126,27 @@ class TunnelEnd(asyncio.Protocol):
             peer.transport.write(data)
 
     def eof_received(self) -> bool | None:
-        self.tunnel.close(why=f"{self.name} closed")
-        return None
+        """This side's FIN: pass it on, and keep this side open to write (True), while the
+        other side may still send; else close both (see the module docstring)."""
+        if self.ended:
+            return True  # told again: asyncio and uvloop both do, if reading resumes
+        self.ended = True
+        tunnel, peer = self.tunnel, self.peer
+        first = peer if peer is not None and peer.ended else self  # whose FIN came first
+        if (
+            peer is None
+            or peer.ended
+            or tunnel.closed
+            or peer.transport.is_closing()
+            # TLS on either side: no half-close (can_write_eof() is False, and sslproto
+            # closes a side that read its end whatever we return): both close, as before.
+            or not (self.transport.can_write_eof() and peer.transport.can_write_eof())
+        ):
+            tunnel.close(why=f"{first.name} closed")
+            return None
+        tunnel.quiet = 0
+        peer.transport.write_eof()  # after what is buffered for it
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         # Its writes were held back, so its peer was not being read: a peer that is itself
@@ -123,8 +157,9 @@ class TunnelEnd(asyncio.Protocol):
         self.tunnel.end_lost(why, cut=held_back)
 
     def pause_writing(self) -> None:
-        if self.peer is not None and not self.peer.transport.is_closing():
-            self.peer.transport.pause_reading()
+        peer = self._peer_read()
+        if peer is not None:
+            peer.pause_reading()
         if self._stalled is None and not self.tunnel.closed:
             loop = asyncio.get_running_loop()
             self._stall = StallWatch(self.transport, self.tunnel.drain_timeout, loop.time())
@@ -145,8 +180,17 @@ class TunnelEnd(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._unstall()
-        if self.peer is not None and not self.peer.transport.is_closing():
-            self.peer.transport.resume_reading()
+        peer = self._peer_read()
+        if peer is not None:
+            peer.resume_reading()
+
+    def _peer_read(self) -> asyncio.Transport | None:
+        """Its peer's transport while it is still read: not once the peer ended (resuming a
+        transport that read its end-of-file reads that again), nor once it closes."""
+        peer = self.peer
+        if peer is None or peer.ended or peer.transport.is_closing():
+            return None
+        return peer.transport
 
     def _unstall(self) -> None:
         self._stall = None
@@ -272,8 +316,10 @@ class Tunnel:
                 self._cut_unsent()
             return
         if code is not None and self._ends is not None:
-            frames = self._ends[1].frames
-            if frames is not None and frames.at_boundary and not self.client.is_closing():
+            # Not once the app's FIN was passed on: the client's write side is shut then.
+            upstream = self._ends[1]
+            whole = upstream.frames is not None and upstream.frames.at_boundary
+            if whole and not upstream.ended and not self.client.is_closing():
                 self.client.write(close_frame(code, why))
         self._closed = True
         self._registry._remove(self)
