@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 import uvloop
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
@@ -170,3 +171,10 @@ async def feed_authz(tmp_path: Path) -> AsyncIterator[tuple[FakeAuthz, str]]:
     base = await server.start_unix(tmp_path / "authz.sock")
     yield server, base
     await server.stop()
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    """A test certificate authority, one per test module: its certificates for the listeners,
+    its trust for the clients."""
+    return trustme.CA()

@@ -7,6 +7,7 @@ pipelining order, framing errors, limits and timeouts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 
 import pytest
@@ -408,6 +409,77 @@ async def test_slowloris_response_arrives(gateway: Start, connect: Connect) -> N
     await c.send(b"st: h\r\n")
     r = await c.read_response()
     assert r.status == 408
+
+
+async def test_a_first_head_is_due_one_header_timeout_after_the_accept(
+    gateway: Start, connect: Connect
+) -> None:
+    # Waiting before the first byte does not buy a second header_timeout for the head: the
+    # first head is timed from the accept (a TLS listener's handshake counts against it too).
+    gw = await gateway(answer_path, limits=Limits(header_timeout=0.5, idle_timeout=30.0))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    c = await connect(gw.port)
+    await asyncio.sleep(0.3)
+    waited = loop.time() - started
+    head = get("/slow", extra="x-a: " + "b" * 80 + "\r\n")
+
+    async def dribble() -> None:  # one byte every 20 ms, never the last
+        with contextlib.suppress(ConnectionError):
+            for i in range(len(head) - 1):
+                await c.send(head[i : i + 1])
+                await asyncio.sleep(0.02)
+
+    async with asyncio.TaskGroup() as tg:
+        sender = tg.create_task(dribble())
+        r = await c.read_response(timeout=20.0)
+        cut = loop.time() - started
+        sender.cancel()
+    assert r.status == 408
+    assert 0.5 - 0.02 <= cut < waited + 0.5  # not a fresh header_timeout from the first byte
+
+
+async def test_blank_lines_do_not_keep_a_new_connection_open(
+    gateway: Start, connect: Connect
+) -> None:
+    # llhttp skips CRLF before a request line without starting a head: such bytes used to
+    # restart the wait for the first head at every read, forever.
+    gw = await gateway(answer_path, limits=Limits(header_timeout=0.3, idle_timeout=30.0))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    c = await connect(gw.port)
+
+    async def blank_lines() -> None:  # for 3 s, ten times the header timeout
+        with contextlib.suppress(ConnectionError):
+            for _ in range(60):
+                await c.send(b"\r\n")
+                await asyncio.sleep(0.05)
+
+    async with asyncio.TaskGroup() as tg:
+        sender = tg.create_task(blank_lines())
+        assert await c.read_until_closed() == b""  # closed silently, as a silent one is
+        closed = loop.time() - started
+        sender.cancel()
+    assert closed < 2.0  # long before the blank lines stop
+
+
+async def test_a_keep_alive_head_gets_a_full_header_timeout_from_its_first_byte(
+    gateway: Start, connect: Connect
+) -> None:
+    gw = await gateway(answer_path, limits=Limits(header_timeout=0.8, idle_timeout=30.0))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    c = await connect(gw.port)
+    await c.send(get("/first"))
+    assert (await c.read_response()).body == b"/first"
+    await asyncio.sleep(0.5)
+    head = get("/second")
+    for i in range(len(head)):  # over about 0.35 s, from its first byte
+        await c.send(head[i : i + 1])
+        await asyncio.sleep(0.35 / len(head))
+    assert loop.time() - started > 0.8  # past the first head's deadline
+    r = await c.read_response()
+    assert (r.status, r.body) == (200, b"/second")
 
 
 async def test_silent_new_connection_is_closed_after_header_timeout(

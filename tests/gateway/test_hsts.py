@@ -66,11 +66,6 @@ def test_its_age_is_bounded(tmp_path: Path, age: int) -> None:
         _settings(tmp_path, "https://gw.example.com", hsts_max_age=age)
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 @pytest.fixture
 def listener(ca: trustme.CA, tmp_path: Path) -> ssl.SSLContext:
     cert = ca.issue_cert("gw.example")

@@ -24,11 +24,6 @@ from lychgate.gateway.types import Decision, Forward, RequestHead, Upstream
 pytestmark = pytest.mark.loopback
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 def _pair(ca: trustme.CA, tmp_path: Path, *names: str) -> CertPair:
     cert = ca.issue_cert(*names)
     stem = names[0].replace("*", "star")

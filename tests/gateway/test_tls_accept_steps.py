@@ -26,6 +26,12 @@ class _Loop:
     def __init__(self, first: asyncio.Future[None], second: asyncio.Future[None]) -> None:
         self.waits = (first, second)
 
+    def time(self) -> float:
+        return 0.0  # the clock stands still: nothing times out
+
+    def call_at(self, when: float, callback: Any) -> asyncio.Handle:
+        return asyncio.get_running_loop().call_at(10**9, callback)  # never, in a test
+
     def start_tls(self, *args: Any, **kwargs: Any) -> Any:
         first, second = self.waits
 
@@ -36,13 +42,31 @@ class _Loop:
         return handshake()
 
 
+class _Layer(asyncio.BufferedProtocol):
+    """The TLS layer ``start_tls`` puts in place: keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray(4)  # smaller than the hello: given in pieces
+        self.got = b""
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return memoryview(self.buffer)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.got += self.buffer[:nbytes]
+
+
 class _Socket(asyncio.Transport):
     def __init__(self) -> None:
         super().__init__()
         self.aborts = 0
+        self.layer = _Layer()
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return ("203.0.113.7", 40000) if name == "peername" else default
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self.layer
 
     def abort(self) -> None:
         self.aborts += 1
@@ -67,7 +91,10 @@ def test_the_callback_of_a_wait_long_past_does_not_step_the_handshake() -> None:
         acceptor = TlsAcceptor(ctx, ssl.create_default_context(ssl.Purpose.CLIENT_AUTH), 1.0)
         accepting = acceptor.protocol()
         tcp = _Socket()
-        accepting.connection_made(tcp)  # steps to the first wait
+        accepting.connection_made(tcp)
+        hello = b"\x16\x03\x01\x00\x05hello"
+        accepting.data_received(hello)  # steps to the first wait
+        assert tcp.layer.got == hello  # handed to the TLS layer, as the transport would
         first.set_result(None)  # its callback is now scheduled...
         accepting.data_received(b"early")  # ...but data steps on first, to the second wait
         for _ in range(3):

@@ -32,11 +32,6 @@ pytestmark = pytest.mark.loopback
 NAME = "app.example"
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 @pytest.fixture
 def listener_ctx(ca: trustme.CA, tmp_path: Path) -> ssl.SSLContext:
     return server_context(_pair(ca, tmp_path, "default.example"), {NAME: _pair(ca, tmp_path, NAME)})
@@ -259,11 +254,11 @@ def test_requests_sent_with_the_finished_message_on_the_standard_event_loop(
 @pytest.mark.parametrize(
     "sent",
     [
-        get(),  # plain HTTP to the TLS port
         b"\x16\x03\x01\x00\x05hello",  # a handshake record that is no ClientHello
         b"\x80\x2e\x01\x00\x02" + b"\x00" * 45,  # an SSLv2 hello
+        b"\x00" * 16,  # no TLS record (plain HTTP: test_tls_plain_http)
     ],
-    ids=["plain http", "garbage record", "sslv2"],
+    ids=["garbage record", "sslv2", "zeros"],
 )
 async def test_a_failed_handshake_gives_the_slot_back(
     gateway: Start,

@@ -32,11 +32,6 @@ from lychgate.tls.files import ensure_tls_material, renew_server_cert
 pytestmark = pytest.mark.loopback
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
 def _write(path: Path, data: bytes) -> None:
     """Replace ``path`` atomically, as certbot and most tools do (a new inode)."""
     tmp = path.with_suffix(".tmp")

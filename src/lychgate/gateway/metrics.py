@@ -219,7 +219,8 @@ class GatewayMetrics:
         if tls_handshakes is not None:
             Gauge(
                 "lychgate_gateway_tls_handshakes",
-                "TLS handshakes in progress.",
+                "Accepted TLS sockets not yet connections: waiting for their first bytes, "
+                "in a handshake, or answering plain HTTP.",
                 ["worker"],
                 registry=self.registry,
             ).labels(self._worker).set_function(lambda: float(tls_handshakes()))

@@ -22,8 +22,11 @@ instead of a reset.
 
 One :class:`.Deadline` runs the timers: while nothing is active, a partial head must complete
 within ``header_timeout`` of its first byte (408, slowloris) and a keep-alive connection may
-stay idle for ``idle_timeout`` (a new connection gets ``header_timeout`` for its first
-request). While a request is active, the upstream's read timeout governs instead.
+stay idle for ``idle_timeout``. The first head is bounded from the accept instead: it must be
+complete within ``header_timeout`` of it, TLS handshake included (:meth:`accepted_at`), so
+neither waiting before its first byte nor a slow handshake adds a second ``header_timeout``,
+and bytes that start no head (llhttp skips blank lines before a request) do not move it.
+While a request is active, the upstream's read timeout governs instead.
 
 An Upgrade request stops the parser (``HttpParserUpgrade``): the bytes after the head are held
 for the tunnel, and on the upstream's 101 the transport is handed to :mod:`.tunnel`.
@@ -236,7 +239,8 @@ class ClientConnection(asyncio.Protocol):
         if ctx.draining:
             transport.close()
             return
-        self._deadline.set(self._idle_delay)
+        self._deadline.set(self._idle_delay)  # header_timeout, or what the handshake left of it
+        self._head_timed = True  # the first head's deadline, from the accept (module docstring)
 
     def connection_lost(self, exc: Exception | None) -> None:
         ctx = self._ctx
@@ -731,6 +735,12 @@ class ClientConnection(asyncio.Protocol):
         that one back when done, and take none in :meth:`connection_made`."""
         self._client_key = key
 
+    def accepted_at(self, when: float) -> None:
+        """The socket was accepted at ``when`` (the loop's clock), before a TLS handshake
+        (:mod:`.tls_accept`): the first head gets what that left of ``header_timeout``. Call
+        before :meth:`connection_made`."""
+        self._idle_delay = max(0.0, when + self._limits.header_timeout - self._loop.time())
+
     def _give_back_client(self) -> None:
         key, clients = self._client_key, self._ctx.clients
         if key is not None and clients is not None:
@@ -824,12 +834,13 @@ class ClientConnection(asyncio.Protocol):
                 self._close_now()
 
     def _wait_for_client(self) -> None:
-        """Nothing to answer: time the partial head, or the idle keep-alive wait."""
+        """Nothing to answer: time the partial head, or the idle keep-alive wait. Neither
+        moves a head's deadline once set: at its first byte, or for the first at the accept."""
         if self._in_head:
             if not self._head_timed:
                 self._head_timed = True
                 self._deadline.set(self._limits.header_timeout)
-        else:
+        elif not self._head_timed:
             self._deadline.set(self._idle_delay)
 
     def follow_idle(self, idle_of: Callable[[AppSlug], float | None]) -> bool:

@@ -81,7 +81,8 @@ class GatewayServer:
 
     @property
     def handshakes(self) -> int:
-        """TLS handshakes in progress (each counted against its client's connections)."""
+        """Accepted TLS sockets not yet connections: waiting for their first bytes, in a
+        handshake, or answering plain HTTP (each counted against its client's connections)."""
         return 0 if self._tls is None else len(self._tls.pending)
 
     def held_by(self, ip: str) -> int:

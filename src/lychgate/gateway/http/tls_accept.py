@@ -10,16 +10,27 @@ socket:
 
 1. **Accept.** ``connection_made`` takes the client's slot from the listener's
    :class:`.ClientCap`. Over the cap the socket is cut at once: a TLS client could not read the
-   plaintext ``503`` (the cap logs the refusal). Otherwise it starts ``loop.start_tls`` on the
-   socket, bounded by ``header_timeout`` as before, and runs that coroutine's first step itself,
-   before returning: the event loop starts reading the socket as soon as ``connection_made``
-   returns (uvloop does, even if it was paused), so the TLS layer must be in place by then, or
-   the ClientHello would reach this protocol instead. (With uvloop it may then reach the TLS
-   layer before that layer's own ``connection_made``, which ``start_tls`` schedules: it waits
-   in the layer's input buffer, and the handshake reads it there. The tests here would fail
-   at once if a uvloop upgrade changed that.) Later steps run as the futures it waits on
-   complete, as in a task.
-2. **Handshake.** ``start_tls`` does not call its protocol's ``connection_made``, and its TLS
+   plaintext ``503`` (the cap logs the refusal). Otherwise it waits for the client's first
+   bytes, at most ``header_timeout`` from the accept, holding no TLS state yet.
+2. **First bytes.** A TLS connection starts with a handshake record (content type 22; no TLS
+   record type, nor the first byte of an SSL 2 hello, is a capital letter), an HTTP request
+   with its method, in capital letters. A first byte that is a capital letter is plain HTTP
+   sent to this port (``http://`` on the HTTPS port, or a probe): it is answered as nginx
+   does, with a plaintext ``400`` that says so and echoes nothing, recorded with the client's
+   address, and the socket lingers as after any error (:mod:`.connection`): half-closed, what
+   the client still sends read and dropped for ``linger_timeout`` (and a MiB) at most, so that
+   the client reads the answer instead of a reset. Any other first byte goes to TLS, whose
+   handshake refuses what is not TLS as before. This object then starts ``loop.start_tls`` on
+   the socket, bounded by what is left of ``header_timeout``, and runs that coroutine's first
+   step itself, which puts the TLS layer in its place as the TCP transport's protocol
+   (``start_tls`` pauses reading, and schedules the layer's ``connection_made`` and the
+   resumption). It then gives that layer the bytes it read, as the transport would
+   (``get_buffer`` and ``buffer_updated``, the protocol's side of the buffered-read interface,
+   which both loops' TLS layers implement): before its ``connection_made`` they wait in its
+   input buffer, and the handshake reads them there. The tests here would fail at once if a
+   loop upgrade changed that. Later steps run as the futures it waits on complete, as in a
+   task.
+3. **Handshake.** ``start_tls`` does not call its protocol's ``connection_made``, and its TLS
    layer may deliver application data before whoever awaits it resumes: a TLS 1.3 client
    commonly sends its first request with its Finished message, and the standard library's
    ``sslproto`` hands it over within the handshake's last step (uvloop's one step later, after
@@ -27,22 +38,28 @@ socket:
    that comes once the handshake is done is handed over at once, with the connection, because
    the standard library's layer may read a ``close_notify`` next and close the transport
    before the next loop turn (the request would then be lost).
-3. **Hand-over.** When the handshake is done, a :class:`.ClientConnection` that already holds
+4. **Hand-over.** When the handshake is done, a :class:`.ClientConnection` that already holds
    the slot (:meth:`.ClientConnection.adopt_client`, so it does not count twice) becomes the
    TLS transport's protocol, gets ``connection_made``, then the kept bytes. From then on it
    gives the slot back exactly once, as on a plain listener: when it closes, or becomes a
-   tunnel.
+   tunnel. It is told when the socket was accepted (:meth:`.ClientConnection.accepted_at`):
+   the first request head must be complete within ``header_timeout`` of the accept, as on a
+   plain listener, and the handshake's time counts against it: a slowloris client that took
+   most of the handshake's bound gets no fresh ``header_timeout`` for its head, and is cut
+   one ``header_timeout`` after the accept, not two. Later heads on the connection get their
+   own, from their first byte.
 
 A client also holds at most ``limits.max_handshakes_per_client`` handshakes in progress (64 per
 worker; loopback and trusted proxies are not counted, as above): each holds tens of kilobytes
 of the TLS layer's memory until it ends, which the event loop's allocator does not hand back,
 so a client stalling a thousand used to cost the worker tens of megabytes for good. One over
-it is cut before its handshake starts.
+it is cut before its handshake starts. A socket counts from its accept, while it waits for its
+first bytes too (it holds no TLS state then), and while a plain HTTP request's answer lingers.
 
 A handshake that fails or times out gives the slot back and cuts its socket, and so does one
 whose TLS transport is already closing when it is handed over with no request (the client
 closed, or sent ``close_notify``, at once: a request sent first was handed over with it, in
-step 2). The slot passes on through
+step 3), and a socket closed or reset before its first byte. The slot passes on through
 :meth:`_Accepting._release` or the hand-over, each of which clears it as it goes, so it is given
 back once. :meth:`TlsAcceptor.close` cuts the handshakes in progress when the listener shuts
 down: their clients have no request to drain.
@@ -57,13 +74,39 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Coroutine
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from lychgate.gateway.http.clientcap import ClientCap, peer_ip
 from lychgate.gateway.http.connection import ClientConnection
 from lychgate.gateway.http.context import ServerContext
+from lychgate.gateway.http.headers import http_date
+from lychgate.gateway.types import RequestHead
 
 log = logging.getLogger(__name__)
+
+# What an accepted socket is doing (_Accepting._stage).
+_FIRST: Final = 1  # waiting for its first bytes
+_TLS: Final = 2  # in a TLS handshake, then handed over
+_PLAIN: Final = 3  # sent plain HTTP: answered, lingering
+
+_LINGER_MAX: Final = 1024 * 1024  # dropped while lingering before we just close (.connection)
+
+#: The reason recorded for plain HTTP sent to a TLS listener.
+PLAIN_HTTP: Final = "plain HTTP sent to the HTTPS port"
+_PLAIN_HTTP_BODY: Final = b"400 Bad Request: plain HTTP was sent to the HTTPS port\n"
+_PLAIN_HTTP_REST: Final = (
+    b"content-type: text/plain; charset=utf-8\r\n"
+    b"content-length: %d\r\n"
+    b"cache-control: no-store\r\n"
+    b"connection: close\r\n"
+    b"\r\n"
+    b"%s"
+) % (len(_PLAIN_HTTP_BODY), _PLAIN_HTTP_BODY)
+
+
+def plain_http_refusal(date: bytes) -> bytes:
+    """What plain HTTP sent to a TLS listener is told, at ``date`` (an IMF-fixdate)."""
+    return b"HTTP/1.1 400 Bad Request\r\ndate: %s\r\n%s" % (date, _PLAIN_HTTP_REST)
 
 
 class TlsAcceptor:
@@ -99,11 +142,23 @@ class TlsAcceptor:
 class _Accepting(asyncio.Protocol):
     """One accepted socket until its handshake is over (see the module docstring).
 
-    It is the TCP transport's protocol only within ``connection_made``, which puts the TLS
-    layer in its place, and then the TLS layer's application protocol until the hand-over.
+    It is the TCP transport's protocol until the first bytes come, or to the end for plain
+    HTTP, and then the TLS layer's application protocol until the hand-over.
     """
 
-    __slots__ = ("_acceptor", "_early", "_handshake", "_key", "_shaking", "_tcp", "_waiting")
+    __slots__ = (
+        "_accepted",
+        "_acceptor",
+        "_dropped",
+        "_early",
+        "_handshake",
+        "_key",
+        "_shaking",
+        "_stage",
+        "_tcp",
+        "_timer",
+        "_waiting",
+    )
 
     def __init__(self, acceptor: TlsAcceptor) -> None:
         self._acceptor = acceptor
@@ -113,11 +168,16 @@ class _Accepting(asyncio.Protocol):
         self._handshake: Coroutine[Any, Any, asyncio.Transport | None] | None = None
         self._early = b""  # application data that came before the hand-over
         self._waiting: asyncio.Future[Any] | None = None  # what the handshake waits on
+        self._accepted = 0.0  # the loop's clock at the accept, whence the first head is timed
+        self._stage = _FIRST
+        self._timer: asyncio.TimerHandle | None = None  # while not TLS: the first bytes, or linger
+        self._dropped = 0  # bytes read and dropped while the answer to plain HTTP lingers
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         tcp = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         acceptor = self._acceptor
         ctx = acceptor.ctx
+        self._accepted = ctx.loop.time()
         clients = ctx.clients
         ip = peer_ip(tcp)
         if clients is not None:
@@ -137,32 +197,82 @@ class _Accepting(asyncio.Protocol):
             self._release()
             return
         acceptor.pending.add(self)
-        self._handshake = ctx.loop.start_tls(
-            tcp,
-            self,
-            acceptor.sslcontext,
-            server_side=True,
-            ssl_handshake_timeout=acceptor.handshake_timeout,
-        )
-        # Its first step now, not in a task on the loop's next turn: uvloop starts reading as
-        # soon as this returns, and the ClientHello must reach the TLS layer, not this object.
-        self._step()
+        self._timer = ctx.loop.call_at(self._accepted + acceptor.handshake_timeout, self._release)
 
     def data_received(self, data: bytes) -> None:
-        self._early += data  # decrypted, before the hand-over: at most a read or two
-        waiting = self._waiting
-        if waiting is not None and _succeeded(waiting):  # the handshake is done: hand over now
-            self._step()
+        stage = self._stage
+        if stage == _TLS:
+            self._early += data  # decrypted, before the hand-over: at most a read or two
+            waiting = self._waiting
+            if waiting is not None and _succeeded(waiting):  # the handshake is done: hand over
+                self._step()
+        elif stage == _FIRST:
+            self._first_bytes(data)
+        else:  # plain HTTP's rest, read and dropped while its answer lingers
+            self._dropped += len(data)
+            if self._dropped > _LINGER_MAX:
+                self._release()
+
+    def _first_bytes(self, data: bytes) -> None:
+        tcp = self._tcp
+        if tcp is None:
+            return  # cut already
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if b"A" <= data[:1] <= b"Z":  # a method, not a TLS record (module docstring, step 2)
+            self._refuse_plain_http(tcp)
+            return
+        acceptor = self._acceptor
+        loop = acceptor.ctx.loop
+        left = self._accepted + acceptor.handshake_timeout - loop.time()
+        if left <= 0:
+            self._release()
+            return
+        self._stage = _TLS
+        self._handshake = loop.start_tls(
+            tcp, self, acceptor.sslcontext, server_side=True, ssl_handshake_timeout=left
+        )
+        self._step()  # the TLS layer is the transport's protocol now (or the start failed)
+        if self._tcp is None:
+            return
+        layer = cast(asyncio.BufferedProtocol, tcp.get_protocol())
+        view = memoryview(data)
+        while view:
+            into = memoryview(layer.get_buffer(len(view)))
+            n = min(len(into), len(view))
+            into[:n] = view[:n]
+            layer.buffer_updated(n)
+            view = view[n:]
+
+    def _refuse_plain_http(self, tcp: asyncio.Transport) -> None:
+        """Answer plain HTTP with a ``400`` that says why, then linger (module docstring)."""
+        self._stage = _PLAIN
+        ctx = self._acceptor.ctx
+        tcp.write(plain_http_refusal(http_date()))
+        hook = ctx.on_response
+        if hook is not None:  # a response too: logged and counted like any other
+            ip = peer_ip(tcp)
+            head = RequestHead("", "", "", "", (), "", ip, ctx.scheme)
+            hook(head, None, 400, 0.0, PLAIN_HTTP, None)
+        if tcp.can_write_eof():
+            tcp.write_eof()  # RFC 9112 section 9.6: half-close, then read until EOF
+        self._timer = ctx.loop.call_later(ctx.limits.linger_timeout, self._release)
 
     def eof_received(self) -> bool | None:
-        # A close_notify: the TLS layer shuts down and marks its transport closing, so this
-        # connection is not handed over (see _handshake_done).
+        if self._stage == _TLS:
+            # A close_notify: the TLS layer shuts down and marks its transport closing, so
+            # this connection is not handed over (see _handshake_done).
+            return None
+        self._release(gently=self._stage == _PLAIN)  # the client is done: so are we
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        # Refused or released before the TLS layer took over, or lost before the hand-over:
-        # the TLS transport is closing then, and _handshake_done releases what is left.
-        pass
+        if self._stage != _TLS:  # the TCP transport's own end, before TLS or without it
+            self._tcp = None
+            self._release()
+        # Else lost before the hand-over: the TLS transport is closing then, and
+        # _handshake_done releases what is left.
 
     def cut(self) -> None:
         """The listener shuts down while this handshake is in progress."""
@@ -210,6 +320,7 @@ class _Accepting(asyncio.Protocol):
         key, self._key = self._key, None
         if key is not None:
             conn.adopt_client(key)
+        conn.accepted_at(self._accepted)  # the handshake's time counts against the first head
         tls.set_protocol(conn)
         try:
             conn.connection_made(tls)
@@ -221,10 +332,14 @@ class _Accepting(asyncio.Protocol):
         if early and not tls.is_closing():
             conn.data_received(early)
 
-    def _release(self) -> None:
-        """No connection comes of this socket: give its client's slot back and cut it."""
+    def _release(self, gently: bool = False) -> None:
+        """No connection comes of this socket: give its client's slot back and cut it (close
+        it ``gently``: what was written goes out first)."""
         acceptor = self._acceptor
         acceptor.pending.discard(self)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._handshake_over()
         key, self._key = self._key, None
         clients = acceptor.ctx.clients
@@ -232,7 +347,10 @@ class _Accepting(asyncio.Protocol):
             clients.give_back(key)
         tcp, self._tcp = self._tcp, None
         if tcp is not None:
-            tcp.abort()
+            if gently:
+                tcp.close()
+            else:
+                tcp.abort()
         self._early = b""
 
     def _handshake_over(self) -> None:
