@@ -207,6 +207,25 @@ async def test_http10_keep_alive_with_a_length_is_reused(gateway: Start, connect
         assert up.connections == 1
 
 
+@pytest.mark.parametrize("version", [b"0.9", b"2.0"])
+async def test_another_version_kept_alive_with_a_length_is_framed_by_it(
+    gateway: Start, connect: Connect, version: bytes
+) -> None:
+    # llhttp reads these as 1.0: kept alive only with a length, which frames them unambiguously
+    # (the version is looked at only where it could change the framing: it costs a format).
+    answer = b"HTTP/" + version + b" 200 OK\r\n" + KEEP + b"Content-Length: 4\r\n\r\nsome"
+    serve, _ = first_then_real(answer)
+    async with raw_upstream(serve) as up:
+        gw = await gateway(forward_to(up.url))
+        c = await connect(gw.port)
+        await c.send(get())
+        r = await c.read_response()
+        assert (r.status, r.body) == (200, b"some")
+        assert r.raw_head.startswith(b"HTTP/1.1 200 ")  # the gateway's own status line
+        await _then_real(c)
+        assert up.connections == 1
+
+
 NO_CONTENT_WITH_MORE = {
     # RFC 9110 sections 15.3.5 and 15.4.5: a 204 or 304 ends at its head, whatever it says.
     "length_and_bytes": (b"HTTP/1.1 204 No Content\r\nContent-Length: 4\r\n\r\nEVIL", 204),

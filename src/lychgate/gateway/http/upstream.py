@@ -30,7 +30,10 @@ fields or a list, even of one value, and any value but digits. Here, on top of i
 ``Transfer-Encoding`` in an HTTP/1.0 response, whatever its status (section 6.1: faulty
 framing, and an HTTP/1.0 recipient ignores it); a ``Content-Length`` over 2**63 - 1 (llhttp
 takes 64 unsigned bits, most clients a signed 64-bit integer); and a version other than
-HTTP/1.0 and 1.1 (llhttp also reads 0.9 and 2.0 status lines).
+HTTP/1.0 and 1.1 (llhttp also reads 0.9 and 2.0 status lines, as 1.0) on a 1xx or 101, or
+where it could change the framing: with a coding, or without keep-alive. A 0.9 or 2.0 answer
+kept alive has a length, and is framed by it (httptools formats the version for each look:
+a small GET's answer is not looked at).
 
 A 101 ends HTTP on this connection: llhttp raises ``HttpParserUpgrade`` with the offset where
 the tunnel's bytes begin, and the sink takes over the transport. Trailer fields are dropped,
@@ -126,6 +129,15 @@ class ResponseSink(Protocol):
     def upstream_write_paused(self) -> None: ...
 
     def upstream_write_resumed(self) -> None: ...
+
+
+def _http_version(parser: HttpResponseParser) -> str:
+    """The response's version, "1.1" or "1.0"; refused otherwise: llhttp also reads HTTP/0.9
+    and 2.0 status lines."""
+    version: str = parser.get_http_version()
+    if version not in ("1.1", "1.0"):
+        raise _Refused(Failure.MALFORMED)
+    return version
 
 
 class _Refused(Exception):
@@ -390,9 +402,8 @@ class UpstreamConnection(asyncio.Protocol):
             # llhttp reads any three digits; RFC 9110 section 15 gives 100 to 599 a meaning,
             # and a client or cache may take another apart differently.
             raise _Refused(Failure.MALFORMED)
-        version = parser.get_http_version()
-        if version not in ("1.1", "1.0"):
-            raise _Refused(Failure.MALFORMED)  # llhttp reads HTTP/0.9 and 2.0 status lines too
+        if status < 200:
+            _http_version(parser)  # refused unless HTTP/1.x
         if status < 200 and status != 101:
             # A 1xx ends at its head (RFC 9110 section 15.2), but llhttp reads content for one
             # other than 100, 102 and 103 that states a length or coding: that content would
@@ -405,7 +416,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._status = status
         if status == 101:
             return  # HttpParserUpgrade follows; a 101 without Upgrade fails the parse instead
-        self._keep_alive = parser.should_keep_alive()
+        keep_alive = self._keep_alive = parser.should_keep_alive()
         self._in_body = True
         length: int | None = None
         coding: bytes | None = None
@@ -418,11 +429,16 @@ class UpstreamConnection(asyncio.Protocol):
                     raise _Refused(Failure.MALFORMED)
             elif name == b"transfer-encoding":
                 coding = value if coding is None else coding + b", " + value
-        if coding is not None and version == "1.0":
-            # RFC 9112 section 6.1: the framing is faulty, even beside a Content-Length (which
-            # llhttp refuses anyway) and on a response without content. llhttp would undo a
-            # chunked coding that an HTTP/1.0 recipient ignores, reading the chunks as content.
-            raise _Refused(Failure.HTTP10_CODED)
+        if coding is not None or not keep_alive:
+            # The version is read (at a cost: httptools formats it) only where it could
+            # change the framing. An HTTP/1.1 keep-alive answer is the common case; llhttp
+            # reads 0.9 and 2.0 as 1.0, which is kept alive only with a length, unambiguous.
+            version = _http_version(parser)
+            if version == "1.0" and coding is not None:
+                # RFC 9112 section 6.1: the framing is faulty, even beside a Content-Length
+                # (which llhttp refuses anyway) and on a response without content. llhttp
+                # would undo a chunked coding that an HTTP/1.0 recipient ignores.
+                raise _Refused(Failure.HTTP10_CODED)
         if self._head_request or status in (204, 304):
             framing = Framing.NONE
             self._complete = True  # llhttp would wait for content a HEAD response never has
