@@ -58,6 +58,20 @@ async def test_without_a_session_the_portal_sends_to_the_login(
     assert carried.headers["location"] == "/.lychgate/login?rd=/wiki/x"
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+async def test_the_sign_in_hosts_root_opens_the_portal(
+    browser: httpx.AsyncClient, method: str
+) -> None:
+    # In subdomains mode authz serves the whole sign-in host, whose root is the address serve
+    # prints: a browser opening it got a JSON 404.
+    r = await browser.request(method, "/")
+    assert r.status_code == 302
+    assert r.headers["location"] == PORTAL
+    assert r.headers["cache-control"] == "no-store"
+    portal = await browser.get(r.headers["location"])
+    assert portal.headers["location"] == "/.lychgate/login"  # no session yet: sign in
+
+
 async def test_the_portal_lists_the_apps_a_user_may_open(
     ctx: AuthzContext, authz: FastAPI, browser: httpx.AsyncClient, ada: Person
 ) -> None:

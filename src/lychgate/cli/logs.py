@@ -19,6 +19,10 @@ def setup_logging(level: str) -> None:
     )
     root.addHandler(errors)
     root.setLevel(level.upper())
+    # httpx logs every request at INFO: the gateway's call to authz on each app opened, and
+    # the feed's reconnections. Its failures come back to us as exceptions, which we log.
+    chatty = logging.getLogger("httpx")
+    chatty.setLevel(logging.DEBUG if root.level <= logging.DEBUG else logging.WARNING)
     access = logging.getLogger(LOGGER_NAME)
     access.handlers.clear()
     access.propagate = False

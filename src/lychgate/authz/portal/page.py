@@ -93,7 +93,15 @@ def to_login(continue_to: str | None) -> RedirectResponse:
     return RedirectResponse(url, status_code=303, headers=NO_STORE)
 
 
-@router.get("/.lychgate/")
+@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+async def root() -> RedirectResponse:
+    """The sign-in host's root, which authz serves whole in subdomains mode: ``serve`` prints
+    it as the deployment's address, and it answered a JSON 404. It opens the portal, which
+    sends a browser without a session on to sign in."""
+    return RedirectResponse(PORTAL_PATH, status_code=302, headers=NO_STORE)
+
+
+@router.get(PORTAL_PATH)
 async def portal(request: Request, ctx: Ctx) -> Response:
     moved = to_portal_host(request, ctx)
     if moved is not None:
