@@ -22,6 +22,10 @@ handler (:mod:`lychgate.gateway.admit_handler`) turns its :data:`Admission` into
    authz does its own authentication.
 4. **Setup.** Until the first admin exists, nothing reaches an app: navigations go to authz's
    setup page, everything else gets 503.
+4a. **CORS preflight.** To an app with ``allow_cross_origin`` (subdomains mode), a browser's
+   preflight is a :class:`Preflight`: forwarded without a token and without identity, since a
+   browser never sends credentials with one (:mod:`~lychgate.gateway.admit_origin`). Only the
+   app's own head limits (step 6) apply to it.
 5. **Token.** The app cookie (``__Host-lychgate`` on https, ``lychgate`` on http) must hold an
    app token whose signature verifies (cached), that has not expired, comes from our issuer,
    names the routed app (subdomains) or an enabled app (single-host), whose session is not
@@ -67,7 +71,12 @@ from urllib.parse import quote
 from lychgate.domain import App, AppPolicy
 from lychgate.errors import ClientError, TokenError
 from lychgate.gateway.admit_memo import AdmissionMemo, MemoKey
-from lychgate.gateway.admit_origin import SAFE_METHODS, foreign_handshake, foreign_write
+from lychgate.gateway.admit_origin import (
+    SAFE_METHODS,
+    cors_preflight,
+    foreign_handshake,
+    foreign_write,
+)
 from lychgate.gateway.cookies import app_cookie_name, cookie_values
 from lychgate.gateway.forwarding import Identity
 from lychgate.gateway.paths import RequestTarget, parse_request_target
@@ -100,6 +109,15 @@ class ToApp:
 
     app: App
     identity: Identity
+    target: RequestTarget
+    host: RequestHost
+
+
+@value_type
+class Preflight:
+    """A CORS preflight for ``app``: forward it with no token and no identity (step 4a)."""
+
+    app: App
     target: RequestTarget
     host: RequestHost
 
@@ -142,7 +160,7 @@ class Deny:
     app: AppSlug | None = None  # the app whose own rule refused it, for the logs and metrics
 
 
-Admission = ToApp | ToAuthz | ToEndpoint | Redirect | Deny
+Admission = ToApp | Preflight | ToAuthz | ToEndpoint | Redirect | Deny
 
 
 def admit(
@@ -192,6 +210,13 @@ def _admit(
         if is_navigation(head):
             return Redirect(_control_url(snapshot, SETUP_PATH), "setup")
         return Deny(503, "setup_required", reason="no admin yet")
+    opened = where.app
+    if opened is not None and opened.allow_cross_origin and cors_preflight(head):
+        over = over_app_head_limits(head, opened)
+        if over is not None:
+            too_large = "request_header_fields_too_large"
+            return Deny(431, too_large, reason=over, app=opened.slug)
+        return Preflight(opened, target, host)
     admitted = _find_token(head, now, snapshot, verifier, where.app, memo)
     if isinstance(admitted, str):
         return login_required(head, snapshot, host, target, reason=admitted)

@@ -21,6 +21,13 @@ revocation that never reached this gateway can cost.
 Fail closed: an exception anywhere here is logged and answered with a 500; an app request
 without an assertion key in the snapshot is refused with a 503 (SECURITY.md item 9: a missing
 key denies), since the upstream's only trustworthy identity would be missing.
+
+A CORS :class:`~lychgate.gateway.admission.Preflight` goes to its app with no identity at all:
+the client's identity headers stripped as always, none of ours added, no principal on the
+:class:`Forward` (so the access log names no user, and the upstream pool never puts it on a
+connection that served a user), no upgrade and no content (a body is a 413). It is refused
+like any app request while the snapshot lacks its assertion key: apps get nothing from a
+broken snapshot.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from lychgate.gateway import admit_responses as responses
 from lychgate.gateway.admission import (
     Admission,
     Deny,
+    Preflight,
     Redirect,
     ToApp,
     ToAuthz,
@@ -246,6 +254,8 @@ class GatewayHandler:
     def _carry_out(self, head: RequestHead, admission: Admission, now: datetime) -> Decision:
         if isinstance(admission, ToApp):
             return self._to_app(head, admission, now)
+        if isinstance(admission, Preflight):
+            return self._preflight(head, admission)
         if isinstance(admission, ToAuthz):
             try:
                 headers = forward_headers(
@@ -322,6 +332,32 @@ class GatewayHandler:
             idle_timeout=admitted.app.idle_timeout,
             response_fields=drop_lychgate_set_cookies,  # no app sets our cookies
             who=identity,
+        )
+
+    def _preflight(self, head: RequestHead, admitted: Preflight) -> Decision:
+        app = admitted.app
+        upstream = self._upstreams.get(app.slug)
+        if self._assertions is None or upstream is None:
+            log.warning("no assertion key in the snapshot: refusing app requests")
+            return _try_again_later(
+                responses.deny(503, "unavailable", head, reason="no assertion key")
+            )
+        try:
+            headers = forward_headers(
+                head, admitted.host, trusted_proxies=self._options.trusted_proxies
+            )
+        except ClientError as exc:
+            return responses.deny(400, "bad_request", head, reason=str(exc))
+        return Forward(
+            upstream,
+            admitted.target.origin_form,
+            headers,
+            app=app.slug,
+            allow_upgrade=False,
+            max_body_bytes=0,  # a preflight has no content (admission let none through)
+            idle_timeout=app.idle_timeout,
+            response_fields=drop_lychgate_set_cookies,
+            who=None,  # nobody was admitted: no identity upstream, none in the access log
         )
 
 

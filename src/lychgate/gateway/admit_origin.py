@@ -22,10 +22,47 @@ page act as the user, and the gateway refuses both with a 403 before they reach 
 
 Reads (GET) are not checked: a cross-origin ``fetch`` cannot read the answer without the app's
 own CORS consent, and navigations between apps are normal.
+
+CORS preflights (:func:`cors_preflight`)
+----------------------------------------
+Before a cross-origin request that is not a "simple" one (PUT, DELETE, a JSON
+``Content-Type``...), a browser asks the app with a *CORS-preflight request*, and sends the
+real request only if the app's answer allows it. The Fetch standard defines it (section
+"HTTP requests", ``#http-requests``): "A CORS request is an HTTP request that includes an
+``Origin`` header", and a CORS-preflight request is a CORS request that "uses ``OPTIONS`` as
+method and includes the following header: ``Access-Control-Request-Method``". And it never
+carries the user's cookie: "a CORS-preflight request never includes credentials" (section
+"CORS protocol and credentials"; "CORS-preflight fetch" builds it as a new request, which
+takes neither the real request's credentials mode nor its cookies). So an app that serves a
+CORS API to other origins (``allow_cross_origin``) could never be asked: the gateway answered
+every preflight 401 for want of a cookie, and the browser then refused the real request.
+
+For such an app alone (in subdomains mode, where the host names the app without a token),
+admission forwards a preflight *anonymously* (:class:`~lychgate.gateway.admission.Preflight`):
+no token is looked at, no identity header is sent, and the app's own CORS code answers. The
+real request that follows still needs a valid token like any other. The test is narrow and
+fails closed: anything unlike what a browser sends is not a preflight, and is decided as
+before (a 401 without a valid cookie):
+
+* method ``OPTIONS``;
+* exactly one ``Origin``, a serialized origin (``scheme://host[:port]``, http or https). Not
+  ``null`` (an opaque origin, whose page gets no ``SameSite=Lax`` cookie for the real request
+  either), nor several fields;
+* exactly one ``Access-Control-Request-Method``, a method (an RFC 9110 token);
+* no content (a preflight has no body: no ``Transfer-Encoding``, a ``Content-Length`` of 0 at
+  most) and no ``Upgrade`` (a forbidden request-header name in Fetch, which a browser never
+  sends), so an anonymous request can neither carry data to the app nor open a tunnel.
+
+Which origins may ask is the app's to decide, as it decides for its cross-origin writes
+(step 8 does not look at the ``Origin`` of an app with ``allow_cross_origin``): the gateway
+does not narrow it to the deployment's own hosts. That would stop no one, since any client
+may write any ``Origin``; the guard for the real request is the token, and a page of another
+site gets no ``SameSite=Lax`` cookie for it.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from lychgate.domain import App
@@ -36,6 +73,7 @@ from lychgate.gateway.types import RequestHead
 
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 _ELSEWHERE: Final = frozenset({"same-site", "cross-site"})  # Sec-Fetch-Site values
+_METHOD: Final = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 section 9.1: a token
 
 
 def foreign_handshake(head: RequestHead, snapshot: ConfigSnapshot, host: RequestHost) -> bool:
@@ -87,3 +125,19 @@ def _another_origin(origins: list[str], snapshot: ConfigSnapshot, host: RequestH
     if len(origins) > 1:
         return True
     return origin_of(origins[0].strip()) != origin_of(snapshot.origin_for(host.name))
+
+
+def cors_preflight(head: RequestHead) -> bool:
+    """True for a CORS-preflight request as a browser sends it (see the module docstring)."""
+    if head.method != "OPTIONS":
+        return False
+    origins = head.header_all("origin")
+    if len(origins) != 1 or origin_of(origins[0].strip(" \t")) is None:
+        return False
+    asked = head.header_all("access-control-request-method")
+    if len(asked) != 1 or _METHOD.fullmatch(asked[0].strip(" \t")) is None:
+        return False
+    lengths = head.header_all("content-length")
+    if any(length.strip(" \t") != "0" for length in lengths):
+        return False
+    return head.header("transfer-encoding") is None and head.header("upgrade") is None
