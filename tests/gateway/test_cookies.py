@@ -82,6 +82,17 @@ def test_values_keep_duplicates_and_exact_names() -> None:
         ("session", False),
         ("my-lychgate", False),
         ("__Host-other", False),
+        # Found by fuzzing: spellings an app's parser reads as ours, though ours does not
+        # trim them (llhttp passes bytes 0x80-0xFF, read here as latin-1).
+        ("\xa0lychgate", True),  # NBSP: Django's and Starlette's str.strip() drop it
+        ("\x85lychgate", True),  # NEL, likewise
+        ("lychgate\u3000", True),
+        ("%6Cychgate", True),  # PHP decodes cookie names
+        ("__Host-%6cychgate", True),
+        ("%20lychgate", True),
+        ("\xfflychgate", False),  # no parser reads that as ours
+        ("lych%67ate_x", True),
+        ("%zzlychgate", False),
     ],
 )
 def test_namespace(name: str, ours: bool) -> None:
@@ -91,6 +102,13 @@ def test_namespace(name: str, ours: bool) -> None:
 def test_strip_keeps_other_cookies_byte_for_byte() -> None:
     headers = ['theme=dark; __Host-lychgate=tok; lychgate_session=s; csrf="a b"', "x=1;lychgate=t"]
     assert strip_lychgate_cookies(headers) == 'theme=dark; csrf="a b"; x=1'
+
+
+def test_strip_drops_our_cookie_spelled_with_a_leading_nbsp() -> None:
+    # The fuzzer's case: admitted on the first value, the second reached the app, whose
+    # parser (Starlette's, as Django's) read it as "lychgate".
+    cookie = "lychgate=TOKEN; \xa0lychgate=TOKEN; theme=dark"
+    assert strip_lychgate_cookies([cookie]) == "theme=dark"
 
 
 def test_strip_drops_the_header_when_nothing_is_left() -> None:

@@ -12,11 +12,13 @@ from lychgate.domain import App
 from lychgate.errors import ClientError
 from lychgate.gateway.paths import is_reserved, parse_request_target
 from lychgate.gateway.routing import (
+    INTERNAL_PREFIX,
     AppRoute,
     AuthzRoute,
     EndpointRoute,
     NoRoute,
     RequestHost,
+    is_internal,
     parse_host,
     request_host,
     route,
@@ -244,6 +246,11 @@ def test_reserved_prefix(path: str, reserved: bool) -> None:
         ("localhost", "/.lychgate/callback/x", AuthzRoute()),
         ("localhost", "/.lychgate/internal/feed", NoRoute()),
         ("localhost", "/.LYCHGATE/Internal", NoRoute()),
+        # Found by fuzzing: parameters on the segment, which Tomcat strips, hid it.
+        ("localhost", "/.lychgate/internal;x/feed", NoRoute()),
+        ("localhost", "/.lychgate/INTERNAL;jsessionid=1", NoRoute()),
+        ("localhost", "/.lychgate/internals/feed", AuthzRoute()),
+        ("localhost", "/.lychgate/x/internal/feed", AuthzRoute()),
         ("other.localhost", "/", NoRoute()),
         ("127.0.0.1", "/", NoRoute()),
         ("127.0.0.1", "/.lychgate/healthz", EndpointRoute("healthz")),
@@ -269,6 +276,7 @@ WIKI, GRAFANA = APPS[0], APPS[1]
         ("wiki.example.com", "/.lychgate/logout", EndpointRoute("logout")),
         ("wiki.example.com", "/.lychgate/jwks.json", AuthzRoute()),
         ("wiki.example.com", "/.lychgate/internal/feed", NoRoute()),
+        ("auth.example.com", "/.lychgate/internal;x/feed", NoRoute()),
         ("metrics.corp.example", "/d/1", AppRoute(GRAFANA)),
         ("grafana.example.com", "/", NoRoute()),  # its explicit host replaces the slug host
         ("old.example.com", "/", NoRoute()),  # disabled
@@ -279,3 +287,10 @@ WIKI, GRAFANA = APPS[0], APPS[1]
 )
 def test_subdomain_routes(host: str, path: str, expected: Any) -> None:
     assert route(SUBDOMAINS, RequestHost(host), path) == expected
+
+
+def test_the_internal_prefix_is_the_reserved_directory_and_its_segment() -> None:
+    assert INTERNAL_PREFIX == "/.lychgate/internal"
+    assert is_internal(INTERNAL_PREFIX)
+    assert is_internal(INTERNAL_PREFIX + "/feed")
+    assert not is_internal("/.lychgate/internalx")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from typing import Final
+from urllib.parse import unquote
 
 from lychgate.errors import UsageError
 
@@ -70,8 +71,12 @@ def cookie_values(header_values: Iterable[str], name: str) -> list[str]:
 
 
 def is_lychgate_cookie(name: str) -> bool:
-    """True if ``name`` is in Lychgate's cookie namespace (see the module docstring)."""
-    lowered = name.strip(_BLANKS).lower()
+    """True if ``name`` is in Lychgate's cookie namespace (see the module docstring), as any
+    server might read it: every Unicode space trimmed (Django's and Starlette's parsers call
+    ``str.strip()`` on a name decoded as latin-1, so a leading NBSP, ``\xa0``, or NEL,
+    ``\x85``, which llhttp lets through, is gone there) and escapes decoded (PHP decodes
+    cookie names)."""
+    lowered = unquote(name, "latin-1").strip().lower()
     for prefix in _PREFIXES:
         if lowered.startswith(prefix):
             lowered = lowered[len(prefix) :]

@@ -60,6 +60,8 @@ from lychgate.gateway.types import RequestHead
 EndpointName = Literal["start", "callback", "logout", "healthz"]
 
 INTERNAL_PREFIX: Final = "/.lychgate/internal"
+_RESERVED_DIR: Final = "/.lychgate/"
+_INTERNAL_SEGMENT: Final = "internal"  # INTERNAL_PREFIX is _RESERVED_DIR and this
 ENDPOINTS: Final[dict[str, EndpointName]] = {
     "/.lychgate/start": "start",
     "/.lychgate/callback": "callback",
@@ -208,9 +210,14 @@ def _with_port(name: str, port: int | None) -> RequestHost:
 
 
 def is_internal(path: str) -> bool:
-    """True for authz's gateway-only API under ``/.lychgate/internal``, in any letter case."""
-    head = path[:20].lower()
-    return head == INTERNAL_PREFIX + "/" or (head == INTERNAL_PREFIX and len(path) == 19)
+    """True for authz's gateway-only API under ``/.lychgate/internal``, in any letter case,
+    and with path parameters on that segment (``/.lychgate/internal;x/feed``): normalization
+    keeps parameters past the first segment, and an upstream that strips them (Tomcat) would
+    read that path as the internal API."""
+    if path[:11].lower() != _RESERVED_DIR:
+        return False
+    second = path[11:].partition("/")[0]
+    return second.partition(";")[0].lower() == _INTERNAL_SEGMENT
 
 
 def route(snapshot: ConfigSnapshot, host: RequestHost, path: str) -> Route:
