@@ -8,7 +8,7 @@ absolute URL to some parsers and a path to others, and ``good@evil`` puts the ho
 
 1. **A same-origin path**: starts with a single ``/`` and survives the gateway's own path
    normalizer (:func:`lychgate.gateway.paths.parse_request_target`), which refuses backslashes,
-   escaped control characters and dot tricks and collapses ``//``. The result is the
+   escaped control characters and dot tricks and collapses a leading run of ``/``. The result is the
    *normalized* path, so what we redirect to is what we checked.
 2. **An absolute http(s) URL** whose origin (scheme, host, port; compared after parsing, with
    default ports elided and the host lower-cased) is *exactly* one of ``origins``: the hosts the

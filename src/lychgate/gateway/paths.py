@@ -25,10 +25,20 @@ The canonical path is built in this order:
    escaped backslash (``%5c``) and octets that do not decode as UTF-8 (``%c0%ae``, ``%ff``) are
    refused. ``%2F`` stays encoded and is *not* a separator: real apps put it in paths (GitLab's
    ``group%2Fproject``) -- outside the reserved namespace (step 7).
-4. **Empty segments** are collapsed (``//`` is ``/``), so a path can never start with ``//``,
-   which many upstreams would echo into a ``Location`` as a scheme-relative URL.
+4. **Empty segments** are kept inside a path, as nginx (``proxy_pass`` without a URI part)
+   and Traefik keep them: apps carry URLs and keys in their paths. Collapsed, thumbor's or
+   imgproxy's ``/unsafe/300x200/https://example.com/a.jpg`` reached the app as
+   ``.../https:/example.com/a.jpg``, a web archive's ``/web/2020/http://x.org/`` as
+   ``.../http:/x.org/``, and an S3-style key ``a//b`` named another object. Only a *leading*
+   run of ``/`` becomes one ``/``, both before step 5 and after it (step 5 alone turns
+   ``/..//x``, ``/a/..//x`` and ``/.//x`` into ``//x``), so a path never starts with ``//``,
+   which many upstreams would echo into a ``Location`` as a scheme-relative URL. Under
+   ``/.lychgate`` every run is collapsed (step 7c).
 5. **Dot segments** are removed as in RFC 3986 section 5.2.4; ``..`` at the root stays at the
-   root. Because step 3 decoded ``%2e``, ``%2e%2e`` is removed too.
+   root. Because step 3 decoded ``%2e``, ``%2e%2e`` is removed too. An empty segment is a
+   segment there: ``/a//../b`` is ``/a/b`` (the ``..`` removes the empty one), where a server
+   that merges slashes first reads ``/b``. The upstream is sent ``/a/b`` byte for byte, so that
+   is no differential for the app; for routing it is, and step 7c deals with it.
 6. **Dot look-alikes are refused**: a segment that is not ``.`` or ``..`` but would become one in
    some upstream -- Tomcat's path parameters (``..;/``, ``.;x``) or a decoded ``%2F`` (``..%2F``,
    ``a%2F..``) -- is a 400, not a guess.
@@ -39,8 +49,9 @@ The canonical path is built in this order:
    reads as under ``/.lychgate`` must be one routing sent there, spelled so that it reads as
    nothing else. The namespace is tested as an upstream might read the path: an encoded ``?``
    or ``#`` (``%3F``, ``%23``) may end it, every ``%2F`` may be a ``/``, empty segments
-   collapse, and path parameters may be removed -- from a ``;`` or ``%3B`` to the next ``/``
-   (Tomcat strips them before decoding) or to the next ``%2F`` (servers that decode first).
+   collapse (before dot segments are removed, or after), and path parameters may be removed --
+   from a ``;`` or ``%3B`` to the next ``/`` (Tomcat strips them before decoding) or to the
+   next ``%2F`` (servers that decode first).
    If in any such reading the first segment is ``.lychgate``:
 
    a. **No escapes.** authz's server percent-decodes a path before routing it, so
@@ -58,6 +69,24 @@ The canonical path is built in this order:
       Parameters further down (``/.lychgate/login;x``, which routing sends to authz anyway)
       or after another first segment (``/app;v=1/x``, ``/app;x/.lychgate``,
       ``/a/.lychgate;x``) are kept: they cannot change what routing decided.
+   c. **No empty segments.** In the namespace every run of ``/`` is collapsed:
+      ``/.lychgate//internal/feed`` and ``/.lychgate/.//internal/feed`` are forwarded as
+      ``/.lychgate/internal/feed`` (which routing then refuses as internal), because routing,
+      the gateway's endpoints and authz compare exact strings, and a ``//`` must not carry a
+      path past :func:`~lychgate.gateway.routing.is_internal` to a reader that merges slashes.
+      Collapsing after step 5 cannot change the first segment (the leading run is gone, so it
+      is never empty). Collapsing *before* step 5, as nginx and Tomcat do when they match a
+      path, changes it only where a ``..`` removes an empty segment:
+      ``/x//../.lychgate/internal/feed`` is ``/x/.lychgate/internal/feed`` here but the
+      internal feed to such a reader (in front of the gateway, say), and ``/.lychgate//../x``
+      is the other way round. A ``..`` that removes a segment which some reader counts as none
+      or as several does the same: one holding ``;`` (Tomcat drops ``/;x``), ``%2F``
+      (``/.lychgate/a%2Fb/../../x`` is ``/x`` here, ``/.lychgate/x`` to a decoding server),
+      ``%3B``, ``%3F`` or ``%23``. So a path in which a ``..`` removes such a segment is
+      refused (400) if it holds ``.lychgate`` anywhere, in any case. That over-approximates
+      every reading, and costs nothing: no real link has ``//..`` near the gateway's
+      namespace. ``/a//../b`` (``/a/b``) and ``/x/..//.lychgate/x`` (``/.lychgate/x``, where
+      every reading agrees) are not refused.
 
    The prefix spelled with escapes of unreserved characters (``/%2Elychgate``,
    ``/.lychgat%65``) is the plain prefix after step 3, and ``\\`` and ``%5C`` never get this
@@ -94,6 +123,10 @@ _HEX: Final = frozenset("0123456789abcdefABCDEF")
 _ABSOLUTE_FORM: Final = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)(.*)", re.DOTALL)
 # Separators some upstream may see inside one of our segments (step 6).
 _HIDDEN_SEPARATORS: Final = re.compile(r";|%2F|%3B")
+# A run of "/" inside a path under /.lychgate, and what makes a segment count as none or as
+# several to some reader: empty, a path parameter, an encoded "/", ";", "?" or "#" (step 7c).
+_EMPTY_SEGMENTS: Final = re.compile(r"//+")
+_COUNTED_APART: Final = re.compile(r";|%2F|%3B|%3F|%23")
 #: The reserved namespace (step 7; :mod:`lychgate.gateway.routing` routes it).
 RESERVED_PREFIX: Final = "/.lychgate"
 # Targets up to this long are memoized, at most _MEMO_ENTRIES of them (about 1 MB at worst).
@@ -172,24 +205,32 @@ def normalize_path(path: str) -> str:
         raise bad_target("path must start with '/'")
     spelled = _respell(path)
     segments = spelled.split("/")[1:]
-    trailing_slash = segments[-1] == ""
+    # Step 5 (RFC 3986 section 5.2.4) on a stack of segments, empty ones included (step 4).
     out: list[str] = []
-    for index, segment in enumerate(segments):
-        last = index == len(segments) - 1
-        if segment in ("", "."):
-            # Step 4 and RFC 3986 section 5.2.4 rule B: a final "." still means a directory.
-            trailing_slash = trailing_slash or (last and segment == ".")
-            continue
+    uneven = False  # a ".." removed a segment that some reader counts differently (step 7c)
+    for segment in segments:
         if segment == "..":
-            if out:
-                out.pop()  # rule C; ".." at the root stays at the root
-            trailing_slash = trailing_slash or last
-            continue
-        _refuse_dot_lookalike(segment)
-        out.append(segment)
+            if out:  # rule C; ".." at the root stays at the root
+                removed = out.pop()
+                uneven = uneven or not removed or _COUNTED_APART.search(removed) is not None
+        elif segment == ".":
+            pass  # rule B
+        elif segment:
+            _refuse_dot_lookalike(segment)
+            out.append(segment)
+        elif out:
+            out.append(segment)  # an empty segment inside the path is kept (step 4), and
+        # one at the root is dropped: at the start (//x) or where rule C got back to the
+        # root (/a/..//x), so the path never starts with "//".
+    if uneven and _PREFIX_LOWER in spelled.lower():
+        raise bad_target("path has a '..' that servers resolve differently near /.lychgate")
     if not out:
         return "/"
-    normalized = "/" + "/".join(out) + ("/" if trailing_slash else "")
+    if segments[-1] in (".", ".."):
+        out.append("")  # rules B and C: a final dot segment still means a directory
+    normalized = "/" + "/".join(out)
+    if "//" in normalized and is_reserved(normalized):
+        normalized = _EMPTY_SEGMENTS.sub("/", normalized)  # step 7c
     _refuse_reserved_spelling(normalized)
     return normalized
 

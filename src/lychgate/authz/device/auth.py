@@ -69,9 +69,10 @@ def signed_path(request: Request) -> str:
 
     That is the request-target the gateway forwards, not necessarily the one the client put
     on the wire: the gateway normalizes the path first (:mod:`lychgate.gateway.paths`:
-    escapes of unreserved characters decoded, ``//`` collapsed, ``.`` and ``..`` removed) and
-    keeps the query as sent. A client that sends its path in that normal form, as ours does,
-    signs what it sends; one that sends ``/%61pps`` and signs that is refused.
+    escapes of unreserved characters decoded, ``//`` collapsed under ``/.lychgate``, ``.``
+    and ``..`` removed) and keeps the query as sent. A client that sends its path in that
+    normal form, as ours does, signs what it sends; one that sends ``/%61pps`` and signs that
+    is refused.
     """
     scope = request.scope
     raw = scope.get("raw_path")
