@@ -10,6 +10,7 @@ import pytest
 from fixtures.store import T0, make_session, make_user
 from lychgate.deployment.users import (
     add_user,
+    all_users,
     check_email,
     check_name,
     disable_user,
@@ -175,3 +176,21 @@ def test_names_that_would_read_otherwise_are_refused(name: str) -> None:
 def test_an_email_address_with_a_bidi_control_is_refused() -> None:
     with pytest.raises(ClientError):
         check_email("a\u202e@moc.example.org")
+
+
+async def test_every_user_is_read_past_the_stores_page(store: Store) -> None:
+    # `lychgate user list` read one page of the store's (1,000) and said nothing of the rest.
+    added = [make_user() for _ in range(1003)]
+    for user in added:
+        await store.users.add(user)
+    everyone = await all_users(store)
+    assert [u.id for u in everyone] == [u.id for u in await _paged(store)]
+    assert {u.id for u in everyone} == {u.id for u in added}
+
+
+async def _paged(store: Store) -> list[User]:
+    """Every user, by pages of 100: the same order as one read."""
+    users: list[User] = []
+    while page := await store.users.list(limit=100, offset=len(users)):
+        users.extend(page)
+    return users

@@ -25,7 +25,14 @@ from lychgate.deployment.enroll import (
     terminal_qr,
     users_named,
 )
-from lychgate.deployment.users import add_user, cancel_links, disable_user, enable_user, set_admin
+from lychgate.deployment.users import (
+    add_user,
+    all_users,
+    cancel_links,
+    disable_user,
+    enable_user,
+    set_admin,
+)
 from lychgate.domain import Device, User
 from lychgate.ids import SessionId
 from lychgate.store import Store
@@ -310,7 +317,7 @@ async def _enable(store: Store, who: str) -> tuple[User, bool]:
 
 
 async def _list(store: Store) -> list[User]:
-    return list(await store.users.list())
+    return await all_users(store)  # store.users.list() alone stopped at 1,000, silently
 
 
 def _as_dict(u: User) -> dict[str, object]:

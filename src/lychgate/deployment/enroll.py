@@ -21,7 +21,7 @@ from datetime import datetime
 import segno
 
 from lychgate.config import Settings
-from lychgate.deployment.users import check_email
+from lychgate.deployment.users import all_users, check_email
 from lychgate.domain import User
 from lychgate.errors import Conflict, NotFound
 from lychgate.ids import UserId
@@ -30,7 +30,6 @@ from lychgate.tokens import Purpose, make_one_time
 from lychgate.tokens.onetime import ENROLLMENT_TTL
 
 ENROLL_PATH = "/.lychgate/enroll/"
-_PAGE = 1000
 
 
 def enrollment_url(settings: Settings, code: str) -> str:
@@ -80,16 +79,7 @@ async def find_user(store: Store, who: str) -> User:
 
 async def users_named(store: Store, name: str) -> list[User]:
     """Every user whose display name is exactly ``name``."""
-    return [user for user in await _all_users(store) if user.name == name]
-
-
-async def _all_users(store: Store) -> list[User]:
-    users: list[User] = []
-    while True:
-        page = await store.users.list(limit=_PAGE, offset=len(users))
-        users.extend(page)
-        if len(page) < _PAGE:
-            return users
+    return [user for user in await all_users(store) if user.name == name]
 
 
 def terminal_qr(url: str) -> str:

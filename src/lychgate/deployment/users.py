@@ -13,6 +13,8 @@ from lychgate.ids import SessionId, UserId, new_id
 from lychgate.store import Store
 from lychgate.tokens import Purpose, read_payload
 
+_PAGE: Final = 1000  # users read per query
+
 # Deliberately loose (RFC 5322 is not a validation grammar): one @, a dot in the domain.
 _EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
 LAST_ADMIN = (
@@ -54,6 +56,16 @@ def check_name(name: str) -> str:
     if not name or len(name) > 100 or not is_plain_text(name):
         raise ClientError("give a name of 1-100 printable characters", field="name")
     return name
+
+
+async def all_users(store: Store) -> list[User]:
+    """Every user, oldest first, read a page at a time (the store's pages are bounded)."""
+    users: list[User] = []
+    while True:
+        page = await store.users.list(limit=_PAGE, offset=len(users))
+        users.extend(page)
+        if len(page) < _PAGE:
+            return users
 
 
 async def add_user(
