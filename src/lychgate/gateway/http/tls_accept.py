@@ -79,6 +79,7 @@ from typing import Any, Final, cast
 from lychgate.gateway.http.clientcap import ClientCap, peer_ip
 from lychgate.gateway.http.connection import ClientConnection
 from lychgate.gateway.http.context import ServerContext
+from lychgate.gateway.http.ending import LINGER_MAX
 from lychgate.gateway.http.headers import http_date
 from lychgate.gateway.types import RequestHead
 
@@ -89,7 +90,6 @@ _FIRST: Final = 1  # waiting for its first bytes
 _TLS: Final = 2  # in a TLS handshake, then handed over
 _PLAIN: Final = 3  # sent plain HTTP: answered, lingering
 
-_LINGER_MAX: Final = 1024 * 1024  # dropped while lingering before we just close (.connection)
 
 #: The reason recorded for plain HTTP sent to a TLS listener.
 PLAIN_HTTP: Final = "plain HTTP sent to the HTTPS port"
@@ -210,7 +210,7 @@ class _Accepting(asyncio.Protocol):
             self._first_bytes(data)
         else:  # plain HTTP's rest, read and dropped while its answer lingers
             self._dropped += len(data)
-            if self._dropped > _LINGER_MAX:
+            if self._dropped > LINGER_MAX:
                 self._release()
 
     def _first_bytes(self, data: bytes) -> None:
