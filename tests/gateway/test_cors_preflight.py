@@ -443,3 +443,15 @@ async def test_the_app_answers_the_preflight_and_the_real_request_still_needs_a_
         await client.send(ask.replace("api.example.com", "wiki.example.com").encode())
         assert (await client.read_response()).status == 401
         assert len(up.seen) == 2
+
+        # A connection that served nobody is never pooled: a faulty app's late bytes would
+        # be the next client's answer. The user's connection is reused; each preflight's not.
+        connections = up.connections
+        await client.send(ask.encode())
+        assert (await client.read_response()).status == 204
+        await client.send(ask.encode())
+        assert (await client.read_response()).status == 204
+        assert up.connections == connections + 2
+        await client.send(f"{put}{cookie}Content-Length: 0\r\n\r\n".encode())
+        assert (await client.read_response()).status == 200
+        assert up.connections == connections + 2  # the user's, from the pool

@@ -410,14 +410,16 @@ class Exchange:
         self._up = None
         if self._chunk_down:
             self._down.out.write(b"0\r\n\r\n")
-        if reusable and not self._early:
+        fwd = self._fwd
+        if reusable and not self._early and (fwd.who is not None or fwd.app is None):
             # Sent whole before the answer began: an app that answered early may never have
             # read the rest, and may yet answer it, on what would be the next request's turn.
+            # Nor one that served nobody (a CORS preflight): a faulty app's late bytes would
+            # reach whichever client came next, as the answer to its own preflight.
             self._ctx.pool.release(conn)  # which closes it instead if it is closing
         else:
             conn.close()
         self._state = _DONE
-        fwd = self._fwd
         self._down.finish(self._req, self._status, fwd.app, self._close, "", fwd.idle_timeout)
 
     def upstream_failed(self, failure: Failure, got_bytes: bool) -> None:
