@@ -14,8 +14,14 @@ from typing import Final, NoReturn
 from lychgate.errors import ConfigError
 from lychgate.strictjson import NotAnObject, parse_object
 
-#: Longest feed line we parse. A snapshot with thousands of apps and users is far smaller.
-MAX_LINE_BYTES: Final = 16 * 1024 * 1024
+#: Longest feed line we read. A full snapshot takes about 105 bytes a user (more with many
+#: groups), 35 a session to end and 400 an app: 16 MiB, the limit before, was reached at
+#: 135,000 users, and every gateway then refused each snapshot and soon every request. The
+#: line comes from authz, an authenticated peer, so the limit only stops a runaway (a line
+#: without end) from taking a worker's memory: 256 MiB of buffer at most, dropped with the
+#: connection. A real snapshot that size (two million users) would hold about 1 GiB once read,
+#: so memory, not this limit, is what bounds a deployment.
+MAX_LINE_BYTES: Final = 256 * 1024 * 1024
 
 
 def fail(message: str, where: str) -> NoReturn:
