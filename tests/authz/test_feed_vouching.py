@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from authz.conftest import internal_client
 from authz.outage import FlakyStore, authz, flaky
 from lychgate.authz.context import AuthzContext
+from lychgate.authz.internal import UNVOUCHED
 from lychgate.authz.snapshots import SnapshotPublisher
 from lychgate.errors import StoreError
 from lychgate.gateway.feed_http import FEED_PATH
@@ -78,7 +79,7 @@ async def test_the_feed_refuses_new_gateways_while_the_store_cannot_be_read(
             r = await client.get(FEED_PATH)
         assert r.status_code == 503
         assert r.headers["retry-after"] == "5"
-        assert r.json() == {"detail": "authz cannot read its database"}
+        assert r.json() == {"detail": UNVOUCHED}
         # One line, with the driver's reason and no traceback (it was some eighty lines).
         said = [x for x in caplog.records if "could not read the config store" in x.getMessage()]
         assert len(said) == 1

@@ -18,12 +18,24 @@ led past its own rule. Such a request is not even matched (:class:`LiteralPathRo
 answered as an unknown path is (a 404; without the secret, the namespace's 401 if the path as
 sent is in it), before the body is read or a method mismatch (405) or a slash redirect (307)
 could show that the route exists.
+
+The feed (theory of operation in :mod:`lychgate.gateway.feed_wire`) refuses a new gateway
+with a 503 while this replica does not vouch for its snapshot (:mod:`.snapshots`). A snapshot
+not vouched for is not always a store out of reach: a process paused for a while (SIGSTOP, a
+VM frozen, a debugger) wakes with its last look long past, and the gateways that reconnected
+meanwhile are answered before its next look has run. So the feed first asks for a look and
+waits for it a moment (:data:`VOUCH_WAIT`), and refuses only if the snapshot is still not
+vouched for after that. The feed's response also closes a connection whose client stopped
+reading (:class:`FeedResponse`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import logging
+from collections.abc import AsyncGenerator
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
@@ -32,12 +44,12 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.datastructures import Headers
 from starlette.routing import Match
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.handoff import redeem_handoff
 from lychgate.authz.sessions import find_by_handle, revoke_session
-from lychgate.authz.snapshots import SnapshotPublisher
+from lychgate.authz.snapshots import POLL_INTERVAL, SnapshotPublisher
 from lychgate.errors import NotFound, TokenError
 from lychgate.gateway.feed_http import FEED_PATH, REDEEM_PATH, REVOKE_PATH
 from lychgate.gateway.feed_wire import (
@@ -63,6 +75,21 @@ def publisher(request: Request) -> SnapshotPublisher:
 
 
 _REFUSED: Final = "internal API: bad or missing secret"
+# How long a feed request waits for a look at the store before it is refused for want of a
+# snapshot vouched for (module docstring): four polls at the default interval, room for a
+# look begun before a pause to end and a new one to run; a fraction of the gateway's 15 s
+# read timeout.
+VOUCH_WAIT: Final = 4 * POLL_INTERVAL
+_VOUCH_CHECK: Final = POLL_INTERVAL / 10  # how often the wait asks the publisher
+# A feed connection whose client accepts nothing for this long is closed (FeedResponse): twice
+# the gateway's read timeout (feed.READ_TIMEOUT), so never a gateway that is reading.
+SEND_STALL: Final = 30.0
+# ... plus the time the data in flight takes at this rate (bytes a second): a large snapshot
+# on a slow link is not cut in the middle, and then again on every reconnection.
+SEND_MIN_RATE: Final = 256 * 1024
+UNVOUCHED: Final = (
+    "authz has not confirmed its snapshot recently: its store reads are failing or slow"
+)
 _PREFIX: Final = INTERNAL_PREFIX.encode("ascii")
 
 
@@ -147,6 +174,81 @@ class RevokeIn(BaseModel):
     user_id: str | None = Field(default=None, min_length=1, max_length=128)
 
 
+class _Stalled(Exception):
+    """A feed send did not complete within its allowance (seconds)."""
+
+    def __init__(self, allowance: float) -> None:
+        super().__init__(allowance)
+        self.allowance = allowance
+
+
+class FeedResponse(StreamingResponse):
+    """The feed's stream, closed when its client stops accepting it.
+
+    A send to a client that reads nothing blocks on flow control for as long as the client
+    does. One that has not completed within ``stall`` seconds (:data:`SEND_STALL`), plus the
+    time the bytes of this message and the one before (what the send may wait to see written)
+    take at ``min_rate`` bytes a second (:data:`SEND_MIN_RATE`), ends the response
+    unfinished: the server closes the connection, and the lines' generator is closed, which
+    releases its snapshots. What the socket holds already is freed when the peer reads it or
+    the kernel gives up on the connection. uvicorn logs a line of its own (at ERROR, without a
+    traceback) about a response it was not given the end of.
+    """
+
+    def __init__(
+        self,
+        lines: AsyncGenerator[bytes, None],
+        *,
+        stall: float,
+        min_rate: float,
+    ) -> None:
+        super().__init__(lines, media_type=MEDIA_TYPE)
+        self._lines = lines
+        self._stall = stall
+        self._min_rate = min_rate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        before = 0  # bytes of the body message sent before this one
+
+        async def bounded(message: Message) -> None:
+            nonlocal before
+            size = len(message.get("body", b""))
+            allowance = self._stall + (before + size) / self._min_rate
+            try:
+                async with asyncio.timeout(allowance):
+                    await send(message)
+            except TimeoutError:
+                raise _Stalled(allowance) from None
+            before = size
+
+        try:
+            await super().__call__(scope, receive, bounded)
+        except _Stalled as stalled:
+            log.warning(
+                "config feed: a gateway accepted nothing for %.3g s; closing its connection "
+                "(it reconnects for a full snapshot when it reads again)",
+                stalled.allowance,
+            )
+        finally:
+            await self._lines.aclose()  # ends the pump and releases the snapshots now
+
+
+async def vouched_soon(pub: SnapshotPublisher, wait: float = VOUCH_WAIT) -> bool:
+    """True once ``pub`` vouches for its snapshot: at once, or after a look asked for now
+    completes within ``wait`` seconds (module docstring)."""
+    if pub.vouches():
+        return True
+    pub.poke()
+    with contextlib.suppress(TimeoutError):  # not wait_for (authz.snapshots)
+        async with asyncio.timeout(wait):
+            # Asked, not told: the publisher signals a snapshot published, not a look that
+            # found nothing new. Not refresh(): the gateways reconnecting at once would each
+            # wait for a look of their own, one after the other.
+            while not pub.vouches():  # noqa: ASYNC110
+                await asyncio.sleep(_VOUCH_CHECK)
+    return pub.vouches()
+
+
 @router.get(FEED_PATH)
 async def feed(
     pub: Annotated[SnapshotPublisher, Depends(publisher)],
@@ -154,17 +256,15 @@ async def feed(
 ) -> Response:
     """NDJSON: the current snapshot, each change, and heartbeats (see gateway.feed_wire).
 
-    A 503 while this replica cannot read its store: its last snapshot may miss revocations made
-    through another replica, and a gateway taking it now would count it as fresh.
+    A 503 while this replica does not vouch for its snapshot, after a moment's wait for a
+    look (module docstring): its store cannot be read, or too slowly, so its last snapshot may
+    miss revocations made through another replica, and a gateway taking it now would count it
+    as fresh.
     """
-    if pub.latest is not None and not pub.vouches():
-        return JSONResponse(
-            {"detail": "authz cannot read its database"},
-            status_code=503,
-            headers={"retry-after": "5"},
-        )
+    if pub.latest is not None and not await vouched_soon(pub):
+        return JSONResponse({"detail": UNVOUCHED}, status_code=503, headers={"retry-after": "5"})
     lines = feed_lines(pub.subscribe(), updates=asked_updates(updates), vouched=pub.vouches)
-    return StreamingResponse(lines, media_type=MEDIA_TYPE)
+    return FeedResponse(lines, stall=SEND_STALL, min_rate=SEND_MIN_RATE)
 
 
 @router.post(REDEEM_PATH)

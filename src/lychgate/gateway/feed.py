@@ -283,8 +283,9 @@ class FeedClient:
                     )
                 if status == 503:
                     raise FeedError(
-                        "authz answered 503: it cannot read its database, so it vouches for "
-                        "no snapshot (this gateway serves on its last one until feed_max_stale)"
+                        "authz answered 503: it has not confirmed its snapshot recently (its "
+                        "store reads are failing or slow), so it vouches for none (this gateway "
+                        "serves on its last one until feed_max_stale)"
                     )
                 if status != 200:
                     raise FeedError(f"authz refused the feed with {status}")
