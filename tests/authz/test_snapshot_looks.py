@@ -11,12 +11,13 @@ from authz.test_internal import signed_in
 from fixtures.store import T0, make_session
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.snapshots import SnapshotPublisher, ended_listed_for
-from lychgate.ids import SessionId, token_sid
+from lychgate.ids import token_sid
+from lychgate.store import SessionEnd
 
 
 class HeldSessions:
-    """The sessions port, whose next ``ended_ids`` waits until released: a look that has
-    read its clock and is slow to finish."""
+    """The sessions port, whose next ``endings`` waits until released: a look that has read
+    its clock and is slow to finish."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
@@ -27,12 +28,12 @@ class HeldSessions:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    async def ended_ids(self, since: datetime, until: datetime) -> list[SessionId]:
+    async def endings(self, since: datetime, now: datetime, **page: Any) -> list[SessionEnd]:
         if self.hold:
             self.hold = False
             self.held.set()
             await self.release.wait()
-        result: list[SessionId] = await self._inner.ended_ids(since, until)
+        result: list[SessionEnd] = await self._inner.endings(since, now, **page)
         return result
 
 

@@ -60,6 +60,22 @@ async def test_each_user_write_records_the_value_it_moved_the_counter_to(store: 
     assert await store.users.changed_since(4) == []
 
 
+async def test_a_read_from_nothing_can_leave_the_disabled_users_out(store: Store) -> None:
+    # authz's full rebuild: a disabled user is not in the snapshot, so it need not be read.
+    on, off, later = make_user(), make_user(disabled=True), make_user(name="Later")
+    for person in (on, off, later):
+        await store.users.add(person)  # 1, 2, 3
+    await store.users.update(later.id, disabled=True)  # 4
+    await store.users.update(off.id, disabled=False)  # 5
+    everyone = await store.users.changed_since(-1)
+    assert [c.user.id for c in everyone] == [on.id, later.id, off.id]
+    enabled = await store.users.changed_since(-1, enabled_only=True)
+    assert [(c.version, c.user.id) for c in enabled] == [(1, on.id), (5, off.id)]
+    first = await store.users.changed_since(-1, limit=1, enabled_only=True)
+    rest = await store.users.changed_since(-1, after=first[-1], enabled_only=True)
+    assert [c.user.id for c in (*first, *rest)] == [on.id, off.id]
+
+
 async def test_changed_since_pages_by_position_not_offset(store: Store) -> None:
     people = [make_user(name=f"user {i}") for i in range(5)]
     for person in people:

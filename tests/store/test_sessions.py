@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from functools import partial
 
 import pytest
 
@@ -10,7 +12,7 @@ from fixtures.store import T0, make_device, make_session, make_user
 from lychgate.domain import Session, User
 from lychgate.errors import NotFound
 from lychgate.ids import DeviceId, SessionId, UserId
-from lychgate.store import Store
+from lychgate.store import Revocation, SessionEnd, Store
 
 DAY = timedelta(days=1)
 SECOND = timedelta(seconds=1)
@@ -124,7 +126,7 @@ async def test_revoked_ids_since_gives_the_increment(store: Store) -> None:
     assert list(at_boundary) == [second.id]
 
 
-async def test_ended_ids_are_the_sessions_that_reached_their_end_in_the_window(
+async def test_endings_are_the_sessions_that_reached_their_end_in_the_window(
     store: Store,
 ) -> None:
     user = await _user(store)
@@ -133,13 +135,84 @@ async def test_ended_ids_are_the_sessions_that_reached_their_end_in_the_window(
     revoked_then_ended = await _session(store, user, expires_at=T0 + 4 * SECOND)
     await store.sessions.revoke(revoked_then_ended.id, T0 + 2 * SECOND)
     await _session(store, user, expires_at=T0 + 10 * SECOND)  # still live: not listed
-    got = await store.sessions.ended_ids(T0 + 2 * SECOND, T0 + 5 * SECOND)
-    assert sorted(got) == sorted([ended.id, revoked_then_ended.id])
-    # Bounds: after ``since``, up to and including ``now`` (the instant its tokens die).
-    assert list(await store.sessions.ended_ids(T0 + 3 * SECOND, T0 + 4 * SECOND)) == [
-        revoked_then_ended.id
+    got = await store.sessions.endings(T0 + 2 * SECOND, T0 + 5 * SECOND)
+    assert got == [
+        SessionEnd(ended.id, ended.expires_at),
+        SessionEnd(revoked_then_ended.id, revoked_then_ended.expires_at),
     ]
-    assert list(await store.sessions.ended_ids(T0, T0 + SECOND)) == [long_gone.id]
+    # Bounds: after ``since``, up to and including ``now`` (the instant its tokens die).
+    window = await store.sessions.endings(T0 + 3 * SECOND, T0 + 4 * SECOND)
+    assert [end.id for end in window] == [revoked_then_ended.id]
+    assert [end.id for end in await store.sessions.endings(T0, T0 + SECOND)] == [long_gone.id]
+
+
+async def test_revocations_are_the_revoked_ids_with_their_ends(store: Store) -> None:
+    user = await _user(store)
+    short = await _session(store, user, expires_at=T0 + 10 * SECOND)
+    long = await _session(store, user, expires_at=T0 + DAY)
+    await _session(store, user)  # live
+    await store.sessions.revoke(long.id, T0 + SECOND)
+    await store.sessions.revoke(short.id, T0 + 2 * SECOND)
+    now = T0 + 3 * SECOND
+    got = await store.sessions.revocations(now)
+    assert got == [SessionEnd(short.id, short.expires_at), SessionEnd(long.id, long.expires_at)]
+    assert {end.id for end in got} == set(await store.sessions.revoked_ids(now))
+    assert [end.id for end in await store.sessions.revocations(short.expires_at)] == [long.id]
+
+
+async def _revoked_in_a_tie(store: Store, count: int) -> list[Session]:
+    """``count`` sessions revoked at one moment and ending at another: pages must part them
+    by id."""
+    user = await _user(store)
+    tied = [await _session(store, user, expires_at=T0 + DAY) for _ in range(count)]
+    for session in tied:
+        await store.sessions.revoke(session.id, T0 + SECOND)
+    return sorted(tied, key=lambda s: s.id)
+
+
+async def _pages(
+    read: Callable[..., Awaitable[Sequence[SessionEnd | Revocation]]],
+) -> list[SessionId]:
+    """Every id ``read`` gives, two at a time, each page after the last one's last."""
+    seen: list[SessionId] = []
+    after: SessionEnd | Revocation | None = None
+    while True:
+        page = await read(limit=2, after=after)
+        assert len(page) <= 2
+        seen += [end.id for end in page]
+        if len(page) < 2:
+            return seen
+        after = page[-1]
+
+
+async def test_the_sessions_to_end_are_read_a_page_at_a_time(store: Store) -> None:
+    tied = [s.id for s in await _revoked_in_a_tie(store, 5)]
+    now = T0 + 2 * SECOND
+    sessions = store.sessions
+    assert await _pages(partial(sessions.revocations, now)) == tied
+    assert await _pages(partial(sessions.revoked_since, T0)) == tied
+    assert await _pages(partial(sessions.endings, T0, T0 + 2 * DAY)) == tied
+
+
+async def test_revoked_since_gives_what_was_revoked_since_expired_or_not(store: Store) -> None:
+    user = await _user(store)
+    before = await _session(store, user)
+    ended = await _session(store, user, expires_at=T0 + 2 * SECOND)
+    later = await _session(store, user)
+    live = await _session(store, user)
+    await store.sessions.revoke(before.id, T0)
+    await store.sessions.revoke(ended.id, T0 + SECOND)
+    await store.sessions.revoke(later.id, T0 + 3 * SECOND)
+    got = await store.sessions.revoked_since(T0 + SECOND)
+    assert got == [  # by revocation; one has ended since (the caller knows what that means)
+        Revocation(ended.id, ended.expires_at, T0 + SECOND),
+        Revocation(later.id, later.expires_at, T0 + 3 * SECOND),
+    ]
+    assert live.id not in {end.id for end in got}
+    assert await store.sessions.revoked_since(T0 + 4 * SECOND) == []
+    # A session stored revoked counts as revoked when it was created.
+    stored = await _session(store, user, revoked=True, created_at=T0 + 5 * SECOND)
+    assert [end.id for end in await store.sessions.revoked_since(T0 + 4 * SECOND)] == [stored.id]
 
 
 async def test_delete_expired_removes_sessions_at_or_past_expiry(store: Store) -> None:

@@ -9,15 +9,19 @@ authz) and every ``poll_interval`` seconds: edits made by the CLI in another pro
 another authz replica on SQLite, reach gateways within that interval. A new snapshot is
 published only when its content differs from the last one.
 
-A look costs three small reads, not a read of every user: the store's change counter (every
-write to users or apps bumps it, in the same transaction, whichever process makes it), the
-sessions to end (an index range) and the signing keys. When the counter has not moved, the
+A look costs a few small reads, not a read of every user or every revoked session: the
+store's change counter (every write to users or apps bumps it, in the same transaction,
+whichever process makes it), the sessions revoked or ended since the last look (ranges of two
+indexes: :class:`SessionsToEnd`) and the signing keys. When the counter has not moved, the
 last snapshot gets the new revoked set and keys, if they differ. When it has, the look also
 reads the apps, and the users whose rows changed since the counter value it last saw (each
 user write records the value it moved the counter to, ``users.changed_in``), and applies
 those to the last snapshot's users: a user enrolled or disabled costs one row, not ten
 thousand. As a safety net against a writer that does not bump (an older replica during an
-upgrade), a full rebuild also runs every ``full_every`` seconds (60).
+upgrade) or whose revocations are stamped too far in the past (its clock is behind), a full
+rebuild also runs every ``full_every`` seconds (60): every enabled user (a disabled one is
+not in the snapshot, so it is not read) and every session to end, read a page (1,000 rows) at
+a time, so that other work runs between pages however big the store.
 
 Revocations never wait on the rest of the config. An app that cannot be served (a host that
 clashes with another app's or the portal's, or one refused on plain HTTP) is left out of the
@@ -40,13 +44,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import math
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Final
+from functools import partial
+from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
 from lychgate.authz.context import AuthzContext
@@ -58,11 +64,12 @@ from lychgate.gateway.app_hosts import host_clashes
 from lychgate.gateway.http.failures import Throttle
 from lychgate.gateway.snapshot import ConfigSnapshot, UserProfile, wire_problem
 from lychgate.ids import SessionId, UserId, token_sid
-from lychgate.store import ChangedUser
+from lychgate.store import ChangedUser, Revocation, SessionEnd, SessionRepository
 from lychgate.tokens import Keyring, PublicKeyring
 
 log = logging.getLogger(__name__)
 _PAGE = 1000
+_End = TypeVar("_End", SessionEnd, Revocation)
 # How long a session that reached its end stays in the snapshot's revoked set, at least: a
 # gateway that was cut off from the feed when it ended still closes its sockets on
 # reconnecting. It is listed for a minute longer than feed_max_stale too, since a gateway cut
@@ -77,6 +84,11 @@ def ended_listed_for(ctx: AuthzContext) -> timedelta:
 
 
 FULL_EVERY: Final = 60.0  # seconds between full rebuilds when the change counter is still
+# How long before the last look each look reads revocations again. A revocation is stamped by
+# its writer's clock (``revoked_at``) and commits a moment later, so one stamped just before
+# the last look may have become visible only since, and another replica's clock may be a
+# little behind this one's. One stamped earlier still is found by the next full rebuild.
+REREAD_REVOCATIONS: Final = timedelta(seconds=30)
 # Seconds between looks: a change made elsewhere (the CLI, another replica on SQLite) waits
 # at most this long to be seen, which leaves the rest of the second for building and sending.
 POLL_INTERVAL: Final = 0.5
@@ -112,11 +124,12 @@ async def build_snapshot(
     serial: int,
     now: datetime,
     users: dict[UserId, UserProfile] | None = None,
+    revoked: frozenset[SessionId] | None = None,
 ) -> ConfigSnapshot:
     """Read apps, enabled users, live revocations and keys into one snapshot.
 
-    ``users`` skips reading the users: the caller has brought them up to date already
-    (:func:`read_user_changes`)."""
+    ``users`` and ``revoked`` skip reading the users and the sessions to end: the caller has
+    brought them up to date already (:func:`read_user_changes`, :class:`SessionsToEnd`)."""
     store, settings = ctx.store, ctx.settings
     apps = tuple(await store.apps.list())
     # Added by another process with other settings (`serve` would not start), unreadable to
@@ -139,7 +152,8 @@ async def build_snapshot(
     if users is None:
         users = {}
         await read_user_changes(ctx, users, since=-1)
-    revoked = await sessions_to_end(ctx, now)
+    if revoked is None:
+        revoked = await sessions_to_end(ctx, now)
     keyring = await public_keys(ctx, now)
     return ConfigSnapshot(
         serial=serial,
@@ -158,22 +172,36 @@ async def build_snapshot(
 
 
 async def read_user_changes(
-    ctx: AuthzContext, users: dict[UserId, UserProfile], *, since: int
+    ctx: AuthzContext,
+    users: dict[UserId, UserProfile],
+    *,
+    since: int,
+    known: Mapping[UserId, UserProfile] | None = None,
 ) -> int:
     """Apply to ``users`` every user write that set the change counter above ``since``: an
     enabled user's profile goes in, a disabled one comes out. Returns how many were read;
-    ``since=-1`` reads every user."""
+    ``since=-1`` reads every enabled user (into an empty ``users``: no one to take out).
+
+    A profile equal to the one ``known`` (by default ``users``) holds goes in as that very
+    object: a full rebuild of 100,000 users leaves no 100,000 new objects behind for the
+    garbage collector to go through (each full collection holds the loop for ~0.1 s then)."""
     read = 0
     after: ChangedUser | None = None
+    everyone = since < 0
+    known = users if known is None else known
     while True:
-        page = await ctx.store.users.changed_since(since, limit=_PAGE, after=after)
+        page = await ctx.store.users.changed_since(
+            since, limit=_PAGE, after=after, enabled_only=everyone
+        )
         for change in page:
             user = change.user
             if user.disabled:
                 users.pop(user.id, None)
             else:
                 groups = ("admins",) if user.is_admin else ()
-                users[user.id] = UserProfile(name=user.name, email=user.email, groups=groups)
+                profile = UserProfile(name=user.name, email=user.email, groups=groups)
+                was = known.get(user.id)
+                users[user.id] = was if was == profile else profile
         read += len(page)
         if len(page) < _PAGE:
             return read
@@ -184,29 +212,104 @@ async def sessions_to_end(ctx: AuthzContext, now: datetime) -> frozenset[Session
     """Sessions the gateways must end, by the names their tokens carry (handles, never ids):
     revoked ones while their tokens could still be valid, and for a while, ones that reached
     their end, whose WebSockets would otherwise outlive them (their tokens have expired
-    already: app tokens never outlive their session)."""
-    sessions = ctx.store.sessions
-    ended = await sessions.ended_ids(now - ended_listed_for(ctx), now)
-    return _HANDLES.of(frozenset(await sessions.revoked_ids(now)).union(ended))
+    already: app tokens never outlive their session). Read in full; the publisher keeps its
+    set with :class:`SessionsToEnd`."""
+    return await SessionsToEnd(ended_listed_for(ctx)).look(ctx.store.sessions, now)
 
 
-class _Handles:
-    """Session handles of the last set of ids asked about: a look twice a second names the
-    same thousands of sessions, and a SHA-256 each time would cost milliseconds."""
+class SessionsToEnd:
+    """:func:`sessions_to_end`, kept current by reading only what changed.
 
-    __slots__ = ("_known",)
+    A session is listed from the look that finds it revoked, or at its end, until
+    ``listed_for`` after its end (``expires_at``): the set a full read gives, which is the
+    revoked sessions not yet at their end and every session whose end is less than
+    ``listed_for`` ago. The first look reads that set, a page at a time. Later looks read the
+    sessions revoked since the last look (and :data:`REREAD_REVOCATIONS` before it) and those
+    that reached their end since, hash each new one's handle once, and drop the sessions whose
+    listing is over, the first to leave first: a look at a store where nothing changed reads
+    no session and returns the very set it returned before. A look reads everything again when
+    asked to (``full``: the publisher's safety net) and when the clock went back.
+    """
 
-    def __init__(self) -> None:
-        self._known: dict[SessionId, SessionId] = {}
+    __slots__ = ("_handles", "_leaving", "_listed", "_listed_for", "_looked_at")
 
-    def of(self, ids: frozenset[SessionId]) -> frozenset[SessionId]:
-        known = self._known
-        fresh = {i: known.get(i) or token_sid(i) for i in ids}  # only the current ones kept
-        self._known = fresh
-        return frozenset(fresh.values())
+    def __init__(self, listed_for: timedelta) -> None:
+        self._listed_for = listed_for
+        # id -> (handle, (when it leaves, id)), the latter also an item of the heap below,
+        # which a full read takes over rather than make anew (as read_user_changes does).
+        self._listed: dict[SessionId, tuple[SessionId, tuple[datetime, SessionId]]] = {}
+        self._leaving: list[tuple[datetime, SessionId]] = []  # a heap: the next to leave first
+        self._looked_at: datetime | None = None  # the ``now`` of the last look that ended well
+        self._handles: frozenset[SessionId] | None = frozenset()  # None: changed since built
+
+    async def look(
+        self, sessions: SessionRepository, now: datetime, *, full: bool = False
+    ) -> frozenset[SessionId]:
+        """The handles of the sessions to end at ``now``."""
+        last = self._looked_at
+        if full or last is None or now < last:
+            await self._read_all(sessions, now)
+        else:
+            since = last - REREAD_REVOCATIONS
+            await _each(partial(sessions.revoked_since, since), partial(self._add, now))
+            await _each(partial(sessions.endings, last, now), partial(self._add, now))
+        self._looked_at = now
+        heap, listed = self._leaving, self._listed
+        while heap and heap[0][0] <= now:
+            item = heapq.heappop(heap)
+            sid = item[1]
+            if sid in listed and listed[sid][1] is item:
+                del listed[sid]
+                self._handles = None
+        if self._handles is None:
+            self._handles = frozenset(handle for handle, _ in listed.values())
+        return self._handles
+
+    async def _read_all(self, sessions: SessionRepository, now: datetime) -> None:
+        """Read the whole set again, into a new one that replaces the last once it is read,
+        keeping the handles already known."""
+        known = self._listed
+        fresh = SessionsToEnd(self._listed_for)
+        add = partial(fresh._add, now, known=known)
+        await _each(partial(sessions.revocations, now), add)
+        await _each(partial(sessions.endings, now - self._listed_for, now), add)
+        self._listed, self._leaving, self._handles = fresh._listed, fresh._leaving, None
+
+    def _add(
+        self,
+        now: datetime,
+        end: SessionEnd | Revocation,
+        *,
+        known: dict[SessionId, tuple[SessionId, tuple[datetime, SessionId]]] | None = None,
+    ) -> None:
+        """List ``end`` until ``listed_for`` after its end, as ``known`` has it if there
+        (its handle hashed already), else anew; unless its listing is over, or it is listed
+        already."""
+        leaves = end.expires_at + self._listed_for
+        listed = self._listed
+        if leaves <= now or end.id in listed:
+            return
+        entry = None if known is None else known.get(end.id)
+        if entry is None or entry[1][0] != leaves:
+            entry = (token_sid(end.id), (leaves, end.id))
+        listed[end.id] = entry
+        heapq.heappush(self._leaving, entry[1])
+        self._handles = None
 
 
-_HANDLES: Final = _Handles()
+async def _each(
+    read: Callable[..., Awaitable[Sequence[_End]]], use: Callable[[_End], None]
+) -> None:
+    """Call ``use`` on every session ``read`` gives, a page (:data:`_PAGE`) at a time: the
+    event loop runs other work while the next page is read."""
+    after: _End | None = None
+    while True:
+        page = await read(limit=_PAGE, after=after)
+        for end in page:
+            use(end)
+        if len(page) < _PAGE:
+            return
+        after = page[-1]
 
 
 async def public_keys(ctx: AuthzContext, now: datetime) -> PublicKeyring:
@@ -233,6 +336,7 @@ class SnapshotPublisher:
         self._poll = poll_interval
         self._full_every = full_every
         self._latest: ConfigSnapshot | None = None
+        self._ending = SessionsToEnd(ended_listed_for(ctx))
         self._version: int | None = None  # the change counter the latest users read saw
         self._full_at = -math.inf  # monotonic time of the latest full build
         self._tick = asyncio.Event()  # set (and replaced) on every publish and on close
@@ -281,23 +385,28 @@ class SnapshotPublisher:
         now = ctx.clock()
         moment = time.monotonic()
         latest, seen = self._latest, self._version
-        due = moment - self._full_at >= self._full_every
+        due = moment - self._full_at >= self._full_every  # the safety net's turn
+        if due:
+            self._full_at = moment
         if latest is None or version is None or seen is None or due:
             # Everything (the first look, and the safety net's): every user, from nothing.
             users: dict[UserId, UserProfile] | None = {}
             since = -1
             self.full_builds += 1
-            self._full_at = moment
         elif version != seen:
             users, since = dict(latest.users), seen  # the users written since the last look
         else:
             users, since = None, seen
+        revoked = await self._ending.look(ctx.store.sessions, now, full=due)  # its first: full
         if users is None:
             assert latest is not None
-            return await self._publish_ends_and_keys(latest, now)  # the usual look
-        self.users_read += await read_user_changes(ctx, users, since=since)
+            return await self._publish_ends_and_keys(latest, now, revoked)  # the usual look
+        known = None if latest is None else latest.users
+        self.users_read += await read_user_changes(ctx, users, since=since, known=known)
         try:
-            fresh = await build_snapshot(ctx, serial=self._next_serial(now), now=now, users=users)
+            fresh = await build_snapshot(
+                ctx, serial=self._next_serial(now), now=now, users=users, revoked=revoked
+            )
         except ConfigError as exc:
             if latest is None:
                 raise
@@ -311,19 +420,21 @@ class SnapshotPublisher:
                     exc,
                     more,
                 )
-            return await self._publish_ends_and_keys(latest, now)
+            return await self._publish_ends_and_keys(latest, now, revoked)
         self._version = version
         if latest is not None and latest.same_content(fresh):
             return False
         self._publish(fresh)
         return True
 
-    async def _publish_ends_and_keys(self, latest: ConfigSnapshot, now: datetime) -> bool:
-        """Publish ``latest`` with the sessions to end and the keys of now, if they changed."""
-        ctx = self._ctx
-        revoked = await sessions_to_end(ctx, now)
-        keyring = await public_keys(ctx, now)
-        if revoked == latest.revoked_sessions and keyring.jwks() == latest.keyring.jwks():
+    async def _publish_ends_and_keys(
+        self, latest: ConfigSnapshot, now: datetime, revoked: frozenset[SessionId]
+    ) -> bool:
+        """Publish ``latest`` with ``revoked`` and the keys of now, if they changed."""
+        keyring = await public_keys(self._ctx, now)
+        # The same set when no session changed (SessionsToEnd): no need to compare them all.
+        same = revoked is latest.revoked_sessions or revoked == latest.revoked_sessions
+        if same and keyring.jwks() == latest.keyring.jwks():
             return False  # nothing changed, nothing built
         fresh = replace(
             latest,

@@ -67,6 +67,22 @@ class ChangedUser(NamedTuple):
     user: User
 
 
+class SessionEnd(NamedTuple):
+    """A session the gateways may have to end, and its end (``expires_at``), after which none
+    of its tokens is valid."""
+
+    id: SessionId
+    expires_at: datetime
+
+
+class Revocation(NamedTuple):
+    """A revoked session, its end, and when it was revoked (by the revoking writer's clock)."""
+
+    id: SessionId
+    expires_at: datetime
+    revoked_at: datetime
+
+
 class UserRepository(Protocol):
     async def add(self, user: User) -> None:
         """Store a new user. Conflict on a duplicate ``id`` or ``external_id``, and on an
@@ -85,10 +101,17 @@ class UserRepository(Protocol):
         """Users, oldest first."""
 
     async def changed_since(
-        self, version: int, *, limit: int = 1000, after: ChangedUser | None = None
+        self,
+        version: int,
+        *,
+        limit: int = 1000,
+        after: ChangedUser | None = None,
+        enabled_only: bool = False,
     ) -> Sequence[ChangedUser]:
         """Users whose latest write set the change counter above ``version``, in the order
         of that write, then id; ``after`` is the last one of the previous page.
+        ``enabled_only`` leaves disabled users out (a reader starting from nothing has none
+        to take out).
 
         Every write to a user records the counter's value (:meth:`ConfigChanges.version`)
         its transaction set, and such writes commit in counter order, so a reader that saw
@@ -198,9 +221,30 @@ class SessionRepository(Protocol):
         With ``since``, only those revoked at or after it (an incremental feed update).
         """
 
-    async def ended_ids(self, since: datetime, now: datetime) -> Sequence[SessionId]:
+    async def revocations(
+        self, now: datetime, *, limit: int = 1000, after: SessionEnd | None = None
+    ) -> Sequence[SessionEnd]:
+        """:meth:`revoked_ids` with each session's end, a page at a time: by ``expires_at``,
+        then id, after ``after`` (the last one of the previous page)."""
+
+    async def revoked_since(
+        self, since: datetime, *, limit: int = 1000, after: Revocation | None = None
+    ) -> Sequence[Revocation]:
+        """Sessions revoked at or after ``since`` (by the revoking writer's clock), expired or
+        not, a page at a time: by ``revoked_at``, then id, after ``after``. A range of an
+        index: what changed since a look, not every revoked session."""
+
+    async def endings(
+        self,
+        since: datetime,
+        now: datetime,
+        *,
+        limit: int = 1000,
+        after: SessionEnd | None = None,
+    ) -> Sequence[SessionEnd]:
         """Sessions whose end (``expires_at``) fell after ``since`` and at or before ``now``,
-        revoked or not: the gateways close the WebSockets they still carry."""
+        revoked or not (the gateways close the WebSockets they still carry), a page at a
+        time: by ``expires_at``, then id, after ``after``."""
 
     async def delete_expired(self, now: datetime) -> int:
         """Delete sessions that expired at or before ``now``; returns how many."""

@@ -115,8 +115,11 @@ sessions = Table(
     Column("revoked_at", UtcDateTime, nullable=True),
     Column("user_agent", Text, nullable=False),
     Column("ip", String(64), nullable=False),
-    # The sessions to end, read on every look of authz's snapshot publisher (revoked_ids).
+    # The sessions to end, read in full when authz's snapshot publisher starts and once a
+    # minute after (revocations) ...
     Index("ix_sessions_revoked_expires_at", "revoked", "expires_at"),
+    # ... and those revoked since its last look, read on every look (revoked_since).
+    Index("ix_sessions_revoked_at", "revoked_at"),
 )
 
 login_requests = Table(

@@ -93,9 +93,16 @@ class SqlUserRepository(SqlRepository):
         return [_user(row) for row in rows]
 
     async def changed_since(
-        self, version: int, *, limit: int = 1000, after: ChangedUser | None = None
+        self,
+        version: int,
+        *,
+        limit: int = 1000,
+        after: ChangedUser | None = None,
+        enabled_only: bool = False,
     ) -> Sequence[ChangedUser]:
         stmt = select(users).where(users.c.changed_in > version)
+        if enabled_only:
+            stmt = stmt.where(users.c.disabled.is_(False))
         if after is not None:
             position = tuple_(users.c.changed_in, users.c.id)
             stmt = stmt.where(position > tuple_(after.version, after.user.id))
