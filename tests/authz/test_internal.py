@@ -18,12 +18,8 @@ from authz.conftest import Clock
 from fixtures.store import T0, make_app, make_session, make_user
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.handoff import issue_handoff
-from lychgate.authz.snapshots import (
-    ENDED_LISTED_FOR,
-    SnapshotPublisher,
-    build_snapshot,
-    ended_listed_for,
-)
+from lychgate.authz.sessions_to_end import ENDED_LISTED_FOR, ended_listed_for
+from lychgate.authz.snapshots import SnapshotPublisher, build_snapshot
 from lychgate.domain import App, AppPolicy, Session, User
 from lychgate.errors import TokenError
 from lychgate.gateway.feed_http import FEED_PATH, REDEEM_PATH, REVOKE_PATH

@@ -10,7 +10,8 @@ from authz.conftest import Clock
 from authz.test_internal import signed_in
 from fixtures.store import T0, make_session
 from lychgate.authz.context import AuthzContext
-from lychgate.authz.snapshots import SnapshotPublisher, ended_listed_for
+from lychgate.authz.sessions_to_end import ended_listed_for
+from lychgate.authz.snapshots import SnapshotPublisher
 from lychgate.ids import token_sid
 from lychgate.store import SessionEnd
 

@@ -16,13 +16,13 @@ from sqlalchemy import insert
 from authz.conftest import Clock
 from fixtures.store import T0, make_session, make_user
 from lychgate.authz.context import AuthzContext
-from lychgate.authz.snapshots import (
+from lychgate.authz.sessions_to_end import (
     REREAD_REVOCATIONS,
     SessionsToEnd,
-    SnapshotPublisher,
     ended_listed_for,
     sessions_to_end,
 )
+from lychgate.authz.snapshots import SnapshotPublisher
 from lychgate.domain import Session
 from lychgate.ids import SessionId, new_id, token_sid
 from lychgate.store import Revocation, SessionEnd

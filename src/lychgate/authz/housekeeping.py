@@ -10,7 +10,7 @@ rate-limit counters of windows that began over an hour ago (they last a minute),
 device signatures whose ±60 s window ended over an hour ago, once shortly after it starts and
 then every hour. Replicas sweeping at once do no harm: each deletes what is
 still there. A session stays at least an hour longer than authz lists ended sessions in the
-gateways' snapshot (:func:`~lychgate.authz.snapshots.ended_listed_for`), so a gateway that
+gateways' snapshot (:func:`~lychgate.authz.sessions_to_end.ended_listed_for`), so a gateway that
 reconnects still learns of its end. The audit log is not swept: it is the record.
 """
 
@@ -23,7 +23,7 @@ from datetime import timedelta
 from typing import Final
 
 from lychgate.authz.context import AuthzContext
-from lychgate.authz.snapshots import ended_listed_for
+from lychgate.authz.sessions_to_end import ended_listed_for
 from lychgate.errors import StoreError
 
 log = logging.getLogger(__name__)

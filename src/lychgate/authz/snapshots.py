@@ -12,7 +12,7 @@ published only when its content differs from the last one.
 A look costs a few small reads, not a read of every user or every revoked session: the
 store's change counter (every write to users or apps bumps it, in the same transaction,
 whichever process makes it), the sessions revoked or ended since the last look (ranges of two
-indexes: :class:`SessionsToEnd`) and the signing keys. When the counter has not moved, the
+indexes: :mod:`.sessions_to_end`) and the signing keys. When the counter has not moved, the
 last snapshot gets the new revoked set and keys, if they differ. When it has, the look also
 reads the apps, and the users whose rows changed since the counter value it last saw (each
 user write records the value it moved the counter to, ``users.changed_in``), and applies
@@ -44,18 +44,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
 import logging
 import math
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
-from functools import partial
-from typing import Final, TypeVar
+from datetime import datetime
+from typing import Final
 from urllib.parse import urlsplit
 
 from lychgate.authz.context import AuthzContext
+from lychgate.authz.sessions_to_end import PAGE, SessionsToEnd, ended_listed_for, sessions_to_end
 from lychgate.deployment.transport import unservable_apps
 from lychgate.domain import App
 from lychgate.errors import ConfigError, StoreError
@@ -63,32 +62,12 @@ from lychgate.events import LoginApproved, LoginDenied, OpenApp
 from lychgate.gateway.app_hosts import host_clashes
 from lychgate.gateway.http.failures import Throttle
 from lychgate.gateway.snapshot import ConfigSnapshot, UserProfile, wire_problem
-from lychgate.ids import SessionId, UserId, token_sid
-from lychgate.store import ChangedUser, Revocation, SessionEnd, SessionRepository
+from lychgate.ids import SessionId, UserId
+from lychgate.store import ChangedUser
 from lychgate.tokens import Keyring, PublicKeyring
 
 log = logging.getLogger(__name__)
-_PAGE = 1000
-_End = TypeVar("_End", SessionEnd, Revocation)
-# How long a session that reached its end stays in the snapshot's revoked set, at least: a
-# gateway that was cut off from the feed when it ended still closes its sockets on
-# reconnecting. It is listed for a minute longer than feed_max_stale too, since a gateway cut
-# off for longer has closed every socket already (lychgate.gateway.feed_guard).
-ENDED_LISTED_FOR: Final = timedelta(minutes=10)
-
-
-def ended_listed_for(ctx: AuthzContext) -> timedelta:
-    """How long an ended session is listed (see :data:`ENDED_LISTED_FOR`)."""
-    stale = timedelta(seconds=ctx.settings.feed_max_stale) + timedelta(minutes=1)
-    return max(ENDED_LISTED_FOR, stale)
-
-
 FULL_EVERY: Final = 60.0  # seconds between full rebuilds when the change counter is still
-# How long before the last look each look reads revocations again. A revocation is stamped by
-# its writer's clock (``revoked_at``) and commits a moment later, so one stamped just before
-# the last look may have become visible only since, and another replica's clock may be a
-# little behind this one's. One stamped earlier still is found by the next full rebuild.
-REREAD_REVOCATIONS: Final = timedelta(seconds=30)
 # Seconds between looks: a change made elsewhere (the CLI, another replica on SQLite) waits
 # at most this long to be seen, which leaves the rest of the second for building and sending.
 POLL_INTERVAL: Final = 0.5
@@ -191,7 +170,7 @@ async def read_user_changes(
     known = users if known is None else known
     while True:
         page = await ctx.store.users.changed_since(
-            since, limit=_PAGE, after=after, enabled_only=everyone
+            since, limit=PAGE, after=after, enabled_only=everyone
         )
         for change in page:
             user = change.user
@@ -203,112 +182,8 @@ async def read_user_changes(
                 was = known.get(user.id)
                 users[user.id] = was if was == profile else profile
         read += len(page)
-        if len(page) < _PAGE:
+        if len(page) < PAGE:
             return read
-        after = page[-1]
-
-
-async def sessions_to_end(ctx: AuthzContext, now: datetime) -> frozenset[SessionId]:
-    """Sessions the gateways must end, by the names their tokens carry (handles, never ids):
-    revoked ones while their tokens could still be valid, and for a while, ones that reached
-    their end, whose WebSockets would otherwise outlive them (their tokens have expired
-    already: app tokens never outlive their session). Read in full; the publisher keeps its
-    set with :class:`SessionsToEnd`."""
-    return await SessionsToEnd(ended_listed_for(ctx)).look(ctx.store.sessions, now)
-
-
-class SessionsToEnd:
-    """:func:`sessions_to_end`, kept current by reading only what changed.
-
-    A session is listed from the look that finds it revoked, or at its end, until
-    ``listed_for`` after its end (``expires_at``): the set a full read gives, which is the
-    revoked sessions not yet at their end and every session whose end is less than
-    ``listed_for`` ago. The first look reads that set, a page at a time. Later looks read the
-    sessions revoked since the last look (and :data:`REREAD_REVOCATIONS` before it) and those
-    that reached their end since, hash each new one's handle once, and drop the sessions whose
-    listing is over, the first to leave first: a look at a store where nothing changed reads
-    no session and returns the very set it returned before. A look reads everything again when
-    asked to (``full``: the publisher's safety net) and when the clock went back.
-    """
-
-    __slots__ = ("_handles", "_leaving", "_listed", "_listed_for", "_looked_at")
-
-    def __init__(self, listed_for: timedelta) -> None:
-        self._listed_for = listed_for
-        # id -> (handle, (when it leaves, id)), the latter also an item of the heap below,
-        # which a full read takes over rather than make anew (as read_user_changes does).
-        self._listed: dict[SessionId, tuple[SessionId, tuple[datetime, SessionId]]] = {}
-        self._leaving: list[tuple[datetime, SessionId]] = []  # a heap: the next to leave first
-        self._looked_at: datetime | None = None  # the ``now`` of the last look that ended well
-        self._handles: frozenset[SessionId] | None = frozenset()  # None: changed since built
-
-    async def look(
-        self, sessions: SessionRepository, now: datetime, *, full: bool = False
-    ) -> frozenset[SessionId]:
-        """The handles of the sessions to end at ``now``."""
-        last = self._looked_at
-        if full or last is None or now < last:
-            await self._read_all(sessions, now)
-        else:
-            since = last - REREAD_REVOCATIONS
-            await _each(partial(sessions.revoked_since, since), partial(self._add, now))
-            await _each(partial(sessions.endings, last, now), partial(self._add, now))
-        self._looked_at = now
-        heap, listed = self._leaving, self._listed
-        while heap and heap[0][0] <= now:
-            item = heapq.heappop(heap)
-            sid = item[1]
-            if sid in listed and listed[sid][1] is item:
-                del listed[sid]
-                self._handles = None
-        if self._handles is None:
-            self._handles = frozenset(handle for handle, _ in listed.values())
-        return self._handles
-
-    async def _read_all(self, sessions: SessionRepository, now: datetime) -> None:
-        """Read the whole set again, into a new one that replaces the last once it is read,
-        keeping the handles already known."""
-        known = self._listed
-        fresh = SessionsToEnd(self._listed_for)
-        add = partial(fresh._add, now, known=known)
-        await _each(partial(sessions.revocations, now), add)
-        await _each(partial(sessions.endings, now - self._listed_for, now), add)
-        self._listed, self._leaving, self._handles = fresh._listed, fresh._leaving, None
-
-    def _add(
-        self,
-        now: datetime,
-        end: SessionEnd | Revocation,
-        *,
-        known: dict[SessionId, tuple[SessionId, tuple[datetime, SessionId]]] | None = None,
-    ) -> None:
-        """List ``end`` until ``listed_for`` after its end, as ``known`` has it if there
-        (its handle hashed already), else anew; unless its listing is over, or it is listed
-        already."""
-        leaves = end.expires_at + self._listed_for
-        listed = self._listed
-        if leaves <= now or end.id in listed:
-            return
-        entry = None if known is None else known.get(end.id)
-        if entry is None or entry[1][0] != leaves:
-            entry = (token_sid(end.id), (leaves, end.id))
-        listed[end.id] = entry
-        heapq.heappush(self._leaving, entry[1])
-        self._handles = None
-
-
-async def _each(
-    read: Callable[..., Awaitable[Sequence[_End]]], use: Callable[[_End], None]
-) -> None:
-    """Call ``use`` on every session ``read`` gives, a page (:data:`_PAGE`) at a time: the
-    event loop runs other work while the next page is read."""
-    after: _End | None = None
-    while True:
-        page = await read(limit=_PAGE, after=after)
-        for end in page:
-            use(end)
-        if len(page) < _PAGE:
-            return
         after = page[-1]
 
 

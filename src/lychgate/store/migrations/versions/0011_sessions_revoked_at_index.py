@@ -3,7 +3,7 @@
 authz's snapshot publisher used to read every revoked session, twice a second, to learn of
 the few revoked since its last look: at 50,000 revoked sessions that was 20-28 % of a core
 when nothing changed. Now each look reads only the revocations since the last one
-(lychgate.authz.snapshots); without this index that read still walked every revoked
+(lychgate.authz.sessions_to_end); without this index that read still walked every revoked
 session, 44 ms a look on SQLite at 50,000.
 
 Revision ID: 0011
