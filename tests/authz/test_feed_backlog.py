@@ -3,7 +3,7 @@
 A probe paused a gateway (SIGSTOP) while the config kept changing, on PostgreSQL with 10,000
 users and 58,000 sessions to end: authz grew from 262 MB to 702 MB in 160 s, some 3 MB per
 change, for the snapshots its feed connection queued. Now a connection holds the newest
-snapshot it has not sent and no other (lychgate.gateway.feed_wire), and one whose client
+snapshot it has not sent and no other (lychgate.gateway.feed_serve), and one whose client
 accepts nothing for a while is closed (:class:`~lychgate.authz.internal.FeedResponse`).
 """
 

@@ -33,12 +33,12 @@ from lychgate.gateway.feed import (
     feed_lines,
     split_lines,
 )
+from lychgate.gateway.feed_serve import _change_line
 from lychgate.gateway.feed_wire import (
     KEEPALIVE,
     UPDATES,
     FeedMessage,
     Heartbeat,
-    _change_line,
     heartbeat_line,
     parse_line,
     snapshot_line,

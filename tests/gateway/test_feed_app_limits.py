@@ -17,12 +17,12 @@ import pytest
 
 from gateway.feed_harness import WORLD, kinds
 from gateway.world import APPS, make_app
+from lychgate.gateway.feed_serve import feed_lines
 from lychgate.gateway.feed_wire import (
     APP_LIMITS,
     SESSIONS,
     UPDATES,
     asked_updates,
-    feed_lines,
     parse_line,
     snapshot_line,
 )
@@ -84,7 +84,7 @@ async def test_the_feed_leaves_them_out_for_an_older_gateway_and_warns_once(
     later = WITH_LIMITS.with_sessions(
         serial=3, issued_at=WITH_LIMITS.issued_at, revoked_sessions=frozenset({SessionId("s")})
     )
-    caplog.set_level(logging.WARNING, logger="lychgate.gateway.feed_wire")
+    caplog.set_level(logging.WARNING, logger="lychgate.gateway.feed_serve")
     lines = await _lines(frozenset({SESSIONS}), WORLD.snapshot, WITH_LIMITS, later)
     assert kinds(lines) == ["snapshot", "snapshot", "sessions"]
     assert set(sent_apps(lines[1])["strict"]) <= FORMAT_1_APP_MEMBERS
@@ -97,7 +97,7 @@ async def test_the_feed_leaves_them_out_for_an_older_gateway_and_warns_once(
 async def test_no_warning_when_the_gateway_reads_them_or_no_app_sets_one(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="lychgate.gateway.feed_wire")
+    caplog.set_level(logging.WARNING, logger="lychgate.gateway.feed_serve")
     lines = await _lines(UPDATES, WITH_LIMITS)
     assert sent_apps(lines[0])["strict"]["max_headers"] == 16
     await _lines(frozenset(), WORLD.snapshot)
@@ -109,7 +109,7 @@ async def test_an_app_that_sets_limits_later_is_named_then(
 ) -> None:
     tight = make_app("tight", max_header_bytes=4096)
     both = WORLD.changed(serial=3, apps=(*APPS, LIMITED, tight))
-    caplog.set_level(logging.WARNING, logger="lychgate.gateway.feed_wire")
+    caplog.set_level(logging.WARNING, logger="lychgate.gateway.feed_serve")
     await _lines(
         frozenset({SESSIONS}),
         WITH_LIMITS,

@@ -18,12 +18,12 @@ import pytest
 
 from gateway.feed_harness import WORLD, version
 from gateway.waiting import eventually
+from lychgate.gateway.feed_serve import feed_lines
 from lychgate.gateway.feed_wire import (
     SESSIONS,
     UPDATES,
     SessionsUpdate,
     UsersUpdate,
-    feed_lines,
     parse_line,
 )
 from lychgate.gateway.snapshot import ConfigSnapshot, UserProfile

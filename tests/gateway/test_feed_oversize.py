@@ -17,11 +17,12 @@ import pytest
 
 from gateway.feed_harness import WORLD, version
 from lychgate.gateway.feed_json import MAX_LINE_BYTES
-from lychgate.gateway.feed_wire import APP_LIMITS, UPDATES, OversizeLines, feed_lines
+from lychgate.gateway.feed_serve import OversizeLines, feed_lines
+from lychgate.gateway.feed_wire import APP_LIMITS, UPDATES
 from lychgate.gateway.snapshot import ConfigSnapshot
 from lychgate.ids import SessionId
 
-LOGGER = "lychgate.gateway.feed_wire"
+LOGGER = "lychgate.gateway.feed_serve"
 
 
 async def _first_line(

@@ -21,11 +21,11 @@ from gateway.feed_harness import (
 from gateway.waiting import eventually
 from gateway.world import NOW, World
 from lychgate.errors import ConfigError
+from lychgate.gateway.feed_serve import feed_lines
 from lychgate.gateway.feed_wire import (
     SessionChanges,
     SessionsUpdate,
     asked_updates,
-    feed_lines,
     parse_line,
     sessions_line,
     snapshot_line,

@@ -17,10 +17,10 @@ from gateway.feed_harness import (
 )
 from gateway.world import NOW, World
 from lychgate.errors import ConfigError
+from lychgate.gateway.feed_serve import feed_lines
 from lychgate.gateway.feed_wire import (
     SESSIONS,
     UsersUpdate,
-    feed_lines,
     parse_line,
     snapshot_line,
     users_line,

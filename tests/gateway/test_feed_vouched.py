@@ -12,7 +12,8 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from gateway.feed_harness import version
-from lychgate.gateway.feed_wire import KEEPALIVE, feed_lines, heartbeat_line
+from lychgate.gateway.feed_serve import feed_lines
+from lychgate.gateway.feed_wire import KEEPALIVE, heartbeat_line
 from lychgate.gateway.snapshot import ConfigSnapshot
 
 

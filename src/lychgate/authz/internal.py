@@ -19,7 +19,7 @@ answered as an unknown path is (a 404; without the secret, the namespace's 401 i
 sent is in it), before the body is read or a method mismatch (405) or a slash redirect (307)
 could show that the route exists.
 
-The feed (theory of operation in :mod:`lychgate.gateway.feed_wire`) refuses a new gateway
+The feed (theory of operation in :mod:`lychgate.gateway.feed_serve`) refuses a new gateway
 with a 503 while this replica does not vouch for its snapshot (:mod:`.snapshots`). A snapshot
 not vouched for is not always a store out of reach: a process paused for a while (SIGSTOP, a
 VM frozen, a debugger) wakes with its last look long past, and the gateways that reconnected
@@ -52,12 +52,8 @@ from lychgate.authz.sessions import find_by_handle, revoke_session
 from lychgate.authz.snapshots import POLL_INTERVAL, SnapshotPublisher
 from lychgate.errors import NotFound, TokenError
 from lychgate.gateway.feed_http import FEED_PATH, REDEEM_PATH, REVOKE_PATH
-from lychgate.gateway.feed_wire import (
-    MEDIA_TYPE,
-    UPDATES_HEADER,
-    asked_updates,
-    feed_lines,
-)
+from lychgate.gateway.feed_serve import feed_lines
+from lychgate.gateway.feed_wire import MEDIA_TYPE, UPDATES_HEADER, asked_updates
 from lychgate.gateway.routing import INTERNAL_PREFIX
 from lychgate.ids import SessionId, UserId
 

@@ -50,6 +50,7 @@ import httpx
 from lychgate.errors import ConfigError
 from lychgate.gateway.feed_http import FEED_PATH, authz_client
 from lychgate.gateway.feed_json import MAX_LINE_BYTES
+from lychgate.gateway.feed_serve import feed_lines
 from lychgate.gateway.feed_wire import (
     MEDIA_TYPE,
     UPDATES,
@@ -58,7 +59,6 @@ from lychgate.gateway.feed_wire import (
     Heartbeat,
     SessionsUpdate,
     UsersUpdate,
-    feed_lines,
     parse_line,
 )
 from lychgate.gateway.snapshot import SnapshotHolder
