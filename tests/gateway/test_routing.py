@@ -249,6 +249,8 @@ def test_reserved_prefix(path: str, reserved: bool) -> None:
         # Found by fuzzing: parameters on the segment, which Tomcat strips, hid it.
         ("localhost", "/.lychgate/internal;x/feed", NoRoute()),
         ("localhost", "/.lychgate/INTERNAL;jsessionid=1", NoRoute()),
+        ("localhost", "/.lychgate/;x/internal/feed", NoRoute()),  # Tomcat: //internal/feed
+        ("localhost", "/.lychgate/;/;y/INTERNAL", NoRoute()),
         ("localhost", "/.lychgate/internals/feed", AuthzRoute()),
         ("localhost", "/.lychgate/x/internal/feed", AuthzRoute()),
         ("other.localhost", "/", NoRoute()),

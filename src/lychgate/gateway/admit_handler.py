@@ -58,7 +58,7 @@ from lychgate.gateway.admit_memo import AdmissionMemo
 from lychgate.gateway.cookies import drop_lychgate_set_cookies
 from lychgate.gateway.endpoints import Endpoints, utc_now
 from lychgate.gateway.feed_http import authz_base
-from lychgate.gateway.forwarding import forward_headers
+from lychgate.gateway.forwarding import Identity, forward_headers
 from lychgate.gateway.http.failures import Throttle
 from lychgate.gateway.http.limits import CONTROL_PLANE_MAX_BODY, SIGN_IN_MAX_BODY
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
@@ -253,9 +253,9 @@ class GatewayHandler:
 
     def _carry_out(self, head: RequestHead, admission: Admission, now: datetime) -> Decision:
         if isinstance(admission, ToApp):
-            return self._to_app(head, admission, now)
+            return self._to_app(head, admission, admission.identity, now)
         if isinstance(admission, Preflight):
-            return self._preflight(head, admission)
+            return self._to_app(head, admission, None, now)
         if isinstance(admission, ToAuthz):
             try:
                 headers = forward_headers(
@@ -304,47 +304,28 @@ class GatewayHandler:
             denied = replace(denied, app=admission.app)
         return _try_again_later(denied) if admission.error == "unavailable" else denied
 
-    def _to_app(self, head: RequestHead, admitted: ToApp, now: datetime) -> Decision:
+    def _to_app(
+        self,
+        head: RequestHead,
+        admitted: ToApp | Preflight,
+        identity: Identity | None,
+        now: datetime,
+    ) -> Decision:
+        """The request forwarded to its app: as ``identity``, or with none (a CORS preflight:
+        no identity headers, no upgrade, no content)."""
+        app = admitted.app
         assertions = self._assertions
-        upstream = self._upstreams.get(admitted.app.slug)
+        upstream = self._upstreams.get(app.slug)
         if assertions is None or upstream is None:
-            log.warning("no assertion key in the snapshot: refusing app requests")
-            return _try_again_later(
-                responses.deny(503, "unavailable", head, reason="no assertion key")
-            )
-        identity = admitted.identity
+            why = "no assertion key in the snapshot" if assertions is None else "no upstream"
+            log.warning("%s: refusing the requests of app %s", why, app.slug)
+            return _try_again_later(responses.deny(503, "unavailable", head, reason=why))
         try:
             headers = forward_headers(
                 head,
                 admitted.host,
                 trusted_proxies=self._options.trusted_proxies,
-                identity=assertions.headers(identity, now),
-            )
-        except ClientError as exc:
-            return responses.deny(400, "bad_request", head, reason=str(exc))
-        return Forward(
-            upstream,
-            admitted.target.origin_form,
-            headers,
-            app=admitted.app.slug,
-            allow_upgrade=admitted.app.websockets,
-            max_body_bytes=admitted.app.max_body_bytes,
-            idle_timeout=admitted.app.idle_timeout,
-            response_fields=drop_lychgate_set_cookies,  # no app sets our cookies
-            who=identity,
-        )
-
-    def _preflight(self, head: RequestHead, admitted: Preflight) -> Decision:
-        app = admitted.app
-        upstream = self._upstreams.get(app.slug)
-        if self._assertions is None or upstream is None:
-            log.warning("no assertion key in the snapshot: refusing app requests")
-            return _try_again_later(
-                responses.deny(503, "unavailable", head, reason="no assertion key")
-            )
-        try:
-            headers = forward_headers(
-                head, admitted.host, trusted_proxies=self._options.trusted_proxies
+                identity=() if identity is None else assertions.headers(identity, now),
             )
         except ClientError as exc:
             return responses.deny(400, "bad_request", head, reason=str(exc))
@@ -353,11 +334,12 @@ class GatewayHandler:
             admitted.target.origin_form,
             headers,
             app=app.slug,
-            allow_upgrade=False,
-            max_body_bytes=0,  # a preflight has no content (admission let none through)
+            allow_upgrade=identity is not None and app.websockets,
+            # A preflight has no content: admission let none through.
+            max_body_bytes=app.max_body_bytes if identity is not None else 0,
             idle_timeout=app.idle_timeout,
-            response_fields=drop_lychgate_set_cookies,
-            who=None,  # nobody was admitted: no identity upstream, none in the access log
+            response_fields=drop_lychgate_set_cookies,  # no app sets our cookies
+            who=identity,  # None for a preflight: none in the access log either
         )
 
 

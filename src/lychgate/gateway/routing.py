@@ -211,13 +211,17 @@ def _with_port(name: str, port: int | None) -> RequestHost:
 
 def is_internal(path: str) -> bool:
     """True for authz's gateway-only API under ``/.lychgate/internal``, in any letter case,
-    and with path parameters on that segment (``/.lychgate/internal;x/feed``): normalization
-    keeps parameters past the first segment, and an upstream that strips them (Tomcat) would
-    read that path as the internal API."""
+    and with path parameters on that segment (``/.lychgate/internal;x/feed``) or a segment of
+    parameters alone before it (``/.lychgate/;x/internal/feed``): normalization keeps
+    parameters past the first segment, and an upstream that strips them (Tomcat), then merges
+    the empty segment left, would read either path as the internal API."""
     if path[:11].lower() != _RESERVED_DIR:
         return False
-    second = path[11:].partition("/")[0]
-    return second.partition(";")[0].lower() == _INTERNAL_SEGMENT
+    for segment in path[11:].split("/"):
+        name = segment.partition(";")[0]
+        if name:
+            return name.lower() == _INTERNAL_SEGMENT
+    return False
 
 
 def route(snapshot: ConfigSnapshot, host: RequestHost, path: str) -> Route:

@@ -17,7 +17,7 @@ socket:
    with its method, in capital letters. A first byte that is a capital letter is plain HTTP
    sent to this port (``http://`` on the HTTPS port, or a probe): it is answered as nginx
    does, with a plaintext ``400`` that says so and echoes nothing, recorded with the client's
-   address, and the socket lingers as after any error (:mod:`.connection`): half-closed, what
+   address, and the socket lingers as after any error (:mod:`.ending`): half-closed, what
    the client still sends read and dropped for ``linger_timeout`` (and a MiB) at most, so that
    the client reads the answer instead of a reset. Any other first byte goes to TLS, whose
    handshake refuses what is not TLS as before. This object then starts ``loop.start_tls`` on
