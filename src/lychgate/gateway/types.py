@@ -46,6 +46,12 @@ class RequestHead:
         return [v for k, v in self.headers if k == name]
 
 
+def headless(client_ip: str, scheme: str, sni: str | None = None) -> RequestHead:
+    """The head of a record for an answer given before any request head was read: only the
+    client, for the access log and the metrics."""
+    return RequestHead("", "", "", "", (), "", client_ip, scheme, sni)
+
+
 class Principal(Protocol):
     """Who a request was decided for: the identity admission established from its token.
 

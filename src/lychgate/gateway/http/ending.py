@@ -33,7 +33,7 @@ from lychgate.gateway.http.trailers import TrailerGuard
 from lychgate.gateway.http.tunnel import Tunnel
 from lychgate.gateway.http.unsent import StallWatch
 from lychgate.gateway.http.writer import Writer
-from lychgate.gateway.types import Principal, RequestHead, Respond
+from lychgate.gateway.types import Principal, RequestHead, Respond, headless
 from lychgate.ids import AppSlug
 
 _MAX_TUNNEL_EARLY = 64 * 1024  # client bytes held while an upgrade is being answered
@@ -236,7 +236,7 @@ class ConnectionEnding(asyncio.Protocol):
 
     def _headless(self) -> RequestHead:
         """The head of a record for an answer given before any head was read: the client."""
-        return RequestHead("", "", "", "", (), "", self._client_ip, self._scheme, self._sni)
+        return headless(self._client_ip, self._scheme, self._sni)
 
     def cut(self, req: Request, status: int, app: AppSlug | None, reason: str) -> None:
         """The response to the active request, ``status`` sent, could not be finished (the

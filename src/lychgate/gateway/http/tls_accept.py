@@ -81,7 +81,7 @@ from lychgate.gateway.http.connection import ClientConnection
 from lychgate.gateway.http.context import ServerContext
 from lychgate.gateway.http.ending import LINGER_MAX
 from lychgate.gateway.http.headers import http_date
-from lychgate.gateway.types import RequestHead
+from lychgate.gateway.types import headless
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ class _Accepting(asyncio.Protocol):
         hook = ctx.on_response
         if hook is not None:  # a response too: logged and counted like any other
             ip = peer_ip(tcp)
-            head = RequestHead("", "", "", "", (), "", ip, ctx.scheme)
+            head = headless(ip, ctx.scheme)
             hook(head, None, 400, 0.0, PLAIN_HTTP, None)
         if tcp.can_write_eof():
             tcp.write_eof()  # RFC 9112 section 9.6: half-close, then read until EOF
