@@ -14,6 +14,11 @@ not look like a whole message. On the upstream's 101 to an Upgrade request its t
 handed to :mod:`.tunnel`, and this object is done. However the active request ends, one the
 client walked away from included, it is recorded (:meth:`_record`).
 
+Whatever ends lets go of what refers back to it, so that reference counting alone frees it
+(:mod:`lychgate.gateway.collector`; tests/gateway/test_garbage_cycles.py): a request of its
+exchange when it is recorded, a connection of its timer's callback (and its parser) when it
+is lost or becomes a tunnel.
+
 This layer also declares the connection's slots and sets them up, once for the three layers:
 :mod:`.turns` and :mod:`.connection` build on it.
 """
@@ -96,6 +101,7 @@ class ConnectionEnding(asyncio.Protocol):
         "_headers",
         "_idle_app",
         "_idle_delay",
+        "_idle_timed",
         "_in_head",
         "_limits",
         "_lingered",
@@ -145,6 +151,7 @@ class ConnectionEnding(asyncio.Protocol):
         self._head_raw = 0
         self._in_head = False
         self._head_timed = False
+        self._idle_timed = False  # the wait for the next request is running: not restarted
         self._trailers = TrailerGuard()
         self._error: int | None = None  # status recorded by a callback before _Stop
         self._why = ""  # and why, for the access log
@@ -226,6 +233,7 @@ class ConnectionEnding(asyncio.Protocol):
         ctx = self._ctx
         self._active = None
         self._responder = None
+        req.sink = None  # the request <-> exchange cycle, broken: both freed without the GC
         ctx.stats.requests_active -= 1
         hook = ctx.on_response
         if hook is not None:

@@ -28,6 +28,10 @@ class Clock(Protocol):
     def call_at(self, when: float, callback: Callable[[], object], /) -> TimerHandle: ...
 
 
+def _spent() -> None:
+    """The callback of a deadline cancelled for good."""
+
+
 class Deadline:
     """Calls ``callback`` once the deadline set by :meth:`set` passes, unless cleared first."""
 
@@ -55,8 +59,11 @@ class Deadline:
         self._when = None
 
     def cancel(self) -> None:
-        """Disarm and drop the handle (on connection close)."""
+        """Disarm for good (on connection close): drop the handle, and the callback, which
+        refers back to its owner (a reference cycle that only the cyclic garbage collector
+        would free: see :mod:`lychgate.gateway.collector`)."""
         self._when = None
+        self._callback = _spent
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None

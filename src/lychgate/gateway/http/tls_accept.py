@@ -283,7 +283,9 @@ class _Accepting(asyncio.Protocol):
         handshake = self._handshake
         if handshake is None or (fired is not None and fired is not self._waiting):
             return  # stepped on already, from data_received (or a wait long past)
-        self._waiting = None
+        # The future that fired holds what the handshake raises below, whose traceback holds
+        # this frame: let go of it, or the three make a cycle only the collector would free.
+        fired = self._waiting = None
         try:
             waiting = handshake.send(None)
         except StopIteration as done:

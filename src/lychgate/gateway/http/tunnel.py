@@ -50,6 +50,10 @@ hold two connections for ever. Rather than read the clock on every read, each tu
 registry's sweeps, :data:`SWEEPS` per timeout, that saw it silent; a byte resets the count. So
 a silent tunnel is closed after ``idle_timeout`` and before ``1 + 1/SWEEPS`` times that.
 WebSocket apps and clients that ping (most do, a few times a minute) are never idle.
+
+A tunnel and its two ends refer to each other; once both connections are gone the ends let go
+of each other and the tunnel of them, so that reference counting alone frees all three
+(:mod:`lychgate.gateway.collector`).
 """
 
 from __future__ import annotations
@@ -343,10 +347,17 @@ class Tunnel:
             self._drain_timer.cancel()
             self._drain_timer = None
         on_end, ends, head = self._on_end, self._ends, self._head
-        if on_end is not None and ends is not None and head is not None:
-            self._on_end = None
+        self._on_end = None
+        self._ends = None
+        if ends is None:
+            return
+        # The ends refer to each other and to this tunnel: both sides are gone, so let go of
+        # them, or only the cyclic garbage collector would free the three.
+        client, upstream = ends
+        client.peer = upstream.peer = None
+        if on_end is not None and head is not None:
             seconds = time.perf_counter() - self._started
-            sent, received = ends[0].received, ends[1].received
+            sent, received = client.received, upstream.received
             on_end(TunnelEnded(head, self.app, seconds, self.why, self.who, sent, received))
 
     def _cut_unsent(self) -> None:

@@ -11,8 +11,12 @@ within ``header_timeout`` of its first byte (408, slowloris) and a keep-alive co
 stay idle for ``idle_timeout``. The first head is bounded from the accept instead: it must be
 complete within ``header_timeout`` of it, TLS handshake included (:meth:`accepted_at`), so
 neither waiting before its first byte nor a slow handshake adds a second ``header_timeout``,
-and bytes that start no head (llhttp skips blank lines before a request) do not move it.
-While a request is active, the upstream's read timeout governs instead.
+and bytes that start no head (llhttp skips blank lines before a request) do not move it. Nor
+do they restart the idle wait between requests, which runs from the end of the last response
+(RFC 9112 section 2.2 lets a server ignore such lines; a client sending a bare CRLF every few
+seconds kept its connection open for ever). A request each ``idle_timeout`` does keep it
+open, as it should: each is answered, and logged. While a request is active, the upstream's
+read timeout governs instead.
 
 This is the middle layer of :class:`.ClientConnection`, on :mod:`.ending`.
 """
@@ -82,7 +86,7 @@ class ConnectionTurns(ConnectionEnding):
         req.started = perf_counter()
         if not self._write_paused:
             self._deadline.clear()
-        self._head_timed = False
+        self._head_timed = self._idle_timed = False
         if req.error is not None or req.head is None:
             self.fail(req, req.error or 400, None, True, req.why)
             return
@@ -180,7 +184,6 @@ class ConnectionTurns(ConnectionEnding):
         self._record(req, status, app, reason)
         self._idle_delay = self._limits.idle_timeout if idle is None else idle
         self._idle_app = app
-        req.sink = None  # also breaks the request <-> exchange cycle: freed without the GC
         if self._parsing is req:
             req.discard = True
             req.take_buffer()
@@ -271,6 +274,7 @@ class ConnectionTurns(ConnectionEnding):
         elif self._queue:
             self._start_next()  # answers held back while the client was not reading
         elif not self._lingering:
+            self._idle_timed = False  # the idle wait starts again once the client has read
             self._wait_for_client()
         if self._responder is not None:
             self._responder.client_write_resumed()
@@ -283,12 +287,15 @@ class ConnectionTurns(ConnectionEnding):
 
     def _wait_for_client(self) -> None:
         """Nothing to answer: time the partial head, or the idle keep-alive wait. Neither
-        moves a head's deadline once set: at its first byte, or for the first at the accept."""
+        moves once set: a head's deadline at its first byte (for the first, at the accept),
+        the idle wait when the response before it ended. Reads that start no head (blank
+        lines, which llhttp skips) come here too, and must not restart either."""
         if self._in_head:
             if not self._head_timed:
                 self._head_timed = True
                 self._deadline.set(self._limits.header_timeout)
-        elif not self._head_timed:
+        elif not (self._head_timed or self._idle_timed):
+            self._idle_timed = True
             self._deadline.set(self._idle_delay)
 
     def follow_idle(self, idle_of: Callable[[AppSlug], float | None]) -> bool:

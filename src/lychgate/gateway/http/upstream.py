@@ -47,6 +47,10 @@ request is outstanding and restarts on every read, and, while the request's cont
 being sent, on every piece sent too (:meth:`UpstreamConnection.sent_more`): an upload longer
 than the timeout is no silent upstream. It is stopped while we ourselves stop reading because
 the client is slow, so a slow client never becomes a "slow upstream".
+
+The parser and the read timer call this object back: both are made when the connection is
+(a refused connect makes neither) and let go of when it is lost or becomes a tunnel, so that
+reference counting alone frees it (:mod:`lychgate.gateway.collector`).
 """
 
 from __future__ import annotations
@@ -190,7 +194,9 @@ class UpstreamConnection(asyncio.Protocol):
         self.idle_since = 0.0
         self.owner: str | None = None  # whose requests it carries (see .pool)
         self._sink: ResponseSink | None = None
-        self._parser = HttpResponseParser(self)
+        # Made with the connection (a refused connect makes none), dropped with it: the parser
+        # holds our bound methods, a reference cycle that only the cyclic GC would free.
+        self._parser: HttpResponseParser | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_size = 0  # bytes of field names and values in this head
         self._head_bytes = 0  # bytes read while no final head was complete
@@ -217,9 +223,11 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport = transport
         self.out = Writer(transport, self.batch)
         transport.set_write_buffer_limits(high=self.write_buffer_high)
+        self._parser = HttpResponseParser(self)
         self._deadline = Deadline(asyncio.get_running_loop(), self._on_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._parser = None
         if self._deadline is not None:
             self._deadline.cancel()
         forget = self._forget
@@ -236,8 +244,8 @@ class UpstreamConnection(asyncio.Protocol):
             sink.upstream_failed(Failure.CLOSED, self._got_bytes)
 
     def data_received(self, data: bytes) -> None:
-        sink = self._sink
-        if sink is None:
+        sink, parser = self._sink, self._parser
+        if sink is None or parser is None:
             # Bytes on an idle connection answer nothing we asked: never trust it again.
             self._reusable = False
             self.close()
@@ -250,7 +258,7 @@ class UpstreamConnection(asyncio.Protocol):
         batch.depth += 1
         try:
             try:
-                self._parser.feed_data(data)
+                parser.feed_data(data)
             except (HttpParserUpgrade, HttpParserError) as exc:
                 if self._complete:
                     # The response is whole; what follows it in this read answers nothing we
@@ -358,6 +366,7 @@ class UpstreamConnection(asyncio.Protocol):
         assert self.transport is not None
         self._sink = None
         self._forget = None
+        self._parser = None
         if self._deadline is not None:
             self._deadline.cancel()
         if self.out is not None:
@@ -396,6 +405,7 @@ class UpstreamConnection(asyncio.Protocol):
         if sink is None or self._complete:
             return
         parser = self._parser
+        assert parser is not None  # it is calling
         status = parser.get_status_code()
         headers = self._headers
         if not 100 <= status <= 599:
