@@ -36,7 +36,7 @@ from lychgate.gateway.http.connection import ClientConnection
 from lychgate.gateway.http.context import ResponseHook, ServerContext
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.pool import UpstreamPool, unverified_client_context
-from lychgate.gateway.http.tunnel import TunnelRegistry
+from lychgate.gateway.http.tunnel_registry import TunnelRegistry
 from lychgate.gateway.http.upstream import UpstreamConnection
 from lychgate.gateway.metrics import GatewayMetrics
 from lychgate.gateway.runner import response_hook

@@ -24,7 +24,7 @@ from gateway.fakes import FakeTransport, feed_client
 from lychgate.gateway.http import Limits
 from lychgate.gateway.http.context import ServerContext
 from lychgate.gateway.http.pool import UpstreamPool, unverified_client_context
-from lychgate.gateway.http.tunnel import TunnelRegistry
+from lychgate.gateway.http.tunnel_registry import TunnelRegistry
 from lychgate.gateway.http.upstream import UpstreamConnection
 from lychgate.gateway.types import Decision, Forward, Handler, RequestHead, Respond, Upstream
 

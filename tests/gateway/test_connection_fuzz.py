@@ -16,7 +16,7 @@ from gateway.fakes import FakeTransport, feed_client
 from lychgate.gateway.http import Limits
 from lychgate.gateway.http.context import ServerContext
 from lychgate.gateway.http.pool import UpstreamPool, unverified_client_context
-from lychgate.gateway.http.tunnel import TunnelRegistry
+from lychgate.gateway.http.tunnel_registry import TunnelRegistry
 from lychgate.gateway.types import Decision, RequestHead, Respond
 
 ERRORS = {400, 405, 408, 413, 414, 417, 431, 505}

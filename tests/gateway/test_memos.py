@@ -15,7 +15,7 @@ from gateway.conftest import Connect, RawRoute, Start, forward_to
 from gateway.test_forwarding import fwd, head
 from gateway.upstreams import Reply, Seen, http_upstream, read_head
 from lychgate.gateway import forwarding
-from lychgate.gateway.http import connection, upstream
+from lychgate.gateway.http import connection, upstream_framing
 from lychgate.gateway.http.headers import MEMO_NAME_MAX
 
 LONG = "x-" + "l" * 8000
@@ -54,4 +54,4 @@ async def test_the_engine_memoizes_only_short_names_both_ways(
     async with raw_route(serve) as (c2, _):
         await c2.send(get())
         assert (await c2.read_response()).header(LONG) == "up"
-    assert LONG.encode() not in upstream._NAMES
+    assert LONG.encode() not in upstream_framing._NAMES

@@ -16,7 +16,7 @@ from lychgate.gateway.http.context import ServerContext
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.pool import UpstreamPool, unverified_client_context
 from lychgate.gateway.http.tls_accept import TlsAcceptor
-from lychgate.gateway.http.tunnel import TunnelRegistry
+from lychgate.gateway.http.tunnel_registry import TunnelRegistry
 from lychgate.gateway.types import Decision, RequestHead
 
 

@@ -17,7 +17,8 @@ from gateway.conftest import SID, Connect, Start, upgrade_to
 from gateway.upstreams import SWITCHED, WS_FIELDS, Raw, raw_upstream, read_head
 from gateway.waiting import eventually
 from lychgate.gateway.http.limits import Limits
-from lychgate.gateway.http.tunnel import Tunnel, TunnelEnded, TunnelRegistry
+from lychgate.gateway.http.tunnel import Tunnel, TunnelEnded
+from lychgate.gateway.http.tunnel_registry import TunnelRegistry
 from lychgate.ids import SessionId
 
 pytestmark = pytest.mark.loopback

@@ -24,7 +24,8 @@ from gateway.upstreams import SWITCHED, WS_FIELDS, raw_upstream, read_head
 from gateway.waiting import PATIENCE, eventually
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.tls import server_context
-from lychgate.gateway.http.tunnel import Tunnel, TunnelEnd, TunnelRegistry
+from lychgate.gateway.http.tunnel import Tunnel, TunnelEnd
+from lychgate.gateway.http.tunnel_registry import TunnelRegistry
 from lychgate.gateway.http.wsframes import GOING_AWAY, POLICY_VIOLATION, close_frame
 
 pytestmark = pytest.mark.loopback

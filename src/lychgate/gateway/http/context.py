@@ -12,7 +12,8 @@ from lychgate.gateway.http.clientcap import ClientCap
 from lychgate.gateway.http.failures import UpstreamFailures
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.pool import UpstreamPool
-from lychgate.gateway.http.tunnel import TunnelEndHook, TunnelRegistry
+from lychgate.gateway.http.tunnel import TunnelEndHook
+from lychgate.gateway.http.tunnel_registry import TunnelRegistry
 from lychgate.gateway.http.writer import Batch
 from lychgate.gateway.types import Handler, Principal, RequestHead
 from lychgate.ids import AppSlug

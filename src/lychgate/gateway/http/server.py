@@ -28,7 +28,8 @@ from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.pool import UpstreamPool
 from lychgate.gateway.http.tls import client_context
 from lychgate.gateway.http.tls_accept import TlsAcceptor
-from lychgate.gateway.http.tunnel import TunnelEndHook, TunnelRegistry
+from lychgate.gateway.http.tunnel import TunnelEndHook
+from lychgate.gateway.http.tunnel_registry import TunnelRegistry
 from lychgate.gateway.http.writer import Batch
 from lychgate.gateway.types import Handler, Principal
 from lychgate.ids import AppSlug, SessionId
