@@ -1,12 +1,12 @@
 """Steady traffic leaves no garbage cycles of the engine's objects behind (loopback).
 
-A full collection of the cyclic garbage collector walks every tracked object, and stalls the
-event loop for as long; a worker therefore freezes each config snapshot it applies, which keeps
-for good any cyclic garbage not yet collected then (:mod:`lychgate.gateway.collector`). The
-engine frees what a connection, a request, an upstream connection and a tunnel held by
-reference counting alone, when each ends: every reference cycle among them (a protocol and the
-timer that calls it back, a parser and the protocol whose methods it calls, a request and the
-exchange that takes its content, a tunnel and its ends) is broken as it ends.
+A full collection of the cyclic garbage collector walks every tracked object, a large config
+snapshot's included, and stalls the event loop for as long; a worker therefore makes full
+collections rare (:mod:`lychgate.gateway.collector`), and traffic must not leave garbage that
+only they would free. The engine frees what a connection, a request, an upstream connection and
+a tunnel held by reference counting alone, when each ends: every reference cycle among them (a
+protocol and the timer that calls it back, a parser and the protocol whose methods it calls, a
+request and the exchange that takes its content, a tunnel and its ends) is broken as it ends.
 
 Each test runs traffic with the collector off, waits until everything it opened is closed, then
 collects and asserts that nothing unreachable is of our own making: an object of a

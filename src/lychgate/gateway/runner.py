@@ -18,7 +18,6 @@ gateway's workers share is refused rather than joined.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 import ssl
@@ -39,6 +38,10 @@ from lychgate.gateway.accesslog import AccessLog
 from lychgate.gateway.admit_handler import GatewayHandler, GatewayOptions
 from lychgate.gateway.authz_client import HttpAuthzClient
 from lychgate.gateway.cert_reload import CertificateReloader
+from lychgate.gateway.collector import (
+    FULL_COLLECTION_AFTER as FULL_COLLECTION_AFTER,  # its home before .collector
+)
+from lychgate.gateway.collector import settle_collector
 from lychgate.gateway.endpoints import Endpoints
 from lychgate.gateway.feed import FeedClient
 from lychgate.gateway.feed_guard import TunnelGuard, tunnel_gate
@@ -73,8 +76,6 @@ log = logging.getLogger(__name__)
 DRAIN_TIMEOUT = 10.0
 # A worker listens once the feed has given it a snapshot, or after this long without one.
 FIRST_SNAPSHOT_WAIT = 5.0
-# The cyclic collector's third threshold (Python's is 10): see run_gateway.
-FULL_COLLECTION_AFTER = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,21 +458,9 @@ def run_gateway(plan: GatewayPlan, *, workers: int, reload_on_sighup: bool = Fal
     two listeners on one address a :class:`ConfigError`.
     """
     check_listeners(plan, workers)
-    # Everything imported and prepared so far lives as long as the process: keep it out of the
-    # cyclic collector's full passes, which would walk it again and again under load (and,
-    # before a fork, would touch and so copy every page the workers share).
-    gc.collect()
-    gc.freeze()
-    # A full collection walks every object not frozen, a large snapshot's among them, holding
-    # the GIL (even in the feed's parsing thread): the loop stalls 20-60 ms at 10,000 users,
-    # 300-600 at 100,000. One came after every 10 collections of the middle generation, and
-    # reading a full snapshot makes 7 of those at 10,000 users (60 at 100,000): one full
-    # collection every other snapshot (four a snapshot). After FULL_COLLECTION_AFTER of them,
-    # one in fourteen snapshots (one in two); the garbage cycles of steady traffic (closed
-    # connections) wait longer for it, under two minutes at 4,500 requests a second. Freezing
-    # each new snapshot instead would freeze the connections open then, which need it.
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, FULL_COLLECTION_AFTER)
+    # What is imported and prepared lives as long as the process: frozen, and full collections
+    # rare (.collector).
+    settle_collector()
     raise_open_file_limit()  # before forking: workers inherit it
     if plan.tls is not None:
         quiet_undecodable_server_names()  # a hostile SNI would write tracebacks to stderr
