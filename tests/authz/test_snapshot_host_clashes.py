@@ -4,16 +4,15 @@ An app whose host clashes with another app's or the portal's would make every sn
 build (gateways refuse a snapshot with two apps on one host). authz used to keep its last
 snapshot then, and with it its revoked set: a disabled user stayed admitted until the clash
 was removed. Now the clashing app is left out; and should a snapshot fail to build for any
-other reason, the last one still goes out with the sessions to end.
+other reason, the last one still goes out with the sessions to end
+(test_snapshot_unbuildable.py).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,7 +23,6 @@ from fixtures.store import make_app
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.snapshots import SnapshotPublisher, build_snapshot
 from lychgate.config import Settings, load_settings
-from lychgate.domain import App
 from lychgate.gateway.snapshot import check_snapshot
 from lychgate.ids import AppSlug, token_sid
 
@@ -88,41 +86,3 @@ async def test_an_app_no_gateway_would_read_is_left_out(
     assert f"app {with_credentials.slug}.upstream: is not a usable upstream URL" in said
     assert f"app {unnormalized.slug}.host: must be a normalized host name" in said
     assert "secret" not in said
-
-
-class TwinApps:
-    """The apps port, listing one app twice under two slugs: a snapshot nothing can build."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    async def list(self) -> list[App]:
-        apps: list[App] = list(await self._inner.list())
-        return [*apps, replace(apps[0], slug=AppSlug("twin"))]
-
-
-async def test_a_snapshot_that_cannot_be_built_still_carries_revocations(
-    ctx: AuthzContext, clock: Clock, caplog: pytest.LogCaptureFixture
-) -> None:
-    _, _, session = await signed_in(ctx)
-    publisher = SnapshotPublisher(ctx)
-    await publisher.refresh()
-    before = publisher.latest
-    assert before is not None
-    ctx.store.apps = TwinApps(ctx.store.apps)  # a fake around the real port
-    await ctx.store.apps.add(make_app())  # moves the change counter: the next look rebuilds
-    await ctx.store.sessions.revoke(session.id, clock.now)
-    with caplog.at_level(logging.ERROR, logger="lychgate.authz.snapshots"):
-        assert await publisher.refresh()
-        assert not await publisher.refresh()  # nothing new: nothing published, nothing said
-    latest = publisher.latest
-    assert latest is not None
-    assert latest.serial > before.serial
-    assert token_sid(session.id) in latest.revoked_sessions
-    assert latest.apps == before.apps  # the rest stays as it was
-    (line,) = [r.getMessage() for r in caplog.records]
-    assert line.startswith("could not build a config snapshot (apps[")
-    assert line.endswith("; gateways keep the last one, with revocations and keys kept current")

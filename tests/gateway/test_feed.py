@@ -479,16 +479,20 @@ async def test_a_large_snapshot_is_read_off_the_loop(feed_authz: tuple[FakeAuthz
     assert on_loop == {True: False, False: True}
 
 
-def test_a_full_snapshot_is_serialized_once_for_every_gateway() -> None:
+async def test_a_full_snapshot_is_serialized_once_for_every_gateway() -> None:
     # Each feed connection sends the latest snapshot: at 10,000 users that is 70 ms and 1.3 MB
-    # to build, once per gateway before; now once, and a new snapshot builds a new line.
+    # to build, once per gateway before; now once (in a worker thread), and a new snapshot
+    # builds a new line. Gateways that ask at the same moment wait for the same line.
     first, second = version(5, "s-1"), version(6, "s-2")
-    line = _change_line(None, first, UPDATES)
-    assert _change_line(None, first, UPDATES) is line
+    line, same = await asyncio.gather(
+        _change_line(None, first, UPDATES), _change_line(None, first, UPDATES)
+    )
+    assert same is line
+    assert await _change_line(None, first, UPDATES) is line
     read = parse_line(line.rstrip(b"\n"))
     assert isinstance(read, ConfigSnapshot)
     assert (read.serial, read.revoked_sessions) == (5, frozenset({SessionId("s-1")}))
-    again = parse_line(_change_line(None, second, UPDATES).rstrip(b"\n"))
+    again = parse_line((await _change_line(None, second, UPDATES)).rstrip(b"\n"))
     assert isinstance(again, ConfigSnapshot)
     assert (again.serial, again.revoked_sessions) == (6, frozenset({SessionId("s-2")}))
 

@@ -20,8 +20,10 @@ from gateway.feed_harness import WORLD, version
 from gateway.waiting import eventually
 from lychgate.gateway.feed_serve import feed_lines
 from lychgate.gateway.feed_wire import (
+    APPS,
     SESSIONS,
     UPDATES,
+    AppsUpdate,
     SessionsUpdate,
     UsersUpdate,
     parse_line,
@@ -45,7 +47,7 @@ def alive(serials: range) -> list[int]:
 def read(line: bytes, current: ConfigSnapshot) -> ConfigSnapshot:
     """What a gateway holding ``current`` holds after ``line`` (as FeedClient applies it)."""
     message = parse_line(line.rstrip(b"\n"))
-    if isinstance(message, SessionsUpdate | UsersUpdate):
+    if isinstance(message, SessionsUpdate | UsersUpdate | AppsUpdate):
         assert message.after == current.serial
         return message.apply(current)
     assert isinstance(message, ConfigSnapshot)
@@ -125,6 +127,16 @@ def _apps(serial: int) -> ConfigSnapshot:
     )
 
 
+def _apps_and_users(serial: int) -> ConfigSnapshot:
+    """Snapshot ``serial`` with an app gone and the users of :func:`_users`."""
+    return WORLD.changed(
+        serial=serial,
+        apps=WORLD.snapshot.apps[:1],
+        users=_users(serial).users,
+        revoked_sessions=ended(serial).revoked_sessions,
+    )
+
+
 @pytest.mark.parametrize(
     ("updates", "changes", "sent_as"),
     [
@@ -136,10 +148,13 @@ def _apps(serial: int) -> ConfigSnapshot:
         (UPDATES, [_sessions, _sessions, _users, _users], "users"),
         # A client that reads sessions updates only: a users change goes out whole.
         (frozenset({SESSIONS}), [_sessions, _users, _users], "snapshot"),
-        # An app change: no update says it, so the newest goes out whole; undone before the
-        # client reads again, it is no change to the client.
-        (UPDATES, [_sessions, _apps, _apps], "snapshot"),
+        # An app change among them: an apps update carries it, with the users and sessions
+        # changed meanwhile; undone before the client reads again, it is no change to it.
+        (UPDATES, [_sessions, _apps, _apps], "apps"),
+        (UPDATES, [_users, _apps_and_users], "apps"),
         (UPDATES, [_sessions, _apps, _sessions], "sessions"),
+        # A client that does not read apps updates: an app change goes out whole.
+        (UPDATES - {APPS}, [_sessions, _apps, _apps], "snapshot"),
     ],
 )
 async def test_no_change_is_lost_when_the_snapshots_waiting_are_coalesced(

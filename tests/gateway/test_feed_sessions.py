@@ -160,18 +160,17 @@ async def test_feed_lines_sends_changes_to_a_client_that_asked() -> None:
 
 
 async def test_feed_lines_sends_sessions_updates_between_full_snapshots() -> None:
-    fewer_apps = WORLD.snapshot.apps[:1]  # an app change needs a full snapshot
+    # A change of settings (here the issuer) needs a full snapshot.
+    moved = {"issuer": "https://elsewhere.example.com"}
 
     async def source() -> AsyncIterator[ConfigSnapshot]:
         yield version(1)
         await asyncio.sleep(0.01)
         yield version(2, "s-gone")  # a revocation
         await asyncio.sleep(0.01)
-        yield WORLD.changed(
-            serial=3, revoked_sessions=frozenset({SessionId("s-gone")}), apps=fewer_apps
-        )
+        yield WORLD.changed(serial=3, revoked_sessions=frozenset({SessionId("s-gone")}), **moved)
         await asyncio.sleep(0.01)
-        yield WORLD.changed(serial=4, revoked_sessions=frozenset(), apps=fewer_apps)  # it left
+        yield WORLD.changed(serial=4, revoked_sessions=frozenset(), **moved)  # it left
 
     lines = [line async for line in feed_lines(source(), heartbeat_interval=5)]
     assert kinds(lines) == ["snapshot", "sessions", "snapshot", "sessions"]
@@ -202,7 +201,7 @@ async def test_a_client_that_did_not_ask_gets_full_snapshots_only() -> None:
         ("", set()),
         ("sessions", {"sessions"}),
         ("users, sessions", {"users", "sessions"}),
-        ("session,users,apps", {"users"}),  # unknown kinds are ignored
+        ("session,users,apps,routes", {"users", "apps"}),  # unknown kinds are ignored
     ],
 )
 def test_asking_for_updates(header: str | None, asked: set[str]) -> None:
@@ -249,7 +248,7 @@ async def test_a_sessions_update_is_applied_within_a_second(
         assert before is not None
         assert before.differs_only_in_sessions(after)
     # It reads them all.
-    assert feed_authz[0].feed_updates == ["app-limits, session-changes, sessions, users"]
+    assert feed_authz[0].feed_updates == ["app-limits, apps, session-changes, sessions, users"]
 
 
 @pytest.mark.loopback

@@ -147,10 +147,14 @@ async def test_feed_lines_sends_the_smallest_message_that_says_what_changed() ->
         await asyncio.sleep(0.01)
         yield _with_users(3, renamed, "s-gone")  # then only a session
         await asyncio.sleep(0.01)
-        yield WORLD.changed(serial=4, users=renamed, apps=WORLD.snapshot.apps[:1])  # an app
+        fewer = WORLD.snapshot.apps[:1]
+        yield WORLD.changed(serial=4, users=renamed, apps=fewer)  # an app
+        await asyncio.sleep(0.01)
+        moved = "https://elsewhere.example.com"
+        yield WORLD.changed(serial=5, users=renamed, apps=fewer, issuer=moved)  # a setting
 
     lines = [line async for line in feed_lines(source(), heartbeat_interval=5)]
-    assert kinds(lines) == ["snapshot", "users", "sessions", "snapshot"]
+    assert kinds(lines) == ["snapshot", "users", "sessions", "apps", "snapshot"]
 
     async def older() -> AsyncIterator[ConfigSnapshot]:  # a gateway that reads sessions only
         yield BEFORE

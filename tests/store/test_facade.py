@@ -34,7 +34,7 @@ async def test_migrated_database_matches_the_table_models(store: Store) -> None:
 async def test_migrating_from_nothing_creates_the_schema(fresh_store_url: str) -> None:
     async with await open_store(fresh_store_url) as store, store.engine.connect() as conn:
         assert await conn.run_sync(_diff) == []
-        assert await conn.scalar(text("SELECT version_num FROM alembic_version")) == "0011"
+        assert await conn.scalar(text("SELECT version_num FROM alembic_version")) == "0012"
 
 
 async def test_opening_twice_is_fine_and_keeps_rows(fresh_store_url: str) -> None:

@@ -29,7 +29,7 @@ def _config(url: str) -> tuple[Config, io.StringIO]:
 
 
 def test_there_is_one_head_and_it_is_the_newest_revision() -> None:
-    assert load_scripts().get_heads() == ["0011"]
+    assert load_scripts().get_heads() == ["0012"]
 
 
 async def test_alembic_commands_upgrade_downgrade_and_upgrade_again(

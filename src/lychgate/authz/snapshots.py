@@ -14,19 +14,23 @@ store's change counter (every write to users or apps bumps it, in the same trans
 whichever process makes it), the sessions revoked or ended since the last look (ranges of two
 indexes: :mod:`.sessions_to_end`) and the signing keys. When the counter has not moved, the
 last snapshot gets the new revoked set and keys, if they differ. When it has, the look also
-reads the apps, and the users whose rows changed since the counter value it last saw (each
-user write records the value it moved the counter to, ``users.changed_in``), and applies
-those to the last snapshot's users: a user enrolled or disabled costs one row, not ten
-thousand. As a safety net against a writer that does not bump (an older replica during an
-upgrade) or whose revocations are stamped too far in the past (its clock is behind), a full
-rebuild also runs every ``full_every`` seconds (60): every enabled user (a disabled one is
-not in the snapshot, so it is not read) and every session to end, read a page (1,000 rows) at
-a time, so that other work runs between pages however big the store.
+reads the users and the apps whose rows changed since the counter value it last saw (each
+write records the value it moved the counter to, ``users.changed_in`` and
+``apps.changed_in``), and applies those to the last snapshot's users and to the stored apps
+it keeps (:mod:`.snapshot_apps`): a user enrolled or an app edited costs one row, not ten
+thousand. The feed then sends each gateway only what changed (:mod:`~lychgate.gateway.feed_wire`).
+As a safety net against a writer that does not bump (an older replica during an upgrade) or
+whose revocations are stamped too far in the past (its clock is behind), a full rebuild also
+runs every ``full_every`` seconds (60): every app, every enabled user (a disabled one is not
+in the snapshot, so it is not read) and every session to end, read a page (1,000 rows) at a
+time, so that other work runs between pages however big the store. When it falls due in a
+look that has a change to read, it waits for the next look: the change goes out first.
 
 Revocations never wait on the rest of the config. An app that cannot be served (a host that
 clashes with another app's or the portal's, or one refused on plain HTTP) is left out of the
-snapshot with a warning. Should a snapshot still fail to build, the last one goes out again
-with the sessions to end and the keys of now, and the error is logged once a minute.
+snapshot with a warning (:class:`~.snapshot_apps.AppSelection`). Should a snapshot still fail
+to build, the last one goes out again with the sessions to end and the keys of now, and the
+error is logged once a minute.
 
 Serials are milliseconds since the epoch, kept strictly increasing, so a gateway can tell newer
 from older even across authz restarts and replicas.
@@ -47,22 +51,20 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Final
-from urllib.parse import urlsplit
 
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.sessions_to_end import PAGE, SessionsToEnd, ended_listed_for, sessions_to_end
-from lychgate.deployment.transport import unservable_apps
+from lychgate.authz.snapshot_apps import AppSelection, read_app_changes
 from lychgate.domain import App
 from lychgate.errors import ConfigError, StoreError
 from lychgate.events import LoginApproved, LoginDenied, OpenApp
-from lychgate.gateway.app_hosts import host_clashes
 from lychgate.gateway.http.failures import Throttle
-from lychgate.gateway.snapshot import ConfigSnapshot, UserProfile, wire_problem
-from lychgate.ids import SessionId, UserId
+from lychgate.gateway.snapshot import ConfigSnapshot, UserProfile
+from lychgate.ids import AppId, SessionId, UserId
 from lychgate.store import ChangedUser
 from lychgate.tokens import Keyring, PublicKeyring
 
@@ -77,26 +79,6 @@ POLL_INTERVAL: Final = 0.5
 VOUCH_FOR_POLLS: Final = 10
 
 
-def _warn_about_a_path(app: App) -> None:
-    """An upstream stored with a path (``http://h:9/sub``, which ``app add`` took before it
-    refused paths) is served, as before, at ``/``: the gateway forwards the request's own
-    path. Say so, with the fix, rather than leave the app out of a snapshot it used to be in."""
-    if app.upstream.startswith("unix:"):
-        return
-    parts = urlsplit(app.upstream)
-    path = parts.path
-    if path not in ("", "/"):
-        log.warning(
-            "app %s: its upstream %s has a path (%s), which the gateway does not add to "
-            "requests; give it without: lychgate app update %s --upstream %s",
-            app.slug,
-            app.upstream,
-            path,
-            app.slug,
-            f"{parts.scheme}://{parts.netloc}",
-        )
-
-
 async def build_snapshot(
     ctx: AuthzContext,
     *,
@@ -104,30 +86,18 @@ async def build_snapshot(
     now: datetime,
     users: dict[UserId, UserProfile] | None = None,
     revoked: frozenset[SessionId] | None = None,
+    apps: Iterable[App] | None = None,
+    selection: AppSelection | None = None,
 ) -> ConfigSnapshot:
     """Read apps, enabled users, live revocations and keys into one snapshot.
 
-    ``users`` and ``revoked`` skip reading the users and the sessions to end: the caller has
-    brought them up to date already (:func:`read_user_changes`, :class:`SessionsToEnd`)."""
+    ``users``, ``revoked`` and ``apps`` (every stored app) skip reading the users, the
+    sessions to end and the apps: the caller has brought them up to date already
+    (:func:`read_user_changes`, :class:`SessionsToEnd`, :func:`read_app_changes`).
+    ``selection`` remembers what it checked of each app from one build to the next."""
     store, settings = ctx.store, ctx.settings
-    apps = tuple(await store.apps.list())
-    # Added by another process with other settings (`serve` would not start), unreadable to
-    # gateways, or clashing with another app's host: left out, so that the rest (revocations
-    # above all) still goes out.
-    refused = unservable_apps(settings, apps)
-    for app in apps:
-        problem = wire_problem(app)  # a row written by hand, or by an older writer
-        if problem is not None:
-            refused[app.slug] = problem
-    if settings.routing == "subdomains":
-        kept = [app for app in apps if app.slug not in refused]
-        refused |= host_clashes(kept, public_url=settings.public_url, domain=settings.app_domain)
-    if refused:
-        for slug, why in refused.items():
-            log.warning("app %s left out of the snapshot: %s", slug, why)
-        apps = tuple(app for app in apps if app.slug not in refused)
-    for app in apps:
-        _warn_about_a_path(app)
+    stored = await store.apps.list() if apps is None else apps
+    served = (selection or AppSelection()).select(settings, stored)
     if users is None:
         users = {}
         await read_user_changes(ctx, users, since=-1)
@@ -142,7 +112,7 @@ async def build_snapshot(
         public_url=settings.public_url,
         app_domain=settings.app_domain,
         setup_done=await store.users.count_admins() > 0,
-        apps=apps,
+        apps=served,
         users=users,
         revoked_sessions=revoked,
         keyring=keyring,
@@ -212,17 +182,21 @@ class SnapshotPublisher:
         self._full_every = full_every
         self._latest: ConfigSnapshot | None = None
         self._ending = SessionsToEnd(ended_listed_for(ctx))
-        self._version: int | None = None  # the change counter the latest users read saw
+        self._version: int | None = None  # the change counter the latest read saw
+        self._apps: dict[AppId, App] | None = None  # every stored app, as of _version
+        self._selection = AppSelection()
         self._full_at = -math.inf  # monotonic time of the latest full build
+        self._deferred = False  # a full build put off by one look, for a change (_look)
         self._tick = asyncio.Event()  # set (and replaced) on every publish and on close
         self._wake = asyncio.Event()
         self._serial = 0
         self._closed = False
         self._looking = asyncio.Lock()
-        # For tests and the curious: how many looks read every user, and how many user rows
-        # were read in all (the full builds' and the changes').
+        # For tests and the curious: how many looks read every user and app, and how many
+        # user and app rows were read in all (the full builds' and the changes').
         self.full_builds = 0
         self.users_read = 0
+        self.apps_read = 0
         self._unbuildable = Throttle(time.monotonic, window=60.0)  # one line a minute per error
         # A failed look (the database down: twice a second) logs its traceback once per kind
         # of error every 10 s, with a count of the rest; it used to be ~330 lines a second.
@@ -261,26 +235,41 @@ class SnapshotPublisher:
         moment = time.monotonic()
         latest, seen = self._latest, self._version
         due = moment - self._full_at >= self._full_every  # the safety net's turn
+        if due and seen is not None and version != seen and not self._deferred:
+            # A change waits for no safety net (reading every app and user took a few tenths
+            # of a second): this look reads what changed, the next one everything.
+            due, self._deferred = False, True
         if due:
-            self._full_at = moment
-        if latest is None or version is None or seen is None or due:
-            # Everything (the first look, and the safety net's): every user, from nothing.
+            self._full_at, self._deferred = moment, False
+        stored = self._apps
+        if latest is None or version is None or seen is None or stored is None or due:
+            # Everything (the first look, and the safety net's): every user and app.
             users: dict[UserId, UserProfile] | None = {}
+            apps: dict[AppId, App] = {}
             since = -1
             self.full_builds += 1
         elif version != seen:
-            users, since = dict(latest.users), seen  # the users written since the last look
+            # The users and apps written since the last look, applied to copies: should the
+            # build fail, the next look reads them again.
+            users, apps, since = dict(latest.users), dict(stored), seen
         else:
-            users, since = None, seen
+            users, apps, since = None, {}, seen
         revoked = await self._ending.look(ctx.store.sessions, now, full=due)  # its first: full
         if users is None:
             assert latest is not None
             return await self._publish_ends_and_keys(latest, now, revoked)  # the usual look
         known = None if latest is None else latest.users
         self.users_read += await read_user_changes(ctx, users, since=since, known=known)
+        self.apps_read += await read_app_changes(ctx.store, apps, since=since, known=stored)
         try:
             fresh = await build_snapshot(
-                ctx, serial=self._next_serial(now), now=now, users=users, revoked=revoked
+                ctx,
+                serial=self._next_serial(now),
+                now=now,
+                users=users,
+                revoked=revoked,
+                apps=apps.values(),
+                selection=self._selection,
             )
         except ConfigError as exc:
             if latest is None:
@@ -296,7 +285,7 @@ class SnapshotPublisher:
                     more,
                 )
             return await self._publish_ends_and_keys(latest, now, revoked)
-        self._version = version
+        self._version, self._apps = version, apps
         if latest is not None and latest.same_content(fresh):
             return False
         self._publish(fresh)

@@ -55,6 +55,7 @@ from lychgate.gateway.feed_wire import (
     MEDIA_TYPE,
     UPDATES,
     UPDATES_HEADER,
+    AppsUpdate,
     FeedMessage,
     Heartbeat,
     SessionsUpdate,
@@ -81,6 +82,13 @@ PARSE_IN_THREAD: Final = 64 * 1024
 BACKOFFS_KEPT: Final = 16  # FeedClient.backoffs: the last reconnection delays chosen
 LOUD_FAILURES: Final = 3  # connections ended in a row that are logged one by one
 SUMMARY_EVERY: Final = 60.0  # seconds between the log's summaries of the attempts after those
+
+
+_UPDATE_NAMES: Final = {
+    SessionsUpdate: "sessions update",
+    UsersUpdate: "users update",
+    AppsUpdate: "apps update",
+}
 
 
 class FeedError(Exception):
@@ -346,8 +354,8 @@ class FeedClient:
                 log.debug("config feed: heartbeat for serial %d is not ours", message.serial)
             return
         what = "snapshot"
-        if isinstance(message, SessionsUpdate | UsersUpdate):
-            what = "sessions update" if isinstance(message, SessionsUpdate) else "users update"
+        if isinstance(message, SessionsUpdate | UsersUpdate | AppsUpdate):
+            what = _UPDATE_NAMES[type(message)]
             current = self._holder.current
             if current is None or current.serial != message.after:
                 # We refused the snapshot it builds on: only a full one can set us right.

@@ -67,6 +67,13 @@ class ChangedUser(NamedTuple):
     user: User
 
 
+class ChangedApp(NamedTuple):
+    """An app as its latest write left it, and the change counter's value at that write."""
+
+    version: int
+    app: App
+
+
 class SessionEnd(NamedTuple):
     """A session the gateways may have to end, and its end (``expires_at``), after which none
     of its tokens is valid."""
@@ -179,6 +186,18 @@ class AppRepository(Protocol):
 
     async def list(self) -> Sequence[App]:
         """Every app, by slug."""
+
+    async def changed_since(
+        self, version: int, *, limit: int = 1000, after: ChangedApp | None = None
+    ) -> Sequence[ChangedApp]:
+        """The apps whose latest write set the change counter above ``version`` (every app
+        for ``-1``), in counter order, a page of at most ``limit`` from past ``after``."""
+
+    async def count(self) -> int:
+        """How many apps there are (a removal leaves no row to read: this tells of one)."""
+
+    async def ids(self) -> Sequence[AppId]:
+        """The id of every app."""
 
     async def update(self, app: App) -> None:
         """Replace the app with ``app.id`` by ``app``, all but ``enabled`` (:meth:`set_enabled`

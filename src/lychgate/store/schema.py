@@ -99,6 +99,8 @@ apps = Table(
     Column("max_header_bytes", Integer, nullable=True),
     Column("max_headers", Integer, nullable=True),
     Column("idle_timeout", Float, nullable=True),
+    # The change counter's value at this row's latest write (see config_changes below).
+    Column("changed_in", BigInteger, nullable=False, index=True),
     CheckConstraint("policy IN ('any-user', 'admins')", name="policy"),
 )
 

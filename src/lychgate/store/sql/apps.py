@@ -1,17 +1,22 @@
-"""Apps over SQL: the upstreams the gateway serves, and their policies."""
+"""Apps over SQL: the upstreams the gateway serves, and their policies.
+
+Every write records the change counter's value it moved to (``apps.changed_in``, as
+``users.changed_in``), so authz reads only the apps written since its last look.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row, delete, func, insert, select, tuple_, update
 
 from lychgate.domain import App, AppPolicy, app_to_dict
 from lychgate.errors import NotFound
 from lychgate.ids import AppId, AppSlug
+from lychgate.store.ports import ChangedApp
 from lychgate.store.schema import apps
-from lychgate.store.sql.base import SqlRepository
+from lychgate.store.sql.base import CURRENT, SqlRepository
 
 
 def _app(row: Row[Any]) -> App:
@@ -38,7 +43,9 @@ def _app(row: Row[Any]) -> App:
 
 
 def _values(app: App) -> dict[str, object]:
-    return app_to_dict(app)
+    values = app_to_dict(app)
+    values["changed_in"] = CURRENT
+    return values
 
 
 class SqlAppRepository(SqlRepository):
@@ -67,6 +74,22 @@ class SqlAppRepository(SqlRepository):
         rows = await self._all(select(apps).order_by(apps.c.slug))
         return [_app(row) for row in rows]
 
+    async def changed_since(
+        self, version: int, *, limit: int = 1000, after: ChangedApp | None = None
+    ) -> Sequence[ChangedApp]:
+        stmt = select(apps).where(apps.c.changed_in > version)
+        if after is not None:
+            position = tuple_(apps.c.changed_in, apps.c.id)
+            stmt = stmt.where(position > tuple_(after.version, after.app.id))
+        rows = await self._all(stmt.order_by(apps.c.changed_in, apps.c.id).limit(limit))
+        return [ChangedApp(int(row.changed_in), _app(row)) for row in rows]
+
+    async def count(self) -> int:
+        return int(await self._scalar(select(func.count()).select_from(apps)))
+
+    async def ids(self) -> Sequence[AppId]:
+        return [AppId(row.id) for row in await self._all(select(apps.c.id))]
+
     async def update(self, app: App) -> None:
         values = _values(app)
         del values["id"]
@@ -82,7 +105,7 @@ class SqlAppRepository(SqlRepository):
         switch = (
             update(apps)
             .where(apps.c.slug == slug, apps.c.enabled.is_(not enabled))
-            .values(enabled=enabled)
+            .values(enabled=enabled, changed_in=CURRENT)
         )
         return await self._write(switch, config=True) > 0
 
