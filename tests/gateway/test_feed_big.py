@@ -5,7 +5,7 @@ gateway read, and every gateway dropped each snapshot and, once stale, refused e
 The limit is now 256 MiB (:data:`~lychgate.gateway.feed_json.MAX_LINE_BYTES`), and the tests
 lower it through ``max_line_bytes`` rather than send that much. The loop also stalled, up to
 160 ms, when a full snapshot landed: the cyclic collector's full passes, which the many
-objects of a snapshot set off (``runner.FULL_COLLECTION_AFTER`` says how that changed).
+objects of a snapshot set off (``collector.FULL_COLLECTION_AFTER`` says how that changed).
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ from gateway.waiting import PATIENCE, eventually
 from gateway.world import USERS, handler_for
 from lychgate.config import load_settings
 from lychgate.gateway import runner
+from lychgate.gateway.collector import FULL_COLLECTION_AFTER
 from lychgate.gateway.feed import FeedClient, FeedError, split_lines
 from lychgate.gateway.feed_json import MAX_LINE_BYTES
 from lychgate.gateway.feed_wire import parse_line, snapshot_line
 from lychgate.gateway.http.limits import Limits
-from lychgate.gateway.runner import FULL_COLLECTION_AFTER, GatewayPlan, run_gateway
+from lychgate.gateway.runner import GatewayPlan, run_gateway
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder, UserProfile
 from lychgate.gateway.types import Forward
 from lychgate.ids import UserId
@@ -213,7 +214,7 @@ def _alive(kind: type) -> int:
 def test_replaced_snapshots_are_freed_without_the_cyclic_collector(
     automatic_collection_off: None,
 ) -> None:
-    # Full collections are rare now (runner.FULL_COLLECTION_AFTER): a snapshot, or what the
+    # Full collections are rare now (collector.FULL_COLLECTION_AFTER): a snapshot, or what the
     # handler derives from it, that only they could free would pile up, 50 MiB each at
     # 100,000 users. Reference counting must free them the moment they are replaced.
     lines = [snapshot_line(WORLD.changed(serial=n, users=_users(500)))[:-1] for n in (1, 2)]

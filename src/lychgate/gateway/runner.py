@@ -38,9 +38,6 @@ from lychgate.gateway.accesslog import AccessLog
 from lychgate.gateway.admit_handler import GatewayHandler, GatewayOptions
 from lychgate.gateway.authz_client import HttpAuthzClient
 from lychgate.gateway.cert_reload import CertificateReloader
-from lychgate.gateway.collector import (
-    FULL_COLLECTION_AFTER as FULL_COLLECTION_AFTER,  # its home before .collector
-)
 from lychgate.gateway.collector import settle_collector
 from lychgate.gateway.endpoints import Endpoints
 from lychgate.gateway.feed import FeedClient
