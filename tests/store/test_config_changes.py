@@ -8,10 +8,12 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import update
 
+from events.helpers import next_item
 from fixtures.store import T0, make_app, make_session, make_user
 from lychgate.errors import NotFound
+from lychgate.events import ConfigChanged, PostgresBus
 from lychgate.ids import AppSlug, UserId
-from lychgate.store import Store
+from lychgate.store import Store, open_store
 from lychgate.store.schema import users
 from lychgate.store.sql.base import BUMP, CURRENT
 
@@ -111,3 +113,32 @@ async def test_concurrent_user_writes_land_in_counter_order(store: Store) -> Non
     assert await store.config_changes.version() == 4
     changes = await store.users.changed_since(2)
     assert [(c.version, c.user.name) for c in changes] == [(3, "Ada 3"), (4, "Bob 4")]
+
+
+async def test_on_postgresql_each_config_write_tells_authz_at_commit(pg_url: str) -> None:
+    # authz listens on the event bus and looks at once on a ConfigChanged: a change the CLI
+    # makes reaches the gateways without waiting for authz's next poll.
+    bus = await PostgresBus.connect(pg_url)  # the channel authz listens on
+    store = await open_store(pg_url)
+    try:
+        async with bus.subscribe() as events:
+            user = make_user()
+            await store.users.add(user)
+            assert await next_item(events) == ConfigChanged("users")
+            with pytest.raises(NotFound):  # rolled back, bump and all: nothing to tell
+                await store.users.update(UserId("u_nobody"), name="x")
+            session = make_session(user.id)
+            await store.sessions.create(session)  # not config (authz reads them each look)
+            await store.sessions.revoke(session.id, T0)
+            app = make_app()
+            await store.apps.add(app)
+            assert await next_item(events) == ConfigChanged("apps")
+            await store.apps.set_enabled(app.slug, enabled=False)
+            assert await next_item(events) == ConfigChanged("apps")
+            await store.apps.remove(app.slug)
+            assert await next_item(events) == ConfigChanged("apps")
+            await store.users.update(user.id, disabled=True)
+            assert await next_item(events) == ConfigChanged("users")
+    finally:
+        await store.close()
+        await bus.close()

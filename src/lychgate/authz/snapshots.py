@@ -4,10 +4,12 @@ Theory of operation
 -------------------
 One :class:`SnapshotPublisher` per authz process builds a :class:`ConfigSnapshot` from the
 store, and every feed connection reads from it, so N gateways cost one set of queries. It
-looks when the event bus says something changed (a revocation, an app edit made through
-authz) and every ``poll_interval`` seconds: edits made by the CLI in another process, or by
-another authz replica on SQLite, reach gateways within that interval. A new snapshot is
-published only when its content differs from the last one.
+looks when the event bus says something changed (a revocation; on PostgreSQL, every write to
+users or apps, whichever process makes it, announces itself on the bus as it commits:
+:mod:`lychgate.store.sql.base`) and every ``poll_interval`` seconds: on SQLite, edits made by
+the CLI in another process reach gateways within that interval, and so does anything a
+writer did not announce. A new snapshot is published only when its content differs from the
+last one.
 
 A look costs a few small reads, not a read of every user or every revoked session: the
 store's change counter (every write to users or apps bumps it, in the same transaction,

@@ -14,11 +14,14 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any, Final
 
-from sqlalchemy import Row, Table, select, update
+from sqlalchemy import Row, Table, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
 
+from lychgate.events.codec import encode
+from lychgate.events.postgres import DEFAULT_CHANNEL
+from lychgate.events.types import ConfigChanged
 from lychgate.store.errors import translating
 from lychgate.store.schema import config_changes
 
@@ -34,6 +37,17 @@ CURRENT: Final = select(config_changes.c.version).where(config_changes.c.id == 1
 
 class _Unmatched(Exception):
     """A config write matched no row: leave the transaction, so its bump is rolled back."""
+
+
+async def _announce(conn: AsyncConnection, table: str) -> None:
+    """On PostgreSQL, tell every authz replica of a config write in ``conn``'s transaction: a
+    :class:`~lychgate.events.ConfigChanged` on the event bus's channel, which PostgreSQL
+    delivers when the transaction commits, and drops if it rolls back. authz looks at the
+    store at once instead of at its next poll, whichever process wrote (the CLI, another
+    replica). SQLite has no one to tell: its authz polls."""
+    if conn.dialect.name == "postgresql":
+        payload = encode(ConfigChanged(what=table))
+        await conn.execute(select(func.pg_notify(DEFAULT_CHANNEL, payload)))
 
 
 class SqlRepository:
@@ -80,16 +94,18 @@ class SqlRepository:
         ``config``: the write changes what the gateways' snapshot is built from (users, apps),
         so the change counter is bumped in the same transaction, first: the bump locks the
         counter's row until commit, so such writes commit in counter order, and ``stmt`` can
-        record the new value (:data:`CURRENT`). A write that matched no row is rolled back,
-        bump and all.
+        record the new value (:data:`CURRENT`); and authz is told at commit
+        (:func:`_announce`). A write that matched no row is rolled back, bump and all.
         """
         with translating(self.TABLE, self.FIELDS), contextlib.suppress(_Unmatched):
             async with self._engine.begin() as conn:
                 if config:
                     await conn.execute(BUMP)
                 result = await conn.execute(stmt)
-                if config and not result.rowcount:
-                    raise _Unmatched  # rolls the bump back
+                if config:
+                    if not result.rowcount:
+                        raise _Unmatched  # rolls the bump back
+                    await _announce(conn, self.TABLE)
                 return result.rowcount
         return 0
 
@@ -102,7 +118,9 @@ class SqlRepository:
                 if config:
                     await conn.execute(BUMP)
                 rows = (await conn.execute(stmt)).all()
-                if config and not rows:
-                    raise _Unmatched
+                if config:
+                    if not rows:
+                        raise _Unmatched
+                    await _announce(conn, self.TABLE)
                 return rows
         return []
