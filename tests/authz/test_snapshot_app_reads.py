@@ -12,16 +12,17 @@ from collections import Counter
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 
 from fixtures.store import make_app
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.snapshots import SnapshotPublisher, build_snapshot
-from lychgate.domain import App
+from lychgate.domain import App, app_to_dict
 from lychgate.gateway.feed_wire import AppsUpdate, apps_line, parse_line
 from lychgate.gateway.snapshot import ConfigSnapshot
 from lychgate.ids import AppSlug
 from lychgate.store.schema import apps as apps_table
+from lychgate.store.sql.base import BUMP
 
 CROWD = 30
 
@@ -160,3 +161,29 @@ async def test_the_full_rebuild_finds_a_change_no_writer_recorded(ctx: AuthzCont
     changed = json.loads(apps_line(first, second))["apps"]
     assert [app["slug"] for app in changed] == [crowd[5].slug]
     assert counting.rows["changed_since"] == 2 * CROWD
+
+
+async def _as_an_older_writer(ctx: AuthzContext, stmt: Any) -> None:
+    """``stmt`` as a writer older than apps.changed_in makes it: the counter bumped, in the
+    same transaction, and nothing recorded (the row keeps its value, a new row gets 0)."""
+    async with ctx.store.engine.begin() as conn:
+        await conn.execute(BUMP)
+        await conn.execute(stmt)
+
+
+async def test_an_older_writers_app_change_is_seen_at_the_next_look(ctx: AuthzContext) -> None:
+    # During an upgrade an older CLI or replica still bumps the counter, but records no
+    # changed_in: the look reads every app, as looks did before, not the minute's rebuild.
+    crowd, counting, publisher = await _crowd(ctx)
+    disable = update(apps_table).where(apps_table.c.id == crowd[7].id).values(enabled=False)
+    await _as_an_older_writer(ctx, disable)
+    assert await publisher.refresh()
+    assert crowd[7].slug not in _latest(publisher).apps_by_slug
+    assert publisher.full_builds == 1  # not the safety net: this look
+    assert counting.rows["changed_since"] == CROWD  # every app read again
+    added = make_app(slug=AppSlug("app-old-writer"))
+    values = {**app_to_dict(added), "changed_in": 0}
+    await _as_an_older_writer(ctx, insert(apps_table).values(values))
+    assert await publisher.refresh()
+    assert added.slug in _latest(publisher).apps_by_slug
+    assert publisher.full_builds == 1

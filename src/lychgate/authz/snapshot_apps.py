@@ -10,7 +10,10 @@ apps written since (each app write records the value it moved the counter to,
 row, not five thousand (reading them all took ~0.2 s of the second within which an app change
 must reach the gateways). A removal leaves no row to read: the number of apps tells of one,
 and only then are the ids read, to find which. The publisher's full rebuild (every minute)
-reads every app again, a safety net against a writer that does not record its changes.
+reads every app again, a safety net against a writer that does not record its changes. A
+writer older than ``apps.changed_in`` (during an upgrade) bumps the counter but records
+nothing: a look that finds the counter moved and no row written since, or a stored app it
+does not know, reads every app, as every look did before.
 
 :class:`AppSelection` then chooses the apps that go into the snapshot. An app that cannot be
 served (a host that clashes with another app's or the portal's, one refused on plain HTTP, or
@@ -68,6 +71,12 @@ async def read_app_changes(
     if since >= 0 and await store.apps.count() != len(apps):
         stored = set(await store.apps.ids())
         read += len(stored)
+        if stored - apps.keys():
+            # Stored apps that no recorded write told of: added by a writer older than
+            # apps.changed_in (during an upgrade). Read every app.
+            before = dict(known)
+            apps.clear()
+            return read + await read_app_changes(store, apps, since=-1, known=before)
         for gone in apps.keys() - stored:
             del apps[gone]
     return read

@@ -261,8 +261,16 @@ class SnapshotPublisher:
             assert latest is not None
             return await self._publish_ends_and_keys(latest, now, revoked)  # the usual look
         known = None if latest is None else latest.users
-        self.users_read += await read_user_changes(ctx, users, since=since, known=known)
-        self.apps_read += await read_app_changes(ctx.store, apps, since=since, known=stored)
+        users_rows = await read_user_changes(ctx, users, since=since, known=known)
+        app_rows = await read_app_changes(ctx.store, apps, since=since, known=stored)
+        if since >= 0 and not (users_rows or app_rows):
+            # The counter moved, yet no write recorded what it changed: a writer older than
+            # apps.changed_in (during an upgrade) edited an app. Read every app, as it used to
+            # be done on every move, rather than wait for the full rebuild.
+            apps = {}
+            app_rows += await read_app_changes(ctx.store, apps, since=-1, known=stored)
+        self.users_read += users_rows
+        self.apps_read += app_rows
         try:
             fresh = await build_snapshot(
                 ctx,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, tuple_, update
+from sqlalchemy import Row, delete, func, insert, select, update
 
 from lychgate.domain import App, AppPolicy, app_to_dict
 from lychgate.errors import NotFound
@@ -77,11 +77,8 @@ class SqlAppRepository(SqlRepository):
     async def changed_since(
         self, version: int, *, limit: int = 1000, after: ChangedApp | None = None
     ) -> Sequence[ChangedApp]:
-        stmt = select(apps).where(apps.c.changed_in > version)
-        if after is not None:
-            position = tuple_(apps.c.changed_in, apps.c.id)
-            stmt = stmt.where(position > tuple_(after.version, after.app.id))
-        rows = await self._all(stmt.order_by(apps.c.changed_in, apps.c.id).limit(limit))
+        position = None if after is None else (after.version, after.app.id)
+        rows = await self._changed_rows(apps, version, limit=limit, after=position)
         return [ChangedApp(int(row.changed_in), _app(row)) for row in rows]
 
     async def count(self) -> int:

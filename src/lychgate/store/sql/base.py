@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any, Final
 
-from sqlalchemy import Row, Table, func, select, update
+from sqlalchemy import ColumnElement, Row, Table, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable
@@ -81,6 +81,26 @@ class SqlRepository:
             async with self._engine.connect() as conn:
                 result = await conn.execute(stmt)
                 return result.all()
+
+    async def _changed_rows(
+        self,
+        table: Table,
+        version: int,
+        *,
+        limit: int,
+        after: tuple[int, str] | None,
+        where: ColumnElement[bool] | None = None,
+    ) -> Sequence[Row[Any]]:
+        """The rows of ``table`` whose latest write moved the change counter above ``version``
+        (its ``changed_in``), in that order then by id: ``limit`` of them, after the position
+        ``after`` (a row's value and id), so that pages hold however many rows one write
+        made."""
+        stmt = select(table).where(table.c.changed_in > version)
+        if where is not None:
+            stmt = stmt.where(where)
+        if after is not None:
+            stmt = stmt.where(tuple_(table.c.changed_in, table.c.id) > tuple_(*after))
+        return await self._all(stmt.order_by(table.c.changed_in, table.c.id).limit(limit))
 
     async def _scalar(self, stmt: Executable) -> Any:
         """The single value a read returns."""

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
-from sqlalchemy import Row, func, insert, select, tuple_, update
+from sqlalchemy import Row, func, insert, select, update
 
 from lychgate.domain import User
 from lychgate.errors import Conflict, NotFound
@@ -100,13 +100,13 @@ class SqlUserRepository(SqlRepository):
         after: ChangedUser | None = None,
         enabled_only: bool = False,
     ) -> Sequence[ChangedUser]:
-        stmt = select(users).where(users.c.changed_in > version)
-        if enabled_only:
-            stmt = stmt.where(users.c.disabled.is_(False))
-        if after is not None:
-            position = tuple_(users.c.changed_in, users.c.id)
-            stmt = stmt.where(position > tuple_(after.version, after.user.id))
-        rows = await self._all(stmt.order_by(users.c.changed_in, users.c.id).limit(limit))
+        rows = await self._changed_rows(
+            users,
+            version,
+            limit=limit,
+            after=None if after is None else (after.version, after.user.id),
+            where=users.c.disabled.is_(False) if enabled_only else None,
+        )
         return [ChangedUser(int(row.changed_in), _user(row)) for row in rows]
 
     async def update(
