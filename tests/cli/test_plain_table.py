@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from rich.console import Console
 from rich.text import Text
 
+from lychgate.cli import common
 from lychgate.cli.common import plain_table, rich_table
 
 COLUMNS = ("slug", "name", "upstream", "host", "websockets")
@@ -61,3 +62,14 @@ def test_any_printable_values_come_out_as_rich_draws_them(pairs: list[tuple[str,
     plain = plain_table(("slug", "name"), rows)
     if plain is not None:  # a printable character rich measures otherwise: left to rich
         assert plain == through_rich(("slug", "name"), rows)
+
+
+def test_a_pipe_that_takes_no_utf8_gets_rich_s_ascii_box(monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = io.BytesIO()
+    ascii_pipe = io.TextIOWrapper(raw, encoding="ascii")
+    monkeypatch.setattr(common, "out_console", Console(file=ascii_pipe, markup=False, width=80))
+    common.print_table(COLUMNS[:2], [["wiki", "The wiki"]], ids=("slug",))
+    ascii_pipe.flush()
+    drawn = raw.getvalue().decode("ascii")  # it would have raised UnicodeEncodeError
+    assert "wiki" in drawn
+    assert "The wiki" in drawn

@@ -372,6 +372,9 @@ async def test_an_upstream_that_times_out_or_breaks_off(
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345")
             await writer.drain()
             writer.transport.abort()
+        elif b"/refused" in head:  # a head that llhttp reads and the gateway refuses: 502
+            writer.write(b"HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await reader.read()
         else:  # bytes that are no response: 502
             writer.write(b"nonsense\r\n\r\n")
             await reader.read()
@@ -379,7 +382,12 @@ async def test_an_upstream_that_times_out_or_breaks_off(
     async with raw_upstream(serve) as up:
         gw = await gateway(forward_to(up.url, read_timeout=0.1))
         await cycles.begin()
-        for target, status in (("/silent", 504), ("/nonsense", 502), ("/eof", 200)):
+        for target, status in (
+            ("/silent", 504),
+            ("/nonsense", 502),
+            ("/refused", 502),
+            ("/eof", 200),
+        ):
             c = await connect(gw.port)
             await c.send(get(target))
             assert (await c.read_response()).status == status

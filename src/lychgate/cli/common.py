@@ -161,7 +161,8 @@ def print_table(
     (not cropped) for the terminal to wrap. The other columns fold long values onto more lines
     rather than end them with an ellipsis.
     """
-    if not out_console.is_terminal:
+    # Into a pipe that takes UTF-8 (elsewhere rich draws the box in ASCII)
+    if not out_console.is_terminal and out_console.encoding.startswith("utf"):
         plain = plain_table(columns, rows)
         if plain is not None:
             out_console.file.write(plain)

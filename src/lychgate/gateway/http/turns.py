@@ -11,12 +11,12 @@ within ``header_timeout`` of its first byte (408, slowloris) and a keep-alive co
 stay idle for ``idle_timeout``. The first head is bounded from the accept instead: it must be
 complete within ``header_timeout`` of it, TLS handshake included (:meth:`accepted_at`), so
 neither waiting before its first byte nor a slow handshake adds a second ``header_timeout``,
-and bytes that start no head (llhttp skips blank lines before a request) do not move it. Nor
-do they restart the idle wait between requests, which runs from the end of the last response
-(RFC 9112 section 2.2 lets a server ignore such lines; a client sending a bare CRLF every few
-seconds kept its connection open for ever). A request each ``idle_timeout`` does keep it
-open, as it should: each is answered, and logged. While a request is active, the upstream's
-read timeout governs instead.
+and bytes that start no head (llhttp skips blank lines before a request) do not move it. Nor do
+they restart the idle wait between requests, which runs from the end of the last response (from
+when the client has taken it, when its writes were paused) (RFC 9112 section 2.2 lets a server
+ignore such lines; a client sending a bare CRLF every few seconds kept its connection open for
+ever). A request each ``idle_timeout`` does keep it open, as it should: each is answered, and
+logged. While a request is active, the upstream's read timeout governs instead.
 
 This is the middle layer of :class:`.ClientConnection`, on :mod:`.ending`.
 """

@@ -114,6 +114,7 @@ class UpstreamConnection(ResponseFraming):
                 else:
                     refused = exc.__context__  # what a callback raised, if one did
                     failure = refused.failure if isinstance(refused, Refused) else None
+                    del refused  # its traceback holds this frame: a cycle, if kept
                     self._fail(failure or Failure.MALFORMED)
                 return
             if self._complete:
