@@ -66,22 +66,32 @@ class _FullLines:
     on with revocations and sign-ins meanwhile (the JSON of 10,000 users and 5,000 apps took
     a quarter of a second there)."""
 
-    __slots__ = ("_lines", "_snapshot")
+    __slots__ = ("_lines", "_loop", "_snapshot")
 
     def __init__(self) -> None:
         self._snapshot: ConfigSnapshot | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the futures' (tests run several)
         self._lines: dict[bool, asyncio.Future[bytes]] = {}
 
     async def line(self, snapshot: ConfigSnapshot, *, app_limits: bool) -> bytes:
-        if snapshot is not self._snapshot:
-            self._snapshot, self._lines = snapshot, {}
+        loop = asyncio.get_running_loop()
+        if snapshot is not self._snapshot or loop is not self._loop:
+            self._snapshot, self._loop, self._lines = snapshot, loop, {}
         line = self._lines.get(app_limits)
         if line is None or (line.done() and (line.cancelled() or line.exception() is not None)):
             serialize = functools.partial(snapshot_line, snapshot, app_limits=app_limits)
-            line = asyncio.get_running_loop().run_in_executor(None, serialize)
+            line = loop.run_in_executor(None, serialize)
+            line.add_done_callback(_retrieve)  # awaited by none if every waiter went away
             self._lines[app_limits] = line
         # Shielded: a connection that goes away while it waits leaves the line to the others.
         return await asyncio.shield(line)
+
+
+def _retrieve(line: asyncio.Future[bytes]) -> None:
+    """Mark a serialization's failure as seen: each waiter gets it from its own await, and
+    asyncio would otherwise log it as never retrieved once the last waiter has left."""
+    if not line.cancelled():
+        line.exception()
 
 
 _FULL_LINES: Final = _FullLines()
