@@ -52,6 +52,14 @@ class RawClient:
         self.writer.write(data)
         await self.writer.drain()
 
+    async def dribble(self, data: bytes, every: float) -> None:
+        """Send ``data`` a byte at a time, one each ``every`` seconds (a slowloris client);
+        stop quietly once the server has cut the connection."""
+        with contextlib.suppress(ConnectionError):
+            for i in range(len(data)):
+                await self.send(data[i : i + 1])
+                await asyncio.sleep(every)
+
     async def read_response(
         self, *, head_request: bool = False, timeout: float = PATIENCE
     ) -> Response:

@@ -424,14 +424,8 @@ async def test_a_first_head_is_due_one_header_timeout_after_the_accept(
     waited = loop.time() - started
     head = get("/slow", extra="x-a: " + "b" * 80 + "\r\n")
 
-    async def dribble() -> None:  # one byte every 20 ms, never the last
-        with contextlib.suppress(ConnectionError):
-            for i in range(len(head) - 1):
-                await c.send(head[i : i + 1])
-                await asyncio.sleep(0.02)
-
     async with asyncio.TaskGroup() as tg:
-        sender = tg.create_task(dribble())
+        sender = tg.create_task(c.dribble(head[:-1], 0.02))  # never the last byte
         r = await c.read_response(timeout=20.0)
         cut = loop.time() - started
         sender.cancel()

@@ -97,14 +97,8 @@ async def test_the_head_after_blank_lines_gets_header_timeout_from_its_first_byt
     head = get("/slow", extra="x-a: " + "b" * 200 + "\r\n")
     began = loop.time()
 
-    async def dribble() -> None:  # one byte every 20 ms, never the last
-        with contextlib.suppress(ConnectionError):
-            for i in range(len(head) - 1):
-                await c.send(head[i : i + 1])
-                await asyncio.sleep(0.02)
-
     async with asyncio.TaskGroup() as tg:
-        sender = tg.create_task(dribble())
+        sender = tg.create_task(c.dribble(head[:-1], 0.02))  # never the last byte
         r = await c.read_response(timeout=20.0)
         cut = loop.time() - began
         sender.cancel()
