@@ -70,6 +70,17 @@ class SessionsUpdate:
         )
 
 
+def _merged_users(
+    current: ConfigSnapshot, changed: Mapping[UserId, UserProfile], removed: frozenset[UserId]
+) -> dict[UserId, UserProfile]:
+    """``current``'s users with ``removed`` gone and ``changed`` added or replaced."""
+    users = dict(current.users)
+    for uid in removed:
+        users.pop(uid, None)
+    users.update(changed)
+    return users
+
+
 @dataclass(frozen=True, slots=True)
 class UsersUpdate:
     """Snapshot ``serial`` is snapshot ``after`` with ``changed`` users added or replaced,
@@ -86,15 +97,11 @@ class UsersUpdate:
     def apply(self, current: ConfigSnapshot) -> ConfigSnapshot:
         """Raises :class:`~lychgate.errors.ConfigError` when a change does not add up."""
         revoked = _resolve(self.revoked_sessions, current)
-        users = dict(current.users)
-        for uid in self.removed:
-            users.pop(uid, None)
-        users.update(self.changed)
         return current.with_users(
             serial=self.serial,
             issued_at=self.issued_at,
             setup_done=self.setup_done,
-            users=users,
+            users=_merged_users(current, self.changed, self.removed),
             revoked_sessions=revoked,
         )
 
@@ -124,15 +131,11 @@ class AppsUpdate:
             if apps.pop(app_id, None) is None:
                 fail("names an app not in the snapshot", "removed_apps")
         apps.update((app.id, app) for app in self.changed_apps)
-        users = dict(current.users)
-        for uid in self.removed:
-            users.pop(uid, None)
-        users.update(self.changed)
         return current.with_apps(
             serial=self.serial,
             issued_at=self.issued_at,
             setup_done=self.setup_done,
             apps=tuple(sorted(apps.values(), key=lambda app: app.slug)),  # as authz has them
-            users=users,
+            users=_merged_users(current, self.changed, self.removed),
             revoked_sessions=revoked,
         )
