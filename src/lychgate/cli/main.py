@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar
 
 import typer
 from typer.core import TyperOption
 
 from lychgate import __version__
-from lychgate.cli import apps, ca, device, init, keys, serve, tokens, users
+from lychgate.cli.lazy import LazyGroup
 
 _typer_type_shown = TyperOption.display_type_rich
 
@@ -26,23 +27,32 @@ def _flag_type_shown(self: TyperOption, ctx: Any) -> str | None:  # Any: typer's
 
 TyperOption.display_type_rich = _flag_type_shown  # type: ignore[method-assign]
 
+
+class _Commands(LazyGroup):
+    """Every command, by the module that defines it: loaded only when it runs."""
+
+    lazy: ClassVar[Mapping[str, str]] = {
+        "init": "lychgate.cli.init:init",
+        "app": "lychgate.cli.apps:app",
+        "user": "lychgate.cli.users:app",
+        "keys": "lychgate.cli.keys:app",
+        "ca": "lychgate.cli.ca:app",
+        "token": "lychgate.cli.tokens:app",
+        "device": "lychgate.cli.device:app",
+        "serve": "lychgate.cli.serve:serve",
+        "gateway": "lychgate.cli.serve:gateway",
+        "authz": "lychgate.cli.serve:authz",
+    }
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="lychgate",
     help="Put web apps behind passwordless sign-in approved on a phone.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command("init")(init.init)
-app.add_typer(apps.app, name="app")
-app.add_typer(users.app, name="user")
-app.add_typer(keys.app, name="keys")
-app.add_typer(ca.app, name="ca")
-app.add_typer(tokens.app, name="token")
-app.add_typer(device.app, name="device")
-app.command("serve")(serve.serve)
-app.command("gateway")(serve.gateway)
-app.command("authz")(serve.authz)
 
 
 def _version(value: bool) -> None:
