@@ -8,8 +8,8 @@ from bench.micro import main, run
 
 
 def test_every_handler_answers_200_and_costs_something() -> None:
-    results = run(["trivial", "admission"], requests=50, repeats=1)
-    assert set(results) == {"trivial", "admission"}
+    results = run(["trivial", "admission", "decided"], requests=50, repeats=1)
+    assert set(results) == {"trivial", "admission", "decided"}
     assert all(us > 0 for us in results.values())
 
 
