@@ -80,18 +80,25 @@ class SlowTls:
                 await asyncio.sleep(every)
 
     async def read_until_closed(self) -> bytes:
-        """Everything decrypted until the server closes: its close_notify (it then waits for
-        ours, which this client never sends), or the TCP close, or a reset."""
-        while True:
-            try:
-                data = await self.reader.read(65536)
-            except ConnectionError:
-                data = b""
-            if not data:
-                return self.plain
+        """Everything decrypted until the server closes: its close_notify (this client never
+        sends its own), or the TCP close, or a reset."""
+        while data := await self._receive():
             self._in.write(data)
             if self._decrypt():
                 return self.plain
+        return self.plain
+
+    async def until_tcp_closed(self) -> None:
+        """Read on, dropping what comes, until the TCP connection ends (FIN or reset)."""
+        while await self._receive():
+            pass
+
+    async def _receive(self) -> bytes:
+        """The next bytes from the socket; b"" once it is closed or reset."""
+        try:
+            return await self.reader.read(65536)
+        except ConnectionError:
+            return b""
 
     async def read_until(self, end: bytes) -> bytes:
         while end not in self.plain:

@@ -34,6 +34,7 @@ from httptools import HttpRequestParser
 from lychgate.gateway.http.context import ServerContext
 from lychgate.gateway.http.request import PAUSE_HOLD, Request
 from lychgate.gateway.http.timer import Deadline
+from lychgate.gateway.http.tls_close import close_when_sent
 from lychgate.gateway.http.trailers import TrailerGuard
 from lychgate.gateway.http.tunnel import Tunnel
 from lychgate.gateway.http.unsent import StallWatch
@@ -120,6 +121,7 @@ class ConnectionEnding(asyncio.Protocol):
         "_stall",
         "_tail",
         "_task",
+        "_tcp",
         "_trailers",
         "_transport",
         "_unread",
@@ -140,6 +142,7 @@ class ConnectionEnding(asyncio.Protocol):
         self._loop = ctx.loop
         self._parser: HttpRequestParser | None = HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
+        self._tcp: asyncio.Transport | None = None  # the socket under TLS (see .tls_close)
         self.out: Writer
         self._client_ip = ""
         self._client_key: str | None = None  # what ctx.clients counts this connection as
@@ -191,6 +194,7 @@ class ConnectionEnding(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        self._tcp = None
         self._parser = None
         self._deadline.cancel()
         self._give_back_client()
@@ -274,6 +278,7 @@ class ConnectionEnding(asyncio.Protocol):
         self.out.flush()  # the 101 head goes before any tunnel byte
         to_upstream = self._tail or b""
         self._tail = None
+        tcp = self._tcp  # finish_for_tunnel lets go of it
         self.finish_for_tunnel(req, app)
         session_id = None if who is None else who.session_id
         tunnel = Tunnel(
@@ -285,6 +290,7 @@ class ConnectionEnding(asyncio.Protocol):
             who=who,
             head=req.head,
             on_end=self._ctx.on_tunnel_end,
+            client_tcp=tcp,
         )
         tunnel.start(to_upstream, to_client)
 
@@ -292,6 +298,7 @@ class ConnectionEnding(asyncio.Protocol):
         self._record(req, 101, app, "")
         self._deadline.cancel()
         self._transport = None  # the tunnel owns it now; this object is done
+        self._tcp = None
         self._parser = None
         self._give_back_client()  # tunnels are not counted (see .clientcap)
         self._forget()
@@ -300,6 +307,11 @@ class ConnectionEnding(asyncio.Protocol):
         """The client's slot was taken when its socket was accepted (:mod:`.tls_accept`): give
         that one back when done, and take none in :meth:`.ClientConnection.connection_made`."""
         self._client_key = key
+
+    def over_tls(self, tcp: asyncio.Transport) -> None:
+        """The connection's transport is TLS on ``tcp`` (:mod:`.tls_accept`): closed as soon as
+        our last bytes have left, without waiting for the client's close_notify (.tls_close)."""
+        self._tcp = tcp
 
     def _give_back_client(self) -> None:
         key, clients = self._client_key, self._ctx.clients
@@ -380,8 +392,11 @@ class ConnectionEnding(asyncio.Protocol):
     def _close_now(self) -> None:
         self._closing = True
         self._parser = None
-        if self._transport is not None:
+        transport = self._transport
+        if transport is not None:
             self.out.close()
+            if self._tcp is not None:
+                close_when_sent(transport, self._tcp)
 
     def _unparsed(self, data: bytes) -> None:
         """Bytes after HTTP ended: for a pending tunnel, or dropped while lingering."""

@@ -317,11 +317,13 @@ class _Accepting(asyncio.Protocol):
     def _hand_over(self, tls: asyncio.Transport) -> None:
         self._acceptor.pending.discard(self)
         self._handshake_over()
-        self._tcp = None
+        tcp, self._tcp = self._tcp, None
         conn = ClientConnection(self._acceptor.ctx)
         key, self._key = self._key, None
         if key is not None:
             conn.adopt_client(key)
+        if tcp is not None:
+            conn.over_tls(tcp)
         conn.accepted_at(self._accepted)  # the handshake's time counts against the first head
         tls.set_protocol(conn)
         try:

@@ -56,6 +56,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from lychgate.gateway.http.tls_close import close_when_sent
 from lychgate.gateway.http.unsent import StallWatch, reset_on_close
 from lychgate.gateway.http.wsframes import FrameCursor, close_frame
 from lychgate.gateway.types import Principal, RequestHead
@@ -215,6 +216,7 @@ class Tunnel:
     """A client connection and an upstream connection joined byte for byte."""
 
     __slots__ = (
+        "_client_tcp",
         "_closed",
         "_drain_timer",
         "_ends",
@@ -243,6 +245,7 @@ class Tunnel:
         who: Principal | None = None,
         head: RequestHead | None = None,
         on_end: TunnelEndHook | None = None,
+        client_tcp: asyncio.Transport | None = None,
     ) -> None:
         self._registry = registry
         self.session_id = session_id
@@ -254,6 +257,7 @@ class Tunnel:
         self._started = 0.0
         self._ends: tuple[TunnelEnd, TunnelEnd] | None = None
         self.client = client
+        self._client_tcp = client_tcp  # under the client's TLS, if it is (.tls_close)
         self.upstream = upstream
         self._closed = False
         self._open_ends = 2  # transports whose connection_lost has not come yet
@@ -319,6 +323,9 @@ class Tunnel:
         self._closed = True
         self._registry._remove(self)
         self.client.close()
+        if self._client_tcp is not None:
+            close_when_sent(self.client, self._client_tcp)
+            self._client_tcp = None
         self.upstream.close()
         if cut:
             self._cut_unsent()

@@ -1,0 +1,41 @@
+"""Closing a client's TLS connection without waiting for the client's ``close_notify``.
+
+Theory of operation
+-------------------
+When the gateway closes a TLS transport, the event loop's TLS layer sends what is still
+buffered, then our ``close_notify``, and then waits for the client's ``close_notify`` before it
+closes the socket: up to 30 s (``ssl_shutdown_timeout``), after which it cuts the socket and
+drops whatever the loop still held for it. A client that sends none, nor closes, kept the
+socket, its TLS state, and its slot among its client's connections (:mod:`.clientcap`) for
+30 s after every close: each ``header_timeout`` or ``idle_timeout`` bought 30 s more.
+
+RFC 8446 section 6.1 does not ask the side that closes to wait for the other's
+``close_notify``, and nginx does not. So once the TLS transport is closing,
+:func:`close_when_sent` closes the TCP transport under it as soon as both hold nothing more to
+send: our ``close_notify`` and every byte before it have been handed to the kernel, which
+sends them before its FIN as after any close. Until then it looks again every
+:data:`POLL` seconds; a slow reader therefore still gets its whole answer, bounded as before
+by the TLS layer's 30 s. In the common case both buffers are empty at once and the socket
+closes with the TLS transport.
+
+The TCP transport is the one :mod:`.tls_accept` started TLS on; the connection
+(:class:`.ClientConnection`) and, after an upgrade, its tunnel (:mod:`.tunnel`) keep it for this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+#: Seconds between looks at a closing TLS connection's buffers while they drain.
+POLL: Final = 0.1
+
+
+def close_when_sent(tls: asyncio.WriteTransport, tcp: asyncio.WriteTransport) -> None:
+    """Close ``tcp``, the socket under the closing ``tls``, once neither holds bytes to send."""
+    if tcp.is_closing():
+        return  # the client closed it meanwhile, or the TLS layer's own bound cut it
+    if tls.get_write_buffer_size() or tcp.get_write_buffer_size():
+        asyncio.get_running_loop().call_later(POLL, close_when_sent, tls, tcp)
+        return
+    tcp.close()
