@@ -30,10 +30,10 @@ from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from lychgate.gateway.http.clientcap import peer_ip
 from lychgate.gateway.http.clientcap import refusal as client_refusal
-from lychgate.gateway.http.ending import CLIENT_CLOSED, NO_FIELDS, PARSED_AHEAD, Responder
+from lychgate.gateway.http.ending import CLIENT_CLOSED, NO_FIELDS, PARSED_AHEAD
 from lychgate.gateway.http.headers import MEMO_NAME_MAX, http_date
 from lychgate.gateway.http.parse import is_websocket_handshake, make_request
-from lychgate.gateway.http.request import PAUSE_BUFFER, PIECE_COST
+from lychgate.gateway.http.request import PAUSE_BUFFER, PIECE_COST, Responder
 from lychgate.gateway.http.tls import sni_of
 from lychgate.gateway.http.turns import ConnectionTurns
 from lychgate.gateway.http.writer import Writer

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import asyncio
 from time import perf_counter
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Final
 
 from httptools import HttpRequestParser
 
 from lychgate.gateway.http.context import ServerContext
-from lychgate.gateway.http.request import PAUSE_HOLD, Request
+from lychgate.gateway.http.request import PAUSE_HOLD, Request, Responder
 from lychgate.gateway.http.timer import Deadline
 from lychgate.gateway.http.tls_close import close_when_sent
 from lychgate.gateway.http.trailers import TrailerGuard
@@ -52,26 +52,6 @@ NO_FIELDS: list[tuple[str, str]] = []
 #: Requests parsed ahead of their turn stop reading at ``max_pipelined``; one read can carry more
 #: than that, and beyond this many times it the connection is closed (a 429 for the next).
 PARSED_AHEAD: Final = 4
-
-
-class Responder(Protocol):
-    @property
-    def app(self) -> AppSlug | None:
-        """The app the request is forwarded to (None: the control plane)."""
-        ...
-
-    @property
-    def status(self) -> int:
-        """The status of the response sent so far (0: none of it yet)."""
-        ...
-
-    def client_write_paused(self) -> None: ...
-
-    def client_write_resumed(self) -> None: ...
-
-    def client_lost(self) -> tuple[AppSlug | None, int]:
-        """The client went away; returns the app and the status sent so far (0: none)."""
-        ...
 
 
 # nginx's word for a request whose client closed the connection before its answer ended.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final, Protocol
 
 from lychgate.gateway.types import Principal, RequestHead
+from lychgate.ids import AppSlug
 
 # Why a client connection is not reading (bit flags; it reads again when none is left).
 PAUSE_UPSTREAM = 1  # the upstream cannot take the content as fast as it comes
@@ -26,6 +27,28 @@ class BodySink(Protocol):
     def request_end(self) -> None: ...
 
     def request_failed(self, status: int, why: str = "") -> None: ...
+
+
+class Responder(Protocol):
+    """What answers the active request: the forwarding exchange, while it runs."""
+
+    @property
+    def app(self) -> AppSlug | None:
+        """The app the request is forwarded to (None: the control plane)."""
+        ...
+
+    @property
+    def status(self) -> int:
+        """The status of the response sent so far (0: none of it yet)."""
+        ...
+
+    def client_write_paused(self) -> None: ...
+
+    def client_write_resumed(self) -> None: ...
+
+    def client_lost(self) -> tuple[AppSlug | None, int]:
+        """The client went away; returns the app and the status sent so far (0: none)."""
+        ...
 
 
 class Request:
