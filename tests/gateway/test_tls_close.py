@@ -155,3 +155,22 @@ async def test_a_tunnel_the_app_ends_closes_the_client_socket_at_once(
             assert answer.endswith(b"bye")
             assert closed - notified < 1.0
             await eventually(lambda: gw.open_tunnels == 0)
+
+
+async def test_stopping_does_not_wait_on_idle_clients_that_send_no_close_notify(
+    gateway: Start, listener_ctx: ssl.SSLContext, ca: trustme.CA, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An idle keep-alive connection closes at once when the gateway stops: the drain used to
+    wait its whole timeout on each one (closing, not yet closed), then log it as busy."""
+    gw = await _listener(gateway, listener_ctx)
+    loop = asyncio.get_running_loop()
+    async with _slow_tls(gw.port, ca) as client:
+        await client.handshake(hello_over=0.0)
+        await client.send(get("/one"))
+        await client.read_until(b"/one")
+        started = loop.time()
+        async with asyncio.timeout(PROMPT):
+            await gw.close(drain_timeout=10.0)
+        assert loop.time() - started < 1.0
+        assert "still busy" not in caplog.text
+        assert gw.open_connections == 0
