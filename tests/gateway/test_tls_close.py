@@ -61,6 +61,13 @@ async def _closed_at(client: SlowTls) -> float:
     return asyncio.get_running_loop().time()
 
 
+async def _one_request(client: SlowTls) -> None:
+    """Handshake, then one request answered: the connection is idle and kept alive."""
+    await client.handshake(hello_over=0.0)
+    await client.send(get("/one"))
+    await client.read_until(b"/one")
+
+
 async def test_connection_close_ends_the_socket_without_waiting_for_close_notify(
     gateway: Start, listener_ctx: ssl.SSLContext, ca: trustme.CA
 ) -> None:
@@ -86,9 +93,7 @@ async def test_an_idle_connection_is_closed_at_once_when_its_time_is_up(
     gw = await _listener(gateway, listener_ctx, Limits(idle_timeout=0.5))
     loop = asyncio.get_running_loop()
     async with _slow_tls(gw.port, ca) as client:
-        await client.handshake(hello_over=0.0)
-        await client.send(get("/one"))
-        await client.read_until(b"/one")
+        await _one_request(client)
         answered = loop.time()
         async with asyncio.timeout(PROMPT + 0.5):
             assert await client.read_until_closed() == b""
@@ -165,9 +170,7 @@ async def test_stopping_does_not_wait_on_idle_clients_that_send_no_close_notify(
     gw = await _listener(gateway, listener_ctx)
     loop = asyncio.get_running_loop()
     async with _slow_tls(gw.port, ca) as client:
-        await client.handshake(hello_over=0.0)
-        await client.send(get("/one"))
-        await client.read_until(b"/one")
+        await _one_request(client)
         started = loop.time()
         async with asyncio.timeout(PROMPT):
             await gw.close(drain_timeout=10.0)
