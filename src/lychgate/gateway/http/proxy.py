@@ -223,9 +223,7 @@ class Exchange(ExchangeRelay):
         out = up.out
         assert out is not None
         if self._chunked_up:
-            out.write(b"%x\r\n" % len(data))
-            out.write(data)
-            out.write(b"\r\n")
+            out.write_chunk(data)
         else:
             out.write(data)
         up.sent_more()

@@ -203,9 +203,7 @@ class ExchangeRelay:
     def upstream_body(self, data: bytes) -> None:
         out = self._down.out
         if self._chunk_down:
-            out.write(b"%x\r\n" % len(data))
-            out.write(data)
-            out.write(b"\r\n")
+            out.write_chunk(data)
         else:
             out.write(data)
 

@@ -65,6 +65,12 @@ class Writer:
         elif not self.transport.is_closing():
             self.transport.write(data)
 
+    def write_chunk(self, data: bytes) -> None:
+        """Write ``data`` framed as one chunk of chunked content (RFC 9112 section 7.1)."""
+        self.write(b"%x\r\n" % len(data))
+        self.write(data)
+        self.write(b"\r\n")
+
     def unwrite(self, since: bytes) -> bool:
         """Take back ``since`` (the very object written) and all collected after it, if it has
         not reached the transport yet; returns whether it had not."""
