@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from lychgate.cli.lazy import LazyCommands, load_command
+from lychgate.cli.lazy import Lazy, LazyCommands, load_command
 from lychgate.cli.main import _Commands, app
 
 runner = CliRunner()
@@ -41,6 +41,10 @@ def test_device_and_version_load_no_server_stack(args: list[str]) -> None:
     assert imported_after(args) == set()
 
 
+def test_help_lists_the_commands_without_loading_any() -> None:
+    assert imported_after(["--help"]) == set()
+
+
 def test_a_store_command_loads_the_store_and_no_server() -> None:
     assert imported_after(["user", "list", "--help"]) == {"sqlalchemy", "alembic"}
 
@@ -58,9 +62,37 @@ def test_help_lists_every_command_with_its_summary() -> None:
 
 @pytest.mark.parametrize("name", list(_Commands.lazy))
 def test_each_target_loads_as_a_command_of_its_name(name: str) -> None:
-    command = load_command(name, _Commands.lazy[name])
+    command = load_command(name, _Commands.lazy[name].target)
     assert command.name == name
     assert command.get_short_help_str()  # every command says what it does
+
+
+def rendered_help(group: typer.core.TyperGroup, capsys: pytest.CaptureFixture[str]) -> str:
+    with group.make_context("lychgate", [], resilient_parsing=True) as ctx:
+        group.format_help(ctx, ctx.make_formatter())
+    return capsys.readouterr().out
+
+
+def test_the_summaries_listed_are_the_commands_own(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "300")  # no wrapping: a summary is one line either way
+    group = typer.main.get_group(app)
+    assert isinstance(group, _Commands)
+    from_summaries = rendered_help(group, capsys)
+    for name in _Commands.lazy:
+        group.commands[name]  # loaded: listed from the command itself from now on
+    from_commands = rendered_help(group, capsys)
+    assert "Manage users." in from_summaries
+    assert from_summaries == from_commands
+
+
+def test_a_listing_stand_in_cannot_run() -> None:
+    commands = LazyCommands({"a": Lazy(f"{__name__}:_hello", "Say hello.")}, {})
+    stand_in = commands.listed()["a"]
+    assert stand_in.get_short_help_str() == "Say hello."
+    assert stand_in.callback is None
+    assert commands["a"].callback is not None  # the real one, loaded to run
 
 
 @pytest.mark.parametrize(
@@ -94,7 +126,8 @@ def test_lazy_commands_load_once_keep_order_and_take_eager_ones() -> None:
             return super().__getitem__(name)
 
     eager = load_command("hello", f"{__name__}:_hello")
-    commands = Counting({"a": f"{__name__}:_hello", "b": f"{__name__}:_hello"}, {"c": eager})
+    hello = Lazy(f"{__name__}:_hello", "Say hello.")
+    commands = Counting({"a": hello, "b": hello}, {"c": eager})
     assert list(commands) == ["a", "b", "c"]
     assert len(commands) == 3
     assert "a" in commands

@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperOption
 
 from lychgate import __version__
-from lychgate.cli.lazy import LazyGroup
+from lychgate.cli.lazy import Lazy, LazyGroup
 
 _typer_type_shown = TyperOption.display_type_rich
 
@@ -29,19 +29,32 @@ TyperOption.display_type_rich = _flag_type_shown  # type: ignore[method-assign]
 
 
 class _Commands(LazyGroup):
-    """Every command, by the module that defines it: loaded only when it runs."""
+    """Every command, by the module that defines it (loaded only when it runs), and its summary
+    for ``--help`` (a test checks it against the command's own help)."""
 
-    lazy: ClassVar[Mapping[str, str]] = {
-        "init": "lychgate.cli.init:init",
-        "app": "lychgate.cli.apps:app",
-        "user": "lychgate.cli.users:app",
-        "keys": "lychgate.cli.keys:app",
-        "ca": "lychgate.cli.ca:app",
-        "token": "lychgate.cli.tokens:app",
-        "device": "lychgate.cli.device:app",
-        "serve": "lychgate.cli.serve:serve",
-        "gateway": "lychgate.cli.serve:gateway",
-        "authz": "lychgate.cli.serve:authz",
+    lazy: ClassVar[Mapping[str, Lazy]] = {
+        "init": Lazy(
+            "lychgate.cli.init:init",
+            "Create a deployment, or complete one. Never destroys existing keys or data.",
+        ),
+        "app": Lazy("lychgate.cli.apps:app", "Manage the apps behind the gateway."),
+        "user": Lazy("lychgate.cli.users:app", "Manage users."),
+        "keys": Lazy("lychgate.cli.keys:app", "Manage token signing keys."),
+        "ca": Lazy("lychgate.cli.ca:app", "The internal certificate authority."),
+        "token": Lazy("lychgate.cli.tokens:app", "Tokens for scripts and benchmarks."),
+        "device": Lazy(
+            "lychgate.cli.device:app",
+            "The CLI authenticator: enroll, approve sign-ins, open apps.",
+        ),
+        "serve": Lazy(
+            "lychgate.cli.serve:serve",
+            "Run everything: authz on a unix socket and the gateway in front of it.",
+        ),
+        "gateway": Lazy(
+            "lychgate.cli.serve:gateway",
+            "Run the gateway (data plane) alone; it follows authz's config feed.",
+        ),
+        "authz": Lazy("lychgate.cli.serve:authz", "Run the authorization server alone."),
     }
 
 
