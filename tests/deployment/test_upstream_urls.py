@@ -12,7 +12,8 @@ from dataclasses import replace
 import pytest
 
 from fixtures.store import T0
-from lychgate.deployment.apps import AppSpec, add_app, build_app, check_upstream, update_app
+from lychgate.deployment.apps import AppSpec, add_app, build_app, update_app
+from lychgate.deployment.upstream_urls import check_upstream
 from lychgate.errors import ClientError, ConfigError
 from lychgate.gateway.http.pool import Endpoint, parse_upstream_url
 from lychgate.gateway.snapshot import wire_problem

@@ -1,19 +1,18 @@
 """Validating an app's definition before it reaches the store.
 
 An app is a route from the gateway to an upstream. A definition is checked once, here, and the
-gateway trusts what the store holds: every rule that protects routing lives in this module.
+gateway trusts what the store holds: every rule that protects routing lives in this module, or
+for the upstream itself in :mod:`lychgate.deployment.upstream_urls`.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any, Final
-from urllib.parse import SplitResult, urlsplit
 
 from lychgate.config.settings import (
     MAX_BODY_BYTES,
@@ -21,6 +20,7 @@ from lychgate.config.settings import (
     MAX_UPSTREAM_TIMEOUT,
     Settings,
 )
+from lychgate.deployment.upstream_urls import check_upstream
 from lychgate.deployment.users import is_plain_text
 from lychgate.domain import (
     APP_HEADER_BYTES_RANGE,
@@ -34,13 +34,9 @@ from lychgate.gateway.app_hosts import host_clashes
 from lychgate.ids import AppId, AppSlug, new_id
 from lychgate.store import Store
 from lychgate.tls.hosts import url_scheme_and_host
-from lychgate.unix_sockets import socket_path_problem
 
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-_UPSTREAM_FORMS: Final = "http://HOST[:PORT], https://HOST[:PORT] or unix:/PATH"
-# A host name as the gateway will resolve it: letters (any script), digits, '.', '-', '_'.
-_UPSTREAM_HOST = re.compile(r"[\w.-]+")
 # Slugs the product itself uses, or that would be confusing as app hosts.
 RESERVED_SLUGS = frozenset({"admin", "auth", "lychgate", "portal", "www"})
 # An app's own limits replace the listener's ([limits] in lychgate.toml), with the same bounds
@@ -141,118 +137,6 @@ def _check_policy(policy: str) -> AppPolicy:
     except ValueError:
         choices = ", ".join(p.value for p in AppPolicy)
         raise ClientError(f"must be one of: {choices}", field="policy") from None
-
-
-def check_upstream(url: str) -> str:
-    """``http://host[:port]``, ``https://...`` or ``unix:/absolute/path.sock``, normalized: the
-    scheme in lower case and no trailing ``/``, the form the gateway's snapshot check expects
-    (an ``HTTP://`` upstream was stored, then left out of every snapshot)."""
-    scheme, colon, rest = url.partition(":")
-    if colon and scheme.lower() == "unix":
-        return "unix:" + _check_unix_path(rest)
-    return _check_http_upstream(url)
-
-
-def _check_unix_path(path: str) -> str:
-    """An absolute socket path. ``unix:///run/app.sock`` (Docker's spelling, an empty host)
-    is ``/run/app.sock``; ``unix://run/app.sock`` names a host, which a socket has not, and
-    was taken for the path ``//run/app.sock``."""
-    if path.startswith("//"):
-        host, _, rest = path[2:].partition("/")
-        if host:
-            raise ClientError(
-                f"a unix upstream has no host part ({host!r} here): write one slash, "
-                f"unix:/{host}/{rest}",
-                field="upstream",
-            )
-        path = "/" + rest
-    if not path.startswith("/") or "\x00" in path or ".." in path.split("/"):
-        raise ClientError(
-            "unix upstreams need an absolute path without '..' segments: unix:/run/app.sock",
-            field="upstream",
-        )
-    problem = socket_path_problem(path)  # the gateway would never connect to it
-    if problem is not None:
-        raise ClientError(f"{problem}: use a shorter one", field="upstream")
-    return path
-
-
-def _check_http_upstream(url: str) -> str:
-    """An origin only: the gateway connects to its host and port and sends each request's own
-    path, so a path, query or fragment here would be dropped without a word."""
-    if any(c.isspace() or not c.isprintable() for c in url):
-        raise ClientError(
-            f"{url!r} has a space or a control character {_where_blank(url)}: remove it",
-            field="upstream",
-        )
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # a bracketed host that is no IPv6 address
-        raise ClientError(
-            f"{url!r} is not a URL: use {_UPSTREAM_FORMS}", field="upstream"
-        ) from None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ClientError(f"must be {_UPSTREAM_FORMS}", field="upstream")
-    if "@" in parts.netloc:
-        raise ClientError(
-            "must not hold credentials (USER@): the gateway sends none", field="upstream"
-        )
-    if "?" in url or "#" in url:
-        raise ClientError(
-            "must not hold a query or a fragment ('?' or '#'): give the origin only",
-            field="upstream",
-        )
-    if parts.path not in ("", "/"):
-        raise ClientError(
-            f"has the path {parts.path!r}, but path prefixes are not supported: the app gets "
-            f"each request's own path. Give {parts.scheme}://{parts.netloc} and serve the "
-            "app at /",
-            field="upstream",
-        )
-    _check_upstream_host(parts)
-    _check_upstream_port(parts)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def _where_blank(url: str) -> str:
-    """Where the stray character is: one at the end, pasted with the URL, is the usual."""
-    if url.rstrip() != url:
-        return "at its end"
-    return "at its start" if url.lstrip() != url else "in it"
-
-
-def _check_upstream_host(parts: SplitResult) -> None:
-    hostname = parts.hostname
-    if not hostname:
-        raise ClientError(f"has no host: use {_UPSTREAM_FORMS}", field="upstream")
-    if parts.netloc.startswith("["):
-        try:
-            ipaddress.IPv6Address(hostname)
-        except ValueError:
-            raise ClientError(
-                f"[{hostname}] is not an IPv6 address: give one, such as [::1]", field="upstream"
-            ) from None
-    elif not _UPSTREAM_HOST.fullmatch(hostname):
-        raise ClientError(
-            f"{hostname!r} is not a host name or an IP address (IPv6 goes in brackets, [::1])",
-            field="upstream",
-        )
-
-
-def _check_upstream_port(parts: SplitResult) -> None:
-    """No port (80 or 443), or one from 1 to 65535: port 0 and an empty one ("HOST:") were
-    stored, and the gateway then connected to no app, or to port 80."""
-    _, colon, given = parts.netloc.rpartition("]")[2].rpartition(":")
-    if not colon:
-        return
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if port is None or port == 0:
-        raise ClientError(
-            f"has the port {given!r}: give the app's port, from 1 to 65535", field="upstream"
-        )
 
 
 def check_host(host: str) -> str:

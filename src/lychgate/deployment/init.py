@@ -9,11 +9,12 @@ Two halves, because one is blocking file work and the other talks to the store:
    database records (:func:`check_secrets_fingerprint`), and a signing key if there is none.
 
 Running init again is safe: every step creates only what is missing, and an option that
-would change an existing deployment's settings is refused, saying how to change it. So is
-running it on a second node of a cluster by mistake: it refuses to make new secrets for a
-database that already holds a deployment (:func:`refuse_new_secrets`). A second node is added
-by copying secrets.json and lychgate.toml from a node that works and running init there, with
-the same options (``--database-url`` included) or none.
+would change an existing deployment's settings is refused, saying how to change it
+(:mod:`lychgate.deployment.init_options`). So is running it on a second node of a cluster by
+mistake: it refuses to make new secrets for a database that already holds a deployment
+(:func:`refuse_new_secrets`). A second node is added by copying secrets.json and lychgate.toml
+from a node that works and running init there, with the same options (``--database-url``
+included) or none.
 """
 
 from __future__ import annotations
@@ -21,17 +22,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import tomllib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Final
 
 from lychgate.config import Settings, load_settings
 from lychgate.config.paths import resolve_data_dir
 from lychgate.deployment.config_file import config_template
+from lychgate.deployment.init_options import (
+    options_to_write,
+    refuse_changes,
+    refuse_overridden,
+)
 from lychgate.deployment.keys import ensure_signing_key
 from lychgate.deployment.layout import Layout
 from lychgate.deployment.secrets import (
@@ -46,7 +50,7 @@ from lychgate.files import DIR_MODE, PRIVATE_MODE, restrict_mode, write_atomic
 from lychgate.ids import KeyId
 from lychgate.store import Store, open_store
 from lychgate.store.probe import holdings
-from lychgate.store.url import normalize_url, redact
+from lychgate.store.url import normalize_url
 from lychgate.tls.constraints import not_permitted
 from lychgate.tls.files import RENEW_BEFORE, TlsPaths, ensure_tls_material, load_ca
 
@@ -80,9 +84,10 @@ def prepare_files(
     """Create what is missing in the deployment directory and return its settings.
 
     The options are for a new deployment: on an existing one they must match its settings
-    (:func:`refuse_changes`), because init never rewrites what an operator may have edited.
-    Without secrets.json, the database must hold no deployment (:func:`refuse_new_secrets`)
-    unless ``new_secrets`` says that deployment's secrets are lost.
+    (:func:`~lychgate.deployment.init_options.refuse_changes`), because init never rewrites
+    what an operator may have edited. Without secrets.json, the database must hold no
+    deployment (:func:`refuse_new_secrets`) unless ``new_secrets`` says that deployment's
+    secrets are lost.
     """
     root = resolve_data_dir(data_dir, env)
     layout = Layout(root)
@@ -104,7 +109,7 @@ def prepare_files(
         refuse_overridden(load_settings(root, env), requested, asked, env)
     if not new_secrets and not layout.secrets_file.exists():
         refuse_new_secrets(requested)
-    config_created = _make_directory_and_config(layout, _to_write(asked, requested, env))
+    config_created = _make_directory_and_config(layout, options_to_write(asked, requested, env))
     settings = load_settings(root, env)
     check_deployable(settings)
     with _file_errors(root):
@@ -155,27 +160,6 @@ def _file_errors(root: Path) -> Iterator[None]:
         ) from None
 
 
-# Options that a new lychgate.toml takes from their environment variable when not given:
-# the file then holds what this init set up (the internal CA is made for these names), and
-# unsetting the variable later does not move the deployment. Not database_url: a variable
-# keeps a password out of files, and init must not undo that.
-_WRITTEN_FROM_ENV: Final = ("public_url", "routing", "domain", "listen", "authz_listen")
-
-
-def _to_write(
-    asked: Mapping[str, str | None], requested: Settings, env: Mapping[str, str]
-) -> dict[str, str | None]:
-    """The options for a new lychgate.toml: those given, and the value in effect of each
-    that a ``LYCHGATE_<NAME>`` variable sets (``LYCHGATE_PUBLIC_URL=...`` wrote the default
-    ``http://localhost:8080`` while init printed, and made a certificate for, the variable's)."""
-    values = dict(asked)
-    for name in _WRITTEN_FROM_ENV:
-        if values[name] is None and _env_name(name, env) is not None:
-            value = getattr(requested, name)
-            values[name] = None if value is None else str(value)
-    return values
-
-
 def _narrow(path: Path, mode: int) -> None:
     """:func:`restrict_mode`, for what this user owns: a config that an operator's tooling owns
     (root, 0640) or mounts read-only (a ConfigMap) is theirs to keep as it is; say so."""
@@ -224,128 +208,6 @@ def check_deployable(settings: Settings) -> None:
     normalize_url(settings.effective_database_url.reveal())
     check_transport(settings)
     internal_ca_names(settings)
-
-
-def _database(settings: Settings) -> str:
-    """The database in effect, normalized: ``postgres://`` and ``postgresql://`` name the
-    same one. It may hold a password: show it only through :func:`_shown`."""
-    url = normalize_url(settings.effective_database_url.reveal())
-    return url.render_as_string(hide_password=False)
-
-
-# How ``refuse_changes`` reads each option's value in effect (the domain as the apps get it).
-_IN_EFFECT: dict[str, Callable[[Settings], str]] = {
-    "public_url": lambda s: s.public_url,
-    "routing": lambda s: s.routing,
-    "domain": lambda s: s.app_domain,
-    "database_url": _database,
-    "listen": lambda s: s.listen,
-    "authz_listen": lambda s: s.effective_authz_listen,
-}
-
-
-def _shown(name: str, value: str) -> str:
-    """An option's value as a refusal may print it: a database URL without its password."""
-    return redact(normalize_url(value)) if name == "database_url" else value
-
-
-def _option_and_values(name: str, value: str, have: str, want: str) -> tuple[str, str]:
-    """``--option VALUE`` and the value in effect, as a refusal prints them; when the two
-    differ only in what is not printed (a password), it says so."""
-    option = f"--{name.replace('_', '-')} {_shown(name, value)}"
-    shown_have = repr(_shown(name, have))
-    if _shown(name, have) == _shown(name, want):
-        shown_have += " with another password"
-    return option, shown_have
-
-
-def _differences(
-    current: Settings, requested: Settings, asked: Mapping[str, str | None]
-) -> Iterator[tuple[str, str, str]]:
-    """The options given whose value differs from the one in effect (``current``):
-    ``(name, "--option VALUE", the value in effect)``, as a refusal prints them."""
-    for name, value in asked.items():
-        if value is None:
-            continue
-        have, want = _IN_EFFECT[name](current), _IN_EFFECT[name](requested)
-        if have != want:
-            yield name, *_option_and_values(name, value, have, want)
-
-
-def refuse_changes(
-    current: Settings, requested: Settings, asked: Mapping[str, str | None], env: Mapping[str, str]
-) -> None:
-    """Refuse an init option that differs from the existing deployment's setting, naming the
-    setting, its value, where it comes from and how to change it.
-
-    Silently keeping the old value misled operators (the printed Public URL was the old one);
-    rewriting lychgate.toml would lose their edits, and a new host needs a new internal CA.
-    An option equal to the value in effect is fine: init stays idempotent.
-    """
-    for name, option, shown_have in _differences(current, requested, asked):
-        raise ConfigError(
-            f"{option}: this deployment's {name} is {shown_have} "
-            f"({_where(name, current, env)}); init does not change an existing deployment. "
-            f"To change it, {_how_to_change(name, current, env)} and run `lychgate init` "
-            f"again{_then(requested)}",
-            field=name,
-        )
-
-
-def refuse_overridden(
-    current: Settings, requested: Settings, asked: Mapping[str, str | None], env: Mapping[str, str]
-) -> None:
-    """For a new deployment, refuse an init option that an environment variable overrides.
-
-    init writes the option into the new lychgate.toml, but ``LYCHGATE_<NAME>`` takes
-    precedence over that file, this run included: with ``--database-url`` the deployment
-    would be made in the variable's database, while lychgate.toml names another.
-    ``current``: the settings without the options (the environment and the defaults).
-    """
-    for name, option, shown_have in _differences(current, requested, asked):
-        variable = _env_name(name, env)
-        if variable is None:
-            continue
-        raise ConfigError(
-            f"{option}: the environment variable {variable} sets {name} to {shown_have}, and "
-            "it takes precedence over lychgate.toml, where init would write the option. Unset "
-            f"{variable} (or give the option its value) and run `lychgate init` again",
-            field=name,
-        )
-
-
-def _then(requested: Settings) -> str:
-    """What running init again checks where an internal CA exists: whether it must go."""
-    if internal_ca_names(requested) is None or not Layout(requested.data_dir).tls_dir.exists():
-        return ""
-    return ", which says if the internal CA must be replaced (`lychgate ca rotate`)"
-
-
-def _env_name(name: str, env: Mapping[str, str]) -> str | None:
-    """The environment variable that sets ``name``, if one does (names match in any case)."""
-    wanted = f"LYCHGATE_{name.upper()}"
-    return next((key for key in env if key.upper() == wanted), None)
-
-
-def _where(name: str, current: Settings, env: Mapping[str, str]) -> str:
-    variable = _env_name(name, env)
-    if variable is not None:
-        return f"from the environment variable {variable}"
-    if name in _read_config_keys(current):
-        return f"from {Layout(current.data_dir).config_file}"
-    return "the default"
-
-
-def _how_to_change(name: str, current: Settings, env: Mapping[str, str]) -> str:
-    variable = _env_name(name, env)
-    if variable is not None:
-        return f"change the environment variable {variable}"
-    return f"edit {name} in {Layout(current.data_dir).config_file}"
-
-
-def _read_config_keys(current: Settings) -> set[str]:
-    with Layout(current.data_dir).config_file.open("rb") as f:
-        return set(tomllib.load(f))
 
 
 def check_internal_ca(tls_dir: Path, names: Sequence[str], now: datetime) -> None:
