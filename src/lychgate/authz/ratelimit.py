@@ -26,7 +26,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from lychgate.errors import RateLimited, StoreError
-from lychgate.store.ports import RateCounts
+from lychgate.store.coordination import RateCounts
 
 log = logging.getLogger(__name__)
 _ROUNDING = 1e-9  # an estimate that equals the limit but for float rounding is within it

@@ -9,6 +9,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lychgate.store.coordination import (
+    ConfigChanges,
+    DeploymentRecord,
+    RateCounts,
+    UsedSignatures,
+)
 from lychgate.store.engine import make_engine
 from lychgate.store.errors import translating
 from lychgate.store.migrate import check_current, upgrade
@@ -16,16 +22,12 @@ from lychgate.store.ports import (
     ApiKeyRepository,
     AppRepository,
     AuditLog,
-    ConfigChanges,
-    DeploymentRecord,
     DeviceRepository,
     LoginRequestRepository,
     OneTimeCodeRepository,
-    RateCounts,
     RegistrationRepository,
     SessionRepository,
     SigningKeyRepository,
-    UsedSignatures,
     UserRepository,
 )
 from lychgate.store.sql.api_keys import SqlApiKeyRepository

@@ -1,11 +1,14 @@
 """The store's ports: what handlers may ask of storage (STYLE.md item 7).
 
 Handlers depend on these protocols, never on SQL. :mod:`lychgate.store.sql` implements them
-over SQLAlchemy for SQLite and PostgreSQL, and one test suite runs against both.
+over SQLAlchemy for SQLite and PostgreSQL, and one test suite runs against both. The ports for
+state that every process shares (counters, used signatures) are in
+:mod:`lychgate.store.coordination`.
 
 Conventions, the same in every repository:
 
-* Values in and out are the frozen dataclasses of :mod:`lychgate.domain`, never rows.
+* Values in and out are the frozen dataclasses of :mod:`lychgate.domain` (and the few of
+  :mod:`lychgate.store.values`), never rows.
 * Timestamps are timezone-aware; they come back in UTC. A naive datetime is a
   :class:`~lychgate.errors.UsageError`. Operations that depend on the clock take ``now``
   explicitly, so the caller's clock (and a test's fake clock) is the only clock.
@@ -21,10 +24,9 @@ Conventions, the same in every repository:
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Final, NamedTuple, Protocol
+from typing import Protocol
 
 from lychgate.domain import (
     ApiKey,
@@ -49,45 +51,14 @@ from lychgate.ids import (
     SessionId,
     UserId,
 )
-
-
-class Unset(enum.Enum):
-    """Marks an ``update`` argument that was not given (``None`` is a value for some fields)."""
-
-    UNSET = enum.auto()
-
-
-UNSET: Final = Unset.UNSET
-
-
-class ChangedUser(NamedTuple):
-    """A user as its latest write left it, and the change counter's value at that write."""
-
-    version: int
-    user: User
-
-
-class ChangedApp(NamedTuple):
-    """An app as its latest write left it, and the change counter's value at that write."""
-
-    version: int
-    app: App
-
-
-class SessionEnd(NamedTuple):
-    """A session the gateways may have to end, and its end (``expires_at``), after which none
-    of its tokens is valid."""
-
-    id: SessionId
-    expires_at: datetime
-
-
-class Revocation(NamedTuple):
-    """A revoked session, its end, and when it was revoked (by the revoking writer's clock)."""
-
-    id: SessionId
-    expires_at: datetime
-    revoked_at: datetime
+from lychgate.store.values import (
+    UNSET,
+    ChangedApp,
+    ChangedUser,
+    Revocation,
+    SessionEnd,
+    Unset,
+)
 
 
 class UserRepository(Protocol):
@@ -120,10 +91,11 @@ class UserRepository(Protocol):
         ``enabled_only`` leaves disabled users out (a reader starting from nothing has none
         to take out).
 
-        Every write to a user records the counter's value (:meth:`ConfigChanges.version`)
-        its transaction set, and such writes commit in counter order, so a reader that saw
-        the counter at ``v`` finds every change up to ``v`` here (and perhaps a few later
-        ones, which it will read again)."""
+        Every write to a user records the counter's value
+        (:meth:`~lychgate.store.coordination.ConfigChanges.version`) its transaction set, and
+        such writes commit in counter order, so a reader that saw the counter at ``v`` finds
+        every change up to ``v`` here (and perhaps a few later ones, which it will read
+        again)."""
 
     async def update(
         self,
@@ -269,13 +241,6 @@ class SessionRepository(Protocol):
         """Delete sessions that expired at or before ``now``; returns how many."""
 
 
-class ConfigChanges(Protocol):
-    """A counter that moves whenever users or apps change, by whichever process."""
-
-    async def version(self) -> int | None:
-        """The counter; None when it is missing (then every poll must rebuild in full)."""
-
-
 class LoginRequestRepository(Protocol):
     """Login requests move ``pending -> approved -> finished``, or ``pending -> denied``.
 
@@ -412,35 +377,6 @@ class OneTimeCodeRepository(Protocol):
         """Delete codes that expired at or before ``now``."""
 
 
-class RateCounts(Protocol):
-    """Events counted per ``(scope, key)`` in fixed windows, one counter for every process on
-    the database (rate limits shared by authz replicas)."""
-
-    async def add(self, scope: str, key: str, window_start: datetime, step: int) -> int:
-        """Add ``step`` (1, or -1 to take one back) to the window's counter, never taking it
-        below 0; returns the counter as this call left it."""
-
-    async def get(self, scope: str, key: str, window_start: datetime) -> int:
-        """The window's counter (0 when nothing was counted in it)."""
-
-    async def delete_before(self, before: datetime) -> int:
-        """Delete the counters of windows that started before ``before``; returns how many."""
-
-
-class UsedSignatures(Protocol):
-    """Signatures of device requests already acted on, one set for every process on the
-    database: a captured request replayed inside its time window is refused."""
-
-    async def use(self, device_id: DeviceId, signature_hash: bytes, *, until: datetime) -> bool:
-        """Record that ``device_id`` used the signature whose SHA-256 is ``signature_hash``,
-        to be remembered until ``until``. ``True`` if this call recorded it; ``False`` (and
-        nothing changed) when it was recorded already, by this process or another, even at
-        the same moment. NotFound if there is no such device."""
-
-    async def delete_expired(self, before: datetime) -> int:
-        """Forget the signatures remembered until before ``before``; returns how many."""
-
-
 class AuditLog(Protocol):
     async def append(self, event: AuditEvent) -> AuditEvent:
         """Append an event; returns it with its ``id`` assigned."""
@@ -454,18 +390,3 @@ class AuditLog(Protocol):
     ) -> Sequence[AuditEvent]:
         """Newest first; optionally only actions starting with ``action_prefix`` (e.g.
         ``"login."``) and only those whose actor is ``user_id``."""
-
-
-class DeploymentRecord(Protocol):
-    """Facts about the deployment as a whole, which every node shares through the database."""
-
-    async def secrets_fingerprint(self) -> str | None:
-        """The recorded fingerprint of the deployment's secrets.json; None if none is yet."""
-
-    async def record_secrets_fingerprint(self, fingerprint: str) -> str:
-        """Record ``fingerprint`` unless one is recorded already, and return the one recorded:
-        ``fingerprint``, or the one an earlier (or concurrent) caller recorded, left as it is.
-        Of two callers at once with different values, both get the same one back."""
-
-    async def replace_secrets_fingerprint(self, fingerprint: str) -> None:
-        """Record ``fingerprint`` whatever was recorded before (new secrets replaced the old)."""

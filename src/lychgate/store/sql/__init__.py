@@ -1,1 +1,2 @@
-"""SQLAlchemy implementations of the repositories in :mod:`lychgate.store.ports`."""
+"""SQLAlchemy implementations of the repositories in :mod:`lychgate.store.ports` and
+:mod:`lychgate.store.coordination`."""

@@ -14,9 +14,9 @@ from sqlalchemy import Row, delete, func, insert, select, update
 from lychgate.domain import App, AppPolicy, app_to_dict
 from lychgate.errors import NotFound
 from lychgate.ids import AppId, AppSlug
-from lychgate.store.ports import ChangedApp
 from lychgate.store.schema import apps
 from lychgate.store.sql.base import CURRENT, SqlRepository
+from lychgate.store.values import ChangedApp
 
 
 def _app(row: Row[Any]) -> App:

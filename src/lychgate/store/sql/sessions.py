@@ -11,9 +11,9 @@ from sqlalchemy import ColumnElement, Row, Select, delete, insert, or_, select, 
 from lychgate.domain import Session
 from lychgate.errors import NotFound
 from lychgate.ids import DeviceId, SessionId, UserId
-from lychgate.store.ports import Revocation, SessionEnd
 from lychgate.store.schema import sessions
 from lychgate.store.sql.base import SqlRepository
+from lychgate.store.values import Revocation, SessionEnd
 
 _T = TypeVar("_T", bound=tuple[Any, ...])
 

@@ -11,9 +11,9 @@ from sqlalchemy import Row, func, insert, select, update
 from lychgate.domain import User
 from lychgate.errors import Conflict, NotFound
 from lychgate.ids import UserId
-from lychgate.store.ports import UNSET, ChangedUser, Unset
 from lychgate.store.schema import users
 from lychgate.store.sql.base import CURRENT, SqlRepository
+from lychgate.store.values import UNSET, ChangedUser, Unset
 
 EMAIL_TAKEN: Final = "a user with this e-mail address exists"
 
