@@ -31,7 +31,7 @@ from fixtures.store import T0
 from lychgate.authz.app import create_app
 from lychgate.authz.context import AuthzContext
 from lychgate.domain import LoginStatus
-from lychgate.gateway.forwarding import chain_client
+from lychgate.gateway.trusted_proxies import chain_client
 from lychgate.ids import LoginRequestId
 
 __all__ = ["browser", "other_browser"]  # fixtures used by name

@@ -17,7 +17,7 @@ from lychgate.authz.context import AuthzContext
 from lychgate.authz.web import from_gateway
 from lychgate.config import Settings
 from lychgate.config.settings import IpNetwork
-from lychgate.gateway.forwarding import chain_client
+from lychgate.gateway.trusted_proxies import chain_client
 
 
 def nets(*specs: str) -> tuple[IpNetwork, ...]:

@@ -14,10 +14,10 @@ from lychgate.gateway.forwarding import (
     canonical_name,
     forward_headers,
     identity_headers,
-    is_trusted,
 )
 from lychgate.gateway.routing import RequestHost
 from lychgate.gateway.snapshot import UserProfile
+from lychgate.gateway.trusted_proxies import is_trusted
 from lychgate.gateway.types import Headers, RequestHead
 from lychgate.ids import AppSlug, SessionId, UserId
 

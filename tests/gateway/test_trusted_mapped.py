@@ -12,8 +12,9 @@ import ipaddress
 import pytest
 
 from lychgate.config.settings import IpNetwork
-from lychgate.gateway.forwarding import forward_headers, is_trusted
+from lychgate.gateway.forwarding import forward_headers
 from lychgate.gateway.routing import RequestHost
+from lychgate.gateway.trusted_proxies import is_trusted
 from lychgate.gateway.types import RequestHead
 
 

@@ -25,7 +25,7 @@ from fastapi import Request, Response
 
 from lychgate.authz.context import AuthzContext
 from lychgate.gateway import cookies
-from lychgate.gateway.forwarding import chain_client, is_trusted
+from lychgate.gateway.trusted_proxies import chain_client, is_trusted
 
 
 def from_gateway(request: Request, ctx: AuthzContext) -> bool:

@@ -31,9 +31,9 @@ from typing import Final, TextIO
 
 from lychgate.config.settings import IpNetwork
 from lychgate.errors import ClientError
-from lychgate.gateway.forwarding import chain_client, is_trusted
 from lychgate.gateway.http.tunnel import TunnelEnded
 from lychgate.gateway.paths import parse_request_target
+from lychgate.gateway.trusted_proxies import chain_client, is_trusted
 from lychgate.gateway.types import Principal, RequestHead
 from lychgate.ids import AppSlug
 
