@@ -61,7 +61,8 @@ from lychgate.gateway.http.fdlimit import raise_open_file_limit
 from lychgate.gateway.http.stop import second_press
 from lychgate.gateway.http.workers import end_with_parent
 from lychgate.gateway.listeners import Addresses, check_listeners
-from lychgate.gateway.runner import DRAIN_TIMEOUT, GatewayPlan, prepare, run_gateway
+from lychgate.gateway.plan import GatewayPlan, prepare
+from lychgate.gateway.runner import DRAIN_TIMEOUT, run_gateway
 
 log = logging.getLogger(__name__)
 CHILD_POLL = 0.25

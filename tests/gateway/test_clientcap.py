@@ -25,7 +25,8 @@ from lychgate.gateway.http.clientcap import (
 )
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.metrics import GatewayMetrics
-from lychgate.gateway.runner import GatewayPlan, engine_limits, start_side_listeners, uncapped
+from lychgate.gateway.plan import GatewayPlan, engine_limits
+from lychgate.gateway.runner import start_side_listeners, uncapped
 from lychgate.gateway.snapshot import SnapshotHolder
 from lychgate.secret import Secret
 

@@ -35,7 +35,8 @@ from lychgate.gateway.feed import FeedClient, FeedError, split_lines
 from lychgate.gateway.feed_json import MAX_LINE_BYTES
 from lychgate.gateway.feed_wire import parse_line, snapshot_line
 from lychgate.gateway.http.limits import Limits
-from lychgate.gateway.runner import GatewayPlan, run_gateway
+from lychgate.gateway.plan import GatewayPlan
+from lychgate.gateway.runner import run_gateway
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder, UserProfile
 from lychgate.gateway.types import Forward
 from lychgate.ids import UserId

@@ -24,7 +24,8 @@ from lychgate.gateway import runner
 from lychgate.gateway.feed_wire import snapshot_line
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.server import GatewayServer
-from lychgate.gateway.runner import GatewayPlan, serve_worker
+from lychgate.gateway.plan import GatewayPlan
+from lychgate.gateway.runner import serve_worker
 from lychgate.secret import Secret
 
 pytestmark = pytest.mark.loopback

@@ -21,7 +21,7 @@ from gateway.upstreams import Reply, Seen, http_upstream
 from lychgate.config import Settings
 from lychgate.gateway.http.server import GatewayServer
 from lychgate.gateway.http.tls import CertPair, server_context
-from lychgate.gateway.runner import hsts_field
+from lychgate.gateway.plan import hsts_field
 from lychgate.gateway.types import Decision, Forward, Handler, RequestHead, Respond, Upstream
 
 HSTS = b"strict-transport-security: max-age=600\r\n"

@@ -20,7 +20,7 @@ from lychgate.deployment.init import prepare_files
 from lychgate.errors import ConfigError
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.listeners import check_distinct, check_listeners, listen_addresses
-from lychgate.gateway.runner import GatewayPlan, prepare
+from lychgate.gateway.plan import GatewayPlan, prepare
 from lychgate.secret import Secret
 
 ANY = "0.0.0.0"  # noqa: S104 - a host under test, not a bind address

@@ -21,8 +21,8 @@ from lychgate.config import load_settings
 from lychgate.gateway.accesslog import LINE_MAX, AccessLog, AccessLogHandler, access_line
 from lychgate.gateway.http.tunnel import TunnelEnded
 from lychgate.gateway.metrics import GatewayMetrics
+from lychgate.gateway.plan import engine_limits
 from lychgate.gateway.runner import (
-    engine_limits,
     metrics_handler,
     redirect_handler,
     response_hook,

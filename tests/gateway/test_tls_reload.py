@@ -26,7 +26,7 @@ from lychgate.deployment.init import prepare_files
 from lychgate.errors import ConfigError
 from lychgate.gateway.cert_reload import CertificateReloader
 from lychgate.gateway.http.tls import CertPair, ServerCertificates, certificate_covers
-from lychgate.gateway.runner import app_names, prepare
+from lychgate.gateway.plan import app_names, prepare
 from lychgate.tls.files import ensure_tls_material, renew_server_cert
 
 pytestmark = pytest.mark.loopback

@@ -32,7 +32,8 @@ from lychgate.deployment.transport import (
     internal_ca_names,
     uncovered_apps,
 )
-from lychgate.gateway.runner import prepare, run_gateway
+from lychgate.gateway.plan import prepare
+from lychgate.gateway.runner import run_gateway
 from lychgate.supervise import Companion, check_start, get_ready, run_authz, serve_all
 from lychgate.tls.files import TlsPaths
 

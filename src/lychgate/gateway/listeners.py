@@ -28,7 +28,7 @@ MAX_PORT = 65535
 
 
 class Listening(Protocol):
-    """Where a gateway listens (its plan, :class:`~lychgate.gateway.runner.GatewayPlan`)."""
+    """Where a gateway listens (its plan, :class:`~lychgate.gateway.plan.GatewayPlan`)."""
 
     @property
     def host(self) -> str: ...

@@ -2,15 +2,15 @@
 
 Theory of operation
 -------------------
-:func:`prepare` does every blocking thing (reading secrets and certificates) before any event
-loop runs, and returns a :class:`GatewayPlan`. :func:`serve_worker` runs one worker on it: a
-snapshot holder fed by the config feed from authz, a handler deciding on that snapshot, the
-HTTP/1.1 engine carrying the decisions out, and optionally a metrics listener and a plain-HTTP
-listener that redirects to HTTPS. When the feed brings a snapshot that revokes sessions, their
-tunnels are closed at once. An HTTPS worker checks its certificate files every minute and uses
-renewed ones for new connections (:mod:`.cert_reload`). :func:`run_gateway` runs one worker in
-this process, or forks N that share the port through SO_REUSEPORT. It first checks that every
-address it will listen on is free, and that no two of them are the same
+:func:`~.plan.prepare` does every blocking thing (reading secrets and certificates) before
+any event loop runs, and returns a :class:`~.plan.GatewayPlan`. :func:`serve_worker` runs one
+worker on it: a snapshot holder fed by the config feed from authz, a handler deciding on that
+snapshot, the HTTP/1.1 engine carrying the decisions out, and optionally a metrics listener and
+a plain-HTTP listener that redirects to HTTPS. When the feed brings a snapshot that revokes
+sessions, their tunnels are closed at once. An HTTPS worker checks its certificate files every
+minute and uses renewed ones for new connections (:mod:`.cert_reload`). :func:`run_gateway` runs
+one worker in this process, or forks N that share the port through SO_REUSEPORT. It first
+checks that every address it will listen on is free, and that no two of them are the same
 (:func:`check_listeners`): a taken port is then one clear error, and a port that another
 gateway's workers share is refused rather than joined.
 """
@@ -20,18 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
-from functools import partial
 
 import uvloop
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from lychgate.config import Settings
-from lychgate.deployment.layout import Layout
-from lychgate.deployment.secrets import load_secrets
 from lychgate.errors import ClientError
 from lychgate.gateway.access_changes import follow_changes
 from lychgate.gateway.accesslog import AccessLog
@@ -43,69 +37,28 @@ from lychgate.gateway.endpoints import Endpoints
 from lychgate.gateway.feed import FeedClient
 from lychgate.gateway.feed_guard import TunnelGuard, tunnel_gate
 from lychgate.gateway.feed_http import authz_base
-from lychgate.gateway.forwarding import is_trusted
 from lychgate.gateway.http.clientcap import is_loopback
 from lychgate.gateway.http.context import ResponseHook
 from lychgate.gateway.http.fdlimit import raise_open_file_limit
-from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.server import GatewayServer, start_server
 from lychgate.gateway.http.stop import Stop
-from lychgate.gateway.http.tls import (
-    CertPair,
-    ServerCertificates,
-    client_context,
-    quiet_undecodable_server_names,
-)
+from lychgate.gateway.http.tls import quiet_undecodable_server_names
 from lychgate.gateway.http.tunnel import TunnelEnded, TunnelEndHook
 from lychgate.gateway.http.workers import STOP_SIGNALS, run_workers
-from lychgate.gateway.listeners import Addresses, check_listeners, warn_about_listeners
+from lychgate.gateway.listeners import check_listeners
 from lychgate.gateway.metrics import GatewayMetrics
 from lychgate.gateway.paths import parse_request_target
+from lychgate.gateway.plan import GatewayPlan
 from lychgate.gateway.routing import request_host
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
+from lychgate.gateway.trusted_proxies import is_trusted
 from lychgate.gateway.types import Decision, Handler, Local, Principal, RequestHead, Respond
 from lychgate.ids import AppSlug
-from lychgate.secret import Secret
-from lychgate.tls.files import TlsPaths, renew_server_cert
-from lychgate.tls.hosts import hostnames_for, is_loopback_host
 
 log = logging.getLogger(__name__)
 DRAIN_TIMEOUT = 10.0
 # A worker listens once the feed has given it a snapshot, or after this long without one.
 FIRST_SNAPSHOT_WAIT = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class GatewayPlan:
-    """Everything a worker needs, resolved before the loop starts."""
-
-    settings: Settings
-    internal_token: Secret
-    host: str
-    port: int
-    limits: Limits
-    tls: ServerCertificates | None
-    # Re-issues the certificate from the internal CA when due (lychgate.tls.files), when the
-    # gateway serves the internal CA's certificate and the CA's key is on this machine.
-    renew_tls: Callable[[datetime], bool] | None
-    upstream_ssl: ssl.SSLContext
-    metrics: tuple[str, int] | None
-    redirect: tuple[str, int] | None
-    hsts: bytes = b""  # the Strict-Transport-Security line of the https listener's answers
-
-
-def engine_limits(settings: Settings) -> Limits:
-    """The engine's limits from the configured ones (the field names match)."""
-    c = settings.limits
-    return Limits(
-        max_header_bytes=c.max_header_bytes,
-        max_headers=c.max_headers,
-        max_body_bytes=c.max_body_bytes,
-        header_timeout=c.header_timeout,
-        idle_timeout=c.idle_timeout,
-        tunnel_idle_timeout=c.tunnel_idle_timeout,
-        max_connections_per_client=c.max_connections_per_client,
-    )
 
 
 def uncapped(settings: Settings) -> Callable[[str], bool]:
@@ -150,68 +103,6 @@ async def start_side_listeners(
             log.info("gateway worker %d: %s on %s:%d", worker, what, host, server.port)
             side.append(server)
     return side
-
-
-def prepare(settings: Settings, *, listen: str | None = None) -> GatewayPlan:
-    """Read secrets and TLS material (blocking: call before the loop)."""
-    layout = Layout(settings.data_dir)
-    where = Addresses.of(settings, listen=listen)
-    tls: ServerCertificates | None = None
-    renew_tls: Callable[[datetime], bool] | None = None
-    # What a renewed certificate must still name: the public host, and in subdomains mode what
-    # the apps' hosts need of the certificate in use (its wildcard, the app domain).
-    hosts = (settings.public_host,)
-    also = app_names(settings.app_domain) if settings.routing == "subdomains" else ()
-    if settings.tls_cert is not None and settings.tls_key is not None:
-        pair = CertPair(settings.tls_cert, settings.tls_key)
-        tls = ServerCertificates(pair, hosts=hosts, also=also)
-    elif settings.is_https:
-        paths = TlsPaths.in_dir(layout.tls_dir)
-        pair = CertPair(paths.server_cert, paths.server_key)
-        tls = ServerCertificates(pair, hosts=hosts, also=also)
-        if paths.ca_key.exists():
-            names = hostnames_for(settings.public_url, settings.routing, domain=settings.domain)
-            renew_tls = partial(renew_server_cert, layout.tls_dir, names)
-        else:
-            log.info(
-                "the internal CA's key is not on this machine: renew %s where it is "
-                "(lychgate init); this gateway reloads the file when it changes",
-                paths.server_cert,
-            )
-    warn_about_listeners(settings, where.host, where.port)
-    return GatewayPlan(
-        settings=settings,
-        internal_token=load_secrets(layout.secrets_file).internal_token,
-        host=where.host,
-        port=where.port,
-        limits=engine_limits(settings),
-        tls=tls,
-        renew_tls=renew_tls,
-        upstream_ssl=client_context(),
-        metrics=where.metrics,
-        redirect=where.redirect,
-        hsts=hsts_field(settings),
-    )
-
-
-def app_names(domain: str) -> tuple[str, str]:
-    """The app domain, and a name its wildcard covers (any one label stands for every app)."""
-    return domain, f"any-app.{domain}"
-
-
-def hsts_field(settings: Settings) -> bytes:
-    """The ``Strict-Transport-Security`` line the https listener adds to its answers, or
-    nothing: on plain http, with ``hsts_max_age = 0``, and for a loopback or ``*.localhost``
-    public host or app domain (a browser would then hold every port of that name to https,
-    other local servers included)."""
-    if not settings.is_https or not settings.hsts_max_age:
-        return b""
-    hosts = [settings.public_host]
-    if settings.routing == "subdomains":
-        hosts.append(settings.app_domain)
-    if any(is_loopback_host(host.rstrip(".")) for host in hosts):
-        return b""
-    return b"strict-transport-security: max-age=%d\r\n" % settings.hsts_max_age
 
 
 def response_hook(metrics: GatewayMetrics, access: AccessLog | None) -> ResponseHook:
