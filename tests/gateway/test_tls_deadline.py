@@ -42,14 +42,21 @@ def _answer(head: RequestHead) -> Decision:
 
 
 class SlowTls:
-    """A TLS client over a memory BIO: every byte goes out when and as the test says."""
+    """A TLS client over a memory BIO: every byte goes out when and as the test says (or,
+    ``server_side``, the server's end of such a connection)."""
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ctx: ssl.SSLContext
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        ctx: ssl.SSLContext,
+        *,
+        server_side: bool = False,
     ) -> None:
         self.reader, self.writer = reader, writer
         self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()
-        self._tls = ctx.wrap_bio(self._in, self._out, server_hostname=NAME)
+        name = None if server_side else NAME
+        self._tls = ctx.wrap_bio(self._in, self._out, server_side, server_hostname=name)
         self.plain = b""  # decrypted, as read so far
 
     async def handshake(self, hello_over: float) -> None:

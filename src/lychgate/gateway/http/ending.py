@@ -38,6 +38,7 @@ from lychgate.gateway.http.tls_close import close_when_sent
 from lychgate.gateway.http.trailers import TrailerGuard
 from lychgate.gateway.http.tunnel import Tunnel
 from lychgate.gateway.http.unsent import StallWatch
+from lychgate.gateway.http.upstream import tcp_under
 from lychgate.gateway.http.writer import Writer
 from lychgate.gateway.types import Principal, RequestHead, Respond, headless
 from lychgate.ids import AppSlug
@@ -271,6 +272,7 @@ class ConnectionEnding(asyncio.Protocol):
             head=req.head,
             on_end=self._ctx.on_tunnel_end,
             client_tcp=tcp,
+            upstream_tcp=tcp_under(upstream),
         )
         tunnel.start(to_upstream, to_client)
 

@@ -3,7 +3,8 @@
 Idle connections are kept per (url, verify_tls) and reused last-in first-out: the most recently
 used connection is the least likely to have been closed by the upstream's own idle timeout.
 Reuse is synchronous (:meth:`UpstreamPool.acquire`), so a request on a warm pool costs no task.
-A new connection is made by :meth:`UpstreamPool.connect` under the upstream's connect timeout.
+A new connection is made by :meth:`UpstreamPool.connect` under the upstream's connect timeout
+(an https one's TLS handshake included: :mod:`.upstream_connect`).
 
 At most ``max_connections`` are open per upstream. A request beyond that waits for a released
 connection (or for a slot when one closes) within the same connect timeout, then gets 504.
@@ -33,6 +34,7 @@ from urllib.parse import urlsplit
 
 from lychgate.errors import ConfigError, LychgateError
 from lychgate.gateway.http.upstream import UpstreamConnection
+from lychgate.gateway.http.upstream_connect import open_tls
 from lychgate.gateway.http.writer import Batch
 from lychgate.gateway.types import Upstream
 from lychgate.unix_sockets import socket_path_problem
@@ -275,15 +277,11 @@ class UpstreamPool:
         if endpoint.path is not None:
             _, conn = await loop.create_unix_connection(factory, endpoint.path)
         elif endpoint.tls:
+            # TCP, then TLS on it: the connection keeps both, and closes its socket without
+            # waiting for the app's close_notify (.upstream_connect).
             ctx = self._verified if upstream.verify_tls else self._unverified
-            _, conn = await loop.create_connection(
-                factory,
-                endpoint.host,
-                endpoint.port,
-                ssl=ctx,
-                server_hostname=endpoint.host,  # SNI and the name checked (RFC 6066 section 3)
-                ssl_handshake_timeout=upstream.connect_timeout,
-            )
+            conn = factory()
+            await open_tls(loop, conn, endpoint.host, endpoint.port, ctx, upstream.connect_timeout)
         else:
             _, conn = await loop.create_connection(factory, endpoint.host, endpoint.port)
         if self._closed:

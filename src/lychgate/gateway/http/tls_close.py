@@ -1,13 +1,17 @@
-"""Closing a client's TLS connection without waiting for the client's ``close_notify``.
+"""Closing a TLS connection, a client's or an https app's, without waiting for its
+``close_notify``.
 
 Theory of operation
 -------------------
 When the gateway closes a TLS transport, the event loop's TLS layer sends what is still
-buffered, then our ``close_notify``, and then waits for the client's ``close_notify`` before it
+buffered, then our ``close_notify``, and then waits for the peer's ``close_notify`` before it
 closes the socket: up to 30 s (``ssl_shutdown_timeout``), after which it cuts the socket and
 drops whatever the loop still held for it. A client that sends none, nor closes, kept the
 socket, its TLS state, and its slot among its client's connections (:mod:`.clientcap`) for
-30 s after every close: each ``header_timeout`` or ``idle_timeout`` bought 30 s more.
+30 s after every close: each ``header_timeout`` or ``idle_timeout`` bought 30 s more. An https
+app that sends none kept every connection the gateway closed as long: idle past its time or
+not reusable, each still counted meanwhile against the pool's ``max_connections`` for it (the
+pool forgets a connection when its socket is gone); evicted, or a tunnel's end, counted nowhere.
 
 RFC 8446 section 6.1 does not ask the side that closes to wait for the other's
 ``close_notify``, and nginx does not. So once the TLS transport is closing,
@@ -18,8 +22,11 @@ sends them before its FIN as after any close. Until then it looks again every
 by the TLS layer's 30 s. In the common case both buffers are empty at once and the socket
 closes with the TLS transport.
 
-The TCP transport is the one :mod:`.tls_accept` started TLS on; the connection
-(:class:`.ClientConnection`) and, after an upgrade, its tunnel (:mod:`.tunnel`) keep it for this.
+The TCP transport is the one TLS was started on. A client's: :mod:`.tls_accept` starts TLS on
+the accepted socket, and the connection (:class:`.ClientConnection`) and, after an upgrade, its
+tunnel (:mod:`.tunnel`) keep it. An https upstream's: :mod:`.upstream_connect` starts TLS on the
+connected socket, and the connection (:class:`.UpstreamConnection`) and its tunnel keep it.
+Plain TCP and unix sockets have no TLS layer to wait, and take no part in this.
 """
 
 from __future__ import annotations

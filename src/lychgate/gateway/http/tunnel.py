@@ -25,7 +25,10 @@ both directions at once.
 
 A close, or the end of both directions, closes both sides, after flushing what is buffered; a
 side that has not flushed within ``drain_timeout`` (the listener's ``send_timeout``: its peer
-reads nothing) is cut then. A side lost while its writes were held back is different: its peer
+reads nothing) is cut then. A TLS side (the client's, on an HTTPS listener; an https app's) has
+its socket closed as soon as our close_notify has left, not when the peer's comes (RFC 8446
+section 6.1 does not ask us to wait for it, see :mod:`.tls_close`): the tunnel keeps the TCP
+transport under each. A side lost while its writes were held back is different: its peer
 was not being read meanwhile, so a peer blocked writing to us would never read what we hold for
 it, and that is cut at once (an echo app and a client that vanished mid-flood used to hold the
 app's socket for the whole drain timeout). A tunnel that the gateway ends itself (revoked,
@@ -225,6 +228,7 @@ class Tunnel:
         "_open_ends",
         "_registry",
         "_started",
+        "_upstream_tcp",
         "app",
         "client",
         "quiet",
@@ -246,6 +250,7 @@ class Tunnel:
         head: RequestHead | None = None,
         on_end: TunnelEndHook | None = None,
         client_tcp: asyncio.Transport | None = None,
+        upstream_tcp: asyncio.Transport | None = None,
     ) -> None:
         self._registry = registry
         self.session_id = session_id
@@ -259,6 +264,7 @@ class Tunnel:
         self.client = client
         self._client_tcp = client_tcp  # under the client's TLS, if it is (.tls_close)
         self.upstream = upstream
+        self._upstream_tcp = upstream_tcp  # under the app's TLS, if https (.upstream_connect)
         self._closed = False
         self._open_ends = 2  # transports whose connection_lost has not come yet
         self._drain_timer: asyncio.TimerHandle | None = None
@@ -323,10 +329,11 @@ class Tunnel:
         self._closed = True
         self._registry._remove(self)
         self.client.close()
-        if self._client_tcp is not None:
-            close_when_sent(self.client, self._client_tcp)
-            self._client_tcp = None
         self.upstream.close()
+        for tls, tcp in ((self.client, self._client_tcp), (self.upstream, self._upstream_tcp)):
+            if tcp is not None:  # closed once our close_notify has left (.tls_close)
+                close_when_sent(tls, tcp)
+        self._client_tcp = self._upstream_tcp = None
         if cut:
             self._cut_unsent()
         elif self._open_ends:

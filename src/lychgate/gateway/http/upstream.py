@@ -18,6 +18,12 @@ a clean close: a FIN, and over TLS a close_notify (RFC 9112 section 9.8). A rese
 connection that ends without close_notify (a truncation anyone on the path can make), cuts it,
 as any body cut short.
 
+An https connection keeps the TCP transport under its TLS one (:mod:`.upstream_connect`):
+:meth:`UpstreamConnection.close` closes the socket as soon as our close_notify has left, not
+when the app's comes (up to 30 s later, from an app that sends none: RFC 8446 section 6.1 does
+not ask the closing side to wait; :mod:`.tls_close`), and so does the tunnel it may become
+(:func:`tcp_under`). An abort cuts the socket at once, as over plain TCP.
+
 The read timeout is a gap timeout (like nginx's ``proxy_read_timeout``): it runs while a
 request is outstanding and restarts on every read, and, while the request's content is still
 being sent, on every piece sent too (:meth:`UpstreamConnection.sent_more`): an upload longer
@@ -43,6 +49,7 @@ from typing import cast
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from lychgate.gateway.http.timer import Deadline
+from lychgate.gateway.http.tls_close import close_when_sent
 from lychgate.gateway.http.upstream_framing import (
     MAX_RESPONSE_HEAD,
     Failure,
@@ -197,8 +204,13 @@ class UpstreamConnection(ResponseFraming):
     def close(self) -> None:
         """Close (never reuse) this connection; its sink is not told."""
         self._sink = None
-        if self.out is not None:
-            self.out.close()
+        out = self.out
+        if out is not None:
+            out.close()
+            tcp = self.tcp
+            if tcp is not None:  # https: the socket goes once our close_notify has (.tls_close)
+                self.tcp = None
+                close_when_sent(out.transport, tcp)
 
     def abort(self) -> None:
         self._sink = None
@@ -206,7 +218,8 @@ class UpstreamConnection(ResponseFraming):
             self.transport.abort()
 
     def detach(self) -> asyncio.Transport:
-        """Give the transport away (to a tunnel); this object is done."""
+        """Give the transport away (to a tunnel); this object is done. The socket under an
+        https upstream's TLS goes too: :func:`tcp_under` finds it."""
         assert self.transport is not None
         self._sink = None
         self._forget = None
@@ -254,3 +267,12 @@ class UpstreamConnection(ResponseFraming):
     def _on_timeout(self) -> None:
         if self._sink is not None:
             self._fail(Failure.TIMEOUT)
+
+
+def tcp_under(transport: asyncio.BaseTransport) -> asyncio.Transport | None:
+    """The socket's transport under a TLS ``transport`` that :meth:`UpstreamConnection.detach`
+    gave away, for its tunnel to close as the connection would have (:mod:`.tls_close`); None
+    over plain TCP or a unix socket. Asked before the tunnel takes the transport over: its
+    protocol is still the connection."""
+    conn = transport.get_protocol()
+    return conn.tcp if isinstance(conn, UpstreamConnection) else None

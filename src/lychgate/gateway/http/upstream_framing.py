@@ -167,6 +167,7 @@ class ResponseFraming(asyncio.Protocol):
         "key",
         "out",
         "owner",
+        "tcp",
         "transport",
         "write_buffer_high",
     )
@@ -176,6 +177,9 @@ class ResponseFraming(asyncio.Protocol):
         self.batch = batch
         self.write_buffer_high = write_buffer_high
         self.transport: asyncio.Transport | None = None
+        # Under an https upstream's TLS transport, the socket's (.upstream_connect): closed
+        # once our close_notify has left, not 30 s later (.tls_close). None for http and unix.
+        self.tcp: asyncio.Transport | None = None
         self.out: Writer | None = None
         self.idle_since = 0.0
         self.owner: str | None = None  # whose requests it carries (see .pool)
