@@ -26,7 +26,7 @@ from lychgate.tls.files import TlsPaths, renew_server_cert
 from lychgate.tls.hosts import hostnames_for, is_loopback_host
 
 # The name it had before the plan moved out of .runner: log configurations may use it.
-log = logging.getLogger("lychgate.gateway.runner")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
