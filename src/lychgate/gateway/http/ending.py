@@ -38,7 +38,6 @@ from lychgate.gateway.http.tls_close import close_when_sent
 from lychgate.gateway.http.trailers import TrailerGuard
 from lychgate.gateway.http.tunnel import Tunnel
 from lychgate.gateway.http.unsent import StallWatch
-from lychgate.gateway.http.upstream import tcp_under
 from lychgate.gateway.http.writer import Writer
 from lychgate.gateway.types import Principal, RequestHead, Respond, headless
 from lychgate.ids import AppSlug
@@ -250,10 +249,12 @@ class ConnectionEnding(asyncio.Protocol):
         req: Request,
         app: AppSlug | None,
         upstream: asyncio.Transport,
+        upstream_tcp: asyncio.Transport | None,
         to_client: bytes,
         who: Principal | None,
     ) -> None:
-        """The upstream answered 101: hand both transports to a tunnel."""
+        """The upstream answered 101: hand both transports to a tunnel (and, over TLS, the
+        TCP transports under them, which it closes without waiting: :mod:`.tls_close`)."""
         transport = self._transport
         assert transport is not None
         self.out.flush()  # the 101 head goes before any tunnel byte
@@ -272,7 +273,7 @@ class ConnectionEnding(asyncio.Protocol):
             head=req.head,
             on_end=self._ctx.on_tunnel_end,
             client_tcp=tcp,
-            upstream_tcp=tcp_under(upstream),
+            upstream_tcp=upstream_tcp,
         )
         tunnel.start(to_upstream, to_client)
 

@@ -73,6 +73,7 @@ class Downstream(Protocol):
         req: Request,
         app: AppSlug | None,
         upstream: asyncio.Transport,
+        upstream_tcp: asyncio.Transport | None,
         to_client: bytes,
         who: Principal | None,
     ) -> None: ...
@@ -279,11 +280,12 @@ class ExchangeRelay:
         self._state = DONE
         self._up = None
         self._ctx.pool.detach(conn)
+        upstream_tcp = conn.tcp  # under an https app's TLS: the tunnel closes it (.tls_close)
         transport = conn.detach()
         self._down.out.write(
             response_head(101, self._fields(headers), b"connection: upgrade\r\n", keep_upgrade=True)
         )
-        self._down.into_tunnel(req, fwd.app, transport, tail, fwd.who)
+        self._down.into_tunnel(req, fwd.app, transport, upstream_tcp, tail, fwd.who)
 
     def upstream_write_paused(self) -> None:
         self._upstream_full = True

@@ -22,7 +22,7 @@ An https connection keeps the TCP transport under its TLS one (:mod:`.upstream_c
 :meth:`UpstreamConnection.close` closes the socket as soon as our close_notify has left, not
 when the app's comes (up to 30 s later, from an app that sends none: RFC 8446 section 6.1 does
 not ask the closing side to wait; :mod:`.tls_close`), and so does the tunnel it may become
-(:func:`tcp_under`). An abort cuts the socket at once, as over plain TCP.
+(given :attr:`tcp` with the transport). An abort cuts the socket at once, as over plain TCP.
 
 The read timeout is a gap timeout (like nginx's ``proxy_read_timeout``): it runs while a
 request is outstanding and restarts on every read, and, while the request's content is still
@@ -218,8 +218,8 @@ class UpstreamConnection(ResponseFraming):
             self.transport.abort()
 
     def detach(self) -> asyncio.Transport:
-        """Give the transport away (to a tunnel); this object is done. The socket under an
-        https upstream's TLS goes too: :func:`tcp_under` finds it."""
+        """Give the transport away (to a tunnel); this object is done. Over https, the caller
+        takes :attr:`tcp` first, for the tunnel to close the socket with."""
         assert self.transport is not None
         self._sink = None
         self._forget = None
@@ -267,12 +267,3 @@ class UpstreamConnection(ResponseFraming):
     def _on_timeout(self) -> None:
         if self._sink is not None:
             self._fail(Failure.TIMEOUT)
-
-
-def tcp_under(transport: asyncio.BaseTransport) -> asyncio.Transport | None:
-    """The socket's transport under a TLS ``transport`` that :meth:`UpstreamConnection.detach`
-    gave away, for its tunnel to close as the connection would have (:mod:`.tls_close`); None
-    over plain TCP or a unix socket. Asked before the tunnel takes the transport over: its
-    protocol is still the connection."""
-    conn = transport.get_protocol()
-    return conn.tcp if isinstance(conn, UpstreamConnection) else None
