@@ -25,7 +25,6 @@ from lychgate.secret import Secret
 from lychgate.tls.files import TlsPaths, renew_server_cert
 from lychgate.tls.hosts import hostnames_for, is_loopback_host
 
-# The name it had before the plan moved out of .runner: log configurations may use it.
 log = logging.getLogger(__name__)
 
 
