@@ -303,12 +303,10 @@ async def test_a_lowered_idle_timeout_reaches_connections_already_idle(
             ("admin", d.world.token(app="admin", sid="sess-9", sub="user-2", adm=True)),
         ):
             c = await connect(d.server.port)
-            plain = (
-                f"GET /plain HTTP/1.1\r\nHost: localhost:8080\r\nCookie: lychgate={token}\r\n\r\n"
-            )
-            await c.send(plain.encode())
+            plain = plain_get(token)
+            await c.send(plain)
             assert (await c.read_response()).status == 200
-            clients[app] = (c, plain.encode())
+            clients[app] = (c, plain)
         await asyncio.sleep(1.1)
         d.holder.replace(with_idle(d.world, "wiki", 1.0))
         loop = asyncio.get_running_loop()
@@ -319,6 +317,27 @@ async def test_a_lowered_idle_timeout_reaches_connections_already_idle(
         admin, again = clients["admin"]
         await admin.send(again)
         assert (await admin.read_response()).status == 200
+
+
+@pytest.mark.loopback
+async def test_a_lowered_idle_timeout_reaches_a_connection_just_gone_idle(
+    gateway: Start, connect: Connect
+) -> None:
+    # The same, for a connection whose wait began an instant ago, before it let go of its
+    # parser (.turns.SHED_AFTER): the wait's end moves, under the listener's 60 s.
+    async with live(gateway) as d:
+        c = await connect(d.server.port)
+        await c.send(plain_get(d.world.token(sid="sess-1")))
+        assert (await c.read_response()).status == 200
+        d.holder.replace(with_idle(d.world, "wiki", 0.1))
+        assert await c.read_until_closed() == b""
+
+
+def plain_get(token: str) -> bytes:
+    """An ordinary request for the app the token names, on the single host."""
+    return (
+        f"GET /plain HTTP/1.1\r\nHost: localhost:8080\r\nCookie: lychgate={token}\r\n\r\n".encode()
+    )
 
 
 def with_idle(world: World, slug: str, idle: float) -> ConfigSnapshot:

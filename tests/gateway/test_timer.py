@@ -270,3 +270,11 @@ def test_callbacks_may_move_cancel_and_set_others_in_the_same_tick() -> None:
     clock.run_until(10)
     assert fired[2:] == ["late"]
     assert late.left() is None
+
+
+def test_a_caller_that_has_just_read_the_time_may_pass_it() -> None:
+    clock, d, fired = _deadline()
+    clock.run_until(2)
+    d.set(3, 1.5)  # read at 1.5, the time that counts: due at 4.5, not 5
+    clock.run_until(4.5)
+    assert fired == [4.5]

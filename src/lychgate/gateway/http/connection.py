@@ -95,8 +95,11 @@ class ClientConnection(ConnectionTurns):
     def data_received(self, data: bytes) -> None:
         parser = self._parser
         if parser is None:
-            self._unparsed(data)
-            return
+            if not self._shed:  # HTTP is over
+                self._unparsed(data)
+                return
+            parser = self._parser = HttpRequestParser(self)  # the first bytes, or after a wait
+            self._shed = False
         if self._in_head or self._parsing is None:
             self._head_raw += len(data)
             in_trailers = False

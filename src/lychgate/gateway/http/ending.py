@@ -48,11 +48,9 @@ LINGER_MAX: Final = 1024 * 1024  # bytes dropped while lingering before we just 
 # on_message_begin sets _in_head together with a fresh list.
 NO_FIELDS: list[tuple[str, str]] = []
 
-
 #: Requests parsed ahead of their turn stop reading at ``max_pipelined``; one read can carry more
 #: than that, and beyond this many times it the connection is closed (a 429 for the next).
 PARSED_AHEAD: Final = 4
-
 
 # nginx's word for a request whose client closed the connection before its answer ended.
 CLIENT_CLOSED: Final = 499
@@ -82,6 +80,7 @@ class ConnectionEnding(asyncio.Protocol):
         "_headers",
         "_idle_app",
         "_idle_delay",
+        "_idle_ends",
         "_idle_timed",
         "_in_head",
         "_limits",
@@ -97,6 +96,7 @@ class ConnectionEnding(asyncio.Protocol):
         "_queue",
         "_responder",
         "_scheme",
+        "_shed",
         "_sni",
         "_stall",
         "_tail",
@@ -120,7 +120,8 @@ class ConnectionEnding(asyncio.Protocol):
         self._scheme = ctx.scheme
         self._batch = ctx.batch
         self._loop = ctx.loop
-        self._parser: HttpRequestParser | None = HttpRequestParser(self)
+        self._parser: HttpRequestParser | None = None  # made with the first bytes
+        self._shed = True  # no parser, but one is made when bytes come (.turns); else over
         self._transport: asyncio.Transport | None = None
         self._tcp: asyncio.Transport | None = None  # the socket under TLS (see .tls_close)
         self.out: Writer
@@ -160,6 +161,7 @@ class ConnectionEnding(asyncio.Protocol):
         self._tail: bytes | None = None  # client bytes after an Upgrade head
         self._idle_delay = self._limits.header_timeout
         self._idle_app: AppSlug | None = None  # whose keep-alive wait _idle_delay is
+        self._idle_ends = 0.0  # when the keep-alive wait under way ends (the loop's time)
         self._deadline = Deadline(self._loop, self._on_timeout)
 
     if TYPE_CHECKING:  # defined by the layers above
@@ -176,6 +178,7 @@ class ConnectionEnding(asyncio.Protocol):
         self._transport = None
         self._tcp = None
         self._parser = None
+        self._shed = False
         self._deadline.cancel()
         self._give_back_client()
         self._forget()
@@ -283,6 +286,7 @@ class ConnectionEnding(asyncio.Protocol):
         self._transport = None  # the tunnel owns it now; this object is done
         self._tcp = None
         self._parser = None
+        self._shed = False
         self._give_back_client()  # tunnels are not counted (see .clientcap)
         self._forget()
 
@@ -323,6 +327,7 @@ class ConnectionEnding(asyncio.Protocol):
     def _halt(self) -> None:
         """HTTP is over on this connection: parse nothing more."""
         self._parser = None
+        self._shed = False
         self._in_head = False
         self.pause_reading(PAUSE_HOLD)
 
@@ -375,6 +380,7 @@ class ConnectionEnding(asyncio.Protocol):
     def _close_now(self) -> None:
         self._closing = True
         self._parser = None
+        self._shed = False
         transport = self._transport
         if transport is not None:
             self.out.close()

@@ -132,9 +132,11 @@ class Deadline:
         self._at: float | None = None  # the tick it is filed in
         self._when: float | None = None
 
-    def set(self, delay: float) -> None:
-        """Fire ``delay`` seconds from now (replacing any earlier setting)."""
-        now = self._loop.time()
+    def set(self, delay: float, now: float | None = None) -> None:
+        """Fire ``delay`` seconds from now (replacing any earlier setting); ``now``: the loop's
+        time, if the caller has just read it."""
+        if now is None:
+            now = self._loop.time()
         when = now + delay
         self._when = when
         at = self._at
