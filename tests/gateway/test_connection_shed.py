@@ -34,7 +34,9 @@ def _answer(head: RequestHead) -> Respond:
 
 
 def parsers() -> int:
-    """Request parsers alive in this process (the gateway under test runs in it)."""
+    """Request parsers alive in this process (the gateway under test runs in it). Compared
+    with ``<=`` to a count taken earlier: one that an earlier test left may yet be freed."""
+    gc.collect()
     return sum(isinstance(o, HttpRequestParser) for o in gc.get_objects())
 
 
@@ -50,7 +52,7 @@ async def test_a_connection_that_sends_nothing_holds_no_parser(
     before = parsers()
     clients = [await connect(gw.port) for _ in range(CLIENTS)]
     await eventually(lambda: gw.open_connections == CLIENTS, what="all accepted")
-    assert parsers() == before
+    assert parsers() <= before
     await _served(clients[0], "/first")  # its first bytes made one
     assert parsers() <= before + 1
 
@@ -63,7 +65,7 @@ async def test_idle_connections_let_go_of_their_parsers_and_serve_on(
     clients = [await connect(gw.port) for _ in range(CLIENTS)]
     for i, c in enumerate(clients):
         await _served(c, f"/a{i}")
-    await eventually(lambda: parsers() == before, what="every idle connection's parser gone")
+    await eventually(lambda: parsers() <= before, what="every idle connection's parser gone")
     assert gw.open_connections == CLIENTS  # the waits go on
     for i, c in enumerate(clients):
         await _served(c, f"/b{i}")
@@ -71,21 +73,21 @@ async def test_idle_connections_let_go_of_their_parsers_and_serve_on(
     await pipelined.send(get("/c1") + get("/c2") + get("/c3"))
     for path in (b"/c1", b"/c2", b"/c3"):
         assert (await pipelined.read_response()).body == path
-    await eventually(lambda: parsers() == before, what="shed again after the second wait")
+    await eventually(lambda: parsers() <= before, what="shed again after the second wait")
 
 
 async def test_the_wait_still_ends_at_idle_timeout(gateway: Start, connect: Connect) -> None:
-    idle = SHED_AFTER + 0.5
+    idle = SHED_AFTER + 2.0
     gw = await gateway(_answer, limits=Limits(idle_timeout=idle))
     before = parsers()
     loop = asyncio.get_running_loop()
     c = await connect(gw.port)
     await _served(c, "/only")
     answered = loop.time()
-    await eventually(lambda: parsers() == before, what="the parser shed")
+    await eventually(lambda: parsers() <= before, what="the parser shed")
     assert gw.open_connections == 1  # shed, not closed
     assert await c.read_until_closed() == b""
-    assert loop.time() - answered >= idle - 0.05  # at the idle timeout, not at the shed
+    assert loop.time() - answered >= idle - 1.0  # at the idle timeout, long after the shed
     await eventually(lambda: gw.open_connections == 0, what="closed")
 
 
@@ -96,7 +98,7 @@ async def test_a_head_dribbled_after_the_shed_gets_its_408(
     before = parsers()
     c = await connect(gw.port)
     await _served(c, "/first")
-    await eventually(lambda: parsers() == before, what="the parser shed")
+    await eventually(lambda: parsers() <= before, what="the parser shed")
     head = get("/slow", extra="x-a: " + "b" * 200 + "\r\n")
     dribbling = asyncio.create_task(c.dribble(head, every=0.05))
     try:
@@ -110,14 +112,14 @@ async def test_a_head_dribbled_after_the_shed_gets_its_408(
 async def test_blank_lines_after_the_shed_do_not_restart_the_wait(
     gateway: Start, connect: Connect
 ) -> None:
-    idle = SHED_AFTER + 0.5
+    idle = SHED_AFTER + 1.5
     gw = await gateway(_answer, limits=Limits(header_timeout=30.0, idle_timeout=idle))
     before = parsers()
     loop = asyncio.get_running_loop()
     c = await connect(gw.port)
     await _served(c, "/first")
     answered = loop.time()
-    await eventually(lambda: parsers() == before, what="the parser shed")
+    await eventually(lambda: parsers() <= before, what="the parser shed")
 
     async def blank_lines() -> None:
         for _ in range(100):  # 5 s of them: far past the idle timeout
@@ -139,7 +141,7 @@ async def test_a_graceful_stop_closes_connections_that_shed(
     before = parsers()
     c = await connect(gw.port)
     await _served(c, "/first")
-    await eventually(lambda: parsers() == before, what="the parser shed")
+    await eventually(lambda: parsers() <= before, what="the parser shed")
     await gw.close(drain_timeout=5.0)
     assert await c.read_until_closed() == b""
     assert gw.open_connections == 0
