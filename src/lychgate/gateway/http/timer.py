@@ -8,11 +8,12 @@ early it files itself again for the stored deadline.
 Theory of operation
 -------------------
 A loop timer of its own per deadline would cost every idle keep-alive connection about 650
-bytes (uvloop's handle, its libuv timer, a bound method and a context), a sixth of what the
-connection costs in all. So the deadlines of one event loop are filed on one *wheel*, by the
-*tick* they fall in, and the loop runs one timer per tick that holds any: ten thousand idle
-connections opened within a few seconds share a few dozen timers, and each costs the wheel an
-entry in its tick's table. A tick's deadlines fire in the order they were filed.
+bytes (uvloop's handle, its libuv timer, a bound method and a context), a quarter of what
+the connection costs in all with it. So the deadlines of one event loop are filed on one
+*wheel*, by the *tick* they fall in, and the loop runs one timer per tick that holds any: ten
+thousand idle connections opened within a few seconds share a few dozen timers, and each
+costs the wheel an entry in its tick's table. A tick's deadlines fire in the order they were
+filed.
 
 A tick is a power of two of seconds, at most 1/64 of the delay (so that the deadlines of
 one delay share few ticks), at least 1/64 s and at most 1 s: a deadline fires when the first
