@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from e2e.deployment import free_port, lychgate, serve
+from gateway.client import page_body
 from gateway.upstreams import http_upstream
 from lychgate.ids import SESSION_ID_PREFIX
 
@@ -92,7 +93,8 @@ async def test_the_access_log_says_why(data_dir: Path) -> None:
                 assert (await c.get("/d", headers={**API, "cookie": cookie})).status_code == 200
                 gone_cookie = gone.split("\n")[0]
                 r = await c.get("/e", headers={**API, "cookie": gone_cookie})
-                assert (r.status_code, r.text) == (502, "502 Bad Gateway\n")
+                gone_rid = r.headers["x-request-id"]
+                assert (r.status_code, r.content) == (502, page_body(502, gone_rid))
                 ops_cookie = ops.split("\n")[0]
                 assert (await c.get("/f", headers={**API, "cookie": ops_cookie})).status_code == 403
             # The records are written as the responses go: wait for the last one to land.
@@ -107,6 +109,11 @@ async def test_the_access_log_says_why(data_dir: Path) -> None:
     assert records["/d"]["app"] == "echo"
     assert "reason" not in records["/d"]
     assert records["/e"]["reason"] == "upstream connect failed: Connection refused"
+    # One id names each request in its record, on its error page and at its app.
+    assert records["/e"]["request_id"] == gone_rid
+    [echoed] = [seen for seen in up.seen if seen.target == "/d"]
+    assert records["/d"]["request_id"] == echoed.header("x-request-id")
+    assert len({record["request_id"] for record in records.values()}) == len(records)
     # Who: the user and session behind a forward, a failed forward and a policy's refusal;
     # nobody behind an answer to no token or a forged one. The session by its public handle,
     # the name its token carries and `token mint` prints: its id is the authz cookie's bearer

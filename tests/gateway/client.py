@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import ssl
 from dataclasses import dataclass
+from http import HTTPStatus
 
 import trustme
 
@@ -28,6 +30,19 @@ class Response:
             if k == name:
                 return v
         return None
+
+    def page(self) -> bytes:
+        """What the gateway's own error page for this status must hold (:func:`page_body`)."""
+        return page_body(self.status, self.header("x-request-id"))
+
+
+def page_body(status: int, rid: str | None) -> bytes:
+    """The content of the gateway's own error page for ``status``: the status, and the request
+    id its ``X-Request-Id`` names (one of ours: 24 hex digits), and nothing else."""
+    assert rid is not None
+    assert re.fullmatch("[0-9a-f]{24}", rid), rid
+    phrase = HTTPStatus(status).phrase.encode()
+    return b"%d %s\nrequest id: %s\n" % (status, phrase, rid.encode())
 
 
 class RawClient:

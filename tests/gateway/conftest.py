@@ -42,10 +42,12 @@ def forward_to(url: str, **upstream: Any) -> Handler:
 
 
 class Answers:
-    """An ``on_response`` hook that keeps (status, reason) of every finished response."""
+    """An ``on_response`` hook that keeps (status, reason) of every finished response, and
+    its request id."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[int, str]] = []
+        self.rids: list[str] = []
 
     def __call__(
         self,
@@ -55,8 +57,10 @@ class Answers:
         t: float,
         reason: str,
         who: Principal | None,
+        rid: str,
     ) -> None:
         self.seen.append((status, reason))
+        self.rids.append(rid)
 
 
 Start = Callable[..., Awaitable[GatewayServer]]

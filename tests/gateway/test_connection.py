@@ -16,7 +16,6 @@ from gateway.client import get
 from gateway.conftest import Connect, Start
 from gateway.upstreams import http_upstream
 from lychgate.gateway.http import Limits
-from lychgate.gateway.http.errors import error_page
 from lychgate.gateway.types import Decision, Forward, Local, RequestHead, Respond, Upstream
 
 pytestmark = pytest.mark.loopback
@@ -186,7 +185,7 @@ async def test_failing_local_endpoint_gives_a_plain_500(gateway: Start, connect:
     await c.send(get())
     r = await c.read_response()
     assert r.status == 500
-    assert r.body == b"500 Internal Server Error\n"
+    assert r.body == r.page()
 
 
 async def test_raising_handler_gives_500_not_a_crash(gateway: Start, connect: Connect) -> None:
@@ -273,7 +272,7 @@ async def test_bad_framing_is_refused_and_closes(
     assert r.status == status
     assert r.header("connection") == "close"
     assert r.header("content-type") == "text/plain; charset=utf-8"
-    assert r.body == error_page(status, b"").partition(b"\r\n\r\n")[2]
+    assert r.body == r.page()
     await c.read_until_closed()
     assert not seen  # the handler never saw it
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.client import page_body
 from gateway.conftest import Connect, Start, forward_to
 
 pytestmark = pytest.mark.loopback
@@ -49,4 +50,5 @@ async def test_a_refused_get_still_gets_its_page(gateway: Start, connect: Connec
     await c.send(b"GET /" + b"a" * 20000 + b" HTTP/1.1\r\nHost: h\r\n\r\n")
     head, _, content = (await c.read_until_closed()).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 414 ")
-    assert content == b"414 Request-URI Too Long\n"
+    rid = head.partition(b"\r\nx-request-id: ")[2].partition(b"\r\n")[0].decode()
+    assert content == page_body(414, rid)

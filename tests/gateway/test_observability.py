@@ -245,12 +245,13 @@ def test_response_hook_counts_and_logs(caplog: pytest.LogCaptureFixture) -> None
     metrics = GatewayMetrics()
     hook = response_hook(metrics, AccessLog())
     with caplog.at_level(logging.INFO, logger="lychgate.access"):
-        hook(head(), AppSlug("wiki"), 200, 0.01, "", ADA)
-        hook(head(), AppSlug("wiki"), 200, 0.02, "", None)
-        hook(head(), None, 404, 0.001, "no route", None)
+        hook(head(), AppSlug("wiki"), 200, 0.01, "", ADA, "a1")
+        hook(head(), AppSlug("wiki"), 200, 0.02, "", None, "a2")
+        hook(head(), None, 404, 0.001, "no route", None, "a3")
     assert len(caplog.records) == 3
     records = [json.loads(r.getMessage()) for r in caplog.records]
     assert [r.get("reason") for r in records] == [None, None, "no route"]
+    assert [r["request_id"] for r in records] == ["a1", "a2", "a3"]
     assert [r.get("user") for r in records] == ["u_ada", None, None]
     text = scrape(metrics).body.decode()
     assert 'lychgate_gateway_requests_total{app="wiki",status="200",worker="0"} 2.0' in text
@@ -309,7 +310,7 @@ def test_the_process_series_are_read_in_a_thread_and_joined_to_the_gateways() ->
 def test_hook_without_access_log_does_not_log(caplog: pytest.LogCaptureFixture) -> None:
     hook = response_hook(GatewayMetrics(), None)
     with caplog.at_level(logging.INFO, logger="lychgate.access"):
-        hook(head(), AppSlug("wiki"), 200, 0.01, "", ADA)
+        hook(head(), AppSlug("wiki"), 200, 0.01, "", ADA, "a1")
     assert caplog.records == []
 
 

@@ -329,7 +329,7 @@ async def test_bad_chunk_after_the_head_was_forwarded_is_400(
         await eventually(lambda: b"\r\n\r\n" in got)
         await c.send(b"3\nabc\r\n0\r\n\r\n")  # chunk-size line ended by a bare LF
         r = await c.read_response()
-        assert (r.status, r.header("connection"), r.body) == (400, "close", b"400 Bad Request\n")
+        assert (r.status, r.header("connection"), r.body) == (400, "close", r.page())
         await c.read_until_closed()
         await eventually(lambda: not up.writers)
     head, _, body = bytes(got).partition(b"\r\n\r\n")
@@ -345,7 +345,7 @@ async def test_upstream_down_is_502(gateway: Start, connect: Connect) -> None:
     await c.send(get())
     r = await c.read_response()
     assert r.status == 502
-    assert r.body == b"502 Bad Gateway\n"  # no address, no exception text
+    assert r.body == r.page()  # no address, no exception text
     await c.send(get())  # the client connection survives an upstream failure
     assert (await c.read_response()).status == 502
 
@@ -376,9 +376,9 @@ async def test_an_error_page_for_head_has_no_content(gateway: Start, connect: Co
     c = await connect(gw.port)
     await c.send(b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n" + get())
     r = await c.read_response(head_request=True)
-    assert (r.status, r.header("content-length")) == (502, "16")
+    assert (r.status, r.header("content-length")) == (502, str(len(r.page())))
     r = await c.read_response()  # the next response starts right after that head
-    assert (r.status, r.body) == (502, b"502 Bad Gateway\n")
+    assert (r.status, r.body) == (502, r.page())
 
 
 async def test_bad_upstream_url_is_502(gateway: Start, connect: Connect) -> None:
@@ -400,7 +400,7 @@ async def test_connect_timeout_is_504(gateway: Start, connect: Connect) -> None:
             c = await connect(gw.port)
             await c.send(get())
             r = await c.read_response()
-            assert (r.status, r.body) == (504, b"504 Gateway Timeout\n")
+            assert (r.status, r.body) == (504, r.page())
         finally:
             filler.close()
 
@@ -425,7 +425,7 @@ async def test_slow_upstream_is_504(gateway: Start, connect: Connect) -> None:
         c = await connect(gw.port)
         await c.send(get())
         r = await c.read_response()
-        assert (r.status, r.body) == (504, b"504 Gateway Timeout\n")
+        assert (r.status, r.body) == (504, r.page())
 
 
 async def test_read_timeout_is_between_reads_not_total(gateway: Start, connect: Connect) -> None:
@@ -791,7 +791,7 @@ async def test_on_response_hook_sees_app_status_and_duration(gateway: Start) -> 
 
         gw = await gateway(
             handler,
-            on_response=lambda head, app, status, d, why, who: calls.append((app, status, d)),
+            on_response=lambda head, app, status, d, why, who, rid: calls.append((app, status, d)),
         )
         async with httpx.AsyncClient() as client:
             await client.get(f"http://127.0.0.1:{gw.port}/")
@@ -806,7 +806,7 @@ async def test_durations_are_finer_than_a_millisecond(gateway: Start, connect: C
     durations: list[float] = []
     gw = await gateway(
         lambda head: Respond(204),
-        on_response=lambda head, app, status, d, why, who: durations.append(d),
+        on_response=lambda head, app, status, d, why, who, rid: durations.append(d),
     )
     c = await connect(gw.port)
     for _ in range(20):

@@ -10,7 +10,7 @@ import httpx
 import pytest
 import trustme
 
-from gateway.client import get, peer_names
+from gateway.client import get, page_body, peer_names
 from gateway.conftest import Answers, Connect, Start, assert_cut, forward_to
 from gateway.upstreams import Reply, Seen, http_upstream
 from gateway.world import APPS, AUTHZ, Clock, NoAuthz, World, make_app
@@ -132,7 +132,9 @@ async def test_untrusted_https_upstream_is_refused(
     async with httpx.AsyncClient() as client:
         r = await client.get(f"http://127.0.0.1:{gw.port}/")
     assert r.status_code == 502
-    assert r.content == b"502 Bad Gateway\n"  # the why is for the operator only:
+    assert r.content == page_body(
+        502, r.headers.get("x-request-id")
+    )  # the why is for the operator only:
     [(_, reason)] = answers.seen
     assert reason.startswith("upstream connect failed: TLS certificate not trusted: ")
 

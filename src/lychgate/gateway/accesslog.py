@@ -2,8 +2,10 @@
 
 Fields: ``ts`` (UTC, ISO 8601), ``client`` (the TCP peer), ``method``, ``host``, ``path``
 (without the query: queries carry one-time codes and other secrets), ``app``, ``status``,
-``ms`` and ``ua``; ``user`` (the user's id) and ``session`` (the session's public handle, never
-its id, which is a bearer secret) when a signed-in user's token decided the request: forwarded
+``ms``, ``ua`` and ``request_id`` (what the upstream got as ``X-Request-Id``, and what an
+error page shows: :mod:`.http.request_ids`); ``user`` (the user's id) and ``session`` (the
+session's public handle, never its id, which is a bearer secret) when a signed-in user's token
+decided the request: forwarded
 to the app, or refused by the app's policy (403) or its header limits (431); and ``reason``
 when the gateway answered itself and has something to say
 why: the token check that sent a browser to log in (``login: expired``), a 401's
@@ -94,10 +96,19 @@ class AccessLog:
         seconds: float,
         reason: str = "",
         who: Principal | None = None,
+        rid: str = "",
     ) -> None:
         now = datetime.now(UTC)
         line = access_line(
-            head, app, status, seconds, now=now, reason=reason, who=who, trusted=self._trusted
+            head,
+            app,
+            status,
+            seconds,
+            now=now,
+            reason=reason,
+            who=who,
+            rid=rid,
+            trusted=self._trusted,
         )
         self._log.info(line)
 
@@ -112,6 +123,7 @@ class AccessLog:
             now=now,
             reason=end.why,
             who=end.who,
+            rid=end.rid,
             tunnel=(end.sent, end.received),
             trusted=self._trusted,
         )
@@ -161,6 +173,7 @@ def access_line(
     now: datetime,
     reason: str = "",
     who: Principal | None = None,
+    rid: str = "",
     tunnel: tuple[int, int] | None = None,
     trusted: Sequence[IpNetwork] = (),
 ) -> str:
@@ -190,6 +203,8 @@ def access_line(
         record.update(user=who.user_id, session=who.session_id)  # a handle: ids.session_handle
     if reason:
         record["reason"] = reason
+    if rid:
+        record["request_id"] = rid
     if tunnel is not None:
         record.update(event="tunnel_end", bytes_in=tunnel[0], bytes_out=tunnel[1])
     text = _json(record)

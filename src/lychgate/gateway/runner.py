@@ -40,6 +40,7 @@ from lychgate.gateway.feed_http import authz_base
 from lychgate.gateway.http.clientcap import is_loopback
 from lychgate.gateway.http.context import ResponseHook
 from lychgate.gateway.http.fdlimit import raise_open_file_limit
+from lychgate.gateway.http.request_ids import trusts_nobody
 from lychgate.gateway.http.server import GatewayServer, start_server
 from lychgate.gateway.http.stop import Stop
 from lychgate.gateway.http.tls import quiet_undecodable_server_names
@@ -70,6 +71,14 @@ def uncapped(settings: Settings) -> Callable[[str], bool]:
     return lambda ip: is_loopback(ip) or is_trusted(ip, proxies)
 
 
+def trusted_ids(settings: Settings) -> Callable[[str], bool]:
+    """The clients whose own ``X-Request-Id`` names a request: the trusted proxies."""
+    proxies = settings.trusted_proxies
+    if not proxies:
+        return trusts_nobody
+    return lambda ip: is_trusted(ip, proxies)
+
+
 async def start_side_listeners(
     plan: GatewayPlan,
     metrics: GatewayMetrics,
@@ -98,6 +107,7 @@ async def start_side_listeners(
                 reuse_port=reuse,
                 limits=plan.limits,
                 uncapped=exempt,
+                ids_from=trusted_ids(plan.settings),
                 on_response=hook,
             )
             log.info("gateway worker %d: %s on %s:%d", worker, what, host, server.port)
@@ -116,10 +126,11 @@ def response_hook(metrics: GatewayMetrics, access: AccessLog | None) -> Response
         t: float,
         why: str,
         who: Principal | None,
+        rid: str,
     ) -> None:
         observe(app, s, t)
         if record is not None:
-            record(head, app, s, t, why, who)
+            record(head, app, s, t, why, who, rid)
 
     return count
 
@@ -253,6 +264,7 @@ async def serve_worker(
             on_tunnel_end=tunnel_end_hook(metrics, access),
             upstream_ssl=plan.upstream_ssl,
             uncapped=exempt,
+            ids_from=trusted_ids(settings),
         )
     except BaseException:
         await end_feed()

@@ -78,7 +78,8 @@ class ClientConnection(ConnectionTurns):
                 transport.close()
                 hook = ctx.on_response
                 if hook is not None:  # a response too: logged and counted like any other
-                    hook(self._headless(), None, 503, 0.0, _TOO_MANY_CONNECTIONS, None)
+                    head = self._headless()
+                    hook(head, None, 503, 0.0, _TOO_MANY_CONNECTIONS, None, ctx.ids.new())
                 return
             self._client_key = key
         ssl_object = transport.get_extra_info("ssl_object")

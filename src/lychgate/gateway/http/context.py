@@ -12,6 +12,7 @@ from lychgate.gateway.http.clientcap import ClientCap
 from lychgate.gateway.http.failures import UpstreamFailures
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.pool import UpstreamPool
+from lychgate.gateway.http.request_ids import RequestIds
 from lychgate.gateway.http.tunnel import TunnelEndHook
 from lychgate.gateway.http.tunnel_registry import TunnelRegistry
 from lychgate.gateway.http.writer import Batch
@@ -26,9 +27,10 @@ if TYPE_CHECKING:
 # (None when no app was involved), the status sent, the seconds from the end of the request
 # head to the end of the response, why the gateway answered as it did ("" for a response
 # that the upstream sent, and for refusals whose status says it all), and who it was decided
-# for (None when no signed-in user was involved). It runs on the hot path: keep it to a
-# counter increment and, when the access log is on, one log call.
-ResponseHook = Callable[[RequestHead, AppSlug | None, int, float, str, Principal | None], None]
+# for (None when no signed-in user was involved), and the request's id (.request_ids). It
+# runs on the hot path: keep it to a counter increment and, when the access log is on, one
+# log call.
+ResponseHook = Callable[[RequestHead, AppSlug | None, int, float, str, Principal | None, str], None]
 
 
 @dataclass(slots=True)
@@ -49,6 +51,7 @@ class ServerContext:
     tunnels: TunnelRegistry
     scheme: str  # "http" or "https", what this listener speaks
     hsts: bytes = b""  # a Strict-Transport-Security line for final answers (https only)
+    ids: RequestIds = field(default_factory=RequestIds)
     on_response: ResponseHook | None = None
     on_tunnel_end: TunnelEndHook | None = None
     batch: Batch = field(default_factory=Batch)

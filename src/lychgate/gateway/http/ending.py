@@ -224,10 +224,9 @@ class ConnectionEnding(asyncio.Protocol):
         ctx.stats.requests_active -= 1
         hook = ctx.on_response
         if hook is not None:
-            head = req.head
-            if head is None:  # refused before its head was whole: the record names the client
-                head = self._headless()
-            hook(head, app, status, perf_counter() - req.started, reason, req.who)
+            head = req.head or self._headless()  # refused before its head was whole: the client
+            rid = req.rid or ctx.ids.of(req.head)
+            hook(head, app, status, perf_counter() - req.started, reason, req.who, rid)
 
     def _headless(self) -> RequestHead:
         """The head of a record for an answer given before any head was read: the client."""
@@ -274,6 +273,7 @@ class ConnectionEnding(asyncio.Protocol):
             app=app,
             who=who,
             head=req.head,
+            rid=req.rid,
             on_end=self._ctx.on_tunnel_end,
             client_tcp=tcp,
             upstream_tcp=upstream_tcp,

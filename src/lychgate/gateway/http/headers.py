@@ -39,9 +39,10 @@ HOP_BY_HOP: Final = frozenset(
 )
 _HOP_BY_HOP_RAW: Final = frozenset(n.encode() for n in HOP_BY_HOP)
 
-# Never copied from a request's fields: framing is re-made for the upstream hop, and the engine
-# answers ``Expect: 100-continue`` itself (RFC 9110 section 10.1.1).
-_REQUEST_DROP: Final = HOP_BY_HOP | {"content-length", "expect"}
+# Never copied from a request's fields: framing is re-made for the upstream hop, the engine
+# answers ``Expect: 100-continue`` itself (RFC 9110 section 10.1.1), and it sends the request's
+# id (a trusted proxy's, or its own: .request_ids).
+_REQUEST_DROP: Final = HOP_BY_HOP | {"content-length", "expect", "x-request-id"}
 _RESPONSE_DROP_RAW: Final = _HOP_BY_HOP_RAW | {b"content-length"}
 _RESPONSE_DROP_UPGRADE_RAW: Final = _RESPONSE_DROP_RAW - {b"upgrade"}  # a 101 keeps Upgrade
 _PLAIN_CONNECTION: Final = frozenset({b"keep-alive", b"close"})

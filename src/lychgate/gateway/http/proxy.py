@@ -119,10 +119,13 @@ class Exchange(ExchangeRelay):
         req, fwd = self._req, self._fwd
         head = req.head
         assert head is not None
+        ids = self._ctx.ids
+        rid = req.rid = ids.new() if ids.trusts_nobody else ids.of(head)
         if req.upgrade:
-            tail = f"connection: upgrade\r\nupgrade: {', '.join(head.header_all('upgrade'))}\r\n"
+            upgrade = ", ".join(head.header_all("upgrade"))
+            tail = f"x-request-id: {rid}\r\nconnection: upgrade\r\nupgrade: {upgrade}\r\n"
         else:
-            tail = "connection: keep-alive\r\n"
+            tail = f"x-request-id: {rid}\r\nconnection: keep-alive\r\n"
         if req.chunked:
             tail = f"transfer-encoding: chunked\r\n{tail}"
         elif req.content_length is not None:

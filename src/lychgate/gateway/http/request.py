@@ -73,6 +73,7 @@ class Request:
         "head_only",
         "keep_alive",
         "received",
+        "rid",
         "sink",
         "started",
         "upgrade",
@@ -107,6 +108,7 @@ class Request:
         self.discard = False
         self.started = 0.0
         self.who: Principal | None = None  # set from the decision, for the response hook
+        self.rid = ""  # its id (.request_ids), made when first needed
 
     @property
     def has_body(self) -> bool:

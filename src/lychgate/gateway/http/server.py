@@ -26,6 +26,7 @@ from lychgate.gateway.http.connection import ClientConnection
 from lychgate.gateway.http.context import ResponseHook, ServerContext, ServerStats
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.pool import UpstreamPool
+from lychgate.gateway.http.request_ids import RequestIds, trusts_nobody
 from lychgate.gateway.http.tls import client_context
 from lychgate.gateway.http.tls_accept import TlsAcceptor
 from lychgate.gateway.http.tunnel import TunnelEndHook
@@ -218,14 +219,16 @@ async def start_server(
     pool: UpstreamPool | None = None,
     uncapped: Callable[[str], bool] = is_loopback,
     hsts: bytes = b"",
+    ids_from: Callable[[str], bool] = trusts_nobody,
 ) -> GatewayServer:
     """Listen on ``host:port`` (or ``sock``) and serve what ``handler`` decides.
 
     ``ssl`` makes it an HTTPS listener (see :func:`.tls.server_context`). ``upstream_ssl``
     verifies https upstreams (default: the system CAs). ``on_response`` is called after every
-    response with ``(head, app, status, seconds, reason, who)``, ``on_tunnel_end`` after every
-    tunnel (:data:`.TunnelEndHook`). ``uncapped`` names the client addresses
-    that ``limits.max_connections_per_client`` does not apply to (:mod:`.clientcap`). ``hsts``,
+    response with ``(head, app, status, seconds, reason, who, request_id)``, ``on_tunnel_end``
+    after every tunnel (:data:`.TunnelEndHook`). ``uncapped`` names the client addresses
+    that ``limits.max_connections_per_client`` does not apply to (:mod:`.clientcap`), and
+    ``ids_from`` those whose own ``X-Request-Id`` names a request (:mod:`.request_ids`). ``hsts``,
     a whole ``Strict-Transport-Security`` line, goes into every final answer of an HTTPS
     listener but error pages, unless the app sent its own.
     """
@@ -248,6 +251,7 @@ async def start_server(
         ),
         scheme="https" if ssl is not None else "http",
         hsts=hsts if ssl is not None else b"",
+        ids=RequestIds(ids_from),
         on_response=on_response,
         on_tunnel_end=on_tunnel_end,
         batch=pool.batch,

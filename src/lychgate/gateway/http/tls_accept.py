@@ -254,7 +254,7 @@ class _Accepting(asyncio.Protocol):
         if hook is not None:  # a response too: logged and counted like any other
             ip = peer_ip(tcp)
             head = headless(ip, ctx.scheme)
-            hook(head, None, 400, 0.0, PLAIN_HTTP, None)
+            hook(head, None, 400, 0.0, PLAIN_HTTP, None, ctx.ids.new())
         if tcp.can_write_eof():
             tcp.write_eof()  # RFC 9112 section 9.6: half-close, then read until EOF
         self._timer = ctx.loop.call_later(ctx.limits.linger_timeout, self._release)

@@ -82,6 +82,7 @@ class TunnelEnded:
     who: Principal | None
     sent: int  # bytes the client sent through it (those behind its head included)
     received: int  # bytes the client was sent through it (those behind the 101 included)
+    rid: str = ""  # the handshake's request id (.request_ids)
 
 
 #: Told of each tunnel's end (:attr:`.ServerContext.on_tunnel_end`).
@@ -227,6 +228,7 @@ class Tunnel:
         "_on_end",
         "_open_ends",
         "_registry",
+        "_rid",
         "_started",
         "_upstream_tcp",
         "app",
@@ -248,6 +250,7 @@ class Tunnel:
         app: AppSlug | None = None,
         who: Principal | None = None,
         head: RequestHead | None = None,
+        rid: str = "",
         on_end: TunnelEndHook | None = None,
         client_tcp: asyncio.Transport | None = None,
         upstream_tcp: asyncio.Transport | None = None,
@@ -257,7 +260,8 @@ class Tunnel:
         self.app = app  # what it was admitted for: the app, and the signed-in user
         self.who = who
         self.why = ""  # why it ended: the first reason given
-        self._head = head  # the handshake, for the record of its end
+        self._head = head  # the handshake and its id, for the record of its end
+        self._rid = rid
         self._on_end = on_end  # told when both sides are gone
         self._started = 0.0
         self._ends: tuple[TunnelEnd, TunnelEnd] | None = None
@@ -363,7 +367,8 @@ class Tunnel:
         if on_end is not None and head is not None:
             seconds = time.perf_counter() - self._started
             sent, received = client.received, upstream.received
-            on_end(TunnelEnded(head, self.app, seconds, self.why, self.who, sent, received))
+            why, who = self.why, self.who
+            on_end(TunnelEnded(head, self.app, seconds, why, who, sent, received, self._rid))
 
     def _cut_unsent(self) -> None:
         timer, self._drain_timer = self._drain_timer, None

@@ -147,7 +147,7 @@ class ConnectionTurns(ConnectionEnding):
         status = answer.status
         body = answer.body
         tail = b"" if status in _NO_CONTENT else b"content-length: %d\r\n" % len(body)
-        tail += self._ctx.hsts
+        tail += b"x-request-id: %s\r\n%s" % (self._rid(req).encode("ascii"), self._ctx.hsts)
         if close:
             tail += b"connection: close\r\n"
         elif req.head.http_version == "1.0":
@@ -162,6 +162,13 @@ class ConnectionTurns(ConnectionEnding):
             head += body
         self.out.write(head)
         self.finish(req, status, answer.app, close, answer.reason)
+
+    def _rid(self, req: Request) -> str:
+        """The id of ``req``, made now if it has none yet (:mod:`.request_ids`)."""
+        rid = req.rid
+        if not rid:
+            rid = req.rid = self._ctx.ids.of(req.head)
+        return rid
 
     # -- used by the exchange -------------------------------------------------------------
 
@@ -220,7 +227,12 @@ class ConnectionTurns(ConnectionEnding):
         # An HTTP/1.0 client keeps its connection only when told so; an error ends it.
         close = close or head is None or head.http_version == "1.0"
         page = error_page(
-            status, http_date(), close=close, head_only=head_only, extra=self._ctx.hsts
+            status,
+            http_date(),
+            close=close,
+            head_only=head_only,
+            extra=self._ctx.hsts,
+            rid=self._rid(req),
         )
         self.out.write(page)
         self.finish(req, status, app, close, reason, idle)
