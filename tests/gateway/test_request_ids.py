@@ -4,6 +4,7 @@ sent upstream once, and the same in the answer, the error page and the access re
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from pathlib import Path
 
@@ -216,3 +217,19 @@ def test_the_gateway_keeps_ids_from_its_trusted_proxies_only(tmp_path: Path) -> 
     assert ids.of(head(("x-request-id", "lb-7"), client_ip="203.0.113.9")) != "lb-7"
     assert ids.of(head(("x-request-id", "lb-7"), client_ip="127.0.0.1")) != "lb-7"
     assert trusted_ids(load_settings(tmp_path, {})) is trusts_nobody
+
+
+async def test_the_log_of_a_failure_names_the_id_the_page_shows(
+    gateway: Start, connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    def handler(_head: RequestHead) -> Decision:
+        raise RuntimeError("a bug")
+
+    gw = await gateway(handler)
+    c = await connect(gw.port)
+    with caplog.at_level(logging.ERROR, logger="lychgate.gateway.http.connection"):
+        await c.send(get())
+        r = await c.read_response()
+    assert (r.status, r.body) == (500, r.page())
+    [record] = [rec for rec in caplog.records if "answering 500" in rec.getMessage()]
+    assert f"(request {r.header('x-request-id')})" in record.getMessage()

@@ -95,7 +95,7 @@ class Exchange(ExchangeRelay):
         try:
             self._head = self._build_head()
         except UsageError:
-            log.exception("refusing to forward a malformed head")
+            log.exception("refusing to forward a malformed head (request %s)", req.rid)
             self._finish_early(500, close=down.must_close(req), reason="malformed forward head")
             return
         req.sink = self
@@ -145,7 +145,9 @@ class Exchange(ExchangeRelay):
                 self._upstream_failed(exc.status, exc.kind, str(exc))
             return
         except Exception as exc:
-            log.exception("connecting to an upstream failed unexpectedly")
+            log.exception(
+                "connecting to an upstream failed unexpectedly (request %s)", self._req.rid
+            )
             self._task = None
             if self._state != DONE:
                 why = f"upstream connect failed: {type(exc).__name__}"

@@ -103,7 +103,7 @@ class ConnectionTurns(ConnectionEnding):
         try:
             decision: object = ctx.handler(req.head)  # checked below: a bug must not crash us
         except Exception:
-            log.exception("the request handler raised; answering 500")
+            log.exception("the request handler raised; answering 500 (request %s)", self._rid(req))
             self.fail(req, 500, None, self.must_close(req), "request handler raised")
             return
         if isinstance(decision, Forward):
@@ -120,7 +120,9 @@ class ConnectionTurns(ConnectionEnding):
             self._task = task
             task.add_done_callback(self._local_done)
         else:
-            log.error("the request handler returned %r; answering 500", type(decision))
+            log.error(
+                "handler returned %r; answering 500 (request %s)", type(decision), self._rid(req)
+            )
             self.fail(req, 500, None, self.must_close(req), "request handler answered nothing")
 
     def _local_done(self, task: asyncio.Future[Respond]) -> None:
@@ -133,7 +135,9 @@ class ConnectionTurns(ConnectionEnding):
         exc = task.exception()
         result = None if exc is not None else task.result()
         if not isinstance(result, Respond):
-            log.error("a local endpoint failed; answering 500", exc_info=exc)
+            log.error(
+                "a local endpoint failed; answering 500 (request %s)", self._rid(req), exc_info=exc
+            )
             self.fail(req, 500, None, self.must_close(req), "gateway endpoint failed")
             return
         self._respond(req, result)
@@ -155,7 +159,7 @@ class ConnectionTurns(ConnectionEnding):
         try:
             head = local_head(status, answer.headers, tail)
         except UsageError:
-            log.exception("refusing to send a malformed local answer")
+            log.exception("refusing to send a malformed local answer (request %s)", self._rid(req))
             self.fail(req, 500, None, close, "malformed local answer")
             return
         if body and req.head.method != "HEAD" and status not in _NO_CONTENT:
