@@ -60,7 +60,8 @@ def test_a_clients_own_id_is_not_believed() -> None:
     "given",
     [
         "abc-123",
-        "5f0c3e1a-9b2d-4c8e-8f00-3b1d2e4a5c6f",
+        "5f0c3e1a-9b2d-4c8e-8f00-3b1d2e4a5c6f",  # a UUID
+        "6e2fe0c2f3f5b2c1a7d94f1e8b0c3d2a",  # nginx's $request_id
         "Zm9v/YmFy+cQ==",
         "req:1.2@edge_~",
         "a" * 128,
