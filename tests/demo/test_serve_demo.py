@@ -110,6 +110,7 @@ async def test_serve_demo_runs_the_apps_behind_the_gateway(data_dir: Path) -> No
         assert body["claims"]["iss"] == served.url
         assert body["claims"]["email"] == "ada@example.test"
         assert body["headers"]["x-forwarded-for"] == "127.0.0.1"
+        assert re.fullmatch("[0-9a-f]{24}", body["headers"]["x-request-id"])  # the gateway's
 
         cookie = {"cookie": chat.splitlines()[0]}
         ws_url = f"ws://127.0.0.1:{port}/ws"

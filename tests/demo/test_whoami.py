@@ -21,6 +21,7 @@ GATEWAY_HEADERS = {
     "x-forwarded-for": "192.0.2.7",
     "x-forwarded-proto": "https",
     "x-forwarded-host": "lychgate.test:8080",
+    "x-request-id": "5b1e0c9a7d2f4e8b3a6c1d0e",
 }
 
 

@@ -31,6 +31,7 @@ SHOWN_HEADERS: Final = (
     "x-forwarded-proto",
     "x-forwarded-host",
     "host",
+    "x-request-id",
 )
 _NO_STORE: Final = {"cache-control": "no-store"}
 
