@@ -5,7 +5,8 @@ Theory of operation
 Every request the gateway forwards carries ``X-Request-Id`` to its upstream (authz's included),
 so an app's logs and the gateway's access log name the same request alike; every answer the
 gateway gives itself (its error pages, a redirect to the login page, a 401) carries it too, and
-an error page shows it, so a user can quote it. A WebSocket's two access records share it.
+the engine's error pages (:mod:`.errors`) show it, so a user can quote it. A WebSocket's two
+access records share it.
 
 * **Made here, by default.** 24 hex digits: 96 random bits, read from :func:`os.urandom` a
   few kilobytes at a time (one system call per 341 ids; a call per request would cost more than
