@@ -14,7 +14,7 @@ import pytest
 from lychgate.config.settings import IpNetwork
 from lychgate.gateway.forwarding import forward_headers
 from lychgate.gateway.routing import RequestHost
-from lychgate.gateway.trusted_proxies import is_trusted
+from lychgate.gateway.trusted_proxies import MEMO_MAX, TrustedPeers, is_trusted
 from lychgate.gateway.types import RequestHead
 
 
@@ -77,6 +77,22 @@ def test_is_trusted(peer: str, proxies: tuple[IpNetwork, ...], trusted: bool) ->
     assert is_trusted(peer, proxies) is trusted
     # neither the order of the networks nor unrelated company changes the answer
     assert is_trusted(peer, (*UNRELATED, *reversed(proxies), *UNRELATED)) is trusted
+    # nor remembering it: asked again, the gateway's own networks answer the same
+    peers = TrustedPeers(proxies)
+    assert peers == proxies
+    assert [is_trusted(peer, peers), peers.trusts(peer), is_trusted(peer, peers)] == [trusted] * 3
+
+
+def test_trusted_peers_remember_a_bounded_number_of_addresses() -> None:
+    peers = TrustedPeers(V4)
+    for i in range(MEMO_MAX + 500):
+        assert peers.trusts(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}")
+        assert not peers.trusts(f"2001:db8::{i:x}")
+    assert len(peers._seen) == MEMO_MAX
+    # past the bound, still decided, just not remembered
+    assert peers.trusts("10.200.0.1")
+    assert not peers.trusts("203.0.113.9")
+    assert len(peers._seen) == MEMO_MAX
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ from lychgate.config.settings import IpNetwork
 from lychgate.errors import ClientError
 from lychgate.gateway.http.tunnel import TunnelEnded
 from lychgate.gateway.paths import parse_request_target
-from lychgate.gateway.trusted_proxies import chain_client, is_trusted
+from lychgate.gateway.trusted_proxies import TrustedPeers, chain_client, is_trusted
 from lychgate.gateway.types import Principal, RequestHead
 from lychgate.ids import AppSlug
 
@@ -86,7 +86,7 @@ class AccessLog:
         self, logger: logging.Logger | None = None, trusted_proxies: Sequence[IpNetwork] = ()
     ) -> None:
         self._log = logger or logging.getLogger(LOGGER_NAME)
-        self._trusted = tuple(trusted_proxies)
+        self._trusted = TrustedPeers(trusted_proxies)
 
     def record(
         self,

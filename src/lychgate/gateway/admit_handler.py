@@ -62,6 +62,7 @@ from lychgate.gateway.forwarding import Identity, forward_headers
 from lychgate.gateway.http.failures import Throttle
 from lychgate.gateway.http.limits import CONTROL_PLANE_MAX_BODY, SIGN_IN_MAX_BODY
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
+from lychgate.gateway.trusted_proxies import TrustedPeers
 from lychgate.gateway.types import Decision, Forward, RequestHead, Respond, Upstream
 from lychgate.ids import AppSlug
 from lychgate.tokens import CachedVerifier, VerifiedJWS
@@ -109,7 +110,7 @@ class GatewayOptions:
         )
         return cls(
             authz=authz,
-            trusted_proxies=settings.trusted_proxies,
+            trusted_proxies=TrustedPeers(settings.trusted_proxies),
             connect_timeout=limits.upstream_connect_timeout,
             read_timeout=limits.upstream_read_timeout,
             stale_after=stale_after(settings.feed_max_stale),

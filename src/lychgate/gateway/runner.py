@@ -52,7 +52,7 @@ from lychgate.gateway.paths import parse_request_target
 from lychgate.gateway.plan import GatewayPlan
 from lychgate.gateway.routing import request_host
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
-from lychgate.gateway.trusted_proxies import is_trusted
+from lychgate.gateway.trusted_proxies import TrustedPeers
 from lychgate.gateway.types import Decision, Handler, Local, Principal, RequestHead, Respond
 from lychgate.ids import AppSlug
 
@@ -65,18 +65,16 @@ FIRST_SNAPSHOT_WAIT = 5.0
 def uncapped(settings: Settings) -> Callable[[str], bool]:
     """The clients that ``max_connections_per_client`` does not count: loopback, and the
     trusted proxies, which carry many clients each."""
-    proxies = settings.trusted_proxies
+    proxies = TrustedPeers(settings.trusted_proxies)
     if not proxies:
         return is_loopback
-    return lambda ip: is_loopback(ip) or is_trusted(ip, proxies)
+    return lambda ip: is_loopback(ip) or proxies.trusts(ip)
 
 
 def trusted_ids(settings: Settings) -> Callable[[str], bool]:
     """The clients whose own ``X-Request-Id`` names a request: the trusted proxies."""
-    proxies = settings.trusted_proxies
-    if not proxies:
-        return trusts_nobody
-    return lambda ip: is_trusted(ip, proxies)
+    proxies = TrustedPeers(settings.trusted_proxies)
+    return proxies.trusts if proxies else trusts_nobody
 
 
 async def start_side_listeners(
