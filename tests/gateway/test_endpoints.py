@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import cast
@@ -243,6 +243,21 @@ async def test_authz_down_is_502_without_details() -> None:
     assert response.status == 502
     assert b"authz.sock" not in response.body
     assert header(response, "set-cookie") == []
+
+
+async def test_an_endpoints_refusal_shows_the_request_id() -> None:
+    rid = "5b1e0c9a7d2f4e8b3a6c1d0e"
+    request = replace(callback(SINGLE, f"code={CODE}"), rid=rid)
+    endpoints, _, _ = setup(SINGLE, fail=AuthzUnavailable("connect to /run/authz.sock failed"))
+    down = await run(endpoints, SINGLE, request)
+    endpoints, _, _ = setup(SINGLE)
+    refused = await run(endpoints, SINGLE, request)
+    assert (down.status, down.body) == (
+        502,
+        b"sign-in is unavailable, try again\nrequest id: %s\n" % rid.encode(),
+    )
+    assert refused.status == 400
+    assert refused.body.endswith(b"\nrequest id: %s\n" % rid.encode())
 
 
 async def test_callback_only_answers_get() -> None:

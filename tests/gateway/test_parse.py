@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import re
 
 import httptools
 import pytest
 
 from lychgate.gateway.http.parse import make_request, split_target
 from lychgate.gateway.http.request import Request
+from lychgate.gateway.http.request_ids import RequestIds
 
 
 class _Collect:
@@ -27,13 +29,14 @@ class _Collect:
         self.done = True
 
 
-def _request(raw: bytes) -> Request:
+def _request(raw: bytes, ids: RequestIds | None = None) -> Request:
     c = _Collect()
     parser = httptools.HttpRequestParser(c)
     with contextlib.suppress(httptools.HttpParserUpgrade):  # CONNECT and Upgrade stop here
         parser.feed_data(raw)
     assert c.done
-    return make_request(parser, c.url, c.fields, "192.0.2.1", "https", "app.example")
+    ids = ids or RequestIds()
+    return make_request(parser, c.url, c.fields, "192.0.2.1", "https", "app.example", ids)
 
 
 def test_a_plain_request() -> None:
@@ -142,3 +145,14 @@ def test_split_target(target: str, split: tuple[str, str]) -> None:
 def test_split_target_refuses(target: str) -> None:
     with pytest.raises(ValueError, match="request-target"):
         split_target(target)
+
+
+def test_a_head_carries_its_id_from_the_parse() -> None:
+    raw = b"GET / HTTP/1.1\r\nHost: h\r\nX-Request-Id: lb-1\r\n\r\n"
+    made = _request(raw)
+    assert made.head is not None
+    assert made.rid == made.head.rid
+    assert re.fullmatch("[0-9a-f]{24}", made.rid)  # the client's own is not believed
+    kept = _request(raw, RequestIds(lambda ip: ip == "192.0.2.1"))  # from a trusted proxy
+    assert kept.head is not None
+    assert kept.rid == kept.head.rid == "lb-1"

@@ -15,16 +15,13 @@ from gateway.conftest import Answers, Connect, Start, forward_to, upgrade_to
 from gateway.upstreams import SWITCHED, WS_FIELDS, http_upstream, raw_upstream, read_head
 from gateway.waiting import eventually
 from lychgate.config import load_settings
+from lychgate.gateway.admit_responses import deny
 from lychgate.gateway.http.request_ids import RequestIds, kept_id, trusts_nobody
 from lychgate.gateway.http.tunnel import TunnelEnded
 from lychgate.gateway.runner import trusted_ids
 from lychgate.gateway.types import Decision, RequestHead, Respond
 
 OURS = re.compile("[0-9a-f]{24}")
-
-
-def head(*fields: tuple[str, str], client_ip: str = "10.0.0.1") -> RequestHead:
-    return RequestHead("GET", "/", "/", "", fields, "1.1", client_ip, "http")
 
 
 def from_proxy(ip: str) -> bool:
@@ -50,10 +47,10 @@ def test_two_makers_draw_different_ids() -> None:
 def test_a_clients_own_id_is_not_believed() -> None:
     ids = RequestIds(from_proxy)
     for given in ("abc-123", "0123456789abcdef01234567"):
-        rid = ids.of(head(("x-request-id", given), client_ip="10.0.0.1"))
+        rid = ids.of("10.0.0.1", (("x-request-id", given),))
         assert rid != given
         assert OURS.fullmatch(rid)
-    assert RequestIds().of(head(("x-request-id", "abc"), client_ip="10.0.0.9")) != "abc"
+    assert RequestIds().of("10.0.0.9", (("x-request-id", "abc"),)) != "abc"
 
 
 @pytest.mark.parametrize(
@@ -69,7 +66,7 @@ def test_a_clients_own_id_is_not_believed() -> None:
 )
 def test_a_trusted_proxys_id_is_kept(given: str) -> None:
     assert kept_id(given)
-    assert RequestIds(from_proxy).of(head(("x-request-id", given), client_ip="10.0.0.9")) == given
+    assert RequestIds(from_proxy).of("10.0.0.9", (("x-request-id", given),)) == given
 
 
 @pytest.mark.parametrize(
@@ -78,18 +75,14 @@ def test_a_trusted_proxys_id_is_kept(given: str) -> None:
 )
 def test_a_trusted_proxys_unlikely_id_is_replaced_not_refused(given: str) -> None:
     assert not kept_id(given)
-    rid = RequestIds(from_proxy).of(head(("x-request-id", given), client_ip="10.0.0.9"))
+    rid = RequestIds(from_proxy).of("10.0.0.9", (("x-request-id", given),))
     assert OURS.fullmatch(rid)
 
 
 def test_two_ids_from_a_trusted_proxy_are_replaced() -> None:
     fields = (("x-request-id", "first"), ("x-request-id", "second"))
-    rid = RequestIds(from_proxy).of(head(*fields, client_ip="10.0.0.9"))
+    rid = RequestIds(from_proxy).of("10.0.0.9", (*fields,))
     assert OURS.fullmatch(rid)
-
-
-def test_a_head_refused_before_it_was_whole_gets_a_new_id() -> None:
-    assert OURS.fullmatch(RequestIds(from_proxy).of(None))
 
 
 # -- on the wire ------------------------------------------------------------------------------
@@ -214,9 +207,9 @@ async def test_a_websockets_two_records_and_its_upstream_share_one_id(
 def test_the_gateway_keeps_ids_from_its_trusted_proxies_only(tmp_path: Path) -> None:
     settings = load_settings(tmp_path, {"LYCHGATE_TRUSTED_PROXIES": "10.0.0.0/8"})
     ids = RequestIds(trusted_ids(settings))
-    assert ids.of(head(("x-request-id", "lb-7"), client_ip="10.1.2.3")) == "lb-7"
-    assert ids.of(head(("x-request-id", "lb-7"), client_ip="203.0.113.9")) != "lb-7"
-    assert ids.of(head(("x-request-id", "lb-7"), client_ip="127.0.0.1")) != "lb-7"
+    assert ids.of("10.1.2.3", (("x-request-id", "lb-7"),)) == "lb-7"
+    assert ids.of("203.0.113.9", (("x-request-id", "lb-7"),)) != "lb-7"
+    assert ids.of("127.0.0.1", (("x-request-id", "lb-7"),)) != "lb-7"
     assert trusted_ids(load_settings(tmp_path, {})) is trusts_nobody
 
 
@@ -234,3 +227,23 @@ async def test_the_log_of_a_failure_names_the_id_the_page_shows(
     assert (r.status, r.body) == (500, r.page())
     [record] = [rec for rec in caplog.records if "answering 500" in rec.getMessage()]
     assert f"(request {r.header('x-request-id')})" in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(403, "forbidden"), (404, "not_found"), (503, "unavailable")]
+)
+async def test_admissions_pages_show_the_id_their_header_carries(
+    gateway: Start, connect: Connect, status: int, error: str
+) -> None:
+    answers = Answers()
+    gw = await gateway(lambda head: deny(status, error, head), on_response=answers)
+    c = await connect(gw.port)
+    await c.send(get(extra="Accept: text/html\r\n") + get(extra="Accept: application/json\r\n"))
+    page, api = await c.read_response(), await c.read_response()
+    rid = page.header("x-request-id")
+    assert rid is not None
+    assert OURS.fullmatch(rid)
+    assert f"<p>Request id: <code>{rid}</code></p>".encode() in page.body
+    assert api.header("x-request-id") not in (None, rid)
+    assert b"request" not in api.body  # an API client reads the header: JSON stays as it was
+    await eventually(lambda: answers.rids == [rid, api.header("x-request-id")], what="records")

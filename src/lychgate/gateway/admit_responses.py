@@ -7,6 +7,7 @@ HTML pages additionally forbid every subresource and script (``default-src 'none
 
 from __future__ import annotations
 
+import html
 import json
 from http import HTTPStatus
 from typing import Final
@@ -28,8 +29,13 @@ def reason_phrase(status: int) -> str:
         return "Error"
 
 
-def text(status: int, body: str, *, headers: Headers = (), reason: str = "") -> Respond:
-    """A ``text/plain`` response. ``reason`` goes to the access log, never to the client."""
+def text(
+    status: int, body: str, *, headers: Headers = (), reason: str = "", rid: str = ""
+) -> Respond:
+    """A ``text/plain`` response. ``reason`` goes to the access log, never to the client;
+    ``rid``, the request's id, is a last line for the user to quote."""
+    if rid:
+        body = f"{body}request id: {rid}\n"
     return Respond(
         status,
         (("content-type", "text/plain; charset=utf-8"), *_COMMON, *headers),
@@ -59,12 +65,15 @@ def html_page(
     headers: Headers = (),
     reason: str = "",
     who: Principal | None = None,
+    rid: str = "",
 ) -> Respond:
-    """A minimal HTML page. ``message`` must be a fixed string of ours (it is not escaped)."""
+    """A minimal HTML page. ``message`` must be a fixed string of ours (it is not escaped);
+    ``rid``, the request's id, is shown under it for the user to quote."""
     phrase = reason_phrase(status)
+    shown = f"<p>Request id: <code>{html.escape(rid)}</code></p>" if rid else ""
     body = (
         '<!doctype html><html lang="en"><meta charset="utf-8">'
-        f"<title>{status} {phrase}</title><h1>{phrase}</h1><p>{message}</p></html>"
+        f"<title>{status} {phrase}</title><h1>{phrase}</h1><p>{message}</p>{shown}</html>"
     )
     return Respond(
         status,
@@ -118,7 +127,7 @@ def deny(
         return json_body(status, body, headers=challenge, reason=reason, who=who)
     if head is not None and _prefers_html(head):
         message = _MESSAGES.get(error, "The request was refused.")
-        return html_page(status, message, reason=reason, who=who)
+        return html_page(status, message, reason=reason, who=who, rid=head.rid)
     return json_body(status, {"error": error}, reason=reason, who=who)
 
 

@@ -133,10 +133,12 @@ class Endpoints:
         """The snapshot for a GET-only endpoint, or the answer when it cannot run: 405 to any
         other method, 503 without a confirmed snapshot."""
         if head.method != "GET":
-            return responses.text(405, "method not allowed\n", headers=(("allow", "GET"),))
+            return responses.text(
+                405, "method not allowed\n", headers=(("allow", "GET"),), rid=head.rid
+            )
         snapshot = self._snapshot()
         if snapshot is None:
-            return responses.text(503, "unavailable\n", reason="no config snapshot")
+            return responses.text(503, "unavailable\n", reason="no config snapshot", rid=head.rid)
         return snapshot
 
     def local(self, admission: ToEndpoint) -> Local:
@@ -153,14 +155,16 @@ class Endpoints:
                 return await self.healthz(head)
             except Exception:  # fail closed, and say nothing about why
                 log.exception("gateway endpoint %s failed", admission.name)
-                return responses.text(500, "internal error\n", reason="endpoint failed")
+                return responses.text(
+                    500, "internal error\n", reason="endpoint failed", rid=head.rid
+                )
 
         return Local(run, admission.name)
 
     async def healthz(self, head: RequestHead) -> Respond:
         """200 while a confirmed snapshot is loaded, 503 otherwise. Reveals nothing else."""
         if self._snapshot() is None:
-            return responses.text(503, "unavailable\n", reason="no config snapshot")
+            return responses.text(503, "unavailable\n", reason="no config snapshot", rid=head.rid)
         return responses.text(200, "ok\n")
 
     async def callback(self, head: RequestHead, admission: ToEndpoint) -> Respond:
@@ -170,7 +174,7 @@ class Endpoints:
             return snapshot
         params = _query(admission.target.query)
         if params is None:
-            return responses.text(400, "bad request\n", reason="callback: bad query")
+            return responses.text(400, "bad request\n", reason="callback: bad query", rid=head.rid)
         # A page elsewhere must not plant a code of its own (login CSRF: the user would then
         # work in the app as someone else). The sign-in state below is what stops it, from any
         # site: a link from another site into an app leads here through login, start and open,
@@ -178,10 +182,12 @@ class Endpoints:
         # not a navigation (an <img>, a fetch()).
         refused = _not_from_this_page(head, _ANY_SITE, snapshot, admission.host)
         if refused is not None:
-            return responses.text(403, "forbidden\n", reason=f"callback: {refused}")
+            return responses.text(403, "forbidden\n", reason=f"callback: {refused}", rid=head.rid)
         codes, rds = params.get("code", []), params.get("rd", ["/"])
         if len(codes) != 1 or len(rds) != 1 or not _CODE.fullmatch(codes[0]):
-            return responses.text(400, "bad request\n", reason="callback: bad code or rd")
+            return responses.text(
+                400, "bad request\n", reason="callback: bad code or rd", rid=head.rid
+            )
         target = safe_redirect(rds[0])
         if target is None:  # SECURITY.md item 1: no code spent, no cookie
             return responses.redirect("/", reason="callback: rd is not a same-origin path")
@@ -202,6 +208,7 @@ class Endpoints:
                 "This sign-in was not started in this browser, or it took too long. "
                 f'<a href="{html.escape(target)}">Open the app again</a> to sign in.',
                 reason=f"callback: {mismatch}",
+                rid=head.rid,
             )
         try:
             token = await self._authz.redeem_code(codes[0])
@@ -210,6 +217,7 @@ class Endpoints:
                 400,
                 "the sign-in link is invalid or has expired\n",
                 reason="callback: authz refused the code",
+                rid=head.rid,
             )
         except Exception as exc:
             log.warning("code redemption failed: %s", type(exc).__name__)
@@ -217,8 +225,9 @@ class Endpoints:
                 502,
                 "sign-in is unavailable, try again\n",
                 reason=f"callback: code redemption failed: {type(exc).__name__}",
+                rid=head.rid,
             )
-        return self._store_token(snapshot, admission, token, target)
+        return self._store_token(head, snapshot, admission, token, target)
 
     async def _burn(self, code: str) -> None:
         """Redeem ``code`` and drop the token: it must not outlive a refused callback."""
@@ -228,7 +237,12 @@ class Endpoints:
             log.debug("burning a refused callback's code: %s", type(exc).__name__)
 
     def _store_token(
-        self, snapshot: ConfigSnapshot, admission: ToEndpoint, token: str, target: str
+        self,
+        head: RequestHead,
+        snapshot: ConfigSnapshot,
+        admission: ToEndpoint,
+        token: str,
+        target: str,
     ) -> Respond:
         now = self._clock()
         checked = check_app_token(token, now, snapshot, snapshot.keyring, admission.app)
@@ -238,6 +252,7 @@ class Endpoints:
                 400,
                 "the sign-in link is invalid or has expired\n",
                 reason=f"callback: the app token does not verify: {checked}",
+                rid=head.rid,
             )
         _, identity = checked
         max_age = int((identity.expires_at - now).total_seconds())
@@ -256,12 +271,14 @@ class Endpoints:
         params = _query(admission.target.query)
         refused = _not_from_this_page(head, _ANY_SITE, None, None)  # a navigation, from anywhere
         if refused is not None:
-            return responses.text(403, "forbidden\n", reason=f"start: {refused}")
+            return responses.text(403, "forbidden\n", reason=f"start: {refused}", rid=head.rid)
         if params is None or len(params.get("app", [])) > 1 or len(params.get("rd", [])) > 1:
-            return responses.text(400, "bad request\n", reason="start: bad query")
+            return responses.text(400, "bad request\n", reason="start: bad query", rid=head.rid)
         app = app_to_start(snapshot, admission.app, params.get("app", []))
         if app is None:
-            return responses.text(404, "no such app\n", reason="start: no such app here")
+            return responses.text(
+                404, "no such app\n", reason="start: no such app here", rid=head.rid
+            )
         target = app_path(params.get("rd", ["/"])[0])
         secure = snapshot.secure_cookies
         state = state_to_keep(head, secure)
@@ -274,14 +291,16 @@ class Endpoints:
     async def logout(self, head: RequestHead, admission: ToEndpoint) -> Respond:
         """Clear the cookie, revoke the session at authz, redirect to ``/``."""
         if head.method not in ("GET", "POST"):
-            return responses.text(405, "method not allowed\n", headers=(("allow", "GET, POST"),))
+            return responses.text(
+                405, "method not allowed\n", headers=(("allow", "GET, POST"),), rid=head.rid
+            )
         snapshot = self._holder.current
         # Only this origin's own pages sign out, by a link or a form: not a sibling app's
         # page, nor an <img> in any page (which would end the whole session for everyone's
         # content that can embed one).
         refused = _not_from_this_page(head, _FROM_HERE, snapshot, admission.host)
         if refused is not None:
-            return responses.text(403, "forbidden\n", reason=f"logout: {refused}")
+            return responses.text(403, "forbidden\n", reason=f"logout: {refused}", rid=head.rid)
         secure = snapshot.secure_cookies if snapshot is not None else head.scheme == "https"
         clear = (
             ("set-cookie", clear_app_cookie(secure=secure)),
@@ -297,6 +316,7 @@ class Endpoints:
                 502,
                 "sign-out could not be completed: you are still signed in; try again\n",
                 reason=f"logout: session revocation failed: {type(exc).__name__}",
+                rid=head.rid,
             )
         return responses.redirect("/", headers=clear)
 

@@ -34,6 +34,7 @@ class RequestHead:
     client_ip: str  # the TCP peer (never a forwarded header)
     scheme: str  # "http" or "https": what the gateway's own listener speaks
     sni: str | None = None  # TLS server name, when TLS
+    rid: str = ""  # the request's id (the gateway's, or a trusted proxy's: .http.request_ids)
 
     def header(self, name: str) -> str | None:
         """The single value of ``name``; None when absent. Callers decide what duplicates mean."""

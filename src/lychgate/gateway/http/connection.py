@@ -199,7 +199,13 @@ class ClientConnection(ConnectionTurns):
             self._error, self._why = 431, "too many header fields"
             raise _Stop
         req = make_request(
-            parser, self._url, self._headers, self._client_ip, self._scheme, self._sni
+            parser,
+            self._url,
+            self._headers,
+            self._client_ip,
+            self._scheme,
+            self._sni,
+            self._ctx.ids,
         )
         self._url = b""  # the head lives on in req: an idle connection keeps none of it
         self._headers = NO_FIELDS

@@ -225,7 +225,7 @@ class ConnectionEnding(asyncio.Protocol):
         hook = ctx.on_response
         if hook is not None:
             head = req.head or self._headless()  # refused before its head was whole: the client
-            rid = req.rid or ctx.ids.of(req.head)
+            rid = req.rid or ctx.ids.new()
             hook(head, app, status, perf_counter() - req.started, reason, req.who, rid)
 
     def _headless(self) -> RequestHead:

@@ -30,6 +30,7 @@ from typing import Final
 from httptools import HttpParserError, HttpRequestParser, parse_url
 
 from lychgate.gateway.http.request import Request
+from lychgate.gateway.http.request_ids import RequestIds
 from lychgate.gateway.types import RequestHead
 
 _METHODS: dict[bytes, str] = {
@@ -82,6 +83,7 @@ def make_request(
     client_ip: str,
     scheme: str,
     sni: str | None,
+    ids: RequestIds,
 ) -> Request:
     """The :class:`.Request` for a complete head; ``error`` is set when a rule refuses it."""
     raw_method = parser.get_method()
@@ -94,7 +96,8 @@ def make_request(
         path, query = split_target(target)
     except ValueError:
         path, query, bad_target = "", "", True
-    head = RequestHead(method, target, path, query, headers, version, client_ip, scheme, sni)
+    rid = ids.new() if ids.trusts_nobody else ids.of(client_ip, headers)
+    head = RequestHead(method, target, path, query, headers, version, client_ip, scheme, sni, rid)
     req = Request(head)
     req.keep_alive = parser.should_keep_alive()
     req.upgrade = parser.should_upgrade()

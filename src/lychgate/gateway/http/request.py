@@ -108,7 +108,9 @@ class Request:
         self.discard = False
         self.started = 0.0
         self.who: Principal | None = None  # set from the decision, for the response hook
-        self.rid = ""  # its id (.request_ids), made when first needed
+        # Its id (.request_ids): its head's; for one refused before its head was whole, made
+        # when its answer is.
+        self.rid = "" if head is None else head.rid
 
     @property
     def has_body(self) -> bool:

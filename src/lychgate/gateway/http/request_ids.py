@@ -5,8 +5,8 @@ Theory of operation
 Every request the gateway forwards carries ``X-Request-Id`` to its upstream (authz's included),
 so an app's logs and the gateway's access log name the same request alike; every answer the
 gateway gives itself (its error pages, a redirect to the login page, a 401) carries it too, and
-the engine's error pages (:mod:`.errors`) show it, so a user can quote it. A WebSocket's two
-access records share it.
+every error page shows it (the engine's, :mod:`.errors`, admission's and the endpoints'), so
+a user can quote it. A WebSocket's two access records share it.
 
 * **Made here, by default.** 24 hex digits: 96 random bits, read from :func:`os.urandom` a
   few kilobytes at a time (one system call per 341 ids; a call per request would cost more than
@@ -22,19 +22,19 @@ access records share it.
   fields, a space, a quote, a longer value) is replaced by one of ours, not refused: a request
   id is worth no 400.
 
-A :class:`RequestIds` belongs to one listener of one worker and its event loop. Each worker
-makes its own after the fork, so no two workers draw from the same random bytes.
+Each request head carries its id (:attr:`.RequestHead.rid`, made as the head is parsed), so
+that admission's own pages can show it too. A :class:`RequestIds` belongs to one listener of
+one worker and its event loop. Each worker makes its own after the fork, so no two workers
+draw from the same random bytes.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from typing import Final
-
-from lychgate.gateway.types import RequestHead
 
 #: The field's lower-cased name, as the engine writes it (upstream) and reads it (trusted).
 ID_FIELD: Final = "x-request-id"
@@ -76,11 +76,11 @@ class RequestIds:
         #: one runs no Python: a forwarded request pays for it (about 1,500 instructions).
         self.new: Callable[[], str] = chain.from_iterable(_reads()).__next__
 
-    def of(self, head: RequestHead | None) -> str:
-        """The id of the request ``head`` (None: refused before its head was whole): its
-        trusted proxy's, or a new one."""
-        if head is not None and not self.trusts_nobody and self._trusts(head.client_ip):
-            given = [value for name, value in head.headers if name == ID_FIELD]
+    def of(self, client_ip: str, fields: Iterable[tuple[str, str]]) -> str:
+        """The id of a request from ``client_ip`` with these header ``fields`` (lower-cased
+        names): its trusted proxy's, or a new one."""
+        if not self.trusts_nobody and self._trusts(client_ip):
+            given = [value for name, value in fields if name == ID_FIELD]
             if len(given) == 1 and kept_id(given[0]):
                 return given[0]
         return self.new()

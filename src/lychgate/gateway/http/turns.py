@@ -171,7 +171,7 @@ class ConnectionTurns(ConnectionEnding):
         """The id of ``req``, made now if it has none yet (:mod:`.request_ids`)."""
         rid = req.rid
         if not rid:
-            rid = req.rid = self._ctx.ids.of(req.head)
+            rid = req.rid = self._ctx.ids.new()
         return rid
 
     # -- used by the exchange -------------------------------------------------------------
