@@ -91,10 +91,12 @@ class _Transport(asyncio.Transport):
 
 
 class _NoAuthz:
-    async def redeem_code(self, code: str) -> str:
+    async def redeem_code(self, code: str, *, rid: str = "") -> str:
         raise NotImplementedError
 
-    async def revoke_session(self, session_id: SessionId, user_id: UserId | None = None) -> None:
+    async def revoke_session(
+        self, session_id: SessionId, user_id: UserId | None = None, *, rid: str = ""
+    ) -> None:
         raise NotImplementedError
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 
 import pytest
 
 from lychgate.cli.logs import setup_logging
+from lychgate.request_log import CURRENT
 
 
 @pytest.fixture(autouse=True)
@@ -37,3 +39,32 @@ def test_debug_shows_them(capsys: pytest.CaptureFixture[str]) -> None:
     setup_logging("debug")
     logging.getLogger("httpx").info("HTTP Request: GET http://authz.internal/feed")
     assert "HTTP Request" in capsys.readouterr().err
+
+
+async def test_a_line_logged_while_serving_a_request_names_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    setup_logging("info")
+    log = logging.getLogger("lychgate.authz.internal")
+
+    async def serving(rid: str) -> None:
+        CURRENT.set(rid)  # as authz's RequestIdScope does, in the request's own task
+        await asyncio.sleep(0)
+        log.info("handoff refused: spent")
+
+    await asyncio.gather(serving("a1b2c3"), serving("0f0f0f"), serving(""))
+    log.warning("outside any request")
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.partition(": ")[2] for line in lines] == [
+        "handoff refused: spent (request a1b2c3)",
+        "handoff refused: spent (request 0f0f0f)",
+        "handoff refused: spent",
+        "outside any request",
+    ]
+    # uvicorn's own line for an exception that left the app is a record like any other.
+    token = CURRENT.set("feedbeef")
+    logging.getLogger("uvicorn.error").error("Exception in ASGI application")
+    CURRENT.reset(token)
+    assert capsys.readouterr().err.endswith(
+        "uvicorn.error: Exception in ASGI application (request feedbeef)\n"
+    )

@@ -97,6 +97,16 @@ async def test_the_access_log_says_why(data_dir: Path) -> None:
                 assert (r.status_code, r.content) == (502, page_body(502, gone_rid))
                 ops_cookie = ops.split("\n")[0]
                 assert (await c.get("/f", headers={**API, "cookie": ops_cookie})).status_code == 403
+                # A sign-in link authz refuses: the gateway's redemption is named by the
+                # browser request's id, in authz's log line as on the page.
+                state = "S" * 22
+                r = await c.get(
+                    f"/.lychgate/callback?code={'C' * 43}&rd=/&state={state}",
+                    headers={**NAV, "cookie": f"lychgate_state={state}"},
+                )
+                refused_rid = r.headers["x-request-id"]
+                assert r.status_code == 400
+                assert r.text.endswith(f"\nrequest id: {refused_rid}\n")
             # The records are written as the responses go: wait for the last one to land.
             await _logged(served.log, {"/a", "/b", "/c", "/d", "/e", "/f"})
         log = served.log
@@ -130,6 +140,8 @@ async def test_the_access_log_says_why(data_dir: Path) -> None:
     assert not any("user" in records[path] for path in ("/a", "/b", "/c"))
     text = await asyncio.to_thread(log.read_text)
     assert f"app gone, upstream {down}: upstream connect failed: Connection refused" in text
+    [refusal] = [line for line in text.splitlines() if "handoff refused" in line]
+    assert refusal.endswith(f" (request {refused_rid})")
     assert token not in text  # no token, ever, nor a session id (each begins so)
     assert SESSION_ID_PREFIX not in text
     assert gone_cookie.partition("=")[2] not in text

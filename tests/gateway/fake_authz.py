@@ -32,6 +32,7 @@ class FakeAuthz:
     feed_requests: int = 0
     refused: int = 0
     auth_headers: list[str] = field(default_factory=list)
+    request_ids: list[str] = field(default_factory=list)  # each request's X-Request-Id, or ""
     feed_updates: list[str] = field(default_factory=list)  # each feed request's updates header
     _feeds: list[asyncio.Queue[bytes | None]] = field(default_factory=list)
     _server: asyncio.Server | None = None
@@ -103,6 +104,7 @@ class FakeAuthz:
             body = await reader.readexactly(int(headers["content-length"]))
         authorization = headers.get("authorization", "")
         self.auth_headers.append(authorization)
+        self.request_ids.append(headers.get("x-request-id", ""))
         if authorization != f"Bearer {self.secret}":
             self.refused += 1
             await _reply(writer, 401, b"")

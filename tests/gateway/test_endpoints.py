@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -22,6 +23,7 @@ from lychgate.gateway.signin_state import state_cookie_name
 from lychgate.gateway.snapshot import SnapshotHolder
 from lychgate.gateway.types import Local, RequestHead, Respond
 from lychgate.ids import SessionId, UserId
+from lychgate.request_log import NOTE_FIELD, RequestNote
 from lychgate.secret import Secret
 
 CODE = "c0de-" + "x" * 38
@@ -36,9 +38,11 @@ class FakeAuthzClient:
     redeemed: list[str] = field(default_factory=list)
     revoked: list[SessionId] = field(default_factory=list)
     users: list[UserId | None] = field(default_factory=list)  # beside each revoked
+    rids: list[str] = field(default_factory=list)  # of every call, in order
 
-    async def redeem_code(self, code: str) -> str:
+    async def redeem_code(self, code: str, *, rid: str = "") -> str:
         self.redeemed.append(code)
+        self.rids.append(rid)
         if self.fail is not None:
             raise self.fail
         token = self.codes.pop(code, None)
@@ -46,7 +50,10 @@ class FakeAuthzClient:
             raise ClientError("refused", field="code")
         return token
 
-    async def revoke_session(self, session_id: SessionId, user_id: UserId | None = None) -> None:
+    async def revoke_session(
+        self, session_id: SessionId, user_id: UserId | None = None, *, rid: str = ""
+    ) -> None:
+        self.rids.append(rid)
         if self.fail is not None:
             raise self.fail
         self.revoked.append(session_id)
@@ -258,6 +265,30 @@ async def test_an_endpoints_refusal_shows_the_request_id() -> None:
     )
     assert refused.status == 400
     assert refused.body.endswith(b"\nrequest id: %s\n" % rid.encode())
+
+
+async def test_the_calls_to_authz_carry_the_browser_requests_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rid = "5b1e0c9a7d2f4e8b3a6c1d0e"
+    endpoints, authz, _ = setup(SINGLE, codes={CODE: SINGLE.token()})
+    assert (
+        await run(endpoints, SINGLE, replace(callback(SINGLE, f"code={CODE}"), rid=rid))
+    ).status == 302
+    # A callback whose state is not this browser's spends its code, named as well.
+    stray = SINGLE.head(f"/.lychgate/callback?code={CODE}&state={STATE}", headers=NAVIGATE)
+    await run(endpoints, SINGLE, replace(stray, rid="0" * 24))
+    logout = SINGLE.head("/.lychgate/logout", cookies=[SINGLE.token(sid="s1")])
+    await run(endpoints, SINGLE, replace(logout, rid="1" * 24))
+    assert authz.rids == [rid, "0" * 24, "1" * 24]
+    # The endpoint's own log lines name it too (as the commands' stderr shows them).
+    endpoints, _, _ = setup(SINGLE, fail=AuthzUnavailable("connect to /run/authz.sock failed"))
+    caplog.handler.addFilter(RequestNote())
+    with caplog.at_level(logging.WARNING, logger="lychgate.gateway.endpoints"):
+        await run(endpoints, SINGLE, replace(callback(SINGLE, f"code={CODE}"), rid=rid))
+    [record] = caplog.records
+    assert record.getMessage() == "code redemption failed: AuthzUnavailable"
+    assert getattr(record, NOTE_FIELD) == f" (request {rid})"
 
 
 async def test_callback_only_answers_get() -> None:
@@ -485,12 +516,14 @@ async def test_http_client_redeems_and_revokes(fake_authz: tuple[FakeAuthz, str]
     server.codes[CODE] = "tok.en.sig"
     client = HttpAuthzClient(base, Secret(server.secret))
     try:
-        assert await client.redeem_code(CODE) == "tok.en.sig"
+        assert await client.redeem_code(CODE, rid="5b1e0c9a7d2f4e8b3a6c1d0e") == "tok.en.sig"
         with pytest.raises(ClientError):
             await client.redeem_code(CODE)  # once only
-        await client.revoke_session(SessionId("s1"))
+        await client.revoke_session(SessionId("s1"), rid="uuid-like-id")
         assert server.revoked == ["s1"]
         assert set(server.auth_headers) == {f"Bearer {server.secret}"}
+        # Each call is named by the browser request it serves, or by nothing.
+        assert server.request_ids == ["5b1e0c9a7d2f4e8b3a6c1d0e", "", "uuid-like-id"]
         server.status_override = 503
         with pytest.raises(AuthzUnavailable):
             await client.redeem_code(CODE)

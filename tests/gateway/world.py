@@ -37,10 +37,12 @@ class Clock:
 class NoAuthz:
     """An authz client for tests whose requests never reach authz."""
 
-    async def redeem_code(self, code: str) -> str:
+    async def redeem_code(self, code: str, *, rid: str = "") -> str:
         raise AssertionError("not used here")
 
-    async def revoke_session(self, session_id: SessionId, user_id: UserId | None = None) -> None:
+    async def revoke_session(
+        self, session_id: SessionId, user_id: UserId | None = None, *, rid: str = ""
+    ) -> None:
         raise AssertionError("not used here")
 
 

@@ -4,13 +4,15 @@ Failing closed (SECURITY.md item 9): when the store fails (:class:`StoreError`) 
 keys are missing or unusable (:class:`ConfigError`, raised by the keyring at request time),
 every route answers ``503`` and does nothing more: no cookie, no code, no token. The answer is
 ``{"error": "unavailable"}`` (the device API's own 503 body), or a plain page for a browser
-that asked for HTML; the exception is logged, never shown. Any other exception is a bug and
-gets Starlette's bare ``500 Internal Server Error`` (``debug`` stays off), also without detail.
+that asked for HTML, which shows the request's id; the exception is logged, never shown. Any
+other exception is a bug and gets Starlette's bare ``500 Internal Server Error`` (``debug``
+stays off), also without detail; its log line names the request (:mod:`.request_id`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -28,18 +30,26 @@ from lychgate.authz.context import AuthzContext
 from lychgate.authz.login.pages import PAGE_HEADERS
 from lychgate.authz.nosniff import NoSniff
 from lychgate.authz.ratelimit import RateLimiter, SharedLimit
+from lychgate.authz.request_id import RequestIdScope
 from lychgate.authz.snapshots import POLL_INTERVAL, SnapshotPublisher
 from lychgate.errors import ConfigError, StoreError
 from lychgate.gateway.http.failures import Throttle
 from lychgate.gateway.http.limits import CONTROL_PLANE_MAX_BODY
+from lychgate.request_log import CURRENT
 
 log = logging.getLogger(__name__)
 
 UNAVAILABLE_PAGE: Final = (
     '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
     "<title>Unavailable</title></head><body><h1>Sign-in is unavailable</h1>"
-    "<p>Please try again in a minute.</p></body></html>\n"
+    "<p>Please try again in a minute.</p>{shown}</body></html>\n"
 )
+
+
+def unavailable_page() -> str:
+    """The 503 page, with the id of the request (the gateway's) for the user to quote."""
+    rid = html.escape(CURRENT.get())
+    return UNAVAILABLE_PAGE.format(shown=f"<p>Request id: <code>{rid}</code></p>" if rid else "")
 
 
 async def unavailable(request: Request, exc: Exception) -> Response:
@@ -59,7 +69,7 @@ async def unavailable(request: Request, exc: Exception) -> Response:
         )
     headers = {"cache-control": "no-store", "retry-after": "30"}
     if "text/html" in request.headers.get("accept", ""):
-        return HTMLResponse(UNAVAILABLE_PAGE, 503, headers={**PAGE_HEADERS, **headers})
+        return HTMLResponse(unavailable_page(), 503, headers={**PAGE_HEADERS, **headers})
     return JSONResponse({"error": "unavailable"}, 503, headers=headers)
 
 
@@ -140,7 +150,8 @@ def create_app(
     app.state.approve_limiter = shared_limit(ctx, "approve", 10, "approvals")
     app.state.enroll_limiter = shared_limit(ctx, "enroll", 10, "failed enrollment attempts")
     app.add_middleware(BodyCap, limit=CONTROL_PLANE_MAX_BODY)
-    app.add_middleware(NoSniff)  # the outermost: its 413 gets the header too
+    app.add_middleware(NoSniff)  # its 413 gets the header too
+    app.add_middleware(RequestIdScope)  # the outermost: every line logged names the request
     app.include_router(internal.router)
     app.include_router(public.router)
     app.include_router(login.routes.router)

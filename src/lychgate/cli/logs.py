@@ -6,17 +6,22 @@ import logging
 import sys
 
 from lychgate.gateway.accesslog import LOGGER_NAME, AccessLogHandler
+from lychgate.request_log import NOTE_FIELD, RequestNote
 
 
 def setup_logging(level: str) -> None:
     """Human-readable logs on stderr; the access log (JSON lines) alone on stdout. Each line
-    names its process: the workers of a gateway, authz and the demo apps share one stderr."""
+    names its process: the workers of a gateway, authz and the demo apps share one stderr,
+    and a line logged while serving a request ends with its id (:mod:`lychgate.request_log`)."""
     root = logging.getLogger()
     root.handlers.clear()
     errors = logging.StreamHandler(sys.stderr)
     errors.setFormatter(
-        logging.Formatter("%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+        logging.Formatter(
+            "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s%(" + NOTE_FIELD + ")s"
+        )
     )
+    errors.addFilter(RequestNote())
     root.addHandler(errors)
     root.setLevel(level.upper())
     # httpx logs every request at INFO: the gateway's call to authz on each app opened, and

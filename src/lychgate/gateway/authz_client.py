@@ -21,6 +21,7 @@ import httpx
 
 from lychgate.errors import ClientError, LychgateError
 from lychgate.gateway.feed_http import REDEEM_PATH, REVOKE_PATH, authz_client
+from lychgate.gateway.http.request_ids import ID_FIELD
 from lychgate.ids import SessionId, UserId
 from lychgate.secret import Secret
 
@@ -34,17 +35,21 @@ class AuthzUnavailable(LychgateError):
 class AuthzClient(Protocol):
     """The gateway's back channel to authz."""
 
-    async def redeem_code(self, code: str) -> str:
-        """Redeem a one-time handoff code; return the app token.
+    async def redeem_code(self, code: str, *, rid: str = "") -> str:
+        """Redeem a one-time handoff code; return the app token. ``rid``: the id of the
+        browser request this call serves, sent on as the call's own, for authz's log lines.
 
         Raises :class:`~lychgate.errors.ClientError` when authz refuses the code, and
         :class:`AuthzUnavailable` when authz cannot answer.
         """
         ...
 
-    async def revoke_session(self, session_id: SessionId, user_id: UserId | None = None) -> None:
+    async def revoke_session(
+        self, session_id: SessionId, user_id: UserId | None = None, *, rid: str = ""
+    ) -> None:
         """Revoke a session: by its id, or with ``user_id`` by the handle that user's app
-        token names it by. Raises :class:`AuthzUnavailable` on failure."""
+        token names it by; ``rid`` as for :meth:`redeem_code`. Raises
+        :class:`AuthzUnavailable` on failure."""
         ...
 
 
@@ -60,8 +65,8 @@ class HttpAuthzClient:
         self._timeout = timeout
         self._calls: set[asyncio.Task[httpx.Response]] = set()  # in flight (module docstring)
 
-    async def redeem_code(self, code: str) -> str:
-        response = await self._post(REDEEM_PATH, {"code": code})
+    async def redeem_code(self, code: str, *, rid: str = "") -> str:
+        response = await self._post(REDEEM_PATH, {"code": code}, rid)
         if 400 <= response.status_code < 500:
             raise ClientError("authz refused the code", field="code")
         try:
@@ -72,11 +77,13 @@ class HttpAuthzClient:
             raise AuthzUnavailable("authz answered the redemption without a token")
         return token
 
-    async def revoke_session(self, session_id: SessionId, user_id: UserId | None = None) -> None:
+    async def revoke_session(
+        self, session_id: SessionId, user_id: UserId | None = None, *, rid: str = ""
+    ) -> None:
         body: dict[str, str] = {"session_id": session_id}
         if user_id is not None:
             body["user_id"] = user_id
-        response = await self._post(REVOKE_PATH, body)
+        response = await self._post(REVOKE_PATH, body, rid)
         if response.status_code >= 300:
             raise AuthzUnavailable(f"authz answered {response.status_code} to a revocation")
 
@@ -90,8 +97,9 @@ class HttpAuthzClient:
             await asyncio.wait(set(self._calls), timeout=self._timeout + 1.0)
         await self._client.aclose()
 
-    async def _post(self, path: str, body: dict[str, str]) -> httpx.Response:
-        call = asyncio.ensure_future(self._client.post(path, json=body))
+    async def _post(self, path: str, body: dict[str, str], rid: str) -> httpx.Response:
+        headers = {ID_FIELD: rid} if rid else None
+        call = asyncio.ensure_future(self._client.post(path, json=body, headers=headers))
         self._calls.add(call)
         call.add_done_callback(self._calls.discard)
         try:

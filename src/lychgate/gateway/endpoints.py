@@ -69,6 +69,7 @@ from lychgate.gateway.signin_state import (
 from lychgate.gateway.snapshot import ConfigSnapshot, SnapshotHolder
 from lychgate.gateway.types import Local, RequestHead, Respond
 from lychgate.ids import SessionId, UserId
+from lychgate.request_log import CURRENT
 from lychgate.tokens import verify_app_token
 
 log = logging.getLogger(__name__)
@@ -145,6 +146,7 @@ class Endpoints:
         """The engine's :class:`~lychgate.gateway.types.Local` for an admitted endpoint."""
 
         async def run(head: RequestHead) -> Respond:
+            CURRENT.set(head.rid)  # this task's log lines name the request (request_log)
             try:
                 if admission.name == "callback":
                     return await self.callback(head, admission)
@@ -198,7 +200,7 @@ class Endpoints:
             # The code is spent all the same: a page that made this browser's callback fail
             # (single-host mode: an app's page, which shares this origin, can change the state
             # cookie) could otherwise read the code in this URL and redeem it elsewhere.
-            await self._burn(codes[0])
+            await self._burn(codes[0], head.rid)
             # Two tabs that began a sign-in together share one state, and the first to finish
             # clears it: the other holds a good app cookie by now.
             if self._app_sessions(head, snapshot, admission):
@@ -211,7 +213,7 @@ class Endpoints:
                 rid=head.rid,
             )
         try:
-            token = await self._authz.redeem_code(codes[0])
+            token = await self._authz.redeem_code(codes[0], rid=head.rid)
         except ClientError:
             return responses.text(
                 400,
@@ -229,10 +231,10 @@ class Endpoints:
             )
         return self._store_token(head, snapshot, admission, token, target)
 
-    async def _burn(self, code: str) -> None:
+    async def _burn(self, code: str, rid: str) -> None:
         """Redeem ``code`` and drop the token: it must not outlive a refused callback."""
         try:
-            await self._authz.redeem_code(code)
+            await self._authz.redeem_code(code, rid=rid)
         except Exception as exc:  # refused already, or authz away: nothing more to do
             log.debug("burning a refused callback's code: %s", type(exc).__name__)
 
@@ -309,7 +311,7 @@ class Endpoints:
         sessions = [] if snapshot is None else self._sessions(head, snapshot, admission)
         try:
             for session_id, user_id in sessions:
-                await self._authz.revoke_session(session_id, user_id)
+                await self._authz.revoke_session(session_id, user_id, rid=head.rid)
         except Exception as exc:
             log.warning("session revocation failed: %s", type(exc).__name__)
             return responses.text(

@@ -1,0 +1,39 @@
+"""Which request a log line is about: the request's id on the lines logged while serving it.
+
+authz runs each request in a task of its own (uvicorn's), and :class:`~lychgate.authz.
+request_id.RequestIdScope` sets :data:`CURRENT` to the ``X-Request-Id`` the gateway sent with
+it. :class:`RequestNote`, on the handler of the long-running commands' stderr
+(:func:`lychgate.cli.logs.setup_logging`), ends each line logged in that task with
+`` (request <id>)``: the same words the gateway's own error lines use, so one search finds a
+request's lines in both processes, and the id a user quotes from an error page leads to them.
+
+Only a task's own context is set, never reset: the log line of an exception that leaves the
+app (uvicorn's ``Exception in ASGI application``) is written after the middleware returns, in
+the same task, and must still name the request. A task ends with its request, and the tasks
+it starts copy the id, as work done for that request.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextvars import ContextVar
+from typing import Final
+
+#: The id of the request the current task serves; empty outside one.
+CURRENT: Final[ContextVar[str]] = ContextVar("lychgate_request_id", default="")
+
+#: The record attribute :class:`RequestNote` sets, for a format string.
+NOTE_FIELD: Final = "request_note"
+
+
+def note(rid: str) -> str:
+    """What a log line about request ``rid`` ends with (nothing for no id)."""
+    return f" (request {rid})" if rid else ""
+
+
+class RequestNote(logging.Filter):
+    """Sets ``request_note`` on every record: :func:`note` of the current request's id."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        setattr(record, NOTE_FIELD, note(CURRENT.get()))
+        return True
