@@ -42,7 +42,7 @@ SWITCHES = fields_of((bool,))
 
 def test_the_settings_checked_are_all_there() -> None:
     assert {"session_ttl", "workers", "limits.header_timeout"} <= set(NUMBERS)
-    assert set(SWITCHES) == {"access_log", "allow_insecure_http"}
+    assert set(SWITCHES) == {"access_log", "allow_insecure_http", "proxy_protocol"}
 
 
 @pytest.mark.parametrize("key", NUMBERS)

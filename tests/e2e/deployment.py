@@ -145,12 +145,18 @@ async def serve(
                 await asyncio.sleep(0.1)
         yield served
     finally:
-        if process.returncode is None:
-            process.terminate()
-            try:
-                async with asyncio.timeout(15):
-                    await process.wait()
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        await stop(process)
         out.close()
+
+
+async def stop(process: asyncio.subprocess.Process, patience: float = 15.0) -> None:
+    """End ``process`` if it is still running: SIGTERM, then SIGKILL after ``patience`` s."""
+    if process.returncode is not None:
+        return
+    process.terminate()
+    try:
+        async with asyncio.timeout(patience):
+            await process.wait()
+    except TimeoutError:
+        process.kill()
+        await process.wait()

@@ -8,6 +8,7 @@ No sockets here: the check is pure.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import ssl
 from datetime import UTC, datetime
@@ -164,6 +165,20 @@ def test_a_public_url_on_this_machine_at_another_port_is_warned_about(
     assert ("browsers will not reach it" in caplog.text) is warned
     if warned:  # the advice keeps the host it listens on (0.0.0.0 in a container)
         assert f'listen = "{listen.rpartition(":")[0]}:' in caplog.text
+
+
+def test_behind_a_load_balancer_the_public_port_is_not_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # HAProxy on this machine at the public URL's port forwards it: the usual set-up.
+    url = "http://127.0.0.1:18943"
+    settings = prepare_files(tmp_path, {}, public_url=url, now=datetime.now(UTC)).settings
+    behind = settings.model_copy(
+        update={"proxy_protocol": True, "trusted_proxies": (ipaddress.ip_network("127.0.0.1"),)}
+    )
+    with caplog.at_level(logging.WARNING, logger="lychgate.gateway.listeners"):
+        prepare(behind, listen="127.0.0.1:8080")
+    assert caplog.text == ""
 
 
 def test_a_metrics_port_past_65535_for_a_later_worker_is_refused(settings: Settings) -> None:

@@ -137,6 +137,9 @@ class Settings(BaseSettings):
     # heartbeats (5 s apart), so that one late heartbeat never denies.
     feed_max_stale: Int = Field(default=300, ge=15, le=86400)
     trusted_proxies: Annotated[tuple[IpNetwork, ...], NoDecode] = ()
+    # Every connection to listen and http_redirect_listen begins with a PROXY header from one
+    # of trusted_proxies (a TCP load balancer), which names the client (gateway.http.proxy_accept).
+    proxy_protocol: Bool = False
     # Peers whose X-Forwarded-* authz believes when it listens on TCP (its gateways). Over the
     # unix socket the gateway is the only peer and is always believed.
     authz_trusted_gateways: Annotated[tuple[IpNetwork, ...], NoDecode] = (
@@ -211,6 +214,13 @@ class Settings(BaseSettings):
                 "tls_cert and tls_key must be set together",
                 tls_cert=self.tls_cert,
                 tls_key=self.tls_key,
+            )
+        if self.proxy_protocol and not self.trusted_proxies:
+            raise _conflict(
+                "proxy_protocol needs trusted_proxies: the networks of the load balancers that "
+                "send the PROXY header (a connection from any other peer is cut)",
+                proxy_protocol=self.proxy_protocol,
+                trusted_proxies=list(self.trusted_proxies),
             )
         if self.app_token_ttl > self.session_ttl:
             raise _conflict(

@@ -79,6 +79,7 @@ _OTHER_SETTINGS: Final = (
     "",
     "# Networks.",
     '# trusted_proxies = []        # e.g. ["10.0.0.0/8"]: trust their X-Forwarded-*',
+    "# proxy_protocol = false      # true: behind a TCP load balancer of trusted_proxies",
     '# authz_trusted_gateways = ["127.0.0.0/8", "::1/128"]  # authz on TCP: its gateways',
     "",
     "# Operation.",

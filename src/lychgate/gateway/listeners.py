@@ -172,7 +172,9 @@ def _warn_unreachable(settings: Settings, host: str, port: int) -> None:
     """Warn when the public URL names this machine on another port than the gateway's
     (``init --public-url https://localhost:8443`` with ``listen`` left at its default, 8080):
     unless something here forwards that port (a container's port mapping, a local proxy),
-    browsers will not reach it."""
+    browsers will not reach it. Not behind a load balancer (``proxy_protocol``): it forwards."""
+    if settings.proxy_protocol:
+        return
     url = urlsplit(settings.public_url)
     public_port = url.port or (443 if url.scheme == "https" else 80)
     if url.hostname and is_loopback_host(url.hostname) and public_port != port != 0:

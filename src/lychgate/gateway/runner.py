@@ -77,6 +77,12 @@ def trusted_ids(settings: Settings) -> Callable[[str], bool]:
     return proxies.trusts if proxies else trusts_nobody
 
 
+def proxy_senders(settings: Settings) -> Callable[[str], bool] | None:
+    """With ``proxy_protocol``, the peers whose PROXY header names the client (the trusted
+    proxies; the public listeners take no connection from anyone else); else None."""
+    return TrustedPeers(settings.trusted_proxies).trusts if settings.proxy_protocol else None
+
+
 async def start_side_listeners(
     plan: GatewayPlan,
     metrics: GatewayMetrics,
@@ -89,10 +95,12 @@ async def start_side_listeners(
     """The metrics and HTTP-to-HTTPS listeners that the plan asks for. They take the same
     limits, and count the same clients, as the main listener. The redirect listener's answers
     go to ``on_redirect`` (the access log and request metrics); the metrics listener's scrapes
-    are not counted."""
+    are not counted. The redirect listener, public as the main one, reads a PROXY header as it
+    does (``proxy_protocol``); the metrics listener, for the scraper alone, does not."""
+    redirect = redirect_handler(holder)
     wanted: list[tuple[str, Handler, tuple[str, int] | None, int, bool, ResponseHook | None]] = [
         ("metrics", metrics_handler(metrics), plan.metrics, worker, False, None),  # port/worker
-        ("http redirect", redirect_handler(holder), plan.redirect, 0, reuse_port, on_redirect),
+        ("http redirect", redirect, plan.redirect, 0, reuse_port, on_redirect),
     ]
     side: list[GatewayServer] = []
     for what, handler, where, offset, reuse, hook in wanted:
@@ -107,6 +115,7 @@ async def start_side_listeners(
                 uncapped=exempt,
                 ids_from=trusted_ids(plan.settings),
                 on_response=hook,
+                proxy_from=proxy_senders(plan.settings) if handler is redirect else None,
             )
             log.info("gateway worker %d: %s on %s:%d", worker, what, host, server.port)
             side.append(server)
@@ -263,6 +272,7 @@ async def serve_worker(
             upstream_ssl=plan.upstream_ssl,
             uncapped=exempt,
             ids_from=trusted_ids(settings),
+            proxy_from=proxy_senders(settings),
         )
     except BaseException:
         await end_feed()

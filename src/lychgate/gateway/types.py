@@ -31,7 +31,7 @@ class RequestHead:
     query: str  # without the leading "?"; "" when absent
     headers: Headers  # in order, duplicates kept; names lower-cased
     http_version: str  # "1.0" or "1.1"
-    client_ip: str  # the TCP peer (never a forwarded header)
+    client_ip: str  # the TCP peer, or the PROXY header's client (never a forwarded header)
     scheme: str  # "http" or "https": what the gateway's own listener speaks
     sni: str | None = None  # TLS server name, when TLS
     rid: str = ""  # the request's id (the gateway's, or a trusted proxy's: .http.request_ids)

@@ -69,7 +69,8 @@ class ClientConnection(ConnectionTurns):
         self._transport = transport
         self.out = Writer(transport, ctx.batch)
         transport.set_write_buffer_limits(high=self._limits.write_buffer_high)
-        self._client_ip = peer_ip(transport)
+        if not self._client_ip:  # else told at accept (TLS, a PROXY header)
+            self._client_ip = peer_ip(transport)
         clients = ctx.clients
         if clients is not None and self._client_key is None:  # else taken at accept (TLS)
             key = clients.take(self._client_ip)

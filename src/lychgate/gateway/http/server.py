@@ -26,6 +26,7 @@ from lychgate.gateway.http.connection import ClientConnection
 from lychgate.gateway.http.context import ResponseHook, ServerContext, ServerStats
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.pool import UpstreamPool
+from lychgate.gateway.http.proxy_accept import ProxyAcceptor
 from lychgate.gateway.http.request_ids import RequestIds, trusts_nobody
 from lychgate.gateway.http.tls import client_context
 from lychgate.gateway.http.tls_accept import TlsAcceptor
@@ -51,11 +52,13 @@ class GatewayServer:
         ctx: ServerContext,
         own_pool: bool,
         tls: TlsAcceptor | None = None,
+        proxy: ProxyAcceptor | None = None,
     ) -> None:
         self._server = server
         self._ctx = ctx
         self._own_pool = own_pool
         self._tls = tls
+        self._proxy = proxy
         self._closed = False
         self._port = 0
         for sock in server.sockets:
@@ -161,6 +164,8 @@ class GatewayServer:
         ctx = self._ctx
         ctx.draining = True
         self._server.close()
+        if self._proxy is not None:
+            self._proxy.close()  # nor does a socket whose PROXY header is still awaited
         if self._tls is not None:
             self._tls.close()  # a handshake still in progress has nothing to drain
         tunnels = self.open_tunnels
@@ -220,6 +225,7 @@ async def start_server(
     uncapped: Callable[[str], bool] = is_loopback,
     hsts: bytes = b"",
     ids_from: Callable[[str], bool] = trusts_nobody,
+    proxy_from: Callable[[str], bool] | None = None,
 ) -> GatewayServer:
     """Listen on ``host:port`` (or ``sock``) and serve what ``handler`` decides.
 
@@ -230,7 +236,9 @@ async def start_server(
     that ``limits.max_connections_per_client`` does not apply to (:mod:`.clientcap`), and
     ``ids_from`` those whose own ``X-Request-Id`` names a request (:mod:`.request_ids`). ``hsts``,
     a whole ``Strict-Transport-Security`` line, goes into every final answer of an HTTPS
-    listener but error pages, unless the app sent its own.
+    listener but error pages, unless the app sent its own. ``proxy_from``, when given, names
+    the peers that must begin every connection with a PROXY header, which names the client
+    (:mod:`.proxy_accept`); anyone else is cut.
     """
     loop = asyncio.get_running_loop()
     limits = limits or Limits()
@@ -279,6 +287,11 @@ async def start_server(
             handshakes = ClientCap(shaking, exempt=uncapped, setting="TLS handshakes in progress")
         tls = TlsAcceptor(ctx, ssl, limits.header_timeout, handshakes)
     accept: Callable[[], asyncio.Protocol] = factory if tls is None else tls.protocol
+    proxy = None
+    if proxy_from is not None:
+        own = factory if tls is None else tls.protocol
+        proxy = ProxyAcceptor(loop, own, proxy_from, limits.header_timeout)
+        accept = proxy.protocol
     if sock is not None:
         server = await loop.create_server(accept, sock=sock, backlog=backlog)
     else:
@@ -290,4 +303,4 @@ async def start_server(
             reuse_port=reuse_port or None,
             reuse_address=True,
         )
-    return GatewayServer(server, ctx, own_pool, tls)
+    return GatewayServer(server, ctx, own_pool, tls, proxy)

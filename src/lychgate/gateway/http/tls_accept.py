@@ -42,7 +42,7 @@ socket:
    the slot (:meth:`.ClientConnection.adopt_client`, so it does not count twice) becomes the
    TLS transport's protocol, gets ``connection_made``, then the kept bytes. From then on it
    gives the slot back exactly once, as on a plain listener: when it closes, or becomes a
-   tunnel. It is told when the socket was accepted (:meth:`.ClientConnection.accepted_at`):
+   tunnel. It is told when the socket was accepted (:meth:`.ClientConnection.accepted_from`):
    the first request head must be complete within ``header_timeout`` of the accept, as on a
    plain listener, and the handshake's time counts against it: a slowloris client that took
    most of the handshake's bound gets no fresh ``header_timeout`` for its head, and is cut
@@ -127,7 +127,7 @@ class TlsAcceptor:
         self.pending: set[_Accepting] = set()
         self.handshakes = handshakes  # handshakes in progress, by client (None: not capped)
 
-    def protocol(self) -> asyncio.Protocol:
+    def protocol(self) -> _Accepting:
         """The protocol factory to give ``loop.create_server`` (without ``ssl``)."""
         return _Accepting(self)
 
@@ -152,6 +152,7 @@ class _Accepting(asyncio.Protocol):
         "_dropped",
         "_early",
         "_handshake",
+        "_ip",
         "_key",
         "_shaking",
         "_stage",
@@ -169,17 +170,25 @@ class _Accepting(asyncio.Protocol):
         self._early = b""  # application data that came before the hand-over
         self._waiting: asyncio.Future[Any] | None = None  # what the handshake waits on
         self._accepted = 0.0  # the loop's clock at the accept, whence the first head is timed
+        self._ip = ""  # the client's address: the peer's, or a PROXY header's (.proxy_accept)
         self._stage = _FIRST
         self._timer: asyncio.TimerHandle | None = None  # while not TLS: the first bytes, or linger
         self._dropped = 0  # bytes read and dropped while the answer to plain HTTP lingers
+
+    def accepted_from(self, ip: str, when: float) -> None:
+        """The socket was accepted at ``when`` for the client ``ip`` (a PROXY header's,
+        :mod:`.proxy_accept`): the handshake and the first head are timed from then."""
+        self._ip, self._accepted = ip, when
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         tcp = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         acceptor = self._acceptor
         ctx = acceptor.ctx
-        self._accepted = ctx.loop.time()
+        if not self._ip:  # else told by accepted_from
+            self._accepted = ctx.loop.time()
+            self._ip = peer_ip(tcp)
+        ip = self._ip
         clients = ctx.clients
-        ip = peer_ip(tcp)
         if clients is not None:
             key = clients.take(ip)
             if key is None:
@@ -252,8 +261,7 @@ class _Accepting(asyncio.Protocol):
         tcp.write(plain_http_refusal(http_date()))
         hook = ctx.on_response
         if hook is not None:  # a response too: logged and counted like any other
-            ip = peer_ip(tcp)
-            head = headless(ip, ctx.scheme)
+            head = headless(self._ip, ctx.scheme)
             hook(head, None, 400, 0.0, PLAIN_HTTP, None, ctx.ids.new())
         if tcp.can_write_eof():
             tcp.write_eof()  # RFC 9112 section 9.6: half-close, then read until EOF
@@ -324,7 +332,8 @@ class _Accepting(asyncio.Protocol):
             conn.adopt_client(key)
         if tcp is not None:
             conn.over_tls(tcp)
-        conn.accepted_at(self._accepted)  # the handshake's time counts against the first head
+        # The client's address, and the handshake's time, which counts against the first head.
+        conn.accepted_from(self._ip, self._accepted)
         tls.set_protocol(conn)
         try:
             conn.connection_made(tls)

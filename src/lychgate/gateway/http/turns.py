@@ -9,7 +9,7 @@ strictly in request order however far the client pipelines (RFC 9112 section 9.3
 One :class:`.Deadline` runs the timers: while nothing is active, a partial head must complete
 within ``header_timeout`` of its first byte (408, slowloris) and a keep-alive connection may
 stay idle for ``idle_timeout``. The first head is bounded from the accept instead: it must be
-complete within ``header_timeout`` of it, TLS handshake included (:meth:`accepted_at`), so
+complete within ``header_timeout`` of it, TLS handshake included (:meth:`accepted_from`), so
 neither waiting before its first byte nor a slow handshake adds a second ``header_timeout``,
 and bytes that start no head (llhttp skips blank lines before a request) do not move it. Nor do
 they restart the idle wait between requests, which runs from the end of the last response (from
@@ -305,10 +305,12 @@ class ConnectionTurns(ConnectionEnding):
         if self._responder is not None:
             self._responder.client_write_resumed()
 
-    def accepted_at(self, when: float) -> None:
-        """The socket was accepted at ``when`` (the loop's clock), before a TLS handshake
-        (:mod:`.tls_accept`): the first head gets what that left of ``header_timeout``. Call
-        before :meth:`.ClientConnection.connection_made`."""
+    def accepted_from(self, ip: str, when: float) -> None:
+        """The socket was accepted at ``when`` (the loop's clock) for the client ``ip``, before
+        a TLS handshake (:mod:`.tls_accept`) or a PROXY header (:mod:`.proxy_accept`): the
+        first head gets what that left of ``header_timeout``, and ``ip`` is the client's
+        address, not the peer's. Call before :meth:`.ClientConnection.connection_made`."""
+        self._client_ip = ip
         self._idle_delay = max(0.0, when + self._limits.header_timeout - self._loop.time())
 
     def _wait_for_client(self) -> None:
