@@ -306,10 +306,9 @@ class ConnectionTurns(ConnectionEnding):
             self._responder.client_write_resumed()
 
     def accepted_from(self, ip: str, when: float) -> None:
-        """The socket was accepted at ``when`` (the loop's clock) for the client ``ip``, before
-        a TLS handshake (:mod:`.tls_accept`) or a PROXY header (:mod:`.proxy_accept`): the
-        first head gets what that left of ``header_timeout``, and ``ip`` is the client's
-        address, not the peer's. Call before :meth:`.ClientConnection.connection_made`."""
+        """Accepted at ``when`` (the loop's clock) for the client ``ip``, before a TLS handshake
+        or a PROXY header: the first head gets what that left of ``header_timeout``. Call
+        before :meth:`.ClientConnection.connection_made`."""
         self._client_ip = ip
         self._idle_delay = max(0.0, when + self._limits.header_timeout - self._loop.time())
 
