@@ -12,7 +12,7 @@ import pytest
 
 from device.conftest import LOGIN_ID, NOW, USER
 from device.fakeserver import FakeServer
-from lychgate.device.client import Connector, DeviceClient, enroll
+from lychgate.device.client import Connector, DeviceClient, check_answer, enroll
 from lychgate.device.keyfile import KeyFile, new_private_key
 from lychgate.device.urls import parse_enrollment_url
 from lychgate.device.wire import BadAnswer
@@ -253,3 +253,22 @@ async def test_unreachable_server_hints_at_ca(key_file: KeyFile, tls: ssl.SSLCon
     async with connector.http("https://gate.example.test", tls) as http:
         with pytest.raises(LychgateError, match=r"cannot reach.*--ca"):
             await DeviceClient(http, key_file, clock=lambda: NOW).apps()
+
+
+@pytest.mark.parametrize(
+    ("headers", "said"),
+    [
+        (
+            {"x-request-id": "5b1e0c9a7d2f4e8b3a6c1d0e"},
+            "(502; request id 5b1e0c9a7d2f4e8b3a6c1d0e)",
+        ),
+        ({}, "(502)"),
+        ({"x-request-id": "\x1b[31mred"}, "(502)"),  # not a shape the gateway gives: not shown
+    ],
+)
+def test_a_server_failure_quotes_the_request_id(headers: dict[str, str], said: str) -> None:
+    # What the user can tell whoever runs the server, whose logs name the request by it.
+    answer = httpx.Response(502, headers=headers, text="502 Bad Gateway\n")
+    with pytest.raises(LychgateError) as caught:
+        check_answer(answer, what="approve")
+    assert str(caught.value) == f"approve: the server failed {said}"

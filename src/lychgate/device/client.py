@@ -42,6 +42,7 @@ from lychgate.device.wire import (
 )
 from lychgate.devicesig import REPLAYED, DeviceAuthError, b64url, sign_request
 from lychgate.errors import ClientError, Conflict, LychgateError, NotFound, RateLimited
+from lychgate.gateway.http.request_ids import ID_FIELD, kept_id
 from lychgate.ids import LoginRequestId
 
 API: Final = "/.lychgate/api/v1/device"
@@ -303,7 +304,15 @@ def check_answer(
         raise BadAnswer(f"{what}: the server answered with a redirect ({status}); not following")
     if 400 <= status < 500:
         raise ClientError(f"{what}: {detail or 'refused'} ({status})", status=status)
-    raise LychgateError(f"{what}: the server failed ({status})", status=502)
+    raise LychgateError(f"{what}: the server failed ({status}{_quoted_id(response)})", status=502)
+
+
+def _quoted_id(response: httpx.Response) -> str:
+    """``; request id X`` for an answer whose ``X-Request-Id`` (the gateway's) has the shape
+    the gateway gives it, for the user to quote to whoever runs the server; else nothing (the
+    value goes to a terminal)."""
+    given = response.headers.get_list(ID_FIELD)
+    return f"; request id {given[0]}" if len(given) == 1 and kept_id(given[0]) else ""
 
 
 def is_replay_refusal(response: httpx.Response) -> bool:
