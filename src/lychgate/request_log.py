@@ -6,6 +6,8 @@ it. :class:`RequestNote`, on the handler of the long-running commands' stderr
 (:func:`lychgate.cli.logs.setup_logging`), ends each line logged in that task with
 `` (request <id>)``: the same words the gateway's own error lines use, so one search finds a
 request's lines in both processes, and the id a user quotes from an error page leads to them.
+The id's field and shape are here too, for every process that reads one: the gateway
+(:mod:`lychgate.gateway.http.request_ids`), authz and the device CLI, which loads no server.
 
 Only a task's own context is set, never reset: the log line of an exception that leaves the
 app (uvicorn's ``Exception in ASGI application``) is written after the middleware returns, in
@@ -16,8 +18,23 @@ it starts copy the id, as work done for that request.
 from __future__ import annotations
 
 import logging
+import re
 from contextvars import ContextVar
 from typing import Final
+
+#: The field's lower-cased name, as the gateway writes it (upstream, its own answers) and reads
+#: it (a trusted proxy's; authz's from the gateway; the device CLI's from an answer).
+ID_FIELD: Final = "x-request-id"
+
+_KEPT: Final = re.compile(r"[A-Za-z0-9._~:@/+=-]{1,128}")
+
+
+def kept_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a request id that may be passed on, logged and shown:
+    1 to 128 characters of ``[A-Za-z0-9._~:@/+=-]`` (the gateway's own, a UUID, nginx's
+    ``$request_id``), nothing a log line, a page or a terminal would read as more than text."""
+    return _KEPT.fullmatch(value) is not None
+
 
 #: The id of the request the current task serves; empty outside one.
 CURRENT: Final[ContextVar[str]] = ContextVar("lychgate_request_id", default="")

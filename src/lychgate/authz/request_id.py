@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lychgate.gateway.http.request_ids import ID_FIELD, kept_id
-from lychgate.request_log import CURRENT
+from lychgate.request_log import CURRENT, ID_FIELD, kept_id
 
 _FIELD = ID_FIELD.encode("ascii")
 

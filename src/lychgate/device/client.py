@@ -42,8 +42,8 @@ from lychgate.device.wire import (
 )
 from lychgate.devicesig import REPLAYED, DeviceAuthError, b64url, sign_request
 from lychgate.errors import ClientError, Conflict, LychgateError, NotFound, RateLimited
-from lychgate.gateway.http.request_ids import ID_FIELD, kept_id
 from lychgate.ids import LoginRequestId
+from lychgate.request_log import ID_FIELD, kept_id
 
 API: Final = "/.lychgate/api/v1/device"
 _SEGMENT_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")

@@ -31,28 +31,22 @@ draw from the same random bytes.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from typing import Final
 
-#: The field's lower-cased name, as the engine writes it (upstream) and reads it (trusted).
-ID_FIELD: Final = "x-request-id"
+from lychgate.request_log import ID_FIELD, kept_id
+
+__all__ = ["ID_FIELD", "RequestIds", "kept_id", "trusts_nobody"]
 
 _ID_BYTES: Final = 12  # 96 bits: 24 hex digits
 _READ: Final = _ID_BYTES * 341  # random bytes read at a time (4,092)
 # Where each id of one read's hex digits lies.
 _CUTS: Final = tuple(slice(at, at + 2 * _ID_BYTES) for at in range(0, 2 * _READ, 2 * _ID_BYTES))
-_KEPT: Final = re.compile(r"[A-Za-z0-9._~:@/+=-]{1,128}")
 
 
 def trusts_nobody(_client_ip: str) -> bool:
     return False
-
-
-def kept_id(value: str) -> bool:
-    """Whether a trusted proxy's ``X-Request-Id`` value is kept as the request's id."""
-    return _KEPT.fullmatch(value) is not None
 
 
 def _reads() -> Iterator[Iterator[str]]:
