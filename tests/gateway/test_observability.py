@@ -367,6 +367,28 @@ def test_upstream_failures_are_read_at_scrape_time() -> None:
     )
 
 
+def test_proxy_header_refusals_are_read_at_scrape_time_and_only_when_on() -> None:
+    metrics = GatewayMetrics(worker=2)
+    counts: dict[str, int] = {}
+    metrics.track(
+        connections=lambda: 0,
+        tunnels=lambda: 0,
+        feed_age=lambda: 1.0,
+        proxy_refusals=lambda: counts,
+    )
+    counts["untrusted_peer"] = 3
+    counts["late"] = 1
+    body = scrape(metrics).body.decode()
+    assert (
+        'lychgate_gateway_proxy_headers_refused_total{reason="untrusted_peer",worker="2"} 3.0'
+        in (body)
+    )
+    assert 'lychgate_gateway_proxy_headers_refused_total{reason="late",worker="2"} 1.0' in body
+    off = GatewayMetrics()
+    off.track(connections=lambda: 0, tunnels=lambda: 0, feed_age=lambda: 1.0)
+    assert "proxy_headers_refused" not in scrape(off).body.decode()
+
+
 def test_metrics_listener_answers_only_metrics() -> None:
     handle = metrics_handler(GatewayMetrics())
     other = handle(head("/admin"))

@@ -89,12 +89,17 @@ async def test_a_header_that_names_no_client_leaves_the_balancers_address(
 
 
 @pytest.mark.parametrize(
-    ("trusts", "sent", "why"),
+    ("trusts", "sent", "why", "reason"),
     [
-        (lambda ip: False, V1 + get("/"), "not one of trusted_proxies"),
-        (trusting_loopback, get("/"), "no PROXY header"),  # a client that went round it
-        (trusting_loopback, b"PROXY TCP4 203.0.113.009 10.0.0.5 1 2\r\n" + get("/"), "address"),
-        (trusting_loopback, b"\x16\x03\x01\x00\x05hello", "no PROXY header"),  # TLS first
+        (lambda ip: False, V1 + get("/"), "not one of trusted_proxies", "untrusted_peer"),
+        (trusting_loopback, get("/"), "no PROXY header", "malformed"),  # went round it
+        (
+            trusting_loopback,
+            b"PROXY TCP4 203.0.113.009 10.0.0.5 1 2\r\n" + get("/"),
+            "address",
+            "malformed",
+        ),
+        (trusting_loopback, b"\x16\x03\x01\x00\x05hello", "no PROXY header", "malformed"),
     ],
 )
 async def test_a_connection_without_a_good_header_from_a_trusted_peer_is_cut(
@@ -104,6 +109,7 @@ async def test_a_connection_without_a_good_header_from_a_trusted_peer_is_cut(
     trusts: object,
     sent: bytes,
     why: str,
+    reason: str,
 ) -> None:
     seen = Seen()
     gw = await gateway(seen, proxy_from=trusts)
@@ -115,6 +121,7 @@ async def test_a_connection_without_a_good_header_from_a_trusted_peer_is_cut(
     assert seen.heads == []
     assert "proxy_protocol: cut a connection from 127.0.0.1: " in caplog.text
     assert why in caplog.text
+    assert gw.proxy_refusals == {reason: 1}  # for the metrics
 
 
 async def test_the_header_is_due_within_header_timeout_which_the_first_head_shares(
@@ -128,6 +135,7 @@ async def test_the_header_is_due_within_header_timeout_which_the_first_head_shar
         await late.send(V1[:10])  # never finished
         assert await late.read_until_closed() == b""
     assert "no complete header within header_timeout" in caplog.text
+    assert gw.proxy_refusals == {"late": 1}
     # A header sent late leaves the first head only what is left of the bound: the
     # connection is cut 1.5 s after the accept, not 1.5 s after the header.
     started = time.monotonic()

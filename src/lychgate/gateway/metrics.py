@@ -16,7 +16,7 @@ With several workers, each one serves its own ``/metrics`` on consecutive ports 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Gauge, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -39,6 +39,13 @@ _FAILURES_HELP = (
     "Requests an upstream did not answer (502/504), by app and kind: connect, tls, "
     "connect_timeout, read_timeout, closed, malformed, head_too_long, trailers_too_long, "
     "unframed, unasked_upgrade, bad_url, shutdown."
+)
+
+_PROXY_REFUSED = "lychgate_gateway_proxy_headers_refused"
+_PROXY_REFUSED_HELP = (
+    "Connections cut before HTTP with proxy_protocol on, by reason: untrusted_peer (not one of "
+    "trusted_proxies), malformed (no header, or one that does not parse), late (not complete "
+    "within header_timeout)."
 )
 
 
@@ -83,22 +90,24 @@ class _Collector:
         yield latency
 
 
-class _CountsByApp:
-    """A counter family read at scrape time from counts by (app, ``label``): upstream failures
-    by kind, WebSockets closed by reason (no ``_created`` series, unlike a Counter's)."""
+class _Counts:
+    """A counter family read at scrape time from counts keyed by its label values after
+    ``worker`` (``None`` for no app): upstream failures by (app, kind), WebSockets closed by
+    (app, reason), PROXY headers refused by (reason,). No ``_created`` series, unlike a
+    Counter's."""
 
     def __init__(
         self,
         worker: str,
         name: str,
         help_text: str,
-        label: str,
-        counts: Callable[[], Mapping[tuple[AppSlug | None, str], int]],
+        labels: list[str],
+        counts: Callable[[], Iterable[tuple[tuple[str | None, ...], int]]],
     ) -> None:
         self._worker = worker
         self._name = name
         self._help = help_text
-        self._labels = ["worker", "app", label]
+        self._labels = ["worker", *labels]
         self._counts = counts
 
     def describe(self) -> Iterator[Metric]:
@@ -106,8 +115,8 @@ class _CountsByApp:
 
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(self._name, self._help, labels=self._labels)
-        for (app, value), count in list(self._counts().items()):
-            family.add_metric([self._worker, app or _NO_APP, value], count)
+        for key, count in list(self._counts()):
+            family.add_metric([self._worker, *(value or _NO_APP for value in key)], count)
         yield family
 
 
@@ -139,7 +148,7 @@ class GatewayMetrics:
         ).labels(w)
         closed: dict[tuple[AppSlug | None, str], int] = {}
         self._tunnels_closed = closed
-        self.registry.register(_CountsByApp(w, _CLOSED, _CLOSED_HELP, "reason", lambda: closed))
+        self.registry.register(_Counts(w, _CLOSED, _CLOSED_HELP, ["app", "reason"], closed.items))
         self._worker = w
         self._process: CollectorRegistry | None = None
 
@@ -194,9 +203,10 @@ class GatewayMetrics:
         tls_not_after: Callable[[], float] | None = None,
         tls_handshakes: Callable[[], int] | None = None,
         upstream_failures: Callable[[], Mapping[tuple[AppSlug | None, str], int]] | None = None,
+        proxy_refusals: Callable[[], Mapping[str, int]] | None = None,
     ) -> None:
         """Read these from live objects at scrape time (no TLS: no expiry or handshake
-        sample)."""
+        sample; no ``proxy_protocol``: no count of headers refused)."""
         self._connections.set_function(lambda: float(connections()))
         self._tunnels.set_function(lambda: float(tunnels()))
 
@@ -206,8 +216,26 @@ class GatewayMetrics:
 
         self._feed_age.set_function(age)
         if upstream_failures is not None:
+            failures = upstream_failures
             self.registry.register(
-                _CountsByApp(self._worker, _FAILURES, _FAILURES_HELP, "kind", upstream_failures)
+                _Counts(
+                    self._worker,
+                    _FAILURES,
+                    _FAILURES_HELP,
+                    ["app", "kind"],
+                    lambda: failures().items(),
+                )
+            )
+        if proxy_refusals is not None:
+            refusals = proxy_refusals
+            self.registry.register(
+                _Counts(
+                    self._worker,
+                    _PROXY_REFUSED,
+                    _PROXY_REFUSED_HELP,
+                    ["reason"],
+                    lambda: (((reason,), n) for reason, n in refusals().items()),
+                )
             )
         if tls_not_after is not None:
             Gauge(

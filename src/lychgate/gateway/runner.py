@@ -78,8 +78,7 @@ def trusted_ids(settings: Settings) -> Callable[[str], bool]:
 
 
 def proxy_senders(settings: Settings) -> Callable[[str], bool] | None:
-    """With ``proxy_protocol``, the peers whose PROXY header names the client (the trusted
-    proxies; the public listeners take no connection from anyone else); else None."""
+    """With ``proxy_protocol``, the peers whose PROXY header names the client; else None."""
     return TrustedPeers(settings.trusted_proxies).trusts if settings.proxy_protocol else None
 
 
@@ -288,6 +287,7 @@ async def serve_worker(
         tls_not_after=None if certs is None else (lambda: certs.not_after.timestamp()),
         tls_handshakes=None if certs is None else (lambda: server.handshakes),
         upstream_failures=lambda: server.upstream_failures,
+        proxy_refusals=(lambda: server.proxy_refusals) if settings.proxy_protocol else None,
     )
     if plan.metrics is not None:
         await asyncio.to_thread(metrics.add_process)

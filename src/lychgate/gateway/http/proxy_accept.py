@@ -52,7 +52,7 @@ class FromProxy(Protocol):
 class ProxyAcceptor:
     """One listener's PROXY header reading: its protocol factory, and the sockets reading."""
 
-    __slots__ = ("loop", "pending", "serve", "throttle", "timeout", "trusts")
+    __slots__ = ("loop", "pending", "refusals", "serve", "throttle", "timeout", "trusts")
 
     def __init__(
         self,
@@ -67,6 +67,8 @@ class ProxyAcceptor:
         self.timeout = timeout
         self.pending: set[_Reading] = set()
         self.throttle = Throttle(loop.time)
+        #: Sockets cut, by reason: ``untrusted_peer``, ``malformed``, ``late`` (for metrics).
+        self.refusals: dict[str, int] = {}
 
     def protocol(self) -> asyncio.Protocol:
         """The protocol factory to give ``loop.create_server``."""
@@ -80,7 +82,10 @@ class ProxyAcceptor:
             reading.cut()
         return len(cut)
 
-    def refused(self, peer: str, why: str) -> None:
+    def refused(self, peer: str, reason: str, why: str) -> None:
+        """Count a socket cut for ``reason`` (one of :attr:`refusals`' keys), and say ``why``
+        in the log (throttled)."""
+        self.refusals[reason] = self.refusals.get(reason, 0) + 1
         more = self.throttle.due(why)
         if more is not None:
             log.warning("proxy_protocol: cut a connection from %s: %s%s", peer, why, more)
@@ -104,7 +109,9 @@ class _Reading(asyncio.Protocol):
         acceptor = self._acceptor
         self._peer = peer = peer_ip(tcp)
         if not acceptor.trusts(peer):
-            acceptor.refused(peer, "not one of trusted_proxies, which alone may send a header")
+            acceptor.refused(
+                peer, "untrusted_peer", "not one of trusted_proxies, which alone may send a header"
+            )
             tcp.abort()
             return
         self._tcp = tcp
@@ -120,7 +127,7 @@ class _Reading(asyncio.Protocol):
         try:
             header = parse(data)
         except BadProxyHeader as exc:
-            self._acceptor.refused(self._peer, str(exc))
+            self._acceptor.refused(self._peer, "malformed", str(exc))
             self._cut()
             return
         if header is None:
@@ -148,7 +155,7 @@ class _Reading(asyncio.Protocol):
         self._cut()
 
     def _late(self) -> None:
-        self._acceptor.refused(self._peer, "no complete header within header_timeout")
+        self._acceptor.refused(self._peer, "late", "no complete header within header_timeout")
         self._cut()
 
     def _cut(self) -> None:

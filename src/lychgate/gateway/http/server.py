@@ -97,6 +97,12 @@ class GatewayServer:
         return 0 if clients is None else clients.held(ip)
 
     @property
+    def proxy_refusals(self) -> Mapping[str, int]:
+        """Sockets cut before HTTP for their PROXY header, by reason (:mod:`.proxy_accept`);
+        empty without ``proxy_from``."""
+        return {} if self._proxy is None else self._proxy.refusals
+
+    @property
     def open_tunnels(self) -> int:
         return self._ctx.tunnels.count
 
