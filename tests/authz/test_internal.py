@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from dataclasses import replace
 from datetime import timedelta
 from functools import partial
@@ -121,14 +122,22 @@ async def test_garbage_codes_are_refused(client: httpx.AsyncClient, code: str) -
 
 
 async def test_a_revoked_session_gets_no_token(
-    ctx: AuthzContext, client: httpx.AsyncClient
+    ctx: AuthzContext, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     _, app, session = await signed_in(ctx)
     code = await issue_handoff(ctx, session.id, app.slug)
     assert (await client.post(REVOKE_PATH, json={"session_id": session.id})).status_code == 204
-    assert (await client.post(REDEEM_PATH, json={"code": code})).status_code == 400
+    with caplog.at_level(logging.INFO, logger="lychgate.authz.internal"):
+        assert (await client.post(REDEEM_PATH, json={"code": code})).status_code == 400
+        assert (await client.post(REDEEM_PATH, json={"code": code})).status_code == 400
     events = await ctx.store.audit.list(action_prefix="session.")
     assert [e.action for e in events] == ["session.revoked"]
+    # The log says why each was refused (it said "replayed" for both), naming no code.
+    assert [r.getMessage() for r in caplog.records] == [
+        "handoff refused: code: session is no longer valid",
+        "handoff refused: code: unknown, used or expired code",
+    ]
+    assert code not in caplog.text
 
 
 async def test_admin_apps_need_an_admin(ctx: AuthzContext, client: httpx.AsyncClient) -> None:

@@ -141,7 +141,9 @@ async def test_the_access_log_says_why(data_dir: Path) -> None:
     text = await asyncio.to_thread(log.read_text)
     assert f"app gone, upstream {down}: upstream connect failed: Connection refused" in text
     [refusal] = [line for line in text.splitlines() if "handoff refused" in line]
-    assert refusal.endswith(f" (request {refused_rid})")
+    assert refusal.endswith(
+        f"handoff refused: code: unknown, used or expired code (request {refused_rid})"
+    )
     assert token not in text  # no token, ever, nor a session id (each begins so)
     assert SESSION_ID_PREFIX not in text
     assert gone_cookie.partition("=")[2] not in text

@@ -268,7 +268,9 @@ async def handoff(body: HandoffIn, ctx: Annotated[AuthzContext, Depends(context)
     try:
         return HandoffOut(token=await redeem_handoff(ctx, body.code))
     except (TokenError, NotFound) as exc:
-        log.info("handoff refused: %s", getattr(exc, "reason", "not found"))
+        # Why, in words: the reason code alone said "replayed" for an unknown code and for
+        # a session ended since, alike. The message holds neither the code nor a token.
+        log.info("handoff refused: %s", exc)
         raise HTTPException(status_code=400, detail="code refused") from None
 
 
