@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import Final
 
@@ -34,6 +35,12 @@ def kept_id(value: str) -> bool:
     1 to 128 characters of ``[A-Za-z0-9._~:@/+=-]`` (the gateway's own, a UUID, nginx's
     ``$request_id``), nothing a log line, a page or a terminal would read as more than text."""
     return _KEPT.fullmatch(value) is not None
+
+
+def one_id(given: Sequence[str]) -> str:
+    """The request id that the values ``given`` of ``X-Request-Id`` name: the one value, if
+    there is exactly one and :func:`kept_id` takes it; else ``""`` (two name nothing)."""
+    return given[0] if len(given) == 1 and kept_id(given[0]) else ""
 
 
 #: The id of the request the current task serves; empty outside one.

@@ -13,18 +13,14 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lychgate.request_log import CURRENT, ID_FIELD, kept_id
+from lychgate.request_log import CURRENT, ID_FIELD, one_id
 
 _FIELD = ID_FIELD.encode("ascii")
 
 
 def request_id(headers: list[tuple[bytes, bytes]]) -> str:
     """The id that ``headers`` (an ASGI scope's) name the request by, or ``""``."""
-    given = [value for name, value in headers if name.lower() == _FIELD]
-    if len(given) != 1:
-        return ""
-    rid = given[0].decode("latin-1")
-    return rid if kept_id(rid) else ""
+    return one_id([value.decode("latin-1") for name, value in headers if name.lower() == _FIELD])
 
 
 class RequestIdScope:

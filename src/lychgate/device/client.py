@@ -43,7 +43,7 @@ from lychgate.device.wire import (
 from lychgate.devicesig import REPLAYED, DeviceAuthError, b64url, sign_request
 from lychgate.errors import ClientError, Conflict, LychgateError, NotFound, RateLimited
 from lychgate.ids import LoginRequestId
-from lychgate.request_log import ID_FIELD, kept_id
+from lychgate.request_log import ID_FIELD, one_id
 
 API: Final = "/.lychgate/api/v1/device"
 _SEGMENT_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -311,8 +311,8 @@ def _quoted_id(response: httpx.Response) -> str:
     """``; request id X`` for an answer whose ``X-Request-Id`` (the gateway's) has the shape
     the gateway gives it, for the user to quote to whoever runs the server; else nothing (the
     value goes to a terminal)."""
-    given = response.headers.get_list(ID_FIELD)
-    return f"; request id {given[0]}" if len(given) == 1 and kept_id(given[0]) else ""
+    rid = one_id(response.headers.get_list(ID_FIELD))
+    return f"; request id {rid}" if rid else ""
 
 
 def is_replay_refusal(response: httpx.Response) -> bool:

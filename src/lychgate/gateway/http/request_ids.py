@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from typing import Final
 
-from lychgate.request_log import ID_FIELD, kept_id
+from lychgate.request_log import ID_FIELD, kept_id, one_id
 
 __all__ = ["ID_FIELD", "RequestIds", "kept_id", "trusts_nobody"]
 
@@ -74,7 +74,7 @@ class RequestIds:
         """The id of a request from ``client_ip`` with these header ``fields`` (lower-cased
         names): its trusted proxy's, or a new one."""
         if not self.trusts_nobody and self._trusts(client_ip):
-            given = [value for name, value in fields if name == ID_FIELD]
-            if len(given) == 1 and kept_id(given[0]):
-                return given[0]
+            kept = one_id([value for name, value in fields if name == ID_FIELD])
+            if kept:
+                return kept
         return self.new()
