@@ -25,6 +25,7 @@ from lychgate.domain import App, AppPolicy, Session, User
 from lychgate.errors import TokenError
 from lychgate.gateway.feed_http import FEED_PATH, REDEEM_PATH, REVOKE_PATH
 from lychgate.gateway.feed_wire import parse_line, snapshot_line
+from lychgate.gateway.http.failures import Throttle
 from lychgate.gateway.snapshot import ConfigSnapshot
 from lychgate.ids import AppSlug, token_sid
 from lychgate.store.schema import users
@@ -138,6 +139,25 @@ async def test_a_revoked_session_gets_no_token(
         "handoff refused: code: unknown, used or expired code",
     ]
     assert code not in caplog.text
+
+
+async def test_a_flood_of_refused_codes_is_one_line_per_reason(
+    authz: FastAPI, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A made-up code in a sign-in link makes the gateway ask authz: anyone can send a
+    # thousand a second, and a line each would fill the operator's disk.
+    now = [100.0]
+    authz.state.refused_handoffs = Throttle(lambda: now[0])
+    made_up = "x" * 43
+    with caplog.at_level(logging.INFO, logger="lychgate.authz.internal"):
+        for _ in range(5):
+            assert (await client.post(REDEEM_PATH, json={"code": made_up})).status_code == 400
+        now[0] += 11.0
+        assert (await client.post(REDEEM_PATH, json={"code": made_up})).status_code == 400
+    assert [r.getMessage() for r in caplog.records] == [
+        "handoff refused: code: unknown, used or expired code",
+        "handoff refused: code: unknown, used or expired code (4 more since the last report)",
+    ]
 
 
 async def test_admin_apps_need_an_admin(ctx: AuthzContext, client: httpx.AsyncClient) -> None:

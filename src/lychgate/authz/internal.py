@@ -264,13 +264,20 @@ async def feed(
 
 
 @router.post(REDEEM_PATH)
-async def handoff(body: HandoffIn, ctx: Annotated[AuthzContext, Depends(context)]) -> HandoffOut:
+async def handoff(
+    body: HandoffIn, request: Request, ctx: Annotated[AuthzContext, Depends(context)]
+) -> HandoffOut:
     try:
         return HandoffOut(token=await redeem_handoff(ctx, body.code))
     except (TokenError, NotFound) as exc:
         # Why, in words: the reason code alone said "replayed" for an unknown code and for
         # a session ended since, alike. The message holds neither the code nor a token.
-        log.info("handoff refused: %s", exc)
+        # Anyone can make a gateway ask (a made-up code in a sign-in link): one line per
+        # reason every 10 s, with a count of the rest (the gateway's access log has each).
+        why = str(exc)
+        more = request.app.state.refused_handoffs.due(why)
+        if more is not None:
+            log.info("handoff refused: %s%s", why, more)
         raise HTTPException(status_code=400, detail="code refused") from None
 
 
