@@ -51,7 +51,7 @@ class _Commands(LazyGroup):
             "Run everything: authz on a unix socket and the gateway in front of it.",
         ),
         "gateway": Lazy(
-            "lychgate.cli.serve:gateway",
+            "lychgate.cli.gateway:gateway",
             "Run the gateway (data plane) alone; it follows authz's config feed.",
         ),
         "authz": Lazy("lychgate.cli.serve:authz", "Run the authorization server alone."),

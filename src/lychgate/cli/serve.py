@@ -1,4 +1,4 @@
-"""``lychgate serve|gateway|authz``: start the processes."""
+"""``lychgate serve|authz``: start the processes (``lychgate gateway``: :mod:`.gateway`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import typer
 
 from lychgate.cli.common import DirOption, is_tty, note, reported_errors, settings_for
 from lychgate.cli.common_store import now, with_store
+from lychgate.cli.gateway import ListenOption, WorkersOption
 from lychgate.cli.logs import setup_logging
 from lychgate.cli.users import print_enrollment_link
 from lychgate.config import Settings
@@ -32,20 +33,8 @@ from lychgate.deployment.transport import (
     internal_ca_names,
     uncovered_apps,
 )
-from lychgate.gateway.plan import prepare
-from lychgate.gateway.runner import run_gateway
 from lychgate.supervise import Companion, check_start, get_ready, run_authz, serve_all
 from lychgate.tls.files import TlsPaths
-
-ListenOption = Annotated[
-    str | None,
-    typer.Option("--listen", help="HOST:PORT to listen on (default: the `listen` setting)."),
-]
-WorkersOption = Annotated[
-    int | None,
-    typer.Option("--workers", "-w", min=1, max=64, help="Gateway worker processes."),
-]
-
 
 DemoOption = Annotated[
     bool,
@@ -165,21 +154,6 @@ def _demo(settings: Settings) -> Companion:
     sys.stdout.write(next_steps(settings, start, qr=terminal_qr if is_tty() else None))
     sys.stdout.flush()  # before the fork: a child must not inherit (and lose) buffered text
     return Companion("demo apps", functools.partial(run_demo_apps, plan))
-
-
-def gateway(
-    data_dir: DirOption = None, listen: ListenOption = None, workers: WorkersOption = None
-) -> None:
-    """Run the gateway (data plane) alone; it follows authz's config feed.
-
-    Renewed TLS certificate files are picked up within a minute, or at once on SIGHUP.
-    """
-    with reported_errors():
-        settings = settings_for(data_dir, listen=listen, workers=workers)
-        check_transport(settings)
-        setup_logging(settings.log_level)
-        code = run_gateway(prepare(settings), workers=settings.workers, reload_on_sighup=True)
-    raise typer.Exit(code)
 
 
 def authz(

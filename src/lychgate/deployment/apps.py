@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from lychgate.config.settings import (
     MAX_BODY_BYTES,
@@ -32,8 +32,10 @@ from lychgate.domain import (
 from lychgate.errors import ClientError, Conflict, NotFound
 from lychgate.gateway.app_hosts import host_clashes
 from lychgate.ids import AppId, AppSlug, new_id
-from lychgate.store import Store
 from lychgate.tls.hosts import url_scheme_and_host
+
+if TYPE_CHECKING:
+    from lychgate.store import Store
 
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
 _LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")

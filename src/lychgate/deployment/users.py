@@ -5,13 +5,15 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from lychgate.domain import AuditEvent, User
 from lychgate.errors import ClientError, Conflict
 from lychgate.ids import SessionId, UserId, new_id
-from lychgate.store import Store
 from lychgate.tokens import Purpose, read_payload
+
+if TYPE_CHECKING:
+    from lychgate.store import Store
 
 _PAGE: Final = 1000  # users read per query
 
