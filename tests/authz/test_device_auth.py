@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI
 
 from authz.conftest import Clock
 from authz.device_fixtures import API, SignedClient, add_user, enroll_key
 from fixtures.store import T0, make_device
 from lychgate.authz.context import AuthzContext
+from lychgate.gateway.http.failures import Throttle
 
 
 async def test_a_signed_call_is_accepted_and_recorded(
@@ -149,3 +152,21 @@ async def test_a_signed_body_that_is_not_json_is_a_422(
         r = await signed.post("/open", body)
         assert r.status_code == 422, body
         assert r.json()["error"] == "bad_request"
+
+
+async def test_a_flood_of_unsigned_calls_is_one_line_per_reason(
+    authz: FastAPI, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Anyone can send calls signed by nobody: a line each would fill the operator's disk.
+    now = [100.0]
+    authz.state.device_refusals = Throttle(lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="lychgate.authz.device.errors"):
+        for _ in range(5):
+            assert (await client.get(API + "/apps")).status_code == 401
+        now[0] += 11.0
+        assert (await client.get(API + "/apps")).status_code == 401
+    assert [r.getMessage() for r in caplog.records] == [
+        "device call refused: device: missing or malformed device id",
+        "device call refused: device: missing or malformed device id"
+        " (4 more since the last report)",
+    ]

@@ -144,6 +144,7 @@ def create_app(
     app.state.publisher = publisher
     app.state.outages = Throttle(time.monotonic)  # see unavailable()
     app.state.refused_handoffs = Throttle(time.monotonic)  # see .internal.handoff
+    app.state.device_refusals = Throttle(time.monotonic)  # see .device.errors.error_response
     # Abuse control (docs/sign-in-protocol.md): login requests per client IP, approvals per
     # device, failed enrollment attempts (guessed links) per client IP. Read by the login,
     # device and enroll routes through request.app.state.

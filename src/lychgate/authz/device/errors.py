@@ -31,6 +31,7 @@ from lychgate.errors import (
     RateLimited,
     StoreError,
 )
+from lychgate.gateway.http.failures import Throttle
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -50,20 +51,31 @@ class ApiError(ClientError):
         self.kind = kind
 
 
-def error_response(exc: ClientError | StoreError) -> JSONResponse:
-    """The JSON answer for a client error, or a bare 503 when the store failed."""
+def error_response(exc: ClientError | StoreError, lines: Throttle) -> JSONResponse:
+    """The JSON answer for a client error, or a bare 503 when the store failed.
+
+    A refused signature and a failed store are logged once per reason every 10 s, with a
+    count of the rest (``lines``): anyone can send calls signed by nobody, each a line."""
     if isinstance(exc, ReplayedRequest):
-        log.warning(
-            "device call refused: %s (a replay, or the same request twice in a second)", exc
-        )
+        more = lines.due(("replayed", exc.message))
+        if more is not None:
+            log.warning(
+                "device call refused: %s (a replay, or the same request twice in a second)%s",
+                exc,
+                more,
+            )
         message = "this signed request was used already; sign a new one"
         replayed = {"error": "device_auth", "detail": REPLAYED, "message": message}
         return JSONResponse(replayed, status_code=401)
     if isinstance(exc, DeviceAuthError):
-        log.info("device call refused: %s", exc)
+        more = lines.due(("refused", exc.message))
+        if more is not None:
+            log.info("device call refused: %s%s", exc, more)
         return JSONResponse({"error": "device_auth"}, status_code=401)
     if isinstance(exc, StoreError):
-        log.warning("device API: store unavailable: %s", exc)
+        more = lines.due(("store", type(exc).__name__))
+        if more is not None:
+            log.warning("device API: store unavailable: %s%s", exc, more)
         return JSONResponse({"error": "unavailable"}, status_code=503)
     kind = getattr(exc, "kind", None) or next(
         (name for cls, name in _KINDS if isinstance(exc, cls)), "bad_request"
@@ -87,7 +99,7 @@ class JsonErrorRoute(APIRoute):
             try:
                 return await handler(request)
             except (ClientError, StoreError) as exc:
-                return error_response(exc)
+                return error_response(exc, request.app.state.device_refusals)
             # Anything else (a UsageError is our bug) propagates: a plain 500, no detail.
 
         return handle
