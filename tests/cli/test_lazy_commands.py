@@ -51,7 +51,7 @@ def test_a_store_command_loads_the_store_and_no_server() -> None:
 
 def test_the_gateway_command_loads_no_authz_and_no_store() -> None:
     # A cluster's gateway nodes run it: each process, and each worker it forks, carried
-    # FastAPI, SQLAlchemy and the database drivers for life (88 MB private, now 44 MB).
+    # FastAPI, SQLAlchemy and the database drivers for life (86 MiB private, now 43 MiB).
     assert imported_after(["gateway", "--help"]) == {"lychgate.gateway"}
 
 
