@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -91,6 +92,20 @@ async def test_a_worker_listens_once_it_has_a_snapshot(
                 await client.get(f"http://127.0.0.1:{port}/.lychgate/healthz")
         server.push(snapshot_line(version(1)))
         assert await _health_once_listening(port, listening) == 200
+
+
+async def test_a_worker_says_it_stopped(
+    settings: Settings, system_ssl: ssl.SSLContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Idle, it stopped without a word: an operator's log ended at "listening".
+    server = FakeAuthz()
+    with caplog.at_level(logging.INFO, logger="lychgate.gateway.runner"):
+        async with _worker(settings, system_ssl, server) as (port, listening):
+            await asyncio.wait_for(server.connected.wait(), 5)
+            server.push(snapshot_line(version(1)))
+            assert await _health_once_listening(port, listening) == 200
+            assert "stopped" not in caplog.text
+    assert caplog.messages[-1] == "gateway worker 0 stopped"
 
 
 async def test_without_a_snapshot_it_listens_after_a_while_and_says_so(

@@ -315,6 +315,7 @@ async def serve_worker(
             await extra.close(drain_timeout=1.0)
         await server.close(drain_timeout=DRAIN_TIMEOUT, cut=hurry)
         await authz.aclose()
+    log.info("gateway worker %d stopped", worker)  # a drain, if any, logged as it began
 
 
 async def _first_snapshot(holder: SnapshotHolder, stop: asyncio.Event, within: float) -> bool:
@@ -366,8 +367,7 @@ def run_gateway(plan: GatewayPlan, *, workers: int, reload_on_sighup: bool = Fal
     two listeners on one address a :class:`ConfigError`.
     """
     check_listeners(plan, workers)
-    # What is imported and prepared lives as long as the process: frozen, and full collections
-    # rare (.collector).
+    # What lives as long as the process is frozen, and full collections rare (.collector).
     settle_collector()
     raise_open_file_limit()  # before forking: workers inherit it
     if plan.tls is not None:
