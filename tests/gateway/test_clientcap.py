@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,9 @@ from lychgate.gateway.http.clientcap import (
     is_loopback,
     refusal,
 )
+from lychgate.gateway.http.context import ResponseHook
 from lychgate.gateway.http.limits import Limits
+from lychgate.gateway.http.server import GatewayServer
 from lychgate.gateway.metrics import GatewayMetrics
 from lychgate.gateway.plan import GatewayPlan, engine_limits
 from lychgate.gateway.runner import start_side_listeners, uncapped
@@ -206,21 +209,31 @@ def _side_plan(settings: Settings, system_ssl: ssl.SSLContext) -> GatewayPlan:
     )
 
 
+async def start_sides(
+    settings: Settings,
+    system_ssl: ssl.SSLContext,
+    exempt: Callable[[str], bool] = _counted,
+    on_redirect: ResponseHook | None = None,
+) -> list[GatewayServer]:
+    """Worker 0's metrics and redirect listeners on :func:`_side_plan`, no ``SO_REUSEPORT``."""
+    return await start_side_listeners(
+        _side_plan(settings, system_ssl),
+        GatewayMetrics(worker=0),
+        SnapshotHolder(),
+        0,
+        False,
+        exempt,
+        on_redirect=on_redirect,
+    )
+
+
 @pytest.mark.loopback
 async def test_the_redirect_listeners_answers_are_recorded_and_scrapes_are_not(
     settings: Settings, connect: Connect, system_ssl: ssl.SSLContext
 ) -> None:
     # The access log's "one per response" held for the main listener only.
     answers = Answers()
-    metrics, redirect = await start_side_listeners(
-        _side_plan(settings, system_ssl),
-        GatewayMetrics(worker=0),
-        SnapshotHolder(),
-        0,
-        False,
-        _counted,
-        on_redirect=answers,
-    )
+    metrics, redirect = await start_sides(settings, system_ssl, on_redirect=answers)
     try:
         for listener in (metrics, redirect):
             client = await connect(listener.port)
@@ -240,14 +253,7 @@ async def test_the_side_listeners_take_the_main_listeners_limits(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="lychgate.gateway.runner")
-    side = await start_side_listeners(
-        _side_plan(settings, system_ssl),
-        GatewayMetrics(worker=0),
-        SnapshotHolder(),
-        0,
-        False,
-        _counted,
-    )
+    side = await start_sides(settings, system_ssl)
     try:
         assert len(side) == 2
         metrics, redirect = side  # each named in the log, with the port it took

@@ -21,16 +21,14 @@ import pytest
 
 from gateway.client import get
 from gateway.conftest import Answers, Connect, Start
-from gateway.test_clientcap import _side_plan
+from gateway.test_clientcap import start_sides
 from gateway.test_tls_clientcap import Seen
 from gateway.test_tunnel_half_close import NAME, client_ctx, listener_ctx
 from gateway.waiting import eventually
 from lychgate.config import Settings
 from lychgate.gateway.http import Limits
 from lychgate.gateway.http.proxy_header import V2_SIGNATURE
-from lychgate.gateway.metrics import GatewayMetrics
-from lychgate.gateway.runner import proxy_senders, start_side_listeners
-from lychgate.gateway.snapshot import SnapshotHolder
+from lychgate.gateway.runner import proxy_senders
 
 pytestmark = pytest.mark.loopback
 
@@ -216,15 +214,7 @@ async def test_the_redirect_listener_reads_the_header_and_the_metrics_listener_d
     # Both public listeners are behind the balancer; the scraper reaches metrics directly.
     settings = Settings(data_dir=tmp_path, proxy_protocol=True, trusted_proxies=["127.0.0.1/32"])
     answers = Answers()
-    metrics, redirect = await start_side_listeners(
-        _side_plan(settings, system_ssl),
-        GatewayMetrics(worker=0),
-        SnapshotHolder(),
-        0,
-        False,
-        lambda ip: False,
-        on_redirect=answers,
-    )
+    metrics, redirect = await start_sides(settings, system_ssl, lambda ip: False, answers)
     try:
         scrape = await connect(metrics.port)
         await scrape.send(get("/metrics"))
