@@ -3,9 +3,11 @@
 Theory of operation
 -------------------
 The gateway is forked first, before any event loop exists in this process (forking a running
-loop copies its state). The child runs the gateway (one worker, or a supervisor of N workers
-sharing the port). *Companions* (``serve --demo``'s demo apps) are forked the same way, each
-into a process of its own. The parent runs authz on its unix socket under uvloop and watches
+loop copies its state), and after the heap is frozen for the cyclic collector (what serve
+loaded stays shared with the children: :func:`~lychgate.gateway.collector.freeze_heap`).
+The child runs the gateway (one worker, or a supervisor of N workers sharing the port).
+*Companions* (``serve --demo``'s demo apps) are forked the same way, each into a process of
+its own. The parent runs authz on its unix socket under uvloop and watches
 the children: if any of them dies, authz stops too, the others are stopped, and serve exits
 with the gateway's code (or, if that is 0, the first failing companion's). On Ctrl-C the
 terminal sends SIGINT to the whole process group; everything stops in the order below, and
@@ -57,6 +59,7 @@ from lychgate.authz.server import (
 from lychgate.config import Settings
 from lychgate.config.settings import parse_hostport
 from lychgate.errors import LychgateError
+from lychgate.gateway.collector import freeze_heap
 from lychgate.gateway.http.fdlimit import raise_open_file_limit
 from lychgate.gateway.http.stop import second_press
 from lychgate.gateway.http.workers import end_with_parent
@@ -154,6 +157,9 @@ def serve_all(ready: Ready, *, companions: Sequence[Companion] = ()) -> int:
     settings, plan = ready.settings, ready.plan
     gateway = Companion("gateway", lambda: run_gateway(plan, workers=settings.workers))
     children: dict[int, str] = {}  # pid -> name, of the children still running
+    # What serve loaded and made so far (authz's modules, the store's, the demo's) is shared
+    # with every child only while no collection walks it, on either side of the fork.
+    freeze_heap()
     try:
         for child in (gateway, *companions):
             children[_fork(child, companion=child is not gateway)] = child.name

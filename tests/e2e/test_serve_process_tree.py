@@ -1,5 +1,5 @@
-"""``lychgate serve`` and ``lychgate gateway`` as process trees: what refuses to start, and
-that nothing outlives the process the user started.
+"""``lychgate serve`` and ``lychgate gateway`` as process trees: what refuses to start, that
+nothing outlives the process the user started, and what serve's gateway shares with it.
 
 A second gateway with workers used to share a port already served (every worker binds with
 SO_REUSEPORT) and take part of its traffic; a taken metrics port ended in tracebacks. A
@@ -154,3 +154,28 @@ async def test_killing_serve_ends_everything_it_started(data_dir: Path) -> None:
             served.process.kill()
             await served.process.wait()
             await all_end(str(data_dir))
+
+
+def _dirty_kib(pid: int) -> tuple[int, int]:
+    """A process's dirty memory in KiB: (shared with another process, its own alone)."""
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    fields = dict(line.split(":", 1) for line in rollup.splitlines()[1:])
+    return int(fields["Shared_Dirty"].split()[0]), int(fields["Private_Dirty"].split()[0])
+
+
+async def test_the_gateway_shares_the_memory_serve_filled_before_forking_it(
+    data_dir: Path,
+) -> None:
+    # serve's parent loads authz, the store and their libraries before it forks the gateway.
+    # The gateway's first collection walked all of that, and every page it wrote was copied:
+    # two thirds of its dirty memory was its own (59 MiB). Frozen before the fork, two thirds
+    # stay shared. One worker: the gateway then shares pages with serve's parent alone.
+    port = free_port()
+    await asyncio.to_thread(
+        lychgate, "init", "--dir", str(data_dir), "--public-url", f"http://127.0.0.1:{port}"
+    )
+    with _cleaned_up(data_dir):
+        async with serve(data_dir, port) as served:
+            (gateway,) = (p for p in running_with(str(data_dir)) if p != served.process.pid)
+            shared, own = _dirty_kib(gateway)
+            assert shared > own, (shared, own)

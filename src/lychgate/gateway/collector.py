@@ -14,6 +14,8 @@ So full collections are made rare, and what lives as long as the process is not 
 
 * :func:`settle_collector`, before the workers fork, freezes everything imported and
   prepared (frozen pages are not written by a collection, so the workers keep sharing them).
+  ``lychgate serve`` freezes its own heap before it forks the gateway, for the same reason:
+  the gateway's first collection walked authz's modules, and its own dirty memory doubled.
 * ``FULL_COLLECTION_AFTER`` middle-generation collections come before a full one (Python's
   is 10). Reading a full snapshot makes about 60 of those per 100,000 users, so at 1,000 a
   full collection lands in one snapshot read in sixteen there, and the feed sends a full
@@ -42,10 +44,17 @@ from typing import Final
 FULL_COLLECTION_AFTER: Final = 1000
 
 
+def freeze_heap() -> None:
+    """Collect, then freeze what survives: no later collection here or in a child forked after
+    this walks it, so those pages stay shared between the two (a collection writes to every
+    object it walks, and a written page is copied)."""
+    gc.collect()
+    gc.freeze()
+
+
 def settle_collector() -> None:
     """Freeze what the process holds now, and set the full collections' threshold. Call once,
     before the workers fork (they inherit both)."""
-    gc.collect()
-    gc.freeze()
+    freeze_heap()
     young, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, FULL_COLLECTION_AFTER)
