@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from authz.feed_call import FeedCall
 from authz.outage import FlakyStore, authz, flaky
+from fixtures.clocks import Ticks
 from gateway.waiting import PATIENCE, eventually
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.internal import UNVOUCHED, VOUCH_WAIT
@@ -28,16 +29,6 @@ from lychgate.gateway.feed_wire import parse_line
 from lychgate.gateway.snapshot import ConfigSnapshot
 
 __all__ = ["authz", "flaky"]  # fixtures used by name
-
-
-class Ticks:
-    """A monotonic clock the test moves: a pause is a jump."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @contextlib.asynccontextmanager

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 
 from authz.conftest import internal_client
 from authz.outage import FlakyStore, authz, flaky
+from fixtures.clocks import Ticks
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.internal import UNVOUCHED
 from lychgate.authz.snapshots import SnapshotPublisher
@@ -25,16 +26,6 @@ from lychgate.errors import StoreError
 from lychgate.gateway.feed_http import FEED_PATH
 
 __all__ = ["authz", "flaky"]  # fixtures used by name
-
-
-class Ticks:
-    """A monotonic clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _cut(flaky: FlakyStore) -> None:

@@ -11,6 +11,7 @@ from typing import cast
 
 import pytest
 
+from fixtures.clocks import Ticks
 from gateway.world import APPS, AUTHZ, FETCH, NAVIGATE, NOW, Clock, NoAuthz, World, handler_for
 from lychgate.config.settings import Settings
 from lychgate.gateway.admission import ToApp, admit
@@ -201,23 +202,24 @@ def test_a_stale_snapshot_still_serves(caplog: pytest.LogCaptureFixture) -> None
     assert not handler.stale
 
 
-def _silent_for(seconds: float) -> tuple[GatewayHandler, Endpoints, SnapshotHolder, Clock]:
-    """A handler whose feed last confirmed its snapshot ``seconds`` ago (max_stale: 300 s)."""
-    ticks = [0.0]
-    holder = SnapshotHolder(clock=lambda: ticks[0])
+def _silent_for(seconds: float) -> tuple[GatewayHandler, Endpoints, SnapshotHolder, Clock, Ticks]:
+    """A handler whose feed last confirmed its snapshot ``seconds`` ago (max_stale: 300 s):
+    its wall clock, and the monotonic one the feed's age is on."""
+    ticks = Ticks()
+    holder = SnapshotHolder(clock=ticks)
     holder.replace(SINGLE.snapshot)
-    ticks[0] = seconds
+    ticks.now = seconds
     options = GatewayOptions(AUTHZ, stale_after=30.0, max_stale=300.0)
     endpoints = Endpoints(holder, NoAuthz(), max_stale=options.max_stale)
     clock = Clock()
-    return GatewayHandler(holder, options, endpoints, clock=clock), endpoints, holder, clock
+    return GatewayHandler(holder, options, endpoints, clock=clock), endpoints, holder, clock, ticks
 
 
 async def test_a_feed_silent_past_max_stale_denies_until_it_is_back(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """SECURITY.md item 9: past feed_max_stale the last snapshot no longer admits anybody."""
-    handler, endpoints, holder, clock = _silent_for(301.0)
+    handler, endpoints, holder, _clock, ticks = _silent_for(301.0)
     request = SINGLE.head("/", cookies=[SINGLE.token()], headers=FETCH)
     refused = handler(request)
     assert isinstance(refused, Respond)
@@ -230,16 +232,31 @@ async def test_a_feed_silent_past_max_stale_denies_until_it_is_back(
     assert (await health.endpoint(SINGLE.head("/.lychgate/healthz"))).status == 503
     # A heartbeat confirms the snapshot: within the next second's check, requests pass again.
     assert holder.confirm(SINGLE.snapshot.serial)
-    clock.now += timedelta(seconds=1)
+    ticks.now += 1.0
     assert isinstance(handler(request), Forward)
     assert (await endpoints.healthz(SINGLE.head("/.lychgate/healthz"))).status == 200
+
+
+def test_a_wall_clock_stepped_back_does_not_put_off_the_feeds_expiry() -> None:
+    """SECURITY.md item 9 under a clock step (NTP, a restored VM): the next look at the feed's
+    age was due on the wall clock, so a step back of ten minutes served ten minutes past
+    max_stale on the last snapshot."""
+    handler, _endpoints, _holder, clock, ticks = _silent_for(100.0)
+    request = SINGLE.head("/", cookies=[SINGLE.token()], headers=FETCH)
+    assert isinstance(handler(request), Forward)  # silent, not yet for long
+    clock.now -= timedelta(minutes=10)
+    ticks.now = 301.0  # the feed's silence goes on, past max_stale
+    refused = handler(request)
+    assert isinstance(refused, Respond)
+    assert refused.status == 503
+    assert handler.expired
 
 
 @pytest.mark.parametrize("accept", [FETCH, NAVIGATE], ids=["json", "html"])
 def test_the_503_of_a_silent_feed_says_when_to_try_again(
     accept: tuple[tuple[str, str], ...],
 ) -> None:
-    handler, _endpoints, _holder, _clock = _silent_for(301.0)
+    handler, _endpoints, _holder, _clock, _ticks = _silent_for(301.0)
     refused = handler(SINGLE.head("/", cookies=[SINGLE.token()], headers=accept))
     assert isinstance(refused, Respond)
     assert refused.status == 503
@@ -248,7 +265,7 @@ def test_the_503_of_a_silent_feed_says_when_to_try_again(
 
 def test_a_feed_silent_within_max_stale_still_serves() -> None:
     """Below the bound the gateway keeps serving: an authz restart does not sign anybody out."""
-    handler, _endpoints, _holder, _clock = _silent_for(299.0)
+    handler, _endpoints, _holder, _clock, _ticks = _silent_for(299.0)
     assert isinstance(handler(SINGLE.head("/", cookies=[SINGLE.token()])), Forward)
     assert handler.stale
     assert not handler.expired
@@ -293,6 +310,8 @@ def test_unparsable_forwarding_from_a_trusted_proxy_is_400() -> None:
 
 
 class ExplodingHolder:
+    clock = Ticks()
+
     @property
     def current(self) -> None:
         raise RuntimeError("boom")

@@ -14,6 +14,7 @@ import struct
 
 import pytest
 
+from fixtures.clocks import Ticks
 from gateway.client import get
 from gateway.conftest import Answers, Connect, Start, forward_to
 from gateway.upstreams import Raw, http_upstream, raw_upstream, read_head
@@ -33,20 +34,12 @@ WIKI = AppSlug("wiki")
 # -- the throttle, on a fake clock ------------------------------------------------------------
 
 
-class Ticks:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _messages(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "lychgate.gateway.upstream"]
 
 
 def test_one_warning_per_upstream_and_reason_per_window(caplog: pytest.LogCaptureFixture) -> None:
-    clock = Ticks()
+    clock = Ticks(100.0)
     failures = UpstreamFailures(clock, window=10.0)
     down = "upstream connect failed: Connection refused"
     with caplog.at_level(logging.WARNING, logger="lychgate.gateway.upstream"):
@@ -78,7 +71,7 @@ def test_one_warning_per_upstream_and_reason_per_window(caplog: pytest.LogCaptur
 
 
 def test_what_is_remembered_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
-    failures = UpstreamFailures(Ticks())
+    failures = UpstreamFailures(Ticks(100.0))
     with caplog.at_level(logging.WARNING, logger="lychgate.gateway.upstream"):
         for n in range(3000):  # e.g. an upstream whose error text names a changing port
             failures.report("http://up", None, "connect", f"failure {n}")

@@ -9,6 +9,7 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
+from fixtures.clocks import Ticks
 from gateway.conftest import Start, upgrade_to
 from gateway.world import World
 from lychgate.gateway.feed_guard import TunnelGuard, tunnel_gate
@@ -16,14 +17,6 @@ from lychgate.gateway.snapshot import SnapshotHolder
 from lychgate.ids import SessionId
 
 SNAPSHOT = World().snapshot
-
-
-class Ticks:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Tunnels:

@@ -13,6 +13,7 @@ import re
 
 import pytest
 
+from fixtures.clocks import Ticks
 from gateway.fake_authz import FakeAuthz
 from gateway.feed_harness import Running, serial_of
 from gateway.waiting import eventually
@@ -25,16 +26,6 @@ BASE = "unix:/run/lychgate/authz.sock"
 REFUSED = Ended(logging.WARNING, "connection failed: Connection refused")
 
 
-class Ticks:
-    """A clock the test moves."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _said(caplog: pytest.LogCaptureFixture, level: int = logging.INFO) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelno >= level]
 
@@ -42,7 +33,7 @@ def _said(caplog: pytest.LogCaptureFixture, level: int = logging.INFO) -> list[s
 def test_the_first_attempts_are_logged_then_a_summary_a_minute(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    ticks = Ticks()
+    ticks = Ticks(1000.0)
     client = FeedClient(BASE, Secret("s"), SnapshotHolder())
     client.clock = ticks
     caplog.set_level(logging.INFO, logger=LOGGER)
@@ -74,7 +65,7 @@ def test_the_first_attempts_are_logged_then_a_summary_a_minute(
 
 def test_a_refusal_summarized_keeps_its_reason(caplog: pytest.LogCaptureFixture) -> None:
     # The last reason is the one said: a line too long, here, after refused connections.
-    ticks = Ticks()
+    ticks = Ticks(1000.0)
     client = FeedClient(BASE, Secret("s"), SnapshotHolder())
     client.clock = ticks
     for _ in range(LOUD_FAILURES + 2):
@@ -94,7 +85,7 @@ async def test_an_outage_over_loopback_is_summarized_and_its_end_said(
     caplog.set_level(logging.INFO, logger=LOGGER)
     server, base = feed_authz
     server.feed_status = 503
-    ticks = Ticks()
+    ticks = Ticks(1000.0)
     holder = SnapshotHolder()
     client = FeedClient(
         base, Secret(server.secret), holder, initial_backoff=0.002, max_backoff=0.004

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from fixtures.clocks import Ticks
 from gateway.feed_harness import WORLD, version
 from lychgate.gateway.feed_json import MAX_LINE_BYTES
 from lychgate.gateway.feed_serve import OversizeLines, feed_lines
@@ -75,14 +76,6 @@ async def test_a_snapshot_too_long_for_the_gateways_is_logged_once(
         for updates in (UPDATES, UPDATES - {APP_LIMITS}):
             await _first_line(version(7002), updates, too_long)
         assert _oversize(caplog.records) == []
-
-
-class Ticks:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_each_snapshot_too_long_is_logged_once_and_at_most_once_a_minute(

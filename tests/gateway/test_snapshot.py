@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from fixtures.clocks import Ticks
 from fixtures.keys import ISSUER, make_keyring
 from lychgate.domain import App, AppPolicy
 from lychgate.errors import ConfigError
@@ -294,14 +295,6 @@ def test_json_reader_is_strict(raw: bytes) -> None:
 # -- the holder ---------------------------------------------------------------------------------
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_holder_starts_empty_and_stale() -> None:
     holder = SnapshotHolder()
     assert holder.current is None
@@ -311,7 +304,7 @@ def test_holder_starts_empty_and_stale() -> None:
 
 
 def test_replace_calls_listeners_with_old_and_new() -> None:
-    clock = FakeClock()
+    clock = Ticks(100.0)
     holder = SnapshotHolder(clock=clock)
     seen: list[tuple[int | None, int]] = []
     holder.add_listener(lambda old, new: seen.append((old.serial if old else None, new.serial)))
@@ -351,7 +344,7 @@ def test_listeners_can_be_removed() -> None:
 
 
 def test_age_and_heartbeats() -> None:
-    clock = FakeClock()
+    clock = Ticks(100.0)
     holder = SnapshotHolder(clock=clock)
     holder.replace(snapshot(serial=5))
     clock.now += 40

@@ -8,19 +8,12 @@ import signal
 
 import pytest
 
+from fixtures.clocks import Ticks
 from gateway.client import get
 from gateway.conftest import Connect, Start
 from gateway.waiting import eventually
 from lychgate.gateway.http.stop import SECOND_PRESS_AFTER, Stop, second_press
 from lychgate.gateway.types import Decision, Local, RequestHead, Respond
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.mark.parametrize(
@@ -40,7 +33,7 @@ def test_what_counts_as_a_second_press(
 
 
 def test_the_first_signal_drains_and_a_second_ctrl_c_hurries() -> None:
-    clock = Clock()
+    clock = Ticks(100.0)
     stop = Stop(clock)
     assert not stop.is_set()
     stop.signal(signal.SIGTERM)  # the supervisor's

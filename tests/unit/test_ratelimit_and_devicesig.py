@@ -6,21 +6,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from fixtures.clocks import Ticks
 from lychgate.authz.ratelimit import RateLimiter
 from lychgate.devicesig import DeviceAuthError, sign_request, verify_request
 from lychgate.errors import RateLimited
 
 
-class Tick:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_rate_limit_window_slides() -> None:
-    clock = Tick()
+    clock = Ticks(1000.0)
     limiter = RateLimiter(limit=3, window=10, clock=clock)
     for _ in range(3):
         limiter.hit("1.2.3.4")
@@ -34,7 +27,7 @@ def test_rate_limit_window_slides() -> None:
 
 
 def test_rate_limit_keys_are_bounded() -> None:
-    limiter = RateLimiter(limit=1, window=60, clock=Tick(), max_keys=10)
+    limiter = RateLimiter(limit=1, window=60, clock=Ticks(1000.0), max_keys=10)
     for i in range(100):
         limiter.hit(f"k{i}")
         assert limiter.tracked_keys == min(i + 1, 10)

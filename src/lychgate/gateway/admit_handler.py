@@ -33,10 +33,11 @@ broken snapshot.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Final
 
 from lychgate.config.settings import IpNetwork, Settings
@@ -70,11 +71,10 @@ from lychgate.tokens.errors import Reason, fail
 
 log = logging.getLogger(__name__)
 _FEED_EXPIRED = "config feed silent past feed_max_stale"
-_STALE_CHECK_EVERY = timedelta(seconds=1)
+_STALE_CHECK_EVERY = 1.0  # seconds, on the feed's monotonic clock
 # On a 503 the gateway can do nothing about yet (no snapshot: starting, or the feed silent past
 # feed_max_stale; no assertion key): when a client may ask again. A heartbeat comes every 5 s.
 _RETRY_AFTER = ("retry-after", "5")
-_NEVER = datetime.min.replace(tzinfo=UTC)
 STALE_AFTER: Final = 30.0  # six missed heartbeats
 
 
@@ -145,6 +145,7 @@ class GatewayHandler:
         "_seen",
         "_stale",
         "_stale_check_at",
+        "_ticks",
         "_upstreams",
         "_verifier",
     )
@@ -168,7 +169,10 @@ class GatewayHandler:
         self._upstreams: Mapping[AppSlug, Upstream] = {}
         self._stale = False
         self._expired = False
-        self._stale_check_at = _NEVER
+        # When to look at the feed's age again, on the clock that age is on: a wall clock
+        # stepped back would have put the next look off by as much, serving past max_stale.
+        self._ticks = holder.clock
+        self._stale_check_at = -math.inf
         self._denials = Throttle(time.monotonic)
 
     @property
@@ -184,8 +188,9 @@ class GatewayHandler:
             if snapshot is not None:
                 if snapshot is not self._seen:
                     self._follow(snapshot)
-                if now >= self._stale_check_at:
-                    self._stale_check_at = now + _STALE_CHECK_EVERY
+                tick = self._ticks()
+                if tick >= self._stale_check_at:
+                    self._stale_check_at = tick + _STALE_CHECK_EVERY
                     self._note_staleness()
                 if self._expired:
                     snapshot = None  # older than max_stale: as good as none
@@ -250,7 +255,7 @@ class GatewayHandler:
             slug: self._options.upstream(app) for slug, app in snapshot.apps_by_slug.items()
         }
         self._seen = snapshot
-        self._stale_check_at = _NEVER  # a new snapshot: look at the feed's age again now
+        self._stale_check_at = -math.inf  # a new snapshot: look at the feed's age again now
 
     def _carry_out(self, head: RequestHead, admission: Admission, now: datetime) -> Decision:
         if isinstance(admission, ToApp):

@@ -42,6 +42,11 @@ class SnapshotHolder:
         return self._current
 
     @property
+    def clock(self) -> Callable[[], float]:
+        """The monotonic clock the feed's confirmations (and so the snapshot's age) are on."""
+        return self._clock
+
+    @property
     def last_updated(self) -> float | None:
         """Monotonic time of the last snapshot or heartbeat that confirmed it; None if never."""
         return self._last_updated
