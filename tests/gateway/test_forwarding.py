@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from lychgate.config.settings import IpNetwork
 from lychgate.errors import ClientError
-from lychgate.gateway.forwarding import (
-    Identity,
-    canonical_name,
-    forward_headers,
-    identity_headers,
-)
+from lychgate.gateway.forwarded_fields import canonical_name
+from lychgate.gateway.forwarding import Identity, forward_headers, identity_headers
 from lychgate.gateway.routing import RequestHost
 from lychgate.gateway.snapshot import UserProfile
 from lychgate.gateway.trusted_proxies import is_trusted
@@ -218,12 +215,57 @@ def test_trusted_ipv6_proxy_is_quoted_in_forwarded() -> None:
         ("forwarded", 'for="unterminated'),
         ("forwarded", "for=a b"),
         ("forwarded", "=x"),
+        # What a load balancer passes on from its client, checked like X-Forwarded-For:
+        ("forwarded", 'for="<img src=x onerror=alert(1)>"'),
+        ("forwarded", "for=evil.example"),
+        ("forwarded", 'for="[2001:db8::1%eth0]"'),
+        ("forwarded", 'for="[not-v6]"'),
+        ("forwarded", 'for="1.2.3.4:http"'),
+        ("forwarded", "by=203.0.113.300"),
+        ("forwarded", "for=1.2.3.4;proto=javascript"),
+        ("forwarded", "for=1.2.3.4;FOR=5.6.7.8"),
+        ("forwarded", "host=evil.example"),
+        ("forwarded", 'host="wiki.example.com:8443"'),
+        ("forwarded", 'host="wiki.example.com:80";proto=https'),  # routed on 443
+        ("forwarded", 'host="wiki.example.com/x"'),
+        ("forwarded", "for=1.2.3.4, host=evil.example"),
     ],
 )
 def test_unparsable_forwarding_from_a_trusted_proxy_is_an_error(bad: tuple[str, str]) -> None:
     with pytest.raises(ClientError) as err:
         fwd(head(bad, client_ip="10.0.0.1"), trusted_proxies=PROXY)
     assert err.value.status == 400
+
+
+@pytest.mark.parametrize(
+    "element",
+    [
+        "for=unknown",
+        "for=_hidden.node-1;by=_lb",
+        'for="_hidden:_port"',
+        'for="198.51.100.7:51234"',
+        'for="[2001:db8::1]:443"',
+        "host=WIKI.example.com.;proto=HTTPS",
+        'host="wiki.example.com:443"',
+        'host="wiki.example.com:443";proto=https;ext="any \\"quoted\\" text"',
+    ],
+)
+def test_a_trusted_proxys_sound_forwarded_element_is_kept_as_sent(element: str) -> None:
+    # RFC 7239 nodes (addresses, "unknown", obfuscated names and ports), and a host= that
+    # names the routed host (https://wiki.example.com): the chain an app reads stays whole.
+    out = fwd(head(("forwarded", element), client_ip="10.0.0.1"), trusted_proxies=PROXY)
+    assert values(out, "forwarded") == [
+        f"{element}, for=10.0.0.1;proto=https;host=wiki.example.com"
+    ]
+
+
+def test_a_forwarded_host_is_read_with_its_own_proto() -> None:
+    # A load balancer that terminated TLS says so in its element; the hop to the gateway is
+    # plain http, with no X-Forwarded-Proto, and the host named (port 443 implied) is routed.
+    element = "for=198.51.100.7;proto=https;host=wiki.example.com"
+    request = replace(head(("forwarded", element), client_ip="10.0.0.1"), scheme="http")
+    out = fwd(request, trusted_proxies=PROXY)
+    assert values(out, "forwarded") == [f"{element}, for=10.0.0.1;proto=http;host=wiki.example.com"]
 
 
 def test_two_proto_headers_from_a_trusted_proxy_are_an_error() -> None:
@@ -375,6 +417,9 @@ def test_a_trusted_proxys_port_and_prefix_are_kept_once_they_parse() -> None:
         (("x-forwarded-port", "+443"),),
         (("x-forwarded-port", "٤٤٣"),),  # Arabic-Indic digits: isdigit() says yes, ASCII no
         (("x-forwarded-port", "443"), ("x_forwarded_port", "443")),
+        # A port the client chose, passed on: apps would build links to it (T14).
+        (("x-forwarded-port", "1337"),),
+        (("x-forwarded-port", "80"),),  # routed on https, port 443
         (("x-forwarded-prefix", "//evil.example"),),
         (("x-forwarded-prefix", "wiki"),),
         (("x-forwarded-prefix", "/a\\b"),),

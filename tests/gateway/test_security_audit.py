@@ -207,6 +207,28 @@ async def test_a_trusted_proxy_with_duplicate_proto_headers_is_refused_on_the_wi
         assert d.app.seen == []
 
 
+@pytest.mark.parametrize(
+    "field",
+    [
+        b'Forwarded: for="<img src=x onerror=alert(1)>";proto=javascript;host=evil.example',
+        b"Forwarded: for=198.51.100.7;host=evil.example",
+        b"X-Forwarded-Port: 1337",
+    ],
+)
+async def test_a_trusted_proxy_passing_on_a_clients_forwarding_words_is_refused(
+    gateway: Start, connect: Connect, field: bytes
+) -> None:
+    # A load balancer passes on what its client sent: an app that read the first Forwarded
+    # element, or X-Forwarded-Port, built links to a host or port the client chose.
+    trusted = (ipaddress.ip_network("127.0.0.0/8"),)
+    async with deployment(gateway, trusted_proxies=trusted) as d:
+        c = await connect(d.port)
+        await c.send(b"GET /x HTTP/1.1\r\nHost: " + HOST.encode() + b"\r\n" + d.cookie())
+        await c.send(field + b"\r\n\r\n")
+        assert (await c.read_response()).status == 400
+        assert d.app.seen == []
+
+
 # -- SECURITY.md item 8: responses without content, and faulty framing --------------------------
 
 

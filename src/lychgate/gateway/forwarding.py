@@ -15,9 +15,8 @@ so nothing the *client* says on those subjects may get through:
   ``X-Lychgate-Assertion`` (the only one an app should trust; it verifies it against the JWKS).
 * **Forwarding headers** (``Forwarded``, ``X-Forwarded-*``) are stripped unless the TCP peer is
   one of ``trusted_proxies`` (none by default: STYLE.md item 6). From a trusted proxy they are
-  kept and appended to, but only after they parse; an unparsable ``X-Forwarded-For``,
-  ``X-Forwarded-Proto``, ``Forwarded``, ``X-Forwarded-Port`` or ``X-Forwarded-Prefix`` (or
-  any other ``X-Forwarded-*`` that is not printable ASCII) from a trusted proxy is a 400,
+  kept and appended to, but only after they pass :mod:`.forwarded_fields`' checks (addresses
+  that are addresses, a host and port that are the routed ones...); one that fails is a 400,
   never skipped.
   ``X-Forwarded-Host`` is always the Host the gateway routed on.
 * **The gateway's cookies** (the whole ``lychgate`` namespace, see
@@ -34,16 +33,21 @@ so nothing the *client* says on those subjects may get through:
 from __future__ import annotations
 
 import functools
-import ipaddress
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
 from lychgate.config.settings import IpNetwork
-from lychgate.errors import ClientError
 from lychgate.gateway.cookies import strip_lychgate_cookies
+from lychgate.gateway.forwarded_fields import (
+    canonical_name,
+    check_forwarded,
+    check_others,
+    forwarded_element,
+    forwarded_for,
+    forwarded_proto,
+)
 from lychgate.gateway.http.headers import (
     HOP_BY_HOP,
     MEMO_NAME_MAX,
@@ -97,10 +101,6 @@ USER_HEADER: Final = "x-lychgate-user"
 EMAIL_HEADER: Final = "x-lychgate-email"
 ASSERTION_HEADER: Final = "x-lychgate-assertion"
 
-_TCHARS: Final = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
-_QUOTED: Final = r'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[\x09\x20-\x7e])*"'
-_FORWARDED_PAIR: Final = re.compile(rf"[ \t]*({_TCHARS})=({_TCHARS}|{_QUOTED})[ \t]*")
-
 
 @dataclass(frozen=True, slots=True)
 class Identity:
@@ -113,11 +113,6 @@ class Identity:
     profile: UserProfile
     expires_at: datetime  # the app token's exp
     kid: str = ""  # the key that signed the app token
-
-
-def canonical_name(name: str) -> str:
-    """A header name as servers that fold ``_`` into ``-`` see it."""
-    return name.lower().replace("_", "-")
 
 
 # What forward_headers does with a header, by its lower-cased name.
@@ -226,8 +221,6 @@ def _forward(
             forwarded.append(pair[1])
         elif kind == _XF_OTHER:
             others.append(pair)
-    if others:
-        kept.extend(_check_others(others))
     if cookies:
         if not strip_cookies:
             cookie: str | None = "; ".join(cookies)
@@ -237,15 +230,18 @@ def _forward(
             cookie = strip_lychgate_cookies(cookies)
         if cookie is not None:
             kept.append(("cookie", cookie))
-    scheme = _proto(proto) if proto else head.scheme
+    scheme = forwarded_proto(proto) if proto else head.scheme
+    if others:
+        kept.extend(check_others(others, host.effective_port(scheme)))
     client_ip = head.client_ip
     kept.append(
-        ("x-forwarded-for", ", ".join([*_forwarded_for(xff), client_ip]) if xff else client_ip)
+        ("x-forwarded-for", ", ".join([*forwarded_for(xff), client_ip]) if xff else client_ip)
     )
     kept.append(("x-forwarded-proto", scheme))
     kept.append(("x-forwarded-host", authority))
     if forwarded:
-        elements = [*_check_forwarded(forwarded), _forwarded_element(client_ip, scheme, host)]
+        checked = check_forwarded(forwarded, host, scheme)
+        elements = [*checked, forwarded_element(client_ip, scheme, host)]
         kept.append(("forwarded", ", ".join(elements)))
     kept.extend(identity)
     return tuple(kept)
@@ -263,108 +259,3 @@ def identity_headers(identity: Identity, assertion: str) -> Headers:
         headers.append((EMAIL_HEADER, email))
     headers.append((ASSERTION_HEADER, assertion))
     return tuple(headers)
-
-
-def _bad(message: str, field: str) -> ClientError:
-    return ClientError(message, field=field, status=400)
-
-
-def _forwarded_for(values: list[str]) -> list[str]:
-    """The addresses in trusted ``X-Forwarded-For`` values; each must be an IP address.
-
-    Without an IPv6 zone (``fe80::1%eth0``): a zone names an interface of the sender's own
-    host, and :mod:`ipaddress` takes any text after the ``%`` (markup, quotes, spaces), which
-    apps and logs would read as an address we checked."""
-    hops: list[str] = []
-    for value in values:
-        for item in value.split(","):
-            item = item.strip(" \t")
-            try:
-                if "%" in item:
-                    raise ValueError(item)
-                hops.append(str(ipaddress.ip_address(item)))
-            except ValueError:
-                raise _bad("unparsable X-Forwarded-For", "x-forwarded-for") from None
-    return hops
-
-
-# Other X-Forwarded-* fields a trusted proxy may send, that name one thing each.
-_SINGLE_VALUED: Final = frozenset({"x-forwarded-port", "x-forwarded-prefix"})
-# One path segment's characters (RFC 3986 pchar) less ",", which list-splitting readers of
-# the field (Werkzeug's ProxyFix takes the last item) would cut at; percent-escapes only of
-# what may stand in a segment as itself: never "/", "\\", ",", "?", "#", "%" or a control.
-_SEGMENT: Final = (
-    r"(?:[A-Za-z0-9\-._~!$&'()*+;=:@]|%(?!2[fFcC3]|25|3[fF]|5[cC]|[01].|7[fF])[0-9A-Fa-f]{2})+"
-)
-# "/", or non-empty segments each after one "/", with a final "/" allowed: never "//host".
-_PREFIX: Final = re.compile(rf"/|(?:/{_SEGMENT})+/?")
-
-
-def _check_others(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """The other ``X-Forwarded-*`` fields of a trusted proxy, kept as sent once they parse.
-
-    ``-Port`` is one port number and ``-Prefix`` one absolute path of non-empty segments
-    (apps build URLs from it, so ``//evil.example``, a ``\\``, or a list such as
-    ``/a,//evil.example`` whose last item a reader takes, would make them point elsewhere);
-    each at most once.
-    Fields we do not know must be printable ASCII. Anything else is a 400, not a skip.
-    """
-    seen: set[str] = set()
-    for name, value in pairs:
-        canonical = canonical_name(name)
-        text = value.strip(" \t")
-        if canonical in _SINGLE_VALUED:
-            if canonical in seen:
-                raise _bad(f"more than one {canonical}", canonical)
-            seen.add(canonical)
-        if canonical == "x-forwarded-port":
-            ok = 0 < len(text) <= 5 and text.isascii() and text.isdigit() and 0 < int(text) < 65536
-        elif canonical == "x-forwarded-prefix":
-            ok = _PREFIX.fullmatch(text) is not None
-        else:
-            ok = value.isascii() and value.isprintable()
-        if not ok:
-            raise _bad(f"unparsable {canonical}", canonical)
-    return pairs
-
-
-def _proto(values: list[str]) -> str:
-    if len(values) != 1 or values[0].strip().lower() not in ("http", "https"):
-        raise _bad("unparsable X-Forwarded-Proto", "x-forwarded-proto")
-    return values[0].strip().lower()
-
-
-def _check_forwarded(values: list[str]) -> list[str]:
-    """Split trusted ``Forwarded`` values into elements, checking RFC 7239 section 4 syntax."""
-    return [element for value in values for element in _split_elements(value)]
-
-
-def _split_elements(value: str) -> list[str]:
-    elements: list[str] = []
-    current: list[str] = []
-    pos, end = 0, len(value)
-    while True:
-        match = _FORWARDED_PAIR.match(value, pos)
-        if match is None:
-            raise _bad("unparsable Forwarded", "forwarded")
-        current.append(f"{match.group(1)}={match.group(2)}")
-        pos = match.end()
-        if pos == end:
-            break
-        separator = value[pos]
-        if separator == ",":
-            elements.append(";".join(current))
-            current = []
-        elif separator != ";":
-            raise _bad("unparsable Forwarded", "forwarded")
-        pos += 1
-    elements.append(";".join(current))
-    return elements
-
-
-def _forwarded_element(client_ip: str, scheme: str, host: RequestHost) -> str:
-    """Our own ``Forwarded`` element (RFC 7239 section 4; IPv6 and ports must be quoted)."""
-    node = f'"[{client_ip}]"' if ":" in client_ip else client_ip
-    authority = host.authority
-    quoted = authority if re.fullmatch(_TCHARS, authority) else f'"{authority}"'
-    return f"for={node};proto={scheme};host={quoted}"
