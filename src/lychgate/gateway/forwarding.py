@@ -74,9 +74,17 @@ IDENTITY_HEADERS: Final = frozenset(
         "x-forwarded-preferred-username",
         "x-forwarded-access-token",
         "x-forwarded",  # no suffix: no proxy's field, but read as one by the unwary
+        # The client's address or scheme as other proxies and CDNs name it, which frameworks
+        # read (Rails: Client-IP; Tornado: X-Scheme; Rack: Front-End-Https): only ours counts.
         "x-real-ip",
         "x-client-ip",
         "true-client-ip",
+        "client-ip",
+        "x-cluster-client-ip",
+        "cf-connecting-ip",
+        "fastly-client-ip",
+        "x-scheme",
+        "front-end-https",
         "x-original-url",  # IIS/Symfony read the path from these: a path-rule bypass
         "x-rewrite-url",
         "x-original-uri",
