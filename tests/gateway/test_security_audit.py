@@ -305,9 +305,11 @@ async def test_transfer_encoding_on_http10_ends_the_connection(
             b"GET /smuggled HTTP/1.1\r\nHost: " + HOST.encode() + b"\r\n" + d.cookie() + b"\r\n"
         )
         first = await c.read_response()
-        assert first.status == 400 or first.header("connection") == "close"
+        # HTTP/1.0 has no chunked coding (RFC 9112 section 6.1): the framing is unknowable.
+        assert first.status == 400
+        assert first.header("connection") == "close"
         await c.read_until_closed()
-        assert "/smuggled" not in [s.target for s in d.app.seen]
+        assert d.app.seen == []
 
 
 # -- SECURITY.md item 10: WebSockets -----------------------------------------------------------
