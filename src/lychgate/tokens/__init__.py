@@ -25,12 +25,10 @@ from lychgate.tokens.jws import VerifiedJWS, Verifier
 from lychgate.tokens.keys import Keyring, PublicKeyring, generate_signing_key, rotate
 from lychgate.tokens.onetime import (
     Purpose,
-    check_redeemable,
     code_hash,
     make_one_time,
     new_code,
     read_payload,
-    redeem,
 )
 from lychgate.tokens.sealed import REGISTRATION_TTL, new_seal_key, seal, unseal
 
@@ -49,7 +47,6 @@ __all__ = [
     "Reason",
     "VerifiedJWS",
     "Verifier",
-    "check_redeemable",
     "code_hash",
     "encode_app_token",
     "encode_assertion",
@@ -58,7 +55,6 @@ __all__ = [
     "new_code",
     "new_seal_key",
     "read_payload",
-    "redeem",
     "rotate",
     "seal",
     "unseal",

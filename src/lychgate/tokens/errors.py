@@ -30,8 +30,6 @@ class Reason(enum.StrEnum):
     NOT_YET_VALID = "not_yet_valid"  # nbf or iat lies in the future (beyond the clock skew)
     WRONG_ISSUER = "wrong_issuer"
     WRONG_AUDIENCE = "wrong_audience"  # aud, or the app token's app, is not the expected one
-    WRONG_PURPOSE = "wrong_purpose"  # a one-time code made for another purpose
-    WRONG_CODE = "wrong_code"  # a one-time code whose hash does not match the record
     REPLAYED = "replayed"  # a one-time code or link that was already redeemed
 
 

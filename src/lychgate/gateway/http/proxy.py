@@ -196,10 +196,10 @@ class Exchange(ExchangeRelay):
         if self._req.received > self._max_body:
             self.request_failed(413, _TOO_MUCH)
             return
-        state = self._state
-        if state in (SENT, RESPONDING):
+        phase = self._state
+        if phase in (SENT, RESPONDING):
             self._send_body(data)
-        elif state == WAITING:
+        elif phase == WAITING:
             self._pending.append(data)
             self._pending_bytes += len(data) + PIECE_COST
             if self._pending_bytes > self._ctx.limits.write_buffer_high:

@@ -226,10 +226,10 @@ class ExchangeRelay:
 
     def upstream_failed(self, failure: Failure, got_bytes: bool) -> None:
         self._up = None
-        state = self._state
-        if state == DONE:
+        phase = self._state
+        if phase == DONE:
             return
-        if state == RESPONDING:
+        if phase == RESPONDING:
             # A cut message must not look complete; it still counts as this app's failure.
             self._state = DONE
             fwd = self._fwd
