@@ -20,6 +20,7 @@ class FakeTransport(asyncio.Transport):
         self.protocol = protocol
         self.written = bytearray()
         self.writes = 0
+        self.pieces = 0  # what a transport would buffer one record each for
         self.closed = False
         self.aborted = False
         self.eof_written = False
@@ -32,11 +33,13 @@ class FakeTransport(asyncio.Transport):
         assert not self.closed
         self.written += data
         self.writes += 1
+        self.pieces += 1
 
     def writelines(self, list_of_data: Any) -> None:
         assert not self.closed
         for data in list_of_data:
             self.written += data
+            self.pieces += 1
         self.writes += 1
 
     def is_closing(self) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.fakes import FakeTransport
-from lychgate.gateway.http.writer import Batch, Writer
+from lychgate.gateway.http.writer import JOIN_OVER, SMALL_CHUNK, Batch, Writer
 
 
 def test_writes_outside_a_batch_go_straight_through() -> None:
@@ -76,3 +76,32 @@ def test_unwrite_takes_back_only_what_has_not_left() -> None:
     assert w.unwrite(head)  # all of the batch taken back: nothing is written
     batch.end()
     assert t.writes == 1
+
+
+def test_many_small_chunks_reach_the_transport_as_one_piece() -> None:
+    # A client that reads nothing leaves each piece in the transport's buffer with a record of
+    # its own, which the byte-counted high-water mark does not see: a read of one-byte chunks
+    # held 15 MB per connection as three pieces a chunk.
+    batch = Batch()
+    t = FakeTransport()
+    w = Writer(t, batch)
+    batch.begin()
+    for _ in range(10_000):
+        w.write_chunk(b"x")
+    batch.end()
+    assert (t.writes, t.pieces) == (1, 1)
+    assert bytes(t.written) == b"1\r\nx\r\n" * 10_000
+
+
+def test_a_few_pieces_and_large_chunks_are_not_copied() -> None:
+    batch = Batch()
+    t = FakeTransport()
+    w = Writer(t, batch)
+    big = b"y" * (SMALL_CHUNK + 1)
+    batch.begin()
+    w.write(b"head")
+    w.write_chunk(b"small")
+    w.write_chunk(big)
+    batch.end()
+    assert t.pieces == 5 <= JOIN_OVER  # handed over as they are (writelines)
+    assert bytes(t.written) == b"head" + b"5\r\nsmall\r\n" + b"%x\r\n" % len(big) + big + b"\r\n"
