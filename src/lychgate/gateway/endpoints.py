@@ -37,6 +37,7 @@ import html
 import logging
 import math
 import re
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Final
@@ -47,7 +48,7 @@ from lychgate.gateway import admit_responses as responses
 from lychgate.gateway.admission import MAX_COOKIE_VALUES, ToEndpoint, check_app_token
 from lychgate.gateway.admit_origin import names_another_origin, quoted
 from lychgate.gateway.admit_redirect import app_path, safe_redirect
-from lychgate.gateway.authz_client import AuthzClient
+from lychgate.gateway.authz_client import AuthzBusy, AuthzClient
 from lychgate.gateway.cookies import (
     app_cookie_name,
     clear_app_cookie,
@@ -56,6 +57,7 @@ from lychgate.gateway.cookies import (
     session_cookie_name,
     set_app_cookie,
 )
+from lychgate.gateway.http.failures import Throttle
 from lychgate.gateway.paths import is_reserved
 from lychgate.gateway.routing import RequestHost
 from lychgate.gateway.signin_state import (
@@ -110,7 +112,7 @@ def utc_now() -> datetime:
 class Endpoints:
     """The gateway's own endpoints, bound to a snapshot holder and an authz client."""
 
-    __slots__ = ("_authz", "_clock", "_holder", "_max_stale")
+    __slots__ = ("_authz", "_clock", "_failures", "_holder", "_max_stale")
 
     def __init__(
         self,
@@ -124,6 +126,8 @@ class Endpoints:
         self._authz = authz
         self._clock = clock
         self._max_stale = max_stale
+        # Anyone can make these calls fail (a made-up code, a flood): one line per kind in 10 s.
+        self._failures = Throttle(time.monotonic)
 
     def _snapshot(self) -> ConfigSnapshot | None:
         """The current snapshot, unless the feed has not confirmed it within ``max_stale``."""
@@ -222,13 +226,8 @@ class Endpoints:
                 rid=head.rid,
             )
         except Exception as exc:
-            log.warning("code redemption failed: %s", type(exc).__name__)
-            return responses.text(
-                502,
-                "sign-in is unavailable, try again\n",
-                reason=f"callback: code redemption failed: {type(exc).__name__}",
-                rid=head.rid,
-            )
+            unavailable = "sign-in is unavailable, try again\n"
+            return self._authz_failed("callback: code redemption", exc, head, unavailable)
         return self._store_token(head, snapshot, admission, token, target)
 
     async def _burn(self, code: str, rid: str) -> None:
@@ -313,14 +312,30 @@ class Endpoints:
             for session_id, user_id in sessions:
                 await self._authz.revoke_session(session_id, user_id, rid=head.rid)
         except Exception as exc:
-            log.warning("session revocation failed: %s", type(exc).__name__)
+            unavailable = "sign-out could not be completed: you are still signed in; try again\n"
+            return self._authz_failed("logout: session revocation", exc, head, unavailable)
+        return responses.redirect("/", headers=clear)
+
+    def _authz_failed(
+        self, what: str, exc: Exception, head: RequestHead, unavailable: str
+    ) -> Respond:
+        """The answer when a call to authz failed: 503 while this worker's calls are at their
+        cap (:class:`~.authz_client.AuthzBusy`), else 502 saying ``unavailable``; logged at
+        most once per kind every 10 s, with how many more there were."""
+        kind = type(exc).__name__
+        more = self._failures.due((what, kind))
+        if more is not None:
+            log.warning("%s failed: %s%s", what, kind, more)
+        reason = f"{what} failed: {kind}"
+        if isinstance(exc, AuthzBusy):
             return responses.text(
-                502,
-                "sign-out could not be completed: you are still signed in; try again\n",
-                reason=f"logout: session revocation failed: {type(exc).__name__}",
+                503,
+                "busy; try again in a moment\n",
+                headers=(("retry-after", "1"),),
+                reason=reason,
                 rid=head.rid,
             )
-        return responses.redirect("/", headers=clear)
+        return responses.text(502, unavailable, reason=reason, rid=head.rid)
 
     def _app_sessions(
         self, head: RequestHead, snapshot: ConfigSnapshot, admission: ToEndpoint

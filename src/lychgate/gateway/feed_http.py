@@ -44,17 +44,25 @@ def authz_base(listen: str) -> str:
     return f"http://{name}:{port}"
 
 
-def authz_client(base: str, secret: Secret, *, timeout: float | httpx.Timeout) -> httpx.AsyncClient:
+def authz_client(
+    base: str,
+    secret: Secret,
+    *,
+    timeout: float | httpx.Timeout,
+    limits: httpx.Limits | None = None,
+) -> httpx.AsyncClient:
     """An httpx client for authz's internal API at ``base`` (see :func:`authz_base`).
 
     Redirects are not followed and no proxy or ``.netrc`` from the environment is used: this
     client only ever talks to our own authz. Without TLS (a unix socket or ``http://``) no CA
     bundle is loaded, so building one does no file I/O and is safe on the event loop.
+    ``limits``: the connection pool's (httpx's default without).
     """
+    limits = limits if limits is not None else httpx.Limits()
     headers = {"authorization": f"Bearer {secret.reveal()}"}
     tls = base.startswith("https://")
     uds = base.removeprefix("unix:") if base.startswith("unix:") else None
-    transport = httpx.AsyncHTTPTransport(uds=uds, verify=tls, trust_env=False)
+    transport = httpx.AsyncHTTPTransport(uds=uds, verify=tls, trust_env=False, limits=limits)
     return httpx.AsyncClient(
         transport=transport,
         base_url=_UNIX_BASE if uds is not None else base,
