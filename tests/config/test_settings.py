@@ -288,3 +288,41 @@ def test_port_0_is_refused_where_others_must_find_the_listener(data_dir: Path, n
 def test_parse_hostport_still_takes_port_0_for_tests_and_tools() -> None:
     # Low-level callers (start_server(port=0), prepare(listen=...)) ask the OS for a port.
     assert parse_hostport("127.0.0.1:0") == ("127.0.0.1", 0)
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("::1", "an IPv6 address needs brackets, as in [::1]:8080"),
+        ("::8443", "an IPv6 address needs brackets"),
+        ("http://127.0.0.1:8080", "expected HOST:PORT, not a URL"),
+    ],
+)
+def test_a_listen_address_written_as_a_url_or_bare_ipv6_is_refused_saying_so(
+    data_dir: Path, value: str, said: str
+) -> None:
+    # "::1" read as host ":" and port 1, and failed at bind as "cannot listen on [:]:1".
+    for name in ("listen", "metrics_listen", "http_redirect_listen"):
+        with pytest.raises(ConfigError) as err:
+            load_settings(data_dir, {}, **{name: value})
+        assert err.value.field == name
+        assert said in str(err.value)
+    assert load_settings(data_dir, {}, listen="[::1]:8080").listen == "[::1]:8080"
+
+
+@pytest.mark.parametrize("name", ["tls_cert", "tls_key"])
+def test_an_empty_tls_path_is_refused_not_read_as_this_directory(data_dir: Path, name: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(data_dir, {f"LYCHGATE_{name.upper()}": ""})
+    assert err.value.field == name
+    assert "is empty" in str(err.value)
+
+
+def test_own_tls_files_need_an_https_public_url(data_dir: Path) -> None:
+    # The listener spoke TLS alone while every link said http://: each browser got "plain
+    # HTTP sent to the HTTPS port", and the start said nothing.
+    files = {"tls_cert": Path("/etc/lychgate/cert.pem"), "tls_key": Path("/etc/lychgate/k.pem")}
+    with pytest.raises(ConfigError) as err:
+        load_settings(data_dir, {}, public_url="http://localhost:8080", **files)
+    assert "make public_url https://" in str(err.value)
+    assert load_settings(data_dir, {}, public_url="https://gate.example", **files).is_https

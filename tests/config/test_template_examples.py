@@ -11,11 +11,14 @@ import pytest
 
 from lychgate.config import Limits, Settings, load_settings
 from lychgate.deployment.config_file import config_template
+from lychgate.errors import ConfigError
 
 EXAMPLE = re.compile(r"# (?P<key>[a-z_]+) = ")
 TABLE = re.compile(r"# \[(?P<table>[a-z_]+)\]$")
 # Settings that are only valid together: uncommented as one.
 TOGETHER = {"tls_cert": "tls_key", "tls_key": "tls_cert"}
+# Settings valid only with an https public_url: on a plain http one they are refused, saying so.
+NEEDS_HTTPS = {"tls_cert", "tls_key"}
 
 DEFAULT = config_template(public_url=None, routing=None, domain=None)
 ALL_GIVEN = config_template(
@@ -75,13 +78,22 @@ def test_each_example_uncommented_alone_is_valid(data_dir: Path, text: str) -> N
         keys = {key, TOGETHER[key]} if key in TOGETHER else {key}
         edited = uncommented(text, keys)
         assert edited != text
+        if key in NEEDS_HTTPS and 'public_url = "https://' not in text:
+            with pytest.raises(ConfigError, match="make public_url https://"):
+                load(data_dir, edited)
+            continue
         load(data_dir, edited)  # raises ConfigError, naming the key, if not
 
 
 @pytest.mark.parametrize("text", [DEFAULT, ALL_GIVEN], ids=["default", "all-given"])
 def test_every_example_uncommented_at_once_parses_and_is_valid(data_dir: Path, text: str) -> None:
-    everything = uncommented(text, set(example_keys(text)))
-    assert not any(EXAMPLE.match(line) or TABLE.match(line) for line in everything.split("\n"))
+    keys = set(example_keys(text))
+    if 'public_url = "https://' not in text:
+        keys -= NEEDS_HTTPS  # refused on plain http (above)
+    everything = uncommented(text, keys)
+    left = [found["key"] for line in everything.split("\n") if (found := EXAMPLE.match(line))]
+    assert set(left) <= NEEDS_HTTPS
+    assert not any(TABLE.match(line) for line in everything.split("\n"))
     load(data_dir, everything)
 
 

@@ -177,6 +177,14 @@ class Settings(BaseSettings):
             return tuple(_network(v) for v in value)
         return value
 
+    @field_validator("tls_cert", "tls_key", mode="before")
+    @classmethod
+    def _check_tls_path(cls, value: Any) -> Any:
+        """An empty path is a mistake (``LYCHGATE_TLS_KEY=``), not the current directory."""
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty: give the file's path, or leave the setting out")
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lower_log_level(cls, value: Any) -> Any:
@@ -214,6 +222,15 @@ class Settings(BaseSettings):
                 "tls_cert and tls_key must be set together",
                 tls_cert=self.tls_cert,
                 tls_key=self.tls_key,
+            )
+        if self.tls_cert is not None and not self.is_https:
+            # The listener would speak TLS alone, while every link the deployment gives out
+            # says http://: each browser would get "plain HTTP sent to the HTTPS port".
+            raise _conflict(
+                "tls_cert and tls_key make the gateway serve https, but public_url is http: "
+                "make public_url https://, or leave tls_cert and tls_key out",
+                tls_cert=self.tls_cert,
+                public_url=self.public_url,
             )
         if self.proxy_protocol and not self.trusted_proxies:
             raise _conflict(
@@ -327,6 +344,10 @@ def _check_known_port(value: str) -> None:
 def parse_hostport(value: str) -> tuple[str, int]:
     """``"127.0.0.1:8080"`` or ``"[::1]:8080"`` to ``(host, port)``; ValueError when invalid.
     Port 0 (any free port) is accepted here; settings refuse it (:func:`_check_known_port`)."""
+    if "://" in value:
+        raise ValueError(f"expected HOST:PORT, not a URL: got {value!r}")
+    if value.count(":") > 1 and not value.startswith("["):
+        raise ValueError(f"an IPv6 address needs brackets, as in [::1]:8080: got {value!r}")
     host, sep, port_s = value.rpartition(":")
     if not sep or not host or not (port_s.isascii() and port_s.isdigit()):
         raise ValueError(f"expected HOST:PORT, got {value!r}")

@@ -65,7 +65,8 @@ def config_template(
 _OTHER_SETTINGS: Final = (
     "",
     "# HTTPS. Default: an https public_url is served with a certificate from the internal CA.",
-    '# tls_cert = "/etc/lychgate/fullchain.pem"  # your own certificate and key, set together;',
+    '# tls_cert = "/etc/lychgate/fullchain.pem"  # your own certificate and key, set together',
+    "#                                              (with an https public_url);",
     '# tls_key = "/etc/lychgate/privkey.pem"     # renewed files are read without a restart',
     '# http_redirect_listen = "0.0.0.0:80"  # default: off; plain HTTP redirecting to https',
     "# hsts_max_age = 31536000     # seconds of HSTS on https (a year; at most two; 0: none)",

@@ -12,6 +12,7 @@ the event loop runs, and share the context between connections.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -37,12 +38,47 @@ def server_ssl_context(cert_path: Path, key_path: Path) -> ssl.SSLContext:
     context.options |= ssl.OP_NO_TICKET
     context.num_tickets = 1  # TLS 1.3: one resumable session kept per handshake, not two
     try:
-        context.load_cert_chain(cert_path, key_path)
+        # Never a passphrase prompt: on a terminal OpenSSL asked for one, twice, and waited.
+        context.load_cert_chain(cert_path, key_path, password=_no_passphrase(key_path))
     except (OSError, ssl.SSLError) as exc:
+        why = _not_pem(cert_path, key_path) or str(exc)
         raise ConfigError(
-            f"cannot load TLS certificate {cert_path} with key {key_path}: {exc}", field="tls"
+            f"cannot load TLS certificate {cert_path} with key {key_path}: {why}", field="tls"
         ) from exc
     return context
+
+
+def _no_passphrase(key_path: Path) -> Callable[[], bytes]:
+    def refuse() -> bytes:
+        raise ConfigError(
+            f"the TLS key {key_path} is encrypted with a passphrase, which the gateway cannot "
+            f"ask for: decrypt it (openssl pkey -in {key_path} -out NEW_KEY; keep it 0600)",
+            field="tls",
+        )
+
+    return refuse
+
+
+def _not_pem(cert_path: Path, key_path: Path) -> str | None:
+    """What is wrong with the files' format, said plainly (OpenSSL's "PEM lib" says nothing);
+    None when both look right or cannot be read (the load's own error says why)."""
+    try:
+        cert, key = cert_path.read_bytes(), key_path.read_bytes()
+    except OSError:
+        return None
+    if b"PRIVATE KEY-----" in cert and b"-----BEGIN CERTIFICATE-----" in key:
+        return "the two files look swapped: tls_cert holds a key and tls_key a certificate"
+    if b"-----BEGIN CERTIFICATE-----" not in cert:
+        return (
+            f"{cert_path} holds no PEM certificate (DER? convert it: "
+            f"openssl x509 -inform der -in {cert_path} -out NEW_CERT)"
+        )
+    if b"PRIVATE KEY-----" not in key:
+        return (
+            f"{key_path} holds no PEM private key (DER? convert it: "
+            f"openssl pkey -inform der -in {key_path} -out NEW_KEY)"
+        )
+    return None
 
 
 def client_ssl_context(ca_path: Path | None = None, *, verify: bool = True) -> ssl.SSLContext:
