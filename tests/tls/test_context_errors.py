@@ -29,18 +29,23 @@ def _refusal(cert: Path, key: Path) -> str:
     return str(info.value)
 
 
+def _key_as(
+    paths: TlsPaths,
+    to: Path,
+    encoding: serialization.Encoding,
+    encryption: serialization.KeySerializationEncryption,
+) -> Path:
+    """The server's key written again to ``to``, in ``encoding``, with ``encryption``."""
+    key = serialization.load_pem_private_key(paths.server_key.read_bytes(), None)
+    to.write_bytes(key.private_bytes(encoding, serialization.PrivateFormat.PKCS8, encryption))
+    return to
+
+
 def test_a_key_with_a_passphrase_is_named_and_never_prompted_for(
     paths: TlsPaths, tmp_path: Path
 ) -> None:
-    key = serialization.load_pem_private_key(paths.server_key.read_bytes(), None)
-    encrypted = tmp_path / "encrypted.key"
-    encrypted.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(b"secret"),
-        )
-    )
+    secret = serialization.BestAvailableEncryption(b"secret")
+    encrypted = _key_as(paths, tmp_path / "encrypted.key", serialization.Encoding.PEM, secret)
     said = _refusal(paths.server_cert, encrypted)
     assert "is encrypted with a passphrase" in said
     assert f"openssl pkey -in {encrypted}" in said
@@ -53,15 +58,8 @@ def test_der_files_are_named_with_the_conversion(paths: TlsPaths, tmp_path: Path
     said = _refusal(der_cert, paths.server_key)
     assert f"{der_cert} holds no PEM certificate" in said
     assert "openssl x509 -inform der" in said
-    key = serialization.load_pem_private_key(paths.server_key.read_bytes(), None)
-    der_key = tmp_path / "server.key.der"
-    der_key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.DER,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    plain = serialization.NoEncryption()
+    der_key = _key_as(paths, tmp_path / "server.key.der", serialization.Encoding.DER, plain)
     said = _refusal(paths.server_cert, der_key)
     assert f"{der_key} holds no PEM private key" in said
     assert "openssl pkey -inform der" in said
