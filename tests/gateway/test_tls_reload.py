@@ -359,3 +359,25 @@ async def test_names_the_certificate_in_use_lacks_are_not_asked_of_a_renewal(
     )
     await asyncio.to_thread(_issue, ca, pair, "auth.example.test", "wiki.example.test")
     assert await asyncio.to_thread(certs.reload) is True
+
+
+def test_a_start_with_a_certificate_browsers_refuse_says_so(
+    pair: CertPair, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The start took a certificate for another host, or one not valid yet, without a word,
+    # where a renewal of the same files is refused: every browser then refused the gateway.
+    with caplog.at_level(logging.WARNING, logger="lychgate.gateway.http.tls"):
+        ServerCertificates(pair, hosts=("one.example",))
+    assert caplog.records == []
+    with caplog.at_level(logging.WARNING, logger="lychgate.gateway.http.tls"):
+        ServerCertificates(pair, hosts=("gate.example",))
+        leaf = x509.load_pem_x509_certificates(pair.cert_file.read_bytes())[0]
+        early = leaf.not_valid_before_utc - timedelta(days=1)
+        ServerCertificates(pair, hosts=("one.example",), clock=lambda: early)
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        f"the TLS certificate {pair.cert_file} does not name gate.example, which this gateway "
+        "serves: browsers will refuse it there",
+        said[1],
+    ]
+    assert said[1].startswith(f"the TLS certificate {pair.cert_file} is not valid until ")

@@ -97,7 +97,8 @@ class ServerCertificates:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         """``hosts``: names the default certificate must cover for a renewal to be taken (the
-        public host); they are not checked at start-up, where the operator sees the result.
+        public host); at start-up, one it does not cover, or a certificate not valid yet, is
+        a warning (the operator chose these files; a renewal is refused instead).
         ``also``: names a renewal must cover if the certificate at start-up covers them (in
         subdomains mode, the app domain and a name under it: the wildcard the apps need)."""
         self._default = default
@@ -110,6 +111,27 @@ class ServerCertificates:
         self._refused: tuple[tuple[int, int, int], ...] | None = None
         self.context = self._loaded.default
         self.context.sni_callback = self._choose
+        self._warn_at_start(hosts)
+
+    def _warn_at_start(self, hosts: Collection[str]) -> None:
+        """Say what browsers will refuse in the certificates chosen (an expired one is
+        :class:`~lychgate.gateway.cert_reload.CertificateReloader`'s to say, and to repeat)."""
+        now = self._clock()
+        for pair, leaf in zip(self._pairs(), self._loaded.leaves, strict=True):
+            if now < leaf.not_valid_before_utc:
+                log.warning(
+                    "the TLS certificate %s is not valid until %s: browsers refuse it until then",
+                    pair.cert_file,
+                    leaf.not_valid_before_utc.isoformat(),
+                )
+        missing = [h for h in hosts if not certificate_covers(self._loaded.leaves[0], h)]
+        if missing:
+            log.warning(
+                "the TLS certificate %s does not name %s, which this gateway serves: browsers "
+                "will refuse it there",
+                self._default.cert_file,
+                ", ".join(missing),
+            )
 
     @property
     def not_after(self) -> datetime:
