@@ -20,7 +20,12 @@ from lychgate.config import Settings, load_settings
 from lychgate.deployment.init import prepare_files
 from lychgate.errors import ConfigError
 from lychgate.gateway.http.limits import Limits
-from lychgate.gateway.listeners import check_distinct, check_listeners, listen_addresses
+from lychgate.gateway.listeners import (
+    check_distinct,
+    check_listeners,
+    listen_addresses,
+    resolve_host,
+)
 from lychgate.gateway.plan import GatewayPlan, prepare
 from lychgate.secret import Secret
 
@@ -110,6 +115,20 @@ def test_a_later_workers_metrics_port_on_the_listen_port_is_refused(settings: Se
 def test_a_wildcard_or_the_same_host_on_one_port_clashes(first: str, second: str) -> None:
     with pytest.raises(ConfigError, match="clashes with listen"):
         check_distinct([("listen", first, 8080), ("metrics_listen", second, 8080)])
+
+
+def test_a_name_that_stands_for_the_same_address_clashes() -> None:
+    # metrics_listen = "localhost:8080" beside listen = "127.0.0.1:8080" passed, and the
+    # gateway died binding the second with a traceback. Names are looked up where it counts.
+    wanted = [("listen", "127.0.0.1", 8080), ("metrics_listen", "localhost", 8080)]
+    check_distinct(wanted)  # pure by default: as written, no clash seen
+    with pytest.raises(
+        ConfigError,
+        match=r"^metrics_listen: localhost:8080 clashes with listen \(127\.0\.0\.1:8080\)$",
+    ):
+        check_distinct(wanted, resolve_host)
+    assert "127.0.0.1" in resolve_host("localhost")
+    assert resolve_host("no-such-host.invalid") == ("no-such-host.invalid",)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Sequence
+import socket
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -61,26 +62,42 @@ class Addresses:
         )
 
 
-def check_distinct(wanted: list[tuple[str, str, int]]) -> None:
+def check_distinct(
+    wanted: list[tuple[str, str, int]],
+    resolve: Callable[[str], Sequence[str]] = lambda host: (host,),
+) -> None:
     """Raise a one-line :class:`ConfigError` naming both settings when two of ``wanted``
     (from :func:`listen_addresses`) are the same address.
 
     Asking the OS about each address alone finds them all free; the second listener would then
     fail to bind, with a traceback, in a worker already started. The same port on a wildcard
     host clashes with the hosts it takes (:func:`_takes`). Port 0 (any free port) never
-    clashes. Hosts are compared as written, IP addresses in their canonical form. Pure: no
-    sockets.
+    clashes. Hosts are compared as ``resolve`` gives their addresses (as written by default,
+    so this is pure: :func:`check_listeners` looks names up), IP addresses in their canonical
+    form.
     """
-    seen: list[tuple[str, str, str, int]] = []  # setting, canonical host, host, port
+    seen: list[tuple[str, set[str], str, int]] = []  # setting, canonical hosts, host, port
     for what, host, port in wanted:
-        name = _canonical(host)
-        for other, other_name, other_host, other_port in seen:
-            if port == other_port != 0 and (
+        names = {_canonical(address) for address in resolve(host)}
+        for other, other_names, other_host, other_port in seen:
+            if port == other_port != 0 and any(
                 name == other_name or _takes(name, other_name) or _takes(other_name, name)
+                for name in names
+                for other_name in other_names
             ):
                 shown, other_shown = _shown(host, port), _shown(other_host, port)
                 raise ConfigError(f"{shown} clashes with {other} ({other_shown})", field=what)
-        seen.append((what, name, host, port))
+        seen.append((what, names, host, port))
+
+
+def resolve_host(host: str) -> Sequence[str]:
+    """The addresses a listen host name stands for (``localhost``: 127.0.0.1 and ::1), and the
+    name itself; only the name when it does not resolve (binding will say why). Blocks."""
+    try:
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return (host,)
+    return (host, *dict.fromkeys(str(info[4][0]) for info in found))
 
 
 def _canonical(host: str) -> str:
@@ -150,7 +167,7 @@ def check_listeners(
     one that binds with SO_REUSEPORT joins a port that another gateway serves without an error.
     """
     wanted = [*listen_addresses(plan, workers), *also]
-    check_distinct(wanted)
+    check_distinct(wanted, resolve_host)
     for what, host, port in wanted:
         check_free(host, port, what)
 
