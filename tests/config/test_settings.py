@@ -326,3 +326,14 @@ def test_own_tls_files_need_an_https_public_url(data_dir: Path) -> None:
         load_settings(data_dir, {}, public_url="http://localhost:8080", **files)
     assert "make public_url https://" in str(err.value)
     assert load_settings(data_dir, {}, public_url="https://gate.example", **files).is_https
+
+
+@pytest.mark.parametrize("name", ["trusted_proxies", "authz_trusted_gateways"])
+def test_a_trusted_network_with_host_bits_is_refused_not_widened(data_dir: Path, name: str) -> None:
+    # "10.0.0.1/8" loaded as 10.0.0.0/8: a one-host entry silently trusted a whole /8.
+    with pytest.raises(ConfigError) as err:
+        load_settings(data_dir, {f"LYCHGATE_{name.upper()}": "10.0.0.1/8"})
+    assert err.value.field == name
+    assert "write 10.0.0.0/8 for the network, or 10.0.0.1/32 for the one address" in str(err.value)
+    kept = load_settings(data_dir, {f"LYCHGATE_{name.upper()}": "10.0.0.0/8,192.0.2.7"})
+    assert [str(n) for n in getattr(kept, name)] == ["10.0.0.0/8", "192.0.2.7/32"]

@@ -316,17 +316,25 @@ def _network_list(text: str) -> list[Any]:
 
 def _network(value: Any) -> IpNetwork:
     """An IP network, or a ValueError saying what one looks like (a number, which
-    :func:`ipaddress.ip_network` takes for an address, is none)."""
+    :func:`ipaddress.ip_network` takes for an address, is none). Bits set past the prefix
+    (``10.0.0.1/8``) are refused, not dropped: whether the whole /8 or the one host was meant
+    decides whom the gateway believes (nginx warns of the same)."""
     if isinstance(value, IpNetwork):
         return value
     try:
         if not isinstance(value, str):
             raise TypeError(value)
-        return ipaddress.ip_network(value, strict=False)
+        network = ipaddress.ip_network(value, strict=False)
     except (TypeError, ValueError):
         raise ValueError(
             f"{value!r} is not an IP network: give networks {_NETWORKS_FORM}"
         ) from None
+    if "/" in value and network.network_address != ipaddress.ip_address(value.split("/")[0]):
+        raise ValueError(
+            f"{value!r} has bits set past its prefix: write {network} for the network, or "
+            f"{value.split('/')[0]}/{network.max_prefixlen} for the one address"
+        )
+    return network
 
 
 def _check_known_port(value: str) -> None:
