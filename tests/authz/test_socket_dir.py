@@ -141,3 +141,21 @@ def test_only_the_sockets_own_directory_is_made_never_its_parents(tmp_path: Path
     missing.mkdir()
     prepare_socket_dir(load_settings(tmp_path, {"LYCHGATE_AUTHZ_LISTEN": listen}))
     assert _mode(missing / "sockets") == 0o700
+
+
+def test_a_data_directory_this_user_may_not_write_to_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read-only or immutable data directory (root is refused only by chattr +i or a
+    # read-only mount, which a test cannot make) ended `lychgate authz` in a traceback.
+    settings = load_settings(tmp_path, {})
+
+    def refuse(self: Path, mode: int = 0o777) -> None:
+        raise PermissionError(1, "Operation not permitted", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    with pytest.raises(ConfigError) as err:
+        prepare_socket_dir(settings)
+    assert str(err.value).endswith(
+        f"cannot prepare authz's socket directory {tmp_path / 'run'}: Operation not permitted"
+    )

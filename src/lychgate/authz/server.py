@@ -150,12 +150,18 @@ def prepare_socket_dir(settings: Settings) -> None:
     parent = path.parent
     own = is_own_run_dir(parent, settings)
     check_socket_dir(parent, own=own)
-    if not parent.exists():
-        parent.mkdir(mode=DIR_MODE)
-    elif own:
-        os.chmod(parent, DIR_MODE)
-    if stale_socket(path):
-        path.unlink()
+    try:
+        if not parent.exists():
+            parent.mkdir(mode=DIR_MODE)
+        elif own:
+            os.chmod(parent, DIR_MODE)
+        if stale_socket(path):
+            path.unlink()
+    except OSError as exc:  # a data directory this user may not write to: one line, no trace
+        raise ConfigError(
+            f"cannot prepare authz's socket directory {parent}: {exc.strerror or exc}",
+            field="authz_listen",
+        ) from exc
 
 
 def is_own_run_dir(directory: Path, settings: Settings) -> bool:
