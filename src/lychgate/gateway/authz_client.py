@@ -47,7 +47,8 @@ class AuthzUnavailable(LychgateError):
 
 
 class AuthzBusy(AuthzUnavailable):
-    """As many calls to authz are in flight as this worker allows: the gateway answers 503."""
+    """This worker's calls to authz are at a cap (in flight, or a second): the gateway answers
+    503 at once."""
 
     status = 503
 

@@ -47,7 +47,7 @@ def canonical_name(name: str) -> str:
     return name.lower().replace("_", "-")
 
 
-def bad(message: str, field: str) -> ClientError:
+def _bad(message: str, field: str) -> ClientError:
     return ClientError(message, field=field, status=400)
 
 
@@ -66,14 +66,14 @@ def forwarded_for(values: list[str]) -> list[str]:
                     raise ValueError(item)
                 hops.append(str(ipaddress.ip_address(item)))
             except ValueError:
-                raise bad("unparsable X-Forwarded-For", "x-forwarded-for") from None
+                raise _bad("unparsable X-Forwarded-For", "x-forwarded-for") from None
     return hops
 
 
 def forwarded_proto(values: list[str]) -> str:
     """The scheme a trusted ``X-Forwarded-Proto`` names: one field, ``http`` or ``https``."""
     if len(values) != 1 or values[0].strip().lower() not in _PROTOS:
-        raise bad("unparsable X-Forwarded-Proto", "x-forwarded-proto")
+        raise _bad("unparsable X-Forwarded-Proto", "x-forwarded-proto")
     return values[0].strip().lower()
 
 
@@ -104,18 +104,18 @@ def check_others(pairs: list[tuple[str, str]], port: int | None) -> list[tuple[s
         text = value.strip(" \t")
         if canonical in _SINGLE_VALUED:
             if canonical in seen:
-                raise bad(f"more than one {canonical}", canonical)
+                raise _bad(f"more than one {canonical}", canonical)
             seen.add(canonical)
         if canonical == "x-forwarded-port":
             ok = 0 < len(text) <= 5 and text.isascii() and text.isdigit() and 0 < int(text) < 65536
             if ok and int(text) != port:
-                raise bad("x-forwarded-port is not the port the request was routed on", canonical)
+                raise _bad("x-forwarded-port is not the port the request was routed on", canonical)
         elif canonical == "x-forwarded-prefix":
             ok = _PREFIX.fullmatch(text) is not None
         else:
             ok = value.isascii() and value.isprintable()
         if not ok:
-            raise bad(f"unparsable {canonical}", canonical)
+            raise _bad(f"unparsable {canonical}", canonical)
     return pairs
 
 
@@ -141,7 +141,7 @@ def _split_elements(value: str) -> list[list[tuple[str, str]]]:
     while True:
         match = _FORWARDED_PAIR.match(value, pos)
         if match is None:
-            raise bad("unparsable Forwarded", "forwarded")
+            raise _bad("unparsable Forwarded", "forwarded")
         current.append((match.group(1), match.group(2)))
         pos = match.end()
         if pos == end:
@@ -151,7 +151,7 @@ def _split_elements(value: str) -> list[list[tuple[str, str]]]:
             elements.append(current)
             current = []
         elif separator != ";":
-            raise bad("unparsable Forwarded", "forwarded")
+            raise _bad("unparsable Forwarded", "forwarded")
         pos += 1
     elements.append(current)
     return elements
@@ -162,21 +162,21 @@ def _check_element(pairs: list[tuple[str, str]], host: RequestHost, scheme: str)
     for name, text in pairs:
         key = name.lower()
         if key in params:  # "MUST NOT occur more than once" (section 4): which would count?
-            raise bad(f"Forwarded repeats {key}=", "forwarded")
+            raise _bad(f"Forwarded repeats {key}=", "forwarded")
         params[key] = _unquoted(text)
     for key in ("for", "by"):
         if key in params and not _is_node(params[key]):
-            raise bad(f"unparsable Forwarded {key}=", "forwarded")
+            raise _bad(f"unparsable Forwarded {key}=", "forwarded")
     proto = params.get("proto", scheme).lower()
     if proto not in _PROTOS:
-        raise bad("unparsable Forwarded proto=", "forwarded")
+        raise _bad("unparsable Forwarded proto=", "forwarded")
     if "host" in params:
         try:
             named = parse_host(params["host"])
         except ClientError:
-            raise bad("unparsable Forwarded host=", "forwarded") from None
+            raise _bad("unparsable Forwarded host=", "forwarded") from None
         if (named.name, named.effective_port(proto)) != (host.name, host.effective_port(proto)):
-            raise bad("Forwarded host= is not the host the request was routed on", "forwarded")
+            raise _bad("Forwarded host= is not the host the request was routed on", "forwarded")
 
 
 def _unquoted(text: str) -> str:
