@@ -337,3 +337,18 @@ def test_a_trusted_network_with_host_bits_is_refused_not_widened(data_dir: Path,
     assert "write 10.0.0.0/8 for the network, or 10.0.0.1/32 for the one address" in str(err.value)
     kept = load_settings(data_dir, {f"LYCHGATE_{name.upper()}": "10.0.0.0/8,192.0.2.7"})
     assert [str(n) for n in getattr(kept, name)] == ["10.0.0.0/8", "192.0.2.7/32"]
+
+
+def test_a_wrong_type_says_what_to_write(data_dir: Path) -> None:
+    # Pydantic's words said only what was wrong: "Input should be a valid boolean".
+    with pytest.raises(ConfigError) as err:
+        load_settings(data_dir, {"LYCHGATE_PROXY_PROTOCOL": "maybe"})
+    assert str(err.value).endswith(
+        "write true or false (in the environment also 1/0, yes/no, on/off)"
+    )
+    (data_dir / "lychgate.toml").write_text("listen = 8080\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(data_dir, {})
+    assert str(err.value).endswith(
+        "Input should be a valid string: write it as a string, in quotes"
+    )

@@ -17,7 +17,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from pydantic import ValidationError
 from pydantic_settings import (
@@ -226,8 +226,18 @@ def _config_error(exc: ValidationError, sources: _Sources) -> ConfigError:
     elif first["type"] == "extra_forbidden":
         message = f"unknown setting {key!r} {where}"
     else:
-        message = f"invalid value for {key!r} {where}: {what}"
+        hint = _HINTS.get(first["type"])
+        message = f"invalid value for {key!r} {where}: {what}" + (f": {hint}" if hint else "")
     return ConfigError(message, field=key or None)
+
+
+# What to write instead, where pydantic's words say only what is wrong.
+_BOOLEAN = "write true or false (in the environment also 1/0, yes/no, on/off)"
+_HINTS: Final = {
+    "bool_parsing": _BOOLEAN,
+    "bool_type": _BOOLEAN,
+    "string_type": "write it as a string, in quotes",
+}
 
 
 def _compared(context: Mapping[str, Any], sources: _Sources) -> str:
