@@ -16,9 +16,9 @@ import pytest
 from gateway.client import get
 from gateway.conftest import Connect, Start, forward_to
 from gateway.upstreams import Reply, Seen, http_upstream
-from gateway.waiting import PATIENCE, steady
+from gateway.waiting import PATIENCE, eventually, steady
 from lychgate.gateway.http import Limits
-from lychgate.gateway.http.connection import PARSED_AHEAD
+from lychgate.gateway.http.ending import HEADS_AHEAD, PARSED_AHEAD
 from lychgate.gateway.types import RequestHead, Respond
 
 pytestmark = pytest.mark.loopback
@@ -125,5 +125,81 @@ async def test_pipelining_within_the_bound_is_answered_in_full(
         response = await c.read_response()
         assert (response.status, response.body) == (200, f"/{i}".encode())
     # ... and the connection stays open for more.
+    await c.send(get("/more"))
+    assert (await c.read_response()).body == b"/more"
+
+
+def largest_head(target: str) -> bytes:
+    """A head just under the default 16 KiB limit, in 98 fields: parsed, about 30 KB."""
+    fields = "".join(f"X-F{i:02d}: {'v' * 150}\r\n" for i in range(97))
+    return f"GET {target} HTTP/1.1\r\nHost: test.localhost\r\n{fields}\r\n".encode()
+
+
+async def _read_answers(loop: asyncio.AbstractEventLoop, sock: socket.socket, count: int) -> bytes:
+    """What comes back until ``count`` answers have, or the gateway closes."""
+    got = b""
+    async with asyncio.timeout(PATIENCE):
+        while got.count(b"HTTP/1.1 ") < count:
+            chunk = await loop.sock_recv(sock, 65536)
+            if not chunk:
+                break
+            got += chunk
+    return got
+
+
+async def test_the_largest_heads_pipelined_behind_a_slow_answer_hold_little(
+    gateway: Start,
+) -> None:
+    # Counted only by number, sixteen and one read's worth of them were parsed ahead: 29 heads
+    # of the largest size, 1 MB at the peak, on one connection. Their bytes count too now.
+    release = asyncio.Event()
+    seen: list[str] = []
+
+    async def app(request: Seen, reply: Reply) -> None:
+        seen.append(request.target)
+        if request.target == "/slow":
+            await release.wait()
+        await reply.send(200, request.target.encode())
+
+    heads = b"".join(largest_head(f"/{i}") for i in range(60))
+    loop = asyncio.get_running_loop()
+    async with http_upstream(app) as up:
+        gw = await gateway(forward_to(up.url))
+        with socket.socket() as sock:
+            # a raw socket: a stream writer would copy what the gateway has not read yet, and
+            # that copy would be counted as the gateway's
+            sock.setblocking(False)
+            await loop.sock_connect(sock, ("127.0.0.1", gw.port))
+            await loop.sock_sendall(sock, get("/slow"))
+            await eventually(lambda: seen == ["/slow"])
+            tracemalloc.start()
+            try:
+                sending = asyncio.create_task(loop.sock_sendall(sock, heads))
+                await steady(lambda: tracemalloc.get_traced_memory()[0], slack=16 * 1024)
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+            release.set()
+            got = await _read_answers(loop, sock, 61)
+            sending.cancel()
+    assert peak < 512 * 1024, peak
+    # Answered in order; a client pipelining so much may be refused the rest (a 429, then the
+    # connection closes), as for too many small requests at once.
+    answered = got.count(b"HTTP/1.1 200 ")
+    assert answered > 3
+    assert seen == ["/slow", *(f"/{i}" for i in range(answered - 1))]
+    assert got.count(b"HTTP/1.1 429 ") == (0 if answered == 61 else 1)
+
+
+async def test_a_few_of_the_largest_heads_pipelined_are_all_answered(
+    gateway: Start, connect: Connect
+) -> None:
+    gw = await gateway(lambda head: Respond(200, (), head.target.encode()))
+    c = await connect(gw.port)
+    count = HEADS_AHEAD * PARSED_AHEAD
+    await c.send(b"".join(largest_head(f"/{i}") for i in range(count)))
+    for i in range(count):
+        response = await c.read_response()
+        assert (response.status, response.body) == (200, f"/{i}".encode())
     await c.send(get("/more"))
     assert (await c.read_response()).body == b"/more"

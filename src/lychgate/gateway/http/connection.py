@@ -30,7 +30,7 @@ from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from lychgate.gateway.http.clientcap import peer_ip
 from lychgate.gateway.http.clientcap import refusal as client_refusal
-from lychgate.gateway.http.ending import CLIENT_CLOSED, NO_FIELDS, PARSED_AHEAD
+from lychgate.gateway.http.ending import CLIENT_CLOSED, NO_FIELDS
 from lychgate.gateway.http.headers import MEMO_NAME_MAX, http_date
 from lychgate.gateway.http.parse import is_websocket_handshake, make_request
 from lychgate.gateway.http.request import PAUSE_BUFFER, PIECE_COST, Responder
@@ -38,7 +38,7 @@ from lychgate.gateway.http.tls import sni_of
 from lychgate.gateway.http.turns import ConnectionTurns
 from lychgate.gateway.http.writer import Writer
 
-__all__ = ["CLIENT_CLOSED", "PARSED_AHEAD", "ClientConnection", "Responder"]
+__all__ = ["CLIENT_CLOSED", "ClientConnection", "Responder"]
 
 # A head still arriving is bounded by its raw bytes, which hold more than the measure its
 # fields are held to (target, and name + value + 4 per field): the method, the version, the
@@ -60,6 +60,25 @@ class ClientConnection(ConnectionTurns):
     """One client connection; see the module docstrings here, in .turns and in .ending."""
 
     __slots__ = ()  # declared, with the rest of the state, by ConnectionEnding (.ending)
+
+    # -- set up by the listener, before the first byte ------------------------------------
+
+    def accepted_from(self, ip: str, when: float) -> None:
+        """Accepted at ``when`` (the loop's clock) for the client ``ip``, before a TLS handshake
+        or a PROXY header: the first head gets what that left of ``header_timeout``. Call
+        before :meth:`connection_made`."""
+        self._client_ip = ip
+        self._idle_delay = max(0.0, when + self._limits.header_timeout - self._loop.time())
+
+    def adopt_client(self, key: str) -> None:
+        """The client's slot was taken when its socket was accepted (:mod:`.tls_accept`): give
+        that one back when done, and take none in :meth:`connection_made`."""
+        self._client_key = key
+
+    def over_tls(self, tcp: asyncio.Transport) -> None:
+        """The connection's transport is TLS on ``tcp`` (:mod:`.tls_accept`): closed as soon as
+        our last bytes have left, without waiting for the client's close_notify (.tls_close)."""
+        self._tcp = tcp
 
     # -- transport callbacks --------------------------------------------------------------
 
@@ -210,9 +229,13 @@ class ClientConnection(ConnectionTurns):
         )
         self._url = b""  # the head lives on in req: an idle connection keeps none of it
         self._headers = NO_FIELDS
-        if len(self._queue) >= self._max_queued and req.error is None:
-            # One read can hold thousands of tiny requests, all parsed before reading pauses:
-            # answer those before this one, refuse it, and close (the client may retry them).
+        self._ahead_bytes += self._head_size
+        if (
+            len(self._queue) >= self._max_queued or self._ahead_bytes > self._ahead_max
+        ) and req.error is None:
+            # One read can hold thousands of tiny requests, or a dozen of the largest heads,
+            # all parsed before reading pauses: answer those before this one, refuse it, and
+            # close (the client may retry them).
             req.error, req.why = 429, "too many pipelined requests"
         self._queue.append(req)
         if req.error is not None:
@@ -220,7 +243,7 @@ class ClientConnection(ConnectionTurns):
             self._halt()
             raise _Stop
         self._parsing = req
-        if len(self._queue) > self._limits.max_pipelined:
+        if len(self._queue) > self._limits.max_pipelined or self._ahead_bytes > self._ahead_pause:
             self.pause_reading(PAUSE_BUFFER)
 
     def on_chunk_header(self) -> None:

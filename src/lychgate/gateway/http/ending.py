@@ -51,6 +51,10 @@ NO_FIELDS: list[tuple[str, str]] = []
 #: Requests parsed ahead of their turn stop reading at ``max_pipelined``; one read can carry more
 #: than that, and beyond this many times it the connection is closed (a 429 for the next).
 PARSED_AHEAD: Final = 4
+#: Their heads are weighed in bytes too, since a parsed head of the largest size holds about
+#: 30 KB: reading stops past this many heads of ``max_header_bytes`` waiting, and beyond
+#: PARSED_AHEAD times it the connection is closed as above.
+HEADS_AHEAD: Final = 2
 
 # nginx's word for a request whose client closed the connection before its answer ended.
 CLIENT_CLOSED: Final = 499
@@ -64,6 +68,9 @@ class ConnectionEnding(asyncio.Protocol):
     # All of them are here, for every layer; the layers above declare none of their own.
     __slots__ = (
         "_active",
+        "_ahead_bytes",
+        "_ahead_max",
+        "_ahead_pause",
         "_batch",
         "_client_ip",
         "_client_key",
@@ -117,6 +124,8 @@ class ConnectionEnding(asyncio.Protocol):
         self._max_head = ctx.limits.max_header_bytes
         self._max_fields = ctx.limits.max_headers
         self._max_queued = ctx.limits.max_pipelined * PARSED_AHEAD
+        self._ahead_pause = ctx.limits.max_header_bytes * HEADS_AHEAD
+        self._ahead_max = self._ahead_pause * PARSED_AHEAD
         self._scheme = ctx.scheme
         self._batch = ctx.batch
         self._loop = ctx.loop
@@ -144,6 +153,7 @@ class ConnectionEnding(asyncio.Protocol):
         # A list, not a deque: at most max_pipelined requests wait, and an empty deque costs a
         # block of 64 slots on every idle connection.
         self._queue: list[Request] = []
+        self._ahead_bytes = 0  # the heads queued since the queue was last empty, in bytes
         self._active: Request | None = None
         self._responder: Responder | None = None
         self._task: asyncio.Future[Respond] | None = None
@@ -289,16 +299,6 @@ class ConnectionEnding(asyncio.Protocol):
         self._shed = False
         self._give_back_client()  # tunnels are not counted (see .clientcap)
         self._forget()
-
-    def adopt_client(self, key: str) -> None:
-        """The client's slot was taken when its socket was accepted (:mod:`.tls_accept`): give
-        that one back when done, and take none in :meth:`.ClientConnection.connection_made`."""
-        self._client_key = key
-
-    def over_tls(self, tcp: asyncio.Transport) -> None:
-        """The connection's transport is TLS on ``tcp`` (:mod:`.tls_accept`): closed as soon as
-        our last bytes have left, without waiting for the client's close_notify (.tls_close)."""
-        self._tcp = tcp
 
     def _give_back_client(self) -> None:
         key, clients = self._client_key, self._ctx.clients

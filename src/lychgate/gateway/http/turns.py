@@ -74,6 +74,8 @@ class ConnectionTurns(ConnectionEnding):
             while self._active is None and self._queue and not self._closing and not paused:
                 self._dispatch(self._queue.pop(0))
                 paused = self._write_paused
+            if not self._queue:
+                self._ahead_bytes = 0
             if self._active is None and not self._lingering:
                 if self._closing or (self._eof and not self._queue):
                     self._close_now()
@@ -81,8 +83,10 @@ class ConnectionTurns(ConnectionEnding):
                     self._wait_for_client()
             if self._paused & PAUSE_BUFFER:
                 parsing = self._parsing
-                if len(self._queue) <= self._limits.max_pipelined and (
-                    parsing is None or parsing.buffered <= self._limits.write_buffer_high
+                if (
+                    len(self._queue) <= self._limits.max_pipelined
+                    and self._ahead_bytes <= self._ahead_pause
+                    and (parsing is None or parsing.buffered <= self._limits.write_buffer_high)
                 ):
                     self.resume_reading(PAUSE_BUFFER)
         finally:
@@ -304,13 +308,6 @@ class ConnectionTurns(ConnectionEnding):
             self._wait_for_client()
         if self._responder is not None:
             self._responder.client_write_resumed()
-
-    def accepted_from(self, ip: str, when: float) -> None:
-        """Accepted at ``when`` (the loop's clock) for the client ``ip``, before a TLS handshake
-        or a PROXY header: the first head gets what that left of ``header_timeout``. Call
-        before :meth:`.ClientConnection.connection_made`."""
-        self._client_ip = ip
-        self._idle_delay = max(0.0, when + self._limits.header_timeout - self._loop.time())
 
     def _wait_for_client(self) -> None:
         """Nothing to answer: time the partial head, or the idle keep-alive wait. Neither
