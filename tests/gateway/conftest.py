@@ -144,12 +144,12 @@ class SignedIn:
     session_id: SessionId
 
 
-def upgrade_to(url: str, *, allow: bool = True) -> Handler:
+def upgrade_to(url: str, *, allow: bool = True, app: AppSlug | None = None) -> Handler:
     who = SignedIn(UserId("user-1"), SID)
 
     def handler(head: RequestHead) -> Decision:
         return Forward(
-            Upstream(url), head.target, head.headers, app=None, allow_upgrade=allow, who=who
+            Upstream(url), head.target, head.headers, app=app, allow_upgrade=allow, who=who
         )
 
     return handler

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import socket
 import struct
@@ -19,7 +20,7 @@ from gateway.waiting import eventually
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.tunnel import Tunnel, TunnelEnded
 from lychgate.gateway.http.tunnel_registry import TunnelRegistry
-from lychgate.ids import SessionId
+from lychgate.ids import AppSlug, SessionId
 
 pytestmark = pytest.mark.loopback
 
@@ -43,6 +44,22 @@ async def test_upgrade_not_allowed_is_403(gateway: Start, ws_upstream: str) -> N
         async with ws_connect(f"ws://127.0.0.1:{gw.port}/ws"):
             pass
     assert info.value.response.status_code == 403
+
+
+async def test_a_refused_websocket_tells_the_operator_how_to_allow_it(
+    gateway: Start, ws_upstream: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Only the access log (off by default) said why a signed-in user's WebSocket got a 403.
+    caplog.set_level(logging.INFO, logger="lychgate.gateway.http.proxy")
+    gw = await gateway(upgrade_to(ws_upstream, allow=False, app=AppSlug("chat")))
+    with pytest.raises(InvalidStatus):
+        async with ws_connect(f"ws://127.0.0.1:{gw.port}/ws"):
+            pass
+    [line] = [r.getMessage() for r in caplog.records if "403" in r.getMessage()]
+    assert line == (
+        "refused with 403: an Upgrade to app chat, which does not allow WebSockets; if it "
+        "should, run: lychgate app update chat --websockets (user user-1)"
+    )
 
 
 async def test_close_session_closes_its_tunnels(gateway: Start, ws_upstream: str) -> None:

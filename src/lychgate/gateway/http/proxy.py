@@ -64,6 +64,7 @@ from lychgate.gateway.http.pool import UpstreamError
 from lychgate.gateway.http.proxy_relay import DONE, RESPONDING, SENT, WAITING, ExchangeRelay
 from lychgate.gateway.http.request import PAUSE_UPSTREAM, PIECE_COST
 from lychgate.gateway.http.upstream import UpstreamConnection
+from lychgate.gateway.types import Forward
 from lychgate.ids import AppSlug
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class Exchange(ExchangeRelay):
         if req.upgrade and not fwd.allow_upgrade:
             # The client's bytes after the head belong to a protocol we will not relay; no
             # downgrade to plain HTTP is attempted (documented choice: 403, then close).
+            _upgrade_refused(fwd)
             self._finish_early(403, close=True, reason="upgrade not allowed for this app")
             return
         if (req.content_length or 0) > self._max_body:
@@ -265,3 +267,17 @@ class Exchange(ExchangeRelay):
             self._task = None
         self._drop_upstream()
         return self._fwd.app, self._status  # 0 until the upstream's head came
+
+
+def _upgrade_refused(fwd: Forward) -> None:
+    """Tell the operator why a signed-in user's WebSocket got a 403, and the one command that
+    allows it, as a refused cross-origin write is told (the access log alone said it)."""
+    who = fwd.who
+    if who is not None and fwd.app is not None:
+        log.info(
+            "refused with 403: an Upgrade to app %s, which does not allow WebSockets; if it "
+            "should, run: lychgate app update %s --websockets (user %s)",
+            fwd.app,
+            fwd.app,
+            who.user_id,
+        )
