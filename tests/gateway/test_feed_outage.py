@@ -8,8 +8,10 @@ line when the feed is back.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +19,7 @@ from fixtures.clocks import Ticks
 from gateway.fake_authz import FakeAuthz
 from gateway.feed_harness import Running, serial_of
 from gateway.waiting import eventually
-from lychgate.gateway.feed import LOUD_FAILURES, SUMMARY_EVERY, Ended, FeedClient
+from lychgate.gateway.feed import LOUD_FAILURES, STARTING, SUMMARY_EVERY, Ended, FeedClient
 from lychgate.gateway.snapshot import SnapshotHolder
 from lychgate.secret import Secret
 
@@ -135,3 +137,32 @@ async def test_a_short_outage_says_each_attempt_and_no_summary(
     said = _said(caplog)
     assert any("authz answered 503" in line for line in said)
     assert not any("still down" in line or "connected again" in line for line in said)
+
+
+async def test_authz_not_listening_yet_at_the_start_is_no_warning(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    # Under `lychgate serve` the gateway may ask before authz's socket exists: a healthy start
+    # printed a warning. Past the first seconds, the same failure is one again.
+    ticks = Ticks(1000.0)
+    socket = tmp_path / "authz.sock"  # nothing listens there
+    client = FeedClient(
+        f"unix:{socket}", Secret("s"), SnapshotHolder(), initial_backoff=0.01, max_backoff=0.01
+    )
+    client.clock = ticks
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    running = asyncio.create_task(client.run())
+    try:
+        await eventually(lambda: client.failures >= 2)
+        ticks.now += STARTING
+        await eventually(lambda: client.failures >= 3)
+    finally:
+        client.stop()
+        await running
+    failed = [
+        (r.levelno, r.getMessage())
+        for r in caplog.records
+        if r.name == LOGGER and "connection failed" in r.getMessage()
+    ]
+    said = f"config feed from unix:{socket}: connection failed: No such file or directory"
+    assert failed[:3] == [(logging.INFO, said), (logging.INFO, said), (logging.WARNING, said)]

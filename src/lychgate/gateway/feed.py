@@ -76,6 +76,9 @@ MAX_BACKOFF: Final = 30.0
 HURRIED_BACKOFF: Final = 2.0
 READ_TIMEOUT: Final = 15.0  # three heartbeat intervals
 CONNECT_TIMEOUT: Final = 5.0
+#: authz, started beside the gateway (``lychgate serve``), may not listen yet in the gateway's
+#: first seconds: an attempt it does not answer then, before any snapshot, is logged at INFO.
+STARTING: Final = 5.0
 # Lines longer than this are read in a worker thread (a full snapshot, or an update listing
 # many sessions or users); heartbeats and small updates are read on the loop, at once.
 PARSE_IN_THREAD: Final = 64 * 1024
@@ -101,6 +104,7 @@ class Ended:
 
     level: int
     why: str
+    unreachable: bool = False  # no connection was made (nothing listens there, yet?)
 
 
 def backoff_delay(base: float) -> float:
@@ -172,6 +176,7 @@ class FeedClient:
         "_maximum",
         "_read_timeout",
         "_secret",
+        "_started",
         "_stopping",
         "_summary_at",
         "backoffs",
@@ -201,6 +206,7 @@ class FeedClient:
         self.clock: Callable[[], float] = time.monotonic
         self._down_since = 0.0  # when the first of the connections that ended in a row ended
         self._summary_at = 0.0  # when the next summary of failed attempts is due
+        self._started: float | None = None  # when run began (the clock above)
         self._base = base
         self._secret = secret
         self._holder = holder
@@ -225,6 +231,7 @@ class FeedClient:
     async def run(self) -> None:
         """Follow the feed until :meth:`stop` (or cancellation)."""
         timeout = httpx.Timeout(CONNECT_TIMEOUT, read=self._read_timeout)
+        self._started = self.clock()
         async with authz_client(self._base, self._secret, timeout=timeout) as client:
             while not self._stopping.is_set():
                 self._connection = asyncio.create_task(self._follow(client), name="feed")
@@ -255,7 +262,10 @@ class FeedClient:
         if self.failures == 1:
             self._down_since = now
         if self.failures <= LOUD_FAILURES:
-            log.log(ended.level, "config feed from %s: %s", self._base, ended.why)
+            starting = self._started is not None and now - self._started < STARTING
+            quiet = ended.unreachable and starting and not self.snapshots_applied
+            level = logging.INFO if quiet else ended.level
+            log.log(level, "config feed from %s: %s", self._base, ended.why)
             if self.failures < LOUD_FAILURES:
                 log.info("config feed: reconnecting in %.1f s", wait)
             else:
@@ -312,7 +322,8 @@ class FeedClient:
         except FeedError as exc:
             return Ended(logging.WARNING, str(exc))
         except httpx.HTTPError as exc:
-            return Ended(logging.WARNING, f"connection failed: {self._why(exc)}")
+            unreachable = isinstance(exc, httpx.ConnectError)
+            return Ended(logging.WARNING, f"connection failed: {self._why(exc)}", unreachable)
 
     def _why(self, exc: httpx.HTTPError) -> str:
         """Why a connection failed, in a few words safe to log: the system's reason
