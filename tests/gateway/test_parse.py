@@ -62,6 +62,22 @@ def test_expect_continue_only_with_content_on_http11() -> None:
 
 
 @pytest.mark.parametrize(
+    "fields",
+    [
+        b"Expect: 100-continue \r\n",  # whitespace around a value is not part of it
+        b"Expect: 100-continue\t\r\n",
+        b"Expect: 100-continue\r\nExpect: 100-continue\r\n",  # listed twice
+        b"Expect: 100-continue, 100-CONTINUE\r\n",
+        b"Expect: , 100-continue\r\n",  # an empty member (RFC 9110 5.6.1)
+    ],
+)
+def test_100_continue_is_read_as_a_list_member(fields: bytes) -> None:
+    # They were refused with 417: the joined value was compared as it stood.
+    req = _request(b"PUT / HTTP/1.1\r\nHost: h\r\n%sContent-Length: 1\r\n\r\n" % fields)
+    assert (req.error, req.expect_continue) == (None, True)
+
+
+@pytest.mark.parametrize(
     ("raw", "status"),
     [
         (b"GET / HTTP/1.1\r\n\r\n", 400),
@@ -70,6 +86,8 @@ def test_expect_continue_only_with_content_on_http11() -> None:
         (b"GET / HTTP/0.9\r\nHost: a\r\n\r\n", 505),
         (b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 405),
         (b"GET / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\n\r\n", 417),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue, x\r\n\r\n", 417),
+        (b"GET / HTTP/1.1\r\nHost: a\r\nExpect:\r\n\r\n", 417),
         (  # two fields are one list: the last alone used to be judged
             b"POST / HTTP/1.1\r\nHost: a\r\nExpect: x\r\nExpect: 100-continue\r\n"
             b"Content-Length: 1\r\n\r\n",
@@ -102,6 +120,8 @@ def test_expect_continue_only_with_content_on_http11() -> None:
         "http09",
         "connect",
         "expect",
+        "expect_and_another",
+        "expect_empty",
         "two_expect_fields",
         "upg",
         "http10_chunked",

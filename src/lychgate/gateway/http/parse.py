@@ -150,8 +150,15 @@ def _refusal(
         return 501, "a transfer coding other than one chunked"
     if "#" in target:
         return 400, "fragment in the request-target"
-    if expect is not None and expect.lower() != "100-continue":
+    if expect is not None and not _continue_only(expect):
         return 417, "an expectation other than 100-continue"
     if req.upgrade and req.has_body:
         return 400, "Upgrade with content"
     return None
+
+
+def _continue_only(expect: str) -> bool:
+    """Whether the ``Expect`` list asks for 100-continue and nothing else (RFC 9110 10.1.1):
+    its members trimmed (5.5: whitespace around a value is not part of it), empty ones
+    skipped (5.6.1), 100-continue twice no other expectation."""
+    return {m.strip(" \t").lower() for m in expect.split(",")} - {""} == {"100-continue"}
