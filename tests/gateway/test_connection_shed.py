@@ -145,3 +145,31 @@ async def test_a_graceful_stop_closes_connections_that_shed(
     await gw.close(drain_timeout=5.0)
     assert await c.read_until_closed() == b""
     assert gw.open_connections == 0
+
+
+async def test_content_still_coming_after_an_early_answer_is_read_and_the_next_served(
+    gateway: Start, connect: Connect
+) -> None:
+    # Answered before its content has all come (a 401 to a form posted with no cookie), a
+    # request's last bytes are read and dropped, and the connection serves on. The keep-alive
+    # wait used to find the parser busy at SHED_AFTER and close the connection instead: the
+    # client, still sending, got a reset, and its next request no answer.
+    gw = await gateway(_answer, limits=Limits(idle_timeout=30.0))
+    c = await connect(gw.port)
+    await c.send(b"POST /early HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n01234")
+    response = await c.read_response()
+    assert (response.status, response.header("connection")) == (200, None)  # kept alive
+    await asyncio.sleep(2 * SHED_AFTER)
+    await c.send(b"56789" + get("/next"))
+    assert (await c.read_response()).body == b"/next"
+
+
+async def test_content_that_stops_coming_after_an_early_answer_ends_at_idle_timeout(
+    gateway: Start, connect: Connect
+) -> None:
+    gw = await gateway(_answer, limits=Limits(idle_timeout=SHED_AFTER + 0.5))
+    c = await connect(gw.port)
+    await c.send(b"POST /early HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n01234")
+    assert (await c.read_response()).status == 200
+    assert await c.read_until_closed() == b""  # the rest never comes: closed, not held
+    await eventually(lambda: gw.open_connections == 0)

@@ -377,11 +377,11 @@ class ConnectionTurns(ConnectionEnding):
 
     def _shed_parser(self) -> bool:
         """A keep-alive wait has lasted SHED_AFTER: let go of the parser (.ending) and wait
-        out the rest. Returns whether the wait goes on."""
+        out the rest. Returns whether the wait goes on. The parser stays while the content of
+        a request answered early is still coming (read and dropped), the wait all the same."""
         if (
             not self._idle_timed
             or self._parser is None
-            or self._parsing is not None
             or self._in_head
             or self._closing
             or self._eof
@@ -391,7 +391,8 @@ class ConnectionTurns(ConnectionEnding):
         left = self._idle_ends - self._loop.time()
         if left <= 0:
             return False
-        self._parser = None
-        self._shed = True
+        if self._parsing is None:
+            self._parser = None
+            self._shed = True
         self._deadline.set(left)
         return True
