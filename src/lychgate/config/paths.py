@@ -36,7 +36,8 @@ def parse_data_dir(text: str) -> Path:
     if not text.strip():
         raise ValueError(
             "an empty data directory path: give a directory, such as --dir ~/lychgate "
-            f"(or leave --dir out for the default: ${DATA_DIR_ENV}, else ~/.local/share/lychgate)"
+            f"(or leave --dir out for the default: ${DATA_DIR_ENV}, else $XDG_DATA_HOME/lychgate, "
+            "else ~/.local/share/lychgate)"
         )
     return Path(text)
 
