@@ -55,11 +55,15 @@ def rotate(
 ) -> None:
     """Replace the internal CA with a new one, and the server certificate with one it signs.
 
-    For a CA that expires soon, or after public_url, routing or domain changed: a CA may
-    certify only the host names it was made for.
+    For a CA that expires soon, or after public_url, routing or domain changed.
 
-    Every device must then trust the new CA (lychgate ca export). The old CA's files stay in
-    the tls directory, renamed. A running gateway serves the new certificate within a minute.
+    A CA may certify only the host names it was made for.
+
+    Every device must then trust the new CA (lychgate ca export).
+
+    The old CA's files stay in the tls directory, renamed.
+
+    A running gateway serves the new certificate within a minute.
     """
     with reported_errors():
         settings = settings_for(data_dir)

@@ -93,18 +93,15 @@ def init(
         # exists (links from earlier runs stay valid, and all die with the first admin).
         setup_url = with_store(settings, lambda s: issue_admin_setup_link(s, settings, at))
     say("[bold]Deployment[/] {}", settings.data_dir)
-    say("  config     {}  lychgate.toml", "created" if files.config_created else "kept")
-    say("  secrets    {}  secrets.json", "written" if files.secrets_created else "kept")
+    _row("config", "created" if files.config_created else "kept", "lychgate.toml")
+    _row("secrets", "written" if files.secrets_created else "kept", "secrets.json")
     store_kind = _STORE_KINDS[backend_of(normalize_url(settings.effective_database_url.reveal()))]
-    say("  store      ready    {}", store_kind)
-    say("  keys       {}", "created " + new_kid if new_kid else "kept")
+    _row("store", "ready", store_kind)
+    _row("keys", "created" if new_kid else "kept", new_kid or "")
     if files.tls is not None:
         tls = files.tls
-        say(
-            "  tls        CA {}, server certificate {}",
-            "created" if tls.ca_created else "kept",
-            "issued" if tls.server_cert_issued else "kept",
-        )
+        issued = "issued" if tls.server_cert_issued else "kept"
+        _row("tls", "created" if tls.ca_created else "kept", f"CA; server certificate {issued}")
         if tls.ca_created:
             say("  Trust the internal CA on your devices: lychgate ca export > lychgate-ca.pem")
     say("Public URL: {} ({})", settings.public_url, settings.routing)
@@ -112,3 +109,9 @@ def init(
         say("[bold]Finish setup:[/] enroll the administrator's device with this link.")
         print_enrollment_link(setup_url, settings, admin_setup=True)
     say("Next: lychgate app add --slug SLUG --name NAME --upstream http://127.0.0.1:PORT")
+
+
+def _row(part: str, state: str, what: str) -> None:
+    """A line of the summary, in columns wide enough for their longest word ("created"), so
+    that what each part is (a file, the store's kind, a key id) starts in one column."""
+    say("  {}", f"{part:<11}{state:<9}{what}".rstrip())

@@ -54,8 +54,9 @@ def serve(
 ) -> None:
     """Run everything: authz on a unix socket and the gateway in front of it.
 
-    Creates the deployment first if it does not exist (like `lychgate init`), and prints the
-    admin setup link while no admin exists.
+    Creates the deployment first if it does not exist, as `lychgate init` does.
+
+    Prints the admin setup link while no admin exists.
     """
     with reported_errors():
         at = now()

@@ -37,8 +37,9 @@ def mint(
 ) -> None:
     """Open a session for USER and print a cookie that opens APP (NAME=TOKEN).
 
-    Refused for a user the app's policy refuses (admins), and for a --ttl outside 1 to
-    session_ttl: the gateway would refuse such a token, or it would not last as asked.
+    Refused for a user the app's policy refuses (admins): the gateway would refuse the token.
+
+    Refused for a --ttl outside 1 to session_ttl: such a token would not work, or not last.
     """
     if raw and as_json:
         note("give --raw or --json, not both")

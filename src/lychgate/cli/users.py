@@ -166,6 +166,7 @@ def update(
     """Change a user: make them an admin, or no longer one.
 
     Taking the flag away ends their sessions (their tokens say admin); they sign in again.
+
     The last admin keeps it.
     """
     if admin is None:
