@@ -121,7 +121,7 @@ def test_on_the_internal_ca_the_printed_command_names_the_ca(data_dir: Path) -> 
     code, out = lychgate("init", "--dir", str(data_dir), "--public-url", "https://gate.example.org")
     assert code == 0, out
     assert the_enroll_command(out)[-2:] == ["--ca", "lychgate-ca.pem"]
-    assert "lychgate ca export > lychgate-ca.pem" in out
+    assert f"lychgate ca export --dir {data_dir} > lychgate-ca.pem" in out
     code, out = lychgate("user", "add", "Ada", "--dir", str(data_dir))
     assert code == 0, out
     argv = the_enroll_command(out)

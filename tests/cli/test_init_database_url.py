@@ -62,7 +62,7 @@ def test_a_second_node_with_the_same_database_url_joins(tmp_path: Path, pg_url: 
     other = make_url(url).set(database="lychgate_other").render_as_string(hide_password=False)
     code, out = init(second, "--database-url", other)
     assert code == 2, out
-    assert "this deployment's database_url is 'postgresql+asyncpg://postgres:***@" in said(out)
+    assert "this deployment's database_url is 'postgresql://postgres:***@" in said(out)
     assert PASSWORD not in out
 
 
@@ -72,8 +72,8 @@ def test_another_database_url_on_an_existing_deployment_is_refused(data_dir: Pat
     code, out = init(data_dir, "--database-url", ELSEWHERE)
     assert code == 2, out
     text = said(out)
-    assert "--database-url postgresql+asyncpg://ada:***@db.example/lychgate: " in text
-    assert "this deployment's database_url is 'sqlite+aiosqlite:///" in text
+    assert "--database-url 'postgresql://ada:***@db.example/lychgate': " in text
+    assert "this deployment's database_url is 'sqlite:///" in text
     assert "(the default)" in text
     assert squeezed(f"edit database_url in {data_dir / 'lychgate.toml'}") in squeezed(out)
     assert PASSWORD not in out

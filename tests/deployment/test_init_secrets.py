@@ -47,7 +47,8 @@ async def test_a_second_node_without_the_secrets_is_refused(tmp_path: Path, stor
     assert "already holds a deployment (0 users, 1 signing keys)" in message
     assert f"but {second / 'secrets.json'} does not exist" in message
     assert f"copy secrets.json and lychgate.toml from an existing node into {second}" in message
-    assert "`lychgate init --new-secrets`" in message
+    assert f"(keep secrets.json mode 0600) and run `lychgate init --dir {second}`" in message
+    assert f"run `lychgate init --new-secrets --dir {second}`, copy the new file" in message
     assert info.value.field == "secrets"
     assert not second.exists()  # refused before anything was written
     # With the first node's files, it is the same deployment's second node.

@@ -8,6 +8,7 @@ import typer
 
 from lychgate.cli.common import (
     DirOption,
+    environment,
     note,
     reported_errors,
     say,
@@ -15,6 +16,7 @@ from lychgate.cli.common import (
 )
 from lychgate.cli.common_store import now, require_deployment
 from lychgate.config import Settings
+from lychgate.deployment.init_options import ca_export_command
 from lychgate.deployment.layout import Layout
 from lychgate.deployment.transport import internal_ca_names
 from lychgate.errors import ConfigError
@@ -79,4 +81,4 @@ def rotate(
         tls_dir = Layout(settings.data_dir).tls_dir
         kept = rotate_ca(tls_dir, names, now=now())
     say("new internal CA for {}; the old one is kept as {}", ", ".join(names), kept.name)
-    say("Trust the new CA on your devices: lychgate ca export > lychgate-ca.pem")
+    say("Trust the new CA on your devices: {}", ca_export_command(settings, environment()))

@@ -7,7 +7,7 @@ import json
 import os
 import string
 import sys
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -49,8 +49,16 @@ EXIT_CONFIG = 2
 
 
 def settings_for(data_dir: Path | None, **overrides: Any) -> Settings:
-    """Load the settings for a deployment. This is the CLI's one read of the environment."""
+    """Load the settings for a deployment. This and :func:`environment` are the CLI's reads of
+    the environment."""
     return load_settings(data_dir, os.environ, **overrides)
+
+
+def environment() -> Mapping[str, str]:
+    """The environment, for what is passed down from the edge, such as the printed next
+    steps, which give ``--dir`` only where the deployment is not in the default directory
+    (:func:`~lychgate.deployment.init_options.lychgate_command`)."""
+    return os.environ
 
 
 class _FieldsAside(string.Formatter):

@@ -8,11 +8,12 @@ from typing import Annotated, Final
 
 import typer
 
-from lychgate.cli.common import DirOption, reported_errors, say
+from lychgate.cli.common import DirOption, environment, reported_errors, say
 from lychgate.cli.common_store import now, with_store
 from lychgate.cli.users import print_enrollment_link
 from lychgate.deployment.enroll import issue_admin_setup_link
 from lychgate.deployment.init import prepare_files, prepare_store
+from lychgate.deployment.init_options import ca_export_command, lychgate_command
 from lychgate.store.url import backend_of, normalize_url
 
 _STORE_KINDS: Final = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
@@ -103,12 +104,16 @@ def init(
         issued = "issued" if tls.server_cert_issued else "kept"
         _row("tls", "created" if tls.ca_created else "kept", f"CA; server certificate {issued}")
         if tls.ca_created:
-            say("  Trust the internal CA on your devices: lychgate ca export > lychgate-ca.pem")
+            say(
+                "  Trust the internal CA on your devices: {}",
+                ca_export_command(settings, environment()),
+            )
     say("Public URL: {} ({})", settings.public_url, settings.routing)
     if setup_url is not None:
         say("[bold]Finish setup:[/] enroll the administrator's device with this link.")
         print_enrollment_link(setup_url, settings, admin_setup=True)
-    say("Next: lychgate app add --slug SLUG --name NAME --upstream http://127.0.0.1:PORT")
+    app_add = "app add --slug SLUG --name NAME --upstream http://127.0.0.1:PORT"
+    say("Next: {}", lychgate_command(app_add, settings.data_dir, environment()))
 
 
 def _row(part: str, state: str, what: str) -> None:

@@ -9,6 +9,7 @@ import typer
 
 from lychgate.cli.common import (
     DirOption,
+    environment,
     is_tty,
     note,
     print_listing,
@@ -25,6 +26,7 @@ from lychgate.deployment.enroll import (
     terminal_qr,
     users_named,
 )
+from lychgate.deployment.init_options import enroll_lines
 from lychgate.deployment.users import (
     add_user,
     all_users,
@@ -38,8 +40,6 @@ from lychgate.ids import SessionId
 from lychgate.store import Store
 
 app = typer.Typer(help="Manage users.", no_args_is_help=True)
-_ADMIN_NAME = '"Your Name"'  # a placeholder that works as printed, in any shell
-CA_FILE = "lychgate-ca.pem"  # what the printed commands call `lychgate ca export`'s output
 
 
 @app.command("list")
@@ -229,33 +229,13 @@ def revoke_device_(
 
 def print_enrollment_link(url: str, settings: Settings, *, admin_setup: bool = False) -> None:
     """The command to run on the device, on a line of its own (never wrapped), then a QR code
-    when on a terminal. The command must work as printed (:func:`enroll_command`)."""
+    when on a terminal. The command must work as printed (:func:`enroll_lines`)."""
     what = "Admin setup link" if admin_setup else "Enrollment link"
     typer.echo(f"{what} (one use, valid 24 hours). On the device to enroll, run:")
-    typer.echo(f"  {enroll_command(url, settings, admin_setup=admin_setup)}")
-    if admin_setup:
-        typer.echo(f"  (with your own name for {_ADMIN_NAME}; add --email ADDRESS if you like)")
-    if uses_internal_ca(settings):
-        typer.echo(f"  ({CA_FILE}: from `lychgate ca export > {CA_FILE}` on this server)")
+    for line in enroll_lines(url, settings, environment(), admin_setup=admin_setup):
+        typer.echo(f"  {line}")
     if is_tty():
         typer.echo(terminal_qr(url), nl=False)
-
-
-def enroll_command(url: str, settings: Settings, *, admin_setup: bool = False) -> str:
-    """``lychgate device enroll URL`` with what the link needs: authz refuses an admin setup
-    link without the new admin's name (``--user-name``), and a device trusts an internal CA
-    only when given it (``--ca``)."""
-    words = ["lychgate device enroll", url]
-    if admin_setup:
-        words.append(f"--user-name {_ADMIN_NAME}")
-    if uses_internal_ca(settings):
-        words.append(f"--ca {CA_FILE}")
-    return " ".join(words)
-
-
-def uses_internal_ca(settings: Settings) -> bool:
-    """Whether browsers and devices must be given the internal CA to trust this server."""
-    return settings.is_https and settings.tls_cert is None
 
 
 async def _add(

@@ -32,9 +32,12 @@ from lychgate.config import Settings, load_settings
 from lychgate.config.paths import resolve_data_dir
 from lychgate.deployment.config_file import config_template
 from lychgate.deployment.init_options import (
+    lychgate_command,
     options_to_write,
     refuse_changes,
     refuse_overridden,
+    shown_database_url,
+    shown_option,
 )
 from lychgate.deployment.keys import ensure_signing_key
 from lychgate.deployment.layout import Layout
@@ -108,7 +111,7 @@ def prepare_files(
     else:
         refuse_overridden(load_settings(root, env), requested, asked, env)
     if not new_secrets and not layout.secrets_file.exists():
-        refuse_new_secrets(requested)
+        refuse_new_secrets(requested, asked, env)
     config_created = _make_directory_and_config(layout, options_to_write(asked, requested, env))
     settings = load_settings(root, env)
     check_deployable(settings)
@@ -118,7 +121,7 @@ def prepare_files(
     tls = None
     names = internal_ca_names(settings)
     if names is not None:
-        check_internal_ca(layout.tls_dir, names, now)
+        check_internal_ca(layout.tls_dir, names, now, env)
         tls = ensure_tls_material(layout.tls_dir, names, now=now)
     return FilesReport(
         settings, config_created, secrets_created, tls, new_secrets and secrets_created
@@ -175,27 +178,37 @@ def _narrow(path: Path, mode: int) -> None:
         log.warning("%s is mode %o and not this user's: leaving it as it is", path, current)
 
 
-def refuse_new_secrets(settings: Settings) -> None:
+def refuse_new_secrets(
+    settings: Settings, asked: Mapping[str, str | None], env: Mapping[str, str]
+) -> None:
     """Refuse to make secrets.json for a database that already holds a deployment.
 
     Every node of a deployment must share one secrets.json: an authz replica with secrets of
     its own serves other assertion and feed keys, and identity assertions then fail with
     ``unknown_kid`` depending on the replica, with nothing in any log. The database holding
     users or signing keys means that ``init`` ran elsewhere (or this node's file was lost).
-    Blocking (it runs its own event loop): call it outside one, as :func:`prepare_files`.
+    The refusal gives both ways on as whole commands (``asked``: init's options, which the
+    second way needs again, as nothing was written). Blocking (it runs its own event loop):
+    call it outside one, as :func:`prepare_files`.
     """
-    held = asyncio.run(holdings(settings.effective_database_url.reveal()))
+    raw_url = settings.effective_database_url.reveal()
+    held = asyncio.run(holdings(raw_url))
     if not held.is_deployment:
         return
     layout = Layout(settings.data_dir)
+    again = lychgate_command("init", layout.root, env)
+    options = "".join(
+        f" {shown_option(name, value)}" for name, value in asked.items() if value is not None
+    )
+    anew = lychgate_command(f"init --new-secrets{options}", layout.root, env)
     raise ConfigError(
-        f"the database {held.url} already holds a deployment ({held.users} users, "
-        f"{held.signing_keys} signing keys), but {layout.secrets_file} does not exist; "
-        "every node of a deployment must share one secrets.json. To add this node, copy "
-        f"secrets.json and lychgate.toml from an existing node into {layout.root} (keep "
-        "secrets.json mode 0600) and run `lychgate init` again. If this deployment's "
-        "secrets.json is lost everywhere, run `lychgate init --new-secrets`, copy the new "
-        "file to every node and restart every authz and gateway",
+        f"the database {shown_database_url(raw_url)} already holds a deployment "
+        f"({held.users} users, {held.signing_keys} signing keys), but {layout.secrets_file} "
+        "does not exist; every node of a deployment must share one secrets.json. To add this "
+        f"node, copy secrets.json and lychgate.toml from an existing node into {layout.root} "
+        f"(keep secrets.json mode 0600) and run `{again}`. If this deployment's secrets.json "
+        f"is lost everywhere, run `{anew}`, copy the new file to every node and restart every "
+        "authz and gateway",
         field="secrets",
     )
 
@@ -210,7 +223,9 @@ def check_deployable(settings: Settings) -> None:
     internal_ca_names(settings)
 
 
-def check_internal_ca(tls_dir: Path, names: Sequence[str], now: datetime) -> None:
+def check_internal_ca(
+    tls_dir: Path, names: Sequence[str], now: datetime, env: Mapping[str, str]
+) -> None:
     """Refuse, naming ``lychgate ca rotate``, an internal CA that cannot serve ``names``.
 
     :func:`~lychgate.tls.files.ensure_tls_material` refuses the same CAs, but tells the
@@ -223,19 +238,19 @@ def check_internal_ca(tls_dir: Path, names: Sequence[str], now: datetime) -> Non
         return
     ca = load_ca(tls_dir).certificate
     refused = not_permitted(ca, names)
+    rotate = lychgate_command("ca rotate", tls_dir.parent, env)
+    export = lychgate_command("ca export", tls_dir.parent, env)
     if refused:
         raise ConfigError(
             f"the internal CA may not certify {', '.join(refused)}: it is name-constrained to "
             "the host names it was made for, before public_url, routing or domain changed. "
-            f"Run `lychgate ca rotate --dir {tls_dir.parent}` to make a new one, then give "
-            "your devices the new CA (lychgate ca export)",
+            f"Run `{rotate}` to make a new one, then give your devices the new CA ({export})",
             field="tls_dir",
         )
     if ca.not_valid_after_utc - now < RENEW_BEFORE:
         raise ConfigError(
-            f"the internal CA expires on {ca.not_valid_after_utc:%Y-%m-%d}. Run `lychgate ca "
-            f"rotate --dir {tls_dir.parent}` to make a new one, then give your devices the "
-            "new CA (lychgate ca export)",
+            f"the internal CA expires on {ca.not_valid_after_utc:%Y-%m-%d}. Run `{rotate}` "
+            f"to make a new one, then give your devices the new CA ({export})",
             field="tls_dir",
         )
 

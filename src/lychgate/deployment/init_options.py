@@ -10,15 +10,17 @@ picks what a new lychgate.toml holds.
 
 from __future__ import annotations
 
+import shlex
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Final
 
 from lychgate.config import Settings
+from lychgate.config.paths import DATA_DIR_ENV, resolve_data_dir
 from lychgate.deployment.layout import Layout
-from lychgate.deployment.transport import internal_ca_names
 from lychgate.errors import ConfigError
-from lychgate.store.url import normalize_url, redact
+from lychgate.store.url import backend_of, normalize_url, redact
 
 # Options that a new lychgate.toml takes from their environment variable when not given:
 # the file then holds what this init set up (the internal CA is made for these names), and
@@ -61,13 +63,49 @@ _IN_EFFECT: dict[str, Callable[[Settings], str]] = {
 
 def _shown(name: str, value: str) -> str:
     """An option's value as a refusal may print it: a database URL without its password."""
-    return redact(normalize_url(value)) if name == "database_url" else value
+    return shown_database_url(value) if name == "database_url" else value
+
+
+def shown_option(name: str, value: str) -> str:
+    """``--option VALUE`` as a printed command or a refusal gives it (:func:`_shown`)."""
+    return f"--{name.replace('_', '-')} {shlex.quote(_shown(name, value))}"
+
+
+def shown_database_url(raw: str) -> str:
+    """A database URL as an operator writes it: without its password, and without the async
+    driver we run it on (``postgresql+asyncpg://``), which no operator gave and which the
+    ``psql`` they check it with would not take."""
+    url = normalize_url(raw)
+    return redact(url.set(drivername=backend_of(url)))
+
+
+# What init, serve, its demo banner and ``user add`` print as the steps to take next: each
+# must work as printed, on a deployment in any directory.
+
+CA_FILE: Final = "lychgate-ca.pem"  # what the printed commands call `lychgate ca export`'s output
+_ADMIN_NAME: Final = '"Your Name"'  # a placeholder that works as printed, in any shell
+
+
+def lychgate_command(words: str, data_dir: Path, env: Mapping[str, str]) -> str:
+    """``lychgate WORDS``, as a step to run next on this server: with ``--dir`` where
+    ``data_dir`` is not the directory a command uses without one, since a step printed
+    without it ran on another deployment, or on none (``lychgate ca export`` after
+    ``init --dir data-tls``). ``LYCHGATE_DATA_DIR`` does not make a directory the default:
+    it is often set for one command only (``LYCHGATE_DATA_DIR=D lychgate serve``)."""
+    usual = {key: value for key, value in env.items() if key != DATA_DIR_ENV}
+    try:
+        default = resolve_data_dir(None, usual)
+    except ConfigError:  # no usable default directory: then every step needs --dir
+        default = None
+    if data_dir == default:
+        return f"lychgate {words}"
+    return f"lychgate {words} --dir {shlex.quote(str(data_dir))}"
 
 
 def _option_and_values(name: str, value: str, have: str, want: str) -> tuple[str, str]:
     """``--option VALUE`` and the value in effect, as a refusal prints them; when the two
     differ only in what is not printed (a password), it says so."""
-    option = f"--{name.replace('_', '-')} {_shown(name, value)}"
+    option = shown_option(name, value)
     shown_have = repr(_shown(name, have))
     if _shown(name, have) == _shown(name, want):
         shown_have += " with another password"
@@ -101,8 +139,8 @@ def refuse_changes(
         raise ConfigError(
             f"{option}: this deployment's {name} is {shown_have} "
             f"({_where(name, current, env)}); init does not change an existing deployment. "
-            f"To change it, {_how_to_change(name, current, env)} and run `lychgate init` "
-            f"again{_then(requested)}",
+            f"To change it, {_how_to_change(name, current, env)} and run "
+            f"`{lychgate_command('init', current.data_dir, env)}` again{_then(requested, env)}",
             field=name,
         )
 
@@ -124,16 +162,18 @@ def refuse_overridden(
         raise ConfigError(
             f"{option}: the environment variable {variable} sets {name} to {shown_have}, and "
             "it takes precedence over lychgate.toml, where init would write the option. Unset "
-            f"{variable} (or give the option its value) and run `lychgate init` again",
+            f"{variable} (or give the option its value) and run "
+            f"`{lychgate_command('init', current.data_dir, env)}` again with your options",
             field=name,
         )
 
 
-def _then(requested: Settings) -> str:
+def _then(requested: Settings, env: Mapping[str, str]) -> str:
     """What running init again checks where an internal CA exists: whether it must go."""
-    if internal_ca_names(requested) is None or not Layout(requested.data_dir).tls_dir.exists():
+    if not uses_internal_ca(requested) or not Layout(requested.data_dir).tls_dir.exists():
         return ""
-    return ", which says if the internal CA must be replaced (`lychgate ca rotate`)"
+    rotate = lychgate_command("ca rotate", requested.data_dir, env)
+    return f", which says if the internal CA must be replaced (`{rotate}`)"
 
 
 def _env_name(name: str, env: Mapping[str, str]) -> str | None:
@@ -161,3 +201,38 @@ def _how_to_change(name: str, current: Settings, env: Mapping[str, str]) -> str:
 def _read_config_keys(current: Settings) -> set[str]:
     with Layout(current.data_dir).config_file.open("rb") as f:
         return set(tomllib.load(f))
+
+
+def enroll_lines(
+    url: str, settings: Settings, env: Mapping[str, str], *, admin_setup: bool = False
+) -> list[str]:
+    """The command that enrolls a device with the link ``url``, then a note on each value in
+    it that is not the link: the admin's name, and the CA file (and how to get it)."""
+    lines = [enroll_command(url, settings, admin_setup=admin_setup)]
+    if admin_setup:
+        lines.append(f"(with your own name for {_ADMIN_NAME}; add --email ADDRESS if you like)")
+    if uses_internal_ca(settings):
+        lines.append(f"({CA_FILE}: from `{ca_export_command(settings, env)}` on this server)")
+    return lines
+
+
+def enroll_command(url: str, settings: Settings, *, admin_setup: bool = False) -> str:
+    """``lychgate device enroll URL`` with what the link needs: authz refuses an admin setup
+    link without the new admin's name (``--user-name``), and a device trusts an internal CA
+    only when given it (``--ca``; without, CERTIFICATE_VERIFY_FAILED)."""
+    words = ["lychgate device enroll", shlex.quote(url)]
+    if admin_setup:
+        words.append(f"--user-name {_ADMIN_NAME}")
+    if uses_internal_ca(settings):
+        words.append(f"--ca {CA_FILE}")
+    return " ".join(words)
+
+
+def ca_export_command(settings: Settings, env: Mapping[str, str]) -> str:
+    """The command that writes the CA file that :func:`enroll_command` names."""
+    return f"{lychgate_command('ca export', settings.data_dir, env)} > {CA_FILE}"
+
+
+def uses_internal_ca(settings: Settings) -> bool:
+    """Whether browsers and devices must be given the internal CA to trust this server."""
+    return settings.is_https and settings.tls_cert is None
