@@ -31,26 +31,26 @@ def start(link: str | None) -> DemoStart:
 
 
 def test_without_an_admin_the_banner_shows_the_setup_link(data_dir: Path) -> None:
-    text = next_steps(settings(data_dir), start(LINK), qr=fake_qr)
+    text = next_steps(settings(data_dir), start(LINK), {}, qr=fake_qr)
     assert "whoami and chat behind http://localhost:8080" in text
     assert "registered: whoami, chat" in text
     assert f"[QR of {LINK}]" in text
-    assert f"lychgate device enroll {LINK} --user-name You" in text
+    assert f'lychgate device enroll {LINK} --user-name "Your Name"' in text
     assert "lychgate device approve '<login url>'" in text
-    assert f"token mint --dir {data_dir} --app whoami" in text
+    assert f"token mint --app whoami --user EMAIL-OR-ID --dir {data_dir})" in text
     assert 'curl -H "Cookie: $COOKIE" "http://localhost:8080/?format=json"' in text
     assert "note:" not in text
 
 
 def test_with_an_admin_there_is_no_setup_step(data_dir: Path) -> None:
-    text = next_steps(settings(data_dir), start(None), qr=fake_qr)
+    text = next_steps(settings(data_dir), start(None), {}, qr=fake_qr)
     assert "No admin yet" not in text
     assert "[QR" not in text
     assert "1. Open http://localhost:8080 in a browser" in text
 
 
 def test_the_real_qr_is_drawn_in_the_banner(data_dir: Path) -> None:
-    text = next_steps(settings(data_dir), start(LINK))
+    text = next_steps(settings(data_dir), start(LINK), {})
     assert terminal_qr(LINK).rstrip("\n") in text
 
 

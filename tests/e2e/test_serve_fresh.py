@@ -15,6 +15,7 @@ import pytest
 
 from e2e.deployment import free_port, lychgate, serve
 from lychgate.cli.serve import _print_tls_changes
+from lychgate.config import load_settings
 from lychgate.tls.files import TlsPaths
 
 pytestmark = [pytest.mark.loopback, pytest.mark.slow]
@@ -35,7 +36,7 @@ async def test_serve_on_a_fresh_directory_is_ready_to_sign_in(tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("ca_created", "server_cert_issued", "said"),
     [
-        (True, True, ["internal CA", "server certificate"]),
+        (True, True, ["internal CA", "server certificate", "lychgate ca export --dir"]),
         (False, True, ["Issued a new TLS server certificate"]),
         (False, False, []),
     ],
@@ -51,7 +52,8 @@ def test_serve_says_what_it_did_to_the_tls_files(
     made = replace(
         TlsPaths.in_dir(tmp_path), ca_created=ca_created, server_cert_issued=server_cert_issued
     )
-    _print_tls_changes(made)
+    settings = load_settings(tmp_path, {}, public_url="https://localhost:8443")
+    _print_tls_changes(settings, made)
     out = capsys.readouterr().out
     assert all(text in out for text in said)
     assert bool(out) == bool(said)

@@ -12,7 +12,14 @@ from typing import Annotated
 
 import typer
 
-from lychgate.cli.common import DirOption, is_tty, note, reported_errors, settings_for
+from lychgate.cli.common import (
+    DirOption,
+    environment,
+    is_tty,
+    note,
+    reported_errors,
+    settings_for,
+)
 from lychgate.cli.common_store import now, with_store
 from lychgate.cli.gateway import ListenOption, WorkersOption
 from lychgate.cli.logs import setup_logging
@@ -25,6 +32,7 @@ from lychgate.demo.bootstrap import bootstrap_demo
 from lychgate.demo.runner import check_demo_sockets, prepare_demo, run_demo_apps
 from lychgate.deployment.enroll import issue_admin_setup_link, terminal_qr
 from lychgate.deployment.init import prepare_files, prepare_store
+from lychgate.deployment.init_options import ca_export_command, lychgate_command
 from lychgate.deployment.layout import Layout
 from lychgate.deployment.transport import (
     app_hosts_restricted,
@@ -67,7 +75,7 @@ def serve(
         asyncio.run(prepare_store(settings, at, replace_secrets=files.secrets_replaced))
         check_stored_apps(settings)
         setup_logging(settings.log_level)
-        _print_tls_changes(files.tls)
+        _print_tls_changes(settings, files.tls)
         ready = get_ready(settings)  # the last refusals: only then is a setup link issued
         if demo:
             companions: tuple[Companion, ...] = (_demo(settings),)
@@ -93,12 +101,13 @@ def _check_start(
         check_demo_sockets(settings)
 
 
-def _print_tls_changes(tls: TlsPaths | None) -> None:
+def _print_tls_changes(settings: Settings, tls: TlsPaths | None) -> None:
     """Say what serve did to the internal CA's files, as init does: a renewal is news."""
     if tls is None:
         return
     if tls.ca_created:
-        typer.echo("Created the internal CA: trust it on your devices (lychgate ca export)")
+        export = ca_export_command(settings, environment())
+        typer.echo(f"Created the internal CA: trust it on your devices ({export})")
     if tls.server_cert_issued:
         typer.echo("Issued a new TLS server certificate from the internal CA")
 
@@ -109,7 +118,10 @@ def _note_idle_demo_apps(settings: Settings) -> None:
     apps = with_store(settings, lambda store: store.apps.list())
     idle = demo_apps_among(apps, Layout(settings.data_dir).run_dir)
     if idle:
-        remove = "; ".join(f"lychgate app remove {slug} --dir {settings.data_dir}" for slug in idle)
+        remove = "; ".join(
+            lychgate_command(f"app remove {slug}", settings.data_dir, environment())
+            for slug in idle
+        )
         note(
             "note: the demo apps {} are registered but not running (serve without --demo), so "
             "they answer 502: run serve --demo, or remove them: {}",
@@ -152,7 +164,8 @@ def _demo(settings: Settings) -> Companion:
     plan = prepare_demo(settings)
     start = asyncio.run(bootstrap_demo(settings, now()))
     # A QR code only on a terminal: in a log file or a journal it is a block of noise.
-    sys.stdout.write(next_steps(settings, start, qr=terminal_qr if is_tty() else None))
+    qr = terminal_qr if is_tty() else None
+    sys.stdout.write(next_steps(settings, start, environment(), qr=qr))
     sys.stdout.flush()  # before the fork: a child must not inherit (and lose) buffered text
     return Companion("demo apps", functools.partial(run_demo_apps, plan))
 

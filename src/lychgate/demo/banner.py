@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
 from lychgate.config import Settings
@@ -11,6 +10,7 @@ from lychgate.config.settings import parse_hostport
 from lychgate.demo.apps import CHAT, WHOAMI
 from lychgate.demo.bootstrap import DemoStart
 from lychgate.deployment.enroll import terminal_qr
+from lychgate.deployment.init_options import enroll_lines, lychgate_command
 from lychgate.deployment.layout import Layout
 
 
@@ -39,25 +39,38 @@ def listen_mismatch(settings: Settings) -> str | None:
 
 
 def next_steps(
-    settings: Settings, start: DemoStart, *, qr: Callable[[str], str] | None = terminal_qr
+    settings: Settings,
+    start: DemoStart,
+    env: Mapping[str, str],
+    *,
+    qr: Callable[[str], str] | None = terminal_qr,
 ) -> str:
     """The banner: the URL, the admin setup link (with a QR, unless ``qr`` is None: serve
     draws it only on a terminal) while there is no admin, the device commands, and a scripted
-    request to whoami."""
-    data_dir = shlex.quote(str(settings.data_dir))
+    request to whoami. ``env``: the commands to run here name the deployment's directory
+    unless it is the default one (:func:`lychgate_command`)."""
     url = settings.public_url
     whoami = app_url(settings, WHOAMI.slug)
+    mint = lychgate_command(
+        f"token mint --app {WHOAMI.slug} --user EMAIL-OR-ID", settings.data_dir, env
+    )
     lines = ["", f"Lychgate demo: {WHOAMI.slug} and {CHAT.slug} behind {url}"]
     added = [app.slug for app in start.registration.added]
     if added:
-        lines.append(f"  registered: {', '.join(added)} (upstreams in {data_dir}/run/)")
+        run_dir = Layout(settings.data_dir).run_dir
+        lines.append(f"  registered: {', '.join(added)} (upstreams in {run_dir}/)")
     warning = listen_mismatch(settings)
     if warning:
         lines.append(f"  {warning}")
     lines.append("")
     step = 1
     if start.setup_link is not None:
-        lines += _setup_step(step, start.setup_link, qr)
+        lines += _setup_step(
+            step,
+            start.setup_link,
+            enroll_lines(start.setup_link, settings, env, admin_setup=True),
+            qr,
+        )
         step += 1
     lines += [
         f"{step}. Open {url} in a browser and sign in. The login page shows a link (and QR);",
@@ -71,7 +84,7 @@ def next_steps(
         ),
         "",
         "From a script (no device needed):",
-        f"   COOKIE=$(lychgate token mint --dir {data_dir} --app {WHOAMI.slug} --user EMAIL-OR-ID)",
+        f"   COOKIE=$({mint})",
         f'   curl -H "Cookie: $COOKIE" "{whoami}/?format=json"',
         "",
         "Ctrl-C stops everything.",
@@ -80,8 +93,11 @@ def next_steps(
     return "\n".join(lines)
 
 
-def _setup_step(step: int, link: str, qr: Callable[[str], str] | None) -> list[str]:
-    """The banner's lines for the admin setup link: its QR code when ``qr`` draws one."""
+def _setup_step(
+    step: int, link: str, enroll: list[str], qr: Callable[[str], str] | None
+) -> list[str]:
+    """The banner's lines for the admin setup link: its QR code when ``qr`` draws one, and
+    ``enroll``, the command that makes this terminal the device (as init prints it)."""
     if qr is None:
         drawn = ["   open it on your phone, or make this terminal the device:"]
     else:
@@ -94,6 +110,6 @@ def _setup_step(step: int, link: str, qr: Callable[[str], str] | None) -> list[s
         f"{step}. No admin yet. Enroll the first admin's device with this one-time link:",
         *drawn,
         f"   {link}",
-        f"   lychgate device enroll {shlex.quote(link)} --user-name You",
+        *(f"   {line}" for line in enroll),
         "",
     ]
