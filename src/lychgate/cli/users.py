@@ -3,6 +3,7 @@ revoke-device."""
 
 from __future__ import annotations
 
+import shlex
 from typing import Annotated
 
 import typer
@@ -26,7 +27,7 @@ from lychgate.deployment.enroll import (
     terminal_qr,
     users_named,
 )
-from lychgate.deployment.init_options import enroll_lines
+from lychgate.deployment.init_options import enroll_lines, lychgate_command
 from lychgate.deployment.users import (
     add_user,
     all_users,
@@ -36,6 +37,7 @@ from lychgate.deployment.users import (
     set_admin,
 )
 from lychgate.domain import Device, User
+from lychgate.errors import Conflict
 from lychgate.ids import SessionId
 from lychgate.store import Store
 
@@ -211,7 +213,10 @@ def devices(
 @app.command("revoke-device")
 def revoke_device_(
     who: Annotated[str, typer.Argument(help="The user's e-mail address, id or name.")],
-    device: Annotated[str, typer.Argument(help="The device's id (lychgate user devices).")],
+    device: Annotated[
+        str,
+        typer.Argument(help="The device's id, or its name if no other of the user's has it."),
+    ],
     data_dir: DirOption = None,
 ) -> None:
     """Cut off one device (lost or stolen) and sign out the browsers it approved.
@@ -219,8 +224,12 @@ def revoke_device_(
     The user keeps their other devices; enroll a new one with `lychgate user enroll-link`.
     """
     with reported_errors():
+        settings = settings_for(data_dir)
+        listing = lychgate_command(
+            f"user devices {shlex.quote(who)}", settings.data_dir, environment()
+        )
         revoked, ended = with_store(
-            settings_for(data_dir), lambda store: _revoke_device(store, who, device)
+            settings, lambda store: _revoke_device(store, who, device, listing)
         )
     say(
         "revoked device [bold]{}[/] ({}); {} session(s) ended", revoked.name, revoked.id, len(ended)
@@ -270,8 +279,31 @@ async def _devices(store: Store, who: str) -> list[Device]:
     return await devices_of(store, await find_user(store, who))
 
 
-async def _revoke_device(store: Store, who: str, device: str) -> tuple[Device, list[SessionId]]:
-    return await revoke_device(store, await find_user(store, who), device, now())
+async def _revoke_device(
+    store: Store, who: str, device: str, listing: str
+) -> tuple[Device, list[SessionId]]:
+    user = await find_user(store, who)
+    devices = await devices_of(store, user)
+    return await revoke_device(store, user, _device_id(user, devices, device, listing), now())
+
+
+def _device_id(user: User, devices: list[Device], device: str, listing: str) -> str:
+    """The id of ``user``'s device named by ``device``: its id, or its name, as ``user
+    devices`` lists them both and a name is what people remember. A name that more than one
+    of their devices has is refused, unless only one of those is not revoked yet, pointing
+    to ``listing``, the command that lists their ids."""
+    if any(d.id == device for d in devices):
+        return device
+    named = [d for d in devices if d.name == device]
+    if len(named) > 1:
+        named = [d for d in named if not d.revoked] or named
+    if len(named) > 1:
+        raise Conflict(
+            f"{len(named)} devices of {user.name} are named {device!r}; give the id of "
+            f"the one to revoke ({listing})",
+            field="device",
+        )
+    return named[0].id if named else device  # none: revoke_device says it is not theirs
 
 
 def _device_dict(d: Device) -> dict[str, object]:
