@@ -24,18 +24,40 @@ def app_url(settings: Settings, slug: str) -> str:
 
 
 def listen_mismatch(settings: Settings) -> str | None:
-    """A warning when the gateway listens on another port than the public URL names, and
-    where to fix it: ``lychgate.toml``, as ``init`` refuses to change an existing deployment."""
-    _, port = parse_hostport(settings.listen)
+    """A warning when the gateway listens on another port than the public URL names, with
+    both ways out, as the gateway's own warning about it names ``listen``: serve on the public
+    URL's port, or make the public URL name the port served. An existing deployment's
+    public_url is changed in ``lychgate.toml`` (init refuses to change it); init sets both for
+    a new one."""
+    host, port = parse_hostport(settings.listen)
     parts = urlsplit(settings.public_url)
-    public_port = parts.port or (443 if parts.scheme == "https" else 80)
+    public_port = parts.port or _DEFAULT_PORTS[parts.scheme]
     if port == public_port:
         return None
+    config = Layout(settings.data_dir).config_file
+    shown_host = f"[{host}]" if ":" in host else host
+    served = _with_port(settings.public_url, port)
     return (
         f"note: the gateway listens on {settings.listen} but public_url is "
-        f"{settings.public_url}; browsers and the demo apps use the public URL "
-        f"(edit public_url in {Layout(settings.data_dir).config_file})"
+        f"{settings.public_url}, which browsers and the demo apps use. Serve on its port "
+        f'(--listen {shown_host}:{public_port}, or listen = "{shown_host}:{public_port}" in '
+        f'{config}), or make public_url name this one (public_url = "{served}" in {config}; '
+        f"for a new deployment, lychgate init --dir NEW_DIR --public-url {served} "
+        f"--listen {settings.listen})"
     )
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _with_port(url: str, port: int) -> str:
+    """``url`` on ``port`` (none written where it is the scheme's own)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if port != _DEFAULT_PORTS[parts.scheme]:
+        netloc += f":{port}"
+    return parts._replace(netloc=netloc).geturl()
 
 
 def next_steps(
