@@ -16,12 +16,8 @@ import pytest
 from fixtures.store import T0
 from lychgate.config import load_settings
 from lychgate.deployment.init import prepare_files, prepare_store
-from lychgate.deployment.init_options import (
-    ca_export_command,
-    enroll_lines,
-    lychgate_command,
-    shown_database_url,
-)
+from lychgate.deployment.init_options import shown_database_url
+from lychgate.deployment.next_steps import ca_export_command, enroll_lines, lychgate_command
 from lychgate.errors import ConfigError
 
 

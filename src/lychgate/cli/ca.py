@@ -16,8 +16,8 @@ from lychgate.cli.common import (
 )
 from lychgate.cli.common_store import now, require_deployment
 from lychgate.config import Settings
-from lychgate.deployment.init_options import ca_export_command
 from lychgate.deployment.layout import Layout
+from lychgate.deployment.next_steps import ca_export_command
 from lychgate.deployment.transport import internal_ca_names
 from lychgate.errors import ConfigError
 from lychgate.tls.files import ca_certificate_pem, rotate_ca

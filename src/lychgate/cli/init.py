@@ -13,7 +13,7 @@ from lychgate.cli.common_store import now, with_store
 from lychgate.cli.users import print_enrollment_link
 from lychgate.deployment.enroll import issue_admin_setup_link
 from lychgate.deployment.init import prepare_files, prepare_store
-from lychgate.deployment.init_options import ca_export_command, lychgate_command
+from lychgate.deployment.next_steps import ca_export_command, lychgate_command
 from lychgate.store.url import backend_of, normalize_url
 
 _STORE_KINDS: Final = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}

@@ -35,8 +35,9 @@ def rotate(
 ) -> None:
     """Sign with a new key; old keys verify until their tokens expire.
 
-    The new key is published first and signs 10 seconds later, once every gateway knows it,
-    so no sign-in or token is refused on the way.
+    The new key is published first, and signs 10 seconds later, once every gateway knows it.
+
+    So no sign-in or token is refused on the way.
     """
     with reported_errors():
         settings = settings_for(data_dir)

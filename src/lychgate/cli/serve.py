@@ -32,8 +32,8 @@ from lychgate.demo.bootstrap import bootstrap_demo
 from lychgate.demo.runner import check_demo_sockets, prepare_demo, run_demo_apps
 from lychgate.deployment.enroll import issue_admin_setup_link, terminal_qr
 from lychgate.deployment.init import prepare_files, prepare_store
-from lychgate.deployment.init_options import ca_export_command, lychgate_command
 from lychgate.deployment.layout import Layout
+from lychgate.deployment.next_steps import ca_export_command, lychgate_command
 from lychgate.deployment.transport import (
     app_hosts_restricted,
     check_apps_transport,

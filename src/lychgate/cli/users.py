@@ -27,7 +27,7 @@ from lychgate.deployment.enroll import (
     terminal_qr,
     users_named,
 )
-from lychgate.deployment.init_options import enroll_lines, lychgate_command
+from lychgate.deployment.next_steps import enroll_lines, lychgate_command
 from lychgate.deployment.users import (
     add_user,
     all_users,

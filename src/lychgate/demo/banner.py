@@ -10,8 +10,8 @@ from lychgate.config.settings import parse_hostport
 from lychgate.demo.apps import CHAT, WHOAMI
 from lychgate.demo.bootstrap import DemoStart
 from lychgate.deployment.enroll import terminal_qr
-from lychgate.deployment.init_options import enroll_lines, lychgate_command
 from lychgate.deployment.layout import Layout
+from lychgate.deployment.next_steps import enroll_lines, lychgate_command
 
 
 def app_url(settings: Settings, slug: str) -> str:

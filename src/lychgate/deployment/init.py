@@ -32,7 +32,6 @@ from lychgate.config import Settings, load_settings
 from lychgate.config.paths import resolve_data_dir
 from lychgate.deployment.config_file import config_template
 from lychgate.deployment.init_options import (
-    lychgate_command,
     options_to_write,
     refuse_changes,
     refuse_overridden,
@@ -41,6 +40,7 @@ from lychgate.deployment.init_options import (
 )
 from lychgate.deployment.keys import ensure_signing_key
 from lychgate.deployment.layout import Layout
+from lychgate.deployment.next_steps import lychgate_command
 from lychgate.deployment.secrets import (
     DeploymentSecrets,
     ensure_secrets,

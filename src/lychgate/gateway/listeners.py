@@ -199,11 +199,14 @@ def _warn_unreachable(settings: Settings, host: str, port: int) -> None:
         log.warning(
             "the public URL %s is on this machine at port %d, but the gateway listens on "
             "port %d: unless something here forwards port %d to it, browsers will not reach "
-            'it (listen = "%s:%d", or --listen)',
+            'it. Serve on port %d (listen = "%s:%d", or --listen), or make public_url name '
+            "port %d (in lychgate.toml)",
             settings.public_url,
             public_port,
             port,
             public_port,
+            public_port,
             shown,
             public_port,
+            port,
         )
