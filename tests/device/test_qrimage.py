@@ -67,6 +67,19 @@ def test_link_from_text_or_file(tmp_path: Path) -> None:
 
 def test_link_from_neither(tmp_path: Path) -> None:
     with pytest.raises(ClientError, match="sign-in link"):
-        link_from(str(tmp_path / "missing.png"))
-    with pytest.raises(ClientError, match="sign-in link"):
         link_from("gate.example.test/.lychgate/d/login/x")
+    with pytest.raises(ClientError, match="sign-in link"):
+        link_from("l_Abc-123_xyz")
+    with pytest.raises(ClientError, match="sign-in link"):
+        link_from(str(tmp_path))  # a folder is there: no "no such file"
+
+
+@pytest.mark.parametrize("name", ["missing.png", "shots/qr", "QR.PNG"])
+def test_a_file_name_that_names_nothing(tmp_path: Path, name: str) -> None:
+    """What reads as a file name (a .png, or a path) and is not there says so, not "expected
+    a sign-in link", which sent the user looking for what was wrong with the link."""
+    missing = str(tmp_path / name)
+    for argument in (missing, "nothere.png"):
+        with pytest.raises(ClientError) as caught:
+            link_from(argument)
+        assert caught.value.message == f"no such file: {argument}"

@@ -12,6 +12,7 @@ one of them, and picking the wrong one could approve a stranger's sign-in.
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 from types import ModuleType
 from typing import Final
@@ -21,6 +22,7 @@ from lychgate.errors import ClientError
 
 MAX_IMAGE_BYTES: Final = 64 * 1024 * 1024
 _JPEG_MAGIC: Final = b"\xff\xd8\xff"
+_SEPARATORS: Final = frozenset({"/", os.sep, os.altsep or "/"})
 
 
 def _optional_zxing() -> ModuleType | None:
@@ -45,12 +47,22 @@ def link_from(argument: str) -> str:
         return argument
     path = Path(argument).expanduser()
     if not path.is_file():
+        if _names_a_file(argument) and not path.exists():
+            raise ClientError(f"no such file: {argument}", field="image")
         raise ClientError(
             "expected a sign-in link (https://.../.lychgate/d/login/...) or a PNG image of its "
             "QR code",
             field="url",
         )
     return read_qr_file(path)
+
+
+def _names_a_file(argument: str) -> bool:
+    """Whether ``argument`` (no ``://``) reads as a file name: a ``.png`` one, or a path,
+    but not a sign-in link whose scheme was left out (``gate.example/.lychgate/d/login/…``)."""
+    if "/.lychgate/" in argument:
+        return False
+    return argument.lower().endswith(".png") or any(sep in argument for sep in _SEPARATORS)
 
 
 def read_qr_file(path: Path) -> str:
