@@ -40,6 +40,7 @@ _UPSTREAM = typer.Option("--upstream", help="http://HOST:PORT, https://... or un
 _HOST = typer.Option("--host", help="Exact host this app answers on (subdomains).")
 _POLICY = typer.Option("--policy", help="any-user or admins.")
 _DESCRIPTION = typer.Option("--description")
+_SLUG_HELP = "Short name; the host label in subdomains mode."
 # The ranges are those of the listener's [limits] (config.settings), which these replace.
 _SECONDS = f"over 0, at most {MAX_UPSTREAM_TIMEOUT:g}"
 _CONNECT_TIMEOUT = typer.Option("--connect-timeout", help=f"Seconds, {_SECONDS} (default: limits).")
@@ -88,11 +89,15 @@ _CROSS_ORIGIN_HELP = (
 
 @app.command("add")
 def add(
-    slug: Annotated[
-        str, typer.Option("--slug", help="Short name; the host label in subdomains mode.")
-    ],
     name: Annotated[str, _NAME],
     upstream: Annotated[str, _UPSTREAM],
+    slug_given: Annotated[
+        str | None,
+        typer.Argument(metavar="SLUG", help=f"{_SLUG_HELP} Or --slug SLUG.", show_default=False),
+    ] = None,
+    slug_option: Annotated[
+        str | None, typer.Option("--slug", help=_SLUG_HELP, show_default=False)
+    ] = None,
     host: Annotated[str | None, _HOST] = None,
     policy: Annotated[str, _POLICY] = "any-user",
     websockets: Annotated[
@@ -114,7 +119,8 @@ def add(
     ] = False,
     data_dir: DirOption = None,
 ) -> None:
-    """Add an app."""
+    """Add an app: lychgate app add SLUG --name NAME --upstream URL."""
+    slug = _one_slug(slug_given, slug_option)
     spec = AppSpec(
         slug=slug,
         name=name,
@@ -138,6 +144,19 @@ def add(
         added = with_store(settings, lambda store: add_app(store, spec, now(), settings=settings))
     say("added [bold]{}[/] -> {}", added.slug, added.upstream)
     warn_unused_host(settings, spec.host)
+
+
+def _one_slug(given: str | None, option: str | None) -> str:
+    """The slug, given as ``app update`` takes it (first, bare) or with ``--slug``: either
+    way, but once; naming two different ones is refused rather than one picked."""
+    if given is not None and option is not None and given != option:
+        note("two slugs: {} and --slug {}; give one", given, option)
+        raise typer.Exit(2)
+    slug = given if given is not None else option
+    if slug is None:
+        note("give the app's slug: lychgate app add SLUG --name NAME --upstream URL")
+        raise typer.Exit(2)
+    return slug
 
 
 @app.command("update")
