@@ -73,6 +73,7 @@ class FakeServer:
     logins: dict[str, FakeLogin] = field(default_factory=dict)
     apps: list[dict[str, str]] = field(default_factory=list)
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ended: set[str] = field(default_factory=set)  # sessions revoked: 409 session_ended
     opened: list[tuple[str, str]] = field(default_factory=list)
     enroll_bodies: list[dict[str, Any]] = field(default_factory=list)
     signed_calls: list[tuple[str, str]] = field(default_factory=list)
@@ -188,13 +189,17 @@ class FakeServer:
                 ]
                 return JSONResponse({"sessions": listed})
             case "DELETE", ["sessions", session_id]:
+                if session_id in self.ended:
+                    return _error(409, "session_ended", "that session has already ended")
                 if self.sessions.pop(session_id, None) is None:
                     return _error(404, "not_found", "no such session")
+                self.ended.add(session_id)
                 return Response(status_code=204)
             case "POST", ["logout"]:
                 mine = [sid for sid, s in self.sessions.items() if s.get("device") == device.id]
                 for sid in mine:
                     del self.sessions[sid]
+                self.ended.update(mine)
                 return JSONResponse({"revoked": len(mine)})
         return _error(404, "not_found", "no such route")
 

@@ -194,8 +194,10 @@ async def test_apps_open_sessions_logout(client: DeviceClient, server: FakeServe
         ("s_2", "Chrome", False),
     ]
     await client.revoke_session("s_2")
-    with pytest.raises(NotFound, match="no such session"):
+    with pytest.raises(Conflict, match="that session has already ended"):
         await client.revoke_session("s_2")
+    with pytest.raises(NotFound, match="no such session"):
+        await client.revoke_session("s_3")
     assert await client.logout() == 1
     assert server.sessions == {}
 

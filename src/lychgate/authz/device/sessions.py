@@ -8,19 +8,23 @@ within ``session_idle_ttl``).
 
 Revocation goes through :func:`lychgate.authz.sessions.revoke_session`: store first, then the
 bus, so every gateway drops the session from its feed within a second and closes its
-WebSockets. A device acts only on its own user's sessions; any other handle is 404.
+WebSockets. A device acts only on its own user's sessions; any other handle is 404. One of
+them that has ended already (revoked, or expired and not yet deleted) is 409
+``session_ended``.
 """
 
 from __future__ import annotations
 
+import hmac
 from datetime import timedelta
 
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.device.apps import sessions_of_device
 from lychgate.authz.device.auth import DeviceCaller
+from lychgate.authz.device.errors import ApiError
 from lychgate.authz.device.schemas import rfc3339
 from lychgate.authz.portal.session import is_live
-from lychgate.authz.sessions import find_by_handle, revoke_session
+from lychgate.authz.sessions import MAX_HANDLE, find_by_handle, revoke_session
 from lychgate.domain import AuditEvent, Session
 from lychgate.errors import NotFound
 from lychgate.ids import session_handle
@@ -50,8 +54,25 @@ async def revoke_own(ctx: AuthzContext, caller: DeviceCaller, handle: str, *, ip
     """Revoke the caller's user's unexpired session named ``handle``."""
     session = await find_by_handle(ctx, caller.user.id, handle)
     if session is None:
+        if await _ended(ctx, caller, handle):
+            raise ApiError(
+                "session_ended", "that session has already ended", status=409, field="id"
+            )
         raise NotFound("no such session", field="id")
     await revoke_session(ctx, session.id, ip=ip or None)
+
+
+async def _ended(ctx: AuthzContext, caller: DeviceCaller, handle: str) -> bool:
+    """Whether ``handle`` names one of the caller's user's sessions that is revoked or expired
+    (and still stored): "no such session" sent the user looking for a typo. Another user's
+    session stays "no such session", ended or not."""
+    wanted = handle.encode("utf-8", "surrogatepass")
+    if len(wanted) > MAX_HANDLE:
+        return False
+    return any(
+        hmac.compare_digest(session_handle(s.id).encode(), wanted)
+        for s in await ctx.store.sessions.list_for_user(caller.user.id)
+    )
 
 
 async def logout(ctx: AuthzContext, caller: DeviceCaller, *, ip: str) -> int:
