@@ -12,7 +12,8 @@ import pytest
 
 from device.conftest import LOGIN_ID, NOW, USER
 from device.fakeserver import FakeServer
-from lychgate.device.client import Connector, DeviceClient, check_answer, enroll
+from lychgate.device.answers import check_answer
+from lychgate.device.client import Connector, DeviceClient, enroll
 from lychgate.device.keyfile import KeyFile, new_private_key
 from lychgate.device.urls import parse_enrollment_url
 from lychgate.device.wire import BadAnswer
