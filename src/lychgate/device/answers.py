@@ -73,6 +73,16 @@ def _quoted_id(response: httpx.Response) -> str:
     return f"; request id {rid}" if rid else ""
 
 
+def error_kind(response: httpx.Response) -> str | None:
+    """The ``error`` of a JSON error answer (``code_refused``, ``wrong_number``...), if any."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    kind = body.get("error") if isinstance(body, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
 def is_replay_refusal(response: httpx.Response) -> bool:
     """Whether the server refused a signed call as one it had acted on already."""
     if response.status_code != 401:

@@ -25,7 +25,7 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from lychgate import __version__
-from lychgate.device.answers import check_answer, is_replay_refusal
+from lychgate.device.answers import check_answer, error_kind, is_replay_refusal
 from lychgate.device.keyfile import DeviceRecord, KeyFile
 from lychgate.device.urls import EnrollmentLink, parse_origin
 from lychgate.device.wire import (
@@ -46,6 +46,10 @@ from lychgate.ids import LoginRequestId
 
 API: Final = "/.lychgate/api/v1/device"
 _SEGMENT_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+NAME_REQUIRED: Final = (
+    "this is an admin setup link: give the new admin's name with --user-name NAME (and --email)"
+)
 
 TransportFactory = Callable[[ssl.SSLContext], httpx.AsyncBaseTransport]
 
@@ -132,6 +136,10 @@ async def enroll(
     if email is not None:
         body["email"] = email
     response = await _send(http, http.build_request("POST", f"{API}/enroll", json=body))
+    if response.status_code == 400 and error_kind(response) == "user_name_required":
+        # A setup link, still open, sent without --user-name (a server older than this error
+        # refuses it as a bad code, with a hint).
+        raise ClientError(NAME_REQUIRED)
     refused = "the link is unknown, used, cancelled or expired"
     check_answer(response, what="enrollment", messages={401: refused, 404: refused, 409: refused})
     enrollment = parse(Enrollment, response, what="enrollment")

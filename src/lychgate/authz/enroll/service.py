@@ -8,7 +8,9 @@ racing devices exactly one gets the record, and a replay gets nothing.
 
 An ``enroll`` code binds the device to the user named in its payload. An ``admin-setup`` code
 creates the first admin at that moment, with the ``user_name`` and ``email`` from the body; a
-request without ``user_name`` is never tried against admin-setup codes, so it cannot burn one.
+request without ``user_name`` is never tried against admin-setup codes, so it cannot burn one;
+if its code is an open setup link, it is told so (400 ``user_name_required``) rather than
+refused like a bad code.
 While an admin exists, admin-setup codes are refused (after redemption: they are dead anyway).
 Two setup codes redeemed at the same instant could each see "no admin yet", and the store has
 no atomic "insert the first admin" operation. So after creating ours we count again, and an
@@ -19,6 +21,7 @@ setup stays open and ``lychgate init`` prints a new link. Never two first admins
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -89,6 +92,13 @@ RACED = (
 )
 
 
+#: Said to a request without ``user_name`` whose code is an open setup link (not burnt), as
+#: ``lychgate device enroll`` spells it: a CLI older than this error prints the message.
+NAME_REQUIRED = (
+    "this is an admin setup link: give the new admin's name with --user-name NAME (and --email)"
+)
+
+
 def _refused(message: str = "unknown, used, cancelled or expired enrollment code") -> ApiError:
     return ApiError("code_refused", message, status=409, field="code")
 
@@ -114,11 +124,8 @@ async def enroll(ctx: AuthzContext, request: EnrollRequest, *, ip: str) -> Enrol
     if record is None:
         if request.setup_problem is not None:
             raise request.setup_problem  # 400: if it is a setup link, it is not burnt
-        if request.user_name is None:
-            raise _refused(
-                "unknown, used, cancelled or expired enrollment code (if it is an admin setup "
-                "link, it also needs the new admin's name: --user-name in lychgate device enroll)"
-            )
+        if request.user_name is None and await _open_setup_code(store, digest, now):
+            raise ApiError("user_name_required", NAME_REQUIRED, status=400, field="user_name")
         if email_taken:
             raise Conflict("a user with this e-mail address exists", field="email")
         raise _refused()
@@ -128,6 +135,17 @@ async def enroll(ctx: AuthzContext, request: EnrollRequest, *, ip: str) -> Enrol
     device = await _add_device(store, user, request, now)
     await _audit(store, now, user, device, ip, via=Purpose.ENROLL)
     return Enrolled(device, user)
+
+
+async def _open_setup_code(store: Store, digest: bytes, now: datetime) -> bool:
+    """Whether ``digest`` is that of an admin-setup code that could still be redeemed, while
+    no admin exists. Looked up, not redeemed: the request lacks the new admin's name, and the
+    link must survive it. Whoever holds such a code learns only what its own link is; any other
+    code (unknown, used, expired, an ordinary link) gets the one ``code_refused`` as before."""
+    if await store.users.count_admins() > 0:
+        return False
+    setup = await store.one_time_codes.pending(Purpose.ADMIN_SETUP, now)
+    return any(hmac.compare_digest(code.code_hash, digest) for code in setup)
 
 
 def _user_of(record: OneTimeCode) -> UserId:
