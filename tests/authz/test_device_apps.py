@@ -15,9 +15,10 @@ from authz.device_fixtures import SignedClient, browser_session, enroll_key, nex
 from authz.login_fixtures import code_count
 from fixtures.store import T0, make_app
 from lychgate.authz.context import AuthzContext
-from lychgate.authz.device.apps import open_app
+from lychgate.authz.device.apps import Opened, open_app
 from lychgate.authz.device.auth import DeviceCaller
 from lychgate.authz.login.target import app_origin, start_url
+from lychgate.authz.portal.listeners import Listeners
 from lychgate.config import Settings, load_settings
 from lychgate.domain import App, AppPolicy
 from lychgate.events import OpenApp
@@ -164,7 +165,10 @@ async def test_open_in_subdomains_mode_pushes_the_apps_own_start_url(
     who = await enroll_key(here)
     session = await browser_session(here, who)
     async with here.bus.subscribe() as events:
-        assert await open_app(here, DeviceCaller(who.device, who.user), "wiki") == session
+        opened = await open_app(
+            here, DeviceCaller(who.device, who.user), "wiki", listeners=Listeners()
+        )
+        assert opened == Opened(session, delivered=False)  # no portal page listens
         event = await next_event(events, OpenApp)
     assert event == OpenApp(
         session_id=session.id, url="https://wiki.example.com/.lychgate/start?app=wiki&rd=/"

@@ -15,6 +15,7 @@ from authz.login_fixtures import Person, browser, enrolled, sign_in
 from fixtures.store import T0, make_session
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.portal.events import session_events
+from lychgate.authz.portal.listeners import Listeners
 from lychgate.authz.portal.session import is_live, load_live
 from lychgate.events import InProcessBus, OpenApp, SessionRevoked
 from lychgate.ids import SessionId, session_handle
@@ -131,7 +132,7 @@ async def test_open_events_for_this_session_reach_the_page(
     ctx: AuthzContext, browser: httpx.AsyncClient, ada: Person
 ) -> None:
     sid = sid_of(browser)
-    stream = session_events(ctx, sid, origins=lambda: ORIGINS, heartbeat=60)
+    stream = session_events(ctx, sid, origins=lambda: ORIGINS, listeners=Listeners(), heartbeat=60)
     assert await next_frame(stream) == "retry: 3000\n\n"
     url = "http://localhost:8080/.lychgate/start?app=wiki&rd=/"
     await ctx.bus.publish(OpenApp(session_id=SessionId("ses_someone_else"), url=url))
@@ -147,7 +148,7 @@ async def test_a_revocation_ends_the_stream(
     ctx: AuthzContext, browser: httpx.AsyncClient, ada: Person
 ) -> None:
     sid = sid_of(browser)
-    stream = session_events(ctx, sid, origins=lambda: ORIGINS, heartbeat=60)
+    stream = session_events(ctx, sid, origins=lambda: ORIGINS, listeners=Listeners(), heartbeat=60)
     await next_frame(stream)
     await ctx.bus.publish(SessionRevoked(session_id=SessionId("ses_other"), user_id=ada.user.id))
     await ctx.bus.publish(SessionRevoked(session_id=sid, user_id=ada.user.id))
@@ -160,7 +161,9 @@ async def test_heartbeats_recheck_the_session(
     ctx: AuthzContext, browser: httpx.AsyncClient, ada: Person
 ) -> None:
     sid = sid_of(browser)
-    stream = session_events(ctx, sid, origins=lambda: ORIGINS, heartbeat=0.02)
+    stream = session_events(
+        ctx, sid, origins=lambda: ORIGINS, listeners=Listeners(), heartbeat=0.02
+    )
     await next_frame(stream)
     assert await next_frame(stream) == ": alive\n\n"
     await ctx.store.sessions.revoke(sid, ctx.clock())  # elsewhere, with no event here

@@ -2,24 +2,28 @@
 
 Theory of operation (DESIGN.md flow 4). The device never holds an app cookie. To open an app
 it asks authz, which finds the browser session this device approved most recently (sessions
-record the approving device) and pushes ``OpenApp(session_id, start URL)`` on the bus; the
-portal page of that session, listening on SSE, navigates to the app host's
-``/.lychgate/start``, and from there the browser takes the same way as any other: the gateway
-sets its sign-in state cookie and the portal's ``open`` makes the one-time code for that state.
-No code is made here: one pushed straight to a callback would be bound to no browser (login
-CSRF, THREAT_MODEL T30: see :mod:`lychgate.gateway.signin_state`). Admin-only apps are listed
-and opened only for admins; the policy is checked again at ``open`` and when the code is
-redeemed.
+record the approving device), preferring one whose portal page is listening, and pushes
+``OpenApp(session_id, start URL)`` on the bus; the portal page of that session, listening on
+SSE, navigates to the app host's ``/.lychgate/start``, and from there the browser takes the
+same way as any other: the gateway sets its sign-in state cookie and the portal's ``open``
+makes the one-time code for that state. An ``OpenApp`` that no page hears is lost, so the
+answer says whether a page was listening (:mod:`lychgate.authz.portal.listeners`), and the
+device says so rather than "opening". No code is made here: one pushed straight to a callback
+would be bound to no browser (login CSRF, THREAT_MODEL T30: see
+:mod:`lychgate.gateway.signin_state`). Admin-only apps are listed and opened only for admins;
+the policy is checked again at ``open`` and when the code is redeemed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.device.auth import DeviceCaller
 from lychgate.authz.login.target import app_origin, may_open, start_url
+from lychgate.authz.portal.listeners import Listeners
 from lychgate.authz.portal.session import is_live
 from lychgate.domain import Session, User
 from lychgate.errors import NotFound
@@ -60,8 +64,20 @@ async def sessions_of_device(
     return approved_by(sessions, caller)
 
 
-async def open_app(ctx: AuthzContext, caller: DeviceCaller, slug: str) -> Session:
-    """Push ``OpenApp`` for ``slug`` to the browser this device most recently signed in.
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """Where ``open`` sent the app, and whether a portal page of that session got it (None:
+    cannot tell, see :meth:`~lychgate.authz.portal.listeners.Listeners.delivery`)."""
+
+    session: Session
+    delivered: bool | None
+
+
+async def open_app(
+    ctx: AuthzContext, caller: DeviceCaller, slug: str, *, listeners: Listeners
+) -> Opened:
+    """Push ``OpenApp`` for ``slug`` to the browser this device most recently signed in whose
+    portal page is listening, else to the most recent one.
 
     The URL is the app's start URL: no one-time code is made here (see the module docstring).
     """
@@ -71,7 +87,9 @@ async def open_app(ctx: AuthzContext, caller: DeviceCaller, slug: str) -> Sessio
     sessions = await sessions_of_device(ctx, caller)
     if not sessions:
         raise NotFound("no live browser session was signed in by this device", field="session")
-    session = sessions[0]
+    session = next((s for s in sessions if listeners.listens(s.id)), sessions[0])
     url = start_url(ctx.settings, app, "/")
+    # Looked at before publishing, with no await between: a page counted now gets the event.
+    delivered = listeners.delivery(session.id, ctx.bus)
     await ctx.bus.publish(OpenApp(session_id=session.id, url=url))
-    return session
+    return Opened(session, delivered)

@@ -14,6 +14,7 @@ from lychgate.authz.device import apps, login, sessions
 from lychgate.authz.device.auth import Caller, Context
 from lychgate.authz.device.errors import JsonErrorRoute, parse_body
 from lychgate.authz.device.schemas import ApproveIn, OpenIn
+from lychgate.authz.portal.listeners import listeners_of
 from lychgate.authz.ratelimit import SharedLimit
 from lychgate.authz.web import client_ip
 
@@ -55,10 +56,14 @@ async def list_apps(caller: Caller, ctx: Context) -> JSONResponse:
 
 
 @router.post("/open", summary="Open an app in the browser this device signed in")
-async def open_app(caller: Caller, ctx: Context) -> JSONResponse:
+async def open_app(request: Request, caller: Caller, ctx: Context) -> JSONResponse:
     body = parse_body(OpenIn, caller.body)
-    await apps.open_app(ctx, caller, body.slug)
-    return JSONResponse({"status": "sent", "slug": body.slug})
+    listeners = listeners_of(request.app.state)
+    opened = await apps.open_app(ctx, caller, body.slug, listeners=listeners)
+    answer: dict[str, object] = {"status": "sent", "slug": body.slug}
+    if opened.delivered is not None:  # absent: cannot tell (a page may listen elsewhere)
+        answer["delivered"] = opened.delivered
+    return JSONResponse(answer)
 
 
 @router.get("/sessions", summary="The user's live browser sessions")

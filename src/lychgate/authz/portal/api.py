@@ -33,6 +33,7 @@ from lychgate.authz.login.guards import csrf_safe, same_origin
 from lychgate.authz.login.models import errors
 from lychgate.authz.login.target import LOGIN_PATH
 from lychgate.authz.portal.events import session_events
+from lychgate.authz.portal.listeners import listeners_of
 from lychgate.authz.portal.models import LogoutOut, SessionOut, SessionsOut
 from lychgate.authz.portal.session import (
     SignedIn,
@@ -80,7 +81,10 @@ async def events(request: Request, ctx: Ctx, me: SignedInDep) -> StreamingRespon
         latest = publisher.latest
         return () if latest is None else latest.served_origins()
 
-    return sse.event_stream(session_events(ctx, me.session.id, origins=origins))
+    listeners = listeners_of(request.app.state)
+    return sse.event_stream(
+        session_events(ctx, me.session.id, origins=origins, listeners=listeners)
+    )
 
 
 async def sign_out(ctx: AuthzContext, request: Request) -> None:
