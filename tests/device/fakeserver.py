@@ -75,6 +75,7 @@ class FakeServer:
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     ended: set[str] = field(default_factory=set)  # sessions revoked: 409 session_ended
     opened: list[tuple[str, str]] = field(default_factory=list)
+    delivered: bool | None = None  # what open says of the portal page; None: as older servers
     enroll_bodies: list[dict[str, Any]] = field(default_factory=list)
     signed_calls: list[tuple[str, str]] = field(default_factory=list)
     used_signatures: set[tuple[str, bytes]] = field(default_factory=set)
@@ -181,7 +182,10 @@ class FakeServer:
                 if not any(s.get("device") == device.id for s in self.sessions.values()):
                     return _error(404, "not_found", "no live browser session")
                 self.opened.append((device.id, data["slug"]))
-                return JSONResponse({"status": "sent", "slug": data["slug"]})
+                sent: dict[str, Any] = {"status": "sent", "slug": data["slug"]}
+                if self.delivered is not None:
+                    sent["delivered"] = self.delivered
+                return JSONResponse(sent)
             case "GET", ["sessions"]:
                 listed = [
                     {**s, "id": sid, "this_device": s.get("device") == device.id}

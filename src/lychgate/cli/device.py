@@ -28,7 +28,7 @@ from lychgate.device.keyfile import (
 )
 from lychgate.device.qrimage import link_from
 from lychgate.device.runner import Enrolled, enroll_device, open_enrolled
-from lychgate.device.urls import parse_enrollment_url, parse_login_url
+from lychgate.device.urls import parse_enrollment_url, parse_login_url, portal_url
 from lychgate.device.wire import AppEntry, LoginContext, SessionEntry, printable
 from lychgate.devicesig import b64url
 from lychgate.domain import LoginStatus
@@ -190,10 +190,16 @@ def open_(
     key: KeyOption = None,
     ca: CaOption = None,
 ) -> None:
-    """Open an app in the browser this device signed in most recently."""
+    """Open an app in the browser this device signed in most recently (its portal page
+    must be open)."""
     with reported_errors():
         device = open_enrolled(_key_path(key), ca, _connector(ctx))
-        device.run(lambda client: client.open_app(slug))
+        delivered = device.run(lambda client: client.open_app(slug))
+        if delivered is False:  # None: an older server, which cannot tell
+            raise LychgateError(
+                "no browser of yours is waiting on the portal: open "
+                f"{portal_url(device.record.server)} in your browser, then run this again"
+            )
     out_console.print(Text(f"opening {printable(slug)} in your browser"))
 
 

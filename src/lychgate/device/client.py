@@ -35,6 +35,7 @@ from lychgate.device.wire import (
     Enrollment,
     LoginContext,
     LogoutResult,
+    OpenResult,
     SessionEntry,
     SessionList,
     check_choices,
@@ -207,15 +208,17 @@ class DeviceClient:
         response = await self._call("GET", "/apps", what="app list")
         return parse(AppList, response, what="app list").apps
 
-    async def open_app(self, slug: str) -> None:
-        """Open ``slug`` in the browser session this device most recently approved."""
-        await self._call(
+    async def open_app(self, slug: str) -> bool | None:
+        """Open ``slug`` in the browser session this device most recently approved; whether a
+        portal page of it got the request (None: the server cannot tell)."""
+        response = await self._call(
             "POST",
             "/open",
             {"slug": slug},
             what="open",
             messages={404: "no such app, or no browser signed in by this device is open"},
         )
+        return parse(OpenResult, response, what="open").delivered
 
     async def sessions(self) -> tuple[SessionEntry, ...]:
         response = await self._call("GET", "/sessions", what="session list")

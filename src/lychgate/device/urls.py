@@ -123,6 +123,12 @@ def parse_login_url(url: str, *, server: str) -> LoginRequestId:
     return LoginRequestId(match.group(1))
 
 
+def portal_url(server: str) -> str:
+    """The portal page on the enrolled server (its public URL): where a browser waits for
+    ``lychgate device open``."""
+    return server.rstrip("/") + "/.lychgate/"
+
+
 def parse_enrollment_url(url: str) -> EnrollmentLink:
     """The server origin and one-time code of an enrollment (or admin setup) link."""
     origin, tail = split_url(url)

@@ -91,6 +91,14 @@ class SessionList:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenResult:
+    """``POST /open``: whether a portal page of the browser got it; None (a server older than
+    the field, or one that cannot tell) is unknown."""
+
+    delivered: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LogoutResult:
     revoked: int
 
