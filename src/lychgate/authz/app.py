@@ -29,6 +29,7 @@ from lychgate.authz.bodycap import BodyCap
 from lychgate.authz.context import AuthzContext
 from lychgate.authz.login.pages import PAGE_HEADERS
 from lychgate.authz.nosniff import NoSniff
+from lychgate.authz.portal.listeners import Listeners
 from lychgate.authz.ratelimit import RateLimiter, SharedLimit
 from lychgate.authz.request_id import RequestIdScope
 from lychgate.authz.snapshots import POLL_INTERVAL, SnapshotPublisher
@@ -145,6 +146,7 @@ def create_app(
     app.state.outages = Throttle(time.monotonic)  # see unavailable()
     app.state.refused_handoffs = Throttle(time.monotonic)  # see .internal.handoff
     app.state.device_refusals = Throttle(time.monotonic)  # see .device.errors.error_response
+    app.state.portal_listeners = Listeners()  # see .portal.listeners
     # Abuse control (docs/sign-in-protocol.md): login requests per client IP, approvals per
     # device, failed enrollment attempts (guessed links) per client IP. Read by the login,
     # device and enroll routes through request.app.state.

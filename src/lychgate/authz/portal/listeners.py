@@ -58,8 +58,9 @@ class Listeners:
 
 
 def listeners_of(state: State) -> Listeners:
-    """The app's :class:`Listeners`, made on first use: the portal's streams and the device's
-    ``open`` share it through ``app.state``, as they share the rate limiters."""
+    """The app's :class:`Listeners`: the portal's streams and the device's ``open`` share it
+    through ``app.state``, as they share the rate limiters. authz's app makes it at start; one
+    is made here on first use where routes run without it (a test's bare app)."""
     found = getattr(state, "portal_listeners", None)
     if not isinstance(found, Listeners):
         found = Listeners()
