@@ -204,6 +204,15 @@ class ServerCertificates:
             name: server_ssl_context(pair.cert_file, pair.key_file)
             for name, pair in self._by_name.items()
         }
+        if by_name:
+            # A resumed TLS 1.3 session shows no certificate, and every session here is made
+            # with the listener's context, whichever pair the SNI callback chose: one made for
+            # a name would be resumed under another whose certificate it never saw (RFC 6066
+            # section 3 forbids). So no tickets where there is more than one pair. (TLS 1.2's
+            # session cache, which Python gives no switch for, may still resume one; the
+            # client then gets what a client sending no name gets: the first certificate.)
+            for context in (default, *by_name.values()):
+                context.num_tickets = 0
         leaves = tuple(_leaf(pair.cert_file) for pair in self._pairs())
         return _Loaded(default, by_name, stamp, leaves)
 
