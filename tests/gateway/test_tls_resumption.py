@@ -68,7 +68,7 @@ def _fetch(
         answer = b""
         while chunk := tls.recv(65536):  # to the end: the ticket may come after it
             answer += chunk
-        return tls.session_reused, tls.session, answer
+        return bool(tls.session_reused), tls.session, answer
 
 
 def _answer(head: object) -> Respond:
