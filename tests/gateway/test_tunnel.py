@@ -252,14 +252,16 @@ async def _stalled_client(port: int) -> socket.socket:
     return sock
 
 
-@pytest.mark.parametrize("how", ["idle", "revoked"])
+@pytest.mark.parametrize("how", ["stopped reading", "revoked"])
 async def test_a_tunnel_the_gateway_ends_lets_go_of_a_client_that_does_not_read(
     gateway: Start, how: str
 ) -> None:
     # close() waits for the write buffer to drain, which a client that reads nothing never
-    # lets happen: the socket and its buffer were kept for good, counted nowhere.
+    # lets happen: the socket and its buffer were kept for good, counted nowhere. (Such a
+    # tunnel is not idle: bytes wait for the client. It ends at send_timeout, as such.)
+    limits = Limits(tunnel_idle_timeout=IDLE, send_timeout=IDLE)
     async with raw_upstream(_flood(close_after=False)) as up:
-        gw = await gateway(upgrade_to(up.url), limits=Limits(tunnel_idle_timeout=IDLE))
+        gw = await gateway(upgrade_to(up.url), limits=limits)
         before = _open_fds()
         sock = await _stalled_client(gw.port)
         try:
@@ -500,3 +502,34 @@ async def test_the_close_frame_says_why_the_gateway_closed(
                 await ws.recv()
     assert closed.value.rcvd is not None
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (code, reason)
+
+
+async def test_a_client_that_stops_reading_is_recorded_so_not_as_idle(gateway: Start) -> None:
+    # With the idle timeout shorter than send_timeout, a client that read nothing while the
+    # app sent on was closed as "idle", and counted as given all the app had sent.
+    async def flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        writer.write(SWITCHED)
+        with contextlib.suppress(ConnectionError):
+            while True:
+                writer.write(b"x" * 65536)
+                await writer.drain()
+
+    ends = Ends()
+    limits = Limits(send_timeout=1.0, tunnel_idle_timeout=0.3)
+    loop = asyncio.get_running_loop()
+    async with raw_upstream(flood) as up:
+        gw = await gateway(upgrade_to(up.url), limits=limits, on_tunnel_end=ends)
+        with socket.socket() as client:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            client.setblocking(False)
+            await loop.sock_connect(client, ("127.0.0.1", gw.port))
+            await loop.sock_sendall(client, get(extra=WS_FIELDS))
+            await eventually(lambda: ends.seen != [], what="the tunnel's end recorded")
+            got = 0
+            with contextlib.suppress(ConnectionError):
+                while chunk := await loop.sock_recv(client, 65536):
+                    got += len(chunk)
+    [(_, _, why, _, received, _)] = ends.seen
+    assert why == "client stopped reading (send_timeout)"
+    assert received <= got - len(SWITCHED), (received, got)  # what it was given, at most

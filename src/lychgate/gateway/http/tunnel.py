@@ -60,7 +60,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lychgate.gateway.http.tls_close import close_when_sent
-from lychgate.gateway.http.unsent import StallWatch, reset_on_close
+from lychgate.gateway.http.unsent import StallWatch, reset_on_close, unsent_bytes
 from lychgate.gateway.http.wsframes import FrameCursor, close_frame
 from lychgate.gateway.types import Principal, RequestHead
 from lychgate.ids import AppSlug, SessionId
@@ -80,8 +80,8 @@ class TunnelEnded:
     seconds: float  # how long it was open
     why: str  # "client closed", "session ended", "idle (tunnel_idle_timeout)"...
     who: Principal | None
-    sent: int  # bytes the client sent through it (those behind its head included)
-    received: int  # bytes the client was sent through it (those behind the 101 included)
+    sent: int  # bytes the client sent through it (behind its head included), less any dropped
+    received: int  # bytes the client was sent (behind the 101 included), less any dropped
     rid: str = ""  # the handshake's request id (.request_ids)
 
 
@@ -95,6 +95,7 @@ class TunnelEnd(asyncio.Protocol):
     __slots__ = (
         "_stall",
         "_stalled",
+        "dropped",
         "ended",
         "frames",
         "name",
@@ -110,6 +111,7 @@ class TunnelEnd(asyncio.Protocol):
         self.name = name  # "client" or "upstream", for the log
         self.peer: TunnelEnd | None = None
         self.received = 0  # bytes read from this side
+        self.dropped = 0  # bytes held for this side and dropped when it was cut
         self.ended = False  # it sent its end-of-file: it is not read any more
         self.frames: FrameCursor | None = None  # the app's side: where its frames end
         self._stalled: asyncio.TimerHandle | None = None  # armed while its writes are paused
@@ -165,13 +167,11 @@ class TunnelEnd(asyncio.Protocol):
             self._stall = StallWatch(self.transport, self.tunnel.drain_timeout, loop.time())
             self._stall_timer()
 
-    def reading_slowly(self) -> bool:
-        """While its writes are paused: whether this side took some of the bytes still to send
-        since the last look (the sweep's or the stall timer's)."""
-        watch = self._stall
-        return watch is not None and watch.took_some(
-            self.transport, asyncio.get_running_loop().time()
-        )
+    @property
+    def held_back(self) -> bool:
+        """Whether its writes are paused: it reads slowly, or not at all (then its stall
+        timer cuts it at ``drain_timeout``)."""
+        return self._stall is not None
 
     def _stall_timer(self) -> None:
         assert self._stall is not None
@@ -211,6 +211,7 @@ class TunnelEnd(asyncio.Protocol):
         # Reset, not closed: a close whose bytes are all in the kernel already keeps the
         # socket sending them (megabytes, in FIN-WAIT) to a peer that reads none of them, and
         # that peer is never told. Nothing is lost: it was not reading.
+        self.dropped += unsent_bytes(self.transport)  # the kernel's queue too: reset below
         reset_on_close(self.transport)
         self.transport.abort()
         self.tunnel.close(cut=True, why=why)
@@ -275,12 +276,14 @@ class Tunnel:
         self.quiet = 0  # the registry's sweeps since a byte last passed
 
     def draining(self) -> bool:
-        """Whether a side whose writes are paused took some bytes since the last sweep: then
-        bytes are passing, though nothing is read from the other side meanwhile."""
+        """Whether a side's writes are paused. That is no silence, though nothing is read
+        from the other side meanwhile: bytes wait for a side that reads slowly, or for one
+        that reads nothing, which its own stall timer cuts as such ("client stopped
+        reading"). Counted as idle, a client that stopped reading was closed as idle."""
         if self._ends is None:
             return False
-        client, upstream = (end.reading_slowly() for end in self._ends)  # both look
-        return client or upstream
+        client, upstream = self._ends
+        return client.held_back or upstream.held_back
 
     def start(self, to_upstream: bytes, to_client: bytes) -> None:
         """Switch both transports to tunnel ends; write bytes that came behind the heads."""
@@ -366,7 +369,8 @@ class Tunnel:
         client.peer = upstream.peer = None
         if on_end is not None and head is not None:
             seconds = time.perf_counter() - self._started
-            sent, received = client.received, upstream.received
+            # What each side was given: what the other sent, less what was dropped for it.
+            sent, received = client.received - upstream.dropped, upstream.received - client.dropped
             why, who = self.why, self.who
             on_end(TunnelEnded(head, self.app, seconds, why, who, sent, received, self._rid))
 
@@ -374,9 +378,13 @@ class Tunnel:
         timer, self._drain_timer = self._drain_timer, None
         if timer is not None:
             timer.cancel()  # a cut comes before it fired: it would hold the tunnel till then
-        for transport in (self.client, self.upstream):
+        ends = self._ends
+        for i, transport in enumerate((self.client, self.upstream)):
             # Our buffer alone: what the kernel holds goes out with the close (a close frame
             # on its way to a client that reads), and a side that stopped reading was reset
             # already (TunnelEnd._stopped_reading).
-            if transport.get_write_buffer_size():
+            held = transport.get_write_buffer_size()
+            if held:
+                if ends is not None:
+                    ends[i].dropped += held
                 transport.abort()
