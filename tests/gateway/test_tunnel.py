@@ -14,9 +14,9 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from gateway.client import get
-from gateway.conftest import SID, Connect, Start, upgrade_to
+from gateway.conftest import SID, Answers, Connect, Start, upgrade_to
 from gateway.upstreams import SWITCHED, WS_FIELDS, Raw, raw_upstream, read_head
-from gateway.waiting import eventually
+from gateway.waiting import PATIENCE, eventually
 from lychgate.gateway.http.limits import Limits
 from lychgate.gateway.http.tunnel import Tunnel, TunnelEnded
 from lychgate.gateway.http.tunnel_registry import TunnelRegistry
@@ -533,3 +533,34 @@ async def test_a_client_that_stops_reading_is_recorded_so_not_as_idle(gateway: S
     [(_, _, why, _, received, _)] = ends.seen
     assert why == "client stopped reading (send_timeout)"
     assert received <= got - len(SWITCHED), (received, got)  # what it was given, at most
+
+
+async def test_a_client_that_leaves_before_the_101_is_recorded_as_gone(gateway: Start) -> None:
+    # Reading stopped after an Upgrade head, so a client that left went unseen until the
+    # app answered: a 200 or a 101 recorded as given to no one, a tunnel opened to it, and
+    # an app that took its time counted as the app's read_timeout.
+    asked, app_done = asyncio.Event(), asyncio.Event()
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_head(reader)
+        asked.set()
+        with contextlib.suppress(ConnectionError):
+            await reader.read()  # until the gateway lets go of it
+        app_done.set()
+
+    answers = Answers()
+    async with raw_upstream(slow) as up:
+        gw = await gateway(upgrade_to(up.url), on_response=answers)
+        loop = asyncio.get_running_loop()
+        with socket.socket() as client:
+            client.setblocking(False)
+            await loop.sock_connect(client, ("127.0.0.1", gw.port))
+            await loop.sock_sendall(client, get(extra=WS_FIELDS))
+            async with asyncio.timeout(PATIENCE):
+                await asked.wait()
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()  # a reset (a half-close is passed on: test_tunnel_half_close.py)
+            async with asyncio.timeout(PATIENCE):  # the app is let go of at once
+                await app_done.wait()
+    assert answers.seen == [(499, "client closed the connection")]
+    assert gw.open_tunnels == 0

@@ -33,7 +33,7 @@ from lychgate.gateway.http.clientcap import refusal as client_refusal
 from lychgate.gateway.http.ending import CLIENT_CLOSED, NO_FIELDS
 from lychgate.gateway.http.headers import MEMO_NAME_MAX, http_date
 from lychgate.gateway.http.parse import is_websocket_handshake, make_request
-from lychgate.gateway.http.request import PAUSE_BUFFER, PIECE_COST, Responder
+from lychgate.gateway.http.request import PAUSE_BUFFER, PAUSE_HOLD, PIECE_COST, Responder
 from lychgate.gateway.http.tls import sni_of
 from lychgate.gateway.http.turns import ConnectionTurns
 from lychgate.gateway.http.writer import Writer
@@ -137,6 +137,10 @@ class ClientConnection(ConnectionTurns):
                 if upgrading is None or is_websocket_handshake(upgrading):
                     self._tail = tail
                     self._halt()
+                    # Read on while the app answers: what the client sends waits in _tail
+                    # (bounded), and a client that leaves is seen at once. Paused, its reset
+                    # went unseen until the answer, which was then recorded as delivered.
+                    self.resume_reading(PAUSE_HOLD)
                 else:
                     # Not a tunnel we make: the request is a plain one (it has no content:
                     # parse.py refuses an Upgrade with content), and what follows is HTTP.

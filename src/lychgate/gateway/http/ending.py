@@ -288,7 +288,7 @@ class ConnectionEnding(asyncio.Protocol):
             client_tcp=tcp,
             upstream_tcp=upstream_tcp,
         )
-        tunnel.start(to_upstream, to_client)
+        tunnel.start(to_upstream, to_client, client_ended=self._eof)
 
     def finish_for_tunnel(self, req: Request, app: AppSlug | None) -> None:
         self._record(req, 101, app, "")

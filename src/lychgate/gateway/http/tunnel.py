@@ -285,8 +285,10 @@ class Tunnel:
         client, upstream = self._ends
         return client.held_back or upstream.held_back
 
-    def start(self, to_upstream: bytes, to_client: bytes) -> None:
-        """Switch both transports to tunnel ends; write bytes that came behind the heads."""
+    def start(self, to_upstream: bytes, to_client: bytes, *, client_ended: bool = False) -> None:
+        """Switch both transports to tunnel ends; write bytes that came behind the heads.
+        ``client_ended``: the client's FIN came before the 101 (read by the HTTP connection,
+        which reads on while the app answers): it is passed on as if it came now."""
         a = TunnelEnd(self, self.client, "client")
         b = TunnelEnd(self, self.upstream, "upstream")
         a.peer, b.peer = b, a
@@ -302,7 +304,10 @@ class Tunnel:
             self.upstream.write(to_upstream)
         if to_client:
             self.client.write(to_client)
-        self.client.resume_reading()
+        if client_ended:
+            a.eof_received()
+        else:
+            self.client.resume_reading()
         self.upstream.resume_reading()
 
     @property
