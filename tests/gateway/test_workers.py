@@ -184,11 +184,46 @@ def test_a_signal_while_forking_stops_the_forking() -> None:
         raise AssertionError("no worker code runs here")
 
     try:
-        assert workers.run_workers(3, never, spawn=spawn_then_signal) == -signal.SIGTERM
+        # The worker ended by the stop itself (here before it could take the signal over)
+        # stopped cleanly: it had nothing to drain. Its -15 made the exit code 241.
+        assert workers.run_workers(3, never, spawn=spawn_then_signal) == 0
         assert len(started) == 1
     finally:
         for child in started:
             child.kill()
+
+
+def test_a_stop_that_reaches_a_worker_before_its_handlers_are_set_is_not_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A SIGTERM sent to a worker between its fork and the reset of the supervisor's handlers
+    # (the supervisor stops a worker it has just forked) ran the child's stale copy of "stop
+    # every worker", which swallowed it: the worker served on, and the supervisor waited
+    # for it for ever. Here the signal is sent in that window, every time.
+    fork = os.fork
+
+    def fork_then_signal() -> int:
+        pid = fork()
+        if pid == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return pid
+
+    ran = tmp_path / "ran"
+
+    async def main(stop: Stop, slot: int) -> None:
+        ran.write_text("the worker served")
+
+    monkeypatch.setattr(os, "fork", fork_then_signal)
+    swallowed: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: swallowed.append(signum))
+    try:
+        pid = workers._spawn(main, 0, workers.STOP_SIGNALS, ())
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == -signal.SIGTERM
+    assert not ran.exists()
+    assert swallowed == []  # nor did this process get it
 
 
 async def test_a_hangup_stops_the_workers_as_sigterm_does(tmp_path: Path) -> None:
