@@ -1,4 +1,5 @@
-"""``lychgate gateway`` serves a renewed certificate after SIGHUP, without a restart."""
+"""``lychgate gateway`` serves a renewed certificate after SIGHUP, without a restart, and a
+SIGHUP while it stops does not end its drain."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 import trustme
 
-from e2e.deployment import free_port, lychgate, serve
+from e2e.deployment import add_app, free_port, lychgate, serve
+from gateway.upstreams import Reply, Seen, http_upstream
 
 pytestmark = [pytest.mark.loopback, pytest.mark.slow]
 
@@ -101,3 +104,45 @@ async def test_sighup_makes_the_gateway_serve_a_renewed_certificate(data_dir: Pa
         assert gateway.process.returncode is None
     log = await asyncio.to_thread(gateway.log.read_text)
     assert "TLS certificates reloaded" in log
+
+
+async def test_a_sighup_while_the_gateway_drains_does_not_kill_it(data_dir: Path) -> None:
+    # `systemctl reload` or certbot's `pkill -HUP` may land in the drain: the handler was
+    # removed before it, so the default action ended the process at once, cutting the
+    # requests it was finishing. Now the drain goes on, and the stop is clean.
+    answering = asyncio.Event()
+
+    async def slow(seen: Seen, reply: Reply) -> None:
+        answering.set()
+        await asyncio.sleep(1.5)
+        await reply.send(200, b"finished")
+
+    port = free_port()
+    d = str(data_dir)
+    async with http_upstream(slow) as up:
+
+        def deploy() -> str:
+            lychgate("init", "--dir", d, "--public-url", f"http://127.0.0.1:{port}")
+            add_app(d, "slow", "Slow", up.url)
+            lychgate("user", "add", "Admin", "--email", "admin@example.test", "--admin", "--dir", d)
+            lychgate("user", "add", "Ada", "--email", "ada@example.test", "--dir", d)
+            minted = lychgate("token", "mint", "--dir", d, "--app", "slow", "--user", "Ada")
+            return minted.split("\n")[0]
+
+        cookie = await asyncio.to_thread(deploy)
+        async with _authz(data_dir), serve(data_dir, port, command="gateway") as gateway:
+            async with httpx.AsyncClient() as client:
+                asked = asyncio.create_task(
+                    client.get(f"{gateway.url}/x", headers={"cookie": cookie}, timeout=20)
+                )
+                async with asyncio.timeout(10):
+                    await answering.wait()
+                gateway.process.send_signal(signal.SIGTERM)
+                await asyncio.sleep(0.3)  # into the drain
+                gateway.process.send_signal(signal.SIGHUP)
+                answer = await asyncio.wait_for(asked, 10)
+            assert (answer.status_code, answer.text) == (200, "finished")
+            async with asyncio.timeout(15):
+                assert await gateway.process.wait() == 0
+    log = await asyncio.to_thread(gateway.log.read_text)
+    assert "SIGHUP while stopping: no certificate check" in log

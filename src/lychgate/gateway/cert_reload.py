@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -121,3 +122,24 @@ class CertificateReloader:
                 log.exception("checking the TLS certificate files failed")
             self.watch_expiry()
             self.checks += 1
+
+
+def watch_certificates(
+    certs: ServerCertificates | None,
+    renew: Callable[[datetime], bool] | None,
+    group: asyncio.TaskGroup,
+    on_sighup: bool,
+) -> asyncio.Task[None] | None:
+    """Start checking the certificate files in ``group`` (and on SIGHUP, with ``on_sighup``:
+    ``lychgate gateway``); the task, to cancel at the end. None on plain HTTP."""
+    loop = asyncio.get_running_loop()
+    if certs is None:
+        if on_sighup:
+            loop.add_signal_handler(
+                signal.SIGHUP, log.info, "SIGHUP: plain HTTP, no certificates to reload"
+            )
+        return None
+    reloader = CertificateReloader(certs, renew=renew)
+    if on_sighup:
+        loop.add_signal_handler(signal.SIGHUP, reloader.request)
+    return group.create_task(reloader.run(), name="certificate-reload")

@@ -31,7 +31,7 @@ from lychgate.gateway.access_changes import follow_changes
 from lychgate.gateway.accesslog import AccessLog
 from lychgate.gateway.admit_handler import GatewayHandler, GatewayOptions
 from lychgate.gateway.authz_client import HttpAuthzClient
-from lychgate.gateway.cert_reload import CertificateReloader
+from lychgate.gateway.cert_reload import watch_certificates
 from lychgate.gateway.collector import settle_collector
 from lychgate.gateway.endpoints import Endpoints
 from lychgate.gateway.feed import FeedClient
@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 DRAIN_TIMEOUT = 10.0
 # A worker listens once the feed has given it a snapshot, or after this long without one.
 FIRST_SNAPSHOT_WAIT = 5.0
+_NO_RELOAD = "SIGHUP while stopping: no certificate check"
 
 
 def uncapped(settings: Settings) -> Callable[[str], bool]:
@@ -302,15 +303,15 @@ async def serve_worker(
             group.create_task(_join(feeding), name="config-feed")
             guard = TunnelGuard(holder, server.close_all_open, max_stale=options.max_stale)
             guarding = group.create_task(guard.run(), name="tunnel-guard")
-            reloading = _watch_certificates(plan, group, reload_on_sighup)
+            reloading = watch_certificates(plan.tls, plan.renew_tls, group, reload_on_sighup)
             await stop.wait()
             feed.stop()
             guarding.cancel()
             if reloading is not None:
                 reloading.cancel()
     finally:
-        if reload_on_sighup:
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if reload_on_sighup:  # no reload while draining, nor the default's death (nginx's way)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, log.info, _NO_RELOAD)
         for extra in side:
             await extra.close(drain_timeout=1.0)
         await server.close(drain_timeout=DRAIN_TIMEOUT, cut=hurry)
@@ -338,24 +339,6 @@ async def _first_snapshot(holder: SnapshotHolder, stop: asyncio.Event, within: f
 async def _join(task: asyncio.Task[None]) -> None:
     """``task``, started before the worker's task group, as one of its tasks."""
     await task
-
-
-def _watch_certificates(
-    plan: GatewayPlan, group: asyncio.TaskGroup, on_sighup: bool
-) -> asyncio.Task[None] | None:
-    """Start checking the certificate files (and on SIGHUP); the task, to cancel at the end."""
-    loop = asyncio.get_running_loop()
-    certs = plan.tls
-    if certs is None:
-        if on_sighup:
-            loop.add_signal_handler(
-                signal.SIGHUP, log.info, "SIGHUP: plain HTTP, no certificates to reload"
-            )
-        return None
-    reloader = CertificateReloader(certs, renew=plan.renew_tls)
-    if on_sighup:
-        loop.add_signal_handler(signal.SIGHUP, reloader.request)
-    return group.create_task(reloader.run(), name="certificate-reload")
 
 
 def run_gateway(plan: GatewayPlan, *, workers: int, reload_on_sighup: bool = False) -> int:
