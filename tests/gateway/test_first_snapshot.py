@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -127,3 +128,39 @@ async def test_a_stop_before_the_first_snapshot_ends_the_worker(
     async with _worker(settings, system_ssl, FakeAuthz()) as (_port, listening):
         await asyncio.sleep(0.1)
     assert listening == []  # it never listened, and it ended at once
+
+
+async def test_a_worker_whose_metrics_port_is_taken_never_joins_the_shared_port(
+    settings: Settings, system_ssl: ssl.SSLContext
+) -> None:
+    # A replacement worker failing at start (its metrics port taken meanwhile) joined the
+    # shared port first, and each retry reset the connections the kernel had queued to it.
+    server = FakeAuthz()
+    await server.start_unix(Path(settings.effective_authz_listen.removeprefix("unix:")))
+    server.push(snapshot_line(version(1)))
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        plan = GatewayPlan(
+            settings=settings,
+            internal_token=Secret(server.secret),
+            host="127.0.0.1",
+            port=port,
+            limits=Limits(),
+            tls=None,
+            renew_tls=None,
+            upstream_ssl=system_ssl,
+            metrics=("127.0.0.1", taken.getsockname()[1]),
+            redirect=None,
+        )
+        listening: list[GatewayServer] = []
+        try:
+            with pytest.raises(OSError, match="address already in use"):
+                async with asyncio.timeout(15):
+                    await serve_worker(plan, asyncio.Event(), ready=listening.append)
+        finally:
+            await server.stop()
+    assert listening == []
+    with pytest.raises(ConnectionRefusedError):  # nothing was left listening there either
+        await asyncio.open_connection("127.0.0.1", port)

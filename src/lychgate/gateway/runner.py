@@ -104,8 +104,10 @@ async def start_side_listeners(
     ]
     side: list[GatewayServer] = []
     for what, handler, where, offset, reuse, hook in wanted:
-        if where is not None:
-            host, port = where
+        if where is None:
+            continue
+        host, port = where
+        try:
             server = await start_server(
                 handler,
                 host=host,
@@ -117,8 +119,12 @@ async def start_side_listeners(
                 on_response=hook,
                 proxy_from=proxy_senders(plan.settings) if handler is redirect else None,
             )
-            log.info("gateway worker %d: %s on %s:%d", worker, what, host, server.port)
-            side.append(server)
+        except BaseException:
+            for started in side:
+                await started.close(drain_timeout=0.0)
+            raise
+        log.info("gateway worker %d: %s on %s:%d", worker, what, host, server.port)
+        side.append(server)
     return side
 
 
@@ -258,6 +264,17 @@ async def serve_worker(
             worker,
             FIRST_SNAPSHOT_WAIT,
         )
+    # The side listeners first: a worker whose metrics port is taken fails before it joins
+    # the shared port, where each failing retry reset the connections queued to it.
+    if plan.metrics is not None:
+        await asyncio.to_thread(metrics.add_process)
+    try:
+        side = await start_side_listeners(
+            plan, metrics, holder, worker, reuse_port, exempt, on_redirect=recorded
+        )
+    except BaseException:
+        await end_feed()
+        raise
     try:
         server = await start_server(
             handler,
@@ -275,6 +292,8 @@ async def serve_worker(
             proxy_from=proxy_senders(settings),
         )
     except BaseException:
+        for extra in side:
+            await extra.close(drain_timeout=0.0)
         await end_feed()
         raise
 
@@ -289,11 +308,6 @@ async def serve_worker(
         tls_handshakes=None if certs is None else (lambda: server.handshakes),
         upstream_failures=lambda: server.upstream_failures,
         proxy_refusals=(lambda: server.proxy_refusals) if settings.proxy_protocol else None,
-    )
-    if plan.metrics is not None:
-        await asyncio.to_thread(metrics.add_process)
-    side = await start_side_listeners(
-        plan, metrics, holder, worker, reuse_port, exempt, on_redirect=recorded
     )
     log.info("gateway worker %d listening on %s:%d", worker, plan.host, server.port)
     if ready is not None:
