@@ -39,14 +39,14 @@ def settings(tmp_path: Path) -> Settings:
     return load_settings(tmp_path, {}, authz_listen=f"unix:{tmp_path / 'authz.sock'}")
 
 
-@contextlib.asynccontextmanager
-async def _worker(
-    settings: Settings, system_ssl: ssl.SSLContext, server: FakeAuthz
-) -> AsyncIterator[tuple[int, list[GatewayServer]]]:
-    """A worker following ``server``'s feed; (its port, [the server once it listens])."""
-    await server.start_unix(Path(settings.effective_authz_listen.removeprefix("unix:")))
-    port = free_port()
-    plan = GatewayPlan(
+def _plan(
+    settings: Settings,
+    server: FakeAuthz,
+    port: int,
+    system_ssl: ssl.SSLContext,
+    metrics: tuple[str, int] | None = None,
+) -> GatewayPlan:
+    return GatewayPlan(
         settings=settings,
         internal_token=Secret(server.secret),
         host="127.0.0.1",
@@ -55,9 +55,19 @@ async def _worker(
         tls=None,
         renew_tls=None,
         upstream_ssl=system_ssl,
-        metrics=None,
+        metrics=metrics,
         redirect=None,
     )
+
+
+@contextlib.asynccontextmanager
+async def _worker(
+    settings: Settings, system_ssl: ssl.SSLContext, server: FakeAuthz
+) -> AsyncIterator[tuple[int, list[GatewayServer]]]:
+    """A worker following ``server``'s feed; (its port, [the server once it listens])."""
+    await server.start_unix(Path(settings.effective_authz_listen.removeprefix("unix:")))
+    port = free_port()
+    plan = _plan(settings, server, port, system_ssl)
     listening: list[GatewayServer] = []
     stop = asyncio.Event()
     task = asyncio.create_task(serve_worker(plan, stop, ready=listening.append))
@@ -142,18 +152,7 @@ async def test_a_worker_whose_metrics_port_is_taken_never_joins_the_shared_port(
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        plan = GatewayPlan(
-            settings=settings,
-            internal_token=Secret(server.secret),
-            host="127.0.0.1",
-            port=port,
-            limits=Limits(),
-            tls=None,
-            renew_tls=None,
-            upstream_ssl=system_ssl,
-            metrics=("127.0.0.1", taken.getsockname()[1]),
-            redirect=None,
-        )
+        plan = _plan(settings, server, port, system_ssl, ("127.0.0.1", taken.getsockname()[1]))
         listening: list[GatewayServer] = []
         try:
             with pytest.raises(OSError, match="address already in use"):
