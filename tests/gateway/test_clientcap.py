@@ -34,14 +34,19 @@ from lychgate.gateway.snapshot import SnapshotHolder
 from lychgate.secret import Secret
 
 
-def assert_refused(data: bytes) -> None:
-    """The 503 a client over the cap gets: the page, with a Date of its own."""
+def assert_refused(data: bytes) -> str:
+    """The 503 a client over the cap gets: the page, with a Date and a request id of its own
+    (returned: the one its record must have)."""
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     assert lines[1].startswith(b"Date: ")
     assert lines[1].endswith(b" GMT")
-    assert data == refusal(lines[1].removeprefix(b"Date: "))
+    assert lines[2].startswith(b"x-request-id: ")
+    rid = lines[2].removeprefix(b"x-request-id: ").decode()
+    assert len(rid) >= 16
+    assert data == refusal(lines[1].removeprefix(b"Date: "), rid)
     assert (lines[0], body) == (b"HTTP/1.1 503 Service Unavailable", b"too many connections\n")
+    return rid
 
 
 @pytest.mark.parametrize(
@@ -139,9 +144,11 @@ async def test_the_connection_over_the_cap_gets_503_and_a_close(
             await client.send(get())
             assert (await client.read_response()).status == 200
         third = await connect(gw.port)
-        assert_refused(await third.read_until_closed())
-        # Logged and counted like any answer: it was in neither.
+        rid = assert_refused(await third.read_until_closed())
+        # Logged and counted like any answer: it was in neither. The id the record has is
+        # the one the client was given (it was one the client never saw).
         assert answers.seen[-1] == (503, "too many connections from this client")
+        assert answers.rids[-1] == rid
         await first.close()
         # Once the gateway has seen the close, the client may connect again.
         assert await _served(connect, gw.port) == 200

@@ -55,7 +55,7 @@ async def _served_over_tls(connect: Connect, port: int, ca: trustme.CA) -> int:
 
 
 def test_the_answer_says_why_and_echoes_nothing() -> None:
-    page = plain_http_refusal(b"Tue, 01 Dec 2026 00:00:00 GMT")
+    page = plain_http_refusal(b"Tue, 01 Dec 2026 00:00:00 GMT", "0123456789abcdef01234567")
     head, _, body = page.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"\r\nconnection: close" in head
@@ -76,6 +76,7 @@ async def test_plain_http_to_the_tls_port_gets_a_400_that_says_so(
     assert b"script" not in r.raw_head + r.body  # nothing of the request comes back
     assert await client.read_until_closed() == b""  # then the gateway's half of it closes
     assert answers.seen == [(400, PLAIN_HTTP)]  # recorded like any answer
+    assert answers.rids == [r.header("x-request-id")]  # with the id the client was given
     assert gw.held_by("127.0.0.1") == 1  # lingering until the client closes its half
     await client.close()
     await eventually(lambda: gw.held_by("127.0.0.1") == 0 and gw.handshakes == 0)

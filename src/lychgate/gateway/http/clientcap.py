@@ -49,10 +49,15 @@ _REFUSAL_REST: Final = (
 )
 
 
-def refusal(date: bytes) -> bytes:
+def refusal(date: bytes, rid: str) -> bytes:
     """What a refused connection is told, before it sends anything, at ``date`` (an
-    IMF-fixdate: every response carries one, RFC 9110 section 6.6.1)."""
-    return b"HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\n%s" % (date, _REFUSAL_REST)
+    IMF-fixdate: every response carries one, RFC 9110 section 6.6.1), with the id its record
+    has (``rid``), as every answer of the gateway's own carries."""
+    return b"HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\nx-request-id: %s\r\n%s" % (
+        date,
+        rid.encode("ascii"),
+        _REFUSAL_REST,
+    )
 
 
 #: :meth:`ClientCap.take` for a connection that is let in but not counted.

@@ -94,12 +94,13 @@ class ClientConnection(ConnectionTurns):
         if clients is not None and self._client_key is None:  # else taken at accept (TLS)
             key = clients.take(self._client_ip)
             if key is None:  # this client holds too many already: say so, read nothing
-                transport.write(client_refusal(http_date()))
+                rid = ctx.ids.new()
+                transport.write(client_refusal(http_date(), rid))
                 transport.close()
                 hook = ctx.on_response
                 if hook is not None:  # a response too: logged and counted like any other
                     head = self._headless()
-                    hook(head, None, 503, 0.0, _TOO_MANY_CONNECTIONS, None, ctx.ids.new())
+                    hook(head, None, 503, 0.0, _TOO_MANY_CONNECTIONS, None, rid)
                 return
             self._client_key = key
         ssl_object = transport.get_extra_info("ssl_object")

@@ -104,9 +104,11 @@ _PLAIN_HTTP_REST: Final = (
 ) % (len(_PLAIN_HTTP_BODY), _PLAIN_HTTP_BODY)
 
 
-def plain_http_refusal(date: bytes) -> bytes:
-    """What plain HTTP sent to a TLS listener is told, at ``date`` (an IMF-fixdate)."""
-    return b"HTTP/1.1 400 Bad Request\r\ndate: %s\r\n%s" % (date, _PLAIN_HTTP_REST)
+def plain_http_refusal(date: bytes, rid: str) -> bytes:
+    """What plain HTTP sent to a TLS listener is told, at ``date`` (an IMF-fixdate), with the
+    id its record has (``rid``)."""
+    head = b"HTTP/1.1 400 Bad Request\r\ndate: %s\r\nx-request-id: %s\r\n"
+    return head % (date, rid.encode("ascii")) + _PLAIN_HTTP_REST
 
 
 class TlsAcceptor:
@@ -258,11 +260,12 @@ class _Accepting(asyncio.Protocol):
         """Answer plain HTTP with a ``400`` that says why, then linger (module docstring)."""
         self._stage = _PLAIN
         ctx = self._acceptor.ctx
-        tcp.write(plain_http_refusal(http_date()))
+        rid = ctx.ids.new()
+        tcp.write(plain_http_refusal(http_date(), rid))
         hook = ctx.on_response
         if hook is not None:  # a response too: logged and counted like any other
             head = headless(self._ip, ctx.scheme)
-            hook(head, None, 400, 0.0, PLAIN_HTTP, None, ctx.ids.new())
+            hook(head, None, 400, 0.0, PLAIN_HTTP, None, rid)
         if tcp.can_write_eof():
             tcp.write_eof()  # RFC 9112 section 9.6: half-close, then read until EOF
         self._timer = ctx.loop.call_later(ctx.limits.linger_timeout, self._release)
