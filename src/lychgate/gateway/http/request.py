@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from time import perf_counter
 from typing import Final, Protocol
 
 from lychgate.gateway.types import Principal, RequestHead
@@ -106,7 +107,9 @@ class Request:
         self.buffered = 0
         self.sink: BodySink | None = None
         self.discard = False
-        self.started = 0.0
+        # Its duration runs from here: the head is whole (or refused), so a request queued
+        # behind a pipelined one counts its wait too, as the client sees it.
+        self.started = perf_counter()
         self.who: Principal | None = None  # set from the decision, for the response hook
         # Its id (.request_ids): its head's; for one refused before its head was whole, made
         # when its answer is.

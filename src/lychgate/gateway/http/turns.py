@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from time import perf_counter
 from typing import Final
 
 from lychgate.errors import UsageError
@@ -97,7 +96,6 @@ class ConnectionTurns(ConnectionEnding):
         self._active = req
         ctx.stats.requests_total += 1
         ctx.stats.requests_active += 1
-        req.started = perf_counter()
         if not self._write_paused:
             self._deadline.clear()
         self._head_timed = self._idle_timed = False
