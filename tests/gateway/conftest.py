@@ -43,11 +43,12 @@ def forward_to(url: str, **upstream: Any) -> Handler:
 
 class Answers:
     """An ``on_response`` hook that keeps (status, reason) of every finished response, and
-    its request id."""
+    its request id, and its recorded seconds by its target."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[int, str]] = []
         self.rids: list[str] = []
+        self.seconds: dict[str, float] = {}
 
     def __call__(
         self,
@@ -61,6 +62,8 @@ class Answers:
     ) -> None:
         self.seen.append((status, reason))
         self.rids.append(rid)
+        if head is not None:
+            self.seconds[head.target] = t
 
 
 Start = Callable[..., Awaitable[GatewayServer]]

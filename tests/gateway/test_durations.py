@@ -11,34 +11,12 @@ import asyncio
 import pytest
 
 from gateway.client import get
-from gateway.conftest import Connect, Start, forward_to
+from gateway.conftest import Answers, Connect, Start, forward_to
 from gateway.upstreams import Reply, Seen, http_upstream
-from lychgate.gateway.types import Principal, RequestHead
-from lychgate.ids import AppSlug
 
 pytestmark = pytest.mark.loopback
 
 WAIT = 0.3
-
-
-class Durations:
-    """An ``on_response`` hook that keeps each answer's target and recorded seconds."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, float] = {}
-
-    def __call__(
-        self,
-        head: RequestHead | None,
-        app: AppSlug | None,
-        status: int,
-        t: float,
-        reason: str,
-        who: Principal | None,
-        rid: str,
-    ) -> None:
-        assert head is not None
-        self.seen[head.target] = t
 
 
 async def test_a_request_queued_behind_a_slow_one_counts_its_wait(
@@ -49,7 +27,7 @@ async def test_a_request_queued_behind_a_slow_one_counts_its_wait(
             await asyncio.sleep(WAIT)
         await reply.send(200, b"ok")
 
-    durations = Durations()
+    durations = Answers()
     async with http_upstream(app) as up:
         gw = await gateway(forward_to(up.url), on_response=durations)
         c = await connect(gw.port)
@@ -57,5 +35,5 @@ async def test_a_request_queued_behind_a_slow_one_counts_its_wait(
         for _ in range(2):
             assert (await c.read_response()).status == 200
     # Lower bounds only (the loop's timers may round a millisecond down), never a speed.
-    assert durations.seen["/slow"] >= 0.9 * WAIT
-    assert durations.seen["/fast"] >= 0.9 * WAIT  # its client waited as long: it was 0.4 ms
+    assert durations.seconds["/slow"] >= 0.9 * WAIT
+    assert durations.seconds["/fast"] >= 0.9 * WAIT  # its client waited as long: it was 0.4 ms
