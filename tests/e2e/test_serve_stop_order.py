@@ -100,6 +100,8 @@ async def test_a_login_pages_event_stream_does_not_hold_the_stop(served: Served)
                     pass
         assert time.monotonic() - signalled < 3
     assert await _wait_exit(served, STOPPED_WITHIN) == 0
+    # authz removed its socket as it stopped (it was left, looking like a live authz).
+    assert not (served.data_dir / "run" / "authz.sock").exists()
 
 
 async def _stuck_login(served: Served) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -322,7 +322,11 @@ class AuthzServer:
             config = uvicorn_config(self.settings, app)
             server = _Server(config, end_streams, own_signals=self._own_signals)
             self._server = server
-            await server.serve()
+            try:
+                await server.serve()
+            finally:
+                if server.started:  # ours: a live one at the path refused this start
+                    _remove_socket(self.settings)
 
     @property
     def stopping(self) -> bool:
@@ -338,3 +342,14 @@ class AuthzServer:
         if self._server is not None:
             self._server.should_exit = True
             self._end_streams()
+
+
+def _remove_socket(settings: Settings) -> None:
+    """Remove authz's unix socket once it has stopped listening on it, as nginx does its own:
+    one left behind looked like a live authz to whoever listed the directory."""
+    listen = settings.effective_authz_listen
+    if listen.startswith("unix:"):
+        path = Path(listen.removeprefix("unix:"))
+        with contextlib.suppress(OSError):
+            if path.is_socket():
+                path.unlink()
