@@ -1,4 +1,4 @@
-"""How long a unix socket path may be.
+"""How long a unix socket path may be, and removing one we stopped listening on.
 
 ``sockaddr_un.sun_path`` is 108 bytes on Linux, one of them kept for the terminating NUL that
 most clients add (macOS and the BSDs allow 104, which this bound does not cover). A longer
@@ -9,7 +9,9 @@ here first.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from pathlib import Path
 from typing import Final
 
 MAX_SOCKET_PATH_BYTES: Final = 107
@@ -24,3 +26,12 @@ def socket_path_problem(path: str | os.PathLike[str]) -> str | None:
             f"may be at most {MAX_SOCKET_PATH_BYTES}"
         )
     return None
+
+
+def remove_socket(path: str | os.PathLike[str]) -> None:
+    """Remove the unix socket at ``path`` once its server has stopped listening there, as
+    nginx does its own: one left behind looks like a live server to whoever lists the
+    directory (the next start removes it as stale all the same). Anything else is left."""
+    with contextlib.suppress(OSError):
+        if Path(path).is_socket():
+            Path(path).unlink()

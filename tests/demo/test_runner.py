@@ -125,3 +125,15 @@ def test_a_data_directory_too_long_for_the_demo_sockets_is_refused(tmp_path: Pat
     assert caught.value.field == "data_dir"
     assert "demo-" in str(caught.value)
     assert not (data_dir / "run").exists()
+
+
+async def test_the_apps_remove_their_sockets_when_they_stop(demo: RunningDemo) -> None:
+    # They were left in run/ after every stop, looking like live apps.
+    def sockets() -> list[bool]:
+        return [demo.whoami.is_socket(), demo.chat.is_socket()]
+
+    assert await asyncio.to_thread(sockets) == [True, True]
+    demo.stop.set()
+    async with asyncio.timeout(10):
+        await demo.task
+    assert await asyncio.to_thread(sockets) == [False, False]

@@ -31,7 +31,7 @@ from lychgate.errors import ConfigError
 from lychgate.events import open_bus
 from lychgate.files import DIR_MODE
 from lychgate.store import Store, open_store
-from lychgate.unix_sockets import socket_path_problem
+from lychgate.unix_sockets import remove_socket, socket_path_problem
 
 log = logging.getLogger(__name__)
 
@@ -325,8 +325,9 @@ class AuthzServer:
             try:
                 await server.serve()
             finally:
-                if server.started:  # ours: a live one at the path refused this start
-                    _remove_socket(self.settings)
+                listen = self.settings.effective_authz_listen
+                if server.started and listen.startswith("unix:"):  # ours: a live one refused us
+                    await asyncio.to_thread(remove_socket, listen.removeprefix("unix:"))
 
     @property
     def stopping(self) -> bool:
@@ -342,14 +343,3 @@ class AuthzServer:
         if self._server is not None:
             self._server.should_exit = True
             self._end_streams()
-
-
-def _remove_socket(settings: Settings) -> None:
-    """Remove authz's unix socket once it has stopped listening on it, as nginx does its own:
-    one left behind looked like a live authz to whoever listed the directory."""
-    listen = settings.effective_authz_listen
-    if listen.startswith("unix:"):
-        path = Path(listen.removeprefix("unix:"))
-        with contextlib.suppress(OSError):
-            if path.is_socket():
-                path.unlink()

@@ -40,6 +40,7 @@ from lychgate.demo.verify import AssertionVerifier, JwksCache, jwks_url, utc_now
 from lychgate.demo.whoami import create_whoami
 from lychgate.deployment.layout import Layout
 from lychgate.files import DIR_MODE
+from lychgate.unix_sockets import remove_socket
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,9 @@ async def serve_demo_apps(
             for server in servers:
                 server.should_exit = True
             stopped.cancel()
+        for server, path in zip(servers, plan.sockets.values(), strict=True):
+            if server.started:  # it listened there: the socket is its own
+                await asyncio.to_thread(remove_socket, path)
 
 
 def run_demo_apps(plan: DemoPlan) -> int:
