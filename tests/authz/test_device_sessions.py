@@ -13,6 +13,8 @@ from lychgate.authz.context import AuthzContext
 from lychgate.events import SessionRevoked
 from lychgate.ids import session_handle
 
+NO_SUCH = {"error": "not_found", "message": "no such session", "field": "id"}
+
 
 async def test_the_list_shows_only_the_users_live_sessions(
     ctx: AuthzContext, client: httpx.AsyncClient, clock: Clock
@@ -75,9 +77,12 @@ async def test_another_users_session_is_404_and_stays_live(
     who = await enroll_key(ctx)
     stranger = await enroll_key(ctx)
     theirs = await browser_session(ctx, stranger)
+    ended = await browser_session(ctx, stranger)  # another user's, ended: no "has ended" either
+    await ctx.store.sessions.revoke(ended.id, T0)
     signed = SignedClient(client, clock, who)
-    for sid in (session_handle(theirs.id), "nope", "x" * 300):
-        assert (await signed.delete(f"/sessions/{sid}")).status_code == 404
+    for sid in (session_handle(theirs.id), session_handle(ended.id), "nope", "x" * 300):
+        r = await signed.delete(f"/sessions/{sid}")
+        assert (r.status_code, r.json()) == (404, NO_SUCH)
     assert not (await ctx.store.sessions.get(theirs.id)).revoked
 
 
